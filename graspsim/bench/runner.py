@@ -1,0 +1,215 @@
+"""Run a policy on a suite: one row per attempt, resumable, 1 or K worker processes.
+
+Every attempt depends only on its scene seed: the world is reset and rebuilt
+for each episode, and the policy gets a fresh generator seeded from the scene
+seed. So rows are identical whether the attempts ran in one process or spread
+over K (only the order of lines in ``results.jsonl`` differs). The parent
+process is the only writer; each row is flushed and fsync'd as it arrives, so a
+run killed at any moment resumes with ``--resume`` without losing or
+duplicating attempts.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import platform
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from graspsim.bench.results import ResultsWriter, prepare_run_dir, read_results
+from graspsim.bench.suites import Suite, get_suite
+from graspsim.bench.summary import summarize, write_summary
+from graspsim.config import PhysicsConfig
+
+POLICY_SEED_SALT = 7919  # keeps the policy's stream apart from the scene's
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """What defines a run's attempts (stored in run.json; a resume must match it)."""
+
+    policy: str
+    suite: str
+    episodes: int
+    seed: int = 0
+    renderer: str = "auto"
+    width: int = 640
+    height: int = 480
+    policy_kwargs: dict[str, Any] = field(default_factory=dict)
+    physics: dict[str, Any] = field(default_factory=lambda: PhysicsConfig().to_dict())
+
+    def suite_obj(self) -> Suite:
+        return get_suite(self.suite)
+
+    def jobs(self) -> list[tuple[int, int]]:
+        """(episode_id, scene_seed) of every attempt."""
+        seeds = self.suite_obj().scene_seeds(self.seed, self.episodes)
+        return list(enumerate(seeds))
+
+
+def versions() -> dict[str, str]:
+    import gymnasium
+    import pybullet  # noqa: F401  (version via importlib metadata)
+    from importlib.metadata import PackageNotFoundError, version
+
+    import graspsim
+
+    found = {"graspsim": graspsim.__version__, "python": platform.python_version(),
+             "numpy": np.__version__, "gymnasium": gymnasium.__version__}
+    for package in ("pybullet", "trimesh", "opencv-python-headless"):
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            found[package] = "unknown"
+    return found
+
+
+class EpisodeRunner:
+    """One environment and one policy, built once per process and reused for every attempt."""
+
+    def __init__(self, spec: RunSpec):
+        from graspsim.envs.pick_env import PickEnv
+        from graspsim.policies.registry import make_policy
+
+        self.spec = spec
+        self.suite = spec.suite_obj()
+        self.policy = make_policy(spec.policy, **spec.policy_kwargs)
+        self.env = PickEnv(kind=self.suite.kind, variant_split=self.suite.variant_split, width=spec.width,
+                           height=spec.height, renderer=spec.renderer,
+                           privileged=bool(getattr(self.policy, "needs_privileged", False)),
+                           physics=PhysicsConfig(**_physics_fields(spec.physics)))
+
+    def run(self, episode_id: int, scene_seed: int) -> dict[str, Any]:
+        from graspsim.sim.scene import SceneUnavailableError
+        from graspsim.types import GraspRect
+
+        t_start = time.perf_counter()
+        row: dict[str, Any] = {"episode_id": episode_id, "scene_seed": scene_seed, "suite": self.suite.name,
+                               "policy": self.spec.policy}
+        try:
+            obs, info = self.env.reset(seed=scene_seed)
+        except SceneUnavailableError as exc:
+            row.update(skipped=True, error=str(exc), success=False, reason=None)
+            return row
+        row.update(plan_attempt=info["plan_attempt"], instruction=obs["instruction"],
+                   target_class=info["target_class_name"], build_ms=info["build_ms"], render_ms=info["render_ms"])
+        self.policy.reset(np.random.default_rng([scene_seed, POLICY_SEED_SALT]))
+        t0 = time.perf_counter()
+        policy_info: dict[str, Any] = {}
+        try:
+            output = self.policy.act(self.env.policy_observation(obs, info))
+            action = output.rect.as_array()
+            policy_info = dict(output.info)
+        except Exception as exc:  # a policy failure is the policy's invalid action, not a crashed run
+            action = np.full(5, np.nan)
+            policy_info = {"policy_error": f"{type(exc).__name__}: {exc}",
+                           "policy_traceback": traceback.format_exc(limit=3)}
+        perception_ms = (time.perf_counter() - t0) * 1000
+        _, reward, _, _, step_info = self.env.step(action)
+        outcome = step_info["outcome"]
+        row.update(
+            picked_class=outcome["picked_class"], success=bool(step_info["success"]), reason=step_info["reason"],
+            rect=step_info["rect"] if step_info["rect"] is not None else _rect_or_none(action, GraspRect),
+            gripper=step_info["gripper"], knocked_down=outcome["knocked_down"], dropped=outcome["dropped"],
+            perception_ms=perception_ms, simulation_ms=step_info["sim_ms"], steps=outcome["steps"],
+            policy_info=policy_info, outcome_details={k: v for k, v in outcome.items() if k not in
+                                                      ("success", "reason", "picked_class", "knocked_down",
+                                                       "dropped", "steps")},
+        )
+        row["total_ms"] = (time.perf_counter() - t_start) * 1000
+        return row
+
+    def close(self) -> None:
+        self.env.close()
+
+
+def _rect_or_none(action, rect_type):
+    values = np.asarray(action, dtype=np.float64).reshape(-1)
+    return rect_type(*values).to_dict() if values.shape == (5,) else None
+
+
+def _physics_fields(physics: dict[str, Any]) -> dict[str, Any]:
+    from graspsim.config import GripperSpec
+
+    fields = dict(physics)
+    if isinstance(fields.get("gripper"), dict):
+        fields["gripper"] = GripperSpec(**fields["gripper"])
+    return fields
+
+
+# One runner per worker process (built by the pool initializer).
+_WORKER: EpisodeRunner | None = None
+
+
+def _init_worker(spec: RunSpec) -> None:
+    global _WORKER
+    _WORKER = EpisodeRunner(spec)
+
+
+def _run_job(job: tuple[int, int]) -> dict[str, Any]:
+    return _WORKER.run(*job)
+
+
+def iter_rows(spec: RunSpec, jobs: list[tuple[int, int]], workers: int) -> Iterator[dict[str, Any]]:
+    """Run ``jobs`` and yield rows as they finish (in any order when ``workers > 1``)."""
+    if workers <= 1:
+        runner = EpisodeRunner(spec)
+        try:
+            for job in jobs:
+                yield runner.run(*job)
+        finally:
+            runner.close()
+        return
+    # spawn, not fork: pybullet and the EGL context must not be shared across a fork.
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(workers, initializer=_init_worker, initargs=(spec,)) as pool:
+        yield from pool.imap_unordered(_run_job, jobs, chunksize=1)
+
+
+def run_config_for(spec: RunSpec, workers: int) -> dict[str, Any]:
+    config = asdict(spec)
+    config.update(workers=workers, versions=versions(),
+                  created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    return config
+
+
+def run_bench(spec: RunSpec, out_dir: Path, workers: int = 1, resume: bool = False,
+              progress: bool = True) -> dict[str, Any]:
+    """Run (or continue) a benchmark; returns the summary written to ``out_dir/summary.json``."""
+    out_dir = Path(out_dir)
+    jobs = spec.jobs()
+    config = run_config_for(spec, workers)
+    done = prepare_run_dir(out_dir, config, resume)
+    todo = [job for job in jobs if job[0] not in done]
+    t0 = time.perf_counter()
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), unit="attempt", desc=spec.policy,
+                   dynamic_ncols=True)
+    with ResultsWriter(out_dir) as writer:
+        for row in iter_rows(spec, todo, workers):
+            writer.append(row)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(success=row.get("success"))
+    if bar is not None:
+        bar.close()
+    wall_s = time.perf_counter() - t0
+    rows = [r for r in read_results(out_dir) if not r.get("skipped")]
+    skipped = len(jobs) - len(rows)
+    summary = summarize(rows, config)
+    if todo:  # attempts/s of this session's attempts (a resumed run's earlier time is unknown)
+        summary["timing"]["attempts_per_second"] = len(todo) / wall_s if wall_s > 0 else None
+        summary["timing"]["wall_s"] = wall_s
+        summary["timing"]["wall_s_source"] = "this session"
+    summary["skipped_scenes"] = skipped
+    write_summary(out_dir, summary)
+    return summary

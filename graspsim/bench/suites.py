@@ -1,0 +1,54 @@
+"""Named suites: a scene kind, a variant split and a range of scene seeds.
+
+Train, test and unseen ranges never overlap, so a model trained on
+``shelf-train`` scenes is never scored on them. ``--seed S --episodes N`` runs
+scenes ``first_seed + S`` ... ``first_seed + S + N - 1`` of a suite: every policy
+run with the same suite, seed and episode count sees the same scenes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    kind: str            # "shelf" or "tabletop"
+    variant_split: str   # "seen" (training variants) or "unseen" (held-out variants)
+    first_seed: int
+    size: int            # number of scenes in the suite
+    description: str
+
+    @property
+    def env_id(self) -> str:
+        return "graspsim/ShelfPick-v0" if self.kind == "shelf" else "graspsim/TabletopPick-v0"
+
+    def scene_seeds(self, start: int, episodes: int) -> list[int]:
+        """Seeds of scenes ``start`` .. ``start + episodes - 1``; ValueError if outside the suite."""
+        if start < 0 or episodes < 1 or start + episodes > self.size:
+            raise ValueError(
+                f"suite {self.name} has scenes 0..{self.size - 1}; --seed {start} with --episodes {episodes} "
+                f"does not fit")
+        return [self.first_seed + start + i for i in range(episodes)]
+
+
+SUITES: dict[str, Suite] = {s.name: s for s in (
+    Suite("shelf-train", "shelf", "seen", 0, 1_000_000, "store shelf, training product variants, training seeds"),
+    Suite("shelf-test", "shelf", "seen", 1_000_000, 100_000, "store shelf, training product variants, held-out seeds"),
+    Suite("shelf-unseen", "shelf", "unseen", 2_000_000, 100_000, "store shelf, held-out product variants"),
+    Suite("tabletop-train", "tabletop", "seen", 10_000_000, 1_000_000, "cluttered table, training variants"),
+    Suite("tabletop-test", "tabletop", "seen", 11_000_000, 100_000, "cluttered table, held-out seeds"),
+    Suite("tabletop-unseen", "tabletop", "unseen", 12_000_000, 100_000, "cluttered table, held-out variants"),
+)}
+
+
+class UnknownSuiteError(KeyError):
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def get_suite(name: str) -> Suite:
+    if name not in SUITES:
+        raise UnknownSuiteError(f"unknown suite {name!r}; available: {', '.join(SUITES)}")
+    return SUITES[name]

@@ -1,0 +1,180 @@
+"""Aggregate a run's per-attempt rows into ``summary.json``.
+
+Input rows are those of ``results.jsonl`` (see :mod:`graspsim.bench.results`),
+with keys ``episode_id``, ``scene_seed``, ``suite``, ``policy``, ``instruction``,
+``target_class``, ``picked_class``, ``success`` (bool), ``reason`` (str or None),
+``rect`` (dict or None), ``gripper`` (dict or None, with a ``clamped`` list),
+``perception_ms``, ``simulation_ms``, optionally ``total_ms``, ``knocked_down``,
+``dropped``. Missing optional keys are tolerated so a summary can always be made.
+
+summary.json format (strict JSON; "rate" values are fractions in [0, 1], null
+when there are no attempts; intervals are 95 % Wilson score intervals
+``[low, high]``)::
+
+    {
+      "policy": str | null, "suite": str | null,
+      "episodes": int,                      # attempts with a row
+      "successes": int, "success_rate": float | null, "ci95": [low, high],
+      "per_class": {class: {"attempts", "successes", "rate", "ci95"}},  # sorted by class
+      "failure_reasons": {reason: count},   # failed attempts only; most frequent first
+      "knocked_down": int, "dropped": int,  # totals over all attempts
+      "clamped_attempts": int,              # attempts whose gripper command was clamped
+      "timing": {"mean_perception_ms", "mean_simulation_ms", "mean_total_ms",
+                 "wall_s", "wall_s_source", "attempts_per_second"},
+      "config": {...},                      # the run configuration (run.json)
+      "versions": {...} | null              # config["versions"]
+    }
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections import Counter
+from pathlib import Path
+from typing import Any, Mapping
+
+from graspsim.bench.results import atomic_write_json, to_jsonable
+from graspsim.bench.stats import wilson_interval
+
+SUMMARY_FILENAME = "summary.json"
+
+#: Label used for rows that lack a target class / a failure reason.
+UNKNOWN = "unknown"
+
+
+def _finite_number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def _count(value: Any) -> int:
+    number = _finite_number(value)
+    return int(number) if number is not None else 0
+
+
+def _rate(successes: int, attempts: int) -> float | None:
+    return successes / attempts if attempts else None
+
+
+def _common_value(rows: list[Mapping[str, Any]], key: str) -> Any:
+    # Fallback when the run config lacks policy/suite: use the rows' value if they agree.
+    values = {row.get(key) for row in rows if isinstance(row.get(key), str)}
+    return values.pop() if len(values) == 1 else None
+
+
+def _row_total_ms(row: Mapping[str, Any]) -> float | None:
+    total = _finite_number(row.get("total_ms"))
+    if total is not None:
+        return total
+    parts = [_finite_number(row.get("perception_ms")), _finite_number(row.get("simulation_ms"))]
+    if all(p is None for p in parts):
+        return None
+    return sum(p for p in parts if p is not None)
+
+
+def summarize(rows: list[dict], run_config: dict) -> dict:
+    """The summary.json content (see the module docstring) for ``rows`` of one run.
+
+    Rows are sorted by ``episode_id`` first, so the result does not depend on the
+    order attempts finished in. Duplicated episode ids raise ValueError (they
+    would count an attempt twice; :func:`graspsim.bench.results.read_results`
+    already drops them).
+
+    ``timing.attempts_per_second`` is attempts / wall seconds, where the wall time
+    is ``run_config["wall_s"]`` when given (``wall_s_source: "run_config"``),
+    else the sum of per-row ``total_ms`` (or ``perception_ms + simulation_ms``
+    when a row has no ``total_ms``; ``wall_s_source: "rows"``), which ignores any
+    parallelism across workers.
+    """
+    run_config = dict(run_config or {})
+    # Rows built in memory may hold numpy values (np.bool_ success, np.int64 ids);
+    # normalise them to what a JSON round trip would give.
+    ordered = sorted((to_jsonable(r) for r in rows), key=lambda r: int(r["episode_id"]))
+    ids = [int(r["episode_id"]) for r in ordered]
+    dupes = sorted({a for a, b in zip(ids, ids[1:]) if a == b})
+    if dupes:
+        raise ValueError(f"episode ids appear more than once in the rows: {dupes[:20]}")
+
+    attempts = len(ordered)
+    successes = sum(1 for r in ordered if r.get("success") is True)
+
+    per_class_counts: dict[str, list[int]] = {}
+    for r in ordered:
+        cls = r.get("target_class")
+        name = cls if isinstance(cls, str) and cls else UNKNOWN
+        counts = per_class_counts.setdefault(name, [0, 0])
+        counts[0] += 1
+        counts[1] += int(r.get("success") is True)
+    per_class = {}
+    for name in sorted(per_class_counts):
+        n, s = per_class_counts[name]
+        per_class[name] = {"attempts": n, "successes": s, "rate": _rate(s, n), "ci95": list(wilson_interval(s, n))}
+
+    reasons = Counter()
+    for r in ordered:
+        if r.get("success") is not True:
+            reason = r.get("reason")
+            reasons[reason if isinstance(reason, str) and reason else UNKNOWN] += 1
+    # Most frequent first; ties by name so the order is deterministic.
+    failure_reasons = {k: v for k, v in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))}
+
+    clamped = 0
+    for r in ordered:
+        gripper = r.get("gripper")
+        if isinstance(gripper, Mapping) and gripper.get("clamped"):
+            clamped += 1
+
+    perception = [v for v in (_finite_number(r.get("perception_ms")) for r in ordered) if v is not None]
+    simulation = [v for v in (_finite_number(r.get("simulation_ms")) for r in ordered) if v is not None]
+    totals = [v for v in (_row_total_ms(r) for r in ordered) if v is not None]
+
+    wall_s = _finite_number(run_config.get("wall_s"))
+    if wall_s is not None and wall_s > 0:
+        wall_source = "run_config"
+    elif totals:
+        wall_s, wall_source = sum(totals) / 1000.0, "rows"
+    else:
+        wall_s, wall_source = None, None
+    attempts_per_second = attempts / wall_s if wall_s else None
+
+    policy = run_config.get("policy")
+    suite = run_config.get("suite")
+    summary = {
+        "policy": policy if policy is not None else _common_value(ordered, "policy"),
+        "suite": suite if suite is not None else _common_value(ordered, "suite"),
+        "episodes": attempts,
+        "successes": successes,
+        "success_rate": _rate(successes, attempts),
+        "ci95": list(wilson_interval(successes, attempts)),
+        "per_class": per_class,
+        "failure_reasons": failure_reasons,
+        "knocked_down": sum(_count(r.get("knocked_down")) for r in ordered),
+        "dropped": sum(_count(r.get("dropped")) for r in ordered),
+        "clamped_attempts": clamped,
+        "timing": {
+            "mean_perception_ms": _mean(perception),
+            "mean_simulation_ms": _mean(simulation),
+            "mean_total_ms": _mean(totals),
+            "wall_s": wall_s,
+            "wall_s_source": wall_source,
+            "attempts_per_second": attempts_per_second,
+        },
+        "config": run_config,
+        "versions": run_config.get("versions"),
+    }
+    # The config may carry numpy values or NaN; keep the summary strict JSON.
+    return to_jsonable(summary)
+
+
+def write_summary(run_dir: Path, summary: dict) -> Path:
+    """Write ``summary`` to ``run_dir/summary.json`` atomically; returns the path."""
+    path = Path(run_dir) / SUMMARY_FILENAME
+    atomic_write_json(path, summary)
+    return path

@@ -1,0 +1,99 @@
+"""Every physical parameter of a pick attempt, in one documented place.
+
+Change a value here (or pass a modified copy to the environment) rather than
+scattering literals through the simulator: results files record the values used.
+Figures follow VGN's PyBullet clutter benchmark where it sets one (time step,
+solver iterations, an 8 cm gripper), and the Franka Emika hand's data sheet for
+the gripper (80 mm stroke, 70 N continuous force).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass(frozen=True)
+class GripperSpec:
+    """The parallel-jaw gripper (Franka Emika hand, from pybullet_data's meshes).
+
+    ``max_opening_m``: widest jaw opening (two fingers x 0.04 m stroke).
+    ``finger_width_m``: finger pad size perpendicular to the closing axis.
+    ``finger_length_m``: how far the finger pads reach beyond the palm.
+    ``finger_thickness_m``: finger thickness along the closing axis (for
+    free-space checks beside the object).
+    ``palm_to_grasp_m``: distance along the approach axis from the hand base frame
+    to the grasp point between the pads (pybullet_data's ``panda_grasptarget``
+    sits 0.105 m in front of ``panda_hand``; we grasp a little deeper in the pads).
+    """
+
+    max_opening_m: float = 0.08
+    finger_width_m: float = 0.021
+    finger_length_m: float = 0.054
+    finger_thickness_m: float = 0.012
+    palm_to_grasp_m: float = 0.095
+
+
+@dataclass(frozen=True)
+class PhysicsConfig:
+    """Simulation and grasp-execution parameters.
+
+    Times are in seconds of simulated time; steps are at ``time_step_s``.
+
+    * ``time_step_s``, ``solver_iterations``: pybullet's fixed step and solver
+      iterations (VGN: 1/240 s, 150 iterations; we use fewer, measured to give
+      the same outcomes on our scenes at a fraction of the cost).
+    * ``product_lateral_friction``, ``product_rolling_friction``,
+      ``product_spinning_friction``: friction of every product (rolling and
+      spinning friction stop round items from rolling forever).
+    * ``support_lateral_friction``: shelf boards, table top, floor.
+    * ``finger_lateral_friction``: the finger pads (rubber-like).
+    * ``gripper_force_n``: bounded closing force per finger (Franka: 70 N
+      continuous for the hand; we use a gentler 40 N per finger).
+    * ``finger_speed_mps``: closing speed of each finger.
+    * ``approach_distance_m``: the pre-grasp pose stands this far back from the
+      grasp pose along the approach axis.
+    * ``approach_speed_mps``, ``lift_speed_mps``: hand speeds.
+    * ``lift_height_m``: how far the hand lifts after closing (>= 0.15 m).
+    * ``hold_time_s``: how long the lifted hand holds still before judging.
+    * ``close_time_s``: time allowed for the jaws to close.
+    * ``settle_max_time_s``: the longest a new scene may take to come to rest.
+    * ``settle_speed_mps`` / ``settle_angular_speed_rps``: a scene is at rest when
+      every product moves slower than these.
+    * ``max_penetration_m``: deeper contacts than this count as interpenetration
+      (the scene is resampled).
+    * ``tip_angle_deg``: a product whose up axis turned more than this during an
+      attempt counts as knocked down; ``drop_height_m``: one that sank more than
+      this fell off its support.
+    * ``constraint_max_force_n``: the strength of the constraint that carries the
+      floating hand.
+    """
+
+    time_step_s: float = 1.0 / 240.0
+    solver_iterations: int = 50
+    product_lateral_friction: float = 0.8
+    product_rolling_friction: float = 0.0005
+    product_spinning_friction: float = 0.002
+    support_lateral_friction: float = 0.6
+    finger_lateral_friction: float = 1.2
+    gripper_force_n: float = 40.0
+    finger_speed_mps: float = 0.2
+    approach_distance_m: float = 0.10
+    approach_speed_mps: float = 0.5
+    lift_speed_mps: float = 0.5
+    lift_height_m: float = 0.15
+    hold_time_s: float = 0.25
+    close_time_s: float = 0.3
+    settle_max_time_s: float = 2.0
+    settle_speed_mps: float = 0.01
+    settle_angular_speed_rps: float = 0.1
+    max_penetration_m: float = 0.004
+    tip_angle_deg: float = 45.0
+    drop_height_m: float = 0.05
+    constraint_max_force_n: float = 500.0
+    gripper: GripperSpec = field(default_factory=GripperSpec)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+DEFAULT_PHYSICS = PhysicsConfig()

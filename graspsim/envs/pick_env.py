@@ -1,0 +1,310 @@
+"""The Gymnasium environment: one pick attempt (or a clear-the-scene round) per episode.
+
+``reset(seed=s)`` builds scene ``s`` (the same seed gives the same scene, bit for
+bit), renders it and picks a target class among the clearly visible products;
+``step(action)`` executes one grasp and returns reward 1.0 on success.
+
+Observation (a dict):
+
+* ``rgb`` (H, W, 3) uint8; ``depth`` (H, W) float32 metres along camera z;
+* ``instruction`` text, e.g. ``"pick the soda can"``; ``target_class`` catalog index;
+* ``K`` (3, 3) float64 intrinsics; ``T_world_camera`` (4, 4) float64 (OpenCV axes);
+* only with ``privileged=True``: ``instance_seg`` and ``class_seg`` (H, W) int32.
+
+Action: ``action_mode="rect"`` (default) takes the 5-D grasp rectangle
+``[x, y, w, h, theta]`` in pixels/radians (see :class:`graspsim.types.GraspRect`);
+``action_mode="pose"`` takes ``[x, y, z, qx, qy, qz, qw, opening_m]``: the grasp
+frame in the world (z = approach, y = closing axis) and the jaw opening.
+Malformed actions (NaN, infinite, out of image, non-positive size) do not
+raise: the attempt is recorded as ``invalid_action``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from graspsim.assets.catalog import CATALOG, class_index, get_class, get_variant
+from graspsim.config import PhysicsConfig
+from graspsim.geometry import make_transform, quat_to_matrix
+from graspsim.grasping.conversion import UnreachableGraspError, command_to_rect, rect_to_command
+from graspsim.grasping.workspace import clear_supports
+from graspsim.scenes.sampling import SceneOptions
+from graspsim.sim.camera import render
+from graspsim.sim.execute import execute_grasp
+from graspsim.sim.scene import BuiltScene, build_settled_scene, settle, SceneRejected
+from graspsim.sim.world import SimWorld
+from graspsim.types import (FailureReason, Frames, GraspRect, GripperCommand, InvalidRectError, Observation,
+                            PickOutcome)
+
+INSTRUCTION_CHARSET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 -'.,"
+_MIN_VISIBLE_FRACTION = 0.5  # a target must show at least half of its front (shelf) or top (table) face
+
+
+class PickEnv(gym.Env):
+    """Pick a named retail product from a shelf or a table (see the module docstring)."""
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 2}
+
+    def __init__(self, kind: str = "shelf", variant_split: str = "seen", width: int = 640, height: int = 480,
+                 renderer: str = "auto", privileged: bool = False, action_mode: str = "rect",
+                 clear_scene: bool = False, max_attempts: int = 12, max_consecutive_failures: int = 2,
+                 camera_jitter_m: float = 0.0, lighting_jitter: bool = False,
+                 physics: PhysicsConfig | dict | None = None, grasp_depth_m: float = 0.025,
+                 render_mode: str | None = None):
+        if action_mode not in ("rect", "pose"):
+            raise ValueError(f"unknown action_mode {action_mode!r}; choose 'rect' or 'pose'")
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"unsupported render_mode {render_mode!r}; only 'rgb_array'")
+        if max_attempts < 1 or max_consecutive_failures < 1:
+            raise ValueError("max_attempts and max_consecutive_failures must be >= 1")
+        if isinstance(physics, dict):
+            physics = PhysicsConfig(**physics)
+        self.physics = physics or PhysicsConfig()
+        self.kind = kind
+        self.variant_split = variant_split
+        self.options = SceneOptions(width=width, height=height, camera_jitter_m=camera_jitter_m,
+                                    lighting_jitter=lighting_jitter)
+        self.privileged = privileged
+        self.action_mode = action_mode
+        self.clear_scene = clear_scene
+        self.max_attempts = max_attempts
+        self.max_consecutive_failures = max_consecutive_failures
+        self.grasp_depth_m = grasp_depth_m
+        self.render_mode = render_mode
+        self.world = SimWorld(self.physics, renderer)
+        self._scene: BuiltScene | None = None
+        self._frames: Frames | None = None
+        self._target_class: str | None = None
+        self._last_rect: GraspRect | None = None
+        self._attempts = 0
+        self._consecutive_failures = 0
+        self.observation_space = self._make_observation_space(width, height)
+        self.action_space = self._make_action_space(width, height)
+
+    # ----------------------------------------------------------------- spaces
+    def _make_observation_space(self, width: int, height: int) -> spaces.Dict:
+        entries = {
+            "rgb": spaces.Box(0, 255, (height, width, 3), np.uint8),
+            "depth": spaces.Box(0.0, np.inf, (height, width), np.float32),
+            "instruction": spaces.Text(max_length=80, min_length=1, charset=INSTRUCTION_CHARSET),
+            "target_class": spaces.Discrete(len(CATALOG)),
+            "K": spaces.Box(-np.inf, np.inf, (3, 3), np.float64),
+            "T_world_camera": spaces.Box(-np.inf, np.inf, (4, 4), np.float64),
+        }
+        if self.privileged:
+            entries["instance_seg"] = spaces.Box(-1, 2**24, (height, width), np.int32)
+            entries["class_seg"] = spaces.Box(-1, len(CATALOG) - 1, (height, width), np.int32)
+        return spaces.Dict(entries)
+
+    def _make_action_space(self, width: int, height: int) -> spaces.Box:
+        if self.action_mode == "rect":
+            return spaces.Box(np.array([0, 0, 1, 1, -np.pi / 2], dtype=np.float32),
+                              np.array([width - 1, height - 1, width, height, np.pi / 2], dtype=np.float32),
+                              dtype=np.float32)
+        return spaces.Box(np.array([-2, -2, 0, -1, -1, -1, -1, 0], dtype=np.float32),
+                          np.array([2, 2, 2, 1, 1, 1, 1, self.physics.gripper.max_opening_m], dtype=np.float32),
+                          dtype=np.float32)
+
+    # ------------------------------------------------------------------ reset
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        scene_seed = int(seed) if seed is not None else int(self.np_random.integers(0, 2**31 - 1))
+        t0 = time.perf_counter()
+        self._scene = build_settled_scene(self.world, self.kind, scene_seed, self.variant_split, self.options,
+                                          self.physics)
+        build_ms = (time.perf_counter() - t0) * 1000
+        self._attempts = 0
+        self._consecutive_failures = 0
+        self._last_rect = None
+        render_ms = self._observe_and_choose_target()
+        if self._target_class is None:  # nothing visible at all: an unusable scene is not silently used
+            raise RuntimeError(f"scene {self.kind} seed {scene_seed} shows no product clearly")
+        info = self._info()
+        info.update(scene_seed=scene_seed, plan_attempt=self._scene.plan.attempt, build_ms=build_ms,
+                    render_ms=render_ms, settle_steps=self._scene.settle_steps)
+        return self._observation(), info
+
+    def _observe_and_choose_target(self) -> float:
+        t0 = time.perf_counter()
+        scene = self._scene
+        self._frames = render(self.world, scene.camera, scene.plan.lighting, scene.body_to_class)
+        render_ms = (time.perf_counter() - t0) * 1000
+        visible = self.visible_bodies()
+        classes = sorted({scene.body_to_class_name[b] for b in visible})
+        # Uniform over visible classes (not instances) keeps per-class statistics balanced.
+        self._target_class = classes[int(self.np_random.integers(len(classes)))] if classes else None
+        return render_ms
+
+    def visible_bodies(self) -> list[int]:
+        """Products showing at least half of the face the camera looks at."""
+        scene, frames = self._scene, self._frames
+        ids, counts = np.unique(frames.instance_seg, return_counts=True)
+        pixel_count = dict(zip(ids.tolist(), counts.tolist()))
+        fx = frames.camera.K[0, 0]
+        T_camera_world = np.linalg.inv(frames.camera.T_world_camera)
+        visible = []
+        for body in scene.live_bodies:
+            position, quat = self.world.client.getBasePositionAndOrientation(body)
+            placement = scene.plan.products[scene.product_bodies.index(body)]
+            size = np.asarray(get_variant(placement.class_name, placement.variant).size_m)
+            depth = (T_camera_world[:3, :3] @ np.asarray(position) + T_camera_world[:3, 3])[2]
+            if depth <= 0:
+                continue
+            R = quat_to_matrix(quat)
+            view = T_camera_world[:3, :3].T[:, 2]  # camera axis in the world
+            # Projected area of the box: sum over its faces of area * |cos(angle to view)|.
+            face_areas = np.array([size[1] * size[2], size[0] * size[2], size[0] * size[1]])
+            area_m2 = float(np.sum(face_areas * np.abs(R.T @ view)))
+            expected_px = area_m2 * (fx / depth) ** 2
+            if pixel_count.get(body, 0) >= _MIN_VISIBLE_FRACTION * expected_px:
+                visible.append(body)
+        return visible
+
+    # ------------------------------------------------------------------- step
+    def step(self, action):
+        if self._scene is None:
+            raise RuntimeError("call reset() before step()")
+        t0 = time.perf_counter()
+        command, outcome = self._command_from_action(action)
+        if outcome is None:
+            outcome = execute_grasp(self.world, self._scene, command, self._target_class, self.physics)
+        sim_ms = (time.perf_counter() - t0) * 1000
+        self._attempts += 1
+        self._consecutive_failures = 0 if outcome.success else self._consecutive_failures + 1
+        info = self._info()
+        info.update(outcome=outcome.to_dict(), success=outcome.success,
+                    reason=None if outcome.reason is None else outcome.reason.value,
+                    gripper=None if command is None else command.to_dict(),
+                    rect=None if self._last_rect is None else self._last_rect.to_dict(),
+                    sim_ms=sim_ms, target_class_name=self._target_class)
+        terminated = True
+        truncated = False
+        if self.clear_scene:
+            terminated, truncated = self._continue_clearing(outcome)
+        reward = 1.0 if outcome.success else 0.0
+        return self._observation(), reward, terminated, truncated, info
+
+    def _command_from_action(self, action) -> tuple[GripperCommand | None, PickOutcome | None]:
+        """Turn the action into a gripper command, or an immediate failed outcome."""
+        frames = self._frames
+        try:
+            values = np.asarray(action, dtype=np.float64).reshape(-1)
+        except (TypeError, ValueError) as exc:
+            return None, PickOutcome(False, FailureReason.INVALID_ACTION, details={"error": str(exc)})
+        try:
+            if self.action_mode == "rect":
+                rect = GraspRect.from_array(values)
+                self._last_rect = rect
+                rect.validate(frames.camera.width, frames.camera.height)
+                command = rect_to_command(rect, frames.depth_m, frames.camera, self._scene.approach_world,
+                                          self.physics.gripper, self.grasp_depth_m)
+            else:
+                command = self._pose_command(values)
+                self._last_rect = command_to_rect(command, frames.camera, self.physics.gripper, self.grasp_depth_m)
+        except InvalidRectError as exc:
+            return None, PickOutcome(False, FailureReason.INVALID_ACTION, details={"error": str(exc)})
+        except UnreachableGraspError as exc:
+            return None, PickOutcome(False, FailureReason.OUT_OF_REACH, details={"error": str(exc)})
+        command = clear_supports(self.kind, command, self.physics.gripper)
+        return command, None
+
+    def _pose_command(self, values: np.ndarray) -> GripperCommand:
+        if values.shape != (8,):
+            raise InvalidRectError(f"a pose action has 8 numbers (x, y, z, qx, qy, qz, qw, opening_m), got {values.shape}")
+        if not np.all(np.isfinite(values)):
+            raise InvalidRectError("pose action contains NaN or infinite values")
+        quat = values[3:7]
+        if np.linalg.norm(quat) < 1e-6:
+            raise InvalidRectError("pose action quaternion has zero length")
+        opening = float(values[7])
+        if opening <= 0:
+            raise InvalidRectError(f"pose action opening must be positive, got {opening:g} m")
+        clamped = ()
+        if opening > self.physics.gripper.max_opening_m:
+            opening, clamped = self.physics.gripper.max_opening_m, ("opening",)
+        T = make_transform(quat_to_matrix(quat), values[:3])
+        return GripperCommand(T_world_grasp=T, opening_m=opening, clamped=clamped)
+
+    def _continue_clearing(self, outcome: PickOutcome) -> tuple[bool, bool]:
+        """Clear-the-scene mode: remove the picked product, re-settle, choose the next target."""
+        if outcome.picked_body is not None:
+            self._scene.remove_body(self.world, outcome.picked_body)
+        try:
+            settle(self.world, self._scene, self.physics, max_time_s=1.0)
+        except SceneRejected:
+            pass  # a product still rolling after a pick is part of the task, not a broken scene
+        self._observe_and_choose_target()
+        if self._target_class is None:
+            return True, False
+        if self._consecutive_failures >= self.max_consecutive_failures:
+            return True, False
+        return False, self._attempts >= self.max_attempts
+
+    # ------------------------------------------------------------ observation
+    def _observation(self) -> dict[str, Any]:
+        frames = self._frames
+        target = self._target_class or CATALOG[0].name
+        obs = {
+            "rgb": frames.rgb,
+            "depth": frames.depth_m,
+            "instruction": self.instruction(target),
+            "target_class": class_index(target),
+            "K": frames.camera.K.astype(np.float64),
+            "T_world_camera": frames.camera.T_world_camera.astype(np.float64),
+        }
+        if self.privileged:
+            obs["instance_seg"] = frames.instance_seg
+            obs["class_seg"] = frames.class_seg
+        return obs
+
+    @staticmethod
+    def instruction(class_name: str) -> str:
+        return f"pick the {get_class(class_name).display_name}"
+
+    def _info(self) -> dict[str, Any]:
+        scene = self._scene
+        info: dict[str, Any] = {
+            "scene_kind": self.kind,
+            "approach_world": scene.approach_world.tolist(),
+            "target_class_name": self._target_class,
+            "attempt": self._attempts,
+        }
+        if self.privileged and self._target_class is not None:
+            info["target_bodies"] = [b for b in scene.live_bodies
+                                     if scene.body_to_class_name[b] == self._target_class]
+        return info
+
+    def policy_observation(self, obs: dict[str, Any], info: dict[str, Any]) -> Observation:
+        """The :class:`Observation` a policy receives for ``obs``."""
+        return observation_for_policy(obs, info, self._frames.camera)
+
+    def render(self):
+        if self._frames is None:
+            return None
+        from graspsim.viz import draw_grasp
+
+        rgb = self._frames.rgb
+        return draw_grasp(rgb, self._last_rect) if self._last_rect is not None else rgb.copy()
+
+    def close(self):
+        if getattr(self, "world", None) is not None:
+            self.world.close()
+            self.world = None
+
+
+def observation_for_policy(obs: dict[str, Any], info: dict[str, Any], camera) -> Observation:
+    """Build a policy :class:`Observation` from an env observation dict and its info."""
+    camera = replace(camera, K=np.asarray(obs["K"]), T_world_camera=np.asarray(obs["T_world_camera"]))
+    return Observation(
+        rgb=obs["rgb"], depth_m=obs["depth"], camera=camera, instruction=obs["instruction"],
+        target_class=info["target_class_name"], scene_kind=info["scene_kind"],
+        approach_world=np.asarray(info["approach_world"], dtype=np.float64),
+        instance_seg=obs.get("instance_seg"), class_seg=obs.get("class_seg"),
+        target_bodies=tuple(info.get("target_bodies", ())),
+    )

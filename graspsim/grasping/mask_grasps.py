@@ -1,0 +1,412 @@
+"""Parallel-jaw grasp rectangles from an object mask and a depth image (numpy + OpenCV).
+
+Shared by every mask-based policy (the ground-truth oracle, the colour/depth
+heuristic, and learned segmenters such as CLIP+SAM): give it the pixels of one
+object and the metric depth image, get ranked :class:`GraspRect` candidates that
+the environment can execute.
+
+How the environment executes a rectangle (so the rectangles here are chosen to
+fit it): it reads the depth at the rectangle's centre pixel, moves
+``grasp_depth_m`` further along the approach direction, turns the closing axis by
+``theta`` and opens the jaws to ``w * depth / fx`` metres (at most the gripper's
+maximum opening). The fingers must be able to move in beside the object down to
+that depth, so anything in front of the finger footprints (a neighbouring
+product, the shelf board under a product) makes the grasp fail.
+
+Method, per mask:
+
+1. Candidate centres: the peak of the mask's distance transform plus the best
+   interior point of each cell of a coarse grid (cells about half the largest
+   inscribed radius wide), keeping points well inside the mask.
+2. For each centre and each of ``n_angles`` closing-axis angles (plus the mask's
+   minor principal axis), the chord of the mask through the centre along the
+   closing axis gives the object width, converted to metres with the median
+   object depth near the centre.
+3. Widths that do not fit the gripper with a margin on both sides are rejected.
+4. Each finger footprint (a plate just outside a chord end, ``margin +
+   finger_thickness`` long outward and ``finger_width`` across) must be free: its
+   depth must lie at least ``grasp_depth_m - 5 mm`` behind the surface at the
+   centre, or be invalid / out of the image; mask pixels inside it are blocked.
+5. Score in [0, 1]: free fraction, centrality (distance-transform value and
+   closeness to the mask centroid), narrowness, and alignment with the mask's
+   minor principal axis. Near-duplicates are suppressed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from graspsim.config import GripperSpec
+from graspsim.types import GraspRect
+
+# Footprints with less free space than this are rejected outright.
+MIN_FREE_FRACTION = 0.9
+# The depth beside the object must be at least this much less than the grasp depth
+# behind the surface (metres): the fingertips stop a little short of the grasp point.
+_DEPTH_SLACK_M = 0.005
+# Score weights (sum to 1 so the score stays in [0, 1]).
+_W_FREE, _W_CENTRAL, _W_NARROW, _W_ALIGN = 0.2, 0.3, 0.25, 0.25
+
+
+@dataclass(frozen=True)
+class ScoredGrasp:
+    """One grasp candidate.
+
+    * ``rect``: the grasp (image pixels; centre at the chord midpoint, ``w`` =
+      jaw opening in pixels at the centre depth, ``h`` = finger width in pixels,
+      ``theta`` normalised to ``[-pi/2, pi/2)``).
+    * ``score``: higher is better, in [0, 1].
+    * ``opening_m``: jaw opening, metres: object width along the closing axis plus
+      a margin on each side (never more than the gripper's maximum opening).
+    * ``width_m``: object width along the closing axis through the centre, metres.
+    * ``free_fraction``: share of finger-footprint samples that are free space.
+    """
+
+    rect: GraspRect
+    score: float
+    opening_m: float
+    width_m: float
+    free_fraction: float
+
+
+def _valid_depth(depth: np.ndarray) -> np.ndarray:
+    return np.isfinite(depth) & (depth > 0)
+
+
+def _candidate_centres(mask_crop: np.ndarray, max_centres: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """Interior points of a (cropped) mask: ``(centres (N, 2) xy in crop pixels, dt values (N,), dt max)``."""
+    dt = cv2.distanceTransform(mask_crop.astype(np.uint8), cv2.DIST_L2, 5)
+    dt_max = float(dt.max())
+    if dt_max < 1.0:
+        return np.zeros((0, 2)), np.zeros(0), dt_max
+    # One point per grid cell (its highest distance value): spreads the centres along
+    # the medial axis without scanning every pixel.
+    stride = max(2, int(round(dt_max / 2)))
+    h, w = dt.shape
+    hp, wp = -(-h // stride) * stride, -(-w // stride) * stride
+    padded = np.zeros((hp, wp), dtype=np.float32)
+    padded[:h, :w] = dt
+    cells = padded.reshape(hp // stride, stride, wp // stride, stride).transpose(0, 2, 1, 3)
+    cells = cells.reshape(hp // stride, wp // stride, stride * stride)
+    arg = cells.argmax(axis=-1)
+    best = np.take_along_axis(cells, arg[..., None], axis=-1)[..., 0]
+    cy, cx = np.nonzero(best >= max(1.5, 0.3 * dt_max))  # well inside, not on the rim
+    vals = best[cy, cx]
+    ys = cy * stride + arg[cy, cx] // stride
+    xs = cx * stride + arg[cy, cx] % stride
+    pts = np.stack([xs, ys], axis=1).astype(np.float64)
+    # The global peak always takes part, and so does the centroid when it is well
+    # inside (grasping a convex object at its centroid keeps it from swinging).
+    py, px = np.unravel_index(int(np.argmax(dt)), dt.shape)
+    extra, extra_vals = [[px, py]], [dt_max]
+    ys_m, xs_m = np.nonzero(mask_crop)
+    gx, gy = int(round(xs_m.mean())), int(round(ys_m.mean()))
+    if dt[gy, gx] >= max(1.5, 0.3 * dt_max):
+        extra.append([gx, gy])
+        extra_vals.append(float(dt[gy, gx]) + 1e-3)  # ahead of equal-valued grid points
+    pts = np.vstack([extra, pts])
+    vals = np.concatenate([extra_vals, vals])
+    order = np.argsort(-vals, kind="stable")[:max_centres]
+    pts, vals = pts[order], vals[order]
+    # drop the duplicate of the peak if its cell picked the same pixel
+    _, keep = np.unique(pts, axis=0, return_index=True)
+    keep = np.sort(keep)
+    return pts[keep], vals[keep], dt_max
+
+
+def _minor_axis(mask_crop: np.ndarray) -> tuple[float, float, np.ndarray, float]:
+    """``(minor axis angle, elongation in [0, 1], centroid xy (crop), major-axis std px)`` of a mask."""
+    ys, xs = np.nonzero(mask_crop)
+    pts = np.stack([xs, ys], axis=1).astype(np.float64)
+    centroid = pts.mean(axis=0)
+    cov = np.cov((pts - centroid).T) if len(pts) > 1 else np.eye(2)
+    evals, evecs = np.linalg.eigh(cov)  # ascending
+    minor = evecs[:, 0]
+    angle = math.atan2(minor[1], minor[0])
+    lam_min, lam_max = max(evals[0], 0.0), max(evals[1], 1e-9)
+    elongation = 1.0 - lam_min / lam_max
+    return angle, float(elongation), centroid, math.sqrt(lam_max)
+
+
+def _gather(img: np.ndarray, xy: np.ndarray, fill) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest-pixel lookup of ``img`` at ``xy`` (..., 2); returns ``(values, in_image)``."""
+    h, w = img.shape[:2]
+    ix = np.floor(xy[..., 0] + 0.5).astype(np.intp)
+    iy = np.floor(xy[..., 1] + 0.5).astype(np.intp)
+    inside = (ix >= 0) & (ix < w) & (iy >= 0) & (iy < h)
+    vals = img[np.clip(iy, 0, h - 1), np.clip(ix, 0, w - 1)]
+    vals = np.where(inside, vals, fill)
+    return vals, inside
+
+
+_CHORD_STEP = 0.5
+
+
+def _chord_ends(mask: np.ndarray, centres: np.ndarray, u: np.ndarray, t_max: float) -> tuple[np.ndarray, np.ndarray]:
+    """Distances (px) from each centre (N, 2) to the mask edge along ``+u`` and ``-u`` (A, 2).
+
+    Returns ``(t_plus, t_minus)``, each (N, A); ``inf`` where the mask goes on past
+    ``t_max``. Samples sit at odd multiples of a quarter pixel so that none falls
+    exactly between two pixels (which would round differently on the two sides of
+    a symmetric object); the edge is placed midway between the last sample on the
+    mask and the first one off it.
+    """
+    step = _CHORD_STEP
+    ts = step * (np.arange(int(math.ceil(t_max / step)) + 1) + 0.5)  # (S,)
+    ends = []
+    for sign in (1.0, -1.0):
+        pts = centres[:, None, None, :] + sign * ts[None, None, :, None] * u[None, :, None, :]  # (N, A, S, 2)
+        inside, _ = _gather(mask, pts, False)
+        first_out = np.argmax(~inside, axis=-1)  # index of the first non-mask sample
+        t_edge = ts[first_out] - step / 2
+        ends.append(np.where(inside.all(axis=-1), np.inf, t_edge))
+    return ends[0], ends[1]
+
+
+def _local_depth(depth: np.ndarray, mask: np.ndarray, centres: np.ndarray, radius: int = 2) -> np.ndarray:
+    """(N,) median valid depth of mask pixels in a (2r+1)^2 window around each centre (NaN if none)."""
+    off = np.arange(-radius, radius + 1)
+    oy, ox = np.meshgrid(off, off, indexing="ij")
+    xy = centres[:, None, :] + np.stack([ox.ravel(), oy.ravel()], axis=1)[None].astype(np.float64)
+    d, inside = _gather(depth, xy, np.nan)
+    m, _ = _gather(mask, xy, False)
+    d = np.where(inside & m & _valid_depth(d), d, np.nan)
+    out = np.full(len(centres), np.nan)
+    ok = np.any(np.isfinite(d), axis=1)
+    if ok.any():
+        out[ok] = np.nanmedian(d[ok], axis=1)
+    return out
+
+
+def mask_to_grasps(
+    mask: np.ndarray,
+    depth_m: np.ndarray,
+    K: np.ndarray,
+    gripper: GripperSpec = GripperSpec(),
+    *,
+    grasp_depth_m: float = 0.025,
+    margin_m: float = 0.012,
+    min_margin_m: float | None = 0.005,
+    n_angles: int = 12,
+    max_candidates: int = 10,
+    max_centres: int = 24,
+) -> list[ScoredGrasp]:
+    """Ranked parallel-jaw grasps on one object, best first (``[]`` if nothing is graspable).
+
+    * ``mask``: (H, W) bool (or 0/1), the object's pixels.
+    * ``depth_m``: (H, W) metric depth along the camera z axis, metres (NaN, inf
+      or <= 0 count as invalid: nothing there).
+    * ``K``: (3, 3) camera intrinsics (pixels).
+    * ``gripper``: finger sizes and maximum opening.
+    * ``grasp_depth_m``: how far past the visible surface the grasp point sits
+      along the approach (the environment's setting).
+    * ``margin_m``: clearance added on each side of the object to the opening.
+    * ``min_margin_m``: if ``width + 2 * margin_m`` exceeds the maximum opening the
+      margin shrinks, down to this value, before the width is rejected (so objects
+      up to ``max_opening - 2 * min_margin_m`` wide stay graspable); ``None``
+      disables shrinking (reject when ``width + 2 * margin_m > max_opening``).
+    * ``n_angles``: closing-axis angles tried in ``[0, pi)`` (the mask's minor
+      principal axis is always tried as well).
+    * ``max_candidates``: the most grasps returned; ``max_centres``: the most
+      candidate centres evaluated.
+
+    The returned rectangles' ``w`` converts back to ``opening_m`` with the depth at
+    the rectangle's centre pixel (as the environment does): ``w * depth / fx``.
+    """
+    mask = np.asarray(mask).astype(bool)
+    depth = np.asarray(depth_m, dtype=np.float64)
+    if mask.shape != depth.shape[:2] or mask.ndim != 2:
+        raise ValueError(f"mask {mask.shape} and depth {depth.shape} must be (H, W) images of the same size")
+    K = np.asarray(K, dtype=np.float64)
+    fx, fy = float(K[0, 0]), float(K[1, 1])
+    if mask.sum() < 9:
+        return []
+    min_margin = margin_m if min_margin_m is None else min(min_margin_m, margin_m)
+    max_width_m = gripper.max_opening_m - 2 * min_margin
+    if max_width_m <= 0:
+        return []
+
+    # Work on the mask's bounding box (+1 px so the distance transform sees the border).
+    ys, xs = np.nonzero(mask)
+    y0, y1 = max(0, ys.min() - 1), min(mask.shape[0], ys.max() + 2)
+    x0, x1 = max(0, xs.min() - 1), min(mask.shape[1], xs.max() + 2)
+    crop = mask[y0:y1, x0:x1]
+    centres, dt_vals, dt_max = _candidate_centres(crop, max_centres)
+    if len(centres) == 0:
+        return []
+    minor_angle, elongation, centroid, major_std = _minor_axis(crop)
+    offset = np.array([x0, y0], dtype=np.float64)
+    centres = centres + offset
+    centroid = centroid + offset
+
+    z_c = _local_depth(depth, mask, centres)
+    ok = np.isfinite(z_c)
+    if not ok.any():
+        return []
+    centres, dt_vals, z_c = centres[ok], dt_vals[ok], z_c[ok]
+    n_c = len(centres)
+
+    thetas = np.concatenate([np.arange(n_angles) * (math.pi / max(1, n_angles)), [minor_angle % math.pi]])
+    n_a = len(thetas)
+    u = np.stack([np.cos(thetas), np.sin(thetas)], axis=1)  # (A, 2) closing axis
+    v = np.stack([-np.sin(thetas), np.cos(thetas)], axis=1)  # (A, 2) along the finger pads
+    # metres per pixel along u / v, per unit depth (handles fx != fy)
+    m_per_px_u = np.sqrt((u[:, 0] / fx) ** 2 + (u[:, 1] / fy) ** 2)  # (A,)
+    m_per_px_v = np.sqrt((v[:, 0] / fx) ** 2 + (v[:, 1] / fy) ** 2)
+
+    # --- chords: march from each centre along +u and -u until the mask ends.
+    t_max = max_width_m / (float(z_c.min()) * float(m_per_px_u.max())) + 2.0  # longest chord worth measuring
+    t_plus, t_minus = _chord_ends(mask, centres, u, t_max)  # (N, A) px from the centre to the mask edge
+    width_px = t_plus + t_minus
+    width_m = width_px * z_c[:, None] * m_per_px_u[None, :]
+    fits = np.isfinite(width_m) & (width_m <= max_width_m)
+    if not fits.any():
+        return []
+
+    ci, ai = np.nonzero(fits)  # surviving (centre, angle) pairs, flattened
+    w_m = width_m[ci, ai]
+    margin = np.minimum(margin_m, (gripper.max_opening_m - w_m) / 2)
+    opening_m = w_m + 2 * margin
+    uu, vv = u[ai], v[ai]
+    mid = centres[ci] + ((t_plus[ci, ai] - t_minus[ci, ai]) / 2)[:, None] * uu  # chord midpoint
+    half_w = width_px[ci, ai] / 2
+    zc = z_c[ci]
+    px_per_m_u = 1.0 / (zc * m_per_px_u[ai])
+    px_per_m_v = 1.0 / (zc * m_per_px_v[ai])
+
+    # --- finger footprints: plates just outside both chord ends.
+    plate_len = (margin + gripper.finger_thickness_m) * px_per_m_u  # (M,) px outward
+    plate_span = gripper.finger_width_m * px_per_m_v  # (M,) px across
+    # about one sample per pixel, at most 10 x 10 per plate: an obstacle that matters
+    # covers >= 10 % of the footprint, so a coarser grid still sees it
+    n_u = int(np.clip(np.ceil(plate_len.max()) + 1, 3, 10))
+    n_v = int(np.clip(np.ceil(plate_span.max()) + 1, 3, 10))
+    fu = np.linspace(0.0, 1.0, n_u)
+    fv = np.linspace(-0.5, 0.5, n_v)
+    # first samples half a pixel off the edge, so the object's own rim is not counted
+    s = (half_w + 0.5)[:, None] + fu[None, :] * np.maximum(plate_len - 0.5, 0.0)[:, None]  # (M, n_u) along u
+    r = fv[None, :] * plate_span[:, None]  # (M, n_v) offset along v
+    free_depth = zc + grasp_depth_m - _DEPTH_SLACK_M
+    free_count = np.zeros(len(ci))
+    for sign in (1.0, -1.0):
+        pts = (
+            mid[:, None, None, :]
+            + sign * s[:, :, None, None] * uu[:, None, None, :]
+            + r[:, None, :, None] * vv[:, None, None, :]
+        )  # (M, n_u, n_v, 2)
+        d, in_img = _gather(depth, pts, np.nan)
+        on_mask, _ = _gather(mask, pts, False)
+        behind = d >= free_depth[:, None, None]
+        # Outside the image or no depth: nothing seen there, assume free.
+        free = ~in_img | ((~_valid_depth(d) | behind) & ~on_mask)
+        free_count += free.reshape(len(ci), -1).sum(axis=1)
+    free_fraction = free_count / (2 * n_u * n_v)
+    keep = free_fraction >= MIN_FREE_FRACTION
+    if not keep.any():
+        return []
+
+    # --- score
+    dt_norm = dt_vals[ci] / max(dt_max, 1e-9)
+    to_centroid = np.linalg.norm(mid - centroid, axis=1) / max(2.0 * major_std, 1.0)
+    centrality = 0.7 * dt_norm + 0.3 * np.clip(1.0 - to_centroid, 0.0, 1.0)
+    narrowness = np.clip(1.0 - w_m / max_width_m, 0.0, 1.0)
+    # Alignment only matters for elongated masks: a disc has no preferred axis.
+    cos_d = np.abs(np.cos(thetas[ai] - minor_angle))
+    alignment = 1.0 - elongation * (1.0 - cos_d)
+    free_term = np.clip((free_fraction - MIN_FREE_FRACTION) / (1.0 - MIN_FREE_FRACTION), 0.0, 1.0)
+    score = _W_FREE * free_term + _W_CENTRAL * centrality + _W_NARROW * narrowness + _W_ALIGN * alignment
+    score = np.clip(score, 0.0, 1.0)
+
+    idx = np.nonzero(keep)[0]
+    idx = idx[np.argsort(-score[idx], kind="stable")]
+
+    # --- non-maximum suppression of near-identical grasps (same spot, similar angle)
+    fpx = fx  # the environment converts w with fx
+    out: list[ScoredGrasp] = []
+    kept_xy: list[np.ndarray] = []
+    kept_th: list[float] = []
+    for k in idx:
+        th = float(thetas[ai[k]])
+        dup = False
+        for xy, t in zip(kept_xy, kept_th):
+            dth = abs((th - t + math.pi / 2) % math.pi - math.pi / 2)
+            if np.linalg.norm(mid[k] - xy) < max(2.0, 0.15 * half_w[k] * 2) and dth < math.radians(10):
+                dup = True
+                break
+        if dup:
+            continue
+        # The environment reads the depth at the centre pixel itself: convert w with it.
+        zd, _ = _gather(depth, mid[k][None], np.nan)
+        z_env = float(zd[0]) if _valid_depth(zd).all() else float(zc[k])
+        rect = GraspRect(
+            x=float(mid[k, 0]),
+            y=float(mid[k, 1]),
+            w=float(opening_m[k] * fpx / z_env),
+            h=float(gripper.finger_width_m * fpx / z_env),
+            theta=th,
+        ).normalized()
+        out.append(
+            ScoredGrasp(
+                rect=rect,
+                score=float(score[k]),
+                opening_m=float(opening_m[k]),
+                width_m=float(w_m[k]),
+                free_fraction=float(free_fraction[k]),
+            )
+        )
+        kept_xy.append(mid[k])
+        kept_th.append(th)
+        if len(out) >= max_candidates:
+            break
+    return out
+
+
+def fallback_grasp(
+    mask: np.ndarray,
+    depth_m: np.ndarray,
+    K: np.ndarray,
+    gripper: GripperSpec = GripperSpec(),
+    *,
+    margin_m: float = 0.012,
+) -> GraspRect | None:
+    """A best-effort rectangle when :func:`mask_to_grasps` finds nothing (``None`` for an empty mask).
+
+    Centre at the mask's most interior pixel, closing axis along the mask's minor
+    principal axis, opening = chord width there + margins, clamped to the
+    gripper's maximum opening (converted to pixels with the depth at the centre).
+    """
+    mask = np.asarray(mask).astype(bool)
+    if not mask.any():
+        return None
+    depth = np.asarray(depth_m, dtype=np.float64)
+    fx = float(np.asarray(K)[0, 0])
+    ys, xs = np.nonzero(mask)
+    y0, x0 = max(0, ys.min() - 1), max(0, xs.min() - 1)
+    crop = mask[y0 : ys.max() + 2, x0 : xs.max() + 2]
+    dt = cv2.distanceTransform(crop.astype(np.uint8), cv2.DIST_L2, 5)
+    py, px = np.unravel_index(int(np.argmax(dt)), dt.shape)
+    centre = np.array([px + x0, py + y0], dtype=np.float64)
+    theta = _minor_axis(crop)[0] if mask.sum() > 1 else 0.0
+    u = np.array([math.cos(theta), math.sin(theta)])
+    t_plus, t_minus = _chord_ends(mask, centre[None], u[None], float(sum(mask.shape)))
+    t_plus, t_minus = float(t_plus[0, 0]), float(t_minus[0, 0])
+    width_px = t_plus + t_minus
+    mid = centre + (t_plus - t_minus) / 2 * u
+    z = _local_depth(depth, mask, mid[None])[0]
+    zd, _ = _gather(depth, mid[None], np.nan)
+    z_env = float(zd[0]) if _valid_depth(zd).all() else z
+    if not math.isfinite(z_env):
+        z_env = 1.0  # no depth anywhere on the object: any positive scale keeps the rectangle valid
+    z = z_env if not math.isfinite(z) else z
+    opening = min(width_px * z / fx + 2 * margin_m, gripper.max_opening_m)
+    return GraspRect(
+        x=float(mid[0]),
+        y=float(mid[1]),
+        w=float(opening * fx / z_env),
+        h=float(gripper.finger_width_m * fx / z_env),
+        theta=float(theta),
+    ).normalized()

@@ -1,0 +1,64 @@
+"""Where the robot can put the hand: reach limits and clearance above known supports.
+
+The robot knows its workspace (the shelf's boards, the table top), as any
+motion planner would, but nothing about the products. Two rules:
+
+* A grasp point outside the reach box of the scene is ``out_of_reach``.
+* A grasp whose fingertips would dig into a board or the table is raised until
+  they clear it by ``clearance_m``; the change is recorded as the clamp
+  ``"height"`` (the same way an opening beyond the gripper's stroke is clamped).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from graspsim.config import GripperSpec
+from graspsim.scenes.layout import SHELF, TABLE, ShelfLayout, TableLayout
+from graspsim.types import GripperCommand
+
+
+def reach_box(kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """(lo, hi) world corners of the box the grasp point must lie in."""
+    if kind == "shelf":
+        half = SHELF.inner_width_m / 2
+        return (np.array([-half, -0.03, SHELF.board_tops_m[0]]),
+                np.array([half, SHELF.depth_m, SHELF.roof_bottom_m]))
+    hx, hy = TABLE.size_m[0] / 2, TABLE.size_m[1] / 2
+    return np.array([-hx, -hy, TABLE.top_z_m]), np.array([hx, hy, TABLE.top_z_m + 0.45])
+
+
+def in_reach(kind: str, point_world: np.ndarray) -> bool:
+    lo, hi = reach_box(kind)
+    return bool(np.all(point_world >= lo) and np.all(point_world <= hi))
+
+
+def lowest_finger_point_below_grasp(command: GripperCommand, gripper: GripperSpec) -> float:
+    """How far (metres) the finger pads reach below the grasp point in world z."""
+    T = command.T_world_grasp
+    x_axis, y_axis, z_axis = T[:3, 0], T[:3, 1], T[:3, 2]
+    beyond = gripper.finger_length_m + 0.0584 - gripper.palm_to_grasp_m  # fingertips past the grasp point
+    half_span = command.opening_m / 2 + gripper.finger_thickness_m
+    return (abs(x_axis[2]) * gripper.finger_width_m / 2 + abs(y_axis[2]) * half_span
+            + max(0.0, -z_axis[2]) * beyond)
+
+
+def support_below(kind: str, z: float, shelf: ShelfLayout = SHELF, table: TableLayout = TABLE) -> float:
+    """Height of the support surface under a point at height ``z``."""
+    if kind == "shelf":
+        tops = [t for t in shelf.board_tops_m if t <= z]
+        return max(tops) if tops else shelf.board_tops_m[0]
+    return table.top_z_m
+
+
+def clear_supports(kind: str, command: GripperCommand, gripper: GripperSpec, clearance_m: float = 0.004) -> GripperCommand:
+    """Raise the grasp so the fingers clear the support under it; records ``"height"`` when it does."""
+    T = command.T_world_grasp.copy()
+    drop = lowest_finger_point_below_grasp(command, gripper)
+    floor = support_below(kind, float(T[2, 3])) + clearance_m
+    if T[2, 3] - drop >= floor:
+        return command
+    T[2, 3] = floor + drop
+    return replace(command, T_world_grasp=T, clamped=command.clamped + ("height",))

@@ -1,0 +1,281 @@
+"""A classical baseline without ground truth: colour matching plus depth segmentation.
+
+The target is found by colour: every pixel's colour is compared (in CIE Lab,
+where distances roughly follow perceived differences) with the target class's
+palette from the catalog. Matching pixels are cleaned with morphology and split
+into segments at depth discontinuities (neighbouring pixels more than ~2 cm apart
+in depth belong to different surfaces, e.g. two products side by side), the
+segments are ranked by colour match and plausible size, and grasps are planned
+on the best ones with :func:`~graspsim.grasping.mask_grasps.mask_to_grasps`.
+
+When no colour segment yields a grasp the policy falls back to geometry alone:
+the depth segment closest to the camera and to the image centre.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from typing import Any, ClassVar, Sequence
+
+import cv2
+import numpy as np
+
+from graspsim.config import GripperSpec
+from graspsim.grasping.mask_grasps import ScoredGrasp, fallback_grasp, mask_to_grasps
+from graspsim.policies.base import PolicyError, PolicyOutput
+from graspsim.types import GraspRect, Observation
+
+# Typical product face size (metres) used to judge whether a segment's area is plausible.
+_PRODUCT_SIZE_M = 0.06
+
+
+def _catalog():
+    # Imported on use so the module imports without the catalog (and tests can swap it).
+    return importlib.import_module("graspsim.assets.catalog")
+
+
+def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
+    """CIE Lab (..., 3) float32 (L in 0..100, a/b roughly -128..127) of uint8 RGB values (..., 3)."""
+    arr = np.asarray(rgb, dtype=np.float32).reshape(-1, 1, 3) / 255.0
+    lab = cv2.cvtColor(arr, cv2.COLOR_RGB2Lab)
+    return lab.reshape(np.shape(rgb))
+
+
+def palette_distance(rgb: np.ndarray, palette: Sequence[Sequence[float]], lightness_weight: float = 0.5) -> np.ndarray:
+    """(H, W) float32: Lab distance of each pixel of ``rgb`` (H, W, 3 uint8) to the nearest palette colour.
+
+    ``palette``: RGB triples 0..255. Lightness differences count ``lightness_weight``
+    times as much as chroma differences, because shading changes lightness far
+    more than hue.
+    """
+    lab = rgb_to_lab(rgb)
+    pal = rgb_to_lab(np.asarray(palette, dtype=np.float32).reshape(-1, 3))
+    weights = np.array([lightness_weight, 1.0, 1.0], dtype=np.float32)
+    best = np.full(lab.shape[:2], np.inf, dtype=np.float32)
+    for colour in pal:
+        d = np.sqrt(np.sum(((lab - colour) * weights) ** 2, axis=-1))
+        np.minimum(best, d, out=best)
+    return best
+
+
+def depth_edges(depth_m: np.ndarray, jump_m: float = 0.02) -> np.ndarray:
+    """(H, W) bool: pixels on the far side of a depth jump larger than ``jump_m`` to a 4-neighbour.
+
+    Marking the farther pixel keeps the nearer object's border intact while still
+    separating it from what lies behind it; invalid depth (NaN, inf, <= 0) never
+    makes an edge on its own.
+    """
+    d = np.asarray(depth_m, dtype=np.float32)
+    d = np.where(np.isfinite(d) & (d > 0), d, np.nan)
+    edges = np.zeros(d.shape, dtype=bool)
+    with np.errstate(invalid="ignore"):
+        for a, b, ea, eb in (
+            (d[:, :-1], d[:, 1:], edges[:, :-1], edges[:, 1:]),
+            (d[:-1, :], d[1:, :], edges[:-1, :], edges[1:, :]),
+        ):
+            jump = np.abs(a - b) > jump_m
+            ea |= jump & (a > b)
+            eb |= jump & (b > a)
+    return edges
+
+
+def _fill_holes(mask: np.ndarray) -> np.ndarray:
+    """``mask`` (H, W) bool with enclosed holes (labels, text, specular spots) filled."""
+    ys, xs = np.nonzero(mask)
+    if len(ys) == 0:
+        return mask
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    crop = np.zeros((y1 - y0 + 2, x1 - x0 + 2), dtype=np.uint8)
+    crop[1:-1, 1:-1] = mask[y0:y1, x0:x1]
+    flood = crop.copy()
+    ff_mask = np.zeros((crop.shape[0] + 2, crop.shape[1] + 2), dtype=np.uint8)
+    cv2.floodFill(flood, ff_mask, (0, 0), 2)
+    filled = mask.copy()
+    filled[y0:y1, x0:x1] = (flood[1:-1, 1:-1] != 2)
+    return filled
+
+
+class HeuristicPolicy:
+    """Colour + depth segmentation of the target, then mask-based grasp planning.
+
+    Parameters: ``color_threshold`` (Lab distance below which a pixel matches the
+    palette), ``lightness_weight`` (see :func:`palette_distance`),
+    ``depth_jump_m`` (depth discontinuity that splits segments), ``min_area_px``
+    (smaller segments are ignored), ``max_segments`` (segments tried for grasps),
+    plus the grasp planner's ``gripper``, ``grasp_depth_m`` and ``margin_m``.
+
+    ``PolicyOutput.mask`` is the chosen segment, ``attention`` the colour
+    likelihood map (H, W float32 in [0, 1]); ``info["fallback"]`` is true when no
+    colour segment gave a grasp.
+    """
+
+    name: ClassVar[str] = "heuristic"
+    needs_privileged: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        gripper: GripperSpec | None = None,
+        grasp_depth_m: float = 0.025,
+        margin_m: float = 0.012,
+        color_threshold: float = 22.0,
+        lightness_weight: float = 0.5,
+        depth_jump_m: float = 0.02,
+        min_area_px: int = 40,
+        max_segments: int = 4,
+        max_candidates: int = 10,
+    ) -> None:
+        self.gripper = gripper or GripperSpec()
+        self.grasp_depth_m = float(grasp_depth_m)
+        self.margin_m = float(margin_m)
+        self.color_threshold = float(color_threshold)
+        self.lightness_weight = float(lightness_weight)
+        self.depth_jump_m = float(depth_jump_m)
+        self.min_area_px = int(min_area_px)
+        self.max_segments = int(max_segments)
+        self.max_candidates = int(max_candidates)
+
+    def reset(self, rng: np.random.Generator) -> None:
+        # Deterministic: no randomness needed.
+        pass
+
+    # -- pieces -------------------------------------------------------------
+
+    def _palette(self, target_class: str) -> list[tuple[float, float, float]]:
+        try:
+            palette = _catalog().get_class(target_class).palette
+        except (LookupError, ValueError) as exc:
+            raise PolicyError(f"unknown target class {target_class!r}") from exc
+        palette = [tuple(float(c) for c in colour) for colour in palette]
+        if not palette:
+            raise PolicyError(f"target class {target_class!r} has an empty palette")
+        return palette
+
+    def _grasps(self, mask: np.ndarray, obs: Observation) -> list[ScoredGrasp]:
+        return mask_to_grasps(
+            mask,
+            obs.depth_m,
+            obs.camera.K,
+            self.gripper,
+            grasp_depth_m=self.grasp_depth_m,
+            margin_m=self.margin_m,
+            max_candidates=self.max_candidates,
+        )
+
+    def _valid(self, obs: Observation) -> np.ndarray:
+        d = np.asarray(obs.depth_m)
+        # Pixels at the far plane saw nothing: never part of an object.
+        return np.isfinite(d) & (d > 0) & (d < 0.999 * obs.camera.far_m)
+
+    def _segments(self, candidate: np.ndarray, edges: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+        pixels = (candidate & ~edges).astype(np.uint8)
+        return cv2.connectedComponentsWithStats(pixels, connectivity=4)[:3]
+
+    def _expected_area(self, obs: Observation, z: float) -> float:
+        fx, fy = float(obs.camera.K[0, 0]), float(obs.camera.K[1, 1])
+        return (_PRODUCT_SIZE_M**2) * fx * fy / max(z, 1e-3) ** 2
+
+    # -- policy -------------------------------------------------------------
+
+    def act(self, obs: Observation) -> PolicyOutput:
+        palette = self._palette(obs.target_class)
+        valid = self._valid(obs)
+        dist = palette_distance(obs.rgb, palette, self.lightness_weight)
+        sigma = self.color_threshold / 2.0
+        likelihood = np.exp(-0.5 * (dist / sigma) ** 2).astype(np.float32)
+
+        matches = ((dist < self.color_threshold) & valid).astype(np.uint8)
+        # Opening drops speckle matches; closing bridges labels/text that break a face apart.
+        matches = cv2.morphologyEx(matches, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+        matches = cv2.morphologyEx(matches, cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
+        edges = depth_edges(obs.depth_m, self.depth_jump_m)
+        n, labels, stats = self._segments(matches.astype(bool) & valid, edges)
+
+        segments: list[tuple[float, int]] = []
+        depth = np.asarray(obs.depth_m, dtype=np.float64)
+        for label in range(1, n):
+            area = int(stats[label, cv2.CC_STAT_AREA])
+            if area < self.min_area_px:
+                continue
+            x, y, w, h = (int(stats[label, k]) for k in range(4))
+            region = labels[y : y + h, x : x + w] == label
+            colour = float(likelihood[y : y + h, x : x + w][region].mean())
+            z = float(np.median(depth[y : y + h, x : x + w][region]))
+            expected = self._expected_area(obs, z)
+            # Too small: a speck or a sliver of an occluded product; far too big: a wall
+            # or a table that happens to share a palette colour.
+            size = min(1.0, area / (0.5 * expected)) * min(1.0, 8.0 * expected / area)
+            segments.append((colour * size, label))
+        segments.sort(key=lambda s: -s[0])
+
+        best: tuple[float, ScoredGrasp, np.ndarray, float, list[ScoredGrasp]] | None = None
+        for seg_score, label in segments[: self.max_segments]:
+            mask = _fill_holes(labels == label)
+            grasps = self._grasps(mask, obs)
+            if not grasps:
+                continue
+            total = seg_score * (0.5 + 0.5 * grasps[0].score)
+            if best is None or total > best[0]:
+                best = (total, grasps[0], mask, seg_score, grasps)
+
+        if best is not None:
+            total, grasp, mask, seg_score, grasps = best
+            info: dict[str, Any] = {
+                "fallback": False,
+                "segment_score": round(seg_score, 4),
+                "grasp_score": round(grasp.score, 4),
+                "n_segments": len(segments),
+            }
+            candidates = [g.rect for g in grasps[1:]]
+            return PolicyOutput(rect=grasp.rect, candidates=candidates, mask=mask, attention=likelihood, info=info)
+
+        rect, mask, info = self._depth_fallback(obs, valid, edges)
+        info["n_segments"] = len(segments)
+        return PolicyOutput(rect=rect, mask=mask, attention=likelihood, info=info)
+
+    def _depth_fallback(
+        self, obs: Observation, valid: np.ndarray, edges: np.ndarray
+    ) -> tuple[GraspRect, np.ndarray | None, dict[str, Any]]:
+        """Grasp the depth segment nearest to the camera and the image centre."""
+        height, width = valid.shape
+        n, labels, stats = self._segments(valid, edges)
+        depth = np.asarray(obs.depth_m, dtype=np.float64)
+        centre = np.array([(width - 1) / 2, (height - 1) / 2])
+        half_diag = math.hypot(width, height) / 2
+        choices = []
+        for label in range(1, n):
+            area = int(stats[label, cv2.CC_STAT_AREA])
+            # Supports (table, shelf boards, back wall) cover large parts of the image.
+            if area < self.min_area_px or area > 0.25 * height * width:
+                continue
+            x, y, w, h = (int(stats[label, k]) for k in range(4))
+            region = labels[y : y + h, x : x + w] == label
+            z = float(np.median(depth[y : y + h, x : x + w][region]))
+            ys, xs = np.nonzero(region)
+            c = np.array([xs.mean() + x, ys.mean() + y])
+            choices.append((z, float(np.linalg.norm(c - centre)) / half_diag, label))
+        if choices:
+            zs = np.array([c[0] for c in choices])
+            z_span = max(float(zs.max() - zs.min()), 1e-6)
+            ranked = sorted(choices, key=lambda c: (c[0] - zs.min()) / z_span + c[1])
+            for _, _, label in ranked[: self.max_segments]:
+                mask = labels == label
+                grasps = self._grasps(mask, obs)
+                if grasps:
+                    return grasps[0].rect, mask, {"fallback": True, "fallback_kind": "depth_segment"}
+            mask = labels == ranked[0][2]
+            rect = fallback_grasp(mask, obs.depth_m, obs.camera.K, self.gripper, margin_m=self.margin_m)
+            if rect is not None:
+                return rect, mask, {"fallback": True, "fallback_kind": "depth_segment_minor_axis"}
+        # Nothing at all: a maximum-opening grasp at the image centre.
+        cx, cy = int(round(centre[0])), int(round(centre[1]))
+        z = float(depth[cy, cx]) if valid[cy, cx] else 1.0
+        fx = float(obs.camera.K[0, 0])
+        rect = GraspRect(
+            float(centre[0]),
+            float(centre[1]),
+            self.gripper.max_opening_m * fx / z,
+            self.gripper.finger_width_m * fx / z,
+            0.0,
+        )
+        return rect, None, {"fallback": True, "fallback_kind": "image_centre"}

@@ -1,0 +1,120 @@
+"""The upper-bound baseline: grasps planned on the ground-truth segmentation.
+
+The oracle reads the privileged ``class_seg`` / ``instance_seg`` images, so it
+knows exactly which pixels belong to each visible instance of the target class;
+its success rate measures how well the grasp planner and the simulator do when
+perception is perfect.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import ClassVar
+
+import numpy as np
+
+from graspsim.config import GripperSpec
+from graspsim.grasping.mask_grasps import ScoredGrasp, fallback_grasp, mask_to_grasps
+from graspsim.policies.base import PolicyError, PolicyOutput
+from graspsim.types import Observation
+
+
+def _catalog():
+    # Imported on use: the catalog is heavy-ish and the policy module must import without it.
+    return importlib.import_module("graspsim.assets.catalog")
+
+
+class OraclePolicy:
+    """Best grasp over every visible instance of the target class (ground-truth masks).
+
+    Instances are tried largest visible area first (at most ``max_instances``);
+    each goes through :func:`~graspsim.grasping.mask_grasps.mask_to_grasps` and
+    the best-scoring grasp overall wins. ``PolicyOutput.mask`` is the chosen
+    instance's (H, W) bool mask; ``candidates`` the other grasps, best first.
+    If nothing is graspable the output is a rectangle across the largest
+    instance's minor axis with the opening clamped to the gripper's maximum
+    (``info["fallback"] = True``). Raises :class:`PolicyError` when the
+    observation has no segmentation or the target class is not visible.
+    """
+
+    name: ClassVar[str] = "oracle"
+    needs_privileged: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        gripper: GripperSpec | None = None,
+        grasp_depth_m: float = 0.025,
+        margin_m: float = 0.012,
+        n_angles: int = 12,
+        max_candidates: int = 10,
+        max_instances: int = 8,
+    ) -> None:
+        self.gripper = gripper or GripperSpec()
+        self.grasp_depth_m = float(grasp_depth_m)
+        self.margin_m = float(margin_m)
+        self.n_angles = int(n_angles)
+        self.max_candidates = int(max_candidates)
+        self.max_instances = int(max_instances)
+
+    def reset(self, rng: np.random.Generator) -> None:
+        # Deterministic: no randomness needed.
+        pass
+
+    def act(self, obs: Observation) -> PolicyOutput:
+        if obs.class_seg is None or obs.instance_seg is None:
+            raise PolicyError("the oracle needs privileged segmentation (class_seg and instance_seg) in the observation")
+        try:
+            class_idx = _catalog().class_index(obs.target_class)
+        except (LookupError, ValueError) as exc:
+            raise PolicyError(f"unknown target class {obs.target_class!r}") from exc
+        target = np.asarray(obs.class_seg) == class_idx
+        if not target.any():
+            raise PolicyError(f"no visible pixel of target class {obs.target_class!r}")
+        instance_seg = np.asarray(obs.instance_seg)
+        ids, counts = np.unique(instance_seg[target], return_counts=True)
+        order = np.argsort(-counts, kind="stable")[: self.max_instances]
+        K = obs.camera.K
+
+        scored: list[tuple[ScoredGrasp, int]] = []
+        masks: dict[int, np.ndarray] = {}
+        for idx in order:
+            body = int(ids[idx])
+            inst = target & (instance_seg == body)
+            masks[body] = inst
+            grasps = mask_to_grasps(
+                inst,
+                obs.depth_m,
+                K,
+                self.gripper,
+                grasp_depth_m=self.grasp_depth_m,
+                margin_m=self.margin_m,
+                n_angles=self.n_angles,
+                max_candidates=self.max_candidates,
+            )
+            scored.extend((g, body) for g in grasps)
+
+        info: dict = {
+            "n_instances": int(len(ids)),
+            "visible_px": int(target.sum()),
+        }
+        if not scored:
+            largest = int(ids[order[0]])
+            rect = fallback_grasp(masks[largest], obs.depth_m, K, self.gripper, margin_m=self.margin_m)
+            if rect is None:  # cannot happen: the instance has pixels
+                raise PolicyError("no grasp for the target")
+            info.update(fallback=True, instance=largest)
+            return PolicyOutput(rect=rect, mask=masks[largest], info=info)
+
+        # Stable sort: on equal scores the larger instance (tried first) wins.
+        scored.sort(key=lambda item: -item[0].score)
+        best, body = scored[0]
+        info.update(
+            fallback=False,
+            instance=body,
+            score=round(best.score, 4),
+            opening_m=round(best.opening_m, 4),
+            width_m=round(best.width_m, 4),
+            free_fraction=round(best.free_fraction, 4),
+        )
+        candidates = [g.rect for g, _ in scored[1 : 1 + self.max_candidates]]
+        return PolicyOutput(rect=best.rect, candidates=candidates, mask=masks[body], info=info)

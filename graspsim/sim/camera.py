@@ -1,0 +1,89 @@
+"""Render RGB, metric depth and segmentation from a :class:`~graspsim.types.CameraModel`.
+
+pybullet wants OpenGL matrices; graspsim speaks OpenCV (K, +z forward, +y down).
+The conversions live here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from graspsim.geometry import intrinsics_from_fov, invert_transform, look_at
+from graspsim.scenes.plan import CameraSpec, Lighting
+from graspsim.sim.world import SimWorld
+from graspsim.types import CameraModel, Frames
+
+# OpenCV camera axes (x right, y down, z forward) -> OpenGL (x right, y up, z backward).
+_CV_TO_GL = np.diag([1.0, -1.0, -1.0, 1.0])
+
+
+def camera_model_from_spec(spec: CameraSpec) -> CameraModel:
+    """The pinhole camera described by a plan's :class:`CameraSpec`."""
+    K = intrinsics_from_fov(spec.width, spec.height, spec.vertical_fov_deg)
+    T_world_camera = look_at(spec.eye_m, spec.target_m, spec.up)
+    return CameraModel(K=K, width=spec.width, height=spec.height, T_world_camera=T_world_camera,
+                       near_m=spec.near_m, far_m=spec.far_m)
+
+
+def view_matrix(camera: CameraModel) -> list[float]:
+    """pybullet's column-major 4x4 view matrix (world -> OpenGL eye)."""
+    T_gl_world = _CV_TO_GL @ invert_transform(camera.T_world_camera)
+    return T_gl_world.T.reshape(-1).tolist()
+
+
+def projection_matrix(camera: CameraModel) -> list[float]:
+    """pybullet's column-major OpenGL projection matrix matching K exactly.
+
+    Pixel centres are at integer coordinates, so pixel column ``u`` maps to NDC
+    ``x = (2 u + 1) / W - 1``; the principal point (cx, cy) lands accordingly.
+    """
+    K, W, H = camera.K, camera.width, camera.height
+    n, f = camera.near_m, camera.far_m
+    P = np.zeros((4, 4))
+    P[0, 0] = 2 * K[0, 0] / W
+    P[1, 1] = 2 * K[1, 1] / H
+    P[0, 2] = 1 - (2 * K[0, 2] + 1) / W
+    P[1, 2] = (2 * K[1, 2] + 1) / H - 1
+    P[2, 2] = -(f + n) / (f - n)
+    P[2, 3] = -2 * f * n / (f - n)
+    P[3, 2] = -1
+    return P.T.reshape(-1).tolist()
+
+
+def linearize_depth(zbuffer: np.ndarray, near_m: float, far_m: float) -> np.ndarray:
+    """Metric depth (metres along camera z) from pybullet's non-linear z-buffer in [0, 1]."""
+    zbuffer = np.asarray(zbuffer, dtype=np.float64)
+    return (far_m * near_m / (far_m - (far_m - near_m) * zbuffer)).astype(np.float32)
+
+
+def render(world: SimWorld, camera: CameraModel, lighting: Lighting = Lighting(),
+           body_to_class: dict[int, int] | None = None) -> Frames:
+    """Render one view. ``body_to_class`` maps product body ids to catalog class indices."""
+    _, _, rgba, zbuffer, seg = world.client.getCameraImage(
+        camera.width,
+        camera.height,
+        viewMatrix=view_matrix(camera),
+        projectionMatrix=projection_matrix(camera),
+        renderer=world.renderer_flag,
+        lightDirection=list(lighting.direction),
+        lightAmbientCoeff=lighting.ambient,
+        lightDiffuseCoeff=lighting.diffuse,
+        lightSpecularCoeff=lighting.specular,
+        shadow=1,
+    )
+    H, W = camera.height, camera.width
+    rgb = np.asarray(rgba, dtype=np.uint8).reshape(H, W, 4)[:, :, :3]
+    if lighting.gain != 1.0:
+        rgb = np.clip(rgb.astype(np.float32) * lighting.gain, 0, 255).astype(np.uint8)
+    depth_m = linearize_depth(np.asarray(zbuffer).reshape(H, W), camera.near_m, camera.far_m)
+    instance = np.asarray(seg, dtype=np.int32).reshape(H, W)
+    instance = np.where(instance >= 0, instance & ((1 << 24) - 1), -1).astype(np.int32)
+    class_seg = np.full((H, W), -1, dtype=np.int32)
+    if body_to_class:
+        ids = np.fromiter(body_to_class.keys(), dtype=np.int32)
+        classes = np.fromiter(body_to_class.values(), dtype=np.int32)
+        lut = np.full(max(int(ids.max()), int(instance.max()), 0) + 2, -1, dtype=np.int32)
+        lut[ids] = classes
+        class_seg = np.where(instance >= 0, lut[np.clip(instance, 0, None)], -1).astype(np.int32)
+    return Frames(rgb=np.ascontiguousarray(rgb), depth_m=depth_m, instance_seg=instance, class_seg=class_seg,
+                  camera=camera)

@@ -1,0 +1,158 @@
+"""Build a :class:`~graspsim.scenes.plan.ScenePlan` in a world, let it settle, check it.
+
+A scene is used only if it comes to rest within ``settle_max_time_s``, no two
+bodies interpenetrate deeper than ``max_penetration_m``, and no product tipped
+over or fell while settling; otherwise the seed is resampled (attempt 1, 2, ...)
+and the attempt number is recorded in the plan.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from graspsim.assets.catalog import class_index
+from graspsim.config import PhysicsConfig
+from graspsim.geometry import quat_to_matrix
+from graspsim.scenes.layout import SHELF, TABLE
+from graspsim.scenes.plan import ScenePlan
+from graspsim.scenes.sampling import SceneOptions, sample_plan
+from graspsim.sim.bodies import spawn_floor, spawn_product, spawn_shelf, spawn_table
+from graspsim.sim.camera import camera_model_from_spec
+from graspsim.sim.world import SimWorld
+from graspsim.types import CameraModel
+
+
+class SceneRejected(RuntimeError):
+    """A sampled scene did not settle or interpenetrated."""
+
+
+class SceneUnavailableError(RuntimeError):
+    """No attempt of a seed produced a usable scene."""
+
+
+@dataclass
+class BuiltScene:
+    """A scene standing in a world.
+
+    ``product_bodies[i]`` is the body of ``plan.products[i]`` (None once removed);
+    ``static_bodies``: floor and furniture; ``support_z_m``: heights of the
+    surfaces products stand on; ``approach_world``: grasp approach direction.
+    """
+
+    plan: ScenePlan
+    camera: CameraModel
+    product_bodies: list[int | None]
+    static_bodies: tuple[int, ...]
+    body_to_class: dict[int, int]
+    body_to_class_name: dict[int, str]
+    approach_world: np.ndarray
+    settle_steps: int = 0
+    removed: list[int] = field(default_factory=list)
+
+    @property
+    def live_bodies(self) -> list[int]:
+        return [b for b in self.product_bodies if b is not None]
+
+    def remove_body(self, world: SimWorld, body: int) -> None:
+        world.client.removeBody(body)
+        index = self.product_bodies.index(body)
+        self.product_bodies[index] = None
+        self.removed.append(body)
+        self.body_to_class.pop(body, None)
+        self.body_to_class_name.pop(body, None)
+
+
+def build_plan(world: SimWorld, plan: ScenePlan, physics: PhysicsConfig) -> BuiltScene:
+    """Reset the world and create the plan's bodies (not yet settled)."""
+    world.reset()
+    static = [spawn_floor(world, physics)]
+    if plan.kind == "shelf":
+        static.append(spawn_shelf(world, SHELF, physics))
+        approach = SHELF.approach_world
+    else:
+        static.append(spawn_table(world, TABLE, physics))
+        approach = TABLE.approach_world
+    bodies: list[int | None] = []
+    body_to_class: dict[int, int] = {}
+    body_to_name: dict[int, str] = {}
+    for placement in plan.products:
+        body = spawn_product(world, placement.class_name, placement.variant, placement.position_m,
+                             placement.quat_xyzw, physics)
+        bodies.append(body)
+        body_to_class[body] = class_index(placement.class_name)
+        body_to_name[body] = placement.class_name
+    return BuiltScene(plan=plan, camera=camera_model_from_spec(plan.camera), product_bodies=bodies,
+                      static_bodies=tuple(static), body_to_class=body_to_class, body_to_class_name=body_to_name,
+                      approach_world=approach)
+
+
+def body_poses(world: SimWorld, bodies: list[int]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Position (3,) and rotation matrix (3, 3) of each body."""
+    poses = {}
+    for body in bodies:
+        position, quat = world.client.getBasePositionAndOrientation(body)
+        poses[body] = (np.asarray(position), quat_to_matrix(quat))
+    return poses
+
+
+def tilt_deg(R_before: np.ndarray, R_after: np.ndarray) -> float:
+    """Angle between a body's up axis (its local z) before and after, in degrees."""
+    cos = float(np.clip(np.dot(R_before[:, 2], R_after[:, 2]), -1.0, 1.0))
+    return math.degrees(math.acos(cos))
+
+
+def settle(world: SimWorld, scene: BuiltScene, physics: PhysicsConfig, max_time_s: float | None = None) -> int:
+    """Step until every product is at rest; return the steps taken or raise :class:`SceneRejected`."""
+    c = world.client
+    max_steps = int((max_time_s or physics.settle_max_time_s) / physics.time_step_s)
+    chunk = 12
+    steps = 0
+    while steps < max_steps:
+        world.step(chunk)
+        steps += chunk
+        at_rest = True
+        for body in scene.live_bodies:
+            linear, angular = c.getBaseVelocity(body)
+            if np.linalg.norm(linear) > physics.settle_speed_mps or np.linalg.norm(angular) > physics.settle_angular_speed_rps:
+                at_rest = False
+                break
+        if at_rest:
+            return steps
+    raise SceneRejected(f"products still moving after {max_time_s or physics.settle_max_time_s:.1f} s")
+
+
+def deepest_penetration_m(world: SimWorld, bodies: list[int]) -> float:
+    """Largest penetration depth among contacts of ``bodies`` (0 if none penetrate)."""
+    deepest = 0.0
+    for body in bodies:
+        for contact in world.client.getContactPoints(bodyA=body):
+            deepest = max(deepest, -float(contact[8]))
+    return deepest
+
+
+def build_settled_scene(world: SimWorld, kind: str, seed: int, variant_split: str, options: SceneOptions,
+                        physics: PhysicsConfig, max_attempts: int = 8) -> BuiltScene:
+    """Sample, build and settle scene ``seed``; resample (attempt 1, 2, ...) until it is usable."""
+    reasons = []
+    for attempt in range(max_attempts):
+        plan = sample_plan(kind, seed, variant_split, options, attempt)
+        scene = build_plan(world, plan, physics)
+        before = body_poses(world, scene.live_bodies)
+        try:
+            scene.settle_steps = settle(world, scene, physics)
+            after = body_poses(world, scene.live_bodies)
+            for body in scene.live_bodies:
+                if tilt_deg(before[body][1], after[body][1]) > 20.0:
+                    raise SceneRejected(f"{scene.body_to_class_name[body]} tipped over while settling")
+                if before[body][0][2] - after[body][0][2] > 0.02:
+                    raise SceneRejected(f"{scene.body_to_class_name[body]} fell while settling")
+            depth = deepest_penetration_m(world, scene.live_bodies)
+            if depth > physics.max_penetration_m:
+                raise SceneRejected(f"interpenetration of {depth * 1000:.1f} mm")
+            return scene
+        except SceneRejected as exc:
+            reasons.append(f"attempt {attempt}: {exc}")
+    raise SceneUnavailableError(f"scene {kind} seed {seed} unusable after {max_attempts} attempts: {'; '.join(reasons)}")

@@ -1,0 +1,101 @@
+"""One headless pybullet world: connection, physics settings and renderer choice.
+
+graspsim's ``sim`` package is the only place that imports pybullet. A
+:class:`SimWorld` owns one DIRECT-mode client; :meth:`SimWorld.reset` empties it
+and applies :class:`~graspsim.config.PhysicsConfig`, so every episode starts
+from the same state whatever ran before (this is what makes results identical
+with 1 or K worker processes).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pkgutil
+
+import pybullet
+from pybullet_utils.bullet_client import BulletClient
+
+from graspsim.config import PhysicsConfig
+
+RENDERERS = ("auto", "egl", "tiny")
+
+
+class RendererError(RuntimeError):
+    """The requested renderer cannot be used here."""
+
+
+@contextlib.contextmanager
+def _silence_stdout():
+    """Mute C-level stdout: the EGL plugin and pybullet print banners on load."""
+    try:
+        fd = os.dup(1)
+    except OSError:  # no real stdout (e.g. some test runners): nothing to mute
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 1)
+            try:
+                yield
+            finally:
+                os.dup2(fd, 1)
+    finally:
+        os.close(fd)
+
+
+class SimWorld:
+    """A pybullet DIRECT client with graspsim's physics settings.
+
+    ``renderer``: "egl" (pybullet's EGL plugin, software GL here), "tiny"
+    (pybullet's TinyRenderer) or "auto" (EGL when its plugin loads, else tiny).
+    ``renderer_name`` tells which one is in use.
+    """
+
+    def __init__(self, physics: PhysicsConfig = PhysicsConfig(), renderer: str = "auto"):
+        if renderer not in RENDERERS:
+            raise RendererError(f"unknown renderer {renderer!r}; choose one of {', '.join(RENDERERS)}")
+        self.physics = physics
+        with _silence_stdout():
+            self.client = BulletClient(connection_mode=pybullet.DIRECT)
+        self.renderer_name = "tiny"
+        if renderer in ("auto", "egl"):
+            if self._load_egl():
+                self.renderer_name = "egl"
+            elif renderer == "egl":
+                raise RendererError("pybullet's EGL renderer plugin did not load on this machine; use --renderer tiny")
+        self.reset()
+
+    def _load_egl(self) -> bool:
+        loader = pkgutil.get_loader("eglRenderer")
+        if loader is None:
+            return False
+        # Loading by file name works where loading by plugin name does not (see MACHINE_NOTES).
+        with _silence_stdout():
+            plugin = self.client.loadPlugin(loader.get_filename(), "_eglRendererPlugin")
+        return plugin >= 0
+
+    @property
+    def renderer_flag(self) -> int:
+        return pybullet.ER_BULLET_HARDWARE_OPENGL if self.renderer_name == "egl" else pybullet.ER_TINY_RENDERER
+
+    def reset(self) -> None:
+        """Remove every body and re-apply the physics settings."""
+        c = self.client
+        c.resetSimulation()
+        c.setGravity(0, 0, -9.81)
+        c.setPhysicsEngineParameter(
+            fixedTimeStep=self.physics.time_step_s,
+            numSolverIterations=self.physics.solver_iterations,
+            deterministicOverlappingPairs=1,
+        )
+
+    def step(self, n: int = 1) -> None:
+        for _ in range(n):
+            self.client.stepSimulation()
+
+    def close(self) -> None:
+        try:
+            self.client.disconnect()
+        except pybullet.error:
+            pass
