@@ -6,6 +6,7 @@ these tests hold whatever the real catalog contains.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 import types
@@ -213,7 +214,7 @@ def test_heuristic_splits_same_colour_neighbours_by_depth():
     obs = make_obs([(left, 3, 1), (right, 3, 2)], privileged=False)
     depth = obs.depth_m.copy()
     depth[right] = Z_OBJ - 0.05
-    obs = Observation(**{**obs.__dict__, "depth_m": depth})
+    obs = dataclasses.replace(obs, depth_m=depth)
     out = HeuristicPolicy().act(obs)
     # one product, not a grasp straddling both
     assert out.mask.sum() < 1.2 * left.sum()
@@ -226,8 +227,17 @@ def test_heuristic_falls_back_to_nearest_central_blob():
     obs = make_obs([(far_blob, 5, 1), (near_blob, 5, 2)], privileged=False)  # no red anywhere
     depth = obs.depth_m.copy()
     depth[near_blob] = 0.7
-    obs = Observation(**{**obs.__dict__, "depth_m": depth})
+    obs = dataclasses.replace(obs, depth_m=depth)
     out = HeuristicPolicy().act(obs)
     assert out.info["fallback"] is True
     assert on_mask(out.rect, near_blob)
     out.rect.validate(W, H)
+
+
+def test_heuristic_aims_at_ungraspable_colour_match():
+    disc = (XX - 300) ** 2 + (YY - 250) ** 2 <= px(0.05) ** 2  # red but 10 cm wide
+    other = bar(500, 240)
+    out = HeuristicPolicy().act(make_obs([(disc, 3, 1), (other, 5, 2)], privileged=False))
+    assert out.info["fallback"] is True and out.info["fallback_kind"] == "colour_segment_minor_axis"
+    assert on_mask(out.rect, disc)
+    assert out.rect.w * Z_OBJ / K[0, 0] == pytest.approx(GripperSpec().max_opening_m)

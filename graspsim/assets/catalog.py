@@ -48,7 +48,11 @@ UNSEEN_VARIANTS = (3, 4)
 SIZE_JITTER = 0.025
 # Hue shifts (degrees) that turn the class palette into a variant's flavour
 # colours: seen flavours stay near the class theme, unseen ones move further.
-VARIANT_HUE_SHIFT_DEG = {0: 0.0, 1: 22.0, 2: -22.0, 3: 48.0, 4: -48.0}
+VARIANT_HUE_SHIFT_DEG = {0: 0.0, 1: 20.0, 2: -20.0, 3: 40.0, 4: -40.0}
+# Classes whose body colour defines the product (ketchup is red, chocolate brown)
+# shift the body hue less; their label colours carry the flavour instead.
+BODY_HUE_SCALE = {"ketchup_bottle": 0.35, "sauce_jar": 0.35, "chocolate_box": 0.3, "canned_coffee": 0.4,
+                  "tea_bottle": 0.5, "water_bottle": 0.6, "cookie_box": 0.6}
 # Value (brightness) factor per variant, so that desaturated classes still vary.
 VARIANT_VALUE_SCALE = {0: 1.0, 1: 0.92, 2: 1.06, 3: 0.85, 4: 1.1}
 
@@ -193,7 +197,7 @@ def _handle_bottle_parts(size: tuple[float, float, float]) -> dict[str, Box]:
         "shoulder": ((-0.5, -0.5, 0.22), (0.5, 0.22, 0.33)),
         "neck": ((-cx * 0.85, ncy - cy * 0.85, 0.33), (cx * 0.85, ncy + cy * 0.85, 0.39)),
         "cap": ((-cx, ncy - cy, 0.39), (cx, ncy + cy, 0.5)),
-        "handle": ((-0.2, 0.12, -0.12), (0.2, 0.5, 0.3)),
+        "handle": ((-0.2, 0.12, -0.12), (0.2, 0.5, 0.22)),
         "top": ((-0.5, -0.5, 0.22), (0.5, 0.5, 0.5)),
         "bottom": _slab(-0.5, -0.35),
         "side": ((-0.5, -0.5, -0.3), (0.5, 0.22, 0.1)),
@@ -272,7 +276,7 @@ _SPECS = [
        _bottle_parts((0.062, 0.062, 0.195), 0.02, 0.03, 0.016, 0.026, 0.16), corner=0.4),
     _c("gum_pack", "box", (0.024, 0.076, 0.052), 0.04,
        [(80, 200, 160), (250, 250, 250), (20, 90, 60), (200, 240, 230)], UP),
-    _c("cookie_box", "box", (0.024, 0.075, 0.15), 0.07,
+    _c("cookie_box", "box", (0.03, 0.075, 0.14), 0.08,
        [(35, 45, 105), (215, 160, 90), (250, 240, 220), (90, 50, 25)], UP),
     _c("sauce_jar", "jar", (0.066, 0.066, 0.13), 0.55,
        [(150, 35, 30), (240, 230, 200), (40, 110, 40), (200, 165, 60)], UP,
@@ -323,7 +327,8 @@ def variant_palette(name: str, variant: int) -> tuple[RGB, ...]:
     """The class palette recoloured for a flavour (hue shift + brightness).
 
     Only saturated colours change hue, so white/black bodies keep their colour
-    and the flavour shows in their label colours instead.
+    and the flavour shows in their label colours instead; classes in
+    :data:`BODY_HUE_SCALE` keep their body colour closer to the class theme.
     """
     cls = get_class(name)
     _check_variant(cls, variant)
@@ -332,7 +337,10 @@ def variant_palette(name: str, variant: int) -> tuple[RGB, ...]:
     out = []
     for i, c in enumerate(cls.palette):
         # Brightness only varies for the body colour; label whites stay white.
-        out.append(_shift(c, hue, val if i == 0 else 1.0))
+        if i == 0:
+            out.append(_shift(c, hue * BODY_HUE_SCALE.get(name, 1.0), val))
+        else:
+            out.append(_shift(c, hue, 1.0))
     return tuple(out)
 
 

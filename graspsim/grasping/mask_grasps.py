@@ -107,10 +107,13 @@ def _candidate_centres(mask_crop: np.ndarray, max_centres: int) -> tuple[np.ndar
     gx, gy = int(round(xs_m.mean())), int(round(ys_m.mean()))
     if dt[gy, gx] >= max(1.5, 0.3 * dt_max):
         extra.append([gx, gy])
-        extra_vals.append(float(dt[gy, gx]) + 1e-3)  # ahead of equal-valued grid points
+        extra_vals.append(float(dt[gy, gx]))
     pts = np.vstack([extra, pts])
     vals = np.concatenate([extra_vals, vals])
-    order = np.argsort(-vals, kind="stable")[:max_centres]
+    # Most interior first; among (nearly) equal values, e.g. along a long bar's medial
+    # axis, those nearest the centroid first, so truncation keeps the middle.
+    to_centroid = np.hypot(pts[:, 0] - xs_m.mean(), pts[:, 1] - ys_m.mean())
+    order = np.lexsort((to_centroid, -np.round(vals, 1)))[:max_centres]
     pts, vals = pts[order], vals[order]
     # drop the duplicate of the peak if its cell picked the same pixel
     _, keep = np.unique(pts, axis=0, return_index=True)
@@ -143,7 +146,8 @@ def _gather(img: np.ndarray, xy: np.ndarray, fill) -> tuple[np.ndarray, np.ndarr
     return vals, inside
 
 
-_CHORD_STEP = 0.5
+_CHORD_STEP = 0.5  # px between chord samples
+_CHORD_GAP = 3  # off-mask samples in a row (1.5 px) that end a chord
 
 
 def _chord_ends(mask: np.ndarray, centres: np.ndarray, u: np.ndarray, t_max: float) -> tuple[np.ndarray, np.ndarray]:
@@ -153,7 +157,9 @@ def _chord_ends(mask: np.ndarray, centres: np.ndarray, u: np.ndarray, t_max: flo
     ``t_max``. Samples sit at odd multiples of a quarter pixel so that none falls
     exactly between two pixels (which would round differently on the two sides of
     a symmetric object); the edge is placed midway between the last sample on the
-    mask and the first one off it.
+    mask and the first one off it. A gap shorter than ``_CHORD_GAP`` samples does
+    not end the chord: a slanted edge rasterised into steps (or a one-pixel
+    segmentation hole) would otherwise cut it a pixel short.
     """
     step = _CHORD_STEP
     ts = step * (np.arange(int(math.ceil(t_max / step)) + 1) + 0.5)  # (S,)
@@ -161,10 +167,27 @@ def _chord_ends(mask: np.ndarray, centres: np.ndarray, u: np.ndarray, t_max: flo
     for sign in (1.0, -1.0):
         pts = centres[:, None, None, :] + sign * ts[None, None, :, None] * u[None, :, None, :]  # (N, A, S, 2)
         inside, _ = _gather(mask, pts, False)
-        first_out = np.argmax(~inside, axis=-1)  # index of the first non-mask sample
+        out = ~inside
+        # a run of _CHORD_GAP off-mask samples starting here (past the end counts as off)
+        run = out.copy()
+        for k in range(1, _CHORD_GAP):
+            run[..., :-k] &= out[..., k:]
+        first_out = np.argmax(run, axis=-1)  # index of the first sample of the first long gap
         t_edge = ts[first_out] - step / 2
-        ends.append(np.where(inside.all(axis=-1), np.inf, t_edge))
+        ends.append(np.where(run.any(axis=-1), t_edge, np.inf))
     return ends[0], ends[1]
+
+
+def _centre_depth(depth: np.ndarray, xy: np.ndarray, default: float) -> float:
+    """Depth at the pixel the environment reads for a rectangle centred at ``xy`` (``default`` if invalid)."""
+    # Same rounding as graspsim.grasping.conversion (Python's round: half to even).
+    col, row = int(round(float(xy[0]))), int(round(float(xy[1])))
+    h, w = depth.shape[:2]
+    if 0 <= row < h and 0 <= col < w:
+        z = float(depth[row, col])
+        if math.isfinite(z) and z > 0:
+            return z
+    return default
 
 
 def _local_depth(depth: np.ndarray, mask: np.ndarray, centres: np.ndarray, radius: int = 2) -> np.ndarray:
@@ -182,6 +205,24 @@ def _local_depth(depth: np.ndarray, mask: np.ndarray, centres: np.ndarray, radiu
     return out
 
 
+def near_surface(mask: np.ndarray, depth_m: np.ndarray, slab_m: float = 0.035) -> np.ndarray:
+    """The part of ``mask`` within ``slab_m`` metres of its nearest surface (2nd depth percentile).
+
+    For a top-down camera that is an object's top, for a camera in front of a
+    shelf its front face: where a gripper approaching along the view reaches
+    first. Grasps centred there do not slide off the object's side, which under
+    perspective fills much of the mask of a tall object near the image edge.
+    (H, W) bool in and out; returns ``mask`` itself when it has no valid depth.
+    """
+    mask = np.asarray(mask, dtype=bool)
+    depths = np.asarray(depth_m)[mask]
+    depths = depths[np.isfinite(depths) & (depths > 0)]
+    if depths.size == 0:
+        return mask
+    nearest = float(np.percentile(depths, 2))
+    return mask & (np.asarray(depth_m) <= nearest + slab_m)
+
+
 def mask_to_grasps(
     mask: np.ndarray,
     depth_m: np.ndarray,
@@ -190,7 +231,7 @@ def mask_to_grasps(
     *,
     grasp_depth_m: float = 0.025,
     margin_m: float = 0.012,
-    min_margin_m: float | None = 0.005,
+    min_margin_m: float | None = 0.004,
     n_angles: int = 12,
     max_candidates: int = 10,
     max_centres: int = 24,
@@ -230,16 +271,16 @@ def mask_to_grasps(
     if max_width_m <= 0:
         return []
 
-    # Work on the mask's bounding box (+1 px so the distance transform sees the border).
+    # Work on the mask's bounding box, padded with one empty pixel all round so the
+    # distance transform sees a border even where the object leaves the image.
     ys, xs = np.nonzero(mask)
-    y0, y1 = max(0, ys.min() - 1), min(mask.shape[0], ys.max() + 2)
-    x0, x1 = max(0, xs.min() - 1), min(mask.shape[1], xs.max() + 2)
-    crop = mask[y0:y1, x0:x1]
+    y0, x0 = ys.min(), xs.min()
+    crop = np.pad(mask[y0 : ys.max() + 1, x0 : xs.max() + 1], 1)
     centres, dt_vals, dt_max = _candidate_centres(crop, max_centres)
     if len(centres) == 0:
         return []
     minor_angle, elongation, centroid, major_std = _minor_axis(crop)
-    offset = np.array([x0, y0], dtype=np.float64)
+    offset = np.array([x0 - 1, y0 - 1], dtype=np.float64)
     centres = centres + offset
     centroid = centroid + offset
 
@@ -248,10 +289,8 @@ def mask_to_grasps(
     if not ok.any():
         return []
     centres, dt_vals, z_c = centres[ok], dt_vals[ok], z_c[ok]
-    n_c = len(centres)
 
     thetas = np.concatenate([np.arange(n_angles) * (math.pi / max(1, n_angles)), [minor_angle % math.pi]])
-    n_a = len(thetas)
     u = np.stack([np.cos(thetas), np.sin(thetas)], axis=1)  # (A, 2) closing axis
     v = np.stack([-np.sin(thetas), np.cos(thetas)], axis=1)  # (A, 2) along the finger pads
     # metres per pixel along u / v, per unit depth (handles fx != fy)
@@ -259,7 +298,7 @@ def mask_to_grasps(
     m_per_px_v = np.sqrt((v[:, 0] / fx) ** 2 + (v[:, 1] / fy) ** 2)
 
     # --- chords: march from each centre along +u and -u until the mask ends.
-    t_max = max_width_m / (float(z_c.min()) * float(m_per_px_u.max())) + 2.0  # longest chord worth measuring
+    t_max = max_width_m / (float(z_c.min()) * float(m_per_px_u.min())) + 2.0  # longest chord worth measuring
     t_plus, t_minus = _chord_ends(mask, centres, u, t_max)  # (N, A) px from the centre to the mask edge
     width_px = t_plus + t_minus
     width_m = width_px * z_c[:, None] * m_per_px_u[None, :]
@@ -287,8 +326,10 @@ def mask_to_grasps(
     n_v = int(np.clip(np.ceil(plate_span.max()) + 1, 3, 10))
     fu = np.linspace(0.0, 1.0, n_u)
     fv = np.linspace(-0.5, 0.5, n_v)
-    # first samples half a pixel off the edge, so the object's own rim is not counted
-    s = (half_w + 0.5)[:, None] + fu[None, :] * np.maximum(plate_len - 0.5, 0.0)[:, None]  # (M, n_u) along u
+    # First samples 1.5 px off the chord end: nearest-pixel chord ends are up to ~0.7 px
+    # off on slanted edges, and the object's own jagged rim must not count against
+    # the footprint (the finger pads stay >= min_margin_m away from the object anyway).
+    s = (half_w + 1.5)[:, None] + fu[None, :] * np.maximum(plate_len - 1.5, 0.0)[:, None]  # (M, n_u) along u
     r = fv[None, :] * plate_span[:, None]  # (M, n_v) offset along v
     free_depth = zc + grasp_depth_m - _DEPTH_SLACK_M
     free_count = np.zeros(len(ci))
@@ -310,13 +351,15 @@ def mask_to_grasps(
         return []
 
     # --- score
-    dt_norm = dt_vals[ci] / max(dt_max, 1e-9)
+    dt_norm = np.clip(dt_vals[ci] / max(dt_max, 1e-9), 0.0, 1.0)
     to_centroid = np.linalg.norm(mid - centroid, axis=1) / max(2.0 * major_std, 1.0)
     centrality = 0.7 * dt_norm + 0.3 * np.clip(1.0 - to_centroid, 0.0, 1.0)
     narrowness = np.clip(1.0 - w_m / max_width_m, 0.0, 1.0)
     # Alignment only matters for elongated masks: a disc has no preferred axis.
-    cos_d = np.abs(np.cos(thetas[ai] - minor_angle))
-    alignment = 1.0 - elongation * (1.0 - cos_d)
+    # Linear in the angle error (reaching 0 at 45 degrees) so that a few degrees off the
+    # minor axis cost more than the pixel noise of chord widths.
+    d_angle = np.abs((thetas[ai] - minor_angle + math.pi / 2) % math.pi - math.pi / 2)
+    alignment = 1.0 - elongation * np.clip(d_angle / (math.pi / 4), 0.0, 1.0)
     free_term = np.clip((free_fraction - MIN_FREE_FRACTION) / (1.0 - MIN_FREE_FRACTION), 0.0, 1.0)
     score = _W_FREE * free_term + _W_CENTRAL * centrality + _W_NARROW * narrowness + _W_ALIGN * alignment
     score = np.clip(score, 0.0, 1.0)
@@ -340,8 +383,7 @@ def mask_to_grasps(
         if dup:
             continue
         # The environment reads the depth at the centre pixel itself: convert w with it.
-        zd, _ = _gather(depth, mid[k][None], np.nan)
-        z_env = float(zd[0]) if _valid_depth(zd).all() else float(zc[k])
+        z_env = _centre_depth(depth, mid[k], float(zc[k]))
         rect = GraspRect(
             x=float(mid[k, 0]),
             y=float(mid[k, 1]),
@@ -385,11 +427,11 @@ def fallback_grasp(
     depth = np.asarray(depth_m, dtype=np.float64)
     fx = float(np.asarray(K)[0, 0])
     ys, xs = np.nonzero(mask)
-    y0, x0 = max(0, ys.min() - 1), max(0, xs.min() - 1)
-    crop = mask[y0 : ys.max() + 2, x0 : xs.max() + 2]
+    y0, x0 = ys.min(), xs.min()
+    crop = np.pad(mask[y0 : ys.max() + 1, x0 : xs.max() + 1], 1)
     dt = cv2.distanceTransform(crop.astype(np.uint8), cv2.DIST_L2, 5)
     py, px = np.unravel_index(int(np.argmax(dt)), dt.shape)
-    centre = np.array([px + x0, py + y0], dtype=np.float64)
+    centre = np.array([px + x0 - 1, py + y0 - 1], dtype=np.float64)
     theta = _minor_axis(crop)[0] if mask.sum() > 1 else 0.0
     u = np.array([math.cos(theta), math.sin(theta)])
     t_plus, t_minus = _chord_ends(mask, centre[None], u[None], float(sum(mask.shape)))
@@ -397,8 +439,7 @@ def fallback_grasp(
     width_px = t_plus + t_minus
     mid = centre + (t_plus - t_minus) / 2 * u
     z = _local_depth(depth, mask, mid[None])[0]
-    zd, _ = _gather(depth, mid[None], np.nan)
-    z_env = float(zd[0]) if _valid_depth(zd).all() else z
+    z_env = _centre_depth(depth, mid, z)
     if not math.isfinite(z_env):
         z_env = 1.0  # no depth anywhere on the object: any positive scale keeps the rectangle valid
     z = z_env if not math.isfinite(z) else z

@@ -8,8 +8,10 @@ in depth belong to different surfaces, e.g. two products side by side), the
 segments are ranked by colour match and plausible size, and grasps are planned
 on the best ones with :func:`~graspsim.grasping.mask_grasps.mask_to_grasps`.
 
-When no colour segment yields a grasp the policy falls back to geometry alone:
-the depth segment closest to the camera and to the image centre.
+When colour segments exist but none yields a grasp that passes the checks, the
+policy still aims at the best one (across its minor axis, opening clamped). When
+nothing matches the colour at all it falls back to geometry alone: the depth
+segment closest to the camera and to the image centre.
 """
 
 from __future__ import annotations
@@ -42,19 +44,35 @@ def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
     return lab.reshape(np.shape(rgb))
 
 
-def palette_distance(rgb: np.ndarray, palette: Sequence[Sequence[float]], lightness_weight: float = 0.5) -> np.ndarray:
+def palette_distance(
+    rgb: np.ndarray,
+    palette: Sequence[Sequence[float]],
+    lightness_weight: float = 0.5,
+    secondary_penalty: float = 1.25,
+    main: Sequence[bool] | None = None,
+) -> np.ndarray:
     """(H, W) float32: Lab distance of each pixel of ``rgb`` (H, W, 3 uint8) to the nearest palette colour.
 
-    ``palette``: RGB triples 0..255. Lightness differences count ``lightness_weight``
+    ``palette``: RGB triples 0..255. ``main`` flags the body colours (default: only
+    the first entry); the distance to any other palette colour is multiplied by
+    ``secondary_penalty`` (label colours are less reliable evidence). For
+    coloured palette entries, lightness differences count ``lightness_weight``
     times as much as chroma differences, because shading changes lightness far
-    more than hue.
+    more than hue; for nearly grey entries (chroma < 20) lightness is all that
+    tells white from grey from black, so it gradually regains full weight.
     """
     lab = rgb_to_lab(rgb)
     pal = rgb_to_lab(np.asarray(palette, dtype=np.float32).reshape(-1, 3))
-    weights = np.array([lightness_weight, 1.0, 1.0], dtype=np.float32)
     best = np.full(lab.shape[:2], np.inf, dtype=np.float32)
-    for colour in pal:
+    if main is None:
+        main = [i == 0 for i in range(len(pal))]
+    for colour, is_main in zip(pal, main):
+        chroma = float(np.hypot(colour[1], colour[2]))
+        w_l = lightness_weight + (1.0 - lightness_weight) * max(0.0, 1.0 - chroma / 20.0)
+        weights = np.array([w_l, 1.0, 1.0], dtype=np.float32)
         d = np.sqrt(np.sum(((lab - colour) * weights) ** 2, axis=-1))
+        if not is_main:
+            d *= secondary_penalty
         np.minimum(best, d, out=best)
     return best
 
@@ -103,7 +121,8 @@ class HeuristicPolicy:
     palette), ``lightness_weight`` (see :func:`palette_distance`),
     ``depth_jump_m`` (depth discontinuity that splits segments), ``min_area_px``
     (smaller segments are ignored), ``max_segments`` (segments tried for grasps),
-    plus the grasp planner's ``gripper``, ``grasp_depth_m`` and ``margin_m``.
+    ``use_seen_variants`` (also match the seen flavours' colours, see
+    :meth:`_palette`), plus the grasp planner's ``gripper``, ``grasp_depth_m`` and ``margin_m``.
 
     ``PolicyOutput.mask`` is the chosen segment, ``attention`` the colour
     likelihood map (H, W float32 in [0, 1]); ``info["fallback"]`` is true when no
@@ -124,6 +143,7 @@ class HeuristicPolicy:
         min_area_px: int = 40,
         max_segments: int = 4,
         max_candidates: int = 10,
+        use_seen_variants: bool = True,
     ) -> None:
         self.gripper = gripper or GripperSpec()
         self.grasp_depth_m = float(grasp_depth_m)
@@ -134,6 +154,7 @@ class HeuristicPolicy:
         self.min_area_px = int(min_area_px)
         self.max_segments = int(max_segments)
         self.max_candidates = int(max_candidates)
+        self.use_seen_variants = bool(use_seen_variants)
 
     def reset(self, rng: np.random.Generator) -> None:
         # Deterministic: no randomness needed.
@@ -141,15 +162,32 @@ class HeuristicPolicy:
 
     # -- pieces -------------------------------------------------------------
 
-    def _palette(self, target_class: str) -> list[tuple[float, float, float]]:
+    def _palette(self, target_class: str) -> tuple[list[tuple[float, ...]], list[bool]]:
+        """``(colours, is_body_colour)``: the class palette, then the seen flavours' recoloured palettes."""
+        catalog = _catalog()
         try:
-            palette = _catalog().get_class(target_class).palette
+            cls = catalog.get_class(target_class)
         except (LookupError, ValueError) as exc:
             raise PolicyError(f"unknown target class {target_class!r}") from exc
-        palette = [tuple(float(c) for c in colour) for colour in palette]
+        palette = [tuple(float(c) for c in colour) for colour in cls.palette]
+        main = [i == 0 for i in range(len(palette))]
         if not palette:
             raise PolicyError(f"target class {target_class!r} has an empty palette")
-        return palette
+        # Flavours recolour the class palette. Only the seen (training) flavours are
+        # known to a policy: using the unseen ones would leak the test split.
+        variant_palette = getattr(catalog, "variant_palette", None)
+        if self.use_seen_variants and variant_palette is not None:
+            for v in getattr(cls, "variants_seen", ()):
+                try:
+                    extra = variant_palette(target_class, v)
+                except (LookupError, ValueError):
+                    continue
+                for i, colour in enumerate(extra):
+                    colour = tuple(float(c) for c in colour)
+                    if colour not in palette:
+                        palette.append(colour)
+                        main.append(i == 0)
+        return palette, main
 
     def _grasps(self, mask: np.ndarray, obs: Observation) -> list[ScoredGrasp]:
         return mask_to_grasps(
@@ -178,9 +216,9 @@ class HeuristicPolicy:
     # -- policy -------------------------------------------------------------
 
     def act(self, obs: Observation) -> PolicyOutput:
-        palette = self._palette(obs.target_class)
+        palette, main = self._palette(obs.target_class)
         valid = self._valid(obs)
-        dist = palette_distance(obs.rgb, palette, self.lightness_weight)
+        dist = palette_distance(obs.rgb, palette, self.lightness_weight, main=main)
         sigma = self.color_threshold / 2.0
         likelihood = np.exp(-0.5 * (dist / sigma) ** 2).astype(np.float32)
 
@@ -204,6 +242,8 @@ class HeuristicPolicy:
             expected = self._expected_area(obs, z)
             # Too small: a speck or a sliver of an occluded product; far too big: a wall
             # or a table that happens to share a palette colour.
+            if area > 30.0 * expected:
+                continue  # a support surface or the background, not a product
             size = min(1.0, area / (0.5 * expected)) * min(1.0, 8.0 * expected / area)
             segments.append((colour * size, label))
         segments.sort(key=lambda s: -s[0])
@@ -228,6 +268,15 @@ class HeuristicPolicy:
             }
             candidates = [g.rect for g in grasps[1:]]
             return PolicyOutput(rect=grasp.rect, candidates=candidates, mask=mask, attention=likelihood, info=info)
+
+        if segments:
+            # The colour found the target but no grasp passed the checks (too wide, or
+            # crowded): still aim at it, across its minor axis, rather than elsewhere.
+            mask = _fill_holes(labels == segments[0][1])
+            rect = fallback_grasp(mask, obs.depth_m, obs.camera.K, self.gripper, margin_m=self.margin_m)
+            if rect is not None:
+                info = {"fallback": True, "fallback_kind": "colour_segment_minor_axis", "n_segments": len(segments)}
+                return PolicyOutput(rect=rect, mask=mask, attention=likelihood, info=info)
 
         rect, mask, info = self._depth_fallback(obs, valid, edges)
         info["n_segments"] = len(segments)

@@ -14,7 +14,7 @@ from typing import ClassVar
 import numpy as np
 
 from graspsim.config import GripperSpec
-from graspsim.grasping.mask_grasps import ScoredGrasp, fallback_grasp, mask_to_grasps
+from graspsim.grasping.mask_grasps import ScoredGrasp, fallback_grasp, mask_to_grasps, near_surface
 from graspsim.policies.base import PolicyError, PolicyOutput
 from graspsim.types import Observation
 
@@ -48,7 +48,9 @@ class OraclePolicy:
         n_angles: int = 12,
         max_candidates: int = 10,
         max_instances: int = 8,
+        surface_slab_m: float = 0.035,
     ) -> None:
+        self.surface_slab_m = float(surface_slab_m)
         self.gripper = gripper or GripperSpec()
         self.grasp_depth_m = float(grasp_depth_m)
         self.margin_m = float(margin_m)
@@ -81,16 +83,20 @@ class OraclePolicy:
             body = int(ids[idx])
             inst = target & (instance_seg == body)
             masks[body] = inst
-            grasps = mask_to_grasps(
-                inst,
-                obs.depth_m,
-                K,
-                self.gripper,
-                grasp_depth_m=self.grasp_depth_m,
-                margin_m=self.margin_m,
-                n_angles=self.n_angles,
-                max_candidates=self.max_candidates,
-            )
+            # Grasp where the approaching hand meets the object first; the whole mask is the fallback.
+            for region in (near_surface(inst, obs.depth_m, self.surface_slab_m), inst):
+                grasps = mask_to_grasps(
+                    region,
+                    obs.depth_m,
+                    K,
+                    self.gripper,
+                    grasp_depth_m=self.grasp_depth_m,
+                    margin_m=self.margin_m,
+                    n_angles=self.n_angles,
+                    max_candidates=self.max_candidates,
+                )
+                if grasps:
+                    break
             scored.extend((g, body) for g in grasps)
 
         info: dict = {

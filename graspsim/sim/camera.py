@@ -59,12 +59,11 @@ def linearize_depth(zbuffer: np.ndarray, near_m: float, far_m: float) -> np.ndar
 def render(world: SimWorld, camera: CameraModel, lighting: Lighting = Lighting(),
            body_to_class: dict[int, int] | None = None) -> Frames:
     """Render one view. ``body_to_class`` maps product body ids to catalog class indices."""
-    _, _, rgba, zbuffer, seg = world.client.getCameraImage(
-        camera.width,
-        camera.height,
+    _, _, rgba, zbuffer, seg = world.render_image(
+        width=camera.width,
+        height=camera.height,
         viewMatrix=view_matrix(camera),
         projectionMatrix=projection_matrix(camera),
-        renderer=world.renderer_flag,
         lightDirection=list(lighting.direction),
         lightAmbientCoeff=lighting.ambient,
         lightDiffuseCoeff=lighting.diffuse,

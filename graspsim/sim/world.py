@@ -20,6 +20,14 @@ from graspsim.config import PhysicsConfig
 
 RENDERERS = ("auto", "egl", "tiny")
 
+# The EGL plugin keeps process-wide state: disconnecting one client that loaded it
+# breaks rendering in every other client of the process. So EGL clients are only
+# disconnected together, when the last one in the process is closed; until then a
+# closed one is just emptied. Holding them here also keeps BulletClient.__del__
+# from disconnecting them at garbage collection.
+_EGL_OPEN: list[BulletClient] = []
+_EGL_CLOSED: list[BulletClient] = []
+
 
 class RendererError(RuntimeError):
     """The requested renderer cannot be used here."""
@@ -59,9 +67,11 @@ class SimWorld:
         with _silence_stdout():
             self.client = BulletClient(connection_mode=pybullet.DIRECT)
         self.renderer_name = "tiny"
+        self._rendered = False
         if renderer in ("auto", "egl"):
             if self._load_egl():
                 self.renderer_name = "egl"
+                _EGL_OPEN.append(self.client)
             elif renderer == "egl":
                 raise RendererError("pybullet's EGL renderer plugin did not load on this machine; use --renderer tiny")
         self.reset()
@@ -94,8 +104,33 @@ class SimWorld:
         for _ in range(n):
             self.client.stepSimulation()
 
+    def render_image(self, **kwargs):
+        """``getCameraImage`` with this world's renderer (the first EGL render prints a banner: muted)."""
+        if self._rendered:
+            return self.client.getCameraImage(renderer=self.renderer_flag, **kwargs)
+        with _silence_stdout():
+            result = self.client.getCameraImage(renderer=self.renderer_flag, **kwargs)
+        self._rendered = True
+        return result
+
     def close(self) -> None:
-        try:
-            self.client.disconnect()
-        except pybullet.error:
-            pass
+        client, self.client = self.client, None
+        if client is None:
+            return
+        if self.renderer_name != "egl":
+            _disconnect(client)
+            return
+        client.resetSimulation()
+        _EGL_OPEN.remove(client)
+        _EGL_CLOSED.append(client)
+        if not _EGL_OPEN:
+            with _silence_stdout():
+                while _EGL_CLOSED:
+                    _disconnect(_EGL_CLOSED.pop())
+
+
+def _disconnect(client: BulletClient) -> None:
+    try:
+        client.disconnect()
+    except pybullet.error:
+        pass

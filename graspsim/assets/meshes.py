@@ -1,0 +1,665 @@
+"""Procedural product meshes: lofted cross-section rings, UVs, normals, convex collision pieces.
+
+Every product is built as one or more "parts", each a loft of closed rings
+stacked along z (a ring is a rounded rectangle whose corners may be fully
+elliptical, so one ring type covers boxes, cans, ovals and squarish bottles).
+A part is a list of sections; sections meet at sharp creases (their boundary
+rings are duplicated so normals do not smooth across the crease). Flat discs
+close each part at the bottom and the top.
+
+Output frame and units: the product frame of :mod:`graspsim.assets.catalog`
+(origin at the bounding-box centre, +z up, the shelf camera looks along +y at
+the -y face), metres. The final mesh is scaled per axis so that its bounds are
+exactly ``+-size_m / 2``; the tiny correction is applied to the collision pieces
+too.
+
+UVs follow the texture atlas of :mod:`graspsim.assets.textures`: the side of
+every part is wrapped cylindrically (u = arc-length fraction around the ring,
+starting at the back (+y) and running counter-clockwise seen from above, so
+u = 0.5 is the middle of the front face; v = height fraction), the bottom and
+top discs map planar into their own atlas boxes.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import astuple, dataclass, field
+
+import numpy as np
+from scipy.spatial import ConvexHull
+
+from graspsim.assets import textures as tx
+from graspsim.assets.catalog import ProductClass, get_class, get_variant
+
+CORNER_SAMPLES = 6  # ring points per rounded corner of the visual mesh
+HULL_CORNER_SAMPLES = 2  # ... and of the collision pieces
+MAX_HULL_VERTICES = 64
+
+
+# --------------------------------------------------------------------------- rings
+@dataclass(frozen=True)
+class Level:
+    """One ring of a loft: height ``z``, half extents ``a`` (x) and ``b`` (y), corner
+    radii ``rx``/``ry``, centre offset ``cy`` along y, and ``pinch``: the factor the
+    thickness (y) keeps at the x ends (1 = none; pillow bags use < 1). Metres."""
+
+    z: float
+    a: float
+    b: float
+    rx: float
+    ry: float
+    cy: float = 0.0
+    pinch: float = 1.0
+
+
+def level(z: float, a: float, b: float, corner: float, cy: float = 0.0, pinch: float = 1.0) -> Level:
+    """A :class:`Level` whose corner radius is ``corner`` times the smaller half extent
+    (``corner >= 1``: a full ellipse)."""
+    a, b = max(a, 2e-4), max(b, 2e-4)  # no zero-size rings: normals stay defined
+    if corner >= 1.0:
+        return Level(z, a, b, a, b, cy, pinch)
+    r = corner * min(a, b)
+    return Level(z, a, b, r, r, cy, pinch)
+
+
+@functools.lru_cache(maxsize=None)
+def _ring_template(k: int, m: int) -> np.ndarray:
+    """(4, 4k + 4m) coefficients (A1, A2, B1, B2) with ring x = sx*A1 + rx*A2 and
+    y = sy*B1 + ry*B2, where sx = a - rx and sy = b - ry are the straight half sides."""
+    ts = (np.arange(m) + 0.5) / m  # positions along each straight side
+    phis = (np.arange(k) + 0.5) / k * (math.pi / 2)
+    one, zero_m, one_m = np.ones(k), np.zeros(m), np.ones(m)
+    segs = []
+    # right side (x = a) going up, then corners and sides counter-clockwise.
+    segs.append((one_m, one_m, 2 * ts - 1, zero_m))
+    segs.append((one, np.cos(phis), one, np.sin(phis)))
+    segs.append((1 - 2 * ts, zero_m, one_m, one_m))
+    segs.append((-one, np.cos(phis + math.pi / 2), one, np.sin(phis + math.pi / 2)))
+    segs.append((-one_m, -one_m, 1 - 2 * ts, zero_m))
+    segs.append((-one, np.cos(phis + math.pi), -one, np.sin(phis + math.pi)))
+    segs.append((2 * ts - 1, zero_m, -one_m, -one_m))
+    segs.append((one, np.cos(phis + 1.5 * math.pi), -one, np.sin(phis + 1.5 * math.pi)))
+    t = np.stack([np.concatenate([s_[i] for s_ in segs]) for i in range(4)])
+    t = np.roll(t, -(m + k + m // 2), axis=1)  # start at the back midpoint (0, b)
+    t.setflags(write=False)
+    return t
+
+
+def rings(levels: list[Level], k: int, m: int) -> np.ndarray:
+    """(L, 4k + 4m, 3) ring points of ``levels``: counter-clockwise seen from above,
+    starting at the middle of the back (+y) side. Each corner gets ``k`` arc points
+    and each straight side ``m`` points (odd ``m`` keeps the side midpoints, so the
+    extents are exact)."""
+    A1, A2, B1, B2 = _ring_template(k, m)
+    v = np.array([(lv.a, lv.b, lv.rx, lv.ry, lv.cy, lv.pinch, lv.z) for lv in levels], dtype=np.float64)
+    a, b, cy, pinch, z = v[:, 0:1], v[:, 1:2], v[:, 4:5], v[:, 5:6], v[:, 6:7]
+    rx, ry = np.minimum(v[:, 2:3], a), np.minimum(v[:, 3:4], b)
+    x = (a - rx) * A1 + rx * A2
+    y = (b - ry) * B1 + ry * B2
+    # Pillow: thickness falls from full at x = 0 to pinch * b at the x ends.
+    tt = np.clip(np.abs(x) / a, 0.0, 1.0)
+    y = y * np.where(pinch != 1.0, pinch + (1.0 - pinch) * np.sqrt(1.0 - tt**2), 1.0)
+    return np.stack([x, y + cy, np.broadcast_to(z, x.shape)], -1)
+
+
+def ring(lv: Level, k: int, m: int) -> np.ndarray:
+    """(4k + 4m, 2) xy points of one ring (see :func:`rings`)."""
+    return rings([lv], k, m)[0, :, :2]
+
+
+# ----------------------------------------------------------------------- structure
+@dataclass
+class Part:
+    """A lofted part: consecutive sections (lists of levels, sharp between sections),
+    the collision piece id of each section, and how its side is textured
+    (``"wrap"``: cylindrical label; ``"plain"``: a strip of plain body colour)."""
+
+    sections: list[list[Level]]
+    pieces: list[int]
+    uv: str = "wrap"
+    m: int = 1  # straight-side samples of the rings
+
+
+@dataclass
+class Shape:
+    """The design of one product before meshing.
+
+    ``zones``: named height ranges as fractions of the product height (0 = bottom),
+    used by the texture painter (label, cap, lid, roof, ...). ``height`` in metres.
+    """
+
+    parts: list[Part]
+    zones: dict[str, tuple[float, float]]
+    height: float
+
+
+@dataclass
+class ProductMesh:
+    """A meshed product, product frame, metres.
+
+    * ``vertices`` (N, 3) float64, ``normals`` (N, 3) unit, ``uvs`` (N, 2) in [0, 1];
+    * ``indices`` (M*3,) int32 triangles, counter-clockwise seen from outside;
+    * ``collision_hulls``: convex pieces, each (K <= 64, 3) float64 hull vertices;
+    * ``layout``: what the texture painter needs (see :func:`graspsim.assets.textures.make_texture`).
+    """
+
+    vertices: np.ndarray
+    indices: np.ndarray
+    normals: np.ndarray
+    uvs: np.ndarray
+    collision_hulls: tuple[np.ndarray, ...]
+    layout: dict = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------------ families
+def _frac_z(parts, name, i, h):
+    """Height in metres (0 = bottom) of the lo (i=0) or hi (i=1) z of a part box."""
+    return (parts[name][i][2] + 0.5) * h
+
+
+def _scaled(z, a, b, s, corner, cy=0.0, pinch=1.0):
+    return level(z, a * s, b * s, corner, cy, pinch)
+
+
+def _box(cls: ProductClass, size) -> Shape:
+    w, d, h = size
+    a, b = w / 2, d / 2
+    e = min(0.0015, 0.1 * min(a, b))  # small bevel: edges catch the light
+    c = cls.corner
+    secs = [
+        [level(0, a - e, b - e, c), level(e, a, b, c)],
+        [level(e, a, b, c), level(h - e, a, b, c)],
+        [level(h - e, a, b, c), level(h, a - e, b - e, c)],
+    ]
+    return Shape([Part(secs, [0, 0, 0])], {"label": (0.0, 1.0)}, h)
+
+
+def _carton(cls: ProductClass, size) -> Shape:
+    w, d, h = size
+    a, b, c, p = w / 2, d / 2, cls.corner, cls.parts
+    e = 0.0015
+    z_roof, z_fin = _frac_z(p, "roof", 0, h), _frac_z(p, "fin", 0, h)
+    a_fin = p["fin"][1][0] * w
+    secs = [
+        [level(0, a - e, b - e, c), level(e, a, b, c)],
+        [level(e, a, b, c), level(z_roof, a, b, c)],
+        [level(z_roof, a, b, c), level(z_fin, a_fin, b, c)],
+        [level(z_fin, a_fin, b, c), level(h, a_fin, b, c)],
+    ]
+    zones = {"label": (0.0, z_roof / h), "roof": (z_roof / h, z_fin / h), "fin": (z_fin / h, 1.0)}
+    return Shape([Part(secs, [0] * 4)], zones, h)
+
+
+def _can(cls: ProductClass, size) -> Shape:
+    w, d, h = size
+    a, p = w / 2, cls.parts
+    lid_h = h - _frac_z(p, "top", 0, h)
+    lid_r = p["top"][1][0] * w / a  # lid radius relative to the body radius
+    base_h = min(0.008, lid_h)
+    recess = min(0.0025, 0.3 * lid_h)
+
+    def L(z, s):
+        return level(z, a * s, a * s, 1.0)
+
+    body = [L(base_h, 1.0)]
+    if cls.name == "soup_can":  # soup cans have rolled beads around the body
+        z0, z1 = base_h + 0.01, h - lid_h - 0.01
+        for zc in np.linspace(z0, z1, 5):
+            body += [L(zc - 0.002, 1.0), L(zc, 0.982), L(zc + 0.002, 1.0)]
+    body.append(L(h - lid_h, 1.0))
+    secs = [
+        [L(0, lid_r - 0.04), L(base_h * 0.4, lid_r + 0.03), L(base_h, 1.0)],
+        body,
+        [L(h - lid_h, 1.0), L(h - 0.65 * lid_h, 0.985), L(h - 0.3 * lid_h, lid_r + 0.01),
+         L(h - 0.1 * lid_h, lid_r), L(h, lid_r - 0.005)],
+        [L(h, lid_r - 0.005), L(h, lid_r - 0.06)],  # flat rim annulus
+        [L(h, lid_r - 0.06), L(h - recess, lid_r - 0.06)],  # recessed lid panel
+    ]
+    zones = {"base": (0.0, base_h / h), "label": (base_h / h, 1 - lid_h / h), "lid": (1 - lid_h / h, 1.0)}
+    return Shape([Part(secs, [0] * 5)], zones, h)
+
+
+def _tube(cls: ProductClass, size) -> Shape:
+    w, d, h = size
+    a, p = w / 2, cls.parts
+    rb = p["body"][1][0] * w / a  # the body is a little narrower than the lid
+    z_cap = _frac_z(p, "cap", 0, h)
+
+    def L(z, s):
+        return level(z, a * s, a * s, 1.0)
+
+    secs = [
+        [L(0, rb * 0.94), L(0.003, rb)],
+        [L(0.003, rb), L(z_cap, rb)],
+        [L(z_cap, rb), L(z_cap + 0.001, 1.0), L(h - 0.002, 1.0), L(h, 0.96)],
+    ]
+    zones = {"label": (0.003 / h, z_cap / h), "cap": (z_cap / h, 1.0)}
+    return Shape([Part(secs, [0, 0, 0])], zones, h)
+
+
+def _cup(cls: ProductClass, size, bottom_scale: float, rim_h: float) -> Shape:
+    w, d, h = size
+    a, b, c = w / 2, d / 2, cls.corner
+
+    def L(z, s):
+        return level(z, a * s, b * s, c)
+
+    wall_top = 0.965 if cls.family == "cup" else 0.95
+    secs = [
+        [L(0, bottom_scale - 0.02), L(0.003, bottom_scale)],
+        [L(0.003, bottom_scale), L(h - rim_h, wall_top)],
+        [L(h - rim_h, wall_top), L(h - rim_h * 0.8, 1.0), L(h, 1.0)],
+    ]
+    zones = {"label": (0.003 / h, 1 - rim_h / h), "rim": (1 - rim_h / h, 1.0)}
+    return Shape([Part(secs, [0, 0, 0])], zones, h)
+
+
+def _bag(cls: ProductClass, size) -> Shape:
+    w, d, h = size
+    a, b, c = w / 2, d / 2, cls.corner
+    pinch = 0.35
+    z_seal = _frac_z(cls.parts, "seal", 0, h)
+    seal_b = 0.001
+    t_mid, t_seal = 0.35, z_seal / h
+    lv = []
+    for t, sa, sb in [(0.0, 0.93, 0.78), (0.02, 0.955, 0.88), (0.06, 0.97, 0.95), (0.14, 0.975, 0.99)]:
+        lv.append(level(t * h, a * sa, b * sb, c, 0.0, pinch))
+    for t in np.linspace(t_mid - 0.1, t_seal, 9):
+        u = max(0.0, (t - t_mid) / (t_seal - t_mid))
+        sb = max(seal_b / b, math.cos(0.5 * math.pi * u) ** 0.6)
+        sa = 0.975 + 0.025 * u**2
+        lv.append(level(t * h, a * sa, b * sb, c, 0.0, pinch))
+    seal = [level(z_seal, a, seal_b, c, 0.0, pinch), level(h, a, seal_b, c, 0.0, pinch)]
+    zones = {"label": (0.0, t_seal), "seal": (t_seal, 1.0)}
+    return Shape([Part([lv, seal], [0, 0], m=7)], zones, h)
+
+
+def _dome(z0, z1, lo: tuple, hi: tuple, n: int = 7):
+    """Levels of a shoulder from ring ``lo`` (a, b, corner, cy) to ring ``hi``: the
+    radius follows cos(pi t / 2), smooth on the body side, conical into the neck."""
+    out = []
+    for t in np.linspace(0.0, 1.0, n):
+        g = math.cos(0.5 * math.pi * t)
+        a, b, c, cy = (hv + (lv_ - hv) * g for lv_, hv in zip(lo, hi))
+        out.append(level(z0 + t * (z1 - z0), a, b, c, cy))
+    return out
+
+
+def _bottle_top(p, w, d, h, neck_cy: float, shoulder: list[Level]):
+    """Sections above the body: shoulder, neck with a support ring, cap. Neck and cap
+    take their half extents from the part boxes (x from the width, y from the depth,
+    so the round cap of an oval bottle stays round up to the variant's jitter)."""
+    z_neck, z_cap = _frac_z(p, "neck", 0, h), _frac_z(p, "cap", 0, h)
+    cr = _half_xy(p["cap"], w, d)
+    nr = _half_xy(p["neck"], w, d)
+    flange = tuple(min(c, 1.12 * n) for c, n in zip(cr, nr))
+    zf = z_neck + 0.35 * (z_cap - z_neck)
+    ft = min(0.0015, 0.3 * (z_cap - z_neck))
+
+    def R(z, r, s=1.0):
+        return level(z, r[0] * s, r[1] * s, 1.0, neck_cy)
+
+    return [
+        shoulder,
+        [R(z_neck, nr), R(zf, nr)],
+        [R(zf, nr), R(zf, flange), R(zf + ft, flange), R(zf + ft, nr)],
+        [R(zf + ft, nr), R(z_cap, nr)],
+        [R(z_cap, cr, 0.97), R(z_cap + 0.001, cr), R(h - 0.0015, cr), R(h, cr, 0.93)],
+    ]
+
+
+def _half_xy(box, w, d) -> tuple[float, float]:
+    """Half extents (x, y) in metres of a part box centred on its own axis."""
+    (x0, y0, _), (x1, y1, _) = box
+    return (x1 - x0) / 2 * w, (y1 - y0) / 2 * d
+
+
+def _bottle(cls: ProductClass, size) -> Shape:
+    w, d, h = size
+    a, b, c, p = w / 2, d / 2, cls.corner, cls.parts
+    z_sh, z_neck, z_cap = _frac_z(p, "body", 1, h), _frac_z(p, "neck", 0, h), _frac_z(p, "cap", 0, h)
+    nx, ny = _half_xy(p["neck"], w, d)
+    body = [_scaled(0.008, a, b, 1.0, c)]
+    if cls.name == "water_bottle":  # grip rings on the lower body
+        for zc in np.linspace(0.3 * z_sh, 0.8 * z_sh, 4):
+            body += [_scaled(zc - 0.004, a, b, 1.0, c), _scaled(zc, a, b, 0.95, c), _scaled(zc + 0.004, a, b, 1.0, c)]
+    body.append(_scaled(z_sh, a, b, 1.0, c))
+    secs = [
+        [_scaled(0, a, b, 0.9, c), _scaled(0.004, a, b, 0.97, c), _scaled(0.008, a, b, 1.0, c)],
+        body,
+    ] + _bottle_top(p, w, d, h, 0.0, _dome(z_sh, z_neck, (a, b, c, 0.0), (nx, ny, 1.0, 0.0)))
+    zones = {
+        "base": (0.0, 0.008 / h),
+        "label": (0.008 / h, z_sh / h),
+        "shoulder": (z_sh / h, z_neck / h),
+        "neck": (z_neck / h, z_cap / h),
+        "cap": (z_cap / h, 1.0),
+    }
+    return Shape([Part(secs, [0, 0, 1, 1, 1, 1, 2])], zones, h)
+
+
+def _jar(cls: ProductClass, size) -> Shape:
+    w, d, h = size
+    a, p = w / 2, cls.parts
+    z_neck, z_lid = _frac_z(p, "neck", 0, h), _frac_z(p, "cap", 0, h)
+    nr, lr = _half_xy(p["neck"], w, d), _half_xy(p["cap"], w, d)
+    z_sh = z_neck - 0.012
+
+    def R(z, r, s=1.0):
+        return level(z, r[0] * s, r[1] * s, 1.0)
+
+    body = (a, d / 2)
+    secs = [
+        [R(0, body, 0.9), R(0.004, body, 0.97), R(0.007, body)],
+        [R(0.007, body), R(z_sh, body)],
+        _dome(z_sh, z_neck, (body[0], body[1], 1.0, 0.0), (nr[0], nr[1], 1.0, 0.0), 5),
+        [R(z_neck, nr), R(z_lid, nr)],
+        [R(z_lid, lr, 0.97), R(z_lid + 0.001, lr), R(h - 0.0015, lr), R(h, lr, 0.95)],
+    ]
+    zones = {"label": (0.007 / h, z_sh / h), "shoulder": (z_sh / h, z_neck / h), "neck": (z_neck / h, z_lid / h),
+             "cap": (z_lid / h, 1.0)}
+    return Shape([Part(secs, [0, 0, 0, 0, 1])], zones, h)
+
+
+def _handle_bottle(cls: ProductClass, size) -> Shape:
+    w, d, h = size
+    a, c, p = w / 2, cls.corner, cls.parts
+    (_, y0, _), (_, y1, zb1) = p["body"]
+    bb, bcy = (y1 - y0) / 2 * d, (y0 + y1) / 2 * d  # body half depth and centre (y)
+    z_sh, z_neck = (zb1 + 0.5) * h, _frac_z(p, "neck", 0, h)
+    nx, ny = _half_xy(p["neck"], w, d)
+    ncy = (p["cap"][0][1] + p["cap"][1][1]) / 2 * d
+    secs = [
+        [level(0, a * 0.92, bb * 0.94, c, bcy), level(0.006, a, bb, c, bcy)],
+        [level(0.006, a, bb, c, bcy), level(z_sh, a, bb, c, bcy)],
+    ] + _bottle_top(p, w, d, h, ncy, _dome(z_sh, z_neck, (a, bb, c, bcy), (nx, ny, 1.0, ncy)))
+    body = Part(secs, [0, 0, 1, 1, 1, 1, 2])
+    # The handle: two connectors into the body and a vertical grip bar at the back.
+    (hx0, hy0, hz0), (hx1, hy1, hz1) = p["handle"]
+    ha = hx1 * w
+    bar = 0.12 * d  # thickness of the grip and connectors (y)
+    conn = 0.07 * h
+    zlo, zhi = (hz0 + 0.5) * h, (hz1 + 0.5) * h
+    yb0, yb1 = hy0 * d, hy1 * d
+
+    def prism(y0_, y1_, z0_, z1_):
+        cy_, hb = (y0_ + y1_) / 2, (y1_ - y0_) / 2
+        return Part([[level(z0_, ha, hb, 0.5, cy_), level(z1_, ha, hb, 0.5, cy_)]], [3], uv="plain")
+
+    handle = [
+        prism(yb0, yb1, zhi - conn, zhi),
+        prism(yb1 - bar, yb1, zlo, zhi),
+        prism(yb0, yb1, zlo, zlo + conn),
+    ]
+    zones = {
+        "base": (0.0, 0.006 / h),
+        "label": (0.006 / h, z_sh / h),
+        "shoulder": (z_sh / h, z_neck / h),
+        "neck": (z_neck / h, _frac_z(p, "cap", 0, h) / h),
+        "cap": (_frac_z(p, "cap", 0, h) / h, 1.0),
+    }
+    return Shape([body] + handle, zones, h)
+
+
+def design(class_name: str, size) -> Shape:
+    """The lofted design of class ``class_name`` at ``size`` (x, y, z metres)."""
+    cls = get_class(class_name)
+    f = cls.family
+    size = tuple(float(s) for s in size)
+    if f == "box":
+        return _box(cls, size)
+    if f == "carton":
+        return _carton(cls, size)
+    if f == "cylinder":
+        return _can(cls, size)
+    if f == "tube":
+        return _tube(cls, size)
+    if f == "cup":
+        return _cup(cls, size, 0.76, 0.005)
+    if f == "bowl":
+        return _cup(cls, size, 0.84, 0.004)
+    if f == "bag":
+        return _bag(cls, size)
+    if f == "bottle":
+        return _bottle(cls, size)
+    if f == "jar":
+        return _jar(cls, size)
+    if f == "handle_bottle":
+        return _handle_bottle(cls, size)
+    raise ValueError(f"no mesh builder for family {f!r}")
+
+
+# -------------------------------------------------------------------------- meshing
+def _ring_u(lv: Level, m: int) -> np.ndarray:
+    """(N+1,) arc-length fraction around a reference ring, 0 at the back, 1 at the seam copy."""
+    p = ring(lv, CORNER_SAMPLES, m)
+    seg = np.linalg.norm(np.diff(np.vstack([p, p[:1]]), axis=0), axis=1)
+    u = np.concatenate([[0.0], np.cumsum(seg)]) / seg.sum()
+    return u
+
+
+def _ring_perimeter(lv: Level, m: int) -> float:
+    p = ring(lv, CORNER_SAMPLES, m)
+    return float(np.linalg.norm(np.diff(np.vstack([p, p[:1]]), axis=0), axis=1).sum())
+
+
+def _disc_extent(shape: Shape, scale: np.ndarray, which: str) -> tuple[float, float]:
+    """(x, y) full extents in metres of the first part's top or bottom disc (what that
+    atlas box covers)."""
+    lv = shape.parts[0].sections[-1][-1] if which == "top" else shape.parts[0].sections[0][0]
+    return float(2 * lv.a * scale[0]), float(2 * lv.b * scale[1])
+
+
+def _grid_normals(g: np.ndarray) -> np.ndarray:
+    """Area-weighted vertex normals of a closed-around (L, N, 3) ring grid."""
+    lo, hi = g[:-1], g[1:]
+    lo1, hi1 = np.roll(lo, -1, axis=1), np.roll(hi, -1, axis=1)
+    n1 = np.cross(lo1 - lo, hi1 - lo)  # triangle (lo, lo1, hi1)
+    n2 = np.cross(hi1 - lo, hi - lo)  # triangle (lo, hi1, hi)
+    acc = np.zeros_like(g)
+    # Each triangle adds its (area-weighted) normal to its three corners.
+    acc[:-1] += n1 + n2
+    acc[:-1] += np.roll(n1, 1, axis=1)
+    acc[1:] += np.roll(n1 + n2, 1, axis=1)
+    acc[1:] += n2
+    return acc
+
+
+def _unit(v: np.ndarray, fallback: np.ndarray) -> np.ndarray:
+    n = np.linalg.norm(v, axis=-1, keepdims=True)
+    ok = n[..., 0] > 1e-12
+    out = np.where(ok[..., None], v / np.where(n > 1e-12, n, 1.0), fallback)
+    return out
+
+
+def _hull_vertices(points: np.ndarray) -> np.ndarray:
+    hull = ConvexHull(points)
+    return points[np.sort(hull.vertices)]
+
+
+def _support_subset(verts: np.ndarray, limit: int) -> np.ndarray:
+    """At most ``limit`` of ``verts``: the extreme points along the six axis directions
+    (so the bounds are kept exactly) and along as many evenly spread directions
+    (Fibonacci sphere) as fit; a good inner approximation of the hull."""
+    axes = np.array([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]], float)
+    best = np.unique(np.argmax(verts @ axes.T, axis=0))
+    for n in range(4, 8 * limit, 2):
+        i = np.arange(n) + 0.5
+        zc = 1 - 2 * i / n
+        ang = math.pi * (1 + 5**0.5) * i
+        rr = np.sqrt(1 - zc**2)
+        dirs = np.concatenate([axes, np.column_stack([rr * np.cos(ang), rr * np.sin(ang), zc])])
+        idx = np.unique(np.argmax(verts @ dirs.T, axis=0))
+        if len(idx) > limit:
+            break
+        best = idx
+    return verts[best]
+
+
+def _piece_hull(levels: list[Level], m: int) -> np.ndarray:
+    """Convex hull vertices (<= 64) of a piece's levels, built from coarse rings.
+
+    The finest rings are used when their hull fits; otherwise a few coarser ring
+    resolutions are tried, each reduced to 64 support points if needed. All are
+    inscribed in the visual surface, so the largest volume is the closest fit."""
+    best, best_vol = None, -1.0
+    for k, mc in ((HULL_CORNER_SAMPLES, min(m, 3)), (HULL_CORNER_SAMPLES, 1), (1, min(m, 3)), (3, 1)):
+        pts = rings(levels, k, mc).reshape(-1, 3)
+        verts = _hull_vertices(np.unique(np.round(pts, 12), axis=0))
+        if len(verts) <= MAX_HULL_VERTICES and best is None:
+            return verts  # the finest candidate fits as it is
+        if len(verts) > MAX_HULL_VERTICES:
+            # A subset of hull vertices is still in convex position.
+            verts = _hull_vertices(_support_subset(verts, MAX_HULL_VERTICES))
+        vol = ConvexHull(verts).volume
+        if vol > best_vol + 1e-12:
+            best, best_vol = verts, vol
+    return best
+
+
+def _close_steps(shape: Shape) -> Shape:
+    """Insert a flat annulus wherever one section does not start on the ring the previous
+    one ended on (neck -> wider cap), so the mesh stays closed."""
+    parts = []
+    for part in shape.parts:
+        secs, pieces = [part.sections[0]], [part.pieces[0]]
+        for sec, pid in zip(part.sections[1:], part.pieces[1:]):
+            prev = secs[-1][-1]
+            if np.allclose(np.array(astuple(prev)), np.array(astuple(sec[0])), rtol=0, atol=1e-9):
+                sec = [prev] + sec[1:]  # the same ring up to round-off: share it exactly
+            else:
+                secs.append([prev, sec[0]])
+                pieces.append(pid)
+            secs.append(sec)
+            pieces.append(pid)
+        parts.append(Part(secs, pieces, part.uv, part.m))
+    return Shape(parts, shape.zones, shape.height)
+
+
+def mesh_shape(shape: Shape, size) -> ProductMesh:
+    """Triangulate a :class:`Shape` and scale it to bounds exactly ``+-size / 2``."""
+    size = np.asarray(size, dtype=np.float64)
+    shape = _close_steps(shape)
+    grids = []  # (part index, section, (L, N, 3) points)
+    for pi, part in enumerate(shape.parts):
+        for sec in part.sections:
+            g = rings(sec, CORNER_SAMPLES, part.m)
+            grids.append((pi, g))
+    allp = np.concatenate([g.reshape(-1, 3) for _, g in grids])
+    lo, hi = allp.min(0), allp.max(0)
+    centre, scale = (lo + hi) / 2, size / (hi - lo)
+
+    def tf(p):
+        return (p - centre) * scale
+
+    verts, norms, uvs, tris = [], [], [], []
+    n_v = 0
+    su0, su1 = tx.SIDE_UV_V
+
+    def add(v, n, uv, t):
+        nonlocal n_v
+        verts.append(v)
+        norms.append(n)
+        uvs.append(uv)
+        tris.append(t + n_v)
+        n_v += len(v)
+
+    for pi, part in enumerate(shape.parts):
+        # Reference ring for u: the widest ring of the part (the label area).
+        ref = max((lv for sec in part.sections for lv in sec), key=lambda lv: lv.a + lv.b)
+        u_ring = _ring_u(ref, part.m)
+        if part.uv == "plain":  # squeeze into the plain back strip of the atlas
+            u_ring = tx.PLAIN_U[0] + u_ring * (tx.PLAIN_U[1] - tx.PLAIN_U[0])
+        for g_pi, g in grids:
+            if g_pi != pi:
+                continue
+            gs = tf(g)
+            L, N, _ = gs.shape
+            nrm = _unit(_grid_normals(gs), np.array([0.0, 0.0, 1.0]))
+            gs = np.concatenate([gs, gs[:, :1]], axis=1)  # seam copy (u = 1)
+            nrm = np.concatenate([nrm, nrm[:, :1]], axis=1)
+            zf = np.clip(gs[..., 2] / size[2] + 0.5, 0.0, 1.0)
+            uv = np.stack([np.broadcast_to(u_ring, (L, N + 1)), su0 + (su1 - su0) * zf], -1)
+            r = np.arange(L - 1)[:, None] * (N + 1)
+            j = np.arange(N)[None, :]
+            a_, b_, c_, d_ = r + j, r + j + 1, r + (N + 1) + j + 1, r + (N + 1) + j
+            t = np.concatenate([np.stack([a_, b_, c_], -1).reshape(-1, 3), np.stack([a_, c_, d_], -1).reshape(-1, 3)])
+            add(gs.reshape(-1, 3), nrm.reshape(-1, 3), uv.reshape(-1, 2), t)
+        # Bottom and top discs, fans from the ring centre.
+        for which, lv in (("bottom", part.sections[0][0]), ("top", part.sections[-1][-1])):
+            rp = tf(rings([lv], CORNER_SAMPLES, part.m)[0])
+            cen = tf(np.array([[0.0, lv.cy, lv.z]]))
+            v = np.concatenate([cen, rp])
+            N = len(rp)
+            sign = 1.0 if which == "top" else -1.0
+            n = np.tile([0.0, 0.0, sign], (N + 1, 1))
+            if part.uv == "plain":
+                uv = np.column_stack([np.full(N + 1, np.mean(tx.PLAIN_U)), np.full(N + 1, (su0 + su1) / 2)])
+            else:
+                box = tx.TOP_CAP_UV if which == "top" else tx.BOTTOM_CAP_UV
+                rel = (v[:, :2] - cen[0, :2]) / np.maximum(np.abs(rp[:, :2] - cen[0, :2]).max(0), 1e-9)
+                uv = np.column_stack([
+                    box[0] + (box[2] - box[0]) * (0.5 + 0.5 * rel[:, 0]),
+                    box[1] + (box[3] - box[1]) * (0.5 + 0.5 * rel[:, 1]),
+                ])
+            j = np.arange(N)
+            if which == "top":
+                t = np.stack([np.zeros(N, int), 1 + j, 1 + (j + 1) % N], -1)
+            else:
+                t = np.stack([np.zeros(N, int), 1 + (j + 1) % N, 1 + j], -1)
+            add(v, n, uv, t)
+
+    vertices = np.concatenate(verts)
+    # Snap the extremes: bounds exactly +-size/2 despite floating-point round-off.
+    vertices = np.clip(vertices, -size / 2, size / 2)
+    hulls = []
+    for pid in sorted({p for part in shape.parts for p in part.pieces}):
+        lvls = [lv for part in shape.parts for sec, p in zip(part.sections, part.pieces) if p == pid for lv in sec]
+        m = max(part.m for part in shape.parts if pid in part.pieces)
+        hv = tf(_piece_hull(lvls, m))
+        hulls.append(np.ascontiguousarray(np.clip(hv, -size / 2, size / 2)))
+    ref = max((lv for sec in shape.parts[0].sections for lv in sec), key=lambda lv: lv.a + lv.b)
+    perimeter = float(_ring_perimeter(ref, shape.parts[0].m) * np.mean(scale[:2]))
+    layout = dict(
+        zones=shape.zones,
+        faces_u=face_u(ref, shape.parts[0].m),
+        perimeter_m=perimeter,
+        size_m=tuple(float(s) for s in size),
+        top_extent_m=_disc_extent(shape, scale, "top"),
+        bottom_extent_m=_disc_extent(shape, scale, "bottom"),
+    )
+    return ProductMesh(
+        vertices=np.ascontiguousarray(vertices),
+        indices=np.concatenate(tris).astype(np.int32).reshape(-1),
+        normals=np.ascontiguousarray(np.concatenate(norms)),
+        uvs=np.ascontiguousarray(np.clip(np.concatenate(uvs), 0.0, 1.0)),
+        collision_hulls=tuple(hulls),
+        layout=layout,
+    )
+
+
+def face_u(lv: Level, m: int) -> dict[str, tuple[float, float]]:
+    """u ranges (lo, hi) of the four faces of a ring: front (-y) is centred at 0.5, back
+    at 0 (its range wraps), left (-x) and right (+x) in between. For round rings each
+    "face" is a quarter turn."""
+    a, b, rx, ry = lv.a, lv.b, min(lv.rx, lv.a), min(lv.ry, lv.b)
+    # Ramanujan's ellipse perimeter for the four corner quarter arcs together.
+    arcs = math.pi * (3 * (rx + ry) - math.sqrt((3 * rx + ry) * (rx + 3 * ry)))
+    sx, sy = 2 * (a - rx), 2 * (b - ry)
+    per = 2 * sx + 2 * sy + arcs
+    front = (sx + arcs / 4) / per  # the straight side plus half a corner each side
+    side = (sy + arcs / 4) / per
+    u_left = (sx / 2 + arcs / 4 + sy / 2) / per
+    return {
+        "front": (0.5 - front / 2, 0.5 + front / 2),
+        "left": (u_left - side / 2, u_left + side / 2),
+        "right": (1 - u_left - side / 2, 1 - u_left + side / 2),
+        "back": (1 - front / 2, front / 2),
+    }
+
+
+def build_mesh(class_name: str, variant: int) -> ProductMesh:
+    """Mesh of a catalog variant (its jittered size), product frame, metres."""
+    size = get_variant(class_name, variant).size_m
+    return mesh_shape(design(class_name, size), size)
