@@ -24,6 +24,7 @@ and a flavour colour (hue-shifted palette; see :func:`variant_palette`).
 from __future__ import annotations
 
 import colorsys
+import functools
 import zlib
 from dataclasses import dataclass
 
@@ -350,8 +351,9 @@ def _check_variant(cls: ProductClass, variant: int) -> None:
         raise KeyError(f"{cls.name} has no variant {variant}; valid variants: {valid}")
 
 
+@functools.lru_cache(maxsize=None)
 def get_variant(name: str, variant: int) -> ProductVariant:
-    """The flavour ``variant`` of class ``name`` with its jittered size and mass."""
+    """The flavour ``variant`` of class ``name`` with its jittered size and mass (cached: it is pure)."""
     cls = get_class(name)
     _check_variant(cls, variant)
     jit = variant_rng(name, variant, "size").uniform(-SIZE_JITTER, SIZE_JITTER, size=3)

@@ -33,7 +33,6 @@ from graspsim.assets import textures as tx
 from graspsim.assets.catalog import ProductClass, get_class, get_variant
 
 CORNER_SAMPLES = 6  # ring points per rounded corner of the visual mesh
-HULL_CORNER_SAMPLES = 2  # ... and of the collision pieces
 MAX_HULL_VERTICES = 64
 
 
@@ -504,7 +503,9 @@ def _piece_hull(levels: list[Level], m: int) -> np.ndarray:
     resolutions are tried, each reduced to 64 support points if needed. All are
     inscribed in the visual surface, so the largest volume is the closest fit."""
     best, best_vol = None, -1.0
-    for k, mc in ((HULL_CORNER_SAMPLES, min(m, 3)), (HULL_CORNER_SAMPLES, 1), (1, min(m, 3)), (3, 1)):
+    # Finest first; rings with sampled straight sides (pillow bags) keep some side points.
+    candidates = ((3, 1), (2, 1), (1, 1)) if m == 1 else ((2, 3), (1, 3), (2, 1))
+    for k, mc in candidates:
         pts = rings(levels, k, mc).reshape(-1, 3)
         verts = _hull_vertices(np.unique(np.round(pts, 12), axis=0))
         if len(verts) <= MAX_HULL_VERTICES and best is None:

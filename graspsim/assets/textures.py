@@ -344,6 +344,15 @@ def _colour(pal, idx):
     return pal[idx]
 
 
+def _contrast(bg, *candidates):
+    """The first candidate colour that stands out from ``bg`` (else the one that stands out most)."""
+    dist = [float(np.linalg.norm(np.subtract(c, bg, dtype=float))) for c in candidates]
+    for c, d in zip(candidates, dist):
+        if d > 120:
+            return c
+    return candidates[int(np.argmax(dist))]
+
+
 def _shade(rgb, f):
     return tuple(float(min(255.0, c * f)) for c in rgb)
 
@@ -542,11 +551,12 @@ def _paint_caps(img, family, layout, pal, st: Style, rng) -> None:
                 cv.pattern(st.pattern, 0, eh, _colour(pal, st.pattern_col), 0.35, rng)
             emb = st.emblem if st.emblem != "none" else "circle"
             size = 0.35 * min(ew, eh)
-            cv.emblem(emb, cx, cy + 0.15 * eh, size, _colour(pal, 1), _colour(pal, 2))
+            ink = _contrast(lid, pal[1], pal[2], pal[0], DARK)  # legible on the lid
+            cv.emblem(emb, cx, cy + 0.15 * eh, size, ink, _contrast(ink, pal[2], pal[1], WHITE))
             hgt = min(0.2 * eh, 0.02)
             if family == "box" and eh > 1.6 * ew:  # long narrow top: run the brand along it
-                cv.text(st.brand, cx, cy - 0.2 * eh, 0.35 * eh, 0.5 * ew, _colour(pal, 1), vertical=True)
+                cv.text(st.brand, cx, cy - 0.2 * eh, 0.35 * eh, 0.5 * ew, ink, vertical=True)
             else:
-                cv.text(st.brand, cx, cy - 0.25 * eh, 0.8 * ew, hgt, _colour(pal, 1 if family != "box" else 2))
+                cv.text(st.brand, cx, cy - 0.25 * eh, 0.8 * ew, hgt, ink)
         else:  # carton fin, bag seal: tiny strips in the body colour
             cv.rect(-1, -1, ew + 1, eh + 1, _shade(pal[0], 0.9))

@@ -98,7 +98,8 @@ class EpisodeRunner:
             row.update(skipped=True, error=str(exc), success=False, reason=None)
             return row
         row.update(plan_attempt=info["plan_attempt"], instruction=obs["instruction"],
-                   target_class=info["target_class_name"], build_ms=info["build_ms"], render_ms=info["render_ms"])
+                   target_class=info["target_class_name"], build_ms=self.env.timings["build_ms"],
+                   render_ms=self.env.timings["render_ms"])
         self.policy.reset(np.random.default_rng([scene_seed, POLICY_SEED_SALT]))
         t0 = time.perf_counter()
         policy_info: dict[str, Any] = {}
@@ -117,7 +118,7 @@ class EpisodeRunner:
             picked_class=outcome["picked_class"], success=bool(step_info["success"]), reason=step_info["reason"],
             rect=step_info["rect"] if step_info["rect"] is not None else _rect_or_none(action, GraspRect),
             gripper=step_info["gripper"], knocked_down=outcome["knocked_down"], dropped=outcome["dropped"],
-            perception_ms=perception_ms, simulation_ms=step_info["sim_ms"], steps=outcome["steps"],
+            perception_ms=perception_ms, simulation_ms=self.env.timings["sim_ms"], steps=outcome["steps"],
             policy_info=policy_info, outcome_details={k: v for k, v in outcome.items() if k not in
                                                       ("success", "reason", "picked_class", "knocked_down",
                                                        "dropped", "steps")},

@@ -84,6 +84,7 @@ class PickEnv(gym.Env):
         self._last_rect: GraspRect | None = None
         self._attempts = 0
         self._consecutive_failures = 0
+        self.timings: dict[str, float] = {}  # wall-clock ms of the last reset / step stages
         self.observation_space = self._make_observation_space(width, height)
         self.action_space = self._make_action_space(width, height)
 
@@ -126,8 +127,10 @@ class PickEnv(gym.Env):
         if self._target_class is None:  # nothing visible at all: an unusable scene is not silently used
             raise RuntimeError(f"scene {self.kind} seed {scene_seed} shows no product clearly")
         info = self._info()
-        info.update(scene_seed=scene_seed, plan_attempt=self._scene.plan.attempt, build_ms=build_ms,
-                    render_ms=render_ms, settle_steps=self._scene.settle_steps)
+        info.update(scene_seed=scene_seed, plan_attempt=self._scene.plan.attempt,
+                    settle_steps=self._scene.settle_steps)
+        # Wall-clock timings are kept out of ``info``: info must be a function of seed and actions.
+        self.timings = {"build_ms": build_ms, "render_ms": render_ms}
         return self._observation(), info
 
     def _observe_and_choose_target(self) -> float:
@@ -182,7 +185,8 @@ class PickEnv(gym.Env):
                     reason=None if outcome.reason is None else outcome.reason.value,
                     gripper=None if command is None else command.to_dict(),
                     rect=None if self._last_rect is None else self._last_rect.to_dict(),
-                    sim_ms=sim_ms, target_class_name=self._target_class)
+                    target_class_name=self._target_class)
+        self.timings["sim_ms"] = sim_ms
         terminated = True
         truncated = False
         if self.clear_scene:
@@ -250,17 +254,18 @@ class PickEnv(gym.Env):
     def _observation(self) -> dict[str, Any]:
         frames = self._frames
         target = self._target_class or CATALOG[0].name
+        # Fresh arrays every call: callers may keep or modify what they were given.
         obs = {
-            "rgb": frames.rgb,
-            "depth": frames.depth_m,
+            "rgb": frames.rgb.copy(),
+            "depth": frames.depth_m.copy(),
             "instruction": self.instruction(target),
             "target_class": class_index(target),
             "K": frames.camera.K.astype(np.float64),
             "T_world_camera": frames.camera.T_world_camera.astype(np.float64),
         }
         if self.privileged:
-            obs["instance_seg"] = frames.instance_seg
-            obs["class_seg"] = frames.class_seg
+            obs["instance_seg"] = frames.instance_seg.copy()
+            obs["class_seg"] = frames.class_seg.copy()
         return obs
 
     @staticmethod

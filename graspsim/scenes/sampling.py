@@ -222,4 +222,5 @@ def _sample_lighting(rng, options: SceneOptions) -> Lighting:
         return Lighting()
     direction = (float(rng.uniform(-1, 1)), float(rng.uniform(-1.5, -0.3)), float(rng.uniform(0.8, 2.0)))
     return Lighting(direction=direction, ambient=float(rng.uniform(0.4, 0.8)), diffuse=float(rng.uniform(0.3, 0.7)),
-                    specular=float(rng.uniform(0.0, 0.3)), gain=float(rng.uniform(0.75, 1.25)))
+                    specular=float(rng.uniform(0.0, 0.3)), gain=float(rng.uniform(0.75, 1.25)),
+                    shadow=bool(rng.random() < 0.5))

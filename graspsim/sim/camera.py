@@ -68,7 +68,7 @@ def render(world: SimWorld, camera: CameraModel, lighting: Lighting = Lighting()
         lightAmbientCoeff=lighting.ambient,
         lightDiffuseCoeff=lighting.diffuse,
         lightSpecularCoeff=lighting.specular,
-        shadow=1,
+        shadow=int(lighting.shadow),
     )
     H, W = camera.height, camera.width
     rgb = np.asarray(rgba, dtype=np.uint8).reshape(H, W, 4)[:, :, :3]

@@ -84,9 +84,7 @@ def execute_grasp(world: SimWorld, scene: BuiltScene, command: GripperCommand, t
                                details={"collision": "furniture during approach"})
 
         hand.close()
-        close_steps = int(physics.close_time_s / physics.time_step_s)
-        world.step(close_steps)
-        steps += close_steps
+        steps += _close(world, hand, physics)
         gap_after_close = hand.finger_gap_m()
 
         steps += _lift(world, hand, scene, physics)
@@ -102,6 +100,19 @@ def execute_grasp(world: SimWorld, scene: BuiltScene, command: GripperCommand, t
                            details={"gap_after_close_m": round(gap_after_close, 5)})
     finally:
         hand.remove()
+
+
+def _close(world: SimWorld, hand: FloatingHand, physics: PhysicsConfig) -> int:
+    """Step until the fingers stop (closed on something or shut) or ``close_time_s`` passes."""
+    max_steps = int(physics.close_time_s / physics.time_step_s)
+    still = 0
+    for step in range(1, max_steps + 1):
+        world.client.stepSimulation()
+        speeds = [abs(world.client.getJointState(hand.body, j)[1]) for j in FINGER_JOINTS]
+        still = still + 1 if max(speeds) < 1e-3 else 0
+        if still >= 8:  # 1/30 s without finger motion: the grip force is established
+            return step
+    return max_steps
 
 
 def _lift(world: SimWorld, hand: FloatingHand, scene: BuiltScene, physics: PhysicsConfig) -> int:

@@ -120,6 +120,10 @@ def settle(world: SimWorld, scene: BuiltScene, physics: PhysicsConfig, max_time_
                 at_rest = False
                 break
         if at_rest:
+            # Products at rest sleep until something touches them: the hand's contacts
+            # wake exactly the products it disturbs, and sleeping ones cost nothing.
+            for body in scene.live_bodies:
+                c.changeDynamics(body, -1, activationState=c.ACTIVATION_STATE_SLEEP)
             return steps
     raise SceneRejected(f"products still moving after {max_time_s or physics.settle_max_time_s:.1f} s")
 
