@@ -24,6 +24,10 @@ class GripperSpec:
     ``palm_to_grasp_m``: distance along the approach axis from the hand base frame
     to the grasp point between the pads (pybullet_data's ``panda_grasptarget``
     sits 0.105 m in front of ``panda_hand``; we grasp a little deeper in the pads).
+    ``finger_base_m``: where the fingers start in front of the hand base frame;
+    ``palm_front_m``: the front of the hand body; ``palm_half_span_m`` /
+    ``palm_half_thickness_m``: half the hand body's size along / across the
+    closing axis (all from the Franka hand meshes in pybullet_data).
     """
 
     max_opening_m: float = 0.08
@@ -31,6 +35,20 @@ class GripperSpec:
     finger_length_m: float = 0.054
     finger_thickness_m: float = 0.012
     palm_to_grasp_m: float = 0.095
+    finger_base_m: float = 0.0584
+    palm_front_m: float = 0.066
+    palm_half_span_m: float = 0.104
+    palm_half_thickness_m: float = 0.032
+
+    @property
+    def fingertip_beyond_grasp_m(self) -> float:
+        """How far the fingertips reach past the grasp point along the approach."""
+        return self.finger_base_m + self.finger_length_m - self.palm_to_grasp_m
+
+    @property
+    def palm_behind_grasp_m(self) -> float:
+        """How far behind the grasp point the front of the hand body (palm) is."""
+        return self.palm_to_grasp_m - self.palm_front_m
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import pytest
 from graspsim.config import GripperSpec
 from graspsim.geometry import (deproject, intrinsics_from_fov, invert_transform, look_at, make_transform,
                                matrix_to_quat, project, quat_to_matrix, rotation_about_axis, transform_points)
-from graspsim.grasping.conversion import UnreachableGraspError, command_to_rect, rect_to_command
+from graspsim.grasping.conversion import UnreachableGraspError, command_to_rect, grasp_depth_for, rect_to_command
 from graspsim.grasping.workspace import clear_supports, in_reach
 from graspsim.types import CameraModel, GraspRect, GripperCommand, InvalidRectError
 
@@ -64,7 +64,10 @@ def test_rect_to_command_known_case_top_down():
     rect = GraspRect(x=(W - 1) / 2, y=(H - 1) / 2, w=50.0, h=20.0, theta=0.0)
     command = rect_to_command(rect, depth, camera, np.array([0, 0, -1.0]), grasp_depth_m=0.02)
     T = command.T_world_grasp
-    assert np.allclose(T[:3, 3], [0.0, 0.0, 0.9 - 0.02], atol=1e-9)
+    opening = 50.0 * 0.5 / camera.K[0, 0]  # 4.86 cm
+    # The grasp point sits opening/2 - 1 cm (1.43 cm) below the surface: about a round object's axis.
+    assert opening / 2 - 0.01 == pytest.approx(0.01429, abs=1e-4)
+    assert np.allclose(T[:3, 3], [0.0, 0.0, 0.9 - (opening / 2 - 0.01)], atol=1e-9)
     assert np.allclose(T[:3, 2], [0, 0, -1])  # approach straight down
     # theta = 0 closes along image x, which is world +x for this camera.
     assert np.allclose(np.abs(T[:3, 1]), [1, 0, 0], atol=1e-9)
@@ -90,6 +93,12 @@ def test_rect_pose_round_trip_many_rectangles():
         assert abs(dtheta) < 1e-6
 
 
+def test_grasp_depth_rule_known_values():
+    assert grasp_depth_for(0.08, 0.025) == pytest.approx(0.025)  # capped by the finger reach
+    assert grasp_depth_for(0.05, 0.025) == pytest.approx(0.015)  # a 3 cm neck + margins: its axis
+    assert grasp_depth_for(0.01, 0.025) == pytest.approx(0.01)   # never less than 1 cm
+
+
 def test_theta_and_theta_plus_pi_are_the_same_grasp():
     camera = top_down_camera()
     depth = flat_depth(camera, 0.6)
@@ -103,9 +112,11 @@ def test_front_approach_on_shelf_camera():
     K = intrinsics_from_fov(W, H, 58.0)
     camera = CameraModel(K=K, width=W, height=H, T_world_camera=look_at([0, -0.8, 0.9], [0, 0, 0.9]))
     depth = flat_depth(camera, 0.8)  # the plane y = 0
-    command = rect_to_command(GraspRect((W - 1) / 2, (H - 1) / 2, 30, 20, 0.0), depth, camera,
-                              np.array([0, 1.0, 0]), grasp_depth_m=0.03)
-    assert np.allclose(command.T_world_grasp[:3, 3], [0, 0.03, 0.9], atol=1e-9)
+    command = rect_to_command(GraspRect((W - 1) / 2, (H - 1) / 2, 60, 20, 0.0), depth, camera,
+                              np.array([0, 1.0, 0]), grasp_depth_m=0.025)
+    # 60 px at 0.8 m is an 11 cm request: clamped to 8 cm, so the full 2.5 cm grasp depth applies.
+    assert command.clamped == ("opening",)
+    assert np.allclose(command.T_world_grasp[:3, 3], [0, 0.025, 0.9], atol=1e-9)
     assert np.allclose(np.abs(command.T_world_grasp[:3, 1]), [1, 0, 0], atol=1e-9)  # jaws horizontal
 
 

@@ -43,7 +43,9 @@ from graspsim.types import (FailureReason, Frames, GraspRect, GripperCommand, In
                             PickOutcome)
 
 INSTRUCTION_CHARSET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 -'.,"
-_MIN_VISIBLE_FRACTION = 0.5  # a target must show at least half of its front (shelf) or top (table) face
+# A target must show at least this share of the area its box would cover unoccluded: the
+# instruction names a product the camera clearly sees (others remain as clutter).
+_MIN_VISIBLE_FRACTION = 0.7
 
 
 class PickEnv(gym.Env):
@@ -145,7 +147,7 @@ class PickEnv(gym.Env):
         return render_ms
 
     def visible_bodies(self) -> list[int]:
-        """Products showing at least half of the face the camera looks at."""
+        """Products showing at least ``_MIN_VISIBLE_FRACTION`` of their unoccluded projected area."""
         scene, frames = self._scene, self._frames
         ids, counts = np.unique(frames.instance_seg, return_counts=True)
         pixel_count = dict(zip(ids.tolist(), counts.tolist()))
@@ -174,23 +176,26 @@ class PickEnv(gym.Env):
         if self._scene is None:
             raise RuntimeError("call reset() before step()")
         t0 = time.perf_counter()
+        self._last_rect = None
         command, outcome = self._command_from_action(action)
         if outcome is None:
             outcome = execute_grasp(self.world, self._scene, command, self._target_class, self.physics)
         sim_ms = (time.perf_counter() - t0) * 1000
         self._attempts += 1
         self._consecutive_failures = 0 if outcome.success else self._consecutive_failures + 1
+        attempt_target = self._target_class
+        terminated, truncated = True, False
+        if self.clear_scene:
+            terminated, truncated = self._continue_clearing(outcome)
+        # info describes the attempt just made; target_class_name is the NEXT target in
+        # clear-the-scene mode (the one the returned observation asks for).
         info = self._info()
         info.update(outcome=outcome.to_dict(), success=outcome.success,
                     reason=None if outcome.reason is None else outcome.reason.value,
                     gripper=None if command is None else command.to_dict(),
                     rect=None if self._last_rect is None else self._last_rect.to_dict(),
-                    target_class_name=self._target_class)
+                    attempt_target_class=attempt_target)
         self.timings["sim_ms"] = sim_ms
-        terminated = True
-        truncated = False
-        if self.clear_scene:
-            terminated, truncated = self._continue_clearing(outcome)
         reward = 1.0 if outcome.success else 0.0
         return self._observation(), reward, terminated, truncated, info
 

@@ -5,8 +5,11 @@ The rule, in one place:
 1. The rectangle centre ``(x, y)`` is deprojected with the depth image and K:
    the depth at the nearest pixel gives the visible surface point ``p_surface``
    (camera frame -> world frame with ``T_world_camera``).
-2. The grasp point lies ``grasp_depth_m`` beyond that surface along the scene's
-   approach direction ``a`` (world frame): ``p_grasp = p_surface + grasp_depth_m * a``.
+2. The grasp point lies behind that surface along the scene's approach direction
+   ``a`` (world frame): ``p_grasp = p_surface + d * a`` with
+   ``d = clip(opening / 2 - 0.01, 0.01, grasp_depth_m)``: about the centre of a
+   round object the jaws fit around (a bottle neck is grasped at its axis, not
+   behind it), never deeper than the fingers reach well.
 3. The closing axis is the image direction ``(cos theta, sin theta)`` lifted into
    the camera's x-y plane, turned into the world, and made perpendicular to
    ``a``. The grasp frame is ``z = a``, ``y = closing axis``, ``x = y cross z``.
@@ -68,6 +71,11 @@ def grasp_frame(p_grasp_world: np.ndarray, closing_axis: np.ndarray, approach_wo
     return make_transform(np.stack([x, y, z], axis=1), p_grasp_world)
 
 
+def grasp_depth_for(opening_m: float, grasp_depth_m: float) -> float:
+    """How far behind the visible surface the grasp point sits (rule 2 of the module docstring)."""
+    return float(np.clip(opening_m / 2 - 0.01, 0.01, grasp_depth_m))
+
+
 def rect_to_command(
     rect: GraspRect,
     depth_m: np.ndarray,
@@ -87,13 +95,13 @@ def rect_to_command(
     approach_world = np.asarray(approach_world, dtype=np.float64)
     approach_world = approach_world / np.linalg.norm(approach_world)
     p_surface, depth = surface_point_world(rect, depth_m, camera)
-    p_grasp = p_surface + grasp_depth_m * approach_world
-    T_world_grasp = grasp_frame(p_grasp, closing_axis_world(rect.theta, camera, approach_world), approach_world)
     opening_m = rect.w * depth / camera.K[0, 0]
     clamped: list[str] = []
     if opening_m > gripper.max_opening_m:
         opening_m = gripper.max_opening_m
         clamped.append("opening")
+    p_grasp = p_surface + grasp_depth_for(opening_m, grasp_depth_m) * approach_world
+    T_world_grasp = grasp_frame(p_grasp, closing_axis_world(rect.theta, camera, approach_world), approach_world)
     return GripperCommand(T_world_grasp=T_world_grasp, opening_m=float(opening_m), clamped=tuple(clamped))
 
 
@@ -105,12 +113,12 @@ def command_to_rect(
 ) -> GraspRect:
     """The image rectangle of a gripper command (inverse of :func:`rect_to_command`).
 
-    The surface point is taken ``grasp_depth_m`` back from the grasp point along
-    the approach axis (the grasp frame's z). Theta is normalised to [-pi/2, pi/2).
+    The surface point is taken :func:`grasp_depth_for` back from the grasp point
+    along the approach axis (the grasp frame's z). Theta is normalised to [-pi/2, pi/2).
     """
     T = command.T_world_grasp
     approach = T[:3, 2]
-    p_surface_world = T[:3, 3] - grasp_depth_m * approach
+    p_surface_world = T[:3, 3] - grasp_depth_for(command.opening_m, grasp_depth_m) * approach
     T_camera_world = invert_transform(camera.T_world_camera)
     p_camera = transform_points(T_camera_world, p_surface_world)
     if p_camera[2] <= 0:

@@ -45,6 +45,7 @@ from graspsim.types import GraspRect
 
 # Footprints with less free space than this are rejected outright.
 MIN_FREE_FRACTION = 0.9
+MAX_PALM_BLOCKED = 0.03  # share of the hand-body footprint allowed in front of the palm
 # The depth beside the object must be at least this much less than the grasp depth
 # behind the surface (metres): the fingertips stop a little short of the grasp point.
 _DEPTH_SLACK_M = 0.005
@@ -64,6 +65,8 @@ class ScoredGrasp:
       a margin on each side (never more than the gripper's maximum opening).
     * ``width_m``: object width along the closing axis through the centre, metres.
     * ``free_fraction``: share of finger-footprint samples that are free space.
+    * ``palm_blocked``: the hand body would hit something in front of the palm
+      (such grasps are returned only after every unblocked one).
     """
 
     rect: GraspRect
@@ -71,6 +74,7 @@ class ScoredGrasp:
     opening_m: float
     width_m: float
     free_fraction: float
+    palm_blocked: bool = False
 
 
 def _valid_depth(depth: np.ndarray) -> np.ndarray:
@@ -205,7 +209,41 @@ def _local_depth(depth: np.ndarray, mask: np.ndarray, centres: np.ndarray, radiu
     return out
 
 
-def near_surface(mask: np.ndarray, depth_m: np.ndarray, slab_m: float = 0.035) -> np.ndarray:
+def palm_blocked_fraction(rect: GraspRect, depth_m: np.ndarray, K: np.ndarray, gripper: GripperSpec,
+                          grasp_depth_m: float) -> float:
+    """Share of the hand body's footprint where something stands in front of the palm.
+
+    The hand body (``2 * palm_half_span_m`` along the closing axis,
+    ``2 * palm_half_thickness_m`` across it) arrives at the grasp depth with its
+    front ``palm_behind_grasp_m`` behind the grasp point. Sampled on a 25 x 9 grid
+    of the footprint at the rectangle centre's depth; depth nearer than the palm's
+    front (3 mm tolerance) blocks. Assumes the camera looks roughly along the
+    approach, as both scene kinds' cameras do.
+    """
+    from graspsim.grasping.conversion import grasp_depth_for
+
+    H, W = depth_m.shape
+    col, row = int(round(rect.x)), int(round(rect.y))
+    if not (0 <= col < W and 0 <= row < H):
+        return 1.0
+    z_surface = float(depth_m[row, col])
+    fx = float(K[0, 0])
+    opening = rect.w * z_surface / fx
+    palm_depth = z_surface + grasp_depth_for(opening, grasp_depth_m) - gripper.palm_behind_grasp_m
+    half_u = gripper.palm_half_span_m * fx / z_surface
+    half_v = gripper.palm_half_thickness_m * fx / z_surface
+    u = np.array([math.cos(rect.theta), math.sin(rect.theta)])
+    v = np.array([-u[1], u[0]])
+    a, b = np.meshgrid(np.linspace(-half_u, half_u, 25), np.linspace(-half_v, half_v, 9))
+    pts = np.array([rect.x, rect.y]) + a.reshape(-1, 1) * u + b.reshape(-1, 1) * v
+    cols = np.clip(np.round(pts[:, 0]).astype(int), 0, W - 1)
+    rows = np.clip(np.round(pts[:, 1]).astype(int), 0, H - 1)
+    samples = depth_m[rows, cols]
+    blocked = np.isfinite(samples) & (samples > 0) & (samples < palm_depth - 0.003)
+    return float(blocked.mean())
+
+
+def near_surface(mask: np.ndarray, depth_m: np.ndarray, slab_m: float = 0.02) -> np.ndarray:
     """The part of ``mask`` within ``slab_m`` metres of its nearest surface (2nd depth percentile).
 
     For a top-down camera that is an object's top, for a camera in front of a
@@ -235,6 +273,7 @@ def mask_to_grasps(
     n_angles: int = 12,
     max_candidates: int = 10,
     max_centres: int = 24,
+    check_palm: bool = True,
 ) -> list[ScoredGrasp]:
     """Ranked parallel-jaw grasps on one object, best first (``[]`` if nothing is graspable).
 
@@ -254,6 +293,8 @@ def mask_to_grasps(
       principal axis is always tried as well).
     * ``max_candidates``: the most grasps returned; ``max_centres``: the most
       candidate centres evaluated.
+    * ``check_palm``: drop grasps whose hand body would hit something in front
+      of the palm (:func:`palm_blocked_fraction` above ``MAX_PALM_BLOCKED``).
 
     The returned rectangles' ``w`` converts back to ``opening_m`` with the depth at
     the rectangle's centre pixel (as the environment does): ``w * depth / fx``.
@@ -370,6 +411,7 @@ def mask_to_grasps(
     # --- non-maximum suppression of near-identical grasps (same spot, similar angle)
     fpx = fx  # the environment converts w with fx
     out: list[ScoredGrasp] = []
+    blocked: list[ScoredGrasp] = []
     kept_xy: list[np.ndarray] = []
     kept_th: list[float] = []
     for k in idx:
@@ -391,20 +433,23 @@ def mask_to_grasps(
             h=float(gripper.finger_width_m * fpx / z_env),
             theta=th,
         ).normalized()
-        out.append(
-            ScoredGrasp(
-                rect=rect,
-                score=float(score[k]),
-                opening_m=float(opening_m[k]),
-                width_m=float(w_m[k]),
-                free_fraction=float(free_fraction[k]),
-            )
+        palm_blocked = (palm_blocked_fraction(rect, depth, K, gripper, grasp_depth_m) > MAX_PALM_BLOCKED
+                        if check_palm else False)
+        grasp = ScoredGrasp(
+            rect=rect,
+            score=float(score[k]),
+            opening_m=float(opening_m[k]),
+            width_m=float(w_m[k]),
+            free_fraction=float(free_fraction[k]),
+            palm_blocked=palm_blocked,
         )
+        # The hand body would hit something before the fingers arrive: keep it only as a last resort.
+        (blocked if palm_blocked else out).append(grasp)
         kept_xy.append(mid[k])
         kept_th.append(th)
         if len(out) >= max_candidates:
             break
-    return out
+    return (out + blocked)[:max_candidates]
 
 
 def fallback_grasp(

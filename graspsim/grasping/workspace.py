@@ -39,7 +39,7 @@ def lowest_finger_point_below_grasp(command: GripperCommand, gripper: GripperSpe
     """How far (metres) the finger pads reach below the grasp point in world z."""
     T = command.T_world_grasp
     x_axis, y_axis, z_axis = T[:3, 0], T[:3, 1], T[:3, 2]
-    beyond = gripper.finger_length_m + 0.0584 - gripper.palm_to_grasp_m  # fingertips past the grasp point
+    beyond = gripper.fingertip_beyond_grasp_m  # fingertips past the grasp point
     half_span = command.opening_m / 2 + gripper.finger_thickness_m
     return (abs(x_axis[2]) * gripper.finger_width_m / 2 + abs(y_axis[2]) * half_span
             + max(0.0, -z_axis[2]) * beyond)

@@ -48,7 +48,7 @@ class OraclePolicy:
         n_angles: int = 12,
         max_candidates: int = 10,
         max_instances: int = 8,
-        surface_slab_m: float = 0.035,
+        surface_slab_m: float = 0.02,
     ) -> None:
         self.surface_slab_m = float(surface_slab_m)
         self.gripper = gripper or GripperSpec()
@@ -112,7 +112,7 @@ class OraclePolicy:
             return PolicyOutput(rect=rect, mask=masks[largest], info=info)
 
         # Stable sort: on equal scores the larger instance (tried first) wins.
-        scored.sort(key=lambda item: -item[0].score)
+        scored.sort(key=lambda item: (item[0].palm_blocked, -item[0].score))
         best, body = scored[0]
         info.update(
             fallback=False,
@@ -121,6 +121,7 @@ class OraclePolicy:
             opening_m=round(best.opening_m, 4),
             width_m=round(best.width_m, 4),
             free_fraction=round(best.free_fraction, 4),
+            palm_blocked=best.palm_blocked,
         )
         candidates = [g.rect for g, _ in scored[1 : 1 + self.max_candidates]]
         return PolicyOutput(rect=best.rect, candidates=candidates, mask=masks[body], info=info)

@@ -99,7 +99,8 @@ def _sample_shelf_products(rng, split, options, layout: ShelfLayout) -> list[Pro
     for level, board_top in enumerate(layout.board_tops_m):
         # Leave room above the tallest product to lift it clear of the board before retreating.
         max_height = layout.clearance_m(level) - 0.03
-        x = -half_width + rng.uniform(0.015, 0.05)
+        # Leave a finger's room (>= 3.5 cm) between the side panels and the outermost products.
+        x = -half_width + rng.uniform(0.035, 0.06)
         front: list[tuple[float, float, float]] = []  # (x centre, width, back face y)
         slot = 0
         while True:
@@ -109,7 +110,7 @@ def _sample_shelf_products(rng, split, options, layout: ShelfLayout) -> list[Pro
             facings = int(rng.integers(1, 4))
             placed_any = False
             for _ in range(facings):
-                if x + size[0] > half_width - 0.015:
+                if x + size[0] > half_width - 0.035:
                     break
                 cx = x + size[0] / 2
                 cy = rng.uniform(0.012, 0.03) + size[1] / 2

@@ -3,8 +3,9 @@
 The motion (all speeds and times from :class:`~graspsim.config.PhysicsConfig`):
 
 1. The hand appears at the pre-grasp pose, ``approach_distance_m`` back from the
-   grasp along the approach axis, jaws pre-shaped to the commanded opening. If
-   it already touches anything: ``collision_before_grasp``.
+   grasp along the approach axis (on shelves at least far enough to start outside
+   the shelf), jaws pre-shaped to the commanded opening. If it already touches
+   anything: ``collision_before_grasp``.
 2. Approach in a straight line to the grasp pose. Touching the furniture (shelf,
    table, floor) on the way: ``collision_before_grasp``. Products may be nudged.
 3. Close the jaws with the bounded force ``gripper_force_n``.
@@ -58,7 +59,13 @@ def execute_grasp(world: SimWorld, scene: BuiltScene, command: GripperCommand, t
 
     approach = command.T_world_grasp[:3, 2]
     T_hand_grasp = hand_pose_from_grasp(command.T_world_grasp, physics)
-    T_hand_pre = _shifted(T_hand_grasp, -approach * physics.approach_distance_m)
+    approach_distance = physics.approach_distance_m
+    if scene.plan.kind == "shelf":
+        # Start outside the shelf (fingertips in front of its front edge, y = 0), as an arm
+        # reaching in would: a deep grasp pushes through whatever stands in front of it.
+        fingertip_beyond = physics.gripper.fingertip_beyond_grasp_m
+        approach_distance = max(approach_distance, float(grasp_point[1]) + fingertip_beyond + 0.01)
+    T_hand_pre = _shifted(T_hand_grasp, -approach * approach_distance)
     others = scene.live_bodies
     before = body_poses(world, others)
     hand = FloatingHand(world, T_hand_pre, command.opening_m, physics)
@@ -78,7 +85,7 @@ def execute_grasp(world: SimWorld, scene: BuiltScene, command: GripperCommand, t
             return True
 
         hand.move_linear(T_hand_grasp, physics.approach_speed_mps, watch_furniture)
-        steps += int(np.ceil(physics.approach_distance_m / physics.approach_speed_mps / physics.time_step_s))
+        steps += int(np.ceil(approach_distance / physics.approach_speed_mps / physics.time_step_s))
         if hit_furniture:
             return PickOutcome(False, FailureReason.COLLISION_BEFORE_GRASP, steps=steps,
                                details={"collision": "furniture during approach"})
