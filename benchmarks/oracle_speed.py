@@ -39,10 +39,12 @@ def raw_replay_s(env: PickEnv, settle_steps: int, exec_steps: int) -> float:
     world.reset()
     spawn_floor(world, physics)
     spawn_shelf(world, SHELF, physics) if scene.plan.kind == "shelf" else spawn_table(world, TABLE, physics)
-    for p in scene.plan.products:
-        spawn_product(world, p.class_name, p.variant, p.position_m, p.quat_xyzw, physics)
+    bodies = [spawn_product(world, p.class_name, p.variant, p.position_m, p.quat_xyzw, physics)
+              for p in scene.plan.products]
     for _ in range(settle_steps):
         c.stepSimulation()
+    for body in bodies:  # the harness lets settled products sleep; so does the replay
+        c.changeDynamics(body, -1, activationState=c.ACTIVATION_STATE_SLEEP)
     cam = scene.camera
     c.getCameraImage(cam.width, cam.height, viewMatrix=view_matrix(cam), projectionMatrix=projection_matrix(cam),
                      renderer=world.renderer_flag)

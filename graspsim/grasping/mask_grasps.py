@@ -274,6 +274,7 @@ def mask_to_grasps(
     max_candidates: int = 10,
     max_centres: int = 24,
     check_palm: bool = True,
+    theta_range: tuple[float, float] | None = None,
 ) -> list[ScoredGrasp]:
     """Ranked parallel-jaw grasps on one object, best first (``[]`` if nothing is graspable).
 
@@ -293,6 +294,8 @@ def mask_to_grasps(
       principal axis is always tried as well).
     * ``max_candidates``: the most grasps returned; ``max_centres``: the most
       candidate centres evaluated.
+    * ``theta_range``: ``(theta, half_range)`` radians: try only closing axes within
+      ``half_range`` of ``theta`` (modulo pi); ``None`` tries all.
     * ``check_palm``: drop grasps whose hand body would hit something in front
       of the palm (:func:`palm_blocked_fraction` above ``MAX_PALM_BLOCKED``).
 
@@ -332,6 +335,12 @@ def mask_to_grasps(
     centres, dt_vals, z_c = centres[ok], dt_vals[ok], z_c[ok]
 
     thetas = np.concatenate([np.arange(n_angles) * (math.pi / max(1, n_angles)), [minor_angle % math.pi]])
+    if theta_range is not None:
+        # Only closing axes near a preferred one (e.g. horizontal for upright products on a
+        # shelf, where a tilted axis puts a finger on the board or across a corner).
+        centre_theta, half_range = theta_range
+        off = np.abs((thetas - centre_theta + math.pi / 2) % math.pi - math.pi / 2)
+        thetas = np.concatenate([thetas[off <= half_range], [centre_theta % math.pi]])
     u = np.stack([np.cos(thetas), np.sin(thetas)], axis=1)  # (A, 2) closing axis
     v = np.stack([-np.sin(thetas), np.cos(thetas)], axis=1)  # (A, 2) along the finger pads
     # metres per pixel along u / v, per unit depth (handles fx != fy)
@@ -373,6 +382,9 @@ def mask_to_grasps(
     s = (half_w + 1.5)[:, None] + fu[None, :] * np.maximum(plate_len - 1.5, 0.0)[:, None]  # (M, n_u) along u
     r = fv[None, :] * plate_span[:, None]  # (M, n_v) offset along v
     free_depth = zc + grasp_depth_m - _DEPTH_SLACK_M
+    cx, cy = float(K[0, 2]), float(K[1, 2])
+    U3 = np.stack([uu[:, 0] / fx, uu[:, 1] / fy], axis=1)  # 3D closing direction (camera x, y), per candidate
+    U3 = U3 / np.linalg.norm(U3, axis=1, keepdims=True)
     free_count = np.zeros(len(ci))
     for sign in (1.0, -1.0):
         pts = (
@@ -383,8 +395,14 @@ def mask_to_grasps(
         d, in_img = _gather(depth, pts, np.nan)
         on_mask, _ = _gather(mask, pts, False)
         behind = d >= free_depth[:, None, None]
+        # Under perspective an object's own side faces (parallel to the approach) show up
+        # beside it in the image. In 3D they lie between the jaws, not in the fingers'
+        # path: a sample whose 3D point is closer to the grasp axis than the pads is free.
+        lateral = (((pts[..., 0] - cx) * d - ((mid[:, 0] - cx) * zc)[:, None, None]) / fx * U3[:, None, None, 0]
+                   + ((pts[..., 1] - cy) * d - ((mid[:, 1] - cy) * zc)[:, None, None]) / fy * U3[:, None, None, 1])
+        between_jaws = np.abs(lateral) < (opening_m / 2)[:, None, None]
         # Outside the image or no depth: nothing seen there, assume free.
-        free = ~in_img | ((~_valid_depth(d) | behind) & ~on_mask)
+        free = ~in_img | ((~_valid_depth(d) | behind | between_jaws) & ~on_mask)
         free_count += free.reshape(len(ci), -1).sum(axis=1)
     free_fraction = free_count / (2 * n_u * n_v)
     keep = free_fraction >= MIN_FREE_FRACTION
