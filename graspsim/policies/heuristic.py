@@ -190,15 +190,24 @@ class HeuristicPolicy:
         return palette, main
 
     def _grasps(self, mask: np.ndarray, obs: Observation) -> list[ScoredGrasp]:
-        return mask_to_grasps(
-            mask,
-            obs.depth_m,
-            obs.camera.K,
-            self.gripper,
-            grasp_depth_m=self.grasp_depth_m,
-            margin_m=self.margin_m,
-            max_candidates=self.max_candidates,
-        )
+        from graspsim.grasping.mask_grasps import near_surface
+        from graspsim.policies.oracle import shelf_theta_range
+
+        theta_range = shelf_theta_range(obs) if obs.scene_kind == "shelf" else None
+        for region in (near_surface(mask, obs.depth_m), mask):
+            grasps = mask_to_grasps(
+                region,
+                obs.depth_m,
+                obs.camera.K,
+                self.gripper,
+                grasp_depth_m=self.grasp_depth_m,
+                margin_m=self.margin_m,
+                max_candidates=self.max_candidates,
+                theta_range=theta_range,
+            )
+            if grasps:
+                return grasps
+        return []
 
     def _valid(self, obs: Observation) -> np.ndarray:
         d = np.asarray(obs.depth_m)
