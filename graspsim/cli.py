@@ -135,6 +135,7 @@ def show(suite, seed, policy, out_path, execute, renderer):
 
     from graspsim.bench.runner import POLICY_SEED_SALT
     from graspsim.envs.pick_env import PickEnv
+    from graspsim.policies.base import PolicyError
     from graspsim.policies.registry import make_policy
     from graspsim.viz import draw_grasp, save_png
 
@@ -150,7 +151,10 @@ def show(suite, seed, policy, out_path, execute, renderer):
     try:
         obs, info = env.reset(seed=scene_seed)
         agent.reset(np.random.default_rng([scene_seed, POLICY_SEED_SALT]))
-        output = agent.act(env.policy_observation(obs, info))
+        try:
+            output = agent.act(env.policy_observation(obs, info))
+        except PolicyError as exc:
+            raise _Abort(f"policy {policy} found no grasp in scene {seed} of {suite}: {exc}") from None
         image = draw_grasp(obs["rgb"], output.rect)
         try:
             save_png(out_path, image)

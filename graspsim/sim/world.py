@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import pkgutil
 
 import pybullet
@@ -34,22 +35,24 @@ class RendererError(RuntimeError):
 
 
 @contextlib.contextmanager
-def _silence_stdout():
-    """Mute C-level stdout: the EGL plugin and pybullet print banners on load."""
+def _silence_stdout(fds: tuple[int, ...] = (1, 2)):
+    """Mute C-level stdout and stderr: pybullet and its EGL plugin print banners
+    ("ven = ...", "EGL device choice") that would land in users' tables."""
+    saved = []
     try:
-        fd = os.dup(1)
-    except OSError:  # no real stdout (e.g. some test runners): nothing to mute
-        yield
-        return
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 1)
+        for fd in fds:
             try:
-                yield
-            finally:
-                os.dup2(fd, 1)
+                saved.append((fd, os.dup(fd)))
+            except OSError:  # no such stream (e.g. some test runners): nothing to mute
+                pass
+        with open(os.devnull, "w") as devnull:
+            for fd, _ in saved:
+                os.dup2(devnull.fileno(), fd)
+            yield
     finally:
-        os.close(fd)
+        for fd, copy in saved:
+            os.dup2(copy, fd)
+            os.close(copy)
 
 
 class SimWorld:
@@ -67,7 +70,6 @@ class SimWorld:
         with _silence_stdout():
             self.client = BulletClient(connection_mode=pybullet.DIRECT)
         self.renderer_name = "tiny"
-        self._rendered = False
         if renderer in ("auto", "egl"):
             if self._load_egl():
                 self.renderer_name = "egl"
@@ -105,13 +107,12 @@ class SimWorld:
             self.client.stepSimulation()
 
     def render_image(self, **kwargs):
-        """``getCameraImage`` with this world's renderer (the first EGL render prints a banner: muted)."""
-        if self._rendered:
+        """``getCameraImage`` with this world's renderer (EGL renders may print a banner: muted)."""
+        if self.renderer_name != "egl":
             return self.client.getCameraImage(renderer=self.renderer_flag, **kwargs)
+        sys.stdout.flush()
         with _silence_stdout():
-            result = self.client.getCameraImage(renderer=self.renderer_flag, **kwargs)
-        self._rendered = True
-        return result
+            return self.client.getCameraImage(renderer=self.renderer_flag, **kwargs)
 
     def close(self) -> None:
         client, self.client = self.client, None
