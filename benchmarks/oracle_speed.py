@@ -5,7 +5,9 @@ perception (the oracle policy) and grasp execution. Then the same physics work
 is replayed with bare pybullet calls in the same process - create the same
 bodies, the same number of ``stepSimulation`` calls for settling, one
 ``getCameraImage``, load the hand and the same number of execution steps - and
-the ratio harness / raw shows what the harness's checks and bookkeeping cost.
+the ratio harness / raw (harness time without the policy's perception time,
+over the replay) shows what the harness's checks, motion control and
+bookkeeping cost.
 
 Usage::
 
@@ -98,7 +100,9 @@ def main() -> None:
         "image": f"{args.width}x{args.height}", "oracle_success_rate": successes / args.episodes,
         "attempts_per_second": 1.0 / mean["total"],
         "mean_ms": {k: round(v * 1000, 1) for k, v in mean.items()},
-        "harness_over_raw_ratio": round(mean["total"] / mean["raw"], 3),
+        # The policy is not the harness: compare everything else with the bare pybullet replay.
+        "harness_over_raw_ratio": round((mean["total"] - mean["perception"]) / mean["raw"], 3),
+        "total_over_raw_ratio": round(mean["total"] / mean["raw"], 3),
     }
     print(json.dumps(report, indent=2))
 
