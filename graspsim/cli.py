@@ -44,6 +44,16 @@ def _check_policy(name: str) -> None:
         raise _Abort(str(exc)) from None
 
 
+def _check_policy_kwargs(policy: str, kwargs: dict) -> None:
+    """Build the policy once so a bad --policy-arg fails here, with its name, not in a worker."""
+    from graspsim.policies.registry import make_policy
+
+    try:
+        make_policy(policy, **kwargs)
+    except (TypeError, ValueError) as exc:
+        raise _Abort(f"invalid --policy-arg for policy {policy}: {exc}") from None
+
+
 def _parse_policy_kwargs(items: tuple[str, ...]) -> dict:
     kwargs = {}
     for item in items:
@@ -86,13 +96,17 @@ def bench(policy, suite, episodes, seed, workers, out_dir, resume, renderer, wid
         suite_obj.scene_seeds(seed, episodes)
     except ValueError as exc:
         raise _Abort(str(exc)) from None
+    policy_kwargs = _parse_policy_kwargs(policy_args)
+    _check_policy_kwargs(policy, policy_kwargs)
     spec = RunSpec(policy=policy, suite=suite, episodes=episodes, seed=seed, renderer=renderer, width=width,
-                   height=height, policy_kwargs=_parse_policy_kwargs(policy_args))
+                   height=height, policy_kwargs=policy_kwargs)
     out_dir = out_dir or Path("runs") / f"{policy}-{suite}"
     try:
         summary = run_bench(spec, out_dir, workers=workers, resume=resume, progress=not no_progress)
     except (RunDirError, ResultsFileError) as exc:
         raise _Abort(str(exc)) from None
+    except OSError as exc:  # e.g. an --out that cannot be created
+        raise _Abort(f"cannot write the run directory {out_dir}: {exc.strerror or exc}") from None
     click.echo(format_summary_table(summary))
     click.echo(f"results: {out_dir / 'results.jsonl'}\nsummary: {out_dir / 'summary.json'}")
 

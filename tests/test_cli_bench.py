@@ -115,6 +115,9 @@ def test_resume_refuses_a_different_run(tmp_path):
     (["bench", "--policy", "oracle", "--episodes", "0"], "--episodes"),
     (["bench", "--policy", "oracle", "--seed", "99999999"], "does not fit"),
     (["bench", "--policy", "oracle", "--policy-arg", "novalue"], "KEY=VALUE"),
+    (["bench", "--policy", "oracle", "--policy-arg", "foo=1"], "invalid --policy-arg for policy oracle"),
+    (["bench", "--policy", "oracle", "--width", "8"], "--width"),
+    (["show", "--suite", "shelf-test", "--out", "/nonexistent-dir/x/scene.txt"], "scene.txt"),
 ])
 def test_bad_input_gives_a_clear_message_without_traceback(args, message):
     result = _cli(*args)
