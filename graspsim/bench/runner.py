@@ -91,7 +91,7 @@ class EpisodeRunner:
 
         t_start = time.perf_counter()
         row: dict[str, Any] = {"episode_id": episode_id, "scene_seed": scene_seed, "suite": self.suite.name,
-                               "policy": self.spec.policy}
+                               "policy": self.spec.policy, "renderer": self.env.world.renderer_name}
         try:
             obs, info = self.env.reset(seed=scene_seed)
         except SceneUnavailableError as exc:

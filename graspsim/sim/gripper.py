@@ -8,7 +8,7 @@ fingertips), +y the closing axis, fingers slide along +-y from 0 to 0.04 m.
 
 from __future__ import annotations
 
-from pathlib import Path
+import zlib
 
 import numpy as np
 import pybullet_data
@@ -61,7 +61,8 @@ FINGER_JOINTS = (0, 1)  # link indices of the left and right finger
 def hand_urdf_path(physics: PhysicsConfig) -> str:
     """Write (once) the hand URDF pointing at pybullet_data's Franka meshes."""
     text = _URDF_TEMPLATE.format(data=pybullet_data.getDataPath(), friction=physics.finger_lateral_friction)
-    path = cache_dir() / "gripper" / f"franka_hand_{abs(hash(text)) % 10**10}.urdf"
+    # A stable content hash (Python's hash() changes from process to process).
+    path = cache_dir() / "gripper" / f"franka_hand_{zlib.crc32(text.encode()):08x}.urdf"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
