@@ -15,7 +15,7 @@ import multiprocessing
 import platform
 import time
 import traceback
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
@@ -43,6 +43,14 @@ class RunSpec:
     height: int = 480
     policy_kwargs: dict[str, Any] = field(default_factory=dict)
     physics: dict[str, Any] = field(default_factory=lambda: PhysicsConfig().to_dict())
+    # Extra PickEnv keyword arguments (e.g. camera_jitter_m, lighting_jitter): robustness sweeps set these.
+    env_overrides: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> "RunSpec":
+        """The spec stored in a run directory's run.json (extra keys such as versions are ignored)."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in config.items() if k in names})
 
     def suite_obj(self) -> Suite:
         return get_suite(self.suite)
@@ -78,12 +86,30 @@ class EpisodeRunner:
         from graspsim.policies.registry import make_policy
 
         self.spec = spec
+        self.last_perception_ms = 0.0
         self.suite = spec.suite_obj()
         self.policy = make_policy(spec.policy, **spec.policy_kwargs)
         self.env = PickEnv(kind=self.suite.kind, variant_split=self.suite.variant_split, width=spec.width,
                            height=spec.height, renderer=spec.renderer,
                            privileged=bool(getattr(self.policy, "needs_privileged", False)),
-                           physics=PhysicsConfig(**_physics_fields(spec.physics)))
+                           physics=PhysicsConfig(**_physics_fields(spec.physics)), **spec.env_overrides)
+
+    def decide(self, scene_seed: int):
+        """Reset scene ``scene_seed`` and ask the policy: ``(obs, info, output, error)``.
+
+        ``output`` is the :class:`PolicyOutput` (None if the policy raised; then
+        ``error`` holds the message). The same seed gives the same decision, so a
+        report can replay any attempt of a run to show what the policy saw.
+        """
+        obs, info = self.env.reset(seed=scene_seed)
+        self.policy.reset(np.random.default_rng([scene_seed, POLICY_SEED_SALT]))
+        t0 = time.perf_counter()
+        try:
+            return obs, info, self.policy.act(self.env.policy_observation(obs, info)), None
+        except Exception as exc:  # a policy failure is the policy's invalid action, not a crashed run
+            return obs, info, None, f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"
+        finally:
+            self.last_perception_ms = (time.perf_counter() - t0) * 1000
 
     def run(self, episode_id: int, scene_seed: int) -> dict[str, Any]:
         from graspsim.sim.scene import SceneUnavailableError
@@ -93,25 +119,21 @@ class EpisodeRunner:
         row: dict[str, Any] = {"episode_id": episode_id, "scene_seed": scene_seed, "suite": self.suite.name,
                                "policy": self.spec.policy, "renderer": self.env.world.renderer_name}
         try:
-            obs, info = self.env.reset(seed=scene_seed)
+            obs, info, output, error = self.decide(scene_seed)
         except SceneUnavailableError as exc:
             row.update(skipped=True, error=str(exc), success=False, reason=None)
             return row
+        perception_ms = self.last_perception_ms
         row.update(plan_attempt=info["plan_attempt"], instruction=obs["instruction"],
                    target_class=info["target_class_name"], build_ms=self.env.timings["build_ms"],
                    render_ms=self.env.timings["render_ms"])
-        self.policy.reset(np.random.default_rng([scene_seed, POLICY_SEED_SALT]))
-        t0 = time.perf_counter()
-        policy_info: dict[str, Any] = {}
-        try:
-            output = self.policy.act(self.env.policy_observation(obs, info))
+        if output is not None:
             action = output.rect.as_array()
             policy_info = dict(output.info)
-        except Exception as exc:  # a policy failure is the policy's invalid action, not a crashed run
+        else:
             action = np.full(5, np.nan)
-            policy_info = {"policy_error": f"{type(exc).__name__}: {exc}",
-                           "policy_traceback": traceback.format_exc(limit=3)}
-        perception_ms = (time.perf_counter() - t0) * 1000
+            message, _, trace = error.partition("\n")
+            policy_info = {"policy_error": message, "policy_traceback": trace}
         _, reward, _, _, step_info = self.env.step(action)
         outcome = step_info["outcome"]
         row.update(
