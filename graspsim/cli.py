@@ -82,9 +82,11 @@ def _parse_policy_kwargs(items: tuple[str, ...]) -> dict:
 @click.option("--height", default=480, show_default=True, type=click.IntRange(min=32))
 @click.option("--policy-arg", "policy_args", multiple=True, metavar="KEY=VALUE",
               help="Keyword argument for the policy (repeatable; VALUE parsed as JSON when it can be).")
+@click.option("--ray", "ray_address", default=None, is_flag=False, flag_value="local",
+              help="Run attempts as Ray tasks: --ray for a local cluster, --ray ADDRESS for an existing one.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 def bench(policy, suite, episodes, seed, workers, out_dir, resume, renderer, width, height, policy_args,
-          no_progress):
+          ray_address, no_progress):
     """Run POLICY on a suite and score pick success per product class."""
     from graspsim.bench.results import ResultsFileError, RunDirError
     from graspsim.bench.runner import RunSpec, run_bench
@@ -102,13 +104,172 @@ def bench(policy, suite, episodes, seed, workers, out_dir, resume, renderer, wid
                    height=height, policy_kwargs=policy_kwargs)
     out_dir = out_dir or Path("runs") / f"{policy}-{suite}"
     try:
-        summary = run_bench(spec, out_dir, workers=workers, resume=resume, progress=not no_progress)
+        summary = run_bench(spec, out_dir, workers=workers, resume=resume, progress=not no_progress,
+                            use_ray=ray_address is not None,
+                            ray_address=None if ray_address in (None, "local") else ray_address)
     except (RunDirError, ResultsFileError) as exc:
         raise _Abort(str(exc)) from None
     except OSError as exc:  # e.g. an --out that cannot be created
         raise _Abort(f"cannot write the run directory {out_dir}: {exc.strerror or exc}") from None
     click.echo(format_summary_table(summary))
     click.echo(f"results: {out_dir / 'results.jsonl'}\nsummary: {out_dir / 'summary.json'}")
+
+
+def _policy_list(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise _Abort("--policies needs at least one policy name, e.g. --policies oracle,heuristic,random")
+    if len(set(names)) != len(names):
+        raise _Abort(f"--policies lists a policy twice: {text}")
+    for name in names:
+        _check_policy(name)
+    return names
+
+
+@main.command()
+@click.argument("run_dirs", nargs=-1, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--policies", default=None, help="Comma-separated policies to run on the same scenes.")
+@click.option("--suite", default="shelf-test", show_default=True)
+@click.option("--episodes", default=100, show_default=True, type=click.IntRange(min=1))
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0))
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1))
+@click.option("--ray", "ray_address", default=None, is_flag=False, flag_value="local",
+              help="Run attempts as Ray tasks: --ray for a local cluster, --ray ADDRESS for an existing one.")
+@click.option("--sweep", "sweep_text", default=None, metavar="PARAM=V1,V2,...",
+              help="Robustness sweep: friction, mass_scale, lighting, camera_jitter or depth_noise.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--resume", is_flag=True, help="Continue interrupted policy runs under --out.")
+@click.option("--renderer", default="auto", show_default=True, type=click.Choice(["auto", "egl", "tiny"]))
+@click.option("--width", default=640, show_default=True, type=click.IntRange(min=32))
+@click.option("--height", default=480, show_default=True, type=click.IntRange(min=32))
+@click.option("--no-progress", is_flag=True)
+def compare(run_dirs, policies, suite, episodes, seed, workers, ray_address, sweep_text, out_dir, resume, renderer,
+            width, height, no_progress):
+    """Compare policies by pick rate on identical scenes (paired McNemar tests, plots, HTML report).
+
+    Either run --policies on a suite, or compare finished RUN_DIRS (refused if
+    their scene sets differ).
+    """
+    from graspsim.bench.compare import SceneSetMismatch
+    from graspsim.bench.results import ResultsFileError, RunDirError
+
+    if bool(run_dirs) == bool(policies):
+        raise _Abort("give either finished RUN_DIRS or --policies to run, not both (nor neither)")
+    try:
+        if run_dirs:
+            if sweep_text:
+                raise _Abort("--sweep runs policies: use it with --policies, not with RUN_DIRS")
+            _compare_dirs(list(run_dirs), out_dir)
+            return
+        names = _policy_list(policies)
+        suite_obj = _check_suite(suite)
+        try:
+            suite_obj.scene_seeds(seed, episodes)
+        except ValueError as exc:
+            raise _Abort(str(exc)) from None
+        settings = [(None, None)]
+        if sweep_text:
+            from graspsim.bench.sweeps import parse_sweep
+
+            try:
+                sweep = parse_sweep(sweep_text)
+            except ValueError as exc:
+                raise _Abort(str(exc)) from None
+            settings = [(sweep.name, value) for value in sweep.values]
+        _run_comparison(names, suite, episodes, seed, workers, ray_address, settings, out_dir, resume, renderer,
+                        width, height, not no_progress)
+    except (SceneSetMismatch, RunDirError, ResultsFileError, ValueError) as exc:
+        raise _Abort(str(exc)) from None
+
+
+def _compare_dirs(run_dirs: list[Path], out_dir: Path) -> dict:
+    from graspsim.bench.compare import check_same_scenes, compare_runs, format_comparison_table, load_runs, write_comparison
+
+    for run_dir in run_dirs:
+        if not (run_dir / "run.json").exists():
+            raise _Abort(f"{run_dir} is not a finished run directory (no run.json)")
+    runs = load_runs(run_dirs)
+    check_same_scenes(runs)
+    comparison = compare_runs(runs)
+    write_comparison(out_dir, comparison, runs)
+    click.echo(format_comparison_table(comparison))
+    click.echo(f"comparison: {out_dir / 'comparison.json'}\nreport: {out_dir / 'report.html'}")
+    return comparison
+
+
+def _run_comparison(names, suite, episodes, seed, workers, ray_address, settings, out_dir, resume, renderer, width,
+                    height, progress):
+    from graspsim.bench.runner import RunSpec, run_bench
+
+    sweep_rows = []
+    for name, value in settings:
+        label = None
+        run_dirs = []
+        for policy in names:
+            spec = RunSpec(policy=policy, suite=suite, episodes=episodes, seed=seed, renderer=renderer, width=width,
+                           height=height)
+            if name is not None:
+                from graspsim.bench.sweeps import apply_setting, setting_label
+
+                spec = apply_setting(spec, name, value)
+                label = setting_label(name, value)
+            run_dir = out_dir / "runs" / (f"{label}" if label else "") / policy
+            run_bench(spec, run_dir, workers=workers, resume=resume, progress=progress,
+                      use_ray=ray_address is not None,
+                      ray_address=None if ray_address in (None, "local") else ray_address)
+            run_dirs.append(run_dir)
+        comparison = _compare_dirs(run_dirs, out_dir / label if label else out_dir)
+        if label:
+            sweep_rows.append((label, comparison))
+    if sweep_rows:
+        _write_sweep(out_dir, settings[0][0], sweep_rows)
+
+
+def _write_sweep(out_dir: Path, parameter: str, sweep_rows) -> None:
+    """sweep.json and a table: pick rate (95 % interval) per setting and policy."""
+    from graspsim.bench.results import atomic_write_json
+
+    table = {label: {policy: {"success_rate": entry["success_rate"], "ci95": entry["ci95"]}
+                     for policy, entry in comparison["policies"].items()}
+             for label, comparison in sweep_rows}
+    atomic_write_json(out_dir / "sweep.json", {"parameter": parameter, "settings": table})
+    policies = list(next(iter(table.values())))
+    click.echo(f"\nsweep over {parameter}: pick rate [95 % interval]")
+    click.echo(f"{'setting':<22}" + "".join(f"{p:>24}" for p in policies))
+    for label, row in table.items():
+        cells = "".join(f"{100 * row[p]['success_rate']:>7.1f}% [{100 * row[p]['ci95'][0]:.0f}, "
+                        f"{100 * row[p]['ci95'][1]:.0f}]".rjust(24) for p in policies)
+        click.echo(f"{label:<22}{cells}")
+    click.echo(f"sweep: {out_dir / 'sweep.json'}")
+
+
+@main.command()
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--out", "out_html", default=Path("report.html"), show_default=True,
+              type=click.Path(dir_okay=False, path_type=Path), help="HTML file to write.")
+@click.option("--plots-dir", default=None, type=click.Path(file_okay=False, path_type=Path),
+              help="Keep the plot PNGs and comparison.json in this folder.")
+@click.option("--gallery-per-class", default=1, show_default=True, type=click.IntRange(min=0),
+              help="Successes and failures shown per class and policy (0: no gallery).")
+@click.option("--max-gallery-classes", default=None, type=click.IntRange(min=0),
+              help="Show only the first N classes (by name) in the gallery.")
+def report(run_dirs, out_html, plots_dir, gallery_per_class, max_gallery_classes):
+    """Write one self-contained HTML report (tables, plots, gallery) for finished runs of the same scenes."""
+    from graspsim.bench.compare import SceneSetMismatch
+    from graspsim.bench.report import report_from_run_dirs
+    from graspsim.bench.results import ResultsFileError, RunDirError
+
+    for run_dir in run_dirs:
+        if not (run_dir / "run.json").exists():
+            raise _Abort(f"{run_dir} is not a finished run directory (no run.json)")
+    try:
+        path = report_from_run_dirs(list(run_dirs), out_html, plots_dir=plots_dir,
+                                    gallery_per_class=gallery_per_class, max_gallery_classes=max_gallery_classes)
+    except (SceneSetMismatch, RunDirError, ResultsFileError, ValueError) as exc:
+        raise _Abort(str(exc)) from None
+    except OSError as exc:
+        raise _Abort(f"cannot write the report {out_html}: {exc.strerror or exc}") from None
+    click.echo(f"report: {path} ({path.stat().st_size / 1e6:.1f} MB)")
 
 
 @main.command("list")

@@ -63,6 +63,9 @@ class PhysicsConfig:
     * ``product_lateral_friction``, ``product_rolling_friction``,
       ``product_spinning_friction``: friction of every product (rolling and
       spinning friction stop round items from rolling forever).
+    * ``product_mass_scale``: multiplies every product's catalog mass (kg) when it
+      is spawned (1.0 = the catalog masses; robustness sweeps vary it). Must be
+      > 0: pybullet treats a body of mass 0 as static.
     * ``support_lateral_friction``: shelf boards, table top, floor.
     * ``finger_lateral_friction``: the finger pads (rubber-like).
     * ``gripper_force_n``: bounded closing force per finger (Franka: 70 N
@@ -91,6 +94,7 @@ class PhysicsConfig:
     product_lateral_friction: float = 0.8
     product_rolling_friction: float = 0.0005
     product_spinning_friction: float = 0.002
+    product_mass_scale: float = 1.0
     support_lateral_friction: float = 0.6
     finger_lateral_friction: float = 1.2
     gripper_force_n: float = 40.0
@@ -109,6 +113,11 @@ class PhysicsConfig:
     drop_height_m: float = 0.05
     constraint_max_force_n: float = 500.0
     gripper: GripperSpec = field(default_factory=GripperSpec)
+
+    def __post_init__(self):
+        # A zero or negative mass would silently turn products into static bodies.
+        if not self.product_mass_scale > 0:
+            raise ValueError(f"product_mass_scale must be > 0, got {self.product_mass_scale!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)

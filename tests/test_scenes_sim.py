@@ -182,3 +182,19 @@ def test_clear_the_scene_mode_removes_picked_products_and_stops():
     assert 1 < attempts <= 4
     assert len(env._scene.live_bodies) == start - successes
     env.close()
+
+
+def test_images_do_not_depend_on_what_the_process_rendered_before():
+    """Same scene, rendered first in a fresh world and after several other scenes: identical pixels."""
+    def image_after(history):
+        env = PickEnv(kind="shelf", width=320, height=240)
+        for seed in history:
+            env.reset(seed=seed)
+        obs, _ = env.reset(seed=1_000_024)
+        env.close()
+        return obs
+
+    fresh = image_after([])
+    later = image_after([1_000_000, 1_000_001, 1_000_002])
+    assert np.array_equal(fresh["rgb"], later["rgb"])
+    assert np.array_equal(fresh["depth"], later["depth"])

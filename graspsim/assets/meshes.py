@@ -27,7 +27,6 @@ import math
 from dataclasses import astuple, dataclass, field
 
 import numpy as np
-from scipy.spatial import ConvexHull
 
 from graspsim.assets import textures as tx
 from graspsim.assets.catalog import ProductClass, get_class, get_variant
@@ -473,6 +472,8 @@ def _unit(v: np.ndarray, fallback: np.ndarray) -> np.ndarray:
 
 
 def _hull_vertices(points: np.ndarray) -> np.ndarray:
+    from scipy.spatial import ConvexHull  # imported on use: costs 0.3 s per worker start-up
+
     hull = ConvexHull(points)
     return points[np.sort(hull.vertices)]
 
@@ -513,6 +514,8 @@ def _piece_hull(levels: list[Level], m: int) -> np.ndarray:
         if len(verts) > MAX_HULL_VERTICES:
             # A subset of hull vertices is still in convex position.
             verts = _hull_vertices(_support_subset(verts, MAX_HULL_VERTICES))
+        from scipy.spatial import ConvexHull
+
         vol = ConvexHull(verts).volume
         if vol > best_vol + 1e-12:
             best, best_vol = verts, vol

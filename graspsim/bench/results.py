@@ -42,8 +42,10 @@ RUN_CONFIG_FILENAME = "run.json"
 
 #: Keys of the run configuration that do not change which attempts are run or
 #: how, so a run may be resumed with different values for them. ``wall_s`` is
-#: included because it is measured, not chosen.
-VOLATILE_KEYS: frozenset[str] = frozenset({"workers", "resume", "versions", "created", "wall_s"})
+#: included because it is measured, not chosen; ``backend`` and ``ray_address``
+#: (local processes or Ray, and where) because rows do not depend on them.
+VOLATILE_KEYS: frozenset[str] = frozenset({"workers", "resume", "versions", "created", "wall_s", "backend",
+                                           "ray_address"})
 
 
 class ResultsFileError(ValueError):

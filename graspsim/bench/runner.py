@@ -1,4 +1,4 @@
-"""Run a policy on a suite: one row per attempt, resumable, 1 or K worker processes.
+"""Run a policy on a suite: one row per attempt, resumable, 1 or K worker processes (or Ray actors).
 
 Every attempt depends only on its scene seed: the world is reset and rebuilt
 for each episode, and the policy gets a fresh generator seeded from the scene
@@ -7,6 +7,11 @@ over K (only the order of lines in ``results.jsonl`` differs). The parent
 process is the only writer; each row is flushed and fsync'd as it arrives, so a
 run killed at any moment resumes with ``--resume`` without losing or
 duplicating attempts.
+
+Backends: one process (``workers=1``), K local worker processes (a spawn
+``multiprocessing`` pool, one :class:`EpisodeRunner` per process), or K Ray
+actors (``use_ray=True``, :mod:`graspsim.bench.ray_backend`). ``run.json``
+records the backend and worker count, but a run may be resumed with another.
 """
 
 from __future__ import annotations
@@ -81,10 +86,15 @@ def versions() -> dict[str, str]:
 class EpisodeRunner:
     """One environment and one policy, built once per process and reused for every attempt."""
 
+    #: How many runners this process has built (the Ray backend reports it to show
+    #: that each worker builds its environment and models once, not per attempt).
+    built_in_process = 0
+
     def __init__(self, spec: RunSpec):
         from graspsim.envs.pick_env import PickEnv
         from graspsim.policies.registry import make_policy
 
+        EpisodeRunner.built_in_process += 1
         self.spec = spec
         self.last_perception_ms = 0.0
         self.suite = spec.suite_obj()
@@ -179,8 +189,26 @@ def _run_job(job: tuple[int, int]) -> dict[str, Any]:
     return _WORKER.run(*job)
 
 
-def iter_rows(spec: RunSpec, jobs: list[tuple[int, int]], workers: int) -> Iterator[dict[str, Any]]:
-    """Run ``jobs`` and yield rows as they finish (in any order when ``workers > 1``)."""
+def backend_name(workers: int, use_ray: bool = False, ray_address: str | None = None) -> str:
+    """``"ray"``, ``"processes"`` (K > 1 local workers) or ``"serial"`` (one process)."""
+    if use_ray or ray_address:
+        return "ray"
+    return "processes" if workers > 1 else "serial"
+
+
+def iter_rows(spec: RunSpec, jobs: list[tuple[int, int]], workers: int, ray_address: str | None = None,
+              use_ray: bool = False) -> Iterator[dict[str, Any]]:
+    """Run ``jobs`` and yield rows as they finish (in any order when ``workers > 1``).
+
+    ``use_ray`` (or a ``ray_address``) runs them on ``workers`` Ray actors: a
+    local Ray cluster when ``ray_address`` is None, else the cluster at that
+    address (see :func:`graspsim.bench.ray_backend.iter_rows_ray`).
+    """
+    if backend_name(workers, use_ray, ray_address) == "ray":
+        from graspsim.bench.ray_backend import iter_rows_ray
+
+        yield from iter_rows_ray(spec, jobs, ray_address, max(1, workers))
+        return
     if workers <= 1:
         runner = EpisodeRunner(spec)
         try:
@@ -190,24 +218,36 @@ def iter_rows(spec: RunSpec, jobs: list[tuple[int, int]], workers: int) -> Itera
             runner.close()
         return
     # spawn, not fork: pybullet and the EGL context must not be shared across a fork.
+    # Workers keep llvmpipe's default render threads (one per core): limiting them to
+    # LP_NUM_THREADS=1 per worker was measured with benchmarks/scaling.py (2 workers,
+    # 2 cores, 4 interleaved pairs of 40 shelf-test attempts) and gained nothing
+    # (8.16 s vs 7.99 s mean wall time, within the run-to-run spread of +-7 %).
     context = multiprocessing.get_context("spawn")
     with context.Pool(workers, initializer=_init_worker, initargs=(spec,)) as pool:
         yield from pool.imap_unordered(_run_job, jobs, chunksize=1)
 
 
-def run_config_for(spec: RunSpec, workers: int) -> dict[str, Any]:
+def run_config_for(spec: RunSpec, workers: int, use_ray: bool = False,
+                   ray_address: str | None = None) -> dict[str, Any]:
+    """run.json's content: the spec plus how it was run (backend, workers: volatile on resume) and versions."""
     config = asdict(spec)
-    config.update(workers=workers, versions=versions(),
+    config.update(workers=workers, backend=backend_name(workers, use_ray, ray_address), versions=versions(),
                   created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    if config["backend"] == "ray":
+        config["ray_address"] = ray_address or "local"
     return config
 
 
 def run_bench(spec: RunSpec, out_dir: Path, workers: int = 1, resume: bool = False,
-              progress: bool = True) -> dict[str, Any]:
-    """Run (or continue) a benchmark; returns the summary written to ``out_dir/summary.json``."""
+              progress: bool = True, use_ray: bool = False, ray_address: str | None = None) -> dict[str, Any]:
+    """Run (or continue) a benchmark; returns the summary written to ``out_dir/summary.json``.
+
+    ``workers``: local worker processes, or Ray actors with ``use_ray`` (a local
+    Ray cluster unless ``ray_address`` names one).
+    """
     out_dir = Path(out_dir)
     jobs = spec.jobs()
-    config = run_config_for(spec, workers)
+    config = run_config_for(spec, workers, use_ray, ray_address)
     done = prepare_run_dir(out_dir, config, resume)
     todo = [job for job in jobs if job[0] not in done]
     t0 = time.perf_counter()
@@ -218,7 +258,7 @@ def run_bench(spec: RunSpec, out_dir: Path, workers: int = 1, resume: bool = Fal
         bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), unit="attempt", desc=spec.policy,
                    dynamic_ncols=True)
     with ResultsWriter(out_dir) as writer:
-        for row in iter_rows(spec, todo, workers):
+        for row in iter_rows(spec, todo, workers, ray_address=ray_address, use_ray=use_ray):
             writer.append(row)
             if bar is not None:
                 bar.update(1)

@@ -61,3 +61,32 @@ def wilson_interval(successes: int, trials: int, confidence: float = 0.95) -> tu
     low = 0.0 if s == 0 else max(0.0, centre - half)
     high = 1.0 if s == n else min(1.0, centre + half)
     return (low, high)
+
+
+def mcnemar_exact(a_only: int, b_only: int) -> float:
+    """Exact two-sided McNemar p-value for paired successes of two policies.
+
+    ``a_only``: attempts (same scenes) that policy A picked and B did not;
+    ``b_only``: the reverse. Attempts both or neither picked carry no
+    information about which policy is better and are not arguments. Under
+    the null hypothesis each discordant attempt is equally likely to favour
+    A or B, so with ``n = a_only + b_only``::
+
+        p = min(1, 2 * P[Binom(n, 1/2) <= min(a_only, b_only)])
+
+    (the "exact" or binomial McNemar test; it agrees with
+    ``scipy.stats.binomtest(a_only, n, 0.5).pvalue``). Returns 1.0 when
+    ``n == 0``. Computed with integer arithmetic (``math.comb``), so it is
+    exact for any count. Raises ValueError for a negative or non-integer count.
+    """
+    b = _as_count(a_only, "a_only")
+    c = _as_count(b_only, "b_only")
+    n = b + c
+    if n == 0:
+        return 1.0
+    k = min(b, c)
+    # The lower tail as an exact integer, divided once: Python's int / int is
+    # correctly rounded even for huge ints, so nothing overflows or underflows
+    # early (2.0 ** -n alone would be 0.0 past n ~ 1074).
+    tail = sum(math.comb(n, i) for i in range(k + 1))
+    return min(1.0, (2 * tail) / (1 << n))

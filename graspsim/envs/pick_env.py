@@ -17,6 +17,16 @@ Action: ``action_mode="rect"`` (default) takes the 5-D grasp rectangle
 frame in the world (z = approach, y = closing axis) and the jaw opening.
 Malformed actions (NaN, infinite, out of image, non-positive size) do not
 raise: the attempt is recorded as ``invalid_action``.
+
+Perception perturbations (robustness sweeps): ``lighting_gain`` replaces the
+scene plan's image gain (the rendered RGB is multiplied by it, then clipped to
+0..255); ``depth_noise_m`` adds Gaussian noise of that std (metres) to the
+depth image. The noisy depth is what the robot perceives: the observation
+returns it AND rectangle actions are converted to grasps with it, as a real
+robot would deproject its grasp with its own noisy depth sensor. The noise is
+drawn from ``np.random.default_rng([scene_seed, 5, attempt_index])`` (attempt
+index 0 after ``reset``, then 1, 2, ... in clear-the-scene mode), so it is the
+same in every process and for every policy.
 """
 
 from __future__ import annotations
@@ -35,7 +45,7 @@ from graspsim.geometry import make_transform, quat_to_matrix
 from graspsim.grasping.conversion import UnreachableGraspError, command_to_rect, rect_to_command
 from graspsim.grasping.workspace import clear_supports
 from graspsim.scenes.sampling import SceneOptions
-from graspsim.sim.camera import render
+from graspsim.sim.camera import add_depth_noise, render
 from graspsim.sim.execute import execute_grasp
 from graspsim.sim.scene import BuiltScene, build_settled_scene, settle, SceneRejected
 from graspsim.sim.world import SimWorld
@@ -46,10 +56,21 @@ INSTRUCTION_CHARSET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01234
 # A target must show at least this share of the area its box would cover unoccluded: the
 # instruction names a product the camera clearly sees (others remain as clutter).
 _MIN_VISIBLE_FRACTION = 0.7
+# Salt of the depth-noise generator's seed: keeps its stream apart from the scene's and the policy's.
+DEPTH_NOISE_SALT = 5
 
 
 class PickEnv(gym.Env):
-    """Pick a named retail product from a shelf or a table (see the module docstring)."""
+    """Pick a named retail product from a shelf or a table (see the module docstring).
+
+    Keyword arguments besides the obvious ones: ``camera_jitter_m`` (metres)
+    moves the camera by up to that much per scene; ``lighting_jitter``
+    randomises the light per scene; ``lighting_gain`` (a factor >= 0, or None to
+    keep the plan's own gain) multiplies the rendered RGB; ``depth_noise_m``
+    (metres, >= 0) is the std of Gaussian noise on valid depth pixels, used for
+    both the observation and the grasp conversion (module docstring);
+    ``physics``: a :class:`PhysicsConfig` (friction, product mass scale, ...).
+    """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 2}
 
@@ -58,13 +79,18 @@ class PickEnv(gym.Env):
                  clear_scene: bool = False, max_attempts: int = 12, max_consecutive_failures: int = 2,
                  camera_jitter_m: float = 0.0, lighting_jitter: bool = False,
                  physics: PhysicsConfig | dict | None = None, grasp_depth_m: float = 0.025,
-                 render_mode: str | None = None):
+                 render_mode: str | None = None, lighting_gain: float | None = None,
+                 depth_noise_m: float = 0.0):
         if action_mode not in ("rect", "pose"):
             raise ValueError(f"unknown action_mode {action_mode!r}; choose 'rect' or 'pose'")
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"unsupported render_mode {render_mode!r}; only 'rgb_array'")
         if max_attempts < 1 or max_consecutive_failures < 1:
             raise ValueError("max_attempts and max_consecutive_failures must be >= 1")
+        if lighting_gain is not None and not (np.isfinite(lighting_gain) and lighting_gain >= 0):
+            raise ValueError(f"lighting_gain must be a finite factor >= 0 (or None), got {lighting_gain!r}")
+        if not (np.isfinite(depth_noise_m) and depth_noise_m >= 0):
+            raise ValueError(f"depth_noise_m must be finite and >= 0 metres, got {depth_noise_m!r}")
         if isinstance(physics, dict):
             physics = PhysicsConfig(**physics)
         self.physics = physics or PhysicsConfig()
@@ -79,6 +105,9 @@ class PickEnv(gym.Env):
         self.max_consecutive_failures = max_consecutive_failures
         self.grasp_depth_m = grasp_depth_m
         self.render_mode = render_mode
+        self.lighting_gain = None if lighting_gain is None else float(lighting_gain)
+        self.depth_noise_m = float(depth_noise_m)
+        self._scene_seed = 0
         self.world = SimWorld(self.physics, renderer)
         self._scene: BuiltScene | None = None
         self._frames: Frames | None = None
@@ -118,6 +147,7 @@ class PickEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
         scene_seed = int(seed) if seed is not None else int(self.np_random.integers(0, 2**31 - 1))
+        self._scene_seed = scene_seed
         t0 = time.perf_counter()
         self._scene = build_settled_scene(self.world, self.kind, scene_seed, self.variant_split, self.options,
                                           self.physics)
@@ -138,7 +168,15 @@ class PickEnv(gym.Env):
     def _observe_and_choose_target(self) -> float:
         t0 = time.perf_counter()
         scene = self._scene
-        self._frames = render(self.world, scene.camera, scene.plan.lighting, scene.body_to_class)
+        lighting = scene.plan.lighting
+        if self.lighting_gain is not None:
+            lighting = replace(lighting, gain=self.lighting_gain)
+        frames = render(self.world, scene.camera, lighting, scene.body_to_class)
+        if self.depth_noise_m > 0:
+            # Seeded by scene and attempt only: the same noise in any worker and for any policy.
+            rng = np.random.default_rng([self._scene_seed, DEPTH_NOISE_SALT, self._attempts])
+            frames = replace(frames, depth_m=add_depth_noise(frames.depth_m, frames.camera, self.depth_noise_m, rng))
+        self._frames = frames
         render_ms = (time.perf_counter() - t0) * 1000
         visible = self.visible_bodies()
         classes = sorted({scene.body_to_class_name[b] for b in visible})

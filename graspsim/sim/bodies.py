@@ -69,14 +69,18 @@ def _hull_faces(points: np.ndarray) -> np.ndarray:
 
 def spawn_product(world: SimWorld, class_name: str, variant: int, position_m, quat_xyzw,
                   physics: PhysicsConfig) -> int:
-    """Create one product body (a rigid body in maximal coordinates: cheaper to simulate)."""
+    """Create one product body (a rigid body in maximal coordinates: cheaper to simulate).
+
+    Its mass is the catalog mass (kg) times ``physics.product_mass_scale``; its
+    friction coefficients come from ``physics`` too.
+    """
     c = world.client
     asset = load_product_asset(class_name, variant)
     visual_obj, collision_obj = product_obj_files(asset)
     collision = c.createCollisionShape(c.GEOM_MESH, fileName=collision_obj)
     visual = c.createVisualShape(c.GEOM_MESH, fileName=visual_obj)
     body = c.createMultiBody(
-        baseMass=float(asset.variant.mass_kg),
+        baseMass=float(asset.variant.mass_kg) * float(physics.product_mass_scale),
         baseCollisionShapeIndex=collision,
         baseVisualShapeIndex=visual,
         basePosition=list(position_m),

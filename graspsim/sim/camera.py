@@ -86,3 +86,23 @@ def render(world: SimWorld, camera: CameraModel, lighting: Lighting = Lighting()
         class_seg = np.where(instance >= 0, lut[np.clip(instance, 0, None)], -1).astype(np.int32)
     return Frames(rgb=np.ascontiguousarray(rgb), depth_m=depth_m, instance_seg=instance, class_seg=class_seg,
                   camera=camera)
+
+
+def add_depth_noise(depth_m: np.ndarray, camera: CameraModel, std_m: float, rng: np.random.Generator) -> np.ndarray:
+    """A copy of ``depth_m`` (metres) with zero-mean Gaussian noise of std ``std_m`` (metres) on valid pixels.
+
+    Valid pixels are finite and strictly between ``near_m`` and ``0.999 * far_m``
+    (the range :mod:`graspsim.grasping.conversion` accepts); background (depth at
+    the far plane) and invalid pixels are returned unchanged, so noise never
+    invents a surface where the camera saw none. Noisy values are clipped to at
+    least ``near_m``, so depth stays > 0. One normal draw is taken per pixel of
+    the whole image (valid or not), so the noise at a pixel depends only on
+    ``rng``'s state, not on which other pixels are valid.
+    """
+    depth = np.asarray(depth_m, dtype=np.float32)
+    if std_m < 0 or not np.isfinite(std_m):
+        raise ValueError(f"depth noise std must be finite and >= 0 metres, got {std_m!r}")
+    noise = rng.normal(0.0, std_m, size=depth.shape) if std_m > 0 else np.zeros(depth.shape)
+    valid = np.isfinite(depth) & (depth > camera.near_m) & (depth < camera.far_m * 0.999)
+    noisy = np.maximum(depth.astype(np.float64) + noise, camera.near_m).astype(np.float32)
+    return np.where(valid, noisy, depth).astype(np.float32)

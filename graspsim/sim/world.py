@@ -74,6 +74,7 @@ class SimWorld:
             if self._load_egl():
                 self.renderer_name = "egl"
                 _EGL_OPEN.append(self.client)
+                self._warm_up_egl()
             elif renderer == "egl":
                 raise RendererError("pybullet's EGL renderer plugin did not load on this machine; use --renderer tiny")
         self.reset()
@@ -86,6 +87,18 @@ class SimWorld:
         with _silence_stdout():
             plugin = self.client.loadPlugin(loader.get_filename(), "_eglRendererPlugin")
         return plugin >= 0
+
+    def _warm_up_egl(self) -> None:
+        """Render two throw-away frames.
+
+        The EGL plugin's first two frames differ from every later one (measured:
+        from the third frame on, shading changes on ~40k pixels of a 640x480 shelf
+        image, then stays fixed). Without this, an image would depend on how many
+        frames the process had rendered before: rows would differ between 1 and K
+        workers, and replays would not reproduce runs.
+        """
+        for _ in range(2):
+            self.render_image(width=8, height=8)
 
     @property
     def renderer_flag(self) -> int:

@@ -1,0 +1,465 @@
+"""Compare benchmark runs of several policies on the same scenes.
+
+A comparison only means something when every run attempted the same scenes
+under the same conditions, so :func:`check_same_scenes` refuses runs whose
+suite, scene seeds, renderer, image size, physics or environment overrides
+differ (:class:`SceneSetMismatch`, naming what differs). The policy and its
+``policy_kwargs`` are what is being compared and may differ.
+
+Because the attempts are paired (policy A and policy B saw scene ``s``), the
+difference between two policies is tested with the exact McNemar test on the
+discordant attempts (:func:`graspsim.bench.stats.mcnemar_exact`), which is far
+more sensitive than comparing two independent Wilson intervals.
+
+comparison.json format (strict JSON; rates are fractions in [0, 1] or null;
+intervals are 95 % Wilson score intervals ``[low, high]``; ``labels`` gives the
+order policies are shown in)::
+
+    {
+      "format": "graspsim-comparison/1",
+      "created": "2026-01-01T00:00:00+00:00",  # UTC, when the comparison was made
+      "graspsim_version": str,                  # the code that made the comparison
+      "scene_set": {"suite", "episodes", "first_seed", "last_seed", "renderer", "width", "height"},
+      "labels": [label, ...],                   # policy name, or "name [run-dir]" when two runs share one
+      "classes": [class, ...],                  # every target class of any run, sorted
+      "policies": {label: {
+          "policy", "policy_kwargs", "run_dir", "episodes", "successes", "success_rate", "ci95",
+          "per_class": {class: {"attempts", "successes", "rate", "ci95"}},
+          "mean_perception_ms": float | null, "failure_reasons": {reason: count},
+          "knocked_down": int, "dropped": int, "versions": {...} | null}},
+      "mcnemar": [{"a", "b", "paired", "a_only", "b_only", "both", "neither",
+                   "a_rate", "b_rate", "p_value", "p_value_holm"}, ...],   # every pair, a before b in labels
+      "failure_reasons": {label: {reason: count}},   # failed attempts only, most frequent first
+      "offline_metrics": {label: {...}},             # run_dir/offline_metrics.json, where it exists
+      "plots": {name: {"file", "has_data", "note"}}  # filled in by graspsim.bench.plots
+    }
+
+``p_value_holm`` is the Holm-Bonferroni adjusted p-value over all pairs of the
+comparison (with three or more policies several pairs are tested at once).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from itertools import combinations
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from graspsim.bench.results import atomic_write_json, read_results, read_run_config, to_jsonable
+from graspsim.bench.stats import mcnemar_exact
+from graspsim.bench.summary import summarize
+
+COMPARISON_FILENAME = "comparison.json"
+OFFLINE_METRICS_FILENAME = "offline_metrics.json"
+FORMAT = "graspsim-comparison/1"
+
+
+class SceneSetMismatch(ValueError):
+    """The runs did not attempt the same scenes under the same conditions."""
+
+
+@dataclass(frozen=True)
+class RunData:
+    """One finished run, loaded for comparison.
+
+    ``rows``: results rows sorted by ``episode_id``, skipped scenes left out.
+    ``summary``: :func:`graspsim.bench.summary.summarize` of those rows (recomputed,
+    so it never disagrees with the rows even for an interrupted run).
+    ``label``: how the run is named in tables and plots (see :func:`load_runs`).
+    ``offline_metrics``: the JSON object in ``run_dir/offline_metrics.json``, or None.
+    """
+
+    run_dir: Path
+    config: dict
+    rows: list
+    label: str
+    summary: dict
+    offline_metrics: dict | None = None
+
+    @property
+    def policy(self) -> str:
+        return str(self.config.get("policy") or self.summary.get("policy") or self.run_dir.name)
+
+
+def load_run(run_dir: str | Path, label: str | None = None) -> RunData:
+    """Load ``run_dir`` (run.json, results.jsonl, optional offline_metrics.json).
+
+    ``label`` defaults to the policy name. Raises
+    :class:`graspsim.bench.results.RunDirError` when the directory holds no
+    run, ValueError when offline_metrics.json is not a JSON object.
+    """
+    run_dir = Path(run_dir)
+    config = read_run_config(run_dir)
+    rows = sorted((r for r in read_results(run_dir) if not r.get("skipped")), key=lambda r: int(r["episode_id"]))
+    summary = summarize(rows, config)
+    offline = _read_offline_metrics(run_dir)
+    policy = config.get("policy") or summary.get("policy") or run_dir.name
+    return RunData(run_dir=run_dir, config=config, rows=rows, label=label or str(policy), summary=summary,
+                   offline_metrics=offline)
+
+
+def _read_offline_metrics(run_dir: Path) -> dict | None:
+    path = run_dir / OFFLINE_METRICS_FILENAME
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise ValueError(f"{path} is not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} must hold a JSON object, got {type(data).__name__}")
+    return data
+
+
+def load_runs(run_dirs: Iterable[str | Path]) -> list[RunData]:
+    """Load several runs, giving each a unique label.
+
+    A run is labelled by its policy name; runs that share a policy name (two
+    variants of one policy) are labelled ``"policy [run-dir-name]"``, or with
+    the full run directory path if the directory names clash too. The same
+    directory given twice raises ValueError.
+    """
+    dirs = [Path(d) for d in run_dirs]
+    resolved = [d.resolve() for d in dirs]
+    for i, r in enumerate(resolved):
+        if r in resolved[:i]:
+            raise ValueError(f"run directory {dirs[i]} is given more than once")
+    runs = [load_run(d) for d in dirs]
+    by_policy: dict[str, list[int]] = {}
+    for i, run in enumerate(runs):
+        by_policy.setdefault(run.label, []).append(i)
+    labels = [run.label for run in runs]
+    for policy, idx in by_policy.items():
+        if len(idx) < 2:
+            continue
+        names = [runs[i].run_dir.name for i in idx]
+        use_path = len(set(names)) < len(names)
+        for i in idx:
+            labels[i] = f"{policy} [{runs[i].run_dir if use_path else runs[i].run_dir.name}]"
+    return [replace(run, label=label) for run, label in zip(runs, labels)]
+
+
+# --------------------------------------------------------------------------- scene sets
+
+
+def _renderer(run: RunData) -> str:
+    # Rows record the renderer actually used ("auto" resolves to egl or tiny);
+    # older rows lack it, then only the requested one from run.json is known.
+    used = {r.get("renderer") for r in run.rows}
+    if used and None not in used:
+        return "+".join(sorted(used))
+    return str(run.config.get("renderer", "auto"))
+
+
+def _seeds(run: RunData) -> list[int]:
+    return sorted(int(r["scene_seed"]) for r in run.rows)
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(to_jsonable(value), sort_keys=True, allow_nan=False)
+
+
+def scene_set(run: RunData) -> tuple:
+    """What identifies the attempts of ``run``, as a hashable tuple.
+
+    ``(suite, sorted scene seeds, renderer, width, height, physics, env_overrides)``
+    with physics and env_overrides as canonical JSON text. Two runs with equal
+    scene sets attempted exactly the same scenes under the same conditions.
+    """
+    cfg = run.config
+    return (cfg.get("suite"), tuple(_seeds(run)), _renderer(run), cfg.get("width"), cfg.get("height"),
+            _canonical(cfg.get("physics") or {}), _canonical(cfg.get("env_overrides") or {}))
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, Mapping):
+        out: dict[str, Any] = {}
+        for key in value:
+            out.update(_flatten(value[key], f"{prefix}{key}."))
+        return out
+    return {prefix[:-1]: value}
+
+
+def _dict_differences(a: Mapping, b: Mapping) -> list[str]:
+    fa, fb = _flatten(to_jsonable(dict(a or {}))), _flatten(to_jsonable(dict(b or {})))
+    out = []
+    for key in sorted(set(fa) | set(fb)):
+        va, vb = fa.get(key, "<absent>"), fb.get(key, "<absent>")
+        if va != vb:
+            out.append(f"{key} {va} vs {vb}")
+    return out
+
+
+def _seed_span(seeds: list[int]) -> str:
+    return f"{seeds[0]}..{seeds[-1]}" if seeds else "none"
+
+
+def _scene_differences(a: RunData, b: RunData) -> list[str]:
+    name_a, name_b = str(a.run_dir), str(b.run_dir)
+    ca, cb = a.config, b.config
+    out = []
+    if ca.get("suite") != cb.get("suite"):
+        out.append(f"{name_a} has suite {ca.get('suite')}, {name_b} has {cb.get('suite')}")
+    sa, sb = _seeds(a), _seeds(b)
+    if sa != sb:
+        first = next((i for i, (x, y) in enumerate(zip(sa, sb)) if x != y), min(len(sa), len(sb)))
+        xa = sa[first] if first < len(sa) else "none"
+        xb = sb[first] if first < len(sb) else "none"
+        out.append(f"scene seeds differ: {len(sa)} vs {len(sb)} scenes ({name_a}: {_seed_span(sa)}, "
+                   f"{name_b}: {_seed_span(sb)}), first difference at position {first}: {xa} vs {xb}")
+    ra, rb = _renderer(a), _renderer(b)
+    if ra != rb:
+        if "auto" in (ra, rb):
+            # "auto" is egl or tiny; rows older than the renderer field cannot tell which.
+            warnings.warn(f"cannot check the renderer: {name_a} used {ra}, {name_b} used {rb}", stacklevel=3)
+        else:
+            out.append(f"renderer differs: {name_a} used {ra}, {name_b} used {rb}")
+    size_a, size_b = (ca.get("width"), ca.get("height")), (cb.get("width"), cb.get("height"))
+    if size_a != size_b:
+        out.append(f"image size differs: {size_a[0]}x{size_a[1]} vs {size_b[0]}x{size_b[1]}")
+    physics = _dict_differences(ca.get("physics") or {}, cb.get("physics") or {})
+    if physics:
+        out.append("physics differs: " + "; ".join(physics))
+    overrides = _dict_differences(ca.get("env_overrides") or {}, cb.get("env_overrides") or {})
+    if overrides:
+        out.append("env_overrides differ: " + "; ".join(overrides))
+    return out
+
+
+def check_same_scenes(runs: Sequence[RunData]) -> None:
+    """Raise :class:`SceneSetMismatch` unless all ``runs`` share one scene set.
+
+    Each run is checked against the first; the message lists every difference
+    (suite, scene seeds, renderer, image size, physics fields, env_overrides),
+    naming the run directories and both values. Fewer than two runs pass.
+    """
+    problems = []
+    for other in runs[1:]:
+        problems += _scene_differences(runs[0], other)
+    if problems:
+        raise SceneSetMismatch("the runs did not attempt the same scenes under the same conditions, so their "
+                               "pick rates cannot be compared:\n  - " + "\n  - ".join(problems))
+
+
+# --------------------------------------------------------------------------- comparison
+
+
+def _holm(p_values: list[float]) -> list[float]:
+    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
+    adjusted = [1.0] * len(p_values)
+    running = 0.0
+    m = len(p_values)
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def _mcnemar_pair(a: RunData, b: RunData) -> dict:
+    # Pair by scene seed (not episode id): the seed is what defines the scene.
+    sa = {int(r["scene_seed"]): r.get("success") is True for r in a.rows}
+    sb = {int(r["scene_seed"]): r.get("success") is True for r in b.rows}
+    common = sorted(set(sa) & set(sb))
+    counts = {"a_only": 0, "b_only": 0, "both": 0, "neither": 0}
+    for seed in common:
+        key = {(True, False): "a_only", (False, True): "b_only", (True, True): "both",
+               (False, False): "neither"}[(sa[seed], sb[seed])]
+        counts[key] += 1
+    n = len(common)
+    return {"a": a.label, "b": b.label, "paired": n, **counts,
+            "a_rate": (counts["a_only"] + counts["both"]) / n if n else None,
+            "b_rate": (counts["b_only"] + counts["both"]) / n if n else None,
+            "p_value": mcnemar_exact(counts["a_only"], counts["b_only"])}
+
+
+def compare_runs(runs: Sequence[RunData], check_scenes: bool = True) -> dict:
+    """The comparison.json content (see the module docstring) for ``runs``.
+
+    With ``check_scenes`` (the default) runs with different scene sets raise
+    :class:`SceneSetMismatch` first. Labels must be unique (use :func:`load_runs`).
+    """
+    import graspsim
+
+    runs = list(runs)
+    if not runs:
+        raise ValueError("compare_runs needs at least one run")
+    labels = [run.label for run in runs]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"run labels must be unique, got {labels}; load the runs with load_runs()")
+    if check_scenes:
+        check_same_scenes(runs)
+
+    policies = {}
+    for run in runs:
+        s = run.summary
+        policies[run.label] = {
+            "policy": run.policy,
+            "policy_kwargs": run.config.get("policy_kwargs") or {},
+            "run_dir": str(run.run_dir),
+            "episodes": s["episodes"],
+            "successes": s["successes"],
+            "success_rate": s["success_rate"],
+            "ci95": s["ci95"],
+            "per_class": s["per_class"],
+            "mean_perception_ms": (s.get("timing") or {}).get("mean_perception_ms"),
+            "failure_reasons": s["failure_reasons"],
+            "knocked_down": s.get("knocked_down", 0),
+            "dropped": s.get("dropped", 0),
+            "versions": run.config.get("versions"),
+        }
+
+    pairs = [_mcnemar_pair(a, b) for a, b in combinations(runs, 2)]
+    for pair, adjusted in zip(pairs, _holm([p["p_value"] for p in pairs])):
+        pair["p_value_holm"] = adjusted
+
+    first = runs[0]
+    seeds = _seeds(first)
+    comparison = {
+        "format": FORMAT,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "graspsim_version": graspsim.__version__,
+        "scene_set": {"suite": first.config.get("suite"), "episodes": len(seeds),
+                      "first_seed": seeds[0] if seeds else None, "last_seed": seeds[-1] if seeds else None,
+                      "renderer": _renderer(first), "width": first.config.get("width"),
+                      "height": first.config.get("height")},
+        "labels": labels,
+        "classes": sorted({c for run in runs for c in run.summary["per_class"]}),
+        "policies": policies,
+        "mcnemar": pairs,
+        "failure_reasons": {run.label: dict(run.summary["failure_reasons"]) for run in runs},
+        "offline_metrics": {run.label: run.offline_metrics for run in runs if run.offline_metrics is not None},
+        "plots": {},
+    }
+    return to_jsonable(comparison)
+
+
+# --------------------------------------------------------------------------- text table
+
+
+def _pct(value: Any) -> str:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return f"{100.0 * value:.1f}%"
+    return "n/a"
+
+
+def _ci(ci: Any) -> str:
+    return f"[{_pct(ci[0])}, {_pct(ci[1])}]" if isinstance(ci, (list, tuple)) and len(ci) == 2 else "n/a"
+
+
+def _ms(value: Any) -> str:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return f"{value:.1f}"
+    return "n/a"
+
+
+def _p(value: Any) -> str:
+    if not isinstance(value, (int, float)) or not math.isfinite(value):
+        return "n/a"
+    return f"{value:.3g}" if value >= 1e-4 else f"{value:.1e}"
+
+
+def _grid(header: Sequence[str], rows: Sequence[Sequence[str]], left: int = 1) -> list[str]:
+    """Fixed-width lines: the first ``left`` columns left-aligned, the rest right-aligned."""
+    table = [list(header), *[list(r) for r in rows]]
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+    return [line(table[0]), "-" * (sum(widths) + 2 * (len(widths) - 1)), *(line(r) for r in table[1:])]
+
+
+def failure_reason_order(comparison: Mapping) -> list[str]:
+    """Every failure reason of the comparison, most frequent overall first (ties by name)."""
+    totals: dict[str, int] = {}
+    for reasons in (comparison.get("failure_reasons") or {}).values():
+        for reason, count in reasons.items():
+            totals[reason] = totals.get(reason, 0) + int(count)
+    return sorted(totals, key=lambda r: (-totals[r], r))
+
+
+def format_comparison_table(comparison: Mapping) -> str:
+    """A plain-text rendering of ``comparison``; no trailing newline.
+
+    Sections: a header line (suite, attempts, seeds); overall pick rate, 95 %
+    Wilson interval and mean perception ms per policy (plus offline grasp
+    accuracy where known); per-class ``successes/attempts`` with one column per
+    policy; the McNemar pairs (discordant counts, exact p, Holm-adjusted p);
+    failure reasons with one column per policy.
+    """
+    labels = list(comparison.get("labels") or comparison["policies"])
+    policies = comparison["policies"]
+    ss = comparison.get("scene_set") or {}
+    out = [f"suite: {ss.get('suite')}   attempts: {ss.get('episodes')}   scene seeds: "
+           f"{ss.get('first_seed')}..{ss.get('last_seed')}   renderer: {ss.get('renderer')}", ""]
+
+    offline = comparison.get("offline_metrics") or {}
+    header = ["policy", "attempts", "successes", "pick rate", "95% CI", "perception ms"]
+    if offline:
+        header.append("offline grasp acc")
+    rows = []
+    for label in labels:
+        p = policies[label]
+        row = [label, str(p["episodes"]), str(p["successes"]), _pct(p["success_rate"]), _ci(p["ci95"]),
+               _ms(p.get("mean_perception_ms"))]
+        if offline:
+            row.append(_pct((offline.get(label) or {}).get("grasp_accuracy")))
+        rows.append(row)
+    out += _grid(header, rows) + [""]
+
+    classes = list(comparison.get("classes") or [])
+    rows = []
+    for cls in classes:
+        cells = [cls]
+        for label in labels:
+            c = policies[label]["per_class"].get(cls)
+            cells.append(f"{c['successes']}/{c['attempts']}" if c else "-")
+        rows.append(cells)
+    rows.append(["TOTAL", *(f"{policies[lb]['successes']}/{policies[lb]['episodes']}" for lb in labels)])
+    out += ["per-class pick rate (successes/attempts):"] + _grid(["class", *labels], rows) + [""]
+
+    pairs = comparison.get("mcnemar") or []
+    if pairs:
+        rows = [[f"{m['a']} vs {m['b']}", str(m["paired"]), str(m["a_only"]), str(m["b_only"]), str(m["both"]),
+                 str(m["neither"]), _p(m["p_value"]), _p(m.get("p_value_holm"))] for m in pairs]
+        out += ["paired comparison (exact McNemar test on the same scenes):"]
+        out += _grid(["pair", "paired", "A only", "B only", "both", "neither", "p", "p (Holm)"], rows) + [""]
+
+    reasons = failure_reason_order(comparison)
+    if reasons:
+        fr = comparison.get("failure_reasons") or {}
+        rows = [[reason, *(str((fr.get(label) or {}).get(reason, 0)) for label in labels)] for reason in reasons]
+        out += ["failure reasons (count of attempts):"] + _grid(["reason", *labels], rows)
+    else:
+        out.append("failure reasons: none")
+    return "\n".join(out).rstrip()
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def write_comparison(out_dir: str | Path, comparison: dict, runs: Sequence[RunData], *,
+                     gallery_per_class: int = 1, max_gallery_classes: int | None = None) -> dict[str, Path]:
+    """Write ``out_dir/comparison.json``, the plots (PNG) and ``out_dir/report.html``.
+
+    The plots are made first, so ``comparison["plots"]`` (updated in place)
+    records which had data before comparison.json is written (atomically,
+    strict JSON). Returns ``{"comparison": path, "report": path, <plot name>: path, ...}``.
+    ``gallery_per_class`` and ``max_gallery_classes`` are passed to
+    :func:`graspsim.bench.report.build_report`.
+    """
+    from graspsim.bench.plots import make_all_plots
+    from graspsim.bench.report import build_report
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    plot_paths = make_all_plots(comparison, out_dir)
+    json_path = out_dir / COMPARISON_FILENAME
+    atomic_write_json(json_path, comparison)
+    report = build_report(runs, comparison, out_dir / "report.html", plot_paths,
+                          gallery_per_class=gallery_per_class, max_gallery_classes=max_gallery_classes)
+    return {"comparison": json_path, "report": report, **plot_paths}

@@ -1,0 +1,233 @@
+"""Sample attempts of a run and replay them to show what the policy saw and chose.
+
+Every attempt depends only on its scene seed, so rebuilding the run's
+environment and policy (:class:`graspsim.bench.runner.EpisodeRunner`) and
+calling ``decide(scene_seed)`` reproduces the observation and the policy's
+decision without executing the grasp again; the outcome comes from the
+recorded row. Replaying costs one scene build, one render and one policy call
+per attempt (a fraction of a second for the built-in policies), so a report
+replays only the few attempts it shows.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import replace
+from typing import Any, Iterable
+
+import numpy as np
+
+from graspsim.bench.compare import RunData
+from graspsim.bench.summary import UNKNOWN
+
+THUMB_WIDTH = 320
+MASK_COLOUR = (0, 255, 0)
+
+
+def sample_attempts(run: RunData, per_class: int = 2, rng_seed: int = 0) -> list[dict]:
+    """Up to ``per_class`` rows of ``run`` per target class, successes and failures alternating.
+
+    For each class (sorted by name) the candidates are taken in the order:
+    first success, first failure, second success, second failure, ... where
+    "first" means lowest ``episode_id``; when one kind runs out the other fills
+    the remaining places. So ``per_class=2`` gives one success and one failure
+    where the class has both. Returns the row dicts themselves (not copies),
+    grouped by class.
+
+    The choice is deterministic by construction; ``rng_seed`` is accepted for
+    API stability and does not change it.
+    """
+    del rng_seed  # deterministic choice: lowest episode ids (see docstring)
+    if per_class < 0:
+        raise ValueError(f"per_class must be >= 0, got {per_class}")
+    by_class: dict[str, tuple[list[dict], list[dict]]] = {}
+    for row in sorted(run.rows, key=lambda r: int(r["episode_id"])):
+        cls = row.get("target_class") if isinstance(row.get("target_class"), str) else UNKNOWN
+        wins, losses = by_class.setdefault(cls, ([], []))
+        (wins if row.get("success") is True else losses).append(row)
+    chosen = []
+    for cls in sorted(by_class):
+        wins, losses = by_class[cls]
+        order = []
+        for i in range(max(len(wins), len(losses))):
+            order += wins[i:i + 1] + losses[i:i + 1]
+        chosen += order[:per_class]
+    return chosen
+
+
+def _replay_spec(run: RunData):
+    from graspsim.bench.runner import RunSpec
+
+    spec = RunSpec.from_config(run.config)
+    # Replay with the renderer the run actually used ("auto" resolves to egl or
+    # tiny, and the two render slightly different images).
+    used = {r.get("renderer") for r in run.rows}
+    if spec.renderer == "auto" and len(used) == 1 and None not in used:
+        spec = replace(spec, renderer=used.pop())
+    return spec
+
+
+class AttemptReplayer:
+    """One :class:`EpisodeRunner` for a run, reused for every attempt rendered (use as a context manager)."""
+
+    def __init__(self, run: RunData, thumb_width: int = THUMB_WIDTH):
+        from graspsim.bench.runner import EpisodeRunner, RunSpec
+
+        self.run = run
+        self.thumb_width = int(thumb_width)
+        spec = _replay_spec(run)
+        try:
+            self.runner = EpisodeRunner(spec)
+        except Exception as exc:  # e.g. the run used EGL and it does not load here
+            if spec.renderer == run.config.get("renderer", "auto"):
+                raise
+            warnings.warn(f"replaying {run.run_dir} with renderer {run.config.get('renderer', 'auto')!r} "
+                          f"instead of the recorded {spec.renderer!r} ({exc}); images may differ slightly",
+                          stacklevel=2)
+            self.runner = EpisodeRunner(RunSpec.from_config(run.config))
+
+    def render(self, row: dict) -> dict:
+        """See :func:`render_attempt`."""
+        from graspsim.viz import draw_grasp
+
+        obs, _info, output, error = self.runner.decide(int(row["scene_seed"]))
+        rgb = np.asarray(obs["rgb"])
+        # Drawn at full size, then scaled down to the thumbnail: ~1.5 px lines at 320 px.
+        thickness = max(2, int(round(3 * rgb.shape[1] / 640)))
+        replayed = output.rect if output is not None else None
+        shown = replayed if replayed is not None else _rect_from_row(row)
+        drawn = rgb
+        if shown is not None and all(math.isfinite(v) for v in shown.as_array()):
+            drawn = draw_grasp(rgb, shown, thickness=thickness)
+        overlay, overlay_kind = None, None
+        if output is not None and output.mask is not None:
+            overlay, overlay_kind = mask_overlay(rgb, output.mask), "mask"
+        elif output is not None and output.attention is not None:
+            overlay, overlay_kind = attention_overlay(rgb, output.attention), "attention"
+        return {
+            "episode_id": int(row["episode_id"]),
+            "scene_seed": int(row["scene_seed"]),
+            "target_class": row.get("target_class"),
+            "rgb": thumbnail(drawn, self.thumb_width),
+            "mask_overlay": thumbnail(overlay, self.thumb_width) if overlay is not None else None,
+            "overlay_kind": overlay_kind,
+            "replayed_rect_matches": _rects_match(replayed, row.get("rect")),
+            "policy_error": error.partition("\n")[0] if error else None,
+            "outcome": {"success": row.get("success") is True, "reason": row.get("reason"),
+                        "picked_class": row.get("picked_class")},
+        }
+
+    def close(self) -> None:
+        self.runner.close()
+
+    def __enter__(self) -> "AttemptReplayer":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _rect_from_row(row: dict):
+    from graspsim.types import GraspRect
+
+    rect = row.get("rect")
+    if not isinstance(rect, dict):
+        return None
+    try:
+        values = [float(rect[k]) for k in ("x", "y", "w", "h", "theta")]
+    except (KeyError, TypeError, ValueError):
+        return None
+    return GraspRect(*values)
+
+
+def _rects_match(replayed, recorded: Any, tol: float = 1e-6) -> bool:
+    """Whether the replayed decision equals the recorded ``rect`` (both None or NaN-filled count as equal)."""
+    rec = None
+    if isinstance(recorded, dict):
+        try:
+            rec = [recorded[k] for k in ("x", "y", "w", "h", "theta")]
+        except KeyError:
+            return False
+    if replayed is None:
+        # The policy raised now; the row then holds no rect or an all-null one (NaN action).
+        return rec is None or all(v is None for v in rec)
+    if rec is None:
+        return False
+    for a, b in zip(replayed.as_array(), rec):
+        if b is None:  # NaN in the action is written as null
+            if math.isfinite(a):
+                return False
+        elif not (math.isfinite(a) and abs(a - float(b)) <= tol):
+            return False
+    return True
+
+
+def thumbnail(rgb: np.ndarray, width: int = THUMB_WIDTH) -> np.ndarray:
+    """``rgb`` scaled down (area averaging) to ``width`` px wide, aspect kept; narrower images are kept as they are."""
+    import cv2
+
+    rgb = np.asarray(rgb)
+    h, w = rgb.shape[:2]
+    if w <= width:
+        return rgb.copy()
+    height = max(1, int(round(h * width / w)))
+    return cv2.resize(rgb, (int(width), height), interpolation=cv2.INTER_AREA)
+
+
+def mask_overlay(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``rgb`` with ``mask`` tinted green and outlined (the outline keeps thin masks visible when scaled down)."""
+    import cv2
+
+    from graspsim.viz import overlay_mask
+
+    mask = np.asarray(mask).astype(bool)
+    out = overlay_mask(rgb, mask, MASK_COLOUR, alpha=0.45)
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    cv2.drawContours(out, contours, -1, MASK_COLOUR, max(1, int(round(rgb.shape[1] / 320))))
+    return out
+
+
+def attention_overlay(rgb: np.ndarray, attention: np.ndarray) -> np.ndarray:
+    """``rgb`` blended with a heat map (OpenCV JET) of ``attention`` (H, W in [0, 1]); weight grows with attention."""
+    import cv2
+
+    att = np.clip(np.nan_to_num(np.asarray(attention, dtype=np.float32)), 0.0, 1.0)
+    if att.shape != rgb.shape[:2]:
+        raise ValueError(f"attention shape {att.shape} does not match image shape {rgb.shape[:2]}")
+    heat = cv2.cvtColor(cv2.applyColorMap((att * 255).astype(np.uint8), cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
+    alpha = (0.2 + 0.5 * att)[..., None]
+    return np.clip(np.round((1 - alpha) * rgb + alpha * heat), 0, 255).astype(np.uint8)
+
+
+def render_attempt(run: RunData, row: dict, runner: AttemptReplayer | None = None,
+                   thumb_width: int = THUMB_WIDTH) -> dict:
+    """Replay one attempt of ``run`` and draw it.
+
+    Returns ``{"rgb": (H', W', 3) uint8 thumbnail of the observation with the
+    policy's grasp drawn (viz.draw_grasp), "mask_overlay": thumbnail with the
+    policy's mask (green) or, lacking one, its attention map (heat overlay), or
+    None, "overlay_kind": "mask" | "attention" | None, "replayed_rect_matches":
+    bool (the replayed rectangle equals ``row["rect"]`` within 1e-6),
+    "policy_error": str | None, "outcome": {"success", "reason",
+    "picked_class"} from the row, "episode_id", "scene_seed", "target_class"}``.
+    Thumbnails are ``thumb_width`` (320) px wide at most.
+
+    Pass ``runner`` (an :class:`AttemptReplayer` of this run) when rendering
+    several attempts: building one costs an environment and a policy. Without
+    it a replayer is built and closed for this one call. Use
+    :func:`render_attempts` for a list of rows.
+    """
+    if runner is not None:
+        return runner.render(row)
+    with AttemptReplayer(run, thumb_width) as replayer:
+        return replayer.render(row)
+
+
+def render_attempts(run: RunData, rows: Iterable[dict], thumb_width: int = THUMB_WIDTH) -> list[dict]:
+    """:func:`render_attempt` for every row, with one runner built for the whole run."""
+    rows = list(rows)
+    if not rows:
+        return []
+    with AttemptReplayer(run, thumb_width) as replayer:
+        return [replayer.render(row) for row in rows]

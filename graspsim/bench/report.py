@@ -1,0 +1,501 @@
+"""One self-contained HTML report comparing runs: tables, plots and replayed sample attempts.
+
+The file has no external references at all: CSS is inline, plots are PNG and
+attempt thumbnails JPEG, both as base64 ``data:`` URIs, so it can be mailed or
+attached to an issue and opened anywhere offline. All text is HTML-escaped.
+
+Sections: header (suite, attempts, scene seeds, policies, date, graspsim
+version), overall pick rates, per-class pick rates (one column per policy),
+paired McNemar tests, failure reasons, plots, and a gallery: for each target
+class and policy, sample attempts (lowest episode ids, successes and failures
+alternating; see :func:`graspsim.bench.gallery.sample_attempts`) replayed to
+show the camera image with the chosen grasp and the policy's mask or attention
+map, captioned with the recorded outcome (green "success" or the red failure
+reason).
+
+An inline script sets ``document.body.dataset.imagesLoaded`` (images whose
+``naturalWidth > 0``) and ``imagesTotal`` (all ``<img>`` elements) on window
+load, so a headless browser can check that every image decodes.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import os
+import tempfile
+import warnings
+from datetime import datetime, timezone
+from html import escape
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from graspsim.bench.compare import RunData, failure_reason_order
+
+JPEG_QUALITY = 85
+
+PLOT_CAPTIONS = {
+    "per_class": "Per-class pick rate with 95 % Wilson intervals (n: attempts per class).",
+    "failure_reasons": "What happened in every attempt: success and each failure reason, as a share of attempts.",
+    "perception_vs_rate": "Mean perception time per attempt (log scale) against pick rate.",
+    "offline_vs_pick": "Offline grasp accuracy (offline_metrics.json) against pick rate in simulation.",
+}
+
+CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 0 auto; max-width: 1400px;
+       padding: 0 24px 48px; color: #222; line-height: 1.4; }
+h1 { margin-bottom: 4px; } h2 { margin-top: 36px; border-bottom: 1px solid #ddd; padding-bottom: 4px; }
+dl.meta { display: grid; grid-template-columns: max-content auto; gap: 2px 16px; margin: 12px 0; }
+dl.meta dt { font-weight: 600; } dl.meta dd { margin: 0; }
+table { border-collapse: collapse; margin: 8px 0 16px; font-size: 14px; }
+th, td { border: 1px solid #ddd; padding: 4px 8px; }
+th { background: #f4f4f4; text-align: left; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.best { font-weight: 700; }
+p.note { color: #555; font-size: 13px; max-width: 70em; }
+figure.plot { margin: 16px 0; } figure.plot img { max-width: 100%; height: auto; border: 1px solid #eee; }
+figure.plot figcaption { color: #555; font-size: 13px; }
+section.gallery-class { margin: 18px 0 28px; }
+div.gallery-policy { margin: 6px 0 12px; }
+div.gallery-policy h4 { margin: 6px 0; }
+div.cards { display: flex; flex-wrap: wrap; gap: 12px; }
+figure.attempt { margin: 0; border: 1px solid #ddd; padding: 6px; background: #fafafa; }
+figure.attempt div.imgs { display: flex; gap: 4px; }
+figure.attempt img { display: block; max-width: 240px; height: auto; }
+figure.attempt div.warn { max-width: 484px; }
+figcaption.outcome { font-weight: 700; margin-top: 4px; }
+.success { color: #1a7f37; } .failure { color: #c62828; }
+div.attempt-meta { font-size: 12px; color: #555; }
+div.warn, p.warn { color: #8a4b00; font-size: 12px; }
+footer { margin-top: 40px; font-size: 12px; color: #666; }
+"""
+
+SCRIPT = """
+window.addEventListener("load", function () {
+  var images = document.getElementsByTagName("img");
+  var loaded = 0;
+  for (var i = 0; i < images.length; i++) {
+    if (images[i].complete && images[i].naturalWidth > 0) { loaded++; }
+  }
+  document.body.dataset.imagesLoaded = String(loaded);
+  document.body.dataset.imagesTotal = String(images.length);
+});
+"""
+
+
+# --------------------------------------------------------------------------- small helpers
+
+
+def _e(value: Any) -> str:
+    return escape(str(value), quote=True)
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _pct(value: Any, digits: int = 1) -> str:
+    return f"{100.0 * value:.{digits}f} %" if _finite(value) else "n/a"
+
+
+def _ci(ci: Any) -> str:
+    if isinstance(ci, (list, tuple)) and len(ci) == 2 and all(_finite(v) for v in ci):
+        return f"[{100 * ci[0]:.1f}, {100 * ci[1]:.1f}] %"
+    return "n/a"
+
+
+def _p(value: Any) -> str:
+    if not _finite(value):
+        return "n/a"
+    return f"{value:.3g}" if value >= 1e-4 else f"{value:.1e}"
+
+
+def _ms(value: Any) -> str:
+    return f"{value:.1f}" if _finite(value) else "n/a"
+
+
+def png_data_uri(path: str | Path) -> str:
+    """``data:image/png;base64,...`` for the PNG file at ``path``."""
+    return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
+
+
+def jpeg_data_uri(rgb: np.ndarray, quality: int = JPEG_QUALITY) -> str:
+    """``data:image/jpeg;base64,...`` for an (H, W, 3) uint8 RGB image (JPEG keeps photos small)."""
+    import cv2
+
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR),
+                           [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        raise ValueError(f"could not encode an image of shape {np.shape(rgb)} as JPEG")
+    return "data:image/jpeg;base64," + base64.b64encode(buf.tobytes()).decode("ascii")
+
+
+def _img(src: str, alt: str, width: int | None = None, height: int | None = None) -> str:
+    size = f' width="{int(width)}" height="{int(height)}"' if width and height else ""
+    return f'<img src="{_e(src)}" alt="{_e(alt)}"{size}>'
+
+
+def _table(header: Sequence[str], rows: Iterable[str], cls: str = "") -> str:
+    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+    body = "\n".join(rows)
+    return f'<table class="{_e(cls)}"><thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody></table>'
+
+
+def _rate_style(rate: Any) -> str:
+    # Red (0 %) to green (100 %) background, light enough to read the text on.
+    if not _finite(rate):
+        return ""
+    return f' style="background: hsl({int(round(120 * rate))}, 65%, 86%)"'
+
+
+def _labels(comparison: Mapping) -> list[str]:
+    return list(comparison.get("labels") or comparison["policies"])
+
+
+# --------------------------------------------------------------------------- sections
+
+
+def _header(comparison: Mapping, runs: Sequence[RunData]) -> str:
+    import graspsim
+
+    ss = comparison.get("scene_set") or {}
+    labels = _labels(comparison)
+    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    items = [
+        ("suite", ss.get("suite")),
+        ("attempts per policy", ss.get("episodes")),
+        ("scene seeds", f"{ss.get('first_seed')} .. {ss.get('last_seed')}"),
+        ("renderer, image size", f"{ss.get('renderer')}, {ss.get('width')} x {ss.get('height')}"),
+        ("policies", ", ".join(labels)),
+        ("report created", f"{created} (comparison made {comparison.get('created', 'n/a')})"),
+        ("graspsim version", f"{graspsim.__version__} (report); runs made with "
+                             + ", ".join(sorted({str((r.config.get('versions') or {}).get('graspsim', 'unknown'))
+                                                 for r in runs}) or ["unknown"])),
+    ]
+    meta = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in items)
+    title = f"Pick-rate comparison on {ss.get('suite')}"
+    return f"<header><h1>{_e(title)}</h1><dl class=\"meta\">{meta}</dl></header>"
+
+
+def _overall_section(comparison: Mapping) -> str:
+    labels = _labels(comparison)
+    policies = comparison["policies"]
+    offline = comparison.get("offline_metrics") or {}
+    best = max((policies[lb]["success_rate"] for lb in labels if _finite(policies[lb]["success_rate"])),
+               default=None)
+    header = ["policy", "run", "attempts", "successes", "pick rate", "95 % CI", "mean perception ms",
+              "knocked down", "dropped"]
+    if offline:
+        header.append("offline grasp accuracy")
+    rows = []
+    for label in labels:
+        p = policies[label]
+        rate_cls = "num best" if best is not None and p["success_rate"] == best else "num"
+        cells = [f"<td>{_e(label)}</td>", f"<td>{_e(p['run_dir'])}</td>",
+                 f'<td class="num">{_e(p["episodes"])}</td>', f'<td class="num">{_e(p["successes"])}</td>',
+                 f'<td class="{rate_cls}"{_rate_style(p["success_rate"])}>{_e(_pct(p["success_rate"]))}</td>',
+                 f'<td class="num">{_e(_ci(p["ci95"]))}</td>',
+                 f'<td class="num">{_e(_ms(p.get("mean_perception_ms")))}</td>',
+                 f'<td class="num">{_e(p.get("knocked_down", 0))}</td>',
+                 f'<td class="num">{_e(p.get("dropped", 0))}</td>']
+        if offline:
+            acc = (offline.get(label) or {}).get("grasp_accuracy")
+            cells.append(f'<td class="num">{_e(_pct(acc))}</td>')
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return ('<section id="overall"><h2>Overall pick rate</h2>'
+            + _table(header, rows, "overall")
+            + '<p class="note">Pick rate: successes / attempts; 95 % Wilson score interval. Knocked down and '
+              'dropped count other products disturbed by the attempts.</p></section>')
+
+
+def _per_class_section(comparison: Mapping) -> str:
+    labels = _labels(comparison)
+    policies = comparison["policies"]
+    rows = []
+    for cls in comparison.get("classes") or []:
+        stats = [policies[lb]["per_class"].get(cls) for lb in labels]
+        rates = [s["rate"] for s in stats if s and _finite(s.get("rate"))]
+        best = max(rates) if rates else None
+        cells = [f"<td>{_e(cls)}</td>"]
+        for s in stats:
+            if not s:
+                cells.append('<td class="num">-</td>')
+                continue
+            cls_attr = "num best" if best is not None and s["rate"] == best and best > 0 else "num"
+            text = f"{s['successes']}/{s['attempts']} ({_pct(s['rate'], 0)})"
+            cells.append(f'<td class="{cls_attr}" title="95 % CI {_e(_ci(s["ci95"]))}"'
+                         f'{_rate_style(s["rate"])}>{_e(text)}</td>')
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    total = ["<td><b>TOTAL</b></td>"]
+    for lb in labels:
+        p = policies[lb]
+        text = f"{p['successes']}/{p['episodes']} ({_pct(p['success_rate'], 0)})"
+        total.append(f'<td class="num"{_rate_style(p["success_rate"])}>{_e(text)}</td>')
+    rows.append("<tr>" + "".join(total) + "</tr>")
+    return ('<section id="per-class"><h2>Per-class pick rate</h2>'
+            + _table(["class", *labels], rows, "per-class")
+            + '<p class="note">successes/attempts (rate) per target class; hover a cell for its 95 % Wilson '
+              'interval. The target class is drawn per scene, so every policy has the same attempts per class. '
+              'Per-class counts are small: read the intervals, not the ranks.</p></section>')
+
+
+def _mcnemar_section(comparison: Mapping) -> str:
+    pairs = comparison.get("mcnemar") or []
+    if not pairs:
+        return ('<section id="mcnemar"><h2>Paired comparison (McNemar)</h2>'
+                '<p class="note">Only one run: there is no pair to compare.</p></section>')
+    rows = []
+    for m in pairs:
+        rows.append("<tr>" + "".join([
+            f"<td>{_e(m['a'])}</td>", f"<td>{_e(m['b'])}</td>", f'<td class="num">{_e(m["paired"])}</td>',
+            f'<td class="num">{_e(m["a_only"])}</td>', f'<td class="num">{_e(m["b_only"])}</td>',
+            f'<td class="num">{_e(m["both"])}</td>', f'<td class="num">{_e(m["neither"])}</td>',
+            f'<td class="num">{_e(_p(m["p_value"]))}</td>', f'<td class="num">{_e(_p(m.get("p_value_holm")))}</td>',
+        ]) + "</tr>")
+    return ('<section id="mcnemar"><h2>Paired comparison (McNemar)</h2>'
+            + _table(["policy A", "policy B", "paired attempts", "A only", "B only", "both", "neither", "p",
+                      "p (Holm)"], rows, "mcnemar")
+            + '<p class="note">Both policies attempted the same scenes, so each pair is compared on the '
+              'attempts where exactly one of them succeeded (A only, B only) with the exact two-sided McNemar '
+              'test. p (Holm): adjusted for testing all pairs of this report.</p></section>')
+
+
+def _failures_section(comparison: Mapping) -> str:
+    labels = _labels(comparison)
+    reasons = failure_reason_order(comparison)
+    fr = comparison.get("failure_reasons") or {}
+    policies = comparison["policies"]
+    rows = []
+    for reason in ["success", *reasons]:
+        cells = [f'<td class="{"success" if reason == "success" else "failure"}">{_e(reason)}</td>']
+        for lb in labels:
+            n = policies[lb]["episodes"]
+            count = policies[lb]["successes"] if reason == "success" else int((fr.get(lb) or {}).get(reason, 0))
+            cells.append(f'<td class="num">{_e(count)} ({_e(_pct(count / n if n else None, 0))})</td>')
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return ('<section id="failures"><h2>Outcomes and failure reasons</h2>'
+            + _table(["outcome", *labels], rows, "failures")
+            + '<p class="note">Count (share of attempts). See "How a pick is scored" in the README for what '
+              'each reason means.</p></section>')
+
+
+def _plots_section(comparison: Mapping, plot_paths: Mapping[str, Path]) -> str:
+    records = comparison.get("plots") or {}
+    parts = ['<section id="plots"><h2>Plots</h2>']
+    for name, path in plot_paths.items():
+        record = records.get(name) or {}
+        caption = PLOT_CAPTIONS.get(name, name)
+        if record and not record.get("has_data", True):
+            caption += " No data for this comparison."
+        if record.get("note"):
+            caption += f" Note: {record['note']}."
+        parts.append(f'<figure class="plot" id="plot-{_e(name)}">{_img(png_data_uri(path), caption)}'
+                     f"<figcaption>{_e(caption)}</figcaption></figure>")
+    if not plot_paths:
+        parts.append('<p class="note">No plots were made.</p>')
+    parts.append("</section>")
+    return "".join(parts)
+
+
+# --------------------------------------------------------------------------- gallery
+
+
+def _gallery_classes(comparison: Mapping, max_gallery_classes: int | None) -> list[str]:
+    classes = list(comparison.get("classes") or [])
+    return classes if max_gallery_classes is None else classes[: max(0, int(max_gallery_classes))]
+
+
+def render_gallery(runs: Sequence[RunData], classes: Sequence[str], per_outcome: int = 1
+                   ) -> tuple[dict[tuple[str, str], list[dict]], dict[str, str]]:
+    """Replay the gallery attempts: ``({(label, class): [render_attempt result, ...]}, {label: error})``.
+
+    Per run and class, up to ``per_outcome`` successes and ``per_outcome``
+    failures (lowest episode ids). One replayer (environment + policy) is built
+    per run. A run whose replay fails (e.g. a policy that cannot be built
+    here) gets an error message instead of images, with a warning, so the rest
+    of the report is still made.
+    """
+    from graspsim.bench.gallery import render_attempts, sample_attempts
+
+    wanted = set(classes)
+    shown: dict[tuple[str, str], list[dict]] = {}
+    errors: dict[str, str] = {}
+    for run in runs:
+        rows = [r for r in sample_attempts(run, per_class=2 * per_outcome) if r.get("target_class") in wanted]
+        try:
+            rendered = render_attempts(run, rows)
+        except Exception as exc:  # the tables and plots are still worth having
+            errors[run.label] = f"{type(exc).__name__}: {exc}"
+            warnings.warn(f"gallery: could not replay attempts of {run.run_dir}: {errors[run.label]}", stacklevel=2)
+            continue
+        for item in rendered:
+            shown.setdefault((run.label, item["target_class"]), []).append(item)
+    return shown, errors
+
+
+def _attempt_card(label: str, item: Mapping) -> str:
+    outcome = item["outcome"]
+    success = bool(outcome.get("success"))
+    text = "success" if success else str(outcome.get("reason") or "failure")
+    cls = item.get("target_class")
+    rgb = item["rgb"]
+    h, w = rgb.shape[:2]
+    imgs = [_img(jpeg_data_uri(rgb), f"{label}, {cls}, episode {item['episode_id']}: camera image with the grasp",
+                 w, h)]
+    if item.get("mask_overlay") is not None:
+        ov = item["mask_overlay"]
+        imgs.append(_img(jpeg_data_uri(ov), f"{label}, {cls}, episode {item['episode_id']}: policy "
+                                            f"{item.get('overlay_kind') or 'mask'}", ov.shape[1], ov.shape[0]))
+    meta = [f"episode {item['episode_id']}, seed {item['scene_seed']}"]
+    if not success and outcome.get("picked_class"):
+        meta.append(f"picked {outcome['picked_class']}")
+    if item.get("overlay_kind"):
+        meta.append(f"right: policy {item['overlay_kind']}")
+    warn = ""
+    if not item.get("replayed_rect_matches", True):
+        warn = ('<div class="warn">the replayed grasp differs from the recorded one: the image shows the '
+                'replay, the caption the recorded outcome</div>')
+    if item.get("policy_error"):
+        warn += f'<div class="warn">policy error: {_e(item["policy_error"])}</div>'
+    return (f'<figure class="attempt"><div class="imgs">{"".join(imgs)}</div>'
+            f'<figcaption class="outcome {"success" if success else "failure"}">{_e(text)}</figcaption>'
+            f'<div class="attempt-meta">{_e(" · ".join(meta))}</div>{warn}</figure>')
+
+
+def _gallery_section(comparison: Mapping, classes: Sequence[str], shown: Mapping, errors: Mapping[str, str],
+                     per_outcome: int) -> str:
+    labels = _labels(comparison)
+    parts = ['<section id="gallery"><h2>Sample attempts</h2>']
+    if per_outcome <= 0 or not classes:
+        parts.append('<p class="note">No gallery in this report.</p></section>')
+        return "".join(parts)
+    n_all = len(comparison.get("classes") or [])
+    limited = f" Showing {len(classes)} of {n_all} classes." if len(classes) < n_all else ""
+    parts.append(f'<p class="note">For each class and policy: up to {per_outcome} success(es) and {per_outcome} '
+                 f'failure(s), lowest episode ids first, replayed from the scene seed. Left: what the camera saw '
+                 f'with the chosen grasp (blue jaws, red closing line); right: the policy\'s mask (green) or '
+                 f'attention map, when it has one. Caption: the recorded outcome.{_e(limited)}</p>')
+    for label, error in errors.items():
+        parts.append(f'<p class="warn">{_e(label)}: attempts could not be replayed ({_e(error)})</p>')
+    for cls in classes:
+        parts.append(f'<section class="gallery-class" id="gallery-{_e(cls)}"><h3>{_e(cls)}</h3>')
+        for label in labels:
+            if label in errors:
+                continue
+            items = shown.get((label, cls), [])
+            cards = "".join(_attempt_card(label, item) for item in items) or \
+                '<p class="note">no attempt of this class</p>'
+            parts.append(f'<div class="gallery-policy"><h4>{_e(label)}</h4><div class="cards">{cards}</div></div>')
+        parts.append("</section>")
+    parts.append("</section>")
+    return "".join(parts)
+
+
+def _footer(runs: Sequence[RunData]) -> str:
+    items = []
+    for run in runs:
+        versions = run.config.get("versions") or {}
+        vtext = ", ".join(f"{k} {v}" for k, v in sorted(versions.items()))
+        kwargs = run.config.get("policy_kwargs") or {}
+        items.append(f"<li>{_e(run.label)}: {_e(run.run_dir)} (policy {_e(run.policy)}"
+                     f"{', kwargs ' + _e(kwargs) if kwargs else ''}; created {_e(run.config.get('created', 'n/a'))}; "
+                     f"{_e(vtext or 'versions unknown')})</li>")
+    return f"<footer><p>Runs:</p><ul>{''.join(items)}</ul><p>Made by graspsim.bench.report.</p></footer>"
+
+
+# --------------------------------------------------------------------------- entry points
+
+
+def build_report(runs: Sequence[RunData], comparison: Mapping, out_html: str | Path,
+                 plot_paths: Mapping[str, str | Path] | Sequence[str | Path], gallery_per_class: int = 1,
+                 max_gallery_classes: int | None = None) -> Path:
+    """Write the self-contained HTML report to ``out_html`` (atomically) and return its path.
+
+    ``runs``: the compared runs (:func:`graspsim.bench.compare.load_runs`), in any order.
+    ``comparison``: :func:`graspsim.bench.compare.compare_runs` of them (after
+    the plots were made, so ``comparison["plots"]`` says which had data).
+    ``plot_paths``: ``{name: png path}`` as returned by
+    :func:`graspsim.bench.plots.make_all_plots`, or a list of PNG paths
+    (named by file stem). ``gallery_per_class``: successes and failures shown
+    per class and policy (each up to this many; 0 for no gallery, which
+    skips replaying). ``max_gallery_classes``: show only the first N classes
+    (by name) in the gallery; None for all.
+    """
+    out_html = Path(out_html)
+    if not isinstance(plot_paths, Mapping):
+        plot_paths = {Path(p).stem: p for p in plot_paths}
+    plot_paths = {name: Path(p) for name, p in plot_paths.items()}
+    by_label = {run.label: run for run in runs}
+    ordered = [by_label[lb] for lb in _labels(comparison) if lb in by_label]
+
+    classes = _gallery_classes(comparison, max_gallery_classes)
+    shown, errors = ({}, {})
+    if gallery_per_class > 0 and classes:
+        shown, errors = render_gallery(ordered, classes, gallery_per_class)
+
+    ss = comparison.get("scene_set") or {}
+    title = f"graspsim comparison: {ss.get('suite')} ({', '.join(_labels(comparison))})"
+    body = "\n".join([
+        _header(comparison, ordered),
+        _overall_section(comparison),
+        _per_class_section(comparison),
+        _mcnemar_section(comparison),
+        _failures_section(comparison),
+        _plots_section(comparison, plot_paths),
+        _gallery_section(comparison, classes, shown, errors, gallery_per_class),
+        _footer(ordered),
+    ])
+    document = (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+                f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+                f"<title>{_e(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n{body}\n"
+                f"<script>{SCRIPT}</script>\n</body>\n</html>\n")
+    out_html.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out_html.parent, prefix=f".{out_html.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(document)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a report is meant to be shared
+        os.replace(tmp, out_html)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return out_html
+
+
+def report_from_run_dirs(run_dirs: Sequence[str | Path], out_html: str | Path, *, plots_dir: str | Path | None = None,
+                         gallery_per_class: int = 1, max_gallery_classes: int | None = None) -> Path:
+    """Load ``run_dirs``, compare them and write the HTML report to ``out_html``; returns its path.
+
+    Two or more runs must share their scene set
+    (:class:`graspsim.bench.compare.SceneSetMismatch` otherwise); a single
+    run makes a report of that run alone. The plots (and comparison.json) go
+    to ``plots_dir`` when given and are kept there; otherwise to a temporary
+    directory removed afterwards (the report embeds them either way).
+    """
+    from graspsim.bench.compare import COMPARISON_FILENAME, compare_runs, load_runs
+    from graspsim.bench.plots import make_all_plots
+    from graspsim.bench.results import atomic_write_json
+
+    if not run_dirs:
+        raise ValueError("report_from_run_dirs needs at least one run directory")
+    runs = load_runs(run_dirs)
+    comparison = compare_runs(runs, check_scenes=len(runs) > 1)
+
+    def build(directory: Path) -> Path:
+        plots = make_all_plots(comparison, directory)
+        if plots_dir is not None:
+            atomic_write_json(directory / COMPARISON_FILENAME, comparison)
+        return build_report(runs, comparison, out_html, plots, gallery_per_class=gallery_per_class,
+                            max_gallery_classes=max_gallery_classes)
+
+    if plots_dir is not None:
+        directory = Path(plots_dir)
+        directory.mkdir(parents=True, exist_ok=True)
+        return build(directory)
+    with tempfile.TemporaryDirectory(prefix="graspsim-report-") as tmp:
+        return build(Path(tmp))
