@@ -88,6 +88,7 @@ def _parse_policy_kwargs(items: tuple[str, ...]) -> dict:
 def bench(policy, suite, episodes, seed, workers, out_dir, resume, renderer, width, height, policy_args,
           ray_address, no_progress):
     """Run POLICY on a suite and score pick success per product class."""
+    from graspsim.bench.ray_backend import RayUnavailableError
     from graspsim.bench.results import ResultsFileError, RunDirError
     from graspsim.bench.runner import RunSpec, run_bench
     from graspsim.bench.table import format_summary_table
@@ -107,7 +108,7 @@ def bench(policy, suite, episodes, seed, workers, out_dir, resume, renderer, wid
         summary = run_bench(spec, out_dir, workers=workers, resume=resume, progress=not no_progress,
                             use_ray=ray_address is not None,
                             ray_address=None if ray_address in (None, "local") else ray_address)
-    except (RunDirError, ResultsFileError) as exc:
+    except (RunDirError, ResultsFileError, RayUnavailableError) as exc:
         raise _Abort(str(exc)) from None
     except OSError as exc:  # e.g. an --out that cannot be created
         raise _Abort(f"cannot write the run directory {out_dir}: {exc.strerror or exc}") from None
@@ -151,6 +152,7 @@ def compare(run_dirs, policies, suite, episodes, seed, workers, ray_address, swe
     their scene sets differ).
     """
     from graspsim.bench.compare import SceneSetMismatch
+    from graspsim.bench.ray_backend import RayUnavailableError
     from graspsim.bench.results import ResultsFileError, RunDirError
 
     if bool(run_dirs) == bool(policies):
@@ -178,7 +180,7 @@ def compare(run_dirs, policies, suite, episodes, seed, workers, ray_address, swe
             settings = [(sweep.name, value) for value in sweep.values]
         _run_comparison(names, suite, episodes, seed, workers, ray_address, settings, out_dir, resume, renderer,
                         width, height, not no_progress)
-    except (SceneSetMismatch, RunDirError, ResultsFileError, ValueError) as exc:
+    except (SceneSetMismatch, RunDirError, ResultsFileError, RayUnavailableError, ValueError) as exc:
         raise _Abort(str(exc)) from None
 
 

@@ -26,12 +26,16 @@ if TYPE_CHECKING:
 INSTALL_HINT = 'pip install "graspsim[ray]"'
 
 
+
+class RayUnavailableError(RuntimeError):
+    """``--ray`` was asked for but the ray package is not installed."""
+
 def import_ray():
     """The ``ray`` module, or RuntimeError with the install hint."""
     try:
         import ray
     except ImportError as exc:
-        raise RuntimeError(f"the Ray backend needs the 'ray' package ({exc}); install it with: {INSTALL_HINT}") from None
+        raise RayUnavailableError(f"the Ray backend needs the 'ray' package ({exc}); install it with: {INSTALL_HINT}") from None
     return ray
 
 
