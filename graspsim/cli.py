@@ -345,5 +345,15 @@ def show(suite, seed, policy, out_path, execute, renderer):
         env.close()
 
 
+def _register_data_commands() -> None:
+    # Defined with the dataset code; registered here so cli.py stays the one entry point.
+    from graspsim.data.cli_render import render_command
+
+    main.add_command(render_command)
+
+
+_register_data_commands()
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -1,0 +1,49 @@
+"""``graspsim render``: the click command (registered in :mod:`graspsim.cli` by ``main.add_command``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+
+class RenderAbort(click.ClickException):
+    """A user-facing error: printed as ``Error: ...``, exit status 2."""
+
+    exit_code = 2
+
+
+@click.command("render")
+@click.option("--suite", required=True, help="Suite name (see `graspsim list suites`).")
+@click.option("--scenes", required=True, type=click.IntRange(min=1), help="Number of scenes to render.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Dataset directory (must be empty unless --resume).")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0),
+              help="First scene index in the suite.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1), help="Worker processes.")
+@click.option("--resume", is_flag=True, help="Continue an interrupted dataset in --out.")
+@click.option("--width", default=640, show_default=True, type=click.IntRange(min=32))
+@click.option("--height", default=480, show_default=True, type=click.IntRange(min=32))
+@click.option("--renderer", default="auto", show_default=True, type=click.Choice(["auto", "egl", "tiny"]))
+@click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+def render_command(suite, scenes, out_dir, seed, workers, resume, width, height, renderer, no_progress):
+    """Render a grasp dataset: RGB, depth, masks and physically validated grasp rectangles."""
+    from graspsim.bench.suites import UnknownSuiteError, get_suite
+    from graspsim.data.render import render_dataset
+    from graspsim.data.writer import DatasetDirError
+    from graspsim.sim.world import RendererError
+
+    try:
+        suite_obj = get_suite(suite)
+        suite_obj.scene_seeds(seed, scenes)
+    except UnknownSuiteError as exc:
+        raise RenderAbort(str(exc)) from None
+    except ValueError as exc:
+        raise RenderAbort(str(exc).replace("--episodes", "--scenes")) from None
+    try:
+        summary = render_dataset(suite, scenes, out_dir, seed=seed, workers=workers, resume=resume, width=width,
+                                 height=height, renderer=renderer, progress=not no_progress)
+    except (DatasetDirError, RendererError) as exc:
+        raise RenderAbort(str(exc)) from None
+    click.echo(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in summary.items()}))

@@ -1,0 +1,198 @@
+"""On-disk format of a rendered grasp dataset (format version 1).
+
+A dataset directory ``DIR`` holds::
+
+    DIR/manifest.json
+    DIR/shards/shard-XXXX/SCENEID/{rgb.png, depth.png, instance.png, class.png, meta.json}
+
+``manifest.json`` (strict JSON, written atomically):
+
+* ``format_version`` (int, 1), ``suite`` (e.g. ``"tabletop-test"``), ``kind``
+  (``"shelf"`` / ``"tabletop"``), ``variant_split`` (``"seen"`` / ``"unseen"``);
+* ``scene_seeds``: every scene seed requested so far (sorted); ``skipped``:
+  ``{seed: reason}`` for seeds whose scene could not be built;
+* ``classes``: catalog class index -> name (``{"0": "soda_can", ...}``);
+* ``splits``: a note. There is no split inside a dataset: train / test /
+  unseen data come from rendering the ``*-train`` / ``*-test`` / ``*-unseen``
+  suites, whose scene-seed ranges are disjoint (``unseen`` also uses held-out
+  product variants);
+* ``config``: what generated the data: ``width``, ``height``, ``renderer``
+  (requested; the one used is in each ``meta.json``), ``physics``
+  (:class:`~graspsim.config.PhysicsConfig` as a dict), ``labels`` (the
+  label-validation settings, :class:`graspsim.data.labels.LabelConfig`),
+  ``graspsim_version``. ``--resume`` refuses a directory whose config differs.
+
+Scenes: ``SCENEID`` is ``scene-<seed>``; ``XXXX`` = ``(seed - suite first
+seed) // 100`` zero-padded to 4 digits (100 scenes of the suite per shard).
+
+* ``rgb.png``: (H, W, 3) uint8 RGB (as the robot camera sees it, lighting gain applied).
+* ``depth.png``: (H, W) uint16, depth along the camera z axis in millimetres
+  (rounded); 0 = no depth (nothing hit before the far plane). Metres =
+  value / 1000 (``meta.depth_scale``).
+* ``instance.png``: (H, W) uint16, 0 = not a product (background, furniture,
+  floor), ``k + 1`` = product ``k`` of the scene plan (``meta.plan.products[k]``).
+* ``class.png``: (H, W) uint8, 0 = not a product, ``c + 1`` = catalog class ``c``.
+* No robot or gripper mask: the hand is not in the scene when it is rendered.
+* ``meta.json``: ``scene_id``, ``scene_seed``, ``suite``, ``renderer`` (used),
+  ``width``, ``height``, ``K`` (3x3, pixels), ``T_world_camera`` (4x4, OpenCV
+  camera axes: x right, y down, z forward), ``approach_world`` (3,),
+  ``depth_scale`` (0.001), ``plan`` (the :class:`~graspsim.scenes.plan.ScenePlan`
+  as a JSON object; poses there are the *sampled* ones), and ``objects``: one
+  entry per product (also occluded ones) with ``product_index``, ``class_name``,
+  ``class_index``, ``variant``, ``visible_px``, ``settled_pose`` (``position_m``,
+  ``quat_xyzw`` after the scene settled: the pose the image shows),
+  ``candidates_tried``, ``candidates_kept``, ``rejected`` (failure reason ->
+  count) and ``grasps``: ``[{x, y, w, h, theta, quality}]``, rectangles in the
+  convention of :class:`graspsim.types.GraspRect` (centre pixel, jaw opening
+  ``w`` px, finger width ``h`` px, closing-axis angle ``theta`` rad in
+  ``[-pi/2, pi/2)``), each one executed in simulation and held (see
+  :mod:`graspsim.data.labels`); ``quality`` = the planner's score in [0, 1].
+  Products with fewer than ``labels.min_visible_px`` visible pixels (scaled to
+  the image area) have ``grasps: []`` and ``candidates_tried: 0``.
+
+Crash safety: a scene is written to ``shard-XXXX/.tmp-SCENEID-PID`` (every
+file fsync'd, ``meta.json`` last), then renamed into place with ``os.replace``;
+a scene directory without ``meta.json`` is never produced, and stray ``.tmp-*``
+directories of a killed run are removed by the next ``--resume``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+META = "meta.json"
+SCENE_FILES = ("rgb.png", "depth.png", "instance.png", "class.png", META)
+SCENES_PER_SHARD = 100
+DEPTH_SCALE = 0.001  # metres per depth.png unit
+TMP_PREFIX = ".tmp-"
+
+
+def scene_id(seed: int) -> str:
+    return f"scene-{int(seed)}"
+
+
+def scene_dir(root: Path, suite_first_seed: int, seed: int) -> Path:
+    shard = (int(seed) - int(suite_first_seed)) // SCENES_PER_SHARD
+    return Path(root) / "shards" / f"shard-{shard:04d}" / scene_id(seed)
+
+
+def is_complete(path: Path) -> bool:
+    """A scene directory is complete when its meta.json exists (it is written last)."""
+    return (Path(path) / META).is_file()
+
+
+def encode_depth(depth_m: np.ndarray, far_m: float | None = None) -> np.ndarray:
+    """(H, W) metres -> uint16 millimetres; invalid, non-positive, at/after ``0.999 * far_m`` -> 0."""
+    d = np.asarray(depth_m, dtype=np.float64)
+    valid = np.isfinite(d) & (d > 0)
+    if far_m is not None:
+        valid &= d < 0.999 * far_m
+    mm = np.where(valid, np.round(d / DEPTH_SCALE), 0)
+    return np.clip(mm, 0, 65535).astype(np.uint16)
+
+
+def decode_depth(depth_mm: np.ndarray) -> np.ndarray:
+    """uint16 millimetres -> float32 metres (0 stays 0 = no depth)."""
+    return (np.asarray(depth_mm, dtype=np.float32) * np.float32(DEPTH_SCALE)).astype(np.float32)
+
+
+def encode_instance(instance_seg: np.ndarray, body_to_product: dict[int, int]) -> np.ndarray:
+    """pybullet body ids -> uint16 (0 background/furniture, k + 1 = plan product k)."""
+    inst = np.asarray(instance_seg)
+    out = np.zeros(inst.shape, dtype=np.uint16)
+    for body, k in body_to_product.items():
+        out[inst == body] = k + 1
+    return out
+
+
+def encode_class(class_seg: np.ndarray) -> np.ndarray:
+    """Catalog class (-1 = none) -> uint8 (0 none, c + 1 = class c)."""
+    c = np.asarray(class_seg)
+    return np.where(c >= 0, c + 1, 0).astype(np.uint8)
+
+
+def _imread(path: Path, flags: int) -> np.ndarray:
+    import cv2
+
+    image = cv2.imread(str(path), flags)
+    if image is None:
+        raise OSError(f"cannot read image {path}")
+    return image
+
+
+def read_scene(path: Path) -> dict[str, Any]:
+    """One scene directory as numpy arrays + its meta (numpy and OpenCV only).
+
+    Returns ``rgb`` (H, W, 3) uint8, ``depth_m`` (H, W) float32 metres (0 = no
+    depth), ``depth_mm`` (H, W) uint16, ``instance`` (H, W) uint16 and ``class_map``
+    (H, W) uint8 as stored (0 = none; see the module docstring), ``K`` (3, 3),
+    ``T_world_camera`` (4, 4), ``grasps`` (N, 5) float64 ``[x, y, w, h, theta]``,
+    ``grasp_quality`` (N,), ``grasp_classes`` (N,) int64 catalog class,
+    ``grasp_products`` (N,) int64 product index, and ``meta`` (the parsed meta.json).
+    """
+    import cv2
+
+    path = Path(path)
+    if not is_complete(path):
+        raise FileNotFoundError(f"{path} is not a complete scene (no {META})")
+    meta = json.loads((path / META).read_text(encoding="utf-8"))
+    rgb = cv2.cvtColor(_imread(path / "rgb.png", cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    depth_mm = _imread(path / "depth.png", cv2.IMREAD_UNCHANGED)
+    instance = _imread(path / "instance.png", cv2.IMREAD_UNCHANGED)
+    class_map = _imread(path / "class.png", cv2.IMREAD_UNCHANGED)
+    rows, quality, classes, products = [], [], [], []
+    for obj in meta["objects"]:
+        for g in obj["grasps"]:
+            rows.append([g["x"], g["y"], g["w"], g["h"], g["theta"]])
+            quality.append(g["quality"])
+            classes.append(obj["class_index"])
+            products.append(obj["product_index"])
+    return {
+        "rgb": rgb,
+        "depth_mm": depth_mm,
+        "depth_m": decode_depth(depth_mm),
+        "instance": instance,
+        "class_map": class_map,
+        "K": np.asarray(meta["K"], dtype=np.float64),
+        "T_world_camera": np.asarray(meta["T_world_camera"], dtype=np.float64),
+        "grasps": np.asarray(rows, dtype=np.float64).reshape(-1, 5),
+        "grasp_quality": np.asarray(quality, dtype=np.float64),
+        "grasp_classes": np.asarray(classes, dtype=np.int64),
+        "grasp_products": np.asarray(products, dtype=np.int64),
+        "meta": meta,
+    }
+
+
+def iter_scene_dirs(root: Path) -> list[Path]:
+    """Complete scene directories of a dataset, sorted by shard then scene id."""
+    shards = Path(root) / "shards"
+    if not shards.is_dir():
+        return []
+    out = []
+    for shard in sorted(shards.iterdir()):
+        if not shard.is_dir() or shard.name.startswith("."):
+            continue
+        for d in sorted(shard.iterdir()):
+            if d.is_dir() and not d.name.startswith(TMP_PREFIX) and is_complete(d):
+                out.append(d)
+    return out
+
+
+def fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -1,0 +1,198 @@
+"""Physically validated grasp labels (as Jacquard's were): every kept rectangle held in simulation.
+
+For each product showing at least ``min_visible_px`` pixels (scaled with the
+image area from 300 px at 640x480):
+
+1. Candidate rectangles from :func:`~graspsim.grasping.mask_grasps.mask_to_grasps`
+   on its instance mask, first on the part near its nearest surface
+   (:func:`~graspsim.grasping.mask_grasps.near_surface`), then on the whole mask
+   if that gave nothing, with closing axes restricted by
+   :func:`~graspsim.policies.oracle.shelf_theta_range` in shelf scenes - exactly as
+   the oracle plans. At most ``max_candidates`` per product.
+2. Each candidate is converted to a gripper command with the full scene's depth
+   image and camera (:func:`~graspsim.grasping.conversion.rect_to_command`, then
+   :func:`~graspsim.grasping.workspace.clear_supports`, as
+   :class:`~graspsim.envs.pick_env.PickEnv` does), and executed by
+   :func:`~graspsim.sim.execute.execute_grasp` with the product's class as target
+   in a world holding the furniture and that product ALONE, at the pose it
+   settled to in the full scene (rebuilt from scratch for every candidate, so
+   each check is deterministic and independent of the others). Candidates that
+   succeed are kept; ``quality`` is the planner's score.
+
+The labels are computed with the depth exactly as stored (millimetre-rounded),
+so they can be re-validated from the files on disk. Limitation: the other
+products are absent during validation, so a kept grasp can still fail in the
+cluttered scene (a neighbour in the fingers' path that the depth check of
+``mask_to_grasps`` did not catch).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from graspsim.config import PhysicsConfig
+from graspsim.grasping.conversion import UnreachableGraspError, rect_to_command
+from graspsim.grasping.mask_grasps import mask_to_grasps, near_surface
+from graspsim.grasping.workspace import clear_supports
+from graspsim.scenes.plan import ProductPlacement, ScenePlan
+from graspsim.sim.bodies import spawn_floor, spawn_product, spawn_shelf, spawn_table
+from graspsim.scenes.layout import SHELF, TABLE
+from graspsim.sim.execute import execute_grasp
+from graspsim.sim.scene import BuiltScene
+from graspsim.sim.world import SimWorld
+from graspsim.types import CameraModel, GraspRect, InvalidRectError
+
+
+@dataclass(frozen=True)
+class LabelConfig:
+    """Label-validation settings (stored in the manifest)."""
+
+    min_visible_px_640x480: int = 300
+    max_candidates: int = 6
+    surface_slab_m: float = 0.02
+    grasp_depth_m: float = 0.025
+    margin_m: float = 0.012
+    n_angles: int = 12
+    shelf_theta_half_range_deg: float = 25.0
+
+    def min_visible_px(self, width: int, height: int) -> int:
+        return max(1, int(round(self.min_visible_px_640x480 * width * height / (640 * 480))))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def shelf_theta(camera: CameraModel, approach_world: np.ndarray, half_range_deg: float) -> tuple[float, float]:
+    """Same as :func:`graspsim.policies.oracle.shelf_theta_range` without needing an Observation."""
+    from types import SimpleNamespace
+
+    from graspsim.policies.oracle import shelf_theta_range
+
+    obs = SimpleNamespace(approach_world=np.asarray(approach_world, dtype=np.float64), camera=camera)
+    return shelf_theta_range(obs, math.radians(half_range_deg))
+
+
+def candidates(mask: np.ndarray, depth_m: np.ndarray, camera: CameraModel, kind: str, approach_world: np.ndarray,
+               physics: PhysicsConfig, config: LabelConfig):
+    """Ranked :class:`~graspsim.grasping.mask_grasps.ScoredGrasp` candidates for one product mask."""
+    theta_range = shelf_theta(camera, approach_world, config.shelf_theta_half_range_deg) if kind == "shelf" else None
+    for region in (near_surface(mask, depth_m, config.surface_slab_m), mask):
+        if not region.any():
+            continue
+        grasps = mask_to_grasps(region, depth_m, camera.K, physics.gripper, grasp_depth_m=config.grasp_depth_m,
+                                margin_m=config.margin_m, n_angles=config.n_angles,
+                                max_candidates=config.max_candidates, theta_range=theta_range)
+        if grasps:
+            return grasps
+    return []
+
+
+def build_alone(world: SimWorld, kind: str, placement: ProductPlacement, approach_world: np.ndarray,
+                physics: PhysicsConfig, plan: ScenePlan) -> BuiltScene:
+    """Reset ``world`` and build the furniture plus ``placement`` only (its pose = the settled one)."""
+    world.reset()
+    static = [spawn_floor(world, physics)]
+    static.append(spawn_shelf(world, SHELF, physics) if kind == "shelf" else spawn_table(world, TABLE, physics))
+    body = spawn_product(world, placement.class_name, placement.variant, placement.position_m,
+                         placement.quat_xyzw, physics)
+    from graspsim.assets.catalog import class_index
+
+    c = world.client
+    c.changeDynamics(body, -1, activationState=c.ACTIVATION_STATE_SLEEP)  # at rest, as after settling
+    return BuiltScene(plan=replace(plan, products=(placement,)), camera=None, product_bodies=[body],
+                      static_bodies=tuple(static), body_to_class={body: class_index(placement.class_name)},
+                      body_to_class_name={body: placement.class_name},
+                      approach_world=np.asarray(approach_world, dtype=np.float64))
+
+
+def validate_rect(world: SimWorld, plan: ScenePlan, placement: ProductPlacement, rect: GraspRect,
+                  depth_m: np.ndarray, camera: CameraModel, approach_world: np.ndarray, physics: PhysicsConfig,
+                  config: LabelConfig) -> tuple[bool, str | None]:
+    """Execute ``rect`` on ``placement`` alone (see the module docstring): ``(success, failure reason)``."""
+    try:
+        rect.validate(camera.width, camera.height)
+        command = rect_to_command(rect, depth_m, camera, approach_world, physics.gripper, config.grasp_depth_m)
+    except InvalidRectError:
+        return False, "invalid_action"
+    except UnreachableGraspError:
+        return False, "out_of_reach"
+    command = clear_supports(plan.kind, command, physics.gripper)
+    scene = build_alone(world, plan.kind, placement, approach_world, physics, plan)
+    outcome = execute_grasp(world, scene, command, placement.class_name, physics)
+    return bool(outcome.success), (None if outcome.reason is None else outcome.reason.value)
+
+
+def label_objects(world: SimWorld, plan: ScenePlan, settled: list[ProductPlacement | None], instance: np.ndarray,
+                  depth_m: np.ndarray, camera: CameraModel, approach_world: np.ndarray, physics: PhysicsConfig,
+                  config: LabelConfig) -> list[dict[str, Any]]:
+    """The ``objects`` entries of meta.json. ``instance``: (H, W) product index + 1 (0 = none).
+
+    ``settled[k]`` is product ``k`` at its settled pose (None if it is not in the scene).
+    """
+    from graspsim.assets.catalog import class_index
+
+    min_px = config.min_visible_px(camera.width, camera.height)
+    counts = np.bincount(instance.ravel().astype(np.int64), minlength=len(plan.products) + 1)
+    objects = []
+    for k, placement in enumerate(settled):
+        if placement is None:
+            continue
+        visible = int(counts[k + 1])
+        entry: dict[str, Any] = {
+            "product_index": k, "class_name": placement.class_name,
+            "class_index": class_index(placement.class_name), "variant": placement.variant,
+            "visible_px": visible,
+            "settled_pose": {"position_m": list(placement.position_m), "quat_xyzw": list(placement.quat_xyzw)},
+            "candidates_tried": 0, "candidates_kept": 0, "rejected": {}, "grasps": [],
+        }
+        if visible >= min_px:
+            mask = instance == k + 1
+            rejected: Counter = Counter()
+            for grasp in candidates(mask, depth_m, camera, plan.kind, approach_world, physics, config):
+                entry["candidates_tried"] += 1
+                ok, reason = validate_rect(world, plan, placement, grasp.rect, depth_m, camera, approach_world,
+                                           physics, config)
+                if ok:
+                    r = grasp.rect
+                    entry["grasps"].append({"x": r.x, "y": r.y, "w": r.w, "h": r.h, "theta": r.theta,
+                                            "quality": round(float(grasp.score), 6)})
+                else:
+                    rejected[reason or "unknown"] += 1
+            entry["candidates_kept"] = len(entry["grasps"])
+            entry["rejected"] = dict(sorted(rejected.items()))
+        objects.append(entry)
+    return objects
+
+
+def revalidate(scene: dict[str, Any], world: SimWorld, physics: PhysicsConfig | None = None,
+               config: LabelConfig | None = None) -> list[tuple[int, dict, bool, str | None]]:
+    """Re-execute every stored grasp of a scene read by :func:`graspsim.data.format.read_scene`.
+
+    Uses only what is on disk (plan, settled poses, depth.png, K, T_world_camera);
+    returns ``(product_index, grasp dict, success, failure reason)`` per grasp.
+    ``physics`` / ``config`` default to the defaults (pass the manifest's when they differ).
+    """
+    physics = physics or PhysicsConfig()
+    config = config or LabelConfig()
+    meta = scene["meta"]
+    plan = ScenePlan.from_json(__import__("json").dumps(meta["plan"]))
+    camera = CameraModel(K=np.asarray(meta["K"], dtype=np.float64), width=int(meta["width"]),
+                         height=int(meta["height"]), T_world_camera=np.asarray(meta["T_world_camera"], dtype=np.float64),
+                         near_m=plan.camera.near_m, far_m=plan.camera.far_m)
+    approach = np.asarray(meta["approach_world"], dtype=np.float64)
+    out = []
+    for obj in meta["objects"]:
+        pose = obj["settled_pose"]
+        placement = replace(plan.products[obj["product_index"]], position_m=tuple(pose["position_m"]),
+                            quat_xyzw=tuple(pose["quat_xyzw"]))
+        for g in obj["grasps"]:
+            rect = GraspRect(x=g["x"], y=g["y"], w=g["w"], h=g["h"], theta=g["theta"])
+            ok, reason = validate_rect(world, plan, placement, rect, scene["depth_m"], camera, approach, physics,
+                                       config)
+            out.append((obj["product_index"], g, ok, reason))
+    return out

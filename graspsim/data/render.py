@@ -1,0 +1,213 @@
+"""Render a suite's scenes into a grasp dataset (``graspsim render``), 1 or K worker processes.
+
+Every scene depends only on its seed (and the config): each worker owns two
+worlds, one for the full scene (build, settle, render) and one for the
+object-alone label validation (:mod:`graspsim.data.labels`), both reset for
+every use. Workers write their scenes directly (each scene is its own
+directory, written atomically); the parent writes the manifest.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+
+from graspsim.config import PhysicsConfig
+from graspsim.data.format import (FORMAT_VERSION, DEPTH_SCALE, decode_depth, encode_class, encode_depth,
+                                  encode_instance, is_complete, scene_dir, scene_id)
+from graspsim.data.labels import LabelConfig, label_objects
+from graspsim.data.writer import prepare_out_dir, remove_stray_temp_dirs, write_scene
+
+
+@dataclass(frozen=True)
+class RenderSpec:
+    suite: str
+    width: int = 640
+    height: int = 480
+    renderer: str = "auto"
+    physics: dict[str, Any] = field(default_factory=lambda: PhysicsConfig().to_dict())
+    labels: dict[str, Any] = field(default_factory=lambda: LabelConfig().to_dict())
+
+
+def _physics(d: dict[str, Any]) -> PhysicsConfig:
+    from graspsim.bench.runner import _physics_fields
+
+    return PhysicsConfig(**_physics_fields(d))
+
+
+class SceneRenderer:
+    """Two worlds (scene + label validation), built once per process."""
+
+    def __init__(self, spec: RenderSpec):
+        from graspsim.bench.suites import get_suite
+        from graspsim.scenes.sampling import SceneOptions
+        from graspsim.sim.world import SimWorld
+
+        self.spec = spec
+        self.suite = get_suite(spec.suite)
+        self.physics = _physics(spec.physics)
+        self.label_config = LabelConfig(**spec.labels)
+        self.options = SceneOptions(width=spec.width, height=spec.height)
+        self.world = SimWorld(self.physics, spec.renderer)
+        self.label_world = SimWorld(self.physics, "tiny")  # never renders
+
+    def render_scene(self, seed: int) -> dict[str, Any]:
+        """Build, render and label scene ``seed``: the arrays as stored plus meta."""
+        from graspsim.sim.camera import render
+        from graspsim.sim.scene import build_settled_scene
+
+        scene = build_settled_scene(self.world, self.suite.kind, seed, self.suite.variant_split, self.options,
+                                    self.physics)
+        frames = render(self.world, scene.camera, scene.plan.lighting, scene.body_to_class)
+        body_to_product = {b: k for k, b in enumerate(scene.product_bodies) if b is not None}
+        depth_mm = encode_depth(frames.depth_m, scene.camera.far_m)
+        instance = encode_instance(frames.instance_seg, body_to_product)
+        class_map = encode_class(frames.class_seg)
+        settled = []
+        for k, placement in enumerate(scene.plan.products):
+            body = scene.product_bodies[k]
+            if body is None:
+                settled.append(None)
+                continue
+            position, quat = self.world.client.getBasePositionAndOrientation(body)
+            settled.append(replace(placement, position_m=tuple(float(v) for v in position),
+                                   quat_xyzw=tuple(float(v) for v in quat)))
+        # Labels use the depth exactly as stored, so they can be re-validated from disk.
+        objects = label_objects(self.label_world, scene.plan, settled, instance, decode_depth(depth_mm),
+                                scene.camera, scene.approach_world, self.physics, self.label_config)
+        import json
+
+        meta = {
+            "scene_id": scene_id(seed), "scene_seed": int(seed), "suite": self.suite.name,
+            "renderer": self.world.renderer_name, "width": self.spec.width, "height": self.spec.height,
+            "K": scene.camera.K, "T_world_camera": scene.camera.T_world_camera,
+            "approach_world": scene.approach_world, "depth_scale": DEPTH_SCALE,
+            "plan": json.loads(scene.plan.to_json()), "objects": objects,
+        }
+        return {"rgb": frames.rgb, "depth_mm": depth_mm, "instance": instance, "class_map": class_map,
+                "meta": meta}
+
+    def run(self, root: Path, seed: int) -> dict[str, Any]:
+        """Render and write scene ``seed`` under ``root``; a small status dict for the parent."""
+        from graspsim.sim.scene import SceneUnavailableError
+
+        t0 = time.perf_counter()
+        try:
+            out = self.render_scene(seed)
+        except SceneUnavailableError as exc:
+            return {"seed": seed, "skipped": str(exc)}
+        write_scene(scene_dir(root, self.suite.first_seed, seed), out["rgb"], out["depth_mm"], out["instance"],
+                    out["class_map"], out["meta"])
+        objects = out["meta"]["objects"]
+        return {"seed": seed, "labels": sum(o["candidates_kept"] for o in objects),
+                "tried": sum(o["candidates_tried"] for o in objects), "seconds": time.perf_counter() - t0}
+
+    def close(self) -> None:
+        self.world.close()
+        self.label_world.close()
+
+
+_WORKER: SceneRenderer | None = None
+
+
+def _init_worker(spec: RenderSpec) -> None:
+    global _WORKER
+    _WORKER = SceneRenderer(spec)
+
+
+def _run_job(job: tuple[str, int]) -> dict[str, Any]:
+    root, seed = job
+    return _WORKER.run(Path(root), seed)
+
+
+def manifest_for(spec: RenderSpec, seeds: list[int]) -> dict[str, Any]:
+    import graspsim
+    from graspsim.assets.catalog import CATALOG
+    from graspsim.bench.suites import get_suite
+
+    suite = get_suite(spec.suite)
+    return {
+        "format_version": FORMAT_VERSION, "suite": suite.name, "kind": suite.kind,
+        "variant_split": suite.variant_split, "scene_seeds": sorted(seeds), "skipped": {},
+        "classes": {str(c.index): c.name for c in CATALOG},
+        "splits": ("no split inside a dataset: train/test/unseen data come from rendering the *-train/*-test/"
+                   "*-unseen suites, whose scene-seed ranges are disjoint (unseen: held-out product variants)"),
+        "config": {"width": spec.width, "height": spec.height, "renderer": spec.renderer,
+                   "physics": spec.physics, "labels": spec.labels, "graspsim_version": graspsim.__version__},
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def render_dataset(suite: str, scenes: int, out_dir: Path, seed: int = 0, workers: int = 1, resume: bool = False,
+                   width: int = 640, height: int = 480, renderer: str = "auto", progress: bool = True,
+                   physics: PhysicsConfig | None = None, labels: LabelConfig | None = None) -> dict[str, Any]:
+    """Render scenes ``seed .. seed + scenes - 1`` of ``suite`` into ``out_dir``; returns a summary dict.
+
+    Raises :class:`~graspsim.bench.suites.UnknownSuiteError`, ValueError (scenes
+    outside the suite) and :class:`~graspsim.data.writer.DatasetDirError`
+    (non-empty ``out_dir`` without ``resume``, or a resume with other settings).
+    """
+    from graspsim.bench.results import atomic_write_json
+    from graspsim.bench.suites import get_suite
+    from graspsim.data.format import MANIFEST
+
+    suite_obj = get_suite(suite)
+    seeds = suite_obj.scene_seeds(seed, scenes)
+    spec = RenderSpec(suite=suite_obj.name, width=width, height=height, renderer=renderer,
+                      physics=(physics or PhysicsConfig()).to_dict(), labels=(labels or LabelConfig()).to_dict())
+    out_dir = Path(out_dir)
+    manifest = prepare_out_dir(out_dir, manifest_for(spec, seeds), resume)
+    removed = remove_stray_temp_dirs(out_dir)
+    todo = [s for s in seeds if not is_complete(scene_dir(out_dir, suite_obj.first_seed, s))]
+    t0 = time.perf_counter()
+    results: list[dict[str, Any]] = []
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(seeds), initial=len(seeds) - len(todo), unit="scene", desc=f"render {suite}")
+    try:
+        for status in _iter_status(spec, out_dir, todo, workers):
+            results.append(status)
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    wall = time.perf_counter() - t0
+    skipped = {str(r["seed"]): r["skipped"] for r in results if "skipped" in r}
+    if skipped:
+        manifest["skipped"] = {**manifest.get("skipped", {}), **skipped}
+        atomic_write_json(out_dir / MANIFEST, manifest)
+    done = [r for r in results if "skipped" not in r]
+    return {
+        "out_dir": str(out_dir), "suite": suite_obj.name, "requested": len(seeds),
+        "rendered": len(done), "already_done": len(seeds) - len(todo), "skipped": len(skipped),
+        "removed_temp_dirs": removed, "labels": sum(r["labels"] for r in done),
+        "candidates_tried": sum(r["tried"] for r in done),
+        "labels_per_scene": (sum(r["labels"] for r in done) / len(done)) if done else 0.0,
+        "wall_s": wall, "scenes_per_s": (len(done) / wall) if done and wall > 0 else 0.0,
+        "workers": workers,
+    }
+
+
+def _iter_status(spec: RenderSpec, root: Path, seeds: list[int], workers: int):
+    if not seeds:
+        return
+    if workers <= 1:
+        renderer = SceneRenderer(spec)
+        try:
+            for s in seeds:
+                yield renderer.run(root, s)
+        finally:
+            renderer.close()
+        return
+    # spawn, not fork: pybullet and the EGL context must not be shared across a fork.
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(min(workers, len(seeds)), initializer=_init_worker, initargs=(spec,)) as pool:
+        yield from pool.imap_unordered(_run_job, [(str(root), s) for s in seeds], chunksize=1)

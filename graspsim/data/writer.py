@@ -1,0 +1,122 @@
+"""Crash-safe writing of dataset scenes and the manifest (see :mod:`graspsim.data.format`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from graspsim.bench.results import atomic_write_json, to_jsonable
+from graspsim.data.format import MANIFEST, META, TMP_PREFIX, fsync_dir, is_complete
+
+
+class DatasetDirError(RuntimeError):
+    """The output directory cannot be used as asked (non-empty without resume, config mismatch)."""
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _png(image: np.ndarray) -> bytes:
+    import cv2
+
+    ok, buf = cv2.imencode(".png", image)
+    if not ok:
+        raise OSError("PNG encoding failed")
+    return buf.tobytes()
+
+
+def write_scene(final_dir: Path, rgb: np.ndarray, depth_mm: np.ndarray, instance: np.ndarray,
+                class_map: np.ndarray, meta: dict[str, Any]) -> None:
+    """Write one scene into ``final_dir`` atomically: temp dir (files fsync'd, meta.json last) + os.replace."""
+    import cv2
+
+    final_dir = Path(final_dir)
+    shard = final_dir.parent
+    shard.mkdir(parents=True, exist_ok=True)
+    tmp = shard / f"{TMP_PREFIX}{final_dir.name}-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    try:
+        _write_bytes(tmp / "rgb.png", _png(cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR)))
+        _write_bytes(tmp / "depth.png", _png(np.ascontiguousarray(depth_mm, dtype=np.uint16)))
+        _write_bytes(tmp / "instance.png", _png(np.ascontiguousarray(instance, dtype=np.uint16)))
+        _write_bytes(tmp / "class.png", _png(np.ascontiguousarray(class_map, dtype=np.uint8)))
+        text = json.dumps(to_jsonable(meta), indent=1, allow_nan=False) + "\n"
+        _write_bytes(tmp / META, text.encode("utf-8"))
+        fsync_dir(tmp)
+        if final_dir.exists():  # an incomplete leftover (cannot come from this writer): replace it
+            shutil.rmtree(final_dir)
+        os.replace(tmp, final_dir)
+        fsync_dir(shard)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def remove_stray_temp_dirs(root: Path) -> int:
+    """Delete ``.tmp-*`` scene directories (left by a killed run) and incomplete scene dirs; returns how many."""
+    shards = Path(root) / "shards"
+    removed = 0
+    if not shards.is_dir():
+        return 0
+    for shard in shards.iterdir():
+        if not shard.is_dir():
+            continue
+        for d in shard.iterdir():
+            if d.is_dir() and (d.name.startswith(TMP_PREFIX) or not is_complete(d)):
+                shutil.rmtree(d, ignore_errors=True)
+                removed += 1
+    return removed
+
+
+def prepare_out_dir(root: Path, manifest: dict[str, Any], resume: bool) -> dict[str, Any]:
+    """Create/check ``root`` and write the manifest; returns the manifest written.
+
+    Without ``resume`` a non-empty ``root`` is refused. With ``resume`` the stored
+    manifest's ``suite`` and ``config`` must match (the differing key is named);
+    scene seeds are merged.
+    """
+    root = Path(root)
+    if root.exists() and not root.is_dir():
+        raise DatasetDirError(f"{root} exists and is not a directory")
+    path = root / MANIFEST
+    if root.is_dir() and any(root.iterdir()):
+        if not resume:
+            raise DatasetDirError(f"{root} is not empty; pass --resume to continue a dataset there, "
+                                  "or choose an empty --out")
+        if path.is_file():
+            try:
+                old = json.loads(path.read_text(encoding="utf-8"))
+            except ValueError as exc:
+                raise DatasetDirError(f"{path} is damaged: {exc}") from None
+            for key in ("format_version", "suite"):
+                if old.get(key) != manifest.get(key):
+                    raise DatasetDirError(f"cannot resume {root}: {key} is {old.get(key)!r} there, "
+                                          f"{manifest.get(key)!r} now")
+            new_config = to_jsonable(manifest["config"])
+            for key in sorted(set(old.get("config", {})) | set(new_config)):
+                if key == "graspsim_version":
+                    continue
+                if old.get("config", {}).get(key) != new_config.get(key):
+                    raise DatasetDirError(f"cannot resume {root}: config {key} is {old['config'].get(key)!r} "
+                                          f"there, {new_config.get(key)!r} now")
+            manifest = dict(manifest)
+            manifest["scene_seeds"] = sorted(set(old.get("scene_seeds", [])) | set(manifest["scene_seeds"]))
+            skipped = dict(old.get("skipped", {}))
+            skipped.update(manifest.get("skipped", {}))
+            manifest["skipped"] = skipped
+        elif any(p.name != "shards" for p in root.iterdir()):
+            raise DatasetDirError(f"{root} holds files but no {MANIFEST}: not a graspsim dataset")
+    root.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(path, manifest)
+    return manifest
