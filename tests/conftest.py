@@ -6,8 +6,32 @@ GRASPSIM_CACHE is respected when the caller set it (CI sets a fresh one).
 
 import os
 import tempfile
+from pathlib import Path
+
+import pytest
 
 _TMP = tempfile.mkdtemp(prefix="graspsim-tests-")
 os.environ.setdefault("GRASPSIM_CACHE", os.path.join(_TMP, "graspsim"))
 os.environ.setdefault("XDG_CACHE_HOME", os.path.join(_TMP, "xdg"))  # Mesa's shader cache
 os.environ.setdefault("MPLCONFIGDIR", os.path.join(_TMP, "matplotlib"))
+
+
+@pytest.fixture(scope="session")
+def tiny_runs(tmp_path_factory) -> dict[str, Path]:
+    """Tiny finished runs shared by the comparison and report tests (a few seconds, once per session):
+    oracle and random on 3 tabletop-test scenes, random on other seeds and on shelf-test."""
+    from graspsim.bench.runner import RunSpec, run_bench
+
+    small = dict(suite="tabletop-test", episodes=3, width=160, height=120, renderer="tiny")
+    specs = {
+        "oracle": RunSpec(policy="oracle", **small),
+        "random": RunSpec(policy="random", **small),
+        "random-seed3": RunSpec(policy="random", seed=3, **small),
+        "random-shelf": RunSpec(policy="random", **{**small, "suite": "shelf-test"}),
+    }
+    base = tmp_path_factory.getbasetemp() / "tiny-compare-runs"
+    dirs = {}
+    for name, spec in specs.items():
+        run_bench(spec, base / name, progress=False)
+        dirs[name] = base / name
+    return dirs

@@ -53,32 +53,9 @@ def test_mcnemar_large_counts_and_bad_input():
 
 # ----------------------------------------------------------------------------- tiny real runs
 
-SMALL = dict(suite="tabletop-test", episodes=3, width=160, height=120, renderer="tiny")
-
-
-def _tiny_runs(tmp_path_factory) -> dict[str, Path]:
-    """Tiny runs shared by the comparison and report tests (made once per pytest session, a few seconds)."""
-    from graspsim.bench.runner import RunSpec, run_bench
-
-    base = tmp_path_factory.getbasetemp() / "tiny-compare-runs"
-    specs = {
-        "oracle": RunSpec(policy="oracle", **SMALL),
-        "random": RunSpec(policy="random", **SMALL),
-        "random-seed3": RunSpec(policy="random", seed=3, **SMALL),
-        "random-shelf": RunSpec(policy="random", **{**SMALL, "suite": "shelf-test"}),
-    }
-    dirs = {}
-    for name, spec in specs.items():
-        out = base / name
-        if not (out / "summary.json").exists():
-            run_bench(spec, out, progress=False)
-        dirs[name] = out
-    return dirs
-
-
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return _tiny_runs(tmp_path_factory)
+def tiny(tiny_runs):
+    return tiny_runs
 
 
 def _copy_run(src: Path, dst: Path, edit_config=None) -> Path:

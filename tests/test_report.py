@@ -17,31 +17,9 @@ from graspsim.bench.gallery import AttemptReplayer, render_attempt, sample_attem
 from graspsim.bench.report import report_from_run_dirs
 from graspsim.cli import report as report_command
 
-SMALL = dict(suite="tabletop-test", episodes=3, width=160, height=120, renderer="tiny")
-
-
-def _tiny_runs(tmp_path_factory) -> dict[str, Path]:
-    """The same tiny runs as tests/test_compare.py (made once per pytest session, a few seconds)."""
-    from graspsim.bench.runner import RunSpec, run_bench
-
-    base = tmp_path_factory.getbasetemp() / "tiny-compare-runs"
-    specs = {
-        "oracle": RunSpec(policy="oracle", **SMALL),
-        "random": RunSpec(policy="random", **SMALL),
-        "random-seed3": RunSpec(policy="random", seed=3, **SMALL),
-    }
-    dirs = {}
-    for name, spec in specs.items():
-        out = base / name
-        if not (out / "summary.json").exists():
-            run_bench(spec, out, progress=False)
-        dirs[name] = out
-    return dirs
-
-
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return _tiny_runs(tmp_path_factory)
+def tiny(tiny_runs):
+    return tiny_runs
 
 
 @pytest.fixture(scope="module")

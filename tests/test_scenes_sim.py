@@ -11,7 +11,7 @@ import graspsim  # noqa: F401
 from graspsim.bench.suites import SUITES
 from graspsim.config import PhysicsConfig
 from graspsim.envs.pick_env import PickEnv
-from graspsim.geometry import invert_transform, make_transform, matrix_to_quat, project, rotation_about_axis, transform_points
+from graspsim.geometry import invert_transform, matrix_to_quat, project, rotation_about_axis, transform_points
 from graspsim.policies.registry import make_policy
 from graspsim.scenes import sampling
 from graspsim.scenes.plan import ProductPlacement, ScenePlan

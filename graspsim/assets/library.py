@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import pathlib
-import uuid
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ import cv2
 import numpy as np
 
 from graspsim.assets import catalog, meshes, textures
+from graspsim.fileio import atomic_write
 
 CACHE_SUBDIR = ("assets", "v1")
 _MEMORY: dict[tuple[str, str, int], "ProductAsset"] = {}
@@ -103,22 +103,12 @@ def generate_arrays(class_name: str, variant: int) -> dict[str, np.ndarray]:
     return out
 
 
-def _atomic_write(path: pathlib.Path, write) -> None:
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.{uuid.uuid4().hex}.tmp{path.suffix}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def _write_png(path: pathlib.Path, rgb: np.ndarray) -> None:
     def w(tmp):
         if not cv2.imwrite(str(tmp), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
             raise OSError(f"could not write texture {tmp}")
 
-    _atomic_write(path, w)
+    atomic_write(path, w)
 
 
 def _write_npz(path: pathlib.Path, arrays: dict[str, np.ndarray], fingerprint: str) -> None:
@@ -126,7 +116,7 @@ def _write_npz(path: pathlib.Path, arrays: dict[str, np.ndarray], fingerprint: s
         with open(tmp, "wb") as f:
             np.savez_compressed(f, fingerprint=np.array(fingerprint), **arrays)
 
-    _atomic_write(path, w)
+    atomic_write(path, w)
 
 
 def _read_npz(path: pathlib.Path, fingerprint: str) -> dict[str, np.ndarray] | None:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import base64
 import math
-import os
 import tempfile
 import warnings
 from datetime import datetime, timezone
@@ -33,6 +32,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from graspsim.bench.compare import RunData, failure_reason_order
+from graspsim.fileio import atomic_write_text
 
 JPEG_QUALITY = 85
 
@@ -452,18 +452,7 @@ def build_report(runs: Sequence[RunData], comparison: Mapping, out_html: str | P
                 f"<title>{_e(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n{body}\n"
                 f"<script>{SCRIPT}</script>\n</body>\n</html>\n")
     out_html.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out_html.parent, prefix=f".{out_html.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(document)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a report is meant to be shared
-        os.replace(tmp, out_html)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    atomic_write_text(out_html, document)
     return out_html
 
 

@@ -28,7 +28,6 @@ import enum
 import json
 import math
 import os
-import tempfile
 import threading
 import warnings
 from dataclasses import dataclass, field
@@ -36,6 +35,8 @@ from pathlib import Path, PurePath
 from typing import Any, Mapping
 
 import numpy as np
+
+from graspsim.fileio import atomic_write_text, fsync_dir
 
 RESULTS_FILENAME = "results.jsonl"
 RUN_CONFIG_FILENAME = "run.json"
@@ -184,7 +185,7 @@ class ResultsWriter:
                             "run repair_results() on the run directory before appending"
                         )
             if created:
-                _fsync_dir(self.run_dir)  # make the new file's directory entry durable too
+                fsync_dir(self.run_dir)  # make the new file's directory entry durable too
         except BaseException:
             os.close(self._fd)
             self._fd = None
@@ -390,46 +391,13 @@ def completed_episode_ids(run_dir: Path) -> set[int]:
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:
-    """Write ``obj`` (via :func:`to_jsonable`) as indented strict JSON to ``path`` atomically.
+    """Write ``obj`` (via :func:`to_jsonable`) as indented strict JSON to ``path`` atomically and durably.
 
-    The text goes to a temporary file in the same directory, is fsync'd, then
-    ``os.replace``d over ``path``, so readers (and a crash) see either the old
-    file or the complete new one.
+    See :func:`graspsim.fileio.atomic_write`: readers (and a crash) see either
+    the old file or the complete new one.
     """
-    path = Path(path)
     text = json.dumps(to_jsonable(obj), indent=2, allow_nan=False) + "\n"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        # mkstemp creates 0600 files; results are meant to be shared like any other output.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    # Makes a create/rename durable on POSIX; directories cannot be opened this way on Windows.
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    atomic_write_text(Path(path), text, durable=True)
 
 
 def read_run_config(run_dir: Path) -> dict:

@@ -68,7 +68,6 @@ class RunSpec:
 
 def versions() -> dict[str, str]:
     import gymnasium
-    import pybullet  # noqa: F401  (version via importlib metadata)
     from importlib.metadata import PackageNotFoundError, version
 
     import graspsim

@@ -59,11 +59,11 @@ directories of a killed run are removed by the next ``--resume``.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -185,14 +185,3 @@ def iter_scene_dirs(root: Path) -> list[Path]:
     return out
 
 
-def fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

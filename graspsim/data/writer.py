@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 
 from graspsim.bench.results import atomic_write_json, to_jsonable
-from graspsim.data.format import MANIFEST, META, TMP_PREFIX, fsync_dir, is_complete
+from graspsim.data.format import MANIFEST, META, TMP_PREFIX, is_complete
+from graspsim.fileio import fsync_dir
 
 
 class DatasetDirError(RuntimeError):

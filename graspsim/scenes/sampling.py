@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from graspsim.assets.catalog import CATALOG, get_variant, variants
+from graspsim.assets.catalog import CATALOG, variants
 from graspsim.geometry import matrix_to_quat, rotation_about_axis
 from graspsim.scenes.layout import SHELF, TABLE, ShelfLayout, TableLayout
 from graspsim.scenes.plan import CameraSpec, Lighting, ProductPlacement, ScenePlan

@@ -8,14 +8,13 @@ collision OBJ into one convex piece of a compound shape.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from graspsim.assets.library import ProductAsset, load_product_asset
 from graspsim.config import PhysicsConfig
+from graspsim.fileio import atomic_write_text
 from graspsim.scenes.layout import ShelfLayout, TableLayout
 from graspsim.sim.world import SimWorld
 
@@ -25,20 +24,13 @@ _TABLE_RGBA = (0.55, 0.42, 0.30, 1.0)
 _FLOOR_RGBA = (0.35, 0.36, 0.38, 1.0)
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
-
-
 def product_obj_files(asset: ProductAsset) -> tuple[str, str]:
     """Paths of (visual OBJ with its MTL/texture, collision OBJ) for ``asset``, written once."""
     texture = Path(asset.texture_path)
     stem = texture.with_suffix("")
     visual, mtl, collision = Path(f"{stem}.visual.obj"), Path(f"{stem}.visual.mtl"), Path(f"{stem}.collision.obj")
     if not (visual.exists() and mtl.exists()):
-        _atomic_write(mtl, f"newmtl label\nKa 1 1 1\nKd 1 1 1\nKs 0.1 0.1 0.1\nmap_Kd {texture.name}\n")
+        atomic_write_text(mtl, f"newmtl label\nKa 1 1 1\nKd 1 1 1\nKs 0.1 0.1 0.1\nmap_Kd {texture.name}\n")
         lines = [f"mtllib {mtl.name}", "o product"]
         lines += [f"v {x:.6f} {y:.6f} {z:.6f}" for x, y, z in asset.vertices]
         lines += [f"vt {u:.6f} {v:.6f}" for u, v in asset.uvs]
@@ -46,7 +38,7 @@ def product_obj_files(asset: ProductAsset) -> tuple[str, str]:
         lines.append("usemtl label")
         tris = asset.indices.reshape(-1, 3) + 1
         lines += [f"f {a}/{a}/{a} {b}/{b}/{b} {c}/{c}/{c}" for a, b, c in tris]
-        _atomic_write(visual, "\n".join(lines) + "\n")
+        atomic_write_text(visual, "\n".join(lines) + "\n")
     if not collision.exists():
         lines = []
         offset = 1
@@ -56,7 +48,7 @@ def product_obj_files(asset: ProductAsset) -> tuple[str, str]:
             lines += [f"v {x:.6f} {y:.6f} {z:.6f}" for x, y, z in hull]
             lines += [f"f {a + offset} {b + offset} {c + offset}" for a, b, c in faces]
             offset += len(hull)
-        _atomic_write(collision, "\n".join(lines) + "\n")
+        atomic_write_text(collision, "\n".join(lines) + "\n")
     return str(visual), str(collision)
 
 
