@@ -14,6 +14,9 @@ _TMP = tempfile.mkdtemp(prefix="graspsim-tests-")
 os.environ.setdefault("GRASPSIM_CACHE", os.path.join(_TMP, "graspsim"))
 os.environ.setdefault("XDG_CACHE_HOME", os.path.join(_TMP, "xdg"))  # Mesa's shader cache
 os.environ.setdefault("MPLCONFIGDIR", os.path.join(_TMP, "matplotlib"))
+# Tests never download: models are built from configs or saved to tmp dirs.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
 
 @pytest.fixture(scope="session")
