@@ -346,10 +346,12 @@ def show(suite, seed, policy, out_path, execute, renderer):
 
 
 def _register_data_commands() -> None:
-    # Defined with the dataset code; registered here so cli.py stays the one entry point.
+    # Defined with the dataset and weights code; registered here so cli.py stays the one entry point.
     from graspsim.data.cli_render import render_command
+    from graspsim.weights.cli_weights import weights_group
 
     main.add_command(render_command)
+    main.add_command(weights_group)
 
 
 _register_data_commands()
