@@ -226,6 +226,14 @@ def _annotate_points(ax, xs, ys, names) -> None:
         ax.annotate(name, (x, y), xytext=(6, 6), textcoords="offset points", fontsize=9)
 
 
+def _rate_points(ax, pts) -> None:
+    """Labelled points ``(colour index, label, x, rate, ci95)`` with the rate's interval as whiskers."""
+    for j, _label, x, rate, ci in pts:
+        ax.errorbar([x], [rate], yerr=[[max(0.0, rate - ci[0])], [max(0.0, ci[1] - rate)]], fmt="o",
+                    color=POLICY_COLOURS[j % len(POLICY_COLOURS)], capsize=3, markersize=7, zorder=3)
+    _annotate_points(ax, [p[2] for p in pts], [p[3] for p in pts], [p[1] for p in pts])
+
+
 def plot_perception_vs_rate(comparison: dict, out_path: str | Path) -> Path:
     """Mean perception time per attempt (ms, log x) against pick rate, 95 % whiskers, labelled points.
 
@@ -247,10 +255,7 @@ def plot_perception_vs_rate(comparison: dict, out_path: str | Path) -> Path:
     if not pts:
         _no_data(ax, "No policy has a perception time and a pick rate")
     else:
-        for j, label, ms, rate, ci in pts:
-            ax.errorbar([ms], [rate], yerr=[[max(0.0, rate - ci[0])], [max(0.0, ci[1] - rate)]], fmt="o",
-                        color=POLICY_COLOURS[j % len(POLICY_COLOURS)], capsize=3, markersize=7, zorder=3)
-        _annotate_points(ax, [p[2] for p in pts], [p[3] for p in pts], [p[1] for p in pts])
+        _rate_points(ax, pts)
         ax.set_xscale("log")
         lo, hi = min(p[2] for p in pts), max(p[2] for p in pts)
         ax.set_xlim(lo / 3, hi * 5)  # room for the labels right of the points
@@ -294,10 +299,7 @@ def plot_offline_vs_pick(comparison: dict, out_path: str | Path) -> Path:
                      f"Policies: {', '.join(labels)}")
     else:
         ax.plot([0, 1], [0, 1], linestyle="--", color="#999999", linewidth=1, zorder=1)
-        for j, label, acc, rate, ci in pts:
-            ax.errorbar([acc], [rate], yerr=[[max(0.0, rate - ci[0])], [max(0.0, ci[1] - rate)]], fmt="o",
-                        color=POLICY_COLOURS[j % len(POLICY_COLOURS)], capsize=3, markersize=7, zorder=3)
-        _annotate_points(ax, [p[2] for p in pts], [p[3] for p in pts], [p[1] for p in pts])
+        _rate_points(ax, pts)
         ax.set_xlim(-0.03, 1.05)
         ax.set_ylim(-0.03, 1.05)
         _percent_axis(ax.xaxis)

@@ -7,7 +7,7 @@ image area from 300 px at 640x480):
    on its instance mask, first on the part near its nearest surface
    (:func:`~graspsim.grasping.mask_grasps.near_surface`), then on the whole mask
    if that gave nothing, with closing axes restricted by
-   :func:`~graspsim.policies.oracle.shelf_theta_range` in shelf scenes - exactly as
+   :func:`~graspsim.grasping.mask_grasps.horizontal_theta_range` in shelf scenes - exactly as
    the oracle plans. At most ``max_candidates`` per product.
 2. Each candidate is converted to a gripper command with the full scene's depth
    image and camera (:func:`~graspsim.grasping.conversion.rect_to_command`, then
@@ -37,7 +37,7 @@ import numpy as np
 
 from graspsim.config import PhysicsConfig
 from graspsim.grasping.conversion import UnreachableGraspError, rect_to_command
-from graspsim.grasping.mask_grasps import mask_to_grasps, near_surface
+from graspsim.grasping.mask_grasps import object_grasps
 from graspsim.grasping.workspace import clear_supports
 from graspsim.scenes.plan import ProductPlacement, ScenePlan
 from graspsim.sim.bodies import spawn_floor, spawn_product, spawn_shelf, spawn_table
@@ -67,29 +67,14 @@ class LabelConfig:
         return asdict(self)
 
 
-def shelf_theta(camera: CameraModel, approach_world: np.ndarray, half_range_deg: float) -> tuple[float, float]:
-    """Same as :func:`graspsim.policies.oracle.shelf_theta_range` without needing an Observation."""
-    from types import SimpleNamespace
-
-    from graspsim.policies.oracle import shelf_theta_range
-
-    obs = SimpleNamespace(approach_world=np.asarray(approach_world, dtype=np.float64), camera=camera)
-    return shelf_theta_range(obs, math.radians(half_range_deg))
-
-
 def candidates(mask: np.ndarray, depth_m: np.ndarray, camera: CameraModel, kind: str, approach_world: np.ndarray,
                physics: PhysicsConfig, config: LabelConfig):
     """Ranked :class:`~graspsim.grasping.mask_grasps.ScoredGrasp` candidates for one product mask."""
-    theta_range = shelf_theta(camera, approach_world, config.shelf_theta_half_range_deg) if kind == "shelf" else None
-    for region in (near_surface(mask, depth_m, config.surface_slab_m), mask):
-        if not region.any():
-            continue
-        grasps = mask_to_grasps(region, depth_m, camera.K, physics.gripper, grasp_depth_m=config.grasp_depth_m,
-                                margin_m=config.margin_m, n_angles=config.n_angles,
-                                max_candidates=config.max_candidates, theta_range=theta_range)
-        if grasps:
-            return grasps
-    return []
+    return object_grasps(mask, depth_m, camera, kind, approach_world, physics.gripper,
+                         surface_slab_m=config.surface_slab_m,
+                         shelf_half_range_rad=math.radians(config.shelf_theta_half_range_deg),
+                         grasp_depth_m=config.grasp_depth_m, margin_m=config.margin_m, n_angles=config.n_angles,
+                         max_candidates=config.max_candidates)
 
 
 def build_alone(world: SimWorld, kind: str, placement: ProductPlacement, approach_world: np.ndarray,

@@ -41,7 +41,7 @@ import cv2
 import numpy as np
 
 from graspsim.config import GripperSpec
-from graspsim.types import GraspRect
+from graspsim.types import CameraModel, GraspRect
 
 # Footprints with less free space than this are rejected outright.
 MIN_FREE_FRACTION = 0.9
@@ -514,3 +514,43 @@ def fallback_grasp(
         h=float(gripper.finger_width_m * fx / z_env),
         theta=float(theta),
     ).normalized()
+
+
+def horizontal_theta_range(camera: CameraModel, approach_world: np.ndarray,
+                           half_range_rad: float = math.radians(25)) -> tuple[float, float]:
+    """Image angles ``(theta, half_range)`` of roughly horizontal closing axes for a sideways approach.
+
+    Products stand upright on shelf boards: a horizontal closing axis grips their
+    side faces and keeps both fingers off the board. The world's horizontal axis
+    perpendicular to the approach, projected into the image, gives the centre.
+    A vertical approach has no such axis: every angle is allowed.
+    """
+    approach = np.asarray(approach_world, dtype=np.float64)
+    horizontal = np.cross(approach, [0.0, 0.0, 1.0])
+    if np.linalg.norm(horizontal) < 1e-6:
+        return 0.0, math.pi / 2
+    R_camera_world = np.asarray(camera.T_world_camera)[:3, :3].T
+    d = R_camera_world @ (horizontal / np.linalg.norm(horizontal))
+    return math.atan2(d[1] * camera.K[1, 1], d[0] * camera.K[0, 0]), half_range_rad
+
+
+def object_grasps(mask: np.ndarray, depth_m: np.ndarray, camera: CameraModel, scene_kind: str,
+                  approach_world: np.ndarray, gripper: GripperSpec = GripperSpec(), *,
+                  surface_slab_m: float = 0.02, shelf_half_range_rad: float = math.radians(25),
+                  **kwargs) -> list[ScoredGrasp]:
+    """Ranked grasps on one object as every mask-based planner in graspsim makes them.
+
+    Tries the part of ``mask`` the approaching hand meets first
+    (:func:`near_surface`), then the whole mask; on shelves only roughly
+    horizontal closing axes (:func:`horizontal_theta_range`). ``kwargs`` go to
+    :func:`mask_to_grasps` (grasp_depth_m, margin_m, n_angles, max_candidates).
+    """
+    theta_range = (horizontal_theta_range(camera, approach_world, shelf_half_range_rad)
+                   if scene_kind == "shelf" else None)
+    for region in (near_surface(mask, depth_m, surface_slab_m), mask):
+        if not np.any(region):
+            continue
+        grasps = mask_to_grasps(region, depth_m, camera.K, gripper, theta_range=theta_range, **kwargs)
+        if grasps:
+            return grasps
+    return []

@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from graspsim.config import GripperSpec
-from graspsim.grasping.mask_grasps import ScoredGrasp, fallback_grasp, mask_to_grasps
+from graspsim.grasping.mask_grasps import ScoredGrasp, fallback_grasp, object_grasps
 from graspsim.policies.base import PolicyError, PolicyOutput
 from graspsim.types import GraspRect, Observation
 
@@ -190,24 +190,9 @@ class HeuristicPolicy:
         return palette, main
 
     def _grasps(self, mask: np.ndarray, obs: Observation) -> list[ScoredGrasp]:
-        from graspsim.grasping.mask_grasps import near_surface
-        from graspsim.policies.oracle import shelf_theta_range
-
-        theta_range = shelf_theta_range(obs) if obs.scene_kind == "shelf" else None
-        for region in (near_surface(mask, obs.depth_m), mask):
-            grasps = mask_to_grasps(
-                region,
-                obs.depth_m,
-                obs.camera.K,
-                self.gripper,
-                grasp_depth_m=self.grasp_depth_m,
-                margin_m=self.margin_m,
-                max_candidates=self.max_candidates,
-                theta_range=theta_range,
-            )
-            if grasps:
-                return grasps
-        return []
+        return object_grasps(mask, obs.depth_m, obs.camera, obs.scene_kind, obs.approach_world, self.gripper,
+                             grasp_depth_m=self.grasp_depth_m, margin_m=self.margin_m,
+                             max_candidates=self.max_candidates)
 
     def _valid(self, obs: Observation) -> np.ndarray:
         d = np.asarray(obs.depth_m)

@@ -9,31 +9,14 @@ perception is perfect.
 from __future__ import annotations
 
 import importlib
-import math
 from typing import ClassVar
 
 import numpy as np
 
 from graspsim.config import GripperSpec
-from graspsim.grasping.mask_grasps import ScoredGrasp, fallback_grasp, mask_to_grasps, near_surface
+from graspsim.grasping.mask_grasps import ScoredGrasp, fallback_grasp, object_grasps
 from graspsim.policies.base import PolicyError, PolicyOutput
 from graspsim.types import Observation
-
-
-def shelf_theta_range(obs: Observation, half_range_rad: float = math.radians(25)) -> tuple[float, float]:
-    """Image angles of roughly horizontal closing axes for a front approach.
-
-    Products stand upright on shelf boards: a horizontal closing axis grips their
-    side faces and keeps both fingers off the board. The world's horizontal axis
-    perpendicular to the approach, projected into the image, gives the centre.
-    """
-    approach = np.asarray(obs.approach_world, dtype=np.float64)
-    horizontal = np.cross(approach, [0.0, 0.0, 1.0])
-    if np.linalg.norm(horizontal) < 1e-6:
-        return 0.0, math.pi / 2
-    R_camera_world = np.asarray(obs.camera.T_world_camera)[:3, :3].T
-    d = R_camera_world @ (horizontal / np.linalg.norm(horizontal))
-    return math.atan2(d[1] * obs.camera.K[1, 1], d[0] * obs.camera.K[0, 0]), half_range_rad
 
 
 def _catalog():
@@ -93,7 +76,6 @@ class OraclePolicy:
         ids, counts = np.unique(instance_seg[target], return_counts=True)
         order = np.argsort(-counts, kind="stable")[: self.max_instances]
         K = obs.camera.K
-        theta_range = shelf_theta_range(obs) if obs.scene_kind == "shelf" else None
 
         scored: list[tuple[ScoredGrasp, int]] = []
         masks: dict[int, np.ndarray] = {}
@@ -101,21 +83,10 @@ class OraclePolicy:
             body = int(ids[idx])
             inst = target & (instance_seg == body)
             masks[body] = inst
-            # Grasp where the approaching hand meets the object first; the whole mask is the fallback.
-            for region in (near_surface(inst, obs.depth_m, self.surface_slab_m), inst):
-                grasps = mask_to_grasps(
-                    region,
-                    obs.depth_m,
-                    K,
-                    self.gripper,
-                    grasp_depth_m=self.grasp_depth_m,
-                    margin_m=self.margin_m,
-                    n_angles=self.n_angles,
-                    max_candidates=self.max_candidates,
-                    theta_range=theta_range,
-                )
-                if grasps:
-                    break
+            grasps = object_grasps(inst, obs.depth_m, obs.camera, obs.scene_kind, obs.approach_world, self.gripper,
+                                   surface_slab_m=self.surface_slab_m, grasp_depth_m=self.grasp_depth_m,
+                                   margin_m=self.margin_m, n_angles=self.n_angles,
+                                   max_candidates=self.max_candidates)
             scored.extend((g, body) for g in grasps)
 
         info: dict = {

@@ -90,6 +90,23 @@ class WeightSpec:
 
 
 _SAM_URL = "https://dl.fbaipublicfiles.com/segment_anything/"
+
+
+def _sam_checkpoint(size: str, filename: str, md5: str, estimate: str) -> "WeightSpec":
+    """An official Segment Anything ``.pth`` checkpoint (its file name carries the start of its MD5)."""
+    return WeightSpec(
+        name=f"sam_vit_{size}",
+        kind="sam_checkpoint",
+        description=f"Segment Anything ViT-{size.upper()} original checkpoint (.pth)",
+        source="url",
+        url=_SAM_URL + filename,
+        files=(FileSpec(filename, md5=md5),),
+        size_estimate=estimate,
+        licence=_SAM_LICENCE,
+        homepage="https://github.com/facebookresearch/segment-anything",
+    )
+
+
 _SAM_LICENCE = "Apache-2.0 (Segment Anything, Meta AI)"
 
 _SPECS = [
@@ -118,38 +135,13 @@ _SPECS = [
         licence=_SAM_LICENCE,
         homepage="https://huggingface.co/facebook/sam-vit-base",
     ),
-    WeightSpec(
-        name="sam_vit_b",
-        kind="sam_checkpoint",
-        description="Segment Anything ViT-B original checkpoint (.pth)",
-        source="url",
-        url=_SAM_URL + "sam_vit_b_01ec64.pth",
-        files=(FileSpec("sam_vit_b_01ec64.pth", md5="01ec64d29a2fca3f0661936605ae66f8"),),
-        size_estimate="~375 MB",
-        licence=_SAM_LICENCE,
-        homepage="https://github.com/facebookresearch/segment-anything",
-    ),
-    WeightSpec(
-        name="sam_vit_l",
-        kind="sam_checkpoint",
-        description="Segment Anything ViT-L original checkpoint (.pth)",
-        source="url",
-        url=_SAM_URL + "sam_vit_l_0b3195.pth",
-        files=(FileSpec("sam_vit_l_0b3195.pth", md5="0b3195507c641ddb6910d2bb5adee89c"),),
-        size_estimate="~1.25 GB",
-        licence=_SAM_LICENCE,
-        homepage="https://github.com/facebookresearch/segment-anything",
-    ),
-    WeightSpec(
-        name="sam_vit_h",
-        kind="sam_checkpoint",
-        description="Segment Anything ViT-H original checkpoint (.pth)",
-        source="url",
-        url=_SAM_URL + "sam_vit_h_4b8939.pth",
-        files=(FileSpec("sam_vit_h_4b8939.pth", md5="4b8939a88964f0f4ff5f5b2642c598a6"),),
-        size_estimate="~2.56 GB",
-        licence=_SAM_LICENCE,
-        homepage="https://github.com/facebookresearch/segment-anything",
+    *(
+        _sam_checkpoint(size, filename, md5, estimate)
+        for size, filename, md5, estimate in (
+            ("b", "sam_vit_b_01ec64.pth", "01ec64d29a2fca3f0661936605ae66f8", "~375 MB"),
+            ("l", "sam_vit_l_0b3195.pth", "0b3195507c641ddb6910d2bb5adee89c", "~1.25 GB"),
+            ("h", "sam_vit_h_4b8939.pth", "4b8939a88964f0f4ff5f5b2642c598a6", "~2.56 GB"),
+        )
     ),
 ]
 
