@@ -52,6 +52,8 @@ def _check_policy_kwargs(policy: str, kwargs: dict) -> None:
         make_policy(policy, **kwargs)
     except (TypeError, ValueError) as exc:
         raise _Abort(f"invalid --policy-arg for policy {policy}: {exc}") from None
+    except FileNotFoundError as exc:  # missing model weights: the message says what and where
+        raise _Abort(str(exc)) from None
 
 
 def _parse_policy_kwargs(items: tuple[str, ...]) -> dict:
@@ -82,11 +84,15 @@ def _parse_policy_kwargs(items: tuple[str, ...]) -> dict:
 @click.option("--height", default=480, show_default=True, type=click.IntRange(min=32))
 @click.option("--policy-arg", "policy_args", multiple=True, metavar="KEY=VALUE",
               help="Keyword argument for the policy (repeatable; VALUE parsed as JSON when it can be).")
+@click.option("--clip", "clip_model", default=None, metavar="MODEL",
+              help="clip_sam: CLIP model (weights name, Hugging Face id or local dir) instead of the shipped one.")
+@click.option("--sam", "sam_model", default=None, metavar="MODEL",
+              help="clip_sam: SAM model (weights name, Hugging Face id, local dir or official .pth).")
 @click.option("--ray", "ray_address", default=None, is_flag=False, flag_value="local",
               help="Run attempts as Ray tasks: --ray for a local cluster, --ray ADDRESS for an existing one.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 def bench(policy, suite, episodes, seed, workers, out_dir, resume, renderer, width, height, policy_args,
-          ray_address, no_progress):
+          clip_model, sam_model, ray_address, no_progress):
     """Run POLICY on a suite and score pick success per product class."""
     from graspsim.bench.ray_backend import RayUnavailableError
     from graspsim.bench.results import ResultsFileError, RunDirError
@@ -100,6 +106,11 @@ def bench(policy, suite, episodes, seed, workers, out_dir, resume, renderer, wid
     except ValueError as exc:
         raise _Abort(str(exc)) from None
     policy_kwargs = _parse_policy_kwargs(policy_args)
+    for option, key, value in (("--clip", "clip", clip_model), ("--sam", "sam", sam_model)):
+        if value is not None:
+            if policy != "clip_sam":
+                raise _Abort(f"{option} is an option of the clip_sam policy, not of {policy}")
+            policy_kwargs[key] = value
     _check_policy_kwargs(policy, policy_kwargs)
     spec = RunSpec(policy=policy, suite=suite, episodes=episodes, seed=seed, renderer=renderer, width=width,
                    height=height, policy_kwargs=policy_kwargs)
@@ -352,6 +363,34 @@ def _register_data_commands() -> None:
 
     main.add_command(render_command)
     main.add_command(weights_group)
+    main.add_command(train_group)
+    main.add_command(evaluate_group)
+
+
+@click.group("train")
+def train_group() -> None:
+    """Train perception models on rendered data (see `graspsim render`)."""
+
+
+@click.group("evaluate")
+def evaluate_group() -> None:
+    """Offline evaluation of perception models (no grasp execution)."""
+
+
+def _register_model_commands() -> None:
+    # Imported lazily inside each command: these modules only define click commands.
+    from graspsim.policies.clip_sam.cli import evaluate_masks_command, train_clip_command, train_sam_command
+    from graspsim.policies.det_seg.cli import evaluate_grasps_command, train_det_seg_command, train_grconvnet_command
+
+    train_group.add_command(train_clip_command)
+    train_group.add_command(train_sam_command)
+    train_group.add_command(train_det_seg_command, "det_seg")
+    train_group.add_command(train_grconvnet_command, "grconvnet")
+    evaluate_group.add_command(evaluate_masks_command)
+    evaluate_group.add_command(evaluate_grasps_command, "grasps")
+
+
+_register_model_commands()
 
 
 _register_data_commands()

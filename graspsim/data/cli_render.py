@@ -26,10 +26,13 @@ class RenderAbort(click.ClickException):
 @click.option("--width", default=640, show_default=True, type=click.IntRange(min=32))
 @click.option("--height", default=480, show_default=True, type=click.IntRange(min=32))
 @click.option("--renderer", default="auto", show_default=True, type=click.Choice(["auto", "egl", "tiny"]))
+@click.option("--no-grasps", is_flag=True,
+              help="Skip grasp labels (images and masks only, ~5x faster): enough for training CLIP / SAM.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
-def render_command(suite, scenes, out_dir, seed, workers, resume, width, height, renderer, no_progress):
+def render_command(suite, scenes, out_dir, seed, workers, resume, width, height, renderer, no_grasps, no_progress):
     """Render a grasp dataset: RGB, depth, masks and physically validated grasp rectangles."""
     from graspsim.bench.suites import UnknownSuiteError, get_suite
+    from graspsim.data.labels import LabelConfig
     from graspsim.data.render import render_dataset
     from graspsim.data.writer import DatasetDirError
     from graspsim.sim.world import RendererError
@@ -43,7 +46,8 @@ def render_command(suite, scenes, out_dir, seed, workers, resume, width, height,
         raise RenderAbort(str(exc).replace("--episodes", "--scenes")) from None
     try:
         summary = render_dataset(suite, scenes, out_dir, seed=seed, workers=workers, resume=resume, width=width,
-                                 height=height, renderer=renderer, progress=not no_progress)
+                                 height=height, renderer=renderer, progress=not no_progress,
+                                 labels=LabelConfig(max_candidates=0) if no_grasps else None)
     except (DatasetDirError, RendererError) as exc:
         raise RenderAbort(str(exc)) from None
     click.echo(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in summary.items()}))

@@ -21,6 +21,9 @@ BUILTIN_POLICIES: dict[str, str] = {
     "oracle": "graspsim.policies.oracle:OraclePolicy",
     "random": "graspsim.policies.random_policy:RandomPolicy",
     "heuristic": "graspsim.policies.heuristic:HeuristicPolicy",
+    "clip_sam": "graspsim.policies.clip_sam.policy:ClipSamPolicy",
+    "det_seg": "graspsim.policies.det_seg.policy:DetSegPolicy",
+    "grconvnet": "graspsim.policies.det_seg.policy:GrConvNetPolicy",
 }
 
 

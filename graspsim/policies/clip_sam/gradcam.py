@@ -20,6 +20,11 @@ Where the activations are taken (``site``):
   so with ``layer=-1`` the patch tokens get zero gradient and the map is all
   zero. Use ``layer=-2`` or ``site="input"`` instead.
 
+``method="hirescam"`` (Draelos & Carin, HiResCAM) keeps the gradient per token:
+``cam_ij = ReLU(sum_c dS/dA_ijc * A_ijc)``. Averaging the gradient over the
+grid (plain Grad-CAM) throws away where the class token looked; on small ViTs
+the element-wise form localises much better (measured in the README).
+
 Hooks are removed in a ``finally`` block; gradients come from
 ``torch.autograd.grad`` so no parameter ``.grad`` is written and the model's
 ``requires_grad`` flags are left untouched (the input is cloned with
@@ -38,6 +43,7 @@ import torch
 PART_WORDS = ("top", "bottom", "side", "cap", "lid", "label", "handle")
 
 _SITES = ("input", "output")
+CAM_METHODS = ("gradcam", "hirescam")
 
 
 def _vision_layers(model):
@@ -69,6 +75,7 @@ def clip_gradcam(
     attention_mask: torch.Tensor | None = None,
     layer: int = -1,
     site: str = "input",
+    method: str = "gradcam",
 ) -> np.ndarray:
     """Grad-CAM map ``(h, w)`` float32 in ``[0, 1]`` on the patch grid of ``pixel_values``.
 
@@ -78,6 +85,8 @@ def clip_gradcam(
     """
     if site not in _SITES:
         raise ValueError(f"unknown Grad-CAM site {site!r}; valid sites: {', '.join(_SITES)}")
+    if method not in CAM_METHODS:
+        raise ValueError(f"unknown CAM method {method!r}; valid methods: {', '.join(CAM_METHODS)}")
     if pixel_values.ndim != 4 or pixel_values.shape[0] != 1:
         raise ValueError(f"pixel_values must be (1, 3, H, W), got {tuple(pixel_values.shape)}")
     layers = _vision_layers(model)
@@ -110,8 +119,12 @@ def clip_gradcam(
     grad = grad.detach()[0, 1:, :]
     if act.shape[0] != gh * gw:
         raise RuntimeError(f"expected {gh}x{gw}={gh * gw} patch tokens, got {act.shape[0]}")
-    weights = grad.mean(dim=0)  # (C,)
-    cam = torch.relu((act * weights).sum(dim=-1)).reshape(gh, gw).float().numpy()
+    if method == "gradcam":
+        weights = grad.mean(dim=0)  # (C,)
+        cam = torch.relu((act * weights).sum(dim=-1))
+    else:  # hirescam: element-wise gradient x activation, no spatial averaging of the gradient
+        cam = torch.relu((act * grad).sum(dim=-1))
+    cam = cam.reshape(gh, gw).float().numpy()
     return normalize_cam(cam)
 
 

@@ -1,0 +1,137 @@
+"""Click commands of the clip_sam stack: ``graspsim train clip|sam`` and ``graspsim evaluate masks``.
+
+Mounted on the ``train`` / ``evaluate`` groups by :mod:`graspsim.cli`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+
+class ClipSamAbort(click.ClickException):
+    """A user-facing error: printed as ``Error: ...``, exit status 2."""
+
+    exit_code = 2
+
+
+def _check_data(data: tuple[Path, ...]) -> list[Path]:
+    if not data:
+        raise ClipSamAbort("give at least one --data DIR (a dataset written by `graspsim render`)")
+    for d in data:
+        if not (d / "manifest.json").is_file():
+            raise ClipSamAbort(f"{d} is not a rendered dataset (no manifest.json); create one with "
+                               f"`graspsim render --suite shelf-train --scenes 900 --no-grasps --out {d}`")
+    return list(data)
+
+
+_common = [
+    click.option("--data", "data", multiple=True, type=click.Path(file_okay=False, path_type=Path),
+                 help="Rendered dataset directory (repeatable). Scenes with seed % 10 == 0 are held out for validation."),
+    click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+                 help="Output model directory (save_pretrained layout + metadata.json)."),
+    click.option("--epochs", default=12, show_default=True, type=click.IntRange(min=1)),
+    click.option("--steps-per-epoch", default=80, show_default=True, type=click.IntRange(min=1)),
+    click.option("--lr", default=5e-4, show_default=True, type=click.FloatRange(min=0, min_open=True)),
+    click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0)),
+    click.option("--init", default=None, help="Fine-tune this model (Hugging Face id or local dir) instead of "
+                                              "training the small default architecture from scratch."),
+    click.option("--resume", is_flag=True, help="Continue the run in --out from its last epoch."),
+    click.option("--max-minutes", default=None, type=click.FloatRange(min=0, min_open=True),
+                 help="Stop (and save) after the first epoch that ends past this wall time."),
+    click.option("--threads", default=None, type=click.IntRange(min=1), help="torch threads."),
+    click.option("--no-progress", is_flag=True),
+]
+
+
+def _apply(options):
+    def deco(f):
+        for opt in reversed(options):
+            f = opt(f)
+        return f
+    return deco
+
+
+def _run(kind: str, fn, data, out_dir, resume, **kwargs):
+    from graspsim.policies.clip_sam.models import WeightsNotFoundError
+    from graspsim.policies.clip_sam.train_loop import TrainingDirError
+
+    data = _check_data(data)
+    try:
+        meta = fn(data, out_dir, resume=resume, **kwargs)
+    except (TrainingDirError, WeightsNotFoundError) as exc:
+        raise ClipSamAbort(str(exc)) from None
+    except ValueError as exc:
+        if "no complete scenes" in str(exc):
+            raise ClipSamAbort(str(exc)) from None
+        raise
+    click.echo(json.dumps({"out": str(out_dir), "kind": kind, "steps": meta["steps"], "metrics": meta["metrics"]}))
+
+
+@click.command("clip")
+@_apply(_common)
+@click.option("--width", default=128, show_default=True, type=click.IntRange(min=16), help="ViT width.")
+@click.option("--layers", default=4, show_default=True, type=click.IntRange(min=1), help="ViT layers.")
+def train_clip_command(data, out_dir, epochs, steps_per_epoch, lr, seed, init, resume, max_minutes, threads,
+                       no_progress, width, layers):
+    """Train a small CLIP (or fine-tune --init) on rendered scenes: crops, frames, patches vs class texts."""
+    from graspsim.policies.clip_sam.train_clip import train_clip
+
+    _run("clip", train_clip, data, out_dir, resume, epochs=epochs, steps_per_epoch=steps_per_epoch, lr=lr, seed=seed,
+         init=init, max_minutes=max_minutes, threads=threads, progress=not no_progress, width=width, layers=layers)
+
+
+@click.command("sam")
+@_apply(_common)
+@click.option("--batch-size", default=16, show_default=True, type=click.IntRange(min=1))
+@click.option("--width", default=128, show_default=True, type=click.IntRange(min=16), help="ViT width.")
+@click.option("--layers", default=4, show_default=True, type=click.IntRange(min=2), help="ViT layers.")
+def train_sam_command(data, out_dir, epochs, steps_per_epoch, lr, seed, init, resume, max_minutes, threads,
+                      no_progress, batch_size, width, layers):
+    """Train a small SAM (or fine-tune --init) on rendered product masks with point and box prompts."""
+    from graspsim.policies.clip_sam.train_sam import train_sam
+
+    _run("sam", train_sam, data, out_dir, resume, epochs=epochs, steps_per_epoch=steps_per_epoch, lr=lr, seed=seed,
+         init=init, max_minutes=max_minutes, threads=threads, progress=not no_progress, batch_size=batch_size,
+         width=width, layers=layers)
+
+
+@click.command("masks")
+@click.option("--policy", default="clip_sam", show_default=True, type=click.Choice(["clip_sam"]),
+              help="Perception stack to score (mask-predicting policies).")
+@click.option("--suite", required=True, help="Suite name (see `graspsim list suites`).")
+@click.option("--episodes", default=100, show_default=True, type=click.IntRange(min=1), help="Scenes to score.")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="First scene index.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--clip", default=None, help="CLIP model (default: the shipped sim-trained one).")
+@click.option("--sam", default=None, help="SAM model or official .pth (default: the shipped sim-trained one).")
+@click.option("--no-zoom", is_flag=True, help="Single Grad-CAM pass on the whole frame.")
+@click.option("--cam-layer", default=-1, show_default=True, type=int, help="ViT layer whose input Grad-CAM reads.")
+@click.option("--no-verify", is_flag=True, help="Follow the strongest attention peak only (no CLIP check of masks).")
+@click.option("--attention", "cam_method", default=None, type=click.Choice(["gradcam", "hirescam", "similarity"]),
+              help="How CLIP's attention map is made [default: the policy's].")
+@click.option("--threads", default=None, type=click.IntRange(min=1), help="torch threads.")
+@click.option("--resume", is_flag=True, help="Continue an interrupted evaluation in --out.")
+@click.option("--no-progress", is_flag=True)
+def evaluate_masks_command(policy, suite, episodes, seed, out_dir, clip, sam, no_zoom, cam_layer, no_verify,
+                           cam_method, threads, resume, no_progress):
+    """CLIP top-1/top-5 on target crops, mask IoU per prompt mode, stage times -> OUT/metrics.json."""
+    from graspsim.bench.suites import UnknownSuiteError, get_suite
+    from graspsim.policies.clip_sam.evaluate import evaluate_masks, format_table
+    from graspsim.policies.clip_sam.models import WeightsNotFoundError
+
+    try:
+        get_suite(suite).scene_seeds(seed, episodes)
+    except UnknownSuiteError as exc:
+        raise ClipSamAbort(str(exc)) from None
+    except ValueError as exc:
+        raise ClipSamAbort(str(exc)) from None
+    try:
+        metrics = evaluate_masks(suite, out_dir, episodes=episodes, seed=seed, clip=clip, sam=sam, zoom=not no_zoom,
+                                 cam_layer=cam_layer, verify=not no_verify, cam_method=cam_method, threads=threads, resume=resume, progress=not no_progress)
+    except (WeightsNotFoundError, FileExistsError) as exc:
+        raise ClipSamAbort(str(exc)) from None
+    click.echo(format_table(metrics))
+    click.echo(f"wrote {Path(out_dir) / 'metrics.json'}")

@@ -1,0 +1,220 @@
+"""``graspsim evaluate masks``: offline scores of the clip_sam perception (no grasp is executed).
+
+On the scenes of a suite (the same scenes and target instructions ``graspsim
+bench`` uses), with the ground-truth segmentation the environment renders:
+
+* ``clip_top1`` / ``clip_top5``: CLIP classifies a crop of the target (its
+  largest visible instance, box padded by 10 %) among the 24 class texts
+  (prompt ensemble :data:`~.vocab.CLASSIFY_TEMPLATES`), as the paper's CLIP tables;
+* ``mask_iou[mode]``: IoU of the SAM mask for the attention-derived prompt of
+  ``mode`` with the target-class instance it overlaps most (0 when it covers no
+  target pixel) - instance level, because a shelf shows several facings of the
+  target and any one of them is a correct answer; ``on_target[mode]``: share of
+  masks whose majority class is the target;
+* ``mask_iou_first_peak[mode]``: the same for the single-pass pipeline (the
+  strongest attention peak only, no CLIP verification of the masks);
+* ``stage_ms``: mean milliseconds of the CLIP Grad-CAM stage (both passes),
+  prompt building, and SAM (per prompt), on this machine.
+
+Writes ``OUT/metrics.json`` (atomically) and ``OUT/episodes.jsonl`` (one row per
+scene, appended as it goes: ``--resume`` skips scenes already there).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from graspsim.fileio import atomic_write_text
+
+MODES = ("point", "points", "box", "box+points")
+
+
+def instance_iou(mask: np.ndarray, instance_seg: np.ndarray, class_seg: np.ndarray, target: int) -> float:
+    """IoU of ``mask`` with the target-class instance it overlaps most (0 if none)."""
+    on = mask & (class_seg == target)
+    if not on.any():
+        return 0.0
+    ids, counts = np.unique(instance_seg[on], return_counts=True)
+    best = 0.0
+    for i in ids[np.argsort(-counts)][:3]:
+        gt = (instance_seg == i) & (class_seg == target)
+        union = np.logical_or(mask, gt).sum()
+        best = max(best, float(np.logical_and(mask, gt).sum() / union) if union else 0.0)
+    return best
+
+
+def majority_is_target(mask: np.ndarray, class_seg: np.ndarray, target: int) -> bool:
+    if not mask.any():
+        return False
+    vals, counts = np.unique(class_seg[mask], return_counts=True)
+    return int(vals[np.argmax(counts)]) == target
+
+
+def _crop_logits(policy, rgb: np.ndarray, box: np.ndarray, crop_size: int) -> np.ndarray:
+    import torch
+
+    from graspsim.policies.clip_sam.embed import image_embeddings
+    from graspsim.policies.clip_sam.train_data import CLIP_MEAN, CLIP_STD, crop_box, normalise
+    from graspsim.policies.clip_sam.windows import crop
+
+    pipe = policy.pipeline
+    x = normalise(crop(rgb, crop_box(box), crop_size), CLIP_MEAN, CLIP_STD)
+    with torch.no_grad():
+        emb, _ = image_embeddings(pipe.clip, torch.from_numpy(x)[None], with_patches=False)
+    return (emb @ pipe.class_text().T)[0].numpy()
+
+
+def evaluate_masks(suite: str, out_dir: str | Path, episodes: int = 100, seed: int = 0, clip: str | None = None,
+                   sam: str | None = None, zoom: bool = True, cam_layer: int = -1, verify: bool = True,
+                   cam_method: str | None = None,
+                   threads: int | None = None,
+                   resume: bool = False, progress: bool = True, width: int = 640, height: int = 480,
+                   renderer: str = "auto") -> dict[str, Any]:
+    """Score the clip_sam perception on ``episodes`` scenes of ``suite``; returns the metrics dict."""
+    import graspsim
+    from graspsim.bench.suites import get_suite
+    from graspsim.envs.pick_env import PickEnv
+    from graspsim.policies.clip_sam.policy import ClipSamPolicy
+    from graspsim.sim.scene import SceneUnavailableError
+
+    suite_obj = get_suite(suite)
+    seeds = suite_obj.scene_seeds(seed, episodes)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows_path = out_dir / "episodes.jsonl"
+    config = {"suite": suite_obj.name, "seed": seed, "episodes": episodes, "clip": clip or "sim", "sam": sam or "sim",
+              "zoom": zoom, "cam_layer": cam_layer, "verify": verify, "cam_method": cam_method, "width": width, "height": height, "renderer": renderer}
+    config_path = out_dir / "config.json"
+    done: dict[int, dict] = {}
+    if rows_path.exists() or config_path.exists():
+        if not resume:
+            raise FileExistsError(f"{out_dir} already holds an evaluation; use --resume to continue it or "
+                                  f"choose another --out")
+        old = json.loads(config_path.read_text(encoding="utf-8")) if config_path.exists() else {}
+        if old != config:
+            diff = sorted(k for k in set(old) | set(config) if old.get(k) != config.get(k))
+            raise FileExistsError(f"cannot resume in {out_dir}: its evaluation differs in {', '.join(diff)}")
+        for line in rows_path.read_text(encoding="utf-8").splitlines() if rows_path.exists() else []:
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut by a kill
+            done[int(row["scene_seed"])] = row
+    atomic_write_text(config_path, json.dumps(config, indent=2, sort_keys=True))
+
+    policy = ClipSamPolicy(clip=clip, sam=sam, zoom=zoom, cam_layer=cam_layer, threads=threads, verify=verify,
+                           **({} if cam_method is None else {"cam_method": cam_method}))
+    crop_size = policy.pipeline.crop_size
+    env = PickEnv(kind=suite_obj.kind, variant_split=suite_obj.variant_split, width=width, height=height,
+                  renderer=renderer, privileged=True)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(seeds), initial=len(done), unit="scene", desc=f"evaluate masks {suite}")
+    try:
+        with rows_path.open("a", encoding="utf-8") as fh:
+            for s in seeds:
+                if s in done:
+                    continue
+                try:
+                    obs_dict, info = env.reset(seed=s)
+                except SceneUnavailableError as exc:
+                    row = {"scene_seed": s, "skipped": str(exc)}
+                else:
+                    row = _score_scene(policy, env.policy_observation(obs_dict, info), s, crop_size)
+                fh.write(json.dumps(row) + "\n")
+                fh.flush()
+                done[s] = row
+                if bar is not None:
+                    bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+        env.close()
+    rows = [done[s] for s in seeds if s in done and "skipped" not in done[s]]
+    metrics = summarise(rows)
+    metrics.update({"policy": "clip_sam", "suite": suite_obj.name, "episodes": len(rows),
+                    "skipped": sum(1 for s in seeds if "skipped" in done.get(s, {})),
+                    "models": policy.models, "zoom": zoom, "cam_layer": cam_layer, "verify": verify,
+                    "attention": policy.pipeline.cam_method,
+                    "graspsim_version": graspsim.__version__})
+    atomic_write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2, sort_keys=True))
+    return metrics
+
+
+def _score_scene(policy, obs, scene_seed: int, crop_size: int) -> dict[str, Any]:
+    from graspsim.assets.catalog import class_index
+
+    pipe = policy.pipeline
+    target = class_index(obs.target_class)
+    class_seg = np.asarray(obs.class_seg)
+    instance_seg = np.asarray(obs.instance_seg)
+    row: dict[str, Any] = {"scene_seed": scene_seed, "target_class": obs.target_class}
+    # CLIP on the largest visible target instance
+    tmask = class_seg == target
+    ids, counts = np.unique(instance_seg[tmask], return_counts=True)
+    inst = (instance_seg == ids[int(np.argmax(counts))]) & tmask
+    ys, xs = np.nonzero(inst)
+    box = np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], dtype=np.float64)
+    logits = _crop_logits(policy, obs.rgb, box, crop_size)
+    rank = int((logits > logits[target]).sum())
+    row.update(clip_rank=rank)
+    # attention once, then every prompt mode
+    from graspsim.policies.clip_sam.gradcam import part_steered_text
+
+    rgb = np.ascontiguousarray(obs.rgb[..., :3])
+    t0 = time.perf_counter()
+    cands = pipe.propose(rgb, obs.depth_m, obs.camera.K, part_steered_text(obs.instruction))
+    row["clip_ms"] = (time.perf_counter() - t0) * 1e3
+    x, y = (int(round(float(v))) for v in cands[0].peak_xy)
+    row["peak_on_target"] = bool(class_seg[y, x] == target)
+    for mode in MODES:
+        res = pipe.run(rgb, obs.depth_m, obs.camera.K, obs.instruction, mode, candidates=cands)
+        row[f"iou_{mode}"] = instance_iou(res.mask, instance_seg, class_seg, target)
+        row[f"on_target_{mode}"] = majority_is_target(res.mask, class_seg, target)
+        row[f"sam_ms_{mode}"] = res.stage_ms["sam"]
+        row[f"prompt_ms_{mode}"] = res.stage_ms["prompt"]
+        row[f"verify_ms_{mode}"] = res.stage_ms["verify"]
+        if len(cands) > 1:  # the single-pass pipeline: strongest peak only, no verification
+            first = pipe.run(rgb, obs.depth_m, obs.camera.K, obs.instruction, mode, candidates=cands[:1])
+            row[f"iou_first_{mode}"] = instance_iou(first.mask, instance_seg, class_seg, target)
+        else:
+            row[f"iou_first_{mode}"] = row[f"iou_{mode}"]
+    return row
+
+
+def summarise(rows: list[dict]) -> dict[str, Any]:
+    if not rows:
+        return {"clip_top1": None, "clip_top5": None, "mask_iou": {}, "stage_ms": {}}
+    ranks = np.array([r["clip_rank"] for r in rows])
+    mean = lambda key: float(np.mean([r[key] for r in rows]))  # noqa: E731
+    return {
+        "clip_top1": float(np.mean(ranks < 1)), "clip_top5": float(np.mean(ranks < 5)),
+        "attention_peak_on_target": mean("peak_on_target"),
+        "mask_iou": {m: mean(f"iou_{m}") for m in MODES},
+        "mask_iou_first_peak": {m: mean(f"iou_first_{m}") for m in MODES},
+        "on_target": {m: mean(f"on_target_{m}") for m in MODES},
+        "stage_ms": {"clip": mean("clip_ms"), "prompt": float(np.mean([mean(f"prompt_ms_{m}") for m in MODES])),
+                     "sam": float(np.mean([mean(f"sam_ms_{m}") for m in MODES])),
+                     "verify": float(np.mean([mean(f"verify_ms_{m}") for m in MODES]))},
+    }
+
+
+def format_table(metrics: dict[str, Any]) -> str:
+    lines = [f"clip_sam masks on {metrics['suite']} ({metrics['episodes']} scenes)",
+             f"  CLIP target-crop top-1 {metrics['clip_top1']:.3f}  top-5 {metrics['clip_top5']:.3f}  "
+             f"attention peak on target {metrics['attention_peak_on_target']:.3f}",
+             "  prompt mode   mask IoU   on target   IoU (strongest peak only)"]
+    for m in MODES:
+        lines.append(f"  {m:<12} {metrics['mask_iou'][m]:9.3f} {metrics['on_target'][m]:11.3f} "
+                     f"{metrics['mask_iou_first_peak'][m]:13.3f}")
+    st = metrics["stage_ms"]
+    lines.append(f"  stage ms: clip {st['clip']:.1f}  prompt {st['prompt']:.2f}  sam {st['sam']:.1f}  "
+                 f"verify {st['verify']:.1f}")
+    return "\n".join(lines)

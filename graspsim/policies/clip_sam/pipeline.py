@@ -1,0 +1,262 @@
+"""The clip_sam perception pipeline: instruction + RGB-D -> attention -> SAM prompt -> product mask.
+
+Stages (each timed, milliseconds in :attr:`PipelineResult.stage_ms`):
+
+1. ``clip``: Grad-CAM of CLIP's image-text score for the (part-steered)
+   instruction on the whole frame, squashed to CLIP's input size
+   (:func:`~.gradcam.clip_gradcam`). With ``zoom=True`` (default) a second
+   Grad-CAM pass runs on a square window around the first map's peak, sized
+   from depth to :data:`~.train_data.ZOOM_EXTENT_M` of physical space, and its
+   map (pasted back into the frame) is the attention used for prompting: at
+   224 px a whole 640x480 shelf gives 40 px patches, about one product each, too
+   coarse to separate neighbouring facings; the zoom pass gives ~15 px patches.
+2. ``prompt``: :func:`~.prompts.make_prompts` on the attention map (mode
+   ``point`` / ``points`` / ``box`` / ``box+points``; negative points optional).
+3. ``sam``: :func:`~.segment.segment_window` (SAM on a window around the prompt);
+   the mask is reduced to its connected component at the prompt.
+4. ``verify``: stages 1-3 run for the ``n_candidates`` strongest peaks of the
+   global map; CLIP classifies a crop around each candidate mask (prompt
+   ensemble over the catalog's class names) and the mask most likely to be the
+   instruction's product (the class whose text embedding is nearest the
+   instruction's) is kept. Attention proposes, SAM segments, CLIP checks: a
+   wrong global peak (a similar-looking neighbour) costs a candidate, not the
+   pick.
+
+Works with the shipped sim-trained models and with real ones (any CLIPModel +
+tokenizer, any SamModel, official ``.pth`` SAM checkpoints): see
+:func:`~.policy.load_models`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from graspsim.policies.clip_sam import vocab
+from graspsim.policies.clip_sam.gradcam import clip_gradcam, part_steered_text, upsample_cam
+from graspsim.policies.clip_sam.embed import class_text_embeddings, image_embeddings, text_embeddings
+from graspsim.policies.clip_sam.prompts import PROMPT_MODES, Prompt, make_prompts, multi_points
+from graspsim.policies.clip_sam.segment import WindowMask, segment_window
+from graspsim.policies.clip_sam.train_data import CLIP_MEAN, CLIP_STD, ZOOM_EXTENT_M, crop_box, normalise, squash
+from graspsim.policies.clip_sam.windows import crop, depth_at, paste, side_from_depth, centred_window
+
+
+@dataclass
+class PipelineResult:
+    """``attention`` (H, W) float32 [0, 1]; ``prompt``; ``mask`` (H, W) bool; ``sam_score`` predicted IoU."""
+
+    attention: np.ndarray
+    prompt: Prompt
+    mask: np.ndarray
+    sam_score: float
+    text: str
+    stage_ms: dict[str, float] = field(default_factory=dict)
+    zoom_window: tuple[float, float, float] | None = None
+    candidate: int = 0
+    n_candidates: int = 1
+    target_prob: float = float("nan")
+
+
+def largest_component_at(mask: np.ndarray, points_xy: np.ndarray) -> np.ndarray:
+    """The connected component of ``mask`` holding the first point inside it, else the largest one."""
+    if not mask.any():
+        return mask
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    if n <= 2:
+        return mask
+    h, w = mask.shape
+    for x, y in np.asarray(points_xy).reshape(-1, 2):
+        c, r = int(round(float(x))), int(round(float(y)))
+        if 0 <= r < h and 0 <= c < w and labels[r, c] > 0:
+            return labels == labels[r, c]
+    return labels == (1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA])))
+
+
+ATTENTION_METHODS = ("gradcam", "hirescam", "similarity")
+
+
+@torch.no_grad()
+def patch_similarity(model, pixel_values: torch.Tensor, input_ids, attention_mask=None) -> np.ndarray:
+    """Dense image-text similarity (MaskCLIP-style): cosine of every patch token, through CLIP's
+    post-LayerNorm and visual projection, with the text embedding; ``(h, w)`` min-max scaled to [0, 1]."""
+    _, patches = image_embeddings(model, pixel_values, with_patches=True)
+    text = F.normalize(model.text_projection(model.text_model(input_ids=input_ids,
+                                                              attention_mask=attention_mask).pooler_output), dim=-1)
+    sim = (patches[0] @ text[0]).float().numpy()
+    ps = model.config.vision_config.patch_size
+    ps = int(ps[0] if isinstance(ps, (tuple, list)) else ps)
+    sim = sim.reshape(pixel_values.shape[-2] // ps, pixel_values.shape[-1] // ps)
+    lo, hi = float(sim.min()), float(sim.max())
+    return ((sim - lo) / (hi - lo)).astype(np.float32) if hi > lo else np.zeros_like(sim, dtype=np.float32)
+
+
+@dataclass
+class Candidate:
+    """One attention hypothesis: ``attention`` (H, W) [0, 1] (the zoom map pasted into the frame, or the
+    global map), the global ``peak_xy`` it came from and the zoom ``window`` (or None)."""
+
+    attention: np.ndarray
+    peak_xy: np.ndarray
+    window: tuple[float, float, float] | None
+
+
+class ClipSamPipeline:
+    """CLIP Grad-CAM -> prompts -> SAM (-> CLIP verification), on numpy images. Models stay in eval mode.
+
+    ``n_candidates`` global attention peaks are followed (zoom Grad-CAM, prompt,
+    SAM each); with ``verify`` CLIP classifies a crop of every candidate mask and
+    the one most likely to show the instruction's product wins; without it only
+    the strongest peak is followed (the paper's single-pass pipeline).
+    """
+
+    def __init__(self, clip_model, tokenizer, sam_model, cam_layer: int = -1, zoom: bool = True,
+                 zoom_extent_m: float = ZOOM_EXTENT_M, threshold: float = 0.5, k_points: int = 3,
+                 n_negative: int = 0, n_candidates: int = 3, verify: bool = True, crop_size: int | None = None,
+                 cam_method: str = "gradcam"):
+        self.clip = clip_model.eval()
+        self.tokenizer = tokenizer
+        self.sam = sam_model.eval()
+        self.cam_layer = int(cam_layer)
+        if cam_method not in ATTENTION_METHODS:
+            raise ValueError(f"unknown attention method {cam_method!r}; valid: {', '.join(ATTENTION_METHODS)}")
+        self.cam_method = cam_method
+        self.zoom = bool(zoom)
+        self.zoom_extent_m = float(zoom_extent_m)
+        self.threshold = float(threshold)
+        self.k_points = int(k_points)
+        self.n_negative = int(n_negative)
+        self.n_candidates = max(1, int(n_candidates)) if verify else 1
+        self.verify = bool(verify)
+        self.clip_size = int(clip_model.config.vision_config.image_size)
+        self.crop_size = int(crop_size or self.clip_size)
+        self._class_text = None
+
+    # -- CLIP ---------------------------------------------------------------
+
+    def _cam(self, rgb_square: np.ndarray, ids, mask) -> np.ndarray:
+        x = torch.from_numpy(normalise(rgb_square, CLIP_MEAN, CLIP_STD))[None]
+        if self.cam_method == "similarity":
+            return patch_similarity(self.clip, x, ids, mask)
+        return clip_gradcam(self.clip, x, ids, mask, layer=self.cam_layer, method=self.cam_method)
+
+    def global_attention(self, rgb: np.ndarray, ids, mask) -> np.ndarray:
+        """Grad-CAM on the whole frame squashed to CLIP's input, at image resolution (H, W)."""
+        return upsample_cam(self._cam(squash(rgb, self.clip_size), ids, mask), rgb.shape[:2])
+
+    def zoom_attention(self, rgb: np.ndarray, depth_m: np.ndarray, K: np.ndarray, ids, mask, xy: np.ndarray):
+        """``(attention (H, W), window)``: Grad-CAM on the depth-sized window centred on ``xy``, pasted back."""
+        h, w = rgb.shape[:2]
+        side = side_from_depth(self.zoom_extent_m, float(K[0, 0]), depth_at(depth_m, xy),
+                               default_px=0.5 * max(h, w), max_px=max(h, w))
+        window = centred_window(float(xy[0]), float(xy[1]), side)
+        zcam = self._cam(crop(rgb, window, self.clip_size), ids, mask)
+        zoomed = paste(upsample_cam(zcam, (self.clip_size, self.clip_size)), window, (h, w))
+        return np.clip(zoomed / max(float(zoomed.max()), 1e-12), 0.0, 1.0).astype(np.float32), window
+
+    def propose(self, rgb: np.ndarray, depth_m: np.ndarray, K: np.ndarray, text: str) -> list[Candidate]:
+        """The CLIP stage: up to ``n_candidates`` attention hypotheses, strongest global peak first."""
+        ids, mask = vocab.tokenize(self.tokenizer, [text])
+        att = self.global_attention(rgb, ids, mask)
+        peaks = multi_points(att, k=self.n_candidates, min_value=0.3)
+        out = []
+        for xy in peaks:
+            if self.zoom and att.max() > 0:
+                zatt, window = self.zoom_attention(rgb, depth_m, K, ids, mask, xy)
+                if zatt.max() > 0:
+                    out.append(Candidate(zatt, xy, window))
+                    continue
+            out.append(Candidate(att, xy, None))
+        return out
+
+    def class_text(self) -> torch.Tensor:
+        if self._class_text is None:
+            with torch.no_grad():
+                self._class_text = class_text_embeddings(self.clip, self.tokenizer)
+        return self._class_text
+
+    @torch.no_grad()
+    def text_class(self, text: str) -> int:
+        """The catalog class whose prompt-ensemble text embedding is closest to ``text``'s."""
+        t = text_embeddings(self.clip, self.tokenizer, [text])
+        return int((t @ self.class_text().T).argmax())
+
+    @torch.no_grad()
+    def crop_probs(self, rgb: np.ndarray, masks: list[np.ndarray]) -> np.ndarray:
+        """(len(masks), 24) class probabilities of a crop around each mask's box (zeros for empty masks)."""
+        probs = np.zeros((len(masks), self.class_text().shape[0]), dtype=np.float32)
+        xs, idx = [], []
+        for i, m in enumerate(masks):
+            if not m.any():
+                continue
+            ys, cols = np.nonzero(m)
+            box = np.array([cols.min(), ys.min(), cols.max() + 1, ys.max() + 1], dtype=np.float64)
+            xs.append(normalise(crop(rgb, crop_box(box), self.crop_size), CLIP_MEAN, CLIP_STD))
+            idx.append(i)
+        if xs:
+            emb, _ = image_embeddings(self.clip, torch.from_numpy(np.stack(xs)), with_patches=False)
+            scale = self.clip.logit_scale.exp().clamp(max=100.0)
+            probs[idx] = torch.softmax(scale * emb @ self.class_text().T, dim=-1).numpy()
+        return probs
+
+    # -- prompts and SAM ----------------------------------------------------
+
+    def prompt(self, attention: np.ndarray, mode: str, window: tuple[float, float, float] | None = None) -> Prompt:
+        """:func:`~.prompts.make_prompts` on ``attention``; with a zoom ``window`` only that part of the map
+        (which is zero elsewhere) is searched, then the prompt is shifted back to image pixels."""
+        if window is None:
+            return make_prompts(attention, mode, k=self.k_points, threshold=self.threshold,
+                                n_negative=self.n_negative)
+        h, w = attention.shape
+        x0, y0, side = window
+        c0, r0 = max(0, int(np.floor(x0))), max(0, int(np.floor(y0)))
+        c1, r1 = min(w, int(np.ceil(x0 + side)) + 1), min(h, int(np.ceil(y0 + side)) + 1)
+        p = make_prompts(attention[r0:r1, c0:c1], mode, k=self.k_points, threshold=self.threshold,
+                         n_negative=self.n_negative)
+        offset = np.array([c0, r0], dtype=np.float32)
+        box = None if p.box is None else p.box + np.tile(offset, 2)
+        return Prompt(p.mode, p.points + offset, p.labels, box)
+
+    def segment(self, rgb: np.ndarray, depth_m: np.ndarray, K: np.ndarray, prompt: Prompt) -> WindowMask:
+        wm = segment_window(self.sam, rgb, depth_m, K, prompt)
+        anchors = prompt.points[prompt.labels == 1] if prompt.points.shape[0] else np.zeros((0, 2))
+        if prompt.box is not None:
+            b = prompt.box
+            anchors = np.concatenate([anchors, [[(b[0] + b[2]) / 2, (b[1] + b[3]) / 2]]], axis=0)
+        wm.mask = largest_component_at(wm.mask, anchors)
+        return wm
+
+    # -- all ----------------------------------------------------------------
+
+    def run(self, rgb: np.ndarray, depth_m: np.ndarray, K: np.ndarray, instruction: str, mode: str,
+            candidates: list[Candidate] | None = None) -> PipelineResult:
+        """All stages for one prompt ``mode``; pass ``candidates`` (from :meth:`propose`) to reuse the CLIP stage."""
+        if mode not in PROMPT_MODES:
+            raise ValueError(f"unknown prompt mode {mode!r}; valid modes: {', '.join(PROMPT_MODES)}")
+        rgb = np.ascontiguousarray(np.asarray(rgb)[..., :3])
+        text = part_steered_text(instruction)
+        t0 = time.perf_counter()
+        if candidates is None:
+            candidates = self.propose(rgb, depth_m, K, text)
+        t1 = time.perf_counter()
+        prompts = [self.prompt(c.attention, mode, c.window) for c in candidates]
+        t2 = time.perf_counter()
+        masks = [self.segment(rgb, depth_m, K, p) for p in prompts]
+        t3 = time.perf_counter()
+        best, target_prob = 0, float("nan")
+        if self.verify and len(masks) > 1:
+            target = self.text_class(text)
+            probs = self.crop_probs(rgb, [m.mask for m in masks])[:, target]
+            best = int(np.argmax(probs))
+            target_prob = float(probs[best])
+        t4 = time.perf_counter()
+        stage = {"clip": (t1 - t0) * 1e3, "prompt": (t2 - t1) * 1e3, "sam": (t3 - t2) * 1e3,
+                 "verify": (t4 - t3) * 1e3}
+        c, wm = candidates[best], masks[best]
+        return PipelineResult(attention=c.attention, prompt=prompts[best], mask=wm.mask, sam_score=wm.score,
+                              text=text, stage_ms=stage, zoom_window=c.window, candidate=best,
+                              n_candidates=len(candidates), target_prob=target_prob)

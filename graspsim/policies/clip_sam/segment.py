@@ -1,0 +1,80 @@
+"""SAM on a square window of the image (what the policy and ``graspsim train sam`` validation run).
+
+SAM's image encoder works on a fixed square input (1024 px for the released
+models, 128 px for the sim-trained one). Running it on the whole 640x480 frame
+at 128 px would leave a shelf product 10 pixels wide; instead the prompt
+decides a window (around the box, or :data:`~.train_data.POINT_EXTENT_M` of
+physical space around a point, sized from depth), the window is resampled to
+SAM's input size, and the mask is pasted back - the "zoom in on the prompt"
+that SAM's own automatic mask generator does with its crop layers. The sim
+SAM is trained on exactly these windows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from graspsim.policies.clip_sam.train_data import SAM_MEAN, SAM_STD, normalise, point_window
+from graspsim.policies.clip_sam.windows import box_to_window, box_window, crop, paste, to_window
+from graspsim.policies.clip_sam.prompts import Prompt
+
+BOX_WINDOW_SCALE = 1.5
+
+
+@dataclass
+class WindowMask:
+    """``mask`` (H, W) bool in the image; ``score`` SAM's predicted IoU; ``window`` (x0, y0, side) px."""
+
+    mask: np.ndarray
+    score: float
+    window: tuple[float, float, float]
+
+
+def prompt_window(prompt: Prompt, depth_m: np.ndarray, K: np.ndarray) -> tuple[float, float, float]:
+    """The window a prompt is segmented in: around its box if it has one, else around its first positive point."""
+    if prompt.box is not None:
+        return box_window(prompt.box, scale=BOX_WINDOW_SCALE)
+    pos = prompt.points[prompt.labels == 1]
+    anchor = pos[0] if len(pos) else prompt.points[0]
+    return point_window(depth_m, K, anchor)
+
+
+def sam_input_size(model) -> int:
+    return int(model.config.vision_config.image_size)
+
+
+def _inputs(model, rgb: np.ndarray, window, prompt: Prompt) -> dict[str, torch.Tensor]:
+    size = sam_input_size(model)
+    pixels = normalise(crop(rgb, window, size), SAM_MEAN, SAM_STD)
+    inputs = {"pixel_values": torch.from_numpy(pixels)[None]}
+    if prompt.points.shape[0]:
+        inputs["input_points"] = torch.from_numpy(to_window(prompt.points, window, size)).float().reshape(1, 1, -1, 2)
+        inputs["input_labels"] = torch.from_numpy(prompt.labels).long().reshape(1, 1, -1)
+    if prompt.box is not None:
+        inputs["input_boxes"] = torch.from_numpy(box_to_window(prompt.box, window, size)).float().reshape(1, 1, 4)
+    return inputs
+
+
+@torch.no_grad()
+def segment_window(model, rgb: np.ndarray, depth_m: np.ndarray, K: np.ndarray, prompt: Prompt,
+                   window: tuple[float, float, float] | None = None) -> WindowMask:
+    """SAM's best mask (highest predicted IoU of its 3) for ``prompt``, segmented in its window.
+
+    ``rgb`` (H, W, 3) uint8; ``depth_m`` (H, W) metres (sizes point windows); ``K`` 3x3;
+    prompt coordinates in image pixels (x, y).
+    """
+    h, w = rgb.shape[:2]
+    window = window or prompt_window(prompt, depth_m, K)
+    device = next(model.parameters()).device
+    inputs = {k: v.to(device) for k, v in _inputs(model, rgb, window, prompt).items()}
+    out = model(**inputs, multimask_output=True)
+    iou = out.iou_scores[0, 0].float()
+    best = int(torch.argmax(iou))
+    low = out.pred_masks[0, 0, best].float().cpu().numpy()  # (m, m) logits over the window
+    logits = paste(low, window, (h, w))
+    # outside the window paste() gives 0 logits: never part of the mask
+    inside = paste(np.ones_like(low), window, (h, w)) > 0.5
+    return WindowMask(mask=(logits > 0.0) & inside, score=float(iou[best]), window=window)

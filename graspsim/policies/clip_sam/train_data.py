@@ -1,0 +1,298 @@
+"""Training samples for the sim-trained CLIP and SAM, drawn from rendered datasets (``graspsim render``).
+
+Scenes are read once into memory (:class:`SceneBank`: RGB, depth, class and
+instance maps, K). Samples are drawn with an explicit ``numpy.random.Generator``:
+
+* CLIP (:func:`clip_batch`): full images squashed to ``S x S`` (what the policy
+  feeds CLIP), zoom windows around a product sized from depth
+  (:data:`ZOOM_EXTENT_M`, as the policy's second Grad-CAM pass), each with the
+  classes present and a per-patch class grid; and product crops (box of one
+  instance, padded to a square) with their class, for crop classification.
+* SAM (:func:`sam_batch`): a window around one product instance (from its
+  box for box prompts, from depth around a point for point prompts, as at
+  inference), the prompt in window pixels and the instance mask in the window.
+
+Classes: catalog index ``0..23``; :data:`BACKGROUND` (24) = not a product.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from graspsim.policies.clip_sam.windows import (box_to_window, box_window, centred_window, crop, depth_at, side_from_depth,
+                                                to_window)
+
+N_CLASSES = 24
+BACKGROUND = N_CLASSES
+ZOOM_EXTENT_M = 0.45   # physical side of the Grad-CAM zoom window
+POINT_EXTENT_M = 0.30  # physical side of the SAM window around a point prompt (> largest product, 0.21 m)
+MIN_INSTANCE_PX = 300  # at 640x480: products smaller than this are not sampled
+
+
+@dataclass
+class Scene:
+    rgb: np.ndarray          # (H, W, 3) uint8
+    depth_m: np.ndarray      # (H, W) float32, 0 = none
+    class_map: np.ndarray    # (H, W) int8, -1 = not a product
+    instance: np.ndarray     # (H, W) int16, -1 = not a product
+    K: np.ndarray            # (3, 3)
+    kind: str                # "shelf" / "tabletop"
+    seed: int
+    instances: list[tuple[int, int, np.ndarray]]  # (instance id, class, box xyxy) with >= MIN_INSTANCE_PX pixels
+
+
+class SceneBank:
+    """All complete scenes of one or more dataset directories, in memory."""
+
+    def __init__(self, data_dirs: list[str | Path], split: str = "all", val_every: int = 10,
+                 max_scenes: int | None = None):
+        from graspsim.data.format import iter_scene_dirs, read_scene
+
+        if split not in ("all", "train", "val"):
+            raise ValueError(f"split must be all/train/val, got {split!r}")
+        self.scenes: list[Scene] = []
+        self.sources: list[dict] = []
+        for d in data_dirs:
+            d = Path(d)
+            manifest = json.loads((d / "manifest.json").read_text(encoding="utf-8"))
+            dirs = iter_scene_dirs(d)
+            kept = 0
+            for sd in dirs:
+                seed = int(sd.name.split("-")[-1])
+                is_val = seed % val_every == 0
+                if (split == "train" and is_val) or (split == "val" and not is_val):
+                    continue
+                if max_scenes is not None and kept >= max_scenes:
+                    break
+                s = read_scene(sd)
+                # small dtypes: ~3 MB per 640x480 scene in memory
+                cls = (s["class_map"].astype(np.int16) - 1).astype(np.int8)
+                inst = (s["instance"].astype(np.int32) - 1).astype(np.int16)
+                scale = inst.size / (640 * 480)
+                ids, counts = np.unique(inst[inst >= 0], return_counts=True)
+                instances = []
+                for i, n in zip(ids, counts):
+                    if n < MIN_INSTANCE_PX * scale:
+                        continue
+                    ys, xs = np.nonzero(inst == i)
+                    c = int(np.bincount(cls[ys, xs]).argmax())
+                    instances.append((int(i), c, np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1],
+                                                          dtype=np.float32)))
+                self.scenes.append(Scene(rgb=s["rgb"], depth_m=s["depth_m"].astype(np.float32), class_map=cls,
+                                         instance=inst, K=np.asarray(s["K"], dtype=np.float64),
+                                         kind=manifest["kind"], seed=seed, instances=instances))
+                kept += 1
+            self.sources.append({"dir": str(d), "suite": manifest["suite"], "scenes": kept})
+        if not self.scenes:
+            raise ValueError(f"no complete scenes in {', '.join(str(d) for d in data_dirs)} (split {split})")
+
+    def __len__(self) -> int:
+        return len(self.scenes)
+
+
+# ------------------------------------------------------------------ image normalisation
+
+CLIP_MEAN = np.array([0.48145466, 0.4578275, 0.40821073], dtype=np.float32)
+CLIP_STD = np.array([0.26862954, 0.26130258, 0.27577711], dtype=np.float32)
+SAM_MEAN = np.array([123.675, 116.28, 103.53], dtype=np.float32) / 255.0
+SAM_STD = np.array([58.395, 57.12, 57.375], dtype=np.float32) / 255.0
+
+
+def normalise(rgb_u8: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 -> (3, H, W) float32 normalised."""
+    x = rgb_u8.astype(np.float32) / 255.0
+    return ((x - mean) / std).transpose(2, 0, 1)
+
+
+def squash(image: np.ndarray, size: int, interpolation=cv2.INTER_AREA) -> np.ndarray:
+    """Resize the whole image to ``size x size`` (aspect not kept: CLIP sees the full frame)."""
+    return cv2.resize(image, (size, size), interpolation=interpolation)
+
+
+def jitter_colour(rgb: np.ndarray, rng: np.random.Generator, strength: float = 0.15) -> np.ndarray:
+    gain = 1.0 + rng.uniform(-strength, strength)
+    tint = 1.0 + rng.uniform(-strength / 3, strength / 3, size=3)
+    return np.clip(rgb.astype(np.float32) * gain * tint, 0, 255).astype(np.uint8)
+
+
+# ------------------------------------------------------------------ CLIP samples
+
+
+def class_grid(class_map: np.ndarray, grid: int, min_frac: float = 0.3, bg_frac: float = 0.7) -> np.ndarray:
+    """(grid, grid) int64 per-patch label of a square class map: the majority product class when it covers
+    >= ``min_frac`` of the patch, :data:`BACKGROUND` when products cover < 1 - ``bg_frac``, else -100 (ignored)."""
+    s = class_map.shape[0]
+    cell = s // grid
+    cm = class_map[: cell * grid, : cell * grid].reshape(grid, cell, grid, cell).transpose(0, 2, 1, 3)
+    cm = cm.reshape(grid, grid, cell * cell).astype(np.int64)
+    onehot = np.zeros((grid, grid, N_CLASSES + 1), dtype=np.float32)
+    idx = np.where(cm < 0, BACKGROUND, cm)
+    for c in range(N_CLASSES + 1):
+        onehot[..., c] = (idx == c).mean(axis=-1)
+    best = onehot[..., :N_CLASSES].argmax(-1)
+    best_frac = onehot[..., :N_CLASSES].max(-1)
+    out = np.full((grid, grid), -100, dtype=np.int64)
+    out[best_frac >= min_frac] = best[best_frac >= min_frac]
+    out[(onehot[..., BACKGROUND] >= bg_frac) & (best_frac < min_frac)] = BACKGROUND
+    return out
+
+
+def presence(class_map: np.ndarray, min_px: float) -> np.ndarray:
+    """(24,) float32: 1 present (>= min_px pixels), 0 absent, -1 ambiguous (a few pixels: ignored)."""
+    counts = np.bincount(class_map[class_map >= 0].ravel().astype(np.int64), minlength=N_CLASSES)[:N_CLASSES]
+    out = np.where(counts >= min_px, 1.0, np.where(counts > 0, -1.0, 0.0))
+    return out.astype(np.float32)
+
+
+def zoom_window_for(scene: Scene, xy: np.ndarray, extent_m: float = ZOOM_EXTENT_M) -> tuple[float, float, float]:
+    z = depth_at(scene.depth_m, xy)
+    h, w = scene.depth_m.shape
+    side = side_from_depth(extent_m, float(scene.K[0, 0]), z, default_px=0.5 * max(h, w), max_px=max(h, w))
+    return centred_window(float(xy[0]), float(xy[1]), side)
+
+
+def clip_image_sample(scene: Scene, size: int, grid: int, rng: np.random.Generator, zoom: bool):
+    """``(pixels (3,S,S), presence (24,), grid labels (g,g))`` for the full frame or a zoom window."""
+    if zoom and scene.instances:
+        _, _, box = scene.instances[int(rng.integers(len(scene.instances)))]
+        xy = np.array([rng.uniform(box[0], box[2]), rng.uniform(box[1], box[3])])
+        x0, y0, side = zoom_window_for(scene, xy)
+        side *= rng.uniform(0.85, 1.15)
+        win = (x0 + rng.uniform(-0.15, 0.15) * side, y0 + rng.uniform(-0.15, 0.15) * side, side)
+        rgb = crop(scene.rgb, win, size)
+        cm = crop(scene.class_map.astype(np.int16) + 1, win, size, cv2.INTER_NEAREST).astype(np.int16) - 1
+        # Presence threshold: a quarter of a patch.
+        min_px = 0.25 * (size / grid) ** 2
+    else:
+        rgb = squash(scene.rgb, size)
+        cm = squash(scene.class_map.astype(np.int16), size, cv2.INTER_NEAREST)
+        min_px = 0.25 * (size / grid) ** 2
+    rgb = jitter_colour(rgb, rng)
+    return normalise(rgb, CLIP_MEAN, CLIP_STD), presence(cm, min_px), class_grid(cm, grid)
+
+
+def crop_box(box: np.ndarray, pad: float = 0.1) -> tuple[float, float, float]:
+    """Square window around an instance box, ``pad`` of its larger side on each side."""
+    return box_window(box, scale=1.0 + 2 * pad, pad_px=2.0)
+
+
+def clip_crop_sample(scene: Scene, size: int, rng: np.random.Generator):
+    """``(pixels (3,s,s), class)`` of one product instance, box jittered by up to 10 %."""
+    _, c, box = scene.instances[int(rng.integers(len(scene.instances)))]
+    bw, bh = box[2] - box[0], box[3] - box[1]
+    jitter = rng.uniform(-0.1, 0.1, size=4) * np.array([bw, bh, bw, bh])
+    win = crop_box(box + jitter, pad=rng.uniform(0.05, 0.2))
+    rgb = jitter_colour(crop(scene.rgb, win, size), rng)
+    return normalise(rgb, CLIP_MEAN, CLIP_STD), c
+
+
+def clip_batch(bank: SceneBank, rng: np.random.Generator, n_full: int, n_zoom: int, n_crops: int, size: int,
+               grid: int, crop_size: int) -> dict[str, np.ndarray]:
+    """A CLIP training batch: ``images`` (n_full + n_zoom, 3, S, S), ``presence``, ``grid``; ``crops``, ``crop_class``."""
+    imgs, pres, grids = [], [], []
+    for i in range(n_full + n_zoom):
+        scene = bank.scenes[int(rng.integers(len(bank)))]
+        x, p, g = clip_image_sample(scene, size, grid, rng, zoom=i >= n_full)
+        imgs.append(x)
+        pres.append(p)
+        grids.append(g)
+    crops, classes = [], []
+    while len(crops) < n_crops:
+        scene = bank.scenes[int(rng.integers(len(bank)))]
+        if not scene.instances:
+            continue
+        x, c = clip_crop_sample(scene, crop_size, rng)
+        crops.append(x)
+        classes.append(c)
+    return {"images": np.stack(imgs), "presence": np.stack(pres), "grid": np.stack(grids),
+            "crops": np.stack(crops), "crop_class": np.array(classes, dtype=np.int64)}
+
+
+# ------------------------------------------------------------------ SAM samples
+
+
+def interior_point(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A random pixel (x, y) of ``mask``, favouring the interior (weights = distance to the edge)."""
+    dist = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 3)
+    ys, xs = np.nonzero(mask)
+    w = dist[ys, xs].astype(np.float64) + 0.5
+    i = int(rng.choice(len(xs), p=w / w.sum()))
+    return np.array([xs[i], ys[i]], dtype=np.float64)
+
+
+def point_window(depth_m: np.ndarray, K: np.ndarray, xy: np.ndarray,
+                 extent_m: float = POINT_EXTENT_M) -> tuple[float, float, float]:
+    """SAM window around a point prompt: :data:`POINT_EXTENT_M` at the point's depth."""
+    h, w = depth_m.shape
+    side = side_from_depth(extent_m, float(K[0, 0]), depth_at(depth_m, xy), default_px=0.4 * max(h, w),
+                           max_px=max(h, w))
+    return centred_window(float(xy[0]), float(xy[1]), side)
+
+
+def noisy_box(box: np.ndarray, rng: np.random.Generator, sd: float = 0.08) -> np.ndarray:
+    bw, bh = box[2] - box[0], box[3] - box[1]
+    noise = rng.normal(0.0, sd, size=4) * np.array([bw, bh, bw, bh])
+    grow = rng.uniform(0.0, 0.15) * np.array([-bw, -bh, bw, bh]) if rng.random() < 0.3 else 0.0
+    b = box + noise + grow
+    return np.array([min(b[0], b[2] - 2), min(b[1], b[3] - 2), max(b[2], b[0] + 2), max(b[3], b[1] + 2)])
+
+
+def sam_sample(scene: Scene, mode: str, size: int, mask_size: int, rng: np.random.Generator, max_points: int = 3):
+    """One SAM sample for prompt ``mode`` in {"point", "box"} (box samples may carry points too).
+
+    Returns ``pixels (3,S,S)``, ``points (max_points, 2)`` (window pixels at S), ``labels (max_points,)``
+    (1 positive, 0 negative, -10 padding), ``box (4,)`` (window pixels at S; NaN if none), ``mask
+    (mask_size, mask_size)`` float32 soft target.
+    """
+    inst_id, _, box = scene.instances[int(rng.integers(len(scene.instances)))]
+    mask = scene.instance == inst_id
+    points = np.zeros((max_points, 2))
+    labels = np.full(max_points, -10, dtype=np.int64)
+    box_out = np.full(4, np.nan)
+    if mode == "point":
+        n_pos = 1 if rng.random() < 0.6 else int(rng.integers(1, max_points + 1))
+        pos = [interior_point(mask, rng) for _ in range(n_pos)]
+        win = point_window(scene.depth_m, scene.K, pos[0])
+        side = win[2] * rng.uniform(0.85, 1.15)
+        win = centred_window(pos[0][0] + rng.uniform(-0.15, 0.15) * side, pos[0][1] + rng.uniform(-0.15, 0.15) * side,
+                             side)
+        pts = list(pos)
+        labs = [1] * n_pos
+        if len(pts) < max_points and rng.random() < 0.3:
+            # a negative point on another product (or the background) inside the window
+            others = (scene.instance >= 0) & ~mask
+            if others.any():
+                ys, xs = np.nonzero(others)
+                j = int(rng.integers(len(xs)))
+                pts.append(np.array([xs[j], ys[j]], dtype=np.float64))
+                labs.append(0)
+        for k, (p, lab) in enumerate(zip(pts, labs)):
+            points[k] = to_window(p, win, size)
+            labels[k] = lab
+    else:
+        b = noisy_box(box, rng)
+        win = box_window(b, scale=rng.uniform(1.3, 1.8))
+        box_out = box_to_window(b, win, size)
+        if rng.random() < 0.3:
+            points[0] = to_window(interior_point(mask, rng), win, size)
+            labels[0] = 1
+    rgb = jitter_colour(crop(scene.rgb, win, size), rng, 0.1)
+    target = crop(mask.astype(np.float32), win, mask_size)
+    return normalise(rgb, SAM_MEAN, SAM_STD), points, labels, box_out, target
+
+
+def sam_batch(bank: SceneBank, rng: np.random.Generator, n: int, mode: str, size: int, mask_size: int):
+    out = {"pixels": [], "points": [], "labels": [], "boxes": [], "masks": []}
+    while len(out["pixels"]) < n:
+        scene = bank.scenes[int(rng.integers(len(bank)))]
+        if not scene.instances:
+            continue
+        x, p, lab, b, m = sam_sample(scene, mode, size, mask_size, rng)
+        for k, v in zip(("pixels", "points", "labels", "boxes", "masks"), (x, p, lab, b, m)):
+            out[k].append(v)
+    return {k: np.stack(v) for k, v in out.items()}

@@ -1,0 +1,169 @@
+"""``graspsim train sam``: train a small SAM (transformers ``SamModel``) on rendered product masks.
+
+Samples (:func:`~.train_data.sam_batch`): a window around one product instance
+with a point prompt (1-3 positive points inside the product, sometimes a
+negative point on a neighbour; window sized from depth) or a box prompt (the
+instance box with noise, sometimes a point too), and the instance mask in the
+window. Steps alternate between point and box batches (SAM's prompt encoder
+needs the same prompt layout across a batch).
+
+Loss, as SAM's: per predicted mask, focal loss x 20 + dice loss; only the best
+of the 3 masks (lowest loss) is trained (SAM's ambiguity-aware loss), and the
+IoU head regresses every mask's actual IoU (MSE).
+
+Validation (each epoch, scenes with seed % 10 == 0): mean IoU at image
+resolution of the mask pasted back from the window, for point prompts (a
+random interior point) and box prompts (the ground-truth box), via
+:func:`~.segment.segment_window` - the code path the policy runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from graspsim.policies.clip_sam.train_data import SceneBank, interior_point, sam_batch
+from graspsim.policies.clip_sam.train_loop import LoopConfig, finish, run_loop
+
+IMAGE_SIZE = 128
+
+
+def sim_sam_config(image_size: int = IMAGE_SIZE, width: int = 128, layers: int = 4, channels: int = 96):
+    """The shipped SAM architecture: ViT ``width`` x ``layers`` (patch 8, 8x8 windows, global attention in the
+    2nd and last layer), ``channels``-wide neck, prompt encoder and 2-layer two-way mask decoder."""
+    from transformers import SamConfig
+
+    vision = dict(hidden_size=width, output_channels=channels, num_hidden_layers=layers,
+                  num_attention_heads=max(1, width // 32), image_size=image_size, patch_size=8, window_size=8,
+                  global_attn_indexes=[1, layers - 1], num_pos_feats=channels // 2, mlp_dim=4 * width)
+    prompt = dict(hidden_size=channels, image_size=image_size, patch_size=8, mask_input_channels=8)
+    decoder = dict(hidden_size=channels, mlp_dim=4 * channels, num_hidden_layers=2, num_attention_heads=4,
+                   iou_head_hidden_dim=channels)
+    return SamConfig(vision_config=vision, prompt_encoder_config=prompt, mask_decoder_config=decoder)
+
+
+def mask_size(model) -> int:
+    """Side of SAM's low-resolution masks: 4x the image-embedding grid."""
+    vc = model.config.vision_config
+    return 4 * int(vc.image_size) // int(vc.patch_size)
+
+
+def _focal(logits: torch.Tensor, target: torch.Tensor, alpha: float = 0.25, gamma: float = 2.0) -> torch.Tensor:
+    """Per-mask sigmoid focal loss, mean over pixels: ``(..., H, W) -> (...)``."""
+    p = torch.sigmoid(logits)
+    ce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    p_t = p * target + (1 - p) * (1 - target)
+    a_t = alpha * target + (1 - alpha) * (1 - target)
+    return (a_t * ce * (1 - p_t) ** gamma).mean(dim=(-2, -1))
+
+
+def _dice(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    p = torch.sigmoid(logits)
+    num = 2 * (p * target).sum(dim=(-2, -1)) + 1.0
+    den = p.sum(dim=(-2, -1)) + target.sum(dim=(-2, -1)) + 1.0
+    return 1.0 - num / den
+
+
+def _step_fn(model, bank: SceneBank, batch_size: int):
+    m = mask_size(model)
+
+    def step(rng: np.random.Generator) -> dict[str, torch.Tensor]:
+        mode = "point" if rng.random() < 0.5 else "box"
+        b = sam_batch(bank, rng, batch_size, mode, IMAGE_SIZE, m)
+        inputs: dict[str, torch.Tensor] = {"pixel_values": torch.from_numpy(b["pixels"])}
+        labels = torch.from_numpy(b["labels"])
+        if mode == "point" or bool((labels != -10).any()):
+            inputs["input_points"] = torch.from_numpy(b["points"]).float()[:, None]
+            inputs["input_labels"] = labels[:, None]
+        if mode == "box":
+            inputs["input_boxes"] = torch.from_numpy(b["boxes"]).float()[:, None]
+        out = model(**inputs, multimask_output=True)
+        logits = out.pred_masks[:, 0]  # (B, 3, m, m)
+        target = torch.from_numpy(b["masks"])[:, None].expand_as(logits)
+        per_mask = 20.0 * _focal(logits, target) + _dice(logits, target)  # (B, 3)
+        best = per_mask.argmin(dim=1)
+        mask_loss = per_mask.gather(1, best[:, None]).mean()
+        with torch.no_grad():
+            pred = logits > 0
+            tgt = target > 0.5
+            inter = (pred & tgt).sum(dim=(-2, -1)).float()
+            union = (pred | tgt).sum(dim=(-2, -1)).float()
+            actual = torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))
+        iou_loss = F.mse_loss(out.iou_scores[:, 0], actual)
+        loss = mask_loss + iou_loss
+        return {"loss": loss, "mask": mask_loss.detach(), "iou_head": iou_loss.detach(),
+                "train_iou": actual.gather(1, best[:, None]).mean()}
+
+    return step
+
+
+def mask_iou(pred: np.ndarray, gt: np.ndarray) -> float:
+    union = np.logical_or(pred, gt).sum()
+    return float(np.logical_and(pred, gt).sum() / union) if union else 1.0
+
+
+def validate_sam(model, bank: SceneBank, n: int, seed: int = 99) -> dict[str, float]:
+    """Mean image-resolution IoU of point- and box-prompted masks on ``n`` validation instances each."""
+    from graspsim.policies.clip_sam.prompts import Prompt
+    from graspsim.policies.clip_sam.segment import segment_window
+
+    rng = np.random.default_rng(seed)
+    ious: dict[str, list[float]] = {"point": [], "box": []}
+    for i in range(n):
+        scene = bank.scenes[i % len(bank)]
+        if not scene.instances:
+            continue
+        inst, _, box = scene.instances[int(rng.integers(len(scene.instances)))]
+        gt = scene.instance == inst
+        p = interior_point(gt, rng)
+        prompts = {"point": Prompt("point", p[None], np.ones(1)), "box": Prompt("box", np.zeros((0, 2)), np.zeros(0), box)}
+        for mode, prompt in prompts.items():
+            wm = segment_window(model, scene.rgb, scene.depth_m, scene.K, prompt)
+            ious[mode].append(mask_iou(wm.mask, gt))
+    return {f"val_iou_{k}": float(np.mean(v)) if v else float("nan") for k, v in ious.items()}
+
+
+def train_sam(data_dirs: list[str | Path], out_dir: str | Path, *, epochs: int = 12, steps_per_epoch: int = 100,
+              lr: float = 1e-3, seed: int = 0, batch_size: int = 16, width: int = 128, layers: int = 4,
+              channels: int = 96, init: str | None = None, resume: bool = False, max_minutes: float | None = None,
+              threads: int | None = None, val_instances: int = 150, progress: bool = True,
+              log=print) -> dict[str, Any]:
+    """Train (or fine-tune, ``init``) a SAM on rendered datasets; writes a loadable model dir to ``out_dir``."""
+    import graspsim
+    from transformers import SamModel
+
+    torch.manual_seed(seed)
+    train_bank = SceneBank(data_dirs, split="train")
+    val_bank = SceneBank(data_dirs, split="val")
+    if init:
+        from graspsim.policies.clip_sam.models import load_sam
+
+        model, _ = load_sam(init)
+    else:
+        model = SamModel(sim_sam_config(width=width, layers=layers, channels=channels))
+    if int(model.config.vision_config.image_size) != IMAGE_SIZE:
+        raise ValueError(f"train sam uses {IMAGE_SIZE} px windows; the model expects "
+                         f"{model.config.vision_config.image_size} px")
+    cfg = LoopConfig(epochs=epochs, steps_per_epoch=steps_per_epoch, lr=lr, seed=seed, max_minutes=max_minutes,
+                     threads=threads, warmup_steps=min(100, max(1, epochs * steps_per_epoch // 10)))
+    identity = {"kind": "sam", "data": [str(Path(d).resolve()) for d in data_dirs], "seed": seed, "lr": lr,
+                "epochs": epochs, "steps_per_epoch": steps_per_epoch, "batch_size": batch_size, "width": width,
+                "layers": layers, "channels": channels, "init": init}
+    result = run_loop(model, [], Path(out_dir), cfg, identity, _step_fn(model, train_bank, batch_size),
+                      lambda: validate_sam(model, val_bank, val_instances), resume, progress, log)
+    final = result["history"][-1] if result["history"] else {}
+    metadata = {
+        "kind": "sam", "graspsim_version": graspsim.__version__, "seed": seed, "init": init,
+        "data": train_bank.sources, "val_scenes": len(val_bank), "train_scenes": len(train_bank),
+        "steps": result["steps"], "epochs": result["epochs_done"], "wall_s": round(result["wall_s"], 1),
+        "stopped_early": result["stopped_early"], "batch_size": batch_size, "lr": lr,
+        "preprocess": {"image_size": IMAGE_SIZE, "windows": "see graspsim/policies/clip_sam/segment.py"},
+        "metrics": {k: v for k, v in final.items() if not k.startswith("train_")},
+        "history": result["history"],
+    }
+    finish(model, Path(out_dir), metadata)
+    return metadata

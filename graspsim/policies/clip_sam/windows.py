@@ -1,0 +1,90 @@
+"""Square image windows: zoom crops for Grad-CAM and SAM, sized from depth.
+
+A window is ``(x0, y0, side)`` in image pixels (float; may extend past the
+image, the outside is zero-padded). Sizes come from metric depth so that a
+window covers a physical extent (e.g. 0.30 m, more than the largest catalog
+product, 0.21 m) whatever the distance: ``side_px = extent_m * fx / z_m``.
+Training and inference use these same functions.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+MIN_SIDE_PX = 48.0
+
+
+def depth_at(depth_m: np.ndarray, xy: np.ndarray, radius: int = 3) -> float:
+    """Median valid depth (m) in a ``(2r+1)^2`` patch around pixel ``xy`` (x, y); NaN if none."""
+    h, w = depth_m.shape
+    x, y = int(round(float(xy[0]))), int(round(float(xy[1])))
+    x0, x1 = max(0, x - radius), min(w, x + radius + 1)
+    y0, y1 = max(0, y - radius), min(h, y + radius + 1)
+    patch = np.asarray(depth_m[y0:y1, x0:x1], dtype=np.float64)
+    good = patch[np.isfinite(patch) & (patch > 0)]
+    return float(np.median(good)) if good.size else float("nan")
+
+
+def side_from_depth(extent_m: float, fx: float, z_m: float, default_px: float, max_px: float) -> float:
+    """``extent_m * fx / z_m`` pixels, clamped to ``[MIN_SIDE_PX, max_px]``; ``default_px`` if z is invalid."""
+    if not np.isfinite(z_m) or z_m <= 0:
+        return float(np.clip(default_px, MIN_SIDE_PX, max_px))
+    return float(np.clip(extent_m * fx / z_m, MIN_SIDE_PX, max_px))
+
+
+def centred_window(cx: float, cy: float, side: float) -> tuple[float, float, float]:
+    return (float(cx) - side / 2.0, float(cy) - side / 2.0, float(side))
+
+
+def box_window(box_xyxy: np.ndarray, scale: float = 1.5, pad_px: float = 8.0) -> tuple[float, float, float]:
+    """Square window centred on a box, side = ``scale * max(box w, box h) + 2 pad``."""
+    x0, y0, x1, y1 = (float(v) for v in box_xyxy)
+    side = max(MIN_SIDE_PX, scale * max(x1 - x0, y1 - y0) + 2.0 * pad_px)
+    return centred_window((x0 + x1) / 2.0, (y0 + y1) / 2.0, side)
+
+
+def crop(image: np.ndarray, window: tuple[float, float, float], size: int,
+         interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
+    """Resample ``window`` of ``image`` (H, W[, C]) to ``(size, size[, C])``; outside pixels are 0."""
+    x0, y0, side = window
+    s = size / side
+    # Affine map image -> crop: u = (x - x0) * s, with pixel centres handled as cv2 does.
+    M = np.array([[s, 0.0, -x0 * s + 0.5 * s - 0.5], [0.0, s, -y0 * s + 0.5 * s - 0.5]], dtype=np.float64)
+    if interpolation == cv2.INTER_LINEAR and s < 0.7:
+        interpolation = cv2.INTER_AREA
+    if interpolation == cv2.INTER_AREA:
+        # warpAffine has no area filter: blur first to the target sampling rate.
+        k = max(1, int(round(1.0 / s)))
+        if k > 1 and image.dtype != bool:
+            image = cv2.blur(image, (k, k))
+        interpolation = cv2.INTER_LINEAR
+    return cv2.warpAffine(image, M, (size, size), flags=interpolation, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+
+def to_window(xy: np.ndarray, window: tuple[float, float, float], size: int) -> np.ndarray:
+    """Image pixel coordinates (..., 2) -> crop pixel coordinates (continuous, pixel-centre convention)."""
+    x0, y0, side = window
+    s = size / side
+    xy = np.asarray(xy, dtype=np.float64)
+    return np.stack([(xy[..., 0] + 0.5 - x0) * s - 0.5, (xy[..., 1] + 0.5 - y0) * s - 0.5], axis=-1)
+
+
+def box_to_window(box_xyxy: np.ndarray, window: tuple[float, float, float], size: int) -> np.ndarray:
+    """A box in image pixel-edge coordinates (x0, y0, x1, y1) -> the same box in crop coordinates (4,)."""
+    x0, y0, side = window
+    s = size / side
+    b = np.asarray(box_xyxy, dtype=np.float64)
+    return np.array([(b[0] - x0) * s, (b[1] - y0) * s, (b[2] - x0) * s, (b[3] - y0) * s])
+
+
+def paste(map_crop: np.ndarray, window: tuple[float, float, float], out_hw: tuple[int, int]) -> np.ndarray:
+    """Resample a (size, size) float map of ``window`` back onto the (H, W) image; 0 outside the window."""
+    size = map_crop.shape[0]
+    x0, y0, side = window
+    s = size / side
+    M = np.array([[s, 0.0, -x0 * s + 0.5 * s - 0.5], [0.0, s, -y0 * s + 0.5 * s - 0.5]], dtype=np.float64)
+    h, w = out_hw
+    return cv2.warpAffine(np.asarray(map_crop, dtype=np.float32), M, (w, h),
+                          flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT,
+                          borderValue=0)

@@ -1,0 +1,143 @@
+"""Click commands for det_seg / grconvnet: training and offline evaluation (mounted by graspsim.cli).
+
+User mistakes (missing or empty data directory, a directory that is not a
+rendered dataset, a missing checkpoint, an existing run without ``--resume``)
+end with a one-line message and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+
+class UserError(click.ClickException):
+    """A mistake on the command line: one-line message, exit status 2."""
+
+    exit_code = 2
+
+
+def _common_train_options(f):
+    f = click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False),
+                     help="dataset directory written by `graspsim render`")(f)
+    f = click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+                     help="checkpoint directory to write")(f)
+    f = click.option("--epochs", type=click.IntRange(min=1), default=None, help="epochs (default: 40 det_seg, 20 grconvnet)")(f)
+    f = click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)(f)
+    f = click.option("--seed", type=int, default=0, show_default=True)(f)
+    f = click.option("--val-fraction", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.1, show_default=True,
+                     help="share of scene seeds held out for validation")(f)
+    f = click.option("--lr", type=click.FloatRange(min=0.0, min_open=True), default=None, help="peak learning rate")(f)
+    f = click.option("--resume", is_flag=True, help="continue the run in --out from its last epoch checkpoint")(f)
+    f = click.option("--max-minutes", type=click.FloatRange(min=0.0, min_open=True), default=None,
+                     help="start no epoch that would end after this many minutes")(f)
+    f = click.option("--no-augment", is_flag=True, help="no flips / colour jitter")(f)
+    f = click.option("--threads", type=click.IntRange(min=1), default=None, help="torch CPU threads")(f)
+    f = click.option("--input-size", type=click.IntRange(min=32), default=None, help="network input side (letterbox)")(f)
+    f = click.option("--quiet", is_flag=True, help="no progress bar")(f)
+    return f
+
+
+def _run_training(fn, data_dir, out_dir, kw: dict) -> None:
+    from graspsim.policies.det_seg.train import DatasetError
+
+    try:
+        meta = fn(data_dir, out_dir, **kw)
+    except (DatasetError, FileExistsError, FileNotFoundError) as exc:
+        raise UserError(str(exc)) from None
+    click.echo(json.dumps({"out": str(out_dir), "epochs_done": meta.get("epochs_done"),
+                           "finished": meta.get("finished"), "val_metrics": meta.get("val_metrics")}))
+
+
+def _kw(epochs, batch_size, seed, val_fraction, lr, resume, max_minutes, no_augment, threads, quiet) -> dict:
+    kw = dict(batch_size=batch_size, seed=seed, val_fraction=val_fraction, resume=resume, max_minutes=max_minutes,
+              augment_data=not no_augment, num_threads=threads, progress=not quiet)
+    if epochs is not None:
+        kw["epochs"] = epochs
+    if lr is not None:
+        kw["lr"] = lr
+    return kw
+
+
+@click.command("det_seg")
+@_common_train_options
+@click.option("--no-refine", is_flag=True, help="train Det_Seg without the grasp refinement head")
+@click.option("--config", "config_json", default=None, help="JSON object of DetSegConfig fields to override")
+def train_det_seg_command(data_dir, out_dir, epochs, batch_size, seed, val_fraction, lr, resume, max_minutes,
+                          no_augment, threads, input_size, quiet, no_refine, config_json):
+    """Train det_seg (grasp detection + segmentation [+ refinement]) on a rendered dataset."""
+    from graspsim.policies.det_seg.model import DetSegConfig
+    from graspsim.policies.det_seg.train import train_det_seg
+
+    overrides = _parse_config(config_json)
+    if no_refine:
+        overrides["use_refinement"] = False
+    if input_size is not None:
+        overrides["input_size"] = input_size
+    try:
+        config = DetSegConfig.from_dict({**DetSegConfig().to_dict(), **overrides})
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"bad --config: {exc}") from None
+    kw = _kw(epochs, batch_size, seed, val_fraction, lr, resume, max_minutes, no_augment, threads, quiet)
+    _run_training(train_det_seg, data_dir, out_dir, {**kw, "config": config})
+
+
+@click.command("grconvnet")
+@_common_train_options
+@click.option("--config", "config_json", default=None, help="JSON object of GrConvNetConfig fields to override")
+def train_grconvnet_command(data_dir, out_dir, epochs, batch_size, seed, val_fraction, lr, resume, max_minutes,
+                            no_augment, threads, input_size, quiet, config_json):
+    """Train the GR-ConvNet-style baseline (RGB-D -> quality / angle / width maps) on a rendered dataset."""
+    from graspsim.policies.det_seg.train import train_grconvnet
+
+    overrides = _parse_config(config_json)
+    if input_size is not None:
+        overrides["input_size"] = input_size
+    from graspsim.policies.det_seg.grconvnet import GrConvNetConfig
+
+    try:
+        GrConvNetConfig.from_dict({**GrConvNetConfig().to_dict(), **overrides})
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"bad --config: {exc}") from None
+    kw = _kw(epochs, batch_size, seed, val_fraction, lr, resume, max_minutes, no_augment, threads, quiet)
+    _run_training(train_grconvnet, data_dir, out_dir, {**kw, "config": overrides or None})
+
+
+def _parse_config(text: str | None) -> dict:
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise UserError(f"--config is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise UserError("--config must be a JSON object")
+    return value
+
+
+@click.command("evaluate")
+@click.option("--policy", "policy_name", required=True, type=click.Choice(["det_seg", "grconvnet"]))
+@click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False), help="rendered dataset")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="writes OUT/metrics.json")
+@click.option("--checkpoint", default=None, type=click.Path(file_okay=False), help="checkpoint dir (default: shipped)")
+@click.option("--scenes", "max_scenes", type=click.IntRange(min=1), default=None, help="evaluate the first N scenes")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="torch CPU threads")
+@click.option("--quiet", is_flag=True)
+def evaluate_grasps_command(policy_name, data_dir, out_dir, checkpoint, max_scenes, threads, quiet):
+    """Jaccard grasp accuracy (by angle / IoU), segmentation IoU, class-level accuracy and FPS of a network."""
+    from graspsim.policies.det_seg.evaluate import evaluate_grasps, format_table
+    from graspsim.policies.det_seg.train import DatasetError
+
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+    try:
+        metrics = evaluate_grasps(policy_name, data_dir, out_dir, checkpoint=checkpoint, max_scenes=max_scenes,
+                                  progress=not quiet)
+    except (DatasetError, FileNotFoundError) as exc:
+        raise UserError(str(exc)) from None
+    except ValueError as exc:  # e.g. a checkpoint of the other kind
+        raise UserError(str(exc)) from None
+    click.echo(format_table(metrics))

@@ -1,0 +1,129 @@
+"""Offline grasp-detection metrics of the det_seg / grconvnet networks on a rendered dataset.
+
+Protocol (:mod:`graspsim.grasping.metrics`, seed Sec. VI): for every scene of
+the dataset that has at least one ground-truth grasp, the network runs on the
+RGB (det_seg) or RGB-D (grconvnet) image at the dataset's resolution; its
+top-1 grasp is judged against *all* ground-truth rectangles of the image
+(``grasp_accuracy``, ``accuracy_by_angle``, ``accuracy_by_iou``). det_seg also
+gets ``seg_iou`` (mean over images of the per-image mean class IoU over the 25
+labels background + 24 products that occur) and ``class_level_accuracy``
+(OCID_grasp: per object class of the image, the best grasp whose centre lies on
+the predicted mask of that class, judged against that class's ground truth).
+grconvnet has no segmentation: both are ``null``. ``fps`` = images per second
+of the predictor (letterbox + forward + decoding, incl. the segmentation map at
+the source size), single process, the current torch thread count.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+from graspsim.fileio import atomic_write_text
+
+POLICIES = ("det_seg", "grconvnet")
+
+
+def _clean(v):
+    if isinstance(v, dict):
+        return {k: _clean(x) for k, x in v.items()}
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+def evaluate_grasps(policy_name: str, data_dir: str | Path, out_dir: str | Path, checkpoint: str | Path | None = None,
+                    max_scenes: int | None = None, progress: bool = False) -> dict:
+    """Run the network of ``policy_name`` on every scene of ``data_dir``; write ``out_dir/metrics.json``; return it.
+
+    ``checkpoint`` None = the shipped default. Raises
+    :class:`~.train.DatasetError` for a bad dataset and FileNotFoundError for a
+    missing checkpoint.
+    """
+    from graspsim.data.format import read_scene
+    from graspsim.grasping.metrics import (accuracy_by_angle, accuracy_by_iou, class_level_accuracy,
+                                           class_level_match, grasp_accuracy, segmentation_iou)
+    from graspsim.policies.det_seg.model import NUM_SEG_CLASSES
+    from graspsim.policies.det_seg.policy import _resolve_checkpoint, make_predictor
+    from graspsim.policies.det_seg.train import check_dataset, load_checkpoint
+    from graspsim.types import GraspRect
+
+    if policy_name not in POLICIES:
+        raise ValueError(f"unknown policy {policy_name!r}; choose one of {', '.join(POLICIES)}")
+    manifest, scene_dirs = check_dataset(data_dir)
+    if max_scenes is not None:
+        scene_dirs = scene_dirs[: max(0, int(max_scenes))]
+    ckpt = _resolve_checkpoint(policy_name, checkpoint)
+    predictor = make_predictor(load_checkpoint(ckpt, kind=policy_name))
+    has_seg = policy_name == "det_seg"
+
+    preds, gts, ious, per_class = [], [], [], []
+    seconds, skipped = 0.0, 0
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(scene_dirs), desc=f"evaluate {policy_name}", unit="scene", leave=False)
+    for d in scene_dirs:
+        s = read_scene(d)
+        if bar is not None:
+            bar.update(1)
+        if len(s["grasps"]) == 0:
+            skipped += 1
+            continue
+        out = predictor.predict(s["rgb"], s["depth_m"]) if not has_seg else predictor.predict(s["rgb"])
+        seconds += out["seconds"]
+        rects = [GraspRect(*r) for r in out["rects"]]
+        preds.append(rects[0] if rects else None)
+        gt = [GraspRect(*r) for r in s["grasps"]]
+        gts.append(gt)
+        if has_seg:
+            seg = out["seg"]
+            ious.append(segmentation_iou(seg, s["class_map"].astype(np.int64), NUM_SEG_CLASSES)["mean_iou"])
+            by_class: dict[int, list] = {}
+            for g, c in zip(gt, s["grasp_classes"]):
+                by_class.setdefault(int(c), []).append(g)
+            # predicted map in catalog indices (-1 background) to match grasp_classes
+            per_class.append(class_level_match(list(zip(rects, out["scores"].tolist())), seg - 1, by_class))
+    if bar is not None:
+        bar.close()
+    n = len(preds)
+    metrics = {
+        "policy": policy_name,
+        "checkpoint": str(ckpt),
+        "data": str(Path(data_dir).resolve()),
+        "suite": manifest.get("suite"),
+        "scenes": n,
+        "scenes_without_grasps": skipped,
+        "grasp_accuracy": grasp_accuracy(preds, gts) if n else None,
+        "accuracy_by_angle": accuracy_by_angle(preds, gts) if n else None,
+        "accuracy_by_iou": accuracy_by_iou(preds, gts) if n else None,
+        "seg_iou": float(np.nanmean(ious)) if (has_seg and ious and np.isfinite(ious).any()) else None,
+        "class_level_accuracy": class_level_accuracy(per_class) if has_seg else None,
+        "fps": (n / seconds) if seconds > 0 else None,
+        "resolution": None if not n else [int(s["rgb"].shape[1]), int(s["rgb"].shape[0])],
+    }
+    metrics = _clean(metrics)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n", durable=True)
+    return metrics
+
+
+def format_table(m: dict) -> str:
+    """A small text table of a metrics dict."""
+    def pct(v):
+        return "   -  " if v is None else f"{100 * v:6.2f}"
+
+    lines = [f"policy {m['policy']}  data {m['data']}  scenes {m['scenes']}",
+             f"{'grasp acc':>14} {pct(m['grasp_accuracy'])}   seg IoU {pct(m['seg_iou'])}   "
+             f"class-level {pct(m['class_level_accuracy'])}   fps {m['fps'] or 0:.1f}"]
+    if m.get("accuracy_by_angle"):
+        lines.append("angle (IoU>25%) " + "  ".join(f"{k}deg {pct(v)}" for k, v in m["accuracy_by_angle"].items()))
+    if m.get("accuracy_by_iou"):
+        lines.append("IoU (<30deg)    " + "  ".join(f"{k}% {pct(v)}" for k, v in m["accuracy_by_iou"].items()))
+    return "\n".join(lines)

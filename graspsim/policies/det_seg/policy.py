@@ -1,0 +1,262 @@
+"""Policies ``det_seg`` and ``grconvnet``, and the predictors (numpy in, numpy out) they wrap.
+
+The predictors keep the network (:mod:`.model`, :mod:`.grconvnet`) apart from
+the image handling: letterbox the camera image to the network input, run the
+network, decode, and map every rectangle back to **source image pixels**
+(:class:`~graspsim.policies.det_seg.targets.Letterbox`).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from graspsim.policies.base import PolicyError, PolicyOutput
+from graspsim.types import GraspRect, Observation
+
+TRAIN_HINT = ("train one with `graspsim train {kind} --data DIR --out CKPT` (DIR from `graspsim render`) "
+              "and pass `--policy-arg checkpoint=CKPT`")
+
+
+def default_checkpoint(kind: str) -> Path:
+    from graspsim.policies.det_seg import CHECKPOINT_ROOT
+
+    return CHECKPOINT_ROOT / kind
+
+
+def _resolve_checkpoint(kind: str, checkpoint: str | Path | None) -> Path:
+    path = Path(checkpoint) if checkpoint is not None else default_checkpoint(kind)
+    if not (path / "model.safetensors").is_file() or not (path / "metadata.json").is_file():
+        what = "the shipped default checkpoint" if checkpoint is None else "checkpoint"
+        raise FileNotFoundError(f"no {kind} {what} at {path} (model.safetensors + metadata.json); "
+                                + TRAIN_HINT.format(kind=kind))
+    return path
+
+
+def _clip_rects(rects: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Keep rectangles executable: centre inside the image, sizes at least 1 px, theta wrapped."""
+    r = np.asarray(rects, dtype=np.float64).reshape(-1, 5).copy()
+    r[:, 0] = np.clip(r[:, 0], 0, width - 1)
+    r[:, 1] = np.clip(r[:, 1], 0, height - 1)
+    r[:, 2:4] = np.maximum(r[:, 2:4], 1.0)
+    r[:, 4] = (r[:, 4] + np.pi / 2) % np.pi - np.pi / 2
+    return r
+
+
+class DetSegPredictor:
+    """Wraps a :class:`~.model.DetSegNet` (eval mode): :meth:`predict` maps an RGB image to grasps + segmentation."""
+
+    def __init__(self, net, refine: bool | None = None):
+        self.net = net.eval()
+        self.refine = refine
+
+    def predict(self, rgb: np.ndarray, with_seg: bool = True) -> dict[str, Any]:
+        """(H, W, 3) uint8 RGB -> ``rects`` (K, 5) source px best first, ``scores`` (K,),
+        ``seg`` (H, W) int64 labels (0 background, c + 1 catalog class c) or None, ``seconds``."""
+        import torch
+
+        from graspsim.policies.det_seg.model import seg_labels_from_logits
+        from graspsim.policies.det_seg.targets import Letterbox
+
+        t0 = time.perf_counter()
+        rgb = np.asarray(rgb)
+        height, width = rgb.shape[:2]
+        lb = Letterbox.for_shape(height, width, self.net.config.input_size)
+        x = torch.from_numpy(lb.image(rgb)).permute(2, 0, 1)[None].float() / 255.0
+        with torch.inference_mode():
+            out = self.net(x)
+            det = self.net.detect(out, refine=self.refine)[0]
+            seg = seg_labels_from_logits(out["seg"], lb) if with_seg else None
+        rects = _clip_rects(lb.rects_to_src(det["rects"].double().numpy()), width, height)
+        return {"rects": rects, "scores": det["scores"].double().numpy(), "seg": seg,
+                "seconds": time.perf_counter() - t0}
+
+
+class GrConvNetPredictor:
+    """Wraps a :class:`~.grconvnet.GrConvNet` (eval mode): RGB-D image -> grasps (no segmentation)."""
+
+    def __init__(self, net):
+        self.net = net.eval()
+
+    def predict(self, rgb: np.ndarray, depth_m: np.ndarray, with_seg: bool = False) -> dict[str, Any]:
+        """(H, W, 3) uint8 + (H, W) metres -> ``rects`` (K, 5) source px best first, ``scores``, ``seg`` None."""
+        import torch
+
+        from graspsim.policies.det_seg.grconvnet import decode_maps, prepare_input
+        from graspsim.policies.det_seg.targets import Letterbox
+
+        t0 = time.perf_counter()
+        cfg = self.net.config
+        rgb = np.asarray(rgb)
+        height, width = rgb.shape[:2]
+        lb = Letterbox.for_shape(height, width, cfg.input_size)
+        x = prepare_input(lb.image(rgb), lb.image(np.asarray(depth_m, dtype=np.float32), nearest=True), cfg)[None]
+        with torch.inference_mode():
+            out = self.net(x)
+        maps = {k: v[0, 0].numpy() for k, v in out.items()}
+        valid = lb.image(np.ones((height, width), np.uint8), nearest=True).astype(bool)
+        rects, scores = decode_maps(maps, cfg, valid)
+        rects = _clip_rects(lb.rects_to_src(rects), width, height)
+        return {"rects": rects, "scores": scores, "seg": None, "seconds": time.perf_counter() - t0}
+
+
+def make_predictor(model):
+    """The predictor for a loaded network (det_seg or GR-ConvNet)."""
+    from graspsim.policies.det_seg.grconvnet import GrConvNet
+
+    return GrConvNetPredictor(model) if isinstance(model, GrConvNet) else DetSegPredictor(model)
+
+
+def target_class_index(obs: Observation) -> int:
+    """Catalog index of the class to pick: ``obs.target_class`` or, failing that, a class named in the instruction."""
+    from graspsim.assets.catalog import CATALOG, class_index
+
+    if obs.target_class:
+        try:
+            return class_index(obs.target_class)
+        except KeyError:
+            pass
+    text = " " + re.sub(r"[^a-z0-9]+", " ", (obs.instruction or "").lower()) + " "
+    best = None
+    for c in CATALOG:  # the longest matching name wins ("water bottle" over "bottle")
+        for name in {c.display_name.lower(), c.name.replace("_", " ")}:
+            key = " " + re.sub(r"[^a-z0-9]+", " ", name).strip() + " "
+            if key in text and (best is None or len(key) > best[0]):
+                best = (len(key), c.index)
+    if best is None:
+        raise PolicyError(f"cannot tell the target class from target_class={obs.target_class!r} "
+                          f"and instruction={obs.instruction!r}")
+    return best[1]
+
+
+def _rect(row: np.ndarray) -> GraspRect:
+    return GraspRect(*(float(v) for v in row))
+
+
+def _on_mask(rects: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """(K,) bool: the centre pixel (rounded half up) of each rectangle lies on ``mask``."""
+    h, w = mask.shape
+    cols = np.clip(np.floor(rects[:, 0] + 0.5).astype(int), 0, w - 1)
+    rows = np.clip(np.floor(rects[:, 1] + 0.5).astype(int), 0, h - 1)
+    return mask[rows, cols]
+
+
+def _set_threads(num_threads: int | None) -> None:
+    if num_threads is not None:
+        import torch
+
+        torch.set_num_threads(int(num_threads))
+
+
+class DetSegPolicy:
+    """det_seg: grasps from the detection branch, assigned to the target through the segmentation.
+
+    As the seed does on OCID_grasp: the chosen grasp is the best-scoring one
+    whose centre pixel lies on the *predicted* mask of the target class. If no
+    detected grasp lands there, the policy plans on that predicted mask with
+    :func:`graspsim.grasping.mask_grasps.object_grasps` (``info["fallback"] =
+    True``); if the target class is nowhere in the predicted segmentation it
+    raises :class:`PolicyError`. ``PolicyOutput.mask`` is the predicted target mask.
+
+    ``checkpoint``: a directory written by ``graspsim train det_seg`` (None: the
+    shipped default in ``graspsim/policies/det_seg/checkpoints/det_seg/``).
+    ``refine``: None = as trained; False switches the refinement head off.
+    """
+
+    name: ClassVar[str] = "det_seg"
+    needs_privileged: ClassVar[bool] = False
+
+    def __init__(self, checkpoint: str | None = None, refine: bool | None = None, num_threads: int | None = None,
+                 max_candidates: int = 10):
+        from graspsim.policies.det_seg.train import load_checkpoint
+
+        _set_threads(num_threads)
+        path = _resolve_checkpoint("det_seg", checkpoint)
+        self.checkpoint = str(path)
+        self.predictor = DetSegPredictor(load_checkpoint(path, kind="det_seg"),
+                                         refine=None if refine is None else _as_bool(refine))
+        self.max_candidates = int(max_candidates)
+
+    def reset(self, rng: np.random.Generator) -> None:
+        pass  # deterministic
+
+    def act(self, obs: Observation) -> PolicyOutput:
+        cls = target_class_index(obs)
+        height, width = np.asarray(obs.rgb).shape[:2]
+        pred = self.predictor.predict(obs.rgb)
+        mask = pred["seg"] == cls + 1
+        info: dict[str, Any] = {"target_class_index": cls, "mask_px": int(mask.sum()),
+                                "detections": int(len(pred["rects"])), "net_ms": round(1000 * pred["seconds"], 1)}
+        if not mask.any():
+            raise PolicyError(f"det_seg: the predicted segmentation shows no pixel of class {cls} ({obs.target_class!r})")
+        on = _on_mask(pred["rects"], mask) if len(pred["rects"]) else np.zeros(0, bool)
+        if on.any():
+            idx = np.nonzero(on)[0]
+            rects = [_rect(pred["rects"][i]) for i in idx]
+            info.update(fallback=False, score=round(float(pred["scores"][idx[0]]), 4), on_target=int(len(idx)))
+            rect = rects[0]
+            candidates = rects[1 : 1 + self.max_candidates]
+        else:
+            from graspsim.grasping.mask_grasps import object_grasps
+
+            grasps = object_grasps(mask, obs.depth_m, obs.camera, obs.scene_kind, obs.approach_world)
+            if not grasps:
+                raise PolicyError("det_seg: no detected grasp on the predicted target mask and no grasp planned on it")
+            info.update(fallback=True, score=round(float(grasps[0].score), 4), on_target=0)
+            rect = grasps[0].rect
+            candidates = [g.rect for g in grasps[1 : 1 + self.max_candidates]]
+        rect.validate(width, height)
+        return PolicyOutput(rect=rect, candidates=candidates, mask=mask, info=info)
+
+
+class GrConvNetPolicy:
+    """grconvnet: the best grasp of a GR-ConvNet-style network, whatever object it is on.
+
+    GR-ConvNet has no segmentation, so it cannot tell which product a grasp
+    belongs to: the policy ignores the instruction and returns the
+    highest-quality grasp in the image (``PolicyOutput.mask`` is None). This is
+    the class-agnostic baseline; its pick success on a named target is expected
+    to be low in cluttered scenes.
+    """
+
+    name: ClassVar[str] = "grconvnet"
+    needs_privileged: ClassVar[bool] = False
+
+    def __init__(self, checkpoint: str | None = None, num_threads: int | None = None, max_candidates: int = 10):
+        from graspsim.policies.det_seg.train import load_checkpoint
+
+        _set_threads(num_threads)
+        path = _resolve_checkpoint("grconvnet", checkpoint)
+        self.checkpoint = str(path)
+        self.predictor = GrConvNetPredictor(load_checkpoint(path, kind="grconvnet"))
+        self.max_candidates = int(max_candidates)
+
+    def reset(self, rng: np.random.Generator) -> None:
+        pass
+
+    def act(self, obs: Observation) -> PolicyOutput:
+        height, width = np.asarray(obs.rgb).shape[:2]
+        pred = self.predictor.predict(obs.rgb, obs.depth_m)
+        if len(pred["rects"]) == 0:
+            raise PolicyError("grconvnet: no grasp found")
+        rects = [_rect(r) for r in pred["rects"]]
+        rect = rects[0]
+        rect.validate(width, height)
+        info = {"score": round(float(pred["scores"][0]), 4), "detections": len(rects),
+                "net_ms": round(1000 * pred["seconds"], 1), "class_agnostic": True}
+        return PolicyOutput(rect=rect, candidates=rects[1 : 1 + self.max_candidates], info=info)
+
+
+def _as_bool(value) -> bool:
+    if isinstance(value, str):
+        v = value.strip().lower()
+        if v in {"1", "true", "yes", "on"}:
+            return True
+        if v in {"0", "false", "no", "off"}:
+            return False
+        raise ValueError(f"expected a boolean, got {value!r}")
+    return bool(value)

@@ -1,0 +1,341 @@
+"""det_seg / grconvnet: target encoding, tiny training runs, policies, evaluation and CLI errors.
+
+One tiny dataset (2 tabletop-train scenes at 160x120, TinyRenderer) is rendered
+per module and tiny networks are trained on it, so the whole file runs in well
+under a minute on 2 CPU cores.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+safetensors = pytest.importorskip("safetensors")
+
+from graspsim.policies.det_seg import targets as T  # noqa: E402
+
+TINY_DET = dict(input_size=160, stem_channels=8, channels=[12, 16, 16, 16], depths=[0, 1, 0, 0], fpn_channels=16,
+                det_head_channels=16, det_head_convs=1, seg_channels=8, refine_hidden=32, refine_crop=8)
+TINY_GR = dict(input_size=96, channels=[8, 16, 16], num_residual=1)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    from graspsim.data.render import render_dataset
+
+    out = tmp_path_factory.mktemp("detseg-data") / "ds"
+    render_dataset("tabletop-train", 2, out, width=160, height=120, renderer="tiny", progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def det_ckpt(dataset, tmp_path_factory) -> Path:
+    """A tiny det_seg overfitted on the 2 scenes (segmentation good enough to find the target class)."""
+    from graspsim.policies.det_seg.train import train_det_seg
+
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("detseg-ckpt") / "det"
+    train_det_seg(dataset, out, epochs=40, batch_size=2, seed=0, val_fraction=0.0, config=dict(TINY_DET),
+                  progress=False, augment_data=False, lr=1e-2)
+    return out
+
+
+@pytest.fixture(scope="module")
+def gr_ckpt(dataset, tmp_path_factory) -> Path:
+    from graspsim.policies.det_seg.train import train_grconvnet
+
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("detseg-ckpt") / "gr"
+    train_grconvnet(dataset, out, epochs=3, batch_size=2, seed=0, val_fraction=0.0, config=dict(TINY_GR),
+                    progress=False)
+    return out
+
+
+def _rects(n: int, rng: np.random.Generator, size: int) -> np.ndarray:
+    return np.stack([rng.uniform(20, size - 20, n), rng.uniform(20, size - 20, n), rng.uniform(10, 40, n),
+                     rng.uniform(5, 12, n), rng.uniform(-math.pi / 2, math.pi / 2, n)], axis=1)
+
+
+# --------------------------------------------------------------------------- encoding round trips (no rendering)
+
+
+def test_letterbox_round_trip_and_layout():
+    lb = T.Letterbox.for_shape(480, 640, 320)
+    assert (lb.scale, lb.pad_x, lb.pad_y, lb.inner_wh) == (0.5, 0, 40, (320, 240))
+    r = _rects(20, np.random.default_rng(0), 400)
+    np.testing.assert_allclose(lb.rects_to_src(lb.rects_to_net(r)), r, atol=1e-9)
+    img = lb.image(np.full((480, 640, 3), 200, np.uint8))
+    assert img.shape == (320, 320, 3) and img[:40].max() == 0 and img[40:280].min() == 200
+
+
+def test_orientation_bins_and_box_round_trip():
+    rng = np.random.default_rng(1)
+    theta = rng.uniform(-math.pi / 2, math.pi / 2, 500)
+    back = T.bin_to_angle(T.angle_to_bin(theta))
+    err = np.abs((back - theta + math.pi / 2) % math.pi - math.pi / 2)
+    assert err.max() <= math.radians(5) + 1e-9  # within half a 10-degree bin
+    assert T.angle_to_bin(np.array([-math.pi / 2, math.pi / 2 - 1e-9])).tolist() == [0, 17]
+
+    size, strides, scale = 160, [8, 16], 4.0
+    r = _rects(6, rng, size)
+    for level, tg in enumerate(T.encode_det_targets(r, None, size, strides, scale)):
+        ax, ay = T.anchor_centres(size, strides[level])
+        pos = tg["gt"] >= 0
+        if not pos.any():
+            continue
+        dec = T.decode_box(tg["reg"][pos], ax[pos], ay[pos], scale * strides[level], T.bin_to_angle(tg["cls"][pos]))
+        gt = r[tg["gt"][pos]]
+        np.testing.assert_allclose(dec[:, :4], gt[:, :4], atol=1e-3)  # centre and size: exact (float32)
+        d = np.abs((dec[:, 4] - gt[:, 4] + math.pi / 2) % math.pi - math.pi / 2)
+        assert d.max() <= math.radians(5) + 1e-6
+        assert (tg["cls"][~pos] == T.NUM_BINS).all()
+
+
+def test_network_decoding_matches_targets():
+    """Perfect logits / corrections built from the targets decode back to the ground truth through the net."""
+    from graspsim.policies.det_seg.model import DetSegConfig, DetSegNet
+
+    cfg = DetSegConfig(**{**TINY_DET, "channels": tuple(TINY_DET["channels"]), "depths": tuple(TINY_DET["depths"])})
+    net = DetSegNet(cfg)
+    r = _rects(4, np.random.default_rng(2), cfg.input_size)
+    tg = T.encode_det_targets(r, None, cfg.input_size, cfg.det_strides, cfg.anchor_scale)[0]
+    h, w = tg["cls"].shape
+    logits = torch.full((1, cfg.num_bins + 1, h, w), -10.0)
+    logits[0, torch.from_numpy(tg["cls"]), torch.arange(h)[:, None], torch.arange(w)[None, :]] = 10.0
+    reg = torch.zeros(1, cfg.num_bins, 4, h, w)
+    pos = np.argwhere(tg["gt"] >= 0)
+    for i, j in pos:
+        reg[0, tg["cls"][i, j], :, i, j] = torch.from_numpy(tg["reg"][i, j])
+    rects, scores, bins = net.dense_grasps({"cls": [logits], "reg": [reg.view(1, -1, h, w)]})
+    flat = torch.from_numpy(pos[:, 0] * w + pos[:, 1])
+    got = rects[0, flat].double().numpy()
+    want = r[tg["gt"][pos[:, 0], pos[:, 1]]]
+    np.testing.assert_allclose(got[:, :4], want[:, :4], atol=1e-2)
+    d = np.abs((got[:, 4] - want[:, 4] + math.pi / 2) % math.pi - math.pi / 2)
+    assert d.max() <= math.radians(5) + 1e-5
+
+
+def test_refinement_targets_round_trip():
+    from graspsim.policies.det_seg.model import apply_refinement_torch, encode_refinement_torch
+
+    rng = np.random.default_rng(3)
+    p, g = _rects(50, rng, 300), _rects(50, rng, 300)
+    t = T.encode_refinement(p, g)
+    assert np.all(np.abs(t[:, 4]) <= 0.5)
+    back = T.apply_refinement(p, t)
+    np.testing.assert_allclose(back[:, :4], g[:, :4], atol=1e-9)
+    assert np.allclose(np.abs((back[:, 4] - g[:, 4] + math.pi / 2) % math.pi - math.pi / 2), 0, atol=1e-9)
+    tt = encode_refinement_torch(torch.from_numpy(p), torch.from_numpy(g))
+    np.testing.assert_allclose(tt.numpy(), t, atol=1e-9)
+    np.testing.assert_allclose(apply_refinement_torch(torch.from_numpy(p), tt).numpy()[:, :4], g[:, :4], atol=1e-9)
+
+
+def test_grconvnet_maps_round_trip():
+    from graspsim.policies.det_seg.grconvnet import GrConvNetConfig, decode_maps
+
+    cfg = GrConvNetConfig(input_size=96, blur_sigma=2.0, finger_px=6.0)
+    rect = np.array([[40.0, 50.0, 30.0, 6.0, math.radians(35)]])
+    maps = T.encode_grconvnet_maps(rect, None, 96, cfg.width_scale)
+    assert 0 < maps["quality"].sum() < 30 * 6 / 3 + 15  # only the central third
+    got, scores = decode_maps(maps, cfg)
+    assert math.hypot(got[0, 0] - 40, got[0, 1] - 50) <= 1.5  # the smoothed peak sits at the centre
+    assert abs(got[0, 2] - 30) < 1e-4 and abs(math.degrees(got[0, 4]) - 35) < 1e-3 and got[0, 3] == 6.0
+    assert 0.5 < scores[0] <= 1.0
+
+
+# --------------------------------------------------------------------------- training
+
+
+def _weights(path: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(str(path / "model.safetensors"))
+
+
+def test_tiny_model_loss_falls(dataset):
+    from graspsim.policies.det_seg.model import DetSegConfig
+    from graspsim.policies.det_seg.train import _DetSegTask, load_samples, check_dataset
+
+    _, dirs = check_dataset(dataset)
+    samples = load_samples(dirs, 160, with_depth=False)
+    task = _DetSegTask(DetSegConfig.from_dict(dict(TINY_DET)))
+    torch.manual_seed(0)
+    net = task.build().train()
+    batch = task.batch([(s.rgb, s.seg, None, s.rects, s.quality) for s in samples])
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(8):
+        parts = task.loss(net, batch)
+        opt.zero_grad()
+        parts["total"].backward()
+        opt.step()
+        losses.append(float(parts["total"].detach()))
+    assert all(math.isfinite(v) for v in losses)
+    assert losses[-1] < 0.8 * losses[0], losses
+
+
+def test_training_is_deterministic_and_resumable(dataset, tmp_path):
+    from graspsim.policies.det_seg.train import train_det_seg
+
+    kw = dict(batch_size=1, seed=7, val_fraction=0.0, config=dict(TINY_DET), progress=False)
+    a = train_det_seg(dataset, tmp_path / "a", epochs=2, **kw)
+    train_det_seg(dataset, tmp_path / "b", epochs=2, **kw)
+    wa, wb = _weights(tmp_path / "a"), _weights(tmp_path / "b")
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)  # same seed -> same weights
+    assert a["finished"] and a["epochs_done"] == 2 and a["model"] == "det_seg"
+    meta = json.loads((tmp_path / "a" / "metadata.json").read_text())
+    assert meta["data"]["suite"] == "tabletop-train" and meta["data"]["scenes"] == 2 and meta["seed"] == 7
+    assert set(meta["val_metrics"]) >= {"grasp_accuracy", "seg_iou"}
+
+    # a run stopped after epoch 1 (as a kill between epochs would leave it), then resumed: same weights as "a"
+    c1 = train_det_seg(dataset, tmp_path / "c", epochs=2, max_minutes=1e-6, **kw)
+    assert c1["epochs_done"] == 1 and c1["stopped_early"] and not c1["finished"]
+    with pytest.raises(FileExistsError):
+        train_det_seg(dataset, tmp_path / "c", epochs=2, **kw)
+    c = train_det_seg(dataset, tmp_path / "c", epochs=2, resume=True, **kw)
+    assert c["epochs_done"] == 2 and c["finished"]
+    assert len(json.loads((tmp_path / "c" / "history.json").read_text())) == 2
+    wc = _weights(tmp_path / "c")
+    assert all(torch.equal(wa[k], wc[k]) for k in wa)
+    assert not any(p.name.endswith(".tmp") for p in (tmp_path / "c").iterdir())
+
+
+def test_load_checkpoint_errors(tmp_path):
+    from graspsim.policies.det_seg.train import load_checkpoint
+
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_checkpoint(tmp_path / "nope")
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / "metadata.json").write_text("{}")
+    with pytest.raises(FileNotFoundError, match=r"half.*model\.safetensors"):
+        load_checkpoint(tmp_path / "half")
+
+
+# --------------------------------------------------------------------------- policies and evaluation
+
+
+def _observation(dataset: Path, target: str | None = None):
+    from graspsim.assets.catalog import CATALOG
+    from graspsim.data.format import iter_scene_dirs, read_scene
+    from graspsim.types import CameraModel, Observation
+
+    s = read_scene(iter_scene_dirs(dataset)[0])
+    ids, counts = np.unique(s["class_map"][s["class_map"] > 0], return_counts=True)
+    cls = CATALOG[int(ids[np.argmax(counts)]) - 1]
+    h, w = s["rgb"].shape[:2]
+    cam = CameraModel(K=s["K"], width=w, height=h, T_world_camera=s["T_world_camera"])
+    return Observation(rgb=s["rgb"], depth_m=s["depth_m"], camera=cam, instruction=f"pick the {cls.display_name}",
+                       target_class=cls.name if target is None else target, scene_kind="tabletop",
+                       approach_world=np.asarray(s["meta"]["approach_world"], dtype=np.float64)), cls
+
+
+def test_policies_return_valid_rects(dataset, det_ckpt, gr_ckpt):
+    from graspsim.policies.det_seg.policy import DetSegPolicy, GrConvNetPolicy, target_class_index
+
+    obs, cls = _observation(dataset)
+    det = DetSegPolicy(checkpoint=str(det_ckpt))
+    det.reset(np.random.default_rng(0))
+    out = det.act(obs)
+    out.rect.validate(obs.camera.width, obs.camera.height)
+    assert out.mask is not None and out.mask.shape == obs.depth_m.shape and out.mask.any()
+    json.dumps(out.info)
+    # the target can also come from the instruction alone
+    obs2, _ = _observation(dataset, target="")
+    assert target_class_index(obs2) == cls.index
+
+    gr = GrConvNetPolicy(checkpoint=str(gr_ckpt))
+    out = gr.act(obs)
+    out.rect.validate(obs.camera.width, obs.camera.height)
+    assert out.mask is None and out.info["class_agnostic"]
+    json.dumps(out.info)
+
+
+def test_missing_default_checkpoint_says_how_to_train():
+    from graspsim.policies.det_seg.policy import DetSegPolicy, default_checkpoint
+
+    if (default_checkpoint("det_seg") / "model.safetensors").exists():
+        pytest.skip("a default checkpoint is shipped")
+    with pytest.raises(FileNotFoundError, match="graspsim train det_seg --data DIR --out CKPT"):
+        DetSegPolicy()
+
+
+def test_evaluate_writes_metrics(dataset, det_ckpt, gr_ckpt, tmp_path):
+    from graspsim.policies.det_seg.evaluate import evaluate_grasps
+
+    m = evaluate_grasps("det_seg", dataset, tmp_path / "ev", checkpoint=det_ckpt)
+    disk = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert disk == json.loads(json.dumps(m))
+    for key in ("grasp_accuracy", "accuracy_by_angle", "accuracy_by_iou", "seg_iou", "class_level_accuracy", "fps",
+                "policy", "data", "scenes"):
+        assert key in disk
+    assert disk["scenes"] == 2 and disk["policy"] == "det_seg"
+    assert set(disk["accuracy_by_angle"]) == {"30", "25", "20", "15", "10", "5"}
+    assert set(disk["accuracy_by_iou"]) == {"25", "30", "35"}
+    for v in [disk["grasp_accuracy"], disk["seg_iou"], disk["class_level_accuracy"],
+              *disk["accuracy_by_angle"].values(), *disk["accuracy_by_iou"].values()]:
+        assert 0.0 <= v <= 1.0
+    assert disk["accuracy_by_angle"]["5"] <= disk["accuracy_by_angle"]["30"] == disk["grasp_accuracy"]
+    assert disk["seg_iou"] > 0.3 and disk["fps"] > 0  # the overfitted tiny net segments its training scenes
+
+    g = evaluate_grasps("grconvnet", dataset, tmp_path / "ev2", checkpoint=gr_ckpt, max_scenes=1)
+    assert g["scenes"] == 1 and g["seg_iou"] is None and g["class_level_accuracy"] is None
+    assert 0.0 <= g["grasp_accuracy"] <= 1.0
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def _one_line_error(result) -> str:
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    lines = [line for line in result.output.strip().splitlines() if line.strip()]
+    assert len(lines) == 1, result.output
+    return lines[0]
+
+
+def test_cli_user_errors_are_one_liners(dataset, det_ckpt, tmp_path):
+    from click.testing import CliRunner
+
+    from graspsim.policies.det_seg.cli import evaluate_grasps_command, train_det_seg_command, train_grconvnet_command
+
+    runner = CliRunner()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    no_scenes = tmp_path / "no-scenes"
+    no_scenes.mkdir()
+    (no_scenes / "manifest.json").write_text(json.dumps({"format_version": 1, "suite": "tabletop-train"}))
+    cases = [
+        (train_det_seg_command, ["--data", str(tmp_path / "missing"), "--out", str(tmp_path / "o1")], "does not exist"),
+        (train_det_seg_command, ["--data", str(empty), "--out", str(tmp_path / "o2")], "not a rendered dataset"),
+        (train_grconvnet_command, ["--data", str(no_scenes), "--out", str(tmp_path / "o3")], "no complete scene"),
+        (train_det_seg_command, ["--data", str(dataset), "--out", str(det_ckpt), "--quiet"], "--resume"),
+        (train_det_seg_command, ["--data", str(dataset), "--out", str(tmp_path / "o4"), "--config", "{bad"], "JSON"),
+        (evaluate_grasps_command, ["--policy", "det_seg", "--data", str(dataset), "--out", str(tmp_path / "e"),
+                                   "--checkpoint", str(tmp_path / "nockpt")], "graspsim train det_seg"),
+        (evaluate_grasps_command, ["--policy", "grconvnet", "--data", str(empty), "--out", str(tmp_path / "e2")],
+         "not a rendered dataset"),
+    ]
+    for cmd, args, needle in cases:
+        line = _one_line_error(runner.invoke(cmd, args))
+        assert needle in line, line
+
+
+def test_cli_evaluate_runs(dataset, det_ckpt, tmp_path):
+    from click.testing import CliRunner
+
+    from graspsim.policies.det_seg.cli import evaluate_grasps_command
+
+    res = CliRunner().invoke(evaluate_grasps_command, ["--policy", "det_seg", "--data", str(dataset), "--out",
+                                                       str(tmp_path / "e"), "--checkpoint", str(det_ckpt), "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert "grasp acc" in res.output and (tmp_path / "e" / "metrics.json").is_file()
