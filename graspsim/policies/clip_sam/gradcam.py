@@ -55,11 +55,20 @@ def _patch_size(model) -> int:
     return int(ps[0] if isinstance(ps, (tuple, list)) else ps)
 
 
-def _score(model, pixel_values: torch.Tensor, input_ids: torch.Tensor, attention_mask=None) -> torch.Tensor:
-    """Scalar ``logit_scale.exp() * cos(image, text)`` for batch element 0 (differentiable)."""
-    out = model(input_ids=input_ids, pixel_values=pixel_values, attention_mask=attention_mask)
-    # logits_per_image = logit_scale.exp() * normalised image_embeds @ normalised text_embeds.T
-    return out.logits_per_image[0, 0]
+def _score(model, pixel_values: torch.Tensor, input_ids: torch.Tensor | None, attention_mask=None,
+           text_embeds: torch.Tensor | None = None) -> torch.Tensor:
+    """Scalar ``logit_scale.exp() * cos(image, text)`` for batch element 0 (differentiable).
+
+    ``text_embeds`` (1, P): a text embedding in CLIP's joint space computed elsewhere (e.g. by an
+    aligned sentence encoder) used instead of running CLIP's text model on ``input_ids``.
+    """
+    if text_embeds is None:
+        out = model(input_ids=input_ids, pixel_values=pixel_values, attention_mask=attention_mask)
+        # logits_per_image = logit_scale.exp() * normalised image_embeds @ normalised text_embeds.T
+        return out.logits_per_image[0, 0]
+    image = model.visual_projection(model.vision_model(pixel_values=pixel_values).pooler_output)
+    cos = torch.nn.functional.cosine_similarity(image[0], text_embeds.reshape(-1).to(image.dtype), dim=0)
+    return model.logit_scale.exp() * cos
 
 
 def similarity(model, pixel_values: torch.Tensor, input_ids: torch.Tensor, attention_mask=None) -> float:
@@ -76,6 +85,7 @@ def clip_gradcam(
     layer: int = -1,
     site: str = "input",
     method: str = "gradcam",
+    text_embeds: torch.Tensor | None = None,
 ) -> np.ndarray:
     """Grad-CAM map ``(h, w)`` float32 in ``[0, 1]`` on the patch grid of ``pixel_values``.
 
@@ -106,7 +116,7 @@ def clip_gradcam(
     try:
         with torch.enable_grad():
             pv = pixel_values.detach().clone().requires_grad_(True)
-            score = _score(model, pv, input_ids, attention_mask)
+            score = _score(model, pv, input_ids, attention_mask, text_embeds)
             act = captured.get("act")
             if act is None:
                 raise RuntimeError("Grad-CAM hook did not fire: is this a transformers CLIPModel?")

@@ -22,6 +22,10 @@ Stages (each timed, milliseconds in :attr:`PipelineResult.stage_ms`):
    wrong global peak (a similar-looking neighbour) costs a candidate, not the
    pick.
 
+The instruction's text embedding comes from CLIP's text model, or from the
+aligned all-MiniLM-L6-v2 sentence encoder (:mod:`.minilm`) when CLIP's
+tokenizer does not know its words (``text_encoder="auto"``).
+
 Works with the shipped sim-trained models and with real ones (any CLIPModel +
 tokenizer, any SamModel, official ``.pth`` SAM checkpoints): see
 :func:`~.policy.load_models`.
@@ -37,11 +41,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from graspsim.policies.clip_sam import vocab
 from graspsim.policies.clip_sam.gradcam import clip_gradcam, part_steered_text, upsample_cam
+from graspsim.policies.clip_sam.minilm import has_unknown_words
 from graspsim.policies.clip_sam.embed import class_text_embeddings, image_embeddings, text_embeddings
 from graspsim.policies.clip_sam.prompts import PROMPT_MODES, Prompt, make_prompts, multi_points
-from graspsim.policies.clip_sam.segment import WindowMask, segment_window
+from graspsim.policies.clip_sam.segment import WindowMask, segment_windows
 from graspsim.policies.clip_sam.train_data import CLIP_MEAN, CLIP_STD, ZOOM_EXTENT_M, crop_box, normalise, squash
 from graspsim.policies.clip_sam.windows import crop, depth_at, paste, side_from_depth, centred_window
 
@@ -78,21 +82,23 @@ def largest_component_at(mask: np.ndarray, points_xy: np.ndarray) -> np.ndarray:
 
 
 ATTENTION_METHODS = ("gradcam", "hirescam", "similarity")
+TEXT_ENCODERS = ("clip", "minilm", "auto")
 
 
 @torch.no_grad()
-def patch_similarity(model, pixel_values: torch.Tensor, input_ids, attention_mask=None) -> np.ndarray:
+def patch_similarity(model, pixel_values: torch.Tensor, text_embeds: torch.Tensor) -> np.ndarray:
     """Dense image-text similarity (MaskCLIP-style): cosine of every patch token, through CLIP's
-    post-LayerNorm and visual projection, with the text embedding; ``(h, w)`` min-max scaled to [0, 1]."""
+    post-LayerNorm and visual projection, with the text embedding ``(1, P)``; ``(h, w)`` min-max scaled to [0, 1]."""
     _, patches = image_embeddings(model, pixel_values, with_patches=True)
-    text = F.normalize(model.text_projection(model.text_model(input_ids=input_ids,
-                                                              attention_mask=attention_mask).pooler_output), dim=-1)
-    sim = (patches[0] @ text[0]).float().numpy()
+    sims = (patches @ F.normalize(text_embeds, dim=-1).reshape(-1)).float().numpy()  # (B, N)
     ps = model.config.vision_config.patch_size
     ps = int(ps[0] if isinstance(ps, (tuple, list)) else ps)
-    sim = sim.reshape(pixel_values.shape[-2] // ps, pixel_values.shape[-1] // ps)
-    lo, hi = float(sim.min()), float(sim.max())
-    return ((sim - lo) / (hi - lo)).astype(np.float32) if hi > lo else np.zeros_like(sim, dtype=np.float32)
+    out = []
+    for sim in sims:
+        sim = sim.reshape(pixel_values.shape[-2] // ps, pixel_values.shape[-1] // ps)
+        lo, hi = float(sim.min()), float(sim.max())
+        out.append(((sim - lo) / (hi - lo)).astype(np.float32) if hi > lo else np.zeros_like(sim, dtype=np.float32))
+    return out[0] if pixel_values.shape[0] == 1 else out
 
 
 @dataclass
@@ -117,7 +123,8 @@ class ClipSamPipeline:
     def __init__(self, clip_model, tokenizer, sam_model, cam_layer: int = -1, zoom: bool = True,
                  zoom_extent_m: float = ZOOM_EXTENT_M, threshold: float = 0.5, k_points: int = 3,
                  n_negative: int = 0, n_candidates: int = 3, verify: bool = True, crop_size: int | None = None,
-                 cam_method: str = "gradcam"):
+                 cam_method: str = "gradcam", aligned_text=None, text_encoder: str = "auto",
+                 escalate_below: float = 0.5):
         self.clip = clip_model.eval()
         self.tokenizer = tokenizer
         self.sam = sam_model.eval()
@@ -132,46 +139,93 @@ class ClipSamPipeline:
         self.n_negative = int(n_negative)
         self.n_candidates = max(1, int(n_candidates)) if verify else 1
         self.verify = bool(verify)
+        self.escalate_below = float(escalate_below)
         self.clip_size = int(clip_model.config.vision_config.image_size)
         self.crop_size = int(crop_size or self.clip_size)
         self._class_text = None
+        if text_encoder not in TEXT_ENCODERS:
+            raise ValueError(f"unknown text encoder {text_encoder!r}; valid: {', '.join(TEXT_ENCODERS)}")
+        if text_encoder == "minilm" and aligned_text is None:
+            raise ValueError("text_encoder='minilm' needs the aligned MiniLM text side (aligned_text)")
+        self.aligned_text = aligned_text
+        self.text_encoder = text_encoder
+        self.last_text_encoder = "clip"
 
     # -- CLIP ---------------------------------------------------------------
 
-    def _cam(self, rgb_square: np.ndarray, ids, mask) -> np.ndarray:
+    def text_embedding(self, text: str) -> torch.Tensor:
+        """(1, P) normalised embedding of ``text`` in CLIP's joint space: CLIP's text model, or the aligned
+        MiniLM sentence encoder (``text_encoder="minilm"``, or ``"auto"`` when CLIP's tokenizer does not
+        know a word of ``text`` and MiniLM is loaded)."""
+        use_minilm = self.aligned_text is not None and (
+            self.text_encoder == "minilm"
+            or (self.text_encoder == "auto" and has_unknown_words(self.tokenizer, text)))
+        with torch.no_grad():
+            if use_minilm:
+                self.last_text_encoder = "minilm"
+                return self.aligned_text.embed([text])
+            self.last_text_encoder = "clip"
+            return text_embeddings(self.clip, self.tokenizer, [text])
+
+    def _cam(self, rgb_square: np.ndarray, text_embeds: torch.Tensor) -> np.ndarray:
         x = torch.from_numpy(normalise(rgb_square, CLIP_MEAN, CLIP_STD))[None]
         if self.cam_method == "similarity":
-            return patch_similarity(self.clip, x, ids, mask)
-        return clip_gradcam(self.clip, x, ids, mask, layer=self.cam_layer, method=self.cam_method)
+            return patch_similarity(self.clip, x, text_embeds)
+        return clip_gradcam(self.clip, x, None, layer=self.cam_layer, method=self.cam_method, text_embeds=text_embeds)
 
-    def global_attention(self, rgb: np.ndarray, ids, mask) -> np.ndarray:
-        """Grad-CAM on the whole frame squashed to CLIP's input, at image resolution (H, W)."""
-        return upsample_cam(self._cam(squash(rgb, self.clip_size), ids, mask), rgb.shape[:2])
+    def global_attention(self, rgb: np.ndarray, text_embeds: torch.Tensor) -> np.ndarray:
+        """The attention map of the whole frame squashed to CLIP's input, at image resolution (H, W)."""
+        return upsample_cam(self._cam(squash(rgb, self.clip_size), text_embeds), rgb.shape[:2])
 
-    def zoom_attention(self, rgb: np.ndarray, depth_m: np.ndarray, K: np.ndarray, ids, mask, xy: np.ndarray):
-        """``(attention (H, W), window)``: Grad-CAM on the depth-sized window centred on ``xy``, pasted back."""
+    def zoom_window(self, rgb: np.ndarray, depth_m: np.ndarray, K: np.ndarray, xy: np.ndarray):
+        """The square window of ``zoom_extent_m`` physical side (from depth) centred on ``xy``."""
         h, w = rgb.shape[:2]
         side = side_from_depth(self.zoom_extent_m, float(K[0, 0]), depth_at(depth_m, xy),
                                default_px=0.5 * max(h, w), max_px=max(h, w))
-        window = centred_window(float(xy[0]), float(xy[1]), side)
-        zcam = self._cam(crop(rgb, window, self.clip_size), ids, mask)
-        zoomed = paste(upsample_cam(zcam, (self.clip_size, self.clip_size)), window, (h, w))
-        return np.clip(zoomed / max(float(zoomed.max()), 1e-12), 0.0, 1.0).astype(np.float32), window
+        return centred_window(float(xy[0]), float(xy[1]), side)
 
-    def propose(self, rgb: np.ndarray, depth_m: np.ndarray, K: np.ndarray, text: str) -> list[Candidate]:
-        """The CLIP stage: up to ``n_candidates`` attention hypotheses, strongest global peak first."""
-        ids, mask = vocab.tokenize(self.tokenizer, [text])
-        att = self.global_attention(rgb, ids, mask)
-        peaks = multi_points(att, k=self.n_candidates, min_value=0.3)
+    def _paste(self, cam: np.ndarray, window, hw) -> np.ndarray:
+        zoomed = paste(upsample_cam(cam, (self.clip_size, self.clip_size)), window, hw)
+        return np.clip(zoomed / max(float(zoomed.max()), 1e-12), 0.0, 1.0).astype(np.float32)
+
+    def zoom_attention(self, rgb: np.ndarray, depth_m: np.ndarray, K: np.ndarray, text_embeds: torch.Tensor,
+                       xy: np.ndarray):
+        """``(attention (H, W), window)``: the attention map of the window centred on ``xy``, pasted back."""
+        window = self.zoom_window(rgb, depth_m, K, xy)
+        return self._paste(self._cam(crop(rgb, window, self.clip_size), text_embeds), window, rgb.shape[:2]), window
+
+    def global_peaks(self, rgb: np.ndarray, text: str, k: int):
+        """``(text embedding, global attention (H, W), up to k peaks (n, 2) xy, strongest first)``."""
+        temb = self.text_embedding(text)
+        att = self.global_attention(rgb, temb)
+        return temb, att, multi_points(att, k=k, min_value=0.3)
+
+    def zoom_candidates(self, rgb: np.ndarray, depth_m: np.ndarray, K: np.ndarray, temb: torch.Tensor,
+                        att: np.ndarray, peaks: np.ndarray) -> list[Candidate]:
+        """One :class:`Candidate` per peak: the attention of the depth-sized window around it."""
+        if len(peaks) == 0:
+            return []
+        if not self.zoom or att.max() <= 0:
+            return [Candidate(att, xy, None) for xy in peaks]
+        windows = [self.zoom_window(rgb, depth_m, K, xy) for xy in peaks]
+        if self.cam_method == "similarity":  # forward only: all windows in one batch
+            x = torch.from_numpy(np.stack([normalise(crop(rgb, win, self.clip_size), CLIP_MEAN, CLIP_STD)
+                                           for win in windows]))
+            cams = patch_similarity(self.clip, x, temb)
+            cams = [cams] if len(windows) == 1 else cams
+        else:  # Grad-CAM needs one backward pass per window
+            cams = [self._cam(crop(rgb, win, self.clip_size), temb) for win in windows]
         out = []
-        for xy in peaks:
-            if self.zoom and att.max() > 0:
-                zatt, window = self.zoom_attention(rgb, depth_m, K, ids, mask, xy)
-                if zatt.max() > 0:
-                    out.append(Candidate(zatt, xy, window))
-                    continue
-            out.append(Candidate(att, xy, None))
+        for xy, win, cam in zip(peaks, windows, cams):
+            zatt = self._paste(cam, win, rgb.shape[:2])
+            out.append(Candidate(zatt, xy, win) if zatt.max() > 0 else Candidate(att, xy, None))
         return out
+
+    def propose(self, rgb: np.ndarray, depth_m: np.ndarray, K: np.ndarray, text: str,
+                k: int | None = None) -> list[Candidate]:
+        """The CLIP stage: up to ``k`` (default ``n_candidates``) attention hypotheses, strongest peak first."""
+        temb, att, peaks = self.global_peaks(rgb, text, k or self.n_candidates)
+        return self.zoom_candidates(rgb, depth_m, K, temb, att, peaks)
 
     def class_text(self) -> torch.Tensor:
         if self._class_text is None:
@@ -182,8 +236,7 @@ class ClipSamPipeline:
     @torch.no_grad()
     def text_class(self, text: str) -> int:
         """The catalog class whose prompt-ensemble text embedding is closest to ``text``'s."""
-        t = text_embeddings(self.clip, self.tokenizer, [text])
-        return int((t @ self.class_text().T).argmax())
+        return int((self.text_embedding(text) @ self.class_text().T).argmax())
 
     @torch.no_grad()
     def crop_probs(self, rgb: np.ndarray, masks: list[np.ndarray]) -> np.ndarray:
@@ -221,41 +274,70 @@ class ClipSamPipeline:
         box = None if p.box is None else p.box + np.tile(offset, 2)
         return Prompt(p.mode, p.points + offset, p.labels, box)
 
-    def segment(self, rgb: np.ndarray, depth_m: np.ndarray, K: np.ndarray, prompt: Prompt) -> WindowMask:
-        wm = segment_window(self.sam, rgb, depth_m, K, prompt)
-        anchors = prompt.points[prompt.labels == 1] if prompt.points.shape[0] else np.zeros((0, 2))
-        if prompt.box is not None:
-            b = prompt.box
-            anchors = np.concatenate([anchors, [[(b[0] + b[2]) / 2, (b[1] + b[3]) / 2]]], axis=0)
-        wm.mask = largest_component_at(wm.mask, anchors)
-        return wm
+    def segment(self, rgb: np.ndarray, depth_m: np.ndarray, K: np.ndarray, prompts: list[Prompt]) -> list[WindowMask]:
+        """SAM for every prompt (one batched call); each mask reduced to its component at the prompt."""
+        out = segment_windows(self.sam, rgb, depth_m, K, prompts)
+        for wm, prompt in zip(out, prompts):
+            anchors = prompt.points[prompt.labels == 1] if prompt.points.shape[0] else np.zeros((0, 2))
+            if prompt.box is not None:
+                b = prompt.box
+                anchors = np.concatenate([anchors, [[(b[0] + b[2]) / 2, (b[1] + b[3]) / 2]]], axis=0)
+            wm.mask = largest_component_at(wm.mask, anchors)
+        return out
 
     # -- all ----------------------------------------------------------------
 
     def run(self, rgb: np.ndarray, depth_m: np.ndarray, K: np.ndarray, instruction: str, mode: str,
             candidates: list[Candidate] | None = None) -> PipelineResult:
-        """All stages for one prompt ``mode``; pass ``candidates`` (from :meth:`propose`) to reuse the CLIP stage."""
+        """All stages for one prompt ``mode``; pass ``candidates`` (from :meth:`propose`) to reuse the CLIP stage.
+
+        With verification, when no candidate's crop looks like the named product
+        (best probability < ``escalate_below``), the next ``n_candidates`` peaks
+        of the global map are tried too (once).
+        """
         if mode not in PROMPT_MODES:
             raise ValueError(f"unknown prompt mode {mode!r}; valid modes: {', '.join(PROMPT_MODES)}")
         rgb = np.ascontiguousarray(np.asarray(rgb)[..., :3])
         text = part_steered_text(instruction)
+        stage = {"clip": 0.0, "prompt": 0.0, "sam": 0.0, "verify": 0.0}
         t0 = time.perf_counter()
+        rest = np.zeros((0, 2))
         if candidates is None:
-            candidates = self.propose(rgb, depth_m, K, text)
-        t1 = time.perf_counter()
-        prompts = [self.prompt(c.attention, mode, c.window) for c in candidates]
-        t2 = time.perf_counter()
-        masks = [self.segment(rgb, depth_m, K, p) for p in prompts]
-        t3 = time.perf_counter()
+            n = self.n_candidates
+            temb, att, peaks = self.global_peaks(rgb, text, 2 * n if self.verify else 1)
+            candidates, rest = self.zoom_candidates(rgb, depth_m, K, temb, att, peaks[:n]), peaks[n:]
+        stage["clip"] += (time.perf_counter() - t0) * 1e3
+        candidates = list(candidates)
+        prompts: list[Prompt] = []
+        masks: list[WindowMask] = []
+        probs = np.zeros(0)
+        target = self.text_class(text) if self.verify else None
+        batch = candidates
+        while True:
+            t1 = time.perf_counter()
+            new_prompts = [self.prompt(c.attention, mode, c.window) for c in batch]
+            t2 = time.perf_counter()
+            new_masks = self.segment(rgb, depth_m, K, new_prompts)
+            t3 = time.perf_counter()
+            prompts += new_prompts
+            masks += new_masks
+            if self.verify and len(candidates) > 1 or (self.verify and len(rest)):
+                probs = np.concatenate([probs, self.crop_probs(rgb, [m.mask for m in new_masks])[:, target]])
+            t4 = time.perf_counter()
+            stage["prompt"] += (t2 - t1) * 1e3
+            stage["sam"] += (t3 - t2) * 1e3
+            stage["verify"] += (t4 - t3) * 1e3
+            if not (self.verify and len(rest) and probs.size and probs.max() < self.escalate_below):
+                break
+            t5 = time.perf_counter()
+            batch = self.zoom_candidates(rgb, depth_m, K, temb, att, rest)
+            candidates += batch
+            rest = np.zeros((0, 2))
+            stage["clip"] += (time.perf_counter() - t5) * 1e3
         best, target_prob = 0, float("nan")
-        if self.verify and len(masks) > 1:
-            target = self.text_class(text)
-            probs = self.crop_probs(rgb, [m.mask for m in masks])[:, target]
+        if probs.size:
             best = int(np.argmax(probs))
             target_prob = float(probs[best])
-        t4 = time.perf_counter()
-        stage = {"clip": (t1 - t0) * 1e3, "prompt": (t2 - t1) * 1e3, "sam": (t3 - t2) * 1e3,
-                 "verify": (t4 - t3) * 1e3}
         c, wm = candidates[best], masks[best]
         return PipelineResult(attention=c.attention, prompt=prompts[best], mask=wm.mask, sam_score=wm.score,
                               text=text, stage_ms=stage, zoom_window=c.window, candidate=best,

@@ -128,7 +128,9 @@ class ClipSamPolicy:
     Grad-CAM reads), ``cam_method`` (``gradcam`` / ``hirescam``), ``n_negative``
     (negative points), ``verify`` and ``n_candidates`` (follow that many
     attention peaks and keep the mask CLIP classifies as the named product; see
-    :mod:`.pipeline`), ``threads`` (torch threads; None leaves torch's default),
+    :mod:`.pipeline`), ``text_encoder`` (``clip``, ``minilm`` = the aligned
+    all-MiniLM-L6-v2 sentence encoder of :mod:`.minilm`, ``auto`` = MiniLM for
+    instructions with words CLIP's tokenizer does not know, when installed), ``threads`` (torch threads; None leaves torch's default),
     plus the grasp planner's settings.
     """
 
@@ -138,7 +140,7 @@ class ClipSamPolicy:
     def __init__(self, clip: str | None = None, sam: str | None = None, prompt_mode: str = DEFAULT_PROMPT_MODE,
                  zoom: bool = True, cam_layer: int = -1, cam_method: str = DEFAULT_ATTENTION, n_negative: int = 0,
                  k_points: int = 3, threshold: float = 0.5, verify: bool = True, n_candidates: int = 3,
-                 threads: int | None = None, gripper: GripperSpec | None = None,
+                 text_encoder: str = "auto", threads: int | None = None, gripper: GripperSpec | None = None,
                  grasp_depth_m: float = 0.025, margin_m: float = 0.012, max_candidates: int = 10):
         from graspsim.policies.clip_sam.prompts import PROMPT_MODES
 
@@ -152,11 +154,17 @@ class ClipSamPolicy:
         from graspsim.policies.clip_sam.pipeline import ClipSamPipeline
 
         clip_model, tokenizer, sam_model = load_models(clip, sam)
+        aligned = None
+        from graspsim.policies.clip_sam import minilm
+
+        if text_encoder == "minilm" or (text_encoder == "auto" and minilm.available()):
+            aligned = minilm.AlignedText(clip_model, tokenizer)  # raises MiniLMUnavailableError if missing
         self.models = {"clip": str(clip or "sim"), "sam": str(sam or "sim")}
         self.pipeline = ClipSamPipeline(clip_model, tokenizer, sam_model, cam_layer=int(cam_layer), zoom=zoom,
                                         threshold=float(threshold), k_points=int(k_points),
                                         n_negative=int(n_negative), n_candidates=int(n_candidates), verify=verify,
-                                        crop_size=_crop_size(clip_model), cam_method=str(cam_method))
+                                        crop_size=_crop_size(clip_model), cam_method=str(cam_method),
+                                        aligned_text=aligned, text_encoder=text_encoder)
         self.prompt_mode = prompt_mode
         self.gripper = gripper or GripperSpec()
         self.grasp_depth_m = float(grasp_depth_m)
@@ -174,6 +182,7 @@ class ClipSamPolicy:
         info: dict[str, Any] = {"prompt_mode": self.prompt_mode, "sam_score": round(result.sam_score, 4),
                                 "mask_px": int(result.mask.sum()), "text": result.text,
                                 "candidate": result.candidate, "n_candidates": result.n_candidates,
+                                "text_encoder": self.pipeline.last_text_encoder,
                                 "target_prob": None if np.isnan(result.target_prob) else round(result.target_prob, 4),
                                 **{f"{k}_ms": round(v, 1) for k, v in result.stage_ms.items()}}
         if not result.mask.any():

@@ -59,6 +59,51 @@ def _inputs(model, rgb: np.ndarray, window, prompt: Prompt) -> dict[str, torch.T
 
 
 @torch.no_grad()
+def segment_windows(model, rgb: np.ndarray, depth_m: np.ndarray, K: np.ndarray,
+                    prompts: list[Prompt]) -> list[WindowMask]:
+    """:func:`segment_window` for several prompts in ONE batched SAM call (one window per prompt).
+
+    Point lists of different lengths are padded with SAM's padding label (-10,
+    ignored by the prompt encoder); prompts must agree on having a box or not
+    (a mode's prompts always do).
+    """
+    if not prompts:
+        return []
+    if len({p.box is None for p in prompts}) > 1:
+        return [segment_window(model, rgb, depth_m, K, p) for p in prompts]
+    h, w = rgb.shape[:2]
+    size = sam_input_size(model)
+    windows = [prompt_window(p, depth_m, K) for p in prompts]
+    pixels = np.stack([normalise(crop(rgb, win, size), SAM_MEAN, SAM_STD) for win in windows])
+    inputs: dict[str, torch.Tensor] = {"pixel_values": torch.from_numpy(pixels)}
+    n_pts = max(p.points.shape[0] for p in prompts)
+    if n_pts:
+        pts = np.zeros((len(prompts), n_pts, 2), dtype=np.float32)
+        labels = np.full((len(prompts), n_pts), -10, dtype=np.int64)
+        for i, (p, win) in enumerate(zip(prompts, windows)):
+            k = p.points.shape[0]
+            if k:
+                pts[i, :k] = to_window(p.points, win, size)
+                labels[i, :k] = p.labels
+        inputs["input_points"] = torch.from_numpy(pts)[:, None]
+        inputs["input_labels"] = torch.from_numpy(labels)[:, None]
+    if prompts[0].box is not None:
+        boxes = np.stack([box_to_window(p.box, win, size) for p, win in zip(prompts, windows)]).astype(np.float32)
+        inputs["input_boxes"] = torch.from_numpy(boxes)[:, None]
+    device = next(model.parameters()).device
+    out = model(**{k: v.to(device) for k, v in inputs.items()}, multimask_output=True)
+    results = []
+    for i, win in enumerate(windows):
+        iou = out.iou_scores[i, 0].float()
+        best = int(torch.argmax(iou))
+        low = out.pred_masks[i, 0, best].float().cpu().numpy()
+        logits = paste(low, win, (h, w))
+        inside = paste(np.ones_like(low), win, (h, w)) > 0.5
+        results.append(WindowMask(mask=(logits > 0.0) & inside, score=float(iou[best]), window=win))
+    return results
+
+
+@torch.no_grad()
 def segment_window(model, rgb: np.ndarray, depth_m: np.ndarray, K: np.ndarray, prompt: Prompt,
                    window: tuple[float, float, float] | None = None) -> WindowMask:
     """SAM's best mask (highest predicted IoU of its 3) for ``prompt``, segmented in its window.
