@@ -88,14 +88,16 @@ def train_clip_command(data, out_dir, epochs, steps_per_epoch, lr, seed, init, r
 @click.option("--batch-size", default=16, show_default=True, type=click.IntRange(min=1))
 @click.option("--width", default=128, show_default=True, type=click.IntRange(min=16), help="ViT width.")
 @click.option("--layers", default=4, show_default=True, type=click.IntRange(min=2), help="ViT layers.")
+@click.option("--hard-boxes", is_flag=True,
+              help="Also train on boxes like CLIP attention gives: part of the product, or over its neighbours.")
 def train_sam_command(data, out_dir, epochs, steps_per_epoch, lr, seed, init, resume, max_minutes, threads,
-                      no_progress, batch_size, width, layers):
+                      no_progress, batch_size, width, layers, hard_boxes):
     """Train a small SAM (or fine-tune --init) on rendered product masks with point and box prompts."""
     from graspsim.policies.clip_sam.train_sam import train_sam
 
     _run("sam", train_sam, data, out_dir, resume, epochs=epochs, steps_per_epoch=steps_per_epoch, lr=lr, seed=seed,
          init=init, max_minutes=max_minutes, threads=threads, progress=not no_progress, batch_size=batch_size,
-         width=width, layers=layers)
+         width=width, layers=layers, hard_boxes=hard_boxes)
 
 
 @click.command("masks")

@@ -151,6 +151,7 @@ def train_clip(data_dirs: list[str | Path], out_dir: str | Path, *, epochs: int 
         from transformers import AutoTokenizer
 
         model, _ = load_clip(init)
+        model = model.float()  # checkpoints are stored in float16; train in float32
         tokenizer = AutoTokenizer.from_pretrained(init)
     else:
         tokenizer = vocab.build_tokenizer()

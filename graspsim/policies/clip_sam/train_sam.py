@@ -68,12 +68,12 @@ def _dice(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return 1.0 - num / den
 
 
-def _step_fn(model, bank: SceneBank, batch_size: int):
+def _step_fn(model, bank: SceneBank, batch_size: int, hard_boxes: bool = False):
     m = mask_size(model)
 
     def step(rng: np.random.Generator) -> dict[str, torch.Tensor]:
         mode = "point" if rng.random() < 0.5 else "box"
-        b = sam_batch(bank, rng, batch_size, mode, IMAGE_SIZE, m)
+        b = sam_batch(bank, rng, batch_size, mode, IMAGE_SIZE, m, hard_boxes=hard_boxes)
         inputs: dict[str, torch.Tensor] = {"pixel_values": torch.from_numpy(b["pixels"])}
         labels = torch.from_numpy(b["labels"])
         if mode == "point" or bool((labels != -10).any()):
@@ -131,7 +131,7 @@ def train_sam(data_dirs: list[str | Path], out_dir: str | Path, *, epochs: int =
               lr: float = 1e-3, seed: int = 0, batch_size: int = 16, width: int = 128, layers: int = 4,
               channels: int = 96, init: str | None = None, resume: bool = False, max_minutes: float | None = None,
               threads: int | None = None, val_instances: int = 150, progress: bool = True,
-              log=print) -> dict[str, Any]:
+              hard_boxes: bool = False, log=print) -> dict[str, Any]:
     """Train (or fine-tune, ``init``) a SAM on rendered datasets; writes a loadable model dir to ``out_dir``."""
     import graspsim
     from transformers import SamModel
@@ -143,6 +143,7 @@ def train_sam(data_dirs: list[str | Path], out_dir: str | Path, *, epochs: int =
         from graspsim.policies.clip_sam.models import load_sam
 
         model, _ = load_sam(init)
+        model = model.float()  # checkpoints are stored in float16; train in float32
     else:
         model = SamModel(sim_sam_config(width=width, layers=layers, channels=channels))
     if int(model.config.vision_config.image_size) != IMAGE_SIZE:
@@ -152,15 +153,15 @@ def train_sam(data_dirs: list[str | Path], out_dir: str | Path, *, epochs: int =
                      threads=threads, warmup_steps=min(100, max(1, epochs * steps_per_epoch // 10)))
     identity = {"kind": "sam", "data": [str(Path(d).resolve()) for d in data_dirs], "seed": seed, "lr": lr,
                 "epochs": epochs, "steps_per_epoch": steps_per_epoch, "batch_size": batch_size, "width": width,
-                "layers": layers, "channels": channels, "init": init}
-    result = run_loop(model, [], Path(out_dir), cfg, identity, _step_fn(model, train_bank, batch_size),
+                "layers": layers, "channels": channels, "init": init, "hard_boxes": hard_boxes}
+    result = run_loop(model, [], Path(out_dir), cfg, identity, _step_fn(model, train_bank, batch_size, hard_boxes),
                       lambda: validate_sam(model, val_bank, val_instances), resume, progress, log)
     final = result["history"][-1] if result["history"] else {}
     metadata = {
         "kind": "sam", "graspsim_version": graspsim.__version__, "seed": seed, "init": init,
         "data": train_bank.sources, "val_scenes": len(val_bank), "train_scenes": len(train_bank),
         "steps": result["steps"], "epochs": result["epochs_done"], "wall_s": round(result["wall_s"], 1),
-        "stopped_early": result["stopped_early"], "batch_size": batch_size, "lr": lr,
+        "stopped_early": result["stopped_early"], "batch_size": batch_size, "lr": lr, "hard_boxes": hard_boxes,
         "preprocess": {"image_size": IMAGE_SIZE, "windows": "see graspsim/policies/clip_sam/segment.py"},
         "metrics": {k: v for k, v in final.items() if not k.startswith("train_")},
         "history": result["history"],
