@@ -260,13 +260,15 @@ def test_policies_return_valid_rects(dataset, det_ckpt, gr_ckpt):
     json.dumps(out.info)
 
 
-def test_missing_default_checkpoint_says_how_to_train():
-    from graspsim.policies.det_seg.policy import DetSegPolicy, default_checkpoint
+def test_missing_default_checkpoint_says_how_to_train(monkeypatch, tmp_path):
+    import graspsim.policies.det_seg as det_seg_pkg
+    from graspsim.policies.det_seg.policy import DetSegPolicy, GrConvNetPolicy
 
-    if (default_checkpoint("det_seg") / "model.safetensors").exists():
-        pytest.skip("a default checkpoint is shipped")
+    monkeypatch.setattr(det_seg_pkg, "CHECKPOINT_ROOT", tmp_path / "no-checkpoints")  # as on a broken install
     with pytest.raises(FileNotFoundError, match="graspsim train det_seg --data DIR --out CKPT"):
         DetSegPolicy()
+    with pytest.raises(FileNotFoundError, match="graspsim train grconvnet --data DIR --out CKPT"):
+        GrConvNetPolicy()
 
 
 def test_evaluate_writes_metrics(dataset, det_ckpt, gr_ckpt, tmp_path):
@@ -339,3 +341,26 @@ def test_cli_evaluate_runs(dataset, det_ckpt, tmp_path):
                                                        str(tmp_path / "e"), "--checkpoint", str(det_ckpt), "--quiet"])
     assert res.exit_code == 0, res.output
     assert "grasp acc" in res.output and (tmp_path / "e" / "metrics.json").is_file()
+
+
+def test_shipped_det_seg_checkpoint_gives_valid_grasps():
+    """The shipped det_seg checkpoint loads offline and returns a valid rectangle on a shelf-test scene."""
+    from graspsim.envs.pick_env import PickEnv
+    from graspsim.policies.det_seg.policy import DetSegPolicy, default_checkpoint
+
+    if not (default_checkpoint("det_seg") / "model.safetensors").exists():
+        pytest.skip("no det_seg checkpoint shipped")
+    meta = json.loads((default_checkpoint("det_seg") / "metadata.json").read_text())
+    assert meta["seed"] == 0 and meta["data"]
+    env = PickEnv(kind="shelf")
+    try:
+        obs, info = env.reset(seed=1_000_000)
+        o = env.policy_observation(obs, info)
+    finally:
+        env.close()
+    policy = DetSegPolicy()
+    policy.reset(np.random.default_rng(0))
+    out = policy.act(o)
+    out.rect.validate(o.camera.width, o.camera.height)
+    assert out.mask is not None and out.mask.shape == o.depth_m.shape
+    assert policy.act(o).rect == out.rect  # deterministic

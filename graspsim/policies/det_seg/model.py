@@ -45,7 +45,7 @@ torch is imported at module import: import this module only where the network is
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import numpy as np
