@@ -18,17 +18,18 @@ trainer stores the median finger size of the training grasps there).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from graspsim.policies.det_seg.config_io import DictConfig
+
 
 @dataclass
-class GrConvNetConfig:
+class GrConvNetConfig(DictConfig):
     """Sizes and decoding settings of :class:`GrConvNet` (JSON-able)."""
 
     input_size: int = 224
@@ -42,18 +43,6 @@ class GrConvNetConfig:
     min_distance: int = 4
     quality_threshold: float = 0.2
     max_detections: int = 20
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "GrConvNetConfig":
-        names = {f.name for f in fields(cls)}
-        unknown = set(data) - names
-        if unknown:
-            raise ValueError(f"unknown GrConvNetConfig keys: {sorted(unknown)}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
 
     @property
     def in_channels(self) -> int:

@@ -45,7 +45,7 @@ torch is imported at module import: import this module only where the network is
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -53,13 +53,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from graspsim.policies.det_seg.config_io import DictConfig
+
 from graspsim.policies.det_seg import targets as T
 
 NUM_SEG_CLASSES = 25  # background + the 24 catalog classes (label = catalog index + 1)
 
 
 @dataclass
-class DetSegConfig:
+class DetSegConfig(DictConfig):
     """Sizes and loss settings of :class:`DetSegNet` (JSON-able via :meth:`to_dict` / :meth:`from_dict`)."""
 
     input_size: int = 320
@@ -93,19 +95,6 @@ class DetSegConfig:
     nms_radius: float = 4.0  # network px: candidates closer than this ...
     nms_angle_deg: float = 15.0  # ... and with angles closer than this are duplicates
     max_detections: int = 50
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "DetSegConfig":
-        names = {f.name for f in fields(cls)}
-        unknown = set(data) - names
-        if unknown:
-            raise ValueError(f"unknown DetSegConfig keys: {sorted(unknown)}")
-        kw = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
-        return cls(**kw)
 
     @property
     def det_strides(self) -> list[int]:

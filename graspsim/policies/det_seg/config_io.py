@@ -1,0 +1,22 @@
+"""JSON round trip for the networks' config dataclasses (tuples stored as lists, unknown keys refused)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, fields
+from typing import Any
+
+
+class DictConfig:
+    """Mixin for a ``@dataclass`` config: ``to_dict`` (JSON-ready) and ``from_dict`` (strict)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]):
+        names = {f.name for f in fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise ValueError(f"unknown {cls.__name__} keys: {sorted(unknown)}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
