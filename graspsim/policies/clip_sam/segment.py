@@ -46,21 +46,9 @@ def sam_input_size(model) -> int:
     return int(model.config.vision_config.image_size)
 
 
-def _inputs(model, rgb: np.ndarray, window, prompt: Prompt) -> dict[str, torch.Tensor]:
-    size = sam_input_size(model)
-    pixels = normalise(crop(rgb, window, size), SAM_MEAN, SAM_STD)
-    inputs = {"pixel_values": torch.from_numpy(pixels)[None]}
-    if prompt.points.shape[0]:
-        inputs["input_points"] = torch.from_numpy(to_window(prompt.points, window, size)).float().reshape(1, 1, -1, 2)
-        inputs["input_labels"] = torch.from_numpy(prompt.labels).long().reshape(1, 1, -1)
-    if prompt.box is not None:
-        inputs["input_boxes"] = torch.from_numpy(box_to_window(prompt.box, window, size)).float().reshape(1, 1, 4)
-    return inputs
-
-
 @torch.no_grad()
-def segment_windows(model, rgb: np.ndarray, depth_m: np.ndarray, K: np.ndarray,
-                    prompts: list[Prompt]) -> list[WindowMask]:
+def segment_windows(model, rgb: np.ndarray, depth_m: np.ndarray, K: np.ndarray, prompts: list[Prompt],
+                    windows: list[tuple[float, float, float]] | None = None) -> list[WindowMask]:
     """:func:`segment_window` for several prompts in ONE batched SAM call (one window per prompt).
 
     Point lists of different lengths are padded with SAM's padding label (-10,
@@ -69,11 +57,11 @@ def segment_windows(model, rgb: np.ndarray, depth_m: np.ndarray, K: np.ndarray,
     """
     if not prompts:
         return []
+    windows = windows or [prompt_window(p, depth_m, K) for p in prompts]
     if len({p.box is None for p in prompts}) > 1:
-        return [segment_window(model, rgb, depth_m, K, p) for p in prompts]
+        return [segment_windows(model, rgb, depth_m, K, [p], [win])[0] for p, win in zip(prompts, windows)]
     h, w = rgb.shape[:2]
     size = sam_input_size(model)
-    windows = [prompt_window(p, depth_m, K) for p in prompts]
     pixels = np.stack([normalise(crop(rgb, win, size), SAM_MEAN, SAM_STD) for win in windows])
     inputs: dict[str, torch.Tensor] = {"pixel_values": torch.from_numpy(pixels)}
     n_pts = max(p.points.shape[0] for p in prompts)
@@ -103,23 +91,11 @@ def segment_windows(model, rgb: np.ndarray, depth_m: np.ndarray, K: np.ndarray,
     return results
 
 
-@torch.no_grad()
 def segment_window(model, rgb: np.ndarray, depth_m: np.ndarray, K: np.ndarray, prompt: Prompt,
                    window: tuple[float, float, float] | None = None) -> WindowMask:
     """SAM's best mask (highest predicted IoU of its 3) for ``prompt``, segmented in its window.
 
     ``rgb`` (H, W, 3) uint8; ``depth_m`` (H, W) metres (sizes point windows); ``K`` 3x3;
-    prompt coordinates in image pixels (x, y).
+    prompt coordinates in image pixels (x, y); ``window`` overrides :func:`prompt_window`.
     """
-    h, w = rgb.shape[:2]
-    window = window or prompt_window(prompt, depth_m, K)
-    device = next(model.parameters()).device
-    inputs = {k: v.to(device) for k, v in _inputs(model, rgb, window, prompt).items()}
-    out = model(**inputs, multimask_output=True)
-    iou = out.iou_scores[0, 0].float()
-    best = int(torch.argmax(iou))
-    low = out.pred_masks[0, 0, best].float().cpu().numpy()  # (m, m) logits over the window
-    logits = paste(low, window, (h, w))
-    # outside the window paste() gives 0 logits: never part of the mask
-    inside = paste(np.ones_like(low), window, (h, w)) > 0.5
-    return WindowMask(mask=(logits > 0.0) & inside, score=float(iou[best]), window=window)
+    return segment_windows(model, rgb, depth_m, K, [prompt], None if window is None else [window])[0]
