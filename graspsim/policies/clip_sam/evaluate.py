@@ -54,20 +54,6 @@ def majority_is_target(mask: np.ndarray, class_seg: np.ndarray, target: int) -> 
     return int(vals[np.argmax(counts)]) == target
 
 
-def _crop_logits(policy, rgb: np.ndarray, box: np.ndarray, crop_size: int) -> np.ndarray:
-    import torch
-
-    from graspsim.policies.clip_sam.embed import image_embeddings
-    from graspsim.policies.clip_sam.train_data import CLIP_MEAN, CLIP_STD, crop_box, normalise
-    from graspsim.policies.clip_sam.windows import crop
-
-    pipe = policy.pipeline
-    x = normalise(crop(rgb, crop_box(box), crop_size), CLIP_MEAN, CLIP_STD)
-    with torch.no_grad():
-        emb, _ = image_embeddings(pipe.clip, torch.from_numpy(x)[None], with_patches=False)
-    return (emb @ pipe.class_text().T)[0].numpy()
-
-
 def evaluate_masks(suite: str, out_dir: str | Path, episodes: int = 100, seed: int = 0, clip: str | None = None,
                    sam: str | None = None, zoom: bool = True, cam_layer: int = -1, verify: bool = True,
                    cam_method: str | None = None,
@@ -108,7 +94,6 @@ def evaluate_masks(suite: str, out_dir: str | Path, episodes: int = 100, seed: i
 
     policy = ClipSamPolicy(clip=clip, sam=sam, zoom=zoom, cam_layer=cam_layer, threads=threads, verify=verify,
                            **({} if cam_method is None else {"cam_method": cam_method}))
-    crop_size = policy.pipeline.crop_size
     env = PickEnv(kind=suite_obj.kind, variant_split=suite_obj.variant_split, width=width, height=height,
                   renderer=renderer, privileged=True)
     bar = None
@@ -126,7 +111,7 @@ def evaluate_masks(suite: str, out_dir: str | Path, episodes: int = 100, seed: i
                 except SceneUnavailableError as exc:
                     row = {"scene_seed": s, "skipped": str(exc)}
                 else:
-                    row = _score_scene(policy, env.policy_observation(obs_dict, info), s, crop_size)
+                    row = _score_scene(policy, env.policy_observation(obs_dict, info), s)
                 fh.write(json.dumps(row) + "\n")
                 fh.flush()
                 done[s] = row
@@ -147,7 +132,7 @@ def evaluate_masks(suite: str, out_dir: str | Path, episodes: int = 100, seed: i
     return metrics
 
 
-def _score_scene(policy, obs, scene_seed: int, crop_size: int) -> dict[str, Any]:
+def _score_scene(policy, obs, scene_seed: int) -> dict[str, Any]:
     from graspsim.assets.catalog import class_index
 
     pipe = policy.pipeline
@@ -161,7 +146,7 @@ def _score_scene(policy, obs, scene_seed: int, crop_size: int) -> dict[str, Any]
     inst = (instance_seg == ids[int(np.argmax(counts))]) & tmask
     ys, xs = np.nonzero(inst)
     box = np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], dtype=np.float64)
-    logits = _crop_logits(policy, obs.rgb, box, crop_size)
+    logits = pipe.box_logits(np.ascontiguousarray(obs.rgb[..., :3]), [box])[0]
     rank = int((logits > logits[target]).sum())
     row.update(clip_rank=rank)
     # attention once, then every prompt mode

@@ -249,21 +249,28 @@ class ClipSamPipeline:
         return int((self.text_embedding(text) @ self.class_text().T).argmax())
 
     @torch.no_grad()
+    def box_logits(self, rgb: np.ndarray, boxes: list[np.ndarray]) -> np.ndarray:
+        """(len(boxes), 24) CLIP logits (``logit_scale`` x cosine) of a crop around each box (x0, y0, x1, y1)
+        against the catalog's class texts."""
+        if not boxes:
+            return np.zeros((0, self.class_text().shape[0]), dtype=np.float32)
+        xs = [normalise(crop(rgb, crop_box(np.asarray(b, dtype=np.float64)), self.crop_size), CLIP_MEAN, CLIP_STD)
+              for b in boxes]
+        emb, _ = image_embeddings(self.clip, torch.from_numpy(np.stack(xs)), with_patches=False)
+        scale = self.clip.logit_scale.exp().clamp(max=100.0)
+        return (scale * emb @ self.class_text().T).numpy()
+
+    @torch.no_grad()
     def crop_probs(self, rgb: np.ndarray, masks: list[np.ndarray]) -> np.ndarray:
         """(len(masks), 24) class probabilities of a crop around each mask's box (zeros for empty masks)."""
         probs = np.zeros((len(masks), self.class_text().shape[0]), dtype=np.float32)
-        xs, idx = [], []
-        for i, m in enumerate(masks):
-            if not m.any():
-                continue
-            ys, cols = np.nonzero(m)
-            box = np.array([cols.min(), ys.min(), cols.max() + 1, ys.max() + 1], dtype=np.float64)
-            xs.append(normalise(crop(rgb, crop_box(box), self.crop_size), CLIP_MEAN, CLIP_STD))
-            idx.append(i)
-        if xs:
-            emb, _ = image_embeddings(self.clip, torch.from_numpy(np.stack(xs)), with_patches=False)
-            scale = self.clip.logit_scale.exp().clamp(max=100.0)
-            probs[idx] = torch.softmax(scale * emb @ self.class_text().T, dim=-1).numpy()
+        idx = [i for i, m in enumerate(masks) if m.any()]
+        boxes = []
+        for i in idx:
+            ys, cols = np.nonzero(masks[i])
+            boxes.append(np.array([cols.min(), ys.min(), cols.max() + 1, ys.max() + 1], dtype=np.float64))
+        if idx:
+            probs[idx] = torch.softmax(torch.from_numpy(self.box_logits(rgb, boxes)), dim=-1).numpy()
         return probs
 
     # -- prompts and SAM ----------------------------------------------------

@@ -33,8 +33,8 @@ import torch.nn.functional as F
 
 from graspsim.policies.clip_sam import vocab
 from graspsim.policies.clip_sam.embed import class_text_embeddings, image_embeddings, text_embeddings
-from graspsim.policies.clip_sam.train_data import N_CLASSES, SceneBank, clip_batch, clip_image_sample, \
-    clip_crop_sample
+from graspsim.policies.clip_sam.train_data import (CLIP_MEAN, CLIP_STD, N_CLASSES, SceneBank, clip_batch,
+                                                   clip_crop_sample, clip_image_sample)
 from graspsim.policies.clip_sam.train_loop import LoopConfig, finish, run_loop
 
 IMAGE_SIZE = 224
@@ -178,10 +178,8 @@ def train_clip(data_dirs: list[str | Path], out_dir: str | Path, *, epochs: int 
         "data": train_bank.sources, "val_scenes": len(val_bank), "train_scenes": len(train_bank),
         "steps": result["steps"], "epochs": result["epochs_done"], "wall_s": round(result["wall_s"], 1),
         "stopped_early": result["stopped_early"], "batch": sizes, "lr": lr,
-        "preprocess": {"image_size": IMAGE_SIZE, "crop_size": CROP_SIZE, "mean": [float(v) for v in
-                       __import__("graspsim.policies.clip_sam.train_data", fromlist=["CLIP_MEAN"]).CLIP_MEAN],
-                       "std": [float(v) for v in __import__("graspsim.policies.clip_sam.train_data",
-                                                            fromlist=["CLIP_STD"]).CLIP_STD],
+        "preprocess": {"image_size": IMAGE_SIZE, "crop_size": CROP_SIZE, "mean": [float(v) for v in CLIP_MEAN],
+                       "std": [float(v) for v in CLIP_STD],
                        "full_frame": "squashed to image_size x image_size"},
         "metrics": {k: v for k, v in final.items() if not k.startswith("train_")},
         "history": result["history"],

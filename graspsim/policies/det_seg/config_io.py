@@ -20,3 +20,10 @@ class DictConfig:
         if unknown:
             raise ValueError(f"unknown {cls.__name__} keys: {sorted(unknown)}")
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+    @classmethod
+    def coerce(cls, value):
+        """``value`` as a config: None -> the defaults, a dict -> :meth:`from_dict`, a config -> itself."""
+        if value is None:
+            return cls()
+        return cls.from_dict(value) if isinstance(value, dict) else value

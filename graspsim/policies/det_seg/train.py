@@ -166,9 +166,7 @@ class _DetSegTask:
     def __init__(self, config):
         from graspsim.policies.det_seg.model import DetSegConfig
 
-        self.config = config if config is not None else DetSegConfig()
-        if isinstance(self.config, dict):
-            self.config = DetSegConfig.from_dict(self.config)
+        self.config = DetSegConfig.coerce(config)
 
     def build(self):
         from graspsim.policies.det_seg.model import DetSegNet
@@ -210,9 +208,7 @@ class _GrConvTask:
     def __init__(self, config):
         from graspsim.policies.det_seg.grconvnet import GrConvNetConfig
 
-        self.config = config if config is not None else GrConvNetConfig()
-        if isinstance(self.config, dict):
-            self.config = GrConvNetConfig.from_dict(self.config)
+        self.config = GrConvNetConfig.coerce(config)
 
     def build(self):
         from graspsim.policies.det_seg.grconvnet import GrConvNet
