@@ -184,6 +184,62 @@ def test_tiny_model_loss_falls(dataset):
     assert losses[-1] < 0.8 * losses[0], losses
 
 
+@pytest.fixture(scope="module")
+def seg_only_dataset(tmp_path_factory) -> Path:
+    """3 tabletop-train scenes rendered with --no-grasps (seeds 0, 1 overlap the labelled `dataset`)."""
+    from graspsim.data.labels import LabelConfig
+    from graspsim.data.render import render_dataset
+
+    out = tmp_path_factory.mktemp("detseg-data") / "seg"
+    render_dataset("tabletop-train", 3, out, width=160, height=120, renderer="tiny", progress=False,
+                   labels=LabelConfig(max_candidates=0))
+    return out
+
+
+def test_seg_only_data_is_merged_and_trains_segmentation_only(dataset, seg_only_dataset, tmp_path):
+    from graspsim.policies.det_seg.model import DetSegConfig
+    from graspsim.policies.det_seg.train import (_DetSegTask, gather_scenes, load_samples, scene_seed_of,
+                                                  train_det_seg)
+
+    _, found = gather_scenes([seg_only_dataset, dataset])
+    # seeds 0 and 1 come from the labelled dataset, seed 2 from the --no-grasps one
+    assert [(Path(d).parent.parent.parent.name, suite, lab) for d, suite, lab in found] == [
+        ("ds", "tabletop-train", True), ("ds", "tabletop-train", True), ("seg", "tabletop-train", False)]
+    samples = load_samples([f[0] for f in found], 160, with_depth=False, labelled=[f[2] for f in found])
+    unlabelled = samples[2]
+    assert not unlabelled.labelled and len(unlabelled.rects) == 0 and (unlabelled.seg > 0).any()
+
+    task = _DetSegTask(DetSegConfig.from_dict(dict(TINY_DET)))
+    torch.manual_seed(0)
+    net = task.build().train()
+    parts = task.loss(net, task.batch([(unlabelled.rgb, unlabelled.seg, None, unlabelled.rects, unlabelled.quality,
+                                        False)]))
+    assert float(parts["rot"]) == 0.0 and float(parts["box"]) == 0.0 and float(parts["refine"]) == 0.0
+    assert float(parts["sem"]) > 0.0
+    parts["total"].backward()
+    assert float(net.det_cls.weight.grad.abs().sum()) == 0.0  # no detection signal from an unlabelled image
+    assert float(net.seg_out.weight.grad.abs().sum()) > 0.0
+    # the same image marked labelled (no grasps there -> every anchor a negative) does train the detector
+    net.zero_grad()
+    task.loss(net, task.batch([(unlabelled.rgb, unlabelled.seg, None, unlabelled.rects, unlabelled.quality,
+                                True)]))["total"].backward()
+    assert float(net.det_cls.weight.grad.abs().sum()) > 0.0
+
+    meta = train_det_seg([dataset, seg_only_dataset], tmp_path / "mixed", epochs=1, batch_size=2, seed=0,
+                         val_fraction=0.5, config=dict(TINY_DET), progress=False)
+    assert meta["data"]["scenes"] == 3 and meta["data"]["labelled_scenes"] == 2
+    assert meta["data"]["val_scenes"] == 1 and meta["data"]["train_scenes"] == 2  # validation: labelled only
+    labelled_seeds = {scene_seed_of(d) for d, _, lab in found if lab}
+    assert len(labelled_seeds) == 2 and meta["data"]["val_seeds"][0] in labelled_seeds
+
+
+def test_grconvnet_refuses_data_without_grasp_labels(seg_only_dataset, tmp_path):
+    from graspsim.policies.det_seg.train import DatasetError, train_grconvnet
+
+    with pytest.raises(DatasetError, match="no-grasps"):
+        train_grconvnet(seg_only_dataset, tmp_path / "gr", epochs=1, config=dict(TINY_GR), progress=False)
+
+
 def test_training_is_deterministic_and_resumable(dataset, tmp_path):
     from graspsim.policies.det_seg.train import train_det_seg
 
@@ -289,8 +345,12 @@ def test_evaluate_writes_metrics(dataset, det_ckpt, gr_ckpt, tmp_path):
     assert disk["accuracy_by_angle"]["5"] <= disk["accuracy_by_angle"]["30"] == disk["grasp_accuracy"]
     assert disk["seg_iou"] > 0.3 and disk["fps"] > 0  # the overfitted tiny net segments its training scenes
 
+    # Det_Seg vs Det_Seg_Refine on the same weights: the refinement head moves grasps, not the segmentation
+    plain = evaluate_grasps("det_seg", dataset, tmp_path / "ev-plain", checkpoint=det_ckpt, refine=False)
+    assert m["refine"] is True and plain["refine"] is False and plain["seg_iou"] == m["seg_iou"]
+
     g = evaluate_grasps("grconvnet", dataset, tmp_path / "ev2", checkpoint=gr_ckpt, max_scenes=1)
-    assert g["scenes"] == 1 and g["seg_iou"] is None and g["class_level_accuracy"] is None
+    assert g["scenes"] == 1 and g["seg_iou"] is None and g["class_level_accuracy"] is None and g["refine"] is None
     assert 0.0 <= g["grasp_accuracy"] <= 1.0
 
 

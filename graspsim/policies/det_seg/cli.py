@@ -19,8 +19,9 @@ class UserError(click.ClickException):
 
 
 def _common_train_options(f):
-    f = click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False),
-                     help="dataset directory written by `graspsim render`")(f)
+    f = click.option("--data", "data_dir", required=True, multiple=True, type=click.Path(file_okay=False),
+                     help="dataset directory written by `graspsim render`; repeat to train on several "
+                          "(--no-grasps datasets train the segmentation only)")(f)
     f = click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
                      help="checkpoint directory to write")(f)
     f = click.option("--epochs", type=click.IntRange(min=1), default=None, help="epochs (default: 40 det_seg, 20 grconvnet)")(f)
@@ -42,8 +43,9 @@ def _common_train_options(f):
 def _run_training(fn, data_dir, out_dir, kw: dict) -> None:
     from graspsim.policies.det_seg.train import DatasetError
 
+    data = data_dir[0] if len(data_dir) == 1 else list(data_dir)
     try:
-        meta = fn(data_dir, out_dir, **kw)
+        meta = fn(data, out_dir, **kw)
     except (DatasetError, FileExistsError, FileNotFoundError) as exc:
         raise UserError(str(exc)) from None
     click.echo(json.dumps({"out": str(out_dir), "epochs_done": meta.get("epochs_done"),
@@ -123,8 +125,9 @@ def _parse_config(text: str | None) -> dict:
 @click.option("--checkpoint", default=None, type=click.Path(file_okay=False), help="checkpoint dir (default: shipped)")
 @click.option("--scenes", "max_scenes", type=click.IntRange(min=1), default=None, help="evaluate the first N scenes")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="torch CPU threads")
+@click.option("--no-refine", is_flag=True, help="det_seg without its refinement head (Det_Seg vs Det_Seg_Refine)")
 @click.option("--quiet", is_flag=True)
-def evaluate_grasps_command(policy_name, data_dir, out_dir, checkpoint, max_scenes, threads, quiet):
+def evaluate_grasps_command(policy_name, data_dir, out_dir, checkpoint, max_scenes, threads, no_refine, quiet):
     """Jaccard grasp accuracy (by angle / IoU), segmentation IoU, class-level accuracy and FPS of a network."""
     from graspsim.policies.det_seg.evaluate import evaluate_grasps, format_table
     from graspsim.policies.det_seg.train import DatasetError
@@ -135,7 +138,7 @@ def evaluate_grasps_command(policy_name, data_dir, out_dir, checkpoint, max_scen
         torch.set_num_threads(threads)
     try:
         metrics = evaluate_grasps(policy_name, data_dir, out_dir, checkpoint=checkpoint, max_scenes=max_scenes,
-                                  progress=not quiet)
+                                  progress=not quiet, refine=False if no_refine else None)
     except (DatasetError, FileNotFoundError) as exc:
         raise UserError(str(exc)) from None
     except ValueError as exc:  # e.g. a checkpoint of the other kind

@@ -36,10 +36,12 @@ def _clean(v):
 
 
 def evaluate_grasps(policy_name: str, data_dir: str | Path, out_dir: str | Path, checkpoint: str | Path | None = None,
-                    max_scenes: int | None = None, progress: bool = False) -> dict:
+                    max_scenes: int | None = None, progress: bool = False, refine: bool | None = None) -> dict:
     """Run the network of ``policy_name`` on every scene of ``data_dir``; write ``out_dir/metrics.json``; return it.
 
-    ``checkpoint`` None = the shipped default. Raises
+    ``checkpoint`` None = the shipped default. ``refine=False`` runs det_seg
+    without its refinement head (Det_Seg vs Det_Seg_Refine on the same
+    weights; recorded as ``metrics["refine"]``). Raises
     :class:`~.train.DatasetError` for a bad dataset and FileNotFoundError for a
     missing checkpoint.
     """
@@ -57,7 +59,9 @@ def evaluate_grasps(policy_name: str, data_dir: str | Path, out_dir: str | Path,
     if max_scenes is not None:
         scene_dirs = scene_dirs[: max(0, int(max_scenes))]
     ckpt = _resolve_checkpoint(policy_name, checkpoint)
-    predictor = make_predictor(load_checkpoint(ckpt, kind=policy_name))
+    net = load_checkpoint(ckpt, kind=policy_name)
+    predictor = make_predictor(net, refine=refine)
+    has_refine = getattr(net, "refine", None) is not None  # det_seg trained with its refinement head
     has_seg = policy_name == "det_seg"
 
     preds, gts, ious, per_class = [], [], [], []
@@ -94,6 +98,7 @@ def evaluate_grasps(policy_name: str, data_dir: str | Path, out_dir: str | Path,
     metrics = {
         "policy": policy_name,
         "checkpoint": str(ckpt),
+        "refine": (refine is not False) if has_refine else None,
         "data": str(Path(data_dir).resolve()),
         "suite": manifest.get("suite"),
         "scenes": n,

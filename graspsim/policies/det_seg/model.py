@@ -78,6 +78,11 @@ class DetSegConfig(DictConfig):
     num_classes: int = NUM_SEG_CLASSES
     seg_channels: int = 16
     seg_dilation: int = 3
+    # output stride of the segmentation logits: 4 = the seed's Mini-DeepLab on P2..P5 only; 2 = plus a light
+    # refinement at stride 2 from the stem features (sharper product boundaries: a 640x480 image is letterboxed
+    # to 320x240, so stride 4 leaves 8 source px per logit)
+    seg_stride: int = 2
+    seg_fine_channels: int = 16
     use_refinement: bool = True
     refine_crop: int = 12
     refine_context: float = 1.5
@@ -127,13 +132,15 @@ class Backbone(nn.Module):
             cin = cout
         self.stages = nn.ModuleList(stages)
 
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        x = self.stem(x)
+    def forward(self, x: torch.Tensor, with_stem: bool = False):
+        """[C2, C3, C4, C5]; ``with_stem``: ``(stem, [C2..C5])`` (stem = stride-2 features)."""
+        stem = self.stem(x)
+        x = stem
         out = []
         for stage in self.stages:
             x = stage(x)
             out.append(x)
-        return out  # C2, C3, C4, C5
+        return (stem, out) if with_stem else out
 
 
 class FPN(nn.Module):
@@ -165,6 +172,26 @@ class MiniDeepLab(nn.Module):
         return self.fuse(torch.cat([self.local(x), self.dilated(x), g], dim=1))
 
 
+class FineSegHead(nn.Module):
+    """Stride-4 class logits -> stride-2 logits: upsampled logits + stem features -> residual correction.
+
+    The correction only has to move class boundaries by a pixel or two, so a
+    small 3x3 conv on (logits, stem) suffices; the residual form starts as
+    plain bilinear upsampling.
+    """
+
+    def __init__(self, num_classes: int, stem_channels: int, hidden: int):
+        super().__init__()
+        self.mix = conv_bn(num_classes + stem_channels, hidden)
+        self.out = nn.Conv2d(hidden, num_classes, 1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, coarse_logits: torch.Tensor, stem: torch.Tensor) -> torch.Tensor:
+        up = F.interpolate(coarse_logits, size=stem.shape[-2:], mode="bilinear", align_corners=False)
+        return up + self.out(self.mix(torch.cat([up, stem], dim=1)))
+
+
 class RefinementHead(nn.Module):
     """Seed IV-D: MLP on the stacked (window, cropped window) probability maps (+ grasp features)."""
 
@@ -191,7 +218,7 @@ class DetSegNet(nn.Module):
 
     :meth:`forward` returns a dict: ``cls`` list per detection level of
     (B, num_bins + 1, h, w) logits, ``reg`` list of (B, 4 num_bins, h, w),
-    ``seg`` (B, num_classes, S/4, S/4) logits, ``feat`` the FPN level used for
+    ``seg`` (B, num_classes, S/r, S/r) logits (r = ``seg_stride``, 2 or 4), ``feat`` the FPN level used for
     refinement features. :meth:`detect` decodes them (network pixels);
     :meth:`loss` computes the training loss from :func:`targets.encode_det_targets`
     targets.
@@ -219,6 +246,10 @@ class DetSegNet(nn.Module):
         self.seg_heads = nn.ModuleList(MiniDeepLab(cfg.fpn_channels, cfg.seg_channels, cfg.seg_dilation)
                                        for _ in range(4))
         self.seg_out = nn.Conv2d(4 * cfg.seg_channels, cfg.num_classes, 1)
+        if cfg.seg_stride not in (2, 4):
+            raise ValueError(f"seg_stride must be 2 or 4, got {cfg.seg_stride}")
+        self.seg_fine = (FineSegHead(cfg.num_classes, cfg.stem_channels, cfg.seg_fine_channels)
+                         if cfg.seg_stride == 2 else None)
         self.refine = RefinementHead(cfg) if cfg.use_refinement else None
         self.register_buffer("mean", torch.tensor(self.MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(self.STD).view(1, 3, 1, 1), persistent=False)
@@ -228,7 +259,8 @@ class DetSegNet(nn.Module):
     def forward(self, rgb: torch.Tensor) -> dict[str, Any]:
         cfg = self.config
         x = (rgb - self.mean) / self.std
-        p = self.fpn(self.backbone(x))  # P2..P5
+        stem, c = self.backbone(x, with_stem=True)
+        p = self.fpn(c)  # P2..P5
         cls, reg = [], []
         for level in cfg.det_levels:
             f = self.det_tower(p[level - 2])
@@ -237,7 +269,10 @@ class DetSegNet(nn.Module):
         size = p[0].shape[-2:]
         seg = torch.cat([F.interpolate(h(f), size=size, mode="bilinear", align_corners=False) if i else h(f)
                          for i, (h, f) in enumerate(zip(self.seg_heads, p))], dim=1)
-        return {"cls": cls, "reg": reg, "seg": self.seg_out(seg), "feat": p[cfg.det_levels[0] - 2]}
+        seg = self.seg_out(seg)
+        if self.seg_fine is not None:
+            seg = self.seg_fine(seg, stem)
+        return {"cls": cls, "reg": reg, "seg": seg, "feat": p[cfg.det_levels[0] - 2]}
 
     # ------------------------------------------------------------------ decoding
 
@@ -360,9 +395,12 @@ class DetSegNet(nn.Module):
     def loss(self, out: dict[str, Any], batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         """Training loss. ``batch``: ``cls`` / ``reg`` / ``gt`` lists per level of stacked targets
         ((B, h, w) int64, (B, h, w, 4), (B, h, w) int64), ``seg`` (B, S, S) int64 labels (-1 ignored),
-        ``gt_rects``: list of (N_i, 5) float tensors (network px). Returns the parts and ``total``."""
+        ``gt_rects``: list of (N_i, 5) float tensors (network px), optional ``labelled`` (B,) bool: images
+        without grasp labels (``--no-grasps`` data) add only to the segmentation loss. Returns the parts and
+        ``total``."""
         cfg = self.config
         nb = cfg.num_bins
+        labelled = batch.get("labelled")
         rot_terms, box_terms = [], []
         n_pos_total = 0
         for li, (c, r) in enumerate(zip(out["cls"], out["reg"])):
@@ -379,13 +417,17 @@ class DetSegNet(nn.Module):
             thresh = neg_loss.topk(k, dim=1).values[:, -1:]
             neg = (~pos) & (neg_loss >= thresh).view(b, h, w) & (neg_loss > 0).view(b, h, w)
             sel = pos | neg
-            rot_terms.append(ce[sel].sum() / max(1, int(sel.sum())))
+            if labelled is not None:
+                sel = sel & labelled.view(b, 1, 1)
+            if int(sel.sum()) == 0:
+                continue
+            rot_terms.append(ce[sel].sum() / int(sel.sum()))
             if n_pos:
                 rr = r.view(b, nb, 4, h, w).permute(0, 3, 4, 1, 2)[pos]  # (P, nb, 4)
                 tb = tcls[pos]
                 pred = rr[torch.arange(len(tb)), tb]  # class-specific correction of the true bin
                 box_terms.append(_smooth_l1(pred, batch["reg"][li][pos]).sum(1).mean())
-        l_rot = torch.stack(rot_terms).mean()
+        l_rot = torch.stack(rot_terms).mean() if rot_terms else out["cls"][0].sum() * 0.0
         l_box = torch.stack(box_terms).mean() if box_terms else out["reg"][0].sum() * 0.0
         # segmentation: the hardest 25 % pixels of each image (seed Eq. 8)
         seg_logits = F.interpolate(out["seg"], size=batch["seg"].shape[-2:], mode="bilinear", align_corners=False)
@@ -451,7 +493,7 @@ def apply_refinement_torch(pred: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 
 
 def seg_labels_from_logits(seg_logits: torch.Tensor, letterbox: T.Letterbox) -> np.ndarray:
-    """(1, C, S/4, S/4) logits -> (src_h, src_w) int64 labels (0 background, c + 1 catalog class c).
+    """(1, C, S/r, S/r) logits -> (src_h, src_w) int64 labels (0 background, c + 1 catalog class c).
 
     The valid (unpadded) part of the low-resolution map is cut out and resized
     bilinearly (OpenCV, channels last) to the smaller of the letterboxed and the

@@ -104,11 +104,11 @@ class GrConvNetPredictor:
         return {"rects": rects, "scores": scores, "seg": None, "seconds": time.perf_counter() - t0}
 
 
-def make_predictor(model):
-    """The predictor for a loaded network (det_seg or GR-ConvNet)."""
+def make_predictor(model, refine: bool | None = None):
+    """The predictor for a loaded network (det_seg or GR-ConvNet); ``refine=False`` skips det_seg's refinement."""
     from graspsim.policies.det_seg.grconvnet import GrConvNet
 
-    return GrConvNetPredictor(model) if isinstance(model, GrConvNet) else DetSegPredictor(model)
+    return GrConvNetPredictor(model) if isinstance(model, GrConvNet) else DetSegPredictor(model, refine=refine)
 
 
 def target_class_index(obs: Observation) -> int:

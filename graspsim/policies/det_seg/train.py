@@ -2,13 +2,20 @@
 
 ``train_det_seg`` / ``train_grconvnet`` share one loop:
 
-* **Data**: every complete scene of ``data_dir`` (``graspsim render`` output) is
-  letterboxed once into memory (see :mod:`.targets`); targets are encoded per
-  batch (after the optional horizontal flip).
-* **Split**: a validation hold-out by scene seed: the seeds are permuted with
-  ``numpy.random.default_rng(seed)`` and the first ``ceil(val_fraction * n)``
-  (at least 1, at most ``n - 1``) are validation scenes; ``val_fraction = 0``
-  validates on the training scenes (flagged in the metadata).
+* **Data**: every complete scene of ``data_dir`` (``graspsim render`` output;
+  one directory or a list of them) is letterboxed once into memory (see
+  :mod:`.targets`); targets are encoded per batch (after the optional
+  horizontal flip). Datasets rendered with ``--no-grasps`` (manifest
+  ``config.labels.max_candidates == 0``) carry no grasp labels: their scenes
+  train the segmentation branch only (the detection and refinement losses skip
+  them; GR-ConvNet ignores them). A scene (suite, seed) found in several
+  datasets is loaded once, from a labelled dataset when there is one (the same
+  suite and seed render the same scene).
+* **Split**: a validation hold-out by scene: the labelled scenes' (suite, seed)
+  keys, sorted, are permuted with ``numpy.random.default_rng(seed)`` and the
+  first ``ceil(val_fraction * n)`` (at least 1, at most ``n - 1``) are
+  validation scenes; ``val_fraction = 0`` validates on the training scenes
+  (flagged in the metadata). Unlabelled scenes always train.
 * **Determinism**: ``torch.manual_seed(seed)`` before building the network;
   epoch ``e`` shuffles and augments with ``numpy.random.default_rng([seed, e])``;
   nothing else is random (the hard-negative mining is deterministic). Same
@@ -76,6 +83,34 @@ def check_dataset(data_dir: str | Path) -> tuple[dict, list[Path]]:
     return manifest, scenes
 
 
+def has_grasp_labels(manifest: dict) -> bool:
+    """False for a dataset rendered with ``--no-grasps`` (``config.labels.max_candidates == 0``)."""
+    labels = (manifest.get("config") or {}).get("labels") or {}
+    return int(labels.get("max_candidates", 1)) > 0
+
+
+def gather_scenes(data_dirs) -> tuple[list[dict], list[tuple[Path, str, bool]]]:
+    """``(manifests, [(scene_dir, suite, labelled)])`` over one dataset directory or a list of them.
+
+    A (suite, seed) present in several datasets is kept once, labelled copy
+    first. Raises :class:`DatasetError` for any unusable directory.
+    """
+    dirs = [data_dirs] if isinstance(data_dirs, (str, Path)) else list(data_dirs)
+    if not dirs:
+        raise DatasetError("no data directory given")
+    manifests, found = [], {}
+    for d in dirs:
+        manifest, scene_dirs = check_dataset(d)
+        manifests.append(manifest)
+        labelled = has_grasp_labels(manifest)
+        suite = str(manifest.get("suite"))
+        for sd in scene_dirs:
+            key = (suite, scene_seed_of(sd))
+            if key not in found or (labelled and not found[key][2]):
+                found[key] = (sd, suite, labelled)
+    return manifests, [found[k] for k in sorted(found)]
+
+
 @dataclass
 class Sample:
     """One scene letterboxed to the network input (network px) plus its source-pixel ground truth."""
@@ -91,6 +126,12 @@ class Sample:
     src_rgb: np.ndarray | None  # (H, W, 3) uint8 (validation scenes only)
     src_depth: np.ndarray | None  # (H, W) float32 (validation scenes only)
     src_class_map: np.ndarray | None  # (H, W) uint8 (0 background, c + 1; validation scenes only)
+    labelled: bool = True  # False: a --no-grasps scene (no grasp labels; segmentation loss only)
+    suite: str = ""
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.suite, self.seed)
 
 
 def scene_seed_of(scene_dir: Path) -> int:
@@ -99,15 +140,24 @@ def scene_seed_of(scene_dir: Path) -> int:
 
 
 def load_samples(scene_dirs: list[Path], size: int, with_depth: bool,
-                 keep_source: Callable[[int], bool] = lambda seed: True) -> list[Sample]:
-    """Scenes letterboxed to ``size``; the source-resolution images are kept only where ``keep_source(seed)``."""
+                 keep_source: Callable[[int], bool] | list[bool] = lambda seed: True,
+                 labelled: bool | list[bool] = True, suite: str | list[str] = "") -> list[Sample]:
+    """Scenes letterboxed to ``size``; the source-resolution images are kept only where ``keep_source(seed)``.
+
+    ``keep_source`` may also be a list with one flag per scene; ``labelled`` /
+    ``suite``: one value for all scenes or one per scene.
+    """
+    n = len(scene_dirs)
+    keep_flags = list(keep_source) if isinstance(keep_source, (list, tuple)) else None
+    labelled = [labelled] * n if isinstance(labelled, bool) else list(labelled)
+    suite = [suite] * n if isinstance(suite, str) else list(suite)
     from graspsim.data.format import read_scene
     from graspsim.policies.det_seg.targets import Letterbox
 
     out = []
-    for d in scene_dirs:
+    for i, d in enumerate(scene_dirs):
         s = read_scene(d)
-        keep = keep_source(int(s["meta"]["scene_seed"]))
+        keep = keep_flags[i] if keep_flags is not None else keep_source(int(s["meta"]["scene_seed"]))
         h, w = s["rgb"].shape[:2]
         lb = Letterbox.for_shape(h, w, size)
         cmap = s["class_map"].astype(np.int16)  # 0 none, c + 1
@@ -121,14 +171,14 @@ def load_samples(scene_dirs: list[Path], size: int, with_depth: bool,
             src_rects=s["grasps"].astype(np.float64),
             src_classes=s["grasp_classes"].astype(np.int64),
             src_rgb=s["rgb"] if keep else None, src_depth=s["depth_m"] if keep else None,
-            src_class_map=s["class_map"] if keep else None,
+            src_class_map=s["class_map"] if keep else None, labelled=bool(labelled[i]), suite=str(suite[i]),
         ))
     return out
 
 
-def split_by_seed(seeds: list[int], val_fraction: float, seed: int) -> tuple[set[int], set[int]]:
-    """``(train_seeds, val_seeds)``; see the module docstring."""
-    seeds = sorted(set(int(s) for s in seeds))
+def split_by_seed(seeds: list, val_fraction: float, seed: int) -> tuple[set, set]:
+    """``(train_keys, val_keys)`` of scene seeds (or sortable (suite, seed) keys); see the module docstring."""
+    seeds = sorted(set(seeds))
     if not 0.0 <= val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
     if val_fraction == 0.0 or len(seeds) < 2:
@@ -183,8 +233,10 @@ class _DetSegTask:
         cls = [[] for _ in range(levels)]
         reg = [[] for _ in range(levels)]
         gt = [[] for _ in range(levels)]
-        rgbs, segs, gts = [], [], []
-        for rgb, seg, _depth, rects, quality in items:
+        rgbs, segs, gts, labelled = [], [], [], []
+        for item in items:
+            rgb, seg, _depth, rects, quality = item[:5]
+            labelled.append(bool(item[5]) if len(item) > 5 else True)
             tg = encode_det_targets(rects, quality, cfg.input_size, cfg.det_strides, cfg.anchor_scale,
                                     cfg.pos_radius, cfg.num_bins)
             for li, t in enumerate(tg):
@@ -196,7 +248,7 @@ class _DetSegTask:
             gts.append(torch.from_numpy(np.asarray(rects, dtype=np.float32).reshape(-1, 5)))
         return {"rgb": torch.stack(rgbs).float() / 255.0, "seg": torch.stack(segs),
                 "cls": [torch.stack(c) for c in cls], "reg": [torch.stack(r) for r in reg],
-                "gt": [torch.stack(g) for g in gt], "gt_rects": gts}
+                "gt": [torch.stack(g) for g in gt], "gt_rects": gts, "labelled": torch.tensor(labelled)}
 
     def loss(self, net, batch: dict[str, Any]) -> dict:
         return net.loss(net(batch["rgb"]), batch)
@@ -223,7 +275,8 @@ class _GrConvTask:
 
         cfg = self.config
         xs, maps, valid = [], {k: [] for k in ("quality", "cos", "sin", "width")}, []
-        for rgb, seg, depth, rects, quality in items:
+        for item in items:
+            rgb, seg, depth, rects, quality = item[:5]
             xs.append(prepare_input(rgb, depth, cfg))
             m = encode_grconvnet_maps(rects, quality, cfg.input_size, cfg.width_scale)
             for k in maps:
@@ -302,7 +355,10 @@ def load_checkpoint(path: str | Path, kind: str | None = None):
     model_kind = meta.get("model")
     if kind is not None and model_kind != kind:
         raise ValueError(f"checkpoint {path} holds a {model_kind!r} model, not {kind!r}")
-    task = _task(model_kind, meta.get("config"))
+    config = meta.get("config")
+    if model_kind == "det_seg" and isinstance(config, dict) and "seg_stride" not in config:
+        config = {**config, "seg_stride": 4}  # written before the stride-2 segmentation head existed
+    task = _task(model_kind, config)
     net = task.build()
     net.load_state_dict(load_file(str(path / MODEL_FILE)))
     return net.eval()
@@ -356,7 +412,12 @@ def _train(task, data_dir, out_dir, *, epochs: int, batch_size: int, seed: int, 
         raise ValueError("epochs and batch_size must be >= 1")
     if num_threads is not None:
         torch.set_num_threads(int(num_threads))
-    manifest, scene_dirs = check_dataset(data_dir)
+    manifests, found = gather_scenes(data_dir)
+    if task.kind == "grconvnet":  # pixel-wise grasp maps need grasp labels on every image
+        found = [f for f in found if f[2]]
+        if not found:
+            raise DatasetError("GR-ConvNet needs grasp labels: every --data dataset was rendered with --no-grasps")
+    manifest = manifests[0]
     out = Path(out_dir)
     state_path = out / STATE_FILE
     state = None
@@ -374,10 +435,15 @@ def _train(task, data_dir, out_dir, *, epochs: int, batch_size: int, seed: int, 
     out.mkdir(parents=True, exist_ok=True)
 
     size = task.config.input_size
-    train_seeds, val_seeds = split_by_seed([scene_seed_of(d) for d in scene_dirs], val_fraction, seed)
-    samples = load_samples(scene_dirs, size, with_depth=task.kind == "grconvnet", keep_source=val_seeds.__contains__)
-    train = [s for s in samples if s.seed in train_seeds]
-    val = [s for s in samples if s.seed in val_seeds]
+    keys = [(suite, scene_seed_of(d)) for d, suite, _ in found]
+    split_keys = [k for k, f in zip(keys, found) if f[2]] or keys
+    train_keys, val_keys = split_by_seed(split_keys, val_fraction, seed)
+    keep = [k in val_keys for k in keys]
+    samples = load_samples([f[0] for f in found], size, with_depth=task.kind == "grconvnet",
+                           keep_source=keep,
+                           labelled=[f[2] for f in found], suite=[f[1] for f in found])
+    val = [s for s in samples if s.key in val_keys]
+    train = [s for s in samples if s.key not in val_keys or val_keys == train_keys]
     if set_finger and state is None:
         hs = np.concatenate([s.rects[:, 3] for s in train if len(s.rects)] or [np.array([task.config.finger_px])])
         task.config.finger_px = float(np.median(hs))
@@ -402,9 +468,14 @@ def _train(task, data_dir, out_dir, *, epochs: int, batch_size: int, seed: int, 
 
     meta_base = {
         "model": task.kind, "config": task.config.to_dict(),
-        "data": {"dir": str(Path(data_dir).resolve()), "suite": manifest.get("suite"), "scenes": len(samples),
-                 "train_scenes": len(train), "val_scenes": len(val), "val_is_train": val_seeds == train_seeds,
-                 "val_seeds": sorted(val_seeds)},
+        "data": {"dir": str(Path(data_dir).resolve()) if isinstance(data_dir, (str, Path)) else
+                 [str(Path(d).resolve()) for d in data_dir],
+                 "suite": manifest.get("suite") if len({m.get("suite") for m in manifests}) == 1 else
+                 sorted({str(m.get("suite")) for m in manifests}),
+                 "scenes": len(samples), "labelled_scenes": sum(s.labelled for s in samples),
+                 "train_scenes": len(train), "val_scenes": len(val), "val_is_train": val_keys == train_keys,
+                 "val_seeds": sorted(k[1] for k in val_keys) if len({k[0] for k in val_keys}) <= 1 else
+                 sorted(f"{k[0]}:{k[1]}" for k in val_keys)},
         "seed": seed, "epochs": epochs, "batch_size": batch_size, "lr": lr, "val_fraction": val_fraction,
         "augment": augment_data, "graspsim_version": graspsim.__version__, "torch_version": torch.__version__,
     }
@@ -434,7 +505,7 @@ def _train(task, data_dir, out_dir, *, epochs: int, batch_size: int, seed: int, 
             for j in idx:
                 s = train[j]
                 rgb, seg, depth, rects = augment(s, rng, augment_data)
-                items.append((rgb, seg, depth, rects, s.quality))
+                items.append((rgb, seg, depth, rects, s.quality, s.labelled))
             batch = task.batch(items)
             parts = task.loss(net, batch)
             opt.zero_grad(set_to_none=True)
