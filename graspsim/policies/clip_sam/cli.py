@@ -114,11 +114,13 @@ def train_sam_command(data, out_dir, epochs, steps_per_epoch, lr, seed, init, re
 @click.option("--no-verify", is_flag=True, help="Follow the strongest attention peak only (no CLIP check of masks).")
 @click.option("--attention", "cam_method", default=None, type=click.Choice(["gradcam", "hirescam", "similarity"]),
               help="How CLIP's attention map is made [default: the policy's].")
+@click.option("--threshold", default=None, type=click.FloatRange(0.0, 1.0),
+              help="Attention threshold (fraction of the peak) for box prompts [default: the policy's].")
 @click.option("--threads", default=None, type=click.IntRange(min=1), help="torch threads.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted evaluation in --out.")
 @click.option("--no-progress", is_flag=True)
 def evaluate_masks_command(policy, suite, episodes, seed, out_dir, clip, sam, no_zoom, cam_layer, no_verify,
-                           cam_method, threads, resume, no_progress):
+                           cam_method, threshold, threads, resume, no_progress):
     """CLIP top-1/top-5 on target crops, mask IoU per prompt mode, stage times -> OUT/metrics.json."""
     from graspsim.bench.suites import UnknownSuiteError, get_suite
     from graspsim.policies.clip_sam.evaluate import evaluate_masks, format_table
@@ -132,7 +134,8 @@ def evaluate_masks_command(policy, suite, episodes, seed, out_dir, clip, sam, no
         raise ClipSamAbort(str(exc)) from None
     try:
         metrics = evaluate_masks(suite, out_dir, episodes=episodes, seed=seed, clip=clip, sam=sam, zoom=not no_zoom,
-                                 cam_layer=cam_layer, verify=not no_verify, cam_method=cam_method, threads=threads, resume=resume, progress=not no_progress)
+                                 cam_layer=cam_layer, verify=not no_verify, cam_method=cam_method,
+                                 threshold=threshold, threads=threads, resume=resume, progress=not no_progress)
     except (WeightsNotFoundError, FileExistsError) as exc:
         raise ClipSamAbort(str(exc)) from None
     click.echo(format_table(metrics))

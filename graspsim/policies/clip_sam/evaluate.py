@@ -56,7 +56,7 @@ def majority_is_target(mask: np.ndarray, class_seg: np.ndarray, target: int) -> 
 
 def evaluate_masks(suite: str, out_dir: str | Path, episodes: int = 100, seed: int = 0, clip: str | None = None,
                    sam: str | None = None, zoom: bool = True, cam_layer: int = -1, verify: bool = True,
-                   cam_method: str | None = None,
+                   cam_method: str | None = None, threshold: float | None = None,
                    threads: int | None = None,
                    resume: bool = False, progress: bool = True, width: int = 640, height: int = 480,
                    renderer: str = "auto") -> dict[str, Any]:
@@ -73,7 +73,8 @@ def evaluate_masks(suite: str, out_dir: str | Path, episodes: int = 100, seed: i
     out_dir.mkdir(parents=True, exist_ok=True)
     rows_path = out_dir / "episodes.jsonl"
     config = {"suite": suite_obj.name, "seed": seed, "episodes": episodes, "clip": clip or "sim", "sam": sam or "sim",
-              "zoom": zoom, "cam_layer": cam_layer, "verify": verify, "cam_method": cam_method, "width": width, "height": height, "renderer": renderer}
+              "zoom": zoom, "cam_layer": cam_layer, "verify": verify, "cam_method": cam_method,
+              **({} if threshold is None else {"threshold": threshold}), "width": width, "height": height, "renderer": renderer}
     config_path = out_dir / "config.json"
     done: dict[int, dict] = {}
     if rows_path.exists() or config_path.exists():
@@ -93,7 +94,8 @@ def evaluate_masks(suite: str, out_dir: str | Path, episodes: int = 100, seed: i
     atomic_write_text(config_path, json.dumps(config, indent=2, sort_keys=True))
 
     policy = ClipSamPolicy(clip=clip, sam=sam, zoom=zoom, cam_layer=cam_layer, threads=threads, verify=verify,
-                           **({} if cam_method is None else {"cam_method": cam_method}))
+                           **({} if cam_method is None else {"cam_method": cam_method}),
+                           **({} if threshold is None else {"threshold": threshold}))
     env = PickEnv(kind=suite_obj.kind, variant_split=suite_obj.variant_split, width=width, height=height,
                   renderer=renderer, privileged=True)
     bar = None
@@ -126,7 +128,7 @@ def evaluate_masks(suite: str, out_dir: str | Path, episodes: int = 100, seed: i
     metrics.update({"policy": "clip_sam", "suite": suite_obj.name, "episodes": len(rows),
                     "skipped": sum(1 for s in seeds if "skipped" in done.get(s, {})),
                     "models": policy.models, "zoom": zoom, "cam_layer": cam_layer, "verify": verify,
-                    "attention": policy.pipeline.cam_method,
+                    "attention": policy.pipeline.cam_method, "threshold": policy.pipeline.threshold,
                     "graspsim_version": graspsim.__version__})
     atomic_write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2, sort_keys=True))
     return metrics
