@@ -403,6 +403,29 @@ def test_cli_evaluate_runs(dataset, det_ckpt, tmp_path):
     assert "grasp acc" in res.output and (tmp_path / "e" / "metrics.json").is_file()
 
 
+def test_cli_evaluate_attaches_offline_metrics_to_bench_runs(dataset, det_ckpt, tmp_path):
+    from click.testing import CliRunner
+
+    from graspsim.bench.compare import _read_offline_metrics
+    from graspsim.policies.det_seg.cli import evaluate_grasps_command
+
+    args = ["--policy", "det_seg", "--data", str(dataset), "--out", str(tmp_path / "e"), "--checkpoint",
+            str(det_ckpt), "--quiet"]
+    not_a_run = tmp_path / "not-a-run"
+    not_a_run.mkdir()
+    line = _one_line_error(CliRunner().invoke(evaluate_grasps_command, args + ["--run-dir", str(not_a_run)]))
+    assert "not-a-run" in line and "run.json" in line and not (tmp_path / "e").exists()  # refused before evaluating
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text("{}")
+    res = CliRunner().invoke(evaluate_grasps_command, args + ["--run-dir", str(run)])
+    assert res.exit_code == 0, res.output
+    offline = _read_offline_metrics(run)
+    assert offline == json.loads((tmp_path / "e" / "metrics.json").read_text())
+    assert 0.0 <= offline["grasp_accuracy"] <= 1.0
+
+
 def test_shipped_det_seg_checkpoint_gives_valid_grasps():
     """The shipped det_seg checkpoint loads offline and returns a valid rectangle on a shelf-test scene."""
     from graspsim.envs.pick_env import PickEnv

@@ -126,12 +126,23 @@ def _parse_config(text: str | None) -> dict:
 @click.option("--scenes", "max_scenes", type=click.IntRange(min=1), default=None, help="evaluate the first N scenes")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="torch CPU threads")
 @click.option("--no-refine", is_flag=True, help="det_seg without its refinement head (Det_Seg vs Det_Seg_Refine)")
+@click.option("--run-dir", "run_dirs", multiple=True, type=click.Path(file_okay=False),
+              help="a `graspsim bench` run of this network: the metrics are also written there as "
+                   "offline_metrics.json, which `graspsim compare` / `report` plot against the pick rate (repeatable)")
 @click.option("--quiet", is_flag=True)
-def evaluate_grasps_command(policy_name, data_dir, out_dir, checkpoint, max_scenes, threads, no_refine, quiet):
+def evaluate_grasps_command(policy_name, data_dir, out_dir, checkpoint, max_scenes, threads, no_refine, run_dirs,
+                            quiet):
     """Jaccard grasp accuracy (by angle / IoU), segmentation IoU, class-level accuracy and FPS of a network."""
     from graspsim.policies.det_seg.evaluate import evaluate_grasps, format_table
     from graspsim.policies.det_seg.train import DatasetError
 
+    from pathlib import Path
+
+    from graspsim.bench.compare import OFFLINE_METRICS_FILENAME
+
+    for run in run_dirs:  # checked before the (long) evaluation
+        if not (Path(run) / "run.json").is_file():
+            raise UserError(f"--run-dir {run} is not a `graspsim bench` run directory (no run.json)")
     if threads is not None:
         import torch
 
@@ -144,3 +155,8 @@ def evaluate_grasps_command(policy_name, data_dir, out_dir, checkpoint, max_scen
     except ValueError as exc:  # e.g. a checkpoint of the other kind
         raise UserError(str(exc)) from None
     click.echo(format_table(metrics))
+    from graspsim.fileio import atomic_write_text
+
+    for run in run_dirs:
+        atomic_write_text(Path(run) / OFFLINE_METRICS_FILENAME, json.dumps(metrics, indent=2) + "\n", durable=True)
+        click.echo(f"wrote {Path(run) / OFFLINE_METRICS_FILENAME}")
