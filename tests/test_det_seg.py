@@ -426,24 +426,27 @@ def test_cli_evaluate_attaches_offline_metrics_to_bench_runs(dataset, det_ckpt, 
     assert 0.0 <= offline["grasp_accuracy"] <= 1.0
 
 
-def test_shipped_det_seg_checkpoint_gives_valid_grasps():
-    """The shipped det_seg checkpoint loads offline and returns a valid rectangle on a shelf-test scene."""
+@pytest.mark.parametrize("name", ["det_seg", "grconvnet"])
+def test_shipped_checkpoint_gives_valid_grasps(name):
+    """The shipped det_seg / grconvnet checkpoint loads offline and returns a valid rectangle on a shelf-test scene."""
     from graspsim.envs.pick_env import PickEnv
-    from graspsim.policies.det_seg.policy import DetSegPolicy, default_checkpoint
+    from graspsim.policies.det_seg.policy import DetSegPolicy, GrConvNetPolicy, default_checkpoint
 
-    if not (default_checkpoint("det_seg") / "model.safetensors").exists():
-        pytest.skip("no det_seg checkpoint shipped")
-    meta = json.loads((default_checkpoint("det_seg") / "metadata.json").read_text())
-    assert meta["seed"] == 0 and meta["data"]
+    assert (default_checkpoint(name) / "model.safetensors").exists(), f"no {name} checkpoint shipped"
+    meta = json.loads((default_checkpoint(name) / "metadata.json").read_text())
+    assert meta["seed"] == 0 and meta["data"] and meta["finished"] and meta["model"] == name
     env = PickEnv(kind="shelf")
     try:
         obs, info = env.reset(seed=1_000_000)
         o = env.policy_observation(obs, info)
     finally:
         env.close()
-    policy = DetSegPolicy()
+    policy = DetSegPolicy() if name == "det_seg" else GrConvNetPolicy()
     policy.reset(np.random.default_rng(0))
     out = policy.act(o)
     out.rect.validate(o.camera.width, o.camera.height)
-    assert out.mask is not None and out.mask.shape == o.depth_m.shape
+    if name == "det_seg":
+        assert out.mask is not None and out.mask.shape == o.depth_m.shape
+    else:
+        assert out.mask is None and out.info["class_agnostic"]
     assert policy.act(o).rect == out.rect  # deterministic
