@@ -240,7 +240,11 @@ class GrConvNetPolicy:
 
     def act(self, obs: Observation) -> PolicyOutput:
         height, width = np.asarray(obs.rgb).shape[:2]
-        pred = self.predictor.predict(obs.rgb, obs.depth_m)
+        # the renderer reports far_m where nothing was hit; the datasets the network learnt from store 0 there
+        # (graspsim.data.format.encode_depth), and prepare_input treats only positive depths as valid
+        depth = np.asarray(obs.depth_m, dtype=np.float32)
+        valid = np.isfinite(depth) & (depth > 0) & (depth < 0.999 * float(obs.camera.far_m))
+        pred = self.predictor.predict(obs.rgb, np.where(valid, depth, np.float32(0.0)))
         if len(pred["rects"]) == 0:
             raise PolicyError("grconvnet: no grasp found")
         rects = [_rect(r) for r in pred["rects"]]
