@@ -72,6 +72,35 @@ def test_policy_with_local_tiny_models(tiny_model_dirs, observation, mode):
     assert out.info["prompt_mode"] == mode
 
 
+@pytest.mark.skipif(not SHIPPED, reason="shipped checkpoints missing")
+def test_box_refinement_reprompts_with_the_mask_box(observation):
+    """box_refine=1: SAM runs again on the bounding box of its first mask (points kept); point prompts untouched."""
+    from graspsim.policies.clip_sam.policy import ClipSamPolicy
+    from graspsim.policies.clip_sam.prompts import Prompt
+
+    pipe = ClipSamPolicy(box_refine=0).pipeline
+    rgb = np.ascontiguousarray(observation.rgb[..., :3])
+    depth, K = observation.depth_m, observation.camera.K
+    ys, xs = np.nonzero(np.asarray(observation.instance_seg) == np.asarray(observation.instance_seg)[240, 320])
+    rough = np.array([xs.min() - 30, ys.min() + 10, xs.max() + 30, ys.max() - 10], dtype=np.float32)
+    box_prompt = Prompt("box", np.zeros((0, 2)), np.zeros(0), rough)
+    point_prompt = Prompt("point", np.array([[320.0, 240.0]]), np.array([1]))
+    first, point0 = pipe.segment(rgb, depth, K, [box_prompt, point_prompt])
+    assert first.mask.any()
+    fy, fx = np.nonzero(first.mask)
+    again = Prompt("box", np.zeros((0, 2)), np.zeros(0),
+                   np.array([fx.min(), fy.min(), fx.max(), fy.max()], dtype=np.float32))
+    expected = pipe.segment(rgb, depth, K, [again])[0].mask
+
+    pipe.box_refine = 1
+    refined, point1 = pipe.segment(rgb, depth, K, [box_prompt, point_prompt])
+    np.testing.assert_array_equal(refined.mask, expected)
+    np.testing.assert_array_equal(point1.mask, point0.mask)
+    assert ClipSamPolicy().pipeline.box_refine == 1  # the policy's default
+    with pytest.raises(ValueError, match="box_refine"):
+        ClipSamPolicy(box_refine=-1)
+
+
 def test_missing_weights_errors(tmp_path, monkeypatch):
     from graspsim.policies.clip_sam.models import WeightsNotFoundError
     from graspsim.policies.clip_sam.policy import ClipSamPolicy

@@ -129,6 +129,7 @@ def evaluate_masks(suite: str, out_dir: str | Path, episodes: int = 100, seed: i
                     "skipped": sum(1 for s in seeds if "skipped" in done.get(s, {})),
                     "models": policy.models, "zoom": zoom, "cam_layer": cam_layer, "verify": verify,
                     "attention": policy.pipeline.cam_method, "threshold": policy.pipeline.threshold,
+                    "box_refine": policy.pipeline.box_refine,
                     "graspsim_version": graspsim.__version__})
     atomic_write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2, sort_keys=True))
     return metrics

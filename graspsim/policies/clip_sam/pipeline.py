@@ -125,7 +125,7 @@ class ClipSamPipeline:
                  zoom_extent_m: float = ZOOM_EXTENT_M, threshold: float = 0.5, k_points: int = 3,
                  n_negative: int = 0, n_candidates: int = 3, verify: bool = True, crop_size: int | None = None,
                  cam_method: str = "gradcam", aligned_text=None, text_encoder: str = "auto",
-                 escalate_below: float = 0.5):
+                 escalate_below: float = 0.5, box_refine: int = 0):
         self.clip = clip_model.eval()
         self.tokenizer = tokenizer
         self.sam = sam_model.eval()
@@ -141,6 +141,9 @@ class ClipSamPipeline:
         self.n_candidates = max(1, int(n_candidates)) if verify else 1
         self.verify = bool(verify)
         self.escalate_below = float(escalate_below)
+        if int(box_refine) < 0:
+            raise ValueError(f"box_refine must be >= 0, got {box_refine}")
+        self.box_refine = int(box_refine)
         self.clip_size = int(clip_model.config.vision_config.image_size)
         self.crop_size = int(crop_size or self.clip_size)
         self._class_text = None
@@ -292,7 +295,31 @@ class ClipSamPipeline:
         return Prompt(p.mode, p.points + offset, p.labels, box)
 
     def segment(self, rgb: np.ndarray, depth_m: np.ndarray, K: np.ndarray, prompts: list[Prompt]) -> list[WindowMask]:
-        """SAM for every prompt (one batched call); each mask reduced to its component at the prompt."""
+        """SAM for every prompt (one batched call); each mask reduced to its component at the prompt.
+
+        With ``box_refine = n > 0``, box prompts are re-run ``n`` times with the
+        box replaced by the bounding box of SAM's last mask (points kept), the
+        usual SAM interaction loop: the attention box is only roughly the
+        product (too wide over same-product neighbours, too short on tall
+        ones), SAM's first mask is closer, and a box around it is a better prompt.
+        """
+        out = self._segment_once(rgb, depth_m, K, prompts)
+        for _ in range(self.box_refine):
+            idx = [i for i, (p, wm) in enumerate(zip(prompts, out)) if p.box is not None and wm.mask.any()]
+            if not idx:
+                break
+            again = []
+            for i in idx:
+                ys, xs = np.nonzero(out[i].mask)
+                box = np.array([xs.min(), ys.min(), xs.max(), ys.max()], dtype=np.float32)
+                again.append(Prompt(prompts[i].mode, prompts[i].points, prompts[i].labels, box))
+            for i, wm in zip(idx, self._segment_once(rgb, depth_m, K, again)):
+                if wm.mask.any():
+                    out[i] = wm
+        return out
+
+    def _segment_once(self, rgb: np.ndarray, depth_m: np.ndarray, K: np.ndarray,
+                      prompts: list[Prompt]) -> list[WindowMask]:
         out = segment_windows(self.sam, rgb, depth_m, K, prompts)
         for wm, prompt in zip(out, prompts):
             anchors = prompt.points[prompt.labels == 1] if prompt.points.shape[0] else np.zeros((0, 2))
