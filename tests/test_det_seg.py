@@ -125,6 +125,29 @@ def test_network_decoding_matches_targets():
     assert d.max() <= math.radians(5) + 1e-5
 
 
+def test_remove_small_regions_known_answers():
+    from graspsim.policies.det_seg.model import remove_small_regions
+
+    lab = np.zeros((30, 30), np.int64)
+    lab[0:12, 0:12] = 1  # a product region
+    lab[4:6, 4:6] = 2  # a 4 px speck of another class inside it -> class 1
+    lab[20:22, 20:21] = 3  # a 2 px speck on background -> background
+    lab[15:30, 0:10] = 4  # a large region stays
+    lab[14:15, 0:2] = 5  # 2 px between product 1 (above) and nothing else: its ring is mostly background
+    out = remove_small_regions(lab, 10)
+    expected = lab.copy()
+    expected[4:6, 4:6] = 1
+    expected[20:22, 20:21] = 0
+    expected[14:15, 0:2] = out[14, 0]
+    np.testing.assert_array_equal(out, expected)
+    assert out[14, 0] in (0, 1, 4)  # merged into a neighbour, never kept as class 5
+    assert set(np.unique(out)) <= {0, 1, 4}
+    np.testing.assert_array_equal(remove_small_regions(lab, 0), lab)  # off
+    small = remove_small_regions(lab, 4)  # only regions under 4 px go: the 4 px speck of class 2 stays
+    assert (small == 2).sum() == 4 and not (small == 3).any() and not (small == 5).any()
+    assert remove_small_regions(lab, 10) is not lab and lab[4, 4] == 2  # input untouched
+
+
 def test_refinement_targets_round_trip():
     from graspsim.policies.det_seg.model import apply_refinement_torch, encode_refinement_torch
 

@@ -126,12 +126,15 @@ def _parse_config(text: str | None) -> dict:
 @click.option("--scenes", "max_scenes", type=click.IntRange(min=1), default=None, help="evaluate the first N scenes")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="torch CPU threads")
 @click.option("--no-refine", is_flag=True, help="det_seg without its refinement head (Det_Seg vs Det_Seg_Refine)")
+@click.option("--min-region-px", type=click.FloatRange(min=0.0), default=None,
+              help="det_seg: merge segmentation regions smaller than this (px at 640x480; 0 = off) "
+                   "[default: the policy's]")
 @click.option("--run-dir", "run_dirs", multiple=True, type=click.Path(file_okay=False),
               help="a `graspsim bench` run of this network: the metrics are also written there as "
                    "offline_metrics.json, which `graspsim compare` / `report` plot against the pick rate (repeatable)")
 @click.option("--quiet", is_flag=True)
-def evaluate_grasps_command(policy_name, data_dir, out_dir, checkpoint, max_scenes, threads, no_refine, run_dirs,
-                            quiet):
+def evaluate_grasps_command(policy_name, data_dir, out_dir, checkpoint, max_scenes, threads, no_refine, min_region_px,
+                            run_dirs, quiet):
     """Jaccard grasp accuracy (by angle / IoU), segmentation IoU, class-level accuracy and FPS of a network."""
     from graspsim.policies.det_seg.evaluate import evaluate_grasps, format_table
     from graspsim.policies.det_seg.train import DatasetError
@@ -149,7 +152,8 @@ def evaluate_grasps_command(policy_name, data_dir, out_dir, checkpoint, max_scen
         torch.set_num_threads(threads)
     try:
         metrics = evaluate_grasps(policy_name, data_dir, out_dir, checkpoint=checkpoint, max_scenes=max_scenes,
-                                  progress=not quiet, refine=False if no_refine else None)
+                                  progress=not quiet, refine=False if no_refine else None,
+                                  min_region_px=min_region_px)
     except (DatasetError, FileNotFoundError) as exc:
         raise UserError(str(exc)) from None
     except ValueError as exc:  # e.g. a checkpoint of the other kind

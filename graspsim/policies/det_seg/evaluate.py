@@ -36,12 +36,15 @@ def _clean(v):
 
 
 def evaluate_grasps(policy_name: str, data_dir: str | Path, out_dir: str | Path, checkpoint: str | Path | None = None,
-                    max_scenes: int | None = None, progress: bool = False, refine: bool | None = None) -> dict:
+                    max_scenes: int | None = None, progress: bool = False, refine: bool | None = None,
+                    min_region_px: float | None = None) -> dict:
     """Run the network of ``policy_name`` on every scene of ``data_dir``; write ``out_dir/metrics.json``; return it.
 
     ``checkpoint`` None = the shipped default. ``refine=False`` runs det_seg
     without its refinement head (Det_Seg vs Det_Seg_Refine on the same
-    weights; recorded as ``metrics["refine"]``). Raises
+    weights; recorded as ``metrics["refine"]``); ``min_region_px`` overrides
+    the segmentation clean-up (None = the policy's default, 0 = off; recorded
+    as ``metrics["min_region_px"]``). Raises
     :class:`~.train.DatasetError` for a bad dataset and FileNotFoundError for a
     missing checkpoint.
     """
@@ -49,7 +52,7 @@ def evaluate_grasps(policy_name: str, data_dir: str | Path, out_dir: str | Path,
     from graspsim.grasping.metrics import (accuracy_by_angle, accuracy_by_iou, class_level_accuracy,
                                            class_level_match, grasp_accuracy, segmentation_iou)
     from graspsim.policies.det_seg.model import NUM_SEG_CLASSES
-    from graspsim.policies.det_seg.policy import _resolve_checkpoint, make_predictor
+    from graspsim.policies.det_seg.policy import DEFAULT_MIN_REGION_PX, _resolve_checkpoint, make_predictor
     from graspsim.policies.det_seg.train import check_dataset, load_checkpoint
     from graspsim.types import GraspRect
 
@@ -60,7 +63,8 @@ def evaluate_grasps(policy_name: str, data_dir: str | Path, out_dir: str | Path,
         scene_dirs = scene_dirs[: max(0, int(max_scenes))]
     ckpt = _resolve_checkpoint(policy_name, checkpoint)
     net = load_checkpoint(ckpt, kind=policy_name)
-    predictor = make_predictor(net, refine=refine)
+    min_region = DEFAULT_MIN_REGION_PX if min_region_px is None else float(min_region_px)
+    predictor = make_predictor(net, refine=refine, min_region_px=min_region)
     has_refine = getattr(net, "refine", None) is not None  # det_seg trained with its refinement head
     has_seg = policy_name == "det_seg"
 
@@ -99,6 +103,7 @@ def evaluate_grasps(policy_name: str, data_dir: str | Path, out_dir: str | Path,
         "policy": policy_name,
         "checkpoint": str(ckpt),
         "refine": (refine is not False) if has_refine else None,
+        "min_region_px": min_region if has_seg else None,
         "data": str(Path(data_dir).resolve()),
         "suite": manifest.get("suite"),
         "scenes": n,

@@ -18,6 +18,11 @@ import numpy as np
 from graspsim.policies.base import PolicyError, PolicyOutput
 from graspsim.types import GraspRect, Observation
 
+# Segmentation regions smaller than this (pixels of a 640x480 image, scaled with the image area) are merged into
+# their surroundings (model.remove_small_regions). Chosen on the labelled validation scenes of the shipped
+# checkpoint's training data (README "det_seg"); 0 switches it off.
+DEFAULT_MIN_REGION_PX = 300.0
+
 TRAIN_HINT = ("train one with `graspsim train {kind} --data DIR --out CKPT` (DIR from `graspsim render`) "
               "and pass `--policy-arg checkpoint=CKPT`")
 
@@ -50,16 +55,19 @@ def _clip_rects(rects: np.ndarray, width: int, height: int) -> np.ndarray:
 class DetSegPredictor:
     """Wraps a :class:`~.model.DetSegNet` (eval mode): :meth:`predict` maps an RGB image to grasps + segmentation."""
 
-    def __init__(self, net, refine: bool | None = None):
+    def __init__(self, net, refine: bool | None = None, min_region_px: float = DEFAULT_MIN_REGION_PX):
         self.net = net.eval()
         self.refine = refine
+        if not min_region_px >= 0:
+            raise ValueError(f"min_region_px must be >= 0, got {min_region_px}")
+        self.min_region_px = float(min_region_px)  # at 640x480
 
     def predict(self, rgb: np.ndarray, with_seg: bool = True) -> dict[str, Any]:
         """(H, W, 3) uint8 RGB -> ``rects`` (K, 5) source px best first, ``scores`` (K,),
         ``seg`` (H, W) int64 labels (0 background, c + 1 catalog class c) or None, ``seconds``."""
         import torch
 
-        from graspsim.policies.det_seg.model import seg_labels_from_logits
+        from graspsim.policies.det_seg.model import remove_small_regions, seg_labels_from_logits
         from graspsim.policies.det_seg.targets import Letterbox
 
         t0 = time.perf_counter()
@@ -71,6 +79,8 @@ class DetSegPredictor:
             out = self.net(x)
             det = self.net.detect(out, refine=self.refine)[0]
             seg = seg_labels_from_logits(out["seg"], lb) if with_seg else None
+        if seg is not None and self.min_region_px > 0:
+            seg = remove_small_regions(seg, self.min_region_px * height * width / (640.0 * 480.0))
         rects = _clip_rects(lb.rects_to_src(det["rects"].double().numpy()), width, height)
         return {"rects": rects, "scores": det["scores"].double().numpy(), "seg": seg,
                 "seconds": time.perf_counter() - t0}
@@ -104,11 +114,14 @@ class GrConvNetPredictor:
         return {"rects": rects, "scores": scores, "seg": None, "seconds": time.perf_counter() - t0}
 
 
-def make_predictor(model, refine: bool | None = None):
-    """The predictor for a loaded network (det_seg or GR-ConvNet); ``refine=False`` skips det_seg's refinement."""
+def make_predictor(model, refine: bool | None = None, min_region_px: float = DEFAULT_MIN_REGION_PX):
+    """The predictor for a loaded network (det_seg or GR-ConvNet); ``refine=False`` skips det_seg's refinement,
+    ``min_region_px`` is det_seg's segmentation clean-up (0 = off)."""
     from graspsim.policies.det_seg.grconvnet import GrConvNet
 
-    return GrConvNetPredictor(model) if isinstance(model, GrConvNet) else DetSegPredictor(model, refine=refine)
+    if isinstance(model, GrConvNet):
+        return GrConvNetPredictor(model)
+    return DetSegPredictor(model, refine=refine, min_region_px=min_region_px)
 
 
 def target_class_index(obs: Observation) -> int:
@@ -165,20 +178,23 @@ class DetSegPolicy:
     ``checkpoint``: a directory written by ``graspsim train det_seg`` (None: the
     shipped default in ``graspsim/policies/det_seg/checkpoints/det_seg/``).
     ``refine``: None = as trained; False switches the refinement head off.
+    ``min_region_px``: segmentation specks smaller than this (at 640x480) are
+    merged into their surroundings before the target mask is taken (0 = off).
     """
 
     name: ClassVar[str] = "det_seg"
     needs_privileged: ClassVar[bool] = False
 
     def __init__(self, checkpoint: str | None = None, refine: bool | None = None, num_threads: int | None = None,
-                 max_candidates: int = 10):
+                 max_candidates: int = 10, min_region_px: float = DEFAULT_MIN_REGION_PX):
         from graspsim.policies.det_seg.train import load_checkpoint
 
         _set_threads(num_threads)
         path = _resolve_checkpoint("det_seg", checkpoint)
         self.checkpoint = str(path)
         self.predictor = DetSegPredictor(load_checkpoint(path, kind="det_seg"),
-                                         refine=None if refine is None else _as_bool(refine))
+                                         refine=None if refine is None else _as_bool(refine),
+                                         min_region_px=float(min_region_px))
         self.max_candidates = int(max_candidates)
 
     def reset(self, rng: np.random.Generator) -> None:
