@@ -366,6 +366,10 @@ def test_evaluate_writes_metrics(dataset, det_ckpt, gr_ckpt, tmp_path):
               *disk["accuracy_by_angle"].values(), *disk["accuracy_by_iou"].values()]:
         assert 0.0 <= v <= 1.0
     assert disk["accuracy_by_angle"]["5"] <= disk["accuracy_by_angle"]["30"] == disk["grasp_accuracy"]
+    # class level per angle threshold: "30" is the seed's criterion, and a stricter angle can only lose matches
+    cl = disk["class_level_by_angle"]
+    assert list(cl) == ["30", "25", "20", "15", "10", "5"] and cl["30"] == disk["class_level_accuracy"]
+    assert all(cl[a] >= cl[b] for a, b in zip(list(cl), list(cl)[1:]))
     assert disk["seg_iou"] > 0.3 and disk["fps"] > 0  # the overfitted tiny net segments its training scenes
 
     # Det_Seg vs Det_Seg_Refine on the same weights: the refinement head moves grasps, not the segmentation
@@ -374,6 +378,7 @@ def test_evaluate_writes_metrics(dataset, det_ckpt, gr_ckpt, tmp_path):
 
     g = evaluate_grasps("grconvnet", dataset, tmp_path / "ev2", checkpoint=gr_ckpt, max_scenes=1)
     assert g["scenes"] == 1 and g["seg_iou"] is None and g["class_level_accuracy"] is None and g["refine"] is None
+    assert g["class_level_by_angle"] is None
     assert 0.0 <= g["grasp_accuracy"] <= 1.0
 
 

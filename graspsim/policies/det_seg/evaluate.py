@@ -8,7 +8,8 @@ top-1 grasp is judged against *all* ground-truth rectangles of the image
 gets ``seg_iou`` (mean over images of the per-image mean class IoU over the 25
 labels background + 24 products that occur) and ``class_level_accuracy``
 (OCID_grasp: per object class of the image, the best grasp whose centre lies on
-the predicted mask of that class, judged against that class's ground truth).
+the predicted mask of that class, judged against that class's ground truth),
+also at each angle threshold (``class_level_by_angle``).
 grconvnet has no segmentation: both are ``null``. ``fps`` = images per second
 of the predictor (letterbox + forward + decoding, incl. the segmentation map at
 the source size), single process, the current torch thread count.
@@ -49,8 +50,9 @@ def evaluate_grasps(policy_name: str, data_dir: str | Path, out_dir: str | Path,
     missing checkpoint.
     """
     from graspsim.data.format import read_scene
-    from graspsim.grasping.metrics import (accuracy_by_angle, accuracy_by_iou, class_level_accuracy,
-                                           class_level_match, grasp_accuracy, segmentation_iou)
+    from graspsim.grasping.metrics import (ANGLE_THRESHOLDS_DEG, accuracy_by_angle, accuracy_by_iou,
+                                           class_level_accuracy, class_level_match, grasp_accuracy,
+                                           segmentation_iou)
     from graspsim.policies.det_seg.model import NUM_SEG_CLASSES
     from graspsim.policies.det_seg.policy import DEFAULT_MIN_REGION_PX, _resolve_checkpoint, make_predictor
     from graspsim.policies.det_seg.train import check_dataset, load_checkpoint
@@ -68,7 +70,9 @@ def evaluate_grasps(policy_name: str, data_dir: str | Path, out_dir: str | Path,
     has_refine = getattr(net, "refine", None) is not None  # det_seg trained with its refinement head
     has_seg = policy_name == "det_seg"
 
-    preds, gts, ious, per_class = [], [], [], []
+    preds, gts, ious = [], [], []
+    # class-level matches per angle threshold (key "%g" degrees); "30" is the seed's class_level_accuracy
+    per_class_by_angle: dict[str, list] = {f"{t:g}": [] for t in ANGLE_THRESHOLDS_DEG}
     seconds, skipped = 0.0, 0
     bar = None
     if progress:
@@ -95,7 +99,10 @@ def evaluate_grasps(policy_name: str, data_dir: str | Path, out_dir: str | Path,
             for g, c in zip(gt, s["grasp_classes"]):
                 by_class.setdefault(int(c), []).append(g)
             # predicted map in catalog indices (-1 background) to match grasp_classes
-            per_class.append(class_level_match(list(zip(rects, out["scores"].tolist())), seg - 1, by_class))
+            scored = list(zip(rects, out["scores"].tolist()))
+            for t in ANGLE_THRESHOLDS_DEG:
+                per_class_by_angle[f"{t:g}"].append(
+                    class_level_match(scored, seg - 1, by_class, angle_threshold_deg=float(t)))
     if bar is not None:
         bar.close()
     n = len(preds)
@@ -112,7 +119,11 @@ def evaluate_grasps(policy_name: str, data_dir: str | Path, out_dir: str | Path,
         "accuracy_by_angle": accuracy_by_angle(preds, gts) if n else None,
         "accuracy_by_iou": accuracy_by_iou(preds, gts) if n else None,
         "seg_iou": float(np.nanmean(ious)) if (has_seg and ious and np.isfinite(ious).any()) else None,
-        "class_level_accuracy": class_level_accuracy(per_class) if has_seg else None,
+        "class_level_accuracy": class_level_accuracy(per_class_by_angle["30"]) if has_seg else None,
+        # image-level accuracy saturates with ~100 labels per cluttered image; per class it discriminates
+        # (Det_Seg vs Det_Seg_Refine at strict angles)
+        "class_level_by_angle": ({k: class_level_accuracy(v) for k, v in per_class_by_angle.items()}
+                                 if has_seg else None),
         "fps": (n / seconds) if seconds > 0 else None,
         "resolution": None if not n else [int(s["rgb"].shape[1]), int(s["rgb"].shape[0])],
     }
@@ -133,6 +144,8 @@ def format_table(m: dict) -> str:
              f"class-level {pct(m['class_level_accuracy'])}   fps {m['fps'] or 0:.1f}"]
     if m.get("accuracy_by_angle"):
         lines.append("angle (IoU>25%) " + "  ".join(f"{k}deg {pct(v)}" for k, v in m["accuracy_by_angle"].items()))
+    if m.get("class_level_by_angle"):
+        lines.append("class-level     " + "  ".join(f"{k}deg {pct(v)}" for k, v in m["class_level_by_angle"].items()))
     if m.get("accuracy_by_iou"):
         lines.append("IoU (<30deg)    " + "  ".join(f"{k}% {pct(v)}" for k, v in m["accuracy_by_iou"].items()))
     return "\n".join(lines)

@@ -20,7 +20,9 @@ from graspsim.types import GraspRect, Observation
 
 # Segmentation regions smaller than this (pixels of a 640x480 image, scaled with the image area) are merged into
 # their surroundings (model.remove_small_regions). Chosen on the labelled validation scenes of the shipped
-# checkpoint's training data (README "det_seg"); 0 switches it off.
+# checkpoint's training data (README "det_seg"); 0 switches it off. On those 60 scenes, mean class IoU for
+# min 0 / 100 / 200 / 300 / 450 / 600 / 1000 px: 0.651 / 0.762 / 0.788 / 0.793 / 0.790 / 0.771 / 0.702
+# (spurious classes per image 3.4 -> 0.37 at 300; larger values start to swallow small visible products).
 DEFAULT_MIN_REGION_PX = 300.0
 
 TRAIN_HINT = ("train one with `graspsim train {kind} --data DIR --out CKPT` (DIR from `graspsim render`) "
