@@ -358,10 +358,12 @@ def show(suite, seed, policy, out_path, execute, renderer):
 
 def _register_data_commands() -> None:
     # Defined with the dataset and weights code; registered here so cli.py stays the one entry point.
+    from graspsim.data.cli_export import export_command
     from graspsim.data.cli_render import render_command
     from graspsim.weights.cli_weights import weights_group
 
     main.add_command(render_command)
+    main.add_command(export_command)
     main.add_command(weights_group)
     main.add_command(train_group)
     main.add_command(evaluate_group)

@@ -162,6 +162,121 @@ def test_package_imports_without_torch():
     import sys
 
     code = ("import sys; sys.modules['torch'] = None; import graspsim.data, graspsim.data.render, "
-            "graspsim.data.cli_render, graspsim.data.labels; print('ok')")
+            "graspsim.data.cli_render, graspsim.data.labels, graspsim.data.export, graspsim.data.cli_export; "
+            "print('ok')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and "ok" in out.stdout, out.stderr
+
+
+# --------------------------------------------------------------------------- export (Cornell, OCID_grasp)
+
+
+def test_corner_text_known_answer_and_round_trip():
+    from graspsim.data.export import corners_text, read_corners
+
+    # theta = 0: the closing axis along +x, corners 0-1 along it (the opening w), clockwise on screen
+    assert corners_text(np.array([[10.0, 20.0, 8.0, 4.0, 0.0]])).splitlines() == [
+        "6.000 18.000", "14.000 18.000", "14.000 22.000", "6.000 22.000"]
+    rng = np.random.default_rng(0)
+    rects = np.column_stack([rng.uniform(0, 640, 50), rng.uniform(0, 480, 50), rng.uniform(5, 80, 50),
+                             rng.uniform(3, 30, 50), rng.uniform(-np.pi / 2, np.pi / 2, 50)])
+    rects[0, 4] = -np.pi / 2  # the wrap-around edge
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "pcd0000cpos.txt"
+        path.write_text(corners_text(rects) + "NaN NaN\n1 2\n3 4\nNaN NaN\n")  # a broken rectangle, as in Cornell
+        back = read_corners(path)
+    assert back.shape == (50, 5)
+    assert np.allclose(back[:, :4], rects[:, :4], atol=2e-3)
+    dtheta = (back[:, 4] - rects[:, 4] + np.pi / 2) % np.pi - np.pi / 2  # same grasp modulo pi
+    assert np.abs(dtheta).max() < 1e-3
+
+
+def test_export_cornell_round_trip(dataset, tmp_path):
+    import cv2
+
+    from graspsim.data.export import export_dataset, read_corners
+
+    out = tmp_path / "cornell"
+    record = export_dataset(dataset, out, "cornell")
+    dirs = iter_scene_dirs(dataset)
+    assert record["scenes"] == 2 and [f["file"] for f in record["files"]] == ["01/pcd0000", "01/pcd0001"]
+    assert sorted(p.name for p in (out / "01").iterdir()) == [
+        "pcd0000cneg.txt", "pcd0000cpos.txt", "pcd0000d.tiff", "pcd0000r.png",
+        "pcd0001cneg.txt", "pcd0001cpos.txt", "pcd0001d.tiff", "pcd0001r.png"]
+    total = 0
+    for i, d in enumerate(dirs):
+        s = read_scene(d)
+        rgb = cv2.cvtColor(cv2.imread(str(out / "01" / f"pcd{i:04d}r.png")), cv2.COLOR_BGR2RGB)
+        assert np.array_equal(rgb, s["rgb"])
+        depth = cv2.imread(str(out / "01" / f"pcd{i:04d}d.tiff"), cv2.IMREAD_UNCHANGED)
+        assert depth.dtype == np.float32 and np.array_equal(depth, s["depth_m"].astype(np.float32))
+        back = read_corners(out / "01" / f"pcd{i:04d}cpos.txt")
+        assert back.shape == s["grasps"].shape and len(back) >= 1
+        assert np.allclose(back[:, :4], s["grasps"][:, :4], atol=2e-3)
+        assert np.abs((back[:, 4] - s["grasps"][:, 4] + np.pi / 2) % np.pi - np.pi / 2).max() < 1e-3
+        assert (out / "01" / f"pcd{i:04d}cneg.txt").read_text() == ""
+        total += len(back)
+    assert record["grasps"] == total
+    classes = json.loads((out / "classes.json").read_text())
+    manifest = json.loads((dataset / "manifest.json").read_text())
+    assert classes["0"] == "background" and classes["1"] == manifest["classes"]["0"]
+    # idempotent over its own export; another format into it is refused
+    assert export_dataset(dataset, out, "cornell")["scenes"] == 2
+    from graspsim.data.export import ExportError
+
+    with pytest.raises(ExportError, match="not empty"):
+        export_dataset(dataset, out, "ocid_grasp")
+
+
+def test_export_ocid_grasp_layout(dataset, tmp_path):
+    import cv2
+
+    from graspsim.data.export import export_dataset, read_corners
+
+    out = tmp_path / "ocid"
+    export_dataset(dataset, out, "ocid_grasp")
+    dirs = iter_scene_dirs(dataset)
+    lines = (out / f"{SUITE}.txt").read_text().splitlines()
+    assert lines == [f"{SUITE}/seq00,{d.name}.png" for d in dirs]
+    for line, d in zip(lines, dirs):
+        seq, name = line.split(",")
+        s = read_scene(d)
+        seg = cv2.imread(str(out / seq / "seg_mask_labeled_combi" / name), cv2.IMREAD_UNCHANGED)
+        assert np.array_equal(seg, s["class_map"])
+        assert np.array_equal(cv2.imread(str(out / seq / "depth" / name), cv2.IMREAD_UNCHANGED), s["depth_mm"])
+        assert np.array_equal(cv2.imread(str(out / seq / "label" / name), cv2.IMREAD_UNCHANGED), s["instance"])
+        rects = read_corners(out / seq / "Annotations" / (name[:-4] + ".txt"))
+        assert len(rects) == len(s["grasps"])
+        # OCID_grasp gives a grasp the class under its centre: here that is the labelled product's class
+        centre = [int(seg[int(np.floor(y + 0.5)), int(np.floor(x + 0.5))]) for x, y in rects[:, :2]]
+        assert centre == (s["grasp_classes"] + 1).tolist()
+
+
+def test_export_cli_errors_are_one_liners(dataset, tmp_path):
+    from graspsim.data.cli_export import export_command
+
+    runner = CliRunner()
+    seg_only = tmp_path / "seg-only"
+    shutil.copytree(dataset, seg_only)
+    manifest = json.loads((seg_only / "manifest.json").read_text())
+    manifest["config"]["labels"]["max_candidates"] = 0  # as `graspsim render --no-grasps` writes it
+    (seg_only / "manifest.json").write_text(json.dumps(manifest))
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "notes.txt").write_text("mine")
+    cases = [
+        (["--data", str(tmp_path / "nope"), "--format", "cornell", "--out", str(tmp_path / "o1")], "does not exist"),
+        (["--data", str(seg_only), "--format", "cornell", "--out", str(tmp_path / "o2")], "--no-grasps"),
+        (["--data", str(dataset), "--format", "ocid_grasp", "--out", str(busy)], "not empty"),
+    ]
+    for args, needle in cases:
+        result = runner.invoke(export_command, args + ["--no-progress"])
+        assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+        assert needle in result.output and len(result.output.strip().splitlines()) == 1, result.output
+    assert (busy / "notes.txt").read_text() == "mine"  # nothing of the user's is touched
+    result = runner.invoke(export_command, ["--data", str(seg_only), "--format", "ocid_grasp",
+                                            "--out", str(tmp_path / "o3"), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["labels"] is False

@@ -185,3 +185,30 @@ def iter_scene_dirs(root: Path) -> list[Path]:
     return out
 
 
+class DatasetError(ValueError):
+    """The data directory is missing, not a rendered dataset, or holds no usable scene."""
+
+
+def check_dataset(data_dir: str | Path) -> tuple[dict, list[Path]]:
+    """``(manifest, scene_dirs)`` of a rendered dataset; :class:`DatasetError` with a one-line reason otherwise."""
+    root = Path(data_dir)
+    if not root.exists():
+        raise DatasetError(f"data directory {root} does not exist (render one with `graspsim render`)")
+    if not root.is_dir():
+        raise DatasetError(f"{root} is not a directory")
+    if not (root / MANIFEST).is_file():
+        raise DatasetError(f"{root} is not a rendered dataset (no {MANIFEST}; make one with `graspsim render`)")
+    try:
+        manifest = json.loads((root / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise DatasetError(f"{root / MANIFEST} cannot be read: {exc}") from None
+    scenes = iter_scene_dirs(root)
+    if not scenes:
+        raise DatasetError(f"dataset {root} holds no complete scene")
+    return manifest, scenes
+
+
+def has_grasp_labels(manifest: dict) -> bool:
+    """False for a dataset rendered with ``--no-grasps`` (``config.labels.max_candidates == 0``)."""
+    labels = (manifest.get("config") or {}).get("labels") or {}
+    return int(labels.get("max_candidates", 1)) > 0
