@@ -259,14 +259,18 @@ class _GrConvTask:
 
 
 def validate(net, samples: list[Sample], kind: str) -> dict[str, float | None]:
-    """Top-1 Jaccard grasp accuracy (source px, every ground truth of the image) and, for det_seg, mean seg IoU."""
+    """Top-1 Jaccard grasp accuracy (source px, every ground truth of the image) and, for det_seg, mean seg IoU.
+
+    The segmentation is the network's own (``min_region_px=0``): the policy's speck clean-up is chosen on these
+    scenes after training, and a curve that moved with that default would not be comparable across runs.
+    """
     from graspsim.grasping.metrics import grasp_accuracy, segmentation_iou
     from graspsim.policies.det_seg.model import NUM_SEG_CLASSES
     from graspsim.policies.det_seg.policy import make_predictor
     from graspsim.types import GraspRect
 
     was_training = net.training
-    pred = make_predictor(net)
+    pred = make_predictor(net, min_region_px=0.0)
     preds, gts, ious = [], [], []
     for s in samples:
         if len(s.src_rects) == 0:
