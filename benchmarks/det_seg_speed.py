@@ -1,11 +1,16 @@
 """Frames per second of the det_seg network on CPU: forward + decoding at 320x320 (random weights).
 
     nice -n 10 python benchmarks/det_seg_speed.py [--threads 2] [--frames 40] [--no-refine] [--size 320]
+        [--camera-frames 20]
 
-Prints one JSON line: fps, ms per frame, parameter count, the settings. The
-timing covers the letterboxed tensor going through the network and
-:meth:`DetSegNet.detect` (top-k, NMS, refinement) plus the segmentation argmax
-at the input resolution; not image loading.
+Prints JSON lines. First the network at ``size x size`` (random weights): the
+letterboxed tensor through the network and :meth:`DetSegNet.detect` (top-k,
+NMS, refinement) plus the segmentation argmax at the input resolution; not
+image loading. Then (``--camera-frames`` > 0) the whole predictor the policy
+runs, with the shipped checkpoint, on a rendered 640x480 shelf-test camera
+image: letterbox, network, decoding and the segmentation at 640x480, once with
+the guided-filter upsampling (the default) and once with plain bilinear
+upsampling, interleaved so that both see the same machine load.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--size", type=int, default=320)
     ap.add_argument("--no-refine", action="store_true")
+    ap.add_argument("--camera-frames", type=int, default=20, help="0 = skip the camera-image predictor timing")
     args = ap.parse_args()
 
     import torch
@@ -54,6 +60,42 @@ def main() -> None:
         "input": f"{args.size}x{args.size}", "threads": args.threads, "refinement": cfg.use_refinement,
         "params": sum(p.numel() for p in net.parameters()), "torch": torch.__version__,
         "machine": platform.machine(),
+    }))
+    if args.camera_frames > 0:
+        camera_predictor(args.camera_frames, args.threads)
+
+
+def camera_predictor(frames: int, threads: int) -> None:
+    """Seconds per 640x480 camera image of the shipped det_seg predictor, guided vs bilinear segmentation."""
+    import numpy as np
+
+    from graspsim.envs.pick_env import PickEnv
+    from graspsim.policies.det_seg.policy import DetSegPredictor, default_checkpoint
+    from graspsim.policies.det_seg.train import load_checkpoint
+
+    env = PickEnv(kind="shelf")
+    try:
+        obs, _ = env.reset(seed=1_000_000)  # a shelf-test scene
+        rgb = np.asarray(obs["rgb"])
+    finally:
+        env.close()
+    net = load_checkpoint(default_checkpoint("det_seg"), kind="det_seg")
+    predictors = {"guided": DetSegPredictor(net, guided=True), "bilinear": DetSegPredictor(net, guided=False)}
+    times: dict[str, list[float]] = {k: [] for k in predictors}
+    for _ in range(3):
+        for p in predictors.values():
+            p.predict(rgb)
+    for _ in range(frames):
+        for k, p in predictors.items():
+            t0 = time.perf_counter()
+            p.predict(rgb)
+            times[k].append(time.perf_counter() - t0)
+    ms = {k: 1000 * float(np.median(v)) for k, v in times.items()}
+    print(json.dumps({
+        "benchmark": "det_seg_camera_predictor", "image": f"{rgb.shape[1]}x{rgb.shape[0]}", "threads": threads,
+        "ms_median_guided": round(ms["guided"], 1), "ms_median_bilinear": round(ms["bilinear"], 1),
+        "fps_guided": round(1000 / ms["guided"], 2), "fps_bilinear": round(1000 / ms["bilinear"], 2),
+        "guided_cost_ratio": round(ms["guided"] / ms["bilinear"], 2), "frames": frames,
     }))
 
 

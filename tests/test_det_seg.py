@@ -289,6 +289,34 @@ def test_training_is_deterministic_and_resumable(dataset, tmp_path):
     assert not any(p.name.endswith(".tmp") for p in (tmp_path / "c").iterdir())
 
 
+def test_init_starts_from_a_checkpoint_at_another_input_size(dataset, det_ckpt, tmp_path):
+    """--init: the new run starts from the checkpoint's weights (any input_size) and records where it came from."""
+    import torch
+    from safetensors.torch import load_file
+
+    from graspsim.policies.det_seg.train import _load_init_weights, _task, init_config, train_det_seg
+
+    base = init_config(det_ckpt, "det_seg")
+    assert base["input_size"] == TINY_DET["input_size"]
+    net = _task("det_seg", {**base, "input_size": 192}).build()
+    _load_init_weights(net, det_ckpt, "det_seg")
+    shipped = load_file(str(det_ckpt / "model.safetensors"))
+    assert all(torch.equal(v, shipped[k]) for k, v in net.state_dict().items())
+    with pytest.raises(ValueError, match="does not fit"):
+        _load_init_weights(_task("det_seg", {**base, "seg_channels": 12}).build(), det_ckpt, "det_seg")
+    with pytest.raises(ValueError, match="not 'grconvnet'"):
+        init_config(det_ckpt, "grconvnet")
+
+    meta = train_det_seg(dataset, tmp_path / "ft", epochs=1, batch_size=2, val_fraction=0.0,
+                         config={**base, "input_size": 192}, init=det_ckpt, progress=False, lr=1e-9)
+    assert meta["init"] == str(det_ckpt.resolve()) and meta["init_metadata"]["model"] == "det_seg"
+    assert meta["config"]["input_size"] == 192
+    tuned = load_file(str(tmp_path / "ft" / "model.safetensors"))
+    # lr 1e-9: one epoch barely moves the weights, so they are the init's (a fresh net would differ entirely)
+    conv = next(k for k in shipped if k.endswith("weight") and shipped[k].dim() == 4)
+    assert torch.allclose(tuned[conv], shipped[conv], atol=1e-5)
+
+
 def test_load_checkpoint_errors(tmp_path):
     from graspsim.policies.det_seg.train import load_checkpoint
 
@@ -331,6 +359,12 @@ def test_policies_return_valid_rects(dataset, det_ckpt, gr_ckpt):
     # the target can also come from the instruction alone
     obs2, _ = _observation(dataset, target="")
     assert target_class_index(obs2) == cls.index
+    # bilinear instead of guided segmentation upsampling (--policy-arg guided_seg=false): same kind of answer
+    plain = DetSegPolicy(checkpoint=str(det_ckpt), guided_seg="false")
+    assert plain.predictor.guided is False and det.predictor.guided is True
+    out_plain = plain.act(obs)
+    out_plain.rect.validate(obs.camera.width, obs.camera.height)
+    assert out_plain.mask is not None and out_plain.mask.any()
 
     gr = GrConvNetPolicy(checkpoint=str(gr_ckpt))
     out = gr.act(obs)
@@ -371,14 +405,23 @@ def test_evaluate_writes_metrics(dataset, det_ckpt, gr_ckpt, tmp_path):
     assert list(cl) == ["30", "25", "20", "15", "10", "5"] and cl["30"] == disk["class_level_accuracy"]
     assert all(cl[a] >= cl[b] for a, b in zip(list(cl), list(cl)[1:]))
     assert disk["seg_iou"] > 0.3 and disk["fps"] > 0  # the overfitted tiny net segments its training scenes
+    # the seed authors' protocol, the class recall beside it and the pooled (dataset-level) mIoU
+    for key in ("seg_iou_seed_protocol", "seg_class_recall", "seg_miou_dataset"):
+        assert 0.0 <= disk[key] <= 1.0, key
 
     # Det_Seg vs Det_Seg_Refine on the same weights: the refinement head moves grasps, not the segmentation
     plain = evaluate_grasps("det_seg", dataset, tmp_path / "ev-plain", checkpoint=det_ckpt, refine=False)
     assert m["refine"] is True and plain["refine"] is False and plain["seg_iou"] == m["seg_iou"]
+    # guided vs bilinear segmentation upsampling: recorded; the grasps do not depend on it
+    assert m["guided_seg"] is True
+    bil = evaluate_grasps("det_seg", dataset, tmp_path / "ev-bil", checkpoint=det_ckpt, guided=False)
+    assert bil["guided_seg"] is False and bil["grasp_accuracy"] == m["grasp_accuracy"]
+    assert 0.0 <= bil["seg_iou"] <= 1.0
 
     g = evaluate_grasps("grconvnet", dataset, tmp_path / "ev2", checkpoint=gr_ckpt, max_scenes=1)
     assert g["scenes"] == 1 and g["seg_iou"] is None and g["class_level_accuracy"] is None and g["refine"] is None
     assert g["class_level_by_angle"] is None
+    assert g["seg_iou_seed_protocol"] is None and g["seg_class_recall"] is None and g["seg_miou_dataset"] is None
     assert 0.0 <= g["grasp_accuracy"] <= 1.0
 
 
@@ -410,6 +453,10 @@ def test_cli_user_errors_are_one_liners(dataset, det_ckpt, tmp_path):
         (train_grconvnet_command, ["--data", str(no_scenes), "--out", str(tmp_path / "o3")], "no complete scene"),
         (train_det_seg_command, ["--data", str(dataset), "--out", str(det_ckpt), "--quiet"], "--resume"),
         (train_det_seg_command, ["--data", str(dataset), "--out", str(tmp_path / "o4"), "--config", "{bad"], "JSON"),
+        (train_det_seg_command, ["--data", str(dataset), "--out", str(tmp_path / "o5"), "--init",
+                                 str(tmp_path / "noinit")], "--init checkpoint"),
+        (train_grconvnet_command, ["--data", str(dataset), "--out", str(tmp_path / "o6"), "--init", str(det_ckpt)],
+         "not 'grconvnet'"),
         (evaluate_grasps_command, ["--policy", "det_seg", "--data", str(dataset), "--out", str(tmp_path / "e"),
                                    "--checkpoint", str(tmp_path / "nockpt")], "graspsim train det_seg"),
         (evaluate_grasps_command, ["--policy", "grconvnet", "--data", str(empty), "--out", str(tmp_path / "e2")],

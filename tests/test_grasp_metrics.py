@@ -19,7 +19,11 @@ from graspsim.grasping.metrics import (
     polygon_area,
     rect_iou,
     rect_polygon,
+    miou_from_confusion,
+    segmentation_class_recall,
+    segmentation_confusion,
     segmentation_iou,
+    segmentation_iou_seed_protocol,
 )
 from graspsim.types import GraspRect
 
@@ -252,6 +256,53 @@ def test_segmentation_iou_errors():
     with pytest.raises(ValueError):
         segmentation_iou(PRED_SEG, GT_SEG, num_classes=2)  # gt label 2 out of range
     assert math.isnan(segmentation_iou(np.zeros((2, 2)), -np.ones((2, 2)), num_classes=2)["mean_iou"])
+
+
+def test_seed_protocol_iou_known_answer():
+    # no ignored pixels in this protocol: GT_SEG's -1 pixels are just "not class c"
+    # class 1: pred 6 px, gt 6 px, overlap 5 -> 5/7; class 2: pred 5 px, gt 4 px, overlap 3 -> 3/6; background left out
+    out = segmentation_iou_seed_protocol(PRED_SEG, GT_SEG, min_pred_px=1)
+    assert out["per_class"] == pytest.approx({1: 5 / 7, 2: 0.5})
+    assert out["mean_iou"] == pytest.approx((5 / 7 + 0.5) / 2)
+    # predicted classes under min_pred_px are skipped (class 2 has 5 px)
+    assert segmentation_iou_seed_protocol(PRED_SEG, GT_SEG, min_pred_px=6)["per_class"] == pytest.approx({1: 5 / 7})
+    assert math.isnan(segmentation_iou_seed_protocol(PRED_SEG, GT_SEG, min_pred_px=7)["mean_iou"])
+
+
+def test_seed_protocol_ignores_missed_classes_and_recall_counts_them():
+    pred = PRED_SEG.copy()
+    pred[pred == 2] = 0  # class 2 missed entirely: the seed's protocol does not see it ...
+    assert segmentation_iou_seed_protocol(pred, GT_SEG, min_pred_px=1)["mean_iou"] == pytest.approx(5 / 7)
+    # ... the strict per-image IoU does (class 2 IoU 0), and the class recall counts it
+    assert segmentation_iou(pred, GT_SEG, num_classes=3)["per_class"][2] == 0.0
+    assert segmentation_class_recall(pred, GT_SEG, min_px=1) == pytest.approx(0.5)
+    assert segmentation_class_recall(PRED_SEG, GT_SEG, min_px=1) == 1.0
+    # a class the ground truth holds on fewer than min_px pixels is not asked for (class 2: 4 px)
+    assert segmentation_class_recall(pred, GT_SEG, min_px=5) == 1.0
+    assert math.isnan(segmentation_class_recall(pred, np.zeros_like(GT_SEG), min_px=1))
+    with pytest.raises(ValueError):
+        segmentation_iou_seed_protocol(PRED_SEG, GT_SEG[:3])
+
+
+def test_dataset_level_miou_known_answer():
+    m = segmentation_confusion(np.array([[0, 1], [2, 2]]), np.array([[0, 1], [1, 2]]), num_classes=3)
+    m = m + segmentation_confusion(np.array([[2, 2], [2, 0]]), np.array([[2, 2], [2, 2]]), num_classes=3)
+    assert m.tolist() == [[1, 0, 0], [0, 1, 1], [1, 0, 4]]  # rows ground truth, columns prediction
+    out = miou_from_confusion(m)
+    assert out["per_class"] == pytest.approx({0: 0.5, 1: 0.5, 2: 4 / 6})
+    assert out["mean_iou"] == pytest.approx(5 / 9)
+    # pooled over the dataset, unlike the per-image mean of segmentation_iou (2/3 and 3/8 here)
+    per_image = [segmentation_iou(np.array([[0, 1], [2, 2]]), np.array([[0, 1], [1, 2]]), 3)["mean_iou"],
+                 segmentation_iou(np.array([[2, 2], [2, 0]]), np.array([[2, 2], [2, 2]]), 3)["mean_iou"]]
+    assert per_image == pytest.approx([2 / 3, 3 / 8])
+    # ignored ground truth is left out; labels out of range are errors
+    m_ign = segmentation_confusion(PRED_SEG, GT_SEG, num_classes=3)
+    assert m_ign.sum() == 14
+    assert miou_from_confusion(m_ign)["per_class"] == pytest.approx({0: 0.8, 1: 5 / 7, 2: 0.75})
+    with pytest.raises(ValueError):
+        segmentation_confusion(PRED_SEG + 1, GT_SEG, num_classes=3)
+    with pytest.raises(ValueError):
+        miou_from_confusion(np.zeros((2, 3)))
 
 
 # --------------------------------------------------------------------------- OCID_grasp class level

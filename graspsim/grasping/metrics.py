@@ -347,6 +347,100 @@ def segmentation_iou(
     return {"mean_iou": mean, "per_class": per_class}
 
 
+def _checked_maps(pred_labels: np.ndarray, gt_labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    pred, gt = np.asarray(pred_labels), np.asarray(gt_labels)
+    if pred.shape != gt.shape:
+        raise ValueError(f"label maps differ in shape: pred {pred.shape}, gt {gt.shape}")
+    return pred, gt
+
+
+def segmentation_iou_seed_protocol(
+    pred_labels: np.ndarray,
+    gt_labels: np.ndarray,
+    min_pred_px: int = 100,
+    background: int = 0,
+) -> dict:
+    """Segmentation IoU of one image as the seed's authors compute it for OCID_grasp (their evaluation script).
+
+    For every label ``c != background`` that occurs in ``pred_labels`` on at
+    least ``min_pred_px`` pixels: IoU of the masks ``pred == c`` and ``gt == c``
+    (whole image, no ignored pixels); the image's value is the mean over those
+    labels. Unlike :func:`segmentation_iou` it leaves out the background,
+    classes the prediction misses entirely and predicted specks under
+    ``min_pred_px`` (100 px of a 640x480 image in the seed's protocol), so it
+    is more lenient; report it beside :func:`segmentation_class_recall`, which
+    counts what it leaves out.
+
+    Returns ``{"mean_iou": float (NaN if no label qualifies), "per_class": {c: iou}}``.
+    """
+    pred, gt = _checked_maps(pred_labels, gt_labels)
+    labels, counts = np.unique(pred, return_counts=True)
+    per_class = {}
+    for c, n in zip(labels.tolist(), counts.tolist()):
+        if c == background or n < min_pred_px:
+            continue
+        p, g = pred == c, gt == c
+        per_class[int(c)] = float(np.count_nonzero(p & g) / np.count_nonzero(p | g))
+    mean = float(np.mean(list(per_class.values()))) if per_class else float("nan")
+    return {"mean_iou": mean, "per_class": per_class}
+
+
+def segmentation_class_recall(
+    pred_labels: np.ndarray,
+    gt_labels: np.ndarray,
+    min_px: int = 100,
+    background: int = 0,
+    ignore_index: int = -1,
+) -> float:
+    """Share of the ground-truth classes of one image (not ``background`` or ``ignore_index``, at least
+    ``min_px`` pixels) that the prediction shows on at least ``min_px`` pixels of the same image (anywhere).
+    NaN if no class qualifies."""
+    pred, gt = _checked_maps(pred_labels, gt_labels)
+    g_labels, g_counts = np.unique(gt, return_counts=True)
+    wanted = [int(c) for c, n in zip(g_labels.tolist(), g_counts.tolist())
+              if c not in (background, ignore_index) and n >= min_px]
+    if not wanted:
+        return float("nan")
+    p_labels, p_counts = np.unique(pred, return_counts=True)
+    shown = {int(c) for c, n in zip(p_labels.tolist(), p_counts.tolist()) if n >= min_px}
+    return float(np.mean([c in shown for c in wanted]))
+
+
+def segmentation_confusion(pred_labels: np.ndarray, gt_labels: np.ndarray, num_classes: int,
+                           ignore_index: int = -1) -> np.ndarray:
+    """``(num_classes, num_classes)`` int64 pixel counts, rows = ground truth, columns = prediction.
+
+    Pixels with ground truth ``ignore_index`` are left out. Sum the matrices
+    of a dataset for the standard dataset-level mIoU (:func:`miou_from_confusion`).
+    Raises ValueError on shape mismatch or a label (either map) out of ``0 .. num_classes - 1``.
+    """
+    pred, gt = _checked_maps(pred_labels, gt_labels)
+    valid = gt != ignore_index
+    g = gt[valid].astype(np.int64).ravel()
+    p = pred[valid].astype(np.int64).ravel()
+    for name, v in (("ground-truth", g), ("predicted", p)):
+        if np.any((v < 0) | (v >= num_classes)):
+            raise ValueError(f"{name} labels must lie in [0, {num_classes}); found {np.unique(v[(v < 0) | (v >= num_classes)])[:5].tolist()}")
+    m = np.bincount(g * num_classes + p, minlength=num_classes * num_classes)
+    return m.reshape(num_classes, num_classes).astype(np.int64)
+
+
+def miou_from_confusion(confusion: np.ndarray) -> dict:
+    """Dataset-level IoU per class from a summed :func:`segmentation_confusion` matrix (the usual semantic
+    segmentation mIoU, VOC / Cityscapes style): ``inter = M[c, c]``, ``union = row c + column c - inter``.
+
+    Returns ``{"mean_iou": float, "per_class": {c: iou}}`` over the classes with a non-zero union (NaN if none).
+    """
+    m = np.asarray(confusion, dtype=np.int64)
+    if m.ndim != 2 or m.shape[0] != m.shape[1]:
+        raise ValueError(f"confusion matrix must be square, got shape {m.shape}")
+    inter = np.diag(m)
+    union = m.sum(axis=1) + m.sum(axis=0) - inter
+    per_class = {int(c): float(inter[c] / union[c]) for c in range(m.shape[0]) if union[c] > 0}
+    mean = float(np.mean(list(per_class.values()))) if per_class else float("nan")
+    return {"mean_iou": mean, "per_class": per_class}
+
+
 # --------------------------------------------------------------------------- OCID_grasp class level
 
 

@@ -37,6 +37,9 @@ def _common_train_options(f):
     f = click.option("--threads", type=click.IntRange(min=1), default=None, help="torch CPU threads")(f)
     f = click.option("--input-size", type=click.IntRange(min=32), default=None, help="network input side (letterbox)")(f)
     f = click.option("--quiet", is_flag=True, help="no progress bar")(f)
+    f = click.option("--init", "init", default=None, type=click.Path(file_okay=False),
+                     help="start from this checkpoint's weights (fine-tune; its config is the base that "
+                          "--config / --input-size override)")(f)
     return f
 
 
@@ -46,7 +49,7 @@ def _run_training(fn, data_dir, out_dir, kw: dict) -> None:
     data = data_dir[0] if len(data_dir) == 1 else list(data_dir)
     try:
         meta = fn(data, out_dir, **kw)
-    except (DatasetError, FileExistsError, FileNotFoundError) as exc:
+    except (DatasetError, FileExistsError, FileNotFoundError, ValueError) as exc:
         raise UserError(str(exc)) from None
     click.echo(json.dumps({"out": str(out_dir), "epochs_done": meta.get("epochs_done"),
                            "finished": meta.get("finished"), "val_metrics": meta.get("val_metrics")}))
@@ -67,7 +70,7 @@ def _kw(epochs, batch_size, seed, val_fraction, lr, resume, max_minutes, no_augm
 @click.option("--no-refine", is_flag=True, help="train Det_Seg without the grasp refinement head")
 @click.option("--config", "config_json", default=None, help="JSON object of DetSegConfig fields to override")
 def train_det_seg_command(data_dir, out_dir, epochs, batch_size, seed, val_fraction, lr, resume, max_minutes,
-                          no_augment, threads, input_size, quiet, no_refine, config_json):
+                          no_augment, threads, input_size, quiet, init, no_refine, config_json):
     """Train det_seg (grasp detection + segmentation [+ refinement]) on a rendered dataset."""
     from graspsim.policies.det_seg.model import DetSegConfig
     from graspsim.policies.det_seg.train import train_det_seg
@@ -77,23 +80,26 @@ def train_det_seg_command(data_dir, out_dir, epochs, batch_size, seed, val_fract
         overrides["use_refinement"] = False
     if input_size is not None:
         overrides["input_size"] = input_size
+    base = _init_base(init, "det_seg") if init else DetSegConfig().to_dict()
     try:
-        config = DetSegConfig.from_dict({**DetSegConfig().to_dict(), **overrides})
+        config = DetSegConfig.from_dict({**base, **overrides})
     except (TypeError, ValueError) as exc:
         raise UserError(f"bad --config: {exc}") from None
     kw = _kw(epochs, batch_size, seed, val_fraction, lr, resume, max_minutes, no_augment, threads, quiet)
-    _run_training(train_det_seg, data_dir, out_dir, {**kw, "config": config})
+    _run_training(train_det_seg, data_dir, out_dir, {**kw, "config": config, "init": init})
 
 
 @click.command("grconvnet")
 @_common_train_options
 @click.option("--config", "config_json", default=None, help="JSON object of GrConvNetConfig fields to override")
 def train_grconvnet_command(data_dir, out_dir, epochs, batch_size, seed, val_fraction, lr, resume, max_minutes,
-                            no_augment, threads, input_size, quiet, config_json):
+                            no_augment, threads, input_size, quiet, init, config_json):
     """Train the GR-ConvNet-style baseline (RGB-D -> quality / angle / width maps) on a rendered dataset."""
     from graspsim.policies.det_seg.train import train_grconvnet
 
     overrides = _parse_config(config_json)
+    if init:
+        overrides = {**_init_base(init, "grconvnet"), **overrides}
     if input_size is not None:
         overrides["input_size"] = input_size
     from graspsim.policies.det_seg.grconvnet import GrConvNetConfig
@@ -103,7 +109,17 @@ def train_grconvnet_command(data_dir, out_dir, epochs, batch_size, seed, val_fra
     except (TypeError, ValueError) as exc:
         raise UserError(f"bad --config: {exc}") from None
     kw = _kw(epochs, batch_size, seed, val_fraction, lr, resume, max_minutes, no_augment, threads, quiet)
-    _run_training(train_grconvnet, data_dir, out_dir, {**kw, "config": overrides or None})
+    _run_training(train_grconvnet, data_dir, out_dir, {**kw, "config": overrides or None, "init": init})
+
+
+def _init_base(init: str, kind: str) -> dict:
+    """Config of the ``--init`` checkpoint, or a one-line UserError."""
+    from graspsim.policies.det_seg.train import init_config
+
+    try:
+        return init_config(init, kind)
+    except (FileNotFoundError, ValueError) as exc:
+        raise UserError(str(exc)) from None
 
 
 def _parse_config(text: str | None) -> dict:
@@ -129,12 +145,14 @@ def _parse_config(text: str | None) -> dict:
 @click.option("--min-region-px", type=click.FloatRange(min=0.0), default=None,
               help="det_seg: merge segmentation regions smaller than this (px at 640x480; 0 = off) "
                    "[default: the policy's]")
+@click.option("--no-guided", is_flag=True,
+              help="det_seg: upsample the segmentation bilinearly, not along the image edges (guided filter)")
 @click.option("--run-dir", "run_dirs", multiple=True, type=click.Path(file_okay=False),
               help="a `graspsim bench` run of this network: the metrics are also written there as "
                    "offline_metrics.json, which `graspsim compare` / `report` plot against the pick rate (repeatable)")
 @click.option("--quiet", is_flag=True)
 def evaluate_grasps_command(policy_name, data_dir, out_dir, checkpoint, max_scenes, threads, no_refine, min_region_px,
-                            run_dirs, quiet):
+                            no_guided, run_dirs, quiet):
     """Jaccard grasp accuracy (by angle / IoU), segmentation IoU, class-level accuracy and FPS of a network."""
     from graspsim.policies.det_seg.evaluate import evaluate_grasps, format_table
     from graspsim.policies.det_seg.train import DatasetError
@@ -153,7 +171,7 @@ def evaluate_grasps_command(policy_name, data_dir, out_dir, checkpoint, max_scen
     try:
         metrics = evaluate_grasps(policy_name, data_dir, out_dir, checkpoint=checkpoint, max_scenes=max_scenes,
                                   progress=not quiet, refine=False if no_refine else None,
-                                  min_region_px=min_region_px)
+                                  min_region_px=min_region_px, guided=not no_guided)
     except (DatasetError, FileNotFoundError) as exc:
         raise UserError(str(exc)) from None
     except ValueError as exc:  # e.g. a checkpoint of the other kind

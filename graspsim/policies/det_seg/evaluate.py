@@ -6,7 +6,14 @@ RGB (det_seg) or RGB-D (grconvnet) image at the dataset's resolution; its
 top-1 grasp is judged against *all* ground-truth rectangles of the image
 (``grasp_accuracy``, ``accuracy_by_angle``, ``accuracy_by_iou``). det_seg also
 gets ``seg_iou`` (mean over images of the per-image mean class IoU over the 25
-labels background + 24 products that occur) and ``class_level_accuracy``
+labels background + 24 products that occur in the image's ground truth or
+prediction: strict, a missed small product counts 0), ``seg_iou_seed_protocol``
+(the seed authors' OCID_grasp script: per image, the mean IoU over the product
+classes *predicted* on >= 100 px of a 640x480 image; background and missed
+classes left out), ``seg_class_recall`` (share of the ground-truth products of
+>= 100 px that the prediction shows: what the seed protocol leaves out),
+``seg_miou_dataset`` (pixels pooled over the dataset, 25 classes: the usual
+semantic-segmentation mIoU) and ``class_level_accuracy``
 (OCID_grasp: per object class of the image, the best grasp whose centre lies on
 the predicted mask of that class, judged against that class's ground truth),
 also at each angle threshold (``class_level_by_angle``).
@@ -28,6 +35,14 @@ from graspsim.fileio import atomic_write_text
 POLICIES = ("det_seg", "grconvnet")
 
 
+SEED_MIN_PRED_PX = 100  # the seed authors' OCID_grasp script skips predicted classes under 100 px (640x480)
+
+
+def _nanmean(values) -> float | None:
+    v = np.asarray(values, dtype=np.float64)
+    return float(np.nanmean(v)) if v.size and np.isfinite(v).any() else None
+
+
 def _clean(v):
     if isinstance(v, dict):
         return {k: _clean(x) for k, x in v.items()}
@@ -38,21 +53,23 @@ def _clean(v):
 
 def evaluate_grasps(policy_name: str, data_dir: str | Path, out_dir: str | Path, checkpoint: str | Path | None = None,
                     max_scenes: int | None = None, progress: bool = False, refine: bool | None = None,
-                    min_region_px: float | None = None) -> dict:
+                    min_region_px: float | None = None, guided: bool = True) -> dict:
     """Run the network of ``policy_name`` on every scene of ``data_dir``; write ``out_dir/metrics.json``; return it.
 
     ``checkpoint`` None = the shipped default. ``refine=False`` runs det_seg
     without its refinement head (Det_Seg vs Det_Seg_Refine on the same
     weights; recorded as ``metrics["refine"]``); ``min_region_px`` overrides
     the segmentation clean-up (None = the policy's default, 0 = off; recorded
-    as ``metrics["min_region_px"]``). Raises
+    as ``metrics["min_region_px"]``); ``guided=False`` upsamples the
+    segmentation bilinearly instead of with the guided filter (``metrics["guided_seg"]``). Raises
     :class:`~.train.DatasetError` for a bad dataset and FileNotFoundError for a
     missing checkpoint.
     """
     from graspsim.data.format import read_scene
     from graspsim.grasping.metrics import (ANGLE_THRESHOLDS_DEG, accuracy_by_angle, accuracy_by_iou,
                                            class_level_accuracy, class_level_match, grasp_accuracy,
-                                           segmentation_iou)
+                                           miou_from_confusion, segmentation_class_recall, segmentation_confusion,
+                                           segmentation_iou, segmentation_iou_seed_protocol)
     from graspsim.policies.det_seg.model import NUM_SEG_CLASSES
     from graspsim.policies.det_seg.policy import DEFAULT_MIN_REGION_PX, _resolve_checkpoint, make_predictor
     from graspsim.policies.det_seg.train import check_dataset, load_checkpoint
@@ -66,11 +83,12 @@ def evaluate_grasps(policy_name: str, data_dir: str | Path, out_dir: str | Path,
     ckpt = _resolve_checkpoint(policy_name, checkpoint)
     net = load_checkpoint(ckpt, kind=policy_name)
     min_region = DEFAULT_MIN_REGION_PX if min_region_px is None else float(min_region_px)
-    predictor = make_predictor(net, refine=refine, min_region_px=min_region)
+    predictor = make_predictor(net, refine=refine, min_region_px=min_region, guided=guided)
     has_refine = getattr(net, "refine", None) is not None  # det_seg trained with its refinement head
     has_seg = policy_name == "det_seg"
 
-    preds, gts, ious = [], [], []
+    preds, gts, ious, ious_seed, recalls = [], [], [], [], []
+    confusion = np.zeros((NUM_SEG_CLASSES, NUM_SEG_CLASSES), dtype=np.int64)
     # class-level matches per angle threshold (key "%g" degrees); "30" is the seed's class_level_accuracy
     per_class_by_angle: dict[str, list] = {f"{t:g}": [] for t in ANGLE_THRESHOLDS_DEG}
     seconds, skipped = 0.0, 0
@@ -94,7 +112,13 @@ def evaluate_grasps(policy_name: str, data_dir: str | Path, out_dir: str | Path,
         gts.append(gt)
         if has_seg:
             seg = out["seg"]
-            ious.append(segmentation_iou(seg, s["class_map"].astype(np.int64), NUM_SEG_CLASSES)["mean_iou"])
+            gt_map = s["class_map"].astype(np.int64)
+            ious.append(segmentation_iou(seg, gt_map, NUM_SEG_CLASSES)["mean_iou"])
+            # the seed's 100 px at 640x480, scaled with the image area
+            min_px = max(1, round(SEED_MIN_PRED_PX * gt_map.size / (640 * 480)))
+            ious_seed.append(segmentation_iou_seed_protocol(seg, gt_map, min_pred_px=min_px)["mean_iou"])
+            recalls.append(segmentation_class_recall(seg, gt_map, min_px=min_px))
+            confusion += segmentation_confusion(seg, gt_map, NUM_SEG_CLASSES)
             by_class: dict[int, list] = {}
             for g, c in zip(gt, s["grasp_classes"]):
                 by_class.setdefault(int(c), []).append(g)
@@ -111,6 +135,7 @@ def evaluate_grasps(policy_name: str, data_dir: str | Path, out_dir: str | Path,
         "checkpoint": str(ckpt),
         "refine": (refine is not False) if has_refine else None,
         "min_region_px": min_region if has_seg else None,
+        "guided_seg": bool(guided) if has_seg else None,
         "data": str(Path(data_dir).resolve()),
         "suite": manifest.get("suite"),
         "scenes": n,
@@ -118,7 +143,10 @@ def evaluate_grasps(policy_name: str, data_dir: str | Path, out_dir: str | Path,
         "grasp_accuracy": grasp_accuracy(preds, gts) if n else None,
         "accuracy_by_angle": accuracy_by_angle(preds, gts) if n else None,
         "accuracy_by_iou": accuracy_by_iou(preds, gts) if n else None,
-        "seg_iou": float(np.nanmean(ious)) if (has_seg and ious and np.isfinite(ious).any()) else None,
+        "seg_iou": _nanmean(ious) if has_seg else None,
+        "seg_iou_seed_protocol": _nanmean(ious_seed) if has_seg else None,
+        "seg_class_recall": _nanmean(recalls) if has_seg else None,
+        "seg_miou_dataset": miou_from_confusion(confusion)["mean_iou"] if (has_seg and confusion.any()) else None,
         "class_level_accuracy": class_level_accuracy(per_class_by_angle["30"]) if has_seg else None,
         # image-level accuracy saturates with ~100 labels per cluttered image; per class it discriminates
         # (Det_Seg vs Det_Seg_Refine at strict angles)
@@ -142,6 +170,9 @@ def format_table(m: dict) -> str:
     lines = [f"policy {m['policy']}  data {m['data']}  scenes {m['scenes']}",
              f"{'grasp acc':>14} {pct(m['grasp_accuracy'])}   seg IoU {pct(m['seg_iou'])}   "
              f"class-level {pct(m['class_level_accuracy'])}   fps {m['fps'] or 0:.1f}"]
+    if m.get("seg_iou") is not None:
+        lines.append(f"seg IoU: strict {pct(m['seg_iou'])}  seed protocol {pct(m.get('seg_iou_seed_protocol'))}  "
+                     f"class recall {pct(m.get('seg_class_recall'))}  dataset mIoU {pct(m.get('seg_miou_dataset'))}")
     if m.get("accuracy_by_angle"):
         lines.append("angle (IoU>25%) " + "  ".join(f"{k}deg {pct(v)}" for k, v in m["accuracy_by_angle"].items()))
     if m.get("class_level_by_angle"):

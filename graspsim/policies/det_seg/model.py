@@ -518,6 +518,19 @@ def seg_labels_from_logits(seg_logits: torch.Tensor, letterbox: T.Letterbox) -> 
     return labels.astype(np.int64)
 
 
+def seg_probs_from_logits(seg_logits: torch.Tensor, letterbox: T.Letterbox) -> np.ndarray:
+    """(1, C, S/r, S/r) logits -> (h, w, C) float32 softmax probabilities of the unpadded part of the map, at the
+    map's own resolution (h / w = the source aspect ratio; resize to source pixels, e.g. with
+    :func:`~.guided.guided_labels`)."""
+    lb = letterbox
+    s = seg_logits.shape[-1] / lb.size
+    new_w, new_h = lb.inner_wh
+    c0, c1 = int(math.floor(lb.pad_x * s)), int(math.ceil((lb.pad_x + new_w) * s))
+    r0, r1 = int(math.floor(lb.pad_y * s)), int(math.ceil((lb.pad_y + new_h) * s))
+    crop = seg_logits[0, :, r0:r1, c0:c1].float()
+    return torch.softmax(crop, dim=0).permute(1, 2, 0).contiguous().numpy()
+
+
 def remove_small_regions(labels: np.ndarray, min_px: float) -> np.ndarray:
     """(H, W) int labels (0 background) with every connected (8-neighbour) region of a product class smaller
     than ``min_px`` pixels relabelled to the most common other label on a 2 px ring around it (background

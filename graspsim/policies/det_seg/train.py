@@ -261,8 +261,9 @@ class _GrConvTask:
 def validate(net, samples: list[Sample], kind: str) -> dict[str, float | None]:
     """Top-1 Jaccard grasp accuracy (source px, every ground truth of the image) and, for det_seg, mean seg IoU.
 
-    The segmentation is the network's own (``min_region_px=0``): the policy's speck clean-up is chosen on these
-    scenes after training, and a curve that moved with that default would not be comparable across runs.
+    The segmentation is the network's own (``min_region_px=0``, bilinear upsampling): the policy's speck clean-up
+    and guided upsampling are chosen on these scenes after training, and a curve that moved with those defaults
+    would not be comparable across runs.
     """
     from graspsim.grasping.metrics import grasp_accuracy, segmentation_iou
     from graspsim.policies.det_seg.model import NUM_SEG_CLASSES
@@ -270,7 +271,7 @@ def validate(net, samples: list[Sample], kind: str) -> dict[str, float | None]:
     from graspsim.types import GraspRect
 
     was_training = net.training
-    pred = make_predictor(net, min_region_px=0.0)
+    pred = make_predictor(net, min_region_px=0.0, guided=False)
     preds, gts, ious = [], [], []
     for s in samples:
         if len(s.src_rects) == 0:
@@ -335,6 +336,43 @@ def load_checkpoint(path: str | Path, kind: str | None = None):
     return net.eval()
 
 
+def init_config(path: str | Path, kind: str) -> dict:
+    """The network config stored in checkpoint ``path`` (the base that ``--init`` runs override).
+
+    Raises FileNotFoundError (no such checkpoint) or ValueError (a checkpoint of another kind).
+    """
+    path = Path(path)
+    if not (path / META_FILE).is_file() or not (path / MODEL_FILE).is_file():
+        raise FileNotFoundError(f"--init checkpoint {path} not found (needs {MODEL_FILE} + {META_FILE})")
+    meta = json.loads((path / META_FILE).read_text(encoding="utf-8"))
+    if meta.get("model") != kind:
+        raise ValueError(f"--init checkpoint {path} holds a {meta.get('model')!r} model, not {kind!r}")
+    config = dict(meta.get("config") or {})
+    if kind == "det_seg" and "seg_stride" not in config:
+        config["seg_stride"] = 4
+    return config
+
+
+def _load_init_weights(net, path: Path, kind: str) -> dict:
+    """Copy the weights of checkpoint ``path`` into ``net``; return that checkpoint's metadata.
+
+    ``input_size`` may differ (every layer is convolutional or works on crops); any other layer mismatch raises
+    ValueError naming the first differing tensors.
+    """
+    from safetensors.torch import load_file
+
+    init_config(path, kind)  # existence + kind
+    weights = load_file(str(path / MODEL_FILE))
+    own = net.state_dict()
+    bad = sorted(k for k in set(own) | set(weights)
+                 if k not in own or k not in weights or tuple(own[k].shape) != tuple(weights[k].shape))
+    if bad:
+        raise ValueError(f"--init checkpoint {path} does not fit this network config "
+                         f"({len(bad)} tensors differ, e.g. {', '.join(bad[:3])})")
+    net.load_state_dict(weights)
+    return json.loads((path / META_FILE).read_text(encoding="utf-8"))
+
+
 def _task(kind: str, config):
     if kind == "det_seg":
         return _DetSegTask(config)
@@ -349,17 +387,21 @@ def _task(kind: str, config):
 def train_det_seg(data_dir: str | Path, out_dir: str | Path, *, epochs: int = 40, batch_size: int = 8, seed: int = 0,
                   val_fraction: float = 0.1, config=None, resume: bool = False, progress: bool = True,
                   max_minutes: float | None = None, lr: float = 2e-3, augment_data: bool = True,
-                  num_threads: int | None = None) -> dict:
-    """Train a :class:`~.model.DetSegNet` (``config``: DetSegConfig or dict; None = defaults). Returns the metadata dict."""
+                  num_threads: int | None = None, init: str | Path | None = None) -> dict:
+    """Train a :class:`~.model.DetSegNet` (``config``: DetSegConfig or dict; None = defaults). Returns the metadata dict.
+
+    ``init``: a det_seg checkpoint directory whose weights start the run (fine-tuning, e.g. at another
+    ``input_size``); ``config`` must describe the same layers (see :func:`init_config`).
+    """
     return _train(_DetSegTask(config), data_dir, out_dir, epochs=epochs, batch_size=batch_size, seed=seed,
                   val_fraction=val_fraction, resume=resume, progress=progress, max_minutes=max_minutes, lr=lr,
-                  augment_data=augment_data, num_threads=num_threads)
+                  augment_data=augment_data, num_threads=num_threads, init=init)
 
 
 def train_grconvnet(data_dir: str | Path, out_dir: str | Path, *, epochs: int = 20, batch_size: int = 8, seed: int = 0,
                     val_fraction: float = 0.1, config=None, resume: bool = False, progress: bool = True,
                     max_minutes: float | None = None, lr: float = 1e-3, augment_data: bool = True,
-                    num_threads: int | None = None) -> dict:
+                    num_threads: int | None = None, init: str | Path | None = None) -> dict:
     """Train a :class:`~.grconvnet.GrConvNet` (``config``: GrConvNetConfig or dict). Returns the metadata dict.
 
     The decoded finger size ``finger_px`` is set to the median ``h`` of the
@@ -369,12 +411,13 @@ def train_grconvnet(data_dir: str | Path, out_dir: str | Path, *, epochs: int = 
     explicit_finger = isinstance(config, dict) and "finger_px" in config
     return _train(task, data_dir, out_dir, epochs=epochs, batch_size=batch_size, seed=seed,
                   val_fraction=val_fraction, resume=resume, progress=progress, max_minutes=max_minutes, lr=lr,
-                  augment_data=augment_data, num_threads=num_threads, set_finger=not explicit_finger)
+                  augment_data=augment_data, num_threads=num_threads, set_finger=not explicit_finger and init is None,
+                  init=init)
 
 
 def _train(task, data_dir, out_dir, *, epochs: int, batch_size: int, seed: int, val_fraction: float, resume: bool,
            progress: bool, max_minutes: float | None, lr: float, augment_data: bool, num_threads: int | None,
-           set_finger: bool = False) -> dict:
+           set_finger: bool = False, init: str | Path | None = None) -> dict:
     import torch
 
     import graspsim
@@ -429,6 +472,9 @@ def _train(task, data_dir, out_dir, *, epochs: int, batch_size: int, seed: int, 
     history: list[dict] = []
     start_epoch = 0
     elapsed_before = 0.0
+    init_meta = None
+    if init is not None and state is None:  # a resumed run already holds the fine-tuned weights
+        init_meta = _load_init_weights(net, Path(init), task.kind)
     if state is not None:
         net.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
@@ -450,6 +496,11 @@ def _train(task, data_dir, out_dir, *, epochs: int, batch_size: int, seed: int, 
         "seed": seed, "epochs": epochs, "batch_size": batch_size, "lr": lr, "val_fraction": val_fraction,
         "augment": augment_data, "graspsim_version": graspsim.__version__, "torch_version": torch.__version__,
     }
+    if init_meta is not None:
+        meta_base["init"] = str(Path(init).resolve())
+        meta_base["init_metadata"] = init_meta
+    elif state is not None and state.get("init") is not None:
+        meta_base["init"], meta_base["init_metadata"] = state["init"], state.get("init_metadata")
     t_start = time.perf_counter()
     last_epoch_s = 0.0
     stopped_early = False
@@ -507,7 +558,8 @@ def _train(task, data_dir, out_dir, *, epochs: int, batch_size: int, seed: int, 
         _torch_save({"kind": task.kind, "config": task.config.to_dict(), "model": net.state_dict(),
                      "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "epoch": epoch,
                      "epochs": epochs, "history": history, "seed": seed, "val_fraction": val_fraction, "lr": lr,
-                     "batch_size": batch_size, "augment": augment_data, "elapsed_s": elapsed}, state_path)
+                     "batch_size": batch_size, "augment": augment_data, "elapsed_s": elapsed,
+                     "init": meta_base.get("init"), "init_metadata": meta_base.get("init_metadata")}, state_path)
     if not meta:  # nothing trained in this call (already finished, or stopped before the first new epoch)
         if (out / META_FILE).is_file():
             meta = json.loads((out / META_FILE).read_text(encoding="utf-8"))
