@@ -1,7 +1,7 @@
 """Frames per second of the det_seg network on CPU: forward + decoding at 320x320 (random weights).
 
     nice -n 10 python benchmarks/det_seg_speed.py [--threads 2] [--frames 40] [--no-refine] [--size 320]
-        [--camera-frames 20]
+        [--camera-frames 20] [--camera-checkpoints det_seg,det_seg_640]
 
 Prints JSON lines. First the network at ``size x size`` (random weights): the
 letterboxed tensor through the network and :meth:`DetSegNet.detect` (top-k,
@@ -10,7 +10,8 @@ image loading. Then (``--camera-frames`` > 0) the whole predictor the policy
 runs, with the shipped checkpoint, on a rendered 640x480 shelf-test camera
 image: letterbox, network, decoding and the segmentation at 640x480, once with
 the guided-filter upsampling (the default) and once with plain bilinear
-upsampling, interleaved so that both see the same machine load.
+upsampling, for each shipped checkpoint named, all interleaved so that they
+see the same machine load.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=320)
     ap.add_argument("--no-refine", action="store_true")
     ap.add_argument("--camera-frames", type=int, default=20, help="0 = skip the camera-image predictor timing")
+    ap.add_argument("--camera-checkpoints", default="det_seg,det_seg_640",
+                    help="comma-separated shipped checkpoint names (or directories) for the camera-image timing")
     args = ap.parse_args()
 
     import torch
@@ -62,15 +65,15 @@ def main() -> None:
         "machine": platform.machine(),
     }))
     if args.camera_frames > 0:
-        camera_predictor(args.camera_frames, args.threads)
+        camera_predictor(args.camera_frames, args.threads, [c for c in args.camera_checkpoints.split(",") if c])
 
 
-def camera_predictor(frames: int, threads: int) -> None:
-    """Seconds per 640x480 camera image of the shipped det_seg predictor, guided vs bilinear segmentation."""
+def camera_predictor(frames: int, threads: int, checkpoints: list[str]) -> None:
+    """Milliseconds per 640x480 camera image of shipped det_seg predictors, guided vs bilinear segmentation."""
     import numpy as np
 
     from graspsim.envs.pick_env import PickEnv
-    from graspsim.policies.det_seg.policy import DetSegPredictor, default_checkpoint
+    from graspsim.policies.det_seg.policy import DetSegPredictor, _resolve_checkpoint
     from graspsim.policies.det_seg.train import load_checkpoint
 
     env = PickEnv(kind="shelf")
@@ -79,9 +82,12 @@ def camera_predictor(frames: int, threads: int) -> None:
         rgb = np.asarray(obs["rgb"])
     finally:
         env.close()
-    net = load_checkpoint(default_checkpoint("det_seg"), kind="det_seg")
-    predictors = {"guided": DetSegPredictor(net, guided=True), "bilinear": DetSegPredictor(net, guided=False)}
-    times: dict[str, list[float]] = {k: [] for k in predictors}
+    predictors = {}
+    for name in checkpoints:
+        net = load_checkpoint(_resolve_checkpoint("det_seg", name), kind="det_seg")
+        predictors[(name, "guided")] = DetSegPredictor(net, guided=True)
+        predictors[(name, "bilinear")] = DetSegPredictor(net, guided=False)
+    times: dict = {k: [] for k in predictors}
     for _ in range(3):
         for p in predictors.values():
             p.predict(rgb)
@@ -90,13 +96,16 @@ def camera_predictor(frames: int, threads: int) -> None:
             t0 = time.perf_counter()
             p.predict(rgb)
             times[k].append(time.perf_counter() - t0)
-    ms = {k: 1000 * float(np.median(v)) for k, v in times.items()}
-    print(json.dumps({
-        "benchmark": "det_seg_camera_predictor", "image": f"{rgb.shape[1]}x{rgb.shape[0]}", "threads": threads,
-        "ms_median_guided": round(ms["guided"], 1), "ms_median_bilinear": round(ms["bilinear"], 1),
-        "fps_guided": round(1000 / ms["guided"], 2), "fps_bilinear": round(1000 / ms["bilinear"], 2),
-        "guided_cost_ratio": round(ms["guided"] / ms["bilinear"], 2), "frames": frames,
-    }))
+    for name in checkpoints:
+        ms = {mode: 1000 * float(np.median(times[(name, mode)])) for mode in ("guided", "bilinear")}
+        print(json.dumps({
+            "benchmark": "det_seg_camera_predictor", "checkpoint": name,
+            "input": predictors[(name, "guided")].net.config.input_size, "image": f"{rgb.shape[1]}x{rgb.shape[0]}",
+            "threads": threads, "ms_median_guided": round(ms["guided"], 1),
+            "ms_median_bilinear": round(ms["bilinear"], 1), "fps_guided": round(1000 / ms["guided"], 2),
+            "fps_bilinear": round(1000 / ms["bilinear"], 2), "guided_cost_ratio": round(ms["guided"] / ms["bilinear"], 2),
+            "frames": frames,
+        }))
 
 
 if __name__ == "__main__":

@@ -373,6 +373,21 @@ def test_policies_return_valid_rects(dataset, det_ckpt, gr_ckpt):
     json.dumps(out.info)
 
 
+def test_checkpoint_names_resolve_to_shipped_ones_only(tmp_path, monkeypatch):
+    from graspsim.policies.det_seg.policy import _resolve_checkpoint, default_checkpoint, shipped_checkpoint
+
+    assert shipped_checkpoint("det_seg") == default_checkpoint("det_seg")
+    for bad in ("", ".", "..", "../det_seg", "det_seg/..", "no_such_model"):
+        assert shipped_checkpoint(bad) is None, bad
+    with pytest.raises(FileNotFoundError, match="no_such_model"):
+        _resolve_checkpoint("det_seg", "no_such_model")
+    # a directory of that name in the working directory wins over the shipped one
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "det_seg_640").mkdir()
+    with pytest.raises(FileNotFoundError, match="det_seg_640"):
+        _resolve_checkpoint("det_seg", "det_seg_640")
+
+
 def test_missing_default_checkpoint_says_how_to_train(monkeypatch, tmp_path):
     import graspsim.policies.det_seg as det_seg_pkg
     from graspsim.policies.det_seg.policy import DetSegPolicy, GrConvNetPolicy
@@ -501,26 +516,29 @@ def test_cli_evaluate_attaches_offline_metrics_to_bench_runs(dataset, det_ckpt, 
     assert 0.0 <= offline["grasp_accuracy"] <= 1.0
 
 
-@pytest.mark.parametrize("name", ["det_seg", "grconvnet"])
+@pytest.mark.parametrize("name", ["det_seg", "det_seg_640", "grconvnet"])
 def test_shipped_checkpoint_gives_valid_grasps(name):
-    """The shipped det_seg / grconvnet checkpoint loads offline and returns a valid rectangle on a shelf-test scene."""
+    """A shipped checkpoint loads offline (by name) and returns a valid rectangle on a shelf-test scene."""
     from graspsim.envs.pick_env import PickEnv
-    from graspsim.policies.det_seg.policy import DetSegPolicy, GrConvNetPolicy, default_checkpoint
+    from graspsim.policies.det_seg.policy import DetSegPolicy, GrConvNetPolicy, shipped_checkpoint
 
-    assert (default_checkpoint(name) / "model.safetensors").exists(), f"no {name} checkpoint shipped"
-    meta = json.loads((default_checkpoint(name) / "metadata.json").read_text())
-    assert meta["seed"] == 0 and meta["data"] and meta["finished"] and meta["model"] == name
+    path = shipped_checkpoint(name)
+    assert path is not None, f"no {name} checkpoint shipped"
+    meta = json.loads((path / "metadata.json").read_text())
+    kind = "grconvnet" if name == "grconvnet" else "det_seg"
+    assert meta["seed"] == 0 and meta["data"] and meta["finished"] and meta["model"] == kind
     env = PickEnv(kind="shelf")
     try:
         obs, info = env.reset(seed=1_000_000)
         o = env.policy_observation(obs, info)
     finally:
         env.close()
-    policy = DetSegPolicy() if name == "det_seg" else GrConvNetPolicy()
+    policy = GrConvNetPolicy() if kind == "grconvnet" else DetSegPolicy(checkpoint=None if name == "det_seg" else name)
+    assert policy.checkpoint == str(path)
     policy.reset(np.random.default_rng(0))
     out = policy.act(o)
     out.rect.validate(o.camera.width, o.camera.height)
-    if name == "det_seg":
+    if kind == "det_seg":
         assert out.mask is not None and out.mask.shape == o.depth_m.shape
     else:
         assert out.mask is None and out.info["class_agnostic"]

@@ -138,7 +138,8 @@ def _parse_config(text: str | None) -> dict:
 @click.option("--policy", "policy_name", required=True, type=click.Choice(["det_seg", "grconvnet"]))
 @click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False), help="rendered dataset")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="writes OUT/metrics.json")
-@click.option("--checkpoint", default=None, type=click.Path(file_okay=False), help="checkpoint dir (default: shipped)")
+@click.option("--checkpoint", default=None, type=click.Path(file_okay=False),
+              help="checkpoint dir, or a shipped one by name (det_seg, det_seg_640, grconvnet) [default: the policy's]")
 @click.option("--scenes", "max_scenes", type=click.IntRange(min=1), default=None, help="evaluate the first N scenes")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="torch CPU threads")
 @click.option("--no-refine", is_flag=True, help="det_seg without its refinement head (Det_Seg vs Det_Seg_Refine)")

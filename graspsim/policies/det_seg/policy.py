@@ -45,8 +45,22 @@ def default_checkpoint(kind: str) -> Path:
     return CHECKPOINT_ROOT / kind
 
 
+def shipped_checkpoint(name: str) -> Path | None:
+    """The shipped checkpoint directory called ``name`` (e.g. "det_seg_640"), or None if there is none."""
+    from graspsim.policies.det_seg import CHECKPOINT_ROOT
+
+    if not name or "/" in name or "\\" in name or name in (".", ".."):
+        return None
+    path = CHECKPOINT_ROOT / name
+    return path if (path / "model.safetensors").is_file() and (path / "metadata.json").is_file() else None
+
+
 def _resolve_checkpoint(kind: str, checkpoint: str | Path | None) -> Path:
+    """``checkpoint``: None (the shipped default of ``kind``), a directory, or the name of a shipped checkpoint
+    (a directory of that name in the working directory wins)."""
     path = Path(checkpoint) if checkpoint is not None else default_checkpoint(kind)
+    if checkpoint is not None and not path.is_dir():
+        path = shipped_checkpoint(str(checkpoint)) or path
     if not (path / "model.safetensors").is_file() or not (path / "metadata.json").is_file():
         what = "the shipped default checkpoint" if checkpoint is None else "checkpoint"
         raise FileNotFoundError(f"no {kind} {what} at {path} (model.safetensors + metadata.json); "
