@@ -492,6 +492,15 @@ def apply_refinement_torch(pred: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
                         pred[:, 4] + t[:, 4] * math.pi], 1)
 
 
+def _unpadded(seg_logits: torch.Tensor, lb: T.Letterbox) -> torch.Tensor:
+    """(1, C, S/r, S/r) -> (C, h, w): the cells of the map that cover the letterboxed image (padding cut off)."""
+    s = seg_logits.shape[-1] / lb.size  # map px per network px
+    new_w, new_h = lb.inner_wh
+    c0, c1 = int(math.floor(lb.pad_x * s)), int(math.ceil((lb.pad_x + new_w) * s))
+    r0, r1 = int(math.floor(lb.pad_y * s)), int(math.ceil((lb.pad_y + new_h) * s))
+    return seg_logits[0, :, r0:r1, c0:c1]
+
+
 def seg_labels_from_logits(seg_logits: torch.Tensor, letterbox: T.Letterbox) -> np.ndarray:
     """(1, C, S/r, S/r) logits -> (src_h, src_w) int64 labels (0 background, c + 1 catalog class c).
 
@@ -503,11 +512,8 @@ def seg_labels_from_logits(seg_logits: torch.Tensor, letterbox: T.Letterbox) -> 
     import cv2
 
     lb = letterbox
-    s = seg_logits.shape[-1] / lb.size  # map px per network px
     new_w, new_h = lb.inner_wh
-    c0, c1 = int(math.floor(lb.pad_x * s)), int(math.ceil((lb.pad_x + new_w) * s))
-    r0, r1 = int(math.floor(lb.pad_y * s)), int(math.ceil((lb.pad_y + new_h) * s))
-    crop = seg_logits[0, :, r0:r1, c0:c1].permute(1, 2, 0).float().contiguous().numpy()
+    crop = _unpadded(seg_logits, lb).permute(1, 2, 0).float().contiguous().numpy()
     mid_w, mid_h = min(new_w, lb.src_w), min(new_h, lb.src_h)
     labels = np.empty((mid_h, mid_w), dtype=np.uint8)
     # OpenCV resizes at most 512 channels at once (we have 25)
@@ -522,13 +528,7 @@ def seg_probs_from_logits(seg_logits: torch.Tensor, letterbox: T.Letterbox) -> n
     """(1, C, S/r, S/r) logits -> (h, w, C) float32 softmax probabilities of the unpadded part of the map, at the
     map's own resolution (h / w = the source aspect ratio; resize to source pixels, e.g. with
     :func:`~.guided.guided_labels`)."""
-    lb = letterbox
-    s = seg_logits.shape[-1] / lb.size
-    new_w, new_h = lb.inner_wh
-    c0, c1 = int(math.floor(lb.pad_x * s)), int(math.ceil((lb.pad_x + new_w) * s))
-    r0, r1 = int(math.floor(lb.pad_y * s)), int(math.ceil((lb.pad_y + new_h) * s))
-    crop = seg_logits[0, :, r0:r1, c0:c1].float()
-    return torch.softmax(crop, dim=0).permute(1, 2, 0).contiguous().numpy()
+    return torch.softmax(_unpadded(seg_logits, letterbox).float(), dim=0).permute(1, 2, 0).contiguous().numpy()
 
 
 def remove_small_regions(labels: np.ndarray, min_px: float) -> np.ndarray:
