@@ -303,6 +303,13 @@ def accuracy_by_iou(
 # --------------------------------------------------------------------------- segmentation
 
 
+def _checked_maps(pred_labels: np.ndarray, gt_labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    pred, gt = np.asarray(pred_labels), np.asarray(gt_labels)
+    if pred.shape != gt.shape:
+        raise ValueError(f"label maps differ in shape: pred {pred.shape}, gt {gt.shape}")
+    return pred, gt
+
+
 def segmentation_iou(
     pred_labels: np.ndarray,
     gt_labels: np.ndarray,
@@ -322,10 +329,7 @@ def segmentation_iou(
     pixels) are listed and averaged. ``mean_iou`` is NaN when no class is present.
     Raises ValueError on shape mismatch or a ground-truth label out of range.
     """
-    pred = np.asarray(pred_labels)
-    gt = np.asarray(gt_labels)
-    if pred.shape != gt.shape:
-        raise ValueError(f"label maps differ in shape: pred {pred.shape}, gt {gt.shape}")
+    pred, gt = _checked_maps(pred_labels, gt_labels)
     if num_classes < 1:
         raise ValueError(f"num_classes must be >= 1, got {num_classes}")
     valid = gt != ignore_index
@@ -345,13 +349,6 @@ def segmentation_iou(
     per_class = {int(c): float(inter[c] / union[c]) for c in range(num_classes) if union[c] > 0}
     mean = float(np.mean(list(per_class.values()))) if per_class else float("nan")
     return {"mean_iou": mean, "per_class": per_class}
-
-
-def _checked_maps(pred_labels: np.ndarray, gt_labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    pred, gt = np.asarray(pred_labels), np.asarray(gt_labels)
-    if pred.shape != gt.shape:
-        raise ValueError(f"label maps differ in shape: pred {pred.shape}, gt {gt.shape}")
-    return pred, gt
 
 
 def segmentation_iou_seed_protocol(

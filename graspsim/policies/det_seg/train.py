@@ -318,6 +318,16 @@ def load_checkpoint(path: str | Path, kind: str | None = None):
     from safetensors.torch import load_file
 
     path = Path(path)
+    meta, config = _checkpoint_meta(path, kind)
+    model_kind = meta.get("model")
+    task = _task(model_kind, config)
+    net = task.build()
+    net.load_state_dict(load_file(str(path / MODEL_FILE)))
+    return net.eval()
+
+
+def _checkpoint_meta(path: Path, kind: str | None = None) -> tuple[dict, dict | None]:
+    """(metadata, network config) of checkpoint directory ``path``; errors as in :func:`load_checkpoint`."""
     if not path.is_dir():
         raise FileNotFoundError(f"checkpoint directory {path} does not exist")
     missing = [f for f in (MODEL_FILE, META_FILE) if not (path / f).is_file()]
@@ -330,10 +340,16 @@ def load_checkpoint(path: str | Path, kind: str | None = None):
     config = meta.get("config")
     if model_kind == "det_seg" and isinstance(config, dict) and "seg_stride" not in config:
         config = {**config, "seg_stride": 4}  # written before the stride-2 segmentation head existed
-    task = _task(model_kind, config)
-    net = task.build()
-    net.load_state_dict(load_file(str(path / MODEL_FILE)))
-    return net.eval()
+    return meta, config
+
+
+def _init_meta(path: str | Path, kind: str) -> tuple[dict, dict]:
+    """:func:`_checkpoint_meta` of an ``--init`` checkpoint, its errors prefixed with "--init"."""
+    try:
+        meta, config = _checkpoint_meta(Path(path), kind)
+    except (FileNotFoundError, ValueError) as exc:
+        raise type(exc)(f"--init {exc}") from None
+    return meta, dict(config or {})
 
 
 def init_config(path: str | Path, kind: str) -> dict:
@@ -341,16 +357,7 @@ def init_config(path: str | Path, kind: str) -> dict:
 
     Raises FileNotFoundError (no such checkpoint) or ValueError (a checkpoint of another kind).
     """
-    path = Path(path)
-    if not (path / META_FILE).is_file() or not (path / MODEL_FILE).is_file():
-        raise FileNotFoundError(f"--init checkpoint {path} not found (needs {MODEL_FILE} + {META_FILE})")
-    meta = json.loads((path / META_FILE).read_text(encoding="utf-8"))
-    if meta.get("model") != kind:
-        raise ValueError(f"--init checkpoint {path} holds a {meta.get('model')!r} model, not {kind!r}")
-    config = dict(meta.get("config") or {})
-    if kind == "det_seg" and "seg_stride" not in config:
-        config["seg_stride"] = 4
-    return config
+    return _init_meta(path, kind)[1]
 
 
 def _load_init_weights(net, path: Path, kind: str) -> dict:
@@ -361,7 +368,7 @@ def _load_init_weights(net, path: Path, kind: str) -> dict:
     """
     from safetensors.torch import load_file
 
-    init_config(path, kind)  # existence + kind
+    meta, _ = _init_meta(path, kind)
     weights = load_file(str(path / MODEL_FILE))
     own = net.state_dict()
     bad = sorted(k for k in set(own) | set(weights)
@@ -370,7 +377,7 @@ def _load_init_weights(net, path: Path, kind: str) -> dict:
         raise ValueError(f"--init checkpoint {path} does not fit this network config "
                          f"({len(bad)} tensors differ, e.g. {', '.join(bad[:3])})")
     net.load_state_dict(weights)
-    return json.loads((path / META_FILE).read_text(encoding="utf-8"))
+    return meta
 
 
 def _task(kind: str, config):
