@@ -95,7 +95,7 @@ def bench(policy, suite, episodes, seed, workers, out_dir, resume, renderer, wid
           clip_model, sam_model, ray_address, no_progress):
     """Run POLICY on a suite and score pick success per product class."""
     from graspsim.bench.ray_backend import RayUnavailableError
-    from graspsim.bench.results import ResultsFileError, RunDirError
+    from graspsim.runs import ResultsFileError, RunDirError
     from graspsim.bench.runner import RunSpec, run_bench
     from graspsim.bench.table import format_summary_table
 
@@ -164,7 +164,7 @@ def compare(run_dirs, policies, suite, episodes, seed, workers, ray_address, swe
     """
     from graspsim.bench.compare import SceneSetMismatch
     from graspsim.bench.ray_backend import RayUnavailableError
-    from graspsim.bench.results import ResultsFileError, RunDirError
+    from graspsim.runs import ResultsFileError, RunDirError
 
     if bool(run_dirs) == bool(policies):
         raise _Abort("give either finished RUN_DIRS or --policies to run, not both (nor neither)")
@@ -240,7 +240,7 @@ def _run_comparison(names, suite, episodes, seed, workers, ray_address, settings
 
 def _write_sweep(out_dir: Path, parameter: str, sweep_rows) -> None:
     """sweep.json and a table: pick rate (95 % interval) per setting and policy."""
-    from graspsim.bench.results import atomic_write_json
+    from graspsim.fileio import atomic_write_json
 
     table = {label: {policy: {"success_rate": entry["success_rate"], "ci95": entry["ci95"]}
                      for policy, entry in comparison["policies"].items()}
@@ -270,7 +270,7 @@ def report(run_dirs, out_html, plots_dir, gallery_per_class, max_gallery_classes
     """Write one self-contained HTML report (tables, plots, gallery) for finished runs of the same scenes."""
     from graspsim.bench.compare import SceneSetMismatch
     from graspsim.bench.report import report_from_run_dirs
-    from graspsim.bench.results import ResultsFileError, RunDirError
+    from graspsim.runs import ResultsFileError, RunDirError
 
     for run_dir in run_dirs:
         if not (run_dir / "run.json").exists():

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from graspsim.bench.results import (
+from graspsim.runs import (
     RESULTS_FILENAME,
     RUN_CONFIG_FILENAME,
     VOLATILE_KEYS,
@@ -29,8 +29,8 @@ from graspsim.bench.results import (
     read_run_config,
     repair_results,
     scan_results,
-    to_jsonable,
 )
+from graspsim.fileio import to_jsonable
 from graspsim.types import FailureReason
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -308,7 +308,7 @@ def test_resume_with_duplicates_keeps_first(tmp_path):
 _APPENDER = r"""
 import sys
 from pathlib import Path
-from graspsim.bench.results import ResultsWriter
+from graspsim.runs import ResultsWriter
 run_dir = Path(sys.argv[1])
 with ResultsWriter(run_dir) as w:
     i = 0

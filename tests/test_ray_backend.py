@@ -26,7 +26,7 @@ def _without_timing(row: dict) -> dict:
 
 def _normalised(rows) -> dict[int, dict]:
     # Through JSON as results.jsonl stores them (tuples -> lists, NaN -> None).
-    from graspsim.bench.results import dumps_row
+    from graspsim.runs import dumps_row
 
     return {r["episode_id"]: _without_timing(json.loads(dumps_row(r))) for r in rows}
 

@@ -134,7 +134,7 @@ def test_cli_user_errors(dataset, tmp_path):
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
     r = runner.invoke(render_command, ["--suite", SUITE, "--scenes", "2", "--out", str(dataset), "--resume",
                                        "--width", "64", "--height", str(H), "--renderer", "tiny", "--no-progress"])
-    assert r.exit_code == 2 and "config width" in r.output
+    assert r.exit_code == 2 and "config.width" in r.output
 
 
 def test_torch_dataset_shapes(dataset):

@@ -49,7 +49,8 @@ from itertools import combinations
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from graspsim.bench.results import atomic_write_json, read_results, read_run_config, to_jsonable
+from graspsim.fileio import atomic_write_json, to_jsonable
+from graspsim.runs import read_results, read_run_config
 from graspsim.bench.stats import mcnemar_exact
 from graspsim.bench.summary import summarize
 
@@ -89,7 +90,7 @@ def load_run(run_dir: str | Path, label: str | None = None) -> RunData:
     """Load ``run_dir`` (run.json, results.jsonl, optional offline_metrics.json).
 
     ``label`` defaults to the policy name. Raises
-    :class:`graspsim.bench.results.RunDirError` when the directory holds no
+    :class:`graspsim.runs.RunDirError` when the directory holds no
     run, ValueError when offline_metrics.json is not a JSON object.
     """
     run_dir = Path(run_dir)

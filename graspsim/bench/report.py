@@ -468,7 +468,7 @@ def report_from_run_dirs(run_dirs: Sequence[str | Path], out_html: str | Path, *
     """
     from graspsim.bench.compare import COMPARISON_FILENAME, compare_runs, load_runs
     from graspsim.bench.plots import make_all_plots
-    from graspsim.bench.results import atomic_write_json
+    from graspsim.fileio import atomic_write_json
 
     if not run_dirs:
         raise ValueError("report_from_run_dirs needs at least one run directory")

@@ -8,15 +8,14 @@ process is the only writer; each row is flushed and fsync'd as it arrives, so a
 run killed at any moment resumes with ``--resume`` without losing or
 duplicating attempts.
 
-Backends: one process (``workers=1``), K local worker processes (a spawn
-``multiprocessing`` pool, one :class:`EpisodeRunner` per process), or K Ray
+Backends: one process (``workers=1``), K local worker processes
+(:func:`graspsim.pool.run_jobs`, one :class:`EpisodeRunner` per process), or K Ray
 actors (``use_ray=True``, :mod:`graspsim.bench.ray_backend`). ``run.json``
 records the backend and worker count, but a run may be resumed with another.
 """
 
 from __future__ import annotations
 
-import multiprocessing
 import platform
 import time
 import traceback
@@ -27,10 +26,11 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from graspsim.bench.results import ResultsWriter, prepare_run_dir, read_results
 from graspsim.bench.suites import Suite, get_suite
 from graspsim.bench.summary import summarize, write_summary
 from graspsim.config import PhysicsConfig
+from graspsim.pool import run_jobs
+from graspsim.runs import ResultsWriter, prepare_run_dir, read_results
 
 POLICY_SEED_SALT = 7919  # keeps the policy's stream apart from the scene's
 
@@ -175,34 +175,6 @@ def _physics_fields(physics: dict[str, Any]) -> dict[str, Any]:
     return fields
 
 
-# One runner per worker process (built by the pool initializer).
-_WORKER: EpisodeRunner | None = None
-
-
-def _init_worker(spec: RunSpec, workers: int = 1) -> None:
-    global _WORKER
-    _WORKER = EpisodeRunner(spec)
-    share_torch_threads(workers)
-
-
-def share_torch_threads(workers: int) -> None:
-    """Give each of ``workers`` processes an equal share of the cores for torch (at least one thread).
-
-    Only when the policy already imported torch (learned policies): K processes with
-    torch's default of one thread per core each oversubscribe the CPU, which made a
-    2-worker clip_sam run several times slower than 1 thread per worker on 2 cores.
-    """
-    import os
-    import sys
-
-    if workers > 1 and "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(max(1, (os.cpu_count() or 1) // workers))
-
-
-def _run_job(job: tuple[int, int]) -> dict[str, Any]:
-    return _WORKER.run(*job)
-
-
 def backend_name(workers: int, use_ray: bool = False, ray_address: str | None = None) -> str:
     """``"ray"``, ``"processes"`` (K > 1 local workers) or ``"serial"`` (one process)."""
     if use_ray or ray_address:
@@ -223,22 +195,7 @@ def iter_rows(spec: RunSpec, jobs: list[tuple[int, int]], workers: int, ray_addr
 
         yield from iter_rows_ray(spec, jobs, ray_address, max(1, workers))
         return
-    if workers <= 1:
-        runner = EpisodeRunner(spec)
-        try:
-            for job in jobs:
-                yield runner.run(*job)
-        finally:
-            runner.close()
-        return
-    # spawn, not fork: pybullet and the EGL context must not be shared across a fork.
-    # Workers keep llvmpipe's default render threads (one per core): limiting them to
-    # LP_NUM_THREADS=1 per worker was measured with benchmarks/scaling.py (2 workers,
-    # 2 cores, 4 interleaved pairs of 40 shelf-test attempts) and gained nothing
-    # (8.16 s vs 7.99 s mean wall time, within the run-to-run spread of +-7 %).
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(workers, initializer=_init_worker, initargs=(spec, workers)) as pool:
-        yield from pool.imap_unordered(_run_job, jobs, chunksize=1)
+    yield from run_jobs(EpisodeRunner, (spec,), jobs, workers)
 
 
 def run_config_for(spec: RunSpec, workers: int, use_ray: bool = False,

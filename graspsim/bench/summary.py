@@ -1,6 +1,6 @@
 """Aggregate a run's per-attempt rows into ``summary.json``.
 
-Input rows are those of ``results.jsonl`` (see :mod:`graspsim.bench.results`),
+Input rows are those of ``results.jsonl`` (see :mod:`graspsim.runs`),
 with keys ``episode_id``, ``scene_seed``, ``suite``, ``policy``, ``instruction``,
 ``target_class``, ``picked_class``, ``success`` (bool), ``reason`` (str or None),
 ``rect`` (dict or None), ``gripper`` (dict or None, with a ``clamped`` list),
@@ -34,7 +34,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Mapping
 
-from graspsim.bench.results import atomic_write_json, to_jsonable
+from graspsim.fileio import atomic_write_json, to_jsonable
 from graspsim.bench.stats import wilson_interval
 
 SUMMARY_FILENAME = "summary.json"
@@ -84,7 +84,7 @@ def summarize(rows: list[dict], run_config: dict) -> dict:
 
     Rows are sorted by ``episode_id`` first, so the result does not depend on the
     order attempts finished in. Duplicated episode ids raise ValueError (they
-    would count an attempt twice; :func:`graspsim.bench.results.read_results`
+    would count an attempt twice; :func:`graspsim.runs.read_results`
     already drops them).
 
     ``timing.attempts_per_second`` is attempts / wall seconds, where the wall time

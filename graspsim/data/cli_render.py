@@ -34,7 +34,7 @@ def render_command(suite, scenes, out_dir, seed, workers, resume, width, height,
     from graspsim.bench.suites import UnknownSuiteError, get_suite
     from graspsim.data.labels import LabelConfig
     from graspsim.data.render import render_dataset
-    from graspsim.data.writer import DatasetDirError
+    from graspsim.runs import RunDirError
     from graspsim.sim.world import RendererError
 
     try:
@@ -48,6 +48,6 @@ def render_command(suite, scenes, out_dir, seed, workers, resume, width, height,
         summary = render_dataset(suite, scenes, out_dir, seed=seed, workers=workers, resume=resume, width=width,
                                  height=height, renderer=renderer, progress=not no_progress,
                                  labels=LabelConfig(max_candidates=0) if no_grasps else None)
-    except (DatasetDirError, RendererError) as exc:
+    except (RunDirError, RendererError) as exc:
         raise RenderAbort(str(exc)) from None
     click.echo(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in summary.items()}))

@@ -9,19 +9,18 @@ directory, written atomically); the parent writes the manifest.
 
 from __future__ import annotations
 
-import multiprocessing
 import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-
 from graspsim.config import PhysicsConfig
 from graspsim.data.format import (FORMAT_VERSION, DEPTH_SCALE, decode_depth, encode_class, encode_depth,
                                   encode_instance, is_complete, scene_dir, scene_id)
 from graspsim.data.labels import LabelConfig, label_objects
 from graspsim.data.writer import prepare_out_dir, remove_stray_temp_dirs, write_scene
+from graspsim.pool import run_jobs
 
 
 @dataclass(frozen=True)
@@ -112,19 +111,6 @@ class SceneRenderer:
         self.label_world.close()
 
 
-_WORKER: SceneRenderer | None = None
-
-
-def _init_worker(spec: RenderSpec) -> None:
-    global _WORKER
-    _WORKER = SceneRenderer(spec)
-
-
-def _run_job(job: tuple[str, int]) -> dict[str, Any]:
-    root, seed = job
-    return _WORKER.run(Path(root), seed)
-
-
 def manifest_for(spec: RenderSpec, seeds: list[int]) -> dict[str, Any]:
     import graspsim
     from graspsim.assets.catalog import CATALOG
@@ -149,10 +135,10 @@ def render_dataset(suite: str, scenes: int, out_dir: Path, seed: int = 0, worker
     """Render scenes ``seed .. seed + scenes - 1`` of ``suite`` into ``out_dir``; returns a summary dict.
 
     Raises :class:`~graspsim.bench.suites.UnknownSuiteError`, ValueError (scenes
-    outside the suite) and :class:`~graspsim.data.writer.DatasetDirError`
+    outside the suite) and :class:`~graspsim.runs.RunDirError`
     (non-empty ``out_dir`` without ``resume``, or a resume with other settings).
     """
-    from graspsim.bench.results import atomic_write_json
+    from graspsim.fileio import atomic_write_json
     from graspsim.bench.suites import get_suite
     from graspsim.data.format import MANIFEST
 
@@ -197,17 +183,4 @@ def render_dataset(suite: str, scenes: int, out_dir: Path, seed: int = 0, worker
 
 
 def _iter_status(spec: RenderSpec, root: Path, seeds: list[int], workers: int):
-    if not seeds:
-        return
-    if workers <= 1:
-        renderer = SceneRenderer(spec)
-        try:
-            for s in seeds:
-                yield renderer.run(root, s)
-        finally:
-            renderer.close()
-        return
-    # spawn, not fork: pybullet and the EGL context must not be shared across a fork.
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(min(workers, len(seeds)), initializer=_init_worker, initargs=(spec,)) as pool:
-        yield from pool.imap_unordered(_run_job, [(str(root), s) for s in seeds], chunksize=1)
+    return run_jobs(SceneRenderer, (spec,), [(root, s) for s in seeds], workers)

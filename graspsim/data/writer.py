@@ -10,14 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from graspsim.bench.results import atomic_write_json, to_jsonable
 from graspsim.data.format import MANIFEST, META, TMP_PREFIX, is_complete
-from graspsim.fileio import fsync_dir
-
-
-class DatasetDirError(RuntimeError):
-    """The output directory cannot be used as asked (non-empty without resume, config mismatch)."""
-
+from graspsim.fileio import atomic_write_json, fsync_dir, to_jsonable
+from graspsim.runs import RunLayout, check_run_dir
 
 def _write_bytes(path: Path, data: bytes) -> None:
     with open(path, "wb") as f:
@@ -80,44 +75,27 @@ def remove_stray_temp_dirs(root: Path) -> int:
     return removed
 
 
+#: A dataset directory: its manifest is the settings file; scenes are directories, not records.
+#: Resuming may ask for other scene seeds (they are merged) and a newer graspsim.
+DATASET_LAYOUT = RunLayout(config_name=MANIFEST, records_name=None, key=None,
+                           volatile=frozenset({"created", "scene_seeds", "skipped", "splits",
+                                               "config.graspsim_version"}),
+                           what="graspsim dataset", empty_for_new=True, resume_from_nothing=True)
+
+
 def prepare_out_dir(root: Path, manifest: dict[str, Any], resume: bool) -> dict[str, Any]:
     """Create/check ``root`` and write the manifest; returns the manifest written.
 
     Without ``resume`` a non-empty ``root`` is refused. With ``resume`` the stored
-    manifest's ``suite`` and ``config`` must match (the differing key is named);
-    scene seeds are merged.
+    manifest must match on everything but :data:`DATASET_LAYOUT`'s volatile keys
+    (the differing key is named, :class:`~graspsim.runs.RunDirError`); scene seeds
+    and skipped scenes are merged.
     """
     root = Path(root)
-    if root.exists() and not root.is_dir():
-        raise DatasetDirError(f"{root} exists and is not a directory")
-    path = root / MANIFEST
-    if root.is_dir() and any(root.iterdir()):
-        if not resume:
-            raise DatasetDirError(f"{root} is not empty; pass --resume to continue a dataset there, "
-                                  "or choose an empty --out")
-        if path.is_file():
-            try:
-                old = json.loads(path.read_text(encoding="utf-8"))
-            except ValueError as exc:
-                raise DatasetDirError(f"{path} is damaged: {exc}") from None
-            for key in ("format_version", "suite"):
-                if old.get(key) != manifest.get(key):
-                    raise DatasetDirError(f"cannot resume {root}: {key} is {old.get(key)!r} there, "
-                                          f"{manifest.get(key)!r} now")
-            new_config = to_jsonable(manifest["config"])
-            for key in sorted(set(old.get("config", {})) | set(new_config)):
-                if key == "graspsim_version":
-                    continue
-                if old.get("config", {}).get(key) != new_config.get(key):
-                    raise DatasetDirError(f"cannot resume {root}: config {key} is {old['config'].get(key)!r} "
-                                          f"there, {new_config.get(key)!r} now")
-            manifest = dict(manifest)
-            manifest["scene_seeds"] = sorted(set(old.get("scene_seeds", [])) | set(manifest["scene_seeds"]))
-            skipped = dict(old.get("skipped", {}))
-            skipped.update(manifest.get("skipped", {}))
-            manifest["skipped"] = skipped
-        elif any(p.name != "shards" for p in root.iterdir()):
-            raise DatasetDirError(f"{root} holds files but no {MANIFEST}: not a graspsim dataset")
-    root.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(path, manifest)
+    old = check_run_dir(root, manifest, resume, DATASET_LAYOUT)
+    if old is not None:
+        manifest = dict(manifest)
+        manifest["scene_seeds"] = sorted(set(old.get("scene_seeds", [])) | set(manifest["scene_seeds"]))
+        manifest["skipped"] = {**old.get("skipped", {}), **manifest.get("skipped", {})}
+    atomic_write_json(root / MANIFEST, manifest)
     return manifest

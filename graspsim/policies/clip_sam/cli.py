@@ -125,6 +125,7 @@ def evaluate_masks_command(policy, suite, episodes, seed, out_dir, clip, sam, no
     from graspsim.bench.suites import UnknownSuiteError, get_suite
     from graspsim.policies.clip_sam.evaluate import evaluate_masks, format_table
     from graspsim.policies.clip_sam.models import WeightsNotFoundError
+    from graspsim.runs import RunDirError
 
     try:
         get_suite(suite).scene_seeds(seed, episodes)
@@ -136,7 +137,7 @@ def evaluate_masks_command(policy, suite, episodes, seed, out_dir, clip, sam, no
         metrics = evaluate_masks(suite, out_dir, episodes=episodes, seed=seed, clip=clip, sam=sam, zoom=not no_zoom,
                                  cam_layer=cam_layer, verify=not no_verify, cam_method=cam_method,
                                  threshold=threshold, threads=threads, resume=resume, progress=not no_progress)
-    except (WeightsNotFoundError, FileExistsError) as exc:
+    except (WeightsNotFoundError, RunDirError) as exc:
         raise ClipSamAbort(str(exc)) from None
     click.echo(format_table(metrics))
     click.echo(f"wrote {Path(out_dir) / 'metrics.json'}")

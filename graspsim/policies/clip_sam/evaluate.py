@@ -29,8 +29,13 @@ from typing import Any
 import numpy as np
 
 from graspsim.fileio import atomic_write_text
+from graspsim.runs import JsonlWriter, RunLayout, prepare_run_dir, read_jsonl
 
 MODES = ("point", "points", "box", "box+points")
+
+#: OUT/config.json holds the settings; OUT/episodes.jsonl one row per scene, keyed by its seed.
+EVALUATION_LAYOUT = RunLayout(config_name="config.json", records_name="episodes.jsonl", key="scene_seed",
+                              volatile=frozenset(), what="mask evaluation", resume_from_nothing=True)
 
 
 def instance_iou(mask: np.ndarray, instance_seg: np.ndarray, class_seg: np.ndarray, target: int) -> float:
@@ -70,28 +75,12 @@ def evaluate_masks(suite: str, out_dir: str | Path, episodes: int = 100, seed: i
     suite_obj = get_suite(suite)
     seeds = suite_obj.scene_seeds(seed, episodes)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    rows_path = out_dir / "episodes.jsonl"
     config = {"suite": suite_obj.name, "seed": seed, "episodes": episodes, "clip": clip or "sim", "sam": sam or "sim",
               "zoom": zoom, "cam_layer": cam_layer, "verify": verify, "cam_method": cam_method,
               **({} if threshold is None else {"threshold": threshold}), "width": width, "height": height, "renderer": renderer}
-    config_path = out_dir / "config.json"
-    done: dict[int, dict] = {}
-    if rows_path.exists() or config_path.exists():
-        if not resume:
-            raise FileExistsError(f"{out_dir} already holds an evaluation; use --resume to continue it or "
-                                  f"choose another --out")
-        old = json.loads(config_path.read_text(encoding="utf-8")) if config_path.exists() else {}
-        if old != config:
-            diff = sorted(k for k in set(old) | set(config) if old.get(k) != config.get(k))
-            raise FileExistsError(f"cannot resume in {out_dir}: its evaluation differs in {', '.join(diff)}")
-        for line in rows_path.read_text(encoding="utf-8").splitlines() if rows_path.exists() else []:
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line cut by a kill
-            done[int(row["scene_seed"])] = row
-    atomic_write_text(config_path, json.dumps(config, indent=2, sort_keys=True))
+    prepare_run_dir(out_dir, config, resume, EVALUATION_LAYOUT)
+    done: dict[int, dict] = {int(row["scene_seed"]): row
+                             for row in read_jsonl(out_dir / EVALUATION_LAYOUT.records_name, "scene_seed")}
 
     policy = ClipSamPolicy(clip=clip, sam=sam, zoom=zoom, cam_layer=cam_layer, threads=threads, verify=verify,
                            **({} if cam_method is None else {"cam_method": cam_method}),
@@ -104,7 +93,7 @@ def evaluate_masks(suite: str, out_dir: str | Path, episodes: int = 100, seed: i
 
         bar = tqdm(total=len(seeds), initial=len(done), unit="scene", desc=f"evaluate masks {suite}")
     try:
-        with rows_path.open("a", encoding="utf-8") as fh:
+        with JsonlWriter(out_dir / EVALUATION_LAYOUT.records_name, "scene_seed") as writer:
             for s in seeds:
                 if s in done:
                     continue
@@ -114,8 +103,7 @@ def evaluate_masks(suite: str, out_dir: str | Path, episodes: int = 100, seed: i
                     row = {"scene_seed": s, "skipped": str(exc)}
                 else:
                     row = _score_scene(policy, env.policy_observation(obs_dict, info), s)
-                fh.write(json.dumps(row) + "\n")
-                fh.flush()
+                writer.append(row)
                 done[s] = row
                 if bar is not None:
                     bar.update(1)
