@@ -7,11 +7,7 @@ from pathlib import Path
 
 import click
 
-
-class ExportAbort(click.ClickException):
-    """A user-facing error: printed as ``Error: ...``, exit status 2."""
-
-    exit_code = 2
+from graspsim.clierror import UserError
 
 
 @click.command("export")
@@ -30,5 +26,5 @@ def export_command(data_dir, fmt, out_dir, no_progress):
     try:
         record = export_dataset(data_dir, out_dir, fmt, progress=not no_progress)
     except (DatasetError, ExportError) as exc:
-        raise ExportAbort(str(exc)) from None
+        raise UserError(str(exc)) from None
     click.echo(json.dumps({k: v for k, v in record.items() if k != "files"} | {"out": str(out_dir)}))

@@ -7,11 +7,7 @@ from pathlib import Path
 
 import click
 
-
-class RenderAbort(click.ClickException):
-    """A user-facing error: printed as ``Error: ...``, exit status 2."""
-
-    exit_code = 2
+from graspsim.clierror import UserError
 
 
 @click.command("render")
@@ -41,13 +37,13 @@ def render_command(suite, scenes, out_dir, seed, workers, resume, width, height,
         suite_obj = get_suite(suite)
         suite_obj.scene_seeds(seed, scenes)
     except UnknownSuiteError as exc:
-        raise RenderAbort(str(exc)) from None
+        raise UserError(str(exc)) from None
     except ValueError as exc:
-        raise RenderAbort(str(exc).replace("--episodes", "--scenes")) from None
+        raise UserError(str(exc).replace("--episodes", "--scenes")) from None
     try:
         summary = render_dataset(suite, scenes, out_dir, seed=seed, workers=workers, resume=resume, width=width,
                                  height=height, renderer=renderer, progress=not no_progress,
                                  labels=LabelConfig(max_candidates=0) if no_grasps else None)
     except (RunDirError, RendererError) as exc:
-        raise RenderAbort(str(exc)) from None
+        raise UserError(str(exc)) from None
     click.echo(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in summary.items()}))

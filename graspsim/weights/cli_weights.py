@@ -4,21 +4,16 @@ from __future__ import annotations
 
 import click
 
+from graspsim.clierror import UserError
 from graspsim.weights.registry import REGISTRY, UnknownWeightsError, get_spec
 from graspsim.weights.store import WeightsError, fetch, status, verify, weights_dir
-
-
-class _Abort(click.ClickException):
-    """A user-facing error: printed as ``Error: ...``, exit status 2."""
-
-    exit_code = 2
 
 
 def _spec_or_abort(name: str):
     try:
         return get_spec(name)
     except UnknownWeightsError as exc:
-        raise _Abort(str(exc)) from None
+        raise UserError(str(exc)) from None
 
 
 def _mb(n: int | None) -> str:
@@ -36,7 +31,7 @@ def list_command() -> None:
     try:
         rows = [status(n) for n in REGISTRY]
     except WeightsError as exc:
-        raise _Abort(str(exc)) from None
+        raise UserError(str(exc)) from None
     table = [("name", "kind", "state", "size", "verified", "path")]
     for st in rows:
         size = _mb(st["size_bytes"]) if st["present"] else st["size_estimate"]
@@ -61,7 +56,7 @@ def fetch_command(name: str, force: bool, source: str | None, no_progress: bool)
     try:
         st = fetch(spec.name, force=force, source_override=source, progress=not no_progress)
     except WeightsError as exc:  # unavailable (no network, missing --from) or integrity mismatch
-        raise _Abort(str(exc)) from None
+        raise UserError(str(exc)) from None
     click.echo(f"{spec.name}: present ({_mb(st['size_bytes'])}) at {st['path']}")
 
 
