@@ -1,0 +1,94 @@
+"""Stored digests from before the "one home" refactor (commit 30a2d9f): rendering and tiny training runs still
+produce the very same bytes.
+
+The datasets (PNGs + meta.json without timings) of 2 tabletop-train scenes, a tiny det_seg trained 2 epochs and a
+tiny SAM trained 2 x 2 steps on them were digested with the code of commit 30a2d9f; the same calls must give the same
+digests now. Float results of torch depend on the CPU's vector instructions and torch's version, so the weight
+digests are only compared on the platform they were recorded on (torch 2.13.0, AVX2, as on CI); rendering digests
+are compared everywhere the TinyRenderer runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+RECORDED_ON = ("2.13.0+cpu", "AVX2")
+EXPECTED = {
+    "data_grasps": "c46dd2e7ad7052c6",
+    "data_seg": "0f6bf1d4bbca5cae",
+    "det_seg": "1e6865eb5fa26e8e",
+    "sam": "806aa2b3591b3d57",
+}
+TINY_DET = dict(input_size=160, stem_channels=8, channels=[12, 16, 16, 16], depths=[0, 1, 0, 0], fpn_channels=16,
+                det_head_channels=16, det_head_convs=1, seg_channels=8, refine_hidden=32, refine_crop=8)
+TINY_SAM = dict(width=32, layers=2, channels=32, batch_size=4, val_instances=4)
+
+
+def weights_digest(path: Path) -> str:
+    """sha256 over the tensors of a safetensors file, in key order (names and raw bytes)."""
+    from safetensors.torch import load_file
+
+    tensors = load_file(str(path))
+    h = hashlib.sha256()
+    for key in sorted(tensors):
+        h.update(key.encode())
+        h.update(tensors[key].contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def dataset_digest(root: Path) -> str:
+    """sha256 over every PNG and every meta.json (timings removed) of a rendered dataset."""
+    h = hashlib.sha256()
+    for p in sorted(Path(root).rglob("*")):
+        if p.suffix == ".png":
+            h.update(str(p.relative_to(root)).encode())
+            h.update(p.read_bytes())
+        elif p.name == "meta.json":
+            meta = json.loads(p.read_text())
+            meta.pop("timing", None)
+            h.update(json.dumps(meta, sort_keys=True).encode())
+    return h.hexdigest()[:16]
+
+
+def compute_digests(tmp: Path) -> dict[str, str]:
+    """Render the two tiny datasets and train the two tiny models under ``tmp``; their digests."""
+    from graspsim.data.labels import LabelConfig
+    from graspsim.data.render import render_dataset
+    from graspsim.policies.clip_sam.train_sam import train_sam
+    from graspsim.policies.det_seg.train import train_det_seg
+
+    torch.set_num_threads(1)
+    grasps, seg = tmp / "grasps", tmp / "seg"
+    render_dataset("tabletop-train", 2, grasps, width=160, height=120, renderer="tiny", progress=False)
+    render_dataset("tabletop-train", 3, seg, width=160, height=120, renderer="tiny", progress=False,
+                   labels=LabelConfig(max_candidates=0))
+    train_det_seg(grasps, tmp / "det", epochs=2, batch_size=2, seed=0, val_fraction=0.0, config=dict(TINY_DET),
+                  progress=False, lr=1e-2)
+    train_sam([seg], tmp / "sam", epochs=2, steps_per_epoch=2, lr=2e-3, seed=0, progress=False, log=lambda s: None,
+              **TINY_SAM)
+    return {"data_grasps": dataset_digest(grasps), "data_seg": dataset_digest(seg),
+            "det_seg": weights_digest(tmp / "det" / "model.safetensors"),
+            "sam": weights_digest(tmp / "sam" / "model.safetensors")}
+
+
+def test_rendering_and_tiny_training_match_the_digests_recorded_before_the_refactor(tmp_path):
+    got = compute_digests(tmp_path)
+    assert {k: got[k] for k in ("data_grasps", "data_seg")} == {k: EXPECTED[k] for k in ("data_grasps", "data_seg")}
+    if (torch.__version__, torch.backends.cpu.get_cpu_capability()) != RECORDED_ON:
+        pytest.skip(f"weight digests were recorded with torch {RECORDED_ON[0]} on {RECORDED_ON[1]}")
+    assert got == EXPECTED
+
+
+if __name__ == "__main__":  # print the digests of the code on the path (how EXPECTED was recorded)
+    import sys
+    import tempfile
+
+    print(json.dumps(compute_digests(Path(tempfile.mkdtemp())), indent=1))
+    sys.exit(0)
