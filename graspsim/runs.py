@@ -89,7 +89,8 @@ class RunLayout:
         return None if self.records_name is None else Path(run_dir) / self.records_name
 
 
-BENCH_LAYOUT = RunLayout()
+#: ``--resume`` on an empty or missing --out starts the run, so one command line serves until the run is done.
+BENCH_LAYOUT = RunLayout(resume_from_nothing=True)
 
 
 # --------------------------------------------------------------------------- writing
@@ -238,8 +239,6 @@ class JsonlScan:
     missing_newline: bool = False
     duplicate_ids: list[int] = field(default_factory=list)
 
-
-ResultsScan = JsonlScan
 
 
 def _parse_line(raw: bytes, key: str | None) -> dict:

@@ -286,8 +286,11 @@ def test_resume_refuses_different_config(tmp_path):
 
 
 def test_resume_needs_run_json(tmp_path):
-    with pytest.raises(RunDirError, match="does not exist"):
-        prepare_run_dir(tmp_path / "missing", CONFIG, resume=True)
+    # --resume where no run was started starts one (a command line that can be pasted until the run is done)
+    assert prepare_run_dir(tmp_path / "missing", CONFIG, resume=True) == set()
+    assert read_run_config(tmp_path / "missing")["policy"] == "heuristic"
+    # results without their run.json: the settings are unknown, nothing can be resumed
+    _write_rows(tmp_path, [0])
     with pytest.raises(RunDirError, match="run.json not found"):
         prepare_run_dir(tmp_path, CONFIG, resume=True)
     (tmp_path / RUN_CONFIG_FILENAME).write_text("{not json")
