@@ -429,17 +429,16 @@ def design(class_name: str, size) -> Shape:
 
 
 # -------------------------------------------------------------------------- meshing
+def _ring_segments(lv: Level, m: int) -> np.ndarray:
+    """(N,) edge lengths (metres) around a reference ring, from the back; the last closes the ring."""
+    p = ring(lv, CORNER_SAMPLES, m)
+    return np.linalg.norm(np.diff(np.vstack([p, p[:1]]), axis=0), axis=1)
+
+
 def _ring_u(lv: Level, m: int) -> np.ndarray:
     """(N+1,) arc-length fraction around a reference ring, 0 at the back, 1 at the seam copy."""
-    p = ring(lv, CORNER_SAMPLES, m)
-    seg = np.linalg.norm(np.diff(np.vstack([p, p[:1]]), axis=0), axis=1)
-    u = np.concatenate([[0.0], np.cumsum(seg)]) / seg.sum()
-    return u
-
-
-def _ring_perimeter(lv: Level, m: int) -> float:
-    p = ring(lv, CORNER_SAMPLES, m)
-    return float(np.linalg.norm(np.diff(np.vstack([p, p[:1]]), axis=0), axis=1).sum())
+    seg = _ring_segments(lv, m)
+    return np.concatenate([[0.0], np.cumsum(seg)]) / seg.sum()
 
 
 def _disc_extent(shape: Shape, scale: np.ndarray, which: str) -> tuple[float, float]:
@@ -541,105 +540,124 @@ def _close_steps(shape: Shape) -> Shape:
     return Shape(parts, shape.zones, shape.height)
 
 
-def mesh_shape(shape: Shape, size) -> ProductMesh:
-    """Triangulate a :class:`Shape` and scale it to bounds exactly ``+-size / 2``."""
-    size = np.asarray(size, dtype=np.float64)
-    shape = _close_steps(shape)
-    grids = []  # (part index, section, (L, N, 3) points)
-    for pi, part in enumerate(shape.parts):
-        for sec in part.sections:
-            g = rings(sec, CORNER_SAMPLES, part.m)
-            grids.append((pi, g))
-    allp = np.concatenate([g.reshape(-1, 3) for _, g in grids])
-    lo, hi = allp.min(0), allp.max(0)
-    centre, scale = (lo + hi) / 2, size / (hi - lo)
+def _widest_level(part: Part) -> Level:
+    """The widest ring of a part (its label area): the reference for u and the face layout."""
+    return max((lv for sec in part.sections for lv in sec), key=lambda lv: lv.a + lv.b)
 
-    def tf(p):
-        return (p - centre) * scale
 
-    verts, norms, uvs, tris = [], [], [], []
-    n_v = 0
+def _side_piece(gs: np.ndarray, u_ring: np.ndarray, height: float):
+    """``(vertices, normals, uvs, triangles)`` of one section's side.
+
+    ``gs`` (L, N, 3): the section's rings, product frame, metres; ``u_ring``
+    (N + 1,): u of each ring point and of the seam copy; ``height``: product
+    height (v is the height fraction inside the atlas's side strip). The ring's
+    first point is duplicated at u = 1 so the texture wraps without a seam.
+    """
+    L, N, _ = gs.shape
+    nrm = _unit(_grid_normals(gs), np.array([0.0, 0.0, 1.0]))
+    gs = np.concatenate([gs, gs[:, :1]], axis=1)  # seam copy (u = 1)
+    nrm = np.concatenate([nrm, nrm[:, :1]], axis=1)
     su0, su1 = tx.SIDE_UV_V
+    zf = np.clip(gs[..., 2] / height + 0.5, 0.0, 1.0)
+    uv = np.stack([np.broadcast_to(u_ring, (L, N + 1)), su0 + (su1 - su0) * zf], -1)
+    r = np.arange(L - 1)[:, None] * (N + 1)
+    j = np.arange(N)[None, :]
+    a_, b_, c_, d_ = r + j, r + j + 1, r + (N + 1) + j + 1, r + (N + 1) + j
+    t = np.concatenate([np.stack([a_, b_, c_], -1).reshape(-1, 3), np.stack([a_, c_, d_], -1).reshape(-1, 3)])
+    return gs.reshape(-1, 3), nrm.reshape(-1, 3), uv.reshape(-1, 2), t
 
-    def add(v, n, uv, t):
-        nonlocal n_v
-        verts.append(v)
-        norms.append(n)
-        uvs.append(uv)
-        tris.append(t + n_v)
-        n_v += len(v)
 
-    for pi, part in enumerate(shape.parts):
-        # Reference ring for u: the widest ring of the part (the label area).
-        ref = max((lv for sec in part.sections for lv in sec), key=lambda lv: lv.a + lv.b)
-        u_ring = _ring_u(ref, part.m)
-        if part.uv == "plain":  # squeeze into the plain back strip of the atlas
-            u_ring = tx.PLAIN_U[0] + u_ring * (tx.PLAIN_U[1] - tx.PLAIN_U[0])
-        for g_pi, g in grids:
-            if g_pi != pi:
-                continue
-            gs = tf(g)
-            L, N, _ = gs.shape
-            nrm = _unit(_grid_normals(gs), np.array([0.0, 0.0, 1.0]))
-            gs = np.concatenate([gs, gs[:, :1]], axis=1)  # seam copy (u = 1)
-            nrm = np.concatenate([nrm, nrm[:, :1]], axis=1)
-            zf = np.clip(gs[..., 2] / size[2] + 0.5, 0.0, 1.0)
-            uv = np.stack([np.broadcast_to(u_ring, (L, N + 1)), su0 + (su1 - su0) * zf], -1)
-            r = np.arange(L - 1)[:, None] * (N + 1)
-            j = np.arange(N)[None, :]
-            a_, b_, c_, d_ = r + j, r + j + 1, r + (N + 1) + j + 1, r + (N + 1) + j
-            t = np.concatenate([np.stack([a_, b_, c_], -1).reshape(-1, 3), np.stack([a_, c_, d_], -1).reshape(-1, 3)])
-            add(gs.reshape(-1, 3), nrm.reshape(-1, 3), uv.reshape(-1, 2), t)
-        # Bottom and top discs, fans from the ring centre.
-        for which, lv in (("bottom", part.sections[0][0]), ("top", part.sections[-1][-1])):
-            rp = tf(rings([lv], CORNER_SAMPLES, part.m)[0])
-            cen = tf(np.array([[0.0, lv.cy, lv.z]]))
-            v = np.concatenate([cen, rp])
-            N = len(rp)
-            sign = 1.0 if which == "top" else -1.0
-            n = np.tile([0.0, 0.0, sign], (N + 1, 1))
-            if part.uv == "plain":
-                uv = np.column_stack([np.full(N + 1, np.mean(tx.PLAIN_U)), np.full(N + 1, (su0 + su1) / 2)])
-            else:
-                box = tx.TOP_CAP_UV if which == "top" else tx.BOTTOM_CAP_UV
-                rel = (v[:, :2] - cen[0, :2]) / np.maximum(np.abs(rp[:, :2] - cen[0, :2]).max(0), 1e-9)
-                uv = np.column_stack([
-                    box[0] + (box[2] - box[0]) * (0.5 + 0.5 * rel[:, 0]),
-                    box[1] + (box[3] - box[1]) * (0.5 + 0.5 * rel[:, 1]),
-                ])
-            j = np.arange(N)
-            if which == "top":
-                t = np.stack([np.zeros(N, int), 1 + j, 1 + (j + 1) % N], -1)
-            else:
-                t = np.stack([np.zeros(N, int), 1 + (j + 1) % N, 1 + j], -1)
-            add(v, n, uv, t)
+def _disc_piece(lv: Level, which: str, part: Part, tf):
+    """``(vertices, normals, uvs, triangles)`` of the flat ``"bottom"`` or ``"top"`` disc closing ring ``lv``.
 
-    vertices = np.concatenate(verts)
-    # Snap the extremes: bounds exactly +-size/2 despite floating-point round-off.
-    vertices = np.clip(vertices, -size / 2, size / 2)
+    A fan from the ring centre, facing -z or +z; ``tf`` maps design points to the
+    product frame. Wrapped parts map the disc planar into its atlas box, plain
+    parts (handles) onto the plain strip.
+    """
+    rp = tf(rings([lv], CORNER_SAMPLES, part.m)[0])
+    cen = tf(np.array([[0.0, lv.cy, lv.z]]))
+    v = np.concatenate([cen, rp])
+    N = len(rp)
+    n = np.tile([0.0, 0.0, 1.0 if which == "top" else -1.0], (N + 1, 1))
+    if part.uv == "plain":
+        su0, su1 = tx.SIDE_UV_V
+        uv = np.column_stack([np.full(N + 1, np.mean(tx.PLAIN_U)), np.full(N + 1, (su0 + su1) / 2)])
+    else:
+        box = tx.TOP_CAP_UV if which == "top" else tx.BOTTOM_CAP_UV
+        rel = (v[:, :2] - cen[0, :2]) / np.maximum(np.abs(rp[:, :2] - cen[0, :2]).max(0), 1e-9)
+        uv = np.column_stack([
+            box[0] + (box[2] - box[0]) * (0.5 + 0.5 * rel[:, 0]),
+            box[1] + (box[3] - box[1]) * (0.5 + 0.5 * rel[:, 1]),
+        ])
+    j = np.arange(N)
+    if which == "top":  # counter-clockwise seen from outside: above for the top, below for the bottom
+        t = np.stack([np.zeros(N, int), 1 + j, 1 + (j + 1) % N], -1)
+    else:
+        t = np.stack([np.zeros(N, int), 1 + (j + 1) % N, 1 + j], -1)
+    return v, n, uv, t
+
+
+def _part_pieces(part: Part, grids: list[np.ndarray], tf, height: float) -> list[tuple]:
+    """The side of every section (``grids``: their (L, N, 3) rings, design frame) and both discs of a part."""
+    u_ring = _ring_u(_widest_level(part), part.m)
+    if part.uv == "plain":  # squeeze into the plain back strip of the atlas
+        u_ring = tx.PLAIN_U[0] + u_ring * (tx.PLAIN_U[1] - tx.PLAIN_U[0])
+    pieces = [_side_piece(tf(g), u_ring, height) for g in grids]
+    pieces.append(_disc_piece(part.sections[0][0], "bottom", part, tf))
+    pieces.append(_disc_piece(part.sections[-1][-1], "top", part, tf))
+    return pieces
+
+
+def _collision_hulls(shape: Shape, tf, size: np.ndarray) -> tuple[np.ndarray, ...]:
+    """One convex hull (K <= 64, 3) per collision piece id, product frame, inside ``+-size / 2``."""
     hulls = []
     for pid in sorted({p for part in shape.parts for p in part.pieces}):
         lvls = [lv for part in shape.parts for sec, p in zip(part.sections, part.pieces) if p == pid for lv in sec]
         m = max(part.m for part in shape.parts if pid in part.pieces)
         hv = tf(_piece_hull(lvls, m))
         hulls.append(np.ascontiguousarray(np.clip(hv, -size / 2, size / 2)))
-    ref = max((lv for sec in shape.parts[0].sections for lv in sec), key=lambda lv: lv.a + lv.b)
-    perimeter = float(_ring_perimeter(ref, shape.parts[0].m) * np.mean(scale[:2]))
-    layout = dict(
+    return tuple(hulls)
+
+
+def _texture_layout(shape: Shape, scale: np.ndarray, size: np.ndarray) -> dict:
+    """What :func:`graspsim.assets.textures.make_texture` needs to paint the atlas (see :class:`ProductMesh`)."""
+    ref, m = _widest_level(shape.parts[0]), shape.parts[0].m
+    return dict(
         zones=shape.zones,
-        faces_u=face_u(ref, shape.parts[0].m),
-        perimeter_m=perimeter,
+        faces_u=face_u(ref, m),
+        perimeter_m=float(float(_ring_segments(ref, m).sum()) * np.mean(scale[:2])),
         size_m=tuple(float(s) for s in size),
         top_extent_m=_disc_extent(shape, scale, "top"),
         bottom_extent_m=_disc_extent(shape, scale, "bottom"),
     )
+
+
+def mesh_shape(shape: Shape, size) -> ProductMesh:
+    """Triangulate a :class:`Shape` and scale it to bounds exactly ``+-size / 2`` (metres, product frame)."""
+    size = np.asarray(size, dtype=np.float64)
+    shape = _close_steps(shape)
+    grids = [[rings(sec, CORNER_SAMPLES, part.m) for sec in part.sections] for part in shape.parts]
+    allp = np.concatenate([g.reshape(-1, 3) for part_grids in grids for g in part_grids])
+    lo, hi = allp.min(0), allp.max(0)
+    centre, scale = (lo + hi) / 2, size / (hi - lo)
+
+    def tf(p):  # design frame -> product frame
+        return (p - centre) * scale
+
+    pieces = []  # (vertices, normals, uvs, triangles), triangles indexing their own piece's vertices
+    for part, part_grids in zip(shape.parts, grids):
+        pieces += _part_pieces(part, part_grids, tf, size[2])
+    verts, norms, uvs, tris = zip(*pieces)
+    offsets = np.cumsum([0] + [len(v) for v in verts])
+    # Snap the extremes: bounds exactly +-size/2 despite floating-point round-off.
+    vertices = np.clip(np.concatenate(verts), -size / 2, size / 2)
     return ProductMesh(
         vertices=np.ascontiguousarray(vertices),
-        indices=np.concatenate(tris).astype(np.int32).reshape(-1),
+        indices=np.concatenate([t + int(o) for t, o in zip(tris, offsets)]).astype(np.int32).reshape(-1),
         normals=np.ascontiguousarray(np.concatenate(norms)),
         uvs=np.ascontiguousarray(np.clip(np.concatenate(uvs), 0.0, 1.0)),
-        collision_hulls=tuple(hulls),
-        layout=layout,
+        collision_hulls=_collision_hulls(shape, tf, size),
+        layout=_texture_layout(shape, scale, size),
     )
 
 

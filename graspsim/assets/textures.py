@@ -357,110 +357,150 @@ def _shade(rgb, f):
     return tuple(float(min(255.0, c * f)) for c in rgb)
 
 
-def make_texture(class_name: str, variant: int, layout: dict) -> np.ndarray:
-    """(256, 256, 3) uint8 RGB atlas of one variant.
+@dataclass(frozen=True)
+class _Label:
+    """The label zone of one variant on its side canvas, ``z0``..``z1`` metres above the product bottom.
 
-    ``layout`` comes from :func:`graspsim.assets.meshes.mesh_shape`: height ``zones``
-    (fractions), ``faces_u`` (u ranges of the front/left/right/back faces),
-    ``perimeter_m``, ``size_m`` and the metric extents of the top/bottom discs.
+    Unseen variants mirror the layout top-to-bottom (:meth:`z`); ``jitter`` (a
+    fraction of the zone, 0 for unseen variants) moves the bands and brand of
+    seen variants a little. ``pal`` is the variant palette.
     """
-    cls = get_class(class_name)
-    st = STYLES[class_name]
-    pal = variant_palette(class_name, variant)
-    unseen = variant in cls.variants_unseen
-    rng = variant_rng(class_name, variant, "texture")
-    W, D, H = layout["size_m"]
-    P = layout["perimeter_m"]
-    zones = layout["zones"]
-    fu = layout["faces_u"]
 
-    img = np.empty((TEX, TEX, 3), np.float32)
-    img[:] = pal[0]
-    # Side canvas: x = u * perimeter, y = height from the bottom.
+    side: Canvas
+    st: Style
+    pal: tuple
+    z0: float
+    z1: float
+    unseen: bool
+    jitter: float
+
+    def z(self, f: float) -> float:
+        """A fraction of the label zone -> metres above the product bottom."""
+        if self.unseen:
+            f = 1.0 - f
+        return self.z0 + f * (self.z1 - self.z0)
+
+
+def _side_canvas(img: np.ndarray, body, P: float, H: float) -> Canvas:
+    """Canvas of the side wrap (x = u * perimeter ``P``, y = height, metres), painted in the body colour."""
     su0, su1 = SIDE_UV_V
     side = Canvas(img, rows=((1 - su0) * TEX - 0.5, (1 - su1) * TEX - 0.5), cols=(-0.5, TEX - 0.5),
                   width_m=P, height_m=H, clip_rows=(_SIDE_ROW0, TEX), clip_cols=(0, TEX))
-    body = pal[0]
     # Subtle vertical shading: products are not flat-lit cards.
     X, Y = side.grid()
     shade = (0.94 + 0.08 * np.clip(Y / H, 0, 1))[..., None]
     img[_SIDE_ROW0:] = np.asarray(body, np.float32) * shade[_SIDE_ROW0:]
+    return side
 
-    lz0, lz1 = (z * H for z in zones["label"])
 
-    def zl(f):  # a fraction of the label zone -> metres
-        if unseen:
-            f = 1.0 - f
-        return lz0 + f * (lz1 - lz0)
-
-    jitter = 0.0 if unseen else rng.uniform(-0.02, 0.02)
-    xf = 0.5 * P  # front centre
-    front_w = (fu["front"][1] - fu["front"][0]) * P
-    # Pattern over the label zone.
-    pat = st.pattern_b if unseen else st.pattern
-    p0, p1 = sorted((zl(st.pattern_zone[0]), zl(st.pattern_zone[1])))
-    side.pattern(pat, p0, p1, _colour(pal, st.pattern_col), PATTERN_ALPHA.get(pat, 0.5), rng)
+def _paint_label_fill(lab: _Label, P: float, rng: np.random.Generator) -> None:
+    """The pattern over (part of) the label zone, then the colour bands, all the way round."""
+    st, pal = lab.st, lab.pal
+    pat = st.pattern_b if lab.unseen else st.pattern
+    p0, p1 = sorted((lab.z(st.pattern_zone[0]), lab.z(st.pattern_zone[1])))
+    lab.side.pattern(pat, p0, p1, _colour(pal, st.pattern_col), PATTERN_ALPHA.get(pat, 0.5), rng)
     for b0, b1, c in st.bands:
-        y0, y1 = sorted((zl(b0 + jitter), zl(b1 + jitter)))
-        side.rect(-0.01, y0, P + 0.01, y1, _colour(pal, c))
-    # Emblem and brand on the front; big faces of boxes get a copy too.
-    emb = st.emblem_b if unseen else st.emblem
-    accent = _colour(pal, 2 if st.emblem_col != 2 else 1)
-    r_emb = st.emblem_size * min(front_w, 0.06)
-    centres = [xf]
-    if cls.family == "box":  # the big side panels of spine-out boxes get the art too
+        y0, y1 = sorted((lab.z(b0 + lab.jitter), lab.z(b1 + lab.jitter)))
+        lab.side.rect(-0.01, y0, P + 0.01, y1, _colour(pal, c))
+
+
+def _art_centres(family: str, fu: dict, P: float) -> list[float]:
+    """x (metres along the side) of each copy of the brand art; the front face first."""
+    centres = [0.5 * P]
+    if family == "box":  # the big side panels of spine-out boxes get the art too
         centres += [np.mean(fu["left"]) * P, np.mean(fu["right"]) * P]
     elif P > 0.16:  # round products: copies 120 degrees round, clear of the back seam
         centres += [P / 6, 5 * P / 6]
+    return centres
+
+
+def _paint_vertical_brand(lab: _Label, x: float, face_w: float, flavour: str) -> None:
+    """Brand and flavour up a narrow face centred at ``x`` (``face_w`` wide, metres), read bottom to top."""
+    st, side, brand_col = lab.st, lab.side, _colour(lab.pal, lab.st.brand_col)
+    length = 0.75 * (lab.z1 - lab.z0)
+    hgt = 0.6 * face_w
+    if st.brand_bg is not None:
+        side.rect(x - 0.4 * face_w, lab.z(0.5) - length / 2 - 0.004, x + 0.4 * face_w,
+                  lab.z(0.5) + length / 2 + 0.004, _colour(lab.pal, st.brand_bg))
+    side.text(st.brand, x - 0.1 * face_w, lab.z(0.5), length, hgt * 0.75, brand_col, vertical=True)
+    side.text(flavour, x + 0.3 * face_w, lab.z(0.5), 0.6 * length, hgt * 0.3, brand_col, vertical=True)
+
+
+def _paint_emblem_and_brand(lab: _Label, x: float, face_w: float, flavour: str) -> None:
+    """Emblem, brand word and flavour on a face centred at ``x`` (``face_w`` wide, metres)."""
+    st, pal, side = lab.st, lab.pal, lab.side
+    emb = st.emblem_b if lab.unseen else st.emblem
+    r = min(st.emblem_size * min(face_w, 0.06), 0.22 * (lab.z1 - lab.z0))
+    xb, wb = x, 0.85 * face_w
+    if emb != "none":
+        xe = x
+        # A label-shaped emblem sits behind the brand; a pictogram next to it when
+        # both would share the same height.
+        if emb not in ("ellipse",) and abs(st.emblem_z - st.brand_z) < 0.3:
+            xe, xb, wb = x - 0.3 * face_w, x + 0.15 * face_w, 0.55 * face_w
+            r = min(r, 0.18 * face_w)
+        accent = _colour(pal, 2 if st.emblem_col != 2 else 1)
+        side.emblem(emb, xe, lab.z(st.emblem_z), r, _colour(pal, st.emblem_col), accent)
+    hgt = min(0.022, 0.16 * (lab.z1 - lab.z0) + 0.004)
+    yb = lab.z(st.brand_z + lab.jitter)
+    if st.brand_bg is not None:
+        side.rect(xb - wb / 2 - 0.002, yb - 0.7 * hgt, xb + wb / 2 + 0.002, yb + 0.7 * hgt, _colour(pal, st.brand_bg))
     brand_col = _colour(pal, st.brand_col)
-    flav = st.flavours[variant]
-    for i, x in enumerate(centres):
-        face_w = front_w if (i == 0 or cls.family != "box") else (fu["left"][1] - fu["left"][0]) * P
-        r = min(r_emb if i == 0 else st.emblem_size * min(face_w, 0.06), 0.22 * (lz1 - lz0))
-        vertical = st.vertical_brand and face_w < 0.07 and (lz1 - lz0) > 1.5 * face_w
-        if vertical:  # lettering up the face; no room for an emblem beside it
-            length = 0.75 * (lz1 - lz0)
-            hgt = 0.6 * face_w
-            if st.brand_bg is not None:
-                side.rect(x - 0.4 * face_w, zl(0.5) - length / 2 - 0.004, x + 0.4 * face_w,
-                          zl(0.5) + length / 2 + 0.004, _colour(pal, st.brand_bg))
-            side.text(st.brand, x - 0.1 * face_w, zl(0.5), length, hgt * 0.75, brand_col, vertical=True)
-            side.text(flav, x + 0.3 * face_w, zl(0.5), 0.6 * length, hgt * 0.3, brand_col, vertical=True)
-            continue
-        xb, wb = x, 0.85 * face_w
-        if emb != "none":
-            xe = x
-            # A label-shaped emblem sits behind the brand; a pictogram next to it when
-            # both would share the same height.
-            if emb not in ("ellipse",) and abs(st.emblem_z - st.brand_z) < 0.3:
-                xe, xb, wb = x - 0.3 * face_w, x + 0.15 * face_w, 0.55 * face_w
-                r = min(r, 0.18 * face_w)
-            side.emblem(emb, xe, zl(st.emblem_z), r, _colour(pal, st.emblem_col), accent)
-        hgt = min(0.022, 0.16 * (lz1 - lz0) + 0.004)
-        yb = zl(st.brand_z + jitter)
-        if st.brand_bg is not None:
-            side.rect(xb - wb / 2 - 0.002, yb - 0.7 * hgt, xb + wb / 2 + 0.002, yb + 0.7 * hgt,
-                      _colour(pal, st.brand_bg))
-        side.text(st.brand, xb, yb, wb, hgt, brand_col)
-        side.text(flav, xb, yb - 0.9 * hgt, 0.7 * wb, 0.45 * hgt, brand_col)
-    # Small print (ingredients, nutrition table): the back spine of boxes, the gaps
-    # between the brand copies of round products.
-    gcol = _colour(pal, st.glyph_col if not unseen else (-1 if st.glyph_col == -2 else -2))
-    if cls.family == "box":
+    side.text(st.brand, xb, yb, wb, hgt, brand_col)
+    side.text(flavour, xb, yb - 0.9 * hgt, 0.7 * wb, 0.45 * hgt, brand_col)
+
+
+def _paint_small_print(lab: _Label, family: str, centres: list[float], fu: dict, P: float, front_w: float,
+                       rng: np.random.Generator) -> None:
+    """Small print (ingredients, nutrition table): the back spine of boxes, the gaps
+    between the brand copies of round products, else the left and right faces."""
+    glyph_col = lab.st.glyph_col if not lab.unseen else (-1 if lab.st.glyph_col == -2 else -2)
+    if family == "box":
         b0, b1 = fu["back"][0] * P, fu["back"][1] * P  # the back face spans the seam
         spans = [(b0, P), (0.0, b1)]
     elif len(centres) > 1:
         spans = [(P / 6 + front_w / 2, P / 2 - front_w / 2), (P / 2 + front_w / 2, 5 * P / 6 - front_w / 2)]
     else:
         spans = [(fu["right"][0] * P, fu["right"][1] * P), (fu["left"][0] * P, fu["left"][1] * P)]
-    g0, g1 = sorted((zl(0.08), zl(0.4)))
+    g0, g1 = sorted((lab.z(0.08), lab.z(0.4)))
     for xa, xb in spans:
-        side.glyph_rows(xa + 0.002, xb - 0.002, g0, g1, gcol, rng)
-    # Zones outside the label.
-    _paint_zones(side, cls.family, zones, pal, st, H, P)
-    if cls.family == "handle_bottle":  # the handle maps onto a plain strip at the back
-        side.rect(PLAIN_U[0] * P - 0.01, lz0, (PLAIN_U[1] + 0.01) * P, lz1, body)
+        lab.side.glyph_rows(xa + 0.002, xb - 0.002, g0, g1, _colour(lab.pal, glyph_col), rng)
 
+
+def make_texture(class_name: str, variant: int, layout: dict) -> np.ndarray:
+    """(256, 256, 3) uint8 RGB atlas of one variant.
+
+    ``layout`` comes from :func:`graspsim.assets.meshes.mesh_shape`: height ``zones``
+    (fractions), ``faces_u`` (u ranges of the front/left/right/back faces),
+    ``perimeter_m``, ``size_m`` and the metric extents of the top/bottom discs.
+    The variant's texture generator is drawn from in a fixed order (jitter,
+    label pattern, small print, lid pattern), so an atlas never changes.
+    """
+    cls = get_class(class_name)
+    st = STYLES[class_name]
+    pal = variant_palette(class_name, variant)
+    unseen = variant in cls.variants_unseen
+    rng = variant_rng(class_name, variant, "texture")
+    H, P, fu = layout["size_m"][2], layout["perimeter_m"], layout["faces_u"]
+    img = np.empty((TEX, TEX, 3), np.float32)
+    img[:] = pal[0]
+    side = _side_canvas(img, pal[0], P, H)
+    lz0, lz1 = (z * H for z in layout["zones"]["label"])
+    lab = _Label(side, st, pal, lz0, lz1, unseen, 0.0 if unseen else rng.uniform(-0.02, 0.02))
+    _paint_label_fill(lab, P, rng)
+    # Emblem and brand on the front; big faces of boxes get a copy too.
+    front_w = (fu["front"][1] - fu["front"][0]) * P
+    centres = _art_centres(cls.family, fu, P)
+    for i, x in enumerate(centres):
+        face_w = front_w if (i == 0 or cls.family != "box") else (fu["left"][1] - fu["left"][0]) * P
+        if st.vertical_brand and face_w < 0.07 and (lz1 - lz0) > 1.5 * face_w:  # no room for an emblem beside it
+            _paint_vertical_brand(lab, x, face_w, st.flavours[variant])
+        else:
+            _paint_emblem_and_brand(lab, x, face_w, st.flavours[variant])
+    _paint_small_print(lab, cls.family, centres, fu, P, front_w, rng)
+    _paint_zones(side, cls.family, layout["zones"], pal, st, H, P)  # zones outside the label
+    if cls.family == "handle_bottle":  # the handle maps onto a plain strip at the back
+        side.rect(PLAIN_U[0] * P - 0.01, lz0, (PLAIN_U[1] + 0.01) * P, lz1, pal[0])
     _paint_caps(img, cls.family, layout, pal, st, rng)
     if class_name == "tissue_box":  # the dispenser slot with a tissue poking out
         top = _cap_canvas(img, TOP_CAP_UV, layout["top_extent_m"])

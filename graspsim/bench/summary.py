@@ -79,6 +79,61 @@ def _row_total_ms(row: Mapping[str, Any]) -> float | None:
     return sum(p for p in parts if p is not None)
 
 
+def _ordered_rows(rows: list[dict]) -> list[dict]:
+    """``rows`` as a JSON round trip would give them, sorted by ``episode_id``; ValueError on a duplicated id."""
+    # Rows built in memory may hold numpy values (np.bool_ success, np.int64 ids).
+    ordered = sorted((to_jsonable(r) for r in rows), key=lambda r: int(r["episode_id"]))
+    ids = [int(r["episode_id"]) for r in ordered]
+    dupes = sorted({a for a, b in zip(ids, ids[1:]) if a == b})
+    if dupes:
+        raise ValueError(f"episode ids appear more than once in the rows: {dupes[:20]}")
+    return ordered
+
+
+def _per_class(rows: list[Mapping[str, Any]]) -> dict[str, dict]:
+    """Attempts, successes, rate and 95 % interval per target class (``UNKNOWN`` if missing), sorted by class."""
+    counts: dict[str, list[int]] = {}
+    for r in rows:
+        cls = r.get("target_class")
+        c = counts.setdefault(cls if isinstance(cls, str) and cls else UNKNOWN, [0, 0])
+        c[0] += 1
+        c[1] += int(r.get("success") is True)
+    return {name: {"attempts": n, "successes": s, "rate": _rate(s, n), "ci95": list(wilson_interval(s, n))}
+            for name, (n, s) in sorted(counts.items())}
+
+
+def _failure_reasons(rows: list[Mapping[str, Any]]) -> dict[str, int]:
+    """Count of each failed attempt's reason (``UNKNOWN`` if missing); most frequent first, ties by name."""
+    reasons = Counter()
+    for r in rows:
+        if r.get("success") is not True:
+            reason = r.get("reason")
+            reasons[reason if isinstance(reason, str) and reason else UNKNOWN] += 1
+    return {k: v for k, v in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))}
+
+
+def _timing(rows: list[Mapping[str, Any]], run_config: Mapping[str, Any]) -> dict[str, Any]:
+    """Mean per-attempt times (ms) and the run's wall time (s) and throughput (see :func:`summarize`)."""
+    perception = [v for v in (_finite_number(r.get("perception_ms")) for r in rows) if v is not None]
+    simulation = [v for v in (_finite_number(r.get("simulation_ms")) for r in rows) if v is not None]
+    totals = [v for v in (_row_total_ms(r) for r in rows) if v is not None]
+    wall_s = _finite_number(run_config.get("wall_s"))
+    if wall_s is not None and wall_s > 0:
+        wall_source = "run_config"
+    elif totals:
+        wall_s, wall_source = sum(totals) / 1000.0, "rows"
+    else:
+        wall_s, wall_source = None, None
+    return {
+        "mean_perception_ms": _mean(perception),
+        "mean_simulation_ms": _mean(simulation),
+        "mean_total_ms": _mean(totals),
+        "wall_s": wall_s,
+        "wall_s_source": wall_source,
+        "attempts_per_second": len(rows) / wall_s if wall_s else None,
+    }
+
+
 def summarize(rows: list[dict], run_config: dict) -> dict:
     """The summary.json content (see the module docstring) for ``rows`` of one run.
 
@@ -94,56 +149,9 @@ def summarize(rows: list[dict], run_config: dict) -> dict:
     parallelism across workers.
     """
     run_config = dict(run_config or {})
-    # Rows built in memory may hold numpy values (np.bool_ success, np.int64 ids);
-    # normalise them to what a JSON round trip would give.
-    ordered = sorted((to_jsonable(r) for r in rows), key=lambda r: int(r["episode_id"]))
-    ids = [int(r["episode_id"]) for r in ordered]
-    dupes = sorted({a for a, b in zip(ids, ids[1:]) if a == b})
-    if dupes:
-        raise ValueError(f"episode ids appear more than once in the rows: {dupes[:20]}")
-
+    ordered = _ordered_rows(rows)
     attempts = len(ordered)
     successes = sum(1 for r in ordered if r.get("success") is True)
-
-    per_class_counts: dict[str, list[int]] = {}
-    for r in ordered:
-        cls = r.get("target_class")
-        name = cls if isinstance(cls, str) and cls else UNKNOWN
-        counts = per_class_counts.setdefault(name, [0, 0])
-        counts[0] += 1
-        counts[1] += int(r.get("success") is True)
-    per_class = {}
-    for name in sorted(per_class_counts):
-        n, s = per_class_counts[name]
-        per_class[name] = {"attempts": n, "successes": s, "rate": _rate(s, n), "ci95": list(wilson_interval(s, n))}
-
-    reasons = Counter()
-    for r in ordered:
-        if r.get("success") is not True:
-            reason = r.get("reason")
-            reasons[reason if isinstance(reason, str) and reason else UNKNOWN] += 1
-    # Most frequent first; ties by name so the order is deterministic.
-    failure_reasons = {k: v for k, v in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))}
-
-    clamped = 0
-    for r in ordered:
-        gripper = r.get("gripper")
-        if isinstance(gripper, Mapping) and gripper.get("clamped"):
-            clamped += 1
-
-    perception = [v for v in (_finite_number(r.get("perception_ms")) for r in ordered) if v is not None]
-    simulation = [v for v in (_finite_number(r.get("simulation_ms")) for r in ordered) if v is not None]
-    totals = [v for v in (_row_total_ms(r) for r in ordered) if v is not None]
-
-    wall_s = _finite_number(run_config.get("wall_s"))
-    if wall_s is not None and wall_s > 0:
-        wall_source = "run_config"
-    elif totals:
-        wall_s, wall_source = sum(totals) / 1000.0, "rows"
-    else:
-        wall_s, wall_source = None, None
-    attempts_per_second = attempts / wall_s if wall_s else None
-
     policy = run_config.get("policy")
     suite = run_config.get("suite")
     summary = {
@@ -153,19 +161,13 @@ def summarize(rows: list[dict], run_config: dict) -> dict:
         "successes": successes,
         "success_rate": _rate(successes, attempts),
         "ci95": list(wilson_interval(successes, attempts)),
-        "per_class": per_class,
-        "failure_reasons": failure_reasons,
+        "per_class": _per_class(ordered),
+        "failure_reasons": _failure_reasons(ordered),
         "knocked_down": sum(_count(r.get("knocked_down")) for r in ordered),
         "dropped": sum(_count(r.get("dropped")) for r in ordered),
-        "clamped_attempts": clamped,
-        "timing": {
-            "mean_perception_ms": _mean(perception),
-            "mean_simulation_ms": _mean(simulation),
-            "mean_total_ms": _mean(totals),
-            "wall_s": wall_s,
-            "wall_s_source": wall_source,
-            "attempts_per_second": attempts_per_second,
-        },
+        "clamped_attempts": sum(1 for r in ordered if isinstance(r.get("gripper"), Mapping)
+                                and r["gripper"].get("clamped")),
+        "timing": _timing(ordered, run_config),
         "config": run_config,
         "versions": run_config.get("versions"),
     }

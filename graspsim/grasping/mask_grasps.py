@@ -261,6 +261,227 @@ def near_surface(mask: np.ndarray, depth_m: np.ndarray, slab_m: float = 0.02) ->
     return mask & (np.asarray(depth_m) <= nearest + slab_m)
 
 
+def _padded_crop(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(crop, offset)``: the bounding box of ``mask`` (H, W) bool and the image xy (2,) of crop pixel (0, 0).
+
+    The crop is padded with one empty pixel all round so the distance transform
+    sees a border even where the object leaves the image.
+    """
+    ys, xs = np.nonzero(mask)
+    y0, x0 = ys.min(), xs.min()
+    crop = np.pad(mask[y0 : ys.max() + 1, x0 : xs.max() + 1], 1)
+    return crop, np.array([x0 - 1, y0 - 1], dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class _Interior:
+    """Where grasps on one mask may be centred, and the mask's shape; image pixels (x right, y down).
+
+    ``centres`` (N, 2) xy with ``dt`` (N,) their distance to the mask edge and
+    ``z`` (N,) the median object depth around them (metres); ``dt_max`` the
+    largest inscribed radius (px); ``minor_angle`` the image angle (rad) of the
+    minor principal axis, ``elongation`` in [0, 1] (0: no preferred axis),
+    ``centroid`` (2,) xy, ``major_std`` the spread along the major axis (px).
+    """
+
+    centres: np.ndarray
+    dt: np.ndarray
+    z: np.ndarray
+    dt_max: float
+    minor_angle: float
+    elongation: float
+    centroid: np.ndarray
+    major_std: float
+
+
+def _mask_interior(mask: np.ndarray, depth: np.ndarray, max_centres: int) -> _Interior | None:
+    """Candidate centres of ``mask`` that have object depth around them (None if there are none)."""
+    crop, offset = _padded_crop(mask)
+    centres, dt_vals, dt_max = _candidate_centres(crop, max_centres)
+    if len(centres) == 0:
+        return None
+    minor_angle, elongation, centroid, major_std = _minor_axis(crop)
+    centres = centres + offset
+    z_c = _local_depth(depth, mask, centres)
+    ok = np.isfinite(z_c)
+    if not ok.any():
+        return None
+    return _Interior(centres[ok], dt_vals[ok], z_c[ok], dt_max, minor_angle, elongation, centroid + offset, major_std)
+
+
+@dataclass(frozen=True)
+class _Axes:
+    """The A closing axes tried: ``theta`` (A,) image angles (rad), ``u`` (A, 2) unit closing
+    directions, ``v`` (A, 2) along the finger pads, ``m_per_px_u`` / ``m_per_px_v`` (A,)
+    metres per pixel along u / v per metre of depth (they differ when fx != fy)."""
+
+    theta: np.ndarray
+    u: np.ndarray
+    v: np.ndarray
+    m_per_px_u: np.ndarray
+    m_per_px_v: np.ndarray
+
+
+def _closing_axes(n_angles: int, minor_angle: float, theta_range: tuple[float, float] | None,
+                  fx: float, fy: float) -> _Axes:
+    """``n_angles`` axes over [0, pi) plus the minor axis, limited to ``theta_range`` (see :func:`mask_to_grasps`)."""
+    thetas = np.concatenate([np.arange(n_angles) * (math.pi / max(1, n_angles)), [minor_angle % math.pi]])
+    if theta_range is not None:
+        # Only closing axes near a preferred one (e.g. horizontal for upright products on a
+        # shelf, where a tilted axis puts a finger on the board or across a corner).
+        centre_theta, half_range = theta_range
+        off = np.abs((thetas - centre_theta + math.pi / 2) % math.pi - math.pi / 2)
+        thetas = np.concatenate([thetas[off <= half_range], [centre_theta % math.pi]])
+    u = np.stack([np.cos(thetas), np.sin(thetas)], axis=1)
+    v = np.stack([-np.sin(thetas), np.cos(thetas)], axis=1)
+    return _Axes(thetas, u, v, np.sqrt((u[:, 0] / fx) ** 2 + (u[:, 1] / fy) ** 2),
+                 np.sqrt((v[:, 0] / fx) ** 2 + (v[:, 1] / fy) ** 2))
+
+
+@dataclass(frozen=True)
+class _Candidates:
+    """(centre, axis) pairs whose chord fits the gripper, flattened to M rows.
+
+    ``ci`` / ``ai`` (M,) index the interior's centres and the axes; ``width_m``,
+    ``margin_m`` (clearance per side) and ``opening_m`` (M,) metres; ``mid`` (M, 2)
+    chord midpoint xy and ``half_w`` (M,) half the chord, image pixels; ``z`` (M,)
+    object depth at the centre, metres; ``u`` / ``v`` (M, 2) the candidate's axis.
+    """
+
+    ci: np.ndarray
+    ai: np.ndarray
+    width_m: np.ndarray
+    margin_m: np.ndarray
+    opening_m: np.ndarray
+    mid: np.ndarray
+    half_w: np.ndarray
+    z: np.ndarray
+    u: np.ndarray
+    v: np.ndarray
+
+
+def _fitting_chords(mask: np.ndarray, interior: _Interior, axes: _Axes, max_width_m: float, margin_m: float,
+                    max_opening_m: float) -> _Candidates | None:
+    """March from every centre along +-u to the mask edge; keep the chords no wider than ``max_width_m``."""
+    centres, z_c = interior.centres, interior.z
+    t_max = max_width_m / (float(z_c.min()) * float(axes.m_per_px_u.min())) + 2.0  # longest chord worth measuring
+    t_plus, t_minus = _chord_ends(mask, centres, axes.u, t_max)  # (N, A) px from the centre to the mask edge
+    width_px = t_plus + t_minus
+    width_m = width_px * z_c[:, None] * axes.m_per_px_u[None, :]
+    fits = np.isfinite(width_m) & (width_m <= max_width_m)
+    if not fits.any():
+        return None
+    ci, ai = np.nonzero(fits)
+    w_m = width_m[ci, ai]
+    # The margin shrinks (down to min_margin_m, which max_width_m allows for) before the opening passes the maximum.
+    margin = np.minimum(margin_m, (max_opening_m - w_m) / 2)
+    uu = axes.u[ai]
+    mid = centres[ci] + ((t_plus[ci, ai] - t_minus[ci, ai]) / 2)[:, None] * uu
+    return _Candidates(ci, ai, w_m, margin, w_m + 2 * margin, mid, width_px[ci, ai] / 2, z_c[ci], uu, axes.v[ai])
+
+
+def _free_samples(pts: np.ndarray, c: _Candidates, depth: np.ndarray, mask: np.ndarray, K: np.ndarray,
+                  grasp_depth_m: float) -> np.ndarray:
+    """(M, n_u, n_v) bool: which footprint samples ``pts`` (M, n_u, n_v, 2) image xy leave a finger through."""
+    fx, fy, cx, cy = float(K[0, 0]), float(K[1, 1]), float(K[0, 2]), float(K[1, 2])
+    d, in_img = _gather(depth, pts, np.nan)
+    on_mask, _ = _gather(mask, pts, False)
+    behind = d >= (c.z + grasp_depth_m - _DEPTH_SLACK_M)[:, None, None]
+    # Under perspective an object's own side faces (parallel to the approach) show up
+    # beside it in the image. In 3D they lie between the jaws, not in the fingers'
+    # path: a sample whose 3D point is closer to the grasp axis than the pads is free.
+    U3 = np.stack([c.u[:, 0] / fx, c.u[:, 1] / fy], axis=1)  # 3D closing direction (camera x, y)
+    U3 = U3 / np.linalg.norm(U3, axis=1, keepdims=True)
+    lateral = (((pts[..., 0] - cx) * d - ((c.mid[:, 0] - cx) * c.z)[:, None, None]) / fx * U3[:, None, None, 0]
+               + ((pts[..., 1] - cy) * d - ((c.mid[:, 1] - cy) * c.z)[:, None, None]) / fy * U3[:, None, None, 1])
+    between_jaws = np.abs(lateral) < (c.opening_m / 2)[:, None, None]
+    # Outside the image or no depth: nothing seen there, assume free.
+    return ~in_img | ((~_valid_depth(d) | behind | between_jaws) & ~on_mask)
+
+
+def _free_fraction(c: _Candidates, axes: _Axes, depth: np.ndarray, mask: np.ndarray, K: np.ndarray,
+                   gripper: GripperSpec, grasp_depth_m: float) -> np.ndarray:
+    """(M,) share of the samples of both finger plates that are free space (see :func:`_free_samples`).
+
+    A plate lies just outside a chord end, ``margin + finger_thickness`` long
+    outward (along u) and ``finger_width`` across (along v).
+    """
+    plate_len = (c.margin_m + gripper.finger_thickness_m) * (1.0 / (c.z * axes.m_per_px_u[c.ai]))  # (M,) px
+    plate_span = gripper.finger_width_m * (1.0 / (c.z * axes.m_per_px_v[c.ai]))  # (M,) px
+    # about one sample per pixel, at most 10 x 10 per plate: an obstacle that matters
+    # covers >= 10 % of the footprint, so a coarser grid still sees it
+    n_u = int(np.clip(np.ceil(plate_len.max()) + 1, 3, 10))
+    n_v = int(np.clip(np.ceil(plate_span.max()) + 1, 3, 10))
+    fu = np.linspace(0.0, 1.0, n_u)
+    fv = np.linspace(-0.5, 0.5, n_v)
+    # First samples 1.5 px off the chord end: nearest-pixel chord ends are up to ~0.7 px
+    # off on slanted edges, and the object's own jagged rim must not count against
+    # the footprint (the finger pads stay >= min_margin_m away from the object anyway).
+    s = (c.half_w + 1.5)[:, None] + fu[None, :] * np.maximum(plate_len - 1.5, 0.0)[:, None]  # (M, n_u) along u
+    r = fv[None, :] * plate_span[:, None]  # (M, n_v) offset along v
+    free_count = np.zeros(len(c.ci))
+    for sign in (1.0, -1.0):
+        pts = (c.mid[:, None, None, :] + sign * s[:, :, None, None] * c.u[:, None, None, :]
+               + r[:, None, :, None] * c.v[:, None, None, :])  # (M, n_u, n_v, 2)
+        free_count += _free_samples(pts, c, depth, mask, K, grasp_depth_m).reshape(len(c.ci), -1).sum(axis=1)
+    return free_count / (2 * n_u * n_v)
+
+
+def _scores(c: _Candidates, interior: _Interior, axes: _Axes, free_fraction: np.ndarray,
+            max_width_m: float) -> np.ndarray:
+    """(M,) scores in [0, 1]: free space, centrality, narrowness and alignment with the minor axis."""
+    dt_norm = np.clip(interior.dt[c.ci] / max(interior.dt_max, 1e-9), 0.0, 1.0)
+    to_centroid = np.linalg.norm(c.mid - interior.centroid, axis=1) / max(2.0 * interior.major_std, 1.0)
+    centrality = 0.7 * dt_norm + 0.3 * np.clip(1.0 - to_centroid, 0.0, 1.0)
+    narrowness = np.clip(1.0 - c.width_m / max_width_m, 0.0, 1.0)
+    # Alignment only matters for elongated masks: a disc has no preferred axis.
+    # Linear in the angle error (reaching 0 at 45 degrees) so that a few degrees off the
+    # minor axis cost more than the pixel noise of chord widths.
+    d_angle = np.abs((axes.theta[c.ai] - interior.minor_angle + math.pi / 2) % math.pi - math.pi / 2)
+    alignment = 1.0 - interior.elongation * np.clip(d_angle / (math.pi / 4), 0.0, 1.0)
+    free_term = np.clip((free_fraction - MIN_FREE_FRACTION) / (1.0 - MIN_FREE_FRACTION), 0.0, 1.0)
+    score = _W_FREE * free_term + _W_CENTRAL * centrality + _W_NARROW * narrowness + _W_ALIGN * alignment
+    return np.clip(score, 0.0, 1.0)
+
+
+def _near_duplicate(xy: np.ndarray, theta: float, half_w: float, kept: list[tuple[np.ndarray, float]]) -> bool:
+    """Whether a grasp at ``xy`` (image px) with axis ``theta`` (rad) nearly repeats one in ``kept``."""
+    for kept_xy, kept_theta in kept:
+        dth = abs((theta - kept_theta + math.pi / 2) % math.pi - math.pi / 2)
+        if np.linalg.norm(xy - kept_xy) < max(2.0, 0.15 * half_w * 2) and dth < math.radians(10):
+            return True
+    return False
+
+
+def _distinct_grasps(c: _Candidates, axes: _Axes, order: np.ndarray, score: np.ndarray, free_fraction: np.ndarray,
+                     depth: np.ndarray, K: np.ndarray, gripper: GripperSpec, grasp_depth_m: float, check_palm: bool,
+                     max_candidates: int) -> list[ScoredGrasp]:
+    """Candidates ``order`` (best first) as :class:`ScoredGrasp`, near duplicates dropped, palm-blocked ones last."""
+    fx = float(K[0, 0])  # the environment converts w with fx
+    out: list[ScoredGrasp] = []
+    blocked: list[ScoredGrasp] = []
+    kept: list[tuple[np.ndarray, float]] = []
+    for k in order:
+        th = float(axes.theta[c.ai[k]])
+        if _near_duplicate(c.mid[k], th, c.half_w[k], kept):
+            continue
+        # The environment reads the depth at the centre pixel itself: convert w with it.
+        z_env = _centre_depth(depth, c.mid[k], float(c.z[k]))
+        rect = GraspRect(x=float(c.mid[k, 0]), y=float(c.mid[k, 1]), w=float(c.opening_m[k] * fx / z_env),
+                         h=float(gripper.finger_width_m * fx / z_env), theta=th).normalized()
+        palm_blocked = (palm_blocked_fraction(rect, depth, K, gripper, grasp_depth_m) > MAX_PALM_BLOCKED
+                        if check_palm else False)
+        grasp = ScoredGrasp(rect=rect, score=float(score[k]), opening_m=float(c.opening_m[k]),
+                            width_m=float(c.width_m[k]), free_fraction=float(free_fraction[k]),
+                            palm_blocked=palm_blocked)
+        # The hand body would hit something before the fingers arrive: keep it only as a last resort.
+        (blocked if palm_blocked else out).append(grasp)
+        kept.append((c.mid[k], th))
+        if len(out) >= max_candidates:
+            break
+    return (out + blocked)[:max_candidates]
+
+
 def mask_to_grasps(
     mask: np.ndarray,
     depth_m: np.ndarray,
@@ -296,8 +517,9 @@ def mask_to_grasps(
       candidate centres evaluated.
     * ``theta_range``: ``(theta, half_range)`` radians: try only closing axes within
       ``half_range`` of ``theta`` (modulo pi); ``None`` tries all.
-    * ``check_palm``: drop grasps whose hand body would hit something in front
-      of the palm (:func:`palm_blocked_fraction` above ``MAX_PALM_BLOCKED``).
+    * ``check_palm``: return grasps whose hand body would hit something in front
+      of the palm (:func:`palm_blocked_fraction` above ``MAX_PALM_BLOCKED``) only
+      after every unblocked one.
 
     The returned rectangles' ``w`` converts back to ``opening_m`` with the depth at
     the rectangle's centre pixel (as the environment does): ``w * depth / fx``.
@@ -314,160 +536,22 @@ def mask_to_grasps(
     max_width_m = gripper.max_opening_m - 2 * min_margin
     if max_width_m <= 0:
         return []
-
-    # Work on the mask's bounding box, padded with one empty pixel all round so the
-    # distance transform sees a border even where the object leaves the image.
-    ys, xs = np.nonzero(mask)
-    y0, x0 = ys.min(), xs.min()
-    crop = np.pad(mask[y0 : ys.max() + 1, x0 : xs.max() + 1], 1)
-    centres, dt_vals, dt_max = _candidate_centres(crop, max_centres)
-    if len(centres) == 0:
+    interior = _mask_interior(mask, depth, max_centres)
+    if interior is None:
         return []
-    minor_angle, elongation, centroid, major_std = _minor_axis(crop)
-    offset = np.array([x0 - 1, y0 - 1], dtype=np.float64)
-    centres = centres + offset
-    centroid = centroid + offset
-
-    z_c = _local_depth(depth, mask, centres)
-    ok = np.isfinite(z_c)
-    if not ok.any():
+    axes = _closing_axes(n_angles, interior.minor_angle, theta_range, fx, fy)
+    cands = _fitting_chords(mask, interior, axes, max_width_m, margin_m, gripper.max_opening_m)
+    if cands is None:
         return []
-    centres, dt_vals, z_c = centres[ok], dt_vals[ok], z_c[ok]
-
-    thetas = np.concatenate([np.arange(n_angles) * (math.pi / max(1, n_angles)), [minor_angle % math.pi]])
-    if theta_range is not None:
-        # Only closing axes near a preferred one (e.g. horizontal for upright products on a
-        # shelf, where a tilted axis puts a finger on the board or across a corner).
-        centre_theta, half_range = theta_range
-        off = np.abs((thetas - centre_theta + math.pi / 2) % math.pi - math.pi / 2)
-        thetas = np.concatenate([thetas[off <= half_range], [centre_theta % math.pi]])
-    u = np.stack([np.cos(thetas), np.sin(thetas)], axis=1)  # (A, 2) closing axis
-    v = np.stack([-np.sin(thetas), np.cos(thetas)], axis=1)  # (A, 2) along the finger pads
-    # metres per pixel along u / v, per unit depth (handles fx != fy)
-    m_per_px_u = np.sqrt((u[:, 0] / fx) ** 2 + (u[:, 1] / fy) ** 2)  # (A,)
-    m_per_px_v = np.sqrt((v[:, 0] / fx) ** 2 + (v[:, 1] / fy) ** 2)
-
-    # --- chords: march from each centre along +u and -u until the mask ends.
-    t_max = max_width_m / (float(z_c.min()) * float(m_per_px_u.min())) + 2.0  # longest chord worth measuring
-    t_plus, t_minus = _chord_ends(mask, centres, u, t_max)  # (N, A) px from the centre to the mask edge
-    width_px = t_plus + t_minus
-    width_m = width_px * z_c[:, None] * m_per_px_u[None, :]
-    fits = np.isfinite(width_m) & (width_m <= max_width_m)
-    if not fits.any():
-        return []
-
-    ci, ai = np.nonzero(fits)  # surviving (centre, angle) pairs, flattened
-    w_m = width_m[ci, ai]
-    margin = np.minimum(margin_m, (gripper.max_opening_m - w_m) / 2)
-    opening_m = w_m + 2 * margin
-    uu, vv = u[ai], v[ai]
-    mid = centres[ci] + ((t_plus[ci, ai] - t_minus[ci, ai]) / 2)[:, None] * uu  # chord midpoint
-    half_w = width_px[ci, ai] / 2
-    zc = z_c[ci]
-    px_per_m_u = 1.0 / (zc * m_per_px_u[ai])
-    px_per_m_v = 1.0 / (zc * m_per_px_v[ai])
-
-    # --- finger footprints: plates just outside both chord ends.
-    plate_len = (margin + gripper.finger_thickness_m) * px_per_m_u  # (M,) px outward
-    plate_span = gripper.finger_width_m * px_per_m_v  # (M,) px across
-    # about one sample per pixel, at most 10 x 10 per plate: an obstacle that matters
-    # covers >= 10 % of the footprint, so a coarser grid still sees it
-    n_u = int(np.clip(np.ceil(plate_len.max()) + 1, 3, 10))
-    n_v = int(np.clip(np.ceil(plate_span.max()) + 1, 3, 10))
-    fu = np.linspace(0.0, 1.0, n_u)
-    fv = np.linspace(-0.5, 0.5, n_v)
-    # First samples 1.5 px off the chord end: nearest-pixel chord ends are up to ~0.7 px
-    # off on slanted edges, and the object's own jagged rim must not count against
-    # the footprint (the finger pads stay >= min_margin_m away from the object anyway).
-    s = (half_w + 1.5)[:, None] + fu[None, :] * np.maximum(plate_len - 1.5, 0.0)[:, None]  # (M, n_u) along u
-    r = fv[None, :] * plate_span[:, None]  # (M, n_v) offset along v
-    free_depth = zc + grasp_depth_m - _DEPTH_SLACK_M
-    cx, cy = float(K[0, 2]), float(K[1, 2])
-    U3 = np.stack([uu[:, 0] / fx, uu[:, 1] / fy], axis=1)  # 3D closing direction (camera x, y), per candidate
-    U3 = U3 / np.linalg.norm(U3, axis=1, keepdims=True)
-    free_count = np.zeros(len(ci))
-    for sign in (1.0, -1.0):
-        pts = (
-            mid[:, None, None, :]
-            + sign * s[:, :, None, None] * uu[:, None, None, :]
-            + r[:, None, :, None] * vv[:, None, None, :]
-        )  # (M, n_u, n_v, 2)
-        d, in_img = _gather(depth, pts, np.nan)
-        on_mask, _ = _gather(mask, pts, False)
-        behind = d >= free_depth[:, None, None]
-        # Under perspective an object's own side faces (parallel to the approach) show up
-        # beside it in the image. In 3D they lie between the jaws, not in the fingers'
-        # path: a sample whose 3D point is closer to the grasp axis than the pads is free.
-        lateral = (((pts[..., 0] - cx) * d - ((mid[:, 0] - cx) * zc)[:, None, None]) / fx * U3[:, None, None, 0]
-                   + ((pts[..., 1] - cy) * d - ((mid[:, 1] - cy) * zc)[:, None, None]) / fy * U3[:, None, None, 1])
-        between_jaws = np.abs(lateral) < (opening_m / 2)[:, None, None]
-        # Outside the image or no depth: nothing seen there, assume free.
-        free = ~in_img | ((~_valid_depth(d) | behind | between_jaws) & ~on_mask)
-        free_count += free.reshape(len(ci), -1).sum(axis=1)
-    free_fraction = free_count / (2 * n_u * n_v)
+    free_fraction = _free_fraction(cands, axes, depth, mask, K, gripper, grasp_depth_m)
     keep = free_fraction >= MIN_FREE_FRACTION
     if not keep.any():
         return []
-
-    # --- score
-    dt_norm = np.clip(dt_vals[ci] / max(dt_max, 1e-9), 0.0, 1.0)
-    to_centroid = np.linalg.norm(mid - centroid, axis=1) / max(2.0 * major_std, 1.0)
-    centrality = 0.7 * dt_norm + 0.3 * np.clip(1.0 - to_centroid, 0.0, 1.0)
-    narrowness = np.clip(1.0 - w_m / max_width_m, 0.0, 1.0)
-    # Alignment only matters for elongated masks: a disc has no preferred axis.
-    # Linear in the angle error (reaching 0 at 45 degrees) so that a few degrees off the
-    # minor axis cost more than the pixel noise of chord widths.
-    d_angle = np.abs((thetas[ai] - minor_angle + math.pi / 2) % math.pi - math.pi / 2)
-    alignment = 1.0 - elongation * np.clip(d_angle / (math.pi / 4), 0.0, 1.0)
-    free_term = np.clip((free_fraction - MIN_FREE_FRACTION) / (1.0 - MIN_FREE_FRACTION), 0.0, 1.0)
-    score = _W_FREE * free_term + _W_CENTRAL * centrality + _W_NARROW * narrowness + _W_ALIGN * alignment
-    score = np.clip(score, 0.0, 1.0)
-
+    score = _scores(cands, interior, axes, free_fraction, max_width_m)
     idx = np.nonzero(keep)[0]
     idx = idx[np.argsort(-score[idx], kind="stable")]
-
-    # --- non-maximum suppression of near-identical grasps (same spot, similar angle)
-    fpx = fx  # the environment converts w with fx
-    out: list[ScoredGrasp] = []
-    blocked: list[ScoredGrasp] = []
-    kept_xy: list[np.ndarray] = []
-    kept_th: list[float] = []
-    for k in idx:
-        th = float(thetas[ai[k]])
-        dup = False
-        for xy, t in zip(kept_xy, kept_th):
-            dth = abs((th - t + math.pi / 2) % math.pi - math.pi / 2)
-            if np.linalg.norm(mid[k] - xy) < max(2.0, 0.15 * half_w[k] * 2) and dth < math.radians(10):
-                dup = True
-                break
-        if dup:
-            continue
-        # The environment reads the depth at the centre pixel itself: convert w with it.
-        z_env = _centre_depth(depth, mid[k], float(zc[k]))
-        rect = GraspRect(
-            x=float(mid[k, 0]),
-            y=float(mid[k, 1]),
-            w=float(opening_m[k] * fpx / z_env),
-            h=float(gripper.finger_width_m * fpx / z_env),
-            theta=th,
-        ).normalized()
-        palm_blocked = (palm_blocked_fraction(rect, depth, K, gripper, grasp_depth_m) > MAX_PALM_BLOCKED
-                        if check_palm else False)
-        grasp = ScoredGrasp(
-            rect=rect,
-            score=float(score[k]),
-            opening_m=float(opening_m[k]),
-            width_m=float(w_m[k]),
-            free_fraction=float(free_fraction[k]),
-            palm_blocked=palm_blocked,
-        )
-        # The hand body would hit something before the fingers arrive: keep it only as a last resort.
-        (blocked if palm_blocked else out).append(grasp)
-        kept_xy.append(mid[k])
-        kept_th.append(th)
-        if len(out) >= max_candidates:
-            break
-    return (out + blocked)[:max_candidates]
+    return _distinct_grasps(cands, axes, idx, score, free_fraction, depth, K, gripper, grasp_depth_m, check_palm,
+                            max_candidates)
 
 
 def fallback_grasp(
@@ -489,12 +573,10 @@ def fallback_grasp(
         return None
     depth = np.asarray(depth_m, dtype=np.float64)
     fx = float(np.asarray(K)[0, 0])
-    ys, xs = np.nonzero(mask)
-    y0, x0 = ys.min(), xs.min()
-    crop = np.pad(mask[y0 : ys.max() + 1, x0 : xs.max() + 1], 1)
+    crop, offset = _padded_crop(mask)
     dt = cv2.distanceTransform(crop.astype(np.uint8), cv2.DIST_L2, 5)
     py, px = np.unravel_index(int(np.argmax(dt)), dt.shape)
-    centre = np.array([px + x0 - 1, py + y0 - 1], dtype=np.float64)
+    centre = np.array([px, py], dtype=np.float64) + offset
     theta = _minor_axis(crop)[0] if mask.sum() > 1 else 0.0
     u = np.array([math.cos(theta), math.sin(theta)])
     t_plus, t_minus = _chord_ends(mask, centre[None], u[None], float(sum(mask.shape)))

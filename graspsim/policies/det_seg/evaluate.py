@@ -30,7 +30,10 @@ from pathlib import Path
 
 import numpy as np
 
+from graspsim.data.format import read_scene
 from graspsim.fileio import atomic_write_text
+from graspsim.grasping import metrics as gm
+from graspsim.types import GraspRect
 
 POLICIES = ("det_seg", "grconvnet")
 
@@ -51,6 +54,100 @@ def _clean(v):
     return v
 
 
+class _Tally:
+    """What the scenes of one evaluation give, pooled as they come in (image pixels, radians).
+
+    Per scene with ground-truth grasps: the top-1 prediction (``preds``, a
+    GraspRect or None) and all ground-truth rectangles (``gts``); with
+    segmentation also the strict and seed-protocol IoUs, the class recall, the
+    (25, 25) pixel ``confusion`` and the class-level matches per angle threshold
+    (key ``"%g"`` degrees; ``"30"`` is the seed's class_level_accuracy).
+    """
+
+    def __init__(self, has_seg: bool):
+        from graspsim.policies.det_seg.model import NUM_SEG_CLASSES
+
+        self.has_seg, self.num_classes = has_seg, NUM_SEG_CLASSES
+        self.preds, self.gts, self.ious, self.ious_seed, self.recalls = [], [], [], [], []
+        self.confusion = np.zeros((NUM_SEG_CLASSES, NUM_SEG_CLASSES), dtype=np.int64)
+        self.per_class_by_angle: dict[str, list] = {f"{t:g}": [] for t in gm.ANGLE_THRESHOLDS_DEG}
+        self.seconds, self.skipped = 0.0, 0
+        self.resolution = None  # [width, height] of the last scene read
+
+    def add(self, scene: dict, out: dict) -> None:
+        """One scene (:func:`~graspsim.data.format.read_scene`) and the predictor's output on it."""
+        self.seconds += out["seconds"]
+        rects = [GraspRect(*r) for r in out["rects"]]
+        self.preds.append(rects[0] if rects else None)
+        gt = [GraspRect(*r) for r in scene["grasps"]]
+        self.gts.append(gt)
+        if self.has_seg:
+            self._add_segmentation(out["seg"], scene, list(zip(rects, out["scores"].tolist())), gt)
+
+    def _add_segmentation(self, seg: np.ndarray, scene: dict, scored: list, gt: list[GraspRect]) -> None:
+        """``seg`` (H, W) predicted labels (0 background, catalog index + 1); ``scored`` (rect, score) pairs."""
+        gt_map = scene["class_map"].astype(np.int64)
+        self.ious.append(gm.segmentation_iou(seg, gt_map, self.num_classes)["mean_iou"])
+        # the seed's 100 px at 640x480, scaled with the image area
+        min_px = max(1, round(SEED_MIN_PRED_PX * gt_map.size / (640 * 480)))
+        self.ious_seed.append(gm.segmentation_iou_seed_protocol(seg, gt_map, min_pred_px=min_px)["mean_iou"])
+        self.recalls.append(gm.segmentation_class_recall(seg, gt_map, min_px=min_px))
+        self.confusion += gm.segmentation_confusion(seg, gt_map, self.num_classes)
+        by_class: dict[int, list] = {}
+        for g, c in zip(gt, scene["grasp_classes"]):
+            by_class.setdefault(int(c), []).append(g)
+        # predicted map in catalog indices (-1 background) to match grasp_classes
+        for t in gm.ANGLE_THRESHOLDS_DEG:
+            self.per_class_by_angle[f"{t:g}"].append(
+                gm.class_level_match(scored, seg - 1, by_class, angle_threshold_deg=float(t)))
+
+
+def _run_scenes(predictor, scene_dirs: list[Path], has_seg: bool, progress: bool, desc: str) -> _Tally:
+    """Predict on every scene with ground-truth grasps (RGB for det_seg, RGB-D otherwise); the tally."""
+    tally = _Tally(has_seg)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(scene_dirs), desc=desc, unit="scene", leave=False)
+    for d in scene_dirs:
+        s = read_scene(d)
+        tally.resolution = [int(s["rgb"].shape[1]), int(s["rgb"].shape[0])]
+        if bar is not None:
+            bar.update(1)
+        if len(s["grasps"]) == 0:
+            tally.skipped += 1
+            continue
+        tally.add(s, predictor.predict(s["rgb"], s["depth_m"]) if not has_seg else predictor.predict(s["rgb"]))
+    if bar is not None:
+        bar.close()
+    return tally
+
+
+def _metrics(t: _Tally, run: dict) -> dict:
+    """The metrics.json content: ``run`` (policy, checkpoint, settings, data, suite) then the scores of ``t``."""
+    n, seg = len(t.preds), t.has_seg
+    return {
+        **run,
+        "scenes": n,
+        "scenes_without_grasps": t.skipped,
+        "grasp_accuracy": gm.grasp_accuracy(t.preds, t.gts) if n else None,
+        "accuracy_by_angle": gm.accuracy_by_angle(t.preds, t.gts) if n else None,
+        "accuracy_by_iou": gm.accuracy_by_iou(t.preds, t.gts) if n else None,
+        "seg_iou": _nanmean(t.ious) if seg else None,
+        "seg_iou_seed_protocol": _nanmean(t.ious_seed) if seg else None,
+        "seg_class_recall": _nanmean(t.recalls) if seg else None,
+        "seg_miou_dataset": gm.miou_from_confusion(t.confusion)["mean_iou"] if (seg and t.confusion.any()) else None,
+        "class_level_accuracy": gm.class_level_accuracy(t.per_class_by_angle["30"]) if seg else None,
+        # image-level accuracy saturates with ~100 labels per cluttered image; per class it discriminates
+        # (Det_Seg vs Det_Seg_Refine at strict angles)
+        "class_level_by_angle": ({k: gm.class_level_accuracy(v) for k, v in t.per_class_by_angle.items()}
+                                 if seg else None),
+        "fps": (n / t.seconds) if t.seconds > 0 else None,
+        "resolution": t.resolution if n else None,
+    }
+
+
 def evaluate_grasps(policy_name: str, data_dir: str | Path, out_dir: str | Path, checkpoint: str | Path | None = None,
                     max_scenes: int | None = None, progress: bool = False, refine: bool | None = None,
                     min_region_px: float | None = None, guided: bool = True) -> dict:
@@ -65,15 +162,8 @@ def evaluate_grasps(policy_name: str, data_dir: str | Path, out_dir: str | Path,
     :class:`~.train.DatasetError` for a bad dataset and FileNotFoundError for a
     missing checkpoint.
     """
-    from graspsim.data.format import read_scene
-    from graspsim.grasping.metrics import (ANGLE_THRESHOLDS_DEG, accuracy_by_angle, accuracy_by_iou,
-                                           class_level_accuracy, class_level_match, grasp_accuracy,
-                                           miou_from_confusion, segmentation_class_recall, segmentation_confusion,
-                                           segmentation_iou, segmentation_iou_seed_protocol)
-    from graspsim.policies.det_seg.model import NUM_SEG_CLASSES
     from graspsim.policies.det_seg.policy import DEFAULT_MIN_REGION_PX, _resolve_checkpoint, make_predictor
     from graspsim.policies.det_seg.train import check_dataset, load_checkpoint
-    from graspsim.types import GraspRect
 
     if policy_name not in POLICIES:
         raise ValueError(f"unknown policy {policy_name!r}; choose one of {', '.join(POLICIES)}")
@@ -86,51 +176,8 @@ def evaluate_grasps(policy_name: str, data_dir: str | Path, out_dir: str | Path,
     predictor = make_predictor(net, refine=refine, min_region_px=min_region, guided=guided)
     has_refine = getattr(net, "refine", None) is not None  # det_seg trained with its refinement head
     has_seg = policy_name == "det_seg"
-
-    preds, gts, ious, ious_seed, recalls = [], [], [], [], []
-    confusion = np.zeros((NUM_SEG_CLASSES, NUM_SEG_CLASSES), dtype=np.int64)
-    # class-level matches per angle threshold (key "%g" degrees); "30" is the seed's class_level_accuracy
-    per_class_by_angle: dict[str, list] = {f"{t:g}": [] for t in ANGLE_THRESHOLDS_DEG}
-    seconds, skipped = 0.0, 0
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(scene_dirs), desc=f"evaluate {policy_name}", unit="scene", leave=False)
-    for d in scene_dirs:
-        s = read_scene(d)
-        if bar is not None:
-            bar.update(1)
-        if len(s["grasps"]) == 0:
-            skipped += 1
-            continue
-        out = predictor.predict(s["rgb"], s["depth_m"]) if not has_seg else predictor.predict(s["rgb"])
-        seconds += out["seconds"]
-        rects = [GraspRect(*r) for r in out["rects"]]
-        preds.append(rects[0] if rects else None)
-        gt = [GraspRect(*r) for r in s["grasps"]]
-        gts.append(gt)
-        if has_seg:
-            seg = out["seg"]
-            gt_map = s["class_map"].astype(np.int64)
-            ious.append(segmentation_iou(seg, gt_map, NUM_SEG_CLASSES)["mean_iou"])
-            # the seed's 100 px at 640x480, scaled with the image area
-            min_px = max(1, round(SEED_MIN_PRED_PX * gt_map.size / (640 * 480)))
-            ious_seed.append(segmentation_iou_seed_protocol(seg, gt_map, min_pred_px=min_px)["mean_iou"])
-            recalls.append(segmentation_class_recall(seg, gt_map, min_px=min_px))
-            confusion += segmentation_confusion(seg, gt_map, NUM_SEG_CLASSES)
-            by_class: dict[int, list] = {}
-            for g, c in zip(gt, s["grasp_classes"]):
-                by_class.setdefault(int(c), []).append(g)
-            # predicted map in catalog indices (-1 background) to match grasp_classes
-            scored = list(zip(rects, out["scores"].tolist()))
-            for t in ANGLE_THRESHOLDS_DEG:
-                per_class_by_angle[f"{t:g}"].append(
-                    class_level_match(scored, seg - 1, by_class, angle_threshold_deg=float(t)))
-    if bar is not None:
-        bar.close()
-    n = len(preds)
-    metrics = {
+    tally = _run_scenes(predictor, scene_dirs, has_seg, progress, f"evaluate {policy_name}")
+    metrics = _clean(_metrics(tally, {
         "policy": policy_name,
         "checkpoint": str(ckpt),
         "refine": (refine is not False) if has_refine else None,
@@ -138,24 +185,7 @@ def evaluate_grasps(policy_name: str, data_dir: str | Path, out_dir: str | Path,
         "guided_seg": bool(guided) if has_seg else None,
         "data": str(Path(data_dir).resolve()),
         "suite": manifest.get("suite"),
-        "scenes": n,
-        "scenes_without_grasps": skipped,
-        "grasp_accuracy": grasp_accuracy(preds, gts) if n else None,
-        "accuracy_by_angle": accuracy_by_angle(preds, gts) if n else None,
-        "accuracy_by_iou": accuracy_by_iou(preds, gts) if n else None,
-        "seg_iou": _nanmean(ious) if has_seg else None,
-        "seg_iou_seed_protocol": _nanmean(ious_seed) if has_seg else None,
-        "seg_class_recall": _nanmean(recalls) if has_seg else None,
-        "seg_miou_dataset": miou_from_confusion(confusion)["mean_iou"] if (has_seg and confusion.any()) else None,
-        "class_level_accuracy": class_level_accuracy(per_class_by_angle["30"]) if has_seg else None,
-        # image-level accuracy saturates with ~100 labels per cluttered image; per class it discriminates
-        # (Det_Seg vs Det_Seg_Refine at strict angles)
-        "class_level_by_angle": ({k: class_level_accuracy(v) for k, v in per_class_by_angle.items()}
-                                 if has_seg else None),
-        "fps": (n / seconds) if seconds > 0 else None,
-        "resolution": None if not n else [int(s["rgb"].shape[1]), int(s["rgb"].shape[0])],
-    }
-    metrics = _clean(metrics)
+    }))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n", durable=True)
