@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from graspsim.config import PhysicsConfig
+from graspsim.config import GRASP_DEPTH_M, GRASP_MARGIN_M, PhysicsConfig
 from graspsim.grasping.conversion import UnreachableGraspError, rect_to_command
 from graspsim.grasping.mask_grasps import object_grasps
 from graspsim.grasping.workspace import clear_supports
@@ -55,8 +55,8 @@ class LabelConfig:
     min_visible_px_640x480: int = 300
     max_candidates: int = 6
     surface_slab_m: float = 0.02
-    grasp_depth_m: float = 0.025
-    margin_m: float = 0.012
+    grasp_depth_m: float = GRASP_DEPTH_M
+    margin_m: float = GRASP_MARGIN_M
     n_angles: int = 12
     shelf_theta_half_range_deg: float = 25.0
 

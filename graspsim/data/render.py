@@ -34,12 +34,6 @@ class RenderSpec:
     labels: dict[str, Any] = field(default_factory=lambda: LabelConfig().to_dict())
 
 
-def _physics(d: dict[str, Any]) -> PhysicsConfig:
-    from graspsim.bench.runner import _physics_fields
-
-    return PhysicsConfig(**_physics_fields(d))
-
-
 class SceneRenderer:
     """Two worlds (scene + label validation), built once per process."""
 
@@ -50,7 +44,7 @@ class SceneRenderer:
 
         self.spec = spec
         self.suite = get_suite(spec.suite)
-        self.physics = _physics(spec.physics)
+        self.physics = PhysicsConfig.from_dict(spec.physics)
         self.label_config = LabelConfig(**spec.labels)
         self.options = SceneOptions(width=spec.width, height=spec.height)
         self.world = SimWorld(self.physics, spec.renderer)

@@ -40,7 +40,7 @@ import numpy as np
 from gymnasium import spaces
 
 from graspsim.assets.catalog import CATALOG, class_index, get_class, get_variant
-from graspsim.config import PhysicsConfig
+from graspsim.config import GRASP_DEPTH_M, PhysicsConfig
 from graspsim.geometry import make_transform, quat_to_matrix
 from graspsim.grasping.conversion import UnreachableGraspError, command_to_rect, rect_to_command
 from graspsim.grasping.workspace import clear_supports
@@ -69,7 +69,9 @@ class PickEnv(gym.Env):
     keep the plan's own gain) multiplies the rendered RGB; ``depth_noise_m``
     (metres, >= 0) is the std of Gaussian noise on valid depth pixels, used for
     both the observation and the grasp conversion (module docstring);
-    ``physics``: a :class:`PhysicsConfig` (friction, product mass scale, ...).
+    ``physics``: a :class:`PhysicsConfig` (friction, product mass scale, ...) or a
+    dict of its fields (:meth:`PhysicsConfig.from_dict`: a nested ``gripper`` dict
+    becomes a :class:`~graspsim.config.GripperSpec`).
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 2}
@@ -78,7 +80,7 @@ class PickEnv(gym.Env):
                  renderer: str = "auto", privileged: bool = False, action_mode: str = "rect",
                  clear_scene: bool = False, max_attempts: int = 12, max_consecutive_failures: int = 2,
                  camera_jitter_m: float = 0.0, lighting_jitter: bool = False,
-                 physics: PhysicsConfig | dict | None = None, grasp_depth_m: float = 0.025,
+                 physics: PhysicsConfig | dict | None = None, grasp_depth_m: float = GRASP_DEPTH_M,
                  render_mode: str | None = None, lighting_gain: float | None = None,
                  depth_noise_m: float = 0.0):
         if action_mode not in ("rect", "pose"):
@@ -92,7 +94,7 @@ class PickEnv(gym.Env):
         if not (np.isfinite(depth_noise_m) and depth_noise_m >= 0):
             raise ValueError(f"depth_noise_m must be finite and >= 0 metres, got {depth_noise_m!r}")
         if isinstance(physics, dict):
-            physics = PhysicsConfig(**physics)
+            physics = PhysicsConfig.from_dict(physics)
         self.physics = physics or PhysicsConfig()
         self.kind = kind
         self.variant_split = variant_split

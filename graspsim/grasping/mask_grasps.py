@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from graspsim.config import GripperSpec
+from graspsim.config import GRASP_DEPTH_M, GRASP_MARGIN_M, GripperSpec
 from graspsim.types import CameraModel, GraspRect
 
 # Footprints with less free space than this are rejected outright.
@@ -267,8 +267,8 @@ def mask_to_grasps(
     K: np.ndarray,
     gripper: GripperSpec = GripperSpec(),
     *,
-    grasp_depth_m: float = 0.025,
-    margin_m: float = 0.012,
+    grasp_depth_m: float = GRASP_DEPTH_M,
+    margin_m: float = GRASP_MARGIN_M,
     min_margin_m: float | None = 0.004,
     n_angles: int = 12,
     max_candidates: int = 10,
@@ -476,7 +476,7 @@ def fallback_grasp(
     K: np.ndarray,
     gripper: GripperSpec = GripperSpec(),
     *,
-    margin_m: float = 0.012,
+    margin_m: float = GRASP_MARGIN_M,
 ) -> GraspRect | None:
     """A best-effort rectangle when :func:`mask_to_grasps` finds nothing (``None`` for an empty mask).
 

@@ -15,7 +15,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from graspsim.config import GripperSpec
+from graspsim.config import SUPPORT_CLEARANCE_M, GripperSpec
 from graspsim.scenes.layout import SHELF, TABLE, ShelfLayout, TableLayout
 from graspsim.types import GripperCommand
 
@@ -53,7 +53,8 @@ def support_below(kind: str, z: float, shelf: ShelfLayout = SHELF, table: TableL
     return table.top_z_m
 
 
-def clear_supports(kind: str, command: GripperCommand, gripper: GripperSpec, clearance_m: float = 0.004) -> GripperCommand:
+def clear_supports(kind: str, command: GripperCommand, gripper: GripperSpec,
+                   clearance_m: float = SUPPORT_CLEARANCE_M) -> GripperCommand:
     """Raise the grasp so the fingers clear the support under it; records ``"height"`` when it does."""
     T = command.T_world_grasp.copy()
     drop = lowest_finger_point_below_grasp(command, gripper)
