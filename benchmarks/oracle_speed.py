@@ -24,7 +24,7 @@ import numpy as np
 
 import graspsim  # noqa: F401
 from graspsim.bench.runner import POLICY_SEED_SALT
-from graspsim.bench.suites import get_suite
+from graspsim.scenes.suites import get_suite
 from graspsim.envs.pick_env import PickEnv
 from graspsim.policies.registry import make_policy
 from graspsim.sim.bodies import spawn_floor, spawn_product, spawn_shelf, spawn_table

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import graspsim  # noqa: F401
-from graspsim.bench.suites import SUITES
+from graspsim.scenes.suites import SUITES
 from graspsim.config import PhysicsConfig
 from graspsim.envs.pick_env import PickEnv
 from graspsim.geometry import invert_transform, matrix_to_quat, project, rotation_about_axis, transform_points

@@ -28,7 +28,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from graspsim.bench.results import ResultsWriter, prepare_run_dir, read_results
-from graspsim.bench.suites import Suite, get_suite
+from graspsim.scenes.suites import Suite, get_suite
 from graspsim.bench.summary import summarize, write_summary
 from graspsim.config import PhysicsConfig
 

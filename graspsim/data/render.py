@@ -38,7 +38,7 @@ class SceneRenderer:
     """Two worlds (scene + label validation), built once per process."""
 
     def __init__(self, spec: RenderSpec):
-        from graspsim.bench.suites import get_suite
+        from graspsim.scenes.suites import get_suite
         from graspsim.scenes.sampling import SceneOptions
         from graspsim.sim.world import SimWorld
 
@@ -122,7 +122,7 @@ def _run_job(job: tuple[str, int]) -> dict[str, Any]:
 def manifest_for(spec: RenderSpec, seeds: list[int]) -> dict[str, Any]:
     import graspsim
     from graspsim.assets.catalog import CATALOG
-    from graspsim.bench.suites import get_suite
+    from graspsim.scenes.suites import get_suite
 
     suite = get_suite(spec.suite)
     return {
@@ -142,12 +142,12 @@ def render_dataset(suite: str, scenes: int, out_dir: Path, seed: int = 0, worker
                    physics: PhysicsConfig | None = None, labels: LabelConfig | None = None) -> dict[str, Any]:
     """Render scenes ``seed .. seed + scenes - 1`` of ``suite`` into ``out_dir``; returns a summary dict.
 
-    Raises :class:`~graspsim.bench.suites.UnknownSuiteError`, ValueError (scenes
+    Raises :class:`~graspsim.scenes.suites.UnknownSuiteError`, ValueError (scenes
     outside the suite) and :class:`~graspsim.data.writer.DatasetDirError`
     (non-empty ``out_dir`` without ``resume``, or a resume with other settings).
     """
     from graspsim.bench.results import atomic_write_json
-    from graspsim.bench.suites import get_suite
+    from graspsim.scenes.suites import get_suite
     from graspsim.data.format import MANIFEST
 
     suite_obj = get_suite(suite)
