@@ -27,6 +27,8 @@ def test_physics_dict_builds_the_nested_gripper_spec():
         env.close()
     with pytest.raises(ValueError, match="unknown GripperSpec field.*stroke_m"):
         PickEnv(kind="tabletop", physics={"gripper": {"stroke_m": 0.07}}, **SMALL)
+    with pytest.raises(ValueError, match="unknown scene kind"):
+        PickEnv(kind="desk", **SMALL)
 
 
 @pytest.fixture(params=sorted(ENV_IDS))

@@ -41,6 +41,7 @@ import cv2
 import numpy as np
 
 from graspsim.config import GRASP_DEPTH_M, GRASP_MARGIN_M, GripperSpec
+from graspsim.scenes import kinds
 from graspsim.types import CameraModel, GraspRect
 
 # Footprints with less free space than this are rejected outright.
@@ -546,7 +547,7 @@ def object_grasps(mask: np.ndarray, depth_m: np.ndarray, camera: CameraModel, sc
     :func:`mask_to_grasps` (grasp_depth_m, margin_m, n_angles, max_candidates).
     """
     theta_range = (horizontal_theta_range(camera, approach_world, shelf_half_range_rad)
-                   if scene_kind == "shelf" else None)
+                   if kinds.scene_kind(scene_kind).horizontal_approach else None)
     for region in (near_surface(mask, depth_m, surface_slab_m), mask):
         if not np.any(region):
             continue
