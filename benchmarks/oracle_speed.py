@@ -24,13 +24,12 @@ import numpy as np
 
 import graspsim  # noqa: F401
 from graspsim.bench.runner import POLICY_SEED_SALT
-from graspsim.bench.suites import get_suite
+from graspsim.scenes.suites import get_suite
 from graspsim.envs.pick_env import PickEnv
 from graspsim.policies.registry import make_policy
-from graspsim.sim.bodies import spawn_floor, spawn_product, spawn_shelf, spawn_table
+from graspsim.sim.bodies import spawn_floor, spawn_furniture, spawn_product
 from graspsim.sim.camera import projection_matrix, view_matrix
 from graspsim.sim.gripper import hand_urdf_path
-from graspsim.scenes.layout import SHELF, TABLE
 
 
 def raw_replay_s(env: PickEnv, settle_steps: int, exec_steps: int) -> float:
@@ -40,7 +39,7 @@ def raw_replay_s(env: PickEnv, settle_steps: int, exec_steps: int) -> float:
     t0 = time.perf_counter()
     world.reset()
     spawn_floor(world, physics)
-    spawn_shelf(world, SHELF, physics) if scene.plan.kind == "shelf" else spawn_table(world, TABLE, physics)
+    spawn_furniture(world, scene.kind.furniture, physics)
     bodies = [spawn_product(world, p.class_name, p.variant, p.position_m, p.quat_xyzw, physics)
               for p in scene.plan.products]
     for _ in range(settle_steps):

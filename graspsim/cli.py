@@ -27,7 +27,7 @@ def main() -> None:
 
 
 def _check_suite(name: str):
-    from graspsim.bench.suites import UnknownSuiteError, get_suite
+    from graspsim.scenes.suites import UnknownSuiteError, get_suite
 
     try:
         return get_suite(name)
@@ -290,7 +290,7 @@ def report(run_dirs, out_html, plots_dir, gallery_per_class, max_gallery_classes
 def list_(what):
     """Show policies, suites and product classes."""
     from graspsim.assets.catalog import CATALOG
-    from graspsim.bench.suites import SUITES
+    from graspsim.scenes.suites import SUITES
     from graspsim.policies.registry import available_policies
 
     if what in (None, "policies"):

@@ -9,7 +9,33 @@ the gripper (80 mm stroke, 70 N continuous force).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+# Grasp-planning defaults shared by the rectangle -> pose conversion, the mask
+# planner, the policies and the label validation. Module constants rather than
+# PhysicsConfig fields: they are the planners' and converters' defaults (each
+# caller may pass its own), and adding fields to PhysicsConfig would change
+# every stored run.json / dataset manifest.
+
+#: How far past the visible surface the grasp point sits along the approach, at
+#: most (metres; :func:`graspsim.grasping.conversion.grasp_depth_for` uses
+#: ``clip(opening / 2 - 0.01, 0.01, GRASP_DEPTH_M)``).
+GRASP_DEPTH_M = 0.025
+#: Free space a planner adds on each side of the object to the jaw opening (metres).
+GRASP_MARGIN_M = 0.012
+#: How far the fingertips are kept above the support (shelf board, table top)
+#: under a grasp (metres, :func:`graspsim.grasping.workspace.clear_supports`).
+SUPPORT_CLEARANCE_M = 0.004
+
+
+def _check_keys(cls: type, data: Mapping[str, Any]) -> None:
+    """ValueError naming the keys of ``data`` that are not fields of dataclass ``cls``."""
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} field(s): {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
 
 
 @dataclass(frozen=True)
@@ -39,6 +65,12 @@ class GripperSpec:
     palm_front_m: float = 0.066
     palm_half_span_m: float = 0.104
     palm_half_thickness_m: float = 0.032
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "GripperSpec":
+        """A spec from (a subset of) :func:`dataclasses.asdict`'s keys; ValueError names unknown keys."""
+        _check_keys(cls, data)
+        return cls(**data)
 
     @property
     def fingertip_beyond_grasp_m(self) -> float:
@@ -121,6 +153,19 @@ class PhysicsConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "PhysicsConfig":
+        """Inverse of :meth:`to_dict` (as stored in run.json and dataset manifests).
+
+        Missing keys keep their defaults; a nested ``gripper`` mapping becomes a
+        :class:`GripperSpec`; unknown keys (here or in ``gripper``) raise ValueError.
+        """
+        _check_keys(cls, data)
+        values = dict(data)
+        if isinstance(values.get("gripper"), Mapping):
+            values["gripper"] = GripperSpec.from_dict(values["gripper"])
+        return cls(**values)
 
 
 DEFAULT_PHYSICS = PhysicsConfig()

@@ -15,6 +15,22 @@ from graspsim.envs.registration import ENV_IDS
 SMALL = dict(width=160, height=120, renderer="tiny")
 
 
+def test_physics_dict_builds_the_nested_gripper_spec():
+    from graspsim.config import GripperSpec
+    from graspsim.envs.pick_env import PickEnv
+
+    env = PickEnv(kind="tabletop", action_mode="pose", physics={"gripper": {"max_opening_m": 0.07}}, **SMALL)
+    try:
+        assert env.physics.gripper == GripperSpec(max_opening_m=0.07)
+        assert env.action_space.high[7] == np.float32(0.07)  # the opening bound comes from the nested spec
+    finally:
+        env.close()
+    with pytest.raises(ValueError, match="unknown GripperSpec field.*stroke_m"):
+        PickEnv(kind="tabletop", physics={"gripper": {"stroke_m": 0.07}}, **SMALL)
+    with pytest.raises(ValueError, match="unknown scene kind"):
+        PickEnv(kind="desk", **SMALL)
+
+
 @pytest.fixture(params=sorted(ENV_IDS))
 def env_id(request):
     return request.param

@@ -11,7 +11,8 @@ from graspsim.config import GripperSpec
 from graspsim.geometry import (deproject, intrinsics_from_fov, invert_transform, look_at, make_transform,
                                matrix_to_quat, project, quat_to_matrix, rotation_about_axis, transform_points)
 from graspsim.grasping.conversion import UnreachableGraspError, command_to_rect, grasp_depth_for, rect_to_command
-from graspsim.grasping.workspace import clear_supports, in_reach
+from graspsim.grasping.workspace import clear_supports, in_reach, support_below
+from graspsim.scenes.kinds import scene_kind
 from graspsim.types import CameraModel, GraspRect, GripperCommand, InvalidRectError
 
 W, H = 640, 480
@@ -154,10 +155,20 @@ def test_wrong_shape_and_no_depth():
 def test_clear_supports_raises_fingers_above_the_table():
     T = make_transform(rotation_about_axis([1, 0, 0], math.pi), [0.0, 0.0, 0.705])  # z down, just above table
     command = GripperCommand(T_world_grasp=T, opening_m=0.05)
-    raised = clear_supports("tabletop", command, GripperSpec())
+    table = scene_kind("tabletop")
+    raised = clear_supports(table, command, GripperSpec())
     assert "height" in raised.clamped
     assert raised.T_world_grasp[2, 3] > 0.72
     high = GripperCommand(T_world_grasp=make_transform(T[:3, :3], [0, 0, 0.80]), opening_m=0.05)
-    assert clear_supports("tabletop", high, GripperSpec()) is high
-    assert in_reach("tabletop", np.array([0.0, 0.0, 0.8]))
-    assert not in_reach("tabletop", np.array([2.0, 0.0, 0.8]))
+    assert clear_supports(table, high, GripperSpec()) is high
+    assert in_reach(table, np.array([0.0, 0.0, 0.8]))
+    assert not in_reach(table, np.array([2.0, 0.0, 0.8]))
+
+
+def test_supports_and_reach_of_the_shelf():
+    shelf = scene_kind("shelf")
+    boards = shelf.support_tops_m
+    assert support_below(shelf, boards[1] + 0.05) == boards[1]
+    assert support_below(shelf, boards[0] - 0.05) == boards[0]  # below every board: the lowest one
+    assert in_reach(shelf, np.array([0.0, 0.1, boards[1] + 0.05]))
+    assert not in_reach(shelf, np.array([0.0, -0.2, boards[1] + 0.05]))  # in front of the shelf

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from graspsim.bench.suites import get_suite
+from graspsim.scenes.suites import get_suite
 from graspsim.data.cli_render import render_command
 from graspsim.data.format import iter_scene_dirs, read_scene, scene_dir
 from graspsim.data.render import render_dataset

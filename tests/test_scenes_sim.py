@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import graspsim  # noqa: F401
-from graspsim.bench.suites import SUITES
+from graspsim.scenes.suites import SUITES
 from graspsim.config import PhysicsConfig
 from graspsim.envs.pick_env import PickEnv
 from graspsim.geometry import invert_transform, matrix_to_quat, project, rotation_about_axis, transform_points
@@ -49,6 +49,19 @@ def test_unseen_suites_use_only_unseen_variants():
                 assert p.variant in get_class(p.class_name).variants_unseen
             for p in sample_plan(kind, seed, "seen").products:
                 assert p.variant in get_class(p.class_name).variants_seen
+
+
+def test_scene_kinds_are_resolved_by_name_with_a_one_line_error():
+    from graspsim.envs.registration import ENV_IDS
+    from graspsim.scenes.kinds import SCENE_KINDS, scene_kind
+
+    assert scene_kind("shelf").horizontal_approach and not scene_kind("tabletop").horizontal_approach
+    assert {k.env_id: k.name for k in SCENE_KINDS.values()} == {i: kw["kind"] for i, kw in ENV_IDS.items()}
+    assert all(s.env_id == scene_kind(s.kind).env_id for s in SUITES.values())
+    with pytest.raises(ValueError, match=r"^unknown scene kind 'desk'; choose one of shelf, tabletop$"):
+        scene_kind("desk")
+    with pytest.raises(ValueError, match="unknown scene kind"):
+        sample_plan("desk", 0)
 
 
 def test_suite_seed_ranges_are_disjoint():

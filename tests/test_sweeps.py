@@ -9,7 +9,7 @@ import pytest
 
 from graspsim.assets.catalog import get_variant
 from graspsim.bench.runner import RunSpec, iter_rows
-from graspsim.bench.suites import get_suite
+from graspsim.scenes.suites import get_suite
 from graspsim.bench.sweeps import SWEEP_PARAMETERS, Sweep, apply_setting, parse_sweep, setting_label
 from graspsim.config import PhysicsConfig
 from graspsim.envs.pick_env import PickEnv

@@ -26,11 +26,11 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from graspsim.bench.suites import Suite, get_suite
 from graspsim.bench.summary import summarize, write_summary
 from graspsim.config import PhysicsConfig
 from graspsim.pool import run_jobs
 from graspsim.runs import ResultsWriter, prepare_run_dir, read_results
+from graspsim.scenes.suites import Suite, get_suite
 
 POLICY_SEED_SALT = 7919  # keeps the policy's stream apart from the scene's
 
@@ -101,7 +101,7 @@ class EpisodeRunner:
         self.env = PickEnv(kind=self.suite.kind, variant_split=self.suite.variant_split, width=spec.width,
                            height=spec.height, renderer=spec.renderer,
                            privileged=bool(getattr(self.policy, "needs_privileged", False)),
-                           physics=PhysicsConfig(**_physics_fields(spec.physics)), **spec.env_overrides)
+                           physics=PhysicsConfig.from_dict(spec.physics), **spec.env_overrides)
 
     def decide(self, scene_seed: int):
         """Reset scene ``scene_seed`` and ask the policy: ``(obs, info, output, error)``.
@@ -164,15 +164,6 @@ class EpisodeRunner:
 def _rect_or_none(action, rect_type):
     values = np.asarray(action, dtype=np.float64).reshape(-1)
     return rect_type(*values).to_dict() if values.shape == (5,) else None
-
-
-def _physics_fields(physics: dict[str, Any]) -> dict[str, Any]:
-    from graspsim.config import GripperSpec
-
-    fields = dict(physics)
-    if isinstance(fields.get("gripper"), dict):
-        fields["gripper"] = GripperSpec(**fields["gripper"])
-    return fields
 
 
 def backend_name(workers: int, use_ray: bool = False, ray_address: str | None = None) -> str:

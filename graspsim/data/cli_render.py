@@ -27,7 +27,7 @@ from graspsim.clierror import UserError
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 def render_command(suite, scenes, out_dir, seed, workers, resume, width, height, renderer, no_grasps, no_progress):
     """Render a grasp dataset: RGB, depth, masks and physically validated grasp rectangles."""
-    from graspsim.bench.suites import UnknownSuiteError, get_suite
+    from graspsim.scenes.suites import UnknownSuiteError, get_suite
     from graspsim.data.labels import LabelConfig
     from graspsim.data.render import render_dataset
     from graspsim.runs import RunDirError

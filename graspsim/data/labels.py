@@ -10,14 +10,13 @@ image area from 300 px at 640x480):
    :func:`~graspsim.grasping.mask_grasps.horizontal_theta_range` in shelf scenes - exactly as
    the oracle plans. At most ``max_candidates`` per product.
 2. Each candidate is converted to a gripper command with the full scene's depth
-   image and camera (:func:`~graspsim.grasping.conversion.rect_to_command`, then
-   :func:`~graspsim.grasping.workspace.clear_supports`, as
-   :class:`~graspsim.envs.pick_env.PickEnv` does), and executed by
-   :func:`~graspsim.sim.execute.execute_grasp` with the product's class as target
-   in a world holding the furniture and that product ALONE, at the pose it
-   settled to in the full scene (rebuilt from scratch for every candidate, so
-   each check is deterministic and independent of the others). Candidates that
-   succeed are kept; ``quality`` is the planner's score.
+   image and camera and executed with the product's class as target by
+   :func:`~graspsim.sim.attempt.attempt_grasp` (exactly as
+   :class:`~graspsim.envs.pick_env.PickEnv` executes an action), in a world
+   holding the furniture and that product ALONE, at the pose it settled to in
+   the full scene (rebuilt from scratch for every candidate, so each check is
+   deterministic and independent of the others). Candidates that succeed are
+   kept; ``quality`` is the planner's score.
 
 The labels are computed with the depth exactly as stored (millimetre-rounded),
 so they can be re-validated from the files on disk. Limitation: the other
@@ -35,17 +34,13 @@ from typing import Any
 
 import numpy as np
 
-from graspsim.config import PhysicsConfig
-from graspsim.grasping.conversion import UnreachableGraspError, rect_to_command
+from graspsim.config import GRASP_DEPTH_M, GRASP_MARGIN_M, PhysicsConfig
 from graspsim.grasping.mask_grasps import object_grasps
-from graspsim.grasping.workspace import clear_supports
 from graspsim.scenes.plan import ProductPlacement, ScenePlan
-from graspsim.sim.bodies import spawn_floor, spawn_product, spawn_shelf, spawn_table
-from graspsim.scenes.layout import SHELF, TABLE
-from graspsim.sim.execute import execute_grasp
-from graspsim.sim.scene import BuiltScene
+from graspsim.sim.attempt import attempt_grasp
+from graspsim.sim.scene import build_at_rest
 from graspsim.sim.world import SimWorld
-from graspsim.types import CameraModel, GraspRect, InvalidRectError
+from graspsim.types import CameraModel, GraspRect
 
 
 @dataclass(frozen=True)
@@ -55,8 +50,8 @@ class LabelConfig:
     min_visible_px_640x480: int = 300
     max_candidates: int = 6
     surface_slab_m: float = 0.02
-    grasp_depth_m: float = 0.025
-    margin_m: float = 0.012
+    grasp_depth_m: float = GRASP_DEPTH_M
+    margin_m: float = GRASP_MARGIN_M
     n_angles: int = 12
     shelf_theta_half_range_deg: float = 25.0
 
@@ -77,39 +72,16 @@ def candidates(mask: np.ndarray, depth_m: np.ndarray, camera: CameraModel, kind:
                          max_candidates=config.max_candidates)
 
 
-def build_alone(world: SimWorld, kind: str, placement: ProductPlacement, approach_world: np.ndarray,
-                physics: PhysicsConfig, plan: ScenePlan) -> BuiltScene:
-    """Reset ``world`` and build the furniture plus ``placement`` only (its pose = the settled one)."""
-    world.reset()
-    static = [spawn_floor(world, physics)]
-    static.append(spawn_shelf(world, SHELF, physics) if kind == "shelf" else spawn_table(world, TABLE, physics))
-    body = spawn_product(world, placement.class_name, placement.variant, placement.position_m,
-                         placement.quat_xyzw, physics)
-    from graspsim.assets.catalog import class_index
-
-    c = world.client
-    c.changeDynamics(body, -1, activationState=c.ACTIVATION_STATE_SLEEP)  # at rest, as after settling
-    return BuiltScene(plan=replace(plan, products=(placement,)), camera=None, product_bodies=[body],
-                      static_bodies=tuple(static), body_to_class={body: class_index(placement.class_name)},
-                      body_to_class_name={body: placement.class_name},
-                      approach_world=np.asarray(approach_world, dtype=np.float64))
-
-
 def validate_rect(world: SimWorld, plan: ScenePlan, placement: ProductPlacement, rect: GraspRect,
-                  depth_m: np.ndarray, camera: CameraModel, approach_world: np.ndarray, physics: PhysicsConfig,
+                  depth_m: np.ndarray, camera: CameraModel, physics: PhysicsConfig,
                   config: LabelConfig) -> tuple[bool, str | None]:
-    """Execute ``rect`` on ``placement`` alone (see the module docstring): ``(success, failure reason)``."""
-    try:
-        rect.validate(camera.width, camera.height)
-        command = rect_to_command(rect, depth_m, camera, approach_world, physics.gripper, config.grasp_depth_m)
-    except InvalidRectError:
-        return False, "invalid_action"
-    except UnreachableGraspError:
-        return False, "out_of_reach"
-    command = clear_supports(plan.kind, command, physics.gripper)
-    scene = build_alone(world, plan.kind, placement, approach_world, physics, plan)
-    outcome = execute_grasp(world, scene, command, placement.class_name, physics)
-    return bool(outcome.success), (None if outcome.reason is None else outcome.reason.value)
+    """Execute ``rect`` on ``placement`` alone (see the module docstring): ``(success, failure reason)``.
+
+    ``depth_m`` / ``camera``: the full scene's (H, W) depth in metres and its camera.
+    """
+    scene = build_at_rest(world, replace(plan, products=(placement,)), physics)
+    attempt = attempt_grasp(world, scene, rect, depth_m, camera, placement.class_name, physics, config.grasp_depth_m)
+    return bool(attempt.outcome.success), (None if attempt.outcome.reason is None else attempt.outcome.reason.value)
 
 
 def label_objects(world: SimWorld, plan: ScenePlan, settled: list[ProductPlacement | None], instance: np.ndarray,
@@ -140,8 +112,7 @@ def label_objects(world: SimWorld, plan: ScenePlan, settled: list[ProductPlaceme
             rejected: Counter = Counter()
             for grasp in candidates(mask, depth_m, camera, plan.kind, approach_world, physics, config):
                 entry["candidates_tried"] += 1
-                ok, reason = validate_rect(world, plan, placement, grasp.rect, depth_m, camera, approach_world,
-                                           physics, config)
+                ok, reason = validate_rect(world, plan, placement, grasp.rect, depth_m, camera, physics, config)
                 if ok:
                     r = grasp.rect
                     entry["grasps"].append({"x": r.x, "y": r.y, "w": r.w, "h": r.h, "theta": r.theta,
@@ -169,7 +140,6 @@ def revalidate(scene: dict[str, Any], world: SimWorld, physics: PhysicsConfig | 
     camera = CameraModel(K=np.asarray(meta["K"], dtype=np.float64), width=int(meta["width"]),
                          height=int(meta["height"]), T_world_camera=np.asarray(meta["T_world_camera"], dtype=np.float64),
                          near_m=plan.camera.near_m, far_m=plan.camera.far_m)
-    approach = np.asarray(meta["approach_world"], dtype=np.float64)
     out = []
     for obj in meta["objects"]:
         pose = obj["settled_pose"]
@@ -177,7 +147,6 @@ def revalidate(scene: dict[str, Any], world: SimWorld, physics: PhysicsConfig | 
                             quat_xyzw=tuple(pose["quat_xyzw"]))
         for g in obj["grasps"]:
             rect = GraspRect(x=g["x"], y=g["y"], w=g["w"], h=g["h"], theta=g["theta"])
-            ok, reason = validate_rect(world, plan, placement, rect, scene["depth_m"], camera, approach, physics,
-                                       config)
+            ok, reason = validate_rect(world, plan, placement, rect, scene["depth_m"], camera, physics, config)
             out.append((obj["product_index"], g, ok, reason))
     return out

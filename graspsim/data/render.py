@@ -33,23 +33,17 @@ class RenderSpec:
     labels: dict[str, Any] = field(default_factory=lambda: LabelConfig().to_dict())
 
 
-def _physics(d: dict[str, Any]) -> PhysicsConfig:
-    from graspsim.bench.runner import _physics_fields
-
-    return PhysicsConfig(**_physics_fields(d))
-
-
 class SceneRenderer:
     """Two worlds (scene + label validation), built once per process."""
 
     def __init__(self, spec: RenderSpec):
-        from graspsim.bench.suites import get_suite
+        from graspsim.scenes.suites import get_suite
         from graspsim.scenes.sampling import SceneOptions
         from graspsim.sim.world import SimWorld
 
         self.spec = spec
         self.suite = get_suite(spec.suite)
-        self.physics = _physics(spec.physics)
+        self.physics = PhysicsConfig.from_dict(spec.physics)
         self.label_config = LabelConfig(**spec.labels)
         self.options = SceneOptions(width=spec.width, height=spec.height)
         self.world = SimWorld(self.physics, spec.renderer)
@@ -114,7 +108,7 @@ class SceneRenderer:
 def manifest_for(spec: RenderSpec, seeds: list[int]) -> dict[str, Any]:
     import graspsim
     from graspsim.assets.catalog import CATALOG
-    from graspsim.bench.suites import get_suite
+    from graspsim.scenes.suites import get_suite
 
     suite = get_suite(spec.suite)
     return {
@@ -134,12 +128,12 @@ def render_dataset(suite: str, scenes: int, out_dir: Path, seed: int = 0, worker
                    physics: PhysicsConfig | None = None, labels: LabelConfig | None = None) -> dict[str, Any]:
     """Render scenes ``seed .. seed + scenes - 1`` of ``suite`` into ``out_dir``; returns a summary dict.
 
-    Raises :class:`~graspsim.bench.suites.UnknownSuiteError`, ValueError (scenes
+    Raises :class:`~graspsim.scenes.suites.UnknownSuiteError`, ValueError (scenes
     outside the suite) and :class:`~graspsim.runs.RunDirError`
     (non-empty ``out_dir`` without ``resume``, or a resume with other settings).
     """
     from graspsim.fileio import atomic_write_json
-    from graspsim.bench.suites import get_suite
+    from graspsim.scenes.suites import get_suite
     from graspsim.data.format import MANIFEST
 
     suite_obj = get_suite(suite)

@@ -40,13 +40,12 @@ import numpy as np
 from gymnasium import spaces
 
 from graspsim.assets.catalog import CATALOG, class_index, get_class, get_variant
-from graspsim.config import PhysicsConfig
+from graspsim.config import GRASP_DEPTH_M, PhysicsConfig
 from graspsim.geometry import make_transform, quat_to_matrix
-from graspsim.grasping.conversion import UnreachableGraspError, command_to_rect, rect_to_command
-from graspsim.grasping.workspace import clear_supports
+from graspsim.scenes.kinds import scene_kind
 from graspsim.scenes.sampling import SceneOptions
+from graspsim.sim.attempt import Attempt, attempt_grasp
 from graspsim.sim.camera import add_depth_noise, render
-from graspsim.sim.execute import execute_grasp
 from graspsim.sim.scene import BuiltScene, build_settled_scene, settle, SceneRejected
 from graspsim.sim.world import SimWorld
 from graspsim.types import (FailureReason, Frames, GraspRect, GripperCommand, InvalidRectError, Observation,
@@ -69,7 +68,9 @@ class PickEnv(gym.Env):
     keep the plan's own gain) multiplies the rendered RGB; ``depth_noise_m``
     (metres, >= 0) is the std of Gaussian noise on valid depth pixels, used for
     both the observation and the grasp conversion (module docstring);
-    ``physics``: a :class:`PhysicsConfig` (friction, product mass scale, ...).
+    ``physics``: a :class:`PhysicsConfig` (friction, product mass scale, ...) or a
+    dict of its fields (:meth:`PhysicsConfig.from_dict`: a nested ``gripper`` dict
+    becomes a :class:`~graspsim.config.GripperSpec`).
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 2}
@@ -78,7 +79,7 @@ class PickEnv(gym.Env):
                  renderer: str = "auto", privileged: bool = False, action_mode: str = "rect",
                  clear_scene: bool = False, max_attempts: int = 12, max_consecutive_failures: int = 2,
                  camera_jitter_m: float = 0.0, lighting_jitter: bool = False,
-                 physics: PhysicsConfig | dict | None = None, grasp_depth_m: float = 0.025,
+                 physics: PhysicsConfig | dict | None = None, grasp_depth_m: float = GRASP_DEPTH_M,
                  render_mode: str | None = None, lighting_gain: float | None = None,
                  depth_noise_m: float = 0.0):
         if action_mode not in ("rect", "pose"):
@@ -91,8 +92,9 @@ class PickEnv(gym.Env):
             raise ValueError(f"lighting_gain must be a finite factor >= 0 (or None), got {lighting_gain!r}")
         if not (np.isfinite(depth_noise_m) and depth_noise_m >= 0):
             raise ValueError(f"depth_noise_m must be finite and >= 0 metres, got {depth_noise_m!r}")
+        scene_kind(kind)  # an unknown kind fails here, before the simulator starts
         if isinstance(physics, dict):
-            physics = PhysicsConfig(**physics)
+            physics = PhysicsConfig.from_dict(physics)
         self.physics = physics or PhysicsConfig()
         self.kind = kind
         self.variant_split = variant_split
@@ -214,10 +216,16 @@ class PickEnv(gym.Env):
         if self._scene is None:
             raise RuntimeError("call reset() before step()")
         t0 = time.perf_counter()
-        self._last_rect = None
-        command, outcome = self._command_from_action(action)
-        if outcome is None:
-            outcome = execute_grasp(self.world, self._scene, command, self._target_class, self.physics)
+        frames = self._frames
+        try:
+            grasp = self._parse_action(action)
+        except InvalidRectError as exc:  # not even a rectangle or a pose
+            attempt = Attempt(None, None, PickOutcome(False, FailureReason.INVALID_ACTION, details={"error": str(exc)}))
+        else:
+            attempt = attempt_grasp(self.world, self._scene, grasp, frames.depth_m, frames.camera,
+                                    self._target_class, self.physics, self.grasp_depth_m)
+        outcome, command = attempt.outcome, attempt.command
+        self._last_rect = attempt.rect
         sim_ms = (time.perf_counter() - t0) * 1000
         self._attempts += 1
         self._consecutive_failures = 0 if outcome.success else self._consecutive_failures + 1
@@ -237,29 +245,13 @@ class PickEnv(gym.Env):
         reward = 1.0 if outcome.success else 0.0
         return self._observation(), reward, terminated, truncated, info
 
-    def _command_from_action(self, action) -> tuple[GripperCommand | None, PickOutcome | None]:
-        """Turn the action into a gripper command, or an immediate failed outcome."""
-        frames = self._frames
+    def _parse_action(self, action) -> GraspRect | GripperCommand:
+        """The action as a rectangle or a pose command; InvalidRectError if it is neither."""
         try:
             values = np.asarray(action, dtype=np.float64).reshape(-1)
         except (TypeError, ValueError) as exc:
-            return None, PickOutcome(False, FailureReason.INVALID_ACTION, details={"error": str(exc)})
-        try:
-            if self.action_mode == "rect":
-                rect = GraspRect.from_array(values)
-                self._last_rect = rect
-                rect.validate(frames.camera.width, frames.camera.height)
-                command = rect_to_command(rect, frames.depth_m, frames.camera, self._scene.approach_world,
-                                          self.physics.gripper, self.grasp_depth_m)
-            else:
-                command = self._pose_command(values)
-                self._last_rect = command_to_rect(command, frames.camera, self.physics.gripper, self.grasp_depth_m)
-        except InvalidRectError as exc:
-            return None, PickOutcome(False, FailureReason.INVALID_ACTION, details={"error": str(exc)})
-        except UnreachableGraspError as exc:
-            return None, PickOutcome(False, FailureReason.OUT_OF_REACH, details={"error": str(exc)})
-        command = clear_supports(self.kind, command, self.physics.gripper)
-        return command, None
+            raise InvalidRectError(str(exc)) from exc
+        return GraspRect.from_array(values) if self.action_mode == "rect" else self._pose_command(values)
 
     def _pose_command(self, values: np.ndarray) -> GripperCommand:
         if values.shape != (8,):

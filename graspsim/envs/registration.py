@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from gymnasium.envs.registration import register, registry
 
-ENV_IDS = {
-    "graspsim/ShelfPick-v0": {"kind": "shelf"},
-    "graspsim/TabletopPick-v0": {"kind": "tabletop"},
-}
+from graspsim.scenes.kinds import SCENE_KINDS
+
+#: One environment per scene kind: id -> PickEnv keyword arguments.
+ENV_IDS = {kind.env_id: {"kind": kind.name} for kind in SCENE_KINDS.values()}
 
 
 def register_envs() -> None:

@@ -27,7 +27,7 @@ import math
 
 import numpy as np
 
-from graspsim.config import GripperSpec
+from graspsim.config import GRASP_DEPTH_M, GripperSpec
 from graspsim.geometry import deproject, project, transform_points, invert_transform, make_transform
 from graspsim.types import CameraModel, GraspRect, GripperCommand, InvalidRectError
 
@@ -82,7 +82,7 @@ def rect_to_command(
     camera: CameraModel,
     approach_world: np.ndarray,
     gripper: GripperSpec = GripperSpec(),
-    grasp_depth_m: float = 0.025,
+    grasp_depth_m: float = GRASP_DEPTH_M,
 ) -> GripperCommand:
     """Turn an image rectangle into the gripper command the simulator executes.
 
@@ -109,7 +109,7 @@ def command_to_rect(
     command: GripperCommand,
     camera: CameraModel,
     gripper: GripperSpec = GripperSpec(),
-    grasp_depth_m: float = 0.025,
+    grasp_depth_m: float = GRASP_DEPTH_M,
 ) -> GraspRect:
     """The image rectangle of a gripper command (inverse of :func:`rect_to_command`).
 

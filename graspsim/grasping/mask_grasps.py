@@ -40,7 +40,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from graspsim.config import GripperSpec
+from graspsim.config import GRASP_DEPTH_M, GRASP_MARGIN_M, GripperSpec
+from graspsim.scenes import kinds
 from graspsim.types import CameraModel, GraspRect
 
 # Footprints with less free space than this are rejected outright.
@@ -488,8 +489,8 @@ def mask_to_grasps(
     K: np.ndarray,
     gripper: GripperSpec = GripperSpec(),
     *,
-    grasp_depth_m: float = 0.025,
-    margin_m: float = 0.012,
+    grasp_depth_m: float = GRASP_DEPTH_M,
+    margin_m: float = GRASP_MARGIN_M,
     min_margin_m: float | None = 0.004,
     n_angles: int = 12,
     max_candidates: int = 10,
@@ -560,7 +561,7 @@ def fallback_grasp(
     K: np.ndarray,
     gripper: GripperSpec = GripperSpec(),
     *,
-    margin_m: float = 0.012,
+    margin_m: float = GRASP_MARGIN_M,
 ) -> GraspRect | None:
     """A best-effort rectangle when :func:`mask_to_grasps` finds nothing (``None`` for an empty mask).
 
@@ -628,7 +629,7 @@ def object_grasps(mask: np.ndarray, depth_m: np.ndarray, camera: CameraModel, sc
     :func:`mask_to_grasps` (grasp_depth_m, margin_m, n_angles, max_candidates).
     """
     theta_range = (horizontal_theta_range(camera, approach_world, shelf_half_range_rad)
-                   if scene_kind == "shelf" else None)
+                   if kinds.scene_kind(scene_kind).horizontal_approach else None)
     for region in (near_surface(mask, depth_m, surface_slab_m), mask):
         if not np.any(region):
             continue

@@ -15,23 +15,14 @@ from dataclasses import replace
 
 import numpy as np
 
-from graspsim.config import GripperSpec
-from graspsim.scenes.layout import SHELF, TABLE, ShelfLayout, TableLayout
+from graspsim.config import SUPPORT_CLEARANCE_M, GripperSpec
+from graspsim.scenes.kinds import SceneKind
 from graspsim.types import GripperCommand
 
 
-def reach_box(kind: str) -> tuple[np.ndarray, np.ndarray]:
-    """(lo, hi) world corners of the box the grasp point must lie in."""
-    if kind == "shelf":
-        half = SHELF.inner_width_m / 2
-        return (np.array([-half, -0.03, SHELF.board_tops_m[0]]),
-                np.array([half, SHELF.depth_m, SHELF.roof_bottom_m]))
-    hx, hy = TABLE.size_m[0] / 2, TABLE.size_m[1] / 2
-    return np.array([-hx, -hy, TABLE.top_z_m]), np.array([hx, hy, TABLE.top_z_m + 0.45])
-
-
-def in_reach(kind: str, point_world: np.ndarray) -> bool:
-    lo, hi = reach_box(kind)
+def in_reach(kind: SceneKind, point_world: np.ndarray) -> bool:
+    """Whether the (3,) world point lies in the kind's reach box (bounds included)."""
+    lo, hi = np.asarray(kind.reach_lo_m), np.asarray(kind.reach_hi_m)
     return bool(np.all(point_world >= lo) and np.all(point_world <= hi))
 
 
@@ -45,15 +36,14 @@ def lowest_finger_point_below_grasp(command: GripperCommand, gripper: GripperSpe
             + max(0.0, -z_axis[2]) * beyond)
 
 
-def support_below(kind: str, z: float, shelf: ShelfLayout = SHELF, table: TableLayout = TABLE) -> float:
-    """Height of the support surface under a point at height ``z``."""
-    if kind == "shelf":
-        tops = [t for t in shelf.board_tops_m if t <= z]
-        return max(tops) if tops else shelf.board_tops_m[0]
-    return table.top_z_m
+def support_below(kind: SceneKind, z: float) -> float:
+    """Height of the support surface under a point at height ``z`` (the lowest one below them all)."""
+    tops = [t for t in kind.support_tops_m if t <= z]
+    return max(tops) if tops else kind.support_tops_m[0]
 
 
-def clear_supports(kind: str, command: GripperCommand, gripper: GripperSpec, clearance_m: float = 0.004) -> GripperCommand:
+def clear_supports(kind: SceneKind, command: GripperCommand, gripper: GripperSpec,
+                   clearance_m: float = SUPPORT_CLEARANCE_M) -> GripperCommand:
     """Raise the grasp so the fingers clear the support under it; records ``"height"`` when it does."""
     T = command.T_world_grasp.copy()
     drop = lowest_finger_point_below_grasp(command, gripper)

@@ -23,7 +23,7 @@ from typing import Any, ClassVar, Sequence
 import cv2
 import numpy as np
 
-from graspsim.config import GripperSpec
+from graspsim.config import GRASP_DEPTH_M, GRASP_MARGIN_M, GripperSpec
 from graspsim.grasping.mask_grasps import ScoredGrasp, fallback_grasp, object_grasps
 from graspsim.policies.base import PolicyError, PolicyOutput
 from graspsim.types import GraspRect, Observation
@@ -135,8 +135,8 @@ class HeuristicPolicy:
     def __init__(
         self,
         gripper: GripperSpec | None = None,
-        grasp_depth_m: float = 0.025,
-        margin_m: float = 0.012,
+        grasp_depth_m: float = GRASP_DEPTH_M,
+        margin_m: float = GRASP_MARGIN_M,
         color_threshold: float = 22.0,
         lightness_weight: float = 0.5,
         depth_jump_m: float = 0.02,

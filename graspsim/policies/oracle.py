@@ -13,7 +13,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from graspsim.config import GripperSpec
+from graspsim.config import GRASP_DEPTH_M, GRASP_MARGIN_M, GripperSpec
 from graspsim.grasping.mask_grasps import ScoredGrasp, fallback_grasp, object_grasps
 from graspsim.policies.base import PolicyError, PolicyOutput
 from graspsim.types import Observation
@@ -43,8 +43,8 @@ class OraclePolicy:
     def __init__(
         self,
         gripper: GripperSpec | None = None,
-        grasp_depth_m: float = 0.025,
-        margin_m: float = 0.012,
+        grasp_depth_m: float = GRASP_DEPTH_M,
+        margin_m: float = GRASP_MARGIN_M,
         n_angles: int = 12,
         max_candidates: int = 10,
         max_instances: int = 8,

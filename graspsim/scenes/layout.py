@@ -3,13 +3,12 @@
 World frame: z up, metres. The shelf's front edge runs along world x at y = 0 and
 the shelf extends towards +y; the robot stands at -y and reaches in along +y.
 The table top is centred on the origin; the robot reaches top-down (-z).
+What else differs per kind (approach, reach, camera) is in :mod:`graspsim.scenes.kinds`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import numpy as np
 
 
 @dataclass(frozen=True)
@@ -28,11 +27,6 @@ class ShelfLayout:
     board_tops_m: tuple[float, ...] = (0.42, 0.68, 0.94)
     board_thickness_m: float = 0.02
     roof_bottom_m: float = 1.20
-
-    @property
-    def approach_world(self) -> np.ndarray:
-        """The grasp approach direction: horizontally into the shelf."""
-        return np.array([0.0, 1.0, 0.0])
 
     def clearance_m(self, level: int) -> float:
         """Free height above the board of ``level``."""
@@ -53,11 +47,6 @@ class TableLayout:
     size_m: tuple[float, float] = (0.90, 0.70)
     thickness_m: float = 0.04
     spawn_half_extent_m: tuple[float, float] = (0.24, 0.17)
-
-    @property
-    def approach_world(self) -> np.ndarray:
-        """The grasp approach direction: straight down."""
-        return np.array([0.0, 0.0, -1.0])
 
 
 SHELF = ShelfLayout()

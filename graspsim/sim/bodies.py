@@ -140,3 +140,11 @@ def spawn_table(world: SimWorld, layout: TableLayout, physics: PhysicsConfig) ->
         for sy in (-1, 1):
             boxes.append(((0.03, 0.03, leg_h), (sx * (hx - 0.05), sy * (hy - 0.05), leg_h), _TABLE_RGBA))
     return _static_boxes(world, boxes, physics)
+
+
+_FURNITURE_SPAWNERS = {ShelfLayout: spawn_shelf, TableLayout: spawn_table}
+
+
+def spawn_furniture(world: SimWorld, furniture: ShelfLayout | TableLayout, physics: PhysicsConfig) -> int:
+    """The static body of a scene kind's furniture (``SceneKind.furniture``), dispatched on its layout type."""
+    return _FURNITURE_SPAWNERS[type(furniture)](world, furniture, physics)

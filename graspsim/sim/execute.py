@@ -54,13 +54,13 @@ def execute_grasp(world: SimWorld, scene: BuiltScene, command: GripperCommand, t
                   physics: PhysicsConfig) -> PickOutcome:
     """Run the pick motion for ``command`` in ``scene``; the hand is removed afterwards."""
     grasp_point = command.T_world_grasp[:3, 3]
-    if not in_reach(scene.plan.kind, grasp_point):
+    if not in_reach(scene.kind, grasp_point):
         return PickOutcome(False, FailureReason.OUT_OF_REACH, details={"grasp_point": grasp_point.tolist()})
 
     approach = command.T_world_grasp[:3, 2]
     T_hand_grasp = hand_pose_from_grasp(command.T_world_grasp, physics)
     approach_distance = physics.approach_distance_m
-    if scene.plan.kind == "shelf":
+    if scene.kind.horizontal_approach:
         # Start outside the shelf (fingertips in front of its front edge, y = 0), as an arm
         # reaching in would: a deep grasp pushes through whatever stands in front of it.
         fingertip_beyond = physics.gripper.fingertip_beyond_grasp_m
@@ -127,7 +127,7 @@ def _lift(world: SimWorld, hand: FloatingHand, scene: BuiltScene, physics: Physi
     dt = physics.time_step_s
     start = hand.T_world_hand.copy()
     up = np.array([0.0, 0.0, 1.0])
-    if scene.plan.kind == "shelf":
+    if scene.kind.horizontal_approach:  # back out of the shelf before rising
         approach = start[:3, 2]
         waypoints = [_shifted(start, up * 0.02)]
         waypoints.append(_shifted(waypoints[-1], -approach * 0.30))

@@ -16,10 +16,10 @@ import numpy as np
 from graspsim.assets.catalog import class_index
 from graspsim.config import PhysicsConfig
 from graspsim.geometry import quat_to_matrix
-from graspsim.scenes.layout import SHELF, TABLE
+from graspsim.scenes.kinds import SceneKind, scene_kind
 from graspsim.scenes.plan import ScenePlan
 from graspsim.scenes.sampling import SceneOptions, sample_plan
-from graspsim.sim.bodies import spawn_floor, spawn_product, spawn_shelf, spawn_table
+from graspsim.sim.bodies import spawn_floor, spawn_furniture, spawn_product
 from graspsim.sim.camera import camera_model_from_spec
 from graspsim.sim.world import SimWorld
 from graspsim.types import CameraModel
@@ -37,9 +37,10 @@ class SceneUnavailableError(RuntimeError):
 class BuiltScene:
     """A scene standing in a world.
 
-    ``product_bodies[i]`` is the body of ``plan.products[i]`` (None once removed);
-    ``static_bodies``: floor and furniture; ``support_z_m``: heights of the
-    surfaces products stand on; ``approach_world``: grasp approach direction.
+    ``camera``: the plan's camera; ``product_bodies[i]`` is the body of
+    ``plan.products[i]`` (None once removed); ``static_bodies``: floor and
+    furniture; ``approach_world``: (3,) grasp approach direction, world frame
+    (the scene kind's).
     """
 
     plan: ScenePlan
@@ -51,6 +52,11 @@ class BuiltScene:
     approach_world: np.ndarray
     settle_steps: int = 0
     removed: list[int] = field(default_factory=list)
+
+    @property
+    def kind(self) -> SceneKind:
+        """The scene kind named by ``plan.kind``."""
+        return scene_kind(self.plan.kind)
 
     @property
     def live_bodies(self) -> list[int]:
@@ -66,15 +72,13 @@ class BuiltScene:
 
 
 def build_plan(world: SimWorld, plan: ScenePlan, physics: PhysicsConfig) -> BuiltScene:
-    """Reset the world and create the plan's bodies (not yet settled)."""
+    """Reset the world and create the floor, the kind's furniture and the plan's products (not yet settled).
+
+    The one scene builder: a subset of a scene is ``replace(plan, products=...)``.
+    """
+    kind = scene_kind(plan.kind)
     world.reset()
-    static = [spawn_floor(world, physics)]
-    if plan.kind == "shelf":
-        static.append(spawn_shelf(world, SHELF, physics))
-        approach = SHELF.approach_world
-    else:
-        static.append(spawn_table(world, TABLE, physics))
-        approach = TABLE.approach_world
+    static = (spawn_floor(world, physics), spawn_furniture(world, kind.furniture, physics))
     bodies: list[int | None] = []
     body_to_class: dict[int, int] = {}
     body_to_name: dict[int, str] = {}
@@ -85,8 +89,23 @@ def build_plan(world: SimWorld, plan: ScenePlan, physics: PhysicsConfig) -> Buil
         body_to_class[body] = class_index(placement.class_name)
         body_to_name[body] = placement.class_name
     return BuiltScene(plan=plan, camera=camera_model_from_spec(plan.camera), product_bodies=bodies,
-                      static_bodies=tuple(static), body_to_class=body_to_class, body_to_class_name=body_to_name,
-                      approach_world=approach)
+                      static_bodies=static, body_to_class=body_to_class, body_to_class_name=body_to_name,
+                      approach_world=np.asarray(kind.approach_world, dtype=np.float64))
+
+
+def build_at_rest(world: SimWorld, plan: ScenePlan, physics: PhysicsConfig) -> BuiltScene:
+    """Build a plan whose products already stand at their settled poses, asleep as :func:`settle` leaves them."""
+    scene = build_plan(world, plan, physics)
+    _sleep(world, scene.live_bodies)
+    return scene
+
+
+def _sleep(world: SimWorld, bodies: list[int]) -> None:
+    # Products at rest sleep until something touches them: the hand's contacts
+    # wake exactly the products it disturbs, and sleeping ones cost nothing.
+    c = world.client
+    for body in bodies:
+        c.changeDynamics(body, -1, activationState=c.ACTIVATION_STATE_SLEEP)
 
 
 def body_poses(world: SimWorld, bodies: list[int]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
@@ -120,10 +139,7 @@ def settle(world: SimWorld, scene: BuiltScene, physics: PhysicsConfig, max_time_
                 at_rest = False
                 break
         if at_rest:
-            # Products at rest sleep until something touches them: the hand's contacts
-            # wake exactly the products it disturbs, and sleeping ones cost nothing.
-            for body in scene.live_bodies:
-                c.changeDynamics(body, -1, activationState=c.ACTIVATION_STATE_SLEEP)
+            _sleep(world, scene.live_bodies)
             return steps
     raise SceneRejected(f"products still moving after {max_time_s or physics.settle_max_time_s:.1f} s")
 

@@ -122,7 +122,7 @@ def train_sam_command(data, out_dir, epochs, steps_per_epoch, lr, seed, init, re
 def evaluate_masks_command(policy, suite, episodes, seed, out_dir, clip, sam, no_zoom, cam_layer, no_verify,
                            cam_method, threshold, threads, resume, no_progress):
     """CLIP top-1/top-5 on target crops, mask IoU per prompt mode, stage times -> OUT/metrics.json."""
-    from graspsim.bench.suites import UnknownSuiteError, get_suite
+    from graspsim.scenes.suites import UnknownSuiteError, get_suite
     from graspsim.policies.clip_sam.evaluate import evaluate_masks, format_table
     from graspsim.policies.clip_sam.models import WeightsNotFoundError
     from graspsim.runs import RunDirError

@@ -67,7 +67,7 @@ def evaluate_masks(suite: str, out_dir: str | Path, episodes: int = 100, seed: i
                    renderer: str = "auto") -> dict[str, Any]:
     """Score the clip_sam perception on ``episodes`` scenes of ``suite``; returns the metrics dict."""
     import graspsim
-    from graspsim.bench.suites import get_suite
+    from graspsim.scenes.suites import get_suite
     from graspsim.envs.pick_env import PickEnv
     from graspsim.policies.clip_sam.policy import ClipSamPolicy
     from graspsim.sim.scene import SceneUnavailableError

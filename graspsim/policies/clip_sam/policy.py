@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from graspsim.config import GripperSpec
+from graspsim.config import GRASP_DEPTH_M, GRASP_MARGIN_M, GripperSpec
 from graspsim.policies.base import PolicyError, PolicyOutput
 from graspsim.types import Observation
 
@@ -151,7 +151,7 @@ class ClipSamPolicy:
                  n_candidates: int = 3, text_encoder: str = "auto", threads: int | None = None,
                  box_refine: int = DEFAULT_BOX_REFINE,
                  gripper: GripperSpec | None = None,
-                 grasp_depth_m: float = 0.025, margin_m: float = 0.012, max_candidates: int = 10):
+                 grasp_depth_m: float = GRASP_DEPTH_M, margin_m: float = GRASP_MARGIN_M, max_candidates: int = 10):
         from graspsim.policies.clip_sam.prompts import PROMPT_MODES
 
         if prompt_mode not in PROMPT_MODES:

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from graspsim.scenes.kinds import scene_kind
+
 
 @dataclass(frozen=True)
 class Suite:
     name: str
-    kind: str            # "shelf" or "tabletop"
+    kind: str            # a scene-kind name (graspsim.scenes.kinds.SCENE_KINDS)
     variant_split: str   # "seen" (training variants) or "unseen" (held-out variants)
     first_seed: int
     size: int            # number of scenes in the suite
@@ -22,7 +24,7 @@ class Suite:
 
     @property
     def env_id(self) -> str:
-        return "graspsim/ShelfPick-v0" if self.kind == "shelf" else "graspsim/TabletopPick-v0"
+        return scene_kind(self.kind).env_id
 
     def scene_seeds(self, start: int, episodes: int) -> list[int]:
         """Seeds of scenes ``start`` .. ``start + episodes - 1``; ValueError if outside the suite."""
