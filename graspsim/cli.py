@@ -13,11 +13,7 @@ from pathlib import Path
 
 import click
 
-
-class _Abort(click.ClickException):
-    """A user-facing error: printed as ``Error: ...``, exit status 2."""
-
-    exit_code = 2
+from graspsim.clierror import UserError
 
 
 @click.group()
@@ -32,28 +28,28 @@ def _check_suite(name: str):
     try:
         return get_suite(name)
     except UnknownSuiteError as exc:
-        raise _Abort(str(exc)) from None
+        raise UserError(str(exc)) from None
 
 
 def _check_policy(name: str) -> None:
-    from graspsim.policies.registry import UnknownPolicyError, resolve_policy
+    from graspsim.policies.registry import UnknownPolicyError, policy_target
 
     try:
-        resolve_policy(name)
+        policy_target(name)
     except UnknownPolicyError as exc:
-        raise _Abort(str(exc)) from None
+        raise UserError(str(exc)) from None
 
 
-def _check_policy_kwargs(policy: str, kwargs: dict) -> None:
-    """Build the policy once so a bad --policy-arg fails here, with its name, not in a worker."""
-    from graspsim.policies.registry import make_policy
+def _check_policy_args(policy: str, kwargs: dict) -> None:
+    """Check --policy-arg values with the policy's config alone (no model loads, no torch), so a bad key, value
+    or model path fails here in one line, before any worker starts; each worker then builds the policy once."""
+    from graspsim.policies.config import PolicyArgError
+    from graspsim.policies.registry import check_policy_args
 
     try:
-        make_policy(policy, **kwargs)
-    except (TypeError, ValueError) as exc:
-        raise _Abort(f"invalid --policy-arg for policy {policy}: {exc}") from None
-    except FileNotFoundError as exc:  # missing model weights: the message says what and where
-        raise _Abort(str(exc)) from None
+        check_policy_args(policy, kwargs)
+    except (PolicyArgError, FileNotFoundError) as exc:  # missing weights: the message says what and where
+        raise UserError(str(exc)) from None
 
 
 def _parse_policy_kwargs(items: tuple[str, ...]) -> dict:
@@ -61,7 +57,7 @@ def _parse_policy_kwargs(items: tuple[str, ...]) -> dict:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise _Abort(f"--policy-arg expects KEY=VALUE, got {item!r}")
+            raise UserError(f"--policy-arg expects KEY=VALUE, got {item!r}")
         try:
             kwargs[key] = json.loads(value)
         except json.JSONDecodeError:
@@ -104,14 +100,14 @@ def bench(policy, suite, episodes, seed, workers, out_dir, resume, renderer, wid
     try:
         suite_obj.scene_seeds(seed, episodes)
     except ValueError as exc:
-        raise _Abort(str(exc)) from None
+        raise UserError(str(exc)) from None
     policy_kwargs = _parse_policy_kwargs(policy_args)
     for option, key, value in (("--clip", "clip", clip_model), ("--sam", "sam", sam_model)):
         if value is not None:
             if policy != "clip_sam":
-                raise _Abort(f"{option} is an option of the clip_sam policy, not of {policy}")
+                raise UserError(f"{option} is an option of the clip_sam policy, not of {policy}")
             policy_kwargs[key] = value
-    _check_policy_kwargs(policy, policy_kwargs)
+    _check_policy_args(policy, policy_kwargs)
     spec = RunSpec(policy=policy, suite=suite, episodes=episodes, seed=seed, renderer=renderer, width=width,
                    height=height, policy_kwargs=policy_kwargs)
     out_dir = out_dir or Path("runs") / f"{policy}-{suite}"
@@ -120,9 +116,11 @@ def bench(policy, suite, episodes, seed, workers, out_dir, resume, renderer, wid
                             use_ray=ray_address is not None,
                             ray_address=None if ray_address in (None, "local") else ray_address)
     except (RunDirError, ResultsFileError, RayUnavailableError) as exc:
-        raise _Abort(str(exc)) from None
+        raise UserError(str(exc)) from None
+    except FileNotFoundError as exc:  # weights the cheap check could not rule out (e.g. a Hugging Face id online)
+        raise UserError(str(exc)) from None
     except OSError as exc:  # e.g. an --out that cannot be created
-        raise _Abort(f"cannot write the run directory {out_dir}: {exc.strerror or exc}") from None
+        raise UserError(f"cannot write the run directory {out_dir}: {exc.strerror or exc}") from None
     click.echo(format_summary_table(summary))
     click.echo(f"results: {out_dir / 'results.jsonl'}\nsummary: {out_dir / 'summary.json'}")
 
@@ -130,11 +128,12 @@ def bench(policy, suite, episodes, seed, workers, out_dir, resume, renderer, wid
 def _policy_list(text: str) -> list[str]:
     names = [n.strip() for n in text.split(",") if n.strip()]
     if not names:
-        raise _Abort("--policies needs at least one policy name, e.g. --policies oracle,heuristic,random")
+        raise UserError("--policies needs at least one policy name, e.g. --policies oracle,heuristic,random")
     if len(set(names)) != len(names):
-        raise _Abort(f"--policies lists a policy twice: {text}")
+        raise UserError(f"--policies lists a policy twice: {text}")
     for name in names:
         _check_policy(name)
+        _check_policy_args(name, {})  # e.g. a missing shipped checkpoint, before the first run starts
     return names
 
 
@@ -167,11 +166,11 @@ def compare(run_dirs, policies, suite, episodes, seed, workers, ray_address, swe
     from graspsim.runs import ResultsFileError, RunDirError
 
     if bool(run_dirs) == bool(policies):
-        raise _Abort("give either finished RUN_DIRS or --policies to run, not both (nor neither)")
+        raise UserError("give either finished RUN_DIRS or --policies to run, not both (nor neither)")
     try:
         if run_dirs:
             if sweep_text:
-                raise _Abort("--sweep runs policies: use it with --policies, not with RUN_DIRS")
+                raise UserError("--sweep runs policies: use it with --policies, not with RUN_DIRS")
             _compare_dirs(list(run_dirs), out_dir)
             return
         names = _policy_list(policies)
@@ -179,7 +178,7 @@ def compare(run_dirs, policies, suite, episodes, seed, workers, ray_address, swe
         try:
             suite_obj.scene_seeds(seed, episodes)
         except ValueError as exc:
-            raise _Abort(str(exc)) from None
+            raise UserError(str(exc)) from None
         settings = [(None, None)]
         if sweep_text:
             from graspsim.bench.sweeps import parse_sweep
@@ -187,12 +186,12 @@ def compare(run_dirs, policies, suite, episodes, seed, workers, ray_address, swe
             try:
                 sweep = parse_sweep(sweep_text)
             except ValueError as exc:
-                raise _Abort(str(exc)) from None
+                raise UserError(str(exc)) from None
             settings = [(sweep.name, value) for value in sweep.values]
         _run_comparison(names, suite, episodes, seed, workers, ray_address, settings, out_dir, resume, renderer,
                         width, height, not no_progress)
     except (SceneSetMismatch, RunDirError, ResultsFileError, RayUnavailableError, ValueError) as exc:
-        raise _Abort(str(exc)) from None
+        raise UserError(str(exc)) from None
 
 
 def _compare_dirs(run_dirs: list[Path], out_dir: Path) -> dict:
@@ -200,7 +199,7 @@ def _compare_dirs(run_dirs: list[Path], out_dir: Path) -> dict:
 
     for run_dir in run_dirs:
         if not (run_dir / "run.json").exists():
-            raise _Abort(f"{run_dir} is not a finished run directory (no run.json)")
+            raise UserError(f"{run_dir} is not a finished run directory (no run.json)")
     runs = load_runs(run_dirs)
     check_same_scenes(runs)
     comparison = compare_runs(runs)
@@ -274,14 +273,14 @@ def report(run_dirs, out_html, plots_dir, gallery_per_class, max_gallery_classes
 
     for run_dir in run_dirs:
         if not (run_dir / "run.json").exists():
-            raise _Abort(f"{run_dir} is not a finished run directory (no run.json)")
+            raise UserError(f"{run_dir} is not a finished run directory (no run.json)")
     try:
         path = report_from_run_dirs(list(run_dirs), out_html, plots_dir=plots_dir,
                                     gallery_per_class=gallery_per_class, max_gallery_classes=max_gallery_classes)
     except (SceneSetMismatch, RunDirError, ResultsFileError, ValueError) as exc:
-        raise _Abort(str(exc)) from None
+        raise UserError(str(exc)) from None
     except OSError as exc:
-        raise _Abort(f"cannot write the report {out_html}: {exc.strerror or exc}") from None
+        raise UserError(f"cannot write the report {out_html}: {exc.strerror or exc}") from None
     click.echo(f"report: {path} ({path.stat().st_size / 1e6:.1f} MB)")
 
 
@@ -329,10 +328,11 @@ def show(suite, seed, policy, out_path, execute, renderer):
 
     suite_obj = _check_suite(suite)
     _check_policy(policy)
+    _check_policy_args(policy, {})
     try:
         (scene_seed,) = suite_obj.scene_seeds(seed, 1)
     except ValueError as exc:
-        raise _Abort(str(exc)) from None
+        raise UserError(str(exc)) from None
     agent = make_policy(policy)
     env = PickEnv(kind=suite_obj.kind, variant_split=suite_obj.variant_split, renderer=renderer,
                   privileged=bool(getattr(agent, "needs_privileged", False)))
@@ -342,12 +342,12 @@ def show(suite, seed, policy, out_path, execute, renderer):
         try:
             output = agent.act(env.policy_observation(obs, info))
         except PolicyError as exc:
-            raise _Abort(f"policy {policy} found no grasp in scene {seed} of {suite}: {exc}") from None
+            raise UserError(f"policy {policy} found no grasp in scene {seed} of {suite}: {exc}") from None
         image = draw_grasp(obs["rgb"], output.rect)
         try:
             save_png(out_path, image)
         except (OSError, ValueError) as exc:
-            raise _Abort(f"cannot write {out_path}: {exc}") from None
+            raise UserError(f"cannot write {out_path}: {exc}") from None
         click.echo(f"{obs['instruction']!r}: grasp {output.rect.to_dict()} -> {out_path}")
         if execute:
             _, _, _, _, step_info = env.step(output.rect.as_array())

@@ -115,7 +115,8 @@ def test_resume_refuses_a_different_run(tmp_path):
     (["bench", "--policy", "oracle", "--episodes", "0"], "--episodes"),
     (["bench", "--policy", "oracle", "--seed", "99999999"], "does not fit"),
     (["bench", "--policy", "oracle", "--policy-arg", "novalue"], "KEY=VALUE"),
-    (["bench", "--policy", "oracle", "--policy-arg", "foo=1"], "invalid --policy-arg for policy oracle"),
+    (["bench", "--policy", "oracle", "--policy-arg", "foo=1"], "unknown --policy-arg 'foo' for policy oracle; valid keys:"),
+    (["bench", "--policy", "oracle", "--policy-arg", "n_angles=0"], "bad --policy-arg n_angles=0 for policy oracle"),
     (["bench", "--policy", "oracle", "--width", "8"], "--width"),
     (["show", "--suite", "shelf-test", "--out", "/nonexistent-dir/x/scene.txt"], "scene.txt"),
 ])

@@ -58,10 +58,14 @@ def _check_output(out, obs):
 @pytest.mark.parametrize("mode", ["point", "points", "box", "box+points"])
 def test_policy_with_local_tiny_models(tiny_model_dirs, observation, mode):
     from graspsim.policies.base import PolicyError
+    from graspsim.policies.clip_sam.config import ClipSamPolicyConfig
     from graspsim.policies.clip_sam.policy import ClipSamPolicy
 
     clip_dir, sam_dir = tiny_model_dirs
-    policy = ClipSamPolicy(clip=str(clip_dir), sam=str(sam_dir), prompt_mode=mode)
+    config = ClipSamPolicyConfig(clip=clip_dir, sam=sam_dir, prompt_mode=mode, zoom="true")
+    assert config.check_files() is None  # the local directories pass the cheap check
+    policy = ClipSamPolicy(config)
+    assert policy.config is config and policy.pipeline.zoom is True and policy.models["clip"] == str(clip_dir)
     policy.reset(np.random.default_rng(0))
     try:
         out = policy.act(observation)

@@ -53,10 +53,12 @@ class _EpisodeActor:
         return self.runner.run(episode_id, scene_seed)
 
     def stats(self) -> dict[str, Any]:
-        """This actor's process id, how many EpisodeRunners its process built, and attempts run."""
+        """This actor's process id, how many EpisodeRunners and policies its process built, and attempts run."""
         from graspsim.bench.runner import EpisodeRunner
+        from graspsim.policies.registry import BUILT_IN_PROCESS
 
-        return {"pid": os.getpid(), "runners_built": EpisodeRunner.built_in_process, "attempts": self.attempts}
+        return {"pid": os.getpid(), "runners_built": EpisodeRunner.built_in_process,
+                "policies_built": sum(BUILT_IN_PROCESS.values()), "attempts": self.attempts}
 
     def close(self) -> None:
         self.runner.close()

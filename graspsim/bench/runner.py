@@ -83,7 +83,12 @@ def versions() -> dict[str, str]:
 
 
 class EpisodeRunner:
-    """One environment and one policy, built once per process and reused for every attempt."""
+    """One environment and one policy, built once per process and reused for every attempt.
+
+    This is the only place ``bench`` builds a policy: the parent process checks
+    ``spec.policy_kwargs`` with the policy's config alone (no weights load), and
+    each worker process (or the parent itself with one worker) builds one runner.
+    """
 
     #: How many runners this process has built (the Ray backend reports it to show
     #: that each worker builds its environment and models once, not per attempt).

@@ -43,6 +43,11 @@ class Policy(Protocol):
 
     ``name``: registry name. ``needs_privileged``: true if the policy reads
     ground-truth segmentation (the environment only provides it on request).
+
+    The built-in policies also name their arguments' frozen dataclass as
+    ``config_class`` (a :class:`~graspsim.policies.config.PolicyConfig`) and are
+    built as ``Policy(config)``; ``graspsim bench`` checks the arguments with
+    that class alone before any worker builds the policy.
     """
 
     name: ClassVar[str]

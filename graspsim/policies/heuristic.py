@@ -18,14 +18,16 @@ from __future__ import annotations
 
 import importlib
 import math
+from dataclasses import dataclass
 from typing import Any, ClassVar, Sequence
 
 import cv2
 import numpy as np
 
-from graspsim.config import GRASP_DEPTH_M, GRASP_MARGIN_M, GripperSpec
+from graspsim.config import GripperSpec
 from graspsim.grasping.mask_grasps import ScoredGrasp, fallback_grasp, object_grasps
 from graspsim.policies.base import PolicyError, PolicyOutput
+from graspsim.policies.config import GraspPlanConfig, arg
 from graspsim.types import GraspRect, Observation
 
 # Typical product face size (metres) used to judge whether a segment's area is plausible.
@@ -114,15 +116,30 @@ def _fill_holes(mask: np.ndarray) -> np.ndarray:
     return filled
 
 
+@dataclass(frozen=True)
+class HeuristicPolicyConfig(GraspPlanConfig):
+    """Every ``--policy-arg`` of the heuristic policy."""
+
+    policy_name: ClassVar[str] = "heuristic"
+
+    color_threshold: float = arg(22.0, min=0.0, min_open=True)
+    """Lab distance below which a pixel matches the target's palette."""
+    lightness_weight: float = arg(0.5, min=0.0)
+    """Weight of lightness against chroma differences (see :func:`palette_distance`)."""
+    depth_jump_m: float = arg(0.02, min=0.0, min_open=True)
+    """Depth discontinuity (metres) that splits two segments."""
+    min_area_px: int = arg(40, min=0)
+    """Segments smaller than this (pixels) are ignored."""
+    max_segments: int = arg(4, min=1)
+    """Colour (or depth) segments tried for grasps, best first."""
+    use_seen_variants: bool = True
+    """Also match the colours of the seen (training) flavours of the class."""
+
+
 class HeuristicPolicy:
     """Colour + depth segmentation of the target, then mask-based grasp planning.
 
-    Parameters: ``color_threshold`` (Lab distance below which a pixel matches the
-    palette), ``lightness_weight`` (see :func:`palette_distance`),
-    ``depth_jump_m`` (depth discontinuity that splits segments), ``min_area_px``
-    (smaller segments are ignored), ``max_segments`` (segments tried for grasps),
-    ``use_seen_variants`` (also match the seen flavours' colours, see
-    :meth:`_palette`), plus the grasp planner's ``gripper``, ``grasp_depth_m`` and ``margin_m``.
+    Parameters: the fields of :class:`HeuristicPolicyConfig`.
 
     ``PolicyOutput.mask`` is the chosen segment, ``attention`` the colour
     likelihood map (H, W float32 in [0, 1]); ``info["fallback"]`` is true when no
@@ -132,29 +149,21 @@ class HeuristicPolicy:
     name: ClassVar[str] = "heuristic"
     needs_privileged: ClassVar[bool] = False
 
-    def __init__(
-        self,
-        gripper: GripperSpec | None = None,
-        grasp_depth_m: float = GRASP_DEPTH_M,
-        margin_m: float = GRASP_MARGIN_M,
-        color_threshold: float = 22.0,
-        lightness_weight: float = 0.5,
-        depth_jump_m: float = 0.02,
-        min_area_px: int = 40,
-        max_segments: int = 4,
-        max_candidates: int = 10,
-        use_seen_variants: bool = True,
-    ) -> None:
-        self.gripper = gripper or GripperSpec()
-        self.grasp_depth_m = float(grasp_depth_m)
-        self.margin_m = float(margin_m)
-        self.color_threshold = float(color_threshold)
-        self.lightness_weight = float(lightness_weight)
-        self.depth_jump_m = float(depth_jump_m)
-        self.min_area_px = int(min_area_px)
-        self.max_segments = int(max_segments)
-        self.max_candidates = int(max_candidates)
-        self.use_seen_variants = bool(use_seen_variants)
+    config_class: ClassVar[type[HeuristicPolicyConfig]] = HeuristicPolicyConfig
+
+    def __init__(self, config: HeuristicPolicyConfig | None = None, **kwargs: Any) -> None:
+        """Build from ``config`` or from its fields as keyword arguments (``HeuristicPolicy(min_area_px=60)``)."""
+        self.config = cfg = HeuristicPolicyConfig.resolve(config, kwargs)
+        self.gripper = cfg.gripper or GripperSpec()
+        self.grasp_depth_m = cfg.grasp_depth_m
+        self.margin_m = cfg.margin_m
+        self.color_threshold = cfg.color_threshold
+        self.lightness_weight = cfg.lightness_weight
+        self.depth_jump_m = cfg.depth_jump_m
+        self.min_area_px = cfg.min_area_px
+        self.max_segments = cfg.max_segments
+        self.max_candidates = cfg.max_candidates
+        self.use_seen_variants = cfg.use_seen_variants
 
     def reset(self, rng: np.random.Generator) -> None:
         # Deterministic: no randomness needed.

@@ -9,19 +9,35 @@ perception is perfect.
 from __future__ import annotations
 
 import importlib
-from typing import ClassVar
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 
-from graspsim.config import GRASP_DEPTH_M, GRASP_MARGIN_M, GripperSpec
+from graspsim.config import GripperSpec
 from graspsim.grasping.mask_grasps import ScoredGrasp, fallback_grasp, object_grasps
 from graspsim.policies.base import PolicyError, PolicyOutput
+from graspsim.policies.config import GraspPlanConfig, arg
 from graspsim.types import Observation
 
 
 def _catalog():
     # Imported on use: the catalog is heavy-ish and the policy module must import without it.
     return importlib.import_module("graspsim.assets.catalog")
+
+
+@dataclass(frozen=True)
+class OraclePolicyConfig(GraspPlanConfig):
+    """Every ``--policy-arg`` of the oracle (the grasp planner's settings)."""
+
+    policy_name: ClassVar[str] = "oracle"
+
+    n_angles: int = arg(12, min=1)
+    """Closing-axis angles tried in [0, pi) (the mask's minor axis is always tried too)."""
+    max_instances: int = arg(8, min=1)
+    """Most visible instances of the target class tried, largest first."""
+    surface_slab_m: float = arg(0.02, min=0.0)
+    """Depth slab (metres) behind the nearest surface that counts as the grasped face."""
 
 
 class OraclePolicy:
@@ -40,23 +56,18 @@ class OraclePolicy:
     name: ClassVar[str] = "oracle"
     needs_privileged: ClassVar[bool] = True
 
-    def __init__(
-        self,
-        gripper: GripperSpec | None = None,
-        grasp_depth_m: float = GRASP_DEPTH_M,
-        margin_m: float = GRASP_MARGIN_M,
-        n_angles: int = 12,
-        max_candidates: int = 10,
-        max_instances: int = 8,
-        surface_slab_m: float = 0.02,
-    ) -> None:
-        self.surface_slab_m = float(surface_slab_m)
-        self.gripper = gripper or GripperSpec()
-        self.grasp_depth_m = float(grasp_depth_m)
-        self.margin_m = float(margin_m)
-        self.n_angles = int(n_angles)
-        self.max_candidates = int(max_candidates)
-        self.max_instances = int(max_instances)
+    config_class: ClassVar[type[OraclePolicyConfig]] = OraclePolicyConfig
+
+    def __init__(self, config: OraclePolicyConfig | None = None, **kwargs: Any) -> None:
+        """Build from ``config`` or from its fields as keyword arguments (``OraclePolicy(n_angles=8)``)."""
+        self.config = cfg = OraclePolicyConfig.resolve(config, kwargs)
+        self.surface_slab_m = cfg.surface_slab_m
+        self.gripper = cfg.gripper or GripperSpec()
+        self.grasp_depth_m = cfg.grasp_depth_m
+        self.margin_m = cfg.margin_m
+        self.n_angles = cfg.n_angles
+        self.max_candidates = cfg.max_candidates
+        self.max_instances = cfg.max_instances
 
     def reset(self, rng: np.random.Generator) -> None:
         # Deterministic: no randomness needed.

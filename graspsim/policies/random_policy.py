@@ -3,12 +3,32 @@
 from __future__ import annotations
 
 import math
-from typing import ClassVar
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 
 from graspsim.policies.base import PolicyOutput
+from graspsim.policies.config import PolicyConfig, arg
 from graspsim.types import GraspRect, Observation
+
+
+@dataclass(frozen=True)
+class RandomPolicyConfig(PolicyConfig):
+    """Every ``--policy-arg`` of the random policy: the rectangle sizes, pixels."""
+
+    policy_name: ClassVar[str] = "random"
+
+    w_min_px: float = arg(10.0, min=0.0, min_open=True)
+    """Smallest jaw opening drawn, pixels."""
+    w_max_px: float = arg(120.0, min=0.0, min_open=True)
+    """Largest jaw opening drawn, pixels (>= w_min_px)."""
+    h_px: float = arg(20.0, min=0.0, min_open=True)
+    """Jaw (finger) size, pixels."""
+
+    def check(self) -> None:
+        if self.w_min_px > self.w_max_px:
+            raise self.invalid(f"need 0 < w_min_px <= w_max_px, got {self.w_min_px:g}, {self.w_max_px:g}")
 
 
 class RandomPolicy:
@@ -23,14 +43,14 @@ class RandomPolicy:
     name: ClassVar[str] = "random"
     needs_privileged: ClassVar[bool] = False
 
-    def __init__(self, w_min_px: float = 10.0, w_max_px: float = 120.0, h_px: float = 20.0) -> None:
-        if not 0 < w_min_px <= w_max_px:
-            raise ValueError(f"need 0 < w_min_px <= w_max_px, got {w_min_px}, {w_max_px}")
-        if h_px <= 0:
-            raise ValueError(f"h_px must be positive, got {h_px}")
-        self.w_min_px = float(w_min_px)
-        self.w_max_px = float(w_max_px)
-        self.h_px = float(h_px)
+    config_class: ClassVar[type[RandomPolicyConfig]] = RandomPolicyConfig
+
+    def __init__(self, config: RandomPolicyConfig | None = None, **kwargs: Any) -> None:
+        """Build from ``config`` or from its fields as keyword arguments (``RandomPolicy(h_px=15)``)."""
+        self.config = cfg = RandomPolicyConfig.resolve(config, kwargs)
+        self.w_min_px = cfg.w_min_px
+        self.w_max_px = cfg.w_max_px
+        self.h_px = cfg.h_px
         # Used only if act() is called before any reset(): fixed seed, so still reproducible.
         self._rng = np.random.default_rng(0)
 

@@ -1,15 +1,23 @@
-"""Library parts of the coming ``clip_sam`` policy (not registered as a policy yet).
+"""The ``clip_sam`` policy (registered as ``clip_sam``) and the parts it is made of.
 
-The pipeline of Muttaqien et al., "Attention-Guided Integration of CLIP and SAM
-for Precise Object Masking in Robotic Manipulation": CLIP scores the image
-against the instruction text, Grad-CAM on CLIP's vision transformer turns that
-score into an attention map, the map is turned into SAM prompts (single point,
-several points, a box), and SAM returns the product mask.
+After Muttaqien et al., "Attention-Guided Integration of CLIP and SAM for
+Precise Object Masking in Robotic Manipulation": CLIP turns the instruction
+into an attention map over the image (by default the dense patch-text
+similarity; Grad-CAM / HiResCAM of the image-text score on request), the map is
+turned into SAM prompts (one point, several points, a box), SAM returns the
+product mask, and the shared grasp planner grasps it.
 
-* :mod:`.gradcam`: Grad-CAM on ``transformers.CLIPModel``; part-word text steering.
-* :mod:`.prompts`: attention map -> SAM prompts (numpy only).
-* :mod:`.models`: loading CLIP / SAM (hub id or local directory), tiny configs
-  for tests and training, running SAM on a prompt.
+* :mod:`.config`: ``ClipSamPolicyConfig``, every ``--policy-arg`` (no torch: checked
+  before any model loads);
+* :mod:`.policy`: ``ClipSamPolicy`` and model loading;
+* :mod:`.pipeline`: attention -> prompts -> SAM -> verified mask;
+* :mod:`.gradcam`, :mod:`.embed`, :mod:`.windows`, :mod:`.segment`: its stages;
+  :mod:`.prompts`: attention map -> SAM prompts (numpy only);
+* :mod:`.models`, :mod:`.sam_convert`, :mod:`.minilm`, :mod:`.vocab`: loading
+  CLIP / SAM / the MiniLM text side, tokenizer and texts;
+* :mod:`.train_clip`, :mod:`.train_sam`, :mod:`.train_data`, :mod:`.train_loop`:
+  ``graspsim train clip|sam``; :mod:`.evaluate`: ``graspsim evaluate masks``;
+  :mod:`.cli`: the click commands.
 
 Only :mod:`.prompts` is imported eagerly; the torch/transformers modules are
 imported on use so that ``import graspsim.policies.clip_sam`` stays cheap.

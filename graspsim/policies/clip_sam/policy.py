@@ -1,6 +1,8 @@
 """The ``clip_sam`` policy: :class:`~.pipeline.ClipSamPipeline` mask -> grasp rectangle.
 
-Models (``clip=`` / ``sam=``, or ``graspsim bench --clip MODEL --sam MODEL``):
+The policy's arguments are the fields of :class:`~.config.ClipSamPolicyConfig` (checked
+before any model loads). Models (``clip=`` / ``sam=``, or ``graspsim bench --clip
+MODEL --sam MODEL``):
 
 * default (None): the sim-trained checkpoints shipped in the package
   (``graspsim/policies/clip_sam/checkpoints/{clip,sam}``: small CLIP- and
@@ -29,52 +31,26 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from graspsim.config import GRASP_DEPTH_M, GRASP_MARGIN_M, GripperSpec
+from graspsim.config import GripperSpec
 from graspsim.policies.base import PolicyError, PolicyOutput
+from graspsim.policies.clip_sam.config import (  # noqa: F401  (CHECKPOINTS, shipped_checkpoint: public names)
+    CHECKPOINTS,
+    ClipSamPolicyConfig,
+    MissingModelError,
+    resolve_model,
+    shipped_checkpoint,
+)
 from graspsim.types import Observation
-
-CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
-DEFAULT_PROMPT_MODE = "points"
-# Measured on shelf-test (README "clip_sam"): with the sim-trained CLIP the dense patch-text similarity
-# localises the named product far better than Grad-CAM of the pooled score.
-DEFAULT_ATTENTION = "similarity"
-# Box prompts: the region above this fraction of the attention peak. The zoomed map spreads over the facings of
-# the same product beside the target, so the paper-style 0.5 gives boxes ~2x too wide; chosen on 30 shelf-train
-# scenes not used in training (`graspsim evaluate masks --suite shelf-train --seed 1600 --episodes 30 --threshold
-# T`: box IoU 0.548 / 0.694 / 0.717 for T = 0.5 / 0.65 / 0.75), never on the test suites.
-DEFAULT_BOX_THRESHOLD = 0.75
-# Box prompts are re-run once with the box of SAM's first mask (see ClipSamPipeline.segment): on the same 30
-# held-out shelf-train scenes box IoU 0.717 -> 0.752 (1 pass) -> 0.763 (3 passes); each pass is one more SAM call.
-DEFAULT_BOX_REFINE = 1
-
-
-def shipped_checkpoint(kind: str) -> Path:
-    """Directory of the shipped sim-trained ``clip`` or ``sam`` model."""
-    return CHECKPOINTS / kind
 
 
 def _resolve(name: str | os.PathLike | None, kind: str) -> str:
-    """A loadable name/path for ``name`` (None = shipped checkpoint)."""
+    """A loadable name/path for ``name`` (None = shipped checkpoint); WeightsNotFoundError if it is missing."""
     from graspsim.policies.clip_sam.models import WeightsNotFoundError
 
-    if name is None or str(name) in ("", "default", "sim"):
-        path = shipped_checkpoint(kind)
-        if not (path / "config.json").is_file():
-            raise WeightsNotFoundError(
-                f"the shipped sim-trained {kind.upper()} is missing from {path} (a broken install?); train one with "
-                f"`graspsim train {kind} --data DIR --out {kind}-model` and pass --{kind} {kind}-model")
-        return str(path)
-    text = os.fspath(name)
-    from graspsim.weights.registry import REGISTRY, ALIASES
-
-    if ALIASES.get(text, text) in REGISTRY:
-        from graspsim.weights.store import WeightsUnavailableError, resolve
-
-        try:
-            return str(resolve(text))
-        except WeightsUnavailableError as exc:
-            raise WeightsNotFoundError(str(exc)) from None
-    return text
+    try:
+        return resolve_model(name, kind)
+    except MissingModelError as exc:  # the loaders' callers catch WeightsNotFoundError
+        raise WeightsNotFoundError(str(exc)) from None
 
 
 def load_models(clip: str | os.PathLike | None = None, sam: str | os.PathLike | None = None, device: str = "cpu"):
@@ -111,12 +87,6 @@ def load_models(clip: str | os.PathLike | None = None, sam: str | os.PathLike | 
     return clip_model.float().eval(), tokenizer, sam_model.float().eval()
 
 
-def _flag(value) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes", "on")
-    return bool(value)
-
-
 def _crop_size(clip_model) -> int | None:
     """The crop size a model was trained to classify at (its metadata.json), else None (= its input size)."""
     import json
@@ -127,60 +97,69 @@ def _crop_size(clip_model) -> int | None:
     return None
 
 
-class ClipSamPolicy:
-    """CLIP Grad-CAM prompts SAM; SAM's mask is grasped by the shared planner.
+def _set_torch_threads(threads: int | None) -> None:
+    if threads:
+        import torch
 
-    Parameters: ``clip`` / ``sam`` (see the module docstring), ``prompt_mode``
-    (``point`` / ``points`` / ``box`` / ``box+points``), ``zoom`` (second
-    Grad-CAM pass on a depth-sized window), ``cam_layer`` (ViT layer whose input
-    Grad-CAM reads), ``cam_method`` (``gradcam`` / ``hirescam``), ``n_negative``
-    (negative points), ``verify`` and ``n_candidates`` (follow that many
-    attention peaks and keep the mask CLIP classifies as the named product; see
-    :mod:`.pipeline`), ``text_encoder`` (``clip``, ``minilm`` = the aligned
-    all-MiniLM-L6-v2 sentence encoder of :mod:`.minilm`, ``auto`` = MiniLM for
-    instructions with words CLIP's tokenizer does not know, when installed), ``threads`` (torch threads; None leaves torch's default),
-    plus the grasp planner's settings.
+        torch.set_num_threads(threads)
+
+
+def _aligned_text(text_encoder: str, clip_model, tokenizer):
+    """The MiniLM text side aligned to ``clip_model`` when ``text_encoder`` asks for it (``auto``: if installed)."""
+    from graspsim.policies.clip_sam import minilm
+
+    if text_encoder == "minilm" or (text_encoder == "auto" and minilm.available()):
+        return minilm.AlignedText(clip_model, tokenizer)  # raises MiniLMUnavailableError if missing
+    return None
+
+
+def _make_pipeline(cfg: ClipSamPolicyConfig, clip_model, tokenizer, sam_model):
+    """The :class:`~.pipeline.ClipSamPipeline` of loaded models with the settings of ``cfg``."""
+    from graspsim.policies.clip_sam.pipeline import ClipSamPipeline
+
+    aligned = _aligned_text(cfg.text_encoder, clip_model, tokenizer)
+    return ClipSamPipeline(clip_model, tokenizer, sam_model, cam_layer=cfg.cam_layer, zoom=cfg.zoom,
+                           threshold=cfg.threshold, k_points=cfg.k_points, n_negative=cfg.n_negative,
+                           n_candidates=cfg.n_candidates, verify=cfg.verify, crop_size=_crop_size(clip_model),
+                           cam_method=cfg.cam_method, aligned_text=aligned, text_encoder=cfg.text_encoder,
+                           box_refine=cfg.box_refine)
+
+
+class ClipSamPolicy:
+    """CLIP attention prompts SAM; SAM's mask is grasped by the shared planner.
+
+    The attention map is, by default, the dense ``similarity`` of CLIP's image
+    patches to the instruction's text embedding (measured far better than
+    Grad-CAM with the sim-trained CLIP); ``cam_method="gradcam"`` or
+    ``"hirescam"`` selects Grad-CAM / HiResCAM of the pooled image-text score.
+    The arguments are the fields of :class:`~.config.ClipSamPolicyConfig`: the models
+    (``clip`` / ``sam``, see the module docstring), the prompting
+    (``prompt_mode``, ``zoom``, ``k_points``, ``n_negative``, ``threshold``,
+    ``box_refine``), the attention (``cam_method``, ``cam_layer``), the
+    verification (``verify``, ``n_candidates``: follow that many attention peaks
+    and keep the mask CLIP classifies as the named product; see :mod:`.pipeline`),
+    the text side (``text_encoder``), torch ``threads``, and the grasp planner's
+    settings.
+
+    Build it from a config (``ClipSamPolicy(ClipSamPolicyConfig(prompt_mode="box"))``)
+    or from the same fields as keyword arguments (``ClipSamPolicy(prompt_mode="box")``).
     """
 
     name: ClassVar[str] = "clip_sam"
     needs_privileged: ClassVar[bool] = False
+    config_class: ClassVar[type[ClipSamPolicyConfig]] = ClipSamPolicyConfig
 
-    def __init__(self, clip: str | None = None, sam: str | None = None, prompt_mode: str = DEFAULT_PROMPT_MODE,
-                 zoom: bool = True, cam_layer: int = -1, cam_method: str = DEFAULT_ATTENTION, n_negative: int = 0,
-                 k_points: int = 3, threshold: float = DEFAULT_BOX_THRESHOLD, verify: bool = True,
-                 n_candidates: int = 3, text_encoder: str = "auto", threads: int | None = None,
-                 box_refine: int = DEFAULT_BOX_REFINE,
-                 gripper: GripperSpec | None = None,
-                 grasp_depth_m: float = GRASP_DEPTH_M, margin_m: float = GRASP_MARGIN_M, max_candidates: int = 10):
-        from graspsim.policies.clip_sam.prompts import PROMPT_MODES
-
-        if prompt_mode not in PROMPT_MODES:
-            raise ValueError(f"unknown prompt_mode {prompt_mode!r}; valid: {', '.join(PROMPT_MODES)}")
-        zoom, verify = _flag(zoom), _flag(verify)
-        import torch
-
-        if threads:
-            torch.set_num_threads(int(threads))
-        from graspsim.policies.clip_sam.pipeline import ClipSamPipeline
-
-        clip_model, tokenizer, sam_model = load_models(clip, sam)
-        aligned = None
-        from graspsim.policies.clip_sam import minilm
-
-        if text_encoder == "minilm" or (text_encoder == "auto" and minilm.available()):
-            aligned = minilm.AlignedText(clip_model, tokenizer)  # raises MiniLMUnavailableError if missing
-        self.models = {"clip": str(clip or "sim"), "sam": str(sam or "sim")}
-        self.pipeline = ClipSamPipeline(clip_model, tokenizer, sam_model, cam_layer=int(cam_layer), zoom=zoom,
-                                        threshold=float(threshold), k_points=int(k_points),
-                                        n_negative=int(n_negative), n_candidates=int(n_candidates), verify=verify,
-                                        crop_size=_crop_size(clip_model), cam_method=str(cam_method),
-                                        aligned_text=aligned, text_encoder=text_encoder,
-                                        box_refine=int(box_refine))
-        self.prompt_mode = prompt_mode
-        self.gripper = gripper or GripperSpec()
-        self.grasp_depth_m = float(grasp_depth_m)
-        self.margin_m = float(margin_m)
-        self.max_candidates = int(max_candidates)
+    def __init__(self, config: ClipSamPolicyConfig | None = None, **kwargs: Any):
+        self.config = cfg = ClipSamPolicyConfig.resolve(config, kwargs)
+        _set_torch_threads(cfg.threads)
+        clip_model, tokenizer, sam_model = load_models(cfg.clip, cfg.sam)
+        self.models = {"clip": str(cfg.clip or "sim"), "sam": str(cfg.sam or "sim")}
+        self.pipeline = _make_pipeline(cfg, clip_model, tokenizer, sam_model)
+        self.prompt_mode = cfg.prompt_mode
+        self.gripper = cfg.gripper or GripperSpec()
+        self.grasp_depth_m = cfg.grasp_depth_m
+        self.margin_m = cfg.margin_m
+        self.max_candidates = cfg.max_candidates
 
     def reset(self, rng: np.random.Generator) -> None:
         # Deterministic: the models run in eval mode and nothing is sampled.

@@ -9,6 +9,8 @@ GR-ConvNet-style pixel-wise baseline (Kumra et al., IROS 2020):
 * :mod:`.grconvnet`: ``GrConvNetConfig``, ``GrConvNet`` and map decoding;
 * :mod:`.targets`: letterbox geometry and training-target encoding;
 * :mod:`.train`: ``train_det_seg``, ``train_grconvnet``, ``load_checkpoint``;
+* :mod:`.config`: ``DetSegPolicyConfig``, ``GrConvNetPolicyConfig`` (every
+  ``--policy-arg``, no torch) and where the checkpoints are;
 * :mod:`.policy`: ``DetSegPolicy`` ("det_seg"), ``GrConvNetPolicy`` ("grconvnet");
 * :mod:`.evaluate`: ``evaluate_grasps`` (offline Jaccard / seg-IoU metrics);
 * :mod:`.cli`: click commands.

@@ -10,20 +10,23 @@ from __future__ import annotations
 
 import re
 import time
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
 from graspsim.policies.base import PolicyError, PolicyOutput
+from graspsim.policies.det_seg.config import (  # noqa: F401  (default_checkpoint, shipped_checkpoint: public names)
+    DEFAULT_MIN_REGION_PX,
+    DetSegPolicyConfig,
+    GrConvNetPolicyConfig,
+    default_checkpoint,
+    resolve_checkpoint,
+    shipped_checkpoint,
+)
 from graspsim.types import GraspRect, Observation
 
-# Segmentation regions smaller than this (pixels of a 640x480 image, scaled with the image area) are merged into
-# their surroundings (model.remove_small_regions). Chosen on the labelled validation scenes of the shipped
-# checkpoint's training data (README "det_seg"); 0 switches it off. On those 60 scenes, mean class IoU for
-# min 0 / 100 / 200 / 300 / 450 / 600 / 1000 px: 0.651 / 0.762 / 0.788 / 0.793 / 0.790 / 0.771 / 0.702
-# (spurious classes per image 3.4 -> 0.37 at 300; larger values start to swallow small visible products).
-DEFAULT_MIN_REGION_PX = 300.0
+# The old private name, still imported by det_seg/evaluate.py, benchmarks/ and tests.
+_resolve_checkpoint = resolve_checkpoint
 
 # Edge-aware upsampling of the class probabilities (guided.py): window radius in px of a 640x480 image (scaled
 # with the image width), regulariser, and the grid step of the filter coefficients. Chosen on the same 60
@@ -34,39 +37,6 @@ DEFAULT_MIN_REGION_PX = 300.0
 GUIDED_RADIUS_PX = 4
 GUIDED_EPS = 1e-4
 GUIDED_SUBSAMPLE = 4
-
-TRAIN_HINT = ("train one with `graspsim train {kind} --data DIR --out CKPT` (DIR from `graspsim render`) "
-              "and pass `--policy-arg checkpoint=CKPT`")
-
-
-def default_checkpoint(kind: str) -> Path:
-    from graspsim.policies.det_seg import CHECKPOINT_ROOT
-
-    return CHECKPOINT_ROOT / kind
-
-
-def shipped_checkpoint(name: str) -> Path | None:
-    """The shipped checkpoint directory called ``name`` (e.g. "det_seg_640"), or None if there is none."""
-    from graspsim.policies.det_seg import CHECKPOINT_ROOT
-
-    if not name or "/" in name or "\\" in name or name in (".", ".."):
-        return None
-    path = CHECKPOINT_ROOT / name
-    return path if (path / "model.safetensors").is_file() and (path / "metadata.json").is_file() else None
-
-
-def _resolve_checkpoint(kind: str, checkpoint: str | Path | None) -> Path:
-    """``checkpoint``: None (the shipped default of ``kind``), a directory, or the name of a shipped checkpoint
-    (a directory of that name in the working directory wins)."""
-    path = Path(checkpoint) if checkpoint is not None else default_checkpoint(kind)
-    if checkpoint is not None and not path.is_dir():
-        path = shipped_checkpoint(str(checkpoint)) or path
-    if not (path / "model.safetensors").is_file() or not (path / "metadata.json").is_file():
-        what = "the shipped default checkpoint" if checkpoint is None else "checkpoint"
-        raise FileNotFoundError(f"no {kind} {what} at {path} (model.safetensors + metadata.json); "
-                                + TRAIN_HINT.format(kind=kind))
-    return path
-
 
 def _clip_rects(rects: np.ndarray, width: int, height: int) -> np.ndarray:
     """Keep rectangles executable: centre inside the image, sizes at least 1 px, theta wrapped."""
@@ -215,29 +185,26 @@ class DetSegPolicy:
     True``); if the target class is nowhere in the predicted segmentation it
     raises :class:`PolicyError`. ``PolicyOutput.mask`` is the predicted target mask.
 
-    ``checkpoint``: a directory written by ``graspsim train det_seg`` (None: the
-    shipped default in ``graspsim/policies/det_seg/checkpoints/det_seg/``).
-    ``refine``: None = as trained; False switches the refinement head off.
-    ``min_region_px``: segmentation specks smaller than this (at 640x480) are
-    merged into their surroundings before the target mask is taken (0 = off).
-    ``guided_seg``: False upsamples the segmentation bilinearly instead of
-    with the edge-aware guided filter (:mod:`.guided`).
+    Arguments: the fields of :class:`~.config.DetSegPolicyConfig` (``checkpoint``,
+    ``refine``, ``min_region_px``, ``guided_seg``, ``num_threads``, ``max_candidates``).
     """
 
     name: ClassVar[str] = "det_seg"
     needs_privileged: ClassVar[bool] = False
 
-    def __init__(self, checkpoint: str | None = None, refine: bool | None = None, num_threads: int | None = None,
-                 max_candidates: int = 10, min_region_px: float = DEFAULT_MIN_REGION_PX, guided_seg: bool = True):
+    config_class: ClassVar[type[DetSegPolicyConfig]] = DetSegPolicyConfig
+
+    def __init__(self, config: DetSegPolicyConfig | None = None, **kwargs: Any):
+        """Build from ``config`` or from its fields as keyword arguments (``DetSegPolicy(checkpoint=CKPT)``)."""
         from graspsim.policies.det_seg.train import load_checkpoint
 
-        _set_threads(num_threads)
-        path = _resolve_checkpoint("det_seg", checkpoint)
+        self.config = cfg = DetSegPolicyConfig.resolve(config, kwargs)
+        _set_threads(cfg.num_threads)
+        path = resolve_checkpoint("det_seg", cfg.checkpoint)
         self.checkpoint = str(path)
-        self.predictor = DetSegPredictor(load_checkpoint(path, kind="det_seg"),
-                                         refine=None if refine is None else _as_bool(refine),
-                                         min_region_px=float(min_region_px), guided=_as_bool(guided_seg))
-        self.max_candidates = int(max_candidates)
+        self.predictor = DetSegPredictor(load_checkpoint(path, kind="det_seg"), refine=cfg.refine,
+                                         min_region_px=cfg.min_region_px, guided=cfg.guided_seg)
+        self.max_candidates = cfg.max_candidates
 
     def reset(self, rng: np.random.Generator) -> None:
         pass  # deterministic
@@ -278,20 +245,24 @@ class GrConvNetPolicy:
     belongs to: the policy ignores the instruction and returns the
     highest-quality grasp in the image (``PolicyOutput.mask`` is None). This is
     the class-agnostic baseline; its pick success on a named target is expected
-    to be low in cluttered scenes.
+    to be low in cluttered scenes. Arguments: the fields of :class:`~.config.GrConvNetPolicyConfig`.
     """
 
     name: ClassVar[str] = "grconvnet"
     needs_privileged: ClassVar[bool] = False
 
-    def __init__(self, checkpoint: str | None = None, num_threads: int | None = None, max_candidates: int = 10):
+    config_class: ClassVar[type[GrConvNetPolicyConfig]] = GrConvNetPolicyConfig
+
+    def __init__(self, config: GrConvNetPolicyConfig | None = None, **kwargs: Any):
+        """Build from ``config`` or from its fields as keyword arguments (``GrConvNetPolicy(checkpoint=CKPT)``)."""
         from graspsim.policies.det_seg.train import load_checkpoint
 
-        _set_threads(num_threads)
-        path = _resolve_checkpoint("grconvnet", checkpoint)
+        self.config = cfg = GrConvNetPolicyConfig.resolve(config, kwargs)
+        _set_threads(cfg.num_threads)
+        path = resolve_checkpoint("grconvnet", cfg.checkpoint)
         self.checkpoint = str(path)
         self.predictor = GrConvNetPredictor(load_checkpoint(path, kind="grconvnet"))
-        self.max_candidates = int(max_candidates)
+        self.max_candidates = cfg.max_candidates
 
     def reset(self, rng: np.random.Generator) -> None:
         pass
@@ -312,13 +283,3 @@ class GrConvNetPolicy:
                 "net_ms": round(1000 * pred["seconds"], 1), "class_agnostic": True}
         return PolicyOutput(rect=rect, candidates=rects[1 : 1 + self.max_candidates], info=info)
 
-
-def _as_bool(value) -> bool:
-    if isinstance(value, str):
-        v = value.strip().lower()
-        if v in {"1", "true", "yes", "on"}:
-            return True
-        if v in {"0", "false", "no", "off"}:
-            return False
-        raise ValueError(f"expected a boolean, got {value!r}")
-    return bool(value)

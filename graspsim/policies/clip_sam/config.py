@@ -1,0 +1,153 @@
+"""Every ``--policy-arg`` of the ``clip_sam`` policy, checked before any model loads (no torch here).
+
+:class:`ClipSamPolicyConfig` holds the arguments; :func:`resolve_model` maps a
+``clip`` / ``sam`` value to what the loaders take, and
+:meth:`ClipSamPolicyConfig.check_files` runs the cheap part of that (paths, the
+weights store, the Hugging Face cache when offline) so that a model that is not
+there is a one-line error before any worker starts.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from graspsim.policies.clip_sam.prompts import PROMPT_MODES
+from graspsim.policies.config import GraspPlanConfig, arg
+
+CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
+DEFAULT_PROMPT_MODE = "points"
+# Measured on shelf-test (README "clip_sam"): with the sim-trained CLIP the dense patch-text similarity
+# localises the named product far better than Grad-CAM of the pooled score.
+DEFAULT_ATTENTION = "similarity"
+# Box prompts: the region above this fraction of the attention peak. The zoomed map spreads over the facings of
+# the same product beside the target, so the paper-style 0.5 gives boxes ~2x too wide; chosen on 30 shelf-train
+# scenes not used in training (`graspsim evaluate masks --suite shelf-train --seed 1600 --episodes 30 --threshold
+# T`: box IoU 0.548 / 0.694 / 0.717 for T = 0.5 / 0.65 / 0.75), never on the test suites.
+DEFAULT_BOX_THRESHOLD = 0.75
+# Box prompts are re-run once with the box of SAM's first mask (see ClipSamPipeline.segment): on the same 30
+# held-out shelf-train scenes box IoU 0.717 -> 0.752 (1 pass) -> 0.763 (3 passes); each pass is one more SAM call.
+DEFAULT_BOX_REFINE = 1
+
+# The pipeline's choices (graspsim.policies.clip_sam.pipeline imports torch, so they are repeated here;
+# tests/test_policy_config.py checks that both agree).
+ATTENTION_METHODS = ("gradcam", "hirescam", "similarity")
+TEXT_ENCODERS = ("clip", "minilm", "auto")
+
+_SHIPPED_NAMES = ("", "default", "sim")
+
+
+class MissingModelError(FileNotFoundError):
+    """A ``clip`` / ``sam`` model that is not on this machine (the message says what, where and how to get it)."""
+
+    def __str__(self) -> str:  # FileNotFoundError would prefix an errno
+        return str(self.args[0]) if self.args else ""
+
+
+@dataclass(frozen=True)
+class ClipSamPolicyConfig(GraspPlanConfig):
+    """Every ``--policy-arg`` of :class:`~.policy.ClipSamPolicy` (``--clip`` / ``--sam`` set the first two)."""
+
+    policy_name: ClassVar[str] = "clip_sam"
+
+    clip: str | None = None
+    """CLIP model: None = the shipped sim-trained one, a `graspsim weights` name, a Hugging Face id or a directory."""
+    sam: str | None = None
+    """SAM model: as ``clip``, or an official Segment Anything ``.pth`` checkpoint."""
+    prompt_mode: str = arg(DEFAULT_PROMPT_MODE, choices=PROMPT_MODES)
+    """How the attention map prompts SAM: one point, several points, a box, or a box with points."""
+    zoom: bool = True
+    """Second attention pass on a depth-sized window around the first map's peak."""
+    cam_layer: int = -1
+    """ViT layer whose input Grad-CAM / HiResCAM reads (negative: counted from the last)."""
+    cam_method: str = arg(DEFAULT_ATTENTION, choices=ATTENTION_METHODS)
+    """Attention map: dense patch-text ``similarity`` (default), ``gradcam`` or ``hirescam``."""
+    n_negative: int = arg(0, min=0)
+    """Negative (background) points added to point prompts."""
+    k_points: int = arg(3, min=1)
+    """Positive points of a ``points`` prompt."""
+    threshold: float = arg(DEFAULT_BOX_THRESHOLD, min=0.0, max=1.0)
+    """Box prompts: the region above this fraction of the attention peak."""
+    verify: bool = True
+    """Follow several attention peaks and keep the mask CLIP classifies as the named product."""
+    n_candidates: int = arg(3, min=1)
+    """Attention peaks followed when ``verify`` is on."""
+    text_encoder: str = arg("auto", choices=TEXT_ENCODERS)
+    """Instruction text side: ``clip``, ``minilm`` (aligned all-MiniLM-L6-v2), ``auto`` (MiniLM for unknown words)."""
+    threads: int | None = arg(None, min=1)
+    """torch threads (None: torch's default)."""
+    box_refine: int = arg(DEFAULT_BOX_REFINE, min=0)
+    """Box prompts re-run with the box of SAM's previous mask this many times."""
+
+    def check_files(self) -> None:
+        """MissingModelError when the CLIP or SAM model named here is not on this machine (nothing is loaded)."""
+        for kind, name in (("clip", self.clip), ("sam", self.sam)):
+            check_model(name, kind)
+
+
+def shipped_checkpoint(kind: str) -> Path:
+    """Directory of the shipped sim-trained ``clip`` or ``sam`` model."""
+    return CHECKPOINTS / kind
+
+
+def resolve_model(name: str | os.PathLike | None, kind: str) -> str:
+    """What the loaders take for ``name`` (``kind`` ``"clip"`` or ``"sam"``): the shipped checkpoint for None
+    (or ``"default"`` / ``"sim"``), the weights store's copy of a registered name, else ``name`` itself.
+
+    Raises MissingModelError when the shipped checkpoint or a registered model is missing.
+    """
+    if name is None or str(name) in _SHIPPED_NAMES:
+        path = shipped_checkpoint(kind)
+        if not (path / "config.json").is_file():
+            raise MissingModelError(
+                f"the shipped sim-trained {kind.upper()} is missing from {path} (a broken install?); train one with "
+                f"`graspsim train {kind} --data DIR --out {kind}-model` and pass --{kind} {kind}-model")
+        return str(path)
+    text = os.fspath(name)
+    from graspsim.weights.registry import ALIASES, REGISTRY
+
+    if ALIASES.get(text, text) in REGISTRY:
+        from graspsim.weights.store import WeightsUnavailableError, resolve
+
+        try:
+            return str(resolve(text))
+        except WeightsUnavailableError as exc:
+            raise MissingModelError(str(exc)) from None
+    return text
+
+
+def check_model(name: str | None, kind: str) -> None:
+    """MissingModelError unless the ``clip`` / ``sam`` model ``name`` can be loaded here, as far as a look at
+    the file system tells: a local path must hold a model (or be a ``.pth`` file for SAM); a Hugging Face id
+    must be in the local cache when downloads are off (``HF_HUB_OFFLINE``); online it may still be fetched."""
+    text = resolve_model(name, kind)
+    official = kind == "sam" and text.endswith(".pth")  # the policy loads these as files, whatever they look like
+    if official or _looks_like_path(text):
+        path = Path(text).expanduser().absolute()
+        if not (path.is_file() if official else (path / "config.json").is_file()):
+            what = "file" if official else "model directory (config.json + weights written by save_pretrained)"
+            raise MissingModelError(f"{kind.upper()} weights {text!r} not found: no {what} at {path}; fetch a "
+                                    f"registered model with `graspsim weights fetch NAME` (see `graspsim weights "
+                                    f"list`) or pass a local directory")
+    elif _offline():
+        from huggingface_hub import try_to_load_from_cache
+
+        if not isinstance(try_to_load_from_cache(text, "config.json"), str):
+            raise MissingModelError(f"{kind.upper()} weights {text!r} not found: no cached copy in the Hugging Face "
+                                    f"cache and downloads are off (HF_HUB_OFFLINE); fetch it on a machine with "
+                                    f"network access with `graspsim weights fetch {text}`")
+
+
+def _looks_like_path(name: str) -> bool:
+    # As the loaders decide (models._load): "owner/name" is a Hugging Face id unless it exists on disk.
+    parts = name.split("/")
+    hub_id = len(parts) == 2 and all(parts) and not name.startswith((".", "/", "~"))
+    return name.startswith((".", "/", "~")) or (os.sep in name and not hub_id) or os.path.exists(name)
+
+
+def _offline() -> bool:
+    # The loaders' rule (models._offline): either variable set to a true value turns downloads off.
+    return any(os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on")
+               for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
