@@ -72,7 +72,8 @@ def evaluate_grasps(policy_name: str, data_dir: str | Path, out_dir: str | Path,
                                            segmentation_iou, segmentation_iou_seed_protocol)
     from graspsim.policies.det_seg.model import NUM_SEG_CLASSES
     from graspsim.policies.det_seg.policy import DEFAULT_MIN_REGION_PX, _resolve_checkpoint, make_predictor
-    from graspsim.policies.det_seg.train import check_dataset, load_checkpoint
+    from graspsim.data.format import check_dataset
+    from graspsim.policies.det_seg.checkpoint import load_checkpoint
     from graspsim.types import GraspRect
 
     if policy_name not in POLICIES:

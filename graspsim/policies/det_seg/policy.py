@@ -229,7 +229,7 @@ class DetSegPolicy:
 
     def __init__(self, checkpoint: str | None = None, refine: bool | None = None, num_threads: int | None = None,
                  max_candidates: int = 10, min_region_px: float = DEFAULT_MIN_REGION_PX, guided_seg: bool = True):
-        from graspsim.policies.det_seg.train import load_checkpoint
+        from graspsim.policies.det_seg.checkpoint import load_checkpoint
 
         _set_threads(num_threads)
         path = _resolve_checkpoint("det_seg", checkpoint)
@@ -285,7 +285,7 @@ class GrConvNetPolicy:
     needs_privileged: ClassVar[bool] = False
 
     def __init__(self, checkpoint: str | None = None, num_threads: int | None = None, max_candidates: int = 10):
-        from graspsim.policies.det_seg.train import load_checkpoint
+        from graspsim.policies.det_seg.checkpoint import load_checkpoint
 
         _set_threads(num_threads)
         path = _resolve_checkpoint("grconvnet", checkpoint)
