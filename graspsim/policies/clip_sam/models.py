@@ -1,4 +1,4 @@
-"""Loading CLIP and SAM (transformers), tiny configs, and running SAM on a prompt.
+"""Loading and saving CLIP and SAM (transformers), tiny configs, and running SAM on a prompt.
 
 ``load_clip`` / ``load_sam`` take a Hugging Face id ("openai/clip-vit-base-patch32",
 "facebook/sam-vit-base") or a local directory written by ``save_pretrained``.
@@ -24,10 +24,7 @@ import numpy as np
 import torch
 
 from graspsim.policies.clip_sam.prompts import Prompt
-
-# SAM's (and ImageNet's) normalisation, on 0-255 pixel values.
-SAM_MEAN = np.array([123.675, 116.28, 103.53], dtype=np.float32)
-SAM_STD = np.array([58.395, 57.12, 57.375], dtype=np.float32)
+from graspsim.policies.clip_sam.windows import SAM_MEAN_255, SAM_STD_255
 
 
 class WeightsNotFoundError(FileNotFoundError):
@@ -85,6 +82,7 @@ def _load(kind: str, model_cls, processor_loaders, name_or_path: str | os.PathLi
         path = Path(name).expanduser()
         if not path.is_dir() or not (path / "config.json").is_file():
             raise _missing(kind, name, True, None)
+        _verify_local(path)
         name = str(path)
     try:
         model = model_cls.from_pretrained(name, local_files_only=local_files_only)
@@ -99,6 +97,39 @@ def _load(kind: str, model_cls, processor_loaders, name_or_path: str | os.PathLi
         except (OSError, ValueError, TypeError, KeyError):
             continue
     return model, processor
+
+
+def _verify_local(path: Path) -> None:
+    """Check the weights of a directory written by ``graspsim train clip|sam`` against its metadata's sha256."""
+    import json
+
+    from graspsim.learn.checkpoint import METADATA_FILE, verify
+
+    if (path / METADATA_FILE).is_file():
+        verify(path, json.loads((path / METADATA_FILE).read_text(encoding="utf-8")))
+
+
+def save_model(model, out_dir: str | Path, tokenizer=None) -> None:
+    """Write a float16 copy of ``model`` as ``save_pretrained`` does (``config.json`` + ``model.safetensors``), and
+    ``tokenizer``'s files, into ``out_dir``, each file replaced atomically; ``model`` itself is left as it is.
+
+    The copy is a deepcopy, not a new model from the config: building one would draw initial weights from
+    torch's generator in the middle of a training run.
+    """
+    import copy
+    import tempfile
+
+    from graspsim.fileio import fsync_dir
+
+    out = Path(out_dir)
+    half = copy.deepcopy(model).half()
+    with tempfile.TemporaryDirectory(dir=out, prefix=".save-") as tmp:
+        half.save_pretrained(tmp, safe_serialization=True)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(tmp)
+        for f in sorted(Path(tmp).iterdir()):
+            os.replace(f, out / f.name)
+    fsync_dir(out)
 
 
 def load_clip(name_or_path: str | os.PathLike, local_files_only: bool | None = None, device: str = "cpu"):
@@ -186,7 +217,7 @@ def _sam_inputs_manual(model, image_rgb: np.ndarray, prompt: Prompt) -> tuple[di
     nh, nw = max(1, int(round(h * scale))), max(1, int(round(w * scale)))
     interp = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR
     img = cv2.resize(np.ascontiguousarray(image_rgb[..., :3]).astype(np.float32), (nw, nh), interpolation=interp)
-    img = (img - SAM_MEAN) / SAM_STD
+    img = (img - SAM_MEAN_255) / SAM_STD_255
     padded = np.zeros((size, size, 3), dtype=np.float32)
     padded[:nh, :nw] = img
     inputs: dict[str, torch.Tensor] = {"pixel_values": torch.from_numpy(padded.transpose(2, 0, 1)).unsqueeze(0)}
