@@ -15,6 +15,7 @@ Each item is a dict:
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Callable
 
@@ -38,7 +39,7 @@ class GraspDataset(torch.utils.data.Dataset):
         self.reader = Datasets(self.root)
         refs = self.reader.scenes
         if split_filter is not None:
-            refs = [r for r in refs if split_filter(self.reader.meta(r))]
+            refs = [r for r in refs if split_filter(json.loads((r.path / "meta.json").read_text(encoding="utf-8")))]
         self.scenes = refs
         self.scene_dirs = [r.path for r in refs]
 

@@ -1,37 +1,28 @@
-"""Reading rendered datasets: the ONE reader behind every trainer and :class:`~graspsim.data.dataset.GraspDataset`.
+"""The ONE reader of rendered datasets (:mod:`graspsim.data.format`): every trainer and ``GraspDataset`` use it.
 
-:class:`Datasets` opens one or more dataset directories (``graspsim render``
-output, see :mod:`graspsim.data.format`), checks them (:class:`DatasetError`
+:class:`Datasets` checks one or more dataset directories (:class:`DatasetError`
 with a one-line reason) and lists their complete scenes as :class:`SceneRef`
-values: path, suite, seed, whether the dataset carries grasp labels. Scenes are
-read on demand (:meth:`Datasets.read`, numpy + OpenCV); what a trainer keeps in
-memory, and in which layout, is the trainer's view (det_seg's letterboxed
-samples, clip_sam's scene bank, the torch ``GraspDataset``).
-
-Hold-outs: :func:`split_random` (a seeded random share of the scene keys) and
-:func:`held_out_every` (every n-th scene seed).
-
-This module lives in data/ because data/ owns the on-disk format both ways
-(writer and reader); learn/ and the policies import it, data/ imports neither.
+values; scenes are read on demand (numpy + OpenCV). What a trainer keeps in
+memory, and how, is its own view (det_seg's letterboxed samples, clip_sam's
+scene bank, the torch ``GraspDataset``). It lives in data/, which owns the
+format both ways (writer and reader): learn/ and the policies import it, and
+data/ imports neither.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from graspsim.data.format import META, DatasetError, check_dataset, has_grasp_labels, read_scene
-
-__all__ = ["Datasets", "SceneRef", "DatasetError", "scene_seed_of", "split_random", "held_out_every"]
+from graspsim.data.format import DatasetError, check_dataset, has_grasp_labels, read_scene  # noqa: F401
 
 
 @dataclass(frozen=True)
 class SceneRef:
-    """One complete scene: ``source`` is the index of its dataset in :attr:`Datasets.dirs`."""
+    """One complete scene; ``source``: the index of its dataset in :attr:`Datasets.dirs`."""
 
     path: Path
     suite: str
@@ -70,8 +61,7 @@ class Datasets:
         """One scene per ``(suite, seed)``, sorted by it: the first labelled copy, else the first copy."""
         found: dict[tuple[str, int], SceneRef] = {}
         for ref in self.scenes:
-            old = found.get(ref.key)
-            if old is None or (ref.labelled and not old.labelled):
+            if ref.key not in found or (ref.labelled and not found[ref.key].labelled):
                 found[ref.key] = ref
         return [found[k] for k in sorted(found)]
 
@@ -79,11 +69,6 @@ class Datasets:
     def read(ref: SceneRef) -> dict:
         """The scene's arrays and meta (:func:`graspsim.data.format.read_scene`)."""
         return read_scene(ref.path)
-
-    @staticmethod
-    def meta(ref: SceneRef) -> dict:
-        """The scene's parsed meta.json alone (no images read)."""
-        return json.loads((ref.path / META).read_text(encoding="utf-8"))
 
 
 def split_random(keys: list, fraction: float, seed: int) -> tuple[set, set]:

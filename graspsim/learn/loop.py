@@ -1,31 +1,26 @@
-"""ONE training loop for every stack: AdamW on a stack's batches, resumable bit for bit, one run directory layout.
+"""ONE training loop for every stack: AdamW over a stack's batches, resumable bit for bit, one run-directory layout.
 
-A stack plugs in a :class:`Stack` (model, sampler, step, validate, save) built
-by a function the loop calls once the run directory has been checked; the loop
-owns everything else:
+A stack hands :func:`train` its settings and a function building a
+:class:`Stack`; the loop owns the rest:
 
-* **Seeding**: ``torch.manual_seed(seed)`` right before ``build()`` (so the
-  network's initial weights depend on the seed only); all other randomness is
-  the sampler's (:mod:`.sampling`).
-* **Steps**: ``lr = base_lr * schedule(step, total_steps)``, the stack's step
-  function (a dict of scalar tensors holding ``"loss"``), ``zero_grad``,
-  ``backward``, gradient-norm clipping over the trainable parameters, AdamW step.
-* **Epochs**: after each one the model is put in eval mode and validated; the
-  row ``{"epoch", "step", "seconds", "train_<part>": mean, **validate()}`` is
-  appended (fsync'd) to ``OUT/metrics.jsonl``; the stack saves its checkpoint
-  (weights; the loop adds the progress fields and the sha256 and writes
-  ``metadata.json`` last); the training state (model, optimiser, sampler and
-  torch RNG state) is written atomically to ``OUT/train_state.pt``. A kill
-  loses at most the epoch in progress, and ``resume=True`` continues with
-  exactly the batches and updates of an uninterrupted run. The state file is
-  removed when the last epoch is done.
-* **Run directory** (:mod:`graspsim.runs`): ``OUT/train.json`` holds the run's
-  settings (the stack's plus the loop's); a new run needs an empty ``OUT``, a
-  resumed one the same settings except :data:`VOLATILE` (the error names each
-  differing key). Resuming a finished run returns its metadata.
+* **Seed**: ``torch.manual_seed(seed)`` right before ``build()``, so the initial
+  weights depend on the seed only; all other randomness is the sampler's.
+* **Step**: ``lr = base_lr * schedule(step, total_steps)``, the stack's step
+  function, ``zero_grad``, ``backward``, grad-norm clipping over the trainable
+  parameters, ``AdamW.step``.
+* **Epoch end**: eval mode, validation, the row ``{"epoch", "step", "seconds",
+  "train_<part>": mean, **validate()}`` appended (fsync'd) to ``metrics.jsonl``;
+  the stack saves its weights, the loop writes ``metadata.json`` (progress
+  fields + sha256) last; then ``train_state.pt`` (model, optimiser, sampler,
+  torch RNG) is replaced atomically, or removed after the last epoch.
+* **Run directory** (:mod:`graspsim.runs`): ``train.json`` holds the stack's
+  and the loop's settings; a new run needs an empty directory, a resumed one
+  the same settings but :data:`VOLATILE` (the error names each differing key).
+  A kill loses at most the epoch in progress: ``resume=True`` replays exactly
+  the batches and updates of an uninterrupted run. Resuming a finished run
+  returns its metadata.
 * **max_minutes** (this call's wall time): no epoch starts that the last one's
-  duration says would end past the limit; the run stops between epochs with
-  its state kept (``stopped_early``), so ``resume=True`` finishes it.
+  duration says would end past it; the state is kept (``stopped_early``).
 """
 
 from __future__ import annotations
@@ -39,40 +34,33 @@ from typing import Any, Callable, Sequence
 
 from graspsim.fileio import atomic_write, atomic_write_json, atomic_write_text, to_jsonable
 from graspsim.learn.checkpoint import METADATA_FILE, write_metadata
-from graspsim.learn.sampling import Sampler
-from graspsim.learn.schedule import Schedule
 from graspsim.runs import JsonlWriter, RunLayout, check_run_dir, dumps_record, read_jsonl
 
 STATE_FILE = "train_state.pt"
 SETTINGS_FILE = "train.json"
 METRICS_FILE = "metrics.jsonl"
-#: Settings that may change when a run is resumed: they do not change the weights.
+#: Settings a resumed run may change: they do not change the weights.
 VOLATILE = frozenset({"threads", "max_minutes", "progress"})
 LAYOUT = RunLayout(config_name=SETTINGS_FILE, records_name=METRICS_FILE, key="epoch", volatile=VOLATILE,
                    what="training run", empty_for_new=True, resume_from_nothing=True)
 
 
-def constant(step: int, total: int) -> float:
-    return 1.0
-
-
 @dataclass(frozen=True)
 class LoopConfig:
-    """The loop's settings; ``schedule(step, total_steps)`` scales ``lr`` (see :mod:`.schedule`)."""
+    """``schedule(step, total_steps)`` scales ``lr`` (see :mod:`.schedule`); ``grad_clip``: max grad norm."""
 
     epochs: int
     lr: float
     seed: int = 0
     weight_decay: float = 0.0
     grad_clip: float | None = None
-    schedule: Schedule = constant
+    schedule: Callable[[int, int], float] = lambda step, total: 1.0
     max_minutes: float | None = None
     threads: int | None = None
     progress: bool = True
     name: str = "train"
 
     def settings(self) -> dict[str, Any]:
-        """The part of ``train.json`` the loop contributes."""
         return {"epochs": self.epochs, "lr": self.lr, "seed": self.seed, "weight_decay": self.weight_decay,
                 "grad_clip": self.grad_clip, "threads": self.threads, "max_minutes": self.max_minutes,
                 "progress": self.progress}
@@ -80,7 +68,7 @@ class LoopConfig:
 
 @dataclass
 class Progress:
-    """Where a run stands when its checkpoint is saved; ``history``: the metrics.jsonl rows so far."""
+    """Where the run stands when a checkpoint is saved; ``history``: the metrics.jsonl rows so far."""
 
     epochs_done: int
     steps: int
@@ -93,26 +81,19 @@ class Progress:
     def last(self) -> dict:
         return self.history[-1] if self.history else {}
 
-    def fields(self) -> dict[str, Any]:
-        """What the loop adds to every ``metadata.json``."""
-        return {"epochs_done": self.epochs_done, "steps": self.steps, "finished": self.finished,
-                "stopped_early": self.stopped_early, "wall_s": round(self.wall_s, 1)}
-
 
 @dataclass
 class Stack:
-    """What a stack plugs into the loop.
+    """What a stack plugs in.
 
-    ``step(batch) -> {"loss": scalar tensor, other parts...}`` runs the model in
-    train mode; ``validate() -> {name: number}`` (model in eval mode);
-    ``save(out_dir, progress) -> metadata`` writes the weights as
-    ``out_dir/model.safetensors`` (plus any files of its own) and returns the
-    metadata to record. ``extra_params``: trainable tensors outside ``model``
-    (optimised and saved in the state, not in the checkpoint).
+    ``sampler``: :mod:`.sampling`; ``step(batch) -> {"loss": scalar tensor, parts...}`` (train mode);
+    ``validate() -> {name: number}`` (eval mode); ``save(out_dir, progress) -> metadata`` writes
+    ``out_dir/model.safetensors`` (+ files of its own). ``extra_params``: trainable tensors outside
+    ``model`` (optimised and kept in the state, not in the checkpoint).
     """
 
     model: Any
-    sampler: Sampler
+    sampler: Any
     step: Callable[[Any], dict]
     validate: Callable[[], dict]
     save: Callable[[Path, Progress], dict]
@@ -121,65 +102,58 @@ class Stack:
 
 def train(out_dir: str | Path, settings: dict, build: Callable[[], Stack], cfg: LoopConfig, resume: bool = False,
           log: Callable[[str], None] | None = None) -> dict:
-    """Train the stack ``build()`` returns into ``out_dir``; returns the final ``metadata.json`` content.
+    """Train ``build()``'s stack into ``out_dir``; returns the last ``metadata.json``.
 
-    Raises :class:`graspsim.runs.RunDirError` when ``out_dir`` holds another
-    run (no ``resume``) or one with other settings; whatever ``build`` raises
-    (e.g. a bad dataset) comes before anything is written.
+    :class:`graspsim.runs.RunDirError` for a directory holding another run (or
+    other settings); what ``build`` raises (e.g. a bad dataset) comes before
+    anything is written.
     """
     import torch
 
     out = Path(out_dir)
     full = {**settings, **cfg.settings()}
     check_run_dir(out, full, resume, LAYOUT)
-    state = _load_state(out) if resume else None
+    has_state = resume and (out / STATE_FILE).is_file()
+    state = torch.load(out / STATE_FILE, map_location="cpu", weights_only=False) if has_state else None
     if resume and state is None and _finished(out):
-        if log:
-            log(f"{out} holds a finished run; nothing to do")
         return json.loads((out / METADATA_FILE).read_text(encoding="utf-8"))
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))
     torch.manual_seed(cfg.seed)
     stack = build()
     atomic_write_json(out / SETTINGS_FILE, full)
-    run = _Run(out, stack, cfg, log)
-    if state is not None:
-        run.restore(state)
-    else:
-        run.history = _sync_metrics(out, 0)
-    return run.train()
+    return _Run(out, stack, cfg, state, log).run()
 
 
 class _Run:
-    """The mutable part of one call of :func:`train`: optimiser, counters, metrics file."""
+    """One call of :func:`train`: the optimiser, the counters and the metrics file."""
 
-    def __init__(self, out: Path, stack: Stack, cfg: LoopConfig, log):
+    def __init__(self, out: Path, stack: Stack, cfg: LoopConfig, state: dict | None, log):
         import torch
 
-        self.out, self.stack, self.cfg, self.log = out, stack, cfg, log
+        self.out, self.stack, self.cfg, self.log = out, stack, cfg, log or (lambda s: None)
         self.params = [p for p in stack.model.parameters() if p.requires_grad] + list(stack.extra_params)
         self.opt = torch.optim.AdamW(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.total = cfg.epochs * stack.sampler.steps_per_epoch
         self.epoch, self.step, self.wall_before = 0, 0, 0.0
-        self.history: list[dict] = []
+        if state is not None:
+            stack.model.load_state_dict(state["model"])
+            for p, saved in zip(stack.extra_params, state["extra"]):
+                p.data.copy_(saved)
+            self.opt.load_state_dict(state["optimizer"])
+            stack.sampler.load_state_dict(state["sampler"])
+            torch.set_rng_state(state["torch_rng"])
+            self.epoch, self.step, self.wall_before = state["epoch"], state["step"], state["wall_s"]
+            self.log(f"resuming {out} after epoch {self.epoch}")
+        self.history = _sync_metrics(out, self.epoch)
 
-    def restore(self, state: dict) -> None:
-        import torch
-
-        self.stack.model.load_state_dict(state["model"])
-        for p, saved in zip(self.stack.extra_params, state["extra"]):
-            p.data.copy_(saved)
-        self.opt.load_state_dict(state["optimizer"])
-        self.stack.sampler.load_state_dict(state["sampler"])
-        torch.set_rng_state(state["torch_rng"])
-        self.epoch, self.step, self.wall_before = int(state["epoch"]), int(state["step"]), float(state["wall_s"])
-        self.history = _sync_metrics(self.out, self.epoch)
-        if self.log:
-            self.log(f"resuming {self.out} after epoch {self.epoch} (step {self.step})")
-
-    def train(self) -> dict:
+    def run(self) -> dict:
         t0 = time.perf_counter()
-        bar = self._bar()
+        bar = None
+        if self.cfg.progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=self.total, initial=self.step, unit="step", desc=self.cfg.name, dynamic_ncols=True)
         meta = None
         try:
             with JsonlWriter(self.out / METRICS_FILE, key="epoch") as writer:
@@ -187,31 +161,27 @@ class _Run:
                     t_epoch = time.perf_counter()
                     row = self._epoch(bar)
                     epoch_s = time.perf_counter() - t_epoch
-                    row["seconds"] = round(epoch_s, 2)
-                    row = to_jsonable(row)
+                    row = to_jsonable({**row, "seconds": round(epoch_s, 2)})
                     writer.append(row)
                     self.history.append(row)
-                    if self.log:
-                        self.log(json.dumps(row))
-                    elapsed = time.perf_counter() - t0
+                    self.log(json.dumps(row))
+                    elapsed, limit = time.perf_counter() - t0, self.cfg.max_minutes
                     finished = self.epoch == self.cfg.epochs
-                    stop = (not finished and self.cfg.max_minutes is not None
-                            and elapsed + epoch_s > 60.0 * self.cfg.max_minutes)
+                    stop = not finished and limit is not None and elapsed + epoch_s > 60.0 * limit
                     meta = self._checkpoint(finished, stop, self.wall_before + elapsed)
                     if stop:
-                        if self.log:
-                            self.log(f"stopping after epoch {self.epoch}: another would pass --max-minutes "
-                                     f"{self.cfg.max_minutes}; resume to finish")
+                        self.log(f"stopped after epoch {self.epoch} (--max-minutes {limit}); resume to finish")
                         break
         finally:
             if bar is not None:
                 bar.close()
-        if meta is None:  # the state outlived the last epoch's checkpoint (killed in between): finish it
-            meta = self._checkpoint(True, False, self.wall_before)
-        return meta
+        # None: the state outlived the last epoch's checkpoint (a kill in between); finish it
+        return meta or self._checkpoint(True, False, self.wall_before)
 
     def _epoch(self, bar) -> dict:
-        """One epoch of steps, then validation; returns the metrics row (without ``seconds``)."""
+        """One epoch's steps, then validation: the metrics row (without ``seconds``)."""
+        import torch
+
         model, cfg = self.stack.model, self.cfg
         model.train()
         sums: dict[str, float] = {}
@@ -223,14 +193,11 @@ class _Run:
             self.opt.zero_grad(set_to_none=True)
             parts["loss"].backward()
             if cfg.grad_clip:
-                import torch
-
                 torch.nn.utils.clip_grad_norm_(self.params, cfg.grad_clip)
             self.opt.step()
             for k, v in parts.items():
                 sums[k] = sums.get(k, 0.0) + float(v.detach())
-            n += 1
-            self.step += 1
+            n, self.step = n + 1, self.step + 1
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{float(parts['loss']):.3f}")
@@ -240,43 +207,22 @@ class _Run:
                 **self.stack.validate()}
 
     def _checkpoint(self, finished: bool, stopped_early: bool, wall_s: float) -> dict:
-        """Save the checkpoint (metadata last), then the state (removed once the run is finished)."""
+        """The checkpoint (metadata.json last), then the state (removed once finished)."""
         import torch
 
-        progress = Progress(self.epoch, self.step, finished, stopped_early, wall_s, list(self.history))
-        meta = write_metadata(self.out, {**self.stack.save(self.out, progress), **progress.fields()})
-        state_path = self.out / STATE_FILE
+        p = Progress(self.epoch, self.step, finished, stopped_early, wall_s, list(self.history))
+        meta = write_metadata(self.out, {**self.stack.save(self.out, p), "epochs_done": p.epochs_done,
+                                         "steps": p.steps, "finished": finished, "stopped_early": stopped_early,
+                                         "wall_s": round(wall_s, 1)})
         if finished:
-            state_path.unlink(missing_ok=True)
-        else:
-            _save_state(state_path, {
-                "model": self.stack.model.state_dict(), "extra": [p.detach().clone() for p in self.stack.extra_params],
-                "optimizer": self.opt.state_dict(), "sampler": self.stack.sampler.state_dict(),
-                "torch_rng": torch.get_rng_state(), "epoch": self.epoch, "step": self.step,
-                "wall_s": wall_s})
+            (self.out / STATE_FILE).unlink(missing_ok=True)
+            return meta
+        buf = io.BytesIO()
+        torch.save({"model": self.stack.model.state_dict(), "extra": [t.detach().clone() for t in self.stack.extra_params],
+                    "optimizer": self.opt.state_dict(), "sampler": self.stack.sampler.state_dict(),
+                    "torch_rng": torch.get_rng_state(), "epoch": self.epoch, "step": self.step, "wall_s": wall_s}, buf)
+        atomic_write(self.out / STATE_FILE, lambda tmp: tmp.write_bytes(buf.getvalue()), durable=True)
         return meta
-
-    def _bar(self):
-        if not self.cfg.progress:
-            return None
-        from tqdm import tqdm
-
-        return tqdm(total=self.total, initial=self.step, unit="step", desc=self.cfg.name, dynamic_ncols=True)
-
-
-def _save_state(path: Path, payload: dict) -> None:
-    import torch
-
-    buf = io.BytesIO()
-    torch.save(payload, buf)
-    atomic_write(path, lambda tmp: tmp.write_bytes(buf.getvalue()), durable=True)
-
-
-def _load_state(out: Path) -> dict | None:
-    import torch
-
-    path = out / STATE_FILE
-    return torch.load(path, map_location="cpu", weights_only=False) if path.is_file() else None
 
 
 def _finished(out: Path) -> bool:
@@ -287,10 +233,9 @@ def _finished(out: Path) -> bool:
 
 
 def _sync_metrics(out: Path, epochs_done: int) -> list[dict]:
-    """The metrics rows of epochs ``<= epochs_done``; later ones (written before a kill lost their state) are cut."""
-    path = out / METRICS_FILE
-    rows = read_jsonl(path, key="epoch")
+    """The metrics rows of epochs ``<= epochs_done``; later ones (their state was lost in a kill) are cut."""
+    rows = read_jsonl(out / METRICS_FILE, key="epoch")
     keep = [r for r in rows if r["epoch"] <= epochs_done]
     if len(keep) != len(rows):
-        atomic_write_text(path, "".join(dumps_record(r, "epoch") for r in keep), durable=True)
+        atomic_write_text(out / METRICS_FILE, "".join(dumps_record(r, "epoch") for r in keep), durable=True)
     return keep

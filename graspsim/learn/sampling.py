@@ -1,35 +1,23 @@
 """What an epoch is: the two sampling strategies of graspsim's trainers.
 
-A sampler yields the batches of one epoch and keeps whatever random state a
-resumed run needs to draw exactly the batches the uninterrupted run would have:
+A sampler has ``steps_per_epoch``, ``batches(epoch)`` (that epoch's batches)
+and ``state_dict`` / ``load_state_dict`` (what a resumed run needs to draw
+exactly the batches of the uninterrupted one):
 
-* :class:`EpochShuffle` (det_seg, GR-ConvNet): each epoch ``e`` is one pass over
-  the ``n`` training items in the order ``numpy.random.default_rng([seed, e])
-  .permutation(n)``, cut into batches of ``batch_size`` (the last may be
-  smaller); the same generator is handed on to the batch function (augmentation).
-  The state is derived from ``(seed, epoch)``, so nothing is stored.
-* :class:`RunStream` (CLIP, SAM): a fixed number of steps per epoch, each batch
-  drawn from ONE generator seeded once for the whole run; its bit-generator
-  state is saved with the training state.
+* :class:`EpochShuffle` (det_seg, GR-ConvNet): epoch ``e`` is one pass over
+  ``n`` items in the order ``numpy.random.default_rng([seed, e]).permutation(n)``,
+  in batches of ``batch_size`` (the last may be smaller); the same generator
+  goes on to the batch function (augmentation). Nothing to store.
+* :class:`RunStream` (CLIP, SAM): ``steps_per_epoch`` batches drawn from ONE
+  generator seeded once per run; its state is stored.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Iterator, Protocol
+from typing import Any, Callable, Iterator
 
 import numpy as np
-
-
-class Sampler(Protocol):
-    steps_per_epoch: int
-
-    def batches(self, epoch: int) -> Iterator[Any]:
-        """The ``steps_per_epoch`` batches of epoch ``epoch`` (0-based)."""
-
-    def state_dict(self) -> dict: ...
-
-    def load_state_dict(self, state: dict) -> None: ...
 
 
 class EpochShuffle:
@@ -38,7 +26,7 @@ class EpochShuffle:
     def __init__(self, n: int, batch_size: int, seed: int,
                  make_batch: Callable[[np.ndarray, np.random.Generator], Any]):
         if n < 1 or batch_size < 1:
-            raise ValueError(f"need at least one item and batch_size >= 1, got n={n}, batch_size={batch_size}")
+            raise ValueError(f"need n >= 1 items and batch_size >= 1, got {n}, {batch_size}")
         self.n, self.batch_size, self.seed, self.make_batch = n, batch_size, seed, make_batch
         self.steps_per_epoch = math.ceil(n / batch_size)
 

@@ -30,15 +30,13 @@
 from __future__ import annotations
 
 import math
-
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from graspsim.data.format import DatasetError, check_dataset, has_grasp_labels  # noqa: F401  (re-exported)
-from graspsim.data.reader import Datasets, SceneRef, split_random
-from graspsim.policies.det_seg.checkpoint import build_net, init_config, load_checkpoint  # noqa: F401  (re-exported)
+from graspsim.data.reader import DatasetError, Datasets, SceneRef, split_random
+from graspsim.policies.det_seg.checkpoint import build_net, load_checkpoint  # noqa: F401  (load_checkpoint's old home)
 from graspsim.policies.det_seg.samples import Sample, augment, load_samples
 
 #: The validation numbers recorded as ``metadata["val_metrics"]``.
@@ -55,9 +53,6 @@ class _DetSegTask:
         from graspsim.policies.det_seg.model import DetSegConfig
 
         self.config = DetSegConfig.coerce(config)
-
-    def build(self):
-        return build_net(self.kind, self.config)
 
     def batch(self, items: list[tuple]) -> dict[str, Any]:
         import torch
@@ -98,9 +93,6 @@ class _GrConvTask:
 
         self.config = GrConvNetConfig.coerce(config)
 
-    def build(self):
-        return build_net(self.kind, self.config)
-
     def batch(self, items: list[tuple]) -> dict[str, Any]:
         import torch
 
@@ -120,14 +112,6 @@ class _GrConvTask:
 
     def loss(self, net, batch: dict[str, Any]) -> dict:
         return net.loss(net(batch["x"]), batch["maps"], batch["valid"])
-
-
-def _task(kind: str, config):
-    if kind == "det_seg":
-        return _DetSegTask(config)
-    if kind == "grconvnet":
-        return _GrConvTask(config)
-    raise ValueError(f"unknown model kind {kind!r} (det_seg or grconvnet)")
 
 
 # --------------------------------------------------------------------------- validation
@@ -248,7 +232,7 @@ def _stack(task, data: Datasets, refs: list[SceneRef], data_dir, cfg, *, batch_s
     if set_finger:
         hs = np.concatenate([s.rects[:, 3] for s in train if len(s.rects)] or [np.array([task.config.finger_px])])
         task.config.finger_px = float(np.median(hs))
-    net = task.build()
+    net = build_net(task.kind, task.config)
     meta_base = {"model": task.kind, "config": task.config.to_dict(),
                  "data": _data_summary(data, data_dir, samples, train, val, train_keys, val_keys),
                  "seed": cfg.seed, "epochs": cfg.epochs, "batch_size": batch_size, "lr": cfg.lr,
@@ -272,8 +256,7 @@ def _stack(task, data: Datasets, refs: list[SceneRef], data_dir, cfg, *, batch_s
 
     def save(out: Path, progress) -> dict:
         save_weights(out, net.state_dict())
-        return {**meta_base, "val_metrics": {k: progress.last.get(k) for k in VAL_KEYS},
-                "train_seconds": round(progress.wall_s, 1)}
+        return {**meta_base, "val_metrics": {k: progress.last.get(k) for k in VAL_KEYS}}
 
     return Stack(model=net, sampler=EpochShuffle(len(train), batch_size, cfg.seed, make_batch), step=step,
                  validate=lambda: validate(net, val, task.kind), save=save)
