@@ -1,26 +1,18 @@
 """ONE training loop for every stack: AdamW over a stack's batches, resumable bit for bit, one run-directory layout.
 
-A stack hands :func:`train` its settings and a function building a
-:class:`Stack`; the loop owns the rest:
+A stack hands :func:`train` its settings and a function building a :class:`Stack`; the loop does the rest:
+``torch.manual_seed(seed)`` right before ``build()`` (all other randomness is the sampler's); per step
+``lr = base_lr * schedule(step, total_steps)``, the step function, ``zero_grad``, ``backward``, grad-norm
+clipping, ``AdamW.step``; per epoch, in eval mode, validation and the row ``{"epoch", "step", "seconds",
+"train_<part>": mean, **validate()}`` appended (fsync'd) to ``metrics.jsonl``, the stack's weights, then
+``metadata.json`` (+ progress and sha256), then ``train_state.pt`` (model, optimiser, sampler, torch RNG;
+atomic; removed after the last epoch). A kill loses at most the epoch in progress: ``resume=True`` replays
+exactly the batches and updates of an uninterrupted run.
 
-* **Seed**: ``torch.manual_seed(seed)`` right before ``build()``, so the initial
-  weights depend on the seed only; all other randomness is the sampler's.
-* **Step**: ``lr = base_lr * schedule(step, total_steps)``, the stack's step
-  function, ``zero_grad``, ``backward``, grad-norm clipping over the trainable
-  parameters, ``AdamW.step``.
-* **Epoch end**: eval mode, validation, the row ``{"epoch", "step", "seconds",
-  "train_<part>": mean, **validate()}`` appended (fsync'd) to ``metrics.jsonl``;
-  the stack saves its weights, the loop writes ``metadata.json`` (progress
-  fields + sha256) last; then ``train_state.pt`` (model, optimiser, sampler,
-  torch RNG) is replaced atomically, or removed after the last epoch.
-* **Run directory** (:mod:`graspsim.runs`): ``train.json`` holds the stack's
-  and the loop's settings; a new run needs an empty directory, a resumed one
-  the same settings but :data:`VOLATILE` (the error names each differing key).
-  A kill loses at most the epoch in progress: ``resume=True`` replays exactly
-  the batches and updates of an uninterrupted run. Resuming a finished run
-  returns its metadata.
-* **max_minutes** (this call's wall time): no epoch starts that the last one's
-  duration says would end past it; the state is kept (``stopped_early``).
+Run directory (:mod:`graspsim.runs`): ``train.json`` holds the stack's and the loop's settings; a new run needs
+an empty directory, a resumed one the same settings but :data:`VOLATILE` (the error names each differing key);
+resuming a finished run returns its metadata. ``max_minutes`` (this call's wall time): no epoch starts that the
+last one's duration says would end past it; the state is kept (``stopped_early``) for ``resume``.
 """
 
 from __future__ import annotations

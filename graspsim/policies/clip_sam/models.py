@@ -15,6 +15,7 @@ tests and for training from scratch.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ import cv2
 import numpy as np
 import torch
 
+from graspsim.learn.checkpoint import METADATA_FILE, verify
 from graspsim.policies.clip_sam.prompts import Prompt
 from graspsim.policies.clip_sam.windows import SAM_MEAN_255, SAM_STD_255
 
@@ -82,7 +84,8 @@ def _load(kind: str, model_cls, processor_loaders, name_or_path: str | os.PathLi
         path = Path(name).expanduser()
         if not path.is_dir() or not (path / "config.json").is_file():
             raise _missing(kind, name, True, None)
-        _verify_local(path)
+        if (path / METADATA_FILE).is_file():  # written by `graspsim train clip|sam`: check the weights' sha256
+            verify(path, json.loads((path / METADATA_FILE).read_text(encoding="utf-8")))
         name = str(path)
     try:
         model = model_cls.from_pretrained(name, local_files_only=local_files_only)
@@ -99,23 +102,9 @@ def _load(kind: str, model_cls, processor_loaders, name_or_path: str | os.PathLi
     return model, processor
 
 
-def _verify_local(path: Path) -> None:
-    """Check the weights of a directory written by ``graspsim train clip|sam`` against its metadata's sha256."""
-    import json
-
-    from graspsim.learn.checkpoint import METADATA_FILE, verify
-
-    if (path / METADATA_FILE).is_file():
-        verify(path, json.loads((path / METADATA_FILE).read_text(encoding="utf-8")))
-
-
 def save_model(model, out_dir: str | Path, tokenizer=None) -> None:
-    """Write a float16 copy of ``model`` as ``save_pretrained`` does (``config.json`` + ``model.safetensors``), and
-    ``tokenizer``'s files, into ``out_dir``, each file replaced atomically; ``model`` itself is left as it is.
-
-    The copy is a deepcopy, not a new model from the config: building one would draw initial weights from
-    torch's generator in the middle of a training run.
-    """
+    """``save_pretrained`` of a float16 copy of ``model`` (+ ``tokenizer``'s files) into ``out_dir``, each file
+    replaced atomically. A deepcopy, not a model built from the config: that would draw from torch's generator."""
     import copy
     import tempfile
 

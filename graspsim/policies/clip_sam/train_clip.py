@@ -33,8 +33,8 @@ import torch.nn.functional as F
 
 from graspsim.policies.clip_sam import vocab
 from graspsim.policies.clip_sam.embed import class_text_embeddings, image_embeddings, text_embeddings
-from graspsim.policies.clip_sam.train_data import N_CLASSES, SceneBank, clip_batch, clip_crop_sample, clip_image_sample
-from graspsim.policies.clip_sam.train_sam import final_metrics, rounded
+from graspsim.policies.clip_sam.train_data import (N_CLASSES, SceneBank, clip_batch, clip_crop_sample,
+                                                   clip_image_sample, loop_config, rounded, run_metadata)
 from graspsim.policies.clip_sam.windows import CLIP_MEAN, CLIP_STD
 
 IMAGE_SIZE = 224
@@ -146,8 +146,7 @@ def train_clip(data_dirs: list[str | Path], out_dir: str | Path, *, epochs: int 
 
     Returns the metadata (also ``out_dir/metadata.json``); run directory and resume: :mod:`graspsim.learn.loop`.
     """
-    from graspsim.learn.loop import LoopConfig, train
-    from graspsim.learn.schedule import warmup_cosine
+    from graspsim.learn.loop import train
 
     # Crops are classified well early on; the multi-label frame/window term is the hard one (and the one
     # Grad-CAM differentiates), so frames and windows get most of each batch and twice the loss weight.
@@ -155,9 +154,8 @@ def train_clip(data_dirs: list[str | Path], out_dir: str | Path, *, epochs: int 
     settings = {"kind": "clip", "data": [str(Path(d).resolve()) for d in data_dirs], "steps_per_epoch": steps_per_epoch,
                 "batch": sizes, "width": width, "layers": layers, "init": init, "val_crops": val_crops,
                 "val_cams": val_cams}
-    cfg = LoopConfig(epochs=epochs, lr=lr, seed=seed, weight_decay=0.05, grad_clip=1.0,
-                     schedule=warmup_cosine(min(100, max(1, epochs * steps_per_epoch // 10))),
-                     max_minutes=max_minutes, threads=threads, progress=progress, name="clip")
+    cfg = loop_config("clip", epochs=epochs, steps_per_epoch=steps_per_epoch, lr=lr, seed=seed,
+                      max_minutes=max_minutes, threads=threads, progress=progress)
 
     def build():
         return _stack(data_dirs, cfg, steps_per_epoch=steps_per_epoch, sizes=sizes, width=width, layers=layers,
@@ -169,7 +167,6 @@ def train_clip(data_dirs: list[str | Path], out_dir: str | Path, *, epochs: int 
 def _stack(data_dirs, cfg, *, steps_per_epoch: int, sizes: dict[str, int], width: int, layers: int,
            init: str | None, val_crops: int, val_cams: int):
     """The :class:`~graspsim.learn.loop.Stack` of a CLIP run: scene banks, model + tokenizer, batches, saving."""
-    import graspsim
     from graspsim.learn.loop import Stack
     from graspsim.learn.sampling import RunStream
     from graspsim.policies.clip_sam.models import load_clip, save_model
@@ -196,13 +193,9 @@ def _stack(data_dirs, cfg, *, steps_per_epoch: int, sizes: dict[str, int], width
 
     def save(out: Path, progress) -> dict:
         save_model(model, out, tokenizer)
-        return {"kind": "clip", "graspsim_version": graspsim.__version__, "seed": cfg.seed, "init": init,
-                "data": train_bank.sources, "val_scenes": len(val_bank), "train_scenes": len(train_bank),
-                "epochs": progress.epochs_done, "batch": sizes, "lr": cfg.lr,
+        return {**run_metadata("clip", cfg, init, train_bank, val_bank, progress), "batch": sizes,
                 "preprocess": {"image_size": IMAGE_SIZE, "crop_size": CROP_SIZE, "mean": [float(v) for v in CLIP_MEAN],
-                               "std": [float(v) for v in CLIP_STD],
-                               "full_frame": "squashed to image_size x image_size"},
-                "metrics": final_metrics(progress.last), "history": progress.history}
+                               "std": [float(v) for v in CLIP_STD], "full_frame": "squashed to image_size x image_size"}}
 
     return Stack(model=model, sampler=RunStream(steps_per_epoch, cfg.seed, _draw(train_bank, sizes)),
                  step=lambda b: _step(model, tokenizer, bias, ml_scale, b), validate=validate, save=save,

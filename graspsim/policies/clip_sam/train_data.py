@@ -13,6 +13,9 @@ drawn with an explicit ``numpy.random.Generator``:
   box for box prompts, from depth around a point for point prompts, as at
   inference), the prompt in window pixels and the instance mask in the window.
 
+Both trainers run on :mod:`graspsim.learn.loop` with :func:`loop_config` and
+record :func:`run_metadata`.
+
 Classes: catalog index ``0..23``; :data:`BACKGROUND` (24) = not a product.
 """
 
@@ -287,3 +290,33 @@ def sam_batch(bank: SceneBank, rng: np.random.Generator, n: int, mode: str, size
         for k, v in zip(("pixels", "points", "labels", "boxes", "masks"), (x, p, lab, b, m)):
             out[k].append(v)
     return {k: np.stack(v) for k, v in out.items()}
+
+
+# ------------------------------------------------------------------ what train_clip and train_sam share
+
+
+def loop_config(name: str, *, epochs: int, steps_per_epoch: int, lr: float, seed: int, max_minutes: float | None,
+                threads: int | None, progress: bool):
+    """AdamW (weight decay 0.05), linear warm-up over 10 % of the steps (at most 100) then cosine decay to 5 %
+    of ``lr``, gradient norm clipped at 1 over the trainable parameters."""
+    from graspsim.learn.loop import LoopConfig
+    from graspsim.learn.schedule import warmup_cosine
+
+    return LoopConfig(epochs=epochs, lr=lr, seed=seed, weight_decay=0.05, grad_clip=1.0,
+                      schedule=warmup_cosine(min(100, max(1, epochs * steps_per_epoch // 10))),
+                      max_minutes=max_minutes, threads=threads, progress=progress, name=name)
+
+
+def rounded(metrics: dict) -> dict:
+    """Validation numbers as recorded: floats to 5 decimals."""
+    return {k: (round(v, 5) if isinstance(v, float) else v) for k, v in metrics.items()}
+
+
+def run_metadata(kind: str, cfg, init: str | None, train_bank: SceneBank, val_bank: SceneBank, progress) -> dict:
+    """The metadata of a CLIP / SAM run; ``metrics``: the last metrics row without training losses and duration."""
+    import graspsim
+
+    return {"kind": kind, "graspsim_version": graspsim.__version__, "seed": cfg.seed, "init": init, "lr": cfg.lr,
+            "data": train_bank.sources, "val_scenes": len(val_bank), "train_scenes": len(train_bank),
+            "epochs": progress.epochs_done, "history": progress.history,
+            "metrics": {k: v for k, v in progress.last.items() if not k.startswith("train_") and k != "seconds"}}

@@ -26,7 +26,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from graspsim.policies.clip_sam.train_data import SceneBank, interior_point, sam_batch
+from graspsim.policies.clip_sam.train_data import (SceneBank, interior_point, loop_config, rounded, run_metadata,
+                                                   sam_batch)
 
 IMAGE_SIZE = 128
 
@@ -139,15 +140,13 @@ def train_sam(data_dirs: list[str | Path], out_dir: str | Path, *, epochs: int =
 
     Returns the metadata (also ``out_dir/metadata.json``); run directory and resume: :mod:`graspsim.learn.loop`.
     """
-    from graspsim.learn.loop import LoopConfig, train
-    from graspsim.learn.schedule import warmup_cosine
+    from graspsim.learn.loop import train
 
     settings = {"kind": "sam", "data": [str(Path(d).resolve()) for d in data_dirs], "steps_per_epoch": steps_per_epoch,
                 "batch_size": batch_size, "width": width, "layers": layers, "channels": channels, "init": init,
                 "hard_boxes": hard_boxes, "val_instances": val_instances}
-    cfg = LoopConfig(epochs=epochs, lr=lr, seed=seed, weight_decay=0.05, grad_clip=1.0,
-                     schedule=warmup_cosine(min(100, max(1, epochs * steps_per_epoch // 10))),
-                     max_minutes=max_minutes, threads=threads, progress=progress, name="sam")
+    cfg = loop_config("sam", epochs=epochs, steps_per_epoch=steps_per_epoch, lr=lr, seed=seed,
+                      max_minutes=max_minutes, threads=threads, progress=progress)
 
     def build():
         return _stack(data_dirs, cfg, steps_per_epoch=steps_per_epoch, batch_size=batch_size, width=width,
@@ -159,7 +158,6 @@ def train_sam(data_dirs: list[str | Path], out_dir: str | Path, *, epochs: int =
 def _stack(data_dirs, cfg, *, steps_per_epoch: int, batch_size: int, width: int, layers: int, channels: int,
            init: str | None, val_instances: int, hard_boxes: bool):
     """The :class:`~graspsim.learn.loop.Stack` of a SAM run: scene banks, model, batches, validation, saving."""
-    import graspsim
     from graspsim.learn.loop import Stack
     from graspsim.learn.sampling import RunStream
     from graspsim.policies.clip_sam.models import load_sam, save_model
@@ -178,22 +176,10 @@ def _stack(data_dirs, cfg, *, steps_per_epoch: int, batch_size: int, width: int,
 
     def save(out: Path, progress) -> dict:
         save_model(model, out)
-        return {"kind": "sam", "graspsim_version": graspsim.__version__, "seed": cfg.seed, "init": init,
-                "data": train_bank.sources, "val_scenes": len(val_bank), "train_scenes": len(train_bank),
-                "epochs": progress.epochs_done, "batch_size": batch_size, "lr": cfg.lr, "hard_boxes": hard_boxes,
-                "preprocess": {"image_size": IMAGE_SIZE, "windows": "see graspsim/policies/clip_sam/segment.py"},
-                "metrics": final_metrics(progress.last), "history": progress.history}
+        return {**run_metadata("sam", cfg, init, train_bank, val_bank, progress), "batch_size": batch_size,
+                "hard_boxes": hard_boxes,
+                "preprocess": {"image_size": IMAGE_SIZE, "windows": "see graspsim/policies/clip_sam/segment.py"}}
 
     sampler = RunStream(steps_per_epoch, cfg.seed, _draw(train_bank, batch_size, mask_size(model), hard_boxes))
     return Stack(model=model, sampler=sampler, step=lambda b: _step(model, b),
                  validate=lambda: rounded(validate_sam(model, val_bank, val_instances)), save=save)
-
-
-def rounded(metrics: dict) -> dict:
-    """Validation numbers as recorded: floats to 5 decimals."""
-    return {k: (round(v, 5) if isinstance(v, float) else v) for k, v in metrics.items()}
-
-
-def final_metrics(row: dict) -> dict:
-    """``metadata["metrics"]``: the last metrics row without the training losses and the epoch's duration."""
-    return {k: v for k, v in row.items() if not k.startswith("train_") and k != "seconds"}

@@ -1,10 +1,7 @@
-"""det_seg / GR-ConvNet checkpoints: build the network a checkpoint describes and load its weights.
+"""det_seg / GR-ConvNet checkpoints (:mod:`graspsim.learn.checkpoint`): the network they describe, with its weights.
 
-A checkpoint directory (written by ``graspsim train det_seg|grconvnet``, see
-:mod:`graspsim.learn.checkpoint`) holds ``model.safetensors`` and
-``metadata.json`` whose ``"model"`` names the kind and ``"config"`` the
-network's config. Used by the policies and the offline evaluation (inference)
-and by ``--init`` (fine-tuning); imports no training code.
+``metadata.json`` names the kind (``"model"``) and the network's ``"config"``.
+For the policies, the offline evaluation and ``--init``; imports no training code.
 """
 
 from __future__ import annotations
@@ -57,21 +54,14 @@ def load_checkpoint(path: str | Path, kind: str | None = None):
     return net.eval()
 
 
-def _init_meta(path: str | Path, kind: str) -> tuple[dict, dict]:
-    """:func:`checkpoint_meta` of an ``--init`` checkpoint, its errors prefixed with "--init"."""
+def init_config(path: str | Path, kind: str, with_meta: bool = False):
+    """The network config of ``--init`` checkpoint ``path`` (the base its run overrides); ``(metadata, config)``
+    with ``with_meta``. FileNotFoundError / ValueError as :func:`checkpoint_meta`, prefixed with "--init"."""
     try:
         meta, config = checkpoint_meta(path, kind)
     except (FileNotFoundError, ValueError) as exc:
         raise type(exc)(f"--init {exc}") from None
-    return meta, dict(config or {})
-
-
-def init_config(path: str | Path, kind: str) -> dict:
-    """The network config stored in checkpoint ``path`` (the base that ``--init`` runs override).
-
-    Raises FileNotFoundError (no such checkpoint) or ValueError (a checkpoint of another kind).
-    """
-    return _init_meta(path, kind)[1]
+    return (meta, dict(config or {})) if with_meta else dict(config or {})
 
 
 def load_init_weights(net, path: str | Path, kind: str) -> dict:
@@ -80,7 +70,7 @@ def load_init_weights(net, path: str | Path, kind: str) -> dict:
     ``input_size`` may differ (every layer is convolutional or works on crops); any other layer mismatch raises
     ValueError naming the first differing tensors.
     """
-    meta, _ = _init_meta(path, kind)
+    meta, _ = init_config(path, kind, with_meta=True)
     weights = load_weights(Path(path), meta)
     own = net.state_dict()
     bad = sorted(k for k in set(own) | set(weights)

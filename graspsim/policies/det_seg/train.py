@@ -54,6 +54,9 @@ class _DetSegTask:
 
         self.config = DetSegConfig.coerce(config)
 
+    def build(self):
+        return build_net(self.kind, self.config)
+
     def batch(self, items: list[tuple]) -> dict[str, Any]:
         import torch
 
@@ -92,6 +95,9 @@ class _GrConvTask:
         from graspsim.policies.det_seg.grconvnet import GrConvNetConfig
 
         self.config = GrConvNetConfig.coerce(config)
+
+    def build(self):
+        return build_net(self.kind, self.config)
 
     def batch(self, items: list[tuple]) -> dict[str, Any]:
         import torch
@@ -232,7 +238,7 @@ def _stack(task, data: Datasets, refs: list[SceneRef], data_dir, cfg, *, batch_s
     if set_finger:
         hs = np.concatenate([s.rects[:, 3] for s in train if len(s.rects)] or [np.array([task.config.finger_px])])
         task.config.finger_px = float(np.median(hs))
-    net = build_net(task.kind, task.config)
+    net = task.build()
     meta_base = {"model": task.kind, "config": task.config.to_dict(),
                  "data": _data_summary(data, data_dir, samples, train, val, train_keys, val_keys),
                  "seed": cfg.seed, "epochs": cfg.epochs, "batch_size": batch_size, "lr": cfg.lr,
