@@ -13,7 +13,8 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("safetensors")
 
-from graspsim.learn.checkpoint import ChecksumError, load_weights, read_metadata, save_weights, write_metadata  # noqa: E402
+from graspsim.learn.checkpoint import (ChecksumError, load_weights, read_metadata, save_weights,  # noqa: E402
+                                       write_metadata)
 from graspsim.learn.loop import METRICS_FILE, SETTINGS_FILE, STATE_FILE, LoopConfig, Stack, train  # noqa: E402
 from graspsim.learn.sampling import EpochShuffle, RunStream  # noqa: E402
 from graspsim.learn.schedule import cosine_with_ramp, warmup_cosine  # noqa: E402

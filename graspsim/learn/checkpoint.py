@@ -33,7 +33,7 @@ def file_sha256(path: Path) -> str:
 
 
 def save_weights(directory: Path, tensors: Mapping[str, Any]) -> None:
-    """Write ``tensors`` (name -> torch tensor, e.g. a ``state_dict()``) as ``directory/model.safetensors``, atomically."""
+    """Write ``tensors`` (name -> torch tensor, e.g. a ``state_dict()``) as ``directory/model.safetensors``."""
     from safetensors.torch import save_file
 
     state = {k: v.detach().contiguous().clone() for k, v in tensors.items()}

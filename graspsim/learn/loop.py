@@ -210,7 +210,8 @@ class _Run:
             (self.out / STATE_FILE).unlink(missing_ok=True)
             return meta
         buf = io.BytesIO()
-        torch.save({"model": self.stack.model.state_dict(), "extra": [t.detach().clone() for t in self.stack.extra_params],
+        extra = [t.detach().clone() for t in self.stack.extra_params]
+        torch.save({"model": self.stack.model.state_dict(), "extra": extra,
                     "optimizer": self.opt.state_dict(), "sampler": self.stack.sampler.state_dict(),
                     "torch_rng": torch.get_rng_state(), "epoch": self.epoch, "step": self.step, "wall_s": wall_s}, buf)
         atomic_write(self.out / STATE_FILE, lambda tmp: tmp.write_bytes(buf.getvalue()), durable=True)

@@ -110,14 +110,22 @@ def save_model(model, out_dir: str | Path, tokenizer=None) -> None:
 
     from graspsim.fileio import fsync_dir
 
+    from transformers.utils import logging as hf_logging
+
     out = Path(out_dir)
     half = copy.deepcopy(model).half()
-    with tempfile.TemporaryDirectory(dir=out, prefix=".save-") as tmp:
-        half.save_pretrained(tmp, safe_serialization=True)
-        if tokenizer is not None:
-            tokenizer.save_pretrained(tmp)
-        for f in sorted(Path(tmp).iterdir()):
-            os.replace(f, out / f.name)
+    bar = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # a "Writing model shards" bar after every epoch is noise
+    try:
+        with tempfile.TemporaryDirectory(dir=out, prefix=".save-") as tmp:
+            half.save_pretrained(tmp, safe_serialization=True)
+            if tokenizer is not None:
+                tokenizer.save_pretrained(tmp)
+            for f in sorted(Path(tmp).iterdir()):
+                os.replace(f, out / f.name)
+    finally:
+        if bar:
+            hf_logging.enable_progress_bar()
     fsync_dir(out)
 
 

@@ -195,7 +195,8 @@ def _stack(data_dirs, cfg, *, steps_per_epoch: int, sizes: dict[str, int], width
         save_model(model, out, tokenizer)
         return {**run_metadata("clip", cfg, init, train_bank, val_bank, progress), "batch": sizes,
                 "preprocess": {"image_size": IMAGE_SIZE, "crop_size": CROP_SIZE, "mean": [float(v) for v in CLIP_MEAN],
-                               "std": [float(v) for v in CLIP_STD], "full_frame": "squashed to image_size x image_size"}}
+                               "std": [float(v) for v in CLIP_STD],
+                               "full_frame": "squashed to image_size x image_size"}}
 
     return Stack(model=model, sampler=RunStream(steps_per_epoch, cfg.seed, _draw(train_bank, sizes)),
                  step=lambda b: _step(model, tokenizer, bias, ml_scale, b), validate=validate, save=save,

@@ -102,7 +102,7 @@ def _step(model, batch: tuple[str, dict]) -> dict[str, torch.Tensor]:
         actual = torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))
     iou_loss = F.mse_loss(out.iou_scores[:, 0], actual)
     return {"loss": mask_loss + iou_loss, "mask": mask_loss.detach(), "iou_head": iou_loss.detach(),
-            "train_iou": actual.gather(1, best[:, None]).mean()}
+            "iou": actual.gather(1, best[:, None]).mean()}
 
 
 def mask_iou(pred: np.ndarray, gt: np.ndarray) -> float:
