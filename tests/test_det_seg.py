@@ -292,6 +292,33 @@ def test_training_is_deterministic_and_resumable(dataset, tmp_path):
     assert not any(p.name.endswith(".tmp") for p in (tmp_path / "c").iterdir())
 
 
+def test_run_killed_in_epoch_2_resumes_to_the_same_weights(dataset, tmp_path, monkeypatch):
+    """A crash in the middle of epoch 2 (the state of epoch 1 on disk) and --resume: the uninterrupted weights."""
+    from graspsim.policies.det_seg import train as det_train
+    from graspsim.runs import read_jsonl
+
+    kw = dict(epochs=2, batch_size=1, seed=3, val_fraction=0.0, config=dict(TINY_DET), progress=False)
+    det_train.train_det_seg(dataset, tmp_path / "a", **kw)
+    loss, calls = det_train._DetSegTask.loss, []
+
+    def dying_loss(self, net, batch):
+        calls.append(1)
+        if len(calls) == 3:  # 2 scenes, batch 1: the first step of epoch 2
+            raise KeyboardInterrupt
+        return loss(self, net, batch)
+
+    monkeypatch.setattr(det_train._DetSegTask, "loss", dying_loss)
+    with pytest.raises(KeyboardInterrupt):
+        det_train.train_det_seg(dataset, tmp_path / "b", **kw)
+    monkeypatch.setattr(det_train._DetSegTask, "loss", loss)
+    assert (tmp_path / "b" / "train_state.pt").is_file()
+    assert [r["epoch"] for r in read_jsonl(tmp_path / "b" / "metrics.jsonl", key="epoch")] == [1]
+    meta = det_train.train_det_seg(dataset, tmp_path / "b", resume=True, **kw)
+    assert meta["finished"] and meta["epochs_done"] == 2
+    wa, wb = _weights(tmp_path / "a"), _weights(tmp_path / "b")
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
 def test_init_starts_from_a_checkpoint_at_another_input_size(dataset, det_ckpt, tmp_path):
     """--init: the new run starts from the checkpoint's weights (any input_size) and records where it came from."""
     import torch
