@@ -3,18 +3,18 @@
 ``metadata.json`` records what the stack wants (config, data, seed, metrics,
 ...) plus ``"sha256": {file: hex digest}``, added by :func:`write_metadata`
 (written last, atomically) and checked on load (older checkpoints have no
-digest: nothing to check). Only safetensors, hashlib and json: inference code
-imports this module without the training loop.
+digest: nothing to check). Only safetensors and json: inference code imports
+this module without the training loop.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any, Mapping
 
 from graspsim.fileio import atomic_write, atomic_write_json
+from graspsim.weights.store import hash_file  # the one file hashing in graspsim
 
 WEIGHTS_FILE = "model.safetensors"
 METADATA_FILE = "metadata.json"
@@ -22,14 +22,6 @@ METADATA_FILE = "metadata.json"
 
 class ChecksumError(ValueError):
     """A weight file's sha256 differs from the one its metadata.json records."""
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def save_weights(directory: Path, tensors: Mapping[str, Any]) -> None:
@@ -42,7 +34,7 @@ def save_weights(directory: Path, tensors: Mapping[str, Any]) -> None:
 
 def write_metadata(directory: Path, metadata: Mapping[str, Any], files: tuple[str, ...] = (WEIGHTS_FILE,)) -> dict:
     """Write ``metadata`` + the sha256 of ``files`` as ``directory/metadata.json``; returns what was written."""
-    meta = {**metadata, "sha256": {name: file_sha256(Path(directory) / name) for name in files}}
+    meta = {**metadata, "sha256": {name: hash_file(Path(directory) / name)["sha256"] for name in files}}
     atomic_write_json(Path(directory) / METADATA_FILE, meta)
     return meta
 
@@ -61,7 +53,7 @@ def read_metadata(directory: Path) -> dict:
 def verify(directory: Path, metadata: Mapping[str, Any]) -> None:
     """ChecksumError if a file named in ``metadata["sha256"]`` does not have that digest."""
     for name, want in (metadata.get("sha256") or {}).items():
-        got = file_sha256(Path(directory) / name)
+        got = hash_file(Path(directory) / name)["sha256"]
         if got != want:
             raise ChecksumError(f"{Path(directory) / name} is damaged or was replaced: its sha256 is {got[:12]}..., "
                                 f"metadata.json records {want[:12]}...")
