@@ -73,8 +73,9 @@ def camera_predictor(frames: int, threads: int, checkpoints: list[str]) -> None:
     import numpy as np
 
     from graspsim.envs.pick_env import PickEnv
-    from graspsim.policies.det_seg.policy import DetSegPredictor, _resolve_checkpoint
-    from graspsim.policies.det_seg.train import load_checkpoint
+    from graspsim.policies.det_seg.checkpoint import load_checkpoint
+    from graspsim.policies.det_seg.config import resolve_checkpoint
+    from graspsim.policies.det_seg.policy import DetSegPredictor
 
     env = PickEnv(kind="shelf")
     try:
@@ -84,7 +85,7 @@ def camera_predictor(frames: int, threads: int, checkpoints: list[str]) -> None:
         env.close()
     predictors = {}
     for name in checkpoints:
-        net = load_checkpoint(_resolve_checkpoint("det_seg", name), kind="det_seg")
+        net = load_checkpoint(resolve_checkpoint("det_seg", name), kind="det_seg")
         predictors[(name, "guided")] = DetSegPredictor(net, guided=True)
         predictors[(name, "bilinear")] = DetSegPredictor(net, guided=False)
     times: dict = {k: [] for k in predictors}

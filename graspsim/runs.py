@@ -37,6 +37,8 @@ from graspsim.fileio import atomic_write_json, fsync_dir, to_jsonable
 
 RESULTS_FILENAME = "results.jsonl"
 RUN_CONFIG_FILENAME = "run.json"
+#: Offline metrics of a run's policy (``graspsim evaluate grasps --run-dir``), read by ``compare``.
+OFFLINE_METRICS_FILENAME = "offline_metrics.json"
 
 #: Keys of a benchmark's run configuration that do not change which attempts are
 #: run or how, so a run may be resumed with different values for them. ``wall_s``

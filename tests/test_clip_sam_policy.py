@@ -12,7 +12,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from graspsim.policies.clip_sam.policy import CHECKPOINTS  # noqa: E402
+from graspsim.policies.clip_sam.config import CHECKPOINTS  # noqa: E402
 
 SHIPPED = (CHECKPOINTS / "clip" / "config.json").is_file() and (CHECKPOINTS / "sam" / "config.json").is_file()
 

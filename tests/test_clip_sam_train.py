@@ -97,6 +97,9 @@ def test_scene_bank_and_samples(seg_data):
 
 
 def _history_losses(out: Path, meta: dict) -> list[float]:
+    from graspsim.runs import read_jsonl
+
+    assert read_jsonl(out / "metrics.jsonl", key="epoch") == meta["history"]  # the history is metrics.jsonl
     return [h["train_loss"] for h in meta["history"]]
 
 
@@ -136,14 +139,15 @@ def test_tiny_sam_trains_loss_falls(seg_data, tmp_path):
 
 
 def test_training_is_deterministic_and_resumable(seg_data, tmp_path):
-    from graspsim.policies.clip_sam.train_loop import STATE_FILE, TrainingDirError
+    from graspsim.learn.loop import STATE_FILE
     from graspsim.policies.clip_sam.train_sam import train_sam
+    from graspsim.runs import RunDirError
     from safetensors.torch import load_file
 
     kw = dict(steps_per_epoch=2, lr=1e-3, seed=3, progress=False, log=lambda s: None, **TINY_SAM)
     train_sam([seg_data], tmp_path / "a", epochs=2, **kw)
     # "killed" after epoch 1: run 1 epoch, then keep its state as if the run had stopped there
-    with pytest.raises(TrainingDirError):
+    with pytest.raises(RunDirError):
         train_sam([seg_data], tmp_path / "a", epochs=2, **kw)  # not empty, no --resume
     b = tmp_path / "b"
     early = train_sam([seg_data], b, epochs=2, max_minutes=1e-6, **kw)  # stops after its first epoch
@@ -155,7 +159,7 @@ def test_training_is_deterministic_and_resumable(seg_data, tmp_path):
     assert wa.keys() == wb.keys()
     for k in wa:
         assert torch.equal(wa[k], wb[k]), k
-    with pytest.raises(TrainingDirError, match="differs in lr"):
+    with pytest.raises(RunDirError, match="differ from the stored train.json on 'lr'"):
         c = tmp_path / "c"
         train_sam([seg_data], c, epochs=2, max_minutes=1e-6, **kw)
         train_sam([seg_data], c, epochs=2, resume=True, **{**kw, "lr": 5e-3})

@@ -187,10 +187,11 @@ def _weights(path: Path) -> dict:
 
 def test_tiny_model_loss_falls(dataset):
     from graspsim.policies.det_seg.model import DetSegConfig
-    from graspsim.policies.det_seg.train import _DetSegTask, load_samples, check_dataset
+    from graspsim.data.reader import Datasets
+    from graspsim.policies.det_seg.samples import load_samples
+    from graspsim.policies.det_seg.train import _DetSegTask
 
-    _, dirs = check_dataset(dataset)
-    samples = load_samples(dirs, 160, with_depth=False)
+    samples = load_samples(Datasets(dataset).scenes, 160, with_depth=False)
     task = _DetSegTask(DetSegConfig.from_dict(dict(TINY_DET)))
     torch.manual_seed(0)
     net = task.build().train()
@@ -221,14 +222,15 @@ def seg_only_dataset(tmp_path_factory) -> Path:
 
 def test_seg_only_data_is_merged_and_trains_segmentation_only(dataset, seg_only_dataset, tmp_path):
     from graspsim.policies.det_seg.model import DetSegConfig
-    from graspsim.policies.det_seg.train import (_DetSegTask, gather_scenes, load_samples, scene_seed_of,
-                                                  train_det_seg)
+    from graspsim.data.reader import Datasets
+    from graspsim.policies.det_seg.samples import load_samples
+    from graspsim.policies.det_seg.train import _DetSegTask, train_det_seg
 
-    _, found = gather_scenes([seg_only_dataset, dataset])
+    found = Datasets([seg_only_dataset, dataset]).unique()
     # seeds 0 and 1 come from the labelled dataset, seed 2 from the --no-grasps one
-    assert [(Path(d).parent.parent.parent.name, suite, lab) for d, suite, lab in found] == [
+    assert [(r.path.parent.parent.parent.name, r.suite, r.labelled) for r in found] == [
         ("ds", "tabletop-train", True), ("ds", "tabletop-train", True), ("seg", "tabletop-train", False)]
-    samples = load_samples([f[0] for f in found], 160, with_depth=False, labelled=[f[2] for f in found])
+    samples = load_samples(found, 160, with_depth=False)
     unlabelled = samples[2]
     assert not unlabelled.labelled and len(unlabelled.rects) == 0 and (unlabelled.seg > 0).any()
 
@@ -252,7 +254,7 @@ def test_seg_only_data_is_merged_and_trains_segmentation_only(dataset, seg_only_
                          val_fraction=0.5, config=dict(TINY_DET), progress=False)
     assert meta["data"]["scenes"] == 3 and meta["data"]["labelled_scenes"] == 2
     assert meta["data"]["val_scenes"] == 1 and meta["data"]["train_scenes"] == 2  # validation: labelled only
-    labelled_seeds = {scene_seed_of(d) for d, _, lab in found if lab}
+    labelled_seeds = {r.seed for r in found if r.labelled}
     assert len(labelled_seeds) == 2 and meta["data"]["val_seeds"][0] in labelled_seeds
 
 
@@ -265,6 +267,7 @@ def test_grconvnet_refuses_data_without_grasp_labels(seg_only_dataset, tmp_path)
 
 def test_training_is_deterministic_and_resumable(dataset, tmp_path):
     from graspsim.policies.det_seg.train import train_det_seg
+    from graspsim.runs import RunDirError, read_jsonl
 
     kw = dict(batch_size=1, seed=7, val_fraction=0.0, config=dict(TINY_DET), progress=False)
     a = train_det_seg(dataset, tmp_path / "a", epochs=2, **kw)
@@ -279,14 +282,41 @@ def test_training_is_deterministic_and_resumable(dataset, tmp_path):
     # a run stopped after epoch 1 (as a kill between epochs would leave it), then resumed: same weights as "a"
     c1 = train_det_seg(dataset, tmp_path / "c", epochs=2, max_minutes=1e-6, **kw)
     assert c1["epochs_done"] == 1 and c1["stopped_early"] and not c1["finished"]
-    with pytest.raises(FileExistsError):
+    with pytest.raises(RunDirError, match="--resume"):
         train_det_seg(dataset, tmp_path / "c", epochs=2, **kw)
     c = train_det_seg(dataset, tmp_path / "c", epochs=2, resume=True, **kw)
     assert c["epochs_done"] == 2 and c["finished"]
-    assert len(json.loads((tmp_path / "c" / "history.json").read_text())) == 2
+    assert [r["epoch"] for r in read_jsonl(tmp_path / "c" / "metrics.jsonl", key="epoch")] == [1, 2]
     wc = _weights(tmp_path / "c")
     assert all(torch.equal(wa[k], wc[k]) for k in wa)
     assert not any(p.name.endswith(".tmp") for p in (tmp_path / "c").iterdir())
+
+
+def test_run_killed_in_epoch_2_resumes_to_the_same_weights(dataset, tmp_path, monkeypatch):
+    """A crash in the middle of epoch 2 (the state of epoch 1 on disk) and --resume: the uninterrupted weights."""
+    from graspsim.policies.det_seg import train as det_train
+    from graspsim.runs import read_jsonl
+
+    kw = dict(epochs=2, batch_size=1, seed=3, val_fraction=0.0, config=dict(TINY_DET), progress=False)
+    det_train.train_det_seg(dataset, tmp_path / "a", **kw)
+    loss, calls = det_train._DetSegTask.loss, []
+
+    def dying_loss(self, net, batch):
+        calls.append(1)
+        if len(calls) == 3:  # 2 scenes, batch 1: the first step of epoch 2
+            raise KeyboardInterrupt
+        return loss(self, net, batch)
+
+    monkeypatch.setattr(det_train._DetSegTask, "loss", dying_loss)
+    with pytest.raises(KeyboardInterrupt):
+        det_train.train_det_seg(dataset, tmp_path / "b", **kw)
+    monkeypatch.setattr(det_train._DetSegTask, "loss", loss)
+    assert (tmp_path / "b" / "train_state.pt").is_file()
+    assert [r["epoch"] for r in read_jsonl(tmp_path / "b" / "metrics.jsonl", key="epoch")] == [1]
+    meta = det_train.train_det_seg(dataset, tmp_path / "b", resume=True, **kw)
+    assert meta["finished"] and meta["epochs_done"] == 2
+    wa, wb = _weights(tmp_path / "a"), _weights(tmp_path / "b")
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
 def test_init_starts_from_a_checkpoint_at_another_input_size(dataset, det_ckpt, tmp_path):
@@ -294,16 +324,17 @@ def test_init_starts_from_a_checkpoint_at_another_input_size(dataset, det_ckpt, 
     import torch
     from safetensors.torch import load_file
 
-    from graspsim.policies.det_seg.train import _load_init_weights, _task, init_config, train_det_seg
+    from graspsim.policies.det_seg.checkpoint import build_net, init_config, load_init_weights
+    from graspsim.policies.det_seg.train import train_det_seg
 
     base = init_config(det_ckpt, "det_seg")
     assert base["input_size"] == TINY_DET["input_size"]
-    net = _task("det_seg", {**base, "input_size": 192}).build()
-    _load_init_weights(net, det_ckpt, "det_seg")
+    net = build_net("det_seg", {**base, "input_size": 192})
+    load_init_weights(net, det_ckpt, "det_seg")
     shipped = load_file(str(det_ckpt / "model.safetensors"))
     assert all(torch.equal(v, shipped[k]) for k, v in net.state_dict().items())
     with pytest.raises(ValueError, match="does not fit"):
-        _load_init_weights(_task("det_seg", {**base, "seg_channels": 12}).build(), det_ckpt, "det_seg")
+        load_init_weights(build_net("det_seg", {**base, "seg_channels": 12}), det_ckpt, "det_seg")
     with pytest.raises(ValueError, match="not 'grconvnet'"):
         init_config(det_ckpt, "grconvnet")
 
@@ -318,7 +349,7 @@ def test_init_starts_from_a_checkpoint_at_another_input_size(dataset, det_ckpt, 
 
 
 def test_load_checkpoint_errors(tmp_path):
-    from graspsim.policies.det_seg.train import load_checkpoint
+    from graspsim.policies.det_seg.checkpoint import load_checkpoint
 
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_checkpoint(tmp_path / "nope")
@@ -374,18 +405,18 @@ def test_policies_return_valid_rects(dataset, det_ckpt, gr_ckpt):
 
 
 def test_checkpoint_names_resolve_to_shipped_ones_only(tmp_path, monkeypatch):
-    from graspsim.policies.det_seg.policy import _resolve_checkpoint, default_checkpoint, shipped_checkpoint
+    from graspsim.policies.det_seg.config import default_checkpoint, resolve_checkpoint, shipped_checkpoint
 
     assert shipped_checkpoint("det_seg") == default_checkpoint("det_seg")
     for bad in ("", ".", "..", "../det_seg", "det_seg/..", "no_such_model"):
         assert shipped_checkpoint(bad) is None, bad
     with pytest.raises(FileNotFoundError, match="no_such_model"):
-        _resolve_checkpoint("det_seg", "no_such_model")
+        resolve_checkpoint("det_seg", "no_such_model")
     # a directory of that name in the working directory wins over the shipped one
     monkeypatch.chdir(tmp_path)
     (tmp_path / "det_seg_640").mkdir()
     with pytest.raises(FileNotFoundError, match="det_seg_640"):
-        _resolve_checkpoint("det_seg", "det_seg_640")
+        resolve_checkpoint("det_seg", "det_seg_640")
 
 
 def test_missing_default_checkpoint_says_how_to_train(monkeypatch, tmp_path):
@@ -520,7 +551,8 @@ def test_cli_evaluate_attaches_offline_metrics_to_bench_runs(dataset, det_ckpt, 
 def test_shipped_checkpoint_gives_valid_grasps(name):
     """A shipped checkpoint loads offline (by name) and returns a valid rectangle on a shelf-test scene."""
     from graspsim.envs.pick_env import PickEnv
-    from graspsim.policies.det_seg.policy import DetSegPolicy, GrConvNetPolicy, shipped_checkpoint
+    from graspsim.policies.det_seg.config import shipped_checkpoint
+    from graspsim.policies.det_seg.policy import DetSegPolicy, GrConvNetPolicy
 
     path = shipped_checkpoint(name)
     assert path is not None, f"no {name} checkpoint shipped"

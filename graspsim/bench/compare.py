@@ -50,12 +50,11 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from graspsim.fileio import atomic_write_json, to_jsonable
-from graspsim.runs import read_results, read_run_config
+from graspsim.runs import OFFLINE_METRICS_FILENAME, read_results, read_run_config
 from graspsim.bench.stats import mcnemar_exact
 from graspsim.bench.summary import summarize
 
 COMPARISON_FILENAME = "comparison.json"
-OFFLINE_METRICS_FILENAME = "offline_metrics.json"
 FORMAT = "graspsim-comparison/1"
 
 

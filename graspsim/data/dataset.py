@@ -1,4 +1,4 @@
-"""A ``torch.utils.data.Dataset`` over a rendered grasp dataset (this module imports torch).
+"""``GraspDataset``: the torch view of :class:`graspsim.data.reader.Datasets` (this module imports torch).
 
 Each item is a dict:
 
@@ -15,12 +15,13 @@ Each item is a dict:
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Callable
 
 import torch
 
-from graspsim.data.format import iter_scene_dirs, read_scene
+from graspsim.data.reader import Datasets
 
 
 class GraspDataset(torch.utils.data.Dataset):
@@ -28,30 +29,30 @@ class GraspDataset(torch.utils.data.Dataset):
 
     ``split_filter``: optional predicate on a scene's meta dict (e.g.
     ``lambda m: m["scene_seed"] % 10 != 0`` for a validation hold-out); it reads
-    every meta.json once at construction.
+    every meta.json once at construction. Raises
+    :class:`~graspsim.data.format.DatasetError` when ``root`` is not a rendered
+    dataset with at least one complete scene.
     """
 
     def __init__(self, root: str | Path, split_filter: Callable[[dict], bool] | None = None):
-        import json
-
         self.root = Path(root)
-        dirs = iter_scene_dirs(self.root)
+        self.reader = Datasets(self.root)
+        refs = self.reader.scenes
         if split_filter is not None:
-            dirs = [d for d in dirs if split_filter(json.loads((d / "meta.json").read_text(encoding="utf-8")))]
-        self.scene_dirs = dirs
+            refs = [r for r in refs if split_filter(json.loads((r.path / "meta.json").read_text(encoding="utf-8")))]
+        self.scenes = refs
+        self.scene_dirs = [r.path for r in refs]
 
     def __len__(self) -> int:
-        return len(self.scene_dirs)
+        return len(self.scenes)
 
     def __getitem__(self, index: int) -> dict:
-        s = read_scene(self.scene_dirs[index])
-        instance = torch.from_numpy(s["instance"].astype("int64")) - 1
-        class_map = torch.from_numpy(s["class_map"].astype("int64")) - 1
+        s = self.reader.read(self.scenes[index])
         return {
             "rgb": torch.from_numpy(s["rgb"]).permute(2, 0, 1).contiguous().float() / 255.0,
             "depth": torch.from_numpy(s["depth_m"])[None].contiguous(),
-            "class_map": class_map,
-            "instance_map": instance,
+            "class_map": torch.from_numpy(s["class_map"].astype("int64")) - 1,
+            "instance_map": torch.from_numpy(s["instance"].astype("int64")) - 1,
             "grasps": torch.from_numpy(s["grasps"]).float().reshape(-1, 5),
             "grasp_classes": torch.from_numpy(s["grasp_classes"]).long(),
             "grasp_quality": torch.from_numpy(s["grasp_quality"]).float(),

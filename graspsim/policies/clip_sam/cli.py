@@ -10,19 +10,15 @@ from pathlib import Path
 
 import click
 
-
-class ClipSamAbort(click.ClickException):
-    """A user-facing error: printed as ``Error: ...``, exit status 2."""
-
-    exit_code = 2
+from graspsim.clierror import UserError
 
 
 def _check_data(data: tuple[Path, ...]) -> list[Path]:
     if not data:
-        raise ClipSamAbort("give at least one --data DIR (a dataset written by `graspsim render`)")
+        raise UserError("give at least one --data DIR (a dataset written by `graspsim render`)")
     for d in data:
         if not (d / "manifest.json").is_file():
-            raise ClipSamAbort(f"{d} is not a rendered dataset (no manifest.json); create one with "
+            raise UserError(f"{d} is not a rendered dataset (no manifest.json); create one with "
                                f"`graspsim render --suite shelf-train --scenes 900 --no-grasps --out {d}`")
     return list(data)
 
@@ -40,7 +36,7 @@ _common = [
                                               "training the small default architecture from scratch."),
     click.option("--resume", is_flag=True, help="Continue the run in --out from its last epoch."),
     click.option("--max-minutes", default=None, type=click.FloatRange(min=0, min_open=True),
-                 help="Stop (and save) after the first epoch that ends past this wall time."),
+                 help="Start no epoch that would end after this many minutes (--resume finishes the run)."),
     click.option("--threads", default=None, type=click.IntRange(min=1), help="torch threads."),
     click.option("--no-progress", is_flag=True),
 ]
@@ -55,17 +51,18 @@ def _apply(options):
 
 
 def _run(kind: str, fn, data, out_dir, resume, **kwargs):
+    from graspsim.data.format import DatasetError
     from graspsim.policies.clip_sam.models import WeightsNotFoundError
-    from graspsim.policies.clip_sam.train_loop import TrainingDirError
+    from graspsim.runs import RunDirError
 
     data = _check_data(data)
     try:
         meta = fn(data, out_dir, resume=resume, **kwargs)
-    except (TrainingDirError, WeightsNotFoundError) as exc:
-        raise ClipSamAbort(str(exc)) from None
+    except (RunDirError, DatasetError, WeightsNotFoundError) as exc:
+        raise UserError(str(exc)) from None
     except ValueError as exc:
         if "no complete scenes" in str(exc):
-            raise ClipSamAbort(str(exc)) from None
+            raise UserError(str(exc)) from None
         raise
     click.echo(json.dumps({"out": str(out_dir), "kind": kind, "steps": meta["steps"], "metrics": meta["metrics"]}))
 
@@ -130,14 +127,14 @@ def evaluate_masks_command(policy, suite, episodes, seed, out_dir, clip, sam, no
     try:
         get_suite(suite).scene_seeds(seed, episodes)
     except UnknownSuiteError as exc:
-        raise ClipSamAbort(str(exc)) from None
+        raise UserError(str(exc)) from None
     except ValueError as exc:
-        raise ClipSamAbort(str(exc)) from None
+        raise UserError(str(exc)) from None
     try:
         metrics = evaluate_masks(suite, out_dir, episodes=episodes, seed=seed, clip=clip, sam=sam, zoom=not no_zoom,
                                  cam_layer=cam_layer, verify=not no_verify, cam_method=cam_method,
                                  threshold=threshold, threads=threads, resume=resume, progress=not no_progress)
     except (WeightsNotFoundError, RunDirError) as exc:
-        raise ClipSamAbort(str(exc)) from None
+        raise UserError(str(exc)) from None
     click.echo(format_table(metrics))
     click.echo(f"wrote {Path(out_dir) / 'metrics.json'}")

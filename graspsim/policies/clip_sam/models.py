@@ -1,4 +1,4 @@
-"""Loading CLIP and SAM (transformers), tiny configs, and running SAM on a prompt.
+"""Loading and saving CLIP and SAM (transformers), tiny configs, and running SAM on a prompt.
 
 ``load_clip`` / ``load_sam`` take a Hugging Face id ("openai/clip-vit-base-patch32",
 "facebook/sam-vit-base") or a local directory written by ``save_pretrained``.
@@ -15,6 +15,7 @@ tests and for training from scratch.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -23,11 +24,9 @@ import cv2
 import numpy as np
 import torch
 
+from graspsim.learn.checkpoint import METADATA_FILE, verify
 from graspsim.policies.clip_sam.prompts import Prompt
-
-# SAM's (and ImageNet's) normalisation, on 0-255 pixel values.
-SAM_MEAN = np.array([123.675, 116.28, 103.53], dtype=np.float32)
-SAM_STD = np.array([58.395, 57.12, 57.375], dtype=np.float32)
+from graspsim.policies.clip_sam.windows import SAM_MEAN_255, SAM_STD_255
 
 
 class WeightsNotFoundError(FileNotFoundError):
@@ -85,6 +84,8 @@ def _load(kind: str, model_cls, processor_loaders, name_or_path: str | os.PathLi
         path = Path(name).expanduser()
         if not path.is_dir() or not (path / "config.json").is_file():
             raise _missing(kind, name, True, None)
+        if (path / METADATA_FILE).is_file():  # written by `graspsim train clip|sam`: check the weights' sha256
+            verify(path, json.loads((path / METADATA_FILE).read_text(encoding="utf-8")))
         name = str(path)
     try:
         model = model_cls.from_pretrained(name, local_files_only=local_files_only)
@@ -99,6 +100,33 @@ def _load(kind: str, model_cls, processor_loaders, name_or_path: str | os.PathLi
         except (OSError, ValueError, TypeError, KeyError):
             continue
     return model, processor
+
+
+def save_model(model, out_dir: str | Path, tokenizer=None) -> None:
+    """``save_pretrained`` of a float16 copy of ``model`` (+ ``tokenizer``'s files) into ``out_dir``, each file
+    replaced atomically. A deepcopy, not a model built from the config: that would draw from torch's generator."""
+    import copy
+    import tempfile
+
+    from graspsim.fileio import fsync_dir
+
+    from transformers.utils import logging as hf_logging
+
+    out = Path(out_dir)
+    half = copy.deepcopy(model).half()
+    bar = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # a "Writing model shards" bar after every epoch is noise
+    try:
+        with tempfile.TemporaryDirectory(dir=out, prefix=".save-") as tmp:
+            half.save_pretrained(tmp, safe_serialization=True)
+            if tokenizer is not None:
+                tokenizer.save_pretrained(tmp)
+            for f in sorted(Path(tmp).iterdir()):
+                os.replace(f, out / f.name)
+    finally:
+        if bar:
+            hf_logging.enable_progress_bar()
+    fsync_dir(out)
 
 
 def load_clip(name_or_path: str | os.PathLike, local_files_only: bool | None = None, device: str = "cpu"):
@@ -186,7 +214,7 @@ def _sam_inputs_manual(model, image_rgb: np.ndarray, prompt: Prompt) -> tuple[di
     nh, nw = max(1, int(round(h * scale))), max(1, int(round(w * scale)))
     interp = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR
     img = cv2.resize(np.ascontiguousarray(image_rgb[..., :3]).astype(np.float32), (nw, nh), interpolation=interp)
-    img = (img - SAM_MEAN) / SAM_STD
+    img = (img - SAM_MEAN_255) / SAM_STD_255
     padded = np.zeros((size, size, 3), dtype=np.float32)
     padded[:nh, :nw] = img
     inputs: dict[str, torch.Tensor] = {"pixel_values": torch.from_numpy(padded.transpose(2, 0, 1)).unsqueeze(0)}

@@ -6,7 +6,7 @@ Stages (each timed, milliseconds in :attr:`PipelineResult.stage_ms`):
    instruction on the whole frame, squashed to CLIP's input size
    (:func:`~.gradcam.clip_gradcam`). With ``zoom=True`` (default) a second
    Grad-CAM pass runs on a square window around the first map's peak, sized
-   from depth to :data:`~.train_data.ZOOM_EXTENT_M` of physical space, and its
+   from depth to :data:`~.windows.ZOOM_EXTENT_M` of physical space, and its
    map (pasted back into the frame) is the attention used for prompting: at
    224 px a whole 640x480 shelf gives 40 px patches, about one product each, too
    coarse to separate neighbouring facings; the zoom pass gives ~15 px patches.
@@ -46,8 +46,8 @@ from graspsim.policies.clip_sam.minilm import has_unknown_words
 from graspsim.policies.clip_sam.embed import class_text_embeddings, image_embeddings, text_embeddings
 from graspsim.policies.clip_sam.prompts import PROMPT_MODES, Prompt, make_prompts, multi_points
 from graspsim.policies.clip_sam.segment import WindowMask, segment_windows
-from graspsim.policies.clip_sam.train_data import CLIP_MEAN, CLIP_STD, ZOOM_EXTENT_M, crop_box, normalise, squash
-from graspsim.policies.clip_sam.windows import crop, depth_at, paste, side_from_depth, centred_window
+from graspsim.policies.clip_sam.windows import (CLIP_MEAN, CLIP_STD, ZOOM_EXTENT_M, centred_window, crop, crop_box,
+                                                depth_at, normalise, paste, side_from_depth, squash)
 
 
 @dataclass

@@ -33,13 +33,7 @@ import numpy as np
 
 from graspsim.config import GripperSpec
 from graspsim.policies.base import PolicyError, PolicyOutput
-from graspsim.policies.clip_sam.config import (  # noqa: F401  (CHECKPOINTS, shipped_checkpoint: public names)
-    CHECKPOINTS,
-    ClipSamPolicyConfig,
-    MissingModelError,
-    resolve_model,
-    shipped_checkpoint,
-)
+from graspsim.policies.clip_sam.config import ClipSamPolicyConfig, MissingModelError, resolve_model
 from graspsim.types import Observation
 
 

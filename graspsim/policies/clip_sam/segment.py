@@ -3,7 +3,7 @@
 SAM's image encoder works on a fixed square input (1024 px for the released
 models, 128 px for the sim-trained one). Running it on the whole 640x480 frame
 at 128 px would leave a shelf product 10 pixels wide; instead the prompt
-decides a window (around the box, or :data:`~.train_data.POINT_EXTENT_M` of
+decides a window (around the box, or :data:`~.windows.POINT_EXTENT_M` of
 physical space around a point, sized from depth), the window is resampled to
 SAM's input size, and the mask is pasted back - the "zoom in on the prompt"
 that SAM's own automatic mask generator does with its crop layers. The sim
@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from graspsim.policies.clip_sam.train_data import SAM_MEAN, SAM_STD, normalise, point_window
-from graspsim.policies.clip_sam.windows import box_to_window, box_window, crop, paste, to_window
+from graspsim.policies.clip_sam.windows import (SAM_MEAN, SAM_STD, box_to_window, box_window, crop, normalise,
+                                                paste, point_window, to_window)
 from graspsim.policies.clip_sam.prompts import Prompt
 
 BOX_WINDOW_SCALE = 1.5

@@ -33,9 +33,9 @@ import torch.nn.functional as F
 
 from graspsim.policies.clip_sam import vocab
 from graspsim.policies.clip_sam.embed import class_text_embeddings, image_embeddings, text_embeddings
-from graspsim.policies.clip_sam.train_data import (CLIP_MEAN, CLIP_STD, N_CLASSES, SceneBank, clip_batch,
-                                                   clip_crop_sample, clip_image_sample)
-from graspsim.policies.clip_sam.train_loop import LoopConfig, finish, run_loop
+from graspsim.policies.clip_sam.train_data import (N_CLASSES, SceneBank, clip_batch, clip_crop_sample,
+                                                   clip_image_sample, loop_config, rounded, run_metadata)
+from graspsim.policies.clip_sam.windows import CLIP_MEAN, CLIP_STD
 
 IMAGE_SIZE = 224
 CROP_SIZE = 112
@@ -55,32 +55,38 @@ def sim_clip_config(vocab_size: int, image_size: int = IMAGE_SIZE, width: int = 
     return CLIPConfig(text_config=text, vision_config=vision, projection_dim=128)
 
 
-def _step_fn(model, tokenizer, bank: SceneBank, bias: torch.nn.Parameter, ml_scale: torch.nn.Parameter,
-             sizes: dict[str, int]):
+def _draw(bank: SceneBank, sizes: dict[str, int]):
+    """The batch function: ``rng -> (clip_batch, class texts)``, the texts drawn from the same generator."""
     names = vocab.class_names()
 
-    def step(rng: np.random.Generator) -> dict[str, torch.Tensor]:
+    def draw(rng: np.random.Generator) -> tuple[dict, list[str]]:
         b = clip_batch(bank, rng, sizes["n_full"], sizes["n_zoom"], sizes["n_crops"], IMAGE_SIZE,
                        IMAGE_SIZE // PATCH, CROP_SIZE)
-        texts = [vocab.training_texts(n, rng) for n in names] + [vocab.BACKGROUND_TEXT]
-        t = text_embeddings(model, tokenizer, texts)  # (25, P)
-        scale = model.logit_scale.exp().clamp(max=100.0)
-        pooled, patches = image_embeddings(model, torch.from_numpy(b["images"]), with_patches=True)
-        crops, _ = image_embeddings(model, torch.from_numpy(b["crops"]), with_patches=False)
-        crop_loss = F.cross_entropy(scale * crops @ t[:N_CLASSES].T, torch.from_numpy(b["crop_class"]))
-        pres = torch.from_numpy(b["presence"])
-        # own temperature and bias: presence is a per-class yes/no, not a softmax over classes
-        logits = ml_scale.exp() * (pooled @ t[:N_CLASSES].T) + bias
-        weight = (pres >= 0).float()
-        image_loss = (F.binary_cross_entropy_with_logits(logits, pres.clamp(min=0), reduction="none") * weight).sum() \
-            / weight.sum().clamp(min=1)
-        grid = torch.from_numpy(b["grid"]).reshape(-1)
-        patch_logits = scale * patches.reshape(-1, patches.shape[-1]) @ t.T
-        patch_loss = F.cross_entropy(patch_logits, grid, ignore_index=-100)
-        loss = crop_loss + IMAGE_LOSS_WEIGHT * image_loss + patch_loss
-        return {"loss": loss, "crop": crop_loss.detach(), "image": image_loss.detach(), "patch": patch_loss.detach()}
+        return b, [vocab.training_texts(n, rng) for n in names] + [vocab.BACKGROUND_TEXT]
 
-    return step
+    return draw
+
+
+def _step(model, tokenizer, bias: torch.nn.Parameter, ml_scale: torch.nn.Parameter,
+          batch: tuple[dict, list[str]]) -> dict[str, torch.Tensor]:
+    """The step function: crop, image and patch losses of one batch (see the module docstring)."""
+    b, texts = batch
+    t = text_embeddings(model, tokenizer, texts)  # (25, P)
+    scale = model.logit_scale.exp().clamp(max=100.0)
+    pooled, patches = image_embeddings(model, torch.from_numpy(b["images"]), with_patches=True)
+    crops, _ = image_embeddings(model, torch.from_numpy(b["crops"]), with_patches=False)
+    crop_loss = F.cross_entropy(scale * crops @ t[:N_CLASSES].T, torch.from_numpy(b["crop_class"]))
+    pres = torch.from_numpy(b["presence"])
+    # own temperature and bias: presence is a per-class yes/no, not a softmax over classes
+    logits = ml_scale.exp() * (pooled @ t[:N_CLASSES].T) + bias
+    weight = (pres >= 0).float()
+    image_loss = (F.binary_cross_entropy_with_logits(logits, pres.clamp(min=0), reduction="none") * weight).sum() \
+        / weight.sum().clamp(min=1)
+    grid = torch.from_numpy(b["grid"]).reshape(-1)
+    patch_logits = scale * patches.reshape(-1, patches.shape[-1]) @ t.T
+    patch_loss = F.cross_entropy(patch_logits, grid, ignore_index=-100)
+    loss = crop_loss + IMAGE_LOSS_WEIGHT * image_loss + patch_loss
+    return {"loss": loss, "crop": crop_loss.detach(), "image": image_loss.detach(), "patch": patch_loss.detach()}
 
 
 @torch.no_grad()
@@ -136,53 +142,62 @@ def train_clip(data_dirs: list[str | Path], out_dir: str | Path, *, epochs: int 
                layers: int = 4, init: str | None = None, resume: bool = False, max_minutes: float | None = None,
                threads: int | None = None, val_crops: int = 300, val_cams: int = 40, progress: bool = True,
                log=print) -> dict[str, Any]:
-    """Train (or fine-tune, ``init``) a CLIP on rendered datasets; writes a loadable model dir to ``out_dir``."""
-    import graspsim
-    from transformers import CLIPModel
+    """Train (or fine-tune, ``init``) a CLIP on rendered datasets; writes a loadable model dir to ``out_dir``.
 
-    torch.manual_seed(seed)
+    Returns the metadata (also ``out_dir/metadata.json``); run directory and resume: :mod:`graspsim.learn.loop`.
+    """
+    from graspsim.learn.loop import train
+
     # Crops are classified well early on; the multi-label frame/window term is the hard one (and the one
     # Grad-CAM differentiates), so frames and windows get most of each batch and twice the loss weight.
     sizes = {"n_full": 12, "n_zoom": 12, "n_crops": 16, **(batch or {})}
+    settings = {"kind": "clip", "data": [str(Path(d).resolve()) for d in data_dirs], "steps_per_epoch": steps_per_epoch,
+                "batch": sizes, "width": width, "layers": layers, "init": init, "val_crops": val_crops,
+                "val_cams": val_cams}
+    cfg = loop_config("clip", epochs=epochs, steps_per_epoch=steps_per_epoch, lr=lr, seed=seed,
+                      max_minutes=max_minutes, threads=threads, progress=progress)
+
+    def build():
+        return _stack(data_dirs, cfg, steps_per_epoch=steps_per_epoch, sizes=sizes, width=width, layers=layers,
+                      init=init, val_crops=val_crops, val_cams=val_cams)
+
+    return train(out_dir, settings, build, cfg, resume, log)
+
+
+def _stack(data_dirs, cfg, *, steps_per_epoch: int, sizes: dict[str, int], width: int, layers: int,
+           init: str | None, val_crops: int, val_cams: int):
+    """The :class:`~graspsim.learn.loop.Stack` of a CLIP run: scene banks, model + tokenizer, batches, saving."""
+    from graspsim.learn.loop import Stack
+    from graspsim.learn.sampling import RunStream
+    from graspsim.policies.clip_sam.models import load_clip, save_model
+
     train_bank = SceneBank(data_dirs, split="train")
     val_bank = SceneBank(data_dirs, split="val")
     if init:
-        from graspsim.policies.clip_sam.models import load_clip
         from transformers import AutoTokenizer
 
-        model, _ = load_clip(init)
-        model = model.float()  # checkpoints are stored in float16; train in float32
+        model = load_clip(init)[0].float()  # checkpoints are stored in float16; train in float32
         tokenizer = AutoTokenizer.from_pretrained(init)
     else:
+        from transformers import CLIPModel
+
         tokenizer = vocab.build_tokenizer()
         model = CLIPModel(sim_clip_config(len(tokenizer), width=width, layers=layers))
     bias = torch.nn.Parameter(torch.tensor(-4.0))
     ml_scale = torch.nn.Parameter(torch.tensor(float(np.log(20.0))))
-    cfg = LoopConfig(epochs=epochs, steps_per_epoch=steps_per_epoch, lr=lr, seed=seed, max_minutes=max_minutes,
-                     threads=threads, warmup_steps=min(100, max(1, epochs * steps_per_epoch // 10)))
-    identity = {"kind": "clip", "data": [str(Path(d).resolve()) for d in data_dirs], "seed": seed, "lr": lr,
-                "epochs": epochs, "steps_per_epoch": steps_per_epoch, "batch": sizes, "width": width,
-                "layers": layers, "init": init}
 
     def validate() -> dict[str, float]:
         m = crop_topk(model, tokenizer, val_bank, val_crops)
         m.update(cam_hit_rate(model, tokenizer, val_bank, val_cams))
-        return m
+        return rounded(m)
 
-    result = run_loop(model, [bias, ml_scale], Path(out_dir), cfg, identity,
-                      _step_fn(model, tokenizer, train_bank, bias, ml_scale, sizes),
-                      validate, resume, progress, log)
-    final = result["history"][-1] if result["history"] else {}
-    metadata = {
-        "kind": "clip", "graspsim_version": graspsim.__version__, "seed": seed, "init": init,
-        "data": train_bank.sources, "val_scenes": len(val_bank), "train_scenes": len(train_bank),
-        "steps": result["steps"], "epochs": result["epochs_done"], "wall_s": round(result["wall_s"], 1),
-        "stopped_early": result["stopped_early"], "batch": sizes, "lr": lr,
-        "preprocess": {"image_size": IMAGE_SIZE, "crop_size": CROP_SIZE, "mean": [float(v) for v in CLIP_MEAN],
-                       "std": [float(v) for v in CLIP_STD],
-                       "full_frame": "squashed to image_size x image_size"},
-        "metrics": {k: v for k, v in final.items() if not k.startswith("train_")},
-        "history": result["history"],
-    }
-    finish(model, Path(out_dir), metadata, save_extra=lambda d: tokenizer.save_pretrained(str(d)))
-    return metadata
+    def save(out: Path, progress) -> dict:
+        save_model(model, out, tokenizer)
+        return {**run_metadata("clip", cfg, init, train_bank, val_bank, progress), "batch": sizes,
+                "preprocess": {"image_size": IMAGE_SIZE, "crop_size": CROP_SIZE, "mean": [float(v) for v in CLIP_MEAN],
+                               "std": [float(v) for v in CLIP_STD],
+                               "full_frame": "squashed to image_size x image_size"}}
+
+    return Stack(model=model, sampler=RunStream(steps_per_epoch, cfg.seed, _draw(train_bank, sizes)),
+                 step=lambda b: _step(model, tokenizer, bias, ml_scale, b), validate=validate, save=save,
+                 extra_params=[bias, ml_scale])

@@ -1,7 +1,8 @@
 """Training samples for the sim-trained CLIP and SAM, drawn from rendered datasets (``graspsim render``).
 
-Scenes are read once into memory (:class:`SceneBank`: RGB, depth, class and
-instance maps, K). Samples are drawn with an explicit ``numpy.random.Generator``:
+Scenes of :class:`graspsim.data.reader.Datasets` are read once into memory
+(:class:`SceneBank`: RGB, depth, class and instance maps, K). Samples are
+drawn with an explicit ``numpy.random.Generator``:
 
 * CLIP (:func:`clip_batch`): full images squashed to ``S x S`` (what the policy
   feeds CLIP), zoom windows around a product sized from depth
@@ -12,25 +13,27 @@ instance maps, K). Samples are drawn with an explicit ``numpy.random.Generator``
   box for box prompts, from depth around a point for point prompts, as at
   inference), the prompt in window pixels and the instance mask in the window.
 
+Both trainers run on :mod:`graspsim.learn.loop` with :func:`loop_config` and
+record :func:`run_metadata`.
+
 Classes: catalog index ``0..23``; :data:`BACKGROUND` (24) = not a product.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from graspsim.policies.clip_sam.windows import (box_to_window, box_window, centred_window, crop, depth_at, side_from_depth,
-                                                to_window)
+from graspsim.data.reader import Datasets, held_out_every
+from graspsim.policies.clip_sam.windows import (CLIP_MEAN, CLIP_STD, SAM_MEAN, SAM_STD, ZOOM_EXTENT_M,
+                                                box_to_window, box_window, centred_window, crop, crop_box, depth_at,
+                                                normalise, point_window, side_from_depth, squash, to_window)
 
 N_CLASSES = 24
 BACKGROUND = N_CLASSES
-ZOOM_EXTENT_M = 0.45   # physical side of the Grad-CAM zoom window
-POINT_EXTENT_M = 0.30  # physical side of the SAM window around a point prompt (> largest product, 0.21 m)
 MIN_INSTANCE_PX = 300  # at 640x480: products smaller than this are not sampled
 
 
@@ -47,45 +50,29 @@ class Scene:
 
 
 class SceneBank:
-    """All complete scenes of one or more dataset directories, in memory."""
+    """The complete scenes of one or more dataset directories, in memory (a view of :class:`Datasets`).
+
+    ``split``: "train" / "val" (scene seeds divisible by ``val_every``) / "all";
+    ``max_scenes``: at most this many scenes per dataset. Raises
+    :class:`~graspsim.data.format.DatasetError` for a directory that is not a
+    rendered dataset, ValueError when the split holds no scene.
+    """
 
     def __init__(self, data_dirs: list[str | Path], split: str = "all", val_every: int = 10,
                  max_scenes: int | None = None):
-        from graspsim.data.format import iter_scene_dirs, read_scene
-
         if split not in ("all", "train", "val"):
             raise ValueError(f"split must be all/train/val, got {split!r}")
+        data = Datasets(list(data_dirs))
         self.scenes: list[Scene] = []
         self.sources: list[dict] = []
-        for d in data_dirs:
-            d = Path(d)
-            manifest = json.loads((d / "manifest.json").read_text(encoding="utf-8"))
-            dirs = iter_scene_dirs(d)
+        for i, (d, manifest) in enumerate(zip(data.dirs, data.manifests)):
             kept = 0
-            for sd in dirs:
-                seed = int(sd.name.split("-")[-1])
-                is_val = seed % val_every == 0
-                if (split == "train" and is_val) or (split == "val" and not is_val):
+            for ref in (r for r in data.scenes if r.source == i):
+                if split != "all" and held_out_every(ref.seed, val_every) != (split == "val"):
                     continue
                 if max_scenes is not None and kept >= max_scenes:
                     break
-                s = read_scene(sd)
-                # small dtypes: ~3 MB per 640x480 scene in memory
-                cls = (s["class_map"].astype(np.int16) - 1).astype(np.int8)
-                inst = (s["instance"].astype(np.int32) - 1).astype(np.int16)
-                scale = inst.size / (640 * 480)
-                ids, counts = np.unique(inst[inst >= 0], return_counts=True)
-                instances = []
-                for i, n in zip(ids, counts):
-                    if n < MIN_INSTANCE_PX * scale:
-                        continue
-                    ys, xs = np.nonzero(inst == i)
-                    c = int(np.bincount(cls[ys, xs]).argmax())
-                    instances.append((int(i), c, np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1],
-                                                          dtype=np.float32)))
-                self.scenes.append(Scene(rgb=s["rgb"], depth_m=s["depth_m"].astype(np.float32), class_map=cls,
-                                         instance=inst, K=np.asarray(s["K"], dtype=np.float64),
-                                         kind=manifest["kind"], seed=seed, instances=instances))
+                self.scenes.append(_scene(Datasets.read(ref), manifest["kind"], ref.seed))
                 kept += 1
             self.sources.append({"dir": str(d), "suite": manifest["suite"], "scenes": kept})
         if not self.scenes:
@@ -95,23 +82,24 @@ class SceneBank:
         return len(self.scenes)
 
 
-# ------------------------------------------------------------------ image normalisation
+def _scene(s: dict, kind: str, seed: int) -> Scene:
+    """A :class:`Scene` of a read scene (:func:`graspsim.data.format.read_scene`); ~3 MB per 640x480 scene."""
+    cls = (s["class_map"].astype(np.int16) - 1).astype(np.int8)
+    inst = (s["instance"].astype(np.int32) - 1).astype(np.int16)
+    scale = inst.size / (640 * 480)
+    ids, counts = np.unique(inst[inst >= 0], return_counts=True)
+    instances = []
+    for i, n in zip(ids, counts):
+        if n < MIN_INSTANCE_PX * scale:
+            continue
+        ys, xs = np.nonzero(inst == i)
+        c = int(np.bincount(cls[ys, xs]).argmax())
+        instances.append((int(i), c, np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], dtype=np.float32)))
+    return Scene(rgb=s["rgb"], depth_m=s["depth_m"].astype(np.float32), class_map=cls, instance=inst,
+                 K=np.asarray(s["K"], dtype=np.float64), kind=kind, seed=seed, instances=instances)
 
-CLIP_MEAN = np.array([0.48145466, 0.4578275, 0.40821073], dtype=np.float32)
-CLIP_STD = np.array([0.26862954, 0.26130258, 0.27577711], dtype=np.float32)
-SAM_MEAN = np.array([123.675, 116.28, 103.53], dtype=np.float32) / 255.0
-SAM_STD = np.array([58.395, 57.12, 57.375], dtype=np.float32) / 255.0
 
-
-def normalise(rgb_u8: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
-    """(H, W, 3) uint8 -> (3, H, W) float32 normalised."""
-    x = rgb_u8.astype(np.float32) / 255.0
-    return ((x - mean) / std).transpose(2, 0, 1)
-
-
-def squash(image: np.ndarray, size: int, interpolation=cv2.INTER_AREA) -> np.ndarray:
-    """Resize the whole image to ``size x size`` (aspect not kept: CLIP sees the full frame)."""
-    return cv2.resize(image, (size, size), interpolation=interpolation)
+# ------------------------------------------------------------------ colour jitter
 
 
 def jitter_colour(rgb: np.ndarray, rng: np.random.Generator, strength: float = 0.15) -> np.ndarray:
@@ -176,11 +164,6 @@ def clip_image_sample(scene: Scene, size: int, grid: int, rng: np.random.Generat
     return normalise(rgb, CLIP_MEAN, CLIP_STD), presence(cm, min_px), class_grid(cm, grid)
 
 
-def crop_box(box: np.ndarray, pad: float = 0.1) -> tuple[float, float, float]:
-    """Square window around an instance box, ``pad`` of its larger side on each side."""
-    return box_window(box, scale=1.0 + 2 * pad, pad_px=2.0)
-
-
 def clip_crop_sample(scene: Scene, size: int, rng: np.random.Generator):
     """``(pixels (3,s,s), class)`` of one product instance, box jittered by up to 10 %."""
     _, c, box = scene.instances[int(rng.integers(len(scene.instances)))]
@@ -223,15 +206,6 @@ def interior_point(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     w = dist[ys, xs].astype(np.float64) + 0.5
     i = int(rng.choice(len(xs), p=w / w.sum()))
     return np.array([xs[i], ys[i]], dtype=np.float64)
-
-
-def point_window(depth_m: np.ndarray, K: np.ndarray, xy: np.ndarray,
-                 extent_m: float = POINT_EXTENT_M) -> tuple[float, float, float]:
-    """SAM window around a point prompt: :data:`POINT_EXTENT_M` at the point's depth."""
-    h, w = depth_m.shape
-    side = side_from_depth(extent_m, float(K[0, 0]), depth_at(depth_m, xy), default_px=0.4 * max(h, w),
-                           max_px=max(h, w))
-    return centred_window(float(xy[0]), float(xy[1]), side)
 
 
 def noisy_box(box: np.ndarray, rng: np.random.Generator, sd: float = 0.08, hard: bool = False) -> np.ndarray:
@@ -316,3 +290,33 @@ def sam_batch(bank: SceneBank, rng: np.random.Generator, n: int, mode: str, size
         for k, v in zip(("pixels", "points", "labels", "boxes", "masks"), (x, p, lab, b, m)):
             out[k].append(v)
     return {k: np.stack(v) for k, v in out.items()}
+
+
+# ------------------------------------------------------------------ what train_clip and train_sam share
+
+
+def loop_config(name: str, *, epochs: int, steps_per_epoch: int, lr: float, seed: int, max_minutes: float | None,
+                threads: int | None, progress: bool):
+    """AdamW (weight decay 0.05), linear warm-up over 10 % of the steps (at most 100) then cosine decay to 5 %
+    of ``lr``, gradient norm clipped at 1 over the trainable parameters."""
+    from graspsim.learn.loop import LoopConfig
+    from graspsim.learn.schedule import warmup_cosine
+
+    return LoopConfig(epochs=epochs, lr=lr, seed=seed, weight_decay=0.05, grad_clip=1.0,
+                      schedule=warmup_cosine(min(100, max(1, epochs * steps_per_epoch // 10))),
+                      max_minutes=max_minutes, threads=threads, progress=progress, name=name)
+
+
+def rounded(metrics: dict) -> dict:
+    """Validation numbers as recorded: floats to 5 decimals."""
+    return {k: (round(v, 5) if isinstance(v, float) else v) for k, v in metrics.items()}
+
+
+def run_metadata(kind: str, cfg, init: str | None, train_bank: SceneBank, val_bank: SceneBank, progress) -> dict:
+    """The metadata of a CLIP / SAM run; ``metrics``: the last metrics row without training losses and duration."""
+    import graspsim
+
+    return {"kind": kind, "graspsim_version": graspsim.__version__, "seed": cfg.seed, "init": init, "lr": cfg.lr,
+            "data": train_bank.sources, "val_scenes": len(val_bank), "train_scenes": len(train_bank),
+            "epochs": progress.epochs_done, "history": progress.history,
+            "metrics": {k: v for k, v in progress.last.items() if not k.startswith("train_") and k != "seconds"}}

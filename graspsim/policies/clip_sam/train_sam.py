@@ -26,8 +26,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from graspsim.policies.clip_sam.train_data import SceneBank, interior_point, sam_batch
-from graspsim.policies.clip_sam.train_loop import LoopConfig, finish, run_loop
+from graspsim.policies.clip_sam.train_data import (SceneBank, interior_point, loop_config, rounded, run_metadata,
+                                                   sam_batch)
 
 IMAGE_SIZE = 128
 
@@ -68,37 +68,41 @@ def _dice(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return 1.0 - num / den
 
 
-def _step_fn(model, bank: SceneBank, batch_size: int, hard_boxes: bool = False):
-    m = mask_size(model)
+def _draw(bank: SceneBank, batch_size: int, mask_side: int, hard_boxes: bool):
+    """The batch function: ``rng -> (prompt mode, sam_batch)``; point and box batches alternate at random."""
 
-    def step(rng: np.random.Generator) -> dict[str, torch.Tensor]:
+    def draw(rng: np.random.Generator) -> tuple[str, dict]:
         mode = "point" if rng.random() < 0.5 else "box"
-        b = sam_batch(bank, rng, batch_size, mode, IMAGE_SIZE, m, hard_boxes=hard_boxes)
-        inputs: dict[str, torch.Tensor] = {"pixel_values": torch.from_numpy(b["pixels"])}
-        labels = torch.from_numpy(b["labels"])
-        if mode == "point" or bool((labels != -10).any()):
-            inputs["input_points"] = torch.from_numpy(b["points"]).float()[:, None]
-            inputs["input_labels"] = labels[:, None]
-        if mode == "box":
-            inputs["input_boxes"] = torch.from_numpy(b["boxes"]).float()[:, None]
-        out = model(**inputs, multimask_output=True)
-        logits = out.pred_masks[:, 0]  # (B, 3, m, m)
-        target = torch.from_numpy(b["masks"])[:, None].expand_as(logits)
-        per_mask = 20.0 * _focal(logits, target) + _dice(logits, target)  # (B, 3)
-        best = per_mask.argmin(dim=1)
-        mask_loss = per_mask.gather(1, best[:, None]).mean()
-        with torch.no_grad():
-            pred = logits > 0
-            tgt = target > 0.5
-            inter = (pred & tgt).sum(dim=(-2, -1)).float()
-            union = (pred | tgt).sum(dim=(-2, -1)).float()
-            actual = torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))
-        iou_loss = F.mse_loss(out.iou_scores[:, 0], actual)
-        loss = mask_loss + iou_loss
-        return {"loss": loss, "mask": mask_loss.detach(), "iou_head": iou_loss.detach(),
-                "train_iou": actual.gather(1, best[:, None]).mean()}
+        return mode, sam_batch(bank, rng, batch_size, mode, IMAGE_SIZE, mask_side, hard_boxes=hard_boxes)
 
-    return step
+    return draw
+
+
+def _step(model, batch: tuple[str, dict]) -> dict[str, torch.Tensor]:
+    """The step function: SAM's loss on one batch (see the module docstring)."""
+    mode, b = batch
+    inputs: dict[str, torch.Tensor] = {"pixel_values": torch.from_numpy(b["pixels"])}
+    labels = torch.from_numpy(b["labels"])
+    if mode == "point" or bool((labels != -10).any()):
+        inputs["input_points"] = torch.from_numpy(b["points"]).float()[:, None]
+        inputs["input_labels"] = labels[:, None]
+    if mode == "box":
+        inputs["input_boxes"] = torch.from_numpy(b["boxes"]).float()[:, None]
+    out = model(**inputs, multimask_output=True)
+    logits = out.pred_masks[:, 0]  # (B, 3, m, m)
+    target = torch.from_numpy(b["masks"])[:, None].expand_as(logits)
+    per_mask = 20.0 * _focal(logits, target) + _dice(logits, target)  # (B, 3)
+    best = per_mask.argmin(dim=1)
+    mask_loss = per_mask.gather(1, best[:, None]).mean()
+    with torch.no_grad():
+        pred = logits > 0
+        tgt = target > 0.5
+        inter = (pred & tgt).sum(dim=(-2, -1)).float()
+        union = (pred | tgt).sum(dim=(-2, -1)).float()
+        actual = torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))
+    iou_loss = F.mse_loss(out.iou_scores[:, 0], actual)
+    return {"loss": mask_loss + iou_loss, "mask": mask_loss.detach(), "iou_head": iou_loss.detach(),
+            "iou": actual.gather(1, best[:, None]).mean()}
 
 
 def mask_iou(pred: np.ndarray, gt: np.ndarray) -> float:
@@ -132,39 +136,50 @@ def train_sam(data_dirs: list[str | Path], out_dir: str | Path, *, epochs: int =
               channels: int = 96, init: str | None = None, resume: bool = False, max_minutes: float | None = None,
               threads: int | None = None, val_instances: int = 150, progress: bool = True,
               hard_boxes: bool = False, log=print) -> dict[str, Any]:
-    """Train (or fine-tune, ``init``) a SAM on rendered datasets; writes a loadable model dir to ``out_dir``."""
-    import graspsim
-    from transformers import SamModel
+    """Train (or fine-tune, ``init``) a SAM on rendered datasets; writes a loadable model dir to ``out_dir``.
 
-    torch.manual_seed(seed)
+    Returns the metadata (also ``out_dir/metadata.json``); run directory and resume: :mod:`graspsim.learn.loop`.
+    """
+    from graspsim.learn.loop import train
+
+    settings = {"kind": "sam", "data": [str(Path(d).resolve()) for d in data_dirs], "steps_per_epoch": steps_per_epoch,
+                "batch_size": batch_size, "width": width, "layers": layers, "channels": channels, "init": init,
+                "hard_boxes": hard_boxes, "val_instances": val_instances}
+    cfg = loop_config("sam", epochs=epochs, steps_per_epoch=steps_per_epoch, lr=lr, seed=seed,
+                      max_minutes=max_minutes, threads=threads, progress=progress)
+
+    def build():
+        return _stack(data_dirs, cfg, steps_per_epoch=steps_per_epoch, batch_size=batch_size, width=width,
+                      layers=layers, channels=channels, init=init, val_instances=val_instances, hard_boxes=hard_boxes)
+
+    return train(out_dir, settings, build, cfg, resume, log)
+
+
+def _stack(data_dirs, cfg, *, steps_per_epoch: int, batch_size: int, width: int, layers: int, channels: int,
+           init: str | None, val_instances: int, hard_boxes: bool):
+    """The :class:`~graspsim.learn.loop.Stack` of a SAM run: scene banks, model, batches, validation, saving."""
+    from graspsim.learn.loop import Stack
+    from graspsim.learn.sampling import RunStream
+    from graspsim.policies.clip_sam.models import load_sam, save_model
+
     train_bank = SceneBank(data_dirs, split="train")
     val_bank = SceneBank(data_dirs, split="val")
     if init:
-        from graspsim.policies.clip_sam.models import load_sam
-
-        model, _ = load_sam(init)
-        model = model.float()  # checkpoints are stored in float16; train in float32
+        model = load_sam(init)[0].float()  # checkpoints are stored in float16; train in float32
     else:
+        from transformers import SamModel
+
         model = SamModel(sim_sam_config(width=width, layers=layers, channels=channels))
     if int(model.config.vision_config.image_size) != IMAGE_SIZE:
         raise ValueError(f"train sam uses {IMAGE_SIZE} px windows; the model expects "
                          f"{model.config.vision_config.image_size} px")
-    cfg = LoopConfig(epochs=epochs, steps_per_epoch=steps_per_epoch, lr=lr, seed=seed, max_minutes=max_minutes,
-                     threads=threads, warmup_steps=min(100, max(1, epochs * steps_per_epoch // 10)))
-    identity = {"kind": "sam", "data": [str(Path(d).resolve()) for d in data_dirs], "seed": seed, "lr": lr,
-                "epochs": epochs, "steps_per_epoch": steps_per_epoch, "batch_size": batch_size, "width": width,
-                "layers": layers, "channels": channels, "init": init, "hard_boxes": hard_boxes}
-    result = run_loop(model, [], Path(out_dir), cfg, identity, _step_fn(model, train_bank, batch_size, hard_boxes),
-                      lambda: validate_sam(model, val_bank, val_instances), resume, progress, log)
-    final = result["history"][-1] if result["history"] else {}
-    metadata = {
-        "kind": "sam", "graspsim_version": graspsim.__version__, "seed": seed, "init": init,
-        "data": train_bank.sources, "val_scenes": len(val_bank), "train_scenes": len(train_bank),
-        "steps": result["steps"], "epochs": result["epochs_done"], "wall_s": round(result["wall_s"], 1),
-        "stopped_early": result["stopped_early"], "batch_size": batch_size, "lr": lr, "hard_boxes": hard_boxes,
-        "preprocess": {"image_size": IMAGE_SIZE, "windows": "see graspsim/policies/clip_sam/segment.py"},
-        "metrics": {k: v for k, v in final.items() if not k.startswith("train_")},
-        "history": result["history"],
-    }
-    finish(model, Path(out_dir), metadata)
-    return metadata
+
+    def save(out: Path, progress) -> dict:
+        save_model(model, out)
+        return {**run_metadata("sam", cfg, init, train_bank, val_bank, progress), "batch_size": batch_size,
+                "hard_boxes": hard_boxes,
+                "preprocess": {"image_size": IMAGE_SIZE, "windows": "see graspsim/policies/clip_sam/segment.py"}}
+
+    sampler = RunStream(steps_per_epoch, cfg.seed, _draw(train_bank, batch_size, mask_size(model), hard_boxes))
+    return Stack(model=model, sampler=sampler, step=lambda b: _step(model, b),
+                 validate=lambda: rounded(validate_sam(model, val_bank, val_instances)), save=save)

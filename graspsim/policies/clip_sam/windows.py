@@ -1,10 +1,11 @@
-"""Square image windows: zoom crops for Grad-CAM and SAM, sized from depth.
+"""What CLIP and SAM see: square image windows sized from depth, and the images' normalisation.
 
 A window is ``(x0, y0, side)`` in image pixels (float; may extend past the
 image, the outside is zero-padded). Sizes come from metric depth so that a
 window covers a physical extent (e.g. 0.30 m, more than the largest catalog
 product, 0.21 m) whatever the distance: ``side_px = extent_m * fx / z_m``.
-Training and inference use these same functions.
+Training (:mod:`.train_data`) and inference (:mod:`.pipeline`, :mod:`.segment`)
+use these same functions; this module imports neither torch nor training code.
 """
 
 from __future__ import annotations
@@ -13,6 +14,16 @@ import cv2
 import numpy as np
 
 MIN_SIDE_PX = 48.0
+ZOOM_EXTENT_M = 0.45   # physical side of the Grad-CAM zoom window
+POINT_EXTENT_M = 0.30  # physical side of the SAM window around a point prompt (> largest product, 0.21 m)
+
+# CLIP's normalisation (of 0-1 pixel values); SAM's (and ImageNet's) on 0-255 values and on 0-1 values.
+CLIP_MEAN = np.array([0.48145466, 0.4578275, 0.40821073], dtype=np.float32)
+CLIP_STD = np.array([0.26862954, 0.26130258, 0.27577711], dtype=np.float32)
+SAM_MEAN_255 = np.array([123.675, 116.28, 103.53], dtype=np.float32)
+SAM_STD_255 = np.array([58.395, 57.12, 57.375], dtype=np.float32)
+SAM_MEAN = SAM_MEAN_255 / 255.0
+SAM_STD = SAM_STD_255 / 255.0
 
 
 def depth_at(depth_m: np.ndarray, xy: np.ndarray, radius: int = 3) -> float:
@@ -88,3 +99,31 @@ def paste(map_crop: np.ndarray, window: tuple[float, float, float], out_hw: tupl
     return cv2.warpAffine(np.asarray(map_crop, dtype=np.float32), M, (w, h),
                           flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT,
                           borderValue=0)
+
+
+def point_window(depth_m: np.ndarray, K: np.ndarray, xy: np.ndarray,
+                 extent_m: float = POINT_EXTENT_M) -> tuple[float, float, float]:
+    """SAM window around a point prompt: :data:`POINT_EXTENT_M` at the point's depth."""
+    h, w = depth_m.shape
+    side = side_from_depth(extent_m, float(K[0, 0]), depth_at(depth_m, xy), default_px=0.4 * max(h, w),
+                           max_px=max(h, w))
+    return centred_window(float(xy[0]), float(xy[1]), side)
+
+
+def crop_box(box: np.ndarray, pad: float = 0.1) -> tuple[float, float, float]:
+    """Square window around an instance box, ``pad`` of its larger side on each side."""
+    return box_window(box, scale=1.0 + 2 * pad, pad_px=2.0)
+
+
+# ------------------------------------------------------------------ normalisation
+
+
+def normalise(rgb_u8: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 -> (3, H, W) float32 normalised (``mean`` / ``std`` of 0-1 values)."""
+    x = rgb_u8.astype(np.float32) / 255.0
+    return ((x - mean) / std).transpose(2, 0, 1)
+
+
+def squash(image: np.ndarray, size: int, interpolation=cv2.INTER_AREA) -> np.ndarray:
+    """Resize the whole image to ``size x size`` (aspect not kept: CLIP sees the full frame)."""
+    return cv2.resize(image, (size, size), interpolation=interpolation)

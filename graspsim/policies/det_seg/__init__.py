@@ -8,7 +8,9 @@ GR-ConvNet-style pixel-wise baseline (Kumra et al., IROS 2020):
   grasp refinement head);
 * :mod:`.grconvnet`: ``GrConvNetConfig``, ``GrConvNet`` and map decoding;
 * :mod:`.targets`: letterbox geometry and training-target encoding;
-* :mod:`.train`: ``train_det_seg``, ``train_grconvnet``, ``load_checkpoint``;
+* :mod:`.checkpoint`: ``load_checkpoint`` (inference and ``--init``);
+* :mod:`.samples`: letterboxed training samples and augmentation;
+* :mod:`.train`: ``train_det_seg``, ``train_grconvnet`` on :mod:`graspsim.learn.loop`;
 * :mod:`.config`: ``DetSegPolicyConfig``, ``GrConvNetPolicyConfig`` (every
   ``--policy-arg``, no torch) and where the checkpoints are;
 * :mod:`.policy`: ``DetSegPolicy`` ("det_seg"), ``GrConvNetPolicy`` ("grconvnet");

@@ -11,11 +11,7 @@ import json
 
 import click
 
-
-class UserError(click.ClickException):
-    """A mistake on the command line: one-line message, exit status 2."""
-
-    exit_code = 2
+from graspsim.clierror import UserError
 
 
 def _common_train_options(f):
@@ -44,12 +40,13 @@ def _common_train_options(f):
 
 
 def _run_training(fn, data_dir, out_dir, kw: dict) -> None:
-    from graspsim.policies.det_seg.train import DatasetError
+    from graspsim.data.format import DatasetError
+    from graspsim.runs import RunDirError
 
     data = data_dir[0] if len(data_dir) == 1 else list(data_dir)
     try:
         meta = fn(data, out_dir, **kw)
-    except (DatasetError, FileExistsError, FileNotFoundError, ValueError) as exc:
+    except (DatasetError, RunDirError, FileNotFoundError, ValueError) as exc:
         raise UserError(str(exc)) from None
     click.echo(json.dumps({"out": str(out_dir), "epochs_done": meta.get("epochs_done"),
                            "finished": meta.get("finished"), "val_metrics": meta.get("val_metrics")}))
@@ -114,7 +111,7 @@ def train_grconvnet_command(data_dir, out_dir, epochs, batch_size, seed, val_fra
 
 def _init_base(init: str, kind: str) -> dict:
     """Config of the ``--init`` checkpoint, or a one-line UserError."""
-    from graspsim.policies.det_seg.train import init_config
+    from graspsim.policies.det_seg.checkpoint import init_config
 
     try:
         return init_config(init, kind)
@@ -155,12 +152,12 @@ def _parse_config(text: str | None) -> dict:
 def evaluate_grasps_command(policy_name, data_dir, out_dir, checkpoint, max_scenes, threads, no_refine, min_region_px,
                             no_guided, run_dirs, quiet):
     """Jaccard grasp accuracy (by angle / IoU), segmentation IoU, class-level accuracy and FPS of a network."""
+    from graspsim.data.format import DatasetError
     from graspsim.policies.det_seg.evaluate import evaluate_grasps, format_table
-    from graspsim.policies.det_seg.train import DatasetError
 
     from pathlib import Path
 
-    from graspsim.bench.compare import OFFLINE_METRICS_FILENAME
+    from graspsim.runs import OFFLINE_METRICS_FILENAME
 
     for run in run_dirs:  # checked before the (long) evaluation
         if not (Path(run) / "run.json").is_file():

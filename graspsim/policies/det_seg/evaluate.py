@@ -162,15 +162,17 @@ def evaluate_grasps(policy_name: str, data_dir: str | Path, out_dir: str | Path,
     :class:`~.train.DatasetError` for a bad dataset and FileNotFoundError for a
     missing checkpoint.
     """
-    from graspsim.policies.det_seg.policy import DEFAULT_MIN_REGION_PX, _resolve_checkpoint, make_predictor
-    from graspsim.policies.det_seg.train import check_dataset, load_checkpoint
+    from graspsim.policies.det_seg.config import DEFAULT_MIN_REGION_PX, resolve_checkpoint
+    from graspsim.policies.det_seg.policy import make_predictor
+    from graspsim.data.format import check_dataset
+    from graspsim.policies.det_seg.checkpoint import load_checkpoint
 
     if policy_name not in POLICIES:
         raise ValueError(f"unknown policy {policy_name!r}; choose one of {', '.join(POLICIES)}")
     manifest, scene_dirs = check_dataset(data_dir)
     if max_scenes is not None:
         scene_dirs = scene_dirs[: max(0, int(max_scenes))]
-    ckpt = _resolve_checkpoint(policy_name, checkpoint)
+    ckpt = resolve_checkpoint(policy_name, checkpoint)
     net = load_checkpoint(ckpt, kind=policy_name)
     min_region = DEFAULT_MIN_REGION_PX if min_region_px is None else float(min_region_px)
     predictor = make_predictor(net, refine=refine, min_region_px=min_region, guided=guided)

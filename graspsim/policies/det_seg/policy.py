@@ -15,18 +15,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from graspsim.policies.base import PolicyError, PolicyOutput
-from graspsim.policies.det_seg.config import (  # noqa: F401  (default_checkpoint, shipped_checkpoint: public names)
-    DEFAULT_MIN_REGION_PX,
-    DetSegPolicyConfig,
-    GrConvNetPolicyConfig,
-    default_checkpoint,
-    resolve_checkpoint,
-    shipped_checkpoint,
-)
+from graspsim.policies.det_seg.config import (DEFAULT_MIN_REGION_PX, DetSegPolicyConfig, GrConvNetPolicyConfig,
+                                              resolve_checkpoint)
 from graspsim.types import GraspRect, Observation
-
-# The old private name, still imported by det_seg/evaluate.py, benchmarks/ and tests.
-_resolve_checkpoint = resolve_checkpoint
 
 # Edge-aware upsampling of the class probabilities (guided.py): window radius in px of a 640x480 image (scaled
 # with the image width), regulariser, and the grid step of the filter coefficients. Chosen on the same 60
@@ -196,7 +187,7 @@ class DetSegPolicy:
 
     def __init__(self, config: DetSegPolicyConfig | None = None, **kwargs: Any):
         """Build from ``config`` or from its fields as keyword arguments (``DetSegPolicy(checkpoint=CKPT)``)."""
-        from graspsim.policies.det_seg.train import load_checkpoint
+        from graspsim.policies.det_seg.checkpoint import load_checkpoint
 
         self.config = cfg = DetSegPolicyConfig.resolve(config, kwargs)
         _set_threads(cfg.num_threads)
@@ -255,7 +246,7 @@ class GrConvNetPolicy:
 
     def __init__(self, config: GrConvNetPolicyConfig | None = None, **kwargs: Any):
         """Build from ``config`` or from its fields as keyword arguments (``GrConvNetPolicy(checkpoint=CKPT)``)."""
-        from graspsim.policies.det_seg.train import load_checkpoint
+        from graspsim.policies.det_seg.checkpoint import load_checkpoint
 
         self.config = cfg = GrConvNetPolicyConfig.resolve(config, kwargs)
         _set_threads(cfg.num_threads)
