@@ -207,15 +207,6 @@ def test_third_party_policies_are_checked_against_their_signature(monkeypatch):
     assert make_policy("anything", colour="red").kwargs == {"colour": "red"}
 
 
-def test_pipeline_choices_agree_with_the_config():
-    pytest.importorskip("torch")
-    pytest.importorskip("transformers")
-    from graspsim.policies.clip_sam import config, pipeline
-
-    assert config.ATTENTION_METHODS == pipeline.ATTENTION_METHODS
-    assert config.TEXT_ENCODERS == pipeline.TEXT_ENCODERS
-
-
 # --------------------------------------------------------------------------- built once per worker
 
 

@@ -106,7 +106,7 @@ def train_sam_command(data, out_dir, epochs, steps_per_epoch, lr, seed, init, re
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--clip", default=None, help="CLIP model (default: the shipped sim-trained one).")
 @click.option("--sam", default=None, help="SAM model or official .pth (default: the shipped sim-trained one).")
-@click.option("--no-zoom", is_flag=True, help="Single Grad-CAM pass on the whole frame.")
+@click.option("--no-zoom", is_flag=True, help="Single attention pass on the whole frame (no zoomed second pass).")
 @click.option("--cam-layer", default=-1, show_default=True, type=int, help="ViT layer whose input Grad-CAM reads.")
 @click.option("--no-verify", is_flag=True, help="Follow the strongest attention peak only (no CLIP check of masks).")
 @click.option("--attention", "cam_method", default=None, type=click.Choice(["gradcam", "hirescam", "similarity"]),
@@ -119,8 +119,9 @@ def train_sam_command(data, out_dir, epochs, steps_per_epoch, lr, seed, init, re
 def evaluate_masks_command(policy, suite, episodes, seed, out_dir, clip, sam, no_zoom, cam_layer, no_verify,
                            cam_method, threshold, threads, resume, no_progress):
     """CLIP top-1/top-5 on target crops, mask IoU per prompt mode, stage times -> OUT/metrics.json."""
-    from graspsim.scenes.suites import UnknownSuiteError, get_suite
+    from graspsim.envs.observer import SuiteObserver
     from graspsim.policies.clip_sam.evaluate import evaluate_masks, format_table
+    from graspsim.scenes.suites import UnknownSuiteError, get_suite
     from graspsim.policies.clip_sam.models import WeightsNotFoundError
     from graspsim.runs import RunDirError
 
@@ -130,11 +131,15 @@ def evaluate_masks_command(policy, suite, episodes, seed, out_dir, clip, sam, no
         raise UserError(str(exc)) from None
     except ValueError as exc:
         raise UserError(str(exc)) from None
+    # This command is the composition root: the scenes come from the environment, the scoring from the stack.
+    observer = SuiteObserver.for_suite(suite)
     try:
-        metrics = evaluate_masks(suite, out_dir, episodes=episodes, seed=seed, clip=clip, sam=sam, zoom=not no_zoom,
-                                 cam_layer=cam_layer, verify=not no_verify, cam_method=cam_method,
+        metrics = evaluate_masks(suite, out_dir, observer, episodes=episodes, seed=seed, clip=clip, sam=sam,
+                                 zoom=not no_zoom, cam_layer=cam_layer, verify=not no_verify, cam_method=cam_method,
                                  threshold=threshold, threads=threads, resume=resume, progress=not no_progress)
     except (WeightsNotFoundError, RunDirError) as exc:
         raise UserError(str(exc)) from None
+    finally:
+        observer.close()
     click.echo(format_table(metrics))
     click.echo(f"wrote {Path(out_dir) / 'metrics.json'}")

@@ -2,10 +2,11 @@
 
 Stages (each timed, milliseconds in :attr:`PipelineResult.stage_ms`):
 
-1. ``clip``: Grad-CAM of CLIP's image-text score for the (part-steered)
-   instruction on the whole frame, squashed to CLIP's input size
-   (:func:`~.gradcam.clip_gradcam`). With ``zoom=True`` (default) a second
-   Grad-CAM pass runs on a square window around the first map's peak, sized
+1. ``clip``: CLIP's attention map of the (part-steered) instruction on the
+   whole frame, squashed to CLIP's input size: the dense patch-text
+   similarity by default, or Grad-CAM / HiResCAM of the image-text score, the
+   paper's map (``cam_method``; :mod:`.gradcam`). With ``zoom=True`` (default) a second
+   attention pass runs on a square window around the first map's peak, sized
    from depth to :data:`~.windows.ZOOM_EXTENT_M` of physical space, and its
    map (pasted back into the frame) is the attention used for prompting: at
    224 px a whole 640x480 shelf gives 40 px patches, about one product each, too
@@ -41,6 +42,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from graspsim.policies.clip_sam.config import ATTENTION_METHODS, TEXT_ENCODERS
 from graspsim.policies.clip_sam.gradcam import clip_gradcam, part_steered_text, upsample_cam
 from graspsim.policies.clip_sam.minilm import has_unknown_words
 from graspsim.policies.clip_sam.embed import class_text_embeddings, image_embeddings, text_embeddings
@@ -81,9 +83,7 @@ def largest_component_at(mask: np.ndarray, points_xy: np.ndarray) -> np.ndarray:
     return labels == (1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA])))
 
 
-ATTENTION_METHODS = ("gradcam", "hirescam", "similarity")
 PEAK_STRIDE = 8  # global peaks are searched at 1/8 resolution
-TEXT_ENCODERS = ("clip", "minilm", "auto")
 
 
 @torch.no_grad()
