@@ -24,22 +24,20 @@ from typing import Any, Mapping
 NA = "n/a"
 
 
-def _pct(value: Any) -> str:
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-        return f"{100.0 * value:.1f}%"
-    return NA
-
-
-def _ci(ci: Any) -> str:
-    if isinstance(ci, (list, tuple)) and len(ci) == 2:
-        return f"[{_pct(ci[0])}, {_pct(ci[1])}]"
-    return NA
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _num(value: Any, fmt: str) -> str:
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-        return format(value, fmt)
-    return NA
+    return format(value, fmt) if _finite(value) else NA
+
+
+def _pct(value: Any) -> str:
+    return f"{100.0 * value:.1f}%" if _finite(value) else NA
+
+
+def _ci(ci: Any) -> str:
+    return f"[{_pct(ci[0])}, {_pct(ci[1])}]" if isinstance(ci, (list, tuple)) and len(ci) == 2 else NA
 
 
 def format_summary_table(summary: dict) -> str:
