@@ -70,10 +70,6 @@ def transform_points(T: np.ndarray, points: np.ndarray) -> np.ndarray:
     return points @ T[:3, :3].T + T[:3, 3]
 
 
-def pose_to_matrix(pose: Pose) -> np.ndarray:
-    return make_transform(quat_to_matrix(pose.quat_xyzw), pose.position)
-
-
 def matrix_to_pose(T: np.ndarray) -> Pose:
     q = matrix_to_quat(T[:3, :3])
     return Pose(tuple(float(v) for v in T[:3, 3]), tuple(float(v) for v in q))

@@ -52,16 +52,8 @@ def draw_grasp(
     plate_px = 2 * thickness + 1
     u, _ = rect_axes(rect.theta)
     c = np.array([rect.x, rect.y], dtype=np.float64)
-    p0 = c - (rect.w / 2) * u
-    p1 = c + (rect.w / 2) * u
-    cv2.line(
-        out,
-        tuple(int(v) for v in np.round(p0)),
-        tuple(int(v) for v in np.round(p1)),
-        tuple(int(v) for v in line_color),
-        thickness,
-        cv2.LINE_8,
-    )
+    p0, p1 = (tuple(int(v) for v in np.round(c + s * (rect.w / 2) * u)) for s in (-1, 1))
+    cv2.line(out, p0, p1, tuple(int(v) for v in line_color), thickness, cv2.LINE_8)
     for plate in jaw_plates(rect, plate_px):
         cv2.fillConvexPoly(out, _int_points(plate), tuple(int(v) for v in jaw_color), cv2.LINE_8)
     return out

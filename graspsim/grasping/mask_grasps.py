@@ -146,9 +146,7 @@ def _gather(img: np.ndarray, xy: np.ndarray, fill) -> tuple[np.ndarray, np.ndarr
     ix = np.floor(xy[..., 0] + 0.5).astype(np.intp)
     iy = np.floor(xy[..., 1] + 0.5).astype(np.intp)
     inside = (ix >= 0) & (ix < w) & (iy >= 0) & (iy < h)
-    vals = img[np.clip(iy, 0, h - 1), np.clip(ix, 0, w - 1)]
-    vals = np.where(inside, vals, fill)
-    return vals, inside
+    return np.where(inside, img[np.clip(iy, 0, h - 1), np.clip(ix, 0, w - 1)], fill), inside
 
 
 _CHORD_STEP = 0.5  # px between chord samples
@@ -590,13 +588,8 @@ def fallback_grasp(
         z_env = 1.0  # no depth anywhere on the object: any positive scale keeps the rectangle valid
     z = z_env if not math.isfinite(z) else z
     opening = min(width_px * z / fx + 2 * margin_m, gripper.max_opening_m)
-    return GraspRect(
-        x=float(mid[0]),
-        y=float(mid[1]),
-        w=float(opening * fx / z_env),
-        h=float(gripper.finger_width_m * fx / z_env),
-        theta=float(theta),
-    ).normalized()
+    return GraspRect(x=float(mid[0]), y=float(mid[1]), w=float(opening * fx / z_env),
+                     h=float(gripper.finger_width_m * fx / z_env), theta=float(theta)).normalized()
 
 
 def horizontal_theta_range(camera: CameraModel, approach_world: np.ndarray,

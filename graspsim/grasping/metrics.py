@@ -42,20 +42,9 @@ from graspsim.grasping.rect_geometry import rect_corners
 from graspsim.types import GraspRect
 
 __all__ = [
-    "ANGLE_THRESHOLDS_DEG",
-    "IOU_THRESHOLDS",
-    "rect_polygon",
-    "polygon_area",
-    "convex_polygon_intersection",
-    "rect_iou",
-    "angle_difference",
-    "jaccard_match",
-    "grasp_accuracy",
-    "accuracy_by_angle",
-    "accuracy_by_iou",
-    "segmentation_iou",
-    "class_level_match",
-    "class_level_accuracy",
+    "ANGLE_THRESHOLDS_DEG", "IOU_THRESHOLDS", "rect_polygon", "polygon_area", "convex_polygon_intersection", "rect_iou",
+    "angle_difference", "jaccard_match", "grasp_accuracy", "accuracy_by_angle", "accuracy_by_iou", "segmentation_iou",
+    "class_level_match", "class_level_accuracy",
 ]
 
 #: Angle thresholds of Table III (degrees), IoU fixed at 25 %.
@@ -72,9 +61,8 @@ _GEOM_EPS = 1e-12
 # --------------------------------------------------------------------------- polygons
 
 
-def rect_polygon(rect: GraspRect) -> np.ndarray:
-    """(4, 2) float64 corners ``xy`` (pixels) of ``rect``; see :func:`rect_geometry.rect_corners`."""
-    return rect_corners(rect)
+#: (4, 2) float64 corners ``xy`` (pixels) of a rectangle; see :func:`rect_geometry.rect_corners`.
+rect_polygon = rect_corners
 
 
 def _signed_area(poly: np.ndarray) -> float:
@@ -145,20 +133,16 @@ def convex_polygon_intersection(a: np.ndarray, b: np.ndarray) -> np.ndarray:
             cur, prev = inp[j], inp[j - 1]
             s_cur, s_prev = side(cur), side(prev)
             cur_in, prev_in = s_cur >= -tol, s_prev >= -tol
-            if cur_in:
-                if not prev_in:
-                    output.append(prev + (cur - prev) * (s_prev / (s_prev - s_cur)))
-                output.append(cur)
-            elif prev_in:
+            if cur_in != prev_in:  # the edge crosses the clip line: keep the crossing point
                 output.append(prev + (cur - prev) * (s_prev / (s_prev - s_cur)))
+            if cur_in:
+                output.append(cur)
 
     if len(output) < 3:
         return empty
     poly = np.asarray(output, dtype=np.float64)
     # drop consecutive duplicates produced by vertices on clip edges
-    keep = np.ones(len(poly), dtype=bool)
-    diffs = np.linalg.norm(poly - np.roll(poly, 1, axis=0), axis=1)
-    keep &= diffs > _GEOM_EPS * scale
+    keep = np.linalg.norm(poly - np.roll(poly, 1, axis=0), axis=1) > _GEOM_EPS * scale
     if keep.sum() < 3:
         return empty
     poly = poly[keep]
@@ -346,9 +330,12 @@ def segmentation_iou(
     pred_count = np.bincount(p[p_in], minlength=num_classes)
     inter = np.bincount(g[p == g], minlength=num_classes)
     union = gt_count + pred_count - inter
-    per_class = {int(c): float(inter[c] / union[c]) for c in range(num_classes) if union[c] > 0}
-    mean = float(np.mean(list(per_class.values()))) if per_class else float("nan")
-    return {"mean_iou": mean, "per_class": per_class}
+    return _iou_result({int(c): float(inter[c] / union[c]) for c in range(num_classes) if union[c] > 0})
+
+
+def _iou_result(per_class: dict[int, float]) -> dict:
+    """``{"mean_iou": mean of per_class (NaN if empty), "per_class": per_class}``."""
+    return {"mean_iou": float(np.mean(list(per_class.values()))) if per_class else float("nan"), "per_class": per_class}
 
 
 def segmentation_iou_seed_protocol(
@@ -378,8 +365,7 @@ def segmentation_iou_seed_protocol(
             continue
         p, g = pred == c, gt == c
         per_class[int(c)] = float(np.count_nonzero(p & g) / np.count_nonzero(p | g))
-    mean = float(np.mean(list(per_class.values()))) if per_class else float("nan")
-    return {"mean_iou": mean, "per_class": per_class}
+    return _iou_result(per_class)
 
 
 def segmentation_class_recall(
@@ -433,9 +419,7 @@ def miou_from_confusion(confusion: np.ndarray) -> dict:
         raise ValueError(f"confusion matrix must be square, got shape {m.shape}")
     inter = np.diag(m)
     union = m.sum(axis=1) + m.sum(axis=0) - inter
-    per_class = {int(c): float(inter[c] / union[c]) for c in range(m.shape[0]) if union[c] > 0}
-    mean = float(np.mean(list(per_class.values()))) if per_class else float("nan")
-    return {"mean_iou": mean, "per_class": per_class}
+    return _iou_result({int(c): float(inter[c] / union[c]) for c in range(m.shape[0]) if union[c] > 0})
 
 
 # --------------------------------------------------------------------------- OCID_grasp class level
