@@ -481,21 +481,11 @@ def _distinct_grasps(c: _Candidates, axes: _Axes, order: np.ndarray, score: np.n
     return (out + blocked)[:max_candidates]
 
 
-def mask_to_grasps(
-    mask: np.ndarray,
-    depth_m: np.ndarray,
-    K: np.ndarray,
-    gripper: GripperSpec = GripperSpec(),
-    *,
-    grasp_depth_m: float = GRASP_DEPTH_M,
-    margin_m: float = GRASP_MARGIN_M,
-    min_margin_m: float | None = 0.004,
-    n_angles: int = 12,
-    max_candidates: int = 10,
-    max_centres: int = 24,
-    check_palm: bool = True,
-    theta_range: tuple[float, float] | None = None,
-) -> list[ScoredGrasp]:
+def mask_to_grasps(mask: np.ndarray, depth_m: np.ndarray, K: np.ndarray, gripper: GripperSpec = GripperSpec(), *,
+                   grasp_depth_m: float = GRASP_DEPTH_M, margin_m: float = GRASP_MARGIN_M,
+                   min_margin_m: float | None = 0.004, n_angles: int = 12, max_candidates: int = 10,
+                   max_centres: int = 24, check_palm: bool = True,
+                   theta_range: tuple[float, float] | None = None) -> list[ScoredGrasp]:
     """Ranked parallel-jaw grasps on one object, best first (``[]`` if nothing is graspable).
 
     * ``mask``: (H, W) bool (or 0/1), the object's pixels.
@@ -553,14 +543,8 @@ def mask_to_grasps(
                             max_candidates)
 
 
-def fallback_grasp(
-    mask: np.ndarray,
-    depth_m: np.ndarray,
-    K: np.ndarray,
-    gripper: GripperSpec = GripperSpec(),
-    *,
-    margin_m: float = GRASP_MARGIN_M,
-) -> GraspRect | None:
+def fallback_grasp(mask: np.ndarray, depth_m: np.ndarray, K: np.ndarray, gripper: GripperSpec = GripperSpec(), *,
+                   margin_m: float = GRASP_MARGIN_M) -> GraspRect | None:
     """A best-effort rectangle when :func:`mask_to_grasps` finds nothing (``None`` for an empty mask).
 
     Centre at the mask's most interior pixel, closing axis along the mask's minor

@@ -201,12 +201,8 @@ def _check_thresholds(iou_threshold: float, angle_threshold_deg: float) -> None:
         raise ValueError(f"angle_threshold_deg is in degrees, in (0, 90], got {angle_threshold_deg!r}")
 
 
-def jaccard_match(
-    pred: GraspRect | None,
-    gts: Iterable[GraspRect],
-    iou_threshold: float = 0.25,
-    angle_threshold_deg: float = 30.0,
-) -> bool:
+def jaccard_match(pred: GraspRect | None, gts: Iterable[GraspRect], iou_threshold: float = 0.25,
+                  angle_threshold_deg: float = 30.0) -> bool:
     """Cornell / Jacquard rectangle metric for one predicted grasp.
 
     True when at least one ground-truth rectangle ``g`` in ``gts`` satisfies
@@ -230,12 +226,8 @@ def jaccard_match(
     return False
 
 
-def grasp_accuracy(
-    preds: Sequence[GraspRect | None],
-    gts: Sequence[Sequence[GraspRect]],
-    iou_threshold: float = 0.25,
-    angle_threshold_deg: float = 30.0,
-) -> float:
+def grasp_accuracy(preds: Sequence[GraspRect | None], gts: Sequence[Sequence[GraspRect]], iou_threshold: float = 0.25,
+                   angle_threshold_deg: float = 30.0) -> float:
     """Share of images (in ``[0, 1]``) whose top prediction passes :func:`jaccard_match`.
 
     ``preds[i]`` is the single best-scoring predicted rectangle of image ``i``
@@ -256,12 +248,9 @@ def _key(value: float) -> str:
     return f"{value:g}"
 
 
-def accuracy_by_angle(
-    preds: Sequence[GraspRect | None],
-    gts: Sequence[Sequence[GraspRect]],
-    angle_thresholds_deg: Sequence[float] = ANGLE_THRESHOLDS_DEG,
-    iou_threshold: float = 0.25,
-) -> dict[str, float]:
+def accuracy_by_angle(preds: Sequence[GraspRect | None], gts: Sequence[Sequence[GraspRect]],
+                      angle_thresholds_deg: Sequence[float] = ANGLE_THRESHOLDS_DEG,
+                      iou_threshold: float = 0.25) -> dict[str, float]:
     """Table III: accuracy per angle threshold (degrees) at IoU > 25 %.
 
     Returns ``{"30": acc, "25": acc, "20": acc, "15": acc, "10": acc, "5": acc}``
@@ -270,12 +259,9 @@ def accuracy_by_angle(
     return {_key(t): grasp_accuracy(preds, gts, iou_threshold, float(t)) for t in angle_thresholds_deg}
 
 
-def accuracy_by_iou(
-    preds: Sequence[GraspRect | None],
-    gts: Sequence[Sequence[GraspRect]],
-    iou_thresholds: Sequence[float] = IOU_THRESHOLDS,
-    angle_threshold_deg: float = 30.0,
-) -> dict[str, float]:
+def accuracy_by_iou(preds: Sequence[GraspRect | None], gts: Sequence[Sequence[GraspRect]],
+                    iou_thresholds: Sequence[float] = IOU_THRESHOLDS,
+                    angle_threshold_deg: float = 30.0) -> dict[str, float]:
     """Table IV: accuracy per IoU threshold at angle difference < 30 degrees.
 
     Returns ``{"25": acc, "30": acc, "35": acc}`` (keys are the IoU thresholds in
@@ -294,12 +280,7 @@ def _checked_maps(pred_labels: np.ndarray, gt_labels: np.ndarray) -> tuple[np.nd
     return pred, gt
 
 
-def segmentation_iou(
-    pred_labels: np.ndarray,
-    gt_labels: np.ndarray,
-    num_classes: int,
-    ignore_index: int = -1,
-) -> dict:
+def segmentation_iou(pred_labels: np.ndarray, gt_labels: np.ndarray, num_classes: int, ignore_index: int = -1) -> dict:
     """Per-class and mean intersection over union of two label maps.
 
     ``pred_labels`` and ``gt_labels`` are integer arrays of the same shape
@@ -338,12 +319,8 @@ def _iou_result(per_class: dict[int, float]) -> dict:
     return {"mean_iou": float(np.mean(list(per_class.values()))) if per_class else float("nan"), "per_class": per_class}
 
 
-def segmentation_iou_seed_protocol(
-    pred_labels: np.ndarray,
-    gt_labels: np.ndarray,
-    min_pred_px: int = 100,
-    background: int = 0,
-) -> dict:
+def segmentation_iou_seed_protocol(pred_labels: np.ndarray, gt_labels: np.ndarray, min_pred_px: int = 100,
+                                   background: int = 0) -> dict:
     """Segmentation IoU of one image as the seed's authors compute it for OCID_grasp (their evaluation script).
 
     For every label ``c != background`` that occurs in ``pred_labels`` on at
@@ -368,13 +345,8 @@ def segmentation_iou_seed_protocol(
     return _iou_result(per_class)
 
 
-def segmentation_class_recall(
-    pred_labels: np.ndarray,
-    gt_labels: np.ndarray,
-    min_px: int = 100,
-    background: int = 0,
-    ignore_index: int = -1,
-) -> float:
+def segmentation_class_recall(pred_labels: np.ndarray, gt_labels: np.ndarray, min_px: int = 100, background: int = 0,
+                              ignore_index: int = -1) -> float:
     """Share of the ground-truth classes of one image (not ``background`` or ``ignore_index``, at least
     ``min_px`` pixels) that the prediction shows on at least ``min_px`` pixels of the same image (anywhere).
     NaN if no class qualifies."""
@@ -435,13 +407,9 @@ def _centre_pixel(rect: GraspRect, height: int, width: int) -> tuple[int, int] |
     return None
 
 
-def class_level_match(
-    pred_grasps: Sequence[tuple[GraspRect, float]],
-    pred_class_map: np.ndarray,
-    gt_grasps_by_class: Mapping[int, Sequence[GraspRect]],
-    iou_threshold: float = 0.25,
-    angle_threshold_deg: float = 30.0,
-) -> dict[int, bool]:
+def class_level_match(pred_grasps: Sequence[tuple[GraspRect, float]], pred_class_map: np.ndarray,
+                      gt_grasps_by_class: Mapping[int, Sequence[GraspRect]], iou_threshold: float = 0.25,
+                      angle_threshold_deg: float = 30.0) -> dict[int, bool]:
     """OCID_grasp class-level Jaccard index for one image.
 
     ``pred_grasps`` holds ``(rect, score)`` pairs (higher score = better);

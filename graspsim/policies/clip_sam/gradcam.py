@@ -73,16 +73,9 @@ def similarity(model, pixel_values: torch.Tensor, input_ids: torch.Tensor, atten
         return float(_score(model, pixel_values, input_ids, attention_mask))
 
 
-def clip_gradcam(
-    model,
-    pixel_values: torch.Tensor,
-    input_ids: torch.Tensor,
-    attention_mask: torch.Tensor | None = None,
-    layer: int = -1,
-    site: str = "input",
-    method: str = "gradcam",
-    text_embeds: torch.Tensor | None = None,
-) -> np.ndarray:
+def clip_gradcam(model, pixel_values: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                 layer: int = -1, site: str = "input", method: str = "gradcam",
+                 text_embeds: torch.Tensor | None = None) -> np.ndarray:
     """Grad-CAM map ``(h, w)`` float32 in ``[0, 1]`` on the patch grid of ``pixel_values``.
 
     ``pixel_values``: ``(1, 3, H, W)`` already normalised for CLIP; ``input_ids``:

@@ -93,12 +93,8 @@ def _local_maxima(a: np.ndarray) -> np.ndarray:
     return a32 >= cv2.dilate(a32, np.ones((3, 3), np.uint8))
 
 
-def multi_points(
-    att: np.ndarray,
-    k: int = 3,
-    suppression_radius_px: float | None = None,
-    min_value: float = 0.5,
-) -> np.ndarray:
+def multi_points(att: np.ndarray, k: int = 3, suppression_radius_px: float | None = None,
+                 min_value: float = 0.5) -> np.ndarray:
     """Up to ``k`` peaks ``(n, 2)`` xy, strongest first, ``1 <= n <= k``.
 
     Candidates are local maxima (3x3) whose value is at least ``min_value`` times
@@ -156,13 +152,8 @@ def box_prompt(att: np.ndarray, threshold: float = 0.5) -> np.ndarray:
     return np.array([cols.min(), rows.min(), cols.max(), rows.max()], dtype=np.float32)
 
 
-def box_and_points(
-    att: np.ndarray,
-    threshold: float = 0.5,
-    k: int = 3,
-    suppression_radius_px: float | None = None,
-    min_value: float = 0.5,
-) -> tuple[np.ndarray, np.ndarray]:
+def box_and_points(att: np.ndarray, threshold: float = 0.5, k: int = 3, suppression_radius_px: float | None = None,
+                   min_value: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
     """``(box (4,), points (n, 2))``: the peak box and the :func:`multi_points` peaks inside it (at least the peak)."""
     box = box_prompt(att, threshold)
     pts = multi_points(att, k=k, suppression_radius_px=suppression_radius_px, min_value=min_value)
@@ -173,15 +164,9 @@ def box_and_points(
     return box, pts
 
 
-def negative_points(
-    att: np.ndarray,
-    k: int = 2,
-    box: np.ndarray | None = None,
-    margin: float = 0.25,
-    max_value: float = 0.2,
-    suppression_radius_px: float | None = None,
-    threshold: float = 0.5,
-) -> np.ndarray:
+def negative_points(att: np.ndarray, k: int = 2, box: np.ndarray | None = None, margin: float = 0.25,
+                    max_value: float = 0.2, suppression_radius_px: float | None = None,
+                    threshold: float = 0.5) -> np.ndarray:
     """Up to ``k`` background points ``(n, 2)`` xy (``n`` may be 0), lowest attention first.
 
     Looked for in the margin around the box (``box`` or :func:`box_prompt` at
@@ -212,15 +197,8 @@ def negative_points(
     return _spaced_points(a, ring & (a < max_value * peak), k, suppression_radius_px, descending=False)
 
 
-def make_prompts(
-    att: np.ndarray,
-    mode: str,
-    k: int = 3,
-    threshold: float = 0.5,
-    n_negative: int = 0,
-    suppression_radius_px: float | None = None,
-    min_value: float = 0.5,
-) -> Prompt:
+def make_prompts(att: np.ndarray, mode: str, k: int = 3, threshold: float = 0.5, n_negative: int = 0,
+                 suppression_radius_px: float | None = None, min_value: float = 0.5) -> Prompt:
     """Build the :class:`Prompt` for ``mode`` (one of :data:`PROMPT_MODES`).
 
     * ``"point"``: the peak, label 1; no box.
