@@ -505,32 +505,31 @@ def _paint_zones(side: Canvas, family: str, zones, pal, st: Style, H: float, P: 
     def band(y0, y1, rgb):  # all the way round, past the seam
         side.rect(-0.01, y0, P + 0.01, y1, rgb)
 
-    a, b = {}, {}
-    for name, (z0, z1) in zones.items():
-        a[name], b[name] = z0 * H, z1 * H
+    lo = {name: z0 * H for name, (z0, _) in zones.items()}  # bottom and top of each zone, metres
+    hi = {name: z1 * H for name, (_, z1) in zones.items()}
     if "lid" in zones:  # can ends: bare metal
-        band(a["lid"], b["lid"] + 0.01, METAL)
-        band(a["lid"], a["lid"] + 0.0008, _shade(METAL, 0.8))
+        band(lo["lid"], hi["lid"] + 0.01, METAL)
+        band(lo["lid"], lo["lid"] + 0.0008, _shade(METAL, 0.8))
     if "base" in zones:
-        band(-0.01, b["base"], METAL if family == "cylinder" else _shade(pal[0], 0.85))
+        band(-0.01, hi["base"], METAL if family == "cylinder" else _shade(pal[0], 0.85))
     if "cap" in zones:
         cap = _colour(pal, st.cap_col)
-        band(a["cap"], b["cap"] + 0.01, cap)
-        side.pattern("vstripes", a["cap"], b["cap"], _shade(cap, 0.8), 0.6, None)  # grip ridges
+        band(lo["cap"], hi["cap"] + 0.01, cap)
+        side.pattern("vstripes", lo["cap"], hi["cap"], _shade(cap, 0.8), 0.6, None)  # grip ridges
     if "neck" in zones:
-        band(a["neck"], b["neck"], _shade(pal[0], 1.08))
+        band(lo["neck"], hi["neck"], _shade(pal[0], 1.08))
     if "roof" in zones:  # carton gable: a second colour with the brand
-        band(a["roof"], b["roof"], _colour(pal, 2))
+        band(lo["roof"], hi["roof"], _colour(pal, 2))
         for xc in (0.0, 0.5 * P, P):
-            side.text(st.brand, xc, a["roof"] + 0.3 * (b["roof"] - a["roof"]), 0.2 * P / 4,
-                      0.25 * (b["roof"] - a["roof"]), _colour(pal, 1))
+            side.text(st.brand, xc, lo["roof"] + 0.3 * (hi["roof"] - lo["roof"]), 0.2 * P / 4,
+                      0.25 * (hi["roof"] - lo["roof"]), _colour(pal, 1))
     if "fin" in zones:
-        band(a["fin"], b["fin"] + 0.01, WHITE)
+        band(lo["fin"], hi["fin"] + 0.01, WHITE)
     if "seal" in zones:  # crimped heat seal
-        band(a["seal"], b["seal"] + 0.01, _shade(pal[0], 0.8))
-        side.pattern("vstripes", a["seal"], b["seal"], _shade(pal[0], 0.6), 0.8, None)
+        band(lo["seal"], hi["seal"] + 0.01, _shade(pal[0], 0.8))
+        side.pattern("vstripes", lo["seal"], hi["seal"], _shade(pal[0], 0.6), 0.8, None)
     if "rim" in zones:
-        band(a["rim"], b["rim"] + 0.01, WHITE)
+        band(lo["rim"], hi["rim"] + 0.01, WHITE)
 
 
 def _cap_canvas(img, box, extent) -> Canvas:
