@@ -70,10 +70,6 @@ def transform_points(T: np.ndarray, points: np.ndarray) -> np.ndarray:
     return points @ T[:3, :3].T + T[:3, 3]
 
 
-def pose_to_matrix(pose: Pose) -> np.ndarray:
-    return make_transform(quat_to_matrix(pose.quat_xyzw), pose.position)
-
-
 def matrix_to_pose(T: np.ndarray) -> Pose:
     q = matrix_to_quat(T[:3, :3])
     return Pose(tuple(float(v) for v in T[:3, 3]), tuple(float(v) for v in q))
@@ -100,9 +96,7 @@ def intrinsics_from_fov(width: int, height: int, vertical_fov_deg: float) -> np.
 def project(K: np.ndarray, points_camera: np.ndarray) -> np.ndarray:
     """Pixels ``xy`` (..., 2) of camera-frame points (..., 3) with z > 0."""
     points_camera = np.asarray(points_camera, dtype=np.float64)
-    z = points_camera[..., 2:3]
-    uvw = points_camera @ K.T
-    return uvw[..., :2] / z
+    return (points_camera @ K.T)[..., :2] / points_camera[..., 2:3]
 
 
 def deproject(K: np.ndarray, xy, depth_m) -> np.ndarray:

@@ -70,18 +70,14 @@ class GraspRect:
 
     def validate(self, width_px: int, height_px: int) -> None:
         """Raise :class:`InvalidRectError` naming the problem if this rectangle cannot be executed."""
-        values = self.as_array()
-        names = ("x", "y", "w", "h", "theta")
-        for name, value in zip(names, values):
+        for name, value in zip(("x", "y", "w", "h", "theta"), self.as_array()):
             if not math.isfinite(value):
                 raise InvalidRectError(f"grasp rectangle {name} is {value}; all five numbers must be finite")
         if self.w <= 0 or self.h <= 0:
             raise InvalidRectError(f"grasp rectangle size must be positive, got w={self.w:g}, h={self.h:g} px")
         if not (0 <= self.x <= width_px - 1 and 0 <= self.y <= height_px - 1):
-            raise InvalidRectError(
-                f"grasp rectangle centre ({self.x:g}, {self.y:g}) lies outside the "
-                f"{width_px}x{height_px} image"
-            )
+            raise InvalidRectError(f"grasp rectangle centre ({self.x:g}, {self.y:g}) lies outside the "
+                                   f"{width_px}x{height_px} image")
 
     def to_dict(self) -> dict[str, float]:
         return {"x": self.x, "y": self.y, "w": self.w, "h": self.h, "theta": self.theta}

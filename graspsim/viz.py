@@ -31,14 +31,8 @@ def _int_points(points: np.ndarray) -> np.ndarray:
     return np.round(np.asarray(points, dtype=np.float64)).astype(np.int32).reshape(-1, 1, 2)
 
 
-def draw_grasp(
-    rgb: np.ndarray,
-    rect: GraspRect,
-    *,
-    thickness: int = 2,
-    jaw_color: tuple[int, int, int] = BLUE,
-    line_color: tuple[int, int, int] = RED,
-) -> np.ndarray:
+def draw_grasp(rgb: np.ndarray, rect: GraspRect, *, thickness: int = 2, jaw_color: tuple[int, int, int] = BLUE,
+               line_color: tuple[int, int, int] = RED) -> np.ndarray:
     """A copy of ``rgb`` (H, W, 3 uint8 RGB) with the grasp ``rect`` drawn on it.
 
     The two jaw plates are filled ``jaw_color`` (blue) rectangles ``h`` long and
@@ -52,16 +46,8 @@ def draw_grasp(
     plate_px = 2 * thickness + 1
     u, _ = rect_axes(rect.theta)
     c = np.array([rect.x, rect.y], dtype=np.float64)
-    p0 = c - (rect.w / 2) * u
-    p1 = c + (rect.w / 2) * u
-    cv2.line(
-        out,
-        tuple(int(v) for v in np.round(p0)),
-        tuple(int(v) for v in np.round(p1)),
-        tuple(int(v) for v in line_color),
-        thickness,
-        cv2.LINE_8,
-    )
+    p0, p1 = (tuple(int(v) for v in np.round(c + s * (rect.w / 2) * u)) for s in (-1, 1))
+    cv2.line(out, p0, p1, tuple(int(v) for v in line_color), thickness, cv2.LINE_8)
     for plate in jaw_plates(rect, plate_px):
         cv2.fillConvexPoly(out, _int_points(plate), tuple(int(v) for v in jaw_color), cv2.LINE_8)
     return out
@@ -75,12 +61,7 @@ def draw_grasps(rgb: np.ndarray, rects: Iterable[GraspRect], *, thickness: int =
     return out
 
 
-def overlay_mask(
-    rgb: np.ndarray,
-    mask: np.ndarray,
-    color: Sequence[int] = GREEN,
-    alpha: float = 0.4,
-) -> np.ndarray:
+def overlay_mask(rgb: np.ndarray, mask: np.ndarray, color: Sequence[int] = GREEN, alpha: float = 0.4) -> np.ndarray:
     """A copy of ``rgb`` with ``mask`` (H, W bool) pixels blended towards ``color``.
 
     ``alpha`` in [0, 1]: 0 leaves the image unchanged, 1 paints the mask solid.

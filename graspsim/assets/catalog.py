@@ -335,14 +335,9 @@ def variant_palette(name: str, variant: int) -> tuple[RGB, ...]:
     _check_variant(cls, variant)
     hue = VARIANT_HUE_SHIFT_DEG[variant]
     val = VARIANT_VALUE_SCALE[variant]
-    out = []
-    for i, c in enumerate(cls.palette):
-        # Brightness only varies for the body colour; label whites stay white.
-        if i == 0:
-            out.append(_shift(c, hue * BODY_HUE_SCALE.get(name, 1.0), val))
-        else:
-            out.append(_shift(c, hue, 1.0))
-    return tuple(out)
+    # Brightness only varies for the body colour; label whites stay white.
+    body, *rest = cls.palette
+    return (_shift(body, hue * BODY_HUE_SCALE.get(name, 1.0), val), *(_shift(c, hue, 1.0) for c in rest))
 
 
 def _check_variant(cls: ProductClass, variant: int) -> None:
@@ -376,12 +371,8 @@ def get_variant(name: str, variant: int) -> ProductVariant:
 def variants(name: str, split: str = "all") -> list[ProductVariant]:
     """The variants of class ``name`` in split ``"seen"``, ``"unseen"`` or ``"all"``."""
     cls = get_class(name)
-    if split == "seen":
-        ids = cls.variants_seen
-    elif split == "unseen":
-        ids = cls.variants_unseen
-    elif split == "all":
-        ids = tuple(sorted(cls.variants_seen + cls.variants_unseen))
-    else:
+    ids = {"seen": cls.variants_seen, "unseen": cls.variants_unseen,
+           "all": tuple(sorted(cls.variants_seen + cls.variants_unseen))}
+    if split not in ids:
         raise ValueError(f"split must be 'seen', 'unseen' or 'all', got {split!r}")
-    return [get_variant(name, v) for v in ids]
+    return [get_variant(name, v) for v in ids[split]]

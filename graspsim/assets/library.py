@@ -91,16 +91,8 @@ def generate_arrays(class_name: str, variant: int) -> dict[str, np.ndarray]:
     texture (256, 256, 3) uint8 RGB, hull_<i> for each collision piece."""
     mesh = meshes.build_mesh(class_name, variant)
     tex = textures.make_texture(class_name, variant, mesh.layout)
-    out = {
-        "vertices": mesh.vertices,
-        "indices": mesh.indices,
-        "normals": mesh.normals,
-        "uvs": mesh.uvs,
-        "texture": tex,
-    }
-    for i, h in enumerate(mesh.collision_hulls):
-        out[f"hull_{i}"] = h
-    return out
+    return {"vertices": mesh.vertices, "indices": mesh.indices, "normals": mesh.normals, "uvs": mesh.uvs,
+            "texture": tex, **{f"hull_{i}": h for i, h in enumerate(mesh.collision_hulls)}}
 
 
 def _write_png(path: pathlib.Path, rgb: np.ndarray) -> None:

@@ -68,16 +68,16 @@ def _ring_template(k: int, m: int) -> np.ndarray:
     ts = (np.arange(m) + 0.5) / m  # positions along each straight side
     phis = (np.arange(k) + 0.5) / k * (math.pi / 2)
     one, zero_m, one_m = np.ones(k), np.zeros(m), np.ones(m)
-    segs = []
-    # right side (x = a) going up, then corners and sides counter-clockwise.
-    segs.append((one_m, one_m, 2 * ts - 1, zero_m))
-    segs.append((one, np.cos(phis), one, np.sin(phis)))
-    segs.append((1 - 2 * ts, zero_m, one_m, one_m))
-    segs.append((-one, np.cos(phis + math.pi / 2), one, np.sin(phis + math.pi / 2)))
-    segs.append((-one_m, -one_m, 1 - 2 * ts, zero_m))
-    segs.append((-one, np.cos(phis + math.pi), -one, np.sin(phis + math.pi)))
-    segs.append((2 * ts - 1, zero_m, -one_m, -one_m))
-    segs.append((one, np.cos(phis + 1.5 * math.pi), -one, np.sin(phis + 1.5 * math.pi)))
+    segs = [  # right side (x = a) going up, then corners and sides counter-clockwise.
+        (one_m, one_m, 2 * ts - 1, zero_m),
+        (one, np.cos(phis), one, np.sin(phis)),
+        (1 - 2 * ts, zero_m, one_m, one_m),
+        (-one, np.cos(phis + math.pi / 2), one, np.sin(phis + math.pi / 2)),
+        (-one_m, -one_m, 1 - 2 * ts, zero_m),
+        (-one, np.cos(phis + math.pi), -one, np.sin(phis + math.pi)),
+        (2 * ts - 1, zero_m, -one_m, -one_m),
+        (one, np.cos(phis + 1.5 * math.pi), -one, np.sin(phis + 1.5 * math.pi)),
+    ]
     t = np.stack([np.concatenate([s_[i] for s_ in segs]) for i in range(4)])
     t = np.roll(t, -(m + k + m // 2), axis=1)  # start at the back midpoint (0, b)
     t.setflags(write=False)
@@ -99,11 +99,6 @@ def rings(levels: list[Level], k: int, m: int) -> np.ndarray:
     tt = np.clip(np.abs(x) / a, 0.0, 1.0)
     y = y * np.where(pinch != 1.0, pinch + (1.0 - pinch) * np.sqrt(1.0 - tt**2), 1.0)
     return np.stack([x, y + cy, np.broadcast_to(z, x.shape)], -1)
-
-
-def ring(lv: Level, k: int, m: int) -> np.ndarray:
-    """(4k + 4m, 2) xy points of one ring (see :func:`rings`)."""
-    return rings([lv], k, m)[0, :, :2]
 
 
 # ----------------------------------------------------------------------- structure
@@ -327,14 +322,13 @@ def _bottle(cls: ProductClass, size) -> Shape:
         [_scaled(0, a, b, 0.9, c), _scaled(0.004, a, b, 0.97, c), _scaled(0.008, a, b, 1.0, c)],
         body,
     ] + _bottle_top(p, w, d, h, 0.0, _dome(z_sh, z_neck, (a, b, c, 0.0), (nx, ny, 1.0, 0.0)))
-    zones = {
-        "base": (0.0, 0.008 / h),
-        "label": (0.008 / h, z_sh / h),
-        "shoulder": (z_sh / h, z_neck / h),
-        "neck": (z_neck / h, z_cap / h),
-        "cap": (z_cap / h, 1.0),
-    }
-    return Shape([Part(secs, [0, 0, 1, 1, 1, 1, 2])], zones, h)
+    return Shape([Part(secs, [0, 0, 1, 1, 1, 1, 2])], _bottle_zones(0.008, z_sh, z_neck, z_cap, h), h)
+
+
+def _bottle_zones(base_h, z_sh, z_neck, z_cap, h) -> dict[str, tuple[float, float]]:
+    """Texture zones of a bottle (heights in metres above the bottom, product height ``h``)."""
+    return {"base": (0.0, base_h / h), "label": (base_h / h, z_sh / h), "shoulder": (z_sh / h, z_neck / h),
+            "neck": (z_neck / h, z_cap / h), "cap": (z_cap / h, 1.0)}
 
 
 def _jar(cls: ProductClass, size) -> Shape:
@@ -390,48 +384,29 @@ def _handle_bottle(cls: ProductClass, size) -> Shape:
         prism(yb1 - bar, yb1, zlo, zhi),
         prism(yb0, yb1, zlo, zlo + conn),
     ]
-    zones = {
-        "base": (0.0, 0.006 / h),
-        "label": (0.006 / h, z_sh / h),
-        "shoulder": (z_sh / h, z_neck / h),
-        "neck": (z_neck / h, _frac_z(p, "cap", 0, h) / h),
-        "cap": (_frac_z(p, "cap", 0, h) / h, 1.0),
-    }
-    return Shape([body] + handle, zones, h)
+    return Shape([body] + handle, _bottle_zones(0.006, z_sh, z_neck, _frac_z(p, "cap", 0, h), h), h)
+
+
+_BUILDERS = {
+    "box": _box, "carton": _carton, "cylinder": _can, "tube": _tube, "bag": _bag, "bottle": _bottle, "jar": _jar,
+    "handle_bottle": _handle_bottle,
+    "cup": functools.partial(_cup, bottom_scale=0.76, rim_h=0.005),
+    "bowl": functools.partial(_cup, bottom_scale=0.84, rim_h=0.004),
+}
 
 
 def design(class_name: str, size) -> Shape:
     """The lofted design of class ``class_name`` at ``size`` (x, y, z metres)."""
     cls = get_class(class_name)
-    f = cls.family
-    size = tuple(float(s) for s in size)
-    if f == "box":
-        return _box(cls, size)
-    if f == "carton":
-        return _carton(cls, size)
-    if f == "cylinder":
-        return _can(cls, size)
-    if f == "tube":
-        return _tube(cls, size)
-    if f == "cup":
-        return _cup(cls, size, 0.76, 0.005)
-    if f == "bowl":
-        return _cup(cls, size, 0.84, 0.004)
-    if f == "bag":
-        return _bag(cls, size)
-    if f == "bottle":
-        return _bottle(cls, size)
-    if f == "jar":
-        return _jar(cls, size)
-    if f == "handle_bottle":
-        return _handle_bottle(cls, size)
-    raise ValueError(f"no mesh builder for family {f!r}")
+    if cls.family not in _BUILDERS:
+        raise ValueError(f"no mesh builder for family {cls.family!r}")
+    return _BUILDERS[cls.family](cls, tuple(float(s) for s in size))
 
 
 # -------------------------------------------------------------------------- meshing
 def _ring_segments(lv: Level, m: int) -> np.ndarray:
     """(N,) edge lengths (metres) around a reference ring, from the back; the last closes the ring."""
-    p = ring(lv, CORNER_SAMPLES, m)
+    p = rings([lv], CORNER_SAMPLES, m)[0, :, :2]
     return np.linalg.norm(np.diff(np.vstack([p, p[:1]]), axis=0), axis=1)
 
 
@@ -465,9 +440,7 @@ def _grid_normals(g: np.ndarray) -> np.ndarray:
 
 def _unit(v: np.ndarray, fallback: np.ndarray) -> np.ndarray:
     n = np.linalg.norm(v, axis=-1, keepdims=True)
-    ok = n[..., 0] > 1e-12
-    out = np.where(ok[..., None], v / np.where(n > 1e-12, n, 1.0), fallback)
-    return out
+    return np.where(n > 1e-12, v / np.where(n > 1e-12, n, 1.0), fallback)
 
 
 def _hull_vertices(points: np.ndarray) -> np.ndarray:

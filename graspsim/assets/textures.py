@@ -36,12 +36,7 @@ WHITE = (250, 250, 250)
 PATTERN_ALPHA = {"diag": 0.35, "checker": 0.3, "dots": 0.5, "hstripes": 0.35, "vstripes": 0.3, "waves": 0.9,
                  "zigzag": 0.5, "rays": 0.3, "claw": 0.95, "spots": 0.9, "flowers": 0.8}
 DARK = (30, 30, 35)
-
-
-def uv_to_pixel(uv: np.ndarray, size: int = TEX) -> np.ndarray:
-    """(N, 2) uv -> (N, 2) float pixel (col, row) in the PNG, OBJ convention (v up)."""
-    uv = np.asarray(uv, dtype=np.float64)
-    return np.stack([uv[:, 0] * size - 0.5, (1.0 - uv[:, 1]) * size - 0.5], -1)
+METAL = (196, 198, 204)  # can ends and bottoms
 
 
 # ----------------------------------------------------------------------- styles
@@ -337,11 +332,7 @@ class Canvas:
 
 # ------------------------------------------------------------------------ painter
 def _colour(pal, idx):
-    if idx == -1:
-        return WHITE
-    if idx == -2:
-        return DARK
-    return pal[idx]
+    return WHITE if idx == -1 else DARK if idx == -2 else pal[idx]
 
 
 def _contrast(bg, *candidates):
@@ -511,41 +502,34 @@ def make_texture(class_name: str, variant: int, layout: dict) -> np.ndarray:
 
 
 def _paint_zones(side: Canvas, family: str, zones, pal, st: Style, H: float, P: float) -> None:
-    metal = (196, 198, 204)
+    def band(y0, y1, rgb):  # all the way round, past the seam
+        side.rect(-0.01, y0, P + 0.01, y1, rgb)
 
-    def z(name):
-        return zones[name][0] * H, zones[name][1] * H
-
+    lo = {name: z0 * H for name, (z0, _) in zones.items()}  # bottom and top of each zone, metres
+    hi = {name: z1 * H for name, (_, z1) in zones.items()}
     if "lid" in zones:  # can ends: bare metal
-        a, b = z("lid")
-        side.rect(-0.01, a, P + 0.01, b + 0.01, metal)
-        side.rect(-0.01, a, P + 0.01, a + 0.0008, _shade(metal, 0.8))
+        band(lo["lid"], hi["lid"] + 0.01, METAL)
+        band(lo["lid"], lo["lid"] + 0.0008, _shade(METAL, 0.8))
     if "base" in zones:
-        a, b = z("base")
-        side.rect(-0.01, -0.01, P + 0.01, b, metal if family == "cylinder" else _shade(pal[0], 0.85))
+        band(-0.01, hi["base"], METAL if family == "cylinder" else _shade(pal[0], 0.85))
     if "cap" in zones:
-        a, b = z("cap")
         cap = _colour(pal, st.cap_col)
-        side.rect(-0.01, a, P + 0.01, b + 0.01, cap)
-        side.pattern("vstripes", a, b, _shade(cap, 0.8), 0.6, None)  # grip ridges
+        band(lo["cap"], hi["cap"] + 0.01, cap)
+        side.pattern("vstripes", lo["cap"], hi["cap"], _shade(cap, 0.8), 0.6, None)  # grip ridges
     if "neck" in zones:
-        a, b = z("neck")
-        side.rect(-0.01, a, P + 0.01, b, _shade(pal[0], 1.08))
+        band(lo["neck"], hi["neck"], _shade(pal[0], 1.08))
     if "roof" in zones:  # carton gable: a second colour with the brand
-        a, b = z("roof")
-        side.rect(-0.01, a, P + 0.01, b, _colour(pal, 2))
+        band(lo["roof"], hi["roof"], _colour(pal, 2))
         for xc in (0.0, 0.5 * P, P):
-            side.text(st.brand, xc, a + 0.3 * (b - a), 0.2 * P / 4, 0.25 * (b - a), _colour(pal, 1))
+            side.text(st.brand, xc, lo["roof"] + 0.3 * (hi["roof"] - lo["roof"]), 0.2 * P / 4,
+                      0.25 * (hi["roof"] - lo["roof"]), _colour(pal, 1))
     if "fin" in zones:
-        a, b = z("fin")
-        side.rect(-0.01, a, P + 0.01, b + 0.01, WHITE)
+        band(lo["fin"], hi["fin"] + 0.01, WHITE)
     if "seal" in zones:  # crimped heat seal
-        a, b = z("seal")
-        side.rect(-0.01, a, P + 0.01, b + 0.01, _shade(pal[0], 0.8))
-        side.pattern("vstripes", a, b, _shade(pal[0], 0.6), 0.8, None)
+        band(lo["seal"], hi["seal"] + 0.01, _shade(pal[0], 0.8))
+        side.pattern("vstripes", lo["seal"], hi["seal"], _shade(pal[0], 0.6), 0.8, None)
     if "rim" in zones:
-        a, b = z("rim")
-        side.rect(-0.01, a, P + 0.01, b + 0.01, WHITE)
+        band(lo["rim"], hi["rim"] + 0.01, WHITE)
 
 
 def _cap_canvas(img, box, extent) -> Canvas:
@@ -560,43 +544,40 @@ def _cap_canvas(img, box, extent) -> Canvas:
 
 def _paint_caps(img, family, layout, pal, st: Style, rng) -> None:
     """Top disc (what a top-down camera sees) and bottom disc."""
-    for which, box, (ew, eh) in (("bottom", BOTTOM_CAP_UV, layout["bottom_extent_m"]),
-                                 ("top", TOP_CAP_UV, layout["top_extent_m"])):
-        cv = _cap_canvas(img, box, (ew, eh))
-        cx, cy, r = ew / 2, eh / 2, min(ew, eh) / 2
-        if which == "bottom":
-            base = (196, 198, 204) if family == "cylinder" else _shade(pal[0], 0.8)
-            cv.rect(-1, -1, ew + 1, eh + 1, base)
-            continue
-        if family == "cylinder":  # can lid: metal, rim ring, pull tab
-            metal = (196, 198, 204)
-            cv.rect(-1, -1, ew + 1, eh + 1, metal)
-            cv.ellipse(cx, cy, 0.93 * r, 0.93 * r, _shade(metal, 0.85))
-            cv.ellipse(cx, cy, 0.88 * r, 0.88 * r, metal)
-            cv.ellipse(cx, cy + 0.25 * r, 0.22 * r, 0.32 * r, _shade(metal, 0.75))
-            cv.ellipse(cx, cy + 0.25 * r, 0.1 * r, 0.16 * r, metal)
-            cv.ellipse(cx, cy - 0.35 * r, 0.18 * r, 0.28 * r, (60, 60, 65))
-        elif family in ("bottle", "jar", "tube", "handle_bottle"):
-            cap = _colour(pal, st.cap_col)
-            cv.rect(-1, -1, ew + 1, eh + 1, cap)
-            cv.ellipse(cx, cy, 0.9 * r, 0.9 * r, _shade(cap, 0.88))
-            if family in ("jar", "tube"):
-                cv.emblem(st.emblem if st.emblem != "none" else "circle", cx, cy, 0.45 * r, _colour(pal, 0),
-                          _colour(pal, 1))
-                cv.text(st.brand, cx, cy - 0.6 * r, 1.2 * r, 0.25 * r, _colour(pal, 0))
-        elif family in ("cup", "bowl", "box"):
-            lid = _colour(pal, st.cap_col) if family != "box" else pal[0]
-            cv.rect(-1, -1, ew + 1, eh + 1, lid)
-            if family == "box":
-                cv.pattern(st.pattern, 0, eh, _colour(pal, st.pattern_col), 0.35, rng)
-            emb = st.emblem if st.emblem != "none" else "circle"
-            size = 0.35 * min(ew, eh)
-            ink = _contrast(lid, pal[1], pal[2], pal[0], DARK)  # legible on the lid
-            cv.emblem(emb, cx, cy + 0.15 * eh, size, ink, _contrast(ink, pal[2], pal[1], WHITE))
-            hgt = min(0.2 * eh, 0.02)
-            if family == "box" and eh > 1.6 * ew:  # long narrow top: run the brand along it
-                cv.text(st.brand, cx, cy - 0.2 * eh, 0.35 * eh, 0.5 * ew, ink, vertical=True)
-            else:
-                cv.text(st.brand, cx, cy - 0.25 * eh, 0.8 * ew, hgt, ink)
-        else:  # carton fin, bag seal: tiny strips in the body colour
-            cv.rect(-1, -1, ew + 1, eh + 1, _shade(pal[0], 0.9))
+    ew, eh = layout["bottom_extent_m"]
+    _cap_canvas(img, BOTTOM_CAP_UV, (ew, eh)).rect(-1, -1, ew + 1, eh + 1,
+                                                    METAL if family == "cylinder" else _shade(pal[0], 0.8))
+    ew, eh = layout["top_extent_m"]
+    cv = _cap_canvas(img, TOP_CAP_UV, (ew, eh))
+    cx, cy, r = ew / 2, eh / 2, min(ew, eh) / 2
+    if family == "cylinder":  # can lid: metal, rim ring, pull tab
+        cv.rect(-1, -1, ew + 1, eh + 1, METAL)
+        cv.ellipse(cx, cy, 0.93 * r, 0.93 * r, _shade(METAL, 0.85))
+        cv.ellipse(cx, cy, 0.88 * r, 0.88 * r, METAL)
+        cv.ellipse(cx, cy + 0.25 * r, 0.22 * r, 0.32 * r, _shade(METAL, 0.75))
+        cv.ellipse(cx, cy + 0.25 * r, 0.1 * r, 0.16 * r, METAL)
+        cv.ellipse(cx, cy - 0.35 * r, 0.18 * r, 0.28 * r, (60, 60, 65))
+    elif family in ("bottle", "jar", "tube", "handle_bottle"):
+        cap = _colour(pal, st.cap_col)
+        cv.rect(-1, -1, ew + 1, eh + 1, cap)
+        cv.ellipse(cx, cy, 0.9 * r, 0.9 * r, _shade(cap, 0.88))
+        if family in ("jar", "tube"):
+            cv.emblem(st.emblem if st.emblem != "none" else "circle", cx, cy, 0.45 * r, _colour(pal, 0),
+                      _colour(pal, 1))
+            cv.text(st.brand, cx, cy - 0.6 * r, 1.2 * r, 0.25 * r, _colour(pal, 0))
+    elif family in ("cup", "bowl", "box"):
+        lid = _colour(pal, st.cap_col) if family != "box" else pal[0]
+        cv.rect(-1, -1, ew + 1, eh + 1, lid)
+        if family == "box":
+            cv.pattern(st.pattern, 0, eh, _colour(pal, st.pattern_col), 0.35, rng)
+        emb = st.emblem if st.emblem != "none" else "circle"
+        size = 0.35 * min(ew, eh)
+        ink = _contrast(lid, pal[1], pal[2], pal[0], DARK)  # legible on the lid
+        cv.emblem(emb, cx, cy + 0.15 * eh, size, ink, _contrast(ink, pal[2], pal[1], WHITE))
+        hgt = min(0.2 * eh, 0.02)
+        if family == "box" and eh > 1.6 * ew:  # long narrow top: run the brand along it
+            cv.text(st.brand, cx, cy - 0.2 * eh, 0.35 * eh, 0.5 * ew, ink, vertical=True)
+        else:
+            cv.text(st.brand, cx, cy - 0.25 * eh, 0.8 * ew, hgt, ink)
+    else:  # carton fin, bag seal: tiny strips in the body colour
+        cv.rect(-1, -1, ew + 1, eh + 1, _shade(pal[0], 0.9))

@@ -20,13 +20,6 @@ import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
-PLOT_FILES = {
-    "per_class": "per_class.png",
-    "failure_reasons": "failure_reasons.png",
-    "perception_vs_rate": "perception_vs_rate.png",
-    "offline_vs_pick": "offline_vs_pick.png",
-}
-
 # Fixed colours, so a reason keeps its colour across reports.
 SUCCESS_COLOUR = "#2ca02c"
 REASON_COLOURS = {
@@ -43,14 +36,6 @@ POLICY_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564
                   "#bcbd22", "#17becf"]
 
 
-def _writable_dir(path: Path) -> bool:
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        return False
-    return os.access(path, os.W_OK)
-
-
 def _figure(width_in: float, height_in: float):
     """A new Agg-backed Figure; sets matplotlib up for headless use on first call."""
     if "matplotlib" not in sys.modules and not os.environ.get("MPLCONFIGDIR"):
@@ -58,7 +43,12 @@ def _figure(width_in: float, height_in: float):
         # warn and rebuild its font cache on every import.
         xdg = os.environ.get("XDG_CONFIG_HOME")
         default = Path(xdg) / "matplotlib" if xdg else Path.home() / ".config" / "matplotlib"
-        if not _writable_dir(default):
+        try:
+            default.mkdir(parents=True, exist_ok=True)
+            writable = os.access(default, os.W_OK)
+        except OSError:
+            writable = False
+        if not writable:
             os.environ["MPLCONFIGDIR"] = tempfile.mkdtemp(prefix="graspsim-mpl-")
     import matplotlib
 
@@ -74,18 +64,18 @@ def _figure(width_in: float, height_in: float):
     return fig
 
 
-def _save(fig, path: Path) -> Path:
-    path = Path(path)
+def _finish(fig, ax, comparison: dict, name: str, out_path, title: str, has_data: bool, note: str = "") -> Path:
+    """Title, lay out and save the plot, and record it in ``comparison["plots"][name]``; returns the path."""
+    ax.set_title(title, fontsize=11)
+    fig.tight_layout()
+    path = Path(out_path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp.png")
     # metadata Software=None: no version string, so the same data gives the same bytes.
     fig.savefig(tmp, format="png", dpi=100, metadata={"Software": None})
     os.replace(tmp, path)
-    return path
-
-
-def _record(comparison: dict, name: str, path: Path, has_data: bool, note: str = "") -> None:
     comparison.setdefault("plots", {})[name] = {"file": Path(path).name, "has_data": bool(has_data), "note": note}
+    return path
 
 
 def _labels(comparison: Mapping) -> list[str]:
@@ -155,22 +145,13 @@ def plot_per_class(comparison: dict, out_path: str | Path) -> Path:
         ax.grid(axis="y", color="#dddddd", zorder=0)
         ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=9, frameon=False)
     suite = (comparison.get("scene_set") or {}).get("suite")
-    ax.set_title(f"Per-class pick rate on {suite} (whiskers: 95% Wilson interval)", fontsize=11)
-    fig.tight_layout()
-    path = _save(fig, out_path)
-    _record(comparison, "per_class", path, has_data)
-    return path
+    return _finish(fig, ax, comparison, "per_class", out_path,
+                   f"Per-class pick rate on {suite} (whiskers: 95% Wilson interval)", has_data)
 
 
 def _reason_colours(reasons: list[str]) -> dict[str, str]:
-    colours, extra = {}, 0
-    for reason in reasons:
-        if reason in REASON_COLOURS:
-            colours[reason] = REASON_COLOURS[reason]
-        else:
-            colours[reason] = EXTRA_COLOURS[extra % len(EXTRA_COLOURS)]
-            extra += 1
-    return colours
+    extra = [r for r in reasons if r not in REASON_COLOURS]  # unknown reasons take the extra colours in turn
+    return {r: REASON_COLOURS.get(r) or EXTRA_COLOURS[extra.index(r) % len(EXTRA_COLOURS)] for r in reasons}
 
 
 def plot_failure_reasons(comparison: dict, out_path: str | Path) -> Path:
@@ -214,24 +195,25 @@ def plot_failure_reasons(comparison: dict, out_path: str | Path) -> Path:
         _percent_axis(ax.yaxis)
         ax.set_ylabel("share of attempts")
         ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=9, frameon=False)
-    ax.set_title("Outcome of every attempt (numbers: counts)", fontsize=11)
-    fig.tight_layout()
-    path = _save(fig, out_path)
-    _record(comparison, "failure_reasons", path, has_data)
-    return path
+    return _finish(fig, ax, comparison, "failure_reasons", out_path, "Outcome of every attempt (numbers: counts)",
+                   has_data)
 
 
-def _annotate_points(ax, xs, ys, names) -> None:
-    for x, y, name in zip(xs, ys, names):
-        ax.annotate(name, (x, y), xytext=(6, 6), textcoords="offset points", fontsize=9)
-
-
-def _rate_points(ax, pts) -> None:
-    """Labelled points ``(colour index, label, x, rate, ci95)`` with the rate's interval as whiskers."""
+def _rate_points(ax, pts, xlabel: str, ylabel: str, note: str) -> None:
+    """Labelled points ``(colour index, label, x, rate, ci95)`` with the rate's interval as whiskers, on a
+    percent y axis with a grid; ``note`` (if any) in the bottom left corner."""
     for j, _label, x, rate, ci in pts:
         ax.errorbar([x], [rate], yerr=[[max(0.0, rate - ci[0])], [max(0.0, ci[1] - rate)]], fmt="o",
                     color=POLICY_COLOURS[j % len(POLICY_COLOURS)], capsize=3, markersize=7, zorder=3)
-    _annotate_points(ax, [p[2] for p in pts], [p[3] for p in pts], [p[1] for p in pts])
+    for _j, label, x, rate, _ci in pts:
+        ax.annotate(label, (x, rate), xytext=(6, 6), textcoords="offset points", fontsize=9)
+    ax.set_ylim(-0.03, 1.05)
+    _percent_axis(ax.yaxis)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(color="#dddddd", zorder=0)
+    if note:
+        ax.text(0.01, 0.01, note, transform=ax.transAxes, fontsize=8, color="#555555")
 
 
 def plot_perception_vs_rate(comparison: dict, out_path: str | Path) -> Path:
@@ -255,22 +237,12 @@ def plot_perception_vs_rate(comparison: dict, out_path: str | Path) -> Path:
     if not pts:
         _no_data(ax, "No policy has a perception time and a pick rate")
     else:
-        _rate_points(ax, pts)
+        _rate_points(ax, pts, "mean perception time per attempt (ms, log scale)", "pick rate", note)
         ax.set_xscale("log")
         lo, hi = min(p[2] for p in pts), max(p[2] for p in pts)
         ax.set_xlim(lo / 3, hi * 5)  # room for the labels right of the points
-        ax.set_ylim(-0.03, 1.05)
-        _percent_axis(ax.yaxis)
-        ax.set_xlabel("mean perception time per attempt (ms, log scale)")
-        ax.set_ylabel("pick rate")
-        ax.grid(color="#dddddd", zorder=0)
-        if note:
-            ax.text(0.01, 0.01, note, transform=ax.transAxes, fontsize=8, color="#555555")
-    ax.set_title("Perception cost against pick rate (whiskers: 95% Wilson interval)", fontsize=11)
-    fig.tight_layout()
-    path = _save(fig, out_path)
-    _record(comparison, "perception_vs_rate", path, bool(pts), note)
-    return path
+    return _finish(fig, ax, comparison, "perception_vs_rate", out_path,
+                   "Perception cost against pick rate (whiskers: 95% Wilson interval)", bool(pts), note)
 
 
 def plot_offline_vs_pick(comparison: dict, out_path: str | Path) -> Path:
@@ -299,21 +271,11 @@ def plot_offline_vs_pick(comparison: dict, out_path: str | Path) -> Path:
                      f"Policies: {', '.join(labels)}")
     else:
         ax.plot([0, 1], [0, 1], linestyle="--", color="#999999", linewidth=1, zorder=1)
-        _rate_points(ax, pts)
+        _rate_points(ax, pts, "offline grasp accuracy", "pick rate in simulation", note)
         ax.set_xlim(-0.03, 1.05)
-        ax.set_ylim(-0.03, 1.05)
         _percent_axis(ax.xaxis)
-        _percent_axis(ax.yaxis)
-        ax.set_xlabel("offline grasp accuracy")
-        ax.set_ylabel("pick rate in simulation")
-        ax.grid(color="#dddddd", zorder=0)
-        if note:
-            ax.text(0.01, 0.01, note, transform=ax.transAxes, fontsize=8, color="#555555")
-    ax.set_title("Offline grasp accuracy against pick rate", fontsize=11)
-    fig.tight_layout()
-    path = _save(fig, out_path)
-    _record(comparison, "offline_vs_pick", path, bool(pts), note)
-    return path
+    return _finish(fig, ax, comparison, "offline_vs_pick", out_path, "Offline grasp accuracy against pick rate",
+                   bool(pts), note)
 
 
 PLOTTERS = {
@@ -325,6 +287,5 @@ PLOTTERS = {
 
 
 def make_all_plots(comparison: dict, out_dir: str | Path) -> dict[str, Path]:
-    """Every plot into ``out_dir`` (file names in :data:`PLOT_FILES`); returns ``{name: path}``."""
-    out_dir = Path(out_dir)
-    return {name: plot(comparison, out_dir / PLOT_FILES[name]) for name, plot in PLOTTERS.items()}
+    """Every plot into ``out_dir`` as ``<name>.png``; returns ``{name: path}``."""
+    return {name: plot(comparison, Path(out_dir) / f"{name}.png") for name, plot in PLOTTERS.items()}

@@ -21,7 +21,6 @@ load, so a headless browser can check that every image decodes.
 from __future__ import annotations
 
 import base64
-import math
 import tempfile
 import warnings
 from datetime import datetime, timezone
@@ -32,6 +31,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from graspsim.bench.compare import RunData, failure_reason_order
+from graspsim.bench.plots import _finite, _labels
 from graspsim.fileio import atomic_write_text
 
 JPEG_QUALITY = 85
@@ -92,10 +92,6 @@ def _e(value: Any) -> str:
     return escape(str(value), quote=True)
 
 
-def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def _pct(value: Any, digits: int = 1) -> str:
     return f"{100.0 * value:.{digits}f} %" if _finite(value) else "n/a"
 
@@ -137,6 +133,14 @@ def _img(src: str, alt: str, width: int | None = None, height: int | None = None
     return f'<img src="{_e(src)}" alt="{_e(alt)}"{size}>'
 
 
+def _td(value: Any, cls: str = "num", attrs: str = "") -> str:
+    return f'<td class="{cls}"{attrs}>{_e(value)}</td>'
+
+
+def _tr(cells: Iterable[str]) -> str:
+    return "<tr>" + "".join(cells) + "</tr>"
+
+
 def _table(header: Sequence[str], rows: Iterable[str], cls: str = "") -> str:
     head = "".join(f"<th>{_e(h)}</th>" for h in header)
     body = "\n".join(rows)
@@ -148,10 +152,6 @@ def _rate_style(rate: Any) -> str:
     if not _finite(rate):
         return ""
     return f' style="background: hsl({int(round(120 * rate))}, 65%, 86%)"'
-
-
-def _labels(comparison: Mapping) -> list[str]:
-    return list(comparison.get("labels") or comparison["policies"])
 
 
 # --------------------------------------------------------------------------- sections
@@ -193,17 +193,12 @@ def _overall_section(comparison: Mapping) -> str:
     for label in labels:
         p = policies[label]
         rate_cls = "num best" if best is not None and p["success_rate"] == best else "num"
-        cells = [f"<td>{_e(label)}</td>", f"<td>{_e(p['run_dir'])}</td>",
-                 f'<td class="num">{_e(p["episodes"])}</td>', f'<td class="num">{_e(p["successes"])}</td>',
-                 f'<td class="{rate_cls}"{_rate_style(p["success_rate"])}>{_e(_pct(p["success_rate"]))}</td>',
-                 f'<td class="num">{_e(_ci(p["ci95"]))}</td>',
-                 f'<td class="num">{_e(_ms(p.get("mean_perception_ms")))}</td>',
-                 f'<td class="num">{_e(p.get("knocked_down", 0))}</td>',
-                 f'<td class="num">{_e(p.get("dropped", 0))}</td>']
+        cells = [f"<td>{_e(label)}</td>", f"<td>{_e(p['run_dir'])}</td>", _td(p["episodes"]), _td(p["successes"]),
+                 _td(_pct(p["success_rate"]), rate_cls, _rate_style(p["success_rate"])), _td(_ci(p["ci95"])),
+                 _td(_ms(p.get("mean_perception_ms"))), _td(p.get("knocked_down", 0)), _td(p.get("dropped", 0))]
         if offline:
-            acc = (offline.get(label) or {}).get("grasp_accuracy")
-            cells.append(f'<td class="num">{_e(_pct(acc))}</td>')
-        rows.append("<tr>" + "".join(cells) + "</tr>")
+            cells.append(_td(_pct((offline.get(label) or {}).get("grasp_accuracy"))))
+        rows.append(_tr(cells))
     return ('<section id="overall"><h2>Overall pick rate</h2>'
             + _table(header, rows, "overall")
             + '<p class="note">Pick rate: successes / attempts; 95 % Wilson score interval. Knocked down and '
@@ -224,16 +219,12 @@ def _per_class_section(comparison: Mapping) -> str:
                 cells.append('<td class="num">-</td>')
                 continue
             cls_attr = "num best" if best is not None and s["rate"] == best and best > 0 else "num"
-            text = f"{s['successes']}/{s['attempts']} ({_pct(s['rate'], 0)})"
-            cells.append(f'<td class="{cls_attr}" title="95 % CI {_e(_ci(s["ci95"]))}"'
-                         f'{_rate_style(s["rate"])}>{_e(text)}</td>')
-        rows.append("<tr>" + "".join(cells) + "</tr>")
-    total = ["<td><b>TOTAL</b></td>"]
-    for lb in labels:
-        p = policies[lb]
-        text = f"{p['successes']}/{p['episodes']} ({_pct(p['success_rate'], 0)})"
-        total.append(f'<td class="num"{_rate_style(p["success_rate"])}>{_e(text)}</td>')
-    rows.append("<tr>" + "".join(total) + "</tr>")
+            cells.append(_td(f"{s['successes']}/{s['attempts']} ({_pct(s['rate'], 0)})", cls_attr,
+                             f' title="95 % CI {_e(_ci(s["ci95"]))}"{_rate_style(s["rate"])}'))
+        rows.append(_tr(cells))
+    rows.append(_tr(["<td><b>TOTAL</b></td>"] + [
+        _td(f"{p['successes']}/{p['episodes']} ({_pct(p['success_rate'], 0)})", "num", _rate_style(p["success_rate"]))
+        for p in (policies[lb] for lb in labels)]))
     return ('<section id="per-class"><h2>Per-class pick rate</h2>'
             + _table(["class", *labels], rows, "per-class")
             + '<p class="note">successes/attempts (rate) per target class; hover a cell for its 95 % Wilson '
@@ -246,14 +237,9 @@ def _mcnemar_section(comparison: Mapping) -> str:
     if not pairs:
         return ('<section id="mcnemar"><h2>Paired comparison (McNemar)</h2>'
                 '<p class="note">Only one run: there is no pair to compare.</p></section>')
-    rows = []
-    for m in pairs:
-        rows.append("<tr>" + "".join([
-            f"<td>{_e(m['a'])}</td>", f"<td>{_e(m['b'])}</td>", f'<td class="num">{_e(m["paired"])}</td>',
-            f'<td class="num">{_e(m["a_only"])}</td>', f'<td class="num">{_e(m["b_only"])}</td>',
-            f'<td class="num">{_e(m["both"])}</td>', f'<td class="num">{_e(m["neither"])}</td>',
-            f'<td class="num">{_e(_p(m["p_value"]))}</td>', f'<td class="num">{_e(_p(m.get("p_value_holm")))}</td>',
-        ]) + "</tr>")
+    rows = [_tr([f"<td>{_e(m['a'])}</td>", f"<td>{_e(m['b'])}</td>",
+                 *(_td(m[k]) for k in ("paired", "a_only", "b_only", "both", "neither")),
+                 _td(_p(m["p_value"])), _td(_p(m.get("p_value_holm")))]) for m in pairs]
     return ('<section id="mcnemar"><h2>Paired comparison (McNemar)</h2>'
             + _table(["policy A", "policy B", "paired attempts", "A only", "B only", "both", "neither", "p",
                       "p (Holm)"], rows, "mcnemar")
@@ -273,8 +259,8 @@ def _failures_section(comparison: Mapping) -> str:
         for lb in labels:
             n = policies[lb]["episodes"]
             count = policies[lb]["successes"] if reason == "success" else int((fr.get(lb) or {}).get(reason, 0))
-            cells.append(f'<td class="num">{_e(count)} ({_e(_pct(count / n if n else None, 0))})</td>')
-        rows.append("<tr>" + "".join(cells) + "</tr>")
+            cells.append(_td(f"{count} ({_pct(count / n if n else None, 0)})"))
+        rows.append(_tr(cells))
     return ('<section id="failures"><h2>Outcomes and failure reasons</h2>'
             + _table(["outcome", *labels], rows, "failures")
             + '<p class="note">Count (share of attempts). See "How a pick is scored" in the README for what '
@@ -300,11 +286,6 @@ def _plots_section(comparison: Mapping, plot_paths: Mapping[str, Path]) -> str:
 
 
 # --------------------------------------------------------------------------- gallery
-
-
-def _gallery_classes(comparison: Mapping, max_gallery_classes: int | None) -> list[str]:
-    classes = list(comparison.get("classes") or [])
-    return classes if max_gallery_classes is None else classes[: max(0, int(max_gallery_classes))]
 
 
 def render_gallery(runs: Sequence[RunData], classes: Sequence[str], per_outcome: int = 1
@@ -430,7 +411,9 @@ def build_report(runs: Sequence[RunData], comparison: Mapping, out_html: str | P
     by_label = {run.label: run for run in runs}
     ordered = [by_label[lb] for lb in _labels(comparison) if lb in by_label]
 
-    classes = _gallery_classes(comparison, max_gallery_classes)
+    classes = list(comparison.get("classes") or [])
+    if max_gallery_classes is not None:
+        classes = classes[: max(0, int(max_gallery_classes))]
     shown, errors = ({}, {})
     if gallery_per_class > 0 and classes:
         shown, errors = render_gallery(ordered, classes, gallery_per_class)

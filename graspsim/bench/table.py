@@ -24,22 +24,20 @@ from typing import Any, Mapping
 NA = "n/a"
 
 
-def _pct(value: Any) -> str:
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-        return f"{100.0 * value:.1f}%"
-    return NA
-
-
-def _ci(ci: Any) -> str:
-    if isinstance(ci, (list, tuple)) and len(ci) == 2:
-        return f"[{_pct(ci[0])}, {_pct(ci[1])}]"
-    return NA
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _num(value: Any, fmt: str) -> str:
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-        return format(value, fmt)
-    return NA
+    return format(value, fmt) if _finite(value) else NA
+
+
+def _pct(value: Any) -> str:
+    return f"{100.0 * value:.1f}%" if _finite(value) else NA
+
+
+def _ci(ci: Any) -> str:
+    return f"[{_pct(ci[0])}, {_pct(ci[1])}]" if isinstance(ci, (list, tuple)) and len(ci) == 2 else NA
 
 
 def format_summary_table(summary: dict) -> str:
@@ -72,15 +70,8 @@ def format_summary_table(summary: dict) -> str:
         return "  ".join(parts).rstrip()
 
     rule = "-" * (sum(widths) + 2 * (len(widths) - 1))
-    out = [
-        f"policy: {summary.get('policy') or NA}   suite: {summary.get('suite') or NA}   attempts: {attempts}",
-        line(header),
-        rule,
-        *(line(r) for r in rows),
-        rule,
-        line(total),
-        "",
-    ]
+    out = [f"policy: {summary.get('policy') or NA}   suite: {summary.get('suite') or NA}   attempts: {attempts}",
+           line(header), rule, *(line(r) for r in rows), rule, line(total), ""]
 
     reasons: Mapping[str, int] = summary.get("failure_reasons") or {}
     if reasons:
@@ -93,15 +84,11 @@ def format_summary_table(summary: dict) -> str:
     else:
         out.append("failure reasons: none")
 
-    out.append(
-        f"side effects: {summary.get('knocked_down', 0)} knocked down, {summary.get('dropped', 0)} dropped, "
-        f"{summary.get('clamped_attempts', 0)} clamped gripper commands"
-    )
+    out.append(f"side effects: {summary.get('knocked_down', 0)} knocked down, {summary.get('dropped', 0)} dropped, "
+               f"{summary.get('clamped_attempts', 0)} clamped gripper commands")
     timing: Mapping[str, Any] = summary.get("timing") or {}
-    out.append(
-        f"timing: perception {_num(timing.get('mean_perception_ms'), '.1f')} ms/attempt, "
-        f"simulation {_num(timing.get('mean_simulation_ms'), '.1f')} ms/attempt, "
-        f"{_num(timing.get('attempts_per_second'), '.2f')} attempts/s "
-        f"(wall {_num(timing.get('wall_s'), '.1f')} s)"
-    )
+    out.append(f"timing: perception {_num(timing.get('mean_perception_ms'), '.1f')} ms/attempt, "
+               f"simulation {_num(timing.get('mean_simulation_ms'), '.1f')} ms/attempt, "
+               f"{_num(timing.get('attempts_per_second'), '.2f')} attempts/s "
+               f"(wall {_num(timing.get('wall_s'), '.1f')} s)")
     return "\n".join(out)

@@ -57,11 +57,8 @@ class ExportError(ValueError):
 
 def corners_text(rects: np.ndarray) -> str:
     """Cornell / OCID_grasp text of ``rects`` ``(N, 5)`` ``[x, y, w, h, theta]``: 4 lines "x y" per rectangle."""
-    lines = []
-    for r in np.asarray(rects, dtype=np.float64).reshape(-1, 5):
-        for x, y in rect_corners(GraspRect(*r)):
-            lines.append(f"{x:.3f} {y:.3f}")
-    return "".join(line + "\n" for line in lines)
+    return "".join(f"{x:.3f} {y:.3f}\n" for r in np.asarray(rects, dtype=np.float64).reshape(-1, 5)
+                   for x, y in rect_corners(GraspRect(*r)))
 
 
 def read_corners(path: str | Path) -> np.ndarray:

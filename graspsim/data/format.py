@@ -68,7 +68,6 @@ import numpy as np
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 META = "meta.json"
-SCENE_FILES = ("rgb.png", "depth.png", "instance.png", "class.png", META)
 SCENES_PER_SHARD = 100
 DEPTH_SCALE = 0.001  # metres per depth.png unit
 TMP_PREFIX = ".tmp-"

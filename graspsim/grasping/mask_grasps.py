@@ -146,9 +146,7 @@ def _gather(img: np.ndarray, xy: np.ndarray, fill) -> tuple[np.ndarray, np.ndarr
     ix = np.floor(xy[..., 0] + 0.5).astype(np.intp)
     iy = np.floor(xy[..., 1] + 0.5).astype(np.intp)
     inside = (ix >= 0) & (ix < w) & (iy >= 0) & (iy < h)
-    vals = img[np.clip(iy, 0, h - 1), np.clip(ix, 0, w - 1)]
-    vals = np.where(inside, vals, fill)
-    return vals, inside
+    return np.where(inside, img[np.clip(iy, 0, h - 1), np.clip(ix, 0, w - 1)], fill), inside
 
 
 _CHORD_STEP = 0.5  # px between chord samples
@@ -483,21 +481,11 @@ def _distinct_grasps(c: _Candidates, axes: _Axes, order: np.ndarray, score: np.n
     return (out + blocked)[:max_candidates]
 
 
-def mask_to_grasps(
-    mask: np.ndarray,
-    depth_m: np.ndarray,
-    K: np.ndarray,
-    gripper: GripperSpec = GripperSpec(),
-    *,
-    grasp_depth_m: float = GRASP_DEPTH_M,
-    margin_m: float = GRASP_MARGIN_M,
-    min_margin_m: float | None = 0.004,
-    n_angles: int = 12,
-    max_candidates: int = 10,
-    max_centres: int = 24,
-    check_palm: bool = True,
-    theta_range: tuple[float, float] | None = None,
-) -> list[ScoredGrasp]:
+def mask_to_grasps(mask: np.ndarray, depth_m: np.ndarray, K: np.ndarray, gripper: GripperSpec = GripperSpec(), *,
+                   grasp_depth_m: float = GRASP_DEPTH_M, margin_m: float = GRASP_MARGIN_M,
+                   min_margin_m: float | None = 0.004, n_angles: int = 12, max_candidates: int = 10,
+                   max_centres: int = 24, check_palm: bool = True,
+                   theta_range: tuple[float, float] | None = None) -> list[ScoredGrasp]:
     """Ranked parallel-jaw grasps on one object, best first (``[]`` if nothing is graspable).
 
     * ``mask``: (H, W) bool (or 0/1), the object's pixels.
@@ -555,14 +543,8 @@ def mask_to_grasps(
                             max_candidates)
 
 
-def fallback_grasp(
-    mask: np.ndarray,
-    depth_m: np.ndarray,
-    K: np.ndarray,
-    gripper: GripperSpec = GripperSpec(),
-    *,
-    margin_m: float = GRASP_MARGIN_M,
-) -> GraspRect | None:
+def fallback_grasp(mask: np.ndarray, depth_m: np.ndarray, K: np.ndarray, gripper: GripperSpec = GripperSpec(), *,
+                   margin_m: float = GRASP_MARGIN_M) -> GraspRect | None:
     """A best-effort rectangle when :func:`mask_to_grasps` finds nothing (``None`` for an empty mask).
 
     Centre at the mask's most interior pixel, closing axis along the mask's minor
@@ -590,13 +572,8 @@ def fallback_grasp(
         z_env = 1.0  # no depth anywhere on the object: any positive scale keeps the rectangle valid
     z = z_env if not math.isfinite(z) else z
     opening = min(width_px * z / fx + 2 * margin_m, gripper.max_opening_m)
-    return GraspRect(
-        x=float(mid[0]),
-        y=float(mid[1]),
-        w=float(opening * fx / z_env),
-        h=float(gripper.finger_width_m * fx / z_env),
-        theta=float(theta),
-    ).normalized()
+    return GraspRect(x=float(mid[0]), y=float(mid[1]), w=float(opening * fx / z_env),
+                     h=float(gripper.finger_width_m * fx / z_env), theta=float(theta)).normalized()
 
 
 def horizontal_theta_range(camera: CameraModel, approach_world: np.ndarray,

@@ -42,20 +42,9 @@ from graspsim.grasping.rect_geometry import rect_corners
 from graspsim.types import GraspRect
 
 __all__ = [
-    "ANGLE_THRESHOLDS_DEG",
-    "IOU_THRESHOLDS",
-    "rect_polygon",
-    "polygon_area",
-    "convex_polygon_intersection",
-    "rect_iou",
-    "angle_difference",
-    "jaccard_match",
-    "grasp_accuracy",
-    "accuracy_by_angle",
-    "accuracy_by_iou",
-    "segmentation_iou",
-    "class_level_match",
-    "class_level_accuracy",
+    "ANGLE_THRESHOLDS_DEG", "IOU_THRESHOLDS", "rect_polygon", "polygon_area", "convex_polygon_intersection", "rect_iou",
+    "angle_difference", "jaccard_match", "grasp_accuracy", "accuracy_by_angle", "accuracy_by_iou", "segmentation_iou",
+    "class_level_match", "class_level_accuracy",
 ]
 
 #: Angle thresholds of Table III (degrees), IoU fixed at 25 %.
@@ -72,9 +61,8 @@ _GEOM_EPS = 1e-12
 # --------------------------------------------------------------------------- polygons
 
 
-def rect_polygon(rect: GraspRect) -> np.ndarray:
-    """(4, 2) float64 corners ``xy`` (pixels) of ``rect``; see :func:`rect_geometry.rect_corners`."""
-    return rect_corners(rect)
+#: (4, 2) float64 corners ``xy`` (pixels) of a rectangle; see :func:`rect_geometry.rect_corners`.
+rect_polygon = rect_corners
 
 
 def _signed_area(poly: np.ndarray) -> float:
@@ -145,20 +133,16 @@ def convex_polygon_intersection(a: np.ndarray, b: np.ndarray) -> np.ndarray:
             cur, prev = inp[j], inp[j - 1]
             s_cur, s_prev = side(cur), side(prev)
             cur_in, prev_in = s_cur >= -tol, s_prev >= -tol
-            if cur_in:
-                if not prev_in:
-                    output.append(prev + (cur - prev) * (s_prev / (s_prev - s_cur)))
-                output.append(cur)
-            elif prev_in:
+            if cur_in != prev_in:  # the edge crosses the clip line: keep the crossing point
                 output.append(prev + (cur - prev) * (s_prev / (s_prev - s_cur)))
+            if cur_in:
+                output.append(cur)
 
     if len(output) < 3:
         return empty
     poly = np.asarray(output, dtype=np.float64)
     # drop consecutive duplicates produced by vertices on clip edges
-    keep = np.ones(len(poly), dtype=bool)
-    diffs = np.linalg.norm(poly - np.roll(poly, 1, axis=0), axis=1)
-    keep &= diffs > _GEOM_EPS * scale
+    keep = np.linalg.norm(poly - np.roll(poly, 1, axis=0), axis=1) > _GEOM_EPS * scale
     if keep.sum() < 3:
         return empty
     poly = poly[keep]
@@ -217,12 +201,8 @@ def _check_thresholds(iou_threshold: float, angle_threshold_deg: float) -> None:
         raise ValueError(f"angle_threshold_deg is in degrees, in (0, 90], got {angle_threshold_deg!r}")
 
 
-def jaccard_match(
-    pred: GraspRect | None,
-    gts: Iterable[GraspRect],
-    iou_threshold: float = 0.25,
-    angle_threshold_deg: float = 30.0,
-) -> bool:
+def jaccard_match(pred: GraspRect | None, gts: Iterable[GraspRect], iou_threshold: float = 0.25,
+                  angle_threshold_deg: float = 30.0) -> bool:
     """Cornell / Jacquard rectangle metric for one predicted grasp.
 
     True when at least one ground-truth rectangle ``g`` in ``gts`` satisfies
@@ -246,12 +226,8 @@ def jaccard_match(
     return False
 
 
-def grasp_accuracy(
-    preds: Sequence[GraspRect | None],
-    gts: Sequence[Sequence[GraspRect]],
-    iou_threshold: float = 0.25,
-    angle_threshold_deg: float = 30.0,
-) -> float:
+def grasp_accuracy(preds: Sequence[GraspRect | None], gts: Sequence[Sequence[GraspRect]], iou_threshold: float = 0.25,
+                   angle_threshold_deg: float = 30.0) -> float:
     """Share of images (in ``[0, 1]``) whose top prediction passes :func:`jaccard_match`.
 
     ``preds[i]`` is the single best-scoring predicted rectangle of image ``i``
@@ -272,12 +248,9 @@ def _key(value: float) -> str:
     return f"{value:g}"
 
 
-def accuracy_by_angle(
-    preds: Sequence[GraspRect | None],
-    gts: Sequence[Sequence[GraspRect]],
-    angle_thresholds_deg: Sequence[float] = ANGLE_THRESHOLDS_DEG,
-    iou_threshold: float = 0.25,
-) -> dict[str, float]:
+def accuracy_by_angle(preds: Sequence[GraspRect | None], gts: Sequence[Sequence[GraspRect]],
+                      angle_thresholds_deg: Sequence[float] = ANGLE_THRESHOLDS_DEG,
+                      iou_threshold: float = 0.25) -> dict[str, float]:
     """Table III: accuracy per angle threshold (degrees) at IoU > 25 %.
 
     Returns ``{"30": acc, "25": acc, "20": acc, "15": acc, "10": acc, "5": acc}``
@@ -286,12 +259,9 @@ def accuracy_by_angle(
     return {_key(t): grasp_accuracy(preds, gts, iou_threshold, float(t)) for t in angle_thresholds_deg}
 
 
-def accuracy_by_iou(
-    preds: Sequence[GraspRect | None],
-    gts: Sequence[Sequence[GraspRect]],
-    iou_thresholds: Sequence[float] = IOU_THRESHOLDS,
-    angle_threshold_deg: float = 30.0,
-) -> dict[str, float]:
+def accuracy_by_iou(preds: Sequence[GraspRect | None], gts: Sequence[Sequence[GraspRect]],
+                    iou_thresholds: Sequence[float] = IOU_THRESHOLDS,
+                    angle_threshold_deg: float = 30.0) -> dict[str, float]:
     """Table IV: accuracy per IoU threshold at angle difference < 30 degrees.
 
     Returns ``{"25": acc, "30": acc, "35": acc}`` (keys are the IoU thresholds in
@@ -310,12 +280,7 @@ def _checked_maps(pred_labels: np.ndarray, gt_labels: np.ndarray) -> tuple[np.nd
     return pred, gt
 
 
-def segmentation_iou(
-    pred_labels: np.ndarray,
-    gt_labels: np.ndarray,
-    num_classes: int,
-    ignore_index: int = -1,
-) -> dict:
+def segmentation_iou(pred_labels: np.ndarray, gt_labels: np.ndarray, num_classes: int, ignore_index: int = -1) -> dict:
     """Per-class and mean intersection over union of two label maps.
 
     ``pred_labels`` and ``gt_labels`` are integer arrays of the same shape
@@ -346,17 +311,16 @@ def segmentation_iou(
     pred_count = np.bincount(p[p_in], minlength=num_classes)
     inter = np.bincount(g[p == g], minlength=num_classes)
     union = gt_count + pred_count - inter
-    per_class = {int(c): float(inter[c] / union[c]) for c in range(num_classes) if union[c] > 0}
-    mean = float(np.mean(list(per_class.values()))) if per_class else float("nan")
-    return {"mean_iou": mean, "per_class": per_class}
+    return _iou_result({int(c): float(inter[c] / union[c]) for c in range(num_classes) if union[c] > 0})
 
 
-def segmentation_iou_seed_protocol(
-    pred_labels: np.ndarray,
-    gt_labels: np.ndarray,
-    min_pred_px: int = 100,
-    background: int = 0,
-) -> dict:
+def _iou_result(per_class: dict[int, float]) -> dict:
+    """``{"mean_iou": mean of per_class (NaN if empty), "per_class": per_class}``."""
+    return {"mean_iou": float(np.mean(list(per_class.values()))) if per_class else float("nan"), "per_class": per_class}
+
+
+def segmentation_iou_seed_protocol(pred_labels: np.ndarray, gt_labels: np.ndarray, min_pred_px: int = 100,
+                                   background: int = 0) -> dict:
     """Segmentation IoU of one image as the seed's authors compute it for OCID_grasp (their evaluation script).
 
     For every label ``c != background`` that occurs in ``pred_labels`` on at
@@ -378,17 +342,11 @@ def segmentation_iou_seed_protocol(
             continue
         p, g = pred == c, gt == c
         per_class[int(c)] = float(np.count_nonzero(p & g) / np.count_nonzero(p | g))
-    mean = float(np.mean(list(per_class.values()))) if per_class else float("nan")
-    return {"mean_iou": mean, "per_class": per_class}
+    return _iou_result(per_class)
 
 
-def segmentation_class_recall(
-    pred_labels: np.ndarray,
-    gt_labels: np.ndarray,
-    min_px: int = 100,
-    background: int = 0,
-    ignore_index: int = -1,
-) -> float:
+def segmentation_class_recall(pred_labels: np.ndarray, gt_labels: np.ndarray, min_px: int = 100, background: int = 0,
+                              ignore_index: int = -1) -> float:
     """Share of the ground-truth classes of one image (not ``background`` or ``ignore_index``, at least
     ``min_px`` pixels) that the prediction shows on at least ``min_px`` pixels of the same image (anywhere).
     NaN if no class qualifies."""
@@ -433,9 +391,7 @@ def miou_from_confusion(confusion: np.ndarray) -> dict:
         raise ValueError(f"confusion matrix must be square, got shape {m.shape}")
     inter = np.diag(m)
     union = m.sum(axis=1) + m.sum(axis=0) - inter
-    per_class = {int(c): float(inter[c] / union[c]) for c in range(m.shape[0]) if union[c] > 0}
-    mean = float(np.mean(list(per_class.values()))) if per_class else float("nan")
-    return {"mean_iou": mean, "per_class": per_class}
+    return _iou_result({int(c): float(inter[c] / union[c]) for c in range(m.shape[0]) if union[c] > 0})
 
 
 # --------------------------------------------------------------------------- OCID_grasp class level
@@ -451,13 +407,9 @@ def _centre_pixel(rect: GraspRect, height: int, width: int) -> tuple[int, int] |
     return None
 
 
-def class_level_match(
-    pred_grasps: Sequence[tuple[GraspRect, float]],
-    pred_class_map: np.ndarray,
-    gt_grasps_by_class: Mapping[int, Sequence[GraspRect]],
-    iou_threshold: float = 0.25,
-    angle_threshold_deg: float = 30.0,
-) -> dict[int, bool]:
+def class_level_match(pred_grasps: Sequence[tuple[GraspRect, float]], pred_class_map: np.ndarray,
+                      gt_grasps_by_class: Mapping[int, Sequence[GraspRect]], iou_threshold: float = 0.25,
+                      angle_threshold_deg: float = 30.0) -> dict[int, bool]:
     """OCID_grasp class-level Jaccard index for one image.
 
     ``pred_grasps`` holds ``(rect, score)`` pairs (higher score = better);

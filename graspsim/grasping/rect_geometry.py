@@ -28,14 +28,7 @@ def rect_axes(theta: float) -> tuple[np.ndarray, np.ndarray]:
 
 def _box(center: np.ndarray, u: np.ndarray, v: np.ndarray, u0: float, u1: float, v0: float, v1: float) -> np.ndarray:
     """(4, 2) corners of the box ``u0..u1`` along ``u`` and ``v0..v1`` along ``v`` around ``center``."""
-    return np.stack(
-        [
-            center + u0 * u + v0 * v,
-            center + u1 * u + v0 * v,
-            center + u1 * u + v1 * v,
-            center + u0 * u + v1 * v,
-        ]
-    )
+    return np.stack([center + a * u + b * v for a, b in ((u0, v0), (u1, v0), (u1, v1), (u0, v1))])
 
 
 def rect_corners(rect: GraspRect) -> np.ndarray:

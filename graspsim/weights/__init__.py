@@ -5,16 +5,8 @@ on-disk layout and :mod:`graspsim.weights.registry` for what can be fetched.
 """
 
 from graspsim.weights.registry import REGISTRY, FileSpec, UnknownWeightsError, WeightSpec, get_spec, names
-from graspsim.weights.store import (
-    WeightsError,
-    WeightsIntegrityError,
-    WeightsUnavailableError,
-    fetch,
-    resolve,
-    status,
-    verify,
-    weights_dir,
-)
+from graspsim.weights.store import (WeightsError, WeightsIntegrityError, WeightsUnavailableError, fetch, resolve,
+                                    status, verify, weights_dir)
 
 __all__ = [
     "REGISTRY", "FileSpec", "UnknownWeightsError", "WeightSpec", "get_spec", "names",

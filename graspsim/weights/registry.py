@@ -67,14 +67,12 @@ class WeightSpec:
     def __post_init__(self) -> None:
         if self.kind not in ("clip", "sam", "sam_checkpoint"):
             raise ValueError(f"{self.name}: unknown kind {self.kind!r}")
-        if self.source == "hf":
-            if not self.repo_id:
-                raise ValueError(f"{self.name}: an hf source needs repo_id")
-        elif self.source == "url":
-            if not self.url or len(self.files) != 1:
-                raise ValueError(f"{self.name}: a url source needs url and exactly one file")
-        else:
+        if self.source not in ("hf", "url"):
             raise ValueError(f"{self.name}: unknown source {self.source!r}")
+        if self.source == "hf" and not self.repo_id:
+            raise ValueError(f"{self.name}: an hf source needs repo_id")
+        if self.source == "url" and (not self.url or len(self.files) != 1):
+            raise ValueError(f"{self.name}: a url source needs url and exactly one file")
         if not self.files:
             raise ValueError(f"{self.name}: no files")
 
@@ -149,9 +147,7 @@ _SPECS = [
 REGISTRY: dict[str, WeightSpec] = {s.name: s for s in _SPECS}
 
 # The Hugging Face ids load_clip / load_sam accept map onto registry names too.
-ALIASES: dict[str, str] = {
-    s.repo_id: s.name for s in _SPECS if s.repo_id is not None
-}
+ALIASES: dict[str, str] = {s.repo_id: s.name for s in _SPECS if s.repo_id is not None}
 
 
 def names() -> list[str]:

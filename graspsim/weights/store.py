@@ -79,11 +79,6 @@ def weights_dir() -> Path:
     return cache_dir() / "weights"
 
 
-def model_dir(name: str) -> Path:
-    """Where the files of ``name`` live: ``weights_dir()/<name>``."""
-    return weights_dir() / get_spec(name).name
-
-
 def model_path(name: str) -> Path:
     """What loaders take: the directory for ``clip``/``sam`` kinds, the ``.pth`` file for ``sam_checkpoint``."""
     spec = get_spec(name)
@@ -156,27 +151,25 @@ def _expected_sha256(spec: WeightSpec, file: str, entry: dict[str, Any]) -> tupl
 # ------------------------------------------------------------------ hashing / streaming
 
 
-def _stream(src: BinaryIO, dest: Path, *, total: int | None = None, label: str = "", progress: bool = False) -> dict[str, Any]:
-    """Copy ``src`` to ``dest`` while hashing; returns ``{"sha256", "md5", "size"}``."""
+def _stream(src: BinaryIO, dest: Path | None, *, total: int | None = None, label: str = "",
+            progress: bool = False) -> dict[str, Any]:
+    """Copy ``src`` to ``dest`` (None: nowhere) while hashing; returns ``{"sha256", "md5", "size"}``."""
     sha, md5, size = hashlib.sha256(), hashlib.md5(usedforsecurity=False), 0
     last = -1
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with open(dest, "wb") as out:
-        while True:
-            chunk = src.read(_CHUNK)
-            if not chunk:
-                break
-            out.write(chunk)
+    if dest is not None:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    with open(dest, "wb") if dest is not None else contextlib.nullcontext() as out:
+        while chunk := src.read(_CHUNK):
+            if out is not None:
+                out.write(chunk)
             sha.update(chunk)
             md5.update(chunk)
             size += len(chunk)
             if progress:
                 pct = int(100 * size / total) if total else -1
-                mb = size / 1e6
                 if pct != last or not total:
                     last = pct
-                    txt = f"{pct:3d}% " if total else ""
-                    sys.stderr.write(f"\r  {label}: {txt}{mb:,.1f} MB")
+                    sys.stderr.write(f"\r  {label}: {f'{pct:3d}% ' if total else ''}{size / 1e6:,.1f} MB")
                     sys.stderr.flush()
     if progress:
         sys.stderr.write("\n")
@@ -185,25 +178,24 @@ def _stream(src: BinaryIO, dest: Path, *, total: int | None = None, label: str =
 
 def hash_file(path: Path) -> dict[str, Any]:
     """``{"sha256", "md5", "size"}`` of a file on disk."""
-    sha, md5, size = hashlib.sha256(), hashlib.md5(usedforsecurity=False), 0
     with open(path, "rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            sha.update(chunk)
-            md5.update(chunk)
-            size += len(chunk)
-    return {"sha256": sha.hexdigest(), "md5": md5.hexdigest(), "size": size}
+        return _stream(fh, None)
 
 
 def _is_url(s: str) -> bool:
     return urllib.parse.urlparse(s).scheme in ("http", "https", "file")
 
 
-def _download_url(url: str, dest: Path, label: str, progress: bool) -> dict[str, Any]:
+def _download_url(spec: WeightSpec, url: str, dest: Path, label: str, progress: bool, verb: str) -> dict[str, Any]:
+    """Stream ``url`` to ``dest``; :class:`WeightsUnavailableError` ("could not ``verb`` ``url``") if that fails."""
     req = urllib.request.Request(url, headers={"User-Agent": "graspsim-weights"})
-    with urllib.request.urlopen(req, timeout=URL_TIMEOUT_S) as resp:
-        length = resp.headers.get("Content-Length") if hasattr(resp, "headers") else None
-        total = int(length) if length and length.isdigit() else None
-        return _stream(resp, dest, total=total, label=label, progress=progress)
+    try:
+        with urllib.request.urlopen(req, timeout=URL_TIMEOUT_S) as resp:
+            length = resp.headers.get("Content-Length") if hasattr(resp, "headers") else None
+            total = int(length) if length and length.isdigit() else None
+            return _stream(resp, dest, total=total, label=label, progress=progress)
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise WeightsUnavailableError(unavailable_message(spec, f"could not {verb} {url} ({_cause(exc)})")) from exc
 
 
 def _snapshot_download(**kwargs: Any) -> str:
@@ -264,9 +256,8 @@ def status(name: str) -> dict[str, Any]:
         files[fs.path] = size
         if size is None:
             missing.append(fs.path)
-        exp, _ = _expected_sha256(spec, fs.path, entry)
         rec = entry.get("files", {}).get(fs.path)
-        if exp is None:
+        if _expected_sha256(spec, fs.path, entry)[0] is None:
             pinned = False
         if size is not None and rec is not None:
             if rec.get("size") != size or (fs.sha256 and rec.get("sha256", "").lower() != fs.sha256.lower()):
@@ -281,7 +272,7 @@ def status(name: str) -> dict[str, Any]:
     return {
         "name": spec.name, "kind": spec.kind, "path": str(model_path(spec.name)), "dir": str(d),
         "present": present, "missing": missing, "files": files,
-        "size_bytes": sum(s for s in files.values() if s) if files else 0,
+        "size_bytes": sum(s for s in files.values() if s),
         "size_estimate": spec.size_estimate, "pinned": pinned, "verified": verified,
     }
 
@@ -309,10 +300,7 @@ def _fill_staging(spec: WeightSpec, staging: Path, source_override: str | os.Pat
         if _is_url(src):
             for fs in spec.files:
                 url = src if spec.source == "url" and len(spec.files) == 1 and not src.endswith("/") else src.rstrip("/") + "/" + fs.path
-                try:
-                    hashes[fs.path] = _download_url(url, staging / fs.path, fs.path, progress)
-                except (urllib.error.URLError, OSError, ValueError) as exc:
-                    raise WeightsUnavailableError(unavailable_message(spec, f"could not fetch {url} ({_cause(exc)})")) from exc
+                hashes[fs.path] = _download_url(spec, url, staging / fs.path, fs.path, progress, "fetch")
             return hashes, src
         path = Path(src).expanduser()
         if not path.exists():
@@ -330,10 +318,7 @@ def _fill_staging(spec: WeightSpec, staging: Path, source_override: str | os.Pat
         return hashes, str(path.resolve())
     if spec.source == "url":
         fs = spec.files[0]
-        try:
-            hashes[fs.path] = _download_url(str(spec.url), staging / fs.path, fs.path, progress)
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            raise WeightsUnavailableError(unavailable_message(spec, f"could not download {spec.url} ({_cause(exc)})")) from exc
+        hashes[fs.path] = _download_url(spec, str(spec.url), staging / fs.path, fs.path, progress, "download")
         return hashes, str(spec.url)
     # Hugging Face Hub
     try:
@@ -440,16 +425,14 @@ def resolve(name_or_path: str | os.PathLike) -> Path:
 
     text = os.fspath(name_or_path)
     key = ALIASES.get(text, text)
+    local = Path(text).expanduser()
     if not isinstance(name_or_path, os.PathLike) and key in REGISTRY:
         st = status(key)
         if st["present"]:
             return Path(st["path"])
-        local = Path(text).expanduser()
         if local.exists():
             return local
-        spec = REGISTRY[key]
-        raise WeightsUnavailableError(unavailable_message(spec, f"not in the weights store ({', '.join(st['missing'])} missing)"))
-    local = Path(text).expanduser()
+        raise WeightsUnavailableError(unavailable_message(REGISTRY[key], f"not in the weights store ({', '.join(st['missing'])} missing)"))
     if local.exists():
         return local
     try:

@@ -46,10 +46,6 @@ _SITES = ("input", "output")
 CAM_METHODS = ("gradcam", "hirescam")
 
 
-def _vision_layers(model):
-    return model.vision_model.encoder.layers
-
-
 def _patch_size(model) -> int:
     ps = model.config.vision_config.patch_size
     return int(ps[0] if isinstance(ps, (tuple, list)) else ps)
@@ -77,16 +73,9 @@ def similarity(model, pixel_values: torch.Tensor, input_ids: torch.Tensor, atten
         return float(_score(model, pixel_values, input_ids, attention_mask))
 
 
-def clip_gradcam(
-    model,
-    pixel_values: torch.Tensor,
-    input_ids: torch.Tensor,
-    attention_mask: torch.Tensor | None = None,
-    layer: int = -1,
-    site: str = "input",
-    method: str = "gradcam",
-    text_embeds: torch.Tensor | None = None,
-) -> np.ndarray:
+def clip_gradcam(model, pixel_values: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                 layer: int = -1, site: str = "input", method: str = "gradcam",
+                 text_embeds: torch.Tensor | None = None) -> np.ndarray:
     """Grad-CAM map ``(h, w)`` float32 in ``[0, 1]`` on the patch grid of ``pixel_values``.
 
     ``pixel_values``: ``(1, 3, H, W)`` already normalised for CLIP; ``input_ids``:
@@ -99,7 +88,7 @@ def clip_gradcam(
         raise ValueError(f"unknown CAM method {method!r}; valid methods: {', '.join(CAM_METHODS)}")
     if pixel_values.ndim != 4 or pixel_values.shape[0] != 1:
         raise ValueError(f"pixel_values must be (1, 3, H, W), got {tuple(pixel_values.shape)}")
-    layers = _vision_layers(model)
+    layers = model.vision_model.encoder.layers
     n = len(layers)
     if not -n <= layer < n:
         raise ValueError(f"layer {layer} out of range for a vision encoder with {n} layers")
@@ -129,19 +118,14 @@ def clip_gradcam(
     grad = grad.detach()[0, 1:, :]
     if act.shape[0] != gh * gw:
         raise RuntimeError(f"expected {gh}x{gw}={gh * gw} patch tokens, got {act.shape[0]}")
-    if method == "gradcam":
-        weights = grad.mean(dim=0)  # (C,)
-        cam = torch.relu((act * weights).sum(dim=-1))
-    else:  # hirescam: element-wise gradient x activation, no spatial averaging of the gradient
-        cam = torch.relu((act * grad).sum(dim=-1))
-    cam = cam.reshape(gh, gw).float().numpy()
-    return normalize_cam(cam)
+    # gradcam: channel weights = mean gradient (C,); hirescam: element-wise gradient x activation, no averaging
+    cam = torch.relu((act * (grad.mean(dim=0) if method == "gradcam" else grad)).sum(dim=-1))
+    return normalize_cam(cam.reshape(gh, gw).float().numpy())
 
 
 def normalize_cam(cam: np.ndarray) -> np.ndarray:
     """Min-max scale to ``[0, 1]``; non-finite -> 0; a constant (e.g. all-zero) map becomes all zero."""
-    cam = np.nan_to_num(np.asarray(cam, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
-    cam = np.maximum(cam, 0.0)
+    cam = np.maximum(np.nan_to_num(np.asarray(cam, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0), 0.0)
     cam = cam - cam.min()
     peak = float(cam.max())
     if peak <= 0.0:
@@ -199,9 +183,8 @@ def part_steered_text(instruction: str) -> str:
     part = m.group(1) if m else None
     obj = text
     if part is not None:
-        obj = _TRAILING_PART_RE.sub("", obj)
-        obj = _LEADING_PART_RE.sub("", obj)
-        obj = _POSSESSIVE_RE.sub("", obj)
+        for phrase in (_TRAILING_PART_RE, _LEADING_PART_RE, _POSSESSIVE_RE):
+            obj = phrase.sub("", obj)
         obj = re.sub(r"\s+", " ", obj).strip()
     obj = _ARTICLE_RE.sub("", obj).strip()
     if part is not None:

@@ -55,8 +55,23 @@ def _centre(a: np.ndarray) -> np.ndarray:
     return np.array([[(w - 1) / 2.0, (h - 1) / 2.0]], dtype=np.float32)
 
 
-def _default_radius(a: np.ndarray) -> float:
-    return max(4.0, 0.08 * max(a.shape))
+def _spaced_points(a: np.ndarray, candidates: np.ndarray, k: int, radius_px: float | None, descending: bool
+                   ) -> np.ndarray:
+    """Up to ``k`` pixels of the bool map ``candidates`` as ``(n, 2)`` float32 xy, by value of ``a`` (highest first
+    if ``descending``, ties in row-major order), each farther than ``radius_px`` (default ``max(4, 0.08 * max(H,
+    W))``) from those already taken (greedy non-maximum suppression)."""
+    radius = max(4.0, 0.08 * max(a.shape)) if radius_px is None else float(radius_px)
+    rows, cols = np.nonzero(candidates)
+    order = np.lexsort((cols, rows, -a[rows, cols] if descending else a[rows, cols]))
+    chosen: list[tuple[float, float]] = []
+    r2 = radius * radius
+    for i in order:
+        x, y = float(cols[i]), float(rows[i])
+        if all((x - cx) ** 2 + (y - cy) ** 2 > r2 for cx, cy in chosen):
+            chosen.append((x, y))
+            if len(chosen) == k:
+                break
+    return np.asarray(chosen, dtype=np.float32).reshape(-1, 2)
 
 
 def single_point(att: np.ndarray) -> np.ndarray:
@@ -78,12 +93,8 @@ def _local_maxima(a: np.ndarray) -> np.ndarray:
     return a32 >= cv2.dilate(a32, np.ones((3, 3), np.uint8))
 
 
-def multi_points(
-    att: np.ndarray,
-    k: int = 3,
-    suppression_radius_px: float | None = None,
-    min_value: float = 0.5,
-) -> np.ndarray:
+def multi_points(att: np.ndarray, k: int = 3, suppression_radius_px: float | None = None,
+                 min_value: float = 0.5) -> np.ndarray:
     """Up to ``k`` peaks ``(n, 2)`` xy, strongest first, ``1 <= n <= k``.
 
     Candidates are local maxima (3x3) whose value is at least ``min_value`` times
@@ -98,19 +109,7 @@ def multi_points(
     peak = float(a.max())
     if peak <= 0.0:
         return _centre(a)
-    radius = _default_radius(a) if suppression_radius_px is None else float(suppression_radius_px)
-    cand = _local_maxima(a) & (a >= min_value * peak)
-    rows, cols = np.nonzero(cand)
-    order = np.lexsort((cols, rows, -a[rows, cols]))  # value desc, then row-major
-    chosen: list[tuple[float, float]] = []
-    r2 = radius * radius
-    for i in order:
-        x, y = float(cols[i]), float(rows[i])
-        if all((x - cx) ** 2 + (y - cy) ** 2 > r2 for cx, cy in chosen):
-            chosen.append((x, y))
-            if len(chosen) == k:
-                break
-    return np.asarray(chosen, dtype=np.float32).reshape(-1, 2)
+    return _spaced_points(a, _local_maxima(a) & (a >= min_value * peak), k, suppression_radius_px, descending=True)
 
 
 def _component_containing(mask: np.ndarray, r: int, c: int) -> np.ndarray:
@@ -153,13 +152,8 @@ def box_prompt(att: np.ndarray, threshold: float = 0.5) -> np.ndarray:
     return np.array([cols.min(), rows.min(), cols.max(), rows.max()], dtype=np.float32)
 
 
-def box_and_points(
-    att: np.ndarray,
-    threshold: float = 0.5,
-    k: int = 3,
-    suppression_radius_px: float | None = None,
-    min_value: float = 0.5,
-) -> tuple[np.ndarray, np.ndarray]:
+def box_and_points(att: np.ndarray, threshold: float = 0.5, k: int = 3, suppression_radius_px: float | None = None,
+                   min_value: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
     """``(box (4,), points (n, 2))``: the peak box and the :func:`multi_points` peaks inside it (at least the peak)."""
     box = box_prompt(att, threshold)
     pts = multi_points(att, k=k, suppression_radius_px=suppression_radius_px, min_value=min_value)
@@ -170,15 +164,9 @@ def box_and_points(
     return box, pts
 
 
-def negative_points(
-    att: np.ndarray,
-    k: int = 2,
-    box: np.ndarray | None = None,
-    margin: float = 0.25,
-    max_value: float = 0.2,
-    suppression_radius_px: float | None = None,
-    threshold: float = 0.5,
-) -> np.ndarray:
+def negative_points(att: np.ndarray, k: int = 2, box: np.ndarray | None = None, margin: float = 0.25,
+                    max_value: float = 0.2, suppression_radius_px: float | None = None,
+                    threshold: float = 0.5) -> np.ndarray:
     """Up to ``k`` background points ``(n, 2)`` xy (``n`` may be 0), lowest attention first.
 
     Looked for in the margin around the box (``box`` or :func:`box_prompt` at
@@ -206,29 +194,11 @@ def negative_points(
     ring = region & ~inner
     if not ring.any():
         ring = inner
-    cand = ring & (a < max_value * peak)
-    rows, cols = np.nonzero(cand)
-    order = np.lexsort((cols, rows, a[rows, cols]))  # value asc
-    radius = _default_radius(a) if suppression_radius_px is None else float(suppression_radius_px)
-    chosen: list[tuple[float, float]] = []
-    for i in order:
-        x, y = float(cols[i]), float(rows[i])
-        if all((x - cx) ** 2 + (y - cy) ** 2 > radius * radius for cx, cy in chosen):
-            chosen.append((x, y))
-            if len(chosen) == k:
-                break
-    return np.asarray(chosen, dtype=np.float32).reshape(-1, 2)
+    return _spaced_points(a, ring & (a < max_value * peak), k, suppression_radius_px, descending=False)
 
 
-def make_prompts(
-    att: np.ndarray,
-    mode: str,
-    k: int = 3,
-    threshold: float = 0.5,
-    n_negative: int = 0,
-    suppression_radius_px: float | None = None,
-    min_value: float = 0.5,
-) -> Prompt:
+def make_prompts(att: np.ndarray, mode: str, k: int = 3, threshold: float = 0.5, n_negative: int = 0,
+                 suppression_radius_px: float | None = None, min_value: float = 0.5) -> Prompt:
     """Build the :class:`Prompt` for ``mode`` (one of :data:`PROMPT_MODES`).
 
     * ``"point"``: the peak, label 1; no box.

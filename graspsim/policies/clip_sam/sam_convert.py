@@ -77,14 +77,8 @@ import torch
 
 from graspsim.policies.clip_sam.models import WeightsNotFoundError
 
-__all__ = [
-    "VARIANTS",
-    "official_sam_config",
-    "infer_variant",
-    "official_to_hf_state_dict",
-    "hf_to_official_state_dict",
-    "load_official_sam",
-]
+__all__ = ["VARIANTS", "official_sam_config", "infer_variant", "official_to_hf_state_dict", "hf_to_official_state_dict",
+           "load_official_sam"]
 
 # variant -> (embed dim, depth, heads, global attention block indexes); from build_sam.py.
 VARIANTS: dict[str, tuple[int, int, int, tuple[int, ...]]] = {
@@ -224,6 +218,28 @@ def _translate(key: str, rules) -> str | None:
     return None
 
 
+def _rename(sd: Mapping[str, Any], rules, mlp: re.Pattern, mlp_key, strict: bool, what: str,
+            copies: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """``sd`` with its keys renamed by ``rules``, else (linears of variable-depth MLPs) by ``mlp_key(match of
+    mlp)``, else kept as they are (with ``strict``: ValueError "N ``what``: ..."); a key in ``copies`` is stored
+    under ``copies[key]`` too."""
+    out: dict[str, Any] = {}
+    unmapped = []
+    for key, value in sd.items():
+        new = _translate(key, rules)
+        if new is None and (m := mlp.match(key)):
+            new = mlp_key(m)
+        if new is None:
+            unmapped.append(key)
+            new = key
+        out[new] = value
+        if copies and key in copies:
+            out[copies[key]] = value
+    if strict and unmapped:
+        raise ValueError(f"{len(unmapped)} {what}: {_preview(unmapped)}")
+    return out
+
+
 def _strip_module_prefix(state_dict: Mapping[str, Any]) -> dict[str, Any]:
     keys = list(state_dict)
     if keys and all(k.startswith("module.") for k in keys):
@@ -267,30 +283,14 @@ def official_to_hf_state_dict(state_dict: Mapping[str, torch.Tensor], config=Non
         iou_depth = config.mask_decoder_config.iou_head_depth
         for pre in depths:
             depths[pre] = iou_depth if pre.endswith("iou_prediction_head") else _HYPER_DEPTH
-    out: dict[str, torch.Tensor] = {}
-    unmapped = []
-    for key, value in sd.items():
-        new = _translate(key, _FORWARD)
-        if new is None:
-            m = _OFFICIAL_MLP.match(key)
-            if m:
-                j, n, pre, p = int(m.group("j")), depths[m.group("pre")], m.group("pre"), m.group("p")
-                if j == 0:
-                    new = f"{pre}.proj_in.{p}"
-                elif j == n - 1:
-                    new = f"{pre}.proj_out.{p}"
-                else:
-                    new = f"{pre}.layers.{j - 1}.{p}"
-        if new is None:
-            unmapped.append(key)
-            new = key
-        out[new] = value
-        if key == _PE_OFFICIAL:
-            out[_PE_HF_TIED] = value
-    if strict and unmapped:
-        raise ValueError(f"{len(unmapped)} key(s) of the official SAM state dict have no transformers name: "
-                         f"{_preview(unmapped)}")
-    return out
+
+    def mlp_key(m: re.Match) -> str:
+        j, n = int(m.group("j")), depths[m.group("pre")]
+        end = "proj_in" if j == 0 else "proj_out" if j == n - 1 else f"layers.{j - 1}"
+        return f"{m.group('pre')}.{end}.{m.group('p')}"
+
+    return _rename(sd, _FORWARD, _OFFICIAL_MLP, mlp_key, strict,
+                   "key(s) of the official SAM state dict have no transformers name", {_PE_OFFICIAL: _PE_HF_TIED})
 
 
 def hf_to_official_state_dict(hf_state_dict: Mapping[str, torch.Tensor], *, strict: bool = False) -> dict:
@@ -310,28 +310,13 @@ def hf_to_official_state_dict(hf_state_dict: Mapping[str, torch.Tensor], *, stri
             raise ValueError(f"{_PE_HF_TIED} and {_PE_HF} differ; the official SAM has one positional matrix "
                              "for both (re-tie them before exporting)")
     depths = _mlp_depths(sd, _HF_MLP, official=False)
-    out: dict[str, torch.Tensor] = {}
-    unmapped = []
-    for key, value in sd.items():
-        new = _translate(key, _BACKWARD)
-        if new is None:
-            m = _HF_MLP.match(key)
-            if m:
-                pre, p = m.group("pre"), m.group("p")
-                if m.group("end") == "proj_in":
-                    j = 0
-                elif m.group("end") == "proj_out":
-                    j = depths[pre] - 1
-                else:
-                    j = int(m.group("j")) + 1
-                new = f"{pre}.layers.{j}.{p}"
-        if new is None:
-            unmapped.append(key)
-            new = key
-        out[new] = value
-    if strict and unmapped:
-        raise ValueError(f"{len(unmapped)} transformers SAM key(s) have no official name: {_preview(unmapped)}")
-    return out
+
+    def mlp_key(m: re.Match) -> str:
+        end = m.group("end")
+        j = 0 if end == "proj_in" else depths[m.group("pre")] - 1 if end == "proj_out" else int(m.group("j")) + 1
+        return f"{m.group('pre')}.layers.{j}.{m.group('p')}"
+
+    return _rename(sd, _BACKWARD, _HF_MLP, mlp_key, strict, "transformers SAM key(s) have no official name")
 
 
 def _preview(items, limit: int = 10) -> str:

@@ -18,7 +18,6 @@ brings its own tokenizer.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import numpy as np
 
@@ -75,9 +74,8 @@ def build_tokenizer():
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     tok.post_processor = processors.TemplateProcessing(
         single="<bos> $A <eos>", special_tokens=[("<bos>", BOS_ID), ("<eos>", EOS_ID)])
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>",
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>",
                                    unk_token="<unk>", model_max_length=MAX_LENGTH)
-    return fast
 
 
 def tokenize(tokenizer, texts: list[str]):
@@ -108,7 +106,3 @@ def training_texts(class_name: str, rng: np.random.Generator) -> str:
         t = PART_TEMPLATES[int(rng.integers(len(PART_TEMPLATES)))]
         return t.format(n=class_name, p=PART_WORDS[int(rng.integers(len(PART_WORDS)))])
     return TRAIN_TEMPLATES[int(rng.integers(len(TRAIN_TEMPLATES)))].format(n=class_name)
-
-
-def save_tokenizer(tokenizer, out_dir: str | Path) -> None:
-    tokenizer.save_pretrained(str(out_dir))
