@@ -29,7 +29,7 @@ import numpy as np
 from graspsim.bench.summary import summarize, write_summary
 from graspsim.config import PhysicsConfig
 from graspsim.pool import run_jobs
-from graspsim.runs import ResultsWriter, prepare_run_dir, read_results
+from graspsim.runs import RESULTS_FILENAME, JsonlWriter, prepare_run_dir, read_results
 from graspsim.scenes.suites import Suite, get_suite
 
 POLICY_SEED_SALT = 7919  # keeps the policy's stream apart from the scene's
@@ -224,7 +224,7 @@ def run_bench(spec: RunSpec, out_dir: Path, workers: int = 1, resume: bool = Fal
 
         bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), unit="attempt", desc=spec.policy,
                    dynamic_ncols=True)
-    with ResultsWriter(out_dir) as writer:
+    with JsonlWriter(out_dir / RESULTS_FILENAME) as writer:
         for row in iter_rows(spec, todo, workers, ray_address=ray_address, use_ray=use_ray):
             writer.append(row)
             if bar is not None:
