@@ -41,7 +41,6 @@ comparison (with three or more policies several pairs are tested at once).
 from __future__ import annotations
 
 import json
-import math
 import warnings
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -52,6 +51,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from graspsim.fileio import atomic_write_json, to_jsonable
 from graspsim.runs import OFFLINE_METRICS_FILENAME, read_results, read_run_config
 from graspsim.bench.stats import mcnemar_exact
+from graspsim.bench.table import _ci, _finite, _num, _pct
 from graspsim.bench.summary import summarize
 
 COMPARISON_FILENAME = "comparison.json"
@@ -340,24 +340,8 @@ def compare_runs(runs: Sequence[RunData], check_scenes: bool = True) -> dict:
 # --------------------------------------------------------------------------- text table
 
 
-def _pct(value: Any) -> str:
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-        return f"{100.0 * value:.1f}%"
-    return "n/a"
-
-
-def _ci(ci: Any) -> str:
-    return f"[{_pct(ci[0])}, {_pct(ci[1])}]" if isinstance(ci, (list, tuple)) and len(ci) == 2 else "n/a"
-
-
-def _ms(value: Any) -> str:
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-        return f"{value:.1f}"
-    return "n/a"
-
-
 def _p(value: Any) -> str:
-    if not isinstance(value, (int, float)) or not math.isfinite(value):
+    if not _finite(value):
         return "n/a"
     return f"{value:.3g}" if value >= 1e-4 else f"{value:.1e}"
 
@@ -405,7 +389,7 @@ def format_comparison_table(comparison: Mapping) -> str:
     for label in labels:
         p = policies[label]
         row = [label, str(p["episodes"]), str(p["successes"]), _pct(p["success_rate"]), _ci(p["ci95"]),
-               _ms(p.get("mean_perception_ms"))]
+               _num(p.get("mean_perception_ms"), ".1f")]
         if offline:
             row.append(_pct((offline.get(label) or {}).get("grasp_accuracy")))
         rows.append(row)

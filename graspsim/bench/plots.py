@@ -13,12 +13,13 @@ Plots use matplotlib's Agg backend through the object-oriented API (a
 
 from __future__ import annotations
 
-import math
 import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Mapping
+
+from graspsim.bench.table import _finite
 
 # Fixed colours, so a reason keeps its colour across reports.
 SUCCESS_COLOUR = "#2ca02c"
@@ -80,10 +81,6 @@ def _finish(fig, ax, comparison: dict, name: str, out_path, title: str, has_data
 
 def _labels(comparison: Mapping) -> list[str]:
     return list(comparison.get("labels") or comparison["policies"])
-
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _percent_axis(axis) -> None:

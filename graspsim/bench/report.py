@@ -30,8 +30,9 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from graspsim.bench.compare import RunData, failure_reason_order
-from graspsim.bench.plots import _finite, _labels
+from graspsim.bench.compare import RunData, _p, failure_reason_order
+from graspsim.bench.plots import _labels
+from graspsim.bench.table import _finite, _num
 from graspsim.fileio import atomic_write_text
 
 JPEG_QUALITY = 85
@@ -100,16 +101,6 @@ def _ci(ci: Any) -> str:
     if isinstance(ci, (list, tuple)) and len(ci) == 2 and all(_finite(v) for v in ci):
         return f"[{100 * ci[0]:.1f}, {100 * ci[1]:.1f}] %"
     return "n/a"
-
-
-def _p(value: Any) -> str:
-    if not _finite(value):
-        return "n/a"
-    return f"{value:.3g}" if value >= 1e-4 else f"{value:.1e}"
-
-
-def _ms(value: Any) -> str:
-    return f"{value:.1f}" if _finite(value) else "n/a"
 
 
 def png_data_uri(path: str | Path) -> str:
@@ -195,7 +186,7 @@ def _overall_section(comparison: Mapping) -> str:
         rate_cls = "num best" if best is not None and p["success_rate"] == best else "num"
         cells = [f"<td>{_e(label)}</td>", f"<td>{_e(p['run_dir'])}</td>", _td(p["episodes"]), _td(p["successes"]),
                  _td(_pct(p["success_rate"]), rate_cls, _rate_style(p["success_rate"])), _td(_ci(p["ci95"])),
-                 _td(_ms(p.get("mean_perception_ms"))), _td(p.get("knocked_down", 0)), _td(p.get("dropped", 0))]
+                 _td(_num(p.get("mean_perception_ms"), ".1f")), _td(p.get("knocked_down", 0)), _td(p.get("dropped", 0))]
         if offline:
             cells.append(_td(_pct((offline.get(label) or {}).get("grasp_accuracy"))))
         rows.append(_tr(cells))
