@@ -101,13 +101,6 @@ class Sweep:
     name: str
     values: tuple[float, ...]
 
-    @property
-    def parameter(self) -> SweepParameter:
-        return SWEEP_PARAMETERS[self.name]
-
-    def labels(self) -> list[str]:
-        return [setting_label(self.name, v) for v in self.values]
-
 
 def _parameter(name: str) -> SweepParameter:
     try:
