@@ -95,11 +95,9 @@ def load_run(run_dir: str | Path, label: str | None = None) -> RunData:
     run_dir = Path(run_dir)
     config = read_run_config(run_dir)
     rows = sorted((r for r in read_results(run_dir) if not r.get("skipped")), key=lambda r: int(r["episode_id"]))
-    summary = summarize(rows, config)
-    offline = _read_offline_metrics(run_dir)
-    policy = config.get("policy") or summary.get("policy") or run_dir.name
-    return RunData(run_dir=run_dir, config=config, rows=rows, label=label or str(policy), summary=summary,
-                   offline_metrics=offline)
+    run = RunData(run_dir=run_dir, config=config, rows=rows, label="", summary=summarize(rows, config),
+                  offline_metrics=_read_offline_metrics(run_dir))
+    return replace(run, label=label or run.policy)
 
 
 def _read_offline_metrics(run_dir: Path) -> dict | None:
