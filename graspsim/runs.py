@@ -372,11 +372,6 @@ def read_config(path: Path, what: str = "benchmark run") -> dict:
     return config
 
 
-def read_run_config(run_dir: Path) -> dict:
-    """The benchmark configuration in ``run_dir/run.json``."""
-    return read_config(Path(run_dir) / RUN_CONFIG_FILENAME)
-
-
 def _normalise(config: Mapping[str, Any]) -> dict:
     # Compare settings the way they look after a JSON round trip, so a tuple and a
     # list, or np.float64(0.5) and 0.5, count as equal.

@@ -25,7 +25,7 @@ from graspsim.runs import (
     RunDirError,
     prepare_run_dir,
     read_results,
-    read_run_config,
+    read_config,
     repair_jsonl,
     scan_jsonl,
 )
@@ -227,11 +227,11 @@ def test_new_run_writes_config(tmp_path):
     assert prepare_run_dir(run_dir, cfg, resume=False) == set()
     stored = json.loads((run_dir / RUN_CONFIG_FILENAME).read_text())
     assert stored["physics"]["time_step_s"] == 1 / 240 and stored["image_size"] == [640, 480]
-    assert read_run_config(run_dir) == stored
+    assert read_config(run_dir / RUN_CONFIG_FILENAME) == stored
     assert sorted(p.name for p in run_dir.iterdir()) == [RUN_CONFIG_FILENAME]  # no temp files left
     # a fresh run over a directory without results is fine (nothing would be lost)
     assert prepare_run_dir(run_dir, {**CONFIG, "seed": 8}, resume=False) == set()
-    assert read_run_config(run_dir)["seed"] == 8
+    assert read_config(run_dir / RUN_CONFIG_FILENAME)["seed"] == 8
 
 
 def test_new_run_refuses_existing_results(tmp_path):
@@ -253,7 +253,7 @@ def test_resume_returns_completed_ids_and_repairs(tmp_path):
         done = prepare_run_dir(tmp_path, cfg, resume=True)
     assert done == {0, 1, 3}
     assert (tmp_path / RESULTS_FILENAME).read_bytes().endswith(b"}\n")
-    assert read_run_config(tmp_path)["workers"] == 16
+    assert read_config(tmp_path / RUN_CONFIG_FILENAME)["workers"] == 16
     _write_rows(tmp_path, [2])  # the writer accepts the repaired file
 
 
@@ -281,13 +281,13 @@ def test_resume_refuses_different_config(tmp_path):
     extra = {**CONFIG, "noise": 0.1}
     with pytest.raises(RunDirError, match=r"noise: stored \"<absent>\", requested 0.1"):
         prepare_run_dir(tmp_path, extra, resume=True)
-    assert read_run_config(tmp_path)["seed"] == 7  # refused resumes change nothing
+    assert read_config(tmp_path / RUN_CONFIG_FILENAME)["seed"] == 7  # refused resumes change nothing
 
 
 def test_resume_needs_run_json(tmp_path):
     # --resume where no run was started starts one (a command line that can be pasted until the run is done)
     assert prepare_run_dir(tmp_path / "missing", CONFIG, resume=True) == set()
-    assert read_run_config(tmp_path / "missing")["policy"] == "heuristic"
+    assert read_config(tmp_path / "missing" / RUN_CONFIG_FILENAME)["policy"] == "heuristic"
     # results without their run.json: the settings are unknown, nothing can be resumed
     _write_rows(tmp_path, [0])
     with pytest.raises(RunDirError, match="run.json not found"):

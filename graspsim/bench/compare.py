@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from graspsim.fileio import atomic_write_json, to_jsonable
-from graspsim.runs import OFFLINE_METRICS_FILENAME, read_results, read_run_config
+from graspsim.runs import OFFLINE_METRICS_FILENAME, RUN_CONFIG_FILENAME, read_config, read_results
 from graspsim.bench.stats import mcnemar_exact
 from graspsim.bench.table import _ci, _finite, _num, _pct
 from graspsim.bench.summary import summarize
@@ -93,7 +93,7 @@ def load_run(run_dir: str | Path, label: str | None = None) -> RunData:
     run, ValueError when offline_metrics.json is not a JSON object.
     """
     run_dir = Path(run_dir)
-    config = read_run_config(run_dir)
+    config = read_config(run_dir / RUN_CONFIG_FILENAME)
     rows = sorted((r for r in read_results(run_dir) if not r.get("skipped")), key=lambda r: int(r["episode_id"]))
     run = RunData(run_dir=run_dir, config=config, rows=rows, label="", summary=summarize(rows, config),
                   offline_metrics=_read_offline_metrics(run_dir))
