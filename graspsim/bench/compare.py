@@ -425,8 +425,9 @@ def format_comparison_table(comparison: Mapping) -> str:
 
 
 def write_comparison(out_dir: str | Path, comparison: dict, runs: Sequence[RunData], *,
-                     gallery_per_class: int = 1, max_gallery_classes: int | None = None) -> dict[str, Path]:
-    """Write ``out_dir/comparison.json``, the plots (PNG) and ``out_dir/report.html``.
+                     gallery_per_class: int = 1, max_gallery_classes: int | None = None,
+                     out_html: str | Path | None = None) -> dict[str, Path]:
+    """Write ``out_dir/comparison.json``, the plots (PNG) and ``out_html`` (default ``out_dir/report.html``).
 
     The plots are made first, so ``comparison["plots"]`` (updated in place)
     records which had data before comparison.json is written (atomically,
@@ -442,6 +443,6 @@ def write_comparison(out_dir: str | Path, comparison: dict, runs: Sequence[RunDa
     plot_paths = make_all_plots(comparison, out_dir)
     json_path = out_dir / COMPARISON_FILENAME
     atomic_write_json(json_path, comparison)
-    report = build_report(runs, comparison, out_dir / "report.html", plot_paths,
+    report = build_report(runs, comparison, out_html or out_dir / "report.html", plot_paths,
                           gallery_per_class=gallery_per_class, max_gallery_classes=max_gallery_classes)
     return {"comparison": json_path, "report": report, **plot_paths}

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from graspsim.scenes.kinds import scene_kind
+
 
 @dataclass(frozen=True)
 class Suite:
@@ -19,6 +21,10 @@ class Suite:
     first_seed: int
     size: int            # number of scenes in the suite
     description: str
+
+    @property
+    def env_id(self) -> str:
+        return scene_kind(self.kind).env_id
 
     def scene_seeds(self, start: int, episodes: int) -> list[int]:
         """Seeds of scenes ``start`` .. ``start + episodes - 1``; ValueError if outside the suite."""
