@@ -108,10 +108,9 @@ def dumps_record(record: Mapping[str, Any], key: str | None = "episode_id") -> s
     return json.dumps(clean, allow_nan=False, ensure_ascii=True, separators=(",", ":")) + "\n"
 
 
-def _check_key(value: Any, key: str, where: str) -> int:
+def _check_key(value: Any, key: str, where: str) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError(f"{where}: {key!r} must be an int, got {value!r}")
-    return value
 
 
 class JsonlWriter:

@@ -62,8 +62,7 @@ class RunSpec:
 
     def jobs(self) -> list[tuple[int, int]]:
         """(episode_id, scene_seed) of every attempt."""
-        seeds = self.suite_obj().scene_seeds(self.seed, self.episodes)
-        return list(enumerate(seeds))
+        return list(enumerate(self.suite_obj().scene_seeds(self.seed, self.episodes)))
 
 
 def versions() -> dict[str, str]:

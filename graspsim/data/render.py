@@ -9,6 +9,7 @@ directory, written atomically); the parent writes the manifest.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -73,8 +74,6 @@ class SceneRenderer:
         # Labels use the depth exactly as stored, so they can be re-validated from disk.
         objects = label_objects(self.label_world, scene.plan, settled, instance, decode_depth(depth_mm),
                                 scene.camera, scene.approach_world, self.physics, self.label_config)
-        import json
-
         meta = {
             "scene_id": scene_id(seed), "scene_seed": int(seed), "suite": self.suite.name,
             "renderer": self.world.renderer_name, "width": self.spec.width, "height": self.spec.height,
