@@ -31,6 +31,43 @@ def _check_suite(name: str):
         raise UserError(str(exc)) from None
 
 
+def _scene_seeds(suite_obj, seed: int, count: int) -> list[int]:
+    try:
+        return suite_obj.scene_seeds(seed, count)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+
+def _check_run_dirs(run_dirs) -> None:
+    for run_dir in run_dirs:
+        if not (run_dir / "run.json").exists():
+            raise UserError(f"{run_dir} is not a finished run directory (no run.json)")
+
+
+def _ray_kwargs(ray_address: str | None) -> dict:
+    return {"use_ray": ray_address is not None, "ray_address": None if ray_address in (None, "local") else ray_address}
+
+
+def _run_options(f):
+    """The options bench and compare share: which scenes, how many workers, where, and how to render."""
+    for decorator in reversed((
+        click.option("--suite", default="shelf-test", show_default=True,
+                     help="Suite name (see `graspsim list suites`)."),
+        click.option("--episodes", default=100, show_default=True, type=click.IntRange(min=1), help="Attempts to run."),
+        click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0),
+                     help="Index of the suite's first scene; scenes seed..seed+episodes-1 are used."),
+        click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1), help="Worker processes."),
+        click.option("--ray", "ray_address", default=None, is_flag=False, flag_value="local",
+                     help="Run attempts as Ray tasks: --ray for a local cluster, --ray ADDRESS for an existing one."),
+        click.option("--renderer", default="auto", show_default=True, type=click.Choice(["auto", "egl", "tiny"])),
+        click.option("--width", default=640, show_default=True, type=click.IntRange(min=32)),
+        click.option("--height", default=480, show_default=True, type=click.IntRange(min=32)),
+        click.option("--no-progress", is_flag=True, help="Hide the progress bar."),
+    )):
+        f = decorator(f)
+    return f
+
+
 def _check_policy(name: str) -> None:
     from graspsim.policies.registry import UnknownPolicyError, policy_target
 
@@ -67,40 +104,27 @@ def _parse_policy_kwargs(items: tuple[str, ...]) -> dict:
 
 @main.command()
 @click.option("--policy", required=True, help="Policy name (see `graspsim list policies`).")
-@click.option("--suite", default="shelf-test", show_default=True, help="Suite name (see `graspsim list suites`).")
-@click.option("--episodes", default=100, show_default=True, type=click.IntRange(min=1), help="Attempts to run.")
-@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0),
-              help="Index of the suite's first scene; scenes seed..seed+episodes-1 are used.")
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1), help="Worker processes.")
+@_run_options
 @click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False, path_type=Path),
               help="Run directory [default: runs/POLICY-SUITE].")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in --out.")
-@click.option("--renderer", default="auto", show_default=True, type=click.Choice(["auto", "egl", "tiny"]))
-@click.option("--width", default=640, show_default=True, type=click.IntRange(min=32))
-@click.option("--height", default=480, show_default=True, type=click.IntRange(min=32))
 @click.option("--policy-arg", "policy_args", multiple=True, metavar="KEY=VALUE",
               help="Keyword argument for the policy (repeatable; VALUE parsed as JSON when it can be).")
 @click.option("--clip", "clip_model", default=None, metavar="MODEL",
               help="clip_sam: CLIP model (weights name, Hugging Face id or local dir) instead of the shipped one.")
 @click.option("--sam", "sam_model", default=None, metavar="MODEL",
               help="clip_sam: SAM model (weights name, Hugging Face id, local dir or official .pth).")
-@click.option("--ray", "ray_address", default=None, is_flag=False, flag_value="local",
-              help="Run attempts as Ray tasks: --ray for a local cluster, --ray ADDRESS for an existing one.")
-@click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 def bench(policy, suite, episodes, seed, workers, out_dir, resume, renderer, width, height, policy_args,
           clip_model, sam_model, ray_address, no_progress):
     """Run POLICY on a suite and score pick success per product class."""
     from graspsim.bench.ray_backend import RayUnavailableError
-    from graspsim.runs import ResultsFileError, RunDirError
+    from graspsim.runs import RecordsFileError, RunDirError
     from graspsim.bench.runner import RunSpec, run_bench
     from graspsim.bench.table import format_summary_table
 
     suite_obj = _check_suite(suite)
     _check_policy(policy)
-    try:
-        suite_obj.scene_seeds(seed, episodes)
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
+    _scene_seeds(suite_obj, seed, episodes)
     policy_kwargs = _parse_policy_kwargs(policy_args)
     for option, key, value in (("--clip", "clip", clip_model), ("--sam", "sam", sam_model)):
         if value is not None:
@@ -113,9 +137,8 @@ def bench(policy, suite, episodes, seed, workers, out_dir, resume, renderer, wid
     out_dir = out_dir or Path("runs") / f"{policy}-{suite}"
     try:
         summary = run_bench(spec, out_dir, workers=workers, resume=resume, progress=not no_progress,
-                            use_ray=ray_address is not None,
-                            ray_address=None if ray_address in (None, "local") else ray_address)
-    except (RunDirError, ResultsFileError, RayUnavailableError) as exc:
+                            **_ray_kwargs(ray_address))
+    except (RunDirError, RecordsFileError, RayUnavailableError) as exc:
         raise UserError(str(exc)) from None
     except FileNotFoundError as exc:  # weights the cheap check could not rule out (e.g. a Hugging Face id online)
         raise UserError(str(exc)) from None
@@ -140,20 +163,11 @@ def _policy_list(text: str) -> list[str]:
 @main.command()
 @click.argument("run_dirs", nargs=-1, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--policies", default=None, help="Comma-separated policies to run on the same scenes.")
-@click.option("--suite", default="shelf-test", show_default=True)
-@click.option("--episodes", default=100, show_default=True, type=click.IntRange(min=1))
-@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0))
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1))
-@click.option("--ray", "ray_address", default=None, is_flag=False, flag_value="local",
-              help="Run attempts as Ray tasks: --ray for a local cluster, --ray ADDRESS for an existing one.")
+@_run_options
 @click.option("--sweep", "sweep_text", default=None, metavar="PARAM=V1,V2,...",
               help="Robustness sweep: friction, mass_scale, lighting, camera_jitter or depth_noise.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--resume", is_flag=True, help="Continue interrupted policy runs under --out.")
-@click.option("--renderer", default="auto", show_default=True, type=click.Choice(["auto", "egl", "tiny"]))
-@click.option("--width", default=640, show_default=True, type=click.IntRange(min=32))
-@click.option("--height", default=480, show_default=True, type=click.IntRange(min=32))
-@click.option("--no-progress", is_flag=True)
 def compare(run_dirs, policies, suite, episodes, seed, workers, ray_address, sweep_text, out_dir, resume, renderer,
             width, height, no_progress):
     """Compare policies by pick rate on identical scenes (paired McNemar tests, plots, HTML report).
@@ -163,7 +177,7 @@ def compare(run_dirs, policies, suite, episodes, seed, workers, ray_address, swe
     """
     from graspsim.bench.compare import SceneSetMismatch
     from graspsim.bench.ray_backend import RayUnavailableError
-    from graspsim.runs import ResultsFileError, RunDirError
+    from graspsim.runs import RecordsFileError, RunDirError
 
     if bool(run_dirs) == bool(policies):
         raise UserError("give either finished RUN_DIRS or --policies to run, not both (nor neither)")
@@ -174,11 +188,7 @@ def compare(run_dirs, policies, suite, episodes, seed, workers, ray_address, swe
             _compare_dirs(list(run_dirs), out_dir)
             return
         names = _policy_list(policies)
-        suite_obj = _check_suite(suite)
-        try:
-            suite_obj.scene_seeds(seed, episodes)
-        except ValueError as exc:
-            raise UserError(str(exc)) from None
+        _scene_seeds(_check_suite(suite), seed, episodes)
         settings = [(None, None)]
         if sweep_text:
             from graspsim.bench.sweeps import parse_sweep
@@ -190,16 +200,14 @@ def compare(run_dirs, policies, suite, episodes, seed, workers, ray_address, swe
             settings = [(sweep.name, value) for value in sweep.values]
         _run_comparison(names, suite, episodes, seed, workers, ray_address, settings, out_dir, resume, renderer,
                         width, height, not no_progress)
-    except (SceneSetMismatch, RunDirError, ResultsFileError, RayUnavailableError, ValueError) as exc:
+    except (SceneSetMismatch, RunDirError, RecordsFileError, RayUnavailableError, ValueError) as exc:
         raise UserError(str(exc)) from None
 
 
 def _compare_dirs(run_dirs: list[Path], out_dir: Path) -> dict:
     from graspsim.bench.compare import check_same_scenes, compare_runs, format_comparison_table, load_runs, write_comparison
 
-    for run_dir in run_dirs:
-        if not (run_dir / "run.json").exists():
-            raise UserError(f"{run_dir} is not a finished run directory (no run.json)")
+    _check_run_dirs(run_dirs)
     runs = load_runs(run_dirs)
     check_same_scenes(runs)
     comparison = compare_runs(runs)
@@ -226,9 +234,7 @@ def _run_comparison(names, suite, episodes, seed, workers, ray_address, settings
                 spec = apply_setting(spec, name, value)
                 label = setting_label(name, value)
             run_dir = out_dir / "runs" / (f"{label}" if label else "") / policy
-            run_bench(spec, run_dir, workers=workers, resume=resume, progress=progress,
-                      use_ray=ray_address is not None,
-                      ray_address=None if ray_address in (None, "local") else ray_address)
+            run_bench(spec, run_dir, workers=workers, resume=resume, progress=progress, **_ray_kwargs(ray_address))
             run_dirs.append(run_dir)
         comparison = _compare_dirs(run_dirs, out_dir / label if label else out_dir)
         if label:
@@ -269,15 +275,13 @@ def report(run_dirs, out_html, plots_dir, gallery_per_class, max_gallery_classes
     """Write one self-contained HTML report (tables, plots, gallery) for finished runs of the same scenes."""
     from graspsim.bench.compare import SceneSetMismatch
     from graspsim.bench.report import report_from_run_dirs
-    from graspsim.runs import ResultsFileError, RunDirError
+    from graspsim.runs import RecordsFileError, RunDirError
 
-    for run_dir in run_dirs:
-        if not (run_dir / "run.json").exists():
-            raise UserError(f"{run_dir} is not a finished run directory (no run.json)")
+    _check_run_dirs(run_dirs)
     try:
         path = report_from_run_dirs(list(run_dirs), out_html, plots_dir=plots_dir,
                                     gallery_per_class=gallery_per_class, max_gallery_classes=max_gallery_classes)
-    except (SceneSetMismatch, RunDirError, ResultsFileError, ValueError) as exc:
+    except (SceneSetMismatch, RunDirError, RecordsFileError, ValueError) as exc:
         raise UserError(str(exc)) from None
     except OSError as exc:
         raise UserError(f"cannot write the report {out_html}: {exc.strerror or exc}") from None
@@ -329,10 +333,7 @@ def show(suite, seed, policy, out_path, execute, renderer):
     suite_obj = _check_suite(suite)
     _check_policy(policy)
     _check_policy_args(policy, {})
-    try:
-        (scene_seed,) = suite_obj.scene_seeds(seed, 1)
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
+    (scene_seed,) = _scene_seeds(suite_obj, seed, 1)
     agent = make_policy(policy)
     env = PickEnv(kind=suite_obj.kind, variant_split=suite_obj.variant_split, renderer=renderer,
                   privileged=bool(getattr(agent, "needs_privileged", False)))
@@ -356,19 +357,6 @@ def show(suite, seed, policy, out_path, execute, renderer):
         env.close()
 
 
-def _register_data_commands() -> None:
-    # Defined with the dataset and weights code; registered here so cli.py stays the one entry point.
-    from graspsim.data.cli_export import export_command
-    from graspsim.data.cli_render import render_command
-    from graspsim.weights.cli_weights import weights_group
-
-    main.add_command(render_command)
-    main.add_command(export_command)
-    main.add_command(weights_group)
-    main.add_command(train_group)
-    main.add_command(evaluate_group)
-
-
 @click.group("train")
 def train_group() -> None:
     """Train perception models on rendered data (see `graspsim render`)."""
@@ -379,10 +367,14 @@ def evaluate_group() -> None:
     """Offline evaluation of perception models (no grasp execution)."""
 
 
-def _register_model_commands() -> None:
+def _register_commands() -> None:
+    # Defined with the dataset, weights and model code; registered here so cli.py stays the one entry point.
     # Imported lazily inside each command: these modules only define click commands.
+    from graspsim.data.cli_export import export_command
+    from graspsim.data.cli_render import render_command
     from graspsim.policies.clip_sam.cli import evaluate_masks_command, train_clip_command, train_sam_command
     from graspsim.policies.det_seg.cli import evaluate_grasps_command, train_det_seg_command, train_grconvnet_command
+    from graspsim.weights.cli_weights import weights_group
 
     train_group.add_command(train_clip_command)
     train_group.add_command(train_sam_command)
@@ -390,12 +382,14 @@ def _register_model_commands() -> None:
     train_group.add_command(train_grconvnet_command, "grconvnet")
     evaluate_group.add_command(evaluate_masks_command)
     evaluate_group.add_command(evaluate_grasps_command, "grasps")
+    main.add_command(render_command)
+    main.add_command(export_command)
+    main.add_command(weights_group)
+    main.add_command(train_group)
+    main.add_command(evaluate_group)
 
 
-_register_model_commands()
-
-
-_register_data_commands()
+_register_commands()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -134,15 +134,8 @@ def _key(key: Any, where: str) -> Any:
     raise TypeError(f"{where} has a key of type {type(key).__name__}; JSON object keys must be strings or numbers")
 
 
-def dumps_json(obj: Any, *, indent: int | None = 2) -> str:
-    """``obj`` (via :func:`to_jsonable`) as strict JSON text (no NaN), newline-terminated."""
-    return json.dumps(to_jsonable(obj), indent=indent, allow_nan=False) + "\n"
-
-
 def atomic_write_json(path: Path, obj: Any) -> None:
-    """Write ``obj`` (via :func:`to_jsonable`) as indented strict JSON to ``path`` atomically and durably.
-
-    See :func:`atomic_write`: readers (and a crash) see either the old file or
-    the complete new one.
+    """Write ``obj`` (via :func:`to_jsonable`) as indented strict JSON (no NaN, newline-terminated) to ``path``
+    atomically and durably (:func:`atomic_write`: readers, and a crash, see the old file or the complete new one).
     """
-    atomic_write_text(Path(path), dumps_json(obj), durable=True)
+    atomic_write_text(Path(path), json.dumps(to_jsonable(obj), indent=2, allow_nan=False) + "\n", durable=True)

@@ -60,11 +60,6 @@ class RecordsWarning(UserWarning):
     """Something was recovered from (a trailing partial line, a duplicated key)."""
 
 
-# The benchmark's historical names for the same things.
-ResultsFileError = RecordsFileError
-ResultsWarning = RecordsWarning
-
-
 @dataclass(frozen=True)
 class RunLayout:
     """The conventions of one kind of run directory.
@@ -113,15 +108,9 @@ def dumps_record(record: Mapping[str, Any], key: str | None = "episode_id") -> s
     return json.dumps(clean, allow_nan=False, ensure_ascii=True, separators=(",", ":")) + "\n"
 
 
-def dumps_row(row: Mapping[str, Any]) -> str:
-    """A results.jsonl line: :func:`dumps_record` keyed by ``episode_id``."""
-    return dumps_record(row, "episode_id")
-
-
-def _check_key(value: Any, key: str, where: str) -> int:
+def _check_key(value: Any, key: str, where: str) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError(f"{where}: {key!r} must be an int, got {value!r}")
-    return value
 
 
 class JsonlWriter:
@@ -213,11 +202,6 @@ class JsonlWriter:
             self.close()
         except Exception:
             pass
-
-
-def ResultsWriter(run_dir: Path) -> JsonlWriter:
-    """The writer of a benchmark run's ``results.jsonl`` (records keyed by ``episode_id``)."""
-    return JsonlWriter(Path(run_dir) / RESULTS_FILENAME, "episode_id")
 
 
 # --------------------------------------------------------------------------- reading
@@ -358,33 +342,14 @@ def repair_jsonl(path: Path, key: str | None = "episode_id") -> int:
     return scan.trailing_bytes
 
 
-def _existing_dir(run_dir: Path) -> Path:
+def read_results(run_dir: Path) -> list[dict]:
+    """All result rows of a benchmark run in arrival order (see :func:`read_jsonl`); RunDirError if it is missing."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise RunDirError(f"run directory {run_dir} does not exist")
-    return run_dir
-
-
-def scan_results(run_dir: Path) -> JsonlScan:
-    """:func:`scan_jsonl` of a benchmark run's ``results.jsonl`` (RunDirError if ``run_dir`` is missing)."""
-    return scan_jsonl(_existing_dir(run_dir) / RESULTS_FILENAME)
-
-
-def read_results(run_dir: Path) -> list[dict]:
-    """All result rows of a benchmark run in arrival order (see :func:`read_jsonl`)."""
-    scan = scan_results(run_dir)
+    scan = scan_jsonl(run_dir / RESULTS_FILENAME)
     warn_about(scan)
     return scan.rows
-
-
-def repair_results(run_dir: Path) -> int:
-    """:func:`repair_jsonl` of a benchmark run's ``results.jsonl``."""
-    return repair_jsonl(_existing_dir(run_dir) / RESULTS_FILENAME)
-
-
-def completed_episode_ids(run_dir: Path) -> set[int]:
-    """Episode ids that already have a row in ``run_dir/results.jsonl``."""
-    return {row["episode_id"] for row in read_results(run_dir)}
 
 
 # --------------------------------------------------------------------------- settings
@@ -404,11 +369,6 @@ def read_config(path: Path, what: str = "benchmark run") -> dict:
     if not isinstance(config, dict):
         raise RunDirError(f"{path} must hold a JSON object, got {type(config).__name__}")
     return config
-
-
-def read_run_config(run_dir: Path) -> dict:
-    """The benchmark configuration in ``run_dir/run.json``."""
-    return read_config(Path(run_dir) / RUN_CONFIG_FILENAME)
 
 
 def _normalise(config: Mapping[str, Any]) -> dict:

@@ -19,16 +19,15 @@ from graspsim.runs import (
     RESULTS_FILENAME,
     RUN_CONFIG_FILENAME,
     VOLATILE_KEYS,
-    ResultsFileError,
-    ResultsWarning,
-    ResultsWriter,
+    JsonlWriter,
+    RecordsFileError,
+    RecordsWarning,
     RunDirError,
-    completed_episode_ids,
     prepare_run_dir,
     read_results,
-    read_run_config,
-    repair_results,
-    scan_results,
+    read_config,
+    repair_jsonl,
+    scan_jsonl,
 )
 from graspsim.fileio import to_jsonable
 from graspsim.types import FailureReason
@@ -49,7 +48,7 @@ CONFIG = {
 
 
 def _write_rows(run_dir, ids):
-    with ResultsWriter(run_dir) as w:
+    with JsonlWriter(run_dir / RESULTS_FILENAME) as w:
         for i in ids:
             w.append({"episode_id": i, "success": i % 2 == 0, "reason": None if i % 2 == 0 else "missed"})
 
@@ -99,7 +98,7 @@ def test_round_trip(tmp_path):
         {"episode_id": 2, "success": True, "rect": {"x": np.float64(1.5)}, "ms": np.float32(3.25), "q": "a\nb"},
         {"episode_id": np.int64(0), "success": np.bool_(False), "reason": FailureReason.SLIPPED, "v": np.nan},
     ]
-    with ResultsWriter(tmp_path) as w:
+    with JsonlWriter(tmp_path / RESULTS_FILENAME) as w:
         for r in rows:
             w.append(r)
     assert w.closed
@@ -110,14 +109,14 @@ def test_round_trip(tmp_path):
         {"episode_id": 2, "success": True, "rect": {"x": 1.5}, "ms": 3.25, "q": "a\nb"},
         {"episode_id": 0, "success": False, "reason": "slipped", "v": None},
     ]
-    assert completed_episode_ids(tmp_path) == {0, 2}
+    assert {r["episode_id"] for r in read_results(tmp_path)} == {0, 2}
     # a second writer appends after the first
     _write_rows(tmp_path, [5])
     assert [r["episode_id"] for r in read_results(tmp_path)] == [2, 0, 5]
 
 
 def test_writer_rejects_bad_rows(tmp_path):
-    with ResultsWriter(tmp_path) as w:
+    with JsonlWriter(tmp_path / RESULTS_FILENAME) as w:
         with pytest.raises(ValueError, match="episode_id"):
             w.append({"success": True})
         with pytest.raises(ValueError, match="episode_id"):
@@ -135,7 +134,7 @@ def test_writer_rejects_bad_rows(tmp_path):
 
 def test_missing_file_and_dir(tmp_path):
     assert read_results(tmp_path) == []
-    assert repair_results(tmp_path) == 0
+    assert repair_jsonl(tmp_path / RESULTS_FILENAME) == 0
     with pytest.raises(RunDirError, match="does not exist"):
         read_results(tmp_path / "nope")
 
@@ -148,23 +147,23 @@ def test_partial_last_line_ignored_then_repaired(tmp_path):
     with open(path, "ab") as f:
         f.write(fragment)
 
-    with pytest.warns(ResultsWarning, match=f"partial last line \\({len(fragment)} bytes\\)"):
+    with pytest.warns(RecordsWarning, match=f"partial last line \\({len(fragment)} bytes\\)"):
         rows = read_results(tmp_path)
     assert [r["episode_id"] for r in rows] == [0, 1, 2]
-    scan = scan_results(tmp_path)
+    scan = scan_jsonl(tmp_path / RESULTS_FILENAME)
     assert scan.trailing_bytes == len(fragment) and scan.valid_bytes == good_size
     assert path.stat().st_size == good_size + len(fragment)  # reading does not modify
 
     # appending now would glue a row onto the fragment: refused
-    with pytest.raises(ResultsFileError, match="partial line"):
-        ResultsWriter(tmp_path)
+    with pytest.raises(RecordsFileError, match="partial line"):
+        JsonlWriter(tmp_path / RESULTS_FILENAME)
 
-    assert repair_results(tmp_path) == len(fragment)
+    assert repair_jsonl(tmp_path / RESULTS_FILENAME) == len(fragment)
     assert path.stat().st_size == good_size
-    assert repair_results(tmp_path) == 0
+    assert repair_jsonl(tmp_path / RESULTS_FILENAME) == 0
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert completed_episode_ids(tmp_path) == {0, 1, 2}
+        assert {r["episode_id"] for r in read_results(tmp_path)} == {0, 1, 2}
     _write_rows(tmp_path, [3])
     assert [r["episode_id"] for r in read_results(tmp_path)] == [0, 1, 2, 3]
 
@@ -174,9 +173,9 @@ def test_corrupt_complete_last_line_is_trailing_damage(tmp_path):
     _write_rows(tmp_path, range(2))
     with open(tmp_path / RESULTS_FILENAME, "ab") as f:
         f.write(b"\x00\x00\x00\x00\n")
-    with pytest.warns(ResultsWarning):
+    with pytest.warns(RecordsWarning):
         assert len(read_results(tmp_path)) == 2
-    assert repair_results(tmp_path) == 5
+    assert repair_jsonl(tmp_path / RESULTS_FILENAME) == 5
     assert len(read_results(tmp_path)) == 2
 
 
@@ -186,7 +185,7 @@ def test_valid_last_row_without_newline_is_kept(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert [r["episode_id"] for r in read_results(tmp_path)] == [0, 1]
-    assert repair_results(tmp_path) == 0
+    assert repair_jsonl(tmp_path / RESULTS_FILENAME) == 0
     assert path.read_bytes() == b'{"episode_id":0}\n{"episode_id":1}\n'
 
 
@@ -197,11 +196,11 @@ def test_valid_last_row_without_newline_is_kept(tmp_path):
 def test_corrupt_middle_line_raises(tmp_path, bad_line):
     path = tmp_path / RESULTS_FILENAME
     path.write_bytes(b'{"episode_id":0}\n' + bad_line + b'\n{"episode_id":2}\n')
-    with pytest.raises(ResultsFileError, match="line 2"):
+    with pytest.raises(RecordsFileError, match="line 2"):
         read_results(tmp_path)
     before = path.read_bytes()
-    with pytest.raises(ResultsFileError):
-        repair_results(tmp_path)
+    with pytest.raises(RecordsFileError):
+        repair_jsonl(tmp_path / RESULTS_FILENAME)
     assert path.read_bytes() == before  # repair does not touch a file it cannot explain
 
 
@@ -214,7 +213,7 @@ def test_duplicate_ids_keep_first(tmp_path):
     (tmp_path / RESULTS_FILENAME).write_bytes(
         b'{"episode_id":0,"success":true}\n{"episode_id":1}\n{"episode_id":0,"success":false}\n'
     )
-    with pytest.warns(ResultsWarning, match=r"more than once.*\[0\]"):
+    with pytest.warns(RecordsWarning, match=r"more than once.*\[0\]"):
         rows = read_results(tmp_path)
     assert rows == [{"episode_id": 0, "success": True}, {"episode_id": 1}]
 
@@ -228,11 +227,11 @@ def test_new_run_writes_config(tmp_path):
     assert prepare_run_dir(run_dir, cfg, resume=False) == set()
     stored = json.loads((run_dir / RUN_CONFIG_FILENAME).read_text())
     assert stored["physics"]["time_step_s"] == 1 / 240 and stored["image_size"] == [640, 480]
-    assert read_run_config(run_dir) == stored
+    assert read_config(run_dir / RUN_CONFIG_FILENAME) == stored
     assert sorted(p.name for p in run_dir.iterdir()) == [RUN_CONFIG_FILENAME]  # no temp files left
     # a fresh run over a directory without results is fine (nothing would be lost)
     assert prepare_run_dir(run_dir, {**CONFIG, "seed": 8}, resume=False) == set()
-    assert read_run_config(run_dir)["seed"] == 8
+    assert read_config(run_dir / RUN_CONFIG_FILENAME)["seed"] == 8
 
 
 def test_new_run_refuses_existing_results(tmp_path):
@@ -250,11 +249,11 @@ def test_resume_returns_completed_ids_and_repairs(tmp_path):
     with open(tmp_path / RESULTS_FILENAME, "ab") as f:
         f.write(b'{"episode_id":2,"suc')
     cfg = {**CONFIG, "workers": 16, "resume": True, "created": "later", "wall_s": 12.0}
-    with pytest.warns(ResultsWarning, match="removed a partial last line"):
+    with pytest.warns(RecordsWarning, match="removed a partial last line"):
         done = prepare_run_dir(tmp_path, cfg, resume=True)
     assert done == {0, 1, 3}
     assert (tmp_path / RESULTS_FILENAME).read_bytes().endswith(b"}\n")
-    assert read_run_config(tmp_path)["workers"] == 16
+    assert read_config(tmp_path / RUN_CONFIG_FILENAME)["workers"] == 16
     _write_rows(tmp_path, [2])  # the writer accepts the repaired file
 
 
@@ -267,7 +266,7 @@ def test_resume_accepts_only_volatile_differences(tmp_path):
     # tuples vs lists and numpy vs Python numbers are the same config after JSON
     same = {**CONFIG, "env_kwargs": {"privileged": np.bool_(False), "image_size": (640, 480)}}
     prepare_run_dir(tmp_path, same, resume=True)
-    with pytest.warns(ResultsWarning, match="different versions"):
+    with pytest.warns(RecordsWarning, match="different versions"):
         prepare_run_dir(tmp_path, {**CONFIG, "versions": {"graspsim": "0.2.0"}}, resume=True)
 
 
@@ -282,13 +281,13 @@ def test_resume_refuses_different_config(tmp_path):
     extra = {**CONFIG, "noise": 0.1}
     with pytest.raises(RunDirError, match=r"noise: stored \"<absent>\", requested 0.1"):
         prepare_run_dir(tmp_path, extra, resume=True)
-    assert read_run_config(tmp_path)["seed"] == 7  # refused resumes change nothing
+    assert read_config(tmp_path / RUN_CONFIG_FILENAME)["seed"] == 7  # refused resumes change nothing
 
 
 def test_resume_needs_run_json(tmp_path):
     # --resume where no run was started starts one (a command line that can be pasted until the run is done)
     assert prepare_run_dir(tmp_path / "missing", CONFIG, resume=True) == set()
-    assert read_run_config(tmp_path / "missing")["policy"] == "heuristic"
+    assert read_config(tmp_path / "missing" / RUN_CONFIG_FILENAME)["policy"] == "heuristic"
     # results without their run.json: the settings are unknown, nothing can be resumed
     _write_rows(tmp_path, [0])
     with pytest.raises(RunDirError, match="run.json not found"):
@@ -302,7 +301,7 @@ def test_resume_with_duplicates_keeps_first(tmp_path):
     prepare_run_dir(tmp_path, CONFIG, resume=False)
     _write_rows(tmp_path, [0, 1])
     _write_rows(tmp_path, [1])  # a second writer does not know about the first's ids
-    with pytest.warns(ResultsWarning, match="more than once"):
+    with pytest.warns(RecordsWarning, match="more than once"):
         assert prepare_run_dir(tmp_path, CONFIG, resume=True) == {0, 1}
 
 
@@ -311,9 +310,9 @@ def test_resume_with_duplicates_keeps_first(tmp_path):
 _APPENDER = r"""
 import sys
 from pathlib import Path
-from graspsim.runs import ResultsWriter
+from graspsim.runs import RESULTS_FILENAME, JsonlWriter
 run_dir = Path(sys.argv[1])
-with ResultsWriter(run_dir) as w:
+with JsonlWriter(run_dir / RESULTS_FILENAME) as w:
     i = 0
     while True:
         # rows of varying, sometimes large size so a kill can land in the middle of a write
@@ -342,7 +341,7 @@ def test_sigkill_leaves_a_recoverable_file(tmp_path):
             proc.stdout.close()
         assert proc.returncode == -signal.SIGKILL
 
-        removed = repair_results(run_dir)
+        removed = repair_jsonl(run_dir / RESULTS_FILENAME)
         assert removed >= 0
         with warnings.catch_warnings():
             warnings.simplefilter("error")  # after repair: no partial line, no duplicates
@@ -353,4 +352,4 @@ def test_sigkill_leaves_a_recoverable_file(tmp_path):
             assert len(r["pad"]) == (r["episode_id"] * 7919) % 20000  # every row is whole
         # and the run can go on appending after the repair
         _write_rows(run_dir, [len(ids)])
-        assert completed_episode_ids(run_dir) == set(range(len(ids) + 1))
+        assert {r["episode_id"] for r in read_results(run_dir)} == set(range(len(ids) + 1))

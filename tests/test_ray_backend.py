@@ -26,9 +26,9 @@ def _without_timing(row: dict) -> dict:
 
 def _normalised(rows) -> dict[int, dict]:
     # Through JSON as results.jsonl stores them (tuples -> lists, NaN -> None).
-    from graspsim.runs import dumps_row
+    from graspsim.runs import dumps_record
 
-    return {r["episode_id"]: _without_timing(json.loads(dumps_row(r))) for r in rows}
+    return {r["episode_id"]: _without_timing(json.loads(dumps_record(r))) for r in rows}
 
 
 def test_missing_ray_gives_install_hint(monkeypatch):

@@ -41,7 +41,6 @@ comparison (with three or more policies several pairs are tested at once).
 from __future__ import annotations
 
 import json
-import math
 import warnings
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -50,8 +49,9 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from graspsim.fileio import atomic_write_json, to_jsonable
-from graspsim.runs import OFFLINE_METRICS_FILENAME, read_results, read_run_config
+from graspsim.runs import OFFLINE_METRICS_FILENAME, RUN_CONFIG_FILENAME, read_config, read_results
 from graspsim.bench.stats import mcnemar_exact
+from graspsim.bench.table import _ci, _finite, _num, _pct
 from graspsim.bench.summary import summarize
 
 COMPARISON_FILENAME = "comparison.json"
@@ -93,13 +93,11 @@ def load_run(run_dir: str | Path, label: str | None = None) -> RunData:
     run, ValueError when offline_metrics.json is not a JSON object.
     """
     run_dir = Path(run_dir)
-    config = read_run_config(run_dir)
+    config = read_config(run_dir / RUN_CONFIG_FILENAME)
     rows = sorted((r for r in read_results(run_dir) if not r.get("skipped")), key=lambda r: int(r["episode_id"]))
-    summary = summarize(rows, config)
-    offline = _read_offline_metrics(run_dir)
-    policy = config.get("policy") or summary.get("policy") or run_dir.name
-    return RunData(run_dir=run_dir, config=config, rows=rows, label=label or str(policy), summary=summary,
-                   offline_metrics=offline)
+    run = RunData(run_dir=run_dir, config=config, rows=rows, label="", summary=summarize(rows, config),
+                  offline_metrics=_read_offline_metrics(run_dir))
+    return replace(run, label=label or run.policy)
 
 
 def _read_offline_metrics(run_dir: Path) -> dict | None:
@@ -340,24 +338,8 @@ def compare_runs(runs: Sequence[RunData], check_scenes: bool = True) -> dict:
 # --------------------------------------------------------------------------- text table
 
 
-def _pct(value: Any) -> str:
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-        return f"{100.0 * value:.1f}%"
-    return "n/a"
-
-
-def _ci(ci: Any) -> str:
-    return f"[{_pct(ci[0])}, {_pct(ci[1])}]" if isinstance(ci, (list, tuple)) and len(ci) == 2 else "n/a"
-
-
-def _ms(value: Any) -> str:
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-        return f"{value:.1f}"
-    return "n/a"
-
-
 def _p(value: Any) -> str:
-    if not isinstance(value, (int, float)) or not math.isfinite(value):
+    if not _finite(value):
         return "n/a"
     return f"{value:.3g}" if value >= 1e-4 else f"{value:.1e}"
 
@@ -405,7 +387,7 @@ def format_comparison_table(comparison: Mapping) -> str:
     for label in labels:
         p = policies[label]
         row = [label, str(p["episodes"]), str(p["successes"]), _pct(p["success_rate"]), _ci(p["ci95"]),
-               _ms(p.get("mean_perception_ms"))]
+               _num(p.get("mean_perception_ms"), ".1f")]
         if offline:
             row.append(_pct((offline.get(label) or {}).get("grasp_accuracy")))
         rows.append(row)
@@ -443,8 +425,9 @@ def format_comparison_table(comparison: Mapping) -> str:
 
 
 def write_comparison(out_dir: str | Path, comparison: dict, runs: Sequence[RunData], *,
-                     gallery_per_class: int = 1, max_gallery_classes: int | None = None) -> dict[str, Path]:
-    """Write ``out_dir/comparison.json``, the plots (PNG) and ``out_dir/report.html``.
+                     gallery_per_class: int = 1, max_gallery_classes: int | None = None,
+                     out_html: str | Path | None = None) -> dict[str, Path]:
+    """Write ``out_dir/comparison.json``, the plots (PNG) and ``out_html`` (default ``out_dir/report.html``).
 
     The plots are made first, so ``comparison["plots"]`` (updated in place)
     records which had data before comparison.json is written (atomically,
@@ -460,6 +443,6 @@ def write_comparison(out_dir: str | Path, comparison: dict, runs: Sequence[RunDa
     plot_paths = make_all_plots(comparison, out_dir)
     json_path = out_dir / COMPARISON_FILENAME
     atomic_write_json(json_path, comparison)
-    report = build_report(runs, comparison, out_dir / "report.html", plot_paths,
+    report = build_report(runs, comparison, out_html or out_dir / "report.html", plot_paths,
                           gallery_per_class=gallery_per_class, max_gallery_classes=max_gallery_classes)
     return {"comparison": json_path, "report": report, **plot_paths}

@@ -18,7 +18,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from graspsim.bench.compare import RunData
+from graspsim.bench.compare import RunData, _renderer
 from graspsim.bench.summary import UNKNOWN
 
 THUMB_WIDTH = 320
@@ -61,11 +61,9 @@ def _replay_spec(run: RunData):
 
     spec = RunSpec.from_config(run.config)
     # Replay with the renderer the run actually used ("auto" resolves to egl or
-    # tiny, and the two render slightly different images).
-    used = {r.get("renderer") for r in run.rows}
-    if spec.renderer == "auto" and len(used) == 1 and None not in used:
-        spec = replace(spec, renderer=used.pop())
-    return spec
+    # tiny, and the two render slightly different images); "egl+tiny": several.
+    used = _renderer(run)
+    return replace(spec, renderer=used) if spec.renderer == "auto" and "+" not in used else spec
 
 
 class AttemptReplayer:

@@ -13,12 +13,13 @@ Plots use matplotlib's Agg backend through the object-oriented API (a
 
 from __future__ import annotations
 
-import math
 import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Mapping
+
+from graspsim.bench.table import _finite
 
 # Fixed colours, so a reason keeps its colour across reports.
 SUCCESS_COLOUR = "#2ca02c"
@@ -37,7 +38,7 @@ POLICY_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564
 
 
 def _figure(width_in: float, height_in: float):
-    """A new Agg-backed Figure; sets matplotlib up for headless use on first call."""
+    """A new Agg-backed Figure and its one Axes; sets matplotlib up for headless use on first call."""
     if "matplotlib" not in sys.modules and not os.environ.get("MPLCONFIGDIR"):
         # matplotlib wants a writable config/cache dir; a read-only home would make it
         # warn and rebuild its font cache on every import.
@@ -61,7 +62,7 @@ def _figure(width_in: float, height_in: float):
 
     fig = Figure(figsize=(width_in, height_in), dpi=100)
     FigureCanvasAgg(fig)
-    return fig
+    return fig, fig.add_subplot(1, 1, 1)
 
 
 def _finish(fig, ax, comparison: dict, name: str, out_path, title: str, has_data: bool, note: str = "") -> Path:
@@ -80,10 +81,6 @@ def _finish(fig, ax, comparison: dict, name: str, out_path, title: str, has_data
 
 def _labels(comparison: Mapping) -> list[str]:
     return list(comparison.get("labels") or comparison["policies"])
-
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _percent_axis(axis) -> None:
@@ -106,8 +103,7 @@ def plot_per_class(comparison: dict, out_path: str | Path) -> Path:
     """
     labels = _labels(comparison)
     classes = list(comparison.get("classes") or [])
-    fig = _figure(max(8.0, min(16.0, 1.2 + 0.5 * len(classes) * max(1, len(labels)) ** 0.5)), 5.2)
-    ax = fig.add_subplot(1, 1, 1)
+    fig, ax = _figure(max(8.0, min(16.0, 1.2 + 0.5 * len(classes) * max(1, len(labels)) ** 0.5)), 5.2)
     has_data = bool(classes)
     if not has_data:
         _no_data(ax, "No attempts to plot")
@@ -165,8 +161,7 @@ def plot_failure_reasons(comparison: dict, out_path: str | Path) -> Path:
     labels = _labels(comparison)
     reasons = failure_reason_order(comparison)
     colours = {"success": SUCCESS_COLOUR, **_reason_colours(reasons)}
-    fig = _figure(max(6.5, 2.5 + 1.3 * len(labels)), 5.0)
-    ax = fig.add_subplot(1, 1, 1)
+    fig, ax = _figure(max(6.5, 2.5 + 1.3 * len(labels)), 5.0)
     has_data = any(comparison["policies"][lb]["episodes"] for lb in labels)
     if not has_data:
         _no_data(ax, "No attempts to plot")
@@ -222,8 +217,7 @@ def plot_perception_vs_rate(comparison: dict, out_path: str | Path) -> Path:
     Policies without a positive finite perception time are left out (named in the plot's note).
     """
     labels = _labels(comparison)
-    fig = _figure(7.5, 5.0)
-    ax = fig.add_subplot(1, 1, 1)
+    fig, ax = _figure(7.5, 5.0)
     pts = []
     left_out = []
     for j, label in enumerate(labels):
@@ -255,8 +249,7 @@ def plot_offline_vs_pick(comparison: dict, out_path: str | Path) -> Path:
     """
     labels = _labels(comparison)
     offline = comparison.get("offline_metrics") or {}
-    fig = _figure(7.0, 5.0)
-    ax = fig.add_subplot(1, 1, 1)
+    fig, ax = _figure(7.0, 5.0)
     pts = []
     for j, label in enumerate(labels):
         acc = (offline.get(label) or {}).get("grasp_accuracy")

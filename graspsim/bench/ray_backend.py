@@ -99,16 +99,13 @@ def iter_rows_ray(spec: "RunSpec", jobs: list[tuple[int, int]], address: str | N
         todo = deque(jobs)
         in_flight: dict[Any, Any] = {}  # ObjectRef -> actor running it
         for actor in actors:
-            episode_id, scene_seed = todo.popleft()
-            in_flight[actor.run.remote(episode_id, scene_seed)] = actor
+            in_flight[actor.run.remote(*todo.popleft())] = actor
         while in_flight:
-            ready, _ = ray.wait(list(in_flight), num_returns=1)
-            ref = ready[0]
+            (ref,), _ = ray.wait(list(in_flight), num_returns=1)
             actor = in_flight.pop(ref)
             row = ray.get(ref)
             if todo:  # keep the idle actor busy before handing the row back
-                episode_id, scene_seed = todo.popleft()
-                in_flight[actor.run.remote(episode_id, scene_seed)] = actor
+                in_flight[actor.run.remote(*todo.popleft())] = actor
             yield row
         if actor_stats is not None:
             actor_stats.extend(ray.get([a.stats.remote() for a in actors]))

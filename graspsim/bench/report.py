@@ -30,8 +30,9 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from graspsim.bench.compare import RunData, failure_reason_order
-from graspsim.bench.plots import _finite, _labels
+from graspsim.bench.compare import RunData, _p, failure_reason_order
+from graspsim.bench.plots import _labels
+from graspsim.bench.table import _finite, _num
 from graspsim.fileio import atomic_write_text
 
 JPEG_QUALITY = 85
@@ -100,16 +101,6 @@ def _ci(ci: Any) -> str:
     if isinstance(ci, (list, tuple)) and len(ci) == 2 and all(_finite(v) for v in ci):
         return f"[{100 * ci[0]:.1f}, {100 * ci[1]:.1f}] %"
     return "n/a"
-
-
-def _p(value: Any) -> str:
-    if not _finite(value):
-        return "n/a"
-    return f"{value:.3g}" if value >= 1e-4 else f"{value:.1e}"
-
-
-def _ms(value: Any) -> str:
-    return f"{value:.1f}" if _finite(value) else "n/a"
 
 
 def png_data_uri(path: str | Path) -> str:
@@ -195,7 +186,7 @@ def _overall_section(comparison: Mapping) -> str:
         rate_cls = "num best" if best is not None and p["success_rate"] == best else "num"
         cells = [f"<td>{_e(label)}</td>", f"<td>{_e(p['run_dir'])}</td>", _td(p["episodes"]), _td(p["successes"]),
                  _td(_pct(p["success_rate"]), rate_cls, _rate_style(p["success_rate"])), _td(_ci(p["ci95"])),
-                 _td(_ms(p.get("mean_perception_ms"))), _td(p.get("knocked_down", 0)), _td(p.get("dropped", 0))]
+                 _td(_num(p.get("mean_perception_ms"), ".1f")), _td(p.get("knocked_down", 0)), _td(p.get("dropped", 0))]
         if offline:
             cells.append(_td(_pct((offline.get(label) or {}).get("grasp_accuracy"))))
         rows.append(_tr(cells))
@@ -390,7 +381,7 @@ def _footer(runs: Sequence[RunData]) -> str:
 
 
 def build_report(runs: Sequence[RunData], comparison: Mapping, out_html: str | Path,
-                 plot_paths: Mapping[str, str | Path] | Sequence[str | Path], gallery_per_class: int = 1,
+                 plot_paths: Mapping[str, str | Path], gallery_per_class: int = 1,
                  max_gallery_classes: int | None = None) -> Path:
     """Write the self-contained HTML report to ``out_html`` (atomically) and return its path.
 
@@ -398,15 +389,12 @@ def build_report(runs: Sequence[RunData], comparison: Mapping, out_html: str | P
     ``comparison``: :func:`graspsim.bench.compare.compare_runs` of them (after
     the plots were made, so ``comparison["plots"]`` says which had data).
     ``plot_paths``: ``{name: png path}`` as returned by
-    :func:`graspsim.bench.plots.make_all_plots`, or a list of PNG paths
-    (named by file stem). ``gallery_per_class``: successes and failures shown
-    per class and policy (each up to this many; 0 for no gallery, which
-    skips replaying). ``max_gallery_classes``: show only the first N classes
-    (by name) in the gallery; None for all.
+    :func:`graspsim.bench.plots.make_all_plots`. ``gallery_per_class``:
+    successes and failures shown per class and policy (each up to this many; 0
+    for no gallery, which skips replaying). ``max_gallery_classes``: show only
+    the first N classes (by name) in the gallery; None for all.
     """
     out_html = Path(out_html)
-    if not isinstance(plot_paths, Mapping):
-        plot_paths = {Path(p).stem: p for p in plot_paths}
     plot_paths = {name: Path(p) for name, p in plot_paths.items()}
     by_label = {run.label: run for run in runs}
     ordered = [by_label[lb] for lb in _labels(comparison) if lb in by_label]
@@ -449,25 +437,15 @@ def report_from_run_dirs(run_dirs: Sequence[str | Path], out_html: str | Path, *
     to ``plots_dir`` when given and are kept there; otherwise to a temporary
     directory removed afterwards (the report embeds them either way).
     """
-    from graspsim.bench.compare import COMPARISON_FILENAME, compare_runs, load_runs
+    from graspsim.bench.compare import compare_runs, load_runs, write_comparison
     from graspsim.bench.plots import make_all_plots
-    from graspsim.fileio import atomic_write_json
 
     if not run_dirs:
         raise ValueError("report_from_run_dirs needs at least one run directory")
     runs = load_runs(run_dirs)
     comparison = compare_runs(runs, check_scenes=len(runs) > 1)
-
-    def build(directory: Path) -> Path:
-        plots = make_all_plots(comparison, directory)
-        if plots_dir is not None:
-            atomic_write_json(directory / COMPARISON_FILENAME, comparison)
-        return build_report(runs, comparison, out_html, plots, gallery_per_class=gallery_per_class,
-                            max_gallery_classes=max_gallery_classes)
-
+    gallery = {"gallery_per_class": gallery_per_class, "max_gallery_classes": max_gallery_classes}
     if plots_dir is not None:
-        directory = Path(plots_dir)
-        directory.mkdir(parents=True, exist_ok=True)
-        return build(directory)
+        return write_comparison(plots_dir, comparison, runs, out_html=out_html, **gallery)["report"]
     with tempfile.TemporaryDirectory(prefix="graspsim-report-") as tmp:
-        return build(Path(tmp))
+        return build_report(runs, comparison, out_html, make_all_plots(comparison, Path(tmp)), **gallery)

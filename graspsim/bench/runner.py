@@ -29,7 +29,7 @@ import numpy as np
 from graspsim.bench.summary import summarize, write_summary
 from graspsim.config import PhysicsConfig
 from graspsim.pool import run_jobs
-from graspsim.runs import ResultsWriter, prepare_run_dir, read_results
+from graspsim.runs import RESULTS_FILENAME, JsonlWriter, prepare_run_dir, read_results
 from graspsim.scenes.suites import Suite, get_suite
 
 POLICY_SEED_SALT = 7919  # keeps the policy's stream apart from the scene's
@@ -62,8 +62,7 @@ class RunSpec:
 
     def jobs(self) -> list[tuple[int, int]]:
         """(episode_id, scene_seed) of every attempt."""
-        seeds = self.suite_obj().scene_seeds(self.seed, self.episodes)
-        return list(enumerate(seeds))
+        return list(enumerate(self.suite_obj().scene_seeds(self.seed, self.episodes)))
 
 
 def versions() -> dict[str, str]:
@@ -218,20 +217,16 @@ def run_bench(spec: RunSpec, out_dir: Path, workers: int = 1, resume: bool = Fal
     done = prepare_run_dir(out_dir, config, resume)
     todo = [job for job in jobs if job[0] not in done]
     t0 = time.perf_counter()
-    bar = None
-    if progress:
-        from tqdm import tqdm
+    from tqdm import tqdm
 
-        bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), unit="attempt", desc=spec.policy,
-                   dynamic_ncols=True)
-    with ResultsWriter(out_dir) as writer:
+    bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), unit="attempt", desc=spec.policy,
+               dynamic_ncols=True, disable=not progress)
+    with JsonlWriter(out_dir / RESULTS_FILENAME) as writer:
         for row in iter_rows(spec, todo, workers, ray_address=ray_address, use_ray=use_ray):
             writer.append(row)
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(success=row.get("success"))
-    if bar is not None:
-        bar.close()
+            bar.update(1)
+            bar.set_postfix(success=row.get("success"))
+    bar.close()
     wall_s = time.perf_counter() - t0
     rows = [r for r in read_results(out_dir) if not r.get("skipped")]
     skipped = len(jobs) - len(rows)

@@ -101,13 +101,6 @@ class Sweep:
     name: str
     values: tuple[float, ...]
 
-    @property
-    def parameter(self) -> SweepParameter:
-        return SWEEP_PARAMETERS[self.name]
-
-    def labels(self) -> list[str]:
-        return [setting_label(self.name, v) for v in self.values]
-
 
 def _parameter(name: str) -> SweepParameter:
     try:
@@ -162,13 +155,11 @@ def apply_setting(spec: "RunSpec", name: str, value: float) -> "RunSpec":
     return replace(spec, env_overrides={**spec.env_overrides, parameter.key: number})
 
 
-def format_value(value: float) -> str:
-    """Shortest plain text of ``value`` (12 significant digits): 0.3 -> "0.3", 1.0 -> "1"."""
-    text = format(float(value), ".12g")
-    return "0" if text == "-0" else text
-
-
 def setting_label(name: str, value: float) -> str:
-    """``"friction=0.3"``: names a setting; safe as a directory name (letters, digits, ``_=.+-``)."""
+    """``"friction=0.3"``: names a setting; safe as a directory name (letters, digits, ``_=.+-``).
+
+    The value is its shortest plain text (12 significant digits): 0.3 -> "0.3", 1.0 -> "1", -0.0 -> "0".
+    """
     _parameter(name)
-    return f"{name}={format_value(value)}"
+    text = format(float(value), ".12g")
+    return f"{name}={'0' if text == '-0' else text}"

@@ -115,11 +115,9 @@ def export_dataset(data_dir: str | Path, out_dir: str | Path, fmt: str, progress
     out = Path(out_dir)
     _prepare_out(out, fmt)
     suite = str(manifest.get("suite", "dataset"))
-    bar = None
-    if progress:
-        from tqdm import tqdm
+    from tqdm import tqdm
 
-        bar = tqdm(total=len(scene_dirs), desc=f"export {fmt}", unit="scene", leave=False)
+    bar = tqdm(total=len(scene_dirs), desc=f"export {fmt}", unit="scene", leave=False, disable=not progress)
     scenes, split_lines, n_grasps = [], [], 0
     for index, d in enumerate(scene_dirs):
         s = read_scene(d)
@@ -136,10 +134,8 @@ def export_dataset(data_dir: str | Path, out_dir: str | Path, fmt: str, progress
             _write_ocid(out / seq, d.name, d, s)
             split_lines.append(f"{seq},{d.name}.png")
             scenes.append({"seed": seed, "file": f"{seq}/rgb/{d.name}.png"})
-        if bar is not None:
-            bar.update(1)
-    if bar is not None:
-        bar.close()
+        bar.update(1)
+    bar.close()
     if fmt == "ocid_grasp":
         atomic_write_text(out / f"{suite}.txt", "".join(line + "\n" for line in split_lines))
     classes = {"0": "background", **{str(int(k) + 1): v for k, v in manifest.get("classes", {}).items()}}

@@ -9,6 +9,7 @@ directory, written atomically); the parent writes the manifest.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -73,8 +74,6 @@ class SceneRenderer:
         # Labels use the depth exactly as stored, so they can be re-validated from disk.
         objects = label_objects(self.label_world, scene.plan, settled, instance, decode_depth(depth_mm),
                                 scene.camera, scene.approach_world, self.physics, self.label_config)
-        import json
-
         meta = {
             "scene_id": scene_id(seed), "scene_seed": int(seed), "suite": self.suite.name,
             "renderer": self.world.renderer_name, "width": self.spec.width, "height": self.spec.height,
@@ -146,19 +145,16 @@ def render_dataset(suite: str, scenes: int, out_dir: Path, seed: int = 0, worker
     todo = [s for s in seeds if not is_complete(scene_dir(out_dir, suite_obj.first_seed, s))]
     t0 = time.perf_counter()
     results: list[dict[str, Any]] = []
-    bar = None
-    if progress:
-        from tqdm import tqdm
+    from tqdm import tqdm
 
-        bar = tqdm(total=len(seeds), initial=len(seeds) - len(todo), unit="scene", desc=f"render {suite}")
+    bar = tqdm(total=len(seeds), initial=len(seeds) - len(todo), unit="scene", desc=f"render {suite}",
+               disable=not progress)
     try:
-        for status in _iter_status(spec, out_dir, todo, workers):
+        for status in run_jobs(SceneRenderer, (spec,), [(out_dir, s) for s in todo], workers):
             results.append(status)
-            if bar is not None:
-                bar.update(1)
+            bar.update(1)
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     wall = time.perf_counter() - t0
     skipped = {str(r["seed"]): r["skipped"] for r in results if "skipped" in r}
     if skipped:
@@ -174,7 +170,3 @@ def render_dataset(suite: str, scenes: int, out_dir: Path, seed: int = 0, worker
         "wall_s": wall, "scenes_per_s": (len(done) / wall) if done and wall > 0 else 0.0,
         "workers": workers,
     }
-
-
-def _iter_status(spec: RenderSpec, root: Path, seeds: list[int], workers: int):
-    return run_jobs(SceneRenderer, (spec,), [(root, s) for s in seeds], workers)

@@ -279,9 +279,7 @@ class PickEnv(gym.Env):
         except SceneRejected:
             pass  # a product still rolling after a pick is part of the task, not a broken scene
         self._observe_and_choose_target()
-        if self._target_class is None:
-            return True, False
-        if self._consecutive_failures >= self.max_consecutive_failures:
+        if self._target_class is None or self._consecutive_failures >= self.max_consecutive_failures:
             return True, False
         return False, self._attempts >= self.max_attempts
 
@@ -321,8 +319,15 @@ class PickEnv(gym.Env):
         return info
 
     def policy_observation(self, obs: dict[str, Any], info: dict[str, Any]) -> Observation:
-        """The :class:`Observation` a policy receives for ``obs``."""
-        return observation_for_policy(obs, info, self._frames.camera)
+        """The :class:`Observation` a policy receives for ``obs`` (camera intrinsics and pose as ``obs`` gives them)."""
+        camera = replace(self._frames.camera, K=np.asarray(obs["K"]), T_world_camera=np.asarray(obs["T_world_camera"]))
+        return Observation(
+            rgb=obs["rgb"], depth_m=obs["depth"], camera=camera, instruction=obs["instruction"],
+            target_class=info["target_class_name"], scene_kind=info["scene_kind"],
+            approach_world=np.asarray(info["approach_world"], dtype=np.float64),
+            instance_seg=obs.get("instance_seg"), class_seg=obs.get("class_seg"),
+            target_bodies=tuple(info.get("target_bodies", ())),
+        )
 
     def render(self):
         if self._frames is None:
@@ -336,15 +341,3 @@ class PickEnv(gym.Env):
         if getattr(self, "world", None) is not None:
             self.world.close()
             self.world = None
-
-
-def observation_for_policy(obs: dict[str, Any], info: dict[str, Any], camera) -> Observation:
-    """Build a policy :class:`Observation` from an env observation dict and its info."""
-    camera = replace(camera, K=np.asarray(obs["K"]), T_world_camera=np.asarray(obs["T_world_camera"]))
-    return Observation(
-        rgb=obs["rgb"], depth_m=obs["depth"], camera=camera, instruction=obs["instruction"],
-        target_class=info["target_class_name"], scene_kind=info["scene_kind"],
-        approach_world=np.asarray(info["approach_world"], dtype=np.float64),
-        instance_seg=obs.get("instance_seg"), class_seg=obs.get("class_seg"),
-        target_bodies=tuple(info.get("target_bodies", ())),
-    )

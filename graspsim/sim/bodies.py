@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from graspsim.assets.library import ProductAsset, load_product_asset
 from graspsim.config import PhysicsConfig
 from graspsim.fileio import atomic_write_text
@@ -40,23 +38,17 @@ def product_obj_files(asset: ProductAsset) -> tuple[str, str]:
         lines += [f"f {a}/{a}/{a} {b}/{b}/{b} {c}/{c}/{c}" for a, b, c in tris]
         atomic_write_text(visual, "\n".join(lines) + "\n")
     if not collision.exists():
+        from scipy.spatial import ConvexHull
+
         lines = []
         offset = 1
         for k, hull in enumerate(asset.collision_hulls):
-            faces = _hull_faces(hull)
             lines.append(f"o hull{k}")
             lines += [f"v {x:.6f} {y:.6f} {z:.6f}" for x, y, z in hull]
-            lines += [f"f {a + offset} {b + offset} {c + offset}" for a, b, c in faces]
+            lines += [f"f {a + offset} {b + offset} {c + offset}" for a, b, c in ConvexHull(hull).simplices]
             offset += len(hull)
         atomic_write_text(collision, "\n".join(lines) + "\n")
     return str(visual), str(collision)
-
-
-def _hull_faces(points: np.ndarray) -> np.ndarray:
-    """Triangles of the convex hull of ``points`` (indices into ``points``)."""
-    from scipy.spatial import ConvexHull
-
-    return ConvexHull(points).simplices
 
 
 def spawn_product(world: SimWorld, class_name: str, variant: int, position_m, quat_xyzw,

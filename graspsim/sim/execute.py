@@ -43,11 +43,9 @@ def _shifted(T: np.ndarray, offset_world) -> np.ndarray:
 
 
 def _touches(world: SimWorld, body_a: int, bodies: tuple[int, ...], tolerance_m: float = 0.001) -> bool:
-    for body in bodies:
-        for contact in world.client.getContactPoints(bodyA=body_a, bodyB=body):
-            if contact[8] < -tolerance_m:
-                return True
-    return False
+    # contact[8]: the contact distance, negative when penetrating
+    return any(contact[8] < -tolerance_m for body in bodies
+               for contact in world.client.getContactPoints(bodyA=body_a, bodyB=body))
 
 
 def execute_grasp(world: SimWorld, scene: BuiltScene, command: GripperCommand, target_class: str,

@@ -26,34 +26,20 @@ _URDF_TEMPLATE = """<?xml version="1.0"?>
     <visual><geometry><mesh filename="{data}/franka_panda/meshes/visual/hand.obj"/></geometry></visual>
     <collision><geometry><mesh filename="{data}/franka_panda/meshes/collision/hand.obj"/></geometry></collision>
   </link>
-  <link name="left_finger">
+""" + "".join(f"""  <link name="{side}_finger">
     <contact><friction_anchor/><stiffness value="30000.0"/><damping value="1000.0"/>
-      <spinning_friction value="0.1"/><lateral_friction value="{friction}"/></contact>
-    <inertial><origin xyz="0 0.01 0.02"/><mass value="0.1"/>
+      <spinning_friction value="0.1"/><lateral_friction value="{{friction}}"/></contact>
+    <inertial><origin xyz="0 {y} 0.02"/><mass value="0.1"/>
       <inertia ixx="0.0001" ixy="0" ixz="0" iyy="0.0001" iyz="0" izz="0.0001"/></inertial>
-    <visual><geometry><mesh filename="{data}/franka_panda/meshes/visual/finger.obj"/></geometry></visual>
-    <collision><geometry><mesh filename="{data}/franka_panda/meshes/collision/finger.obj"/></geometry></collision>
+    <visual>{turn}<geometry><mesh filename="{{data}}/franka_panda/meshes/visual/finger.obj"/></geometry></visual>
+    <collision>{turn}<geometry><mesh filename="{{data}}/franka_panda/meshes/collision/finger.obj"/></geometry></collision>
   </link>
-  <link name="right_finger">
-    <contact><friction_anchor/><stiffness value="30000.0"/><damping value="1000.0"/>
-      <spinning_friction value="0.1"/><lateral_friction value="{friction}"/></contact>
-    <inertial><origin xyz="0 -0.01 0.02"/><mass value="0.1"/>
-      <inertia ixx="0.0001" ixy="0" ixz="0" iyy="0.0001" iyz="0" izz="0.0001"/></inertial>
-    <visual><origin rpy="0 0 3.14159265359"/>
-      <geometry><mesh filename="{data}/franka_panda/meshes/visual/finger.obj"/></geometry></visual>
-    <collision><origin rpy="0 0 3.14159265359"/>
-      <geometry><mesh filename="{data}/franka_panda/meshes/collision/finger.obj"/></geometry></collision>
-  </link>
-  <joint name="left_finger_joint" type="prismatic">
-    <parent link="hand"/><child link="left_finger"/><origin xyz="0 0 0.0584"/><axis xyz="0 1 0"/>
+""" for side, y, turn in (("left", "0.01", ""),  # the right finger is the left one turned half a turn about z
+                          ("right", "-0.01", '<origin rpy="0 0 3.14159265359"/>\n      '))) + "".join(f"""  <joint name="{side}_finger_joint" type="prismatic">
+    <parent link="hand"/><child link="{side}_finger"/><origin xyz="0 0 0.0584"/><axis xyz="0 {axis} 0"/>
     <limit effort="100" lower="0.0" upper="0.04" velocity="0.2"/>
   </joint>
-  <joint name="right_finger_joint" type="prismatic">
-    <parent link="hand"/><child link="right_finger"/><origin xyz="0 0 0.0584"/><axis xyz="0 -1 0"/>
-    <limit effort="100" lower="0.0" upper="0.04" velocity="0.2"/>
-  </joint>
-</robot>
-"""
+""" for side, axis in (("left", "1"), ("right", "-1"))) + "</robot>\n"
 
 FINGER_JOINTS = (0, 1)  # link indices of the left and right finger
 

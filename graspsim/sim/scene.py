@@ -64,8 +64,7 @@ class BuiltScene:
 
     def remove_body(self, world: SimWorld, body: int) -> None:
         world.client.removeBody(body)
-        index = self.product_bodies.index(body)
-        self.product_bodies[index] = None
+        self.product_bodies[self.product_bodies.index(body)] = None
         self.removed.append(body)
         self.body_to_class.pop(body, None)
         self.body_to_class_name.pop(body, None)
@@ -132,13 +131,9 @@ def settle(world: SimWorld, scene: BuiltScene, physics: PhysicsConfig, max_time_
     while steps < max_steps:
         world.step(chunk)
         steps += chunk
-        at_rest = True
-        for body in scene.live_bodies:
-            linear, angular = c.getBaseVelocity(body)
-            if np.linalg.norm(linear) > physics.settle_speed_mps or np.linalg.norm(angular) > physics.settle_angular_speed_rps:
-                at_rest = False
-                break
-        if at_rest:
+        velocities = (c.getBaseVelocity(body) for body in scene.live_bodies)
+        if not any(np.linalg.norm(linear) > physics.settle_speed_mps
+                   or np.linalg.norm(angular) > physics.settle_angular_speed_rps for linear, angular in velocities):
             _sleep(world, scene.live_bodies)
             return steps
     raise SceneRejected(f"products still moving after {max_time_s or physics.settle_max_time_s:.1f} s")
