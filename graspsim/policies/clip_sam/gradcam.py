@@ -46,7 +46,7 @@ _SITES = ("input", "output")
 CAM_METHODS = ("gradcam", "hirescam")
 
 
-def _patch_size(model) -> int:
+def patch_size(model) -> int:
     ps = model.config.vision_config.patch_size
     return int(ps[0] if isinstance(ps, (tuple, list)) else ps)
 
@@ -93,7 +93,7 @@ def clip_gradcam(model, pixel_values: torch.Tensor, input_ids: torch.Tensor, att
     if not -n <= layer < n:
         raise ValueError(f"layer {layer} out of range for a vision encoder with {n} layers")
     module = layers[layer].layer_norm1 if site == "input" else layers[layer]
-    ps = _patch_size(model)
+    ps = patch_size(model)
     gh, gw = pixel_values.shape[-2] // ps, pixel_values.shape[-1] // ps
 
     captured: dict[str, torch.Tensor] = {}

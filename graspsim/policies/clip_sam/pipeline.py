@@ -43,13 +43,13 @@ import torch
 import torch.nn.functional as F
 
 from graspsim.policies.clip_sam.config import ATTENTION_METHODS, TEXT_ENCODERS
-from graspsim.policies.clip_sam.gradcam import clip_gradcam, part_steered_text, upsample_cam
+from graspsim.policies.clip_sam.gradcam import clip_gradcam, part_steered_text, patch_size, upsample_cam
 from graspsim.policies.clip_sam.minilm import has_unknown_words
 from graspsim.policies.clip_sam.embed import class_text_embeddings, image_embeddings, text_embeddings
 from graspsim.policies.clip_sam.prompts import PROMPT_MODES, Prompt, make_prompts, multi_points
 from graspsim.policies.clip_sam.segment import WindowMask, segment_windows
-from graspsim.policies.clip_sam.windows import (CLIP_MEAN, CLIP_STD, ZOOM_EXTENT_M, centred_window, crop, crop_box,
-                                                depth_at, normalise, paste, side_from_depth, squash)
+from graspsim.policies.clip_sam.windows import (CLIP_MEAN, CLIP_STD, ZOOM_EXTENT_M, crop, crop_box, depth_window,
+                                                normalise, paste, squash)
 
 
 @dataclass
@@ -92,8 +92,7 @@ def patch_similarity(model, pixel_values: torch.Tensor, text_embeds: torch.Tenso
     post-LayerNorm and visual projection, with the text embedding ``(1, P)``; ``(h, w)`` min-max scaled to [0, 1]."""
     _, patches = image_embeddings(model, pixel_values, with_patches=True)
     sims = (patches @ F.normalize(text_embeds, dim=-1).reshape(-1)).float().numpy()  # (B, N)
-    ps = model.config.vision_config.patch_size
-    ps = int(ps[0] if isinstance(ps, (tuple, list)) else ps)
+    ps = patch_size(model)
     out = []
     for sim in sims:
         sim = sim.reshape(pixel_values.shape[-2] // ps, pixel_values.shape[-1] // ps)
@@ -177,26 +176,13 @@ class ClipSamPipeline:
             return patch_similarity(self.clip, x, text_embeds)
         return clip_gradcam(self.clip, x, None, layer=self.cam_layer, method=self.cam_method, text_embeds=text_embeds)
 
-    def global_attention(self, rgb: np.ndarray, text_embeds: torch.Tensor) -> np.ndarray:
-        """The attention map of the whole frame squashed to CLIP's input, at image resolution (H, W)."""
-        return upsample_cam(self._cam(squash(rgb, self.clip_size), text_embeds), rgb.shape[:2])
-
-    def zoom_window(self, rgb: np.ndarray, depth_m: np.ndarray, K: np.ndarray, xy: np.ndarray):
+    def zoom_window(self, depth_m: np.ndarray, K: np.ndarray, xy: np.ndarray):
         """The square window of ``zoom_extent_m`` physical side (from depth) centred on ``xy``."""
-        h, w = rgb.shape[:2]
-        side = side_from_depth(self.zoom_extent_m, float(K[0, 0]), depth_at(depth_m, xy),
-                               default_px=0.5 * max(h, w), max_px=max(h, w))
-        return centred_window(float(xy[0]), float(xy[1]), side)
+        return depth_window(depth_m, K, xy, self.zoom_extent_m, default_frac=0.5)
 
     def _paste(self, cam: np.ndarray, window, hw) -> np.ndarray:
         zoomed = paste(upsample_cam(cam, (self.clip_size, self.clip_size)), window, hw)
         return np.clip(zoomed / max(float(zoomed.max()), 1e-12), 0.0, 1.0).astype(np.float32)
-
-    def zoom_attention(self, rgb: np.ndarray, depth_m: np.ndarray, K: np.ndarray, text_embeds: torch.Tensor,
-                       xy: np.ndarray):
-        """``(attention (H, W), window)``: the attention map of the window centred on ``xy``, pasted back."""
-        window = self.zoom_window(rgb, depth_m, K, xy)
-        return self._paste(self._cam(crop(rgb, window, self.clip_size), text_embeds), window, rgb.shape[:2]), window
 
     def global_peaks(self, rgb: np.ndarray, text: str, k: int):
         """``(text embedding, global attention (H, W), up to k peaks (n, 2) xy, strongest first)``.
@@ -220,7 +206,7 @@ class ClipSamPipeline:
             return []
         if not self.zoom or att.max() <= 0:
             return [Candidate(att, xy, None) for xy in peaks]
-        windows = [self.zoom_window(rgb, depth_m, K, xy) for xy in peaks]
+        windows = [self.zoom_window(depth_m, K, xy) for xy in peaks]
         if self.cam_method == "similarity":  # forward only: all windows in one batch
             x = torch.from_numpy(np.stack([normalise(crop(rgb, win, self.clip_size), CLIP_MEAN, CLIP_STD)
                                            for win in windows]))

@@ -101,13 +101,20 @@ def paste(map_crop: np.ndarray, window: tuple[float, float, float], out_hw: tupl
                           borderValue=0)
 
 
+def depth_window(depth_m: np.ndarray, K: np.ndarray, xy: np.ndarray, extent_m: float,
+                 default_frac: float) -> tuple[float, float, float]:
+    """Window centred on ``xy`` covering ``extent_m`` at its depth; ``default_frac`` of the image's larger side
+    where the depth is invalid."""
+    h, w = depth_m.shape
+    side = side_from_depth(extent_m, float(K[0, 0]), depth_at(depth_m, xy), default_px=default_frac * max(h, w),
+                           max_px=max(h, w))
+    return centred_window(float(xy[0]), float(xy[1]), side)
+
+
 def point_window(depth_m: np.ndarray, K: np.ndarray, xy: np.ndarray,
                  extent_m: float = POINT_EXTENT_M) -> tuple[float, float, float]:
     """SAM window around a point prompt: :data:`POINT_EXTENT_M` at the point's depth."""
-    h, w = depth_m.shape
-    side = side_from_depth(extent_m, float(K[0, 0]), depth_at(depth_m, xy), default_px=0.4 * max(h, w),
-                           max_px=max(h, w))
-    return centred_window(float(xy[0]), float(xy[1]), side)
+    return depth_window(depth_m, K, xy, extent_m, default_frac=0.4)
 
 
 def crop_box(box: np.ndarray, pad: float = 0.1) -> tuple[float, float, float]:
