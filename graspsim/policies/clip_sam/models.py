@@ -25,25 +25,13 @@ import numpy as np
 import torch
 
 from graspsim.learn.checkpoint import METADATA_FILE, verify
+from graspsim.policies.clip_sam.config import _looks_like_path, _offline
 from graspsim.policies.clip_sam.prompts import Prompt
 from graspsim.policies.clip_sam.windows import SAM_MEAN_255, SAM_STD_255
 
 
 class WeightsNotFoundError(FileNotFoundError):
     """Model weights (or config) not found locally and not downloadable."""
-
-
-def _offline() -> bool:
-    return any(os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on") for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
-
-
-def _looks_like_path(name: str) -> bool:
-    return name.startswith((".", "/", "~")) or os.sep in name and not _is_hub_id(name) or os.path.exists(name)
-
-
-def _is_hub_id(name: str) -> bool:
-    parts = name.split("/")
-    return len(parts) == 2 and all(parts) and not name.startswith((".", "/", "~"))
 
 
 def _hub_cache() -> str:
