@@ -107,8 +107,7 @@ def train_sam_command(**options):
 @click.option("--threads", default=None, type=click.IntRange(min=1), help="torch threads.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted evaluation in --out.")
 @click.option("--no-progress", is_flag=True)
-def evaluate_masks_command(policy, suite, episodes, seed, out_dir, clip, sam, no_zoom, cam_layer, no_verify,
-                           cam_method, threshold, threads, resume, no_progress):
+def evaluate_masks_command(policy, suite, out_dir, no_zoom, no_verify, no_progress, **options):
     """CLIP top-1/top-5 on target crops, mask IoU per prompt mode, stage times -> OUT/metrics.json."""
     from graspsim.envs.observer import SuiteObserver
     from graspsim.policies.clip_sam.evaluate import evaluate_masks, format_table
@@ -117,15 +116,14 @@ def evaluate_masks_command(policy, suite, episodes, seed, out_dir, clip, sam, no
     from graspsim.runs import RunDirError
 
     try:
-        get_suite(suite).scene_seeds(seed, episodes)
+        get_suite(suite).scene_seeds(options["seed"], options["episodes"])
     except (UnknownSuiteError, ValueError) as exc:
         raise UserError(str(exc)) from None
     # This command is the composition root: the scenes come from the environment, the scoring from the stack.
     observer = SuiteObserver.for_suite(suite)
     try:
-        metrics = evaluate_masks(suite, out_dir, observer, episodes=episodes, seed=seed, clip=clip, sam=sam,
-                                 zoom=not no_zoom, cam_layer=cam_layer, verify=not no_verify, cam_method=cam_method,
-                                 threshold=threshold, threads=threads, resume=resume, progress=not no_progress)
+        metrics = evaluate_masks(suite, out_dir, observer, zoom=not no_zoom, verify=not no_verify,
+                                 progress=not no_progress, **options)
     except (WeightsNotFoundError, RunDirError) as exc:
         raise UserError(str(exc)) from None
     finally:

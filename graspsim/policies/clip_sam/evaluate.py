@@ -84,9 +84,9 @@ def evaluate_masks(suite: str, out_dir: str | Path, observe: Callable[[int], Any
     done: dict[int, dict] = {int(row["scene_seed"]): row
                              for row in read_jsonl(out_dir / EVALUATION_LAYOUT.records_name, "scene_seed")}
 
+    overrides = {k: v for k, v in (("cam_method", cam_method), ("threshold", threshold)) if v is not None}
     policy = ClipSamPolicy(clip=clip, sam=sam, zoom=zoom, cam_layer=cam_layer, threads=threads, verify=verify,
-                           **({} if cam_method is None else {"cam_method": cam_method}),
-                           **({} if threshold is None else {"threshold": threshold}))
+                           **overrides)
     from tqdm import tqdm
 
     with tqdm(total=len(seeds), initial=len(done), unit="scene", desc=f"evaluate masks {suite}",

@@ -140,8 +140,6 @@ def upsample_cam(cam: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
     return np.clip(out, 0.0, 1.0).astype(np.float32)
 
 
-# ---------------------------------------------------------------- part words
-
 _VERB_RE = re.compile(r"^(?:please\s+)?(?:pick\s+up|pick|grasp|grab|take|get|lift|hold|fetch)\b\s*")
 _PART_ALT = "|".join(PART_WORDS)
 _PART_RE = re.compile(rf"\b({_PART_ALT})s?\b")

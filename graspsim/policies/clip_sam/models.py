@@ -34,24 +34,15 @@ class WeightsNotFoundError(FileNotFoundError):
     """Model weights (or config) not found locally and not downloadable."""
 
 
-def _hub_cache() -> str:
-    try:
-        from huggingface_hub import constants
-
-        return str(constants.HF_HUB_CACHE)
-    except Exception:  # pragma: no cover - huggingface_hub always comes with transformers
-        return os.path.join(os.path.expanduser("~"), ".cache", "huggingface", "hub")
-
-
 def _missing(kind: str, name: str, is_path: bool, cause: BaseException | None) -> WeightsNotFoundError:
     if is_path:
         where = f"local directory {Path(name).expanduser()}"
-        if not Path(name).expanduser().is_dir():
-            what = "the directory does not exist"
-        else:
-            what = "it has no loadable config.json + weights (model.safetensors) written by save_pretrained"
+        what = ("it has no loadable config.json + weights (model.safetensors) written by save_pretrained"
+                if Path(name).expanduser().is_dir() else "the directory does not exist")
     else:
-        where = f"the Hugging Face cache {_hub_cache()} (offline={_offline()})"
+        from huggingface_hub import constants  # comes with transformers
+
+        where = f"the Hugging Face cache {constants.HF_HUB_CACHE} (offline={_offline()})"
         what = f"no cached copy of {name!r} and it could not be downloaded"
     msg = (
         f"{kind} weights {name!r} not found: {what}; looked in {where}. "
@@ -137,9 +128,6 @@ def load_sam(name_or_path: str | os.PathLike, local_files_only: bool | None = No
     return _load("SAM", SamModel, (SamProcessor,), name_or_path, local_files_only, device)
 
 
-# ------------------------------------------------------------------ tiny configs
-
-
 def tiny_clip_config(image_size: int = 64, vocab_size: int = 100, projection_dim: int = 32):
     """A 2-layer, 64-wide CLIP (patch 16) with a ``vocab_size`` vocabulary; ~1 ms per image on CPU.
 
@@ -189,9 +177,6 @@ def tiny_sam_processor(image_size: int = 64):
         mask_size={"longest_edge": m}, mask_pad_size={"height": m, "width": m},
     )
     return SamProcessor(image_processor=ip)
-
-
-# ------------------------------------------------------------------ SAM inference
 
 
 def _sam_inputs_manual(model, image_rgb: np.ndarray, prompt: Prompt) -> tuple[dict[str, torch.Tensor], float, tuple[int, int]]:

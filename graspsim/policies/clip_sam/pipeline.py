@@ -154,8 +154,6 @@ class ClipSamPipeline:
         self.text_encoder = text_encoder
         self.last_text_encoder = "clip"
 
-    # -- CLIP ---------------------------------------------------------------
-
     def text_embedding(self, text: str) -> torch.Tensor:
         """(1, P) normalised embedding of ``text`` in CLIP's joint space: CLIP's text model, or the aligned
         MiniLM sentence encoder (``text_encoder="minilm"``, or ``"auto"`` when CLIP's tokenizer does not
@@ -262,20 +260,19 @@ class ClipSamPipeline:
             probs[idx] = torch.softmax(torch.from_numpy(self.box_logits(rgb, boxes)), dim=-1).numpy()
         return probs
 
-    # -- prompts and SAM ----------------------------------------------------
-
     def prompt(self, attention: np.ndarray, mode: str, window: tuple[float, float, float] | None = None) -> Prompt:
         """:func:`~.prompts.make_prompts` on ``attention``; with a zoom ``window`` only that part of the map
         (which is zero elsewhere) is searched, then the prompt is shifted back to image pixels."""
-        if window is None:
-            return make_prompts(attention, mode, k=self.k_points, threshold=self.threshold,
-                                n_negative=self.n_negative)
         h, w = attention.shape
-        x0, y0, side = window
-        c0, r0 = max(0, int(np.floor(x0))), max(0, int(np.floor(y0)))
-        c1, r1 = min(w, int(np.ceil(x0 + side)) + 1), min(h, int(np.ceil(y0 + side)) + 1)
+        c0, r0, c1, r1 = 0, 0, w, h
+        if window is not None:
+            x0, y0, side = window
+            c0, r0 = max(0, int(np.floor(x0))), max(0, int(np.floor(y0)))
+            c1, r1 = min(w, int(np.ceil(x0 + side)) + 1), min(h, int(np.ceil(y0 + side)) + 1)
         p = make_prompts(attention[r0:r1, c0:c1], mode, k=self.k_points, threshold=self.threshold,
                          n_negative=self.n_negative)
+        if window is None:
+            return p
         offset = np.array([c0, r0], dtype=np.float32)
         box = None if p.box is None else p.box + np.tile(offset, 2)
         return Prompt(p.mode, p.points + offset, p.labels, box)
@@ -314,8 +311,6 @@ class ClipSamPipeline:
                 anchors = np.concatenate([anchors, [[(b[0] + b[2]) / 2, (b[1] + b[3]) / 2]]], axis=0)
             wm.mask = largest_component_at(wm.mask, anchors)
         return out
-
-    # -- all ----------------------------------------------------------------
 
     def run(self, rgb: np.ndarray, depth_m: np.ndarray, K: np.ndarray, instruction: str, mode: str,
             candidates: list[Candidate] | None = None) -> PipelineResult:
@@ -364,10 +359,8 @@ class ClipSamPipeline:
             candidates += batch
             rest = np.zeros((0, 2))
             stage["clip"] += (time.perf_counter() - t5) * 1e3
-        best, target_prob = 0, float("nan")
-        if probs.size:
-            best = int(np.argmax(probs))
-            target_prob = float(probs[best])
+        best = int(np.argmax(probs)) if probs.size else 0
+        target_prob = float(probs[best]) if probs.size else float("nan")
         c, wm = candidates[best], masks[best]
         return PipelineResult(attention=c.attention, prompt=prompts[best], mask=wm.mask, sam_score=wm.score,
                               text=text, stage_ms=stage, zoom_window=c.window, candidate=best,

@@ -97,7 +97,6 @@ def official_sam_config(variant: str):
     return SamConfig(vision_config=vision, prompt_encoder_config=prompt, mask_decoder_config=decoder)
 
 
-# ---------------------------------------------------------------------------------------------
 # Key rules. A template is a dotted key where ``{n}`` / ``{m}`` match an integer, ``{p}`` matches
 # ``weight|bias`` and ``{name:a|b}`` matches one of the listed words; the matched pieces are
 # substituted into the other side's template. Each rule is used in both directions.

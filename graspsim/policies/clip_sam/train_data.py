@@ -99,16 +99,10 @@ def _scene(s: dict, kind: str, seed: int) -> Scene:
                  K=np.asarray(s["K"], dtype=np.float64), kind=kind, seed=seed, instances=instances)
 
 
-# ------------------------------------------------------------------ colour jitter
-
-
 def jitter_colour(rgb: np.ndarray, rng: np.random.Generator, strength: float = 0.15) -> np.ndarray:
     gain = 1.0 + rng.uniform(-strength, strength)
     tint = 1.0 + rng.uniform(-strength / 3, strength / 3, size=3)
     return np.clip(rgb.astype(np.float32) * gain * tint, 0, 255).astype(np.uint8)
-
-
-# ------------------------------------------------------------------ CLIP samples
 
 
 def class_grid(class_map: np.ndarray, grid: int, min_frac: float = 0.3, bg_frac: float = 0.7) -> np.ndarray:
@@ -181,9 +175,6 @@ def clip_batch(bank: SceneBank, rng: np.random.Generator, n_full: int, n_zoom: i
     crops, classes = zip(*[clip_crop_sample(scene_with_instances(bank, rng), crop_size, rng) for _ in range(n_crops)])
     return {"images": np.stack(imgs), "presence": np.stack(pres), "grid": np.stack(grids),
             "crops": np.stack(crops), "crop_class": np.array(classes, dtype=np.int64)}
-
-
-# ------------------------------------------------------------------ SAM samples
 
 
 def interior_point(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -271,9 +262,6 @@ def sam_batch(bank: SceneBank, rng: np.random.Generator, n: int, mode: str, size
     samples = [sam_sample(scene_with_instances(bank, rng), mode, size, mask_size, rng, hard_boxes=hard_boxes)
                for _ in range(n)]
     return {k: np.stack(v) for k, v in zip(("pixels", "points", "labels", "boxes", "masks"), zip(*samples))}
-
-
-# ------------------------------------------------------------------ what train_clip and train_sam share
 
 
 def loop_config(name: str, *, epochs: int, steps_per_epoch: int, lr: float, seed: int, max_minutes: float | None,

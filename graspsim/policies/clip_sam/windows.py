@@ -122,9 +122,6 @@ def crop_box(box: np.ndarray, pad: float = 0.1) -> tuple[float, float, float]:
     return box_window(box, scale=1.0 + 2 * pad, pad_px=2.0)
 
 
-# ------------------------------------------------------------------ normalisation
-
-
 def normalise(rgb_u8: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
     """(H, W, 3) uint8 -> (3, H, W) float32 normalised (``mean`` / ``std`` of 0-1 values)."""
     x = rgb_u8.astype(np.float32) / 255.0
