@@ -161,22 +161,15 @@ class ClipSamPipeline:
         use_minilm = self.aligned_text is not None and (
             self.text_encoder == "minilm"
             or (self.text_encoder == "auto" and has_unknown_words(self.tokenizer, text)))
+        self.last_text_encoder = "minilm" if use_minilm else "clip"
         with torch.no_grad():
-            if use_minilm:
-                self.last_text_encoder = "minilm"
-                return self.aligned_text.embed([text])
-            self.last_text_encoder = "clip"
-            return text_embeddings(self.clip, self.tokenizer, [text])
+            return self.aligned_text.embed([text]) if use_minilm else text_embeddings(self.clip, self.tokenizer, [text])
 
     def _cam(self, rgb_square: np.ndarray, text_embeds: torch.Tensor) -> np.ndarray:
         x = torch.from_numpy(normalise(rgb_square, CLIP_MEAN, CLIP_STD))[None]
         if self.cam_method == "similarity":
             return patch_similarity(self.clip, x, text_embeds)
         return clip_gradcam(self.clip, x, None, layer=self.cam_layer, method=self.cam_method, text_embeds=text_embeds)
-
-    def zoom_window(self, depth_m: np.ndarray, K: np.ndarray, xy: np.ndarray):
-        """The square window of ``zoom_extent_m`` physical side (from depth) centred on ``xy``."""
-        return depth_window(depth_m, K, xy, self.zoom_extent_m, default_frac=0.5)
 
     def _paste(self, cam: np.ndarray, window, hw) -> np.ndarray:
         zoomed = paste(upsample_cam(cam, (self.clip_size, self.clip_size)), window, hw)
@@ -204,7 +197,7 @@ class ClipSamPipeline:
             return []
         if not self.zoom or att.max() <= 0:
             return [Candidate(att, xy, None) for xy in peaks]
-        windows = [self.zoom_window(depth_m, K, xy) for xy in peaks]
+        windows = [depth_window(depth_m, K, xy, self.zoom_extent_m, default_frac=0.5) for xy in peaks]
         if self.cam_method == "similarity":  # forward only: all windows in one batch
             x = torch.from_numpy(np.stack([normalise(crop(rgb, win, self.clip_size), CLIP_MEAN, CLIP_STD)
                                            for win in windows]))

@@ -100,11 +100,10 @@ def _make_pipeline(cfg: ClipSamPolicyConfig, clip_model, tokenizer, sam_model):
     aligned = None
     if cfg.text_encoder == "minilm" or (cfg.text_encoder == "auto" and minilm.available()):
         aligned = minilm.AlignedText(clip_model, tokenizer)  # raises MiniLMUnavailableError if missing
-    return ClipSamPipeline(clip_model, tokenizer, sam_model, cam_layer=cfg.cam_layer, zoom=cfg.zoom,
-                           threshold=cfg.threshold, k_points=cfg.k_points, n_negative=cfg.n_negative,
-                           n_candidates=cfg.n_candidates, verify=cfg.verify, crop_size=_crop_size(clip_model),
-                           cam_method=cfg.cam_method, aligned_text=aligned, text_encoder=cfg.text_encoder,
-                           box_refine=cfg.box_refine)
+    shared = ("cam_layer", "zoom", "threshold", "k_points", "n_negative", "n_candidates", "verify", "cam_method",
+              "text_encoder", "box_refine")  # the config fields that are pipeline settings of the same name
+    return ClipSamPipeline(clip_model, tokenizer, sam_model, crop_size=_crop_size(clip_model), aligned_text=aligned,
+                           **{k: getattr(cfg, k) for k in shared})
 
 
 class ClipSamPolicy:
