@@ -264,8 +264,6 @@ class ClipSamPipeline:
             c1, r1 = min(w, int(np.ceil(x0 + side)) + 1), min(h, int(np.ceil(y0 + side)) + 1)
         p = make_prompts(attention[r0:r1, c0:c1], mode, k=self.k_points, threshold=self.threshold,
                          n_negative=self.n_negative)
-        if window is None:
-            return p
         offset = np.array([c0, r0], dtype=np.float32)
         box = None if p.box is None else p.box + np.tile(offset, 2)
         return Prompt(p.mode, p.points + offset, p.labels, box)

@@ -84,12 +84,10 @@ def official_sam_config(variant: str):
 
     width, depth, heads, global_idx = VARIANTS[_check_variant(variant)]
     prompt_dim, image_size, patch = 256, 1024, 16
-    vision = dict(
-        hidden_size=width, num_hidden_layers=depth, num_attention_heads=heads, global_attn_indexes=list(global_idx),
-        window_size=14, image_size=image_size, patch_size=patch, output_channels=prompt_dim,
-        num_pos_feats=prompt_dim // 2, mlp_dim=4 * width, qkv_bias=True, use_abs_pos=True, use_rel_pos=True,
-        layer_norm_eps=1e-6,
-    )
+    vision = dict(hidden_size=width, num_hidden_layers=depth, num_attention_heads=heads,
+                  global_attn_indexes=list(global_idx), window_size=14, image_size=image_size, patch_size=patch,
+                  output_channels=prompt_dim, num_pos_feats=prompt_dim // 2, mlp_dim=4 * width, qkv_bias=True,
+                  use_abs_pos=True, use_rel_pos=True, layer_norm_eps=1e-6)
     prompt = dict(hidden_size=prompt_dim, image_size=image_size, patch_size=patch, mask_input_channels=16,
                   num_point_embeddings=4)
     decoder = dict(hidden_size=prompt_dim, mlp_dim=2048, num_hidden_layers=2, num_attention_heads=8,
