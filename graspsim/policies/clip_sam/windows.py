@@ -76,17 +76,13 @@ def crop(image: np.ndarray, window: tuple[float, float, float], size: int,
 def to_window(xy: np.ndarray, window: tuple[float, float, float], size: int) -> np.ndarray:
     """Image pixel coordinates (..., 2) -> crop pixel coordinates (continuous, pixel-centre convention)."""
     x0, y0, side = window
-    s = size / side
-    xy = np.asarray(xy, dtype=np.float64)
-    return np.stack([(xy[..., 0] + 0.5 - x0) * s - 0.5, (xy[..., 1] + 0.5 - y0) * s - 0.5], axis=-1)
+    return (np.asarray(xy, dtype=np.float64) + 0.5 - np.array([x0, y0])) * (size / side) - 0.5
 
 
 def box_to_window(box_xyxy: np.ndarray, window: tuple[float, float, float], size: int) -> np.ndarray:
     """A box in image pixel-edge coordinates (x0, y0, x1, y1) -> the same box in crop coordinates (4,)."""
     x0, y0, side = window
-    s = size / side
-    b = np.asarray(box_xyxy, dtype=np.float64)
-    return np.array([(b[0] - x0) * s, (b[1] - y0) * s, (b[2] - x0) * s, (b[3] - y0) * s])
+    return (np.asarray(box_xyxy, dtype=np.float64).reshape(4) - np.array([x0, y0, x0, y0])) * (size / side)
 
 
 def paste(map_crop: np.ndarray, window: tuple[float, float, float], out_hw: tuple[int, int]) -> np.ndarray:
