@@ -13,16 +13,6 @@ import click
 from graspsim.clierror import UserError
 
 
-def _check_data(data: tuple[Path, ...]) -> list[Path]:
-    if not data:
-        raise UserError("give at least one --data DIR (a dataset written by `graspsim render`)")
-    for d in data:
-        if not (d / "manifest.json").is_file():
-            raise UserError(f"{d} is not a rendered dataset (no manifest.json); create one with "
-                               f"`graspsim render --suite shelf-train --scenes 900 --no-grasps --out {d}`")
-    return list(data)
-
-
 _common = [
     click.option("--data", "data", multiple=True, type=click.Path(file_okay=False, path_type=Path),
                  help="Rendered dataset directory (repeatable). Scenes with seed % 10 == 0 are held out for validation."),
@@ -50,14 +40,20 @@ def _apply(options):
     return deco
 
 
-def _run(kind: str, fn, data, out_dir, resume, **kwargs):
+def _run(kind: str, fn, data: tuple[Path, ...], out_dir, no_progress: bool, **kwargs):
+    """``fn(data, out_dir, progress=..., **kwargs)`` (``train_clip`` / ``train_sam``) with its errors as UserError."""
     from graspsim.data.format import DatasetError
     from graspsim.policies.clip_sam.models import WeightsNotFoundError
     from graspsim.runs import RunDirError
 
-    data = _check_data(data)
+    if not data:
+        raise UserError("give at least one --data DIR (a dataset written by `graspsim render`)")
+    for d in data:
+        if not (d / "manifest.json").is_file():
+            raise UserError(f"{d} is not a rendered dataset (no manifest.json); create one with "
+                            f"`graspsim render --suite shelf-train --scenes 900 --no-grasps --out {d}`")
     try:
-        meta = fn(data, out_dir, resume=resume, **kwargs)
+        meta = fn(list(data), out_dir, progress=not no_progress, **kwargs)
     except (RunDirError, DatasetError, WeightsNotFoundError) as exc:
         raise UserError(str(exc)) from None
     except ValueError as exc:
@@ -71,13 +67,11 @@ def _run(kind: str, fn, data, out_dir, resume, **kwargs):
 @_apply(_common)
 @click.option("--width", default=128, show_default=True, type=click.IntRange(min=16), help="ViT width.")
 @click.option("--layers", default=4, show_default=True, type=click.IntRange(min=1), help="ViT layers.")
-def train_clip_command(data, out_dir, epochs, steps_per_epoch, lr, seed, init, resume, max_minutes, threads,
-                       no_progress, width, layers):
+def train_clip_command(**options):
     """Train a small CLIP (or fine-tune --init) on rendered scenes: crops, frames, patches vs class texts."""
     from graspsim.policies.clip_sam.train_clip import train_clip
 
-    _run("clip", train_clip, data, out_dir, resume, epochs=epochs, steps_per_epoch=steps_per_epoch, lr=lr, seed=seed,
-         init=init, max_minutes=max_minutes, threads=threads, progress=not no_progress, width=width, layers=layers)
+    _run("clip", train_clip, **options)
 
 
 @click.command("sam")
@@ -87,14 +81,11 @@ def train_clip_command(data, out_dir, epochs, steps_per_epoch, lr, seed, init, r
 @click.option("--layers", default=4, show_default=True, type=click.IntRange(min=2), help="ViT layers.")
 @click.option("--hard-boxes", is_flag=True,
               help="Also train on boxes like CLIP attention gives: part of the product, or over its neighbours.")
-def train_sam_command(data, out_dir, epochs, steps_per_epoch, lr, seed, init, resume, max_minutes, threads,
-                      no_progress, batch_size, width, layers, hard_boxes):
+def train_sam_command(**options):
     """Train a small SAM (or fine-tune --init) on rendered product masks with point and box prompts."""
     from graspsim.policies.clip_sam.train_sam import train_sam
 
-    _run("sam", train_sam, data, out_dir, resume, epochs=epochs, steps_per_epoch=steps_per_epoch, lr=lr, seed=seed,
-         init=init, max_minutes=max_minutes, threads=threads, progress=not no_progress, batch_size=batch_size,
-         width=width, layers=layers, hard_boxes=hard_boxes)
+    _run("sam", train_sam, **options)
 
 
 @click.command("masks")
@@ -116,8 +107,7 @@ def train_sam_command(data, out_dir, epochs, steps_per_epoch, lr, seed, init, re
 @click.option("--threads", default=None, type=click.IntRange(min=1), help="torch threads.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted evaluation in --out.")
 @click.option("--no-progress", is_flag=True)
-def evaluate_masks_command(policy, suite, episodes, seed, out_dir, clip, sam, no_zoom, cam_layer, no_verify,
-                           cam_method, threshold, threads, resume, no_progress):
+def evaluate_masks_command(policy, suite, out_dir, no_zoom, no_verify, no_progress, **options):
     """CLIP top-1/top-5 on target crops, mask IoU per prompt mode, stage times -> OUT/metrics.json."""
     from graspsim.envs.observer import SuiteObserver
     from graspsim.policies.clip_sam.evaluate import evaluate_masks, format_table
@@ -126,17 +116,14 @@ def evaluate_masks_command(policy, suite, episodes, seed, out_dir, clip, sam, no
     from graspsim.runs import RunDirError
 
     try:
-        get_suite(suite).scene_seeds(seed, episodes)
-    except UnknownSuiteError as exc:
-        raise UserError(str(exc)) from None
-    except ValueError as exc:
+        get_suite(suite).scene_seeds(options["seed"], options["episodes"])
+    except (UnknownSuiteError, ValueError) as exc:
         raise UserError(str(exc)) from None
     # This command is the composition root: the scenes come from the environment, the scoring from the stack.
     observer = SuiteObserver.for_suite(suite)
     try:
-        metrics = evaluate_masks(suite, out_dir, observer, episodes=episodes, seed=seed, clip=clip, sam=sam,
-                                 zoom=not no_zoom, cam_layer=cam_layer, verify=not no_verify, cam_method=cam_method,
-                                 threshold=threshold, threads=threads, resume=resume, progress=not no_progress)
+        metrics = evaluate_masks(suite, out_dir, observer, zoom=not no_zoom, verify=not no_verify,
+                                 progress=not no_progress, **options)
     except (WeightsNotFoundError, RunDirError) as exc:
         raise UserError(str(exc)) from None
     finally:

@@ -141,13 +141,13 @@ def check_model(name: str | None, kind: str) -> None:
 
 
 def _looks_like_path(name: str) -> bool:
-    # As the loaders decide (models._load): "owner/name" is a Hugging Face id unless it exists on disk.
+    # The loaders' rule too (models._load): "owner/name" is a Hugging Face id unless it exists on disk.
     parts = name.split("/")
     hub_id = len(parts) == 2 and all(parts) and not name.startswith((".", "/", "~"))
     return name.startswith((".", "/", "~")) or (os.sep in name and not hub_id) or os.path.exists(name)
 
 
 def _offline() -> bool:
-    # The loaders' rule (models._offline): either variable set to a true value turns downloads off.
+    # The loaders' rule too (models._load): either variable set to a true value turns downloads off.
     return any(os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on")
                for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))

@@ -84,28 +84,21 @@ def evaluate_masks(suite: str, out_dir: str | Path, observe: Callable[[int], Any
     done: dict[int, dict] = {int(row["scene_seed"]): row
                              for row in read_jsonl(out_dir / EVALUATION_LAYOUT.records_name, "scene_seed")}
 
+    overrides = {k: v for k, v in (("cam_method", cam_method), ("threshold", threshold)) if v is not None}
     policy = ClipSamPolicy(clip=clip, sam=sam, zoom=zoom, cam_layer=cam_layer, threads=threads, verify=verify,
-                           **({} if cam_method is None else {"cam_method": cam_method}),
-                           **({} if threshold is None else {"threshold": threshold}))
-    bar = None
-    if progress:
-        from tqdm import tqdm
+                           **overrides)
+    from tqdm import tqdm
 
-        bar = tqdm(total=len(seeds), initial=len(done), unit="scene", desc=f"evaluate masks {suite}")
-    try:
-        with JsonlWriter(out_dir / EVALUATION_LAYOUT.records_name, "scene_seed") as writer:
-            for s in seeds:
-                if s in done:
-                    continue
-                obs = observe(s)
-                row = {"scene_seed": s, "skipped": obs} if isinstance(obs, str) else _score_scene(policy, obs, s)
-                writer.append(row)
-                done[s] = row
-                if bar is not None:
-                    bar.update(1)
-    finally:
-        if bar is not None:
-            bar.close()
+    with tqdm(total=len(seeds), initial=len(done), unit="scene", desc=f"evaluate masks {suite}",
+              disable=not progress) as bar, JsonlWriter(out_dir / EVALUATION_LAYOUT.records_name, "scene_seed") as writer:
+        for s in seeds:
+            if s in done:
+                continue
+            obs = observe(s)
+            row = {"scene_seed": s, "skipped": obs} if isinstance(obs, str) else _score_scene(policy, obs, s)
+            writer.append(row)
+            done[s] = row
+            bar.update(1)
     rows = [done[s] for s in seeds if s in done and "skipped" not in done[s]]
     metrics = summarise(rows)
     metrics.update({"policy": "clip_sam", "suite": suite_obj.name, "episodes": len(rows),
@@ -120,6 +113,7 @@ def evaluate_masks(suite: str, out_dir: str | Path, observe: Callable[[int], Any
 
 def _score_scene(policy, obs, scene_seed: int) -> dict[str, Any]:
     from graspsim.assets.catalog import class_index
+    from graspsim.policies.clip_sam.gradcam import part_steered_text
 
     pipe = policy.pipeline
     target = class_index(obs.target_class)
@@ -132,13 +126,9 @@ def _score_scene(policy, obs, scene_seed: int) -> dict[str, Any]:
     inst = (instance_seg == ids[int(np.argmax(counts))]) & tmask
     ys, xs = np.nonzero(inst)
     box = np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], dtype=np.float64)
-    logits = pipe.box_logits(np.ascontiguousarray(obs.rgb[..., :3]), [box])[0]
-    rank = int((logits > logits[target]).sum())
-    row.update(clip_rank=rank)
-    # attention once, then every prompt mode
-    from graspsim.policies.clip_sam.gradcam import part_steered_text
-
     rgb = np.ascontiguousarray(obs.rgb[..., :3])
+    logits = pipe.box_logits(rgb, [box])[0]
+    row["clip_rank"] = int((logits > logits[target]).sum())
     # the single-pass pipeline's candidate: the strongest global peak, zoomed
     first_cands = pipe.propose(rgb, obs.depth_m, obs.camera.K, part_steered_text(obs.instruction), k=1)
     x, y = (int(round(float(v))) for v in first_cands[0].peak_xy)
@@ -148,9 +138,7 @@ def _score_scene(policy, obs, scene_seed: int) -> dict[str, Any]:
         res = pipe.run(rgb, obs.depth_m, obs.camera.K, obs.instruction, mode)  # exactly what the policy runs
         row[f"iou_{mode}"] = instance_iou(res.mask, instance_seg, class_seg, target)
         row[f"on_target_{mode}"] = majority_is_target(res.mask, class_seg, target)
-        row[f"sam_ms_{mode}"] = res.stage_ms["sam"]
-        row[f"prompt_ms_{mode}"] = res.stage_ms["prompt"]
-        row[f"verify_ms_{mode}"] = res.stage_ms["verify"]
+        row.update({f"{stage}_ms_{mode}": res.stage_ms[stage] for stage in ("sam", "prompt", "verify")})
         row[f"candidates_{mode}"] = res.n_candidates
         clip_ms.append(res.stage_ms["clip"])
         first = pipe.run(rgb, obs.depth_m, obs.camera.K, obs.instruction, mode, candidates=first_cands)
@@ -170,9 +158,8 @@ def summarise(rows: list[dict]) -> dict[str, Any]:
         "mask_iou": {m: mean(f"iou_{m}") for m in MODES},
         "mask_iou_first_peak": {m: mean(f"iou_first_{m}") for m in MODES},
         "on_target": {m: mean(f"on_target_{m}") for m in MODES},
-        "stage_ms": {"clip": mean("clip_ms"), "prompt": float(np.mean([mean(f"prompt_ms_{m}") for m in MODES])),
-                     "sam": float(np.mean([mean(f"sam_ms_{m}") for m in MODES])),
-                     "verify": float(np.mean([mean(f"verify_ms_{m}") for m in MODES]))},
+        "stage_ms": {"clip": mean("clip_ms"),
+                     **{s: float(np.mean([mean(f"{s}_ms_{m}") for m in MODES])) for s in ("prompt", "sam", "verify")}},
     }
 
 

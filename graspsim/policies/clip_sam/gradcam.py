@@ -46,7 +46,7 @@ _SITES = ("input", "output")
 CAM_METHODS = ("gradcam", "hirescam")
 
 
-def _patch_size(model) -> int:
+def patch_size(model) -> int:
     ps = model.config.vision_config.patch_size
     return int(ps[0] if isinstance(ps, (tuple, list)) else ps)
 
@@ -93,7 +93,7 @@ def clip_gradcam(model, pixel_values: torch.Tensor, input_ids: torch.Tensor, att
     if not -n <= layer < n:
         raise ValueError(f"layer {layer} out of range for a vision encoder with {n} layers")
     module = layers[layer].layer_norm1 if site == "input" else layers[layer]
-    ps = _patch_size(model)
+    ps = patch_size(model)
     gh, gw = pixel_values.shape[-2] // ps, pixel_values.shape[-1] // ps
 
     captured: dict[str, torch.Tensor] = {}
@@ -139,8 +139,6 @@ def upsample_cam(cam: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
     out = cv2.resize(np.asarray(cam, dtype=np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
     return np.clip(out, 0.0, 1.0).astype(np.float32)
 
-
-# ---------------------------------------------------------------- part words
 
 _VERB_RE = re.compile(r"^(?:please\s+)?(?:pick\s+up|pick|grasp|grab|take|get|lift|hold|fetch)\b\s*")
 _PART_ALT = "|".join(PART_WORDS)

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from graspsim.learn.checkpoint import METADATA_FILE, verify
+from graspsim.policies.clip_sam.config import _looks_like_path, _offline
 from graspsim.policies.clip_sam.prompts import Prompt
 from graspsim.policies.clip_sam.windows import SAM_MEAN_255, SAM_STD_255
 
@@ -33,43 +34,19 @@ class WeightsNotFoundError(FileNotFoundError):
     """Model weights (or config) not found locally and not downloadable."""
 
 
-def _offline() -> bool:
-    return any(os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on") for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
-
-
-def _looks_like_path(name: str) -> bool:
-    return name.startswith((".", "/", "~")) or os.sep in name and not _is_hub_id(name) or os.path.exists(name)
-
-
-def _is_hub_id(name: str) -> bool:
-    parts = name.split("/")
-    return len(parts) == 2 and all(parts) and not name.startswith((".", "/", "~"))
-
-
-def _hub_cache() -> str:
-    try:
-        from huggingface_hub import constants
-
-        return str(constants.HF_HUB_CACHE)
-    except Exception:  # pragma: no cover - huggingface_hub always comes with transformers
-        return os.path.join(os.path.expanduser("~"), ".cache", "huggingface", "hub")
-
-
 def _missing(kind: str, name: str, is_path: bool, cause: BaseException | None) -> WeightsNotFoundError:
     if is_path:
         where = f"local directory {Path(name).expanduser()}"
-        if not Path(name).expanduser().is_dir():
-            what = "the directory does not exist"
-        else:
-            what = "it has no loadable config.json + weights (model.safetensors) written by save_pretrained"
+        what = ("it has no loadable config.json + weights (model.safetensors) written by save_pretrained"
+                if Path(name).expanduser().is_dir() else "the directory does not exist")
     else:
-        where = f"the Hugging Face cache {_hub_cache()} (offline={_offline()})"
+        from huggingface_hub import constants  # comes with transformers
+
+        where = f"the Hugging Face cache {constants.HF_HUB_CACHE} (offline={_offline()})"
         what = f"no cached copy of {name!r} and it could not be downloaded"
-    msg = (
-        f"{kind} weights {name!r} not found: {what}; looked in {where}. "
-        f"Fetch them on a machine with network access with `graspsim weights fetch {name}` "
-        f"(or pass a local directory written by save_pretrained)."
-    )
+    msg = (f"{kind} weights {name!r} not found: {what}; looked in {where}. "
+           f"Fetch them on a machine with network access with `graspsim weights fetch {name}` "
+           f"(or pass a local directory written by save_pretrained).")
     if cause is not None:
         msg += f" [{type(cause).__name__}: {str(cause).splitlines()[0] if str(cause) else ''}]"
     return WeightsNotFoundError(msg)
@@ -149,9 +126,6 @@ def load_sam(name_or_path: str | os.PathLike, local_files_only: bool | None = No
     return _load("SAM", SamModel, (SamProcessor,), name_or_path, local_files_only, device)
 
 
-# ------------------------------------------------------------------ tiny configs
-
-
 def tiny_clip_config(image_size: int = 64, vocab_size: int = 100, projection_dim: int = 32):
     """A 2-layer, 64-wide CLIP (patch 16) with a ``vocab_size`` vocabulary; ~1 ms per image on CPU.
 
@@ -161,14 +135,10 @@ def tiny_clip_config(image_size: int = 64, vocab_size: int = 100, projection_dim
     """
     from transformers import CLIPConfig
 
-    text = dict(
-        vocab_size=vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=2, max_position_embeddings=32, bos_token_id=0, eos_token_id=1, pad_token_id=1,
-    )
-    vision = dict(
-        hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
-        image_size=image_size, patch_size=16,
-    )
+    text = dict(vocab_size=vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                num_attention_heads=2, max_position_embeddings=32, bos_token_id=0, eos_token_id=1, pad_token_id=1)
+    vision = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
+                  image_size=image_size, patch_size=16)
     return CLIPConfig(text_config=text, vision_config=vision, projection_dim=projection_dim)
 
 
@@ -182,10 +152,8 @@ def tiny_sam_config(image_size: int = 64):
     from transformers import SamConfig
 
     ch = 32
-    vision = dict(
-        hidden_size=32, output_channels=ch, num_hidden_layers=2, num_attention_heads=2, image_size=image_size,
-        patch_size=8, window_size=4, global_attn_indexes=[1], num_pos_feats=ch // 2, mlp_dim=64,
-    )
+    vision = dict(hidden_size=32, output_channels=ch, num_hidden_layers=2, num_attention_heads=2, image_size=image_size,
+                  patch_size=8, window_size=4, global_attn_indexes=[1], num_pos_feats=ch // 2, mlp_dim=64)
     prompt = dict(hidden_size=ch, image_size=image_size, patch_size=8, mask_input_channels=4)
     decoder = dict(hidden_size=ch, mlp_dim=64, num_hidden_layers=2, num_attention_heads=2, iou_head_hidden_dim=32)
     return SamConfig(vision_config=vision, prompt_encoder_config=prompt, mask_decoder_config=decoder)
@@ -196,14 +164,9 @@ def tiny_sam_processor(image_size: int = 64):
     from transformers import SamImageProcessor, SamProcessor
 
     m = image_size // 2
-    ip = SamImageProcessor(
-        size={"longest_edge": image_size}, pad_size={"height": image_size, "width": image_size},
-        mask_size={"longest_edge": m}, mask_pad_size={"height": m, "width": m},
-    )
+    ip = SamImageProcessor(size={"longest_edge": image_size}, pad_size={"height": image_size, "width": image_size},
+                           mask_size={"longest_edge": m}, mask_pad_size={"height": m, "width": m})
     return SamProcessor(image_processor=ip)
-
-
-# ------------------------------------------------------------------ SAM inference
 
 
 def _sam_inputs_manual(model, image_rgb: np.ndarray, prompt: Prompt) -> tuple[dict[str, torch.Tensor], float, tuple[int, int]]:
@@ -250,11 +213,8 @@ def sam_mask(model, processor: Any | None, image_rgb: np.ndarray, prompt: Prompt
         if prompt.box is not None:
             kwargs["input_boxes"] = [[prompt.box.tolist()]]
         enc = processor(images=np.ascontiguousarray(image_rgb[..., :3]), return_tensors="pt", **kwargs)
-        inputs = {
-            k: (v.float() if v.is_floating_point() else v).to(device)
-            for k, v in enc.items()
-            if k in ("pixel_values", "input_points", "input_labels", "input_boxes")
-        }
+        inputs = {k: (v.float() if v.is_floating_point() else v).to(device) for k, v in enc.items()
+                  if k in ("pixel_values", "input_points", "input_labels", "input_boxes")}
     else:
         inputs, scale, (nh, nw) = _sam_inputs_manual(model, image_rgb, prompt)
         inputs = {k: v.to(device) for k, v in inputs.items()}
@@ -263,15 +223,12 @@ def sam_mask(model, processor: Any | None, image_rgb: np.ndarray, prompt: Prompt
     iou = out.iou_scores[0, 0]  # (num_masks,)
     best = int(torch.argmax(iou))
     if processor is not None:
-        masks = processor.post_process_masks(
-            out.pred_masks.cpu(), enc["original_sizes"].cpu(), enc["reshaped_input_sizes"].cpu(), binarize=True
-        )[0]  # (point_batch, num_masks, H, W)
+        masks = processor.post_process_masks(out.pred_masks.cpu(), enc["original_sizes"].cpu(),
+                                             enc["reshaped_input_sizes"].cpu(), binarize=True)[0]  # (point_batch, num_masks, H, W)
         mask = masks[0, best].numpy().astype(bool)
     else:
         size = int(model.config.vision_config.image_size)
         low = out.pred_masks[0, 0, best].float().cpu().numpy()
         up = cv2.resize(low, (size, size), interpolation=cv2.INTER_LINEAR)[:nh, :nw]
         mask = cv2.resize(up, (w, h), interpolation=cv2.INTER_LINEAR) > 0.0
-    if return_score:
-        return mask, float(iou[best])
-    return mask
+    return (mask, float(iou[best])) if return_score else mask

@@ -43,13 +43,13 @@ import torch
 import torch.nn.functional as F
 
 from graspsim.policies.clip_sam.config import ATTENTION_METHODS, TEXT_ENCODERS
-from graspsim.policies.clip_sam.gradcam import clip_gradcam, part_steered_text, upsample_cam
+from graspsim.policies.clip_sam.gradcam import clip_gradcam, part_steered_text, patch_size, upsample_cam
 from graspsim.policies.clip_sam.minilm import has_unknown_words
 from graspsim.policies.clip_sam.embed import class_text_embeddings, image_embeddings, text_embeddings
 from graspsim.policies.clip_sam.prompts import PROMPT_MODES, Prompt, make_prompts, multi_points
 from graspsim.policies.clip_sam.segment import WindowMask, segment_windows
-from graspsim.policies.clip_sam.windows import (CLIP_MEAN, CLIP_STD, ZOOM_EXTENT_M, centred_window, crop, crop_box,
-                                                depth_at, normalise, paste, side_from_depth, squash)
+from graspsim.policies.clip_sam.windows import (CLIP_MEAN, CLIP_STD, ZOOM_EXTENT_M, crop, crop_box, depth_window,
+                                                normalise, paste, squash)
 
 
 @dataclass
@@ -92,8 +92,7 @@ def patch_similarity(model, pixel_values: torch.Tensor, text_embeds: torch.Tenso
     post-LayerNorm and visual projection, with the text embedding ``(1, P)``; ``(h, w)`` min-max scaled to [0, 1]."""
     _, patches = image_embeddings(model, pixel_values, with_patches=True)
     sims = (patches @ F.normalize(text_embeds, dim=-1).reshape(-1)).float().numpy()  # (B, N)
-    ps = model.config.vision_config.patch_size
-    ps = int(ps[0] if isinstance(ps, (tuple, list)) else ps)
+    ps = patch_size(model)
     out = []
     for sim in sims:
         sim = sim.reshape(pixel_values.shape[-2] // ps, pixel_values.shape[-1] // ps)
@@ -155,8 +154,6 @@ class ClipSamPipeline:
         self.text_encoder = text_encoder
         self.last_text_encoder = "clip"
 
-    # -- CLIP ---------------------------------------------------------------
-
     def text_embedding(self, text: str) -> torch.Tensor:
         """(1, P) normalised embedding of ``text`` in CLIP's joint space: CLIP's text model, or the aligned
         MiniLM sentence encoder (``text_encoder="minilm"``, or ``"auto"`` when CLIP's tokenizer does not
@@ -164,12 +161,9 @@ class ClipSamPipeline:
         use_minilm = self.aligned_text is not None and (
             self.text_encoder == "minilm"
             or (self.text_encoder == "auto" and has_unknown_words(self.tokenizer, text)))
+        self.last_text_encoder = "minilm" if use_minilm else "clip"
         with torch.no_grad():
-            if use_minilm:
-                self.last_text_encoder = "minilm"
-                return self.aligned_text.embed([text])
-            self.last_text_encoder = "clip"
-            return text_embeddings(self.clip, self.tokenizer, [text])
+            return self.aligned_text.embed([text]) if use_minilm else text_embeddings(self.clip, self.tokenizer, [text])
 
     def _cam(self, rgb_square: np.ndarray, text_embeds: torch.Tensor) -> np.ndarray:
         x = torch.from_numpy(normalise(rgb_square, CLIP_MEAN, CLIP_STD))[None]
@@ -177,26 +171,9 @@ class ClipSamPipeline:
             return patch_similarity(self.clip, x, text_embeds)
         return clip_gradcam(self.clip, x, None, layer=self.cam_layer, method=self.cam_method, text_embeds=text_embeds)
 
-    def global_attention(self, rgb: np.ndarray, text_embeds: torch.Tensor) -> np.ndarray:
-        """The attention map of the whole frame squashed to CLIP's input, at image resolution (H, W)."""
-        return upsample_cam(self._cam(squash(rgb, self.clip_size), text_embeds), rgb.shape[:2])
-
-    def zoom_window(self, rgb: np.ndarray, depth_m: np.ndarray, K: np.ndarray, xy: np.ndarray):
-        """The square window of ``zoom_extent_m`` physical side (from depth) centred on ``xy``."""
-        h, w = rgb.shape[:2]
-        side = side_from_depth(self.zoom_extent_m, float(K[0, 0]), depth_at(depth_m, xy),
-                               default_px=0.5 * max(h, w), max_px=max(h, w))
-        return centred_window(float(xy[0]), float(xy[1]), side)
-
     def _paste(self, cam: np.ndarray, window, hw) -> np.ndarray:
         zoomed = paste(upsample_cam(cam, (self.clip_size, self.clip_size)), window, hw)
         return np.clip(zoomed / max(float(zoomed.max()), 1e-12), 0.0, 1.0).astype(np.float32)
-
-    def zoom_attention(self, rgb: np.ndarray, depth_m: np.ndarray, K: np.ndarray, text_embeds: torch.Tensor,
-                       xy: np.ndarray):
-        """``(attention (H, W), window)``: the attention map of the window centred on ``xy``, pasted back."""
-        window = self.zoom_window(rgb, depth_m, K, xy)
-        return self._paste(self._cam(crop(rgb, window, self.clip_size), text_embeds), window, rgb.shape[:2]), window
 
     def global_peaks(self, rgb: np.ndarray, text: str, k: int):
         """``(text embedding, global attention (H, W), up to k peaks (n, 2) xy, strongest first)``.
@@ -220,7 +197,7 @@ class ClipSamPipeline:
             return []
         if not self.zoom or att.max() <= 0:
             return [Candidate(att, xy, None) for xy in peaks]
-        windows = [self.zoom_window(rgb, depth_m, K, xy) for xy in peaks]
+        windows = [depth_window(depth_m, K, xy, self.zoom_extent_m, default_frac=0.5) for xy in peaks]
         if self.cam_method == "similarity":  # forward only: all windows in one batch
             x = torch.from_numpy(np.stack([normalise(crop(rgb, win, self.clip_size), CLIP_MEAN, CLIP_STD)
                                            for win in windows]))
@@ -276,18 +253,15 @@ class ClipSamPipeline:
             probs[idx] = torch.softmax(torch.from_numpy(self.box_logits(rgb, boxes)), dim=-1).numpy()
         return probs
 
-    # -- prompts and SAM ----------------------------------------------------
-
     def prompt(self, attention: np.ndarray, mode: str, window: tuple[float, float, float] | None = None) -> Prompt:
         """:func:`~.prompts.make_prompts` on ``attention``; with a zoom ``window`` only that part of the map
         (which is zero elsewhere) is searched, then the prompt is shifted back to image pixels."""
-        if window is None:
-            return make_prompts(attention, mode, k=self.k_points, threshold=self.threshold,
-                                n_negative=self.n_negative)
         h, w = attention.shape
-        x0, y0, side = window
-        c0, r0 = max(0, int(np.floor(x0))), max(0, int(np.floor(y0)))
-        c1, r1 = min(w, int(np.ceil(x0 + side)) + 1), min(h, int(np.ceil(y0 + side)) + 1)
+        c0, r0, c1, r1 = 0, 0, w, h
+        if window is not None:
+            x0, y0, side = window
+            c0, r0 = max(0, int(np.floor(x0))), max(0, int(np.floor(y0)))
+            c1, r1 = min(w, int(np.ceil(x0 + side)) + 1), min(h, int(np.ceil(y0 + side)) + 1)
         p = make_prompts(attention[r0:r1, c0:c1], mode, k=self.k_points, threshold=self.threshold,
                          n_negative=self.n_negative)
         offset = np.array([c0, r0], dtype=np.float32)
@@ -328,8 +302,6 @@ class ClipSamPipeline:
                 anchors = np.concatenate([anchors, [[(b[0] + b[2]) / 2, (b[1] + b[3]) / 2]]], axis=0)
             wm.mask = largest_component_at(wm.mask, anchors)
         return out
-
-    # -- all ----------------------------------------------------------------
 
     def run(self, rgb: np.ndarray, depth_m: np.ndarray, K: np.ndarray, instruction: str, mode: str,
             candidates: list[Candidate] | None = None) -> PipelineResult:
@@ -378,10 +350,8 @@ class ClipSamPipeline:
             candidates += batch
             rest = np.zeros((0, 2))
             stage["clip"] += (time.perf_counter() - t5) * 1e3
-        best, target_prob = 0, float("nan")
-        if probs.size:
-            best = int(np.argmax(probs))
-            target_prob = float(probs[best])
+        best = int(np.argmax(probs)) if probs.size else 0
+        target_prob = float(probs[best]) if probs.size else float("nan")
         c, wm = candidates[best], masks[best]
         return PipelineResult(attention=c.attention, prompt=prompts[best], mask=wm.mask, sam_score=wm.score,
                               text=text, stage_ms=stage, zoom_window=c.window, candidate=best,

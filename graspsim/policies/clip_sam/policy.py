@@ -91,32 +91,19 @@ def _crop_size(clip_model) -> int | None:
     return None
 
 
-def _set_torch_threads(threads: int | None) -> None:
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
-
-
-def _aligned_text(text_encoder: str, clip_model, tokenizer):
-    """The MiniLM text side aligned to ``clip_model`` when ``text_encoder`` asks for it (``auto``: if installed)."""
-    from graspsim.policies.clip_sam import minilm
-
-    if text_encoder == "minilm" or (text_encoder == "auto" and minilm.available()):
-        return minilm.AlignedText(clip_model, tokenizer)  # raises MiniLMUnavailableError if missing
-    return None
-
-
 def _make_pipeline(cfg: ClipSamPolicyConfig, clip_model, tokenizer, sam_model):
-    """The :class:`~.pipeline.ClipSamPipeline` of loaded models with the settings of ``cfg``."""
+    """The :class:`~.pipeline.ClipSamPipeline` of loaded models with the settings of ``cfg``; with the MiniLM text
+    side aligned to ``clip_model`` when ``cfg.text_encoder`` asks for it (``auto``: if installed)."""
+    from graspsim.policies.clip_sam import minilm
     from graspsim.policies.clip_sam.pipeline import ClipSamPipeline
 
-    aligned = _aligned_text(cfg.text_encoder, clip_model, tokenizer)
-    return ClipSamPipeline(clip_model, tokenizer, sam_model, cam_layer=cfg.cam_layer, zoom=cfg.zoom,
-                           threshold=cfg.threshold, k_points=cfg.k_points, n_negative=cfg.n_negative,
-                           n_candidates=cfg.n_candidates, verify=cfg.verify, crop_size=_crop_size(clip_model),
-                           cam_method=cfg.cam_method, aligned_text=aligned, text_encoder=cfg.text_encoder,
-                           box_refine=cfg.box_refine)
+    aligned = None
+    if cfg.text_encoder == "minilm" or (cfg.text_encoder == "auto" and minilm.available()):
+        aligned = minilm.AlignedText(clip_model, tokenizer)  # raises MiniLMUnavailableError if missing
+    shared = ("cam_layer", "zoom", "threshold", "k_points", "n_negative", "n_candidates", "verify", "cam_method",
+              "text_encoder", "box_refine")  # the config fields that are pipeline settings of the same name
+    return ClipSamPipeline(clip_model, tokenizer, sam_model, crop_size=_crop_size(clip_model), aligned_text=aligned,
+                           **{k: getattr(cfg, k) for k in shared})
 
 
 class ClipSamPolicy:
@@ -126,14 +113,7 @@ class ClipSamPolicy:
     patches to the instruction's text embedding (measured far better than
     Grad-CAM with the sim-trained CLIP); ``cam_method="gradcam"`` or
     ``"hirescam"`` selects Grad-CAM / HiResCAM of the pooled image-text score.
-    The arguments are the fields of :class:`~.config.ClipSamPolicyConfig`: the models
-    (``clip`` / ``sam``, see the module docstring), the prompting
-    (``prompt_mode``, ``zoom``, ``k_points``, ``n_negative``, ``threshold``,
-    ``box_refine``), the attention (``cam_method``, ``cam_layer``), the
-    verification (``verify``, ``n_candidates``: follow that many attention peaks
-    and keep the mask CLIP classifies as the named product; see :mod:`.pipeline`),
-    the text side (``text_encoder``), torch ``threads``, and the grasp planner's
-    settings.
+    The arguments are the fields of :class:`~.config.ClipSamPolicyConfig` (models: see the module docstring).
 
     Build it from a config (``ClipSamPolicy(ClipSamPolicyConfig(prompt_mode="box"))``)
     or from the same fields as keyword arguments (``ClipSamPolicy(prompt_mode="box")``).
@@ -145,7 +125,10 @@ class ClipSamPolicy:
 
     def __init__(self, config: ClipSamPolicyConfig | None = None, **kwargs: Any):
         self.config = cfg = ClipSamPolicyConfig.resolve(config, kwargs)
-        _set_torch_threads(cfg.threads)
+        if cfg.threads:
+            import torch
+
+            torch.set_num_threads(cfg.threads)
         clip_model, tokenizer, sam_model = load_models(cfg.clip, cfg.sam)
         self.models = {"clip": str(cfg.clip or "sim"), "sam": str(cfg.sam or "sim")}
         self.pipeline = _make_pipeline(cfg, clip_model, tokenizer, sam_model)

@@ -112,22 +112,6 @@ def multi_points(att: np.ndarray, k: int = 3, suppression_radius_px: float | Non
     return _spaced_points(a, _local_maxima(a) & (a >= min_value * peak), k, suppression_radius_px, descending=True)
 
 
-def _component_containing(mask: np.ndarray, r: int, c: int) -> np.ndarray:
-    """8-connected component of ``mask`` that contains pixel (r, c) (geodesic dilation)."""
-    comp = np.zeros_like(mask)
-    comp[r, c] = True
-    while True:
-        p = np.pad(comp, 1)
-        grown = (
-            p[:-2, :-2] | p[:-2, 1:-1] | p[:-2, 2:]
-            | p[1:-1, :-2] | p[1:-1, 1:-1] | p[1:-1, 2:]
-            | p[2:, :-2] | p[2:, 1:-1] | p[2:, 2:]
-        ) & mask
-        if np.array_equal(grown, comp):
-            return comp
-        comp = grown
-
-
 def peak_region(att: np.ndarray, threshold: float = 0.5) -> np.ndarray:
     """Bool ``(H, W)``: the connected region above ``threshold * max`` that contains the peak."""
     a = _check(att)
@@ -135,7 +119,8 @@ def peak_region(att: np.ndarray, threshold: float = 0.5) -> np.ndarray:
     if peak <= 0.0:
         return np.ones_like(a, dtype=bool)
     r, c = np.unravel_index(int(np.argmax(a)), a.shape)
-    return _component_containing(a >= threshold * peak, int(r), int(c))
+    _, labels = cv2.connectedComponents((a >= threshold * peak).astype(np.uint8), connectivity=8)
+    return labels == labels[r, c]  # the 8-connected component holding the peak (which is above the threshold)
 
 
 def box_prompt(att: np.ndarray, threshold: float = 0.5) -> np.ndarray:

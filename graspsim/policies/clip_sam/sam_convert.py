@@ -7,42 +7,13 @@ has the same architecture with other module names; this module translates
 between the two key layouts (numpy / torch / transformers only: the
 ``segment_anything`` package is not needed).
 
-Module correspondence (official ``Sam`` -> ``transformers.SamModel``; ``N`` / ``J`` / ``K`` are indexes):
-
-Image encoder (``ImageEncoderViT`` -> ``SamVisionEncoder``):
-
-- ``image_encoder.patch_embed.proj`` -> ``vision_encoder.patch_embed.projection``
-- ``image_encoder.pos_embed`` -> ``vision_encoder.pos_embed``
-- ``image_encoder.blocks.N.norm1`` / ``norm2`` -> ``vision_encoder.layers.N.layer_norm1`` / ``layer_norm2``
-- ``image_encoder.blocks.N.attn.{qkv,proj,rel_pos_h,rel_pos_w}`` and ``.mlp.{lin1,lin2}``
-  -> the same names under ``vision_encoder.layers.N``
-- ``image_encoder.neck.0`` / ``.1`` / ``.2`` / ``.3``
-  -> ``vision_encoder.neck.conv1`` / ``layer_norm1`` / ``conv2`` / ``layer_norm2``
-
-Prompt encoder (``PromptEncoder`` -> ``SamPromptEncoder``):
-
-- ``prompt_encoder.pe_layer.positional_encoding_gaussian_matrix`` (a persistent buffer)
-  -> ``prompt_encoder.shared_embedding.positional_embedding`` *and*
-  ``shared_image_embedding.positional_embedding`` (transformers keeps two tied
-  copies of the one matrix: one for point prompts, one for the dense image PE)
-- ``prompt_encoder.point_embeddings.N`` -> ``prompt_encoder.point_embed.N``
-- ``prompt_encoder.not_a_point_embed`` / ``no_mask_embed`` -> same names
-- ``prompt_encoder.mask_downscaling.0`` / ``.1`` / ``.3`` / ``.4`` / ``.6``
-  -> ``prompt_encoder.mask_embed.conv1`` / ``layer_norm1`` / ``conv2`` / ``layer_norm2`` / ``conv3``
-  (``.2`` and ``.5`` are parameter-free GELUs)
-
-Mask decoder (``MaskDecoder`` + ``TwoWayTransformer`` -> ``SamMaskDecoder``):
-
-- ``mask_decoder.iou_token`` / ``mask_tokens`` -> same names
-- ``mask_decoder.transformer.layers.N.normK`` -> ``mask_decoder.transformer.layers.N.layer_normK``
-- ``mask_decoder.transformer.layers.N.{self_attn,cross_attn_token_to_image,cross_attn_image_to_token}.{q,k,v,out}_proj``,
-  ``...layers.N.mlp.{lin1,lin2}`` and ``...transformer.final_attn_token_to_image`` -> same names
-- ``mask_decoder.transformer.norm_final_attn`` -> ``mask_decoder.transformer.layer_norm_final_attn``
-- ``mask_decoder.output_upscaling.0`` / ``.1`` / ``.3``
-  -> ``mask_decoder.upscale_conv1`` / ``upscale_layer_norm`` / ``upscale_conv2``
-- ``mask_decoder.output_hypernetworks_mlps.N.layers.J`` and ``mask_decoder.iou_prediction_head.layers.J``
-  -> ``...proj_in`` (J = 0), ``...layers.{J-1}`` (hidden), ``...proj_out`` (last J)
-
+The key correspondence (official ``Sam`` -> ``transformers.SamModel``) is the
+``_RULES`` table below, each rule used in both directions. Two parts are not
+plain renames: the prompt encoder's ``pe_layer.positional_encoding_gaussian_matrix``
+(a persistent buffer) maps to ``prompt_encoder.shared_embedding.positional_embedding``
+*and* ``shared_image_embedding.positional_embedding`` (transformers keeps two tied
+copies of the one matrix: one for point prompts, one for the dense image PE); and
+the mask decoder's MLPs (``output_hypernetworks_mlps.N`` and ``iou_prediction_head``).
 The official ``MLP`` keeps all its linears in one ``layers`` list; transformers'
 ``SamFeedForward`` names the first ``proj_in``, the last ``proj_out`` and keeps
 the ones in between in ``layers`` (so official ``layers.1`` of a 3-layer MLP is
@@ -113,12 +84,10 @@ def official_sam_config(variant: str):
 
     width, depth, heads, global_idx = VARIANTS[_check_variant(variant)]
     prompt_dim, image_size, patch = 256, 1024, 16
-    vision = dict(
-        hidden_size=width, num_hidden_layers=depth, num_attention_heads=heads, global_attn_indexes=list(global_idx),
-        window_size=14, image_size=image_size, patch_size=patch, output_channels=prompt_dim,
-        num_pos_feats=prompt_dim // 2, mlp_dim=4 * width, qkv_bias=True, use_abs_pos=True, use_rel_pos=True,
-        layer_norm_eps=1e-6,
-    )
+    vision = dict(hidden_size=width, num_hidden_layers=depth, num_attention_heads=heads,
+                  global_attn_indexes=list(global_idx), window_size=14, image_size=image_size, patch_size=patch,
+                  output_channels=prompt_dim, num_pos_feats=prompt_dim // 2, mlp_dim=4 * width, qkv_bias=True,
+                  use_abs_pos=True, use_rel_pos=True, layer_norm_eps=1e-6)
     prompt = dict(hidden_size=prompt_dim, image_size=image_size, patch_size=patch, mask_input_channels=16,
                   num_point_embeddings=4)
     decoder = dict(hidden_size=prompt_dim, mlp_dim=2048, num_hidden_layers=2, num_attention_heads=8,
@@ -126,7 +95,6 @@ def official_sam_config(variant: str):
     return SamConfig(vision_config=vision, prompt_encoder_config=prompt, mask_decoder_config=decoder)
 
 
-# ---------------------------------------------------------------------------------------------
 # Key rules. A template is a dotted key where ``{n}`` / ``{m}`` match an integer, ``{p}`` matches
 # ``weight|bias`` and ``{name:a|b}`` matches one of the listed words; the matched pieces are
 # substituted into the other side's template. Each rule is used in both directions.
@@ -169,10 +137,12 @@ _RULES: list[tuple[str, str]] = [
 _PLACEHOLDER = re.compile(r"\{(\w+)(?::([\w|]+))?\}")
 
 
-def _compile(template: str, alternatives: Mapping[str, str]) -> re.Pattern:
+def _compile_rule(source: str, target: str) -> tuple[re.Pattern, str]:
+    """``source`` as a regex (alternatives of ``{name}`` may be given on either side) and ``target``."""
+    alternatives = {m.group(1): m.group(2) for t in (source, target) for m in _PLACEHOLDER.finditer(t) if m.group(2)}
     out, pos = [], 0
-    for m in _PLACEHOLDER.finditer(template):
-        out.append(re.escape(template[pos:m.start()]))
+    for m in _PLACEHOLDER.finditer(source):
+        out.append(re.escape(source[pos:m.start()]))
         name = m.group(1)
         alts = m.group(2) or alternatives.get(name)
         if alts is not None:
@@ -185,14 +155,8 @@ def _compile(template: str, alternatives: Mapping[str, str]) -> re.Pattern:
             raise AssertionError(f"placeholder {{{name}}} needs alternatives")
         out.append(f"(?P<{name}>{body})")
         pos = m.end()
-    out.append(re.escape(template[pos:]))
-    return re.compile("^" + "".join(out) + "$")
-
-
-def _compile_rule(source: str, target: str) -> tuple[re.Pattern, str]:
-    """``source`` as a regex (alternatives of ``{name}`` may be given on either side) and ``target``."""
-    alternatives = {m.group(1): m.group(2) for t in (source, target) for m in _PLACEHOLDER.finditer(t) if m.group(2)}
-    return _compile(source, alternatives), target
+    out.append(re.escape(source[pos:]))
+    return re.compile("^" + "".join(out) + "$"), target
 
 
 def _fill(template: str, groups: Mapping[str, str]) -> str:
@@ -210,14 +174,6 @@ _HF_MLP = re.compile(
     r"\.(?:(?P<end>proj_in|proj_out)|layers\.(?P<j>\d+))\.(?P<p>weight|bias)$")
 
 
-def _translate(key: str, rules) -> str | None:
-    for pattern, template in rules:
-        m = pattern.match(key)
-        if m:
-            return _fill(template, m.groupdict())
-    return None
-
-
 def _rename(sd: Mapping[str, Any], rules, mlp: re.Pattern, mlp_key, strict: bool, what: str,
             copies: Mapping[str, str] | None = None) -> dict[str, Any]:
     """``sd`` with its keys renamed by ``rules``, else (linears of variable-depth MLPs) by ``mlp_key(match of
@@ -226,7 +182,7 @@ def _rename(sd: Mapping[str, Any], rules, mlp: re.Pattern, mlp_key, strict: bool
     out: dict[str, Any] = {}
     unmapped = []
     for key, value in sd.items():
-        new = _translate(key, rules)
+        new = next((_fill(template, m.groupdict()) for pattern, template in rules if (m := pattern.match(key))), None)
         if new is None and (m := mlp.match(key)):
             new = mlp_key(m)
         if new is None:
@@ -360,13 +316,6 @@ def _unwrap(obj: Any, path: Path) -> dict:
     return dict(obj)
 
 
-def _fetch_name(variant: str | None, path: Path) -> str:
-    if variant is None:
-        m = re.search(r"vit_([blh])", path.name)
-        return f"sam_vit_{m.group(1)}" if m else "sam_vit_b"
-    return f"sam_{variant}"
-
-
 def load_official_sam(path: str | os.PathLike, variant: str | None = None, device: str | torch.device = "cpu", *,
                       config=None):
     """``transformers.SamModel`` (eval mode, on ``device``) with the weights of an official ``.pth``.
@@ -382,12 +331,12 @@ def load_official_sam(path: str | os.PathLike, variant: str | None = None, devic
     if variant is not None:
         _check_variant(variant)
     if not p.is_file():
-        name = _fetch_name(variant, p)
+        m = re.search(r"vit_([blh])", p.name)
+        name = f"sam_{variant}" if variant else f"sam_vit_{m.group(1)}" if m else "sam_vit_b"
         raise WeightsNotFoundError(
             f"SAM checkpoint {str(p)!r} not found (no such file). Fetch it on a machine with network access with "
             f"`graspsim weights fetch {name}` and pass the path of the downloaded .pth.")
-    raw = torch.load(p, map_location="cpu", weights_only=True)
-    sd = _unwrap(raw, p)
+    sd = _unwrap(torch.load(p, map_location="cpu", weights_only=True), p)
     if config is None:
         if variant is None:
             variant = infer_variant(sd)

@@ -42,10 +42,6 @@ def prompt_window(prompt: Prompt, depth_m: np.ndarray, K: np.ndarray) -> tuple[f
     return point_window(depth_m, K, anchor)
 
 
-def sam_input_size(model) -> int:
-    return int(model.config.vision_config.image_size)
-
-
 @torch.no_grad()
 def segment_windows(model, rgb: np.ndarray, depth_m: np.ndarray, K: np.ndarray, prompts: list[Prompt],
                     windows: list[tuple[float, float, float]] | None = None) -> list[WindowMask]:
@@ -61,7 +57,7 @@ def segment_windows(model, rgb: np.ndarray, depth_m: np.ndarray, K: np.ndarray, 
     if len({p.box is None for p in prompts}) > 1:
         return [segment_windows(model, rgb, depth_m, K, [p], [win])[0] for p, win in zip(prompts, windows)]
     h, w = rgb.shape[:2]
-    size = sam_input_size(model)
+    size = int(model.config.vision_config.image_size)
     pixels = np.stack([normalise(crop(rgb, win, size), SAM_MEAN, SAM_STD) for win in windows])
     inputs: dict[str, torch.Tensor] = {"pixel_values": torch.from_numpy(pixels)}
     n_pts = max(p.points.shape[0] for p in prompts)

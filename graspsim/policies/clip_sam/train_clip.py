@@ -34,7 +34,8 @@ import torch.nn.functional as F
 from graspsim.policies.clip_sam import vocab
 from graspsim.policies.clip_sam.embed import class_text_embeddings, image_embeddings, text_embeddings
 from graspsim.policies.clip_sam.train_data import (N_CLASSES, SceneBank, clip_batch, clip_crop_sample,
-                                                   clip_image_sample, loop_config, rounded, run_metadata)
+                                                   clip_image_sample, loop_config, rounded, run_metadata,
+                                                   scene_with_instances)
 from graspsim.policies.clip_sam.windows import CLIP_MEAN, CLIP_STD
 
 IMAGE_SIZE = 224
@@ -94,13 +95,7 @@ def crop_topk(model, tokenizer, bank: SceneBank, n: int, seed: int = 1234) -> di
     """Top-1 / top-5 class accuracy on ``n`` product crops of ``bank`` (fixed seed: same crops every epoch)."""
     rng = np.random.default_rng(seed)
     text = class_text_embeddings(model, tokenizer)
-    xs, ys = [], []
-    while len(xs) < n:
-        scene = bank.scenes[int(rng.integers(len(bank)))]
-        if scene.instances:
-            x, c = clip_crop_sample(scene, CROP_SIZE, rng)
-            xs.append(x)
-            ys.append(c)
+    xs, ys = zip(*[clip_crop_sample(scene_with_instances(bank, rng), CROP_SIZE, rng) for _ in range(n)])
     emb, _ = image_embeddings(model, torch.from_numpy(np.stack(xs)), with_patches=False)
     order = torch.argsort(emb @ text.T, dim=1, descending=True)
     y = torch.tensor(ys)[:, None]
@@ -156,21 +151,17 @@ def train_clip(data_dirs: list[str | Path], out_dir: str | Path, *, epochs: int 
                 "val_cams": val_cams}
     cfg = loop_config("clip", epochs=epochs, steps_per_epoch=steps_per_epoch, lr=lr, seed=seed,
                       max_minutes=max_minutes, threads=threads, progress=progress)
-
-    def build():
-        return _stack(data_dirs, cfg, steps_per_epoch=steps_per_epoch, sizes=sizes, width=width, layers=layers,
-                      init=init, val_crops=val_crops, val_cams=val_cams)
-
-    return train(out_dir, settings, build, cfg, resume, log)
+    return train(out_dir, settings, lambda: _stack(data_dirs, cfg, settings), cfg, resume, log)
 
 
-def _stack(data_dirs, cfg, *, steps_per_epoch: int, sizes: dict[str, int], width: int, layers: int,
-           init: str | None, val_crops: int, val_cams: int):
-    """The :class:`~graspsim.learn.loop.Stack` of a CLIP run: scene banks, model + tokenizer, batches, saving."""
+def _stack(data_dirs, cfg, settings: dict[str, Any]):
+    """The :class:`~graspsim.learn.loop.Stack` of a CLIP run (``settings`` of :func:`train_clip`): scene banks,
+    model + tokenizer, batches, saving."""
     from graspsim.learn.loop import Stack
     from graspsim.learn.sampling import RunStream
     from graspsim.policies.clip_sam.models import load_clip, save_model
 
+    init, sizes = settings["init"], settings["batch"]
     train_bank = SceneBank(data_dirs, split="train")
     val_bank = SceneBank(data_dirs, split="val")
     if init:
@@ -182,13 +173,13 @@ def _stack(data_dirs, cfg, *, steps_per_epoch: int, sizes: dict[str, int], width
         from transformers import CLIPModel
 
         tokenizer = vocab.build_tokenizer()
-        model = CLIPModel(sim_clip_config(len(tokenizer), width=width, layers=layers))
+        model = CLIPModel(sim_clip_config(len(tokenizer), width=settings["width"], layers=settings["layers"]))
     bias = torch.nn.Parameter(torch.tensor(-4.0))
     ml_scale = torch.nn.Parameter(torch.tensor(float(np.log(20.0))))
 
     def validate() -> dict[str, float]:
-        m = crop_topk(model, tokenizer, val_bank, val_crops)
-        m.update(cam_hit_rate(model, tokenizer, val_bank, val_cams))
+        m = crop_topk(model, tokenizer, val_bank, settings["val_crops"])
+        m.update(cam_hit_rate(model, tokenizer, val_bank, settings["val_cams"]))
         return rounded(m)
 
     def save(out: Path, progress) -> dict:
@@ -198,6 +189,6 @@ def _stack(data_dirs, cfg, *, steps_per_epoch: int, sizes: dict[str, int], width
                                "std": [float(v) for v in CLIP_STD],
                                "full_frame": "squashed to image_size x image_size"}}
 
-    return Stack(model=model, sampler=RunStream(steps_per_epoch, cfg.seed, _draw(train_bank, sizes)),
+    return Stack(model=model, sampler=RunStream(settings["steps_per_epoch"], cfg.seed, _draw(train_bank, sizes)),
                  step=lambda b: _step(model, tokenizer, bias, ml_scale, b), validate=validate, save=save,
                  extra_params=[bias, ml_scale])

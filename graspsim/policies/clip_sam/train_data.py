@@ -29,8 +29,8 @@ import numpy as np
 
 from graspsim.data.reader import Datasets, held_out_every
 from graspsim.policies.clip_sam.windows import (CLIP_MEAN, CLIP_STD, SAM_MEAN, SAM_STD, ZOOM_EXTENT_M,
-                                                box_to_window, box_window, centred_window, crop, crop_box, depth_at,
-                                                normalise, point_window, side_from_depth, squash, to_window)
+                                                box_to_window, box_window, centred_window, crop, crop_box,
+                                                depth_window, normalise, point_window, squash, to_window)
 
 N_CLASSES = 24
 BACKGROUND = N_CLASSES
@@ -99,16 +99,10 @@ def _scene(s: dict, kind: str, seed: int) -> Scene:
                  K=np.asarray(s["K"], dtype=np.float64), kind=kind, seed=seed, instances=instances)
 
 
-# ------------------------------------------------------------------ colour jitter
-
-
 def jitter_colour(rgb: np.ndarray, rng: np.random.Generator, strength: float = 0.15) -> np.ndarray:
     gain = 1.0 + rng.uniform(-strength, strength)
     tint = 1.0 + rng.uniform(-strength / 3, strength / 3, size=3)
     return np.clip(rgb.astype(np.float32) * gain * tint, 0, 255).astype(np.uint8)
-
-
-# ------------------------------------------------------------------ CLIP samples
 
 
 def class_grid(class_map: np.ndarray, grid: int, min_frac: float = 0.3, bg_frac: float = 0.7) -> np.ndarray:
@@ -137,31 +131,22 @@ def presence(class_map: np.ndarray, min_px: float) -> np.ndarray:
     return out.astype(np.float32)
 
 
-def zoom_window_for(scene: Scene, xy: np.ndarray, extent_m: float = ZOOM_EXTENT_M) -> tuple[float, float, float]:
-    z = depth_at(scene.depth_m, xy)
-    h, w = scene.depth_m.shape
-    side = side_from_depth(extent_m, float(scene.K[0, 0]), z, default_px=0.5 * max(h, w), max_px=max(h, w))
-    return centred_window(float(xy[0]), float(xy[1]), side)
-
-
 def clip_image_sample(scene: Scene, size: int, grid: int, rng: np.random.Generator, zoom: bool):
     """``(pixels (3,S,S), presence (24,), grid labels (g,g))`` for the full frame or a zoom window."""
     if zoom and scene.instances:
         _, _, box = scene.instances[int(rng.integers(len(scene.instances)))]
         xy = np.array([rng.uniform(box[0], box[2]), rng.uniform(box[1], box[3])])
-        x0, y0, side = zoom_window_for(scene, xy)
+        x0, y0, side = depth_window(scene.depth_m, scene.K, xy, ZOOM_EXTENT_M, default_frac=0.5)
         side *= rng.uniform(0.85, 1.15)
         win = (x0 + rng.uniform(-0.15, 0.15) * side, y0 + rng.uniform(-0.15, 0.15) * side, side)
         rgb = crop(scene.rgb, win, size)
         cm = crop(scene.class_map.astype(np.int16) + 1, win, size, cv2.INTER_NEAREST).astype(np.int16) - 1
-        # Presence threshold: a quarter of a patch.
-        min_px = 0.25 * (size / grid) ** 2
     else:
         rgb = squash(scene.rgb, size)
         cm = squash(scene.class_map.astype(np.int16), size, cv2.INTER_NEAREST)
-        min_px = 0.25 * (size / grid) ** 2
     rgb = jitter_colour(rgb, rng)
-    return normalise(rgb, CLIP_MEAN, CLIP_STD), presence(cm, min_px), class_grid(cm, grid)
+    # Presence threshold: a quarter of a patch.
+    return normalise(rgb, CLIP_MEAN, CLIP_STD), presence(cm, 0.25 * (size / grid) ** 2), class_grid(cm, grid)
 
 
 def clip_crop_sample(scene: Scene, size: int, rng: np.random.Generator):
@@ -174,29 +159,22 @@ def clip_crop_sample(scene: Scene, size: int, rng: np.random.Generator):
     return normalise(rgb, CLIP_MEAN, CLIP_STD), c
 
 
+def scene_with_instances(bank: SceneBank, rng: np.random.Generator) -> Scene:
+    """Random scenes of ``bank`` are drawn until one has a product instance to sample."""
+    while True:
+        scene = bank.scenes[int(rng.integers(len(bank)))]
+        if scene.instances:
+            return scene
+
+
 def clip_batch(bank: SceneBank, rng: np.random.Generator, n_full: int, n_zoom: int, n_crops: int, size: int,
                grid: int, crop_size: int) -> dict[str, np.ndarray]:
     """A CLIP training batch: ``images`` (n_full + n_zoom, 3, S, S), ``presence``, ``grid``; ``crops``, ``crop_class``."""
-    imgs, pres, grids = [], [], []
-    for i in range(n_full + n_zoom):
-        scene = bank.scenes[int(rng.integers(len(bank)))]
-        x, p, g = clip_image_sample(scene, size, grid, rng, zoom=i >= n_full)
-        imgs.append(x)
-        pres.append(p)
-        grids.append(g)
-    crops, classes = [], []
-    while len(crops) < n_crops:
-        scene = bank.scenes[int(rng.integers(len(bank)))]
-        if not scene.instances:
-            continue
-        x, c = clip_crop_sample(scene, crop_size, rng)
-        crops.append(x)
-        classes.append(c)
+    imgs, pres, grids = zip(*[clip_image_sample(bank.scenes[int(rng.integers(len(bank)))], size, grid, rng,
+                                                zoom=i >= n_full) for i in range(n_full + n_zoom)])
+    crops, classes = zip(*[clip_crop_sample(scene_with_instances(bank, rng), crop_size, rng) for _ in range(n_crops)])
     return {"images": np.stack(imgs), "presence": np.stack(pres), "grid": np.stack(grids),
             "crops": np.stack(crops), "crop_class": np.array(classes, dtype=np.int64)}
-
-
-# ------------------------------------------------------------------ SAM samples
 
 
 def interior_point(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -281,18 +259,9 @@ def sam_sample(scene: Scene, mode: str, size: int, mask_size: int, rng: np.rando
 
 def sam_batch(bank: SceneBank, rng: np.random.Generator, n: int, mode: str, size: int, mask_size: int,
               hard_boxes: bool = False):
-    out = {"pixels": [], "points": [], "labels": [], "boxes": [], "masks": []}
-    while len(out["pixels"]) < n:
-        scene = bank.scenes[int(rng.integers(len(bank)))]
-        if not scene.instances:
-            continue
-        x, p, lab, b, m = sam_sample(scene, mode, size, mask_size, rng, hard_boxes=hard_boxes)
-        for k, v in zip(("pixels", "points", "labels", "boxes", "masks"), (x, p, lab, b, m)):
-            out[k].append(v)
-    return {k: np.stack(v) for k, v in out.items()}
-
-
-# ------------------------------------------------------------------ what train_clip and train_sam share
+    samples = [sam_sample(scene_with_instances(bank, rng), mode, size, mask_size, rng, hard_boxes=hard_boxes)
+               for _ in range(n)]
+    return {k: np.stack(v) for k, v in zip(("pixels", "points", "labels", "boxes", "masks"), zip(*samples))}
 
 
 def loop_config(name: str, *, epochs: int, steps_per_epoch: int, lr: float, seed: int, max_minutes: float | None,

@@ -147,21 +147,17 @@ def train_sam(data_dirs: list[str | Path], out_dir: str | Path, *, epochs: int =
                 "hard_boxes": hard_boxes, "val_instances": val_instances}
     cfg = loop_config("sam", epochs=epochs, steps_per_epoch=steps_per_epoch, lr=lr, seed=seed,
                       max_minutes=max_minutes, threads=threads, progress=progress)
-
-    def build():
-        return _stack(data_dirs, cfg, steps_per_epoch=steps_per_epoch, batch_size=batch_size, width=width,
-                      layers=layers, channels=channels, init=init, val_instances=val_instances, hard_boxes=hard_boxes)
-
-    return train(out_dir, settings, build, cfg, resume, log)
+    return train(out_dir, settings, lambda: _stack(data_dirs, cfg, settings), cfg, resume, log)
 
 
-def _stack(data_dirs, cfg, *, steps_per_epoch: int, batch_size: int, width: int, layers: int, channels: int,
-           init: str | None, val_instances: int, hard_boxes: bool):
-    """The :class:`~graspsim.learn.loop.Stack` of a SAM run: scene banks, model, batches, validation, saving."""
+def _stack(data_dirs, cfg, settings: dict[str, Any]):
+    """The :class:`~graspsim.learn.loop.Stack` of a SAM run (``settings`` of :func:`train_sam`): scene banks,
+    model, batches, validation, saving."""
     from graspsim.learn.loop import Stack
     from graspsim.learn.sampling import RunStream
     from graspsim.policies.clip_sam.models import load_sam, save_model
 
+    init, batch_size, hard_boxes = settings["init"], settings["batch_size"], settings["hard_boxes"]
     train_bank = SceneBank(data_dirs, split="train")
     val_bank = SceneBank(data_dirs, split="val")
     if init:
@@ -169,7 +165,7 @@ def _stack(data_dirs, cfg, *, steps_per_epoch: int, batch_size: int, width: int,
     else:
         from transformers import SamModel
 
-        model = SamModel(sim_sam_config(width=width, layers=layers, channels=channels))
+        model = SamModel(sim_sam_config(**{k: settings[k] for k in ("width", "layers", "channels")}))
     if int(model.config.vision_config.image_size) != IMAGE_SIZE:
         raise ValueError(f"train sam uses {IMAGE_SIZE} px windows; the model expects "
                          f"{model.config.vision_config.image_size} px")
@@ -180,6 +176,7 @@ def _stack(data_dirs, cfg, *, steps_per_epoch: int, batch_size: int, width: int,
                 "hard_boxes": hard_boxes,
                 "preprocess": {"image_size": IMAGE_SIZE, "windows": "see graspsim/policies/clip_sam/segment.py"}}
 
-    sampler = RunStream(steps_per_epoch, cfg.seed, _draw(train_bank, batch_size, mask_size(model), hard_boxes))
+    sampler = RunStream(settings["steps_per_epoch"], cfg.seed, _draw(train_bank, batch_size, mask_size(model),
+                                                                      hard_boxes))
     return Stack(model=model, sampler=sampler, step=lambda b: _step(model, b),
-                 validate=lambda: rounded(validate_sam(model, val_bank, val_instances)), save=save)
+                 validate=lambda: rounded(validate_sam(model, val_bank, settings["val_instances"])), save=save)

@@ -76,17 +76,13 @@ def crop(image: np.ndarray, window: tuple[float, float, float], size: int,
 def to_window(xy: np.ndarray, window: tuple[float, float, float], size: int) -> np.ndarray:
     """Image pixel coordinates (..., 2) -> crop pixel coordinates (continuous, pixel-centre convention)."""
     x0, y0, side = window
-    s = size / side
-    xy = np.asarray(xy, dtype=np.float64)
-    return np.stack([(xy[..., 0] + 0.5 - x0) * s - 0.5, (xy[..., 1] + 0.5 - y0) * s - 0.5], axis=-1)
+    return (np.asarray(xy, dtype=np.float64) + 0.5 - np.array([x0, y0])) * (size / side) - 0.5
 
 
 def box_to_window(box_xyxy: np.ndarray, window: tuple[float, float, float], size: int) -> np.ndarray:
     """A box in image pixel-edge coordinates (x0, y0, x1, y1) -> the same box in crop coordinates (4,)."""
     x0, y0, side = window
-    s = size / side
-    b = np.asarray(box_xyxy, dtype=np.float64)
-    return np.array([(b[0] - x0) * s, (b[1] - y0) * s, (b[2] - x0) * s, (b[3] - y0) * s])
+    return (np.asarray(box_xyxy, dtype=np.float64).reshape(4) - np.array([x0, y0, x0, y0])) * (size / side)
 
 
 def paste(map_crop: np.ndarray, window: tuple[float, float, float], out_hw: tuple[int, int]) -> np.ndarray:
@@ -101,21 +97,25 @@ def paste(map_crop: np.ndarray, window: tuple[float, float, float], out_hw: tupl
                           borderValue=0)
 
 
+def depth_window(depth_m: np.ndarray, K: np.ndarray, xy: np.ndarray, extent_m: float,
+                 default_frac: float) -> tuple[float, float, float]:
+    """Window centred on ``xy`` covering ``extent_m`` at its depth; ``default_frac`` of the image's larger side
+    where the depth is invalid."""
+    h, w = depth_m.shape
+    side = side_from_depth(extent_m, float(K[0, 0]), depth_at(depth_m, xy), default_px=default_frac * max(h, w),
+                           max_px=max(h, w))
+    return centred_window(float(xy[0]), float(xy[1]), side)
+
+
 def point_window(depth_m: np.ndarray, K: np.ndarray, xy: np.ndarray,
                  extent_m: float = POINT_EXTENT_M) -> tuple[float, float, float]:
     """SAM window around a point prompt: :data:`POINT_EXTENT_M` at the point's depth."""
-    h, w = depth_m.shape
-    side = side_from_depth(extent_m, float(K[0, 0]), depth_at(depth_m, xy), default_px=0.4 * max(h, w),
-                           max_px=max(h, w))
-    return centred_window(float(xy[0]), float(xy[1]), side)
+    return depth_window(depth_m, K, xy, extent_m, default_frac=0.4)
 
 
 def crop_box(box: np.ndarray, pad: float = 0.1) -> tuple[float, float, float]:
     """Square window around an instance box, ``pad`` of its larger side on each side."""
     return box_window(box, scale=1.0 + 2 * pad, pad_px=2.0)
-
-
-# ------------------------------------------------------------------ normalisation
 
 
 def normalise(rgb_u8: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
