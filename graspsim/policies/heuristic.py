@@ -166,8 +166,7 @@ class HeuristicPolicy:
         self.use_seen_variants = cfg.use_seen_variants
 
     def reset(self, rng: np.random.Generator) -> None:
-        # Deterministic: no randomness needed.
-        pass
+        pass  # deterministic
 
     # -- pieces -------------------------------------------------------------
 
@@ -263,14 +262,10 @@ class HeuristicPolicy:
 
         if best is not None:
             total, grasp, mask, seg_score, grasps = best
-            info: dict[str, Any] = {
-                "fallback": False,
-                "segment_score": round(seg_score, 4),
-                "grasp_score": round(grasp.score, 4),
-                "n_segments": len(segments),
-            }
-            candidates = [g.rect for g in grasps[1:]]
-            return PolicyOutput(rect=grasp.rect, candidates=candidates, mask=mask, attention=likelihood, info=info)
+            info: dict[str, Any] = {"fallback": False, "segment_score": round(seg_score, 4),
+                                    "grasp_score": round(grasp.score, 4), "n_segments": len(segments)}
+            return PolicyOutput(rect=grasp.rect, candidates=[g.rect for g in grasps[1:]], mask=mask,
+                                attention=likelihood, info=info)
 
         if segments:
             # The colour found the target but no grasp passed the checks (too wide, or
@@ -285,9 +280,8 @@ class HeuristicPolicy:
         info["n_segments"] = len(segments)
         return PolicyOutput(rect=rect, mask=mask, attention=likelihood, info=info)
 
-    def _depth_fallback(
-        self, obs: Observation, valid: np.ndarray, edges: np.ndarray
-    ) -> tuple[GraspRect, np.ndarray | None, dict[str, Any]]:
+    def _depth_fallback(self, obs: Observation, valid: np.ndarray,
+                        edges: np.ndarray) -> tuple[GraspRect, np.ndarray | None, dict[str, Any]]:
         """Grasp the depth segment nearest to the camera and the image centre."""
         height, width = valid.shape
         n, labels, stats = self._segments(valid, edges)
@@ -323,11 +317,6 @@ class HeuristicPolicy:
         cx, cy = int(round(centre[0])), int(round(centre[1]))
         z = float(depth[cy, cx]) if valid[cy, cx] else 1.0
         fx = float(obs.camera.K[0, 0])
-        rect = GraspRect(
-            float(centre[0]),
-            float(centre[1]),
-            self.gripper.max_opening_m * fx / z,
-            self.gripper.finger_width_m * fx / z,
-            0.0,
-        )
+        rect = GraspRect(float(centre[0]), float(centre[1]), self.gripper.max_opening_m * fx / z,
+                         self.gripper.finger_width_m * fx / z, 0.0)
         return rect, None, {"fallback": True, "fallback_kind": "image_centre"}

@@ -70,8 +70,7 @@ class OraclePolicy:
         self.max_instances = cfg.max_instances
 
     def reset(self, rng: np.random.Generator) -> None:
-        # Deterministic: no randomness needed.
-        pass
+        pass  # deterministic
 
     def act(self, obs: Observation) -> PolicyOutput:
         if obs.class_seg is None or obs.instance_seg is None:
@@ -86,7 +85,6 @@ class OraclePolicy:
         instance_seg = np.asarray(obs.instance_seg)
         ids, counts = np.unique(instance_seg[target], return_counts=True)
         order = np.argsort(-counts, kind="stable")[: self.max_instances]
-        K = obs.camera.K
 
         scored: list[tuple[ScoredGrasp, int]] = []
         masks: dict[int, np.ndarray] = {}
@@ -100,13 +98,10 @@ class OraclePolicy:
                                    max_candidates=self.max_candidates)
             scored.extend((g, body) for g in grasps)
 
-        info: dict = {
-            "n_instances": int(len(ids)),
-            "visible_px": int(target.sum()),
-        }
+        info: dict = {"n_instances": int(len(ids)), "visible_px": int(target.sum())}
         if not scored:
             largest = int(ids[order[0]])
-            rect = fallback_grasp(masks[largest], obs.depth_m, K, self.gripper, margin_m=self.margin_m)
+            rect = fallback_grasp(masks[largest], obs.depth_m, obs.camera.K, self.gripper, margin_m=self.margin_m)
             if rect is None:  # cannot happen: the instance has pixels
                 raise PolicyError("no grasp for the target")
             info.update(fallback=True, instance=largest)
@@ -115,14 +110,8 @@ class OraclePolicy:
         # Stable sort: on equal scores the larger instance (tried first) wins.
         scored.sort(key=lambda item: (item[0].palm_blocked, -item[0].score))
         best, body = scored[0]
-        info.update(
-            fallback=False,
-            instance=body,
-            score=round(best.score, 4),
-            opening_m=round(best.opening_m, 4),
-            width_m=round(best.width_m, 4),
-            free_fraction=round(best.free_fraction, 4),
-            palm_blocked=best.palm_blocked,
-        )
+        info.update(fallback=False, instance=body, score=round(best.score, 4), opening_m=round(best.opening_m, 4),
+                    width_m=round(best.width_m, 4), free_fraction=round(best.free_fraction, 4),
+                    palm_blocked=best.palm_blocked)
         candidates = [g.rect for g, _ in scored[1 : 1 + self.max_candidates]]
         return PolicyOutput(rect=best.rect, candidates=candidates, mask=masks[body], info=info)

@@ -64,5 +64,4 @@ class RandomPolicy:
         y = rng.uniform(0.0, height - 1)
         theta = rng.uniform(-math.pi / 2, math.pi / 2)
         w = rng.uniform(self.w_min_px, self.w_max_px)
-        rect = GraspRect(float(x), float(y), float(w), self.h_px, float(theta))
-        return PolicyOutput(rect=rect, info={})
+        return PolicyOutput(rect=GraspRect(float(x), float(y), float(w), self.h_px, float(theta)), info={})
