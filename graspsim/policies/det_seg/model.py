@@ -134,8 +134,7 @@ class Backbone(nn.Module):
 
     def forward(self, x: torch.Tensor, with_stem: bool = False):
         """[C2, C3, C4, C5]; ``with_stem``: ``(stem, [C2..C5])`` (stem = stride-2 features)."""
-        stem = self.stem(x)
-        x = stem
+        x = stem = self.stem(x)
         out = []
         for stage in self.stages:
             x = stage(x)
@@ -229,8 +228,7 @@ class DetSegNet(nn.Module):
 
     def __init__(self, config: DetSegConfig | None = None):
         super().__init__()
-        cfg = config or DetSegConfig()
-        self.config = cfg
+        self.config = cfg = config or DetSegConfig()
         self.backbone = Backbone(cfg)
         self.fpn = FPN(cfg.channels, cfg.fpn_channels)
         tower = [conv_bn(cfg.fpn_channels, cfg.det_head_channels)]
@@ -261,11 +259,8 @@ class DetSegNet(nn.Module):
         x = (rgb - self.mean) / self.std
         stem, c = self.backbone(x, with_stem=True)
         p = self.fpn(c)  # P2..P5
-        cls, reg = [], []
-        for level in cfg.det_levels:
-            f = self.det_tower(p[level - 2])
-            cls.append(self.det_cls(f))
-            reg.append(self.det_reg(f))
+        towers = [self.det_tower(p[level - 2]) for level in cfg.det_levels]
+        cls, reg = [self.det_cls(f) for f in towers], [self.det_reg(f) for f in towers]
         size = p[0].shape[-2:]
         seg = torch.cat([F.interpolate(h(f), size=size, mode="bilinear", align_corners=False) if i else h(f)
                          for i, (h, f) in enumerate(zip(self.seg_heads, p))], dim=1)
@@ -311,17 +306,12 @@ class DetSegNet(nn.Module):
         d = torch.cdist(rects[:, :2], rects[:, :2])
         dth = torch.remainder(rects[:, 4:5] - rects[:, 4:5].T, math.pi)
         dth = torch.minimum(dth, math.pi - dth)
-        dup = (d < cfg.nms_radius) & (dth < math.radians(cfg.nms_angle_deg))
-        keep = torch.ones(n, dtype=torch.bool)
-        dup_np = dup.numpy()
-        keep_np = keep.numpy()
+        dup = ((d < cfg.nms_radius) & (dth < math.radians(cfg.nms_angle_deg))).numpy()
+        keep = np.ones(n, dtype=bool)
         for i in range(n):
-            if keep_np[i]:
-                row = dup_np[i]
-                row_after = row.copy()
-                row_after[: i + 1] = False
-                keep_np[row_after] = False
-        return torch.from_numpy(np.nonzero(keep_np)[0])
+            if keep[i]:  # a kept candidate suppresses its lower-scoring duplicates
+                keep[i + 1:][dup[i, i + 1:]] = False
+        return torch.from_numpy(np.nonzero(keep)[0])
 
     @torch.no_grad()
     def detect(self, out: dict[str, Any], refine: bool | None = None) -> list[dict[str, torch.Tensor]]:
@@ -451,11 +441,7 @@ class DetSegNet(nn.Module):
             rects, scores, _ = self.dense_grasps(out)
             probs = torch.softmax(out["seg"], dim=1)
         cands, gts, bidx = [], [], []
-        offset = 0
-        gt_flat = []
-        for li, g in enumerate(batch["gt"]):
-            gt_flat.append(g.flatten(1))
-        gt_all = torch.cat(gt_flat, 1)  # (B, A) matched ground truth per anchor
+        gt_all = torch.cat([g.flatten(1) for g in batch["gt"]], 1)  # (B, A) matched ground truth per anchor
         for b in range(rects.shape[0]):
             pos = torch.nonzero(gt_all[b] >= 0).view(-1)
             if len(pos) == 0:
@@ -465,8 +451,7 @@ class DetSegNet(nn.Module):
             cands.append(rects[b, top])
             gts.append(batch["gt_rects"][b][gt_all[b, top]].to(rects.dtype))
             bidx.append(torch.full((len(top),), b, dtype=torch.long))
-            offset += len(top)
-        if offset < 2:  # BatchNorm1d needs two samples
+        if sum(map(len, bidx)) < 2:  # BatchNorm1d needs two samples
             return out["seg"].sum() * 0.0
         cands, gts, bidx = torch.cat(cands), torch.cat(gts), torch.cat(bidx)
         target = encode_refinement_torch(cands, gts)

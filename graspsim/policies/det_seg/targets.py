@@ -46,7 +46,6 @@ from dataclasses import dataclass
 import numpy as np
 
 NUM_BINS = 18
-BIN_WIDTH = math.pi / NUM_BINS
 
 
 # --------------------------------------------------------------------------- letterbox
@@ -78,10 +77,7 @@ class Letterbox:
         import cv2
 
         new_w, new_h = self.inner_wh
-        if nearest:
-            interp = cv2.INTER_NEAREST
-        else:
-            interp = cv2.INTER_AREA if self.scale < 1 else cv2.INTER_LINEAR
+        interp = cv2.INTER_NEAREST if nearest else cv2.INTER_AREA if self.scale < 1 else cv2.INTER_LINEAR
         src = np.ascontiguousarray(img)
         if (new_w, new_h) != (src.shape[1], src.shape[0]):
             conv = src.astype(np.float32) if src.dtype not in (np.uint8, np.uint16, np.float32) else src
@@ -107,14 +103,6 @@ class Letterbox:
         r[:, 1] = (r[:, 1] - self.pad_y) / self.scale
         r[:, 2:4] /= self.scale
         return r
-
-    def crop_valid(self, arr, axis_h: int = -2, axis_w: int = -1):
-        """Cut the padding off an array laid out on the network grid (any array with H, W axes; numpy or torch)."""
-        new_w, new_h = self.inner_wh
-        idx = [slice(None)] * arr.ndim
-        idx[axis_h] = slice(self.pad_y, self.pad_y + new_h)
-        idx[axis_w] = slice(self.pad_x, self.pad_x + new_w)
-        return arr[tuple(idx)]
 
 
 # --------------------------------------------------------------------------- angles
@@ -154,8 +142,7 @@ def anchor_centres(size: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
     rows, cols = level_shape(size, stride)
     xs = np.arange(cols, dtype=np.float64) * stride + (stride - 1) / 2
     ys = np.arange(rows, dtype=np.float64) * stride + (stride - 1) / 2
-    ax, ay = np.meshgrid(xs, ys)
-    return ax, ay
+    return tuple(np.meshgrid(xs, ys))
 
 
 def assign_levels(rects_net: np.ndarray, anchor_sizes: list[float]) -> np.ndarray:

@@ -46,7 +46,16 @@ VAL_KEYS = ("grasp_accuracy", "seg_iou", "images")
 # --------------------------------------------------------------------------- batch and loss functions
 
 
-class _DetSegTask:
+class _Task:
+    """A network kind (``kind``, ``config``: its config dataclass): the fresh network, batches and loss."""
+
+    kind: str
+
+    def build(self):
+        return build_net(self.kind, self.config)
+
+
+class _DetSegTask(_Task):
     kind = "det_seg"
 
     def __init__(self, config):
@@ -54,19 +63,13 @@ class _DetSegTask:
 
         self.config = DetSegConfig.coerce(config)
 
-    def build(self):
-        return build_net(self.kind, self.config)
-
     def batch(self, items: list[tuple]) -> dict[str, Any]:
         import torch
 
         from graspsim.policies.det_seg.targets import encode_det_targets
 
         cfg = self.config
-        levels = len(cfg.det_levels)
-        cls = [[] for _ in range(levels)]
-        reg = [[] for _ in range(levels)]
-        gt = [[] for _ in range(levels)]
+        cls, reg, gt = ([[] for _ in cfg.det_levels] for _ in range(3))
         rgbs, segs, gts, labelled = [], [], [], []
         for item in items:
             rgb, seg, _depth, rects, quality = item[:5]
@@ -88,16 +91,13 @@ class _DetSegTask:
         return net.loss(net(batch["rgb"]), batch)
 
 
-class _GrConvTask:
+class _GrConvTask(_Task):
     kind = "grconvnet"
 
     def __init__(self, config):
         from graspsim.policies.det_seg.grconvnet import GrConvNetConfig
 
         self.config = GrConvNetConfig.coerce(config)
-
-    def build(self):
-        return build_net(self.kind, self.config)
 
     def batch(self, items: list[tuple]) -> dict[str, Any]:
         import torch
@@ -159,39 +159,33 @@ def _num(v: float) -> float | None:
 # --------------------------------------------------------------------------- entry points
 
 
-def train_det_seg(data_dir: str | Path, out_dir: str | Path, *, epochs: int = 40, batch_size: int = 8, seed: int = 0,
-                  val_fraction: float = 0.1, config=None, resume: bool = False, progress: bool = True,
-                  max_minutes: float | None = None, lr: float = 2e-3, augment_data: bool = True,
-                  num_threads: int | None = None, init: str | Path | None = None) -> dict:
+def train_det_seg(data_dir: str | Path, out_dir: str | Path, *, epochs: int = 40, lr: float = 2e-3, config=None,
+                  **kw) -> dict:
     """Train a :class:`~.model.DetSegNet` (``config``: DetSegConfig or dict; None = defaults). Returns the metadata dict.
 
-    ``init``: a det_seg checkpoint directory whose weights start the run (fine-tuning, e.g. at another
-    ``input_size``); ``config`` must describe the same layers (see :func:`~.checkpoint.init_config`).
+    The other keywords: those of :func:`_train`. ``init``: a det_seg checkpoint directory whose weights start the
+    run (fine-tuning, e.g. at another ``input_size``); ``config`` must describe the same layers (see
+    :func:`~.checkpoint.init_config`).
     """
-    return _train(_DetSegTask(config), data_dir, out_dir, epochs=epochs, batch_size=batch_size, seed=seed,
-                  val_fraction=val_fraction, resume=resume, progress=progress, max_minutes=max_minutes, lr=lr,
-                  augment_data=augment_data, num_threads=num_threads, init=init)
+    return _train(_DetSegTask(config), data_dir, out_dir, epochs=epochs, lr=lr, **kw)
 
 
-def train_grconvnet(data_dir: str | Path, out_dir: str | Path, *, epochs: int = 20, batch_size: int = 8, seed: int = 0,
-                    val_fraction: float = 0.1, config=None, resume: bool = False, progress: bool = True,
-                    max_minutes: float | None = None, lr: float = 1e-3, augment_data: bool = True,
-                    num_threads: int | None = None, init: str | Path | None = None) -> dict:
+def train_grconvnet(data_dir: str | Path, out_dir: str | Path, *, epochs: int = 20, lr: float = 1e-3, config=None,
+                    **kw) -> dict:
     """Train a :class:`~.grconvnet.GrConvNet` (``config``: GrConvNetConfig or dict). Returns the metadata dict.
 
-    The decoded finger size ``finger_px`` is set to the median ``h`` of the
-    training grasps (network px) unless ``config`` gives it explicitly.
+    The other keywords: those of :func:`_train`. The decoded finger size ``finger_px`` is set to the median ``h``
+    of the training grasps (network px) unless ``config`` gives it explicitly (or ``init`` does).
     """
     explicit_finger = isinstance(config, dict) and "finger_px" in config
-    return _train(_GrConvTask(config), data_dir, out_dir, epochs=epochs, batch_size=batch_size, seed=seed,
-                  val_fraction=val_fraction, resume=resume, progress=progress, max_minutes=max_minutes, lr=lr,
-                  augment_data=augment_data, num_threads=num_threads, set_finger=not explicit_finger and init is None,
-                  init=init)
+    return _train(_GrConvTask(config), data_dir, out_dir, epochs=epochs, lr=lr,
+                  set_finger=not explicit_finger and kw.get("init") is None, **kw)
 
 
-def _train(task, data_dir, out_dir, *, epochs: int, batch_size: int, seed: int, val_fraction: float, resume: bool,
-           progress: bool, max_minutes: float | None, lr: float, augment_data: bool, num_threads: int | None,
-           set_finger: bool = False, init: str | Path | None = None) -> dict:
+def _train(task, data_dir, out_dir, *, epochs: int, lr: float, batch_size: int = 8, seed: int = 0,
+           val_fraction: float = 0.1, resume: bool = False, progress: bool = True, max_minutes: float | None = None,
+           augment_data: bool = True, num_threads: int | None = None, set_finger: bool = False,
+           init: str | Path | None = None) -> dict:
     from graspsim.learn.loop import LoopConfig, train
     from graspsim.learn.schedule import cosine_with_ramp
 
