@@ -16,7 +16,6 @@ segment closest to the camera and to the image centre.
 
 from __future__ import annotations
 
-import importlib
 import math
 from dataclasses import dataclass
 from typing import Any, ClassVar, Sequence
@@ -26,17 +25,12 @@ import numpy as np
 
 from graspsim.config import GripperSpec
 from graspsim.grasping.mask_grasps import ScoredGrasp, fallback_grasp, object_grasps
-from graspsim.policies.base import PolicyError, PolicyOutput
+from graspsim.policies.base import PolicyError, PolicyOutput, catalog, copy_config
 from graspsim.policies.config import GraspPlanConfig, arg
 from graspsim.types import GraspRect, Observation
 
 # Typical product face size (metres) used to judge whether a segment's area is plausible.
 _PRODUCT_SIZE_M = 0.06
-
-
-def _catalog():
-    # Imported on use so the module imports without the catalog (and tests can swap it).
-    return importlib.import_module("graspsim.assets.catalog")
 
 
 def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
@@ -46,13 +40,8 @@ def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
     return lab.reshape(np.shape(rgb))
 
 
-def palette_distance(
-    rgb: np.ndarray,
-    palette: Sequence[Sequence[float]],
-    lightness_weight: float = 0.5,
-    secondary_penalty: float = 1.25,
-    main: Sequence[bool] | None = None,
-) -> np.ndarray:
+def palette_distance(rgb: np.ndarray, palette: Sequence[Sequence[float]], lightness_weight: float = 0.5,
+                     secondary_penalty: float = 1.25, main: Sequence[bool] | None = None) -> np.ndarray:
     """(H, W) float32: Lab distance of each pixel of ``rgb`` (H, W, 3 uint8) to the nearest palette colour.
 
     ``palette``: RGB triples 0..255. ``main`` flags the body colours (default: only
@@ -154,16 +143,8 @@ class HeuristicPolicy:
     def __init__(self, config: HeuristicPolicyConfig | None = None, **kwargs: Any) -> None:
         """Build from ``config`` or from its fields as keyword arguments (``HeuristicPolicy(min_area_px=60)``)."""
         self.config = cfg = HeuristicPolicyConfig.resolve(config, kwargs)
+        copy_config(self, cfg)
         self.gripper = cfg.gripper or GripperSpec()
-        self.grasp_depth_m = cfg.grasp_depth_m
-        self.margin_m = cfg.margin_m
-        self.color_threshold = cfg.color_threshold
-        self.lightness_weight = cfg.lightness_weight
-        self.depth_jump_m = cfg.depth_jump_m
-        self.min_area_px = cfg.min_area_px
-        self.max_segments = cfg.max_segments
-        self.max_candidates = cfg.max_candidates
-        self.use_seen_variants = cfg.use_seen_variants
 
     def reset(self, rng: np.random.Generator) -> None:
         pass  # deterministic
@@ -172,9 +153,9 @@ class HeuristicPolicy:
 
     def _palette(self, target_class: str) -> tuple[list[tuple[float, ...]], list[bool]]:
         """``(colours, is_body_colour)``: the class palette, then the seen flavours' recoloured palettes."""
-        catalog = _catalog()
+        cat = catalog()
         try:
-            cls = catalog.get_class(target_class)
+            cls = cat.get_class(target_class)
         except (LookupError, ValueError) as exc:
             raise PolicyError(f"unknown target class {target_class!r}") from exc
         palette = [tuple(float(c) for c in colour) for colour in cls.palette]
@@ -183,7 +164,7 @@ class HeuristicPolicy:
             raise PolicyError(f"target class {target_class!r} has an empty palette")
         # Flavours recolour the class palette. Only the seen (training) flavours are
         # known to a policy: using the unseen ones would leak the test split.
-        variant_palette = getattr(catalog, "variant_palette", None)
+        variant_palette = getattr(cat, "variant_palette", None)
         if self.use_seen_variants and variant_palette is not None:
             for v in getattr(cls, "variants_seen", ()):
                 try:

@@ -8,7 +8,6 @@ perception is perfect.
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -16,14 +15,9 @@ import numpy as np
 
 from graspsim.config import GripperSpec
 from graspsim.grasping.mask_grasps import ScoredGrasp, fallback_grasp, object_grasps
-from graspsim.policies.base import PolicyError, PolicyOutput
+from graspsim.policies.base import PolicyError, PolicyOutput, catalog, copy_config
 from graspsim.policies.config import GraspPlanConfig, arg
 from graspsim.types import Observation
-
-
-def _catalog():
-    # Imported on use: the catalog is heavy-ish and the policy module must import without it.
-    return importlib.import_module("graspsim.assets.catalog")
 
 
 @dataclass(frozen=True)
@@ -61,13 +55,8 @@ class OraclePolicy:
     def __init__(self, config: OraclePolicyConfig | None = None, **kwargs: Any) -> None:
         """Build from ``config`` or from its fields as keyword arguments (``OraclePolicy(n_angles=8)``)."""
         self.config = cfg = OraclePolicyConfig.resolve(config, kwargs)
-        self.surface_slab_m = cfg.surface_slab_m
+        copy_config(self, cfg)
         self.gripper = cfg.gripper or GripperSpec()
-        self.grasp_depth_m = cfg.grasp_depth_m
-        self.margin_m = cfg.margin_m
-        self.n_angles = cfg.n_angles
-        self.max_candidates = cfg.max_candidates
-        self.max_instances = cfg.max_instances
 
     def reset(self, rng: np.random.Generator) -> None:
         pass  # deterministic
@@ -76,7 +65,7 @@ class OraclePolicy:
         if obs.class_seg is None or obs.instance_seg is None:
             raise PolicyError("the oracle needs privileged segmentation (class_seg and instance_seg) in the observation")
         try:
-            class_idx = _catalog().class_index(obs.target_class)
+            class_idx = catalog().class_index(obs.target_class)
         except (LookupError, ValueError) as exc:
             raise PolicyError(f"unknown target class {obs.target_class!r}") from exc
         target = np.asarray(obs.class_seg) == class_idx
