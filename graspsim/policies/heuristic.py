@@ -149,8 +149,6 @@ class HeuristicPolicy:
     def reset(self, rng: np.random.Generator) -> None:
         pass  # deterministic
 
-    # -- pieces -------------------------------------------------------------
-
     def _palette(self, target_class: str) -> tuple[list[tuple[float, ...]], list[bool]]:
         """``(colours, is_body_colour)``: the class palette, then the seen flavours' recoloured palettes."""
         cat = catalog()
@@ -195,8 +193,6 @@ class HeuristicPolicy:
     def _expected_area(self, obs: Observation, z: float) -> float:
         fx, fy = float(obs.camera.K[0, 0]), float(obs.camera.K[1, 1])
         return (_PRODUCT_SIZE_M**2) * fx * fy / max(z, 1e-3) ** 2
-
-    # -- policy -------------------------------------------------------------
 
     def act(self, obs: Observation) -> PolicyOutput:
         palette, main = self._palette(obs.target_class)

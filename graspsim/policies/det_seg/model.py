@@ -252,8 +252,6 @@ class DetSegNet(nn.Module):
         self.register_buffer("mean", torch.tensor(self.MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(self.STD).view(1, 3, 1, 1), persistent=False)
 
-    # ------------------------------------------------------------------ forward
-
     def forward(self, rgb: torch.Tensor) -> dict[str, Any]:
         cfg = self.config
         x = (rgb - self.mean) / self.std
@@ -268,8 +266,6 @@ class DetSegNet(nn.Module):
         if self.seg_fine is not None:
             seg = self.seg_fine(seg, stem)
         return {"cls": cls, "reg": reg, "seg": seg, "feat": p[cfg.det_levels[0] - 2]}
-
-    # ------------------------------------------------------------------ decoding
 
     def _anchors(self, level_index: int, h: int, w: int, device) -> tuple[torch.Tensor, torch.Tensor, float]:
         stride = self.config.det_strides[level_index]
@@ -341,8 +337,6 @@ class DetSegNet(nn.Module):
             results.append({"rects": r, "scores": s})
         return results
 
-    # ------------------------------------------------------------------ refinement inputs
-
     def refine_inputs(self, probs: torch.Tensor, feat: torch.Tensor, rects: torch.Tensor,
                       batch_index: torch.Tensor) -> torch.Tensor:
         """(N, 2 S^2 [+ C]) MLP input for candidates ``rects`` (N, 5) on images ``batch_index`` (N,).
@@ -379,8 +373,6 @@ class DetSegNet(nn.Module):
                 parts.append(F.grid_sample(feat[b:b + 1], centre.view(1, m, 1, 2), align_corners=False)[0, :, :, 0].T)
             out[sel] = torch.cat(parts, 1)
         return out
-
-    # ------------------------------------------------------------------ loss
 
     def loss(self, out: dict[str, Any], batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         """Training loss. ``batch``: ``cls`` / ``reg`` / ``gt`` lists per level of stacked targets

@@ -48,9 +48,6 @@ import numpy as np
 NUM_BINS = 18
 
 
-# --------------------------------------------------------------------------- letterbox
-
-
 @dataclass(frozen=True)
 class Letterbox:
     """The map from a ``src_w x src_h`` image to the ``size x size`` network input (see the module docstring)."""
@@ -105,9 +102,6 @@ class Letterbox:
         return r
 
 
-# --------------------------------------------------------------------------- angles
-
-
 def wrap_angle(theta):
     """Wrap angles (array or float) into ``[-pi/2, pi/2)``."""
     return (np.asarray(theta, dtype=np.float64) + math.pi / 2) % math.pi - math.pi / 2
@@ -122,9 +116,6 @@ def angle_to_bin(theta, num_bins: int = NUM_BINS) -> np.ndarray:
 def bin_to_angle(bins, num_bins: int = NUM_BINS) -> np.ndarray:
     """The mean angle (radians) of each orientation class."""
     return -math.pi / 2 + (np.asarray(bins, dtype=np.float64) + 0.5) * (math.pi / num_bins)
-
-
-# --------------------------------------------------------------------------- anchors
 
 
 def level_shape(size: int, stride: int) -> tuple[int, int]:
@@ -220,9 +211,6 @@ def encode_det_targets(rects_net: np.ndarray, quality: np.ndarray | None, size: 
     return out
 
 
-# --------------------------------------------------------------------------- refinement (seed Eq. 10)
-
-
 def encode_refinement(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
     """(N, 5) refinement targets of ground truth ``gt`` relative to predictions ``pred`` (both (N, 5))."""
     p = np.asarray(pred, dtype=np.float64).reshape(-1, 5)
@@ -243,9 +231,6 @@ def apply_refinement(pred: np.ndarray, t: np.ndarray) -> np.ndarray:
     return np.stack([p[:, 0] + ax * c - ay * s, p[:, 1] + ax * s + ay * c,
                      p[:, 2] * np.exp(np.clip(t[:, 2], -6, 6)), p[:, 3] * np.exp(np.clip(t[:, 3], -6, 6)),
                      wrap_angle(p[:, 4] + t[:, 4] * math.pi)], axis=1)
-
-
-# --------------------------------------------------------------------------- GR-ConvNet maps
 
 
 def encode_grconvnet_maps(rects_net: np.ndarray, quality: np.ndarray | None, size: int,

@@ -29,7 +29,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +40,6 @@ from graspsim.policies.det_seg.samples import Sample, augment, load_samples
 
 #: The validation numbers recorded as ``metadata["val_metrics"]``.
 VAL_KEYS = ("grasp_accuracy", "seg_iou", "images")
-
-
-# --------------------------------------------------------------------------- batch and loss functions
 
 
 class _Task:
@@ -120,9 +116,6 @@ class _GrConvTask(_Task):
         return net.loss(net(batch["x"]), batch["maps"], batch["valid"])
 
 
-# --------------------------------------------------------------------------- validation
-
-
 def validate(net, samples: list[Sample], kind: str) -> dict[str, float | None]:
     """Top-1 Jaccard grasp accuracy (source px, every ground truth of the image) and, for det_seg, mean seg IoU.
 
@@ -131,6 +124,7 @@ def validate(net, samples: list[Sample], kind: str) -> dict[str, float | None]:
     would not be comparable across runs.
     """
     from graspsim.grasping.metrics import grasp_accuracy, segmentation_iou
+    from graspsim.policies.det_seg.evaluate import _clean, _nanmean
     from graspsim.policies.det_seg.model import NUM_SEG_CLASSES
     from graspsim.policies.det_seg.policy import make_predictor
     from graspsim.types import GraspRect
@@ -147,16 +141,8 @@ def validate(net, samples: list[Sample], kind: str) -> dict[str, float | None]:
         if out["seg"] is not None:
             ious.append(segmentation_iou(out["seg"], s.src_class_map.astype(np.int64), NUM_SEG_CLASSES)["mean_iou"])
     net.train(was_training)
-    acc = grasp_accuracy(preds, gts) if preds else float("nan")
-    return {"grasp_accuracy": _num(acc), "seg_iou": _num(float(np.nanmean(ious))) if ious else None,
-            "images": len(preds)}
-
-
-def _num(v: float) -> float | None:
-    return None if v is None or not math.isfinite(v) else float(v)
-
-
-# --------------------------------------------------------------------------- entry points
+    return _clean({"grasp_accuracy": grasp_accuracy(preds, gts) if preds else None, "seg_iou": _nanmean(ious),
+                   "images": len(preds)})
 
 
 def train_det_seg(data_dir: str | Path, out_dir: str | Path, *, epochs: int = 40, lr: float = 2e-3, config=None,
