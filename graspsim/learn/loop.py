@@ -189,7 +189,7 @@ class _Run:
                 sums[k] = sums.get(k, 0.0) + float(v.detach())
             n, self.step = n + 1, self.step + 1
             bar.update(1)
-            bar.set_postfix(loss=f"{float(parts['loss']):.3f}")
+            bar.set_postfix(loss=f"{float(parts['loss'].detach()):.3f}")
         self.epoch += 1
         model.eval()
         return {"epoch": self.epoch, "step": self.step, **{f"train_{k}": v / max(1, n) for k, v in sums.items()},

@@ -492,10 +492,9 @@ def seg_labels_from_logits(seg_logits: torch.Tensor, letterbox: T.Letterbox) -> 
     new_w, new_h = lb.inner_wh
     crop = _unpadded(seg_logits, lb).permute(1, 2, 0).float().contiguous().numpy()
     mid_w, mid_h = min(new_w, lb.src_w), min(new_h, lb.src_h)
-    labels = np.empty((mid_h, mid_w), dtype=np.uint8)
     # OpenCV resizes at most 512 channels at once (we have 25)
     up = cv2.resize(crop, (mid_w, mid_h), interpolation=cv2.INTER_LINEAR).reshape(mid_h, mid_w, -1)
-    labels[:] = up.argmax(-1)
+    labels = up.argmax(-1).astype(np.uint8)
     if (mid_w, mid_h) != (lb.src_w, lb.src_h):
         labels = cv2.resize(labels, (lb.src_w, lb.src_h), interpolation=cv2.INTER_NEAREST)
     return labels.astype(np.int64)
