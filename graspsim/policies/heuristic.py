@@ -181,22 +181,14 @@ class HeuristicPolicy:
                              grasp_depth_m=self.grasp_depth_m, margin_m=self.margin_m,
                              max_candidates=self.max_candidates)
 
-    def _valid(self, obs: Observation) -> np.ndarray:
-        d = np.asarray(obs.depth_m)
-        # Pixels at the far plane saw nothing: never part of an object.
-        return np.isfinite(d) & (d > 0) & (d < 0.999 * obs.camera.far_m)
-
     def _segments(self, candidate: np.ndarray, edges: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
         pixels = (candidate & ~edges).astype(np.uint8)
         return cv2.connectedComponentsWithStats(pixels, connectivity=4)[:3]
 
-    def _expected_area(self, obs: Observation, z: float) -> float:
-        fx, fy = float(obs.camera.K[0, 0]), float(obs.camera.K[1, 1])
-        return (_PRODUCT_SIZE_M**2) * fx * fy / max(z, 1e-3) ** 2
-
     def act(self, obs: Observation) -> PolicyOutput:
         palette, main = self._palette(obs.target_class)
-        valid = self._valid(obs)
+        d = np.asarray(obs.depth_m)
+        valid = np.isfinite(d) & (d > 0) & (d < 0.999 * obs.camera.far_m)  # the far plane: nothing was hit there
         dist = palette_distance(obs.rgb, palette, self.lightness_weight, main=main)
         sigma = self.color_threshold / 2.0
         likelihood = np.exp(-0.5 * (dist / sigma) ** 2).astype(np.float32)
@@ -210,6 +202,7 @@ class HeuristicPolicy:
 
         segments: list[tuple[float, int]] = []
         depth = np.asarray(obs.depth_m, dtype=np.float64)
+        fx, fy = float(obs.camera.K[0, 0]), float(obs.camera.K[1, 1])
         for label in range(1, n):
             area = int(stats[label, cv2.CC_STAT_AREA])
             if area < self.min_area_px:
@@ -218,7 +211,7 @@ class HeuristicPolicy:
             region = labels[y : y + h, x : x + w] == label
             colour = float(likelihood[y : y + h, x : x + w][region].mean())
             z = float(np.median(depth[y : y + h, x : x + w][region]))
-            expected = self._expected_area(obs, z)
+            expected = (_PRODUCT_SIZE_M**2) * fx * fy / max(z, 1e-3) ** 2  # a product face's area in px at z
             # Too small: a speck or a sliver of an occluded product; far too big: a wall
             # or a table that happens to share a palette colour.
             if area > 30.0 * expected:

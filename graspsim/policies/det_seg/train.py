@@ -14,9 +14,8 @@
   (suite, seed) keys, a ``val_fraction`` share held out with
   ``numpy.random.default_rng(seed)``; ``val_fraction = 0`` validates on the
   training scenes (flagged in the metadata). Unlabelled scenes always train.
-* **Sampling** (:class:`graspsim.learn.sampling.EpochShuffle`): epoch ``e``
-  shuffles and augments with ``numpy.random.default_rng([seed, e])``; nothing
-  else is random (the hard-negative mining is deterministic).
+* **Sampling** (:class:`graspsim.learn.sampling.EpochShuffle`, augmentation included); nothing else is
+  random (the hard-negative mining is deterministic).
 * **Optimiser**: AdamW (lr ``lr``, weight decay 1e-4), cosine schedule over all
   steps times a 50-step ramp, gradient norm clipped at 10. (The seed uses SGD +
   Nesterov with an ImageNet-pretrained ResNet-101; from scratch on a CPU Adam is
