@@ -124,13 +124,10 @@ class Backbone(nn.Module):
         if len(cfg.channels) != 4 or len(cfg.depths) != 4:
             raise ValueError("channels and depths need 4 entries (C2..C5)")
         self.stem = conv_bn(in_channels, cfg.stem_channels, 3, 2)
-        stages = []
-        cin = cfg.stem_channels
-        for cout, depth in zip(cfg.channels, cfg.depths):
-            layers = [conv_bn(cin, cout, 3, 2)] + [conv_bn(cout, cout) for _ in range(depth)]
-            stages.append(nn.Sequential(*layers))
-            cin = cout
-        self.stages = nn.ModuleList(stages)
+        cins = (cfg.stem_channels, *cfg.channels[:-1])
+        self.stages = nn.ModuleList(
+            nn.Sequential(conv_bn(cin, cout, 3, 2), *[conv_bn(cout, cout) for _ in range(depth)])
+            for cin, cout, depth in zip(cins, cfg.channels, cfg.depths))
 
     def forward(self, x: torch.Tensor, with_stem: bool = False):
         """[C2, C3, C4, C5]; ``with_stem``: ``(stem, [C2..C5])`` (stem = stride-2 features)."""
@@ -394,8 +391,7 @@ class DetSegNet(nn.Module):
             n_pos_total += n_pos
             # hardest negatives per image
             neg_loss = torch.where(pos, torch.zeros_like(ce), ce).detach().view(b, -1)
-            k = max(cfg.min_negatives, int(cfg.neg_ratio * max(n_pos, 1) / b))
-            k = min(k, neg_loss.shape[1])
+            k = min(max(cfg.min_negatives, int(cfg.neg_ratio * max(n_pos, 1) / b)), neg_loss.shape[1])
             thresh = neg_loss.topk(k, dim=1).values[:, -1:]
             neg = (~pos) & (neg_loss >= thresh).view(b, h, w) & (neg_loss > 0).view(b, h, w)
             sel = pos | neg

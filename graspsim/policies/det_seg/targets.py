@@ -120,8 +120,7 @@ def bin_to_angle(bins, num_bins: int = NUM_BINS) -> np.ndarray:
 
 def level_shape(size: int, stride: int) -> tuple[int, int]:
     """(rows, cols) of an FPN level of a ``size x size`` input (strided 3x3 convs with padding 1)."""
-    n = size
-    s = 1
+    n, s = size, 1
     while s < stride:
         n = (n + 1) // 2
         s *= 2
