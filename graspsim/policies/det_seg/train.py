@@ -123,25 +123,22 @@ def validate(net, samples: list[Sample], kind: str) -> dict[str, float | None]:
     would not be comparable across runs.
     """
     from graspsim.grasping.metrics import grasp_accuracy, segmentation_iou
-    from graspsim.policies.det_seg.evaluate import _clean, _nanmean
-    from graspsim.policies.det_seg.model import NUM_SEG_CLASSES
+    from graspsim.policies.det_seg.evaluate import _clean, _nanmean, _Tally
     from graspsim.policies.det_seg.policy import make_predictor
-    from graspsim.types import GraspRect
 
     was_training = net.training
     pred = make_predictor(net, min_region_px=0.0, guided=False)
-    preds, gts, ious = [], [], []
+    t = _Tally(has_seg=False)  # the top-1 grasps; the strict seg IoU alone is added below
     for s in samples:
         if len(s.src_rects) == 0:
             continue
         out = pred.predict(s.src_rgb, s.src_depth) if kind == "grconvnet" else pred.predict(s.src_rgb)
-        preds.append(GraspRect(*out["rects"][0]) if len(out["rects"]) else None)
-        gts.append([GraspRect(*r) for r in s.src_rects])
+        t.add({"grasps": s.src_rects}, out)
         if out["seg"] is not None:
-            ious.append(segmentation_iou(out["seg"], s.src_class_map.astype(np.int64), NUM_SEG_CLASSES)["mean_iou"])
+            t.ious.append(segmentation_iou(out["seg"], s.src_class_map.astype(np.int64), t.num_classes)["mean_iou"])
     net.train(was_training)
-    return _clean({"grasp_accuracy": grasp_accuracy(preds, gts) if preds else None, "seg_iou": _nanmean(ious),
-                   "images": len(preds)})
+    return _clean({"grasp_accuracy": grasp_accuracy(t.preds, t.gts) if t.preds else None,
+                   "seg_iou": _nanmean(t.ious), "images": len(t.preds)})
 
 
 def train_det_seg(data_dir: str | Path, out_dir: str | Path, *, epochs: int = 40, lr: float = 2e-3, config=None,
