@@ -140,12 +140,11 @@ class _Run:
         self.history = _sync_metrics(out, self.epoch)
 
     def run(self) -> dict:
-        t0 = time.perf_counter()
-        bar = None
-        if self.cfg.progress:
-            from tqdm import tqdm
+        from tqdm import tqdm
 
-            bar = tqdm(total=self.total, initial=self.step, unit="step", desc=self.cfg.name, dynamic_ncols=True)
+        t0 = time.perf_counter()
+        bar = tqdm(total=self.total, initial=self.step, unit="step", desc=self.cfg.name, dynamic_ncols=True,
+                   disable=not self.cfg.progress)
         meta = None
         try:
             with JsonlWriter(self.out / METRICS_FILE, key="epoch") as writer:
@@ -165,8 +164,7 @@ class _Run:
                         self.log(f"stopped after epoch {self.epoch} (--max-minutes {limit}); resume to finish")
                         break
         finally:
-            if bar is not None:
-                bar.close()
+            bar.close()
         # None: the state outlived the last epoch's checkpoint (a kill in between); finish it
         return meta or self._checkpoint(True, False, self.wall_before)
 
@@ -190,9 +188,8 @@ class _Run:
             for k, v in parts.items():
                 sums[k] = sums.get(k, 0.0) + float(v.detach())
             n, self.step = n + 1, self.step + 1
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{float(parts['loss']):.3f}")
+            bar.update(1)
+            bar.set_postfix(loss=f"{float(parts['loss'].detach()):.3f}")
         self.epoch += 1
         model.eval()
         return {"epoch": self.epoch, "step": self.step, **{f"train_{k}": v / max(1, n) for k, v in sums.items()},

@@ -10,7 +10,8 @@ independent of how attempts are spread over workers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import importlib
+from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
@@ -62,3 +63,14 @@ class Policy(Protocol):
 
 class PolicyError(RuntimeError):
     """A policy could not produce a grasp (recorded as an invalid action)."""
+
+
+def catalog():
+    """:mod:`graspsim.assets.catalog`, imported on use: policy modules import without it (tests swap it)."""
+    return importlib.import_module("graspsim.assets.catalog")
+
+
+def copy_config(policy: Any, config: Any) -> None:
+    """Every field of a policy's ``config`` dataclass also as an attribute of ``policy`` (``policy.n_angles``)."""
+    for f in fields(config):
+        setattr(policy, f.name, getattr(config, f.name))

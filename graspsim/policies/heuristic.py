@@ -16,7 +16,6 @@ segment closest to the camera and to the image centre.
 
 from __future__ import annotations
 
-import importlib
 import math
 from dataclasses import dataclass
 from typing import Any, ClassVar, Sequence
@@ -26,17 +25,12 @@ import numpy as np
 
 from graspsim.config import GripperSpec
 from graspsim.grasping.mask_grasps import ScoredGrasp, fallback_grasp, object_grasps
-from graspsim.policies.base import PolicyError, PolicyOutput
+from graspsim.policies.base import PolicyError, PolicyOutput, catalog, copy_config
 from graspsim.policies.config import GraspPlanConfig, arg
 from graspsim.types import GraspRect, Observation
 
 # Typical product face size (metres) used to judge whether a segment's area is plausible.
 _PRODUCT_SIZE_M = 0.06
-
-
-def _catalog():
-    # Imported on use so the module imports without the catalog (and tests can swap it).
-    return importlib.import_module("graspsim.assets.catalog")
 
 
 def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
@@ -46,13 +40,8 @@ def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
     return lab.reshape(np.shape(rgb))
 
 
-def palette_distance(
-    rgb: np.ndarray,
-    palette: Sequence[Sequence[float]],
-    lightness_weight: float = 0.5,
-    secondary_penalty: float = 1.25,
-    main: Sequence[bool] | None = None,
-) -> np.ndarray:
+def palette_distance(rgb: np.ndarray, palette: Sequence[Sequence[float]], lightness_weight: float = 0.5,
+                     secondary_penalty: float = 1.25, main: Sequence[bool] | None = None) -> np.ndarray:
     """(H, W) float32: Lab distance of each pixel of ``rgb`` (H, W, 3 uint8) to the nearest palette colour.
 
     ``palette``: RGB triples 0..255. ``main`` flags the body colours (default: only
@@ -154,28 +143,17 @@ class HeuristicPolicy:
     def __init__(self, config: HeuristicPolicyConfig | None = None, **kwargs: Any) -> None:
         """Build from ``config`` or from its fields as keyword arguments (``HeuristicPolicy(min_area_px=60)``)."""
         self.config = cfg = HeuristicPolicyConfig.resolve(config, kwargs)
+        copy_config(self, cfg)
         self.gripper = cfg.gripper or GripperSpec()
-        self.grasp_depth_m = cfg.grasp_depth_m
-        self.margin_m = cfg.margin_m
-        self.color_threshold = cfg.color_threshold
-        self.lightness_weight = cfg.lightness_weight
-        self.depth_jump_m = cfg.depth_jump_m
-        self.min_area_px = cfg.min_area_px
-        self.max_segments = cfg.max_segments
-        self.max_candidates = cfg.max_candidates
-        self.use_seen_variants = cfg.use_seen_variants
 
     def reset(self, rng: np.random.Generator) -> None:
-        # Deterministic: no randomness needed.
-        pass
-
-    # -- pieces -------------------------------------------------------------
+        pass  # deterministic
 
     def _palette(self, target_class: str) -> tuple[list[tuple[float, ...]], list[bool]]:
         """``(colours, is_body_colour)``: the class palette, then the seen flavours' recoloured palettes."""
-        catalog = _catalog()
+        cat = catalog()
         try:
-            cls = catalog.get_class(target_class)
+            cls = cat.get_class(target_class)
         except (LookupError, ValueError) as exc:
             raise PolicyError(f"unknown target class {target_class!r}") from exc
         palette = [tuple(float(c) for c in colour) for colour in cls.palette]
@@ -184,7 +162,7 @@ class HeuristicPolicy:
             raise PolicyError(f"target class {target_class!r} has an empty palette")
         # Flavours recolour the class palette. Only the seen (training) flavours are
         # known to a policy: using the unseen ones would leak the test split.
-        variant_palette = getattr(catalog, "variant_palette", None)
+        variant_palette = getattr(cat, "variant_palette", None)
         if self.use_seen_variants and variant_palette is not None:
             for v in getattr(cls, "variants_seen", ()):
                 try:
@@ -203,24 +181,14 @@ class HeuristicPolicy:
                              grasp_depth_m=self.grasp_depth_m, margin_m=self.margin_m,
                              max_candidates=self.max_candidates)
 
-    def _valid(self, obs: Observation) -> np.ndarray:
-        d = np.asarray(obs.depth_m)
-        # Pixels at the far plane saw nothing: never part of an object.
-        return np.isfinite(d) & (d > 0) & (d < 0.999 * obs.camera.far_m)
-
     def _segments(self, candidate: np.ndarray, edges: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
         pixels = (candidate & ~edges).astype(np.uint8)
         return cv2.connectedComponentsWithStats(pixels, connectivity=4)[:3]
 
-    def _expected_area(self, obs: Observation, z: float) -> float:
-        fx, fy = float(obs.camera.K[0, 0]), float(obs.camera.K[1, 1])
-        return (_PRODUCT_SIZE_M**2) * fx * fy / max(z, 1e-3) ** 2
-
-    # -- policy -------------------------------------------------------------
-
     def act(self, obs: Observation) -> PolicyOutput:
         palette, main = self._palette(obs.target_class)
-        valid = self._valid(obs)
+        d = np.asarray(obs.depth_m)
+        valid = np.isfinite(d) & (d > 0) & (d < 0.999 * obs.camera.far_m)  # the far plane: nothing was hit there
         dist = palette_distance(obs.rgb, palette, self.lightness_weight, main=main)
         sigma = self.color_threshold / 2.0
         likelihood = np.exp(-0.5 * (dist / sigma) ** 2).astype(np.float32)
@@ -234,6 +202,7 @@ class HeuristicPolicy:
 
         segments: list[tuple[float, int]] = []
         depth = np.asarray(obs.depth_m, dtype=np.float64)
+        fx, fy = float(obs.camera.K[0, 0]), float(obs.camera.K[1, 1])
         for label in range(1, n):
             area = int(stats[label, cv2.CC_STAT_AREA])
             if area < self.min_area_px:
@@ -242,7 +211,7 @@ class HeuristicPolicy:
             region = labels[y : y + h, x : x + w] == label
             colour = float(likelihood[y : y + h, x : x + w][region].mean())
             z = float(np.median(depth[y : y + h, x : x + w][region]))
-            expected = self._expected_area(obs, z)
+            expected = (_PRODUCT_SIZE_M**2) * fx * fy / max(z, 1e-3) ** 2  # a product face's area in px at z
             # Too small: a speck or a sliver of an occluded product; far too big: a wall
             # or a table that happens to share a palette colour.
             if area > 30.0 * expected:
@@ -263,14 +232,10 @@ class HeuristicPolicy:
 
         if best is not None:
             total, grasp, mask, seg_score, grasps = best
-            info: dict[str, Any] = {
-                "fallback": False,
-                "segment_score": round(seg_score, 4),
-                "grasp_score": round(grasp.score, 4),
-                "n_segments": len(segments),
-            }
-            candidates = [g.rect for g in grasps[1:]]
-            return PolicyOutput(rect=grasp.rect, candidates=candidates, mask=mask, attention=likelihood, info=info)
+            info: dict[str, Any] = {"fallback": False, "segment_score": round(seg_score, 4),
+                                    "grasp_score": round(grasp.score, 4), "n_segments": len(segments)}
+            return PolicyOutput(rect=grasp.rect, candidates=[g.rect for g in grasps[1:]], mask=mask,
+                                attention=likelihood, info=info)
 
         if segments:
             # The colour found the target but no grasp passed the checks (too wide, or
@@ -285,9 +250,8 @@ class HeuristicPolicy:
         info["n_segments"] = len(segments)
         return PolicyOutput(rect=rect, mask=mask, attention=likelihood, info=info)
 
-    def _depth_fallback(
-        self, obs: Observation, valid: np.ndarray, edges: np.ndarray
-    ) -> tuple[GraspRect, np.ndarray | None, dict[str, Any]]:
+    def _depth_fallback(self, obs: Observation, valid: np.ndarray,
+                        edges: np.ndarray) -> tuple[GraspRect, np.ndarray | None, dict[str, Any]]:
         """Grasp the depth segment nearest to the camera and the image centre."""
         height, width = valid.shape
         n, labels, stats = self._segments(valid, edges)
@@ -323,11 +287,6 @@ class HeuristicPolicy:
         cx, cy = int(round(centre[0])), int(round(centre[1]))
         z = float(depth[cy, cx]) if valid[cy, cx] else 1.0
         fx = float(obs.camera.K[0, 0])
-        rect = GraspRect(
-            float(centre[0]),
-            float(centre[1]),
-            self.gripper.max_opening_m * fx / z,
-            self.gripper.finger_width_m * fx / z,
-            0.0,
-        )
+        rect = GraspRect(float(centre[0]), float(centre[1]), self.gripper.max_opening_m * fx / z,
+                         self.gripper.finger_width_m * fx / z, 0.0)
         return rect, None, {"fallback": True, "fallback_kind": "image_centre"}

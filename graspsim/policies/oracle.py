@@ -8,7 +8,6 @@ perception is perfect.
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -16,14 +15,9 @@ import numpy as np
 
 from graspsim.config import GripperSpec
 from graspsim.grasping.mask_grasps import ScoredGrasp, fallback_grasp, object_grasps
-from graspsim.policies.base import PolicyError, PolicyOutput
+from graspsim.policies.base import PolicyError, PolicyOutput, catalog, copy_config
 from graspsim.policies.config import GraspPlanConfig, arg
 from graspsim.types import Observation
-
-
-def _catalog():
-    # Imported on use: the catalog is heavy-ish and the policy module must import without it.
-    return importlib.import_module("graspsim.assets.catalog")
 
 
 @dataclass(frozen=True)
@@ -61,23 +55,17 @@ class OraclePolicy:
     def __init__(self, config: OraclePolicyConfig | None = None, **kwargs: Any) -> None:
         """Build from ``config`` or from its fields as keyword arguments (``OraclePolicy(n_angles=8)``)."""
         self.config = cfg = OraclePolicyConfig.resolve(config, kwargs)
-        self.surface_slab_m = cfg.surface_slab_m
+        copy_config(self, cfg)
         self.gripper = cfg.gripper or GripperSpec()
-        self.grasp_depth_m = cfg.grasp_depth_m
-        self.margin_m = cfg.margin_m
-        self.n_angles = cfg.n_angles
-        self.max_candidates = cfg.max_candidates
-        self.max_instances = cfg.max_instances
 
     def reset(self, rng: np.random.Generator) -> None:
-        # Deterministic: no randomness needed.
-        pass
+        pass  # deterministic
 
     def act(self, obs: Observation) -> PolicyOutput:
         if obs.class_seg is None or obs.instance_seg is None:
             raise PolicyError("the oracle needs privileged segmentation (class_seg and instance_seg) in the observation")
         try:
-            class_idx = _catalog().class_index(obs.target_class)
+            class_idx = catalog().class_index(obs.target_class)
         except (LookupError, ValueError) as exc:
             raise PolicyError(f"unknown target class {obs.target_class!r}") from exc
         target = np.asarray(obs.class_seg) == class_idx
@@ -86,7 +74,6 @@ class OraclePolicy:
         instance_seg = np.asarray(obs.instance_seg)
         ids, counts = np.unique(instance_seg[target], return_counts=True)
         order = np.argsort(-counts, kind="stable")[: self.max_instances]
-        K = obs.camera.K
 
         scored: list[tuple[ScoredGrasp, int]] = []
         masks: dict[int, np.ndarray] = {}
@@ -100,13 +87,10 @@ class OraclePolicy:
                                    max_candidates=self.max_candidates)
             scored.extend((g, body) for g in grasps)
 
-        info: dict = {
-            "n_instances": int(len(ids)),
-            "visible_px": int(target.sum()),
-        }
+        info: dict = {"n_instances": int(len(ids)), "visible_px": int(target.sum())}
         if not scored:
             largest = int(ids[order[0]])
-            rect = fallback_grasp(masks[largest], obs.depth_m, K, self.gripper, margin_m=self.margin_m)
+            rect = fallback_grasp(masks[largest], obs.depth_m, obs.camera.K, self.gripper, margin_m=self.margin_m)
             if rect is None:  # cannot happen: the instance has pixels
                 raise PolicyError("no grasp for the target")
             info.update(fallback=True, instance=largest)
@@ -115,14 +99,8 @@ class OraclePolicy:
         # Stable sort: on equal scores the larger instance (tried first) wins.
         scored.sort(key=lambda item: (item[0].palm_blocked, -item[0].score))
         best, body = scored[0]
-        info.update(
-            fallback=False,
-            instance=body,
-            score=round(best.score, 4),
-            opening_m=round(best.opening_m, 4),
-            width_m=round(best.width_m, 4),
-            free_fraction=round(best.free_fraction, 4),
-            palm_blocked=best.palm_blocked,
-        )
+        info.update(fallback=False, instance=body, score=round(best.score, 4), opening_m=round(best.opening_m, 4),
+                    width_m=round(best.width_m, 4), free_fraction=round(best.free_fraction, 4),
+                    palm_blocked=best.palm_blocked)
         candidates = [g.rect for g, _ in scored[1 : 1 + self.max_candidates]]
         return PolicyOutput(rect=best.rect, candidates=candidates, mask=masks[body], info=info)

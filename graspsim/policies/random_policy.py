@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from graspsim.policies.base import PolicyOutput
+from graspsim.policies.base import PolicyOutput, copy_config
 from graspsim.policies.config import PolicyConfig, arg
 from graspsim.types import GraspRect, Observation
 
@@ -47,10 +47,8 @@ class RandomPolicy:
 
     def __init__(self, config: RandomPolicyConfig | None = None, **kwargs: Any) -> None:
         """Build from ``config`` or from its fields as keyword arguments (``RandomPolicy(h_px=15)``)."""
-        self.config = cfg = RandomPolicyConfig.resolve(config, kwargs)
-        self.w_min_px = cfg.w_min_px
-        self.w_max_px = cfg.w_max_px
-        self.h_px = cfg.h_px
+        self.config = RandomPolicyConfig.resolve(config, kwargs)
+        copy_config(self, self.config)
         # Used only if act() is called before any reset(): fixed seed, so still reproducible.
         self._rng = np.random.default_rng(0)
 
@@ -64,5 +62,4 @@ class RandomPolicy:
         y = rng.uniform(0.0, height - 1)
         theta = rng.uniform(-math.pi / 2, math.pi / 2)
         w = rng.uniform(self.w_min_px, self.w_max_px)
-        rect = GraspRect(float(x), float(y), float(w), self.h_px, float(theta))
-        return PolicyOutput(rect=rect, info={})
+        return PolicyOutput(rect=GraspRect(float(x), float(y), float(w), self.h_px, float(theta)), info={})

@@ -10,8 +10,6 @@ from pathlib import Path
 
 from graspsim.learn.checkpoint import load_weights, read_metadata
 
-KINDS = ("det_seg", "grconvnet")
-
 
 def build_net(kind: str, config=None):
     """A freshly initialised network of ``kind`` (``config``: its config dataclass, a dict, or None = defaults)."""

@@ -53,6 +53,7 @@ def _run_training(fn, data_dir, out_dir, kw: dict) -> None:
 
 
 def _kw(epochs, batch_size, seed, val_fraction, lr, resume, max_minutes, no_augment, threads, quiet) -> dict:
+    """The training function's keywords from the options of :func:`_common_train_options`."""
     kw = dict(batch_size=batch_size, seed=seed, val_fraction=val_fraction, resume=resume, max_minutes=max_minutes,
               augment_data=not no_augment, num_threads=threads, progress=not quiet)
     if epochs is not None:
@@ -66,8 +67,7 @@ def _kw(epochs, batch_size, seed, val_fraction, lr, resume, max_minutes, no_augm
 @_common_train_options
 @click.option("--no-refine", is_flag=True, help="train Det_Seg without the grasp refinement head")
 @click.option("--config", "config_json", default=None, help="JSON object of DetSegConfig fields to override")
-def train_det_seg_command(data_dir, out_dir, epochs, batch_size, seed, val_fraction, lr, resume, max_minutes,
-                          no_augment, threads, input_size, quiet, init, no_refine, config_json):
+def train_det_seg_command(data_dir, out_dir, input_size, init, no_refine, config_json, **opts):
     """Train det_seg (grasp detection + segmentation [+ refinement]) on a rendered dataset."""
     from graspsim.policies.det_seg.model import DetSegConfig
     from graspsim.policies.det_seg.train import train_det_seg
@@ -82,16 +82,15 @@ def train_det_seg_command(data_dir, out_dir, epochs, batch_size, seed, val_fract
         config = DetSegConfig.from_dict({**base, **overrides})
     except (TypeError, ValueError) as exc:
         raise UserError(f"bad --config: {exc}") from None
-    kw = _kw(epochs, batch_size, seed, val_fraction, lr, resume, max_minutes, no_augment, threads, quiet)
-    _run_training(train_det_seg, data_dir, out_dir, {**kw, "config": config, "init": init})
+    _run_training(train_det_seg, data_dir, out_dir, {**_kw(**opts), "config": config, "init": init})
 
 
 @click.command("grconvnet")
 @_common_train_options
 @click.option("--config", "config_json", default=None, help="JSON object of GrConvNetConfig fields to override")
-def train_grconvnet_command(data_dir, out_dir, epochs, batch_size, seed, val_fraction, lr, resume, max_minutes,
-                            no_augment, threads, input_size, quiet, init, config_json):
+def train_grconvnet_command(data_dir, out_dir, input_size, init, config_json, **opts):
     """Train the GR-ConvNet-style baseline (RGB-D -> quality / angle / width maps) on a rendered dataset."""
+    from graspsim.policies.det_seg.grconvnet import GrConvNetConfig
     from graspsim.policies.det_seg.train import train_grconvnet
 
     overrides = _parse_config(config_json)
@@ -99,14 +98,11 @@ def train_grconvnet_command(data_dir, out_dir, epochs, batch_size, seed, val_fra
         overrides = {**_init_base(init, "grconvnet"), **overrides}
     if input_size is not None:
         overrides["input_size"] = input_size
-    from graspsim.policies.det_seg.grconvnet import GrConvNetConfig
-
     try:
         GrConvNetConfig.from_dict({**GrConvNetConfig().to_dict(), **overrides})
     except (TypeError, ValueError) as exc:
         raise UserError(f"bad --config: {exc}") from None
-    kw = _kw(epochs, batch_size, seed, val_fraction, lr, resume, max_minutes, no_augment, threads, quiet)
-    _run_training(train_grconvnet, data_dir, out_dir, {**kw, "config": overrides or None, "init": init})
+    _run_training(train_grconvnet, data_dir, out_dir, {**_kw(**opts), "config": overrides or None, "init": init})
 
 
 def _init_base(init: str, kind: str) -> dict:
@@ -152,11 +148,11 @@ def _parse_config(text: str | None) -> dict:
 def evaluate_grasps_command(policy_name, data_dir, out_dir, checkpoint, max_scenes, threads, no_refine, min_region_px,
                             no_guided, run_dirs, quiet):
     """Jaccard grasp accuracy (by angle / IoU), segmentation IoU, class-level accuracy and FPS of a network."""
-    from graspsim.data.format import DatasetError
-    from graspsim.policies.det_seg.evaluate import evaluate_grasps, format_table
-
     from pathlib import Path
 
+    from graspsim.data.format import DatasetError
+    from graspsim.fileio import atomic_write_text
+    from graspsim.policies.det_seg.evaluate import evaluate_grasps, format_table
     from graspsim.runs import OFFLINE_METRICS_FILENAME
 
     for run in run_dirs:  # checked before the (long) evaluation
@@ -170,13 +166,9 @@ def evaluate_grasps_command(policy_name, data_dir, out_dir, checkpoint, max_scen
         metrics = evaluate_grasps(policy_name, data_dir, out_dir, checkpoint=checkpoint, max_scenes=max_scenes,
                                   progress=not quiet, refine=False if no_refine else None,
                                   min_region_px=min_region_px, guided=not no_guided)
-    except (DatasetError, FileNotFoundError) as exc:
-        raise UserError(str(exc)) from None
-    except ValueError as exc:  # e.g. a checkpoint of the other kind
+    except (DatasetError, FileNotFoundError, ValueError) as exc:  # ValueError: e.g. a checkpoint of the other kind
         raise UserError(str(exc)) from None
     click.echo(format_table(metrics))
-    from graspsim.fileio import atomic_write_text
-
     for run in run_dirs:
         atomic_write_text(Path(run) / OFFLINE_METRICS_FILENAME, json.dumps(metrics, indent=2) + "\n", durable=True)
         click.echo(f"wrote {Path(run) / OFFLINE_METRICS_FILENAME}")

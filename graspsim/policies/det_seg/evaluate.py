@@ -104,23 +104,16 @@ class _Tally:
 
 def _run_scenes(predictor, scene_dirs: list[Path], has_seg: bool, progress: bool, desc: str) -> _Tally:
     """Predict on every scene with ground-truth grasps (RGB for det_seg, RGB-D otherwise); the tally."""
-    tally = _Tally(has_seg)
-    bar = None
-    if progress:
-        from tqdm import tqdm
+    from tqdm import tqdm
 
-        bar = tqdm(total=len(scene_dirs), desc=desc, unit="scene", leave=False)
-    for d in scene_dirs:
+    tally = _Tally(has_seg)
+    for d in tqdm(scene_dirs, desc=desc, unit="scene", leave=False, disable=not progress):
         s = read_scene(d)
         tally.resolution = [int(s["rgb"].shape[1]), int(s["rgb"].shape[0])]
-        if bar is not None:
-            bar.update(1)
         if len(s["grasps"]) == 0:
             tally.skipped += 1
             continue
         tally.add(s, predictor.predict(s["rgb"], s["depth_m"]) if not has_seg else predictor.predict(s["rgb"]))
-    if bar is not None:
-        bar.close()
     return tally
 
 
@@ -162,10 +155,10 @@ def evaluate_grasps(policy_name: str, data_dir: str | Path, out_dir: str | Path,
     :class:`~.train.DatasetError` for a bad dataset and FileNotFoundError for a
     missing checkpoint.
     """
-    from graspsim.policies.det_seg.config import DEFAULT_MIN_REGION_PX, resolve_checkpoint
-    from graspsim.policies.det_seg.policy import make_predictor
     from graspsim.data.format import check_dataset
     from graspsim.policies.det_seg.checkpoint import load_checkpoint
+    from graspsim.policies.det_seg.config import DEFAULT_MIN_REGION_PX, resolve_checkpoint
+    from graspsim.policies.det_seg.policy import make_predictor
 
     if policy_name not in POLICIES:
         raise ValueError(f"unknown policy {policy_name!r}; choose one of {', '.join(POLICIES)}")
@@ -175,10 +168,10 @@ def evaluate_grasps(policy_name: str, data_dir: str | Path, out_dir: str | Path,
     ckpt = resolve_checkpoint(policy_name, checkpoint)
     net = load_checkpoint(ckpt, kind=policy_name)
     min_region = DEFAULT_MIN_REGION_PX if min_region_px is None else float(min_region_px)
-    predictor = make_predictor(net, refine=refine, min_region_px=min_region, guided=guided)
     has_refine = getattr(net, "refine", None) is not None  # det_seg trained with its refinement head
     has_seg = policy_name == "det_seg"
-    tally = _run_scenes(predictor, scene_dirs, has_seg, progress, f"evaluate {policy_name}")
+    tally = _run_scenes(make_predictor(net, refine=refine, min_region_px=min_region, guided=guided), scene_dirs,
+                        has_seg, progress, f"evaluate {policy_name}")
     metrics = _clean(_metrics(tally, {
         "policy": policy_name,
         "checkpoint": str(ckpt),
@@ -188,9 +181,8 @@ def evaluate_grasps(policy_name: str, data_dir: str | Path, out_dir: str | Path,
         "data": str(Path(data_dir).resolve()),
         "suite": manifest.get("suite"),
     }))
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n", durable=True)
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    atomic_write_text(Path(out_dir) / "metrics.json", json.dumps(metrics, indent=2) + "\n", durable=True)
     return metrics
 
 

@@ -67,8 +67,7 @@ class GrConvNet(nn.Module):
 
     def __init__(self, config: GrConvNetConfig | None = None):
         super().__init__()
-        cfg = config or GrConvNetConfig()
-        self.config = cfg
+        self.config = cfg = config or GrConvNetConfig()
         c1, c2, c3 = cfg.channels
         if cfg.in_channels == 0:
             raise ValueError("GR-ConvNet needs RGB, depth or both")

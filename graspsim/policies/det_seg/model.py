@@ -124,18 +124,14 @@ class Backbone(nn.Module):
         if len(cfg.channels) != 4 or len(cfg.depths) != 4:
             raise ValueError("channels and depths need 4 entries (C2..C5)")
         self.stem = conv_bn(in_channels, cfg.stem_channels, 3, 2)
-        stages = []
-        cin = cfg.stem_channels
-        for cout, depth in zip(cfg.channels, cfg.depths):
-            layers = [conv_bn(cin, cout, 3, 2)] + [conv_bn(cout, cout) for _ in range(depth)]
-            stages.append(nn.Sequential(*layers))
-            cin = cout
-        self.stages = nn.ModuleList(stages)
+        cins = (cfg.stem_channels, *cfg.channels[:-1])
+        self.stages = nn.ModuleList(
+            nn.Sequential(conv_bn(cin, cout, 3, 2), *[conv_bn(cout, cout) for _ in range(depth)])
+            for cin, cout, depth in zip(cins, cfg.channels, cfg.depths))
 
     def forward(self, x: torch.Tensor, with_stem: bool = False):
         """[C2, C3, C4, C5]; ``with_stem``: ``(stem, [C2..C5])`` (stem = stride-2 features)."""
-        stem = self.stem(x)
-        x = stem
+        x = stem = self.stem(x)
         out = []
         for stage in self.stages:
             x = stage(x)
@@ -229,8 +225,7 @@ class DetSegNet(nn.Module):
 
     def __init__(self, config: DetSegConfig | None = None):
         super().__init__()
-        cfg = config or DetSegConfig()
-        self.config = cfg
+        self.config = cfg = config or DetSegConfig()
         self.backbone = Backbone(cfg)
         self.fpn = FPN(cfg.channels, cfg.fpn_channels)
         tower = [conv_bn(cfg.fpn_channels, cfg.det_head_channels)]
@@ -254,18 +249,13 @@ class DetSegNet(nn.Module):
         self.register_buffer("mean", torch.tensor(self.MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(self.STD).view(1, 3, 1, 1), persistent=False)
 
-    # ------------------------------------------------------------------ forward
-
     def forward(self, rgb: torch.Tensor) -> dict[str, Any]:
         cfg = self.config
         x = (rgb - self.mean) / self.std
         stem, c = self.backbone(x, with_stem=True)
         p = self.fpn(c)  # P2..P5
-        cls, reg = [], []
-        for level in cfg.det_levels:
-            f = self.det_tower(p[level - 2])
-            cls.append(self.det_cls(f))
-            reg.append(self.det_reg(f))
+        towers = [self.det_tower(p[level - 2]) for level in cfg.det_levels]
+        cls, reg = [self.det_cls(f) for f in towers], [self.det_reg(f) for f in towers]
         size = p[0].shape[-2:]
         seg = torch.cat([F.interpolate(h(f), size=size, mode="bilinear", align_corners=False) if i else h(f)
                          for i, (h, f) in enumerate(zip(self.seg_heads, p))], dim=1)
@@ -273,8 +263,6 @@ class DetSegNet(nn.Module):
         if self.seg_fine is not None:
             seg = self.seg_fine(seg, stem)
         return {"cls": cls, "reg": reg, "seg": seg, "feat": p[cfg.det_levels[0] - 2]}
-
-    # ------------------------------------------------------------------ decoding
 
     def _anchors(self, level_index: int, h: int, w: int, device) -> tuple[torch.Tensor, torch.Tensor, float]:
         stride = self.config.det_strides[level_index]
@@ -311,17 +299,12 @@ class DetSegNet(nn.Module):
         d = torch.cdist(rects[:, :2], rects[:, :2])
         dth = torch.remainder(rects[:, 4:5] - rects[:, 4:5].T, math.pi)
         dth = torch.minimum(dth, math.pi - dth)
-        dup = (d < cfg.nms_radius) & (dth < math.radians(cfg.nms_angle_deg))
-        keep = torch.ones(n, dtype=torch.bool)
-        dup_np = dup.numpy()
-        keep_np = keep.numpy()
+        dup = ((d < cfg.nms_radius) & (dth < math.radians(cfg.nms_angle_deg))).numpy()
+        keep = np.ones(n, dtype=bool)
         for i in range(n):
-            if keep_np[i]:
-                row = dup_np[i]
-                row_after = row.copy()
-                row_after[: i + 1] = False
-                keep_np[row_after] = False
-        return torch.from_numpy(np.nonzero(keep_np)[0])
+            if keep[i]:  # a kept candidate suppresses its lower-scoring duplicates
+                keep[i + 1:][dup[i, i + 1:]] = False
+        return torch.from_numpy(np.nonzero(keep)[0])
 
     @torch.no_grad()
     def detect(self, out: dict[str, Any], refine: bool | None = None) -> list[dict[str, torch.Tensor]]:
@@ -350,8 +333,6 @@ class DetSegNet(nn.Module):
             r[:, 4] = torch.remainder(r[:, 4] + math.pi / 2, math.pi) - math.pi / 2
             results.append({"rects": r, "scores": s})
         return results
-
-    # ------------------------------------------------------------------ refinement inputs
 
     def refine_inputs(self, probs: torch.Tensor, feat: torch.Tensor, rects: torch.Tensor,
                       batch_index: torch.Tensor) -> torch.Tensor:
@@ -390,8 +371,6 @@ class DetSegNet(nn.Module):
             out[sel] = torch.cat(parts, 1)
         return out
 
-    # ------------------------------------------------------------------ loss
-
     def loss(self, out: dict[str, Any], batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         """Training loss. ``batch``: ``cls`` / ``reg`` / ``gt`` lists per level of stacked targets
         ((B, h, w) int64, (B, h, w, 4), (B, h, w) int64), ``seg`` (B, S, S) int64 labels (-1 ignored),
@@ -412,8 +391,7 @@ class DetSegNet(nn.Module):
             n_pos_total += n_pos
             # hardest negatives per image
             neg_loss = torch.where(pos, torch.zeros_like(ce), ce).detach().view(b, -1)
-            k = max(cfg.min_negatives, int(cfg.neg_ratio * max(n_pos, 1) / b))
-            k = min(k, neg_loss.shape[1])
+            k = min(max(cfg.min_negatives, int(cfg.neg_ratio * max(n_pos, 1) / b)), neg_loss.shape[1])
             thresh = neg_loss.topk(k, dim=1).values[:, -1:]
             neg = (~pos) & (neg_loss >= thresh).view(b, h, w) & (neg_loss > 0).view(b, h, w)
             sel = pos | neg
@@ -451,11 +429,7 @@ class DetSegNet(nn.Module):
             rects, scores, _ = self.dense_grasps(out)
             probs = torch.softmax(out["seg"], dim=1)
         cands, gts, bidx = [], [], []
-        offset = 0
-        gt_flat = []
-        for li, g in enumerate(batch["gt"]):
-            gt_flat.append(g.flatten(1))
-        gt_all = torch.cat(gt_flat, 1)  # (B, A) matched ground truth per anchor
+        gt_all = torch.cat([g.flatten(1) for g in batch["gt"]], 1)  # (B, A) matched ground truth per anchor
         for b in range(rects.shape[0]):
             pos = torch.nonzero(gt_all[b] >= 0).view(-1)
             if len(pos) == 0:
@@ -465,8 +439,7 @@ class DetSegNet(nn.Module):
             cands.append(rects[b, top])
             gts.append(batch["gt_rects"][b][gt_all[b, top]].to(rects.dtype))
             bidx.append(torch.full((len(top),), b, dtype=torch.long))
-            offset += len(top)
-        if offset < 2:  # BatchNorm1d needs two samples
+        if sum(map(len, bidx)) < 2:  # BatchNorm1d needs two samples
             return out["seg"].sum() * 0.0
         cands, gts, bidx = torch.cat(cands), torch.cat(gts), torch.cat(bidx)
         target = encode_refinement_torch(cands, gts)
@@ -515,10 +488,9 @@ def seg_labels_from_logits(seg_logits: torch.Tensor, letterbox: T.Letterbox) -> 
     new_w, new_h = lb.inner_wh
     crop = _unpadded(seg_logits, lb).permute(1, 2, 0).float().contiguous().numpy()
     mid_w, mid_h = min(new_w, lb.src_w), min(new_h, lb.src_h)
-    labels = np.empty((mid_h, mid_w), dtype=np.uint8)
     # OpenCV resizes at most 512 channels at once (we have 25)
     up = cv2.resize(crop, (mid_w, mid_h), interpolation=cv2.INTER_LINEAR).reshape(mid_h, mid_w, -1)
-    labels[:] = up.argmax(-1)
+    labels = up.argmax(-1).astype(np.uint8)
     if (mid_w, mid_h) != (lb.src_w, lb.src_h):
         labels = cv2.resize(labels, (lb.src_w, lb.src_h), interpolation=cv2.INTER_NEAREST)
     return labels.astype(np.int64)

@@ -159,14 +159,30 @@ def _on_mask(rects: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return mask[rows, cols]
 
 
-def _set_threads(num_threads: int | None) -> None:
-    if num_threads is not None:
-        import torch
+class _NetPolicy:
+    """What both network policies share: the config, torch threads, the checkpoint and its predictor."""
 
-        torch.set_num_threads(int(num_threads))
+    needs_privileged: ClassVar[bool] = False
+
+    def __init__(self, config=None, **kwargs: Any):
+        """Build from ``config`` or from its fields as keyword arguments (``DetSegPolicy(checkpoint=CKPT)``)."""
+        from graspsim.policies.det_seg.checkpoint import load_checkpoint
+
+        self.config = cfg = self.config_class.resolve(config, kwargs)
+        if cfg.num_threads is not None:
+            import torch
+
+            torch.set_num_threads(int(cfg.num_threads))
+        path = resolve_checkpoint(self.name, cfg.checkpoint)
+        self.checkpoint = str(path)
+        self.predictor = self._predictor(load_checkpoint(path, kind=self.name), cfg)
+        self.max_candidates = cfg.max_candidates
+
+    def reset(self, rng: np.random.Generator) -> None:
+        pass  # deterministic
 
 
-class DetSegPolicy:
+class DetSegPolicy(_NetPolicy):
     """det_seg: grasps from the detection branch, assigned to the target through the segmentation.
 
     As the seed does on OCID_grasp: the chosen grasp is the best-scoring one
@@ -181,24 +197,11 @@ class DetSegPolicy:
     """
 
     name: ClassVar[str] = "det_seg"
-    needs_privileged: ClassVar[bool] = False
-
     config_class: ClassVar[type[DetSegPolicyConfig]] = DetSegPolicyConfig
 
-    def __init__(self, config: DetSegPolicyConfig | None = None, **kwargs: Any):
-        """Build from ``config`` or from its fields as keyword arguments (``DetSegPolicy(checkpoint=CKPT)``)."""
-        from graspsim.policies.det_seg.checkpoint import load_checkpoint
-
-        self.config = cfg = DetSegPolicyConfig.resolve(config, kwargs)
-        _set_threads(cfg.num_threads)
-        path = resolve_checkpoint("det_seg", cfg.checkpoint)
-        self.checkpoint = str(path)
-        self.predictor = DetSegPredictor(load_checkpoint(path, kind="det_seg"), refine=cfg.refine,
-                                         min_region_px=cfg.min_region_px, guided=cfg.guided_seg)
-        self.max_candidates = cfg.max_candidates
-
-    def reset(self, rng: np.random.Generator) -> None:
-        pass  # deterministic
+    @staticmethod
+    def _predictor(net, cfg: DetSegPolicyConfig) -> DetSegPredictor:
+        return DetSegPredictor(net, refine=cfg.refine, min_region_px=cfg.min_region_px, guided=cfg.guided_seg)
 
     def act(self, obs: Observation) -> PolicyOutput:
         cls = target_class_index(obs)
@@ -212,10 +215,8 @@ class DetSegPolicy:
         on = _on_mask(pred["rects"], mask) if len(pred["rects"]) else np.zeros(0, bool)
         if on.any():
             idx = np.nonzero(on)[0]
-            rects = [_rect(pred["rects"][i]) for i in idx]
+            rect, *candidates = [_rect(pred["rects"][i]) for i in idx[: 1 + self.max_candidates]]
             info.update(fallback=False, score=round(float(pred["scores"][idx[0]]), 4), on_target=int(len(idx)))
-            rect = rects[0]
-            candidates = rects[1 : 1 + self.max_candidates]
         else:
             from graspsim.grasping.mask_grasps import object_grasps
 
@@ -229,7 +230,7 @@ class DetSegPolicy:
         return PolicyOutput(rect=rect, candidates=candidates, mask=mask, info=info)
 
 
-class GrConvNetPolicy:
+class GrConvNetPolicy(_NetPolicy):
     """grconvnet: the best grasp of a GR-ConvNet-style network, whatever object it is on.
 
     GR-ConvNet has no segmentation, so it cannot tell which product a grasp
@@ -240,23 +241,11 @@ class GrConvNetPolicy:
     """
 
     name: ClassVar[str] = "grconvnet"
-    needs_privileged: ClassVar[bool] = False
-
     config_class: ClassVar[type[GrConvNetPolicyConfig]] = GrConvNetPolicyConfig
 
-    def __init__(self, config: GrConvNetPolicyConfig | None = None, **kwargs: Any):
-        """Build from ``config`` or from its fields as keyword arguments (``GrConvNetPolicy(checkpoint=CKPT)``)."""
-        from graspsim.policies.det_seg.checkpoint import load_checkpoint
-
-        self.config = cfg = GrConvNetPolicyConfig.resolve(config, kwargs)
-        _set_threads(cfg.num_threads)
-        path = resolve_checkpoint("grconvnet", cfg.checkpoint)
-        self.checkpoint = str(path)
-        self.predictor = GrConvNetPredictor(load_checkpoint(path, kind="grconvnet"))
-        self.max_candidates = cfg.max_candidates
-
-    def reset(self, rng: np.random.Generator) -> None:
-        pass
+    @staticmethod
+    def _predictor(net, cfg: GrConvNetPolicyConfig) -> GrConvNetPredictor:
+        return GrConvNetPredictor(net)
 
     def act(self, obs: Observation) -> PolicyOutput:
         height, width = np.asarray(obs.rgb).shape[:2]
@@ -267,10 +256,9 @@ class GrConvNetPolicy:
         pred = self.predictor.predict(obs.rgb, np.where(valid, depth, np.float32(0.0)))
         if len(pred["rects"]) == 0:
             raise PolicyError("grconvnet: no grasp found")
-        rects = [_rect(r) for r in pred["rects"]]
-        rect = rects[0]
+        rect, *candidates = [_rect(r) for r in pred["rects"][: 1 + self.max_candidates]]
         rect.validate(width, height)
-        info = {"score": round(float(pred["scores"][0]), 4), "detections": len(rects),
+        info = {"score": round(float(pred["scores"][0]), 4), "detections": len(pred["rects"]),
                 "net_ms": round(1000 * pred["seconds"], 1), "class_agnostic": True}
-        return PolicyOutput(rect=rect, candidates=rects[1 : 1 + self.max_candidates], info=info)
+        return PolicyOutput(rect=rect, candidates=candidates, info=info)
 

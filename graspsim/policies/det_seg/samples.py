@@ -27,7 +27,6 @@ class Sample:
     rects: np.ndarray  # (N, 5) network px
     quality: np.ndarray  # (N,)
     src_rects: np.ndarray  # (N, 5) source px
-    src_classes: np.ndarray  # (N,) catalog class
     src_rgb: np.ndarray | None  # (H, W, 3) uint8 (validation scenes only)
     src_depth: np.ndarray | None  # (H, W) float32 (validation scenes only)
     src_class_map: np.ndarray | None  # (H, W) uint8 (0 background, c + 1; validation scenes only)
@@ -59,7 +58,6 @@ def load_samples(refs: list[SceneRef], size: int, with_depth: bool,
             rects=lb.rects_to_net(s["grasps"]),
             quality=s["grasp_quality"].astype(np.float64),
             src_rects=s["grasps"].astype(np.float64),
-            src_classes=s["grasp_classes"].astype(np.int64),
             src_rgb=s["rgb"] if keep else None, src_depth=s["depth_m"] if keep else None,
             src_class_map=s["class_map"] if keep else None, labelled=ref.labelled, suite=ref.suite,
         ))

@@ -46,10 +46,6 @@ from dataclasses import dataclass
 import numpy as np
 
 NUM_BINS = 18
-BIN_WIDTH = math.pi / NUM_BINS
-
-
-# --------------------------------------------------------------------------- letterbox
 
 
 @dataclass(frozen=True)
@@ -78,10 +74,7 @@ class Letterbox:
         import cv2
 
         new_w, new_h = self.inner_wh
-        if nearest:
-            interp = cv2.INTER_NEAREST
-        else:
-            interp = cv2.INTER_AREA if self.scale < 1 else cv2.INTER_LINEAR
+        interp = cv2.INTER_NEAREST if nearest else cv2.INTER_AREA if self.scale < 1 else cv2.INTER_LINEAR
         src = np.ascontiguousarray(img)
         if (new_w, new_h) != (src.shape[1], src.shape[0]):
             conv = src.astype(np.float32) if src.dtype not in (np.uint8, np.uint16, np.float32) else src
@@ -108,17 +101,6 @@ class Letterbox:
         r[:, 2:4] /= self.scale
         return r
 
-    def crop_valid(self, arr, axis_h: int = -2, axis_w: int = -1):
-        """Cut the padding off an array laid out on the network grid (any array with H, W axes; numpy or torch)."""
-        new_w, new_h = self.inner_wh
-        idx = [slice(None)] * arr.ndim
-        idx[axis_h] = slice(self.pad_y, self.pad_y + new_h)
-        idx[axis_w] = slice(self.pad_x, self.pad_x + new_w)
-        return arr[tuple(idx)]
-
-
-# --------------------------------------------------------------------------- angles
-
 
 def wrap_angle(theta):
     """Wrap angles (array or float) into ``[-pi/2, pi/2)``."""
@@ -136,13 +118,9 @@ def bin_to_angle(bins, num_bins: int = NUM_BINS) -> np.ndarray:
     return -math.pi / 2 + (np.asarray(bins, dtype=np.float64) + 0.5) * (math.pi / num_bins)
 
 
-# --------------------------------------------------------------------------- anchors
-
-
 def level_shape(size: int, stride: int) -> tuple[int, int]:
     """(rows, cols) of an FPN level of a ``size x size`` input (strided 3x3 convs with padding 1)."""
-    n = size
-    s = 1
+    n, s = size, 1
     while s < stride:
         n = (n + 1) // 2
         s *= 2
@@ -154,8 +132,7 @@ def anchor_centres(size: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
     rows, cols = level_shape(size, stride)
     xs = np.arange(cols, dtype=np.float64) * stride + (stride - 1) / 2
     ys = np.arange(rows, dtype=np.float64) * stride + (stride - 1) / 2
-    ax, ay = np.meshgrid(xs, ys)
-    return ax, ay
+    return tuple(np.meshgrid(xs, ys))
 
 
 def assign_levels(rects_net: np.ndarray, anchor_sizes: list[float]) -> np.ndarray:
@@ -233,9 +210,6 @@ def encode_det_targets(rects_net: np.ndarray, quality: np.ndarray | None, size: 
     return out
 
 
-# --------------------------------------------------------------------------- refinement (seed Eq. 10)
-
-
 def encode_refinement(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
     """(N, 5) refinement targets of ground truth ``gt`` relative to predictions ``pred`` (both (N, 5))."""
     p = np.asarray(pred, dtype=np.float64).reshape(-1, 5)
@@ -256,9 +230,6 @@ def apply_refinement(pred: np.ndarray, t: np.ndarray) -> np.ndarray:
     return np.stack([p[:, 0] + ax * c - ay * s, p[:, 1] + ax * s + ay * c,
                      p[:, 2] * np.exp(np.clip(t[:, 2], -6, 6)), p[:, 3] * np.exp(np.clip(t[:, 3], -6, 6)),
                      wrap_angle(p[:, 4] + t[:, 4] * math.pi)], axis=1)
-
-
-# --------------------------------------------------------------------------- GR-ConvNet maps
 
 
 def encode_grconvnet_maps(rects_net: np.ndarray, quality: np.ndarray | None, size: int,

@@ -14,9 +14,8 @@
   (suite, seed) keys, a ``val_fraction`` share held out with
   ``numpy.random.default_rng(seed)``; ``val_fraction = 0`` validates on the
   training scenes (flagged in the metadata). Unlabelled scenes always train.
-* **Sampling** (:class:`graspsim.learn.sampling.EpochShuffle`): epoch ``e``
-  shuffles and augments with ``numpy.random.default_rng([seed, e])``; nothing
-  else is random (the hard-negative mining is deterministic).
+* **Sampling** (:class:`graspsim.learn.sampling.EpochShuffle`, augmentation included); nothing else is
+  random (the hard-negative mining is deterministic).
 * **Optimiser**: AdamW (lr ``lr``, weight decay 1e-4), cosine schedule over all
   steps times a 50-step ramp, gradient norm clipped at 10. (The seed uses SGD +
   Nesterov with an ImageNet-pretrained ResNet-101; from scratch on a CPU Adam is
@@ -29,7 +28,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -43,10 +41,16 @@ from graspsim.policies.det_seg.samples import Sample, augment, load_samples
 VAL_KEYS = ("grasp_accuracy", "seg_iou", "images")
 
 
-# --------------------------------------------------------------------------- batch and loss functions
+class _Task:
+    """A network kind (``kind``, ``config``: its config dataclass): the fresh network, batches and loss."""
+
+    kind: str
+
+    def build(self):
+        return build_net(self.kind, self.config)
 
 
-class _DetSegTask:
+class _DetSegTask(_Task):
     kind = "det_seg"
 
     def __init__(self, config):
@@ -54,19 +58,13 @@ class _DetSegTask:
 
         self.config = DetSegConfig.coerce(config)
 
-    def build(self):
-        return build_net(self.kind, self.config)
-
     def batch(self, items: list[tuple]) -> dict[str, Any]:
         import torch
 
         from graspsim.policies.det_seg.targets import encode_det_targets
 
         cfg = self.config
-        levels = len(cfg.det_levels)
-        cls = [[] for _ in range(levels)]
-        reg = [[] for _ in range(levels)]
-        gt = [[] for _ in range(levels)]
+        cls, reg, gt = ([[] for _ in cfg.det_levels] for _ in range(3))
         rgbs, segs, gts, labelled = [], [], [], []
         for item in items:
             rgb, seg, _depth, rects, quality = item[:5]
@@ -88,16 +86,13 @@ class _DetSegTask:
         return net.loss(net(batch["rgb"]), batch)
 
 
-class _GrConvTask:
+class _GrConvTask(_Task):
     kind = "grconvnet"
 
     def __init__(self, config):
         from graspsim.policies.det_seg.grconvnet import GrConvNetConfig
 
         self.config = GrConvNetConfig.coerce(config)
-
-    def build(self):
-        return build_net(self.kind, self.config)
 
     def batch(self, items: list[tuple]) -> dict[str, Any]:
         import torch
@@ -120,9 +115,6 @@ class _GrConvTask:
         return net.loss(net(batch["x"]), batch["maps"], batch["valid"])
 
 
-# --------------------------------------------------------------------------- validation
-
-
 def validate(net, samples: list[Sample], kind: str) -> dict[str, float | None]:
     """Top-1 Jaccard grasp accuracy (source px, every ground truth of the image) and, for det_seg, mean seg IoU.
 
@@ -131,67 +123,51 @@ def validate(net, samples: list[Sample], kind: str) -> dict[str, float | None]:
     would not be comparable across runs.
     """
     from graspsim.grasping.metrics import grasp_accuracy, segmentation_iou
-    from graspsim.policies.det_seg.model import NUM_SEG_CLASSES
+    from graspsim.policies.det_seg.evaluate import _clean, _nanmean, _Tally
     from graspsim.policies.det_seg.policy import make_predictor
-    from graspsim.types import GraspRect
 
     was_training = net.training
     pred = make_predictor(net, min_region_px=0.0, guided=False)
-    preds, gts, ious = [], [], []
+    t = _Tally(has_seg=False)  # the top-1 grasps; the strict seg IoU alone is added below
     for s in samples:
         if len(s.src_rects) == 0:
             continue
         out = pred.predict(s.src_rgb, s.src_depth) if kind == "grconvnet" else pred.predict(s.src_rgb)
-        preds.append(GraspRect(*out["rects"][0]) if len(out["rects"]) else None)
-        gts.append([GraspRect(*r) for r in s.src_rects])
+        t.add({"grasps": s.src_rects}, out)
         if out["seg"] is not None:
-            ious.append(segmentation_iou(out["seg"], s.src_class_map.astype(np.int64), NUM_SEG_CLASSES)["mean_iou"])
+            t.ious.append(segmentation_iou(out["seg"], s.src_class_map.astype(np.int64), t.num_classes)["mean_iou"])
     net.train(was_training)
-    acc = grasp_accuracy(preds, gts) if preds else float("nan")
-    return {"grasp_accuracy": _num(acc), "seg_iou": _num(float(np.nanmean(ious))) if ious else None,
-            "images": len(preds)}
+    return _clean({"grasp_accuracy": grasp_accuracy(t.preds, t.gts) if t.preds else None,
+                   "seg_iou": _nanmean(t.ious), "images": len(t.preds)})
 
 
-def _num(v: float) -> float | None:
-    return None if v is None or not math.isfinite(v) else float(v)
-
-
-# --------------------------------------------------------------------------- entry points
-
-
-def train_det_seg(data_dir: str | Path, out_dir: str | Path, *, epochs: int = 40, batch_size: int = 8, seed: int = 0,
-                  val_fraction: float = 0.1, config=None, resume: bool = False, progress: bool = True,
-                  max_minutes: float | None = None, lr: float = 2e-3, augment_data: bool = True,
-                  num_threads: int | None = None, init: str | Path | None = None) -> dict:
+def train_det_seg(data_dir: str | Path, out_dir: str | Path, *, epochs: int = 40, lr: float = 2e-3, config=None,
+                  **kw) -> dict:
     """Train a :class:`~.model.DetSegNet` (``config``: DetSegConfig or dict; None = defaults). Returns the metadata dict.
 
-    ``init``: a det_seg checkpoint directory whose weights start the run (fine-tuning, e.g. at another
-    ``input_size``); ``config`` must describe the same layers (see :func:`~.checkpoint.init_config`).
+    The other keywords: those of :func:`_train`. ``init``: a det_seg checkpoint directory whose weights start the
+    run (fine-tuning, e.g. at another ``input_size``); ``config`` must describe the same layers (see
+    :func:`~.checkpoint.init_config`).
     """
-    return _train(_DetSegTask(config), data_dir, out_dir, epochs=epochs, batch_size=batch_size, seed=seed,
-                  val_fraction=val_fraction, resume=resume, progress=progress, max_minutes=max_minutes, lr=lr,
-                  augment_data=augment_data, num_threads=num_threads, init=init)
+    return _train(_DetSegTask(config), data_dir, out_dir, epochs=epochs, lr=lr, **kw)
 
 
-def train_grconvnet(data_dir: str | Path, out_dir: str | Path, *, epochs: int = 20, batch_size: int = 8, seed: int = 0,
-                    val_fraction: float = 0.1, config=None, resume: bool = False, progress: bool = True,
-                    max_minutes: float | None = None, lr: float = 1e-3, augment_data: bool = True,
-                    num_threads: int | None = None, init: str | Path | None = None) -> dict:
+def train_grconvnet(data_dir: str | Path, out_dir: str | Path, *, epochs: int = 20, lr: float = 1e-3, config=None,
+                    **kw) -> dict:
     """Train a :class:`~.grconvnet.GrConvNet` (``config``: GrConvNetConfig or dict). Returns the metadata dict.
 
-    The decoded finger size ``finger_px`` is set to the median ``h`` of the
-    training grasps (network px) unless ``config`` gives it explicitly.
+    The other keywords: those of :func:`_train`. The decoded finger size ``finger_px`` is set to the median ``h``
+    of the training grasps (network px) unless ``config`` gives it explicitly (or ``init`` does).
     """
     explicit_finger = isinstance(config, dict) and "finger_px" in config
-    return _train(_GrConvTask(config), data_dir, out_dir, epochs=epochs, batch_size=batch_size, seed=seed,
-                  val_fraction=val_fraction, resume=resume, progress=progress, max_minutes=max_minutes, lr=lr,
-                  augment_data=augment_data, num_threads=num_threads, set_finger=not explicit_finger and init is None,
-                  init=init)
+    return _train(_GrConvTask(config), data_dir, out_dir, epochs=epochs, lr=lr,
+                  set_finger=not explicit_finger and kw.get("init") is None, **kw)
 
 
-def _train(task, data_dir, out_dir, *, epochs: int, batch_size: int, seed: int, val_fraction: float, resume: bool,
-           progress: bool, max_minutes: float | None, lr: float, augment_data: bool, num_threads: int | None,
-           set_finger: bool = False, init: str | Path | None = None) -> dict:
+def _train(task, data_dir, out_dir, *, epochs: int, lr: float, batch_size: int = 8, seed: int = 0,
+           val_fraction: float = 0.1, resume: bool = False, progress: bool = True, max_minutes: float | None = None,
+           augment_data: bool = True, num_threads: int | None = None, set_finger: bool = False,
+           init: str | Path | None = None) -> dict:
     from graspsim.learn.loop import LoopConfig, train
     from graspsim.learn.schedule import cosine_with_ramp
 
