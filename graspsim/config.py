@@ -30,7 +30,7 @@ GRASP_MARGIN_M = 0.012
 SUPPORT_CLEARANCE_M = 0.004
 
 
-def _check_keys(cls: type, data: Mapping[str, Any]) -> None:
+def check_fields(cls: type, data: Mapping[str, Any]) -> None:
     """ValueError naming the keys of ``data`` that are not fields of dataclass ``cls``."""
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(data) - known)
@@ -69,7 +69,7 @@ class GripperSpec:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "GripperSpec":
         """A spec from (a subset of) :func:`dataclasses.asdict`'s keys; ValueError names unknown keys."""
-        _check_keys(cls, data)
+        check_fields(cls, data)
         return cls(**data)
 
     @property
@@ -161,7 +161,7 @@ class PhysicsConfig:
         Missing keys keep their defaults; a nested ``gripper`` mapping becomes a
         :class:`GripperSpec`; unknown keys (here or in ``gripper``) raise ValueError.
         """
-        _check_keys(cls, data)
+        check_fields(cls, data)
         values = dict(data)
         if isinstance(values.get("gripper"), Mapping):
             values["gripper"] = GripperSpec.from_dict(values["gripper"])

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, fields
+from dataclasses import asdict
 from typing import Any
+
+from graspsim.config import check_fields
 
 
 class DictConfig:
@@ -14,9 +16,7 @@ class DictConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]):
-        unknown = set(data) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown {cls.__name__} keys: {sorted(unknown)}")
+        check_fields(cls, data)
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
 
     @classmethod
