@@ -468,8 +468,7 @@ def _distinct_grasps(c: _Candidates, axes: _Axes, order: np.ndarray, score: np.n
         z_env = _centre_depth(depth, c.mid[k], float(c.z[k]))
         rect = GraspRect(x=float(c.mid[k, 0]), y=float(c.mid[k, 1]), w=float(c.opening_m[k] * fx / z_env),
                          h=float(gripper.finger_width_m * fx / z_env), theta=th).normalized()
-        palm_blocked = (palm_blocked_fraction(rect, depth, K, gripper, grasp_depth_m) > MAX_PALM_BLOCKED
-                        if check_palm else False)
+        palm_blocked = check_palm and palm_blocked_fraction(rect, depth, K, gripper, grasp_depth_m) > MAX_PALM_BLOCKED
         grasp = ScoredGrasp(rect=rect, score=float(score[k]), opening_m=float(c.opening_m[k]),
                             width_m=float(c.width_m[k]), free_fraction=float(free_fraction[k]),
                             palm_blocked=palm_blocked)
@@ -562,8 +561,7 @@ def fallback_grasp(mask: np.ndarray, depth_m: np.ndarray, K: np.ndarray, gripper
     centre = np.array([px, py], dtype=np.float64) + offset
     theta = _minor_axis(crop)[0] if mask.sum() > 1 else 0.0
     u = np.array([math.cos(theta), math.sin(theta)])
-    t_plus, t_minus = _chord_ends(mask, centre[None], u[None], float(sum(mask.shape)))
-    t_plus, t_minus = float(t_plus[0, 0]), float(t_minus[0, 0])
+    t_plus, t_minus = (float(t[0, 0]) for t in _chord_ends(mask, centre[None], u[None], float(sum(mask.shape))))
     width_px = t_plus + t_minus
     mid = centre + (t_plus - t_minus) / 2 * u
     z = _local_depth(depth, mask, mid[None])[0]
