@@ -308,22 +308,14 @@ def _mask_interior(mask: np.ndarray, depth: np.ndarray, max_centres: int) -> _In
     return _Interior(centres[ok], dt_vals[ok], z_c[ok], dt_max, minor_angle, elongation, centroid + offset, major_std)
 
 
-@dataclass(frozen=True)
-class _Axes:
-    """The A closing axes tried: ``theta`` (A,) image angles (rad), ``u`` (A, 2) unit closing
-    directions, ``v`` (A, 2) along the finger pads, ``m_per_px_u`` / ``m_per_px_v`` (A,)
-    metres per pixel along u / v per metre of depth (they differ when fx != fy)."""
-
-    theta: np.ndarray
-    u: np.ndarray
-    v: np.ndarray
-    m_per_px_u: np.ndarray
-    m_per_px_v: np.ndarray
-
-
 def _closing_axes(n_angles: int, minor_angle: float, theta_range: tuple[float, float] | None,
-                  fx: float, fy: float) -> _Axes:
-    """``n_angles`` axes over [0, pi) plus the minor axis, limited to ``theta_range`` (see :func:`mask_to_grasps`)."""
+                  fx: float, fy: float) -> tuple[np.ndarray, ...]:
+    """``n_angles`` axes over [0, pi) plus the minor axis, limited to ``theta_range`` (see :func:`mask_to_grasps`).
+
+    The A axes as ``(theta (A,) image angles (rad), u (A, 2) unit closing directions,
+    v (A, 2) along the finger pads, m_per_px_u, m_per_px_v (A,))``, the last two metres
+    per pixel along u / v per metre of depth (they differ when fx != fy).
+    """
     thetas = np.concatenate([np.arange(n_angles) * (math.pi / max(1, n_angles)), [minor_angle % math.pi]])
     if theta_range is not None:
         # Only closing axes near a preferred one (e.g. horizontal for upright products on a
@@ -333,22 +325,23 @@ def _closing_axes(n_angles: int, minor_angle: float, theta_range: tuple[float, f
         thetas = np.concatenate([thetas[off <= half_range], [centre_theta % math.pi]])
     u = np.stack([np.cos(thetas), np.sin(thetas)], axis=1)
     v = np.stack([-np.sin(thetas), np.cos(thetas)], axis=1)
-    return _Axes(thetas, u, v, np.sqrt((u[:, 0] / fx) ** 2 + (u[:, 1] / fy) ** 2),
-                 np.sqrt((v[:, 0] / fx) ** 2 + (v[:, 1] / fy) ** 2))
+    return (thetas, u, v, np.sqrt((u[:, 0] / fx) ** 2 + (u[:, 1] / fy) ** 2),
+            np.sqrt((v[:, 0] / fx) ** 2 + (v[:, 1] / fy) ** 2))
 
 
 @dataclass(frozen=True)
 class _Candidates:
     """(centre, axis) pairs whose chord fits the gripper, flattened to M rows.
 
-    ``ci`` / ``ai`` (M,) index the interior's centres and the axes; ``width_m``,
-    ``margin_m`` (clearance per side) and ``opening_m`` (M,) metres; ``mid`` (M, 2)
-    chord midpoint xy and ``half_w`` (M,) half the chord, image pixels; ``z`` (M,)
-    object depth at the centre, metres; ``u`` / ``v`` (M, 2) the candidate's axis.
+    ``ci`` (M,) indexes the interior's centres; ``width_m``, ``margin_m`` (clearance
+    per side) and ``opening_m`` (M,) metres; ``mid`` (M, 2) chord midpoint xy and
+    ``half_w`` (M,) half the chord, image pixels; ``z`` (M,) object depth at the
+    centre, metres; ``theta``, ``u``, ``v``, ``m_per_px_u``, ``m_per_px_v``: the
+    candidate's closing axis (rows of :func:`_closing_axes`).
     """
 
     ci: np.ndarray
-    ai: np.ndarray
+    theta: np.ndarray
     width_m: np.ndarray
     margin_m: np.ndarray
     opening_m: np.ndarray
@@ -357,16 +350,19 @@ class _Candidates:
     z: np.ndarray
     u: np.ndarray
     v: np.ndarray
+    m_per_px_u: np.ndarray
+    m_per_px_v: np.ndarray
 
 
-def _fitting_chords(mask: np.ndarray, interior: _Interior, axes: _Axes, max_width_m: float, margin_m: float,
-                    max_opening_m: float) -> _Candidates | None:
+def _fitting_chords(mask: np.ndarray, interior: _Interior, axes: tuple[np.ndarray, ...], max_width_m: float,
+                    margin_m: float, max_opening_m: float) -> _Candidates | None:
     """March from every centre along +-u to the mask edge; keep the chords no wider than ``max_width_m``."""
     centres, z_c = interior.centres, interior.z
-    t_max = max_width_m / (float(z_c.min()) * float(axes.m_per_px_u.min())) + 2.0  # longest chord worth measuring
-    t_plus, t_minus = _chord_ends(mask, centres, axes.u, t_max)  # (N, A) px from the centre to the mask edge
+    theta, u, v, m_per_px_u, m_per_px_v = axes
+    t_max = max_width_m / (float(z_c.min()) * float(m_per_px_u.min())) + 2.0  # longest chord worth measuring
+    t_plus, t_minus = _chord_ends(mask, centres, u, t_max)  # (N, A) px from the centre to the mask edge
     width_px = t_plus + t_minus
-    width_m = width_px * z_c[:, None] * axes.m_per_px_u[None, :]
+    width_m = width_px * z_c[:, None] * m_per_px_u[None, :]
     fits = np.isfinite(width_m) & (width_m <= max_width_m)
     if not fits.any():
         return None
@@ -374,9 +370,9 @@ def _fitting_chords(mask: np.ndarray, interior: _Interior, axes: _Axes, max_widt
     w_m = width_m[ci, ai]
     # The margin shrinks (down to min_margin_m, which max_width_m allows for) before the opening passes the maximum.
     margin = np.minimum(margin_m, (max_opening_m - w_m) / 2)
-    uu = axes.u[ai]
-    mid = centres[ci] + ((t_plus[ci, ai] - t_minus[ci, ai]) / 2)[:, None] * uu
-    return _Candidates(ci, ai, w_m, margin, w_m + 2 * margin, mid, width_px[ci, ai] / 2, z_c[ci], uu, axes.v[ai])
+    mid = centres[ci] + ((t_plus[ci, ai] - t_minus[ci, ai]) / 2)[:, None] * u[ai]
+    return _Candidates(ci, theta[ai], w_m, margin, w_m + 2 * margin, mid, width_px[ci, ai] / 2, z_c[ci], u[ai], v[ai],
+                       m_per_px_u[ai], m_per_px_v[ai])
 
 
 def _free_samples(pts: np.ndarray, c: _Candidates, depth: np.ndarray, mask: np.ndarray, K: np.ndarray,
@@ -398,15 +394,15 @@ def _free_samples(pts: np.ndarray, c: _Candidates, depth: np.ndarray, mask: np.n
     return ~in_img | ((~_valid_depth(d) | behind | between_jaws) & ~on_mask)
 
 
-def _free_fraction(c: _Candidates, axes: _Axes, depth: np.ndarray, mask: np.ndarray, K: np.ndarray,
+def _free_fraction(c: _Candidates, depth: np.ndarray, mask: np.ndarray, K: np.ndarray,
                    gripper: GripperSpec, grasp_depth_m: float) -> np.ndarray:
     """(M,) share of the samples of both finger plates that are free space (see :func:`_free_samples`).
 
     A plate lies just outside a chord end, ``margin + finger_thickness`` long
     outward (along u) and ``finger_width`` across (along v).
     """
-    plate_len = (c.margin_m + gripper.finger_thickness_m) * (1.0 / (c.z * axes.m_per_px_u[c.ai]))  # (M,) px
-    plate_span = gripper.finger_width_m * (1.0 / (c.z * axes.m_per_px_v[c.ai]))  # (M,) px
+    plate_len = (c.margin_m + gripper.finger_thickness_m) * (1.0 / (c.z * c.m_per_px_u))  # (M,) px
+    plate_span = gripper.finger_width_m * (1.0 / (c.z * c.m_per_px_v))  # (M,) px
     # about one sample per pixel, at most 10 x 10 per plate: an obstacle that matters
     # covers >= 10 % of the footprint, so a coarser grid still sees it
     n_u = int(np.clip(np.ceil(plate_len.max()) + 1, 3, 10))
@@ -426,8 +422,7 @@ def _free_fraction(c: _Candidates, axes: _Axes, depth: np.ndarray, mask: np.ndar
     return free_count / (2 * n_u * n_v)
 
 
-def _scores(c: _Candidates, interior: _Interior, axes: _Axes, free_fraction: np.ndarray,
-            max_width_m: float) -> np.ndarray:
+def _scores(c: _Candidates, interior: _Interior, free_fraction: np.ndarray, max_width_m: float) -> np.ndarray:
     """(M,) scores in [0, 1]: free space, centrality, narrowness and alignment with the minor axis."""
     dt_norm = np.clip(interior.dt[c.ci] / max(interior.dt_max, 1e-9), 0.0, 1.0)
     to_centroid = np.linalg.norm(c.mid - interior.centroid, axis=1) / max(2.0 * interior.major_std, 1.0)
@@ -436,7 +431,7 @@ def _scores(c: _Candidates, interior: _Interior, axes: _Axes, free_fraction: np.
     # Alignment only matters for elongated masks: a disc has no preferred axis.
     # Linear in the angle error (reaching 0 at 45 degrees) so that a few degrees off the
     # minor axis cost more than the pixel noise of chord widths.
-    d_angle = np.abs((axes.theta[c.ai] - interior.minor_angle + math.pi / 2) % math.pi - math.pi / 2)
+    d_angle = np.abs((c.theta - interior.minor_angle + math.pi / 2) % math.pi - math.pi / 2)
     alignment = 1.0 - interior.elongation * np.clip(d_angle / (math.pi / 4), 0.0, 1.0)
     free_term = np.clip((free_fraction - MIN_FREE_FRACTION) / (1.0 - MIN_FREE_FRACTION), 0.0, 1.0)
     score = _W_FREE * free_term + _W_CENTRAL * centrality + _W_NARROW * narrowness + _W_ALIGN * alignment
@@ -452,7 +447,7 @@ def _near_duplicate(xy: np.ndarray, theta: float, half_w: float, kept: list[tupl
     return False
 
 
-def _distinct_grasps(c: _Candidates, axes: _Axes, order: np.ndarray, score: np.ndarray, free_fraction: np.ndarray,
+def _distinct_grasps(c: _Candidates, order: np.ndarray, score: np.ndarray, free_fraction: np.ndarray,
                      depth: np.ndarray, K: np.ndarray, gripper: GripperSpec, grasp_depth_m: float, check_palm: bool,
                      max_candidates: int) -> list[ScoredGrasp]:
     """Candidates ``order`` (best first) as :class:`ScoredGrasp`, near duplicates dropped, palm-blocked ones last."""
@@ -461,15 +456,14 @@ def _distinct_grasps(c: _Candidates, axes: _Axes, order: np.ndarray, score: np.n
     blocked: list[ScoredGrasp] = []
     kept: list[tuple[np.ndarray, float]] = []
     for k in order:
-        th = float(axes.theta[c.ai[k]])
+        th = float(c.theta[k])
         if _near_duplicate(c.mid[k], th, c.half_w[k], kept):
             continue
         # The environment reads the depth at the centre pixel itself: convert w with it.
         z_env = _centre_depth(depth, c.mid[k], float(c.z[k]))
         rect = GraspRect(x=float(c.mid[k, 0]), y=float(c.mid[k, 1]), w=float(c.opening_m[k] * fx / z_env),
                          h=float(gripper.finger_width_m * fx / z_env), theta=th).normalized()
-        palm_blocked = (palm_blocked_fraction(rect, depth, K, gripper, grasp_depth_m) > MAX_PALM_BLOCKED
-                        if check_palm else False)
+        palm_blocked = check_palm and palm_blocked_fraction(rect, depth, K, gripper, grasp_depth_m) > MAX_PALM_BLOCKED
         grasp = ScoredGrasp(rect=rect, score=float(score[k]), opening_m=float(c.opening_m[k]),
                             width_m=float(c.width_m[k]), free_fraction=float(free_fraction[k]),
                             palm_blocked=palm_blocked)
@@ -532,14 +526,14 @@ def mask_to_grasps(mask: np.ndarray, depth_m: np.ndarray, K: np.ndarray, gripper
     cands = _fitting_chords(mask, interior, axes, max_width_m, margin_m, gripper.max_opening_m)
     if cands is None:
         return []
-    free_fraction = _free_fraction(cands, axes, depth, mask, K, gripper, grasp_depth_m)
+    free_fraction = _free_fraction(cands, depth, mask, K, gripper, grasp_depth_m)
     keep = free_fraction >= MIN_FREE_FRACTION
     if not keep.any():
         return []
-    score = _scores(cands, interior, axes, free_fraction, max_width_m)
+    score = _scores(cands, interior, free_fraction, max_width_m)
     idx = np.nonzero(keep)[0]
     idx = idx[np.argsort(-score[idx], kind="stable")]
-    return _distinct_grasps(cands, axes, idx, score, free_fraction, depth, K, gripper, grasp_depth_m, check_palm,
+    return _distinct_grasps(cands, idx, score, free_fraction, depth, K, gripper, grasp_depth_m, check_palm,
                             max_candidates)
 
 
@@ -562,8 +556,7 @@ def fallback_grasp(mask: np.ndarray, depth_m: np.ndarray, K: np.ndarray, gripper
     centre = np.array([px, py], dtype=np.float64) + offset
     theta = _minor_axis(crop)[0] if mask.sum() > 1 else 0.0
     u = np.array([math.cos(theta), math.sin(theta)])
-    t_plus, t_minus = _chord_ends(mask, centre[None], u[None], float(sum(mask.shape)))
-    t_plus, t_minus = float(t_plus[0, 0]), float(t_minus[0, 0])
+    t_plus, t_minus = (float(t[0, 0]) for t in _chord_ends(mask, centre[None], u[None], float(sum(mask.shape))))
     width_px = t_plus + t_minus
     mid = centre + (t_plus - t_minus) / 2 * u
     z = _local_depth(depth, mask, mid[None])[0]
