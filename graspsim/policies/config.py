@@ -92,7 +92,7 @@ class PolicyConfig:
     def __post_init__(self) -> None:
         hints = _field_types(type(self))
         for f in fields(self):
-            value = _coerce(getattr(self, f.name), hints[f.name], f.metadata, self._bad_value(f.name))
+            value = _coerce(getattr(self, f.name), hints[f.name], f.metadata, f.name, self.policy_name)
             object.__setattr__(self, f.name, value)  # frozen: the coerced value replaces the given one
         self.check()
 
@@ -131,12 +131,6 @@ class PolicyConfig:
         """A PolicyArgError for a check across fields, naming the policy."""
         return PolicyArgError(f"bad --policy-arg for policy {self.policy_name}: {message}")
 
-    def _bad_value(self, key: str):
-        def error(value: Any, expected: str) -> PolicyArgError:
-            return PolicyArgError(f"bad --policy-arg {key}={value!r} for policy {self.policy_name}: "
-                                  f"expected {expected}")
-        return error
-
 
 @functools.lru_cache(maxsize=None)
 def _field_types(cls: type) -> dict[str, Any]:
@@ -154,21 +148,19 @@ def _split_optional(hint: Any) -> tuple[Any, bool]:
     return hint, False
 
 
-def _coerce(value: Any, hint: Any, meta: Mapping[str, Any], error) -> Any:
-    """``value`` as the field's type, checked against its choices and range; ``error(value, expected)`` if not."""
+def _coerce(value: Any, hint: Any, meta: Mapping[str, Any], key: str, policy: str) -> Any:
+    """``value`` as the field's type, checked against its choices and range; PolicyArgError naming ``key`` if not."""
     kind, optional = _split_optional(hint)
-    expected = _describe(kind, meta) + (" or null" if optional else "")
-    if value is None:
-        if optional:
-            return None
-        raise error(value, expected)
+    if value is None and optional:
+        return None
     try:
-        converted = _CONVERTERS.get(kind, _to_dataclass)(value, kind)
+        converted = _CONVERTERS.get(kind, _to_dataclass)(value, kind)  # each converter refuses None
+        if _in_range(converted, meta):
+            return converted
     except (TypeError, ValueError):
-        raise error(value, expected) from None
-    if not _in_range(converted, meta):
-        raise error(value, expected)
-    return converted
+        pass
+    expected = _describe(kind, meta) + (" or null" if optional else "")
+    raise PolicyArgError(f"bad --policy-arg {key}={value!r} for policy {policy}: expected {expected}")
 
 
 def _to_bool(value: Any, kind: type) -> bool:
@@ -184,9 +176,7 @@ def _to_bool(value: Any, kind: type) -> bool:
 def _to_int(value: Any, kind: type) -> int:
     if isinstance(value, bool):
         raise TypeError(value)  # True is an int to Python, never a count to a user
-    if isinstance(value, numbers.Integral):
-        return int(value)
-    if isinstance(value, float) and value.is_integer():
+    if isinstance(value, numbers.Integral) or (isinstance(value, float) and value.is_integer()):
         return int(value)
     if isinstance(value, str):
         return int(value.strip())

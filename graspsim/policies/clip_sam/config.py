@@ -87,11 +87,6 @@ class ClipSamPolicyConfig(GraspPlanConfig):
             check_model(name, kind)
 
 
-def shipped_checkpoint(kind: str) -> Path:
-    """Directory of the shipped sim-trained ``clip`` or ``sam`` model."""
-    return CHECKPOINTS / kind
-
-
 def resolve_model(name: str | os.PathLike | None, kind: str) -> str:
     """What the loaders take for ``name`` (``kind`` ``"clip"`` or ``"sam"``): the shipped checkpoint for None
     (or ``"default"`` / ``"sim"``), the weights store's copy of a registered name, else ``name`` itself.
@@ -99,7 +94,7 @@ def resolve_model(name: str | os.PathLike | None, kind: str) -> str:
     Raises MissingModelError when the shipped checkpoint or a registered model is missing.
     """
     if name is None or str(name) in _SHIPPED_NAMES:
-        path = shipped_checkpoint(kind)
+        path = CHECKPOINTS / kind  # the shipped sim-trained model
         if not (path / "config.json").is_file():
             raise MissingModelError(
                 f"the shipped sim-trained {kind.upper()} is missing from {path} (a broken install?); train one with "
