@@ -27,12 +27,13 @@ import time
 
 def _observations(n: int):
     from graspsim.envs.pick_env import PickEnv
+    from graspsim.policies.base import as_observation
 
     env = PickEnv(kind="shelf", width=640, height=480)
     obs = []
     for i in range(n):
         o, info = env.reset(seed=1_000_000 + i)
-        obs.append(env.policy_observation(o, info))
+        obs.append(as_observation(o))
     env.close()
     return obs
 

@@ -23,7 +23,7 @@ import time
 import numpy as np
 
 import graspsim  # noqa: F401
-from graspsim.bench.runner import POLICY_SEED_SALT
+from graspsim.policies.base import as_observation, policy_rng
 from graspsim.scenes.suites import get_suite
 from graspsim.envs.pick_env import PickEnv
 from graspsim.policies.registry import make_policy
@@ -74,13 +74,13 @@ def main() -> None:
     successes = 0
     for seed in suite.scene_seeds(args.episodes, args.warmup):  # scenes after the timed ones
         obs, info = env.reset(seed=seed)
-        env.step(policy.act(env.policy_observation(obs, info)).rect.as_array())
+        env.step(policy.act(as_observation(obs)).rect.as_array())
     for seed in suite.scene_seeds(0, args.episodes):
         t0 = time.perf_counter()
         obs, info = env.reset(seed=seed)
-        policy.reset(np.random.default_rng([seed, POLICY_SEED_SALT]))
+        policy.reset(policy_rng(seed))
         t1 = time.perf_counter()
-        output = policy.act(env.policy_observation(obs, info))
+        output = policy.act(as_observation(obs))
         t2 = time.perf_counter()
         _, reward, _, _, step_info = env.step(output.rect.as_array())
         t3 = time.perf_counter()

@@ -59,9 +59,12 @@ def _run_options(f):
         click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1), help="Worker processes."),
         click.option("--ray", "ray_address", default=None, is_flag=False, flag_value="local",
                      help="Run attempts as Ray tasks: --ray for a local cluster, --ray ADDRESS for an existing one."),
-        click.option("--renderer", default="auto", show_default=True, type=click.Choice(["auto", "egl", "tiny"])),
-        click.option("--width", default=640, show_default=True, type=click.IntRange(min=32)),
-        click.option("--height", default=480, show_default=True, type=click.IntRange(min=32)),
+        click.option("--renderer", default="auto", show_default=True, type=click.Choice(["auto", "egl", "tiny"]),
+                     help="auto: EGL when its plugin loads here, else TinyRenderer (images differ slightly)."),
+        click.option("--width", default=640, show_default=True, type=click.IntRange(min=32),
+                     help="Image width in pixels."),
+        click.option("--height", default=480, show_default=True, type=click.IntRange(min=32),
+                     help="Image height in pixels."),
         click.option("--no-progress", is_flag=True, help="Hide the progress bar."),
     )):
         f = decorator(f)
@@ -77,16 +80,21 @@ def _check_policy(name: str) -> None:
         raise UserError(str(exc)) from None
 
 
-def _check_policy_args(policy: str, kwargs: dict) -> None:
+def _check_policy_args(policy: str, kwargs: dict, scene_kind: str | None = None) -> None:
     """Check --policy-arg values with the policy's config alone (no model loads, no torch), so a bad key, value
-    or model path fails here in one line, before any worker starts; each worker then builds the policy once."""
+    or model path fails here in one line, before any worker starts; each worker then builds the policy once.
+    With ``scene_kind``, warn (one line on stderr) when the policy's model was trained on other scene kinds."""
+    from graspsim.learn.checkpoint import CheckpointError
     from graspsim.policies.config import PolicyArgError
     from graspsim.policies.registry import check_policy_args
 
     try:
-        check_policy_args(policy, kwargs)
-    except (PolicyArgError, FileNotFoundError) as exc:  # missing weights: the message says what and where
+        config = check_policy_args(policy, kwargs)
+    except (PolicyArgError, FileNotFoundError, CheckpointError) as exc:  # the message names the file and what
         raise UserError(str(exc)) from None
+    warning = None if scene_kind is None or isinstance(config, dict) else config.domain_warning(scene_kind)
+    if warning:
+        click.echo(f"warning: {warning}", err=True)
 
 
 def _parse_policy_kwargs(items: tuple[str, ...]) -> dict:
@@ -118,6 +126,7 @@ def bench(policy, suite, episodes, seed, workers, out_dir, resume, renderer, wid
           clip_model, sam_model, ray_address, no_progress):
     """Run POLICY on a suite and score pick success per product class."""
     from graspsim.bench.ray_backend import RayUnavailableError
+    from graspsim.pool import WorkerDiedError
     from graspsim.runs import RecordsFileError, RunDirError
     from graspsim.bench.runner import RunSpec, run_bench
     from graspsim.bench.table import format_summary_table
@@ -131,7 +140,7 @@ def bench(policy, suite, episodes, seed, workers, out_dir, resume, renderer, wid
             if policy != "clip_sam":
                 raise UserError(f"{option} is an option of the clip_sam policy, not of {policy}")
             policy_kwargs[key] = value
-    _check_policy_args(policy, policy_kwargs)
+    _check_policy_args(policy, policy_kwargs, suite_obj.kind)
     spec = RunSpec(policy=policy, suite=suite, episodes=episodes, seed=seed, renderer=renderer, width=width,
                    height=height, policy_kwargs=policy_kwargs)
     out_dir = out_dir or Path("runs") / f"{policy}-{suite}"
@@ -144,11 +153,13 @@ def bench(policy, suite, episodes, seed, workers, out_dir, resume, renderer, wid
         raise UserError(str(exc)) from None
     except OSError as exc:  # e.g. an --out that cannot be created
         raise UserError(f"cannot write the run directory {out_dir}: {exc.strerror or exc}") from None
+    except WorkerDiedError as exc:  # not the user's mistake (exit 1), but one line and resumable
+        raise click.ClickException(str(exc)) from None
     click.echo(format_summary_table(summary))
     click.echo(f"results: {out_dir / 'results.jsonl'}\nsummary: {out_dir / 'summary.json'}")
 
 
-def _policy_list(text: str) -> list[str]:
+def _policy_list(text: str, scene_kind: str | None = None) -> list[str]:
     names = [n.strip() for n in text.split(",") if n.strip()]
     if not names:
         raise UserError("--policies needs at least one policy name, e.g. --policies oracle,heuristic,random")
@@ -156,7 +167,7 @@ def _policy_list(text: str) -> list[str]:
         raise UserError(f"--policies lists a policy twice: {text}")
     for name in names:
         _check_policy(name)
-        _check_policy_args(name, {})  # e.g. a missing shipped checkpoint, before the first run starts
+        _check_policy_args(name, {}, scene_kind)  # e.g. a missing shipped checkpoint, before the first run starts
     return names
 
 
@@ -166,7 +177,8 @@ def _policy_list(text: str) -> list[str]:
 @_run_options
 @click.option("--sweep", "sweep_text", default=None, metavar="PARAM=V1,V2,...",
               help="Robustness sweep: friction, mass_scale, lighting, camera_jitter or depth_noise.")
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Directory for the comparison (and, with --policies, one run directory per policy).")
 @click.option("--resume", is_flag=True, help="Continue interrupted policy runs under --out.")
 def compare(run_dirs, policies, suite, episodes, seed, workers, ray_address, sweep_text, out_dir, resume, renderer,
             width, height, no_progress):
@@ -187,8 +199,9 @@ def compare(run_dirs, policies, suite, episodes, seed, workers, ray_address, swe
                 raise UserError("--sweep runs policies: use it with --policies, not with RUN_DIRS")
             _compare_dirs(list(run_dirs), out_dir)
             return
-        names = _policy_list(policies)
-        _scene_seeds(_check_suite(suite), seed, episodes)
+        suite_obj = _check_suite(suite)
+        names = _policy_list(policies, suite_obj.kind)
+        _scene_seeds(suite_obj, seed, episodes)
         settings = [(None, None)]
         if sweep_text:
             from graspsim.bench.sweeps import parse_sweep
@@ -314,19 +327,18 @@ def list_(what):
 
 
 @main.command()
-@click.option("--suite", default="shelf-test", show_default=True)
+@click.option("--suite", default="shelf-test", show_default=True, help="Suite name (see `graspsim list suites`).")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Scene index in the suite.")
 @click.option("--policy", default="oracle", show_default=True, help="Policy whose grasp is drawn.")
-@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="PNG file to write the image with the grasp drawn.")
 @click.option("--execute/--no-execute", default=False, help="Also execute the grasp and print the outcome.")
-@click.option("--renderer", default="auto", show_default=True, type=click.Choice(["auto", "egl", "tiny"]))
+@click.option("--renderer", default="auto", show_default=True, type=click.Choice(["auto", "egl", "tiny"]),
+              help="auto: EGL when its plugin loads here, else TinyRenderer (images differ slightly).")
 def show(suite, seed, policy, out_path, execute, renderer):
     """Render a scene with the policy's grasp drawn (blue jaw plates, red opening line)."""
-    import numpy as np
-
-    from graspsim.bench.runner import POLICY_SEED_SALT
     from graspsim.envs.pick_env import PickEnv
-    from graspsim.policies.base import PolicyError
+    from graspsim.policies.base import PolicyError, as_observation, policy_rng
     from graspsim.policies.registry import make_policy
     from graspsim.viz import draw_grasp, save_png
 
@@ -339,9 +351,9 @@ def show(suite, seed, policy, out_path, execute, renderer):
                   privileged=bool(getattr(agent, "needs_privileged", False)))
     try:
         obs, info = env.reset(seed=scene_seed)
-        agent.reset(np.random.default_rng([scene_seed, POLICY_SEED_SALT]))
+        agent.reset(policy_rng(scene_seed))
         try:
-            output = agent.act(env.policy_observation(obs, info))
+            output = agent.act(as_observation(obs))
         except PolicyError as exc:
             raise UserError(f"policy {policy} found no grasp in scene {seed} of {suite}: {exc}") from None
         image = draw_grasp(obs["rgb"], output.rect)

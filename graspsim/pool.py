@@ -13,6 +13,11 @@ across a fork (a forked child blocks inside Mesa). Why
 :class:`~concurrent.futures.process.BrokenProcessPool` in the parent instead of
 leaving it waiting forever, so a long job fails fast and is resumed.
 
+A worker that dies ends the run with :class:`WorkerDiedError`, which names the
+job it was running: each worker reports the job it starts and finishes on a
+queue, and the dead one is told apart from the workers the pool then stops by
+its exit status (the pool stops the others with SIGTERM).
+
 Workers keep llvmpipe's default render threads (one per core): limiting them to
 LP_NUM_THREADS=1 per worker was measured with benchmarks/scaling.py (2 workers,
 2 cores, 4 interleaved pairs of 40 shelf-test attempts) and gained nothing
@@ -22,8 +27,10 @@ LP_NUM_THREADS=1 per worker was measured with benchmarks/scaling.py (2 workers,
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Iterable, Iterator, Protocol
 
 import multiprocessing
@@ -37,39 +44,98 @@ class JobRunner(Protocol):
     def close(self) -> None: ...
 
 
-# The runner of this worker process (built by the pool initializer).
+# The runner of this worker process (built by the pool initializer) and the queue it reports its jobs on.
 _RUNNER: JobRunner | None = None
+_STARTED = None
+
+
+class WorkerDiedError(RuntimeError):
+    """A worker process died (killed, out of memory, crashed in C code) while running ``jobs``.
+
+    ``jobs``: the job(s) the dead worker was running, as ``label`` formatted them
+    (empty if it died between jobs). Results already yielded are not affected.
+    """
+
+    def __init__(self, jobs: list[str], exit_codes: list[int]):
+        self.jobs = jobs
+        how = ", ".join(_describe_exit(code) for code in exit_codes) or "died"
+        what = f" while running {' / '.join(jobs)}" if jobs else ""
+        super().__init__(f"a worker process {how}{what}; the results finished before are kept "
+                         "(run again with --resume to finish)")
+
+
+def _describe_exit(code: int | None) -> str:
+    if code is not None and code < 0:
+        try:
+            return f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            pass
+    return f"exited with status {code}"
+
+
+def cores_available() -> int:
+    """CPU cores this process may run on (its affinity mask: a container's or ``taskset``'s limit, not the host's)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def torch_threads_per_worker(workers: int) -> int | None:
+    """The torch threads each of ``workers`` processes gets (None for one worker: torch's own default)."""
+    return max(1, cores_available() // workers) if workers > 1 else None
 
 
 def share_torch_threads(workers: int) -> None:
-    """Give each of ``workers`` processes an equal share of the cores for torch (at least one thread).
+    """Give each of ``workers`` processes an equal share of the available cores for torch (at least one thread).
 
     Only when the runner already imported torch (learned policies): K processes with
     torch's default of one thread per core each oversubscribe the CPU, which made a
     2-worker clip_sam run several times slower than 1 thread per worker on 2 cores.
     """
     if workers > 1 and "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+        sys.modules["torch"].set_num_threads(torch_threads_per_worker(workers))
 
 
-def _init_worker(factory: Callable[..., JobRunner], args: tuple, workers: int) -> None:
-    global _RUNNER
+def _init_worker(factory: Callable[..., JobRunner], args: tuple, workers: int, started) -> None:
+    global _RUNNER, _STARTED
+    _STARTED = started
     _RUNNER = factory(*args)
     share_torch_threads(workers)
 
 
-def _run_job(job: tuple) -> Any:
-    return _RUNNER.run(*job)
+def _run_job(index: int, job: tuple) -> Any:
+    _STARTED.put((os.getpid(), index))
+    result = _RUNNER.run(*job)
+    _STARTED.put((os.getpid(), None))
+    return result
 
 
-def run_jobs(factory: Callable[..., JobRunner], args: tuple, jobs: Iterable[tuple], workers: int) -> Iterator[Any]:
+def _dead_worker_error(executor: ProcessPoolExecutor, processes: dict, started, jobs: list[tuple],
+                       label: Callable[[tuple], str]) -> WorkerDiedError:
+    """Which job the worker that broke the pool was running (see the module docstring)."""
+    processes.update(getattr(executor, "_processes", None) or {})
+    current: dict[int, int | None] = {}
+    while not started.empty():
+        pid, index = started.get()
+        current[pid] = index
+    executor.shutdown(wait=True, cancel_futures=True)  # every worker has exited after this
+    # The pool stops the surviving workers with SIGTERM; the one that broke it died otherwise.
+    dead = {pid: p.exitcode for pid, p in processes.items() if p.exitcode not in (0, -signal.SIGTERM)}
+    running = [current.get(pid) for pid in (dead or current)]
+    return WorkerDiedError([label(jobs[i]) for i in running if i is not None], list(dead.values()))
+
+
+def run_jobs(factory: Callable[..., JobRunner], args: tuple, jobs: Iterable[tuple], workers: int,
+             label: Callable[[tuple], str] = repr) -> Iterator[Any]:
     """Run every job of ``jobs`` on ``workers`` processes; yield each result as it finishes.
 
     A job is the tuple of arguments of one ``runner.run(*job)`` call.
     ``factory`` and ``args`` must be picklable (a module-level class or function):
     each worker calls ``factory(*args)`` once. Results come in completion order
     when ``workers > 1``, in job order otherwise. Closing the iterator early (or
-    an exception in the caller) cancels the jobs not yet started.
+    an exception in the caller) cancels the jobs not yet started. A worker that
+    dies raises :class:`WorkerDiedError` naming its job (``label(job)``).
     """
     jobs = list(jobs)
     if not jobs:
@@ -84,22 +150,30 @@ def run_jobs(factory: Callable[..., JobRunner], args: tuple, jobs: Iterable[tupl
         return
     context = multiprocessing.get_context("spawn")
     n = min(workers, len(jobs))
-    executor = ProcessPoolExecutor(n, mp_context=context, initializer=_init_worker, initargs=(factory, args, workers))
+    started = context.SimpleQueue()
+    executor = ProcessPoolExecutor(n, mp_context=context, initializer=_init_worker,
+                                   initargs=(factory, args, workers, started))
+    processes: dict = {}
     try:
         # Keep only a few jobs queued per worker, so an interrupted run has not
         # shipped the whole job list to the workers.
-        pending_jobs = iter(jobs)
+        pending_jobs = iter(enumerate(jobs))
         running = set()
-        for job in pending_jobs:
-            running.add(executor.submit(_run_job, job))
+        for index, job in pending_jobs:
+            running.add(executor.submit(_run_job, index, job))
             if len(running) >= 2 * n:
                 break
         while running:
+            processes.update(getattr(executor, "_processes", None) or {})  # pid -> Process, to read exit codes
             finished, running = wait(running, return_when=FIRST_COMPLETED)
             for future in finished:
-                for job in pending_jobs:
-                    running.add(executor.submit(_run_job, job))
-                    break
-                yield future.result()
+                try:
+                    for index, job in pending_jobs:
+                        running.add(executor.submit(_run_job, index, job))
+                        break
+                    result = future.result()
+                except BrokenProcessPool:
+                    raise _dead_worker_error(executor, processes, started, jobs, label) from None
+                yield result
     finally:
         executor.shutdown(wait=True, cancel_futures=True)

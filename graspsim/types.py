@@ -211,8 +211,7 @@ class Observation:
       while approaching (world frame).
     * ``instance_seg`` / ``class_seg``: (H, W) int32 ground-truth segmentation
       (see :class:`Frames`), present only when the environment was asked for
-      privileged information; ``target_bodies``: body ids of the target class's
-      instances, likewise privileged.
+      privileged information.
     """
 
     rgb: np.ndarray
@@ -224,4 +223,3 @@ class Observation:
     approach_world: np.ndarray
     instance_seg: np.ndarray | None = None
     class_seg: np.ndarray | None = None
-    target_bodies: tuple[int, ...] = ()

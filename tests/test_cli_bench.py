@@ -137,3 +137,21 @@ def test_list_and_show(tmp_path):
                                       "--renderer", "tiny"])
     assert shown.exit_code == 0, shown.output
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_every_option_of_every_command_has_a_description():
+    import click
+
+    from graspsim.cli import main
+
+    missing = []
+
+    def walk(command, path):
+        if isinstance(command, click.Group):
+            for name, sub in command.commands.items():
+                walk(sub, [*path, name])
+        missing.extend(f"{' '.join(path)} {p.opts[0]}" for p in command.params
+                       if isinstance(p, click.Option) and not p.hidden and not p.help)
+
+    walk(main, ["graspsim"])
+    assert not missing, missing

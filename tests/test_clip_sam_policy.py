@@ -12,6 +12,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
+from graspsim.policies.base import as_observation  # noqa: E402
 from graspsim.policies.clip_sam.config import CHECKPOINTS  # noqa: E402
 
 SHIPPED = (CHECKPOINTS / "clip" / "config.json").is_file() and (CHECKPOINTS / "sam" / "config.json").is_file()
@@ -42,7 +43,7 @@ def observation():
 
     env = PickEnv(kind="shelf", privileged=True)  # 640x480, as the models were trained
     obs, info = env.reset(seed=1_000_000)
-    o = env.policy_observation(obs, info)
+    o = as_observation(obs)
     env.close()
     return o
 
@@ -160,7 +161,7 @@ def test_shipped_policy_finds_the_target(observation):
     try:
         for seed in range(1_000_000, 1_000_004):
             obs, info = env.reset(seed=seed)
-            o = env.policy_observation(obs, info)
+            o = as_observation(obs)
             res = policy.act(o)
             cls = np.asarray(o.class_seg)[res.mask]
             on_target += int(np.mean(cls == class_index(o.target_class)) > 0.5)

@@ -17,6 +17,7 @@ import pytest
 torch = pytest.importorskip("torch")
 safetensors = pytest.importorskip("safetensors")
 
+from graspsim.policies.base import as_observation  # noqa: E402
 from graspsim.policies.det_seg import targets as T  # noqa: E402
 
 TINY_DET = dict(input_size=160, stem_channels=8, channels=[12, 16, 16, 16], depths=[0, 1, 0, 0], fpn_channels=16,
@@ -562,7 +563,7 @@ def test_shipped_checkpoint_gives_valid_grasps(name):
     env = PickEnv(kind="shelf")
     try:
         obs, info = env.reset(seed=1_000_000)
-        o = env.policy_observation(obs, info)
+        o = as_observation(obs)
     finally:
         env.close()
     policy = GrConvNetPolicy() if kind == "grconvnet" else DetSegPolicy(checkpoint=None if name == "det_seg" else name)

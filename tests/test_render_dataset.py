@@ -254,6 +254,55 @@ def test_export_ocid_grasp_layout(dataset, tmp_path):
         assert centre == (s["grasp_classes"] + 1).tolist()
 
 
+def test_export_ocid_grasp_annotations_per_class_as_the_authors_scripts_read_them(dataset, tmp_path):
+    """Walk the export the way scripts/evaluate_det_seg_OCID.py (grasp_det_seg_cnn) does."""
+    import cv2
+
+    from graspsim.data.export import export_dataset, read_corners
+
+    out = tmp_path / "ocid"
+    export_dataset(dataset, out, "ocid_grasp")
+    for line, d in zip((out / f"{SUITE}.txt").read_text().splitlines(), iter_scene_dirs(dataset)):
+        seq_path, im_name = line.split(",")
+        s = read_scene(d)
+        mask_gt = cv2.imread(str(out / seq_path / "seg_mask_labeled_combi" / im_name), cv2.IMREAD_UNCHANGED)
+        anno_per_class_dir = out / seq_path / "Annotations_per_class" / im_name[:-4]
+        per_class = {}
+        for class_dir in sorted(p.name for p in anno_per_class_dir.iterdir()):
+            assert (anno_per_class_dir / class_dir).is_dir()
+            per_class[int(class_dir)] = read_corners(anno_per_class_dir / class_dir / (im_name[:-4] + ".txt"))
+        labels = s["grasp_classes"] + 1
+        assert sorted(per_class) == sorted(set(labels.tolist())) and all(len(r) for r in per_class.values())
+        for label, rects in per_class.items():
+            assert (mask_gt == label).any()  # the id is a label value of seg_mask_labeled_combi
+            assert np.allclose(rects[:, :4], s["grasps"][labels == label][:, :4], atol=2e-3)
+        assert sum(len(r) for r in per_class.values()) == len(s["grasps"])
+
+
+def test_export_cornell_inpaint_depth(dataset, tmp_path):
+    import cv2
+
+    from graspsim.data.export import ExportError, export_dataset, inpaint_depth_m
+
+    depth = np.full((20, 30), 0.8, dtype=np.float32)
+    depth[:, 15:] = 1.2
+    holes = np.zeros_like(depth, dtype=bool)
+    holes[5:8, 3:6] = holes[0, 29] = holes[10:12, 14:17] = True
+    filled = inpaint_depth_m(np.where(holes, 0, depth))
+    assert filled.dtype == np.float32 and (filled > 0).all()
+    assert np.array_equal(filled[~holes], depth[~holes])  # measured pixels untouched
+    assert np.allclose(filled[5:8, 3:6], 0.8, atol=1e-3) and abs(filled[0, 29] - 1.2) < 1e-3
+    assert ((filled[holes] >= 0.8 - 1e-3) & (filled[holes] <= 1.2 + 1e-3)).all()
+    out = tmp_path / "cornell"
+    assert export_dataset(dataset, out, "cornell", inpaint_depth=True)["inpaint_depth"] is True
+    for i, d in enumerate(iter_scene_dirs(dataset)):
+        source = read_scene(d)["depth_m"]
+        tiff = cv2.imread(str(out / "01" / f"pcd{i:04d}d.tiff"), cv2.IMREAD_UNCHANGED)
+        assert (tiff > 0).all() and np.array_equal(tiff[source > 0], source[source > 0].astype(np.float32))
+    with pytest.raises(ExportError, match="--inpaint-depth is for --format cornell"):
+        export_dataset(dataset, tmp_path / "o", "ocid_grasp", inpaint_depth=True)
+
+
 def test_export_cli_errors_are_one_liners(dataset, tmp_path):
     from graspsim.data.cli_export import export_command
 

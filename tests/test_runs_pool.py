@@ -5,11 +5,9 @@ from __future__ import annotations
 import json
 import os
 import time
-from concurrent.futures.process import BrokenProcessPool
-
 import pytest
 
-from graspsim.pool import run_jobs
+from graspsim.pool import WorkerDiedError, run_jobs
 from graspsim.runs import (JsonlWriter, RecordsFileError, RunDirError, RunLayout, check_run_dir, config_differences,
                            prepare_run_dir, read_jsonl)
 
@@ -93,9 +91,12 @@ def test_pool_gives_the_serial_results_and_builds_one_runner_per_worker():
     assert list(run_jobs(SquareRunner, (0,), [], workers=2)) == []
 
 
-def test_a_dying_worker_fails_the_run_instead_of_hanging():
+def test_a_dying_worker_fails_the_run_naming_its_job_instead_of_hanging():
     jobs = [(0, 1), (1, -1), (2, 2), (3, 3)]
     t0 = time.monotonic()
-    with pytest.raises(BrokenProcessPool):
-        list(run_jobs(SquareRunner, (0,), jobs, workers=2))
+    with pytest.raises(WorkerDiedError) as caught:
+        list(run_jobs(SquareRunner, (0,), jobs, workers=2, label=lambda job: f"job {job[0]}"))
     assert time.monotonic() - t0 < 60
+    assert caught.value.jobs == ["job 1"]
+    message = str(caught.value)
+    assert "\n" not in message and "exited with status 3 while running job 1" in message and "--resume" in message

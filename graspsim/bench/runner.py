@@ -28,11 +28,10 @@ import numpy as np
 
 from graspsim.bench.summary import summarize, write_summary
 from graspsim.config import PhysicsConfig
-from graspsim.pool import run_jobs
+from graspsim.policies.base import as_observation, policy_rng
+from graspsim.pool import run_jobs, torch_threads_per_worker
 from graspsim.runs import RESULTS_FILENAME, JsonlWriter, prepare_run_dir, read_results
 from graspsim.scenes.suites import Suite, get_suite
-
-POLICY_SEED_SALT = 7919  # keeps the policy's stream apart from the scene's
 
 
 @dataclass(frozen=True)
@@ -115,10 +114,10 @@ class EpisodeRunner:
         report can replay any attempt of a run to show what the policy saw.
         """
         obs, info = self.env.reset(seed=scene_seed)
-        self.policy.reset(np.random.default_rng([scene_seed, POLICY_SEED_SALT]))
+        self.policy.reset(policy_rng(scene_seed))
         t0 = time.perf_counter()
         try:
-            return obs, info, self.policy.act(self.env.policy_observation(obs, info)), None
+            return obs, info, self.policy.act(as_observation(obs)), None
         except Exception as exc:  # a policy failure is the policy's invalid action, not a crashed run
             return obs, info, None, f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"
         finally:
@@ -190,7 +189,7 @@ def iter_rows(spec: RunSpec, jobs: list[tuple[int, int]], workers: int, ray_addr
 
         yield from iter_rows_ray(spec, jobs, ray_address, max(1, workers))
         return
-    yield from run_jobs(EpisodeRunner, (spec,), jobs, workers)
+    yield from run_jobs(EpisodeRunner, (spec,), jobs, workers, label=lambda job: f"episode {job[0]} (scene seed {job[1]})")
 
 
 def run_config_for(spec: RunSpec, workers: int, use_ray: bool = False,
@@ -236,5 +235,7 @@ def run_bench(spec: RunSpec, out_dir: Path, workers: int = 1, resume: bool = Fal
         summary["timing"]["wall_s"] = wall_s
         summary["timing"]["wall_s_source"] = "this session"
     summary["skipped_scenes"] = skipped
+    # What a learned policy's torch ran with in each worker (None: one process, torch's default).
+    summary["torch_threads_per_worker"] = None if use_ray else torch_threads_per_worker(workers)
     write_summary(out_dir, summary)
     return summary

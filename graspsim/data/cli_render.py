@@ -19,9 +19,10 @@ from graspsim.clierror import UserError
               help="First scene index in the suite.")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1), help="Worker processes.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted dataset in --out.")
-@click.option("--width", default=640, show_default=True, type=click.IntRange(min=32))
-@click.option("--height", default=480, show_default=True, type=click.IntRange(min=32))
-@click.option("--renderer", default="auto", show_default=True, type=click.Choice(["auto", "egl", "tiny"]))
+@click.option("--width", default=640, show_default=True, type=click.IntRange(min=32), help="Image width in pixels.")
+@click.option("--height", default=480, show_default=True, type=click.IntRange(min=32), help="Image height in pixels.")
+@click.option("--renderer", default="auto", show_default=True, type=click.Choice(["auto", "egl", "tiny"]),
+              help="auto: EGL when its plugin loads here, else TinyRenderer (images differ slightly).")
 @click.option("--no-grasps", is_flag=True,
               help="Skip grasp labels (images and masks only, ~5x faster): enough for training CLIP / SAM.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
@@ -30,6 +31,7 @@ def render_command(suite, scenes, out_dir, seed, workers, resume, width, height,
     from graspsim.scenes.suites import UnknownSuiteError, get_suite
     from graspsim.data.labels import LabelConfig
     from graspsim.data.render import render_dataset
+    from graspsim.pool import WorkerDiedError
     from graspsim.runs import RunDirError
     from graspsim.sim.world import RendererError
 
@@ -46,4 +48,6 @@ def render_command(suite, scenes, out_dir, seed, workers, resume, width, height,
                                  labels=LabelConfig(max_candidates=0) if no_grasps else None)
     except (RunDirError, RendererError) as exc:
         raise UserError(str(exc)) from None
+    except WorkerDiedError as exc:  # not the user's mistake (exit 1), but one line and resumable
+        raise click.ClickException(str(exc)) from None
     click.echo(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in summary.items()}))

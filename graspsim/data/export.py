@@ -3,7 +3,8 @@
 ``cornell`` (the layout GG-CNN / GR-ConvNet style loaders read)::
 
     OUT/01/pcd0000r.png       RGB, 8-bit
-    OUT/01/pcd0000d.tiff      depth, float32 metres along the camera z axis (0 = no depth)
+    OUT/01/pcd0000d.tiff      depth, float32 metres along the camera z axis (0 = no depth, or
+                              inpainted with ``inpaint_depth=True``, as Cornell loaders inpaint)
     OUT/01/pcd0000cpos.txt    positive grasps: 4 lines "x y" per rectangle (pixels)
     OUT/01/pcd0000cneg.txt    negative grasps: empty (graspsim keeps only the grasps that held)
     OUT/02/pcd0100r.png ...   100 scenes per folder, numbered from 0 in dataset order
@@ -12,7 +13,10 @@ Cornell's point-cloud files ``pcdXXXX.txt`` are not written (the depth TIFF,
 which Cornell loaders derive from them, is). Corners follow Cornell: corners
 0-1 and 2-3 are the sides along the jaw closing axis (their length is the
 opening ``w``), 1-2 and 3-0 the finger sides (``h``): the order of
-:func:`graspsim.grasping.rect_geometry.rect_corners`.
+:func:`graspsim.grasping.rect_geometry.rect_corners`. Angles: graspsim's
+``theta`` is measured in the image with y pointing down; GR-ConvNet's Cornell
+loader measures with y up, so its angle for the same rectangle is ``-theta``
+(the corners are the same; only the angle a loader derives from them differs).
 
 ``ocid_grasp`` (the layout of Ainetter & Fraundorfer's OCID_grasp)::
 
@@ -21,10 +25,18 @@ opening ``w``), 1-2 and 3-0 the finger sides (``h``): the order of
     OUT/<suite>/seqXX/seg_mask_labeled_combi/scene-<seed>.png  uint8 class map, 0 background, c + 1 = class c
     OUT/<suite>/seqXX/label/scene-<seed>.png                   uint16 instance map, 0 background
     OUT/<suite>/seqXX/Annotations/scene-<seed>.txt             4 lines "x y" per grasp
+    OUT/<suite>/seqXX/Annotations_per_class/scene-<seed>/<id>/scene-<seed>.txt   the grasps of class id
     OUT/<suite>.txt                                            split file: "<suite>/seqXX,scene-<seed>.png" per line
 
 ``XX`` is the dataset's shard (100 scenes). As in OCID_grasp, a grasp's class
 is the class under its centre in ``seg_mask_labeled_combi``.
+``Annotations_per_class`` is what the authors' evaluation and test scripts
+(``scripts/evaluate_det_seg_OCID.py`` in their grasp_det_seg_cnn) read: one
+folder per class present in the scene's grasps, named by its label value in
+``seg_mask_labeled_combi`` (catalog class + 1, 0 is background), holding that
+class's grasps in the ``Annotations`` format. A grasp's class there is the
+class of the product it was labelled on (the class under its centre for all but
+one of the 11,107 shelf-test labels).
 
 Both write ``OUT/classes.json`` (label value -> class name) and
 ``OUT/graspsim_export.json`` (format, source dataset, suite, and for every
@@ -97,8 +109,12 @@ def _prepare_out(out: Path, fmt: str) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
-def export_dataset(data_dir: str | Path, out_dir: str | Path, fmt: str, progress: bool = False) -> dict:
+def export_dataset(data_dir: str | Path, out_dir: str | Path, fmt: str, progress: bool = False,
+                   inpaint_depth: bool = False) -> dict:
     """Write the dataset in ``data_dir`` to ``out_dir`` in layout ``fmt`` (``cornell`` | ``ocid_grasp``).
+
+    ``inpaint_depth`` (Cornell only): fill the depth TIFF's zeros (nothing hit)
+    from their neighbours (:func:`inpaint_depth_m`), as Cornell's TIFFs are.
 
     Returns the export record (also written to ``out_dir/graspsim_export.json``).
     Raises :class:`~graspsim.data.format.DatasetError` for a bad dataset (and
@@ -108,6 +124,8 @@ def export_dataset(data_dir: str | Path, out_dir: str | Path, fmt: str, progress
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if inpaint_depth and fmt != "cornell":
+        raise ExportError("--inpaint-depth is for --format cornell (OCID_grasp's depth keeps its zeros, as OCID's)")
     manifest, scene_dirs = check_dataset(data_dir)
     if fmt == "cornell" and not has_grasp_labels(manifest):
         raise DatasetError(f"{data_dir} was rendered with --no-grasps: there are no grasps to export to Cornell "
@@ -127,7 +145,7 @@ def export_dataset(data_dir: str | Path, out_dir: str | Path, fmt: str, progress
             folder = out / f"{index // CORNELL_PER_FOLDER + 1:02d}"
             folder.mkdir(exist_ok=True)
             stem = f"pcd{index:04d}"
-            _write_cornell(folder, stem, d, s)
+            _write_cornell(folder, stem, d, s, inpaint_depth)
             scenes.append({"seed": seed, "file": f"{folder.name}/{stem}"})
         else:
             seq = f"{suite}/seq{int(d.parent.name.split('-')[-1]):02d}"
@@ -141,16 +159,39 @@ def export_dataset(data_dir: str | Path, out_dir: str | Path, fmt: str, progress
     classes = {"0": "background", **{str(int(k) + 1): v for k, v in manifest.get("classes", {}).items()}}
     atomic_write_text(out / "classes.json", json.dumps(classes, indent=2) + "\n")
     record = {"format": fmt, "source": str(Path(data_dir).resolve()), "suite": suite, "scenes": len(scenes),
-              "grasps": n_grasps, "labels": has_grasp_labels(manifest), "files": scenes}
+              "grasps": n_grasps, "inpaint_depth": inpaint_depth, "labels": has_grasp_labels(manifest), "files": scenes}
     atomic_write_text(out / MARKER, json.dumps(record, indent=2) + "\n")
     return record
 
 
-def _write_cornell(folder: Path, stem: str, scene_dir: Path, s: dict) -> None:
+def inpaint_depth_m(depth_m: np.ndarray) -> np.ndarray:
+    """(H, W) float32 metres with its zeros (no depth) filled from the neighbours.
+
+    OpenCV's Navier-Stokes inpainting (radius 1 px) on the depth scaled to
+    [0, 1], with a one-pixel reflected border so edge pixels have neighbours:
+    the way Cornell loaders (GG-CNN's and GR-ConvNet's ``DepthImage.inpaint``)
+    fill the holes of Cornell's depth. Pixels with depth keep their values.
+    """
+    import cv2
+
+    depth = np.asarray(depth_m, dtype=np.float32)
+    missing = depth == 0
+    scale = float(np.abs(depth).max())
+    if not missing.any() or scale == 0:
+        return depth.copy()
+    padded = cv2.copyMakeBorder(depth / scale, 1, 1, 1, 1, cv2.BORDER_DEFAULT)
+    mask = cv2.copyMakeBorder(missing.astype(np.uint8), 1, 1, 1, 1, cv2.BORDER_DEFAULT)
+    filled = depth.copy()  # measured pixels keep their exact values; only the holes are written
+    filled[missing] = cv2.inpaint(padded, mask, 1, cv2.INPAINT_NS)[1:-1, 1:-1][missing] * scale
+    return filled
+
+
+def _write_cornell(folder: Path, stem: str, scene_dir: Path, s: dict, inpaint_depth: bool) -> None:
     import cv2
 
     shutil.copyfile(scene_dir / "rgb.png", folder / f"{stem}r.png")
-    if not cv2.imwrite(str(folder / f"{stem}d.tiff"), s["depth_m"].astype(np.float32)):
+    depth = inpaint_depth_m(s["depth_m"]) if inpaint_depth else s["depth_m"].astype(np.float32)
+    if not cv2.imwrite(str(folder / f"{stem}d.tiff"), depth):
         raise OSError(f"cannot write {folder / (stem + 'd.tiff')}")
     atomic_write_text(folder / f"{stem}cpos.txt", corners_text(s["grasps"]))
     atomic_write_text(folder / f"{stem}cneg.txt", "")
@@ -163,3 +204,8 @@ def _write_ocid(seq_dir: Path, name: str, scene_dir: Path, s: dict) -> None:
         shutil.copyfile(scene_dir / src, seq_dir / sub / f"{name}.png")
     (seq_dir / "Annotations").mkdir(parents=True, exist_ok=True)
     atomic_write_text(seq_dir / "Annotations" / f"{name}.txt", corners_text(s["grasps"]))
+    labels = s["grasp_classes"] + 1  # label values of seg_mask_labeled_combi
+    for label in np.unique(labels):
+        class_dir = seq_dir / "Annotations_per_class" / name / str(int(label))
+        class_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(class_dir / f"{name}.txt", corners_text(s["grasps"][labels == label]))

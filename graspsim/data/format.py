@@ -120,9 +120,9 @@ def encode_class(class_seg: np.ndarray) -> np.ndarray:
 def _imread(path: Path, flags: int) -> np.ndarray:
     import cv2
 
-    image = cv2.imread(str(path), flags)
+    image = cv2.imread(str(path), flags) if Path(path).is_file() else None
     if image is None:
-        raise OSError(f"cannot read image {path}")
+        raise DatasetError(f"{path} is missing or damaged (not a readable image)")
     return image
 
 
@@ -141,7 +141,10 @@ def read_scene(path: Path) -> dict[str, Any]:
     path = Path(path)
     if not is_complete(path):
         raise FileNotFoundError(f"{path} is not a complete scene (no {META})")
-    meta = json.loads((path / META).read_text(encoding="utf-8"))
+    try:
+        meta = json.loads((path / META).read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise DatasetError(f"{path / META} is damaged: not valid JSON ({exc})") from None
     rgb = cv2.cvtColor(_imread(path / "rgb.png", cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
     depth_mm = _imread(path / "depth.png", cv2.IMREAD_UNCHANGED)
     instance = _imread(path / "instance.png", cv2.IMREAD_UNCHANGED)

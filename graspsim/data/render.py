@@ -150,7 +150,8 @@ def render_dataset(suite: str, scenes: int, out_dir: Path, seed: int = 0, worker
     bar = tqdm(total=len(seeds), initial=len(seeds) - len(todo), unit="scene", desc=f"render {suite}",
                disable=not progress)
     try:
-        for status in run_jobs(SceneRenderer, (spec,), [(out_dir, s) for s in todo], workers):
+        for status in run_jobs(SceneRenderer, (spec,), [(out_dir, s) for s in todo], workers,
+                               label=lambda job: f"scene seed {job[1]}"):
             results.append(status)
             bar.update(1)
     finally:

@@ -8,12 +8,13 @@ command line hands it.
 
 from __future__ import annotations
 
-from graspsim.types import Observation
+from typing import Any
 
 
 class SuiteObserver:
-    """``observer(scene_seed)``: the :class:`Observation` of that scene (with privileged masks), or the reason the
-    scene cannot be built (a ``str``: it is skipped, as bench skips it). Builds one environment, on first use."""
+    """``observer(scene_seed)``: the environment's observation dict of that scene (with privileged masks; a policy
+    reads it with :func:`graspsim.policies.base.as_observation`), or the reason the scene cannot be built (a
+    ``str``: it is skipped, as bench skips it). Builds one environment, on first use."""
 
     def __init__(self, kind: str, variant_split: str, width: int = 640, height: int = 480, renderer: str = "auto",
                  privileged: bool = True):
@@ -28,17 +29,17 @@ class SuiteObserver:
         suite_obj = get_suite(suite)
         return cls(suite_obj.kind, suite_obj.variant_split, **kwargs)
 
-    def __call__(self, scene_seed: int) -> Observation | str:
+    def __call__(self, scene_seed: int) -> dict[str, Any] | str:
         from graspsim.envs.pick_env import PickEnv
         from graspsim.sim.scene import SceneUnavailableError
 
         if self.env is None:
             self.env = PickEnv(**self.env_kwargs)
         try:
-            obs, info = self.env.reset(seed=scene_seed)
+            obs, _ = self.env.reset(seed=scene_seed)
         except SceneUnavailableError as exc:
             return str(exc)
-        return self.env.policy_observation(obs, info)
+        return obs
 
     def close(self) -> None:
         if self.env is not None:

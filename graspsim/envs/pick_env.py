@@ -9,7 +9,18 @@ Observation (a dict):
 * ``rgb`` (H, W, 3) uint8; ``depth`` (H, W) float32 metres along camera z;
 * ``instruction`` text, e.g. ``"pick the soda can"``; ``target_class`` catalog index;
 * ``K`` (3, 3) float64 intrinsics; ``T_world_camera`` (4, 4) float64 (OpenCV axes);
+* ``scene_kind``: index into :data:`graspsim.scenes.kinds.SCENE_KINDS` (shelf 0, tabletop 1);
 * only with ``privileged=True``: ``instance_seg`` and ``class_seg`` (H, W) int32.
+
+The built-in policies act on this dict: ``make_policy("oracle").act(obs)``
+(:func:`graspsim.policies.base.as_observation`). ``suite="shelf-test"`` makes
+``reset(seed=i)`` build scene ``i`` of that suite, the scene ``graspsim bench
+--suite shelf-test --seed i`` runs (without a suite the seed is the scene's own
+seed, ``info["scene_seed"]``).
+
+The simulator starts at the first ``reset``, so building an environment is
+cheap and leaves no GL state behind (``AsyncVectorEnv`` forks safely); a pickled
+environment is a new, independent simulation of the same configuration.
 
 Action: ``action_mode="rect"`` (default) takes the 5-D grasp rectangle
 ``[x, y, w, h, theta]`` in pixels/radians (see :class:`graspsim.types.GraspRect`);
@@ -41,15 +52,16 @@ from gymnasium import spaces
 
 from graspsim.assets.catalog import CATALOG, class_index, get_class, get_variant
 from graspsim.config import GRASP_DEPTH_M, PhysicsConfig
+from graspsim.envs.text_space import InstructionText
 from graspsim.geometry import make_transform, quat_to_matrix
-from graspsim.scenes.kinds import scene_kind
+from graspsim.scenes.kinds import SCENE_KINDS, scene_kind
 from graspsim.scenes.sampling import SceneOptions
 from graspsim.sim.attempt import Attempt, attempt_grasp
 from graspsim.sim.camera import add_depth_noise, render
 from graspsim.sim.scene import BuiltScene, build_settled_scene, settle, SceneRejected
-from graspsim.sim.world import SimWorld
-from graspsim.types import (FailureReason, Frames, GraspRect, GripperCommand, InvalidRectError, Observation,
-                            PickOutcome)
+from graspsim.scenes.suites import get_suite
+from graspsim.sim.world import SimWorld, check_renderer
+from graspsim.types import FailureReason, Frames, GraspRect, GripperCommand, InvalidRectError, PickOutcome
 
 INSTRUCTION_CHARSET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 -'.,"
 # A target must show at least this share of the area its box would cover unoccluded: the
@@ -75,13 +87,15 @@ class PickEnv(gym.Env):
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 2}
 
-    def __init__(self, kind: str = "shelf", variant_split: str = "seen", width: int = 640, height: int = 480,
-                 renderer: str = "auto", privileged: bool = False, action_mode: str = "rect",
+    def __init__(self, kind: str | None = None, variant_split: str | None = None, width: int = 640,
+                 height: int = 480, renderer: str = "auto", privileged: bool = False, action_mode: str = "rect",
                  clear_scene: bool = False, max_attempts: int = 12, max_consecutive_failures: int = 2,
                  camera_jitter_m: float = 0.0, lighting_jitter: bool = False,
                  physics: PhysicsConfig | dict | None = None, grasp_depth_m: float = GRASP_DEPTH_M,
                  render_mode: str | None = None, lighting_gain: float | None = None,
-                 depth_noise_m: float = 0.0):
+                 depth_noise_m: float = 0.0, suite: str | None = None):
+        # Every constructor argument, kept so that a pickled copy can build its own simulation (__getstate__).
+        self._init_kwargs = {name: value for name, value in locals().items() if name != "self"}
         if action_mode not in ("rect", "pose"):
             raise ValueError(f"unknown action_mode {action_mode!r}; choose 'rect' or 'pose'")
         if render_mode not in (None, "rgb_array"):
@@ -92,7 +106,16 @@ class PickEnv(gym.Env):
             raise ValueError(f"lighting_gain must be a finite factor >= 0 (or None), got {lighting_gain!r}")
         if not (np.isfinite(depth_noise_m) and depth_noise_m >= 0):
             raise ValueError(f"depth_noise_m must be finite and >= 0 metres, got {depth_noise_m!r}")
+        self.suite = None if suite is None else get_suite(suite)
+        if self.suite is not None:
+            for name, given, of_suite in (("kind", kind, self.suite.kind),
+                                          ("variant_split", variant_split, self.suite.variant_split)):
+                if given not in (None, of_suite):
+                    raise ValueError(f"suite {suite!r} has {name} {of_suite!r}, not {given!r}")
+            kind, variant_split = self.suite.kind, self.suite.variant_split
+        kind, variant_split = kind or "shelf", variant_split or "seen"
         scene_kind(kind)  # an unknown kind fails here, before the simulator starts
+        check_renderer(renderer)
         if isinstance(physics, dict):
             physics = PhysicsConfig.from_dict(physics)
         self.physics = physics or PhysicsConfig()
@@ -110,7 +133,11 @@ class PickEnv(gym.Env):
         self.lighting_gain = None if lighting_gain is None else float(lighting_gain)
         self.depth_noise_m = float(depth_noise_m)
         self._scene_seed = 0
-        self.world = SimWorld(self.physics, renderer)
+        self._renderer = renderer
+        # The simulator (and its GL context) starts at the first reset: an environment that is
+        # only built and closed, like the one AsyncVectorEnv builds in the parent to read the
+        # spaces before it forks its workers, leaves no EGL state for the workers to inherit.
+        self._world: SimWorld | None = None
         self._scene: BuiltScene | None = None
         self._frames: Frames | None = None
         self._target_class: str | None = None
@@ -121,15 +148,36 @@ class PickEnv(gym.Env):
         self.observation_space = self._make_observation_space(width, height)
         self.action_space = self._make_action_space(width, height)
 
+    @property
+    def world(self) -> SimWorld:
+        """The pybullet world, started on first use."""
+        if self._world is None:
+            self._world = SimWorld(self.physics, self._renderer)
+        return self._world
+
+    def __getstate__(self) -> dict[str, Any]:
+        """A pickled environment carries its configuration and generator, not the simulator.
+
+        The copy builds its own simulation on its next reset (in this or another
+        process): the two never share a pybullet client, so closing or resetting
+        one leaves the other as it was.
+        """
+        return {"kwargs": self._init_kwargs, "np_random": self._np_random, "np_random_seed": self._np_random_seed}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(**state["kwargs"])
+        self._np_random, self._np_random_seed = state["np_random"], state["np_random_seed"]
+
     # ----------------------------------------------------------------- spaces
     def _make_observation_space(self, width: int, height: int) -> spaces.Dict:
         entries = {
             "rgb": spaces.Box(0, 255, (height, width, 3), np.uint8),
             "depth": spaces.Box(0.0, np.inf, (height, width), np.float32),
-            "instruction": spaces.Text(max_length=80, min_length=1, charset=INSTRUCTION_CHARSET),
+            "instruction": InstructionText(max_length=80, min_length=1, charset=INSTRUCTION_CHARSET),
             "target_class": spaces.Discrete(len(CATALOG)),
             "K": spaces.Box(-np.inf, np.inf, (3, 3), np.float64),
             "T_world_camera": spaces.Box(-np.inf, np.inf, (4, 4), np.float64),
+            "scene_kind": spaces.Discrete(len(SCENE_KINDS)),
         }
         if self.privileged:
             entries["instance_seg"] = spaces.Box(-1, 2**24, (height, width), np.int32)
@@ -147,8 +195,17 @@ class PickEnv(gym.Env):
 
     # ------------------------------------------------------------------ reset
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        if seed is not None and self.suite is not None:
+            # Seed i is scene i of the suite, as ``graspsim bench --suite S --seed i`` runs it; the
+            # generator is seeded with the scene's own seed, as when that seed is given directly.
+            seed = self.suite.scene_seeds(int(seed), 1)[0]
         super().reset(seed=seed)
-        scene_seed = int(seed) if seed is not None else int(self.np_random.integers(0, 2**31 - 1))
+        if seed is not None:
+            scene_seed = int(seed)
+        elif self.suite is not None:
+            scene_seed = self.suite.scene_seeds(int(self.np_random.integers(self.suite.size)), 1)[0]
+        else:
+            scene_seed = int(self.np_random.integers(0, 2**31 - 1))
         self._scene_seed = scene_seed
         t0 = time.perf_counter()
         self._scene = build_settled_scene(self.world, self.kind, scene_seed, self.variant_split, self.options,
@@ -295,6 +352,7 @@ class PickEnv(gym.Env):
             "target_class": class_index(target),
             "K": frames.camera.K.astype(np.float64),
             "T_world_camera": frames.camera.T_world_camera.astype(np.float64),
+            "scene_kind": list(SCENE_KINDS).index(self.kind),
         }
         if self.privileged:
             obs["instance_seg"] = frames.instance_seg.copy()
@@ -318,17 +376,6 @@ class PickEnv(gym.Env):
                                      if scene.body_to_class_name[b] == self._target_class]
         return info
 
-    def policy_observation(self, obs: dict[str, Any], info: dict[str, Any]) -> Observation:
-        """The :class:`Observation` a policy receives for ``obs`` (camera intrinsics and pose as ``obs`` gives them)."""
-        camera = replace(self._frames.camera, K=np.asarray(obs["K"]), T_world_camera=np.asarray(obs["T_world_camera"]))
-        return Observation(
-            rgb=obs["rgb"], depth_m=obs["depth"], camera=camera, instruction=obs["instruction"],
-            target_class=info["target_class_name"], scene_kind=info["scene_kind"],
-            approach_world=np.asarray(info["approach_world"], dtype=np.float64),
-            instance_seg=obs.get("instance_seg"), class_seg=obs.get("class_seg"),
-            target_bodies=tuple(info.get("target_bodies", ())),
-        )
-
     def render(self):
         if self._frames is None:
             return None
@@ -338,6 +385,6 @@ class PickEnv(gym.Env):
         return draw_grasp(rgb, self._last_rect) if self._last_rect is not None else rgb.copy()
 
     def close(self):
-        if getattr(self, "world", None) is not None:
-            self.world.close()
-            self.world = None
+        if getattr(self, "_world", None) is not None:
+            self._world.close()
+            self._world = None

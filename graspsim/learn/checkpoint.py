@@ -20,7 +20,11 @@ WEIGHTS_FILE = "model.safetensors"
 METADATA_FILE = "metadata.json"
 
 
-class ChecksumError(ValueError):
+class CheckpointError(ValueError):
+    """A checkpoint file is damaged (unreadable, truncated, or not what its metadata.json records)."""
+
+
+class ChecksumError(CheckpointError):
     """A weight file's sha256 differs from the one its metadata.json records."""
 
 
@@ -40,14 +44,26 @@ def write_metadata(directory: Path, metadata: Mapping[str, Any], files: tuple[st
 
 
 def read_metadata(directory: Path) -> dict:
-    """The parsed ``metadata.json``; FileNotFoundError naming the directory and the missing file(s)."""
+    """The parsed ``metadata.json``; FileNotFoundError naming the directory and the missing file(s),
+    CheckpointError naming a metadata file that is not a JSON object."""
     directory = Path(directory)
     if not directory.is_dir():
         raise FileNotFoundError(f"checkpoint directory {directory} does not exist")
     missing = [f for f in (WEIGHTS_FILE, METADATA_FILE) if not (directory / f).is_file()]
     if missing:
         raise FileNotFoundError(f"checkpoint directory {directory} is incomplete: missing {', '.join(missing)}")
-    return json.loads((directory / METADATA_FILE).read_text(encoding="utf-8"))
+    return read_metadata_file(directory / METADATA_FILE)
+
+
+def read_metadata_file(path: Path) -> dict:
+    """A checkpoint's ``metadata.json`` as a dict; CheckpointError (naming the file) if it is not one."""
+    try:
+        meta = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise CheckpointError(f"{path} is damaged: not valid JSON ({exc})") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path} is damaged: not a JSON object")
+    return meta
 
 
 def verify(directory: Path, metadata: Mapping[str, Any]) -> None:
@@ -64,4 +80,7 @@ def load_weights(directory: Path, metadata: Mapping[str, Any] | None = None) -> 
     from safetensors.torch import load_file
 
     verify(directory, read_metadata(directory) if metadata is None else metadata)
-    return load_file(str(Path(directory) / WEIGHTS_FILE))
+    try:
+        return load_file(str(Path(directory) / WEIGHTS_FILE))
+    except Exception as exc:  # safetensors raises its own error type for a truncated or garbled file
+        raise CheckpointError(f"{Path(directory) / WEIGHTS_FILE} is damaged: {str(exc).splitlines()[0]}") from None

@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field, fields
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Mapping, Protocol, runtime_checkable
 
 import numpy as np
 
-from graspsim.types import GraspRect, Observation
+from graspsim.types import CameraModel, GraspRect, Observation
+
+#: Salt of the generator a policy gets for a scene (:func:`policy_rng`): keeps its stream apart from the scene's.
+POLICY_SEED_SALT = 7919
 
 
 @dataclass
@@ -57,8 +60,39 @@ class Policy(Protocol):
     def reset(self, rng: np.random.Generator) -> None:
         """Start a new attempt; ``rng`` is the only randomness the policy may use."""
 
-    def act(self, obs: Observation) -> PolicyOutput:
-        """Choose a grasp for ``obs``."""
+    def act(self, obs: Observation | Mapping[str, Any]) -> PolicyOutput:
+        """Choose a grasp for ``obs`` (an Observation or the environment's observation dict)."""
+
+
+def policy_rng(scene_seed: int) -> np.random.Generator:
+    """The generator ``graspsim bench`` gives a policy (:meth:`Policy.reset`) before it acts on scene ``scene_seed``."""
+    return np.random.default_rng([int(scene_seed), POLICY_SEED_SALT])
+
+
+def as_observation(obs: Observation | Mapping[str, Any]) -> Observation:
+    """``obs`` as an :class:`Observation`: as it is, or built from a graspsim environment's observation dict.
+
+    The dict is what ``env.reset()`` / ``env.step()`` return (keys ``rgb``,
+    ``depth``, ``instruction``, ``target_class``, ``K``, ``T_world_camera``,
+    ``scene_kind``; ``instance_seg`` and ``class_seg`` when the environment was
+    made with ``privileged=True``). This is how the built-in policies act on
+    Gymnasium observations: ``policy.act(obs)``.
+    """
+    if isinstance(obs, Observation):
+        return obs
+    from graspsim.scenes.kinds import SCENE_KINDS
+
+    kind = list(SCENE_KINDS.values())[int(obs["scene_kind"])]
+    height, width = np.shape(obs["depth"])
+    camera = CameraModel(K=np.asarray(obs["K"]), width=width, height=height,
+                         T_world_camera=np.asarray(obs["T_world_camera"]), near_m=kind.camera.near_m,
+                         far_m=kind.camera.far_m)
+    return Observation(
+        rgb=obs["rgb"], depth_m=obs["depth"], camera=camera, instruction=str(obs["instruction"]),
+        target_class=catalog().CATALOG[int(obs["target_class"])].name, scene_kind=kind.name,
+        approach_world=np.asarray(kind.approach_world, dtype=np.float64),
+        instance_seg=obs.get("instance_seg"), class_seg=obs.get("class_seg"),
+    )
 
 
 class PolicyError(RuntimeError):

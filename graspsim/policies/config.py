@@ -105,6 +105,10 @@ class PolicyConfig:
         Never loads a model; :func:`graspsim.policies.registry.check_policy_args` runs it before workers start.
         """
 
+    def domain_warning(self, scene_kind: str) -> str | None:
+        """One line when the model this config names was trained on other scene kinds than ``scene_kind``."""
+        return None
+
     @classmethod
     def keys(cls) -> list[str]:
         """The valid argument names, sorted."""

@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar, Mapping, Sequence
 
 import cv2
 import numpy as np
 
 from graspsim.config import GripperSpec
 from graspsim.grasping.mask_grasps import ScoredGrasp, fallback_grasp, object_grasps
-from graspsim.policies.base import PolicyError, PolicyOutput, catalog, copy_config
+from graspsim.policies.base import PolicyError, PolicyOutput, catalog, copy_config, as_observation
 from graspsim.policies.config import GraspPlanConfig, arg
 from graspsim.types import GraspRect, Observation
 
@@ -185,7 +185,8 @@ class HeuristicPolicy:
         pixels = (candidate & ~edges).astype(np.uint8)
         return cv2.connectedComponentsWithStats(pixels, connectivity=4)[:3]
 
-    def act(self, obs: Observation) -> PolicyOutput:
+    def act(self, obs: Observation | Mapping[str, Any]) -> PolicyOutput:
+        obs = as_observation(obs)  # the environment's observation dict is accepted too
         palette, main = self._palette(obs.target_class)
         d = np.asarray(obs.depth_m)
         valid = np.isfinite(d) & (d > 0) & (d < 0.999 * obs.camera.far_m)  # the far plane: nothing was hit there

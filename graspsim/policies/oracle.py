@@ -9,13 +9,13 @@ perception is perfect.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Mapping
 
 import numpy as np
 
 from graspsim.config import GripperSpec
 from graspsim.grasping.mask_grasps import ScoredGrasp, fallback_grasp, object_grasps
-from graspsim.policies.base import PolicyError, PolicyOutput, catalog, copy_config
+from graspsim.policies.base import PolicyError, PolicyOutput, catalog, copy_config, as_observation
 from graspsim.policies.config import GraspPlanConfig, arg
 from graspsim.types import Observation
 
@@ -61,7 +61,8 @@ class OraclePolicy:
     def reset(self, rng: np.random.Generator) -> None:
         pass  # deterministic
 
-    def act(self, obs: Observation) -> PolicyOutput:
+    def act(self, obs: Observation | Mapping[str, Any]) -> PolicyOutput:
+        obs = as_observation(obs)  # the environment's observation dict is accepted too
         if obs.class_seg is None or obs.instance_seg is None:
             raise PolicyError("the oracle needs privileged segmentation (class_seg and instance_seg) in the observation")
         try:

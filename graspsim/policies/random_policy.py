@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Mapping
 
 import numpy as np
 
-from graspsim.policies.base import PolicyOutput, copy_config
+from graspsim.policies.base import PolicyOutput, copy_config, as_observation
 from graspsim.policies.config import PolicyConfig, arg
 from graspsim.types import GraspRect, Observation
 
@@ -55,7 +55,8 @@ class RandomPolicy:
     def reset(self, rng: np.random.Generator) -> None:
         self._rng = rng
 
-    def act(self, obs: Observation) -> PolicyOutput:
+    def act(self, obs: Observation | Mapping[str, Any]) -> PolicyOutput:
+        obs = as_observation(obs)  # the environment's observation dict is accepted too
         height, width = obs.depth_m.shape[:2]
         rng = self._rng
         x = rng.uniform(0.0, width - 1)

@@ -34,6 +34,12 @@ class RendererError(RuntimeError):
     """The requested renderer cannot be used here."""
 
 
+def check_renderer(renderer: str) -> None:
+    """RendererError (listing the valid names) unless ``renderer`` is one of :data:`RENDERERS`."""
+    if renderer not in RENDERERS:
+        raise RendererError(f"unknown renderer {renderer!r}; choose one of {', '.join(RENDERERS)}")
+
+
 @contextlib.contextmanager
 def _silence_stdout(fds: tuple[int, ...] = (1, 2)):
     """Mute C-level stdout and stderr: pybullet and its EGL plugin print banners
@@ -64,8 +70,7 @@ class SimWorld:
     """
 
     def __init__(self, physics: PhysicsConfig = PhysicsConfig(), renderer: str = "auto"):
-        if renderer not in RENDERERS:
-            raise RendererError(f"unknown renderer {renderer!r}; choose one of {', '.join(RENDERERS)}")
+        check_renderer(renderer)
         self.physics = physics
         with _silence_stdout():
             self.client = BulletClient(connection_mode=pybullet.DIRECT)

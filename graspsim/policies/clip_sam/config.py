@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
+from graspsim.learn.checkpoint import METADATA_FILE, read_metadata_file, verify
 from graspsim.policies.clip_sam.prompts import PROMPT_MODES
 from graspsim.policies.config import GraspPlanConfig, arg
 
@@ -82,7 +83,8 @@ class ClipSamPolicyConfig(GraspPlanConfig):
     """Box prompts re-run with the box of SAM's previous mask this many times."""
 
     def check_files(self) -> None:
-        """MissingModelError when the CLIP or SAM model named here is not on this machine (nothing is loaded)."""
+        """MissingModelError when the CLIP or SAM model named here is not on this machine (nothing is loaded),
+        CheckpointError when a checkpoint trained here is damaged (its recorded sha256 differ)."""
         for kind, name in (("clip", self.clip), ("sam", self.sam)):
             check_model(name, kind)
 
@@ -126,6 +128,8 @@ def check_model(name: str | None, kind: str) -> None:
             raise MissingModelError(f"{kind.upper()} weights {text!r} not found: no {what} at {path}; fetch a "
                                     f"registered model with `graspsim weights fetch NAME` (see `graspsim weights "
                                     f"list`) or pass a local directory")
+        if not official and (path / METADATA_FILE).is_file():  # trained here: check the recorded sha256
+            verify(path, read_metadata_file(path / METADATA_FILE))
     elif _offline():
         from huggingface_hub import try_to_load_from_cache
 

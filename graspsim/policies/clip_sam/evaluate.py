@@ -66,7 +66,8 @@ def evaluate_masks(suite: str, out_dir: str | Path, observe: Callable[[int], Any
                    height: int = 480, renderer: str = "auto") -> dict[str, Any]:
     """Score the clip_sam perception on ``episodes`` scenes of ``suite``; returns the metrics dict.
 
-    ``observe(scene_seed)`` gives the :class:`~graspsim.types.Observation` of a scene with its privileged masks,
+    ``observe(scene_seed)`` gives the observation of a scene with its privileged masks (an environment's dict or an
+    :class:`~graspsim.types.Observation`),
     or a ``str`` (why the scene is skipped): :class:`graspsim.envs.observer.SuiteObserver` for ``suite`` at
     ``width`` x ``height`` with ``renderer`` (recorded in the settings).
     """
@@ -113,8 +114,10 @@ def evaluate_masks(suite: str, out_dir: str | Path, observe: Callable[[int], Any
 
 def _score_scene(policy, obs, scene_seed: int) -> dict[str, Any]:
     from graspsim.assets.catalog import class_index
+    from graspsim.policies.base import as_observation
     from graspsim.policies.clip_sam.gradcam import part_steered_text
 
+    obs = as_observation(obs)
     pipe = policy.pipeline
     target = class_index(obs.target_class)
     class_seg = np.asarray(obs.class_seg)

@@ -15,7 +15,6 @@ tests and for training from scratch.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ import cv2
 import numpy as np
 import torch
 
-from graspsim.learn.checkpoint import METADATA_FILE, verify
+from graspsim.learn.checkpoint import METADATA_FILE, read_metadata_file, verify
 from graspsim.policies.clip_sam.config import _looks_like_path, _offline
 from graspsim.policies.clip_sam.prompts import Prompt
 from graspsim.policies.clip_sam.windows import SAM_MEAN_255, SAM_STD_255
@@ -62,7 +61,7 @@ def _load(kind: str, model_cls, processor_loaders, name_or_path: str | os.PathLi
         if not path.is_dir() or not (path / "config.json").is_file():
             raise _missing(kind, name, True, None)
         if (path / METADATA_FILE).is_file():  # written by `graspsim train clip|sam`: check the weights' sha256
-            verify(path, json.loads((path / METADATA_FILE).read_text(encoding="utf-8")))
+            verify(path, read_metadata_file(path / METADATA_FILE))
         name = str(path)
     try:
         model = model_cls.from_pretrained(name, local_files_only=local_files_only)

@@ -27,12 +27,12 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Mapping
 
 import numpy as np
 
 from graspsim.config import GripperSpec
-from graspsim.policies.base import PolicyError, PolicyOutput
+from graspsim.policies.base import PolicyError, PolicyOutput, as_observation
 from graspsim.policies.clip_sam.config import ClipSamPolicyConfig, MissingModelError, resolve_model
 from graspsim.types import Observation
 
@@ -142,7 +142,8 @@ class ClipSamPolicy:
         # Deterministic: the models run in eval mode and nothing is sampled.
         pass
 
-    def act(self, obs: Observation) -> PolicyOutput:
+    def act(self, obs: Observation | Mapping[str, Any]) -> PolicyOutput:
+        obs = as_observation(obs)  # the environment's observation dict is accepted too
         from graspsim.grasping.mask_grasps import fallback_grasp, object_grasps
 
         result = self.pipeline.run(obs.rgb, obs.depth_m, obs.camera.K, obs.instruction, self.prompt_mode)

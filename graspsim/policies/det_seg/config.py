@@ -68,8 +68,26 @@ class CheckpointPolicyConfig(PolicyConfig):
     """Further grasps reported after the chosen one."""
 
     def check_files(self) -> None:
-        """FileNotFoundError (saying how to train one) when the checkpoint is not there."""
-        resolve_checkpoint(self.policy_name, self.checkpoint)
+        """FileNotFoundError (saying how to train one) when the checkpoint is not there; CheckpointError when its
+        metadata is damaged or a file's sha256 differs from the one recorded (a few ms: the weights are small)."""
+        from graspsim.learn.checkpoint import read_metadata, verify
+
+        path = resolve_checkpoint(self.policy_name, self.checkpoint)
+        verify(path, read_metadata(path))
+
+    def domain_warning(self, scene_kind: str) -> str | None:
+        """The checkpoint's training suites (``metadata["data"]["suite"]``) name no ``scene_kind`` scene: say so."""
+        from graspsim.learn.checkpoint import read_metadata
+        from graspsim.scenes.suites import SUITES
+
+        path = resolve_checkpoint(self.policy_name, self.checkpoint)
+        data = read_metadata(path).get("data") or {}
+        suites = [data["suite"]] if isinstance(data.get("suite"), str) else list(data.get("suite") or [])
+        kinds = {SUITES[s].kind for s in suites if s in SUITES}
+        if not kinds or scene_kind in kinds:
+            return None
+        return (f"{self.policy_name} checkpoint {path} was trained on {', '.join(suites)} scenes "
+                f"({', '.join(sorted(kinds))}), not {scene_kind}: expect a lower pick rate than in its own domain")
 
 
 @dataclass(frozen=True)

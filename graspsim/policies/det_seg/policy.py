@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Mapping
 
 import numpy as np
 
-from graspsim.policies.base import PolicyError, PolicyOutput
+from graspsim.policies.base import PolicyError, PolicyOutput, as_observation
 from graspsim.policies.det_seg.config import (DEFAULT_MIN_REGION_PX, DetSegPolicyConfig, GrConvNetPolicyConfig,
                                               resolve_checkpoint)
 from graspsim.types import GraspRect, Observation
@@ -203,7 +203,8 @@ class DetSegPolicy(_NetPolicy):
     def _predictor(net, cfg: DetSegPolicyConfig) -> DetSegPredictor:
         return DetSegPredictor(net, refine=cfg.refine, min_region_px=cfg.min_region_px, guided=cfg.guided_seg)
 
-    def act(self, obs: Observation) -> PolicyOutput:
+    def act(self, obs: Observation | Mapping[str, Any]) -> PolicyOutput:
+        obs = as_observation(obs)  # the environment's observation dict is accepted too
         cls = target_class_index(obs)
         height, width = np.asarray(obs.rgb).shape[:2]
         pred = self.predictor.predict(obs.rgb)
@@ -247,7 +248,8 @@ class GrConvNetPolicy(_NetPolicy):
     def _predictor(net, cfg: GrConvNetPolicyConfig) -> GrConvNetPredictor:
         return GrConvNetPredictor(net)
 
-    def act(self, obs: Observation) -> PolicyOutput:
+    def act(self, obs: Observation | Mapping[str, Any]) -> PolicyOutput:
+        obs = as_observation(obs)  # the environment's observation dict is accepted too
         height, width = np.asarray(obs.rgb).shape[:2]
         # the renderer reports far_m where nothing was hit; the datasets the network learnt from store 0 there
         # (graspsim.data.format.encode_depth), and prepare_input treats only positive depths as valid
