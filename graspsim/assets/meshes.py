@@ -55,10 +55,8 @@ def level(z: float, a: float, b: float, corner: float, cy: float = 0.0, pinch: f
     """A :class:`Level` whose corner radius is ``corner`` times the smaller half extent
     (``corner >= 1``: a full ellipse)."""
     a, b = max(a, 2e-4), max(b, 2e-4)  # no zero-size rings: normals stay defined
-    if corner >= 1.0:
-        return Level(z, a, b, a, b, cy, pinch)
-    r = corner * min(a, b)
-    return Level(z, a, b, r, r, cy, pinch)
+    rx, ry = (a, b) if corner >= 1.0 else (corner * min(a, b),) * 2
+    return Level(z, a, b, rx, ry, cy, pinch)
 
 
 @functools.lru_cache(maxsize=None)
@@ -151,8 +149,9 @@ def _frac_z(parts, name, i, h):
     return (parts[name][i][2] + 0.5) * h
 
 
-def _scaled(z, a, b, s, corner, cy=0.0, pinch=1.0):
-    return level(z, a * s, b * s, corner, cy, pinch)
+def _scaled(r, z, s=1.0, corner=1.0, cy=0.0) -> Level:
+    """:func:`level` at height ``z`` with the half extents ``r`` (x, y) scaled by ``s``."""
+    return level(z, r[0] * s, r[1] * s, corner, cy)
 
 
 def _box(cls: ProductClass, size) -> Shape:
@@ -191,10 +190,7 @@ def _can(cls: ProductClass, size) -> Shape:
     lid_r = p["top"][1][0] * w / a  # lid radius relative to the body radius
     base_h = min(0.008, lid_h)
     recess = min(0.0025, 0.3 * lid_h)
-
-    def L(z, s):
-        return level(z, a * s, a * s, 1.0)
-
+    L = functools.partial(_scaled, (a, a))
     body = [L(base_h, 1.0)]
     if cls.name == "soup_can":  # soup cans have rolled beads around the body
         z0, z1 = base_h + 0.01, h - lid_h - 0.01
@@ -218,10 +214,7 @@ def _tube(cls: ProductClass, size) -> Shape:
     a, p = w / 2, cls.parts
     rb = p["body"][1][0] * w / a  # the body is a little narrower than the lid
     z_cap = _frac_z(p, "cap", 0, h)
-
-    def L(z, s):
-        return level(z, a * s, a * s, 1.0)
-
+    L = functools.partial(_scaled, (a, a))
     secs = [
         [L(0, rb * 0.94), L(0.003, rb)],
         [L(0.003, rb), L(z_cap, rb)],
@@ -234,10 +227,7 @@ def _tube(cls: ProductClass, size) -> Shape:
 def _cup(cls: ProductClass, size, bottom_scale: float, rim_h: float) -> Shape:
     w, d, h = size
     a, b, c = w / 2, d / 2, cls.corner
-
-    def L(z, s):
-        return level(z, a * s, b * s, c)
-
+    L = functools.partial(_scaled, (a, b), corner=c)
     wall_top = 0.965 if cls.family == "cup" else 0.95
     secs = [
         [L(0, bottom_scale - 0.02), L(0.003, bottom_scale)],
@@ -289,16 +279,13 @@ def _bottle_top(p, w, d, h, neck_cy: float, shoulder: list[Level]):
     flange = tuple(min(c, 1.12 * n) for c, n in zip(cr, nr))
     zf = z_neck + 0.35 * (z_cap - z_neck)
     ft = min(0.0015, 0.3 * (z_cap - z_neck))
-
-    def R(z, r, s=1.0):
-        return level(z, r[0] * s, r[1] * s, 1.0, neck_cy)
-
+    R = functools.partial(_scaled, cy=neck_cy)
     return [
         shoulder,
-        [R(z_neck, nr), R(zf, nr)],
-        [R(zf, nr), R(zf, flange), R(zf + ft, flange), R(zf + ft, nr)],
-        [R(zf + ft, nr), R(z_cap, nr)],
-        [R(z_cap, cr, 0.97), R(z_cap + 0.001, cr), R(h - 0.0015, cr), R(h, cr, 0.93)],
+        [R(nr, z_neck), R(nr, zf)],
+        [R(nr, zf), R(flange, zf), R(flange, zf + ft), R(nr, zf + ft)],
+        [R(nr, zf + ft), R(nr, z_cap)],
+        [R(cr, z_cap, 0.97), R(cr, z_cap + 0.001), R(cr, h - 0.0015), R(cr, h, 0.93)],
     ]
 
 
@@ -313,13 +300,14 @@ def _bottle(cls: ProductClass, size) -> Shape:
     a, b, c, p = w / 2, d / 2, cls.corner, cls.parts
     z_sh, z_neck, z_cap = _frac_z(p, "body", 1, h), _frac_z(p, "neck", 0, h), _frac_z(p, "cap", 0, h)
     nx, ny = _half_xy(p["neck"], w, d)
-    body = [_scaled(0.008, a, b, 1.0, c)]
+    L = functools.partial(_scaled, (a, b), corner=c)
+    body = [L(0.008)]
     if cls.name == "water_bottle":  # grip rings on the lower body
         for zc in np.linspace(0.3 * z_sh, 0.8 * z_sh, 4):
-            body += [_scaled(zc - 0.004, a, b, 1.0, c), _scaled(zc, a, b, 0.95, c), _scaled(zc + 0.004, a, b, 1.0, c)]
-    body.append(_scaled(z_sh, a, b, 1.0, c))
+            body += [L(zc - 0.004), L(zc, 0.95), L(zc + 0.004)]
+    body.append(L(z_sh))
     secs = [
-        [_scaled(0, a, b, 0.9, c), _scaled(0.004, a, b, 0.97, c), _scaled(0.008, a, b, 1.0, c)],
+        [L(0, 0.9), L(0.004, 0.97), L(0.008)],
         body,
     ] + _bottle_top(p, w, d, h, 0.0, _dome(z_sh, z_neck, (a, b, c, 0.0), (nx, ny, 1.0, 0.0)))
     return Shape([Part(secs, [0, 0, 1, 1, 1, 1, 2])], _bottle_zones(0.008, z_sh, z_neck, z_cap, h), h)
@@ -337,17 +325,13 @@ def _jar(cls: ProductClass, size) -> Shape:
     z_neck, z_lid = _frac_z(p, "neck", 0, h), _frac_z(p, "cap", 0, h)
     nr, lr = _half_xy(p["neck"], w, d), _half_xy(p["cap"], w, d)
     z_sh = z_neck - 0.012
-
-    def R(z, r, s=1.0):
-        return level(z, r[0] * s, r[1] * s, 1.0)
-
-    body = (a, d / 2)
+    R, body = _scaled, (a, d / 2)
     secs = [
-        [R(0, body, 0.9), R(0.004, body, 0.97), R(0.007, body)],
-        [R(0.007, body), R(z_sh, body)],
+        [R(body, 0, 0.9), R(body, 0.004, 0.97), R(body, 0.007)],
+        [R(body, 0.007), R(body, z_sh)],
         _dome(z_sh, z_neck, (body[0], body[1], 1.0, 0.0), (nr[0], nr[1], 1.0, 0.0), 5),
-        [R(z_neck, nr), R(z_lid, nr)],
-        [R(z_lid, lr, 0.97), R(z_lid + 0.001, lr), R(h - 0.0015, lr), R(h, lr, 0.95)],
+        [R(nr, z_neck), R(nr, z_lid)],
+        [R(lr, z_lid, 0.97), R(lr, z_lid + 0.001), R(lr, h - 0.0015), R(lr, h, 0.95)],
     ]
     zones = {"label": (0.007 / h, z_sh / h), "shoulder": (z_sh / h, z_neck / h), "neck": (z_neck / h, z_lid / h),
              "cap": (z_lid / h, 1.0)}
@@ -563,11 +547,9 @@ def _disc_piece(lv: Level, which: str, part: Part, tf):
             box[1] + (box[3] - box[1]) * (0.5 + 0.5 * rel[:, 1]),
         ])
     j = np.arange(N)
-    if which == "top":  # counter-clockwise seen from outside: above for the top, below for the bottom
-        t = np.stack([np.zeros(N, int), 1 + j, 1 + (j + 1) % N], -1)
-    else:
-        t = np.stack([np.zeros(N, int), 1 + (j + 1) % N, 1 + j], -1)
-    return v, n, uv, t
+    t = np.stack([np.zeros(N, int), 1 + j, 1 + (j + 1) % N], -1)
+    # counter-clockwise seen from outside: above for the top, below for the bottom
+    return v, n, uv, (t if which == "top" else t[:, [0, 2, 1]])
 
 
 def _part_pieces(part: Part, grids: list[np.ndarray], tf, height: float) -> list[tuple]:
