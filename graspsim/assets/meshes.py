@@ -117,12 +117,11 @@ class Shape:
     """The design of one product before meshing.
 
     ``zones``: named height ranges as fractions of the product height (0 = bottom),
-    used by the texture painter (label, cap, lid, roof, ...). ``height`` in metres.
+    used by the texture painter (label, cap, lid, roof, ...).
     """
 
     parts: list[Part]
     zones: dict[str, tuple[float, float]]
-    height: float
 
 
 @dataclass
@@ -164,7 +163,7 @@ def _box(cls: ProductClass, size) -> Shape:
         [level(e, a, b, c), level(h - e, a, b, c)],
         [level(h - e, a, b, c), level(h, a - e, b - e, c)],
     ]
-    return Shape([Part(secs, [0, 0, 0])], {"label": (0.0, 1.0)}, h)
+    return Shape([Part(secs, [0, 0, 0])], {"label": (0.0, 1.0)})
 
 
 def _carton(cls: ProductClass, size) -> Shape:
@@ -180,7 +179,7 @@ def _carton(cls: ProductClass, size) -> Shape:
         [level(z_fin, a_fin, b, c), level(h, a_fin, b, c)],
     ]
     zones = {"label": (0.0, z_roof / h), "roof": (z_roof / h, z_fin / h), "fin": (z_fin / h, 1.0)}
-    return Shape([Part(secs, [0] * 4)], zones, h)
+    return Shape([Part(secs, [0] * 4)], zones)
 
 
 def _can(cls: ProductClass, size) -> Shape:
@@ -206,7 +205,7 @@ def _can(cls: ProductClass, size) -> Shape:
         [L(h, lid_r - 0.06), L(h - recess, lid_r - 0.06)],  # recessed lid panel
     ]
     zones = {"base": (0.0, base_h / h), "label": (base_h / h, 1 - lid_h / h), "lid": (1 - lid_h / h, 1.0)}
-    return Shape([Part(secs, [0] * 5)], zones, h)
+    return Shape([Part(secs, [0] * 5)], zones)
 
 
 def _tube(cls: ProductClass, size) -> Shape:
@@ -221,7 +220,7 @@ def _tube(cls: ProductClass, size) -> Shape:
         [L(z_cap, rb), L(z_cap + 0.001, 1.0), L(h - 0.002, 1.0), L(h, 0.96)],
     ]
     zones = {"label": (0.003 / h, z_cap / h), "cap": (z_cap / h, 1.0)}
-    return Shape([Part(secs, [0, 0, 0])], zones, h)
+    return Shape([Part(secs, [0, 0, 0])], zones)
 
 
 def _cup(cls: ProductClass, size, bottom_scale: float, rim_h: float) -> Shape:
@@ -235,7 +234,7 @@ def _cup(cls: ProductClass, size, bottom_scale: float, rim_h: float) -> Shape:
         [L(h - rim_h, wall_top), L(h - rim_h * 0.8, 1.0), L(h, 1.0)],
     ]
     zones = {"label": (0.003 / h, 1 - rim_h / h), "rim": (1 - rim_h / h, 1.0)}
-    return Shape([Part(secs, [0, 0, 0])], zones, h)
+    return Shape([Part(secs, [0, 0, 0])], zones)
 
 
 def _bag(cls: ProductClass, size) -> Shape:
@@ -255,7 +254,7 @@ def _bag(cls: ProductClass, size) -> Shape:
         lv.append(level(t * h, a * sa, b * sb, c, 0.0, pinch))
     seal = [level(z_seal, a, seal_b, c, 0.0, pinch), level(h, a, seal_b, c, 0.0, pinch)]
     zones = {"label": (0.0, t_seal), "seal": (t_seal, 1.0)}
-    return Shape([Part([lv, seal], [0, 0], m=7)], zones, h)
+    return Shape([Part([lv, seal], [0, 0], m=7)], zones)
 
 
 def _dome(z0, z1, lo: tuple, hi: tuple, n: int = 7):
@@ -310,7 +309,7 @@ def _bottle(cls: ProductClass, size) -> Shape:
         [L(0, 0.9), L(0.004, 0.97), L(0.008)],
         body,
     ] + _bottle_top(p, w, d, h, 0.0, _dome(z_sh, z_neck, (a, b, c, 0.0), (nx, ny, 1.0, 0.0)))
-    return Shape([Part(secs, [0, 0, 1, 1, 1, 1, 2])], _bottle_zones(0.008, z_sh, z_neck, z_cap, h), h)
+    return Shape([Part(secs, [0, 0, 1, 1, 1, 1, 2])], _bottle_zones(0.008, z_sh, z_neck, z_cap, h))
 
 
 def _bottle_zones(base_h, z_sh, z_neck, z_cap, h) -> dict[str, tuple[float, float]]:
@@ -335,7 +334,7 @@ def _jar(cls: ProductClass, size) -> Shape:
     ]
     zones = {"label": (0.007 / h, z_sh / h), "shoulder": (z_sh / h, z_neck / h), "neck": (z_neck / h, z_lid / h),
              "cap": (z_lid / h, 1.0)}
-    return Shape([Part(secs, [0, 0, 0, 0, 1])], zones, h)
+    return Shape([Part(secs, [0, 0, 0, 0, 1])], zones)
 
 
 def _handle_bottle(cls: ProductClass, size) -> Shape:
@@ -368,7 +367,7 @@ def _handle_bottle(cls: ProductClass, size) -> Shape:
         prism(yb1 - bar, yb1, zlo, zhi),
         prism(yb0, yb1, zlo, zlo + conn),
     ]
-    return Shape([body] + handle, _bottle_zones(0.006, z_sh, z_neck, _frac_z(p, "cap", 0, h), h), h)
+    return Shape([body] + handle, _bottle_zones(0.006, z_sh, z_neck, _frac_z(p, "cap", 0, h), h))
 
 
 _BUILDERS = {
@@ -459,6 +458,8 @@ def _piece_hull(levels: list[Level], m: int) -> np.ndarray:
     The finest rings are used when their hull fits; otherwise a few coarser ring
     resolutions are tried, each reduced to 64 support points if needed. All are
     inscribed in the visual surface, so the largest volume is the closest fit."""
+    from scipy.spatial import ConvexHull  # imported on use (see _hull_vertices)
+
     best, best_vol = None, -1.0
     # Finest first; rings with sampled straight sides (pillow bags) keep some side points.
     candidates = ((3, 1), (2, 1), (1, 1)) if m == 1 else ((2, 3), (1, 3), (2, 1))
@@ -470,8 +471,6 @@ def _piece_hull(levels: list[Level], m: int) -> np.ndarray:
         if len(verts) > MAX_HULL_VERTICES:
             # A subset of hull vertices is still in convex position.
             verts = _hull_vertices(_support_subset(verts, MAX_HULL_VERTICES))
-        from scipy.spatial import ConvexHull
-
         vol = ConvexHull(verts).volume
         if vol > best_vol + 1e-12:
             best, best_vol = verts, vol
@@ -494,7 +493,7 @@ def _close_steps(shape: Shape) -> Shape:
             secs.append(sec)
             pieces.append(pid)
         parts.append(Part(secs, pieces, part.uv, part.m))
-    return Shape(parts, shape.zones, shape.height)
+    return Shape(parts, shape.zones)
 
 
 def _widest_level(part: Part) -> Level:
