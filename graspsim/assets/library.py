@@ -133,7 +133,7 @@ def load_product_asset(class_name: str, variant: int) -> ProductAsset:
     folder.mkdir(parents=True, exist_ok=True)
     npz, png = folder / f"{class_name}_{variant}.npz", folder / f"{class_name}_{variant}.png"
     fp = _fingerprint(class_name, variant)
-    arrays = _read_npz(npz, fp) if npz.exists() else None
+    arrays = _read_npz(npz, fp)  # None when missing (OSError) or stale
     if arrays is None:
         arrays = generate_arrays(class_name, variant)
         _write_png(png, arrays["texture"])

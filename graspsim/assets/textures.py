@@ -336,10 +336,7 @@ def _colour(pal, idx):
 def _contrast(bg, *candidates):
     """The first candidate colour that stands out from ``bg`` (else the one that stands out most)."""
     dist = [float(np.linalg.norm(np.subtract(c, bg, dtype=float))) for c in candidates]
-    for c, d in zip(candidates, dist):
-        if d > 120:
-            return c
-    return candidates[int(np.argmax(dist))]
+    return next((c for c, d in zip(candidates, dist) if d > 120), candidates[int(np.argmax(dist))])
 
 
 def _shade(rgb, f):
