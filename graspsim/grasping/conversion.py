@@ -87,13 +87,11 @@ def rect_to_command(rect: GraspRect, depth_m: np.ndarray, camera: CameraModel, a
     approach_world = approach_world / np.linalg.norm(approach_world)
     p_surface, depth = surface_point_world(rect, depth_m, camera)
     opening_m = rect.w * depth / camera.K[0, 0]
-    clamped: list[str] = []
-    if opening_m > gripper.max_opening_m:
-        opening_m = gripper.max_opening_m
-        clamped.append("opening")
+    clamped = ("opening",) if opening_m > gripper.max_opening_m else ()
+    opening_m = min(opening_m, gripper.max_opening_m)
     p_grasp = p_surface + grasp_depth_for(opening_m, grasp_depth_m) * approach_world
     T_world_grasp = grasp_frame(p_grasp, closing_axis_world(rect.theta, camera, approach_world), approach_world)
-    return GripperCommand(T_world_grasp=T_world_grasp, opening_m=float(opening_m), clamped=tuple(clamped))
+    return GripperCommand(T_world_grasp=T_world_grasp, opening_m=float(opening_m), clamped=clamped)
 
 
 def command_to_rect(command: GripperCommand, camera: CameraModel, gripper: GripperSpec = GripperSpec(),
