@@ -332,7 +332,9 @@ def variant_palette(name: str, variant: int) -> tuple[RGB, ...]:
     :data:`BODY_HUE_SCALE` keep their body colour closer to the class theme.
     """
     cls = get_class(name)
-    _check_variant(cls, variant)
+    if variant not in cls.variants_seen and variant not in cls.variants_unseen:
+        valid = sorted(cls.variants_seen + cls.variants_unseen)
+        raise KeyError(f"{cls.name} has no variant {variant}; valid variants: {valid}")
     hue = VARIANT_HUE_SHIFT_DEG[variant]
     val = VARIANT_VALUE_SCALE[variant]
     # Brightness only varies for the body colour; label whites stay white.
@@ -340,17 +342,11 @@ def variant_palette(name: str, variant: int) -> tuple[RGB, ...]:
     return (_shift(body, hue * BODY_HUE_SCALE.get(name, 1.0), val), *(_shift(c, hue, 1.0) for c in rest))
 
 
-def _check_variant(cls: ProductClass, variant: int) -> None:
-    if variant not in cls.variants_seen and variant not in cls.variants_unseen:
-        valid = sorted(cls.variants_seen + cls.variants_unseen)
-        raise KeyError(f"{cls.name} has no variant {variant}; valid variants: {valid}")
-
-
 @functools.lru_cache(maxsize=None)
 def get_variant(name: str, variant: int) -> ProductVariant:
     """The flavour ``variant`` of class ``name`` with its jittered size and mass (cached: it is pure)."""
+    dominant_rgb = variant_palette(name, variant)[0]  # also validates name and variant
     cls = get_class(name)
-    _check_variant(cls, variant)
     jit = variant_rng(name, variant, "size").uniform(-SIZE_JITTER, SIZE_JITTER, size=3)
     w, d, h = cls.size_m
     round_xy = cls.family in ("cylinder", "cup", "tube", "jar") or (cls.family == "bottle" and w == d)
@@ -365,7 +361,7 @@ def get_variant(name: str, variant: int) -> ProductVariant:
     vol_ratio = (size[0] * size[1] * size[2]) / (w * d * h)
     mass = float(np.clip(round(cls.mass_kg * vol_ratio, 4), MIN_MASS_KG, MAX_MASS_KG))
     split = "seen" if variant in cls.variants_seen else "unseen"
-    return ProductVariant(name, variant, split, size, mass, variant_palette(name, variant)[0])
+    return ProductVariant(name, variant, split, size, mass, dominant_rgb)
 
 
 def variants(name: str, split: str = "all") -> list[ProductVariant]:

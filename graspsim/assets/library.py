@@ -14,6 +14,7 @@ regenerated. Generation is deterministic: regenerating gives bit-identical array
 
 from __future__ import annotations
 
+import functools
 import os
 import pathlib
 import zipfile
@@ -26,7 +27,6 @@ import numpy as np
 from graspsim.assets import catalog, meshes, textures
 from graspsim.fileio import atomic_write
 
-CACHE_SUBDIR = ("assets", "v1")
 _MEMORY: dict[tuple[str, str, int], "ProductAsset"] = {}
 _SOURCES = ("catalog.py", "meshes.py", "textures.py", "library.py")
 
@@ -65,25 +65,19 @@ def cache_dir() -> pathlib.Path:
     return pathlib.Path(env).expanduser().resolve() if env else pathlib.Path.home() / ".cache" / "graspsim"
 
 
-def asset_dir() -> pathlib.Path:
-    """Where asset files live: ``cache_dir()/assets/v1``."""
-    return cache_dir().joinpath(*CACHE_SUBDIR)
-
-
-_SOURCE_CRC: int | None = None
+@functools.lru_cache(maxsize=None)
+def _source_crc() -> int:
+    """CRC-32 of the generator sources (read once per process)."""
+    crc = 0
+    for fname in _SOURCES:
+        crc = zlib.crc32((pathlib.Path(__file__).parent / fname).read_bytes(), crc)
+    return crc
 
 
 def _fingerprint(name: str, variant: int) -> str:
     """Changes whenever the generator source or the variant's catalog entry changes."""
-    global _SOURCE_CRC
-    if _SOURCE_CRC is None:
-        crc = 0
-        here = pathlib.Path(__file__).parent
-        for fname in _SOURCES:
-            crc = zlib.crc32((here / fname).read_bytes(), crc)
-        _SOURCE_CRC = crc
     entry = repr((catalog.get_class(name), catalog.get_variant(name, variant)))
-    return f"{_SOURCE_CRC:08x}-{zlib.crc32(entry.encode()):08x}"
+    return f"{_source_crc():08x}-{zlib.crc32(entry.encode()):08x}"
 
 
 def generate_arrays(class_name: str, variant: int) -> dict[str, np.ndarray]:
@@ -131,7 +125,7 @@ def load_product_asset(class_name: str, variant: int) -> ProductAsset:
     """The asset of ``class_name`` flavour ``variant``: from memory, else from the disk
     cache, else generated (and cached). Arrays are read-only."""
     var = catalog.get_variant(class_name, variant)  # validates name and variant
-    folder = asset_dir()
+    folder = cache_dir() / "assets" / "v1"
     key = (str(folder), class_name, variant)
     hit = _MEMORY.get(key)
     if hit is not None:
@@ -139,7 +133,7 @@ def load_product_asset(class_name: str, variant: int) -> ProductAsset:
     folder.mkdir(parents=True, exist_ok=True)
     npz, png = folder / f"{class_name}_{variant}.npz", folder / f"{class_name}_{variant}.png"
     fp = _fingerprint(class_name, variant)
-    arrays = _read_npz(npz, fp) if npz.exists() else None
+    arrays = _read_npz(npz, fp)  # None when missing (OSError) or stale
     if arrays is None:
         arrays = generate_arrays(class_name, variant)
         _write_png(png, arrays["texture"])
@@ -150,18 +144,9 @@ def load_product_asset(class_name: str, variant: int) -> ProductAsset:
     cls = catalog.get_class(class_name)
     parts = {k: (_frozen(np.asarray(lo) * size), _frozen(np.asarray(hi) * size)) for k, (lo, hi) in cls.parts.items()}
     n_hulls = sum(1 for k in arrays if k.startswith("hull_"))
-    asset = ProductAsset(
-        variant=var,
-        size_m=_frozen(size),
-        vertices=_frozen(arrays["vertices"]),
-        indices=_frozen(arrays["indices"]),
-        normals=_frozen(arrays["normals"]),
-        uvs=_frozen(arrays["uvs"]),
-        texture_path=str(png.resolve()),
-        collision_hulls=tuple(_frozen(arrays[f"hull_{i}"]) for i in range(n_hulls)),
-        parts=parts,
-        texture=_frozen(arrays["texture"]),
-    )
+    asset = ProductAsset(variant=var, size_m=_frozen(size), texture_path=str(png.resolve()),
+                         collision_hulls=tuple(_frozen(arrays[f"hull_{i}"]) for i in range(n_hulls)), parts=parts,
+                         **{k: _frozen(arrays[k]) for k in ("vertices", "indices", "normals", "uvs", "texture")})
     _MEMORY[key] = asset
     return asset
 

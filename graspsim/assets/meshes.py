@@ -55,10 +55,8 @@ def level(z: float, a: float, b: float, corner: float, cy: float = 0.0, pinch: f
     """A :class:`Level` whose corner radius is ``corner`` times the smaller half extent
     (``corner >= 1``: a full ellipse)."""
     a, b = max(a, 2e-4), max(b, 2e-4)  # no zero-size rings: normals stay defined
-    if corner >= 1.0:
-        return Level(z, a, b, a, b, cy, pinch)
-    r = corner * min(a, b)
-    return Level(z, a, b, r, r, cy, pinch)
+    rx, ry = (a, b) if corner >= 1.0 else (corner * min(a, b),) * 2
+    return Level(z, a, b, rx, ry, cy, pinch)
 
 
 @functools.lru_cache(maxsize=None)
@@ -119,12 +117,11 @@ class Shape:
     """The design of one product before meshing.
 
     ``zones``: named height ranges as fractions of the product height (0 = bottom),
-    used by the texture painter (label, cap, lid, roof, ...). ``height`` in metres.
+    used by the texture painter (label, cap, lid, roof, ...).
     """
 
     parts: list[Part]
     zones: dict[str, tuple[float, float]]
-    height: float
 
 
 @dataclass
@@ -151,8 +148,9 @@ def _frac_z(parts, name, i, h):
     return (parts[name][i][2] + 0.5) * h
 
 
-def _scaled(z, a, b, s, corner, cy=0.0, pinch=1.0):
-    return level(z, a * s, b * s, corner, cy, pinch)
+def _scaled(r, z, s=1.0, corner=1.0, cy=0.0) -> Level:
+    """:func:`level` at height ``z`` with the half extents ``r`` (x, y) scaled by ``s``."""
+    return level(z, r[0] * s, r[1] * s, corner, cy)
 
 
 def _box(cls: ProductClass, size) -> Shape:
@@ -165,7 +163,7 @@ def _box(cls: ProductClass, size) -> Shape:
         [level(e, a, b, c), level(h - e, a, b, c)],
         [level(h - e, a, b, c), level(h, a - e, b - e, c)],
     ]
-    return Shape([Part(secs, [0, 0, 0])], {"label": (0.0, 1.0)}, h)
+    return Shape([Part(secs, [0, 0, 0])], {"label": (0.0, 1.0)})
 
 
 def _carton(cls: ProductClass, size) -> Shape:
@@ -181,7 +179,7 @@ def _carton(cls: ProductClass, size) -> Shape:
         [level(z_fin, a_fin, b, c), level(h, a_fin, b, c)],
     ]
     zones = {"label": (0.0, z_roof / h), "roof": (z_roof / h, z_fin / h), "fin": (z_fin / h, 1.0)}
-    return Shape([Part(secs, [0] * 4)], zones, h)
+    return Shape([Part(secs, [0] * 4)], zones)
 
 
 def _can(cls: ProductClass, size) -> Shape:
@@ -191,10 +189,7 @@ def _can(cls: ProductClass, size) -> Shape:
     lid_r = p["top"][1][0] * w / a  # lid radius relative to the body radius
     base_h = min(0.008, lid_h)
     recess = min(0.0025, 0.3 * lid_h)
-
-    def L(z, s):
-        return level(z, a * s, a * s, 1.0)
-
+    L = functools.partial(_scaled, (a, a))
     body = [L(base_h, 1.0)]
     if cls.name == "soup_can":  # soup cans have rolled beads around the body
         z0, z1 = base_h + 0.01, h - lid_h - 0.01
@@ -210,7 +205,7 @@ def _can(cls: ProductClass, size) -> Shape:
         [L(h, lid_r - 0.06), L(h - recess, lid_r - 0.06)],  # recessed lid panel
     ]
     zones = {"base": (0.0, base_h / h), "label": (base_h / h, 1 - lid_h / h), "lid": (1 - lid_h / h, 1.0)}
-    return Shape([Part(secs, [0] * 5)], zones, h)
+    return Shape([Part(secs, [0] * 5)], zones)
 
 
 def _tube(cls: ProductClass, size) -> Shape:
@@ -218,26 +213,20 @@ def _tube(cls: ProductClass, size) -> Shape:
     a, p = w / 2, cls.parts
     rb = p["body"][1][0] * w / a  # the body is a little narrower than the lid
     z_cap = _frac_z(p, "cap", 0, h)
-
-    def L(z, s):
-        return level(z, a * s, a * s, 1.0)
-
+    L = functools.partial(_scaled, (a, a))
     secs = [
         [L(0, rb * 0.94), L(0.003, rb)],
         [L(0.003, rb), L(z_cap, rb)],
         [L(z_cap, rb), L(z_cap + 0.001, 1.0), L(h - 0.002, 1.0), L(h, 0.96)],
     ]
     zones = {"label": (0.003 / h, z_cap / h), "cap": (z_cap / h, 1.0)}
-    return Shape([Part(secs, [0, 0, 0])], zones, h)
+    return Shape([Part(secs, [0, 0, 0])], zones)
 
 
 def _cup(cls: ProductClass, size, bottom_scale: float, rim_h: float) -> Shape:
     w, d, h = size
     a, b, c = w / 2, d / 2, cls.corner
-
-    def L(z, s):
-        return level(z, a * s, b * s, c)
-
+    L = functools.partial(_scaled, (a, b), corner=c)
     wall_top = 0.965 if cls.family == "cup" else 0.95
     secs = [
         [L(0, bottom_scale - 0.02), L(0.003, bottom_scale)],
@@ -245,7 +234,7 @@ def _cup(cls: ProductClass, size, bottom_scale: float, rim_h: float) -> Shape:
         [L(h - rim_h, wall_top), L(h - rim_h * 0.8, 1.0), L(h, 1.0)],
     ]
     zones = {"label": (0.003 / h, 1 - rim_h / h), "rim": (1 - rim_h / h, 1.0)}
-    return Shape([Part(secs, [0, 0, 0])], zones, h)
+    return Shape([Part(secs, [0, 0, 0])], zones)
 
 
 def _bag(cls: ProductClass, size) -> Shape:
@@ -265,7 +254,7 @@ def _bag(cls: ProductClass, size) -> Shape:
         lv.append(level(t * h, a * sa, b * sb, c, 0.0, pinch))
     seal = [level(z_seal, a, seal_b, c, 0.0, pinch), level(h, a, seal_b, c, 0.0, pinch)]
     zones = {"label": (0.0, t_seal), "seal": (t_seal, 1.0)}
-    return Shape([Part([lv, seal], [0, 0], m=7)], zones, h)
+    return Shape([Part([lv, seal], [0, 0], m=7)], zones)
 
 
 def _dome(z0, z1, lo: tuple, hi: tuple, n: int = 7):
@@ -289,16 +278,13 @@ def _bottle_top(p, w, d, h, neck_cy: float, shoulder: list[Level]):
     flange = tuple(min(c, 1.12 * n) for c, n in zip(cr, nr))
     zf = z_neck + 0.35 * (z_cap - z_neck)
     ft = min(0.0015, 0.3 * (z_cap - z_neck))
-
-    def R(z, r, s=1.0):
-        return level(z, r[0] * s, r[1] * s, 1.0, neck_cy)
-
+    R = functools.partial(_scaled, cy=neck_cy)
     return [
         shoulder,
-        [R(z_neck, nr), R(zf, nr)],
-        [R(zf, nr), R(zf, flange), R(zf + ft, flange), R(zf + ft, nr)],
-        [R(zf + ft, nr), R(z_cap, nr)],
-        [R(z_cap, cr, 0.97), R(z_cap + 0.001, cr), R(h - 0.0015, cr), R(h, cr, 0.93)],
+        [R(nr, z_neck), R(nr, zf)],
+        [R(nr, zf), R(flange, zf), R(flange, zf + ft), R(nr, zf + ft)],
+        [R(nr, zf + ft), R(nr, z_cap)],
+        [R(cr, z_cap, 0.97), R(cr, z_cap + 0.001), R(cr, h - 0.0015), R(cr, h, 0.93)],
     ]
 
 
@@ -313,16 +299,17 @@ def _bottle(cls: ProductClass, size) -> Shape:
     a, b, c, p = w / 2, d / 2, cls.corner, cls.parts
     z_sh, z_neck, z_cap = _frac_z(p, "body", 1, h), _frac_z(p, "neck", 0, h), _frac_z(p, "cap", 0, h)
     nx, ny = _half_xy(p["neck"], w, d)
-    body = [_scaled(0.008, a, b, 1.0, c)]
+    L = functools.partial(_scaled, (a, b), corner=c)
+    body = [L(0.008)]
     if cls.name == "water_bottle":  # grip rings on the lower body
         for zc in np.linspace(0.3 * z_sh, 0.8 * z_sh, 4):
-            body += [_scaled(zc - 0.004, a, b, 1.0, c), _scaled(zc, a, b, 0.95, c), _scaled(zc + 0.004, a, b, 1.0, c)]
-    body.append(_scaled(z_sh, a, b, 1.0, c))
+            body += [L(zc - 0.004), L(zc, 0.95), L(zc + 0.004)]
+    body.append(L(z_sh))
     secs = [
-        [_scaled(0, a, b, 0.9, c), _scaled(0.004, a, b, 0.97, c), _scaled(0.008, a, b, 1.0, c)],
+        [L(0, 0.9), L(0.004, 0.97), L(0.008)],
         body,
     ] + _bottle_top(p, w, d, h, 0.0, _dome(z_sh, z_neck, (a, b, c, 0.0), (nx, ny, 1.0, 0.0)))
-    return Shape([Part(secs, [0, 0, 1, 1, 1, 1, 2])], _bottle_zones(0.008, z_sh, z_neck, z_cap, h), h)
+    return Shape([Part(secs, [0, 0, 1, 1, 1, 1, 2])], _bottle_zones(0.008, z_sh, z_neck, z_cap, h))
 
 
 def _bottle_zones(base_h, z_sh, z_neck, z_cap, h) -> dict[str, tuple[float, float]]:
@@ -337,21 +324,17 @@ def _jar(cls: ProductClass, size) -> Shape:
     z_neck, z_lid = _frac_z(p, "neck", 0, h), _frac_z(p, "cap", 0, h)
     nr, lr = _half_xy(p["neck"], w, d), _half_xy(p["cap"], w, d)
     z_sh = z_neck - 0.012
-
-    def R(z, r, s=1.0):
-        return level(z, r[0] * s, r[1] * s, 1.0)
-
-    body = (a, d / 2)
+    R, body = _scaled, (a, d / 2)
     secs = [
-        [R(0, body, 0.9), R(0.004, body, 0.97), R(0.007, body)],
-        [R(0.007, body), R(z_sh, body)],
+        [R(body, 0, 0.9), R(body, 0.004, 0.97), R(body, 0.007)],
+        [R(body, 0.007), R(body, z_sh)],
         _dome(z_sh, z_neck, (body[0], body[1], 1.0, 0.0), (nr[0], nr[1], 1.0, 0.0), 5),
-        [R(z_neck, nr), R(z_lid, nr)],
-        [R(z_lid, lr, 0.97), R(z_lid + 0.001, lr), R(h - 0.0015, lr), R(h, lr, 0.95)],
+        [R(nr, z_neck), R(nr, z_lid)],
+        [R(lr, z_lid, 0.97), R(lr, z_lid + 0.001), R(lr, h - 0.0015), R(lr, h, 0.95)],
     ]
     zones = {"label": (0.007 / h, z_sh / h), "shoulder": (z_sh / h, z_neck / h), "neck": (z_neck / h, z_lid / h),
              "cap": (z_lid / h, 1.0)}
-    return Shape([Part(secs, [0, 0, 0, 0, 1])], zones, h)
+    return Shape([Part(secs, [0, 0, 0, 0, 1])], zones)
 
 
 def _handle_bottle(cls: ProductClass, size) -> Shape:
@@ -384,7 +367,7 @@ def _handle_bottle(cls: ProductClass, size) -> Shape:
         prism(yb1 - bar, yb1, zlo, zhi),
         prism(yb0, yb1, zlo, zlo + conn),
     ]
-    return Shape([body] + handle, _bottle_zones(0.006, z_sh, z_neck, _frac_z(p, "cap", 0, h), h), h)
+    return Shape([body] + handle, _bottle_zones(0.006, z_sh, z_neck, _frac_z(p, "cap", 0, h), h))
 
 
 _BUILDERS = {
@@ -475,6 +458,8 @@ def _piece_hull(levels: list[Level], m: int) -> np.ndarray:
     The finest rings are used when their hull fits; otherwise a few coarser ring
     resolutions are tried, each reduced to 64 support points if needed. All are
     inscribed in the visual surface, so the largest volume is the closest fit."""
+    from scipy.spatial import ConvexHull  # imported on use (see _hull_vertices)
+
     best, best_vol = None, -1.0
     # Finest first; rings with sampled straight sides (pillow bags) keep some side points.
     candidates = ((3, 1), (2, 1), (1, 1)) if m == 1 else ((2, 3), (1, 3), (2, 1))
@@ -486,8 +471,6 @@ def _piece_hull(levels: list[Level], m: int) -> np.ndarray:
         if len(verts) > MAX_HULL_VERTICES:
             # A subset of hull vertices is still in convex position.
             verts = _hull_vertices(_support_subset(verts, MAX_HULL_VERTICES))
-        from scipy.spatial import ConvexHull
-
         vol = ConvexHull(verts).volume
         if vol > best_vol + 1e-12:
             best, best_vol = verts, vol
@@ -510,7 +493,7 @@ def _close_steps(shape: Shape) -> Shape:
             secs.append(sec)
             pieces.append(pid)
         parts.append(Part(secs, pieces, part.uv, part.m))
-    return Shape(parts, shape.zones, shape.height)
+    return Shape(parts, shape.zones)
 
 
 def _widest_level(part: Part) -> Level:
@@ -563,11 +546,9 @@ def _disc_piece(lv: Level, which: str, part: Part, tf):
             box[1] + (box[3] - box[1]) * (0.5 + 0.5 * rel[:, 1]),
         ])
     j = np.arange(N)
-    if which == "top":  # counter-clockwise seen from outside: above for the top, below for the bottom
-        t = np.stack([np.zeros(N, int), 1 + j, 1 + (j + 1) % N], -1)
-    else:
-        t = np.stack([np.zeros(N, int), 1 + (j + 1) % N, 1 + j], -1)
-    return v, n, uv, t
+    t = np.stack([np.zeros(N, int), 1 + j, 1 + (j + 1) % N], -1)
+    # counter-clockwise seen from outside: above for the top, below for the bottom
+    return v, n, uv, (t if which == "top" else t[:, [0, 2, 1]])
 
 
 def _part_pieces(part: Part, grids: list[np.ndarray], tf, height: float) -> list[tuple]:

@@ -212,14 +212,12 @@ class Canvas:
         rows, cols = np.mgrid[0: self.img.shape[0], 0: self.img.shape[1]].astype(np.float32)
         return (cols - self.c_x0) / self.sx, (self.r_y0 - rows) / self.sy
 
-    def pattern(self, kind, y0, y1, rgb, alpha, rng, x0=None, x1=None) -> None:
+    def pattern(self, kind, y0, y1, rgb, alpha, rng) -> None:
         """Fill the band y0..y1 (metres) with a repeating pattern ``kind``."""
         if kind == "none":
             return
         X, Y = self.grid()
         inside = (Y >= y0) & (Y <= y1)
-        if x0 is not None:
-            inside &= (X >= x0) & (X <= x1)
         p = 0.012  # pattern period, metres
         if kind == "diag":
             m = ((X + Y) % p) < p * 0.35
@@ -338,10 +336,7 @@ def _colour(pal, idx):
 def _contrast(bg, *candidates):
     """The first candidate colour that stands out from ``bg`` (else the one that stands out most)."""
     dist = [float(np.linalg.norm(np.subtract(c, bg, dtype=float))) for c in candidates]
-    for c, d in zip(candidates, dist):
-        if d > 120:
-            return c
-    return candidates[int(np.argmax(dist))]
+    return next((c for c, d in zip(candidates, dist) if d > 120), candidates[int(np.argmax(dist))])
 
 
 def _shade(rgb, f):

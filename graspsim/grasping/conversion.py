@@ -38,13 +38,10 @@ class UnreachableGraspError(ValueError):
 
 def surface_point_world(rect: GraspRect, depth_m: np.ndarray, camera: CameraModel) -> tuple[np.ndarray, float]:
     """World point (3,) seen at the rectangle centre and its depth along camera z (metres)."""
-    col = int(round(rect.x))
-    row = int(round(rect.y))
-    depth = float(depth_m[row, col])
+    depth = float(depth_m[int(round(rect.y)), int(round(rect.x))])
     if not math.isfinite(depth) or depth <= camera.near_m or depth >= camera.far_m * 0.999:
-        raise UnreachableGraspError(
-            f"no surface at the rectangle centre ({rect.x:.1f}, {rect.y:.1f}): depth {depth:.3f} m"
-        )
+        raise UnreachableGraspError(f"no surface at the rectangle centre ({rect.x:.1f}, {rect.y:.1f}): "
+                                    f"depth {depth:.3f} m")
     p_camera = deproject(camera.K, (rect.x, rect.y), depth)
     return transform_points(camera.T_world_camera, p_camera), depth
 
@@ -76,14 +73,8 @@ def grasp_depth_for(opening_m: float, grasp_depth_m: float) -> float:
     return float(np.clip(opening_m / 2 - 0.01, 0.01, grasp_depth_m))
 
 
-def rect_to_command(
-    rect: GraspRect,
-    depth_m: np.ndarray,
-    camera: CameraModel,
-    approach_world: np.ndarray,
-    gripper: GripperSpec = GripperSpec(),
-    grasp_depth_m: float = GRASP_DEPTH_M,
-) -> GripperCommand:
+def rect_to_command(rect: GraspRect, depth_m: np.ndarray, camera: CameraModel, approach_world: np.ndarray,
+                    gripper: GripperSpec = GripperSpec(), grasp_depth_m: float = GRASP_DEPTH_M) -> GripperCommand:
     """Turn an image rectangle into the gripper command the simulator executes.
 
     ``depth_m``: (H, W) metric depth (metres along camera z). ``approach_world``:
@@ -96,21 +87,15 @@ def rect_to_command(
     approach_world = approach_world / np.linalg.norm(approach_world)
     p_surface, depth = surface_point_world(rect, depth_m, camera)
     opening_m = rect.w * depth / camera.K[0, 0]
-    clamped: list[str] = []
-    if opening_m > gripper.max_opening_m:
-        opening_m = gripper.max_opening_m
-        clamped.append("opening")
+    clamped = ("opening",) if opening_m > gripper.max_opening_m else ()
+    opening_m = min(opening_m, gripper.max_opening_m)
     p_grasp = p_surface + grasp_depth_for(opening_m, grasp_depth_m) * approach_world
     T_world_grasp = grasp_frame(p_grasp, closing_axis_world(rect.theta, camera, approach_world), approach_world)
-    return GripperCommand(T_world_grasp=T_world_grasp, opening_m=float(opening_m), clamped=tuple(clamped))
+    return GripperCommand(T_world_grasp=T_world_grasp, opening_m=float(opening_m), clamped=clamped)
 
 
-def command_to_rect(
-    command: GripperCommand,
-    camera: CameraModel,
-    gripper: GripperSpec = GripperSpec(),
-    grasp_depth_m: float = GRASP_DEPTH_M,
-) -> GraspRect:
+def command_to_rect(command: GripperCommand, camera: CameraModel, gripper: GripperSpec = GripperSpec(),
+                    grasp_depth_m: float = GRASP_DEPTH_M) -> GraspRect:
     """The image rectangle of a gripper command (inverse of :func:`rect_to_command`).
 
     The surface point is taken :func:`grasp_depth_for` back from the grasp point

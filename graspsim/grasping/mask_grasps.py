@@ -41,6 +41,7 @@ import cv2
 import numpy as np
 
 from graspsim.config import GRASP_DEPTH_M, GRASP_MARGIN_M, GripperSpec
+from graspsim.grasping.conversion import grasp_depth_for
 from graspsim.scenes import kinds
 from graspsim.types import CameraModel, GraspRect
 
@@ -219,8 +220,6 @@ def palm_blocked_fraction(rect: GraspRect, depth_m: np.ndarray, K: np.ndarray, g
     front (3 mm tolerance) blocks. Assumes the camera looks roughly along the
     approach, as both scene kinds' cameras do.
     """
-    from graspsim.grasping.conversion import grasp_depth_for
-
     H, W = depth_m.shape
     col, row = int(round(rect.x)), int(round(rect.y))
     if not (0 <= col < W and 0 <= row < H):

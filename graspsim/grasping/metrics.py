@@ -79,12 +79,6 @@ def polygon_area(poly: np.ndarray) -> float:
     return abs(_signed_area(p))
 
 
-def _scale(*polys: np.ndarray) -> float:
-    """A length scale of the polygons (for relative tolerances), at least 1."""
-    span = max(float(np.ptp(p, axis=0).max()) if len(p) else 0.0 for p in polys)
-    return max(1.0, span)
-
-
 def convex_polygon_intersection(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Intersection of two convex polygons (Sutherland-Hodgman clipping).
 
@@ -100,7 +94,7 @@ def convex_polygon_intersection(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     pb = np.asarray(b, dtype=np.float64).reshape(-1, 2)
     if len(pa) < 3 or len(pb) < 3 or not (np.all(np.isfinite(pa)) and np.all(np.isfinite(pb))):
         return empty
-    scale = _scale(pa, pb)
+    scale = max(1.0, float(np.ptp(pa, axis=0).max()), float(np.ptp(pb, axis=0).max()))  # for relative tolerances
     area_eps = _GEOM_EPS * scale * scale
     sa, sb = _signed_area(pa), _signed_area(pb)
     if abs(sa) <= area_eps or abs(sb) <= area_eps:

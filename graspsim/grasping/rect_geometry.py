@@ -44,11 +44,11 @@ def rect_corners(rect: GraspRect) -> np.ndarray:
     return _box(c, u, v, -rect.w / 2, rect.w / 2, -rect.h / 2, rect.h / 2)
 
 
-def jaw_plates(rect: GraspRect, plate_thickness_px: float, *, offset_px: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+def jaw_plates(rect: GraspRect, plate_thickness_px: float) -> tuple[np.ndarray, np.ndarray]:
     """The two finger plates of ``rect`` as (4, 2) float64 polygons (pixels ``xy``).
 
     ``w`` is the gap between the finger pads, so each plate lies just outside the
-    opening: from ``w/2 + offset_px`` to ``w/2 + offset_px + plate_thickness_px``
+    opening: from ``w/2`` to ``w/2 + plate_thickness_px``
     along the closing axis from the centre, spanning ``h`` across it. Returns
     ``(plate_minus, plate_plus)``: the plate on the ``-u`` side, then the one on
     the ``+u`` side (corner order as in :func:`rect_corners`).
@@ -57,8 +57,7 @@ def jaw_plates(rect: GraspRect, plate_thickness_px: float, *, offset_px: float =
         raise ValueError(f"plate thickness must be positive, got {plate_thickness_px:g} px")
     u, v = rect_axes(rect.theta)
     c = np.array([rect.x, rect.y], dtype=np.float64)
-    near = rect.w / 2 + offset_px
-    far = near + plate_thickness_px
+    near, far = rect.w / 2, rect.w / 2 + plate_thickness_px
     plate_plus = _box(c, u, v, near, far, -rect.h / 2, rect.h / 2)
     plate_minus = _box(c, u, v, -far, -near, -rect.h / 2, rect.h / 2)
     return plate_minus, plate_plus
