@@ -25,7 +25,7 @@ THUMB_WIDTH = 320
 MASK_COLOUR = (0, 255, 0)
 
 
-def sample_attempts(run: RunData, per_class: int = 2, rng_seed: int = 0) -> list[dict]:
+def sample_attempts(run: RunData, per_class: int = 2) -> list[dict]:
     """Up to ``per_class`` rows of ``run`` per target class, successes and failures alternating.
 
     For each class (sorted by name) the candidates are taken in the order:
@@ -34,11 +34,7 @@ def sample_attempts(run: RunData, per_class: int = 2, rng_seed: int = 0) -> list
     the remaining places. So ``per_class=2`` gives one success and one failure
     where the class has both. Returns the row dicts themselves (not copies),
     grouped by class.
-
-    The choice is deterministic by construction; ``rng_seed`` is accepted for
-    API stability and does not change it.
     """
-    del rng_seed  # deterministic choice: lowest episode ids (see docstring)
     if per_class < 0:
         raise ValueError(f"per_class must be >= 0, got {per_class}")
     by_class: dict[str, tuple[list[dict], list[dict]]] = {}
@@ -152,13 +148,9 @@ def _rects_match(replayed, recorded: Any, tol: float = 1e-6) -> bool:
         return rec is None or all(v is None for v in rec)
     if rec is None:
         return False
-    for a, b in zip(replayed.as_array(), rec):
-        if b is None:  # NaN in the action is written as null
-            if math.isfinite(a):
-                return False
-        elif not (math.isfinite(a) and abs(a - float(b)) <= tol):
-            return False
-    return True
+    # NaN in the action is written as null.
+    return all(not math.isfinite(a) if b is None else math.isfinite(a) and abs(a - float(b)) <= tol
+               for a, b in zip(replayed.as_array(), rec))
 
 
 def thumbnail(rgb: np.ndarray, width: int = THUMB_WIDTH) -> np.ndarray:
