@@ -182,12 +182,8 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
 
 def _dict_differences(a: Mapping, b: Mapping) -> list[str]:
     fa, fb = _flatten(to_jsonable(dict(a or {}))), _flatten(to_jsonable(dict(b or {})))
-    out = []
-    for key in sorted(set(fa) | set(fb)):
-        va, vb = fa.get(key, "<absent>"), fb.get(key, "<absent>")
-        if va != vb:
-            out.append(f"{key} {va} vs {vb}")
-    return out
+    pairs = ((key, fa.get(key, "<absent>"), fb.get(key, "<absent>")) for key in sorted(set(fa) | set(fb)))
+    return [f"{key} {va} vs {vb}" for key, va, vb in pairs if va != vb]
 
 
 def _seed_span(seeds: list[int]) -> str:
@@ -243,10 +239,9 @@ def check_same_scenes(runs: Sequence[RunData]) -> None:
 
 
 def _holm(p_values: list[float]) -> list[float]:
-    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
-    adjusted = [1.0] * len(p_values)
-    running = 0.0
     m = len(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i])
+    adjusted, running = [1.0] * m, 0.0
     for rank, i in enumerate(order):
         running = max(running, min(1.0, (m - rank) * p_values[i]))
         adjusted[i] = running

@@ -78,14 +78,10 @@ def iter_rows_ray(spec: "RunSpec", jobs: list[tuple[int, int]], address: str | N
     jobs = list(jobs)
     if not jobs:
         return
-    started = False
-    if not ray.is_initialized():
-        init_kwargs: dict[str, Any] = dict(address=address or None, include_dashboard=False, log_to_driver=False,
-                                           ignore_reinit_error=True)
-        if not address:
-            init_kwargs["num_cpus"] = num_workers  # local cluster: one CPU slot per actor
-        ray.init(**init_kwargs)
-        started = True
+    started = not ray.is_initialized()
+    if started:  # a local cluster (no address) gets one CPU slot per actor
+        ray.init(address=address or None, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True,
+                 **({} if address else {"num_cpus": num_workers}))
     actors = []
     try:
         # num_cpus=1 per actor: at most one actor per core, as with local worker processes.

@@ -178,10 +178,6 @@ def hash_file(path: Path) -> dict[str, Any]:
         return _stream(fh, None)
 
 
-def _is_url(s: str) -> bool:
-    return urllib.parse.urlparse(s).scheme in ("http", "https", "file")
-
-
 def _download_url(spec: WeightSpec, url: str, dest: Path, label: str, progress: bool, verb: str) -> dict[str, Any]:
     """Stream ``url`` to ``dest``; :class:`WeightsUnavailableError` ("could not ``verb`` ``url``") if that fails."""
     req = urllib.request.Request(url, headers={"User-Agent": "graspsim-weights"})
@@ -278,7 +274,7 @@ def _fill_staging(spec: WeightSpec, staging: Path, source_override: str | os.Pat
     hashes: dict[str, dict[str, Any]] = {}
     if source_override is not None:
         src = str(source_override)
-        if _is_url(src):
+        if urllib.parse.urlparse(src).scheme in ("http", "https", "file"):
             for fs in spec.files:
                 url = src if spec.source == "url" and len(spec.files) == 1 and not src.endswith("/") else src.rstrip("/") + "/" + fs.path
                 hashes[fs.path] = _download_url(spec, url, staging / fs.path, fs.path, progress, "fetch")
@@ -309,9 +305,7 @@ def _fill_staging(spec: WeightSpec, staging: Path, source_override: str | os.Pat
     lacking = [f for f in spec.file_names if not (staging / f).is_file()]
     if lacking:
         raise WeightsUnavailableError(unavailable_message(spec, f"{spec.source_text} did not provide {', '.join(lacking)}"))
-    for f in spec.file_names:
-        hashes[f] = hash_file(staging / f)
-    return hashes, f"hf://{spec.repo_id}@{spec.revision}"
+    return {f: hash_file(staging / f) for f in spec.file_names}, f"hf://{spec.repo_id}@{spec.revision}"
 
 
 def fetch(name: str, *, force: bool = False, source_override: str | os.PathLike | None = None, progress: bool = True) -> dict[str, Any]:
