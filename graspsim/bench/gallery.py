@@ -52,16 +52,6 @@ def sample_attempts(run: RunData, per_class: int = 2) -> list[dict]:
     return chosen
 
 
-def _replay_spec(run: RunData):
-    from graspsim.bench.runner import RunSpec
-
-    spec = RunSpec.from_config(run.config)
-    # Replay with the renderer the run actually used ("auto" resolves to egl or
-    # tiny, and the two render slightly different images); "egl+tiny": several.
-    used = _renderer(run)
-    return replace(spec, renderer=used) if spec.renderer == "auto" and "+" not in used else spec
-
-
 class AttemptReplayer:
     """One :class:`EpisodeRunner` for a run, reused for every attempt rendered (use as a context manager)."""
 
@@ -70,7 +60,11 @@ class AttemptReplayer:
 
         self.run = run
         self.thumb_width = int(thumb_width)
-        spec = _replay_spec(run)
+        recorded = RunSpec.from_config(run.config)
+        # Replay with the renderer the run actually used ("auto" resolves to egl or
+        # tiny, and the two render slightly different images); "egl+tiny": several.
+        used = _renderer(run)
+        spec = replace(recorded, renderer=used) if recorded.renderer == "auto" and "+" not in used else recorded
         try:
             self.runner = EpisodeRunner(spec)
         except Exception as exc:  # e.g. the run used EGL and it does not load here
@@ -79,7 +73,7 @@ class AttemptReplayer:
             warnings.warn(f"replaying {run.run_dir} with renderer {run.config.get('renderer', 'auto')!r} "
                           f"instead of the recorded {spec.renderer!r} ({exc}); images may differ slightly",
                           stacklevel=2)
-            self.runner = EpisodeRunner(RunSpec.from_config(run.config))
+            self.runner = EpisodeRunner(recorded)
 
     def render(self, row: dict) -> dict:
         """See :func:`render_attempt`."""

@@ -335,16 +335,14 @@ def _attempt_card(label: str, item: Mapping) -> str:
 def _gallery_section(comparison: Mapping, classes: Sequence[str], shown: Mapping, errors: Mapping[str, str],
                      per_outcome: int) -> str:
     labels = _labels(comparison)
-    parts = ['<section id="gallery"><h2>Sample attempts</h2>']
     if per_outcome <= 0 or not classes:
-        parts.append('<p class="note">No gallery in this report.</p></section>')
-        return "".join(parts)
+        return _section("gallery", "Sample attempts", "", "No gallery in this report.")
     n_all = len(comparison.get("classes") or [])
     limited = f" Showing {len(classes)} of {n_all} classes." if len(classes) < n_all else ""
-    parts.append(f'<p class="note">For each class and policy: up to {per_outcome} success(es) and {per_outcome} '
-                 f'failure(s), lowest episode ids first, replayed from the scene seed. Left: what the camera saw '
-                 f'with the chosen grasp (blue jaws, red closing line); right: the policy\'s mask (green) or '
-                 f'attention map, when it has one. Caption: the recorded outcome.{_e(limited)}</p>')
+    parts = [f'<p class="note">For each class and policy: up to {per_outcome} success(es) and {per_outcome} '
+             f'failure(s), lowest episode ids first, replayed from the scene seed. Left: what the camera saw '
+             f'with the chosen grasp (blue jaws, red closing line); right: the policy\'s mask (green) or '
+             f'attention map, when it has one. Caption: the recorded outcome.{_e(limited)}</p>']
     for label, error in errors.items():
         parts.append(f'<p class="warn">{_e(label)}: attempts could not be replayed ({_e(error)})</p>')
     for cls in classes:
@@ -357,8 +355,7 @@ def _gallery_section(comparison: Mapping, classes: Sequence[str], shown: Mapping
                 '<p class="note">no attempt of this class</p>'
             parts.append(f'<div class="gallery-policy"><h4>{_e(label)}</h4><div class="cards">{cards}</div></div>')
         parts.append("</section>")
-    parts.append("</section>")
-    return "".join(parts)
+    return _section("gallery", "Sample attempts", "".join(parts))
 
 
 def _footer(runs: Sequence[RunData]) -> str:
