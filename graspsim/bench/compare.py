@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from collections import Counter
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from itertools import combinations
@@ -51,7 +52,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from graspsim.fileio import atomic_write_json, to_jsonable
 from graspsim.runs import OFFLINE_METRICS_FILENAME, RUN_CONFIG_FILENAME, read_config, read_results
 from graspsim.bench.stats import mcnemar_exact
-from graspsim.bench.table import _ci, _finite, _num, _pct
+from graspsim.bench.table import _ci, _finite, _grid, _num, _pct
 from graspsim.bench.summary import summarize
 
 COMPARISON_FILENAME = "comparison.json"
@@ -127,17 +128,14 @@ def load_runs(run_dirs: Iterable[str | Path]) -> list[RunData]:
         if r in resolved[:i]:
             raise ValueError(f"run directory {dirs[i]} is given more than once")
     runs = [load_run(d) for d in dirs]
-    by_policy: dict[str, list[int]] = {}
-    for i, run in enumerate(runs):
-        by_policy.setdefault(run.label, []).append(i)
-    labels = [run.label for run in runs]
-    for policy, idx in by_policy.items():
-        if len(idx) < 2:
-            continue
-        names = [runs[i].run_dir.name for i in idx]
-        use_path = len(set(names)) < len(names)
-        for i in idx:
-            labels[i] = f"{policy} [{runs[i].run_dir if use_path else runs[i].run_dir.name}]"
+    labels = []
+    for run in runs:
+        names = [other.run_dir.name for other in runs if other.label == run.label]
+        if len(names) < 2:
+            labels.append(run.label)
+        else:
+            use_path = len(set(names)) < len(names)
+            labels.append(f"{run.label} [{run.run_dir if use_path else run.run_dir.name}]")
     return [replace(run, label=label) for run, label in zip(runs, labels)]
 
 
@@ -184,12 +182,8 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
 
 def _dict_differences(a: Mapping, b: Mapping) -> list[str]:
     fa, fb = _flatten(to_jsonable(dict(a or {}))), _flatten(to_jsonable(dict(b or {})))
-    out = []
-    for key in sorted(set(fa) | set(fb)):
-        va, vb = fa.get(key, "<absent>"), fb.get(key, "<absent>")
-        if va != vb:
-            out.append(f"{key} {va} vs {vb}")
-    return out
+    pairs = ((key, fa.get(key, "<absent>"), fb.get(key, "<absent>")) for key in sorted(set(fa) | set(fb)))
+    return [f"{key} {va} vs {vb}" for key, va, vb in pairs if va != vb]
 
 
 def _seed_span(seeds: list[int]) -> str:
@@ -219,12 +213,10 @@ def _scene_differences(a: RunData, b: RunData) -> list[str]:
     size_a, size_b = (ca.get("width"), ca.get("height")), (cb.get("width"), cb.get("height"))
     if size_a != size_b:
         out.append(f"image size differs: {size_a[0]}x{size_a[1]} vs {size_b[0]}x{size_b[1]}")
-    physics = _dict_differences(ca.get("physics") or {}, cb.get("physics") or {})
-    if physics:
-        out.append("physics differs: " + "; ".join(physics))
-    overrides = _dict_differences(ca.get("env_overrides") or {}, cb.get("env_overrides") or {})
-    if overrides:
-        out.append("env_overrides differ: " + "; ".join(overrides))
+    for key, verb in (("physics", "differs"), ("env_overrides", "differ")):
+        diffs = _dict_differences(ca.get(key) or {}, cb.get(key) or {})
+        if diffs:
+            out.append(f"{key} {verb}: " + "; ".join(diffs))
     return out
 
 
@@ -247,10 +239,9 @@ def check_same_scenes(runs: Sequence[RunData]) -> None:
 
 
 def _holm(p_values: list[float]) -> list[float]:
-    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
-    adjusted = [1.0] * len(p_values)
-    running = 0.0
     m = len(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i])
+    adjusted, running = [1.0] * m, 0.0
     for rank, i in enumerate(order):
         running = max(running, min(1.0, (m - rank) * p_values[i]))
         adjusted[i] = running
@@ -261,13 +252,10 @@ def _mcnemar_pair(a: RunData, b: RunData) -> dict:
     # Pair by scene seed (not episode id): the seed is what defines the scene.
     sa = {int(r["scene_seed"]): r.get("success") is True for r in a.rows}
     sb = {int(r["scene_seed"]): r.get("success") is True for r in b.rows}
-    common = sorted(set(sa) & set(sb))
-    counts = {"a_only": 0, "b_only": 0, "both": 0, "neither": 0}
-    for seed in common:
-        key = {(True, False): "a_only", (False, True): "b_only", (True, True): "both",
-               (False, False): "neither"}[(sa[seed], sb[seed])]
-        counts[key] += 1
-    n = len(common)
+    outcomes = [(sa[seed], sb[seed]) for seed in sorted(set(sa) & set(sb))]
+    counts = {key: outcomes.count(pair) for key, pair in (("a_only", (True, False)), ("b_only", (False, True)),
+                                                           ("both", (True, True)), ("neither", (False, False)))}
+    n = len(outcomes)
     return {"a": a.label, "b": b.label, "paired": n, **counts,
             "a_rate": (counts["a_only"] + counts["both"]) / n if n else None,
             "b_rate": (counts["b_only"] + counts["both"]) / n if n else None,
@@ -298,11 +286,7 @@ def compare_runs(runs: Sequence[RunData], check_scenes: bool = True) -> dict:
             "policy": run.policy,
             "policy_kwargs": run.config.get("policy_kwargs") or {},
             "run_dir": str(run.run_dir),
-            "episodes": s["episodes"],
-            "successes": s["successes"],
-            "success_rate": s["success_rate"],
-            "ci95": s["ci95"],
-            "per_class": s["per_class"],
+            **{key: s[key] for key in ("episodes", "successes", "success_rate", "ci95", "per_class")},
             "mean_perception_ms": (s.get("timing") or {}).get("mean_perception_ms"),
             "failure_reasons": s["failure_reasons"],
             "knocked_down": s.get("knocked_down", 0),
@@ -344,23 +328,11 @@ def _p(value: Any) -> str:
     return f"{value:.3g}" if value >= 1e-4 else f"{value:.1e}"
 
 
-def _grid(header: Sequence[str], rows: Sequence[Sequence[str]], left: int = 1) -> list[str]:
-    """Fixed-width lines: the first ``left`` columns left-aligned, the rest right-aligned."""
-    table = [list(header), *[list(r) for r in rows]]
-    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
-
-    def line(cells: list[str]) -> str:
-        return "  ".join(c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
-
-    return [line(table[0]), "-" * (sum(widths) + 2 * (len(widths) - 1)), *(line(r) for r in table[1:])]
-
-
 def failure_reason_order(comparison: Mapping) -> list[str]:
     """Every failure reason of the comparison, most frequent overall first (ties by name)."""
-    totals: dict[str, int] = {}
+    totals: Counter = Counter()
     for reasons in (comparison.get("failure_reasons") or {}).values():
-        for reason, count in reasons.items():
-            totals[reason] = totals.get(reason, 0) + int(count)
+        totals.update({reason: int(count) for reason, count in reasons.items()})
     return sorted(totals, key=lambda r: (-totals[r], r))
 
 

@@ -25,7 +25,7 @@ THUMB_WIDTH = 320
 MASK_COLOUR = (0, 255, 0)
 
 
-def sample_attempts(run: RunData, per_class: int = 2, rng_seed: int = 0) -> list[dict]:
+def sample_attempts(run: RunData, per_class: int = 2) -> list[dict]:
     """Up to ``per_class`` rows of ``run`` per target class, successes and failures alternating.
 
     For each class (sorted by name) the candidates are taken in the order:
@@ -34,11 +34,7 @@ def sample_attempts(run: RunData, per_class: int = 2, rng_seed: int = 0) -> list
     the remaining places. So ``per_class=2`` gives one success and one failure
     where the class has both. Returns the row dicts themselves (not copies),
     grouped by class.
-
-    The choice is deterministic by construction; ``rng_seed`` is accepted for
-    API stability and does not change it.
     """
-    del rng_seed  # deterministic choice: lowest episode ids (see docstring)
     if per_class < 0:
         raise ValueError(f"per_class must be >= 0, got {per_class}")
     by_class: dict[str, tuple[list[dict], list[dict]]] = {}
@@ -56,16 +52,6 @@ def sample_attempts(run: RunData, per_class: int = 2, rng_seed: int = 0) -> list
     return chosen
 
 
-def _replay_spec(run: RunData):
-    from graspsim.bench.runner import RunSpec
-
-    spec = RunSpec.from_config(run.config)
-    # Replay with the renderer the run actually used ("auto" resolves to egl or
-    # tiny, and the two render slightly different images); "egl+tiny": several.
-    used = _renderer(run)
-    return replace(spec, renderer=used) if spec.renderer == "auto" and "+" not in used else spec
-
-
 class AttemptReplayer:
     """One :class:`EpisodeRunner` for a run, reused for every attempt rendered (use as a context manager)."""
 
@@ -74,7 +60,11 @@ class AttemptReplayer:
 
         self.run = run
         self.thumb_width = int(thumb_width)
-        spec = _replay_spec(run)
+        recorded = RunSpec.from_config(run.config)
+        # Replay with the renderer the run actually used ("auto" resolves to egl or
+        # tiny, and the two render slightly different images); "egl+tiny": several.
+        used = _renderer(run)
+        spec = replace(recorded, renderer=used) if recorded.renderer == "auto" and "+" not in used else recorded
         try:
             self.runner = EpisodeRunner(spec)
         except Exception as exc:  # e.g. the run used EGL and it does not load here
@@ -83,7 +73,7 @@ class AttemptReplayer:
             warnings.warn(f"replaying {run.run_dir} with renderer {run.config.get('renderer', 'auto')!r} "
                           f"instead of the recorded {spec.renderer!r} ({exc}); images may differ slightly",
                           stacklevel=2)
-            self.runner = EpisodeRunner(RunSpec.from_config(run.config))
+            self.runner = EpisodeRunner(recorded)
 
     def render(self, row: dict) -> dict:
         """See :func:`render_attempt`."""
@@ -152,13 +142,9 @@ def _rects_match(replayed, recorded: Any, tol: float = 1e-6) -> bool:
         return rec is None or all(v is None for v in rec)
     if rec is None:
         return False
-    for a, b in zip(replayed.as_array(), rec):
-        if b is None:  # NaN in the action is written as null
-            if math.isfinite(a):
-                return False
-        elif not (math.isfinite(a) and abs(a - float(b)) <= tol):
-            return False
-    return True
+    # NaN in the action is written as null.
+    return all(not math.isfinite(a) if b is None else math.isfinite(a) and abs(a - float(b)) <= tol
+               for a, b in zip(replayed.as_array(), rec))
 
 
 def thumbnail(rgb: np.ndarray, width: int = THUMB_WIDTH) -> np.ndarray:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Mapping
 
 from graspsim.bench.table import _finite
+from graspsim.fileio import atomic_write
 
 # Fixed colours, so a reason keeps its colour across reports.
 SUCCESS_COLOUR = "#2ca02c"
@@ -71,11 +72,9 @@ def _finish(fig, ax, comparison: dict, name: str, out_path, title: str, has_data
     fig.tight_layout()
     path = Path(out_path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
     # metadata Software=None: no version string, so the same data gives the same bytes.
-    fig.savefig(tmp, format="png", dpi=100, metadata={"Software": None})
-    os.replace(tmp, path)
-    comparison.setdefault("plots", {})[name] = {"file": Path(path).name, "has_data": bool(has_data), "note": note}
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100, metadata={"Software": None}))
+    comparison.setdefault("plots", {})[name] = {"file": path.name, "has_data": bool(has_data), "note": note}
     return path
 
 

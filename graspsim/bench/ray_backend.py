@@ -26,17 +26,8 @@ if TYPE_CHECKING:
 INSTALL_HINT = 'pip install "graspsim[ray]"'
 
 
-
 class RayUnavailableError(RuntimeError):
     """``--ray`` was asked for but the ray package is not installed."""
-
-def import_ray():
-    """The ``ray`` module, or RuntimeError with the install hint."""
-    try:
-        import ray
-    except ImportError as exc:
-        raise RayUnavailableError(f"the Ray backend needs the 'ray' package ({exc}); install it with: {INSTALL_HINT}") from None
-    return ray
 
 
 class _EpisodeActor:
@@ -78,19 +69,19 @@ def iter_rows_ray(spec: "RunSpec", jobs: list[tuple[int, int]], address: str | N
     Raises RuntimeError (with the install hint) if ray is not installed; an
     exception raised by an attempt is re-raised here (as Ray's wrapper of it).
     """
-    ray = import_ray()
+    try:
+        import ray
+    except ImportError as exc:
+        raise RayUnavailableError(f"the Ray backend needs the 'ray' package ({exc}); "
+                                  f"install it with: {INSTALL_HINT}") from None
     num_workers = max(1, int(num_workers))
     jobs = list(jobs)
     if not jobs:
         return
-    started = False
-    if not ray.is_initialized():
-        init_kwargs: dict[str, Any] = dict(address=address or None, include_dashboard=False, log_to_driver=False,
-                                           ignore_reinit_error=True)
-        if not address:
-            init_kwargs["num_cpus"] = num_workers  # local cluster: one CPU slot per actor
-        ray.init(**init_kwargs)
-        started = True
+    started = not ray.is_initialized()
+    if started:  # a local cluster (no address) gets one CPU slot per actor
+        ray.init(address=address or None, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True,
+                 **({} if address else {"num_cpus": num_workers}))
     actors = []
     try:
         # num_cpus=1 per actor: at most one actor per core, as with local worker processes.

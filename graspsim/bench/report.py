@@ -138,6 +138,12 @@ def _table(header: Sequence[str], rows: Iterable[str], cls: str = "") -> str:
     return f'<table class="{_e(cls)}"><thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody></table>'
 
 
+def _section(sid: str, title: str, body: str, note: str = "") -> str:
+    """``<section id=sid>`` with an ``<h2>`` title, ``body`` (HTML) and an optional note (HTML)."""
+    note = f'<p class="note">{note}</p>' if note else ""
+    return f'<section id="{sid}"><h2>{title}</h2>{body}{note}</section>'
+
+
 def _rate_style(rate: Any) -> str:
     # Red (0 %) to green (100 %) background, light enough to read the text on.
     if not _finite(rate):
@@ -190,10 +196,9 @@ def _overall_section(comparison: Mapping) -> str:
         if offline:
             cells.append(_td(_pct((offline.get(label) or {}).get("grasp_accuracy"))))
         rows.append(_tr(cells))
-    return ('<section id="overall"><h2>Overall pick rate</h2>'
-            + _table(header, rows, "overall")
-            + '<p class="note">Pick rate: successes / attempts; 95 % Wilson score interval. Knocked down and '
-              'dropped count other products disturbed by the attempts.</p></section>')
+    return _section("overall", "Overall pick rate", _table(header, rows, "overall"),
+                    "Pick rate: successes / attempts; 95 % Wilson score interval. Knocked down and "
+                    "dropped count other products disturbed by the attempts.")
 
 
 def _per_class_section(comparison: Mapping) -> str:
@@ -216,27 +221,25 @@ def _per_class_section(comparison: Mapping) -> str:
     rows.append(_tr(["<td><b>TOTAL</b></td>"] + [
         _td(f"{p['successes']}/{p['episodes']} ({_pct(p['success_rate'], 0)})", "num", _rate_style(p["success_rate"]))
         for p in (policies[lb] for lb in labels)]))
-    return ('<section id="per-class"><h2>Per-class pick rate</h2>'
-            + _table(["class", *labels], rows, "per-class")
-            + '<p class="note">successes/attempts (rate) per target class; hover a cell for its 95 % Wilson '
-              'interval. The target class is drawn per scene, so every policy has the same attempts per class. '
-              'Per-class counts are small: read the intervals, not the ranks.</p></section>')
+    return _section("per-class", "Per-class pick rate", _table(["class", *labels], rows, "per-class"),
+                    "successes/attempts (rate) per target class; hover a cell for its 95 % Wilson "
+                    "interval. The target class is drawn per scene, so every policy has the same attempts per class. "
+                    "Per-class counts are small: read the intervals, not the ranks.")
 
 
 def _mcnemar_section(comparison: Mapping) -> str:
     pairs = comparison.get("mcnemar") or []
+    title = "Paired comparison (McNemar)"
     if not pairs:
-        return ('<section id="mcnemar"><h2>Paired comparison (McNemar)</h2>'
-                '<p class="note">Only one run: there is no pair to compare.</p></section>')
+        return _section("mcnemar", title, "", "Only one run: there is no pair to compare.")
     rows = [_tr([f"<td>{_e(m['a'])}</td>", f"<td>{_e(m['b'])}</td>",
                  *(_td(m[k]) for k in ("paired", "a_only", "b_only", "both", "neither")),
                  _td(_p(m["p_value"])), _td(_p(m.get("p_value_holm")))]) for m in pairs]
-    return ('<section id="mcnemar"><h2>Paired comparison (McNemar)</h2>'
-            + _table(["policy A", "policy B", "paired attempts", "A only", "B only", "both", "neither", "p",
-                      "p (Holm)"], rows, "mcnemar")
-            + '<p class="note">Both policies attempted the same scenes, so each pair is compared on the '
-              'attempts where exactly one of them succeeded (A only, B only) with the exact two-sided McNemar '
-              'test. p (Holm): adjusted for testing all pairs of this report.</p></section>')
+    header = ["policy A", "policy B", "paired attempts", "A only", "B only", "both", "neither", "p", "p (Holm)"]
+    return _section("mcnemar", title, _table(header, rows, "mcnemar"),
+                    "Both policies attempted the same scenes, so each pair is compared on the "
+                    "attempts where exactly one of them succeeded (A only, B only) with the exact two-sided McNemar "
+                    "test. p (Holm): adjusted for testing all pairs of this report.")
 
 
 def _failures_section(comparison: Mapping) -> str:
@@ -252,15 +255,14 @@ def _failures_section(comparison: Mapping) -> str:
             count = policies[lb]["successes"] if reason == "success" else int((fr.get(lb) or {}).get(reason, 0))
             cells.append(_td(f"{count} ({_pct(count / n if n else None, 0)})"))
         rows.append(_tr(cells))
-    return ('<section id="failures"><h2>Outcomes and failure reasons</h2>'
-            + _table(["outcome", *labels], rows, "failures")
-            + '<p class="note">Count (share of attempts). See "How a pick is scored" in the README for what '
-              'each reason means.</p></section>')
+    return _section("failures", "Outcomes and failure reasons", _table(["outcome", *labels], rows, "failures"),
+                    'Count (share of attempts). See "How a pick is scored" in the README for what '
+                    "each reason means.")
 
 
 def _plots_section(comparison: Mapping, plot_paths: Mapping[str, Path]) -> str:
     records = comparison.get("plots") or {}
-    parts = ['<section id="plots"><h2>Plots</h2>']
+    parts = []
     for name, path in plot_paths.items():
         record = records.get(name) or {}
         caption = PLOT_CAPTIONS.get(name, name)
@@ -270,10 +272,7 @@ def _plots_section(comparison: Mapping, plot_paths: Mapping[str, Path]) -> str:
             caption += f" Note: {record['note']}."
         parts.append(f'<figure class="plot" id="plot-{_e(name)}">{_img(png_data_uri(path), caption)}'
                      f"<figcaption>{_e(caption)}</figcaption></figure>")
-    if not plot_paths:
-        parts.append('<p class="note">No plots were made.</p>')
-    parts.append("</section>")
-    return "".join(parts)
+    return _section("plots", "Plots", "".join(parts), "" if plot_paths else "No plots were made.")
 
 
 # --------------------------------------------------------------------------- gallery
@@ -312,14 +311,11 @@ def _attempt_card(label: str, item: Mapping) -> str:
     success = bool(outcome.get("success"))
     text = "success" if success else str(outcome.get("reason") or "failure")
     cls = item.get("target_class")
-    rgb = item["rgb"]
-    h, w = rgb.shape[:2]
-    imgs = [_img(jpeg_data_uri(rgb), f"{label}, {cls}, episode {item['episode_id']}: camera image with the grasp",
-                 w, h)]
+    images = [(item["rgb"], "camera image with the grasp")]
     if item.get("mask_overlay") is not None:
-        ov = item["mask_overlay"]
-        imgs.append(_img(jpeg_data_uri(ov), f"{label}, {cls}, episode {item['episode_id']}: policy "
-                                            f"{item.get('overlay_kind') or 'mask'}", ov.shape[1], ov.shape[0]))
+        images.append((item["mask_overlay"], f"policy {item.get('overlay_kind') or 'mask'}"))
+    imgs = [_img(jpeg_data_uri(image), f"{label}, {cls}, episode {item['episode_id']}: {alt}", image.shape[1],
+                 image.shape[0]) for image, alt in images]
     meta = [f"episode {item['episode_id']}, seed {item['scene_seed']}"]
     if not success and outcome.get("picked_class"):
         meta.append(f"picked {outcome['picked_class']}")
@@ -339,16 +335,14 @@ def _attempt_card(label: str, item: Mapping) -> str:
 def _gallery_section(comparison: Mapping, classes: Sequence[str], shown: Mapping, errors: Mapping[str, str],
                      per_outcome: int) -> str:
     labels = _labels(comparison)
-    parts = ['<section id="gallery"><h2>Sample attempts</h2>']
     if per_outcome <= 0 or not classes:
-        parts.append('<p class="note">No gallery in this report.</p></section>')
-        return "".join(parts)
+        return _section("gallery", "Sample attempts", "", "No gallery in this report.")
     n_all = len(comparison.get("classes") or [])
     limited = f" Showing {len(classes)} of {n_all} classes." if len(classes) < n_all else ""
-    parts.append(f'<p class="note">For each class and policy: up to {per_outcome} success(es) and {per_outcome} '
-                 f'failure(s), lowest episode ids first, replayed from the scene seed. Left: what the camera saw '
-                 f'with the chosen grasp (blue jaws, red closing line); right: the policy\'s mask (green) or '
-                 f'attention map, when it has one. Caption: the recorded outcome.{_e(limited)}</p>')
+    parts = [f'<p class="note">For each class and policy: up to {per_outcome} success(es) and {per_outcome} '
+             f'failure(s), lowest episode ids first, replayed from the scene seed. Left: what the camera saw '
+             f'with the chosen grasp (blue jaws, red closing line); right: the policy\'s mask (green) or '
+             f'attention map, when it has one. Caption: the recorded outcome.{_e(limited)}</p>']
     for label, error in errors.items():
         parts.append(f'<p class="warn">{_e(label)}: attempts could not be replayed ({_e(error)})</p>')
     for cls in classes:
@@ -361,8 +355,7 @@ def _gallery_section(comparison: Mapping, classes: Sequence[str], shown: Mapping
                 '<p class="note">no attempt of this class</p>'
             parts.append(f'<div class="gallery-policy"><h4>{_e(label)}</h4><div class="cards">{cards}</div></div>')
         parts.append("</section>")
-    parts.append("</section>")
-    return "".join(parts)
+    return _section("gallery", "Sample attempts", "".join(parts))
 
 
 def _footer(runs: Sequence[RunData]) -> str:
@@ -402,9 +395,8 @@ def build_report(runs: Sequence[RunData], comparison: Mapping, out_html: str | P
     classes = list(comparison.get("classes") or [])
     if max_gallery_classes is not None:
         classes = classes[: max(0, int(max_gallery_classes))]
-    shown, errors = ({}, {})
-    if gallery_per_class > 0 and classes:
-        shown, errors = render_gallery(ordered, classes, gallery_per_class)
+    gallery = gallery_per_class > 0 and classes
+    shown, errors = render_gallery(ordered, classes, gallery_per_class) if gallery else ({}, {})
 
     ss = comparison.get("scene_set") or {}
     title = f"graspsim comparison: {ss.get('suite')} ({', '.join(_labels(comparison))})"

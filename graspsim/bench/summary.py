@@ -73,10 +73,9 @@ def _row_total_ms(row: Mapping[str, Any]) -> float | None:
     total = _finite_number(row.get("total_ms"))
     if total is not None:
         return total
-    parts = [_finite_number(row.get("perception_ms")), _finite_number(row.get("simulation_ms"))]
-    if all(p is None for p in parts):
-        return None
-    return sum(p for p in parts if p is not None)
+    parts = [p for p in (_finite_number(row.get("perception_ms")), _finite_number(row.get("simulation_ms")))
+             if p is not None]
+    return sum(parts) if parts else None
 
 
 def _ordered_rows(rows: list[dict]) -> list[dict]:

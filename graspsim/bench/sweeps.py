@@ -132,12 +132,10 @@ def parse_sweep(text: str) -> Sweep:
         if not item:
             raise ValueError(f"sweep {name!r}: value {position} is empty in {rest!r}")
         values.append(parameter.check(item))
-    labels: dict[str, float] = {}
-    for value in values:
-        label = setting_label(name, value)
-        if label in labels:
+    labels = [setting_label(name, value) for value in values]
+    for i, value in enumerate(values):
+        if labels[i] in labels[:i]:
             raise ValueError(f"sweep {name!r} lists the value {value:g} twice")
-        labels[label] = value
     return Sweep(name=name, values=tuple(values))
 
 

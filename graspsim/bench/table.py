@@ -19,7 +19,7 @@ Example::
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from typing import Any, Collection, Mapping, Sequence
 
 NA = "n/a"
 
@@ -40,6 +40,18 @@ def _ci(ci: Any) -> str:
     return f"[{_pct(ci[0])}, {_pct(ci[1])}]" if isinstance(ci, (list, tuple)) and len(ci) == 2 else NA
 
 
+def _grid(header: Sequence[str], rows: Sequence[Sequence[str]], left: Collection[int] = (0,)) -> list[str]:
+    """Fixed-width lines (header, rule, rows): the columns in ``left`` left-aligned, the rest right-aligned."""
+    table = [list(header), *[list(r) for r in rows]]
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        padded = (c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+        return "  ".join(padded).rstrip()
+
+    return [line(table[0]), "-" * (sum(widths) + 2 * (len(widths) - 1)), *(line(r) for r in table[1:])]
+
+
 def format_summary_table(summary: dict) -> str:
     """A fixed-width text table of ``summary``; no trailing newline.
 
@@ -58,20 +70,10 @@ def format_summary_table(summary: dict) -> str:
     total = ("TOTAL", str(attempts), str(summary.get("successes", 0)), _pct(summary.get("success_rate")),
              _ci(summary.get("ci95")))
     header = ("class", "attempts", "successes", "rate", "95% CI")
-
-    table = [header, *rows, total]
-    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
-
-    def line(cells: tuple[str, ...]) -> str:
-        # Class name left-aligned, numbers right-aligned so digits line up; CI left.
-        parts = [cells[0].ljust(widths[0])]
-        parts += [cells[i].rjust(widths[i]) for i in (1, 2, 3)]
-        parts.append(cells[4].ljust(widths[4]))
-        return "  ".join(parts).rstrip()
-
-    rule = "-" * (sum(widths) + 2 * (len(widths) - 1))
+    # Class name left-aligned, numbers right-aligned so digits line up; CI left.
+    grid = _grid(header, [*rows, total], left=(0, 4))
     out = [f"policy: {summary.get('policy') or NA}   suite: {summary.get('suite') or NA}   attempts: {attempts}",
-           line(header), rule, *(line(r) for r in rows), rule, line(total), ""]
+           *grid[:-1], grid[1], grid[-1], ""]
 
     reasons: Mapping[str, int] = summary.get("failure_reasons") or {}
     if reasons:

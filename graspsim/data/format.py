@@ -149,13 +149,7 @@ def read_scene(path: Path) -> dict[str, Any]:
     depth_mm = _imread(path / "depth.png", cv2.IMREAD_UNCHANGED)
     instance = _imread(path / "instance.png", cv2.IMREAD_UNCHANGED)
     class_map = _imread(path / "class.png", cv2.IMREAD_UNCHANGED)
-    rows, quality, classes, products = [], [], [], []
-    for obj in meta["objects"]:
-        for g in obj["grasps"]:
-            rows.append([g["x"], g["y"], g["w"], g["h"], g["theta"]])
-            quality.append(g["quality"])
-            classes.append(obj["class_index"])
-            products.append(obj["product_index"])
+    grasps = [(g, obj) for obj in meta["objects"] for g in obj["grasps"]]
     return {
         "rgb": rgb,
         "depth_mm": depth_mm,
@@ -164,27 +158,19 @@ def read_scene(path: Path) -> dict[str, Any]:
         "class_map": class_map,
         "K": np.asarray(meta["K"], dtype=np.float64),
         "T_world_camera": np.asarray(meta["T_world_camera"], dtype=np.float64),
-        "grasps": np.asarray(rows, dtype=np.float64).reshape(-1, 5),
-        "grasp_quality": np.asarray(quality, dtype=np.float64),
-        "grasp_classes": np.asarray(classes, dtype=np.int64),
-        "grasp_products": np.asarray(products, dtype=np.int64),
+        "grasps": np.asarray([[g[k] for k in ("x", "y", "w", "h", "theta")] for g, _ in grasps],
+                             dtype=np.float64).reshape(-1, 5),
+        "grasp_quality": np.asarray([g["quality"] for g, _ in grasps], dtype=np.float64),
+        "grasp_classes": np.asarray([obj["class_index"] for _, obj in grasps], dtype=np.int64),
+        "grasp_products": np.asarray([obj["product_index"] for _, obj in grasps], dtype=np.int64),
         "meta": meta,
     }
 
 
 def iter_scene_dirs(root: Path) -> list[Path]:
     """Complete scene directories of a dataset, sorted by shard then scene id."""
-    shards = Path(root) / "shards"
-    if not shards.is_dir():
-        return []
-    out = []
-    for shard in sorted(shards.iterdir()):
-        if not shard.is_dir() or shard.name.startswith("."):
-            continue
-        for d in sorted(shard.iterdir()):
-            if d.is_dir() and not d.name.startswith(TMP_PREFIX) and is_complete(d):
-                out.append(d)
-    return out
+    return [d for d in sorted(Path(root).glob("shards/*/*")) if not d.parent.name.startswith(".")
+            and d.is_dir() and not d.name.startswith(TMP_PREFIX) and is_complete(d)]
 
 
 class DatasetError(ValueError):

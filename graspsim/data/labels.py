@@ -62,16 +62,6 @@ class LabelConfig:
         return asdict(self)
 
 
-def candidates(mask: np.ndarray, depth_m: np.ndarray, camera: CameraModel, kind: str, approach_world: np.ndarray,
-               physics: PhysicsConfig, config: LabelConfig):
-    """Ranked :class:`~graspsim.grasping.mask_grasps.ScoredGrasp` candidates for one product mask."""
-    return object_grasps(mask, depth_m, camera, kind, approach_world, physics.gripper,
-                         surface_slab_m=config.surface_slab_m,
-                         shelf_half_range_rad=math.radians(config.shelf_theta_half_range_deg),
-                         grasp_depth_m=config.grasp_depth_m, margin_m=config.margin_m, n_angles=config.n_angles,
-                         max_candidates=config.max_candidates)
-
-
 def validate_rect(world: SimWorld, plan: ScenePlan, placement: ProductPlacement, rect: GraspRect,
                   depth_m: np.ndarray, camera: CameraModel, physics: PhysicsConfig,
                   config: LabelConfig) -> tuple[bool, str | None]:
@@ -108,9 +98,13 @@ def label_objects(world: SimWorld, plan: ScenePlan, settled: list[ProductPlaceme
             "candidates_tried": 0, "candidates_kept": 0, "rejected": {}, "grasps": [],
         }
         if visible >= min_px:
-            mask = instance == k + 1
             rejected: Counter = Counter()
-            for grasp in candidates(mask, depth_m, camera, plan.kind, approach_world, physics, config):
+            # Ranked ScoredGrasp candidates for the product's mask.
+            for grasp in object_grasps(instance == k + 1, depth_m, camera, plan.kind, approach_world, physics.gripper,
+                                       surface_slab_m=config.surface_slab_m,
+                                       shelf_half_range_rad=math.radians(config.shelf_theta_half_range_deg),
+                                       grasp_depth_m=config.grasp_depth_m, margin_m=config.margin_m,
+                                       n_angles=config.n_angles, max_candidates=config.max_candidates):
                 entry["candidates_tried"] += 1
                 ok, reason = validate_rect(world, plan, placement, grasp.rect, depth_m, camera, physics, config)
                 if ok:

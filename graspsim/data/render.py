@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from graspsim.config import PhysicsConfig
-from graspsim.data.format import (FORMAT_VERSION, DEPTH_SCALE, decode_depth, encode_class, encode_depth,
+from graspsim.data.format import (FORMAT_VERSION, DEPTH_SCALE, MANIFEST, decode_depth, encode_class, encode_depth,
                                   encode_instance, is_complete, scene_dir, scene_id)
 from graspsim.data.labels import LabelConfig, label_objects
 from graspsim.data.writer import prepare_out_dir, remove_stray_temp_dirs, write_scene
+from graspsim.fileio import atomic_write_json
 from graspsim.pool import run_jobs
 
 
@@ -131,9 +132,7 @@ def render_dataset(suite: str, scenes: int, out_dir: Path, seed: int = 0, worker
     outside the suite) and :class:`~graspsim.runs.RunDirError`
     (non-empty ``out_dir`` without ``resume``, or a resume with other settings).
     """
-    from graspsim.fileio import atomic_write_json
     from graspsim.scenes.suites import get_suite
-    from graspsim.data.format import MANIFEST
 
     suite_obj = get_suite(suite)
     seeds = suite_obj.scene_seeds(seed, scenes)
@@ -147,15 +146,12 @@ def render_dataset(suite: str, scenes: int, out_dir: Path, seed: int = 0, worker
     results: list[dict[str, Any]] = []
     from tqdm import tqdm
 
-    bar = tqdm(total=len(seeds), initial=len(seeds) - len(todo), unit="scene", desc=f"render {suite}",
-               disable=not progress)
-    try:
+    with tqdm(total=len(seeds), initial=len(seeds) - len(todo), unit="scene", desc=f"render {suite}",
+              disable=not progress) as bar:
         for status in run_jobs(SceneRenderer, (spec,), [(out_dir, s) for s in todo], workers,
                                label=lambda job: f"scene seed {job[1]}"):
             results.append(status)
             bar.update(1)
-    finally:
-        bar.close()
     wall = time.perf_counter() - t0
     skipped = {str(r["seed"]): r["skipped"] for r in results if "skipped" in r}
     if skipped:

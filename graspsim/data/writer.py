@@ -61,17 +61,11 @@ def write_scene(final_dir: Path, rgb: np.ndarray, depth_mm: np.ndarray, instance
 
 def remove_stray_temp_dirs(root: Path) -> int:
     """Delete ``.tmp-*`` scene directories (left by a killed run) and incomplete scene dirs; returns how many."""
-    shards = Path(root) / "shards"
     removed = 0
-    if not shards.is_dir():
-        return 0
-    for shard in shards.iterdir():
-        if not shard.is_dir():
-            continue
-        for d in shard.iterdir():
-            if d.is_dir() and (d.name.startswith(TMP_PREFIX) or not is_complete(d)):
-                shutil.rmtree(d, ignore_errors=True)
-                removed += 1
+    for d in Path(root).glob("shards/*/*"):
+        if d.is_dir() and (d.name.startswith(TMP_PREFIX) or not is_complete(d)):
+            shutil.rmtree(d, ignore_errors=True)
+            removed += 1
     return removed
 
 

@@ -4,12 +4,12 @@
 on-disk layout and :mod:`graspsim.weights.registry` for what can be fetched.
 """
 
-from graspsim.weights.registry import REGISTRY, FileSpec, UnknownWeightsError, WeightSpec, get_spec, names
+from graspsim.weights.registry import REGISTRY, FileSpec, UnknownWeightsError, WeightSpec, get_spec
 from graspsim.weights.store import (WeightsError, WeightsIntegrityError, WeightsUnavailableError, fetch, resolve,
                                     status, verify, weights_dir)
 
 __all__ = [
-    "REGISTRY", "FileSpec", "UnknownWeightsError", "WeightSpec", "get_spec", "names",
+    "REGISTRY", "FileSpec", "UnknownWeightsError", "WeightSpec", "get_spec",
     "WeightsError", "WeightsIntegrityError", "WeightsUnavailableError",
     "fetch", "resolve", "status", "verify", "weights_dir",
 ]

@@ -19,7 +19,7 @@ too.
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 class UnknownWeightsError(KeyError):
@@ -36,7 +36,6 @@ class FileSpec:
     path: str
     sha256: str | None = None
     md5: str | None = None
-    size_bytes: int | None = None  # exact size where known; else None
 
 
 @dataclass(frozen=True)
@@ -62,7 +61,6 @@ class WeightSpec:
     size_estimate: str = "?"
     licence: str = ""
     homepage: str = ""
-    extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         if self.kind not in ("clip", "sam", "sam_checkpoint"):
@@ -148,10 +146,6 @@ REGISTRY: dict[str, WeightSpec] = {s.name: s for s in _SPECS}
 
 # The Hugging Face ids load_clip / load_sam accept map onto registry names too.
 ALIASES: dict[str, str] = {s.repo_id: s.name for s in _SPECS if s.repo_id is not None}
-
-
-def names() -> list[str]:
-    return list(REGISTRY)
 
 
 def get_spec(name: str) -> WeightSpec:

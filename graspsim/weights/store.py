@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Iterator
 
 from graspsim.fileio import atomic_write_text
-from graspsim.weights.registry import REGISTRY, WeightSpec, get_spec
+from graspsim.weights.registry import ALIASES, REGISTRY, UnknownWeightsError, WeightSpec, get_spec
 
 LOCK_NAME = "lock.json"
 _CHUNK = 1 << 20
@@ -86,13 +86,9 @@ def model_path(name: str) -> Path:
     return d / spec.files[0].path if spec.kind == "sam_checkpoint" else d
 
 
-def _lock_path() -> Path:
-    return weights_dir() / LOCK_NAME
-
-
 def read_lock() -> dict[str, Any]:
     """The parsed ``lock.json`` (``{"version": 1, "models": {...}}``); empty when absent."""
-    p = _lock_path()
+    p = weights_dir() / LOCK_NAME
     if not p.is_file():
         return {"version": 1, "models": {}}
     try:
@@ -136,7 +132,7 @@ def _record(spec: WeightSpec, hashes: dict[str, dict[str, Any]], source: str) ->
             "fetched_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "files": {f: {"sha256": h["sha256"], "size": h["size"]} for f, h in hashes.items()},
         }
-        atomic_write_text(_lock_path(), json.dumps(data, indent=2, sort_keys=True) + "\n")
+        atomic_write_text(weights_dir() / LOCK_NAME, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def _expected_sha256(spec: WeightSpec, file: str, entry: dict[str, Any]) -> tuple[str | None, str]:
@@ -182,10 +178,6 @@ def hash_file(path: Path) -> dict[str, Any]:
         return _stream(fh, None)
 
 
-def _is_url(s: str) -> bool:
-    return urllib.parse.urlparse(s).scheme in ("http", "https", "file")
-
-
 def _download_url(spec: WeightSpec, url: str, dest: Path, label: str, progress: bool, verb: str) -> dict[str, Any]:
     """Stream ``url`` to ``dest``; :class:`WeightsUnavailableError` ("could not ``verb`` ``url``") if that fails."""
     req = urllib.request.Request(url, headers={"User-Agent": "graspsim-weights"})
@@ -221,12 +213,9 @@ def unavailable_message(spec: WeightSpec, reason: str) -> str:
 
 
 def _cause(exc: BaseException) -> str:
-    if isinstance(exc, urllib.error.URLError) and not isinstance(exc, urllib.error.HTTPError):
-        exc_txt = str(exc.reason)
-    else:
-        exc_txt = str(exc)
-    first = exc_txt.splitlines()[0] if exc_txt else ""
-    return f"{type(exc).__name__}: {first}"
+    plain_url_error = isinstance(exc, urllib.error.URLError) and not isinstance(exc, urllib.error.HTTPError)
+    text = str(exc.reason) if plain_url_error else str(exc)
+    return f"{type(exc).__name__}: {(text.splitlines() or [''])[0]}"
 
 
 # ------------------------------------------------------------------ status
@@ -246,29 +235,19 @@ def status(name: str) -> dict[str, Any]:
     spec = get_spec(name)
     d = weights_dir() / spec.name
     entry = _lock_entry(spec.name)
-    files: dict[str, int | None] = {}
-    missing = []
-    pinned = True
-    verified: bool | None = True
-    for fs in spec.files:
-        p = d / fs.path
-        size = p.stat().st_size if p.is_file() else None
-        files[fs.path] = size
-        if size is None:
-            missing.append(fs.path)
-        rec = entry.get("files", {}).get(fs.path)
-        if _expected_sha256(spec, fs.path, entry)[0] is None:
-            pinned = False
-        if size is not None and rec is not None:
-            if rec.get("size") != size or (fs.sha256 and rec.get("sha256", "").lower() != fs.sha256.lower()):
-                verified = False
-        elif size is not None and rec is None and verified is not False:
-            verified = None
+    files = {fs.path: (d / fs.path).stat().st_size if (d / fs.path).is_file() else None for fs in spec.files}
+    missing = [f for f, size in files.items() if size is None]
     present = not missing
-    if not present:
-        verified = None
-    elif not pinned and verified is not False:
-        verified = None
+    pinned = all(_expected_sha256(spec, f, entry)[0] is not None for f in files)
+    verified: bool | None = None
+    if present:
+        records = [(fs, entry.get("files", {}).get(fs.path)) for fs in spec.files]
+        if any(rec is not None and (rec.get("size") != files[fs.path]
+                                    or (fs.sha256 and rec.get("sha256", "").lower() != fs.sha256.lower()))
+               for fs, rec in records):
+            verified = False
+        elif pinned and all(rec is not None for _, rec in records):
+            verified = True
     return {
         "name": spec.name, "kind": spec.kind, "path": str(model_path(spec.name)), "dir": str(d),
         "present": present, "missing": missing, "files": files,
@@ -288,8 +267,6 @@ def _check(spec: WeightSpec, file: str, got: dict[str, Any], entry: dict[str, An
     fs = next(f for f in spec.files if f.path == file)
     if fs.md5 and got["md5"] != fs.md5.lower():
         raise WeightsIntegrityError(spec.name, file, fs.md5, got["md5"], "md5", hint)
-    if fs.size_bytes is not None and got["size"] != fs.size_bytes:
-        raise WeightsIntegrityError(spec.name, file, f"{fs.size_bytes} bytes", f"{got['size']} bytes", "size", hint)
 
 
 def _fill_staging(spec: WeightSpec, staging: Path, source_override: str | os.PathLike | None, progress: bool) -> tuple[dict[str, dict[str, Any]], str]:
@@ -297,7 +274,7 @@ def _fill_staging(spec: WeightSpec, staging: Path, source_override: str | os.Pat
     hashes: dict[str, dict[str, Any]] = {}
     if source_override is not None:
         src = str(source_override)
-        if _is_url(src):
+        if urllib.parse.urlparse(src).scheme in ("http", "https", "file"):
             for fs in spec.files:
                 url = src if spec.source == "url" and len(spec.files) == 1 and not src.endswith("/") else src.rstrip("/") + "/" + fs.path
                 hashes[fs.path] = _download_url(spec, url, staging / fs.path, fs.path, progress, "fetch")
@@ -328,9 +305,7 @@ def _fill_staging(spec: WeightSpec, staging: Path, source_override: str | os.Pat
     lacking = [f for f in spec.file_names if not (staging / f).is_file()]
     if lacking:
         raise WeightsUnavailableError(unavailable_message(spec, f"{spec.source_text} did not provide {', '.join(lacking)}"))
-    for f in spec.file_names:
-        hashes[f] = hash_file(staging / f)
-    return hashes, f"hf://{spec.repo_id}@{spec.revision}"
+    return {f: hash_file(staging / f) for f in spec.file_names}, f"hf://{spec.repo_id}@{spec.revision}"
 
 
 def fetch(name: str, *, force: bool = False, source_override: str | os.PathLike | None = None, progress: bool = True) -> dict[str, Any]:
@@ -421,8 +396,6 @@ def resolve(name_or_path: str | os.PathLike) -> Path:
     path -> itself; otherwise :class:`WeightsUnavailableError` saying what is
     missing, where to put it and which command fetches it.
     """
-    from graspsim.weights.registry import ALIASES, UnknownWeightsError
-
     text = os.fspath(name_or_path)
     key = ALIASES.get(text, text)
     local = Path(text).expanduser()
