@@ -40,13 +40,13 @@ def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
     return lab.reshape(np.shape(rgb))
 
 
-def palette_distance(rgb: np.ndarray, palette: Sequence[Sequence[float]], lightness_weight: float = 0.5,
-                     secondary_penalty: float = 1.25, main: Sequence[bool] | None = None) -> np.ndarray:
+def palette_distance(rgb: np.ndarray, palette: Sequence[Sequence[float]], main: Sequence[bool],
+                     lightness_weight: float = 0.5, secondary_penalty: float = 1.25) -> np.ndarray:
     """(H, W) float32: Lab distance of each pixel of ``rgb`` (H, W, 3 uint8) to the nearest palette colour.
 
-    ``palette``: RGB triples 0..255. ``main`` flags the body colours (default: only
-    the first entry); the distance to any other palette colour is multiplied by
-    ``secondary_penalty`` (label colours are less reliable evidence). For
+    ``palette``: RGB triples 0..255. ``main`` flags the body colours; the distance to
+    any other palette colour is multiplied by ``secondary_penalty`` (label colours
+    are less reliable evidence). For
     coloured palette entries, lightness differences count ``lightness_weight``
     times as much as chroma differences, because shading changes lightness far
     more than hue; for nearly grey entries (chroma < 20) lightness is all that
@@ -55,8 +55,6 @@ def palette_distance(rgb: np.ndarray, palette: Sequence[Sequence[float]], lightn
     lab = rgb_to_lab(rgb)
     pal = rgb_to_lab(np.asarray(palette, dtype=np.float32).reshape(-1, 3))
     best = np.full(lab.shape[:2], np.inf, dtype=np.float32)
-    if main is None:
-        main = [i == 0 for i in range(len(pal))]
     for colour, is_main in zip(pal, main):
         chroma = float(np.hypot(colour[1], colour[2]))
         w_l = lightness_weight + (1.0 - lightness_weight) * max(0.0, 1.0 - chroma / 20.0)
@@ -190,7 +188,7 @@ class HeuristicPolicy:
         palette, main = self._palette(obs.target_class)
         d = np.asarray(obs.depth_m)
         valid = np.isfinite(d) & (d > 0) & (d < 0.999 * obs.camera.far_m)  # the far plane: nothing was hit there
-        dist = palette_distance(obs.rgb, palette, self.lightness_weight, main=main)
+        dist = palette_distance(obs.rgb, palette, main, self.lightness_weight)
         sigma = self.color_threshold / 2.0
         likelihood = np.exp(-0.5 * (dist / sigma) ** 2).astype(np.float32)
 

@@ -92,8 +92,6 @@ class OraclePolicy:
         if not scored:
             largest = int(ids[order[0]])
             rect = fallback_grasp(masks[largest], obs.depth_m, obs.camera.K, self.gripper, margin_m=self.margin_m)
-            if rect is None:  # cannot happen: the instance has pixels
-                raise PolicyError("no grasp for the target")
             info.update(fallback=True, instance=largest)
             return PolicyOutput(rect=rect, mask=masks[largest], info=info)
 

@@ -15,7 +15,7 @@ product mask, and the shared grasp planner grasps it.
   :mod:`.prompts`: attention map -> SAM prompts (numpy only);
 * :mod:`.models`, :mod:`.sam_convert`, :mod:`.minilm`, :mod:`.vocab`: loading
   CLIP / SAM / the MiniLM text side, tokenizer and texts;
-* :mod:`.train_clip`, :mod:`.train_sam`, :mod:`.train_data`, :mod:`.train_loop`:
+* :mod:`.train_clip`, :mod:`.train_sam`, :mod:`.train_data` (on :mod:`graspsim.learn.loop`):
   ``graspsim train clip|sam``; :mod:`.evaluate`: ``graspsim evaluate masks``;
   :mod:`.cli`: the click commands.
 

@@ -32,8 +32,7 @@ DEFAULT_BOX_THRESHOLD = 0.75
 # held-out shelf-train scenes box IoU 0.717 -> 0.752 (1 pass) -> 0.763 (3 passes); each pass is one more SAM call.
 DEFAULT_BOX_REFINE = 1
 
-# The pipeline's choices (graspsim.policies.clip_sam.pipeline imports torch, so they are repeated here;
-# tests/test_policy_config.py checks that both agree).
+# The pipeline's choices, checked here only (graspsim.policies.clip_sam.pipeline imports torch).
 ATTENTION_METHODS = ("gradcam", "hirescam", "similarity")
 TEXT_ENCODERS = ("clip", "minilm", "auto")
 

@@ -133,7 +133,8 @@ def _score_scene(policy, obs, scene_seed: int) -> dict[str, Any]:
     logits = pipe.box_logits(rgb, [box])[0]
     row["clip_rank"] = int((logits > logits[target]).sum())
     # the single-pass pipeline's candidate: the strongest global peak, zoomed
-    first_cands = pipe.propose(rgb, obs.depth_m, obs.camera.K, part_steered_text(obs.instruction), k=1)
+    first_cands = pipe.zoom_candidates(rgb, obs.depth_m, obs.camera.K,
+                                       *pipe.global_peaks(rgb, part_steered_text(obs.instruction), 1))
     x, y = (int(round(float(v))) for v in first_cands[0].peak_xy)
     row["peak_on_target"] = bool(class_seg[y, x] == target)
     clip_ms = []

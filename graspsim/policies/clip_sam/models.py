@@ -68,14 +68,12 @@ def _load(kind: str, model_cls, processor_loaders, name_or_path: str | os.PathLi
     except (OSError, ValueError) as exc:  # OSError: missing files / no network; ValueError: bad repo id
         raise _missing(kind, name, is_path, exc) from exc
     model = model.to(device).eval()
-    processor = None
-    for loader in processor_loaders:
+    for loader in processor_loaders:  # the first one that loads
         try:
-            processor = loader.from_pretrained(name, local_files_only=local_files_only)
-            break
+            return model, loader.from_pretrained(name, local_files_only=local_files_only)
         except (OSError, ValueError, TypeError, KeyError):
-            continue
-    return model, processor
+            pass
+    return model, None
 
 
 def save_model(model, out_dir: str | Path, tokenizer=None) -> None:

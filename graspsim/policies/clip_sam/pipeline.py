@@ -13,7 +13,7 @@ Stages (each timed, milliseconds in :attr:`PipelineResult.stage_ms`):
    coarse to separate neighbouring facings; the zoom pass gives ~15 px patches.
 2. ``prompt``: :func:`~.prompts.make_prompts` on the attention map (mode
    ``point`` / ``points`` / ``box`` / ``box+points``; negative points optional).
-3. ``sam``: :func:`~.segment.segment_window` (SAM on a window around the prompt);
+3. ``sam``: :func:`~.segment.segment_windows` (SAM on a window around the prompt);
    the mask is reduced to its connected component at the prompt.
 4. ``verify``: stages 1-3 run for the ``n_candidates`` strongest peaks of the
    global map; CLIP classifies a crop around each candidate mask (prompt
@@ -42,11 +42,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from graspsim.policies.clip_sam.config import ATTENTION_METHODS, TEXT_ENCODERS
 from graspsim.policies.clip_sam.gradcam import clip_gradcam, part_steered_text, patch_size, upsample_cam
 from graspsim.policies.clip_sam.minilm import has_unknown_words
 from graspsim.policies.clip_sam.embed import class_text_embeddings, image_embeddings, text_embeddings
-from graspsim.policies.clip_sam.prompts import PROMPT_MODES, Prompt, make_prompts, multi_points
+from graspsim.policies.clip_sam.prompts import Prompt, make_prompts, multi_points
 from graspsim.policies.clip_sam.segment import WindowMask, segment_windows
 from graspsim.policies.clip_sam.windows import (CLIP_MEAN, CLIP_STD, ZOOM_EXTENT_M, crop, crop_box, depth_window,
                                                 normalise, paste, squash)
@@ -128,9 +127,9 @@ class ClipSamPipeline:
         self.clip = clip_model.eval()
         self.tokenizer = tokenizer
         self.sam = sam_model.eval()
+        # cam_method, text_encoder and box_refine are checked by ClipSamPolicyConfig (and text_encoder="minilm"
+        # comes with aligned_text from policy._make_pipeline)
         self.cam_layer = int(cam_layer)
-        if cam_method not in ATTENTION_METHODS:
-            raise ValueError(f"unknown attention method {cam_method!r}; valid: {', '.join(ATTENTION_METHODS)}")
         self.cam_method = cam_method
         self.zoom = bool(zoom)
         self.zoom_extent_m = float(zoom_extent_m)
@@ -140,16 +139,10 @@ class ClipSamPipeline:
         self.n_candidates = max(1, int(n_candidates)) if verify else 1
         self.verify = bool(verify)
         self.escalate_below = float(escalate_below)
-        if int(box_refine) < 0:
-            raise ValueError(f"box_refine must be >= 0, got {box_refine}")
         self.box_refine = int(box_refine)
         self.clip_size = int(clip_model.config.vision_config.image_size)
         self.crop_size = int(crop_size or self.clip_size)
         self._class_text = None
-        if text_encoder not in TEXT_ENCODERS:
-            raise ValueError(f"unknown text encoder {text_encoder!r}; valid: {', '.join(TEXT_ENCODERS)}")
-        if text_encoder == "minilm" and aligned_text is None:
-            raise ValueError("text_encoder='minilm' needs the aligned MiniLM text side (aligned_text)")
         self.aligned_text = aligned_text
         self.text_encoder = text_encoder
         self.last_text_encoder = "clip"
@@ -170,10 +163,6 @@ class ClipSamPipeline:
         if self.cam_method == "similarity":
             return patch_similarity(self.clip, x, text_embeds)
         return clip_gradcam(self.clip, x, None, layer=self.cam_layer, method=self.cam_method, text_embeds=text_embeds)
-
-    def _paste(self, cam: np.ndarray, window, hw) -> np.ndarray:
-        zoomed = paste(upsample_cam(cam, (self.clip_size, self.clip_size)), window, hw)
-        return np.clip(zoomed / max(float(zoomed.max()), 1e-12), 0.0, 1.0).astype(np.float32)
 
     def global_peaks(self, rgb: np.ndarray, text: str, k: int):
         """``(text embedding, global attention (H, W), up to k peaks (n, 2) xy, strongest first)``.
@@ -207,15 +196,10 @@ class ClipSamPipeline:
             cams = [self._cam(crop(rgb, win, self.clip_size), temb) for win in windows]
         out = []
         for xy, win, cam in zip(peaks, windows, cams):
-            zatt = self._paste(cam, win, rgb.shape[:2])
+            zatt = paste(upsample_cam(cam, (self.clip_size, self.clip_size)), win, rgb.shape[:2])
+            zatt = np.clip(zatt / max(float(zatt.max()), 1e-12), 0.0, 1.0).astype(np.float32)
             out.append(Candidate(zatt, xy, win) if zatt.max() > 0 else Candidate(att, xy, None))
         return out
-
-    def propose(self, rgb: np.ndarray, depth_m: np.ndarray, K: np.ndarray, text: str,
-                k: int | None = None) -> list[Candidate]:
-        """The CLIP stage: up to ``k`` (default ``n_candidates``) attention hypotheses, strongest peak first."""
-        temb, att, peaks = self.global_peaks(rgb, text, k or self.n_candidates)
-        return self.zoom_candidates(rgb, depth_m, K, temb, att, peaks)
 
     def class_text(self) -> torch.Tensor:
         if self._class_text is None:
@@ -305,24 +289,28 @@ class ClipSamPipeline:
 
     def run(self, rgb: np.ndarray, depth_m: np.ndarray, K: np.ndarray, instruction: str, mode: str,
             candidates: list[Candidate] | None = None) -> PipelineResult:
-        """All stages for one prompt ``mode``; pass ``candidates`` (from :meth:`propose`) to reuse the CLIP stage.
+        """All stages for one prompt ``mode``; pass ``candidates`` (from :meth:`zoom_candidates`) to reuse the CLIP
+        stage.
 
         With verification, when no candidate's crop looks like the named product
         (best probability < ``escalate_below``), the next ``n_candidates`` peaks
         of the global map are tried too (once).
         """
-        if mode not in PROMPT_MODES:
-            raise ValueError(f"unknown prompt mode {mode!r}; valid modes: {', '.join(PROMPT_MODES)}")
         rgb = np.ascontiguousarray(np.asarray(rgb)[..., :3])
         text = part_steered_text(instruction)
-        stage = {"clip": 0.0, "prompt": 0.0, "sam": 0.0, "verify": 0.0}
-        t0 = time.perf_counter()
+        stage = dict.fromkeys(("clip", "prompt", "sam", "verify"), 0.0)
+
+        def timed(key, fn, *args):  # fn(*args), its milliseconds added to stage[key]
+            t = time.perf_counter()
+            out = fn(*args)
+            stage[key] += (time.perf_counter() - t) * 1e3
+            return out
+
         rest = np.zeros((0, 2))
         if candidates is None:
             n = self.n_candidates
-            temb, att, peaks = self.global_peaks(rgb, text, 2 * n if self.verify else 1)
-            candidates, rest = self.zoom_candidates(rgb, depth_m, K, temb, att, peaks[:n]), peaks[n:]
-        stage["clip"] += (time.perf_counter() - t0) * 1e3
+            temb, att, peaks = timed("clip", self.global_peaks, rgb, text, 2 * n if self.verify else 1)
+            candidates, rest = timed("clip", self.zoom_candidates, rgb, depth_m, K, temb, att, peaks[:n]), peaks[n:]
         candidates = list(candidates)
         prompts: list[Prompt] = []
         masks: list[WindowMask] = []
@@ -330,26 +318,18 @@ class ClipSamPipeline:
         target = self.text_class(text) if self.verify else None
         batch = candidates
         while True:
-            t1 = time.perf_counter()
-            new_prompts = [self.prompt(c.attention, mode, c.window) for c in batch]
-            t2 = time.perf_counter()
-            new_masks = self.segment(rgb, depth_m, K, new_prompts)
-            t3 = time.perf_counter()
+            new_prompts = timed("prompt", lambda: [self.prompt(c.attention, mode, c.window) for c in batch])
+            new_masks = timed("sam", self.segment, rgb, depth_m, K, new_prompts)
             prompts += new_prompts
             masks += new_masks
-            if self.verify and len(candidates) > 1 or (self.verify and len(rest)):
-                probs = np.concatenate([probs, self.crop_probs(rgb, [m.mask for m in new_masks])[:, target]])
-            t4 = time.perf_counter()
-            stage["prompt"] += (t2 - t1) * 1e3
-            stage["sam"] += (t3 - t2) * 1e3
-            stage["verify"] += (t4 - t3) * 1e3
+            if self.verify and (len(candidates) > 1 or len(rest)):
+                new_probs = timed("verify", self.crop_probs, rgb, [m.mask for m in new_masks])
+                probs = np.concatenate([probs, new_probs[:, target]])
             if not (self.verify and len(rest) and probs.size and probs.max() < self.escalate_below):
                 break
-            t5 = time.perf_counter()
-            batch = self.zoom_candidates(rgb, depth_m, K, temb, att, rest)
+            batch = timed("clip", self.zoom_candidates, rgb, depth_m, K, temb, att, rest)
             candidates += batch
             rest = np.zeros((0, 2))
-            stage["clip"] += (time.perf_counter() - t5) * 1e3
         best = int(np.argmax(probs)) if probs.size else 0
         target_prob = float(probs[best]) if probs.size else float("nan")
         c, wm = candidates[best], masks[best]

@@ -32,7 +32,7 @@ from typing import Any, ClassVar, Mapping
 import numpy as np
 
 from graspsim.config import GripperSpec
-from graspsim.policies.base import PolicyError, PolicyOutput, as_observation
+from graspsim.policies.base import PolicyError, PolicyOutput, as_observation, copy_config
 from graspsim.policies.clip_sam.config import ClipSamPolicyConfig, MissingModelError, resolve_model
 from graspsim.types import Observation
 
@@ -132,11 +132,8 @@ class ClipSamPolicy:
         clip_model, tokenizer, sam_model = load_models(cfg.clip, cfg.sam)
         self.models = {"clip": str(cfg.clip or "sim"), "sam": str(cfg.sam or "sim")}
         self.pipeline = _make_pipeline(cfg, clip_model, tokenizer, sam_model)
-        self.prompt_mode = cfg.prompt_mode
+        copy_config(self, cfg)  # self.prompt_mode, self.grasp_depth_m, ...
         self.gripper = cfg.gripper or GripperSpec()
-        self.grasp_depth_m = cfg.grasp_depth_m
-        self.margin_m = cfg.margin_m
-        self.max_candidates = cfg.max_candidates
 
     def reset(self, rng: np.random.Generator) -> None:
         # Deterministic: the models run in eval mode and nothing is sampled.

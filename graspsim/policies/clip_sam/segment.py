@@ -45,11 +45,13 @@ def prompt_window(prompt: Prompt, depth_m: np.ndarray, K: np.ndarray) -> tuple[f
 @torch.no_grad()
 def segment_windows(model, rgb: np.ndarray, depth_m: np.ndarray, K: np.ndarray, prompts: list[Prompt],
                     windows: list[tuple[float, float, float]] | None = None) -> list[WindowMask]:
-    """:func:`segment_window` for several prompts in ONE batched SAM call (one window per prompt).
+    """SAM's best mask (highest predicted IoU of its 3) for each prompt, segmented in its window, in ONE batched
+    SAM call.
 
-    Point lists of different lengths are padded with SAM's padding label (-10,
-    ignored by the prompt encoder); prompts must agree on having a box or not
-    (a mode's prompts always do).
+    ``rgb`` (H, W, 3) uint8; ``depth_m`` (H, W) metres (sizes point windows); ``K`` 3x3;
+    prompt coordinates in image pixels (x, y); ``windows`` overrides :func:`prompt_window`. Point lists of
+    different lengths are padded with SAM's padding label (-10, ignored by the prompt encoder); prompts must
+    agree on having a box or not (a mode's prompts always do).
     """
     if not prompts:
         return []
@@ -86,12 +88,3 @@ def segment_windows(model, rgb: np.ndarray, depth_m: np.ndarray, K: np.ndarray, 
         results.append(WindowMask(mask=(logits > 0.0) & inside, score=float(iou[best]), window=win))
     return results
 
-
-def segment_window(model, rgb: np.ndarray, depth_m: np.ndarray, K: np.ndarray, prompt: Prompt,
-                   window: tuple[float, float, float] | None = None) -> WindowMask:
-    """SAM's best mask (highest predicted IoU of its 3) for ``prompt``, segmented in its window.
-
-    ``rgb`` (H, W, 3) uint8; ``depth_m`` (H, W) metres (sizes point windows); ``K`` 3x3;
-    prompt coordinates in image pixels (x, y); ``window`` overrides :func:`prompt_window`.
-    """
-    return segment_windows(model, rgb, depth_m, K, [prompt], None if window is None else [window])[0]

@@ -34,8 +34,8 @@ import torch.nn.functional as F
 from graspsim.policies.clip_sam import vocab
 from graspsim.policies.clip_sam.embed import class_text_embeddings, image_embeddings, text_embeddings
 from graspsim.policies.clip_sam.train_data import (N_CLASSES, SceneBank, clip_batch, clip_crop_sample,
-                                                   clip_image_sample, loop_config, rounded, run_metadata,
-                                                   scene_with_instances)
+                                                   clip_image_sample, rounded, run_metadata, scene_with_instances,
+                                                   train_run)
 from graspsim.policies.clip_sam.windows import CLIP_MEAN, CLIP_STD
 
 IMAGE_SIZE = 224
@@ -132,38 +132,31 @@ def cam_hit_rate(model, tokenizer, bank: SceneBank, n: int, seed: int = 4321) ->
     return {"cam_peak_on_target": hits / max(1, n), "patch_accuracy": patch_ok / max(1, patch_n)}
 
 
-def train_clip(data_dirs: list[str | Path], out_dir: str | Path, *, epochs: int = 12, steps_per_epoch: int = 100,
-               lr: float = 1e-3, seed: int = 0, batch: dict[str, int] | None = None, width: int = 128,
-               layers: int = 4, init: str | None = None, resume: bool = False, max_minutes: float | None = None,
-               threads: int | None = None, val_crops: int = 300, val_cams: int = 40, progress: bool = True,
-               log=print) -> dict[str, Any]:
+def train_clip(data_dirs: list[str | Path], out_dir: str | Path, *, batch: dict[str, int] | None = None,
+               width: int = 128, layers: int = 4, init: str | None = None, val_crops: int = 300, val_cams: int = 40,
+               **loop) -> dict[str, Any]:
     """Train (or fine-tune, ``init``) a CLIP on rendered datasets; writes a loadable model dir to ``out_dir``.
 
-    Returns the metadata (also ``out_dir/metadata.json``); run directory and resume: :mod:`graspsim.learn.loop`.
+    The other keywords (``epochs``, ``steps_per_epoch``, ``lr``, ``seed``, ``resume``, ``max_minutes``,
+    ``threads``, ``progress``, ``log``): those of :func:`~.train_data.train_run`. Returns the metadata (also
+    ``out_dir/metadata.json``); run directory and resume: :mod:`graspsim.learn.loop`.
     """
-    from graspsim.learn.loop import train
-
     # Crops are classified well early on; the multi-label frame/window term is the hard one (and the one
     # Grad-CAM differentiates), so frames and windows get most of each batch and twice the loss weight.
     sizes = {"n_full": 12, "n_zoom": 12, "n_crops": 16, **(batch or {})}
-    settings = {"kind": "clip", "data": [str(Path(d).resolve()) for d in data_dirs], "steps_per_epoch": steps_per_epoch,
-                "batch": sizes, "width": width, "layers": layers, "init": init, "val_crops": val_crops,
+    settings = {"batch": sizes, "width": width, "layers": layers, "init": init, "val_crops": val_crops,
                 "val_cams": val_cams}
-    cfg = loop_config("clip", epochs=epochs, steps_per_epoch=steps_per_epoch, lr=lr, seed=seed,
-                      max_minutes=max_minutes, threads=threads, progress=progress)
-    return train(out_dir, settings, lambda: _stack(data_dirs, cfg, settings), cfg, resume, log)
+    return train_run("clip", data_dirs, out_dir, settings, _stack, **loop)
 
 
-def _stack(data_dirs, cfg, settings: dict[str, Any]):
-    """The :class:`~graspsim.learn.loop.Stack` of a CLIP run (``settings`` of :func:`train_clip`): scene banks,
-    model + tokenizer, batches, saving."""
+def _stack(cfg, settings: dict[str, Any], train_bank: SceneBank, val_bank: SceneBank):
+    """The :class:`~graspsim.learn.loop.Stack` of a CLIP run (``settings`` of :func:`train_clip`): model +
+    tokenizer, batches, validation, saving."""
     from graspsim.learn.loop import Stack
     from graspsim.learn.sampling import RunStream
     from graspsim.policies.clip_sam.models import load_clip, save_model
 
     init, sizes = settings["init"], settings["batch"]
-    train_bank = SceneBank(data_dirs, split="train")
-    val_bank = SceneBank(data_dirs, split="val")
     if init:
         from transformers import AutoTokenizer
 

@@ -13,7 +13,7 @@ drawn with an explicit ``numpy.random.Generator``:
   box for box prompts, from depth around a point for point prompts, as at
   inference), the prompt in window pixels and the instance mask in the window.
 
-Both trainers run on :mod:`graspsim.learn.loop` with :func:`loop_config` and
+Both trainers run on :mod:`graspsim.learn.loop` through :func:`train_run` and
 record :func:`run_metadata`.
 
 Classes: catalog index ``0..23``; :data:`BACKGROUND` (24) = not a product.
@@ -52,29 +52,21 @@ class Scene:
 class SceneBank:
     """The complete scenes of one or more dataset directories, in memory (a view of :class:`Datasets`).
 
-    ``split``: "train" / "val" (scene seeds divisible by ``val_every``) / "all";
-    ``max_scenes``: at most this many scenes per dataset. Raises
-    :class:`~graspsim.data.format.DatasetError` for a directory that is not a
+    ``split``: "train" or "val" (the scene seeds :func:`~graspsim.data.reader.held_out_every` holds out).
+    Raises :class:`~graspsim.data.format.DatasetError` for a directory that is not a
     rendered dataset, ValueError when the split holds no scene.
     """
 
-    def __init__(self, data_dirs: list[str | Path], split: str = "all", val_every: int = 10,
-                 max_scenes: int | None = None):
-        if split not in ("all", "train", "val"):
-            raise ValueError(f"split must be all/train/val, got {split!r}")
+    def __init__(self, data_dirs: list[str | Path], split: str):
+        if split not in ("train", "val"):
+            raise ValueError(f"split must be train/val, got {split!r}")
         data = Datasets(list(data_dirs))
         self.scenes: list[Scene] = []
         self.sources: list[dict] = []
         for i, (d, manifest) in enumerate(zip(data.dirs, data.manifests)):
-            kept = 0
-            for ref in (r for r in data.scenes if r.source == i):
-                if split != "all" and held_out_every(ref.seed, val_every) != (split == "val"):
-                    continue
-                if max_scenes is not None and kept >= max_scenes:
-                    break
-                self.scenes.append(_scene(Datasets.read(ref), manifest["kind"], ref.seed))
-                kept += 1
-            self.sources.append({"dir": str(d), "suite": manifest["suite"], "scenes": kept})
+            refs = [r for r in data.scenes if r.source == i and held_out_every(r.seed) == (split == "val")]
+            self.scenes += [_scene(Datasets.read(ref), manifest["kind"], ref.seed) for ref in refs]
+            self.sources.append({"dir": str(d), "suite": manifest["suite"], "scenes": len(refs)})
         if not self.scenes:
             raise ValueError(f"no complete scenes in {', '.join(str(d) for d in data_dirs)} (split {split})")
 
@@ -264,16 +256,28 @@ def sam_batch(bank: SceneBank, rng: np.random.Generator, n: int, mode: str, size
     return {k: np.stack(v) for k, v in zip(("pixels", "points", "labels", "boxes", "masks"), zip(*samples))}
 
 
-def loop_config(name: str, *, epochs: int, steps_per_epoch: int, lr: float, seed: int, max_minutes: float | None,
-                threads: int | None, progress: bool):
-    """AdamW (weight decay 0.05), linear warm-up over 10 % of the steps (at most 100) then cosine decay to 5 %
+def train_run(kind: str, data_dirs: list[str | Path], out_dir: str | Path, settings: dict, stack, *, epochs: int = 12,
+              steps_per_epoch: int = 100, lr: float = 1e-3, seed: int = 0, resume: bool = False,
+              max_minutes: float | None = None, threads: int | None = None, progress: bool = True, log=print) -> dict:
+    """A CLIP / SAM run on :func:`graspsim.learn.loop.train`; returns its metadata. ``stack(cfg, settings,
+    train_bank, val_bank)`` builds the run's :class:`~graspsim.learn.loop.Stack` (``settings``: the trainer's,
+    after ``kind``, ``data`` and ``steps_per_epoch``).
+
+    AdamW (weight decay 0.05), linear warm-up over 10 % of the steps (at most 100) then cosine decay to 5 %
     of ``lr``, gradient norm clipped at 1 over the trainable parameters."""
-    from graspsim.learn.loop import LoopConfig
+    from graspsim.learn.loop import LoopConfig, train
     from graspsim.learn.schedule import warmup_cosine
 
-    return LoopConfig(epochs=epochs, lr=lr, seed=seed, weight_decay=0.05, grad_clip=1.0,
-                      schedule=warmup_cosine(min(100, max(1, epochs * steps_per_epoch // 10))),
-                      max_minutes=max_minutes, threads=threads, progress=progress, name=name)
+    settings = {"kind": kind, "data": [str(Path(d).resolve()) for d in data_dirs], "steps_per_epoch": steps_per_epoch,
+                **settings}
+    cfg = LoopConfig(epochs=epochs, lr=lr, seed=seed, weight_decay=0.05, grad_clip=1.0,
+                     schedule=warmup_cosine(min(100, max(1, epochs * steps_per_epoch // 10))),
+                     max_minutes=max_minutes, threads=threads, progress=progress, name=kind)
+
+    def build():
+        return stack(cfg, settings, SceneBank(data_dirs, split="train"), SceneBank(data_dirs, split="val"))
+
+    return train(out_dir, settings, build, cfg, resume, log)
 
 
 def rounded(metrics: dict) -> dict:

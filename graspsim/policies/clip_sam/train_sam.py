@@ -14,7 +14,7 @@ IoU head regresses every mask's actual IoU (MSE).
 Validation (each epoch, scenes with seed % 10 == 0): mean IoU at image
 resolution of the mask pasted back from the window, for point prompts (a
 random interior point) and box prompts (the ground-truth box), via
-:func:`~.segment.segment_window` - the code path the policy runs.
+:func:`~.segment.segment_windows` - the code path the policy runs.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from graspsim.policies.clip_sam.train_data import (SceneBank, interior_point, loop_config, rounded, run_metadata,
-                                                   sam_batch)
+from graspsim.policies.clip_sam.train_data import (SceneBank, interior_point, rounded, run_metadata, sam_batch,
+                                                   train_run)
 
 IMAGE_SIZE = 128
 
@@ -44,12 +44,6 @@ def sim_sam_config(image_size: int = IMAGE_SIZE, width: int = 128, layers: int =
     decoder = dict(hidden_size=channels, mlp_dim=4 * channels, num_hidden_layers=2, num_attention_heads=4,
                    iou_head_hidden_dim=channels)
     return SamConfig(vision_config=vision, prompt_encoder_config=prompt, mask_decoder_config=decoder)
-
-
-def mask_size(model) -> int:
-    """Side of SAM's low-resolution masks: 4x the image-embedding grid."""
-    vc = model.config.vision_config
-    return 4 * int(vc.image_size) // int(vc.patch_size)
 
 
 def _focal(logits: torch.Tensor, target: torch.Tensor, alpha: float = 0.25, gamma: float = 2.0) -> torch.Tensor:
@@ -113,7 +107,7 @@ def mask_iou(pred: np.ndarray, gt: np.ndarray) -> float:
 def validate_sam(model, bank: SceneBank, n: int, seed: int = 99) -> dict[str, float]:
     """Mean image-resolution IoU of point- and box-prompted masks on ``n`` validation instances each."""
     from graspsim.policies.clip_sam.prompts import Prompt
-    from graspsim.policies.clip_sam.segment import segment_window
+    from graspsim.policies.clip_sam.segment import segment_windows
 
     rng = np.random.default_rng(seed)
     ious: dict[str, list[float]] = {"point": [], "box": []}
@@ -126,49 +120,42 @@ def validate_sam(model, bank: SceneBank, n: int, seed: int = 99) -> dict[str, fl
         p = interior_point(gt, rng)
         prompts = {"point": Prompt("point", p[None], np.ones(1)), "box": Prompt("box", np.zeros((0, 2)), np.zeros(0), box)}
         for mode, prompt in prompts.items():
-            wm = segment_window(model, scene.rgb, scene.depth_m, scene.K, prompt)
+            wm = segment_windows(model, scene.rgb, scene.depth_m, scene.K, [prompt])[0]
             ious[mode].append(mask_iou(wm.mask, gt))
     return {f"val_iou_{k}": float(np.mean(v)) if v else float("nan") for k, v in ious.items()}
 
 
-def train_sam(data_dirs: list[str | Path], out_dir: str | Path, *, epochs: int = 12, steps_per_epoch: int = 100,
-              lr: float = 1e-3, seed: int = 0, batch_size: int = 16, width: int = 128, layers: int = 4,
-              channels: int = 96, init: str | None = None, resume: bool = False, max_minutes: float | None = None,
-              threads: int | None = None, val_instances: int = 150, progress: bool = True,
-              hard_boxes: bool = False, log=print) -> dict[str, Any]:
+def train_sam(data_dirs: list[str | Path], out_dir: str | Path, *, batch_size: int = 16, width: int = 128,
+              layers: int = 4, channels: int = 96, init: str | None = None, val_instances: int = 150,
+              hard_boxes: bool = False, **loop) -> dict[str, Any]:
     """Train (or fine-tune, ``init``) a SAM on rendered datasets; writes a loadable model dir to ``out_dir``.
 
-    Returns the metadata (also ``out_dir/metadata.json``); run directory and resume: :mod:`graspsim.learn.loop`.
+    The other keywords (``epochs``, ``steps_per_epoch``, ``lr``, ``seed``, ``resume``, ``max_minutes``,
+    ``threads``, ``progress``, ``log``): those of :func:`~.train_data.train_run`. Returns the metadata (also
+    ``out_dir/metadata.json``); run directory and resume: :mod:`graspsim.learn.loop`.
     """
-    from graspsim.learn.loop import train
-
-    settings = {"kind": "sam", "data": [str(Path(d).resolve()) for d in data_dirs], "steps_per_epoch": steps_per_epoch,
-                "batch_size": batch_size, "width": width, "layers": layers, "channels": channels, "init": init,
+    settings = {"batch_size": batch_size, "width": width, "layers": layers, "channels": channels, "init": init,
                 "hard_boxes": hard_boxes, "val_instances": val_instances}
-    cfg = loop_config("sam", epochs=epochs, steps_per_epoch=steps_per_epoch, lr=lr, seed=seed,
-                      max_minutes=max_minutes, threads=threads, progress=progress)
-    return train(out_dir, settings, lambda: _stack(data_dirs, cfg, settings), cfg, resume, log)
+    return train_run("sam", data_dirs, out_dir, settings, _stack, **loop)
 
 
-def _stack(data_dirs, cfg, settings: dict[str, Any]):
-    """The :class:`~graspsim.learn.loop.Stack` of a SAM run (``settings`` of :func:`train_sam`): scene banks,
-    model, batches, validation, saving."""
+def _stack(cfg, settings: dict[str, Any], train_bank: SceneBank, val_bank: SceneBank):
+    """The :class:`~graspsim.learn.loop.Stack` of a SAM run (``settings`` of :func:`train_sam`): model, batches,
+    validation, saving."""
     from graspsim.learn.loop import Stack
     from graspsim.learn.sampling import RunStream
     from graspsim.policies.clip_sam.models import load_sam, save_model
 
     init, batch_size, hard_boxes = settings["init"], settings["batch_size"], settings["hard_boxes"]
-    train_bank = SceneBank(data_dirs, split="train")
-    val_bank = SceneBank(data_dirs, split="val")
     if init:
         model = load_sam(init)[0].float()  # checkpoints are stored in float16; train in float32
     else:
         from transformers import SamModel
 
         model = SamModel(sim_sam_config(**{k: settings[k] for k in ("width", "layers", "channels")}))
-    if int(model.config.vision_config.image_size) != IMAGE_SIZE:
-        raise ValueError(f"train sam uses {IMAGE_SIZE} px windows; the model expects "
-                         f"{model.config.vision_config.image_size} px")
+    vc = model.config.vision_config
+    if int(vc.image_size) != IMAGE_SIZE:
+        raise ValueError(f"train sam uses {IMAGE_SIZE} px windows; the model expects {vc.image_size} px")
 
     def save(out: Path, progress) -> dict:
         save_model(model, out)
@@ -176,7 +163,7 @@ def _stack(data_dirs, cfg, settings: dict[str, Any]):
                 "hard_boxes": hard_boxes,
                 "preprocess": {"image_size": IMAGE_SIZE, "windows": "see graspsim/policies/clip_sam/segment.py"}}
 
-    sampler = RunStream(settings["steps_per_epoch"], cfg.seed, _draw(train_bank, batch_size, mask_size(model),
-                                                                      hard_boxes))
+    mask_side = 4 * int(vc.image_size) // int(vc.patch_size)  # SAM's low-resolution masks: 4x the embedding grid
+    sampler = RunStream(settings["steps_per_epoch"], cfg.seed, _draw(train_bank, batch_size, mask_side, hard_boxes))
     return Stack(model=model, sampler=sampler, step=lambda b: _step(model, b),
                  validate=lambda: rounded(validate_sam(model, val_bank, settings["val_instances"])), save=save)

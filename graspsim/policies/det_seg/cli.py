@@ -54,13 +54,26 @@ def _run_training(fn, data_dir, out_dir, kw: dict) -> None:
 
 def _kw(epochs, batch_size, seed, val_fraction, lr, resume, max_minutes, no_augment, threads, quiet) -> dict:
     """The training function's keywords from the options of :func:`_common_train_options`."""
-    kw = dict(batch_size=batch_size, seed=seed, val_fraction=val_fraction, resume=resume, max_minutes=max_minutes,
-              augment_data=not no_augment, num_threads=threads, progress=not quiet)
-    if epochs is not None:
-        kw["epochs"] = epochs
-    if lr is not None:
-        kw["lr"] = lr
-    return kw
+    return dict(batch_size=batch_size, seed=seed, val_fraction=val_fraction, resume=resume, max_minutes=max_minutes,
+                augment_data=not no_augment, num_threads=threads, progress=not quiet,
+                **{k: v for k, v in (("epochs", epochs), ("lr", lr)) if v is not None})
+
+
+def _config(cls, kind: str, config_json: str | None, init: str | None, input_size: int | None, **fixed):
+    """``(overrides, config)``: the ``--init`` checkpoint's config (if any) updated with ``--config``, ``fixed``
+    and ``--input-size``, and the ``cls`` config they give on top of the defaults (a one-line UserError if bad)."""
+    from graspsim.policies.det_seg.checkpoint import init_config
+
+    overrides = _parse_config(config_json)
+    try:
+        base = init_config(init, kind) if init else {}
+    except (FileNotFoundError, ValueError) as exc:
+        raise UserError(str(exc)) from None
+    overrides = {**base, **overrides, **fixed, **({} if input_size is None else {"input_size": input_size})}
+    try:
+        return overrides, cls.from_dict({**cls().to_dict(), **overrides})
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"bad --config: {exc}") from None
 
 
 @click.command("det_seg")
@@ -72,16 +85,8 @@ def train_det_seg_command(data_dir, out_dir, input_size, init, no_refine, config
     from graspsim.policies.det_seg.model import DetSegConfig
     from graspsim.policies.det_seg.train import train_det_seg
 
-    overrides = _parse_config(config_json)
-    if no_refine:
-        overrides["use_refinement"] = False
-    if input_size is not None:
-        overrides["input_size"] = input_size
-    base = _init_base(init, "det_seg") if init else DetSegConfig().to_dict()
-    try:
-        config = DetSegConfig.from_dict({**base, **overrides})
-    except (TypeError, ValueError) as exc:
-        raise UserError(f"bad --config: {exc}") from None
+    fixed = {"use_refinement": False} if no_refine else {}
+    _, config = _config(DetSegConfig, "det_seg", config_json, init, input_size, **fixed)
     _run_training(train_det_seg, data_dir, out_dir, {**_kw(**opts), "config": config, "init": init})
 
 
@@ -93,26 +98,8 @@ def train_grconvnet_command(data_dir, out_dir, input_size, init, config_json, **
     from graspsim.policies.det_seg.grconvnet import GrConvNetConfig
     from graspsim.policies.det_seg.train import train_grconvnet
 
-    overrides = _parse_config(config_json)
-    if init:
-        overrides = {**_init_base(init, "grconvnet"), **overrides}
-    if input_size is not None:
-        overrides["input_size"] = input_size
-    try:
-        GrConvNetConfig.from_dict({**GrConvNetConfig().to_dict(), **overrides})
-    except (TypeError, ValueError) as exc:
-        raise UserError(f"bad --config: {exc}") from None
+    overrides, _ = _config(GrConvNetConfig, "grconvnet", config_json, init, input_size)
     _run_training(train_grconvnet, data_dir, out_dir, {**_kw(**opts), "config": overrides or None, "init": init})
-
-
-def _init_base(init: str, kind: str) -> dict:
-    """Config of the ``--init`` checkpoint, or a one-line UserError."""
-    from graspsim.policies.det_seg.checkpoint import init_config
-
-    try:
-        return init_config(init, kind)
-    except (FileNotFoundError, ValueError) as exc:
-        raise UserError(str(exc)) from None
 
 
 def _parse_config(text: str | None) -> dict:

@@ -125,15 +125,6 @@ def prepare_input(rgb: np.ndarray | torch.Tensor, depth_m: np.ndarray | torch.Te
     return torch.cat(parts, 0)
 
 
-def _gaussian_blur(img: np.ndarray, sigma: float) -> np.ndarray:
-    import cv2
-
-    if sigma <= 0:
-        return img
-    k = int(2 * math.ceil(3 * sigma) + 1)
-    return cv2.GaussianBlur(img, (k, k), sigma)
-
-
 def decode_maps(maps: dict[str, np.ndarray], cfg: GrConvNetConfig,
                 valid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(S, S) maps of one image -> ``(rects (K, 5) network px, scores (K,))``, best first.
@@ -146,7 +137,10 @@ def decode_maps(maps: dict[str, np.ndarray], cfg: GrConvNetConfig,
     """
     import cv2
 
-    q = _gaussian_blur(np.asarray(maps["quality"], dtype=np.float32), cfg.blur_sigma)
+    q = np.asarray(maps["quality"], dtype=np.float32)
+    if cfg.blur_sigma > 0:
+        k = int(2 * math.ceil(3 * cfg.blur_sigma) + 1)
+        q = cv2.GaussianBlur(q, (k, k), cfg.blur_sigma)
     if valid is not None:
         q = np.where(valid, q, -np.inf).astype(np.float32)
     k = 2 * cfg.min_distance + 1

@@ -129,14 +129,14 @@ class Backbone(nn.Module):
             nn.Sequential(conv_bn(cin, cout, 3, 2), *[conv_bn(cout, cout) for _ in range(depth)])
             for cin, cout, depth in zip(cins, cfg.channels, cfg.depths))
 
-    def forward(self, x: torch.Tensor, with_stem: bool = False):
-        """[C2, C3, C4, C5]; ``with_stem``: ``(stem, [C2..C5])`` (stem = stride-2 features)."""
+    def forward(self, x: torch.Tensor):
+        """``(stem, [C2, C3, C4, C5])`` (stem = stride-2 features)."""
         x = stem = self.stem(x)
         out = []
         for stage in self.stages:
             x = stage(x)
             out.append(x)
-        return (stem, out) if with_stem else out
+        return stem, out
 
 
 class FPN(nn.Module):
@@ -228,9 +228,9 @@ class DetSegNet(nn.Module):
         self.config = cfg = config or DetSegConfig()
         self.backbone = Backbone(cfg)
         self.fpn = FPN(cfg.channels, cfg.fpn_channels)
-        tower = [conv_bn(cfg.fpn_channels, cfg.det_head_channels)]
-        tower += [conv_bn(cfg.det_head_channels, cfg.det_head_channels) for _ in range(cfg.det_head_convs - 1)]
-        self.det_tower = nn.Sequential(*tower)
+        head = cfg.det_head_channels
+        self.det_tower = nn.Sequential(*[conv_bn(head if i else cfg.fpn_channels, head)
+                                         for i in range(max(1, cfg.det_head_convs))])
         self.det_cls = nn.Conv2d(cfg.det_head_channels, cfg.num_bins + 1, 1)
         self.det_reg = nn.Conv2d(cfg.det_head_channels, 4 * cfg.num_bins, 1)
         nn.init.normal_(self.det_reg.weight, std=0.01)
@@ -252,7 +252,7 @@ class DetSegNet(nn.Module):
     def forward(self, rgb: torch.Tensor) -> dict[str, Any]:
         cfg = self.config
         x = (rgb - self.mean) / self.std
-        stem, c = self.backbone(x, with_stem=True)
+        stem, c = self.backbone(x)
         p = self.fpn(c)  # P2..P5
         towers = [self.det_tower(p[level - 2]) for level in cfg.det_levels]
         cls, reg = [self.det_cls(f) for f in towers], [self.det_reg(f) for f in towers]

@@ -118,21 +118,15 @@ def bin_to_angle(bins, num_bins: int = NUM_BINS) -> np.ndarray:
     return -math.pi / 2 + (np.asarray(bins, dtype=np.float64) + 0.5) * (math.pi / num_bins)
 
 
-def level_shape(size: int, stride: int) -> tuple[int, int]:
-    """(rows, cols) of an FPN level of a ``size x size`` input (strided 3x3 convs with padding 1)."""
-    n, s = size, 1
-    while s < stride:
-        n = (n + 1) // 2
-        s *= 2
-    return n, n
-
-
 def anchor_centres(size: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
-    """(rows, cols) arrays ``ax``, ``ay``: anchor centres (network pixels) of one level."""
-    rows, cols = level_shape(size, stride)
-    xs = np.arange(cols, dtype=np.float64) * stride + (stride - 1) / 2
-    ys = np.arange(rows, dtype=np.float64) * stride + (stride - 1) / 2
-    return tuple(np.meshgrid(xs, ys))
+    """(n, n) arrays ``ax``, ``ay``: anchor centres (network pixels) of one level, ``stride`` a power of 2.
+
+    ``n = ceil(size / stride)``: the side of the FPN level of a ``size x size`` input (each strided 3x3 conv
+    with padding 1 halves it, rounding up).
+    """
+    n = -(-size // stride)
+    centres = np.arange(n, dtype=np.float64) * stride + (stride - 1) / 2
+    return tuple(np.meshgrid(centres, centres))
 
 
 def assign_levels(rects_net: np.ndarray, anchor_sizes: list[float]) -> np.ndarray:

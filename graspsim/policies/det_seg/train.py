@@ -64,23 +64,19 @@ class _DetSegTask(_Task):
         from graspsim.policies.det_seg.targets import encode_det_targets
 
         cfg = self.config
-        cls, reg, gt = ([[] for _ in cfg.det_levels] for _ in range(3))
-        rgbs, segs, gts, labelled = [], [], [], []
+        rgbs, segs, gts, labelled, targets = [], [], [], [], []
         for item in items:
             rgb, seg, _depth, rects, quality = item[:5]
             labelled.append(bool(item[5]) if len(item) > 5 else True)
-            tg = encode_det_targets(rects, quality, cfg.input_size, cfg.det_strides, cfg.anchor_scale,
-                                    cfg.pos_radius, cfg.num_bins)
-            for li, t in enumerate(tg):
-                cls[li].append(torch.from_numpy(t["cls"]))
-                reg[li].append(torch.from_numpy(t["reg"]))
-                gt[li].append(torch.from_numpy(t["gt"]))
+            targets.append(encode_det_targets(rects, quality, cfg.input_size, cfg.det_strides, cfg.anchor_scale,
+                                              cfg.pos_radius, cfg.num_bins))  # one dict per detection level
             rgbs.append(torch.from_numpy(rgb).permute(2, 0, 1))
             segs.append(torch.from_numpy(seg.astype(np.int64)))
             gts.append(torch.from_numpy(np.asarray(rects, dtype=np.float32).reshape(-1, 5)))
-        return {"rgb": torch.stack(rgbs).float() / 255.0, "seg": torch.stack(segs),
-                "cls": [torch.stack(c) for c in cls], "reg": [torch.stack(r) for r in reg],
-                "gt": [torch.stack(g) for g in gt], "gt_rects": gts, "labelled": torch.tensor(labelled)}
+        levels = {k: [torch.stack([torch.from_numpy(t[li][k]) for t in targets]) for li in range(len(cfg.det_levels))]
+                  for k in ("cls", "reg", "gt")}
+        return {"rgb": torch.stack(rgbs).float() / 255.0, "seg": torch.stack(segs), **levels, "gt_rects": gts,
+                "labelled": torch.tensor(labelled)}
 
     def loss(self, net, batch: dict[str, Any]) -> dict:
         return net.loss(net(batch["rgb"]), batch)
