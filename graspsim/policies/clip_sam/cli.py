@@ -18,17 +18,20 @@ _common = [
                  help="Rendered dataset directory (repeatable). Scenes with seed % 10 == 0 are held out for validation."),
     click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
                  help="Output model directory (save_pretrained layout + metadata.json)."),
-    click.option("--epochs", default=12, show_default=True, type=click.IntRange(min=1)),
-    click.option("--steps-per-epoch", default=80, show_default=True, type=click.IntRange(min=1)),
-    click.option("--lr", default=5e-4, show_default=True, type=click.FloatRange(min=0, min_open=True)),
-    click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0)),
+    click.option("--epochs", default=12, show_default=True, type=click.IntRange(min=1), help="Epochs to train."),
+    click.option("--steps-per-epoch", default=80, show_default=True, type=click.IntRange(min=1),
+                 help="Optimiser steps per epoch (one batch each)."),
+    click.option("--lr", default=5e-4, show_default=True, type=click.FloatRange(min=0, min_open=True),
+                 help="Peak learning rate."),
+    click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0),
+                 help="Seed of the initial weights, the batches and the augmentation."),
     click.option("--init", default=None, help="Fine-tune this model (Hugging Face id or local dir) instead of "
                                               "training the small default architecture from scratch."),
     click.option("--resume", is_flag=True, help="Continue the run in --out from its last epoch."),
     click.option("--max-minutes", default=None, type=click.FloatRange(min=0, min_open=True),
                  help="Start no epoch that would end after this many minutes (--resume finishes the run)."),
     click.option("--threads", default=None, type=click.IntRange(min=1), help="torch threads."),
-    click.option("--no-progress", is_flag=True),
+    click.option("--no-progress", is_flag=True, help="Hide the progress bar."),
 ]
 
 
@@ -76,7 +79,8 @@ def train_clip_command(**options):
 
 @click.command("sam")
 @_apply(_common)
-@click.option("--batch-size", default=16, show_default=True, type=click.IntRange(min=1))
+@click.option("--batch-size", default=16, show_default=True, type=click.IntRange(min=1),
+              help="Prompts (scene, object, point or box) per optimiser step.")
 @click.option("--width", default=128, show_default=True, type=click.IntRange(min=16), help="ViT width.")
 @click.option("--layers", default=4, show_default=True, type=click.IntRange(min=2), help="ViT layers.")
 @click.option("--hard-boxes", is_flag=True,
@@ -94,7 +98,8 @@ def train_sam_command(**options):
 @click.option("--suite", required=True, help="Suite name (see `graspsim list suites`).")
 @click.option("--episodes", default=100, show_default=True, type=click.IntRange(min=1), help="Scenes to score.")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="First scene index.")
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Evaluation directory (metrics.json and one row per scene).")
 @click.option("--clip", default=None, help="CLIP model (default: the shipped sim-trained one).")
 @click.option("--sam", default=None, help="SAM model or official .pth (default: the shipped sim-trained one).")
 @click.option("--no-zoom", is_flag=True, help="Single attention pass on the whole frame (no zoomed second pass).")
@@ -106,7 +111,7 @@ def train_sam_command(**options):
               help="Attention threshold (fraction of the peak) for box prompts [default: the policy's].")
 @click.option("--threads", default=None, type=click.IntRange(min=1), help="torch threads.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted evaluation in --out.")
-@click.option("--no-progress", is_flag=True)
+@click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 def evaluate_masks_command(policy, suite, out_dir, no_zoom, no_verify, no_progress, **options):
     """CLIP top-1/top-5 on target crops, mask IoU per prompt mode, stage times -> OUT/metrics.json."""
     from graspsim.envs.observer import SuiteObserver

@@ -21,8 +21,10 @@ def _common_train_options(f):
     f = click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
                      help="checkpoint directory to write")(f)
     f = click.option("--epochs", type=click.IntRange(min=1), default=None, help="epochs (default: 40 det_seg, 20 grconvnet)")(f)
-    f = click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)(f)
-    f = click.option("--seed", type=int, default=0, show_default=True)(f)
+    f = click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True,
+                     help="images per optimiser step")(f)
+    f = click.option("--seed", type=int, default=0, show_default=True,
+                     help="seed of the initial weights, the split, the batches and the augmentation")(f)
     f = click.option("--val-fraction", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.1, show_default=True,
                      help="share of scene seeds held out for validation")(f)
     f = click.option("--lr", type=click.FloatRange(min=0.0, min_open=True), default=None, help="peak learning rate")(f)
@@ -115,7 +117,8 @@ def _parse_config(text: str | None) -> dict:
 
 
 @click.command("evaluate")
-@click.option("--policy", "policy_name", required=True, type=click.Choice(["det_seg", "grconvnet"]))
+@click.option("--policy", "policy_name", required=True, type=click.Choice(["det_seg", "grconvnet"]),
+              help="Which network's checkpoint to evaluate.")
 @click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False), help="rendered dataset")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="writes OUT/metrics.json")
 @click.option("--checkpoint", default=None, type=click.Path(file_okay=False),
@@ -131,7 +134,7 @@ def _parse_config(text: str | None) -> dict:
 @click.option("--run-dir", "run_dirs", multiple=True, type=click.Path(file_okay=False),
               help="a `graspsim bench` run of this network: the metrics are also written there as "
                    "offline_metrics.json, which `graspsim compare` / `report` plot against the pick rate (repeatable)")
-@click.option("--quiet", is_flag=True)
+@click.option("--quiet", is_flag=True, help="No progress bar.")
 def evaluate_grasps_command(policy_name, data_dir, out_dir, checkpoint, max_scenes, threads, no_refine, min_region_px,
                             no_guided, run_dirs, quiet):
     """Jaccard grasp accuracy (by angle / IoU), segmentation IoU, class-level accuracy and FPS of a network."""
