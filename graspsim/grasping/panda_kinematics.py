@@ -20,6 +20,7 @@ equals pybullet's own forward kinematics.
 
 from __future__ import annotations
 
+import itertools
 import math
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -284,18 +285,18 @@ def _align_wrist_roll(q: np.ndarray, T_target: np.ndarray, prefer: float) -> np.
     return out
 
 
-def _seeds(T_target: np.ndarray, q_seed, q_rest: np.ndarray) -> list[np.ndarray]:
-    """Attempt seeds in order: q_seed, q_rest, then q_rest and the restart configurations turned towards the
-    target azimuth with the wrist roll matched to the target (deterministic)."""
+def _seeds(T_target: np.ndarray, q_seed, q_rest: np.ndarray):
+    """Attempt seeds, lazily, in order: q_seed, q_rest, then q_rest and the restart configurations turned
+    towards the target azimuth with the wrist roll matched to the target (deterministic)."""
+    if q_seed is not None:
+        yield np.clip(q_seed, Q_LOWER, Q_UPPER)
+    yield q_rest
     azimuth = math.atan2(T_target[1, 3], T_target[0, 3])
-    seeds = [] if q_seed is None else [np.clip(_as_q(q_seed), Q_LOWER, Q_UPPER)]
-    seeds.append(q_rest)
     for base in [q_rest] + list(_RESTART_SEEDS):
         q = np.array(base, dtype=np.float64)
         offset = 0.0 if base is q_rest else base[0]
         q[0] = _wrap_into_limits(azimuth + offset, 0, 0.0)
-        seeds.append(_align_wrist_roll(np.clip(q, Q_LOWER, Q_UPPER), T_target, q_rest[6]))
-    return seeds
+        yield _align_wrist_roll(np.clip(q, Q_LOWER, Q_UPPER), T_target, q_rest[6])
 
 
 def _pose_error(T_target: np.ndarray, T: np.ndarray) -> np.ndarray:
@@ -384,19 +385,25 @@ def _attempt(T_target, q0, q_rest, weights, converge_pos, converge_rot, max_iter
 
 
 def solve_ik(T_base_hand_target, q_seed=None, q_rest=Q_REST, position_tol_m: float = 0.005,
-             rotation_tol_deg: float = 3.0, max_iterations: int = 100, restarts: int = 4,
+             rotation_tol_deg: float = 3.0, max_iterations: int = 100, restarts: int = 6,
              null_space_gain: float = 0.2) -> IKResult:
     """Joint angles that put the ``panda_hand`` frame at ``T_base_hand_target`` (4, 4), base frame.
 
     Damped least squares (Levenberg-Marquardt damping) on the 6-D pose error (position and rotation vector,
     rotation weighted by ``position_tol_m / rotation_tol``), joints clamped to their limits at every
-    iteration, and a secondary task in the null space of the Jacobian that pulls the joints towards
-    ``q_rest`` (7,) [rad] with gain ``null_space_gain`` (0 disables it). Each attempt runs up to
-    ``max_iterations`` iterations and stops early once the errors are a tenth of the tolerances or no
-    descent is left. When an attempt ends outside the tolerances, up to ``restarts`` further attempts start
-    from fixed seeds, in order: ``q_seed`` (if given), ``q_rest``, ``q_rest`` turned towards the target, then
-    fixed configurations spread over the joint ranges. Deterministic: the same inputs give bitwise the
-    same result. ``ok`` is judged on the recomputed ``fk_hand`` of the returned ``q``.
+    iteration (joints pushing into a limit are taken out of that iteration's solve), and a secondary task in
+    the null space of the Jacobian that pulls the joints towards ``q_rest`` (7,) [rad] with gain
+    ``null_space_gain`` per iteration (0 disables it; it acts while the solver iterates, so a seed that
+    already solves the pose is returned as it is). Each attempt runs up to ``max_iterations`` iterations and
+    stops early once the errors are a tenth of the tolerances, no descent is left or progress stalls. When an
+    attempt ends outside the tolerances, up to ``restarts`` further attempts start from fixed seeds, in
+    order: ``q_seed`` (7,) (if given), ``q_rest``, ``q_rest`` with joint 1 turned towards the target, then
+    fixed elbow/wrist configurations (see ``_RESTART_SEEDS``); all but the first two get joint 7 set to
+    match the target's roll. A target farther from the shoulder than :data:`REACH_M` fails at once
+    (``iterations`` 0, ``q`` the first seed). Cost: ``(1 + restarts) * max_iterations`` iterations at most,
+    each about two FK evaluations and two 6x6 solves. Deterministic: the same inputs give bitwise the same
+    result. ``ok`` is judged on the recomputed ``fk_hand`` of the returned ``q``; on failure ``q`` is the
+    attempt ending closest to the target (tolerance-normalised), always within the limits.
     """
     T_target = np.asarray(T_base_hand_target, dtype=np.float64)
     if T_target.shape != (4, 4) or not np.all(np.isfinite(T_target)):
@@ -404,12 +411,13 @@ def solve_ik(T_base_hand_target, q_seed=None, q_rest=Q_REST, position_tol_m: flo
     q_rest = np.clip(_as_q(q_rest), Q_LOWER, Q_UPPER)
     rot_tol = math.radians(rotation_tol_deg)
     weights = np.array([1.0, 1.0, 1.0] + [position_tol_m / max(rot_tol, 1e-9)] * 3)
-    seeds = _seeds(T_target, q_seed, q_rest)
+    if q_seed is not None:
+        q_seed = _as_q(q_seed)
+    attempts = 1 + max(0, int(restarts))
     if np.linalg.norm(T_target[:3, 3] - SHOULDER_XYZ) > REACH_M + position_tol_m:
-        seeds = seeds[:1]
-        max_iterations = 0  # out of reach whatever the joints: report the first seed without iterating
+        attempts, max_iterations = 1, 0  # out of reach whatever the joints: report the first seed as it is
     best, total_iterations = None, 0
-    for seed in seeds[:1 + max(0, int(restarts))]:
+    for seed in itertools.islice(_seeds(T_target, q_seed, q_rest), attempts):
         q, _, it = _attempt(T_target, seed, q_rest, weights, 0.1 * position_tol_m, 0.1 * rot_tol,
                             max_iterations, null_space_gain, max_step=0.5)
         total_iterations += it
