@@ -48,6 +48,14 @@ def _ray_kwargs(ray_address: str | None) -> dict:
     return {"use_ray": ray_address is not None, "ray_address": None if ray_address in (None, "local") else ray_address}
 
 
+def _check_robot(ctx, param, value: str) -> str:
+    from graspsim.types import ROBOTS
+
+    if value not in ROBOTS:
+        raise UserError(f"unknown robot {value!r}; choose one of {', '.join(ROBOTS)}")
+    return value
+
+
 def _run_options(f):
     """The options bench and compare share: which scenes, how many workers, where, and how to render."""
     for decorator in reversed((
@@ -65,6 +73,9 @@ def _run_options(f):
                      help="Image width in pixels."),
         click.option("--height", default=480, show_default=True, type=click.IntRange(min=32),
                      help="Image height in pixels."),
+        click.option("--robot", default="hand", show_default=True, callback=_check_robot,
+                     help="Who executes the grasps: hand (the floating Franka hand, VGN-style) or panda "
+                          "(the full arm on its mount, with IK, reach limits and arm collisions)."),
         click.option("--no-progress", is_flag=True, help="Hide the progress bar."),
     )):
         f = decorator(f)
@@ -123,7 +134,7 @@ def _parse_policy_kwargs(items: tuple[str, ...]) -> dict:
 @click.option("--sam", "sam_model", default=None, metavar="MODEL",
               help="clip_sam: SAM model (weights name, Hugging Face id, local dir or official .pth).")
 def bench(policy, suite, episodes, seed, workers, out_dir, resume, renderer, width, height, policy_args,
-          clip_model, sam_model, ray_address, no_progress):
+          clip_model, sam_model, ray_address, robot, no_progress):
     """Run POLICY on a suite and score pick success per product class."""
     from graspsim.bench.ray_backend import RayUnavailableError
     from graspsim.pool import WorkerDiedError
@@ -142,7 +153,7 @@ def bench(policy, suite, episodes, seed, workers, out_dir, resume, renderer, wid
             policy_kwargs[key] = value
     _check_policy_args(policy, policy_kwargs, suite_obj.kind)
     spec = RunSpec(policy=policy, suite=suite, episodes=episodes, seed=seed, renderer=renderer, width=width,
-                   height=height, policy_kwargs=policy_kwargs)
+                   height=height, policy_kwargs=policy_kwargs, robot=robot)
     out_dir = out_dir or Path("runs") / f"{policy}-{suite}"
     try:
         summary = run_bench(spec, out_dir, workers=workers, resume=resume, progress=not no_progress,
@@ -181,7 +192,7 @@ def _policy_list(text: str, scene_kind: str | None = None) -> list[str]:
               help="Directory for the comparison (and, with --policies, one run directory per policy).")
 @click.option("--resume", is_flag=True, help="Continue interrupted policy runs under --out.")
 def compare(run_dirs, policies, suite, episodes, seed, workers, ray_address, sweep_text, out_dir, resume, renderer,
-            width, height, no_progress):
+            width, height, robot, no_progress):
     """Compare policies by pick rate on identical scenes (paired McNemar tests, plots, HTML report).
 
     Either run --policies on a suite, or compare finished RUN_DIRS (refused if
@@ -212,7 +223,7 @@ def compare(run_dirs, policies, suite, episodes, seed, workers, ray_address, swe
                 raise UserError(str(exc)) from None
             settings = [(sweep.name, value) for value in sweep.values]
         _run_comparison(names, suite, episodes, seed, workers, ray_address, settings, out_dir, resume, renderer,
-                        width, height, not no_progress)
+                        width, height, not no_progress, robot)
     except (SceneSetMismatch, RunDirError, RecordsFileError, RayUnavailableError, ValueError) as exc:
         raise UserError(str(exc)) from None
 
@@ -231,7 +242,7 @@ def _compare_dirs(run_dirs: list[Path], out_dir: Path) -> dict:
 
 
 def _run_comparison(names, suite, episodes, seed, workers, ray_address, settings, out_dir, resume, renderer, width,
-                    height, progress):
+                    height, progress, robot="hand"):
     from graspsim.bench.runner import RunSpec, run_bench
 
     sweep_rows = []
@@ -240,7 +251,7 @@ def _run_comparison(names, suite, episodes, seed, workers, ray_address, settings
         run_dirs = []
         for policy in names:
             spec = RunSpec(policy=policy, suite=suite, episodes=episodes, seed=seed, renderer=renderer, width=width,
-                           height=height)
+                           height=height, robot=robot)
             if name is not None:
                 from graspsim.bench.sweeps import apply_setting, setting_label
 
@@ -335,7 +346,9 @@ def list_(what):
 @click.option("--execute/--no-execute", default=False, help="Also execute the grasp and print the outcome.")
 @click.option("--renderer", default="auto", show_default=True, type=click.Choice(["auto", "egl", "tiny"]),
               help="auto: EGL when its plugin loads here, else TinyRenderer (images differ slightly).")
-def show(suite, seed, policy, out_path, execute, renderer):
+@click.option("--robot", default="hand", show_default=True, callback=_check_robot,
+              help="Who executes the grasp with --execute (hand or panda); the arm is in the image with panda.")
+def show(suite, seed, policy, out_path, execute, renderer, robot):
     """Render a scene with the policy's grasp drawn (blue jaw plates, red opening line)."""
     from graspsim.envs.pick_env import PickEnv
     from graspsim.policies.base import PolicyError, as_observation, policy_rng
@@ -347,7 +360,7 @@ def show(suite, seed, policy, out_path, execute, renderer):
     _check_policy_args(policy, {})
     (scene_seed,) = _scene_seeds(suite_obj, seed, 1)
     agent = make_policy(policy)
-    env = PickEnv(kind=suite_obj.kind, variant_split=suite_obj.variant_split, renderer=renderer,
+    env = PickEnv(kind=suite_obj.kind, variant_split=suite_obj.variant_split, renderer=renderer, robot=robot,
                   privileged=bool(getattr(agent, "needs_privileged", False)))
     try:
         obs, info = env.reset(seed=scene_seed)

@@ -144,6 +144,8 @@ class Frames:
     * ``class_seg``: (H, W) int32 catalog class index per pixel, -1 for anything
       that is not a product (shelf, table, floor, background).
     * ``camera``: the :class:`CameraModel` that produced them.
+    * ``robot_seg``: (H, W) uint8, 0 not the robot, 1 arm, 2 gripper (hand and
+      fingers); None when no arm is in the scene.
     """
 
     rgb: np.ndarray
@@ -151,6 +153,11 @@ class Frames:
     instance_seg: np.ndarray
     class_seg: np.ndarray
     camera: CameraModel
+    robot_seg: np.ndarray | None = None
+
+
+#: Who executes grasps: "hand", the floating Franka hand of VGN-style benchmarks, or "panda", the full arm.
+ROBOTS = ("hand", "panda")
 
 
 class FailureReason(str, enum.Enum):
@@ -161,6 +168,8 @@ class FailureReason(str, enum.Enum):
     SLIPPED = "slipped"  # something was between the jaws after closing but not held after lift and hold
     COLLISION_BEFORE_GRASP = "collision_before_grasp"  # the hand hit the scene before the jaws closed
     OUT_OF_REACH = "out_of_reach"  # the grasp pose is outside the robot's workspace / no depth there
+    UNREACHABLE = "unreachable"  # the arm has no IK solution (within tolerance and joint limits) for a pose
+    ARM_COLLISION = "arm_collision"  # an arm link hit furniture or a product before closing, or the arm itself
     INVALID_ACTION = "invalid_action"  # NaN, infinite, negative-size or out-of-image action
 
 
@@ -212,6 +221,8 @@ class Observation:
     * ``instance_seg`` / ``class_seg``: (H, W) int32 ground-truth segmentation
       (see :class:`Frames`), present only when the environment was asked for
       privileged information.
+    * ``robot``: who will execute the grasp (:data:`ROBOTS`): a robot knows its
+      own body, so planners may ask whether the arm reaches a grasp.
     """
 
     rgb: np.ndarray
@@ -223,3 +234,4 @@ class Observation:
     approach_world: np.ndarray
     instance_seg: np.ndarray | None = None
     class_seg: np.ndarray | None = None
+    robot: str = "hand"

@@ -162,13 +162,18 @@ def _canonical(value: Any) -> str:
 def scene_set(run: RunData) -> tuple:
     """What identifies the attempts of ``run``, as a hashable tuple.
 
-    ``(suite, sorted scene seeds, renderer, width, height, physics, env_overrides)``
+    ``(suite, sorted scene seeds, renderer, width, height, physics, env_overrides, robot)``
     with physics and env_overrides as canonical JSON text. Two runs with equal
     scene sets attempted exactly the same scenes under the same conditions.
     """
     cfg = run.config
     return (cfg.get("suite"), tuple(_seeds(run)), _renderer(run), cfg.get("width"), cfg.get("height"),
-            _canonical(cfg.get("physics") or {}), _canonical(cfg.get("env_overrides") or {}))
+            _canonical(cfg.get("physics") or {}), _canonical(cfg.get("env_overrides") or {}), _robot(run))
+
+
+def _robot(run: RunData) -> str:
+    # Runs from before the arm have no robot field: they used the floating hand.
+    return str(run.config.get("robot", "hand"))
 
 
 def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
@@ -210,6 +215,9 @@ def _scene_differences(a: RunData, b: RunData) -> list[str]:
             warnings.warn(f"cannot check the renderer: {name_a} used {ra}, {name_b} used {rb}", stacklevel=3)
         else:
             out.append(f"renderer differs: {name_a} used {ra}, {name_b} used {rb}")
+    if _robot(a) != _robot(b):
+        out.append(f"robot differs: {name_a} used the {_robot(a)}, {name_b} the {_robot(b)} (an arm fails where a "
+                   "floating hand does not: compare runs of one robot)")
     size_a, size_b = (ca.get("width"), ca.get("height")), (cb.get("width"), cb.get("height"))
     if size_a != size_b:
         out.append(f"image size differs: {size_a[0]}x{size_a[1]} vs {size_b[0]}x{size_b[1]}")
@@ -224,7 +232,7 @@ def check_same_scenes(runs: Sequence[RunData]) -> None:
     """Raise :class:`SceneSetMismatch` unless all ``runs`` share one scene set.
 
     Each run is checked against the first; the message lists every difference
-    (suite, scene seeds, renderer, image size, physics fields, env_overrides),
+    (suite, scene seeds, renderer, image size, physics fields, env_overrides, robot),
     naming the run directories and both values. Fewer than two runs pass.
     """
     problems = []

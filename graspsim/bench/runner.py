@@ -43,6 +43,8 @@ class RunSpec:
     episodes: int
     seed: int = 0
     renderer: str = "auto"
+    # "hand" (the floating hand) or "panda" (the arm): who executes the grasps (graspsim.envs.pick_env.ROBOTS).
+    robot: str = "hand"
     width: int = 640
     height: int = 480
     policy_kwargs: dict[str, Any] = field(default_factory=dict)
@@ -102,7 +104,7 @@ class EpisodeRunner:
         self.suite = spec.suite_obj()
         self.policy = make_policy(spec.policy, **spec.policy_kwargs)
         self.env = PickEnv(kind=self.suite.kind, variant_split=self.suite.variant_split, width=spec.width,
-                           height=spec.height, renderer=spec.renderer,
+                           height=spec.height, renderer=spec.renderer, robot=spec.robot,
                            privileged=bool(getattr(self.policy, "needs_privileged", False)),
                            physics=PhysicsConfig.from_dict(spec.physics), **spec.env_overrides)
 
@@ -129,7 +131,8 @@ class EpisodeRunner:
 
         t_start = time.perf_counter()
         row: dict[str, Any] = {"episode_id": episode_id, "scene_seed": scene_seed, "suite": self.suite.name,
-                               "policy": self.spec.policy, "renderer": self.env.world.renderer_name}
+                               "policy": self.spec.policy, "renderer": self.env.world.renderer_name,
+                               "robot": self.spec.robot}
         try:
             obs, info, output, error = self.decide(scene_seed)
         except SceneUnavailableError as exc:

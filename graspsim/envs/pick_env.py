@@ -10,7 +10,12 @@ Observation (a dict):
 * ``instruction`` text, e.g. ``"pick the soda can"``; ``target_class`` catalog index;
 * ``K`` (3, 3) float64 intrinsics; ``T_world_camera`` (4, 4) float64 (OpenCV axes);
 * ``scene_kind``: index into :data:`graspsim.scenes.kinds.SCENE_KINDS` (shelf 0, tabletop 1);
-* only with ``privileged=True``: ``instance_seg`` and ``class_seg`` (H, W) int32.
+* ``robot``: index into :data:`graspsim.types.ROBOTS` (hand 0, panda 1): who executes the grasp;
+* only with ``privileged=True``: ``instance_seg`` and ``class_seg`` (H, W) int32, and with the arm
+  ``robot_seg`` (H, W) uint8 (0 not the robot, 1 arm, 2 hand and fingers).
+
+``robot="panda"`` puts the Franka Panda on its mount (:class:`~graspsim.scenes.kinds.ArmMount`)
+into every scene, parked until an attempt, in the images; ``"hand"`` (the default) is the floating hand.
 
 The built-in policies act on this dict: ``make_policy("oracle").act(obs)``
 (:func:`graspsim.policies.base.as_observation`). ``suite="shelf-test"`` makes
@@ -58,10 +63,11 @@ from graspsim.scenes.kinds import SCENE_KINDS, scene_kind
 from graspsim.scenes.sampling import SceneOptions
 from graspsim.sim.attempt import Attempt, attempt_grasp
 from graspsim.sim.camera import add_depth_noise, render
-from graspsim.sim.scene import BuiltScene, build_settled_scene, settle, SceneRejected
+from graspsim.sim.panda import GRIPPER_LINKS
+from graspsim.sim.scene import BuiltScene, add_arm, build_settled_scene, settle, SceneRejected
 from graspsim.scenes.suites import get_suite
 from graspsim.sim.world import SimWorld, check_renderer
-from graspsim.types import FailureReason, Frames, GraspRect, GripperCommand, InvalidRectError, PickOutcome
+from graspsim.types import ROBOTS, FailureReason, Frames, GraspRect, GripperCommand, InvalidRectError, PickOutcome
 
 INSTRUCTION_CHARSET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 -'.,"
 # A target must show at least this share of the area its box would cover unoccluded: the
@@ -93,7 +99,7 @@ class PickEnv(gym.Env):
                  camera_jitter_m: float = 0.0, lighting_jitter: bool = False,
                  physics: PhysicsConfig | dict | None = None, grasp_depth_m: float = GRASP_DEPTH_M,
                  render_mode: str | None = None, lighting_gain: float | None = None,
-                 depth_noise_m: float = 0.0, suite: str | None = None):
+                 depth_noise_m: float = 0.0, suite: str | None = None, robot: str = "hand"):
         # Every constructor argument, kept so that a pickled copy can build its own simulation (__getstate__).
         self._init_kwargs = {name: value for name, value in locals().items() if name != "self"}
         if action_mode not in ("rect", "pose"):
@@ -116,6 +122,9 @@ class PickEnv(gym.Env):
         kind, variant_split = kind or "shelf", variant_split or "seen"
         scene_kind(kind)  # an unknown kind fails here, before the simulator starts
         check_renderer(renderer)
+        if robot not in ROBOTS:
+            raise ValueError(f"unknown robot {robot!r}; choose one of {', '.join(ROBOTS)}")
+        self.robot = robot
         if isinstance(physics, dict):
             physics = PhysicsConfig.from_dict(physics)
         self.physics = physics or PhysicsConfig()
@@ -178,10 +187,13 @@ class PickEnv(gym.Env):
             "K": spaces.Box(-np.inf, np.inf, (3, 3), np.float64),
             "T_world_camera": spaces.Box(-np.inf, np.inf, (4, 4), np.float64),
             "scene_kind": spaces.Discrete(len(SCENE_KINDS)),
+            "robot": spaces.Discrete(len(ROBOTS)),
         }
         if self.privileged:
             entries["instance_seg"] = spaces.Box(-1, 2**24, (height, width), np.int32)
             entries["class_seg"] = spaces.Box(-1, len(CATALOG) - 1, (height, width), np.int32)
+            if self.robot == "panda":
+                entries["robot_seg"] = spaces.Box(0, 2, (height, width), np.uint8)
         return spaces.Dict(entries)
 
     def _make_action_space(self, width: int, height: int) -> spaces.Box:
@@ -210,6 +222,8 @@ class PickEnv(gym.Env):
         t0 = time.perf_counter()
         self._scene = build_settled_scene(self.world, self.kind, scene_seed, self.variant_split, self.options,
                                           self.physics)
+        if self.robot == "panda":
+            add_arm(self.world, self._scene, self.physics)
         build_ms = (time.perf_counter() - t0) * 1000
         self._attempts = 0
         self._consecutive_failures = 0
@@ -230,7 +244,9 @@ class PickEnv(gym.Env):
         lighting = scene.plan.lighting
         if self.lighting_gain is not None:
             lighting = replace(lighting, gain=self.lighting_gain)
-        frames = render(self.world, scene.camera, lighting, scene.body_to_class)
+        arm = scene.arm
+        frames = render(self.world, scene.camera, lighting, scene.body_to_class,
+                        None if arm is None else (arm.body, GRIPPER_LINKS))
         if self.depth_noise_m > 0:
             # Seeded by scene and attempt only: the same noise in any worker and for any policy.
             rng = np.random.default_rng([self._scene_seed, DEPTH_NOISE_SALT, self._attempts])
@@ -353,10 +369,13 @@ class PickEnv(gym.Env):
             "K": frames.camera.K.astype(np.float64),
             "T_world_camera": frames.camera.T_world_camera.astype(np.float64),
             "scene_kind": list(SCENE_KINDS).index(self.kind),
+            "robot": ROBOTS.index(self.robot),
         }
         if self.privileged:
             obs["instance_seg"] = frames.instance_seg.copy()
             obs["class_seg"] = frames.class_seg.copy()
+            if frames.robot_seg is not None:
+                obs["robot_seg"] = frames.robot_seg.copy()
         return obs
 
     @staticmethod

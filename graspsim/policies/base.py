@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Mapping, Protocol, runtime_checkable
 
 import numpy as np
 
-from graspsim.types import CameraModel, GraspRect, Observation
+from graspsim.types import ROBOTS, CameraModel, GraspRect, Observation
 
 #: Salt of the generator a policy gets for a scene (:func:`policy_rng`): keeps its stream apart from the scene's.
 POLICY_SEED_SALT = 7919
@@ -92,7 +92,34 @@ def as_observation(obs: Observation | Mapping[str, Any]) -> Observation:
         target_class=catalog().CATALOG[int(obs["target_class"])].name, scene_kind=kind.name,
         approach_world=np.asarray(kind.approach_world, dtype=np.float64),
         instance_seg=obs.get("instance_seg"), class_seg=obs.get("class_seg"),
+        robot=ROBOTS[int(obs.get("robot", 0))],
     )
+
+
+def first_executable(rects: list[GraspRect], obs: Observation, gripper, grasp_depth_m: float,
+                     max_checked: int = 8) -> tuple[int, int]:
+    """``(index, checked)``: the first of ``rects`` (best first) the arm has a motion plan for, asking the robot
+    model as a motion planner would (:func:`graspsim.grasping.arm_motion.arm_can_execute`; the floating hand
+    executes anything: 0). At most ``max_checked`` are tried; when none is executable the first is kept."""
+    if obs.robot != "panda":
+        return 0, 0
+    from graspsim.config import PhysicsConfig
+    from graspsim.grasping.arm_motion import arm_can_execute
+    from graspsim.grasping.conversion import rect_to_command
+    from graspsim.grasping.workspace import clear_supports
+    from graspsim.scenes.kinds import scene_kind
+
+    kind, physics = scene_kind(obs.scene_kind), PhysicsConfig(gripper=gripper)
+    checked = 0
+    for index, rect in enumerate(rects[:max_checked]):
+        checked += 1
+        try:
+            command = rect_to_command(rect, obs.depth_m, obs.camera, obs.approach_world, gripper, grasp_depth_m)
+        except ValueError:  # InvalidRectError / UnreachableGraspError: no surface there
+            continue
+        if arm_can_execute(kind, clear_supports(kind, command, gripper), physics):
+            return index, checked
+    return 0, checked
 
 
 class PolicyError(RuntimeError):

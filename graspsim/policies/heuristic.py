@@ -25,7 +25,7 @@ import numpy as np
 
 from graspsim.config import GripperSpec
 from graspsim.grasping.mask_grasps import ScoredGrasp, fallback_grasp, object_grasps
-from graspsim.policies.base import PolicyError, PolicyOutput, catalog, copy_config, as_observation
+from graspsim.policies.base import PolicyError, PolicyOutput, as_observation, catalog, copy_config, first_executable
 from graspsim.policies.config import GraspPlanConfig, arg
 from graspsim.types import GraspRect, Observation
 
@@ -233,7 +233,12 @@ class HeuristicPolicy:
             total, grasp, mask, seg_score, grasps = best
             info: dict[str, Any] = {"fallback": False, "segment_score": round(seg_score, 4),
                                     "grasp_score": round(grasp.score, 4), "n_segments": len(segments)}
-            return PolicyOutput(rect=grasp.rect, candidates=[g.rect for g in grasps[1:]], mask=mask,
+            # With the arm: the best grasp of the segment it can execute (the floating hand takes the best).
+            chosen, checked = first_executable([g.rect for g in grasps], obs, self.gripper, self.grasp_depth_m)
+            if checked:
+                info.update(arm_checked=checked, arm_choice=chosen)
+            return PolicyOutput(rect=grasps[chosen].rect, candidates=[g.rect for i, g in enumerate(grasps)
+                                                                      if i != chosen], mask=mask,
                                 attention=likelihood, info=info)
 
         if segments:

@@ -15,7 +15,7 @@ import numpy as np
 
 from graspsim.config import GripperSpec
 from graspsim.grasping.mask_grasps import ScoredGrasp, fallback_grasp, object_grasps
-from graspsim.policies.base import PolicyError, PolicyOutput, catalog, copy_config, as_observation
+from graspsim.policies.base import PolicyError, PolicyOutput, as_observation, catalog, copy_config, first_executable
 from graspsim.policies.config import GraspPlanConfig, arg
 from graspsim.types import Observation
 
@@ -97,9 +97,13 @@ class OraclePolicy:
 
         # Stable sort: on equal scores the larger instance (tried first) wins.
         scored.sort(key=lambda item: (item[0].palm_blocked, -item[0].score))
-        best, body = scored[0]
+        # With the arm: the best grasp it can execute (an arm's planner is asked; the floating hand takes the best).
+        chosen, checked = first_executable([g.rect for g, _ in scored], obs, self.gripper, self.grasp_depth_m)
+        best, body = scored[chosen]
         info.update(fallback=False, instance=body, score=round(best.score, 4), opening_m=round(best.opening_m, 4),
                     width_m=round(best.width_m, 4), free_fraction=round(best.free_fraction, 4),
                     palm_blocked=best.palm_blocked)
-        candidates = [g.rect for g, _ in scored[1 : 1 + self.max_candidates]]
+        if checked:
+            info.update(arm_checked=checked, arm_choice=chosen)
+        candidates = [g.rect for i, (g, _) in enumerate(scored) if i != chosen][: self.max_candidates]
         return PolicyOutput(rect=best.rect, candidates=candidates, mask=masks[body], info=info)

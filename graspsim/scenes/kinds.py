@@ -14,12 +14,52 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
+
 from graspsim.scenes.layout import SHELF, TABLE, ShelfLayout, TableLayout
 from graspsim.scenes.plan import CameraSpec, ProductPlacement
 from graspsim.scenes.products import sample_shelf_products, sample_table_products
 
 #: ``(rng, variant_split, options, furniture) -> placements``; see :mod:`graspsim.scenes.products`.
 ProductSampler = Callable[..., list[ProductPlacement]]
+
+
+@dataclass(frozen=True)
+class ArmMount:
+    """Where the Panda stands for a scene kind (world frame, z up, metres, radians).
+
+    ``base_xyz_m``: the arm's base link origin (``panda_link0``, on top of its
+    pedestal or mobile base) for a grasp at world x = 0; ``yaw_rad``: the base's
+    rotation about world z (its +x axis is the arm's forward direction);
+    ``slide_x_m``: ``(lo, hi)`` for a mobile base that drives along the shelf to
+    the grasp's bay before the attempt (its x is the grasp point's x plus
+    ``base_xyz_m[0]``, kept in this range), None for a fixed pedestal;
+    ``park_x_m``: the base's x while it waits (out of the camera's way as far as
+    a real installation would be).
+    """
+
+    base_xyz_m: tuple[float, float, float]
+    yaw_rad: float
+    slide_x_m: tuple[float, float] | None
+    park_x_m: float
+
+    def _T(self, x: float) -> np.ndarray:
+        c, s = np.cos(self.yaw_rad), np.sin(self.yaw_rad)
+        T = np.eye(4)
+        T[:3, :3] = [[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]]
+        T[:3, 3] = (x, self.base_xyz_m[1], self.base_xyz_m[2])
+        return T
+
+    def T_world_base_for(self, grasp_point_world: np.ndarray) -> np.ndarray:
+        """(4, 4) base pose for an attempt at ``grasp_point_world`` (3,)."""
+        if self.slide_x_m is None:
+            return self._T(self.base_xyz_m[0])
+        lo, hi = self.slide_x_m
+        return self._T(float(np.clip(grasp_point_world[0] + self.base_xyz_m[0], lo, hi)))
+
+    def T_world_base_park(self) -> np.ndarray:
+        """(4, 4) base pose while the arm waits between attempts."""
+        return self._T(self.park_x_m)
 
 
 @dataclass(frozen=True)
@@ -39,6 +79,7 @@ class SceneKind:
     * ``camera``: camera placement and field of view before the per-scene jitter
       (the image size comes from :class:`~graspsim.scenes.sampling.SceneOptions`).
     * ``sample_products``: draws the product placements (:data:`ProductSampler`).
+    * ``arm_mount``: where the Panda stands (:class:`ArmMount`).
     """
 
     name: str
@@ -50,6 +91,7 @@ class SceneKind:
     support_tops_m: tuple[float, ...]
     camera: CameraSpec
     sample_products: ProductSampler
+    arm_mount: ArmMount
 
     @property
     def horizontal_approach(self) -> bool:
@@ -76,6 +118,11 @@ SCENE_KINDS: dict[str, SceneKind] = {k.name: k for k in (
         camera=CameraSpec(eye_m=(0.0, -0.78, 0.90), target_m=(0.0, 0.15, 0.78), up=(0.0, 0.0, 1.0),
                           vertical_fov_deg=58.0),
         sample_products=sample_shelf_products,
+        # A mobile base in front of the shelf that drives to 30 cm left of the grasp's bay, the arm turned
+        # 60 degrees towards the shelf: a Panda cannot point its hand straight ahead at shoulder height (joint
+        # 6's limit), but it reaches every level sideways-forward from there (README "The arm").
+        arm_mount=ArmMount(base_xyz_m=(-0.30, -0.45, 0.40), yaw_rad=np.radians(60.0), slide_x_m=(-0.70, 0.10),
+                           park_x_m=-0.95),
     ),
     SceneKind(
         name="tabletop", env_id="graspsim/TabletopPick-v0", furniture=TABLE,
@@ -87,6 +134,9 @@ SCENE_KINDS: dict[str, SceneKind] = {k.name: k for k in (
         camera=CameraSpec(eye_m=(0.0, 0.0, TABLE.top_z_m + 0.72), target_m=(0.0, 0.0, TABLE.top_z_m),
                           up=(0.0, 1.0, 0.0), vertical_fov_deg=50.0),
         sample_products=sample_table_products,
+        # A pedestal at the middle of the table's long side, facing across it, shoulder above the table top.
+        arm_mount=ArmMount(base_xyz_m=(0.0, -0.50, TABLE.top_z_m), yaw_rad=np.pi / 2, slide_x_m=None,
+                           park_x_m=0.0),
     ),
 )}
 

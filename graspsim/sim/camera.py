@@ -7,6 +7,7 @@ The conversions live here and nowhere else.
 from __future__ import annotations
 
 import numpy as np
+import pybullet
 
 from graspsim.geometry import intrinsics_from_fov, invert_transform, look_at
 from graspsim.scenes.plan import CameraSpec, Lighting
@@ -57,8 +58,14 @@ def linearize_depth(zbuffer: np.ndarray, near_m: float, far_m: float) -> np.ndar
 
 
 def render(world: SimWorld, camera: CameraModel, lighting: Lighting = Lighting(),
-           body_to_class: dict[int, int] | None = None) -> Frames:
-    """Render one view. ``body_to_class`` maps product body ids to catalog class indices."""
+           body_to_class: dict[int, int] | None = None, robot: tuple[int, tuple[int, ...]] | None = None) -> Frames:
+    """Render one view. ``body_to_class`` maps product body ids to catalog class indices.
+
+    ``robot``: ``(arm body id, gripper link indices)`` to label ``robot_seg`` from
+    pybullet's per-link segmentation (links of the gripper 2, the rest of the arm 1).
+    """
+    # Per-link segmentation only with an arm: a pixel then holds body + ((link + 1) << 24).
+    flags = {"flags": pybullet.ER_SEGMENTATION_MASK_OBJECT_AND_LINKINDEX} if robot is not None else {}
     _, _, rgba, zbuffer, seg = world.render_image(
         width=camera.width,
         height=camera.height,
@@ -69,14 +76,21 @@ def render(world: SimWorld, camera: CameraModel, lighting: Lighting = Lighting()
         lightDiffuseCoeff=lighting.diffuse,
         lightSpecularCoeff=lighting.specular,
         shadow=int(lighting.shadow),
+        **flags,
     )
     H, W = camera.height, camera.width
     rgb = np.asarray(rgba, dtype=np.uint8).reshape(H, W, 4)[:, :, :3]
     if lighting.gain != 1.0:
         rgb = np.clip(rgb.astype(np.float32) * lighting.gain, 0, 255).astype(np.uint8)
     depth_m = linearize_depth(np.asarray(zbuffer).reshape(H, W), camera.near_m, camera.far_m)
-    instance = np.asarray(seg, dtype=np.int32).reshape(H, W)
-    instance = np.where(instance >= 0, instance & ((1 << 24) - 1), -1).astype(np.int32)
+    raw = np.asarray(seg, dtype=np.int32).reshape(H, W)
+    instance = np.where(raw >= 0, raw & ((1 << 24) - 1), -1).astype(np.int32)
+    robot_seg = None
+    if robot is not None:
+        body, gripper_links = robot
+        link = np.where(raw >= 0, (raw >> 24) - 1, -2)
+        on_arm = instance == body
+        robot_seg = np.where(on_arm, np.where(np.isin(link, gripper_links), 2, 1), 0).astype(np.uint8)
     class_seg = np.full((H, W), -1, dtype=np.int32)
     if body_to_class:
         ids = np.fromiter(body_to_class.keys(), dtype=np.int32)
@@ -85,7 +99,7 @@ def render(world: SimWorld, camera: CameraModel, lighting: Lighting = Lighting()
         lut[ids] = classes
         class_seg = np.where(instance >= 0, lut[np.clip(instance, 0, None)], -1).astype(np.int32)
     return Frames(rgb=np.ascontiguousarray(rgb), depth_m=depth_m, instance_seg=instance, class_seg=class_seg,
-                  camera=camera)
+                  camera=camera, robot_seg=robot_seg)
 
 
 def add_depth_noise(depth_m: np.ndarray, camera: CameraModel, std_m: float, rng: np.random.Generator) -> np.ndarray:

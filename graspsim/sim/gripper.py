@@ -15,7 +15,7 @@ import pybullet_data
 
 from graspsim.assets.library import cache_dir
 from graspsim.config import PhysicsConfig
-from graspsim.geometry import make_transform, matrix_to_quat
+from graspsim.geometry import matrix_to_quat
 from graspsim.sim.world import SimWorld
 
 _URDF_TEMPLATE = """<?xml version="1.0"?>
@@ -59,6 +59,8 @@ def hand_urdf_path(physics: PhysicsConfig) -> str:
 
 class FloatingHand:
     """The hand in one world; ``T_world_hand`` is the pose of the hand base frame."""
+
+    finger_links = FINGER_JOINTS
 
     def __init__(self, world: SimWorld, T_world_hand: np.ndarray, opening_m: float, physics: PhysicsConfig):
         self.world = world
@@ -121,8 +123,3 @@ class FloatingHand:
         c = self.world.client
         c.removeConstraint(self.constraint)
         c.removeBody(self.body)
-
-
-def hand_pose_from_grasp(T_world_grasp: np.ndarray, physics: PhysicsConfig) -> np.ndarray:
-    """Hand base pose that puts the grasp point between the finger pads."""
-    return T_world_grasp @ make_transform(None, [0.0, 0.0, -physics.gripper.palm_to_grasp_m])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -40,7 +41,8 @@ class BuiltScene:
     ``camera``: the plan's camera; ``product_bodies[i]`` is the body of
     ``plan.products[i]`` (None once removed); ``static_bodies``: floor and
     furniture; ``approach_world``: (3,) grasp approach direction, world frame
-    (the scene kind's).
+    (the scene kind's); ``arm``: the :class:`~graspsim.sim.panda.PandaArm` that
+    executes grasps (None: the floating hand of VGN-style benchmarks).
     """
 
     plan: ScenePlan
@@ -52,6 +54,7 @@ class BuiltScene:
     approach_world: np.ndarray
     settle_steps: int = 0
     removed: list[int] = field(default_factory=list)
+    arm: Any = None
 
     @property
     def kind(self) -> SceneKind:
@@ -146,6 +149,13 @@ def deepest_penetration_m(world: SimWorld, bodies: list[int]) -> float:
         for contact in world.client.getContactPoints(bodyA=body):
             deepest = max(deepest, -float(contact[8]))
     return deepest
+
+
+def add_arm(world: SimWorld, scene: BuiltScene, physics: PhysicsConfig) -> None:
+    """Put the scene kind's Panda at its parking place (after settling: the same scenes with and without it)."""
+    from graspsim.sim.panda import PandaArm
+
+    scene.arm = PandaArm(world, scene.kind.arm_mount.T_world_base_park(), physics)
 
 
 def build_settled_scene(world: SimWorld, kind: str, seed: int, variant_split: str, options: SceneOptions,

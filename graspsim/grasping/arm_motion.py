@@ -1,0 +1,128 @@
+"""The poses of a pick, and the arm's joint plan for them (numpy only: the simulator and the planners use it).
+
+:func:`hand_motion` gives the hand poses every robot goes through (world frame,
+the Franka hand frame of :mod:`graspsim.sim.gripper`: +z approach, +y closing):
+the pre-grasp pose back along the approach (on shelves far enough back to start
+outside the shelf), the grasp pose, and the lift waypoints (tabletop: straight
+up; shelf: up 2 cm, back out 30 cm, then up). :func:`plan_arm_motion` solves
+them for the Panda from its mount (:class:`~graspsim.scenes.kinds.ArmMount`),
+and :func:`arm_can_execute` is that plan's yes / no, which is what the oracle and
+the heuristic ask before choosing a grasp, as a motion planner would.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from graspsim.config import PhysicsConfig
+from graspsim.geometry import make_transform
+from graspsim.grasping import panda_kinematics as kin
+from graspsim.scenes.kinds import SceneKind
+from graspsim.types import GripperCommand
+
+# Shelf lifts: rise this much, then back out this far along the approach before rising to the lift height.
+_SHELF_FIRST_RISE_M = 0.02
+_SHELF_BACK_OUT_M = 0.30
+# The arm's joint-space move ends this far behind the pre-grasp pose along the approach; the rest is a straight line.
+VIA_BACK_M = 0.15
+# Consecutive IK waypoints 1 cm apart further apart than this in any joint: the straight line would need the arm to
+# flip its configuration (through a singularity), which no controller does on the way.
+MAX_JOINT_JUMP_RAD = 0.35
+
+
+@dataclass(frozen=True)
+class HandMotion:
+    """The hand poses of one pick, world frame, (4, 4) each; ``approach_distance_m``: pre-grasp to grasp."""
+
+    T_hand_pre: np.ndarray
+    T_hand_grasp: np.ndarray
+    lift: tuple[np.ndarray, ...]
+    approach_distance_m: float
+
+
+@dataclass(frozen=True)
+class ArmPlan:
+    """The Panda's joint plan for a :class:`HandMotion` from base pose ``T_world_base``.
+
+    ``q_via`` (7,): where the joint-space move ends (the hand :data:`VIA_BACK_M`
+    behind the pre-grasp pose); ``approach`` / ``lift``: joint vectors of IK
+    waypoints at most 1 cm apart along the straight lines via -> pre-grasp ->
+    grasp and grasp -> lift waypoints.
+    """
+
+    T_world_base: np.ndarray
+    q_via: np.ndarray
+    approach: tuple[np.ndarray, ...]
+    lift: tuple[np.ndarray, ...]
+
+
+def shifted(T: np.ndarray, offset_world) -> np.ndarray:
+    """A copy of pose ``T`` (4, 4) translated by ``offset_world`` (3,)."""
+    out = T.copy()
+    out[:3, 3] = out[:3, 3] + np.asarray(offset_world, dtype=np.float64)
+    return out
+
+
+def hand_pose_from_grasp(T_world_grasp: np.ndarray, physics: PhysicsConfig) -> np.ndarray:
+    """Hand base pose that puts the grasp point between the finger pads."""
+    return T_world_grasp @ make_transform(None, [0.0, 0.0, -physics.gripper.palm_to_grasp_m])
+
+
+def lift_waypoints(kind: SceneKind, T_hand_start: np.ndarray, physics: PhysicsConfig) -> list[np.ndarray]:
+    """Hand poses of the lift from ``T_hand_start`` (see the module docstring)."""
+    up = np.array([0.0, 0.0, 1.0])
+    if kind.horizontal_approach:  # back out of the shelf before rising
+        approach = T_hand_start[:3, 2]
+        waypoints = [shifted(T_hand_start, up * _SHELF_FIRST_RISE_M)]
+        waypoints.append(shifted(waypoints[-1], -approach * _SHELF_BACK_OUT_M))
+        waypoints.append(shifted(T_hand_start, up * physics.lift_height_m - approach * _SHELF_BACK_OUT_M))
+        return waypoints
+    return [shifted(T_hand_start, up * physics.lift_height_m)]
+
+
+def hand_motion(kind: SceneKind, command: GripperCommand, physics: PhysicsConfig) -> HandMotion:
+    """The hand poses of executing ``command`` in a scene of ``kind``."""
+    grasp_point = command.T_world_grasp[:3, 3]
+    approach = command.T_world_grasp[:3, 2]
+    T_hand_grasp = hand_pose_from_grasp(command.T_world_grasp, physics)
+    approach_distance = physics.approach_distance_m
+    if kind.horizontal_approach:
+        # Start outside the shelf (fingertips in front of its front edge, y = 0), as an arm
+        # reaching in would: a deep grasp pushes through whatever stands in front of it.
+        fingertip_beyond = physics.gripper.fingertip_beyond_grasp_m
+        approach_distance = max(approach_distance, float(grasp_point[1]) + fingertip_beyond + 0.01)
+    T_hand_pre = shifted(T_hand_grasp, -approach * approach_distance)
+    return HandMotion(T_hand_pre, T_hand_grasp, tuple(lift_waypoints(kind, T_hand_grasp, physics)),
+                      approach_distance)
+
+
+def plan_arm_motion(kind: SceneKind, motion: HandMotion, step_m: float = 0.01) -> ArmPlan | str:
+    """The :class:`ArmPlan` of ``motion`` from the mount of ``kind`` (its base at the grasp's bay), or a string
+    naming the first pose without an IK solution within tolerance and joint limits (or a straight segment that
+    would need a jump in joint space)."""
+    T_world_base = kind.arm_mount.T_world_base_for(motion.T_hand_grasp[:3, 3])
+    T_base_world = np.linalg.inv(T_world_base)
+    T_hand_via = shifted(motion.T_hand_pre, -motion.T_hand_pre[:3, 2] * VIA_BACK_M)
+    first = kin.solve_ik(T_base_world @ T_hand_via, kin.Q_REST)
+    if not first.ok:
+        return "pre-grasp pose"
+    paths, q = [], first.q
+    for name, poses in (("approach", [T_hand_via, motion.T_hand_pre, motion.T_hand_grasp]),
+                        ("lift", [motion.T_hand_grasp, *motion.lift])):
+        path = []
+        for T_a, T_b in zip(poses[:-1], poses[1:]):
+            for T in kin.interpolate_cartesian(T_a, T_b, step_m)[1:]:
+                result = kin.solve_ik(T_base_world @ T, q)
+                if not result.ok or np.max(np.abs(result.q - q)) > MAX_JOINT_JUMP_RAD:
+                    return f"{name} line"
+                q = result.q
+                path.append(q)
+        paths.append(tuple(path))
+    return ArmPlan(T_world_base, first.q, paths[0], paths[1])
+
+
+def arm_can_execute(kind: SceneKind, command: GripperCommand, physics: PhysicsConfig) -> bool:
+    """Whether the Panda has a plan for ``command`` (reachability only: the arm's collisions are the simulator's)."""
+    return isinstance(plan_arm_motion(kind, hand_motion(kind, command, physics)), ArmPlan)

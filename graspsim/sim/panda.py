@@ -1,0 +1,229 @@
+"""The full Franka Panda of pybullet_data (7 arm joints, two fingers) on a mobile mount, driven joint by joint.
+
+Frames: ``T_world_base`` is the arm's base link (``panda_link0``); the hand frame
+is pybullet_data's ``panda_hand`` link, the same frame as the floating hand's
+base (:mod:`graspsim.sim.gripper`): +z approach, +y closing axis. Joint targets
+come from :mod:`graspsim.grasping.panda_kinematics` (numpy inverse kinematics
+with joint limits and a rest pose in the null space, checked by forward
+kinematics); the simulator then drives the joints with position control at the
+Panda's velocity and torque limits, so what happens on the way (an elbow on a
+shelf board, a forearm in a product) is simulated, not assumed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pybullet_data
+
+from graspsim.config import PhysicsConfig
+from graspsim.geometry import make_transform, matrix_to_quat, quat_to_matrix
+from graspsim.grasping import panda_kinematics as kin
+from graspsim.sim.world import SimWorld
+
+ARM_JOINTS = tuple(range(kin.ARM_DOF))  # panda_joint1..7
+HAND_LINK = 8  # panda_hand
+FINGER_LINKS = (9, 10)  # panda_leftfinger, panda_rightfinger (their prismatic joints have the same indices)
+#: Links whose contacts are "the arm": everything but the two fingers and the hand between them.
+ARM_LINKS = tuple(range(-1, 8))
+GRIPPER_LINKS = (HAND_LINK, *FINGER_LINKS)
+# Joint-space moves stop when every joint is this close to its target (rad) ...
+_JOINT_TOLERANCE_RAD = 0.002
+# ... or after this many seconds more than the slowest joint needs at its velocity limit.
+_JOINT_MOVE_SLACK_S = 1.0
+# At the end of a straight line the joints get at most this long (s) to arrive at its last waypoint.
+_ARRIVE_MAX_S = 0.25
+# pybullet's position-control gain (its default, 0.1, lets the joints trail a moving target by centimetres).
+_POSITION_GAIN = 1.0
+
+
+class PandaArm:
+    """The arm in one world, loaded at ``T_world_base`` with the joints at ``q`` (default: the parking pose)."""
+
+    finger_links = FINGER_LINKS
+
+    def __init__(self, world: SimWorld, T_world_base: np.ndarray, physics: PhysicsConfig,
+                 q: np.ndarray = kin.Q_HOME):
+        self.world = world
+        self.physics = physics
+        c = world.client
+        T = np.asarray(T_world_base, dtype=np.float64)
+        self.body = c.loadURDF(pybullet_data.getDataPath() + "/franka_panda/panda.urdf", list(T[:3, 3]),
+                               list(matrix_to_quat(T[:3, :3])), useFixedBase=True,
+                               flags=c.URDF_USE_SELF_COLLISION | c.URDF_USE_SELF_COLLISION_EXCLUDE_ALL_PARENTS)
+        self.T_world_base = T
+        for link in FINGER_LINKS:  # the finger pads of the floating hand (gripper.py's URDF), so grips compare
+            c.changeDynamics(self.body, link, lateralFriction=physics.finger_lateral_friction,
+                             spinningFriction=0.1, frictionAnchor=True, contactStiffness=30000.0,
+                             contactDamping=1000.0)
+        self.reset_joints(q)
+        self.hold_fingers(0.04)
+
+    # ------------------------------------------------------------ state
+    def q(self) -> np.ndarray:
+        """Arm joint angles (7,) rad."""
+        return np.array([s[0] for s in self.world.client.getJointStates(self.body, ARM_JOINTS)])
+
+    def reset_joints(self, q: np.ndarray, half_opening_m: float | None = None) -> None:
+        """Teleport the arm to ``q`` (7,) (and the fingers to ``half_opening_m``) and hold it there."""
+        c = self.world.client
+        for joint, angle in zip(ARM_JOINTS, q):
+            c.resetJointState(self.body, joint, float(angle))
+        if half_opening_m is not None:
+            for link in FINGER_LINKS:
+                c.resetJointState(self.body, link, float(half_opening_m))
+        self._drive(np.asarray(q, dtype=np.float64))
+
+    def set_base(self, T_world_base: np.ndarray) -> None:
+        """Move the (fixed) base: the mobile mount drives to a new place before an attempt."""
+        T = np.asarray(T_world_base, dtype=np.float64)
+        c = self.world.client
+        # pybullet places a base by its centre of mass (loadURDF by its link frame): add the inertial offset.
+        inertial_xyz, inertial_quat = c.getDynamicsInfo(self.body, -1)[3:5]
+        T_com = T @ make_transform(quat_to_matrix(inertial_quat), inertial_xyz)
+        c.resetBasePositionAndOrientation(self.body, list(T_com[:3, 3]), list(matrix_to_quat(T_com[:3, :3])))
+        self.T_world_base = T
+
+    @property
+    def T_world_hand(self) -> np.ndarray:
+        """The current ``panda_hand`` pose in the world (4, 4)."""
+        state = self.world.client.getLinkState(self.body, HAND_LINK, computeForwardKinematics=True)
+        return make_transform(quat_to_matrix(state[5]), state[4])
+
+    def base_hand_target(self, T_world_hand: np.ndarray) -> np.ndarray:
+        """``T_world_hand`` in the base frame (what the kinematics solves for)."""
+        return np.linalg.inv(self.T_world_base) @ np.asarray(T_world_hand, dtype=np.float64)
+
+    # ---------------------------------------------------------- motion
+    def _drive(self, q_target: np.ndarray, velocity_scale: np.ndarray | None = None,
+               q_velocity: np.ndarray | None = None) -> None:
+        """Position control towards ``q_target`` (7,) within the velocity and torque limits; ``q_velocity``
+        (rad/s) is the joints' velocity along a path there (feed-forward, so they do not lag behind a line)."""
+        c = self.world.client
+        limits = kin.VELOCITY_LIMIT_RADPS if velocity_scale is None else kin.VELOCITY_LIMIT_RADPS * velocity_scale
+        velocity = np.zeros(kin.ARM_DOF) if q_velocity is None else q_velocity
+        for i, joint in enumerate(ARM_JOINTS):
+            c.setJointMotorControl2(self.body, joint, c.POSITION_CONTROL, targetPosition=float(q_target[i]),
+                                    targetVelocity=float(velocity[i]), force=float(kin.EFFORT_LIMIT_NM[i]),
+                                    maxVelocity=float(limits[i]), positionGain=_POSITION_GAIN, velocityGain=1.0)
+
+    def move_joints(self, q_goal: np.ndarray, on_step=None) -> tuple[bool, int]:
+        """Joint-space motion to ``q_goal`` (7,): every joint arrives together, none above its velocity limit.
+
+        Returns ``(arrived, steps)``: arrived is False if ``on_step()`` returned False
+        (the motion stops there) or the joints did not get there in time (blocked).
+        """
+        q_goal = np.asarray(q_goal, dtype=np.float64)
+        delta = np.abs(q_goal - self.q())
+        duration = float(np.max(delta / kin.VELOCITY_LIMIT_RADPS))
+        # Scale the velocity limits so all joints finish together: a straight line in joint space.
+        scale = np.where(delta > 1e-9, delta / max(duration, 1e-9) / kin.VELOCITY_LIMIT_RADPS, 1.0)
+        self._drive(q_goal, np.clip(scale, 1e-3, 1.0))
+        max_steps = int(np.ceil((duration + _JOINT_MOVE_SLACK_S) / self.physics.time_step_s))
+        for step in range(1, max_steps + 1):
+            self.world.client.stepSimulation()
+            if on_step is not None and on_step() is False:
+                return False, step
+            if np.max(np.abs(self.q() - q_goal)) < _JOINT_TOLERANCE_RAD:
+                return True, step
+        return False, max_steps
+
+    def follow(self, path: list[np.ndarray], speed_mps: float, on_step=None) -> int:
+        """Drive through joint ``path`` (a list of (7,), e.g. IK solutions of Cartesian waypoints) so the hand
+        moves at about ``speed_mps``; returns the simulation steps taken (it stops when ``on_step()`` is False).
+
+        The joint targets move every step along the straight joint-space line between waypoints (with that
+        line's velocity as feed-forward), so the hand stays within millimetres of the Cartesian line.
+        """
+        c = self.world.client
+        dt = self.physics.time_step_s
+        taken = 0
+        q_from = self.q()
+        gains = dict(forces=list(kin.EFFORT_LIMIT_NM), positionGains=[_POSITION_GAIN] * kin.ARM_DOF,
+                     velocityGains=[1.0] * kin.ARM_DOF)
+        # The array call below cannot set maxVelocity, and pybullet keeps the last one per motor (a joint-space
+        # move may have left a joint nearly frozen): reset them to the Panda's limits first.
+        self._drive(q_from)
+        for q_next in path:
+            q_next = np.asarray(q_next)
+            step_m = float(np.linalg.norm(kin.fk_hand(q_next)[:3, 3] - kin.fk_hand(q_from)[:3, 3]))
+            # As fast as ``speed_mps`` allows, slower where a joint would exceed its velocity limit.
+            joint_s = float(np.max(np.abs(q_next - q_from) / kin.VELOCITY_LIMIT_RADPS))
+            steps = max(1, int(np.ceil(max(step_m / speed_mps, joint_s) / dt)))
+            velocity = list((q_next - q_from) / (steps * dt))
+            for k in range(1, steps + 1):
+                target = q_from + (q_next - q_from) * (k / steps)
+                c.setJointMotorControlArray(self.body, ARM_JOINTS, c.POSITION_CONTROL, targetPositions=list(target),
+                                            targetVelocities=velocity, **gains)
+                c.stepSimulation()
+                taken += 1
+                if on_step is not None and on_step() is False:
+                    return taken
+            q_from = q_next
+        if len(path) == 0:
+            return taken
+        self._drive(q_from)
+        # Position control trails its target a little: let the joints arrive at the line's end
+        # (the floating hand, carried by a stiff constraint, is there when its target is).
+        for _ in range(int(_ARRIVE_MAX_S / dt)):
+            if np.max(np.abs(self.q() - q_from)) < _JOINT_TOLERANCE_RAD:
+                break
+            c.stepSimulation()
+            taken += 1
+            if on_step is not None and on_step() is False:
+                return taken
+        return taken
+
+    # --------------------------------------------------------- fingers
+    def hold_fingers(self, half_opening_m: float) -> None:
+        c = self.world.client
+        for link in FINGER_LINKS:
+            c.setJointMotorControl2(self.body, link, c.POSITION_CONTROL, targetPosition=float(half_opening_m),
+                                    force=self.physics.gripper_force_n, maxVelocity=self.physics.finger_speed_mps)
+
+    def open_to(self, opening_m: float) -> None:
+        """Pre-shape the jaws to ``opening_m`` (teleported, as the floating hand is)."""
+        half = float(np.clip(opening_m / 2, 0.0, 0.04))
+        for link in FINGER_LINKS:
+            self.world.client.resetJointState(self.body, link, half)
+        self.hold_fingers(half)
+
+    def close(self) -> None:
+        """Drive both fingers shut with the bounded force of :class:`PhysicsConfig`."""
+        self.hold_fingers(0.0)
+
+    def finger_gap_m(self) -> float:
+        c = self.world.client
+        return float(sum(c.getJointState(self.body, j)[0] for j in FINGER_LINKS))
+
+    def contacts_with(self, body: int, link: int | None = None) -> list:
+        c = self.world.client
+        if link is None:
+            return c.getContactPoints(bodyA=self.body, bodyB=body)
+        return c.getContactPoints(bodyA=self.body, bodyB=body, linkIndexA=link)
+
+    # ------------------------------------------------------- collisions
+    def contacts(self) -> list[tuple[int, int, float]]:
+        """``(arm link, other body, contact distance in m: negative = penetration)`` of every contact of the arm
+        after the last simulation step (one query; the other body is the arm itself for self-contacts)."""
+        return [(contact[3], contact[2], contact[8]) for contact in self.world.client.getContactPoints(bodyA=self.body)]
+
+    def touching(self, bodies, links, tolerance_m: float = 0.001, contacts=None) -> bool:
+        """Whether any of ``links`` penetrates any of ``bodies`` deeper than ``tolerance_m``."""
+        bodies = set(bodies)
+        return any(distance < -tolerance_m and link in links and other in bodies
+                   for link, other, distance in (self.contacts() if contacts is None else contacts))
+
+    def self_colliding(self, tolerance_m: float = 0.001, contacts=None) -> bool:
+        """Two non-adjacent links of the arm touch each other."""
+        return any(other == self.body and distance < -tolerance_m
+                   for _, other, distance in (self.contacts() if contacts is None else contacts))
+
+    def park(self, T_world_base: np.ndarray) -> None:
+        """Back to the parking place and pose, jaws open (after an attempt; teleported: the motion home
+        is not part of the attempt)."""
+        self.set_base(T_world_base)
+        self.reset_joints(kin.Q_HOME, 0.04)
+        self.hold_fingers(0.04)
+
+    def remove(self) -> None:
+        self.world.client.removeBody(self.body)
