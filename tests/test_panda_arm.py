@@ -39,7 +39,7 @@ def shelf_env():
 def test_the_arm_parks_out_of_the_way_and_is_in_the_masks(shelf_env):
     obs, info = shelf_env.reset(seed=1_000_001)
     arm = shelf_env._scene.arm
-    assert arm is not None and np.allclose(arm.q(), kin.Q_HOME, atol=1e-3)
+    assert arm is not None and np.allclose(arm.q(), shelf_env._scene.kind.arm_mount.q_park, atol=1e-3)
     assert obs["robot_seg"].dtype == np.uint8 and set(np.unique(obs["robot_seg"])) <= {0, 1, 2}
     assert obs["robot"] == 1 and as_observation(obs).robot == "panda"
     # parked beside the shelf: it hides no product the instruction could name
@@ -53,7 +53,7 @@ def test_a_pose_out_of_the_arms_reach_is_unreachable(shelf_env):
     command = _grasp_command([0.0, 0.25, 1.9], approach=[0, 1, 0], closing=[1, 0, 0])
     outcome = execute_grasp(shelf_env.world, scene, command, "soda_can", shelf_env.physics)
     assert outcome.reason is FailureReason.UNREACHABLE and "unreachable" in outcome.details
-    assert np.allclose(scene.arm.q(), kin.Q_HOME, atol=1e-3)  # nothing moved
+    assert np.allclose(scene.arm.q(), scene.kind.arm_mount.q_park, atol=1e-3)  # nothing moved
 
 
 def test_a_deep_grasp_just_above_a_board_drives_the_wrist_into_it(shelf_env):
@@ -152,3 +152,12 @@ def test_mount_slides_to_the_bay_and_parks():
     fixed = replace(mount, slide_x_m=None)
     assert fixed.T_world_base_for(np.array([0.2, 0.1, 0.8]))[0, 3] == mount.base_xyz_m[0]
     assert mount.T_world_base_park()[0, 3] == mount.park_x_m
+
+
+def test_parking_poses_are_within_the_joint_limits_and_face_the_work():
+    for name in ("shelf", "tabletop"):
+        mount = kinds.scene_kind(name).arm_mount
+        q = np.asarray(mount.q_park)
+        assert q.shape == (7,) and np.all(q >= kin.Q_LOWER) and np.all(q <= kin.Q_UPPER)
+        approach = (mount.T_world_base_park()[:3, :3] @ kin.fk_hand(q)[:3, :3])[:, 2]
+        assert np.dot(approach, kinds.scene_kind(name).approach_world) > 0.99

@@ -26,7 +26,7 @@ from graspsim.types import GripperCommand
 _SHELF_FIRST_RISE_M = 0.02
 _SHELF_BACK_OUT_M = 0.30
 # The arm's joint-space move ends this far behind the pre-grasp pose along the approach; the rest is a straight line.
-VIA_BACK_M = 0.15
+VIA_BACK_M = 0.10
 # Consecutive IK waypoints 1 cm apart further apart than this in any joint: the straight line would need the arm to
 # flip its configuration (through a singularity), which no controller does on the way.
 MAX_JOINT_JUMP_RAD = 0.35
@@ -101,7 +101,24 @@ def hand_motion(kind: SceneKind, command: GripperCommand, physics: PhysicsConfig
 def plan_arm_motion(kind: SceneKind, motion: HandMotion, step_m: float = 0.01) -> ArmPlan | str:
     """The :class:`ArmPlan` of ``motion`` from the mount of ``kind`` (its base at the grasp's bay), or a string
     naming the first pose without an IK solution within tolerance and joint limits (or a straight segment that
-    would need a jump in joint space)."""
+    would need a jump in joint space).
+
+    A pure function of its arguments, remembered for the last few: the oracle plans the grasp it chooses and
+    the simulator then plans the same command again.
+    """
+    key = b"".join([kind.name.encode(), np.float64(step_m).tobytes(), motion.T_hand_pre.tobytes(),
+                    motion.T_hand_grasp.tobytes(), *(T.tobytes() for T in motion.lift)])
+    if key not in _RECENT_PLANS:
+        _RECENT_PLANS[key] = _plan(kind, motion, step_m)
+        while len(_RECENT_PLANS) > 8:
+            _RECENT_PLANS.pop(next(iter(_RECENT_PLANS)))
+    return _RECENT_PLANS[key]
+
+
+_RECENT_PLANS: dict[bytes, ArmPlan | str] = {}
+
+
+def _plan(kind: SceneKind, motion: HandMotion, step_m: float) -> ArmPlan | str:
     T_world_base = kind.arm_mount.T_world_base_for(motion.T_hand_grasp[:3, 3])
     T_base_world = np.linalg.inv(T_world_base)
     T_hand_via = shifted(motion.T_hand_pre, -motion.T_hand_pre[:3, 2] * VIA_BACK_M)

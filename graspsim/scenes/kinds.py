@@ -35,13 +35,17 @@ class ArmMount:
     the grasp's bay before the attempt (its x is the grasp point's x plus
     ``base_xyz_m[0]``, kept in this range), None for a fixed pedestal;
     ``park_x_m``: the base's x while it waits (out of the camera's way as far as
-    a real installation would be).
+    a real installation would be); ``q_park``: the arm's 7 joint angles (rad)
+    while it waits, a ready pose with the hand facing the work (found by inverse
+    kinematics for a hand pose in front of the shelf's middle level / above the
+    table's centre), so the move to a grasp is short.
     """
 
     base_xyz_m: tuple[float, float, float]
     yaw_rad: float
     slide_x_m: tuple[float, float] | None
     park_x_m: float
+    q_park: tuple[float, ...]
 
     def _T(self, x: float) -> np.ndarray:
         c, s = np.cos(self.yaw_rad), np.sin(self.yaw_rad)
@@ -122,7 +126,7 @@ SCENE_KINDS: dict[str, SceneKind] = {k.name: k for k in (
         # 60 degrees towards the shelf: a Panda cannot point its hand straight ahead at shoulder height (joint
         # 6's limit), but it reaches every level sideways-forward from there (README "The arm").
         arm_mount=ArmMount(base_xyz_m=(-0.30, -0.45, 0.40), yaw_rad=np.radians(60.0), slide_x_m=(-0.70, 0.10),
-                           park_x_m=-0.95),
+                           park_x_m=-0.95, q_park=(1.0, -0.984, -1.677, -2.64, -1.571, 3.71, -0.597)),
     ),
     SceneKind(
         name="tabletop", env_id="graspsim/TabletopPick-v0", furniture=TABLE,
@@ -136,7 +140,7 @@ SCENE_KINDS: dict[str, SceneKind] = {k.name: k for k in (
         sample_products=sample_table_products,
         # A pedestal at the middle of the table's long side, facing across it, shoulder above the table top.
         arm_mount=ArmMount(base_xyz_m=(0.0, -0.50, TABLE.top_z_m), yaw_rad=np.pi / 2, slide_x_m=None,
-                           park_x_m=0.0),
+                           park_x_m=0.0, q_park=(-0.036, -0.036, 0.036, -2.338, 0.002, 2.301, 2.355)),
     ),
 )}
 

@@ -19,7 +19,7 @@ steps 1-4 is first solved by inverse kinematics from the arm's mount (the base
 slides along the shelf to the grasp's bay first); a pose without a solution
 within the joint limits and the 5 mm / 3 degree tolerance is ``unreachable``
 and nothing moves. Then the arm moves in joint space from where it waits to the
-point 15 cm behind the pre-grasp pose, and through IK waypoints (1 cm apart)
+point 10 cm behind the pre-grasp pose, and through IK waypoints (1 cm apart)
 along the straight lines from there through the pre-grasp pose to the grasp
 and along the lift (:mod:`graspsim.grasping.arm_motion` plans them). A link other than the hand and fingers touching the
 furniture or a product before the jaws close, or two links of the arm touching
@@ -166,7 +166,8 @@ def _execute_with_arm(world: SimWorld, scene: BuiltScene, arm, command: GripperC
         return _grip_lift_judge(world, arm, scene, before, lambda: arm.follow(plan.lift, physics.lift_speed_mps),
                                 target_class, physics, steps, details)
     finally:
-        arm.park(scene.kind.arm_mount.T_world_base_park())
+        mount = scene.kind.arm_mount
+        arm.park(mount.T_world_base_park(), np.asarray(mount.q_park))
 
 
 def _rounded(values) -> list[float]:

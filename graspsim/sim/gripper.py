@@ -8,6 +8,7 @@ fingertips), +y the closing axis, fingers slide along +-y from 0 to 0.04 m.
 
 from __future__ import annotations
 
+import os
 import zlib
 
 import numpy as np
@@ -44,17 +45,22 @@ _URDF_TEMPLATE = """<?xml version="1.0"?>
 FINGER_JOINTS = (0, 1)  # link indices of the left and right finger
 
 
-def hand_urdf_path(physics: PhysicsConfig) -> str:
-    """Write (once) the hand URDF pointing at pybullet_data's Franka meshes."""
-    text = _URDF_TEMPLATE.format(data=pybullet_data.getDataPath(), friction=physics.finger_lateral_friction)
+def cached_urdf(folder: str, stem: str, text: str) -> str:
+    """Write (once) URDF ``text`` into the asset cache as ``folder/stem_<crc>.urdf``; its path."""
     # A stable content hash (Python's hash() changes from process to process).
-    path = cache_dir() / "gripper" / f"franka_hand_{zlib.crc32(text.encode()):08x}.urdf"
+    path = cache_dir() / folder / f"{stem}_{zlib.crc32(text.encode()):08x}.urdf"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(text)
         tmp.replace(path)
     return str(path)
+
+
+def hand_urdf_path(physics: PhysicsConfig) -> str:
+    """Write (once) the hand URDF pointing at pybullet_data's Franka meshes."""
+    text = _URDF_TEMPLATE.format(data=pybullet_data.getDataPath(), friction=physics.finger_lateral_friction)
+    return cached_urdf("gripper", "franka_hand", text)
 
 
 class FloatingHand:

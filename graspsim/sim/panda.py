@@ -18,6 +18,7 @@ import pybullet_data
 from graspsim.config import PhysicsConfig
 from graspsim.geometry import make_transform, matrix_to_quat, quat_to_matrix
 from graspsim.grasping import panda_kinematics as kin
+from graspsim.sim.gripper import cached_urdf
 from graspsim.sim.world import SimWorld
 
 ARM_JOINTS = tuple(range(kin.ARM_DOF))  # panda_joint1..7
@@ -36,6 +37,20 @@ _ARRIVE_MAX_S = 0.25
 _POSITION_GAIN = 1.0
 
 
+def panda_urdf_path() -> str:
+    """pybullet_data's ``franka_panda/panda.urdf`` drawn with its collision meshes (written once to the cache).
+
+    The visual meshes are 1-2 MB per link and made loading the arm take 60-140 ms, a
+    fifth of a whole attempt (the world is rebuilt for every scene); the collision
+    meshes load in ~18 ms and are what the images then show: the robot's outline is
+    exactly the geometry that collides, and its masks match it.
+    """
+    data = pybullet_data.getDataPath() + "/franka_panda/"
+    with open(data + "panda.urdf", encoding="utf-8") as f:
+        text = f.read().replace("package://", data).replace("meshes/visual/", "meshes/collision/")
+    return cached_urdf("robots", "franka_panda", text)
+
+
 class PandaArm:
     """The arm in one world, loaded at ``T_world_base`` with the joints at ``q`` (default: the parking pose)."""
 
@@ -47,7 +62,7 @@ class PandaArm:
         self.physics = physics
         c = world.client
         T = np.asarray(T_world_base, dtype=np.float64)
-        self.body = c.loadURDF(pybullet_data.getDataPath() + "/franka_panda/panda.urdf", list(T[:3, 3]),
+        self.body = c.loadURDF(panda_urdf_path(), list(T[:3, 3]),
                                list(matrix_to_quat(T[:3, :3])), useFixedBase=True,
                                flags=c.URDF_USE_SELF_COLLISION | c.URDF_USE_SELF_COLLISION_EXCLUDE_ALL_PARENTS)
         self.T_world_base = T
@@ -218,11 +233,11 @@ class PandaArm:
         return any(other == self.body and distance < -tolerance_m
                    for _, other, distance in (self.contacts() if contacts is None else contacts))
 
-    def park(self, T_world_base: np.ndarray) -> None:
-        """Back to the parking place and pose, jaws open (after an attempt; teleported: the motion home
-        is not part of the attempt)."""
+    def park(self, T_world_base: np.ndarray, q: np.ndarray) -> None:
+        """Back to the parking place and pose ``q`` (7,), jaws open (after an attempt; teleported: the motion
+        there is not part of the attempt)."""
         self.set_base(T_world_base)
-        self.reset_joints(kin.Q_HOME, 0.04)
+        self.reset_joints(q, 0.04)
         self.hold_fingers(0.04)
 
     def remove(self) -> None:

@@ -155,7 +155,8 @@ def add_arm(world: SimWorld, scene: BuiltScene, physics: PhysicsConfig) -> None:
     """Put the scene kind's Panda at its parking place (after settling: the same scenes with and without it)."""
     from graspsim.sim.panda import PandaArm
 
-    scene.arm = PandaArm(world, scene.kind.arm_mount.T_world_base_park(), physics)
+    mount = scene.kind.arm_mount
+    scene.arm = PandaArm(world, mount.T_world_base_park(), physics, np.asarray(mount.q_park))
 
 
 def build_settled_scene(world: SimWorld, kind: str, seed: int, variant_split: str, options: SceneOptions,
