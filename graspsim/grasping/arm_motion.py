@@ -6,8 +6,10 @@ the pre-grasp pose back along the approach (on shelves far enough back to start
 outside the shelf), the grasp pose, and the lift waypoints (tabletop: straight
 up; shelf: up 2 cm, back out 30 cm, then up). :func:`plan_arm_motion` solves
 them for the Panda from its mount (:class:`~graspsim.scenes.kinds.ArmMount`),
-and :func:`arm_can_execute` is that plan's yes / no, which is what the oracle and
-the heuristic ask before choosing a grasp, as a motion planner would.
+and :func:`arm_can_execute` is that plan's yes / no plus a check of the arm
+(spheres from the upper arm to the wrist) against the furniture the robot
+knows, which is what the oracle and the heuristic ask before choosing a grasp,
+as a motion planner would.
 """
 
 from __future__ import annotations
@@ -140,6 +142,37 @@ def _plan(kind: SceneKind, motion: HandMotion, step_m: float) -> ArmPlan | str:
     return ArmPlan(T_world_base, first.q, paths[0], paths[1])
 
 
+def arm_sphere_centres(T_world_base: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """(n, 3) world centres of the spheres (radius :data:`ARM_SPHERE_RADIUS_M`) that cover the arm from the
+    upper arm to the wrist at joints ``q`` (7,): every link frame origin from ``panda_link3`` on, and points
+    every 5 cm between consecutive ones (the links' offsets, such as the wrist under the flange, included)."""
+    origins = (T_world_base[:3, :3] @ kin.link_frames(q)[2:, :3, 3].T).T + T_world_base[:3, 3]
+    points = [origins[:1]]
+    for a, b in zip(origins[:-1], origins[1:]):
+        n = max(1, int(np.ceil(np.linalg.norm(b - a) / 0.05)))
+        points.append(a + (b - a) * (np.arange(1, n + 1)[:, None] / n))
+    return np.concatenate(points)
+
+
+#: Radius of the planner's spheres: the Panda's links are about 0.12 m thick.
+ARM_SPHERE_RADIUS_M = 0.06
+
+
+def hits_furniture(kind: SceneKind, T_world_base: np.ndarray, q: np.ndarray, margin_m: float = 0.0) -> bool:
+    """Whether the arm at joints ``q`` (its spheres, see :func:`arm_sphere_centres`) reaches into a box of the
+    kind's furniture (``kind.furniture.boxes()``, known to the robot as its workspace)."""
+    centres = arm_sphere_centres(T_world_base, q)
+    boxes = kind.furniture.boxes()
+    half = np.array([b[0] for b in boxes])
+    centre = np.array([b[1] for b in boxes])
+    # distance from each sphere centre to each box: (n spheres, m boxes)
+    outside = np.maximum(np.abs(centres[:, None, :] - centre[None]) - half[None], 0.0)
+    return bool((np.linalg.norm(outside, axis=2) < ARM_SPHERE_RADIUS_M + margin_m).any())
+
+
 def arm_can_execute(kind: SceneKind, command: GripperCommand, physics: PhysicsConfig) -> bool:
-    """Whether the Panda has a plan for ``command`` (reachability only: the arm's collisions are the simulator's)."""
-    return isinstance(plan_arm_motion(kind, hand_motion(kind, command, physics)), ArmPlan)
+    """Whether the Panda has a plan for ``command`` that keeps its arm out of the furniture on the way in, as a
+    motion planner that knows the shelf or table (but not the products) would judge it."""
+    plan = plan_arm_motion(kind, hand_motion(kind, command, physics))
+    return isinstance(plan, ArmPlan) and not any(hits_furniture(kind, plan.T_world_base, q)
+                                                 for q in (plan.q_via, *plan.approach))

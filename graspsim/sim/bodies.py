@@ -101,42 +101,12 @@ def spawn_floor(world: SimWorld, physics: PhysicsConfig) -> int:
     return _static_boxes(world, [((3.0, 3.0, 0.01), (0.0, 0.0, -0.01), _FLOOR_RGBA)], physics)
 
 
-def spawn_shelf(world: SimWorld, layout: ShelfLayout, physics: PhysicsConfig) -> int:
-    """The shelf unit: boards, roof, back panel and two side panels (one static body)."""
-    t = layout.board_thickness_m
-    half_w = layout.inner_width_m / 2
-    depth = layout.depth_m
-    boxes = []
-    for top in layout.board_tops_m:
-        boxes.append(((half_w + t, depth / 2, t / 2), (0.0, depth / 2, top - t / 2), _SHELF_RGBA))
-    # A plinth under the lowest board down to the floor.
-    base_top = layout.board_tops_m[0] - t
-    boxes.append(((half_w + t, depth / 2, base_top / 2), (0.0, depth / 2, base_top / 2), _BACK_RGBA))
-    boxes.append(((half_w + t, depth / 2, t / 2), (0.0, depth / 2, layout.roof_bottom_m + t / 2), _SHELF_RGBA))
-    height = layout.roof_bottom_m + t
-    boxes.append(((half_w + t, t / 2, height / 2), (0.0, depth + t / 2, height / 2), _BACK_RGBA))
-    for side in (-1, 1):
-        boxes.append(((t / 2, depth / 2 + t / 2, height / 2), (side * (half_w + t / 2), depth / 2 + t / 2, height / 2),
-                      _SHELF_RGBA))
-    return _static_boxes(world, boxes, physics)
-
-
-def spawn_table(world: SimWorld, layout: TableLayout, physics: PhysicsConfig) -> int:
-    """The table top and four legs (one static body)."""
-    hx, hy = layout.size_m[0] / 2, layout.size_m[1] / 2
-    t = layout.thickness_m
-    top = layout.top_z_m
-    boxes = [((hx, hy, t / 2), (0.0, 0.0, top - t / 2), _TABLE_RGBA)]
-    leg_h = (top - t) / 2
-    for sx in (-1, 1):
-        for sy in (-1, 1):
-            boxes.append(((0.03, 0.03, leg_h), (sx * (hx - 0.05), sy * (hy - 0.05), leg_h), _TABLE_RGBA))
-    return _static_boxes(world, boxes, physics)
-
-
-_FURNITURE_SPAWNERS = {ShelfLayout: spawn_shelf, TableLayout: spawn_table}
+_PART_RGBA = {"board": _SHELF_RGBA, "plinth": _BACK_RGBA, "roof": _SHELF_RGBA, "back": _BACK_RGBA,
+              "side": _SHELF_RGBA, "top": _TABLE_RGBA, "leg": _TABLE_RGBA}
 
 
 def spawn_furniture(world: SimWorld, furniture: ShelfLayout | TableLayout, physics: PhysicsConfig) -> int:
-    """The static body of a scene kind's furniture (``SceneKind.furniture``), dispatched on its layout type."""
-    return _FURNITURE_SPAWNERS[type(furniture)](world, furniture, physics)
+    """A scene kind's furniture (``SceneKind.furniture``) as one static body of its boxes (``furniture.boxes()``:
+    the shelf unit, or the table top and legs), the same boxes the arm's planner knows."""
+    return _static_boxes(world, [(half, centre, _PART_RGBA[part]) for half, centre, part in furniture.boxes()],
+                         physics)
