@@ -59,8 +59,9 @@ def test_bench_writes_rows_and_summary(tmp_path):
     assert summary["config"]["physics"]["time_step_s"] > 0
 
 
-def test_workers_give_identical_rows(tmp_path):
-    args = ["bench", "--policy", "random", "--suite", "shelf-test", "--episodes", "4", *SMALL]
+@pytest.mark.parametrize("policy, robot", [("random", "hand"), ("oracle", "panda")])
+def test_workers_give_identical_rows(tmp_path, policy, robot):
+    args = ["bench", "--policy", policy, "--robot", robot, "--suite", "shelf-test", "--episodes", "4", *SMALL]
     one = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "w1"), "--workers", "1"])
     two = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "w2"), "--workers", "2"])
     assert one.exit_code == 0 and two.exit_code == 0, one.output + two.output
@@ -70,9 +71,11 @@ def test_workers_give_identical_rows(tmp_path):
         assert _without_timing(a[episode]) == _without_timing(b[episode])
 
 
-def test_resume_after_sigkill_loses_and_duplicates_nothing(tmp_path):
+@pytest.mark.parametrize("robot", ["hand", "panda"])
+def test_resume_after_sigkill_loses_and_duplicates_nothing(tmp_path, robot):
     out = tmp_path / "killed"
-    args = ["bench", "--policy", "random", "--suite", "tabletop-test", "--episodes", "6", "--out", str(out), *SMALL]
+    args = ["bench", "--policy", "random", "--robot", robot, "--suite", "tabletop-test", "--episodes", "6", "--out",
+            str(out), *SMALL]
     proc = subprocess.Popen([sys.executable, "-m", "graspsim.cli", *args], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     results = out / "results.jsonl"
@@ -155,3 +158,19 @@ def test_every_option_of_every_command_has_a_description():
 
     walk(main, ["graspsim"])
     assert not missing, missing
+
+
+def test_compare_refuses_runs_of_different_robots_and_bad_robot_is_one_line(tmp_path):
+    runs = []
+    for robot in ("hand", "panda"):
+        out = tmp_path / robot
+        result = CliRunner().invoke(main, ["bench", "--policy", "oracle", "--robot", robot, "--suite", "tabletop-test",
+                                           "--episodes", "1", "--out", str(out), *SMALL])
+        assert result.exit_code == 0, result.output
+        assert _rows(out)[0]["robot"] == robot and json.loads((out / "run.json").read_text())["robot"] == robot
+        runs.append(str(out))
+    result = CliRunner().invoke(main, ["compare", *runs, "--out", str(tmp_path / "cmp")])
+    assert result.exit_code == 2 and "robot differs" in result.output
+    result = CliRunner().invoke(main, ["bench", "--policy", "oracle", "--robot", "ur5", "--episodes", "1"])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == ["Error: unknown robot 'ur5'; choose one of hand, panda"]
