@@ -63,7 +63,38 @@ def hand_urdf_path(physics: PhysicsConfig) -> str:
     return cached_urdf("gripper", "franka_hand", text)
 
 
-class FloatingHand:
+class Jaws:
+    """The two fingers of the Franka hand on whatever carries them (the floating hand, the arm).
+
+    Needs ``world``, ``physics``, ``body`` and ``finger_links`` (the fingers' prismatic joints, which have
+    the same indices as the finger links).
+    """
+
+    finger_links: tuple[int, ...]
+
+    def hold_fingers(self, half_opening_m: float) -> None:
+        c = self.world.client
+        for joint in self.finger_links:
+            c.setJointMotorControl2(self.body, joint, c.POSITION_CONTROL, targetPosition=float(half_opening_m),
+                                    force=self.physics.gripper_force_n, maxVelocity=self.physics.finger_speed_mps)
+
+    def close(self) -> None:
+        """Drive both fingers shut with the bounded force of :class:`PhysicsConfig`."""
+        self.hold_fingers(0.0)
+
+    def finger_gap_m(self) -> float:
+        """Current distance between the finger pads (sum of both finger joint positions)."""
+        c = self.world.client
+        return float(sum(c.getJointState(self.body, j)[0] for j in self.finger_links))
+
+    def contacts_with(self, body: int, link: int | None = None) -> list:
+        c = self.world.client
+        if link is None:
+            return c.getContactPoints(bodyA=self.body, bodyB=body)
+        return c.getContactPoints(bodyA=self.body, bodyB=body, linkIndexA=link)
+
+
+class FloatingHand(Jaws):
     """The hand in one world; ``T_world_hand`` is the pose of the hand base frame."""
 
     finger_links = FINGER_JOINTS
@@ -82,16 +113,6 @@ class FloatingHand:
                                              list(position), childFrameOrientation=list(quat))
         self.T_world_hand = np.array(T_world_hand, dtype=np.float64)
         self.hold_fingers(half)
-
-    def hold_fingers(self, half_opening_m: float) -> None:
-        c = self.world.client
-        for joint in FINGER_JOINTS:
-            c.setJointMotorControl2(self.body, joint, c.POSITION_CONTROL, targetPosition=half_opening_m,
-                                    force=self.physics.gripper_force_n, maxVelocity=self.physics.finger_speed_mps)
-
-    def close(self) -> None:
-        """Drive both fingers shut with the bounded force of :class:`PhysicsConfig`."""
-        self.hold_fingers(0.0)
 
     def set_target(self, T_world_hand: np.ndarray) -> None:
         c = self.world.client
@@ -113,17 +134,6 @@ class FloatingHand:
             if on_step is not None and on_step() is False:
                 return False
         return True
-
-    def finger_gap_m(self) -> float:
-        """Current distance between the finger pads (sum of both finger joint positions)."""
-        c = self.world.client
-        return float(sum(c.getJointState(self.body, j)[0] for j in FINGER_JOINTS))
-
-    def contacts_with(self, body: int, link: int | None = None) -> list:
-        c = self.world.client
-        if link is None:
-            return c.getContactPoints(bodyA=self.body, bodyB=body)
-        return c.getContactPoints(bodyA=self.body, bodyB=body, linkIndexA=link)
 
     def remove(self) -> None:
         c = self.world.client

@@ -18,7 +18,7 @@ import pybullet_data
 from graspsim.config import PhysicsConfig
 from graspsim.geometry import make_transform, matrix_to_quat, quat_to_matrix
 from graspsim.grasping import panda_kinematics as kin
-from graspsim.sim.gripper import cached_urdf
+from graspsim.sim.gripper import Jaws, cached_urdf
 from graspsim.sim.world import SimWorld
 
 ARM_JOINTS = tuple(range(kin.ARM_DOF))  # panda_joint1..7
@@ -51,7 +51,7 @@ def panda_urdf_path() -> str:
     return cached_urdf("robots", "franka_panda", text)
 
 
-class PandaArm:
+class PandaArm(Jaws):
     """The arm in one world, loaded at ``T_world_base`` with the joints at ``q`` (default: the parking pose)."""
 
     finger_links = FINGER_LINKS
@@ -189,32 +189,12 @@ class PandaArm:
         return taken
 
     # --------------------------------------------------------- fingers
-    def hold_fingers(self, half_opening_m: float) -> None:
-        c = self.world.client
-        for link in FINGER_LINKS:
-            c.setJointMotorControl2(self.body, link, c.POSITION_CONTROL, targetPosition=float(half_opening_m),
-                                    force=self.physics.gripper_force_n, maxVelocity=self.physics.finger_speed_mps)
-
     def open_to(self, opening_m: float) -> None:
         """Pre-shape the jaws to ``opening_m`` (teleported, as the floating hand is)."""
         half = float(np.clip(opening_m / 2, 0.0, 0.04))
         for link in FINGER_LINKS:
             self.world.client.resetJointState(self.body, link, half)
         self.hold_fingers(half)
-
-    def close(self) -> None:
-        """Drive both fingers shut with the bounded force of :class:`PhysicsConfig`."""
-        self.hold_fingers(0.0)
-
-    def finger_gap_m(self) -> float:
-        c = self.world.client
-        return float(sum(c.getJointState(self.body, j)[0] for j in FINGER_LINKS))
-
-    def contacts_with(self, body: int, link: int | None = None) -> list:
-        c = self.world.client
-        if link is None:
-            return c.getContactPoints(bodyA=self.body, bodyB=body)
-        return c.getContactPoints(bodyA=self.body, bodyB=body, linkIndexA=link)
 
     # ------------------------------------------------------- collisions
     def contacts(self) -> list[tuple[int, int, float]]:
