@@ -156,6 +156,9 @@ def arm_sphere_centres(T_world_base: np.ndarray, q: np.ndarray) -> np.ndarray:
 
 #: Radius of the planner's spheres: the Panda's links are about 0.12 m thick.
 ARM_SPHERE_RADIUS_M = 0.06
+#: Clearance the planner keeps between its spheres and the furniture: the spheres are a coarse model (the
+#: forearm's housing sticks out of them), and a real planner keeps a margin too.
+PLANNER_MARGIN_M = 0.02
 
 
 def hits_furniture(kind: SceneKind, T_world_base: np.ndarray, q: np.ndarray, margin_m: float = 0.0) -> bool:
@@ -174,5 +177,5 @@ def arm_can_execute(kind: SceneKind, command: GripperCommand, physics: PhysicsCo
     """Whether the Panda has a plan for ``command`` that keeps its arm out of the furniture on the way in, as a
     motion planner that knows the shelf or table (but not the products) would judge it."""
     plan = plan_arm_motion(kind, hand_motion(kind, command, physics))
-    return isinstance(plan, ArmPlan) and not any(hits_furniture(kind, plan.T_world_base, q)
+    return isinstance(plan, ArmPlan) and not any(hits_furniture(kind, plan.T_world_base, q, PLANNER_MARGIN_M)
                                                  for q in (plan.q_via, *plan.approach))

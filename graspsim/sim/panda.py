@@ -35,6 +35,8 @@ _JOINT_MOVE_SLACK_S = 1.0
 _ARRIVE_MAX_S = 0.25
 # pybullet's position-control gain (its default, 0.1, lets the joints trail a moving target by centimetres).
 _POSITION_GAIN = 1.0
+# Straight lines slow down over their last this many metres (to a fifth of the speed at the end).
+_BRAKE_M = 0.03
 
 
 def panda_urdf_path() -> str:
@@ -158,12 +160,17 @@ class PandaArm(Jaws):
         # The array call below cannot set maxVelocity, and pybullet keeps the last one per motor (a joint-space
         # move may have left a joint nearly frozen): reset them to the Panda's limits first.
         self._drive(q_from)
-        for q_next in path:
+        hand_points = [kin.fk_hand(q_from)[:3, 3]] + [kin.fk_hand(q)[:3, 3] for q in path]
+        lengths = np.linalg.norm(np.diff(hand_points, axis=0), axis=1)
+        remaining = np.cumsum(lengths[::-1])[::-1] - lengths  # path length left after each segment
+        for q_next, step_m, left_m in zip(path, lengths, remaining):
             q_next = np.asarray(q_next)
-            step_m = float(np.linalg.norm(kin.fk_hand(q_next)[:3, 3] - kin.fk_hand(q_from)[:3, 3]))
-            # As fast as ``speed_mps`` allows, slower where a joint would exceed its velocity limit.
+            # Brake over the last centimetres (a hand arriving at full speed overshoots and shoves what is
+            # between its fingers), as fast as ``speed_mps`` allows before, slower where a joint would
+            # exceed its velocity limit.
+            segment_speed = speed_mps * float(np.clip(left_m / _BRAKE_M + 0.2, 0.2, 1.0))
             joint_s = float(np.max(np.abs(q_next - q_from) / kin.VELOCITY_LIMIT_RADPS))
-            steps = max(1, int(np.ceil(max(step_m / speed_mps, joint_s) / dt)))
+            steps = max(1, int(np.ceil(max(step_m / segment_speed, joint_s) / dt)))
             velocity = list((q_next - q_from) / (steps * dt))
             for k in range(1, steps + 1):
                 target = q_from + (q_next - q_from) * (k / steps)
