@@ -124,12 +124,31 @@ def _plan(kind: SceneKind, motion: HandMotion, step_m: float) -> ArmPlan | str:
     T_world_base = kind.arm_mount.T_world_base_for(motion.T_hand_grasp[:3, 3])
     T_base_world = np.linalg.inv(T_world_base)
     T_hand_via = shifted(motion.T_hand_pre, -motion.T_hand_pre[:3, 2] * VIA_BACK_M)
-    first = kin.solve_ik(T_base_world @ T_hand_via, kin.Q_REST)
-    if not first.ok:
-        return "pre-grasp pose"
-    paths, q = [], first.q
-    for name, poses in (("approach", [T_hand_via, motion.T_hand_pre, motion.T_hand_grasp]),
-                        ("lift", [motion.T_hand_grasp, *motion.lift])):
+    failure = "pre-grasp pose"
+    # Seeded from the parking pose first, where the arm starts (the nearest solution: the shortest move
+    # there); from the neutral rest pose when the lines cannot be followed from that solution.
+    for seed in _seeds(kind):
+        first = kin.solve_ik(T_base_world @ T_hand_via, seed)
+        if not first.ok:
+            continue
+        paths = _lines(T_base_world, first.q, (("approach", [T_hand_via, motion.T_hand_pre, motion.T_hand_grasp]),
+                                                ("lift", [motion.T_hand_grasp, *motion.lift])), step_m)
+        if isinstance(paths, str):
+            failure = paths
+            continue
+        return ArmPlan(T_world_base, first.q, paths[0], paths[1])
+    return failure
+
+
+def _seeds(kind: SceneKind) -> tuple[np.ndarray, np.ndarray]:
+    return np.asarray(kind.arm_mount.q_park), kin.Q_REST
+
+
+def _lines(T_base_world: np.ndarray, q: np.ndarray, lines, step_m: float) -> list[tuple[np.ndarray, ...]] | str:
+    """IK waypoints ``step_m`` apart along each named line of poses, from joints ``q``; or the failing line's
+    name."""
+    paths = []
+    for name, poses in lines:
         path = []
         for T_a, T_b in zip(poses[:-1], poses[1:]):
             for T in kin.interpolate_cartesian(T_a, T_b, step_m)[1:]:
@@ -139,7 +158,7 @@ def _plan(kind: SceneKind, motion: HandMotion, step_m: float) -> ArmPlan | str:
                 q = result.q
                 path.append(q)
         paths.append(tuple(path))
-    return ArmPlan(T_world_base, first.q, paths[0], paths[1])
+    return paths
 
 
 def arm_sphere_centres(T_world_base: np.ndarray, q: np.ndarray) -> np.ndarray:
@@ -173,9 +192,28 @@ def hits_furniture(kind: SceneKind, T_world_base: np.ndarray, q: np.ndarray, mar
     return bool((np.linalg.norm(outside, axis=2) < ARM_SPHERE_RADIUS_M + margin_m).any())
 
 
+def _clear_of_furniture(kind: SceneKind, T_world_base: np.ndarray, T_base_world: np.ndarray, poses,
+                        q: np.ndarray) -> bool:
+    for T in poses:
+        result = kin.solve_ik(T_base_world @ T, q)
+        if not result.ok or hits_furniture(kind, T_world_base, result.q, PLANNER_MARGIN_M):
+            return False
+        q = result.q
+    return True
+
+
 def arm_can_execute(kind: SceneKind, command: GripperCommand, physics: PhysicsConfig) -> bool:
     """Whether the Panda has a plan for ``command`` that keeps its arm out of the furniture on the way in, as a
     motion planner that knows the shelf or table (but not the products) would judge it."""
-    plan = plan_arm_motion(kind, hand_motion(kind, command, physics))
+    motion = hand_motion(kind, command, physics)
+    # The three poses that decide most candidates first (a few ms), the full plan only for those that pass:
+    # it is what the simulator then executes (remembered by plan_arm_motion).
+    T_world_base = kind.arm_mount.T_world_base_for(motion.T_hand_grasp[:3, 3])
+    T_base_world = np.linalg.inv(T_world_base)
+    key_poses = (shifted(motion.T_hand_pre, -motion.T_hand_pre[:3, 2] * VIA_BACK_M), motion.T_hand_pre,
+                 motion.T_hand_grasp)
+    if not any(_clear_of_furniture(kind, T_world_base, T_base_world, key_poses, seed) for seed in _seeds(kind)):
+        return False
+    plan = plan_arm_motion(kind, motion)
     return isinstance(plan, ArmPlan) and not any(hits_furniture(kind, plan.T_world_base, q, PLANNER_MARGIN_M)
                                                  for q in (plan.q_via, *plan.approach))

@@ -159,11 +159,11 @@ def _execute_with_arm(world: SimWorld, scene: BuiltScene, arm, command: GripperC
             hit.append((FailureReason.ARM_COLLISION, "to pre-grasp pose: blocked"))
         if not hit:
             steps += arm.follow(plan.approach, physics.approach_speed_mps,
-                                watch("approach", scene.static_bodies, 0.002))
+                                watch("approach", scene.static_bodies, 0.002))[1]
         if hit:
             reason, phase = hit[0]
             return PickOutcome(False, reason, steps=steps, details={**details, "collision": phase})
-        return _grip_lift_judge(world, arm, scene, before, lambda: arm.follow(plan.lift, physics.lift_speed_mps),
+        return _grip_lift_judge(world, arm, scene, before, lambda: arm.follow(plan.lift, physics.lift_speed_mps)[1],
                                 target_class, physics, steps, details)
     finally:
         mount = scene.kind.arm_mount

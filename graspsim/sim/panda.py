@@ -27,10 +27,8 @@ FINGER_LINKS = (9, 10)  # panda_leftfinger, panda_rightfinger (their prismatic j
 #: Links whose contacts are "the arm": everything but the two fingers and the hand between them.
 ARM_LINKS = tuple(range(-1, 8))
 GRIPPER_LINKS = (HAND_LINK, *FINGER_LINKS)
-# Joint-space moves stop when every joint is this close to its target (rad) ...
+# A motion has arrived when every joint is this close to its target (rad).
 _JOINT_TOLERANCE_RAD = 0.002
-# ... or after this many seconds more than the slowest joint needs at its velocity limit.
-_JOINT_MOVE_SLACK_S = 1.0
 # At the end of a straight line the joints get at most this long (s) to arrive at its last waypoint.
 _ARRIVE_MAX_S = 0.25
 # pybullet's position-control gain (its default, 0.1, lets the joints trail a moving target by centimetres).
@@ -124,29 +122,16 @@ class PandaArm(Jaws):
                                     maxVelocity=float(limits[i]), positionGain=_POSITION_GAIN, velocityGain=1.0)
 
     def move_joints(self, q_goal: np.ndarray, on_step=None) -> tuple[bool, int]:
-        """Joint-space motion to ``q_goal`` (7,): every joint arrives together, none above its velocity limit.
+        """Joint-space motion to ``q_goal`` (7,): a straight line in joint space, as fast as the slowest joint's
+        velocity limit allows (every joint arrives together). ``(arrived, steps)`` as :meth:`follow`."""
+        return self.follow([np.asarray(q_goal, dtype=np.float64)], np.inf, on_step)
 
-        Returns ``(arrived, steps)``: arrived is False if ``on_step()`` returned False
-        (the motion stops there) or the joints did not get there in time (blocked).
-        """
-        q_goal = np.asarray(q_goal, dtype=np.float64)
-        delta = np.abs(q_goal - self.q())
-        duration = float(np.max(delta / kin.VELOCITY_LIMIT_RADPS))
-        # Scale the velocity limits so all joints finish together: a straight line in joint space.
-        scale = np.where(delta > 1e-9, delta / max(duration, 1e-9) / kin.VELOCITY_LIMIT_RADPS, 1.0)
-        self._drive(q_goal, np.clip(scale, 1e-3, 1.0))
-        max_steps = int(np.ceil((duration + _JOINT_MOVE_SLACK_S) / self.physics.time_step_s))
-        for step in range(1, max_steps + 1):
-            self.world.client.stepSimulation()
-            if on_step is not None and on_step() is False:
-                return False, step
-            if np.max(np.abs(self.q() - q_goal)) < _JOINT_TOLERANCE_RAD:
-                return True, step
-        return False, max_steps
-
-    def follow(self, path: list[np.ndarray], speed_mps: float, on_step=None) -> int:
+    def follow(self, path: list[np.ndarray], speed_mps: float, on_step=None) -> tuple[bool, int]:
         """Drive through joint ``path`` (a list of (7,), e.g. IK solutions of Cartesian waypoints) so the hand
-        moves at about ``speed_mps``; returns the simulation steps taken (it stops when ``on_step()`` is False).
+        moves at about ``speed_mps`` (no joint above its velocity limit).
+
+        Returns ``(arrived, steps)``: the simulation steps taken, and whether the joints reached the path's end
+        (False when ``on_step()`` returned False, which stops the motion, or when they were held back).
 
         The joint targets move every step along the straight joint-space line between waypoints (with that
         line's velocity as feed-forward), so the hand stays within millimetres of the Cartesian line.
@@ -179,21 +164,21 @@ class PandaArm(Jaws):
                 c.stepSimulation()
                 taken += 1
                 if on_step is not None and on_step() is False:
-                    return taken
+                    return False, taken
             q_from = q_next
         if len(path) == 0:
-            return taken
+            return True, taken
         self._drive(q_from)
         # Position control trails its target a little: let the joints arrive at the line's end
         # (the floating hand, carried by a stiff constraint, is there when its target is).
         for _ in range(int(_ARRIVE_MAX_S / dt)):
             if np.max(np.abs(self.q() - q_from)) < _JOINT_TOLERANCE_RAD:
-                break
+                return True, taken
             c.stepSimulation()
             taken += 1
             if on_step is not None and on_step() is False:
-                return taken
-        return taken
+                return False, taken
+        return bool(np.max(np.abs(self.q() - q_from)) < _JOINT_TOLERANCE_RAD), taken
 
     # --------------------------------------------------------- fingers
     def open_to(self, opening_m: float) -> None:
