@@ -49,11 +49,12 @@ def _ray_kwargs(ray_address: str | None) -> dict:
 
 
 def _check_robot(ctx, param, value: str) -> str:
-    from graspsim.types import ROBOTS
+    from graspsim.types import check_robot
 
-    if value not in ROBOTS:
-        raise UserError(f"unknown robot {value!r}; choose one of {', '.join(ROBOTS)}")
-    return value
+    try:
+        return check_robot(value)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
 
 
 def _run_options(f):

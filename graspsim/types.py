@@ -160,6 +160,13 @@ class Frames:
 ROBOTS = ("hand", "panda")
 
 
+def check_robot(name: str) -> str:
+    """``name`` if it is one of :data:`ROBOTS`; ValueError listing them otherwise."""
+    if name not in ROBOTS:
+        raise ValueError(f"unknown robot {name!r}; choose one of {', '.join(ROBOTS)}")
+    return name
+
+
 class FailureReason(str, enum.Enum):
     """Why a pick attempt failed. Success has no reason (``None``)."""
 

@@ -67,7 +67,7 @@ from graspsim.sim.panda import GRIPPER_LINKS
 from graspsim.sim.scene import BuiltScene, add_arm, build_settled_scene, settle, SceneRejected
 from graspsim.scenes.suites import get_suite
 from graspsim.sim.world import SimWorld, check_renderer
-from graspsim.types import ROBOTS, FailureReason, Frames, GraspRect, GripperCommand, InvalidRectError, PickOutcome
+from graspsim.types import ROBOTS, FailureReason, check_robot, Frames, GraspRect, GripperCommand, InvalidRectError, PickOutcome
 
 INSTRUCTION_CHARSET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 -'.,"
 # A target must show at least this share of the area its box would cover unoccluded: the
@@ -122,9 +122,7 @@ class PickEnv(gym.Env):
         kind, variant_split = kind or "shelf", variant_split or "seen"
         scene_kind(kind)  # an unknown kind fails here, before the simulator starts
         check_renderer(renderer)
-        if robot not in ROBOTS:
-            raise ValueError(f"unknown robot {robot!r}; choose one of {', '.join(ROBOTS)}")
-        self.robot = robot
+        self.robot = check_robot(robot)
         if isinstance(physics, dict):
             physics = PhysicsConfig.from_dict(physics)
         self.physics = physics or PhysicsConfig()

@@ -14,6 +14,7 @@ as a motion planner would.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -161,6 +162,14 @@ def _lines(T_base_world: np.ndarray, q: np.ndarray, lines, step_m: float) -> lis
     return paths
 
 
+@functools.cache
+def _box_arrays(furniture) -> tuple[np.ndarray, np.ndarray]:
+    """(m, 3) half extents and (m, 3) centres of the furniture's boxes, built once per layout (checked per
+    waypoint)."""
+    boxes = furniture.boxes()
+    return np.array([b[0] for b in boxes]), np.array([b[1] for b in boxes])
+
+
 def arm_sphere_centres(T_world_base: np.ndarray, q: np.ndarray) -> np.ndarray:
     """(n, 3) world centres of the spheres (radius :data:`ARM_SPHERE_RADIUS_M`) that cover the arm from the
     upper arm to the wrist at joints ``q`` (7,): every link frame origin from ``panda_link3`` on, and points
@@ -184,9 +193,7 @@ def hits_furniture(kind: SceneKind, T_world_base: np.ndarray, q: np.ndarray, mar
     """Whether the arm at joints ``q`` (its spheres, see :func:`arm_sphere_centres`) reaches into a box of the
     kind's furniture (``kind.furniture.boxes()``, known to the robot as its workspace)."""
     centres = arm_sphere_centres(T_world_base, q)
-    boxes = kind.furniture.boxes()
-    half = np.array([b[0] for b in boxes])
-    centre = np.array([b[1] for b in boxes])
+    half, centre = _box_arrays(kind.furniture)
     # distance from each sphere centre to each box: (n spheres, m boxes)
     outside = np.maximum(np.abs(centres[:, None, :] - centre[None]) - half[None], 0.0)
     return bool((np.linalg.norm(outside, axis=2) < ARM_SPHERE_RADIUS_M + margin_m).any())

@@ -44,6 +44,7 @@ from graspsim.config import PhysicsConfig
 from graspsim.grasping.arm_motion import HandMotion, hand_motion, lift_waypoints, plan_arm_motion
 from graspsim.grasping.workspace import in_reach
 from graspsim.sim.gripper import FloatingHand
+from graspsim.sim.panda import ARM_LINKS, GRIPPER_LINKS
 from graspsim.sim.scene import BuiltScene, body_poses, tilt_deg
 from graspsim.sim.world import SimWorld
 from graspsim.types import FailureReason, GripperCommand, PickOutcome
@@ -127,8 +128,6 @@ def _grip_lift_judge(world: SimWorld, robot, scene: BuiltScene, before, lift, ta
 def _execute_with_arm(world: SimWorld, scene: BuiltScene, arm, command: GripperCommand, motion: HandMotion,
                       target_class: str, physics: PhysicsConfig) -> PickOutcome:
     """The pick with the Panda (module docstring): plan every pose by IK first, then move, watching for contacts."""
-    from graspsim.sim.panda import ARM_LINKS, GRIPPER_LINKS
-
     plan = plan_arm_motion(scene.kind, motion)
     if isinstance(plan, str):
         T_world_base = scene.kind.arm_mount.T_world_base_for(motion.T_hand_grasp[:3, 3])

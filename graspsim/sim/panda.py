@@ -109,17 +109,14 @@ class PandaArm(Jaws):
         return np.linalg.inv(self.T_world_base) @ np.asarray(T_world_hand, dtype=np.float64)
 
     # ---------------------------------------------------------- motion
-    def _drive(self, q_target: np.ndarray, velocity_scale: np.ndarray | None = None,
-               q_velocity: np.ndarray | None = None) -> None:
-        """Position control towards ``q_target`` (7,) within the velocity and torque limits; ``q_velocity``
-        (rad/s) is the joints' velocity along a path there (feed-forward, so they do not lag behind a line)."""
+    def _drive(self, q_target: np.ndarray) -> None:
+        """Hold (or move towards) ``q_target`` (7,) by position control within the velocity and torque limits."""
         c = self.world.client
-        limits = kin.VELOCITY_LIMIT_RADPS if velocity_scale is None else kin.VELOCITY_LIMIT_RADPS * velocity_scale
-        velocity = np.zeros(kin.ARM_DOF) if q_velocity is None else q_velocity
         for i, joint in enumerate(ARM_JOINTS):
             c.setJointMotorControl2(self.body, joint, c.POSITION_CONTROL, targetPosition=float(q_target[i]),
-                                    targetVelocity=float(velocity[i]), force=float(kin.EFFORT_LIMIT_NM[i]),
-                                    maxVelocity=float(limits[i]), positionGain=_POSITION_GAIN, velocityGain=1.0)
+                                    force=float(kin.EFFORT_LIMIT_NM[i]),
+                                    maxVelocity=float(kin.VELOCITY_LIMIT_RADPS[i]), positionGain=_POSITION_GAIN,
+                                    velocityGain=1.0)
 
     def move_joints(self, q_goal: np.ndarray, on_step=None) -> tuple[bool, int]:
         """Joint-space motion to ``q_goal`` (7,): a straight line in joint space, as fast as the slowest joint's
