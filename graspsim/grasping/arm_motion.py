@@ -29,10 +29,14 @@ from graspsim.types import GripperCommand
 _SHELF_FIRST_RISE_M = 0.02
 _SHELF_BACK_OUT_M = 0.30
 # The arm's joint-space move ends this far behind the pre-grasp pose along the approach; the rest is a straight line.
-VIA_BACK_M = 0.10
-# Consecutive IK waypoints 1 cm apart further apart than this in any joint: the straight line would need the arm to
+VIA_BACK_M = 0.05
+# Consecutive IK waypoints (WAYPOINT_STEP_M apart) further apart than this in any joint: the straight line would need the arm to
 # flip its configuration (through a singularity), which no controller does on the way.
 MAX_JOINT_JUMP_RAD = 0.35
+#: Spacing of the IK waypoints along the straight lines [m]. Between two, the joints move on a straight line in
+#: joint space: the hand leaves the Cartesian line by under a millimetre at this spacing (0.5 mm at most on the
+#: first shelf-test scenes).
+WAYPOINT_STEP_M = 0.02
 
 
 @dataclass(frozen=True)
@@ -51,7 +55,7 @@ class ArmPlan:
 
     ``q_via`` (7,): where the joint-space move ends (the hand :data:`VIA_BACK_M`
     behind the pre-grasp pose); ``approach`` / ``lift``: joint vectors of IK
-    waypoints at most 1 cm apart along the straight lines via -> pre-grasp ->
+    waypoints at most :data:`WAYPOINT_STEP_M` apart along the straight lines via -> pre-grasp ->
     grasp and grasp -> lift waypoints.
     """
 
@@ -101,7 +105,7 @@ def hand_motion(kind: SceneKind, command: GripperCommand, physics: PhysicsConfig
                       approach_distance)
 
 
-def plan_arm_motion(kind: SceneKind, motion: HandMotion, step_m: float = 0.01) -> ArmPlan | str:
+def plan_arm_motion(kind: SceneKind, motion: HandMotion, step_m: float = WAYPOINT_STEP_M) -> ArmPlan | str:
     """The :class:`ArmPlan` of ``motion`` from the mount of ``kind`` (its base at the grasp's bay), or a string
     naming the first pose without an IK solution within tolerance and joint limits (or a straight segment that
     would need a jump in joint space).
@@ -131,7 +135,7 @@ def _plan(kind: SceneKind, motion: HandMotion, step_m: float) -> ArmPlan | str:
     for seed in _seeds(kind):
         first = kin.solve_ik(T_base_world @ T_hand_via, seed)
         if not first.ok:
-            continue
+            break  # the later seeds' restarts are among this one's: they would fail alike
         paths = _lines(T_base_world, first.q, (("approach", [T_hand_via, motion.T_hand_pre, motion.T_hand_grasp]),
                                                 ("lift", [motion.T_hand_grasp, *motion.lift])), step_m)
         if isinstance(paths, str):
@@ -153,7 +157,9 @@ def _lines(T_base_world: np.ndarray, q: np.ndarray, lines, step_m: float) -> lis
         path = []
         for T_a, T_b in zip(poses[:-1], poses[1:]):
             for T in kin.interpolate_cartesian(T_a, T_b, step_m)[1:]:
-                result = kin.solve_ik(T_base_world @ T, q)
+                # A continuation from the previous waypoint: no restarts (a restart's solution lies on
+                # another branch, a jump in joint space the line could not follow anyway).
+                result = kin.solve_ik(T_base_world @ T, q, restarts=0)
                 if not result.ok or np.max(np.abs(result.q - q)) > MAX_JOINT_JUMP_RAD:
                     return f"{name} line"
                 q = result.q
@@ -200,9 +206,14 @@ def hits_furniture(kind: SceneKind, T_world_base: np.ndarray, q: np.ndarray, mar
 
 
 def _clear_of_furniture(kind: SceneKind, T_world_base: np.ndarray, T_base_world: np.ndarray, poses,
-                        q: np.ndarray) -> bool:
-    for T in poses:
-        result = kin.solve_ik(T_base_world @ T, q)
+                        q: np.ndarray) -> bool | None:
+    """Whether the IK solutions of ``poses`` from joints ``q`` keep the arm's spheres out of the furniture; None
+    when the first pose has no solution at all (from any seed: its restarts are the same for every ``q``)."""
+    for i, T in enumerate(poses):
+        # the first pose from anywhere; the next ones continue from it along the approach line
+        result = kin.solve_ik(T_base_world @ T, q, restarts=kin.DEFAULT_RESTARTS if i == 0 else 0)
+        if not result.ok and i == 0:
+            return None
         if not result.ok or hits_furniture(kind, T_world_base, result.q, PLANNER_MARGIN_M):
             return False
         q = result.q
@@ -219,7 +230,11 @@ def arm_can_execute(kind: SceneKind, command: GripperCommand, physics: PhysicsCo
     T_base_world = np.linalg.inv(T_world_base)
     key_poses = (shifted(motion.T_hand_pre, -motion.T_hand_pre[:3, 2] * VIA_BACK_M), motion.T_hand_pre,
                  motion.T_hand_grasp)
-    if not any(_clear_of_furniture(kind, T_world_base, T_base_world, key_poses, seed) for seed in _seeds(kind)):
+    for seed in _seeds(kind):
+        clear = _clear_of_furniture(kind, T_world_base, T_base_world, key_poses, seed)
+        if clear is not False:
+            break
+    if not clear:
         return False
     plan = plan_arm_motion(kind, motion)
     return isinstance(plan, ArmPlan) and not any(hits_furniture(kind, plan.T_world_base, q, PLANNER_MARGIN_M)

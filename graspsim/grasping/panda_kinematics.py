@@ -336,14 +336,14 @@ _STALL_FRACTION = 0.05  # least relative decrease of the weighted squared error 
 
 
 def _attempt(T_target, q0, q_rest, weights, converge_pos, converge_rot, max_iterations, null_gain, max_step):
-    """One damped least-squares descent from ``q0``; returns (q, error (6,), iterations).
+    """One damped least-squares descent from ``q0``; returns (q, fk_hand(q) (4, 4), iterations).
 
     Stops when both errors are within ``converge_pos`` [m] / ``converge_rot`` [rad], after ``max_iterations``,
     when no step lowers the weighted squared error any more (damping blown up), or when the last
     ``_STALL_WINDOW`` iterations lowered it by less than ``_STALL_FRACTION`` (a local minimum or a pose out of
     reach: a restart from another seed is the better use of time).
     """
-    q = np.clip(q0, Q_LOWER, Q_UPPER)
+    q = np.minimum(np.maximum(q0, Q_LOWER), Q_UPPER)
     frames = _frames(q)
     e = _pose_error(T_target, frames[ARM_DOF])
     cost = float(np.sum((weights * e) ** 2))
@@ -351,7 +351,7 @@ def _attempt(T_target, q0, q_rest, weights, converge_pos, converge_rot, max_iter
     lam2 = 1e-4  # squared damping, adapted Levenberg-Marquardt style (plus the current cost)
     it, window_cost = 0, cost
     while it < max_iterations:
-        if np.linalg.norm(e[:3]) <= converge_pos and np.linalg.norm(e[3:]) <= converge_rot:
+        if math.sqrt(e[:3] @ e[:3]) <= converge_pos and math.sqrt(e[3:] @ e[3:]) <= converge_rot:
             break
         it += 1
         if it % _STALL_WINDOW == 0:
@@ -369,7 +369,7 @@ def _attempt(T_target, q0, q_rest, weights, converge_pos, converge_rot, max_iter
         step = float(np.max(np.abs(dq)))
         if step > max_step:
             dq *= max_step / step
-        q_new = np.clip(q + dq, Q_LOWER, Q_UPPER)
+        q_new = np.minimum(np.maximum(q + dq, Q_LOWER), Q_UPPER)
         frames_new = _frames(q_new)
         e_new = _pose_error(T_target, frames_new[ARM_DOF])
         cost_new = float(np.sum((weights * e_new) ** 2))
@@ -381,11 +381,15 @@ def _attempt(T_target, q0, q_rest, weights, converge_pos, converge_rot, max_iter
             lam2 *= 10.0
             if lam2 > 1e3:  # no descent direction left (joint limits or singular): give up this attempt
                 break
-    return q, e, it
+    return q, frames[ARM_DOF], it
+
+
+#: Further attempts from fixed seeds when the first ends outside the tolerances (:func:`solve_ik`).
+DEFAULT_RESTARTS = 6
 
 
 def solve_ik(T_base_hand_target, q_seed=None, q_rest=Q_REST, position_tol_m: float = 0.005,
-             rotation_tol_deg: float = 3.0, max_iterations: int = 100, restarts: int = 6,
+             rotation_tol_deg: float = 3.0, max_iterations: int = 100, restarts: int = DEFAULT_RESTARTS,
              null_space_gain: float = 0.2) -> IKResult:
     """Joint angles that put the ``panda_hand`` frame at ``T_base_hand_target`` (4, 4), base frame.
 
@@ -418,10 +422,9 @@ def solve_ik(T_base_hand_target, q_seed=None, q_rest=Q_REST, position_tol_m: flo
         attempts, max_iterations = 1, 0  # out of reach whatever the joints: report the first seed as it is
     best, total_iterations = None, 0
     for seed in itertools.islice(_seeds(T_target, q_seed, q_rest), attempts):
-        q, _, it = _attempt(T_target, seed, q_rest, weights, 0.1 * position_tol_m, 0.1 * rot_tol,
+        q, T, it = _attempt(T_target, seed, q_rest, weights, 0.1 * position_tol_m, 0.1 * rot_tol,
                             max_iterations, null_space_gain, max_step=0.5)
         total_iterations += it
-        T = _frames(q)[ARM_DOF]
         pos_err = float(np.linalg.norm(T_target[:3, 3] - T[:3, 3]))
         rot_err = rotation_angle_deg(T_target[:3, :3], T[:3, :3])
         ok = pos_err <= position_tol_m and rot_err <= rotation_tol_deg

@@ -19,7 +19,7 @@ steps 1-4 is first solved by inverse kinematics from the arm's mount (the base
 slides along the shelf to the grasp's bay first); a pose without a solution
 within the joint limits and the 5 mm / 3 degree tolerance is ``unreachable``
 and nothing moves. Then the arm moves in joint space from where it waits to the
-point 10 cm behind the pre-grasp pose, and through IK waypoints (1 cm apart)
+point 5 cm behind the pre-grasp pose, and through IK waypoints (2 cm apart)
 along the straight lines from there through the pre-grasp pose to the grasp
 and along the lift (:mod:`graspsim.grasping.arm_motion` plans them). A link other than the hand and fingers touching the
 furniture or a product before the jaws close, or two links of the arm touching

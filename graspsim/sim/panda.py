@@ -37,6 +37,21 @@ _POSITION_GAIN = 1.0
 _BRAKE_M = 0.03
 
 
+def _line_time_s(left_end_m: float, left_start_m: float, speed_mps: float) -> float:
+    """Seconds to cover the stretch of a straight line between ``left_start_m`` and ``left_end_m`` metres before
+    its end, at ``speed_mps`` but braking over the last :data:`_BRAKE_M`: the speed falls linearly with the
+    distance left, to a fifth of ``speed_mps`` at the end (a hand arriving at full speed overshoots and shoves
+    what is between its fingers). Exact for that profile, so the spacing of the waypoints does not change it."""
+    if not np.isfinite(speed_mps):
+        return 0.0
+    ramp_m = 0.8 * _BRAKE_M  # where speed * (left / _BRAKE_M + 0.2) reaches speed
+    cruise_m = max(left_start_m, ramp_m) - max(left_end_m, ramp_m)
+    a, b = min(left_end_m, ramp_m), min(left_start_m, ramp_m)
+    # dt = ds / (speed * (s / B + 0.2)): integrates to B / speed * ln((b / B + 0.2) / (a / B + 0.2))
+    ramp_s = _BRAKE_M / speed_mps * np.log((b / _BRAKE_M + 0.2) / (a / _BRAKE_M + 0.2))
+    return float(cruise_m / speed_mps + ramp_s)
+
+
 def panda_urdf_path() -> str:
     """pybullet_data's ``franka_panda/panda.urdf`` drawn with its collision meshes (written once to the cache).
 
@@ -147,12 +162,8 @@ class PandaArm(Jaws):
         remaining = np.cumsum(lengths[::-1])[::-1] - lengths  # path length left after each segment
         for q_next, step_m, left_m in zip(path, lengths, remaining):
             q_next = np.asarray(q_next)
-            # Brake over the last centimetres (a hand arriving at full speed overshoots and shoves what is
-            # between its fingers), as fast as ``speed_mps`` allows before, slower where a joint would
-            # exceed its velocity limit.
-            segment_speed = speed_mps * float(np.clip(left_m / _BRAKE_M + 0.2, 0.2, 1.0))
             joint_s = float(np.max(np.abs(q_next - q_from) / kin.VELOCITY_LIMIT_RADPS))
-            steps = max(1, int(np.ceil(max(step_m / segment_speed, joint_s) / dt)))
+            steps = max(1, int(np.ceil(max(_line_time_s(left_m, left_m + step_m, speed_mps), joint_s) / dt)))
             velocity = list((q_next - q_from) / (steps * dt))
             for k in range(1, steps + 1):
                 target = q_from + (q_next - q_from) * (k / steps)
