@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from graspsim.clierror import UserError
+from graspsim.types import DEFAULT_ROBOT
 
 
 @click.group()
@@ -74,7 +75,7 @@ def _run_options(f):
                      help="Image width in pixels."),
         click.option("--height", default=480, show_default=True, type=click.IntRange(min=32),
                      help="Image height in pixels."),
-        click.option("--robot", default="hand", show_default=True, callback=_check_robot,
+        click.option("--robot", default=DEFAULT_ROBOT, show_default=True, callback=_check_robot,
                      help="Who executes the grasps: hand (the floating Franka hand, VGN-style) or panda "
                           "(the full arm on its mount, with IK, reach limits and arm collisions)."),
         click.option("--no-progress", is_flag=True, help="Hide the progress bar."),
@@ -243,7 +244,7 @@ def _compare_dirs(run_dirs: list[Path], out_dir: Path) -> dict:
 
 
 def _run_comparison(names, suite, episodes, seed, workers, ray_address, settings, out_dir, resume, renderer, width,
-                    height, progress, robot="hand"):
+                    height, progress, robot=DEFAULT_ROBOT):
     from graspsim.bench.runner import RunSpec, run_bench
 
     sweep_rows = []
@@ -347,7 +348,7 @@ def list_(what):
 @click.option("--execute/--no-execute", default=False, help="Also execute the grasp and print the outcome.")
 @click.option("--renderer", default="auto", show_default=True, type=click.Choice(["auto", "egl", "tiny"]),
               help="auto: EGL when its plugin loads here, else TinyRenderer (images differ slightly).")
-@click.option("--robot", default="hand", show_default=True, callback=_check_robot,
+@click.option("--robot", default=DEFAULT_ROBOT, show_default=True, callback=_check_robot,
               help="Who executes the grasp with --execute (hand or panda); the arm is in the image with panda.")
 def show(suite, seed, policy, out_path, execute, renderer, robot):
     """Render a scene with the policy's grasp drawn (blue jaw plates, red opening line)."""

@@ -158,6 +158,8 @@ class Frames:
 
 #: Who executes grasps: "hand", the floating Franka hand of VGN-style benchmarks, or "panda", the full arm.
 ROBOTS = ("hand", "panda")
+#: The robot of the environments and of every command unless told otherwise: the arm, as a real cell has one.
+DEFAULT_ROBOT = "panda"
 
 
 def check_robot(name: str) -> str:

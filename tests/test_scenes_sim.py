@@ -125,7 +125,8 @@ DOWN = rotation_about_axis([1, 0, 0], math.pi)  # grasp frame z pointing down
 
 
 def test_pose_action_outcomes_known_cases():
-    env = PickEnv(kind="tabletop", action_mode="pose", privileged=True, width=320, height=240)
+    # The floating hand's outcomes (the arm's unreachable / arm_collision cases are in test_panda_arm.py).
+    env = PickEnv(kind="tabletop", action_mode="pose", privileged=True, width=320, height=240, robot="hand")
     env.reset(seed=11)
     # Empty space above the table edge: the jaws close on nothing.
     _, reward, _, _, info = env.step(_pose_action([0.40, 0.30, 0.80], DOWN, 0.08))

@@ -32,6 +32,7 @@ from graspsim.policies.base import as_observation, policy_rng
 from graspsim.pool import run_jobs, torch_threads_per_worker
 from graspsim.runs import RESULTS_FILENAME, JsonlWriter, prepare_run_dir, read_results
 from graspsim.scenes.suites import Suite, get_suite
+from graspsim.types import DEFAULT_ROBOT
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ class RunSpec:
     seed: int = 0
     renderer: str = "auto"
     # "hand" (the floating hand) or "panda" (the arm): who executes the grasps (graspsim.envs.pick_env.ROBOTS).
-    robot: str = "hand"
+    robot: str = DEFAULT_ROBOT
     width: int = 640
     height: int = 480
     policy_kwargs: dict[str, Any] = field(default_factory=dict)
@@ -56,7 +57,8 @@ class RunSpec:
     def from_config(cls, config: dict[str, Any]) -> "RunSpec":
         """The spec stored in a run directory's run.json (extra keys such as versions are ignored)."""
         names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in config.items() if k in names})
+        # Runs from before the arm have no robot field: they used the floating hand.
+        return cls(**{"robot": "hand", **{k: v for k, v in config.items() if k in names}})
 
     def suite_obj(self) -> Suite:
         return get_suite(self.suite)

@@ -14,8 +14,9 @@ Observation (a dict):
 * only with ``privileged=True``: ``instance_seg`` and ``class_seg`` (H, W) int32, and with the arm
   ``robot_seg`` (H, W) uint8 (0 not the robot, 1 arm, 2 hand and fingers).
 
-``robot="panda"`` puts the Franka Panda on its mount (:class:`~graspsim.scenes.kinds.ArmMount`)
-into every scene, parked until an attempt, in the images; ``"hand"`` (the default) is the floating hand.
+``robot="panda"`` (the default) puts the Franka Panda on its mount (:class:`~graspsim.scenes.kinds.ArmMount`)
+into every scene, parked until an attempt, in the images; ``"hand"`` is the floating hand of VGN-style
+benchmarks (no robot in the images, reachability a workspace box).
 
 The built-in policies act on this dict: ``make_policy("oracle").act(obs)``
 (:func:`graspsim.policies.base.as_observation`). ``suite="shelf-test"`` makes
@@ -67,7 +68,7 @@ from graspsim.sim.panda import GRIPPER_LINKS
 from graspsim.sim.scene import BuiltScene, add_arm, build_settled_scene, settle, SceneRejected
 from graspsim.scenes.suites import get_suite
 from graspsim.sim.world import SimWorld, check_renderer
-from graspsim.types import ROBOTS, FailureReason, check_robot, Frames, GraspRect, GripperCommand, InvalidRectError, PickOutcome
+from graspsim.types import DEFAULT_ROBOT, ROBOTS, FailureReason, check_robot, Frames, GraspRect, GripperCommand, InvalidRectError, PickOutcome
 
 INSTRUCTION_CHARSET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 -'.,"
 # A target must show at least this share of the area its box would cover unoccluded: the
@@ -99,7 +100,7 @@ class PickEnv(gym.Env):
                  camera_jitter_m: float = 0.0, lighting_jitter: bool = False,
                  physics: PhysicsConfig | dict | None = None, grasp_depth_m: float = GRASP_DEPTH_M,
                  render_mode: str | None = None, lighting_gain: float | None = None,
-                 depth_noise_m: float = 0.0, suite: str | None = None, robot: str = "hand"):
+                 depth_noise_m: float = 0.0, suite: str | None = None, robot: str = DEFAULT_ROBOT):
         # Every constructor argument, kept so that a pickled copy can build its own simulation (__getstate__).
         self._init_kwargs = {name: value for name, value in locals().items() if name != "self"}
         if action_mode not in ("rect", "pose"):
