@@ -67,8 +67,6 @@ class WeightsUnavailableError(WeightsError, FileNotFoundError):
 
 
 # ------------------------------------------------------------------ paths and lock file
-
-
 def weights_dir() -> Path:
     """Root of the weights store: ``$GRASPSIM_WEIGHTS`` if set, else ``cache_dir()/weights``."""
     env = os.environ.get("GRASPSIM_WEIGHTS")
@@ -145,8 +143,6 @@ def _expected_sha256(spec: WeightSpec, file: str, entry: dict[str, Any]) -> tupl
 
 
 # ------------------------------------------------------------------ hashing / streaming
-
-
 def _stream(src: BinaryIO, dest: Path | None, *, total: int | None = None, label: str = "",
             progress: bool = False) -> dict[str, Any]:
     """Copy ``src`` to ``dest`` (None: nowhere) while hashing; returns ``{"sha256", "md5", "size"}``."""
@@ -198,8 +194,6 @@ def _snapshot_download(**kwargs: Any) -> str:
 
 
 # ------------------------------------------------------------------ errors
-
-
 def unavailable_message(spec: WeightSpec, reason: str) -> str:
     files = ", ".join(spec.file_names)
     return (
@@ -219,8 +213,6 @@ def _cause(exc: BaseException) -> str:
 
 
 # ------------------------------------------------------------------ status
-
-
 def status(name: str) -> dict[str, Any]:
     """What the store holds for ``name`` (cheap: sizes only, no hashing).
 
@@ -257,8 +249,6 @@ def status(name: str) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------ fetch
-
-
 def _check(spec: WeightSpec, file: str, got: dict[str, Any], entry: dict[str, Any], hint: str) -> None:
     exp, origin = _expected_sha256(spec, file, entry)
     if exp is not None and got["sha256"] != exp:
@@ -351,8 +341,6 @@ def fetch(name: str, *, force: bool = False, source_override: str | os.PathLike 
 
 
 # ------------------------------------------------------------------ verify / resolve
-
-
 def verify(name: str) -> dict[str, Any]:
     """Recompute every file's hashes and compare with the registry / lock.json.
 
