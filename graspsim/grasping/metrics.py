@@ -38,7 +38,7 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from graspsim.grasping.rect_geometry import rect_corners
+from graspsim.grasping.rect_geometry import rect_corners, signed_area
 from graspsim.types import GraspRect
 
 #: Angle thresholds of Table III (degrees), IoU fixed at 25 %.
@@ -57,17 +57,9 @@ _GEOM_EPS = 1e-12
 rect_polygon = rect_corners
 
 
-def _signed_area(poly: np.ndarray) -> float:
-    """Shoelace signed area; positive for counter-clockwise in a y-up frame (clockwise on screen)."""
-    if len(poly) < 3:
-        return 0.0
-    x, y = poly[:, 0], poly[:, 1]
-    return 0.5 * float(np.sum(x * np.roll(y, -1) - np.roll(x, -1) * y))
-
-
 def polygon_area(poly: np.ndarray) -> float:
     """Area (pixels^2, >= 0) of a simple polygon ``(N, 2)`` given in either winding; 0 for N < 3."""
-    return abs(_signed_area(np.asarray(poly, dtype=np.float64).reshape(-1, 2)))
+    return abs(signed_area(np.asarray(poly, dtype=np.float64).reshape(-1, 2)))
 
 
 def convex_polygon_intersection(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -75,7 +67,7 @@ def convex_polygon_intersection(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
     ``a`` and ``b`` are ``(N, 2)`` / ``(M, 2)`` vertex lists in either winding.
     Returns the intersection polygon as ``(K, 2)`` float64 in the winding with
-    positive :func:`_signed_area`, or an empty ``(0, 2)`` array when the
+    positive :func:`signed_area`, or an empty ``(0, 2)`` array when the
     polygons do not overlap with positive area: disjoint polygons, polygons
     that only touch along an edge or at a corner, and degenerate inputs (fewer
     than 3 vertices, zero area, non-finite coordinates).
@@ -87,7 +79,7 @@ def convex_polygon_intersection(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return empty
     scale = max(1.0, float(np.ptp(pa, axis=0).max()), float(np.ptp(pb, axis=0).max()))  # for relative tolerances
     area_eps = _GEOM_EPS * scale * scale
-    sa, sb = _signed_area(pa), _signed_area(pb)
+    sa, sb = signed_area(pa), signed_area(pb)
     if abs(sa) <= area_eps or abs(sb) <= area_eps:
         return empty
     pa, pb = (pa if sa > 0 else pa[::-1]), (pb if sb > 0 else pb[::-1])  # both with positive signed area
@@ -124,7 +116,7 @@ def convex_polygon_intersection(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     # drop consecutive duplicates produced by vertices on clip edges
     keep = np.linalg.norm(poly - np.roll(poly, 1, axis=0), axis=1) > _GEOM_EPS * scale
     poly = poly[keep]
-    return poly if _signed_area(poly) > area_eps else empty  # (0 for fewer than 3 vertices)
+    return poly if signed_area(poly) > area_eps else empty  # (0 for fewer than 3 vertices)
 
 
 def _as_rect(rect: GraspRect | Sequence[float]) -> GraspRect:
@@ -173,14 +165,10 @@ def _check_thresholds(iou_threshold: float, angle_threshold_deg: float) -> None:
 
 def jaccard_match(pred: GraspRect | None, gts: Iterable[GraspRect], iou_threshold: float = 0.25,
                   angle_threshold_deg: float = 30.0) -> bool:
-    """Cornell / Jacquard rectangle metric for one predicted grasp.
+    """Cornell / Jacquard rectangle metric for one predicted grasp (see the module docstring).
 
-    True when at least one ground-truth rectangle ``g`` in ``gts`` satisfies
-    ``rect_iou(pred, g) > iou_threshold`` (strict; a fraction, 0.25 = 25 %) and
-    ``angle_difference(pred.theta, g.theta) < angle_threshold_deg`` (strict; in
-    degrees). Both conditions must hold for the *same* ground-truth rectangle.
-    Values within 1e-9 of a threshold count as on it and fail. ``pred=None``
-    (no prediction) and an empty ``gts`` give False.
+    True when one ground-truth rectangle in ``gts`` passes both strict tests, IoU
+    (a fraction) and angle difference (degrees). ``pred=None`` and an empty ``gts`` give False.
     """
     _check_thresholds(iou_threshold, angle_threshold_deg)
     if pred is None:
@@ -367,20 +355,13 @@ def _centre_pixel(rect: GraspRect, height: int, width: int) -> tuple[int, int] |
 def class_level_match(pred_grasps: Sequence[tuple[GraspRect, float]], pred_class_map: np.ndarray,
                       gt_grasps_by_class: Mapping[int, Sequence[GraspRect]], iou_threshold: float = 0.25,
                       angle_threshold_deg: float = 30.0) -> dict[int, bool]:
-    """OCID_grasp class-level Jaccard index for one image.
+    """OCID_grasp class-level Jaccard index for one image: ``{class: correct}``.
 
-    ``pred_grasps`` holds ``(rect, score)`` pairs (higher score = better);
-    ``pred_class_map`` is the predicted ``(H, W)`` integer segmentation;
-    ``gt_grasps_by_class`` maps each object class of the image to its
-    ground-truth rectangles.
-
-    For every class ``c`` with at least one ground-truth grasp (classes mapped
-    to an empty list are skipped: there is nothing to match), the best-scoring
-    predicted grasp whose centre pixel ``(round(y), round(x))`` (half up) lies
-    inside the image with ``pred_class_map == c`` is judged with
-    :func:`jaccard_match` against the ground-truth grasps of ``c`` only. Ties
-    in score go to the earlier grasp in ``pred_grasps``. A class with no such
-    predicted grasp is False. Returns ``{class: correct}``.
+    ``pred_grasps``: ``(rect, score)`` pairs (higher is better); ``pred_class_map``:
+    the predicted ``(H, W)`` integer segmentation; ``gt_grasps_by_class``: class ->
+    ground-truth rectangles (classes with none are skipped). Per class, the
+    best-scoring grasp whose centre pixel (rounded half up) shows that class on the
+    predicted map is judged with :func:`jaccard_match`; a class without one is False.
     """
     _check_thresholds(iou_threshold, angle_threshold_deg)
     cmap = np.asarray(pred_class_map)
