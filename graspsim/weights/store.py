@@ -107,12 +107,9 @@ def _locked() -> Iterator[None]:
     except ImportError:  # pragma: no cover - Windows
         yield
         return
-    with open(root / ".lock.json.lock", "a+b") as fh:
+    with open(root / ".lock.json.lock", "a+b") as fh:  # closing the file releases the lock
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+        yield
 
 
 def _lock_entry(name: str) -> dict[str, Any]:
