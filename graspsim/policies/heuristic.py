@@ -46,11 +46,10 @@ def palette_distance(rgb: np.ndarray, palette: Sequence[Sequence[float]], main: 
 
     ``palette``: RGB triples 0..255. ``main`` flags the body colours; the distance to
     any other palette colour is multiplied by ``secondary_penalty`` (label colours
-    are less reliable evidence). For
-    coloured palette entries, lightness differences count ``lightness_weight``
-    times as much as chroma differences, because shading changes lightness far
-    more than hue; for nearly grey entries (chroma < 20) lightness is all that
-    tells white from grey from black, so it gradually regains full weight.
+    are less reliable evidence). For coloured palette entries, lightness differences
+    count ``lightness_weight`` times as much as chroma differences, because shading
+    changes lightness far more than hue; for nearly grey entries (chroma < 20)
+    lightness is all that tells white from grey from black, so it gradually regains full weight.
     """
     lab = rgb_to_lab(rgb)
     pal = rgb_to_lab(np.asarray(palette, dtype=np.float32).reshape(-1, 3))
