@@ -129,18 +129,18 @@ class Canvas:
     """Paints in metres on a rectangular texel region of an RGB float image.
 
     ``x`` runs along the image columns (left to right), ``y`` UP the image rows;
-    ``width_m``/``height_m`` are the metric sizes the region covers on the product.
+    ``rows``/``cols``: the (fractional) image rows at y = 0 and y = ``height_m``, the
+    columns at x = 0 and x = ``width_m`` (the metric size the region covers on the
+    product); nothing outside ``clip_rows``/``clip_cols`` is painted.
     """
 
     def __init__(self, img: np.ndarray, rows: tuple[float, float], cols: tuple[float, float],
                  width_m: float, height_m: float, clip_rows: tuple[int, int], clip_cols: tuple[int, int]):
-        self.img = img
-        self.r_y0, self.r_y1 = rows  # image row at y = 0 and at y = height_m
-        self.c_x0, self.c_x1 = cols
-        self.w, self.h = width_m, height_m
+        self.img, self.w = img, width_m
+        self.r_y0, self.c_x0 = rows[0], cols[0]
         self.cr, self.cc = clip_rows, clip_cols
-        self.sx = (self.c_x1 - self.c_x0) / width_m  # texels per metre
-        self.sy = (self.r_y0 - self.r_y1) / height_m
+        self.sx = (cols[1] - cols[0]) / width_m  # texels per metre
+        self.sy = (rows[0] - rows[1]) / height_m
 
     def px(self, x: float, y: float) -> tuple[float, float]:
         return self.c_x0 + x * self.sx, self.r_y0 - y * self.sy
