@@ -113,35 +113,20 @@ def _slab(z0: float, z1: float, hx: float = 0.5, hy: float = 0.5, cy: float = 0.
 
 def _plain_parts(top: float = 0.35) -> dict[str, Box]:
     """Parts of a convex product: whole body, top/bottom slabs, middle band."""
-    return {
-        "body": _slab(-0.5, 0.5),
-        "top": _slab(top, 0.5),
-        "bottom": _slab(-0.5, -top),
-        "side": _slab(-0.25, 0.25),
-    }
+    return {"body": _slab(-0.5, 0.5), "top": _slab(top, 0.5), "bottom": _slab(-0.5, -top), "side": _slab(-0.25, 0.25)}
 
 
 def _carton_parts(gable: float) -> dict[str, Box]:
     """Gable-top carton: box body below a roof of height ``gable`` (+ a 4 % fin)."""
     roof0 = 0.5 - gable - 0.04
-    return {
-        "body": _slab(-0.5, roof0),
-        "roof": _slab(roof0, 0.46),
-        "fin": _slab(0.46, 0.5, hx=0.03),
-        "top": _slab(roof0, 0.5),
-        "bottom": _slab(-0.5, -0.35),
-        "side": _slab(-0.3, roof0 - 0.1),
-    }
+    return {"body": _slab(-0.5, roof0), "roof": _slab(roof0, 0.46), "fin": _slab(0.46, 0.5, hx=0.03),
+            "top": _slab(roof0, 0.5), "bottom": _slab(-0.5, -0.35), "side": _slab(-0.3, roof0 - 0.1)}
 
 
 def _can_parts(lid: float = 0.42) -> dict[str, Box]:
     """Can: a straight body, lids slightly narrower (necked in) at both ends."""
-    return {
-        "body": _slab(-0.5, 0.5),
-        "top": _slab(lid, 0.5, hx=0.45, hy=0.45),
-        "bottom": _slab(-0.5, -lid, hx=0.45, hy=0.45),
-        "side": _slab(-0.3, 0.3),
-    }
+    return {"body": _slab(-0.5, 0.5), "top": _slab(lid, 0.5, hx=0.45, hy=0.45),
+            "bottom": _slab(-0.5, -lid, hx=0.45, hy=0.45), "side": _slab(-0.3, 0.3)}
 
 
 def _tube_parts() -> dict[str, Box]:
@@ -214,18 +199,13 @@ def _bag_parts() -> dict[str, Box]:
 
 # --------------------------------------------------------------------- catalog
 def _c(name, family, size, mass, palette, poses, parts=None, corner=None, display=None) -> dict:
+    """The :class:`ProductClass` fields of one catalog row (the index is added when :data:`CATALOG` is built)."""
     default_corner = {"box": 0.12, "carton": 0.1, "bowl": 0.55, "bag": 0.25, "handle_bottle": 0.45}
-    return dict(
-        name=name,
-        display_name=display or name.replace("_", " "),
-        family=family,
-        size_m=tuple(float(s) for s in size),
-        mass_kg=float(mass),
-        parts=parts if parts is not None else _plain_parts(),
-        palette=tuple(tuple(int(v) for v in c) for c in palette),
-        tabletop_poses=tuple(poses),
-        corner=float(corner if corner is not None else default_corner.get(family, 1.0)),
-    )
+    return dict(name=name, display_name=display or name.replace("_", " "), family=family,
+                size_m=tuple(float(s) for s in size), mass_kg=float(mass),
+                parts=parts if parts is not None else _plain_parts(),
+                palette=tuple(tuple(int(v) for v in c) for c in palette), tabletop_poses=tuple(poses),
+                corner=float(corner if corner is not None else default_corner.get(family, 1.0)))
 
 
 UP = ("upright",)
@@ -350,14 +330,10 @@ def get_variant(name: str, variant: int) -> ProductVariant:
     jit = variant_rng(name, variant, "size").uniform(-SIZE_JITTER, SIZE_JITTER, size=3)
     w, d, h = cls.size_m
     round_xy = cls.family in ("cylinder", "cup", "tube", "jar") or (cls.family == "bottle" and w == d)
-    fx = 1.0 + jit[0]
+    fx, fz = 1.0 + jit[0], 1.0 + jit[2]
     fy = fx if round_xy else 1.0 + jit[1]
-    fz = 1.0 + jit[2]
-    size = (
-        float(np.clip(round(w * fx, 5), MIN_WIDTH_M, MAX_WIDTH_M)),
-        float(min(round(d * fy, 5), MAX_DEPTH_M)),
-        float(np.clip(round(h * fz, 5), MIN_HEIGHT_M, MAX_HEIGHT_M)),
-    )
+    size = (float(np.clip(round(w * fx, 5), MIN_WIDTH_M, MAX_WIDTH_M)), float(min(round(d * fy, 5), MAX_DEPTH_M)),
+            float(np.clip(round(h * fz, 5), MIN_HEIGHT_M, MAX_HEIGHT_M)))
     vol_ratio = (size[0] * size[1] * size[2]) / (w * d * h)
     mass = float(np.clip(round(cls.mass_kg * vol_ratio, 4), MIN_MASS_KG, MAX_MASS_KG))
     split = "seen" if variant in cls.variants_seen else "unseen"

@@ -37,14 +37,10 @@ class ProductAsset:
     bounding-box centre, +z up, shelf camera looking along +y), metres.
 
     * ``size_m`` (3,): extents of the visual mesh bounding box (= variant size).
-    * ``vertices`` (N, 3) float64, ``normals`` (N, 3) float64 unit,
-      ``uvs`` (N, 2) float64 in [0, 1] (OBJ convention, v up; see
-      :mod:`graspsim.assets.textures`), ``indices`` (M*3,) int32 triangles
-      (counter-clockwise seen from outside).
-    * ``texture_path``: absolute path of the 256 x 256 RGB PNG.
-    * ``collision_hulls``: convex pieces, each (K <= 64, 3) float64 hull vertices.
+    * ``vertices``, ``indices``, ``normals``, ``uvs``, ``collision_hulls``: as in
+      :class:`graspsim.assets.meshes.ProductMesh`.
+    * ``texture`` (256, 256, 3) uint8 RGB, also a PNG at the absolute ``texture_path``.
     * ``parts``: part name -> (lo (3,), hi (3,)) box in metres.
-    * ``texture``: the same texture as a (256, 256, 3) uint8 RGB array.
     """
 
     variant: catalog.ProductVariant

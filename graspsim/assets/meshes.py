@@ -155,9 +155,8 @@ def _scaled(r, z, s=1.0, corner=1.0, cy=0.0) -> Level:
 
 def _box(cls: ProductClass, size) -> Shape:
     w, d, h = size
-    a, b = w / 2, d / 2
+    a, b, c = w / 2, d / 2, cls.corner
     e = min(0.0015, 0.1 * min(a, b))  # small bevel: edges catch the light
-    c = cls.corner
     secs = [
         [level(0, a - e, b - e, c), level(e, a, b, c)],
         [level(e, a, b, c), level(h - e, a, b, c)],
@@ -244,9 +243,8 @@ def _bag(cls: ProductClass, size) -> Shape:
     z_seal = _frac_z(cls.parts, "seal", 0, h)
     seal_b = 0.001
     t_mid, t_seal = 0.35, z_seal / h
-    lv = []
-    for t, sa, sb in [(0.0, 0.93, 0.78), (0.02, 0.955, 0.88), (0.06, 0.97, 0.95), (0.14, 0.975, 0.99)]:
-        lv.append(level(t * h, a * sa, b * sb, c, 0.0, pinch))
+    lv = [level(t * h, a * sa, b * sb, c, 0.0, pinch)
+          for t, sa, sb in [(0.0, 0.93, 0.78), (0.02, 0.955, 0.88), (0.06, 0.97, 0.95), (0.14, 0.975, 0.99)]]
     for t in np.linspace(t_mid - 0.1, t_seal, 9):
         u = max(0.0, (t - t_mid) / (t_seal - t_mid))
         sb = max(seal_b / b, math.cos(0.5 * math.pi * u) ** 0.6)
@@ -598,9 +596,8 @@ def mesh_shape(shape: Shape, size) -> ProductMesh:
     def tf(p):  # design frame -> product frame
         return (p - centre) * scale
 
-    pieces = []  # (vertices, normals, uvs, triangles), triangles indexing their own piece's vertices
-    for part, part_grids in zip(shape.parts, grids):
-        pieces += _part_pieces(part, part_grids, tf, size[2])
+    # (vertices, normals, uvs, triangles) per piece, triangles indexing their own piece's vertices
+    pieces = [p for part, part_grids in zip(shape.parts, grids) for p in _part_pieces(part, part_grids, tf, size[2])]
     verts, norms, uvs, tris = zip(*pieces)
     offsets = np.cumsum([0] + [len(v) for v in verts])
     # Snap the extremes: bounds exactly +-size/2 despite floating-point round-off.

@@ -129,18 +129,18 @@ class Canvas:
     """Paints in metres on a rectangular texel region of an RGB float image.
 
     ``x`` runs along the image columns (left to right), ``y`` UP the image rows;
-    ``width_m``/``height_m`` are the metric sizes the region covers on the product.
+    ``rows``/``cols``: the (fractional) image rows at y = 0 and y = ``height_m``, the
+    columns at x = 0 and x = ``width_m`` (the metric size the region covers on the
+    product); nothing outside ``clip_rows``/``clip_cols`` is painted.
     """
 
     def __init__(self, img: np.ndarray, rows: tuple[float, float], cols: tuple[float, float],
                  width_m: float, height_m: float, clip_rows: tuple[int, int], clip_cols: tuple[int, int]):
-        self.img = img
-        self.r_y0, self.r_y1 = rows  # image row at y = 0 and at y = height_m
-        self.c_x0, self.c_x1 = cols
-        self.w, self.h = width_m, height_m
+        self.img, self.w = img, width_m
+        self.r_y0, self.c_x0 = rows[0], cols[0]
         self.cr, self.cc = clip_rows, clip_cols
-        self.sx = (self.c_x1 - self.c_x0) / width_m  # texels per metre
-        self.sy = (self.r_y0 - self.r_y1) / height_m
+        self.sx = (cols[1] - cols[0]) / width_m  # texels per metre
+        self.sy = (rows[0] - rows[1]) / height_m
 
     def px(self, x: float, y: float) -> tuple[float, float]:
         return self.c_x0 + x * self.sx, self.r_y0 - y * self.sy
@@ -487,12 +487,7 @@ def make_texture(class_name: str, variant: int, layout: dict) -> np.ndarray:
     _paint_zones(side, cls.family, layout["zones"], pal, st, H, P)  # zones outside the label
     if cls.family == "handle_bottle":  # the handle maps onto a plain strip at the back
         side.rect(PLAIN_U[0] * P - 0.01, lz0, (PLAIN_U[1] + 0.01) * P, lz1, pal[0])
-    _paint_caps(img, cls.family, layout, pal, st, rng)
-    if class_name == "tissue_box":  # the dispenser slot with a tissue poking out
-        top = _cap_canvas(img, TOP_CAP_UV, layout["top_extent_m"])
-        ew, eh = layout["top_extent_m"]
-        top.ellipse(ew / 2, eh / 2, 0.28 * ew, 0.36 * eh, (70, 70, 70))
-        top.ellipse(ew / 2, eh / 2, 0.2 * ew, 0.28 * eh, WHITE)
+    _paint_caps(img, cls.family, layout, pal, st, rng, tissue_slot=class_name == "tissue_box")
     return np.clip(np.round(img), 0, 255).astype(np.uint8)
 
 
@@ -537,8 +532,8 @@ def _cap_canvas(img, box, extent) -> Canvas:
     return Canvas(img, rows, cols, extent[0], extent[1], clip_r, clip_c)
 
 
-def _paint_caps(img, family, layout, pal, st: Style, rng) -> None:
-    """Top disc (what a top-down camera sees) and bottom disc."""
+def _paint_caps(img, family, layout, pal, st: Style, rng, tissue_slot: bool = False) -> None:
+    """Top disc (what a top-down camera sees) and bottom disc; ``tissue_slot``: a tissue box's dispenser slot."""
     ew, eh = layout["bottom_extent_m"]
     _cap_canvas(img, BOTTOM_CAP_UV, (ew, eh)).rect(-1, -1, ew + 1, eh + 1,
                                                     METAL if family == "cylinder" else _shade(pal[0], 0.8))
@@ -574,5 +569,8 @@ def _paint_caps(img, family, layout, pal, st: Style, rng) -> None:
             cv.text(st.brand, cx, cy - 0.2 * eh, 0.35 * eh, 0.5 * ew, ink, vertical=True)
         else:
             cv.text(st.brand, cx, cy - 0.25 * eh, 0.8 * ew, hgt, ink)
+        if tissue_slot:  # with a tissue poking out
+            cv.ellipse(ew / 2, eh / 2, 0.28 * ew, 0.36 * eh, (70, 70, 70))
+            cv.ellipse(ew / 2, eh / 2, 0.2 * ew, 0.28 * eh, WHITE)
     else:  # carton fin, bag seal: tiny strips in the body colour
         cv.rect(-1, -1, ew + 1, eh + 1, _shade(pal[0], 0.9))

@@ -5,13 +5,11 @@ heuristic, and learned segmenters such as CLIP+SAM): give it the pixels of one
 object and the metric depth image, get ranked :class:`GraspRect` candidates that
 the environment can execute.
 
-How the environment executes a rectangle (so the rectangles here are chosen to
-fit it): it reads the depth at the rectangle's centre pixel, moves
-``grasp_depth_m`` further along the approach direction, turns the closing axis by
-``theta`` and opens the jaws to ``w * depth / fx`` metres (at most the gripper's
-maximum opening). The fingers must be able to move in beside the object down to
-that depth, so anything in front of the finger footprints (a neighbouring
-product, the shelf board under a product) makes the grasp fail.
+The environment executes a rectangle as :mod:`graspsim.grasping.conversion`
+describes (grasp point behind the surface seen at the centre pixel, jaws opened
+to ``w * depth / fx`` metres), so the fingers must be able to move in beside the
+object down to that depth: anything in front of the finger footprints (a
+neighbouring product, the shelf board under a product) makes the grasp fail.
 
 Method, per mask:
 
@@ -42,6 +40,7 @@ import numpy as np
 
 from graspsim.config import GRASP_DEPTH_M, GRASP_MARGIN_M, GripperSpec
 from graspsim.grasping.conversion import grasp_depth_for
+from graspsim.grasping.rect_geometry import rect_axes
 from graspsim.scenes import kinds
 from graspsim.types import CameraModel, GraspRect
 
@@ -186,12 +185,8 @@ def _centre_depth(depth: np.ndarray, xy: np.ndarray, default: float) -> float:
     """Depth at the pixel the environment reads for a rectangle centred at ``xy`` (``default`` if invalid)."""
     # Same rounding as graspsim.grasping.conversion (Python's round: half to even).
     col, row = int(round(float(xy[0]))), int(round(float(xy[1])))
-    h, w = depth.shape[:2]
-    if 0 <= row < h and 0 <= col < w:
-        z = float(depth[row, col])
-        if math.isfinite(z) and z > 0:
-            return z
-    return default
+    z = float(depth[row, col]) if 0 <= row < depth.shape[0] and 0 <= col < depth.shape[1] else math.nan
+    return z if math.isfinite(z) and z > 0 else default
 
 
 def _local_depth(depth: np.ndarray, mask: np.ndarray, centres: np.ndarray, radius: int = 2) -> np.ndarray:
@@ -230,15 +225,13 @@ def palm_blocked_fraction(rect: GraspRect, depth_m: np.ndarray, K: np.ndarray, g
     palm_depth = z_surface + grasp_depth_for(opening, grasp_depth_m) - gripper.palm_behind_grasp_m
     half_u = gripper.palm_half_span_m * fx / z_surface
     half_v = gripper.palm_half_thickness_m * fx / z_surface
-    u = np.array([math.cos(rect.theta), math.sin(rect.theta)])
-    v = np.array([-u[1], u[0]])
+    u, v = rect_axes(rect.theta)
     a, b = np.meshgrid(np.linspace(-half_u, half_u, 25), np.linspace(-half_v, half_v, 9))
     pts = np.array([rect.x, rect.y]) + a.reshape(-1, 1) * u + b.reshape(-1, 1) * v
     cols = np.clip(np.round(pts[:, 0]).astype(int), 0, W - 1)
     rows = np.clip(np.round(pts[:, 1]).astype(int), 0, H - 1)
     samples = depth_m[rows, cols]
-    blocked = np.isfinite(samples) & (samples > 0) & (samples < palm_depth - 0.003)
-    return float(blocked.mean())
+    return float((_valid_depth(samples) & (samples < palm_depth - 0.003)).mean())
 
 
 def near_surface(mask: np.ndarray, depth_m: np.ndarray, slab_m: float = 0.02) -> np.ndarray:
@@ -252,7 +245,7 @@ def near_surface(mask: np.ndarray, depth_m: np.ndarray, slab_m: float = 0.02) ->
     """
     mask = np.asarray(mask, dtype=bool)
     depths = np.asarray(depth_m)[mask]
-    depths = depths[np.isfinite(depths) & (depths > 0)]
+    depths = depths[_valid_depth(depths)]
     if depths.size == 0:
         return mask
     nearest = float(np.percentile(depths, 2))

@@ -38,14 +38,8 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from graspsim.grasping.rect_geometry import rect_corners
+from graspsim.grasping.rect_geometry import rect_corners, signed_area
 from graspsim.types import GraspRect
-
-__all__ = [
-    "ANGLE_THRESHOLDS_DEG", "IOU_THRESHOLDS", "rect_polygon", "polygon_area", "convex_polygon_intersection", "rect_iou",
-    "angle_difference", "jaccard_match", "grasp_accuracy", "accuracy_by_angle", "accuracy_by_iou", "segmentation_iou",
-    "class_level_match", "class_level_accuracy",
-]
 
 #: Angle thresholds of Table III (degrees), IoU fixed at 25 %.
 ANGLE_THRESHOLDS_DEG: tuple[float, ...] = (30.0, 25.0, 20.0, 15.0, 10.0, 5.0)
@@ -59,24 +53,13 @@ _GEOM_EPS = 1e-12
 
 
 # --------------------------------------------------------------------------- polygons
-
-
 #: (4, 2) float64 corners ``xy`` (pixels) of a rectangle; see :func:`rect_geometry.rect_corners`.
 rect_polygon = rect_corners
 
 
-def _signed_area(poly: np.ndarray) -> float:
-    """Shoelace signed area; positive for counter-clockwise in a y-up frame (clockwise on screen)."""
-    if len(poly) < 3:
-        return 0.0
-    x, y = poly[:, 0], poly[:, 1]
-    return 0.5 * float(np.sum(x * np.roll(y, -1) - np.roll(x, -1) * y))
-
-
 def polygon_area(poly: np.ndarray) -> float:
     """Area (pixels^2, >= 0) of a simple polygon ``(N, 2)`` given in either winding; 0 for N < 3."""
-    p = np.asarray(poly, dtype=np.float64).reshape(-1, 2)
-    return abs(_signed_area(p))
+    return abs(signed_area(np.asarray(poly, dtype=np.float64).reshape(-1, 2)))
 
 
 def convex_polygon_intersection(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -84,7 +67,7 @@ def convex_polygon_intersection(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
     ``a`` and ``b`` are ``(N, 2)`` / ``(M, 2)`` vertex lists in either winding.
     Returns the intersection polygon as ``(K, 2)`` float64 in the winding with
-    positive :func:`_signed_area`, or an empty ``(0, 2)`` array when the
+    positive :func:`signed_area`, or an empty ``(0, 2)`` array when the
     polygons do not overlap with positive area: disjoint polygons, polygons
     that only touch along an edge or at a corner, and degenerate inputs (fewer
     than 3 vertices, zero area, non-finite coordinates).
@@ -96,13 +79,10 @@ def convex_polygon_intersection(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return empty
     scale = max(1.0, float(np.ptp(pa, axis=0).max()), float(np.ptp(pb, axis=0).max()))  # for relative tolerances
     area_eps = _GEOM_EPS * scale * scale
-    sa, sb = _signed_area(pa), _signed_area(pb)
+    sa, sb = signed_area(pa), signed_area(pb)
     if abs(sa) <= area_eps or abs(sb) <= area_eps:
         return empty
-    if sa < 0:
-        pa = pa[::-1]
-    if sb < 0:
-        pb = pb[::-1]
+    pa, pb = (pa if sa > 0 else pa[::-1]), (pb if sb > 0 else pb[::-1])  # both with positive signed area
 
     output = list(pa)
     n = len(pb)
@@ -120,10 +100,8 @@ def convex_polygon_intersection(a: np.ndarray, b: np.ndarray) -> np.ndarray:
             # > 0: on the inner (left, for positive winding) side of the edge
             return float(edge[0] * (p[1] - e0[1]) - edge[1] * (p[0] - e0[0]))
 
-        inp = output
-        output = []
-        m = len(inp)
-        for j in range(m):
+        inp, output = output, []
+        for j in range(len(inp)):
             cur, prev = inp[j], inp[j - 1]
             s_cur, s_prev = side(cur), side(prev)
             cur_in, prev_in = s_cur >= -tol, s_prev >= -tol
@@ -137,12 +115,8 @@ def convex_polygon_intersection(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     poly = np.asarray(output, dtype=np.float64)
     # drop consecutive duplicates produced by vertices on clip edges
     keep = np.linalg.norm(poly - np.roll(poly, 1, axis=0), axis=1) > _GEOM_EPS * scale
-    if keep.sum() < 3:
-        return empty
     poly = poly[keep]
-    if _signed_area(poly) <= area_eps:
-        return empty
-    return poly
+    return poly if signed_area(poly) > area_eps else empty  # (0 for fewer than 3 vertices)
 
 
 def _as_rect(rect: GraspRect | Sequence[float]) -> GraspRect:
@@ -164,14 +138,10 @@ def rect_iou(a: GraspRect, b: GraspRect) -> float:
     area_a, area_b = polygon_area(pa), polygon_area(pb)
     inter = polygon_area(convex_polygon_intersection(pa, pb))
     union = area_a + area_b - inter
-    if union <= 0.0:
-        return 0.0
-    return float(min(1.0, max(0.0, inter / union)))
+    return float(min(1.0, max(0.0, inter / union))) if union > 0.0 else 0.0
 
 
 # --------------------------------------------------------------------------- angles
-
-
 def angle_difference(a_theta: float, b_theta: float) -> float:
     """Smallest difference (radians, in ``[0, pi/2]``) between two grasp angles modulo pi.
 
@@ -186,8 +156,6 @@ def angle_difference(a_theta: float, b_theta: float) -> float:
 
 
 # --------------------------------------------------------------------------- rectangle metric
-
-
 def _check_thresholds(iou_threshold: float, angle_threshold_deg: float) -> None:
     if not 0.0 <= iou_threshold < 1.0:
         raise ValueError(f"iou_threshold is a fraction in [0, 1), got {iou_threshold!r}")
@@ -197,27 +165,17 @@ def _check_thresholds(iou_threshold: float, angle_threshold_deg: float) -> None:
 
 def jaccard_match(pred: GraspRect | None, gts: Iterable[GraspRect], iou_threshold: float = 0.25,
                   angle_threshold_deg: float = 30.0) -> bool:
-    """Cornell / Jacquard rectangle metric for one predicted grasp.
+    """Cornell / Jacquard rectangle metric for one predicted grasp (see the module docstring).
 
-    True when at least one ground-truth rectangle ``g`` in ``gts`` satisfies
-    ``rect_iou(pred, g) > iou_threshold`` (strict; a fraction, 0.25 = 25 %) and
-    ``angle_difference(pred.theta, g.theta) < angle_threshold_deg`` (strict; in
-    degrees). Both conditions must hold for the *same* ground-truth rectangle.
-    Values within 1e-9 of a threshold count as on it and fail. ``pred=None``
-    (no prediction) and an empty ``gts`` give False.
+    True when one ground-truth rectangle in ``gts`` passes both strict tests, IoU
+    (a fraction) and angle difference (degrees). ``pred=None`` and an empty ``gts`` give False.
     """
     _check_thresholds(iou_threshold, angle_threshold_deg)
     if pred is None:
         return False
     p = _as_rect(pred)
-    for g in gts:
-        g = _as_rect(g)
-        diff_deg = math.degrees(angle_difference(p.theta, g.theta))
-        if not diff_deg < angle_threshold_deg - _EDGE_EPS:
-            continue
-        if rect_iou(p, g) > iou_threshold + _EDGE_EPS:
-            return True
-    return False
+    return any(math.degrees(angle_difference(p.theta, g.theta)) < angle_threshold_deg - _EDGE_EPS
+               and rect_iou(p, g) > iou_threshold + _EDGE_EPS for g in map(_as_rect, gts))
 
 
 def grasp_accuracy(preds: Sequence[GraspRect | None], gts: Sequence[Sequence[GraspRect]], iou_threshold: float = 0.25,
@@ -265,8 +223,6 @@ def accuracy_by_iou(preds: Sequence[GraspRect | None], gts: Sequence[Sequence[Gr
 
 
 # --------------------------------------------------------------------------- segmentation
-
-
 def _checked_maps(pred_labels: np.ndarray, gt_labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     pred, gt = np.asarray(pred_labels), np.asarray(gt_labels)
     if pred.shape != gt.shape:
@@ -294,10 +250,8 @@ def segmentation_iou(pred_labels: np.ndarray, gt_labels: np.ndarray, num_classes
     valid = gt != ignore_index
     bad = valid & ((gt < 0) | (gt >= num_classes))
     if np.any(bad):
-        raise ValueError(
-            f"ground-truth labels must lie in [0, {num_classes}) or equal ignore_index={ignore_index}; "
-            f"found {np.unique(gt[bad])[:5].tolist()}"
-        )
+        raise ValueError(f"ground-truth labels must lie in [0, {num_classes}) or equal ignore_index={ignore_index}; "
+                         f"found {np.unique(gt[bad])[:5].tolist()}")
     g = gt[valid].astype(np.int64).ravel()
     p = pred[valid].astype(np.int64).ravel()
     p_in = (p >= 0) & (p < num_classes)
@@ -368,8 +322,9 @@ def segmentation_confusion(pred_labels: np.ndarray, gt_labels: np.ndarray, num_c
     g = gt[valid].astype(np.int64).ravel()
     p = pred[valid].astype(np.int64).ravel()
     for name, v in (("ground-truth", g), ("predicted", p)):
-        if np.any((v < 0) | (v >= num_classes)):
-            raise ValueError(f"{name} labels must lie in [0, {num_classes}); found {np.unique(v[(v < 0) | (v >= num_classes)])[:5].tolist()}")
+        out = (v < 0) | (v >= num_classes)
+        if np.any(out):
+            raise ValueError(f"{name} labels must lie in [0, {num_classes}); found {np.unique(v[out])[:5].tolist()}")
     m = np.bincount(g * num_classes + p, minlength=num_classes * num_classes)
     return m.reshape(num_classes, num_classes).astype(np.int64)
 
@@ -389,47 +344,32 @@ def miou_from_confusion(confusion: np.ndarray) -> dict:
 
 
 # --------------------------------------------------------------------------- OCID_grasp class level
-
-
 def _centre_pixel(rect: GraspRect, height: int, width: int) -> tuple[int, int] | None:
     """(row, col) of the pixel holding the rectangle centre (rounded half up), or None if outside."""
     if not (math.isfinite(rect.x) and math.isfinite(rect.y)):
         return None
     col, row = math.floor(rect.x + 0.5), math.floor(rect.y + 0.5)
-    if 0 <= row < height and 0 <= col < width:
-        return row, col
-    return None
+    return (row, col) if 0 <= row < height and 0 <= col < width else None
 
 
 def class_level_match(pred_grasps: Sequence[tuple[GraspRect, float]], pred_class_map: np.ndarray,
                       gt_grasps_by_class: Mapping[int, Sequence[GraspRect]], iou_threshold: float = 0.25,
                       angle_threshold_deg: float = 30.0) -> dict[int, bool]:
-    """OCID_grasp class-level Jaccard index for one image.
+    """OCID_grasp class-level Jaccard index for one image: ``{class: correct}``.
 
-    ``pred_grasps`` holds ``(rect, score)`` pairs (higher score = better);
-    ``pred_class_map`` is the predicted ``(H, W)`` integer segmentation;
-    ``gt_grasps_by_class`` maps each object class of the image to its
-    ground-truth rectangles.
-
-    For every class ``c`` with at least one ground-truth grasp (classes mapped
-    to an empty list are skipped: there is nothing to match), the best-scoring
-    predicted grasp whose centre pixel ``(round(y), round(x))`` (half up) lies
-    inside the image with ``pred_class_map == c`` is judged with
-    :func:`jaccard_match` against the ground-truth grasps of ``c`` only. Ties
-    in score go to the earlier grasp in ``pred_grasps``. A class with no such
-    predicted grasp is False. Returns ``{class: correct}``.
+    ``pred_grasps``: ``(rect, score)`` pairs (higher is better); ``pred_class_map``:
+    the predicted ``(H, W)`` integer segmentation; ``gt_grasps_by_class``: class ->
+    ground-truth rectangles (classes with none are skipped). Per class, the
+    best-scoring grasp whose centre pixel (rounded half up) shows that class on the
+    predicted map is judged with :func:`jaccard_match`; a class without one is False.
     """
     _check_thresholds(iou_threshold, angle_threshold_deg)
     cmap = np.asarray(pred_class_map)
     if cmap.ndim != 2:
         raise ValueError(f"pred_class_map must be (H, W), got shape {cmap.shape}")
-    height, width = cmap.shape
     # class of the predicted map under each grasp centre (None when outside the image)
-    centre_class: list[int | None] = []
-    for rect, _score in pred_grasps:
-        px = _centre_pixel(_as_rect(rect), height, width)
-        centre_class.append(None if px is None else int(cmap[px]))
-
+    pixels = [_centre_pixel(_as_rect(rect), *cmap.shape) for rect, _score in pred_grasps]
+    centre_class = [None if px is None else int(cmap[px]) for px in pixels]
     result: dict[int, bool] = {}
     for cls, gts in gt_grasps_by_class.items():
         gts = list(gts)
@@ -438,10 +378,8 @@ def class_level_match(pred_grasps: Sequence[tuple[GraspRect, float]], pred_class
         best: GraspRect | None = None
         best_score = -math.inf
         for (rect, score), c in zip(pred_grasps, centre_class):
-            score = float(score)
-            if math.isnan(score):
-                continue  # a NaN score ranks nowhere
-            if c == int(cls) and (best is None or score > best_score):
+            score = float(score)  # a NaN score ranks nowhere; ties go to the earlier grasp
+            if c == int(cls) and not math.isnan(score) and (best is None or score > best_score):
                 best, best_score = _as_rect(rect), score
         result[int(cls)] = jaccard_match(best, gts, iou_threshold, angle_threshold_deg)
     return result
@@ -450,6 +388,4 @@ def class_level_match(pred_grasps: Sequence[tuple[GraspRect, float]], pred_class
 def class_level_accuracy(per_image: Iterable[Mapping[int, bool]]) -> float:
     """Mean correctness over all (image, class) pairs of :func:`class_level_match` results; NaN if none."""
     flags = [bool(v) for d in per_image for v in d.values()]
-    if not flags:
-        return float("nan")
-    return sum(flags) / len(flags)
+    return sum(flags) / len(flags) if flags else float("nan")

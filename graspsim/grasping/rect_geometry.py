@@ -63,6 +63,15 @@ def jaw_plates(rect: GraspRect, plate_thickness_px: float) -> tuple[np.ndarray, 
     return plate_minus, plate_plus
 
 
+def signed_area(poly: np.ndarray) -> float:
+    """Shoelace area (pixels^2) of a polygon (N, 2) ``xy``: positive when counter-clockwise in a y-up frame
+    (clockwise on screen); 0 for N < 3."""
+    if len(poly) < 3:
+        return 0.0
+    x, y = poly[:, 0], poly[:, 1]
+    return 0.5 * float(np.sum(x * np.roll(y, -1) - np.roll(x, -1) * y))
+
+
 def convex_polygon_mask(polygon: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """(H, W) bool: pixels whose centre lies inside (or on) the convex ``polygon`` (N, 2) ``xy``.
 
@@ -84,8 +93,7 @@ def convex_polygon_mask(polygon: np.ndarray, shape: tuple[int, ...]) -> np.ndarr
     xs, ys = np.meshgrid(np.arange(x0, x1 + 1, dtype=np.float64), np.arange(y0, y1 + 1, dtype=np.float64))
     edges = np.roll(poly, -1, axis=0) - poly
     # Signed area tells the winding; a point is inside when it is on the inner side of every edge.
-    area2 = np.sum(poly[:, 0] * np.roll(poly[:, 1], -1) - np.roll(poly[:, 0], -1) * poly[:, 1])
-    sign = 1.0 if area2 >= 0 else -1.0
+    sign = 1.0 if signed_area(poly) >= 0 else -1.0
     scale = max(1.0, float(np.abs(edges).max()))
     eps = 1e-9 * scale  # tolerate rounding for pixel centres exactly on an edge
     inside = np.ones(xs.shape, dtype=bool)

@@ -46,11 +46,10 @@ def palette_distance(rgb: np.ndarray, palette: Sequence[Sequence[float]], main: 
 
     ``palette``: RGB triples 0..255. ``main`` flags the body colours; the distance to
     any other palette colour is multiplied by ``secondary_penalty`` (label colours
-    are less reliable evidence). For
-    coloured palette entries, lightness differences count ``lightness_weight``
-    times as much as chroma differences, because shading changes lightness far
-    more than hue; for nearly grey entries (chroma < 20) lightness is all that
-    tells white from grey from black, so it gradually regains full weight.
+    are less reliable evidence). For coloured palette entries, lightness differences
+    count ``lightness_weight`` times as much as chroma differences, because shading
+    changes lightness far more than hue; for nearly grey entries (chroma < 20)
+    lightness is all that tells white from grey from black, so it gradually regains full weight.
     """
     lab = rgb_to_lab(rgb)
     pal = rgb_to_lab(np.asarray(palette, dtype=np.float32).reshape(-1, 3))
@@ -154,24 +153,20 @@ class HeuristicPolicy:
             cls = cat.get_class(target_class)
         except (LookupError, ValueError) as exc:
             raise PolicyError(f"unknown target class {target_class!r}") from exc
-        palette = [tuple(float(c) for c in colour) for colour in cls.palette]
-        main = [i == 0 for i in range(len(palette))]
-        if not palette:
+        if not cls.palette:
             raise PolicyError(f"target class {target_class!r} has an empty palette")
+        palettes = [cls.palette]
         # Flavours recolour the class palette. Only the seen (training) flavours are
         # known to a policy: using the unseen ones would leak the test split.
-        variant_palette = getattr(cat, "variant_palette", None)
-        if self.use_seen_variants and variant_palette is not None:
-            for v in getattr(cls, "variants_seen", ()):
-                try:
-                    extra = variant_palette(target_class, v)
-                except (LookupError, ValueError):
-                    continue
-                for i, colour in enumerate(extra):
-                    colour = tuple(float(c) for c in colour)
-                    if colour not in palette:
-                        palette.append(colour)
-                        main.append(i == 0)
+        if self.use_seen_variants and hasattr(cat, "variant_palette"):
+            palettes += [cat.variant_palette(target_class, v) for v in getattr(cls, "variants_seen", ())]
+        palette: list[tuple[float, ...]] = []
+        main: list[bool] = []
+        for pal in palettes:
+            for i, colour in enumerate(tuple(float(c) for c in colour) for colour in pal):
+                if colour not in palette:  # a repeated colour would only repeat its distance
+                    palette.append(colour)
+                    main.append(i == 0)
         return palette, main
 
     def _grasps(self, mask: np.ndarray, obs: Observation) -> list[ScoredGrasp]:
@@ -179,9 +174,21 @@ class HeuristicPolicy:
                              grasp_depth_m=self.grasp_depth_m, margin_m=self.margin_m,
                              max_candidates=self.max_candidates)
 
-    def _segments(self, candidate: np.ndarray, edges: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
-        pixels = (candidate & ~edges).astype(np.uint8)
-        return cv2.connectedComponentsWithStats(pixels, connectivity=4)[:3]
+    def _segments(self, candidate: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, list[tuple]]:
+        """4-connected segments of ``candidate & ~edges`` ((H, W) bool) of at least ``min_area_px`` pixels.
+
+        Returns ``(labels (H, W) int32, [(label, area px, window, region)])``: ``window`` the
+        (rows, cols) slices of the segment's bounding box, ``region`` its (h, w) bool pixels there.
+        """
+        n, labels, stats = cv2.connectedComponentsWithStats((candidate & ~edges).astype(np.uint8), connectivity=4)[:3]
+        segments = []
+        for label in range(1, n):
+            area = int(stats[label, cv2.CC_STAT_AREA])
+            if area >= self.min_area_px:
+                x, y, w, h = (int(stats[label, k]) for k in range(4))
+                window = (slice(y, y + h), slice(x, x + w))
+                segments.append((label, area, window, labels[window] == label))
+        return labels, segments
 
     def act(self, obs: Observation | Mapping[str, Any]) -> PolicyOutput:
         obs = as_observation(obs)  # the environment's observation dict is accepted too
@@ -197,19 +204,14 @@ class HeuristicPolicy:
         matches = cv2.morphologyEx(matches, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
         matches = cv2.morphologyEx(matches, cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
         edges = depth_edges(obs.depth_m, self.depth_jump_m)
-        n, labels, stats = self._segments(matches.astype(bool) & valid, edges)
+        labels, regions = self._segments(matches.astype(bool) & valid, edges)
 
         segments: list[tuple[float, int]] = []
         depth = np.asarray(obs.depth_m, dtype=np.float64)
         fx, fy = float(obs.camera.K[0, 0]), float(obs.camera.K[1, 1])
-        for label in range(1, n):
-            area = int(stats[label, cv2.CC_STAT_AREA])
-            if area < self.min_area_px:
-                continue
-            x, y, w, h = (int(stats[label, k]) for k in range(4))
-            region = labels[y : y + h, x : x + w] == label
-            colour = float(likelihood[y : y + h, x : x + w][region].mean())
-            z = float(np.median(depth[y : y + h, x : x + w][region]))
+        for label, area, window, region in regions:
+            colour = float(likelihood[window][region].mean())
+            z = float(np.median(depth[window][region]))
             expected = (_PRODUCT_SIZE_M**2) * fx * fy / max(z, 1e-3) ** 2  # a product face's area in px at z
             # Too small: a speck or a sliver of an occluded product; far too big: a wall
             # or a table that happens to share a palette colour.
@@ -234,11 +236,11 @@ class HeuristicPolicy:
             info: dict[str, Any] = {"fallback": False, "segment_score": round(seg_score, 4),
                                     "grasp_score": round(grasp.score, 4), "n_segments": len(segments)}
             # With the arm: the best grasp of the segment it can execute (the floating hand takes the best).
-            chosen, checked = first_executable([g.rect for g in grasps], obs, self.gripper, self.grasp_depth_m)
+            rects = [g.rect for g in grasps]
+            chosen, checked = first_executable(rects, obs, self.gripper, self.grasp_depth_m)
             if checked:
                 info.update(arm_checked=checked, arm_choice=chosen)
-            return PolicyOutput(rect=grasps[chosen].rect, candidates=[g.rect for i, g in enumerate(grasps)
-                                                                      if i != chosen], mask=mask,
+            return PolicyOutput(rect=rects[chosen], candidates=rects[:chosen] + rects[chosen + 1:], mask=mask,
                                 attention=likelihood, info=info)
 
         if segments:
@@ -258,21 +260,17 @@ class HeuristicPolicy:
                         edges: np.ndarray) -> tuple[GraspRect, np.ndarray | None, dict[str, Any]]:
         """Grasp the depth segment nearest to the camera and the image centre."""
         height, width = valid.shape
-        n, labels, stats = self._segments(valid, edges)
+        labels, regions = self._segments(valid, edges)
         depth = np.asarray(obs.depth_m, dtype=np.float64)
         centre = np.array([(width - 1) / 2, (height - 1) / 2])
         half_diag = math.hypot(width, height) / 2
         choices = []
-        for label in range(1, n):
-            area = int(stats[label, cv2.CC_STAT_AREA])
-            # Supports (table, shelf boards, back wall) cover large parts of the image.
-            if area < self.min_area_px or area > 0.25 * height * width:
+        for label, area, window, region in regions:
+            if area > 0.25 * height * width:  # supports (table, shelf boards, back wall) cover large parts
                 continue
-            x, y, w, h = (int(stats[label, k]) for k in range(4))
-            region = labels[y : y + h, x : x + w] == label
-            z = float(np.median(depth[y : y + h, x : x + w][region]))
+            z = float(np.median(depth[window][region]))
             ys, xs = np.nonzero(region)
-            c = np.array([xs.mean() + x, ys.mean() + y])
+            c = np.array([xs.mean() + window[1].start, ys.mean() + window[0].start])
             choices.append((z, float(np.linalg.norm(c - centre)) / half_diag, label))
         if choices:
             zs = np.array([c[0] for c in choices])

@@ -83,22 +83,12 @@ class ScenePlan:
     @classmethod
     def from_json(cls, text: str) -> "ScenePlan":
         data = json.loads(text)
-        return cls(
-            kind=data["kind"],
-            seed=int(data["seed"]),
-            variant_split=data["variant_split"],
-            products=tuple(
-                ProductPlacement(
-                    class_name=p["class_name"],
-                    variant=int(p["variant"]),
-                    position_m=tuple(p["position_m"]),
-                    quat_xyzw=tuple(p["quat_xyzw"]),
-                    pose_name=p.get("pose_name", "upright"),
-                    slot=p.get("slot", ""),
-                )
-                for p in data["products"]
-            ),
-            camera=CameraSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in data["camera"].items()}),
-            lighting=Lighting(**{k: tuple(v) if isinstance(v, list) else v for k, v in data["lighting"].items()}),
-            attempt=int(data.get("attempt", 0)),
-        )
+        return cls(kind=data["kind"], seed=int(data["seed"]), variant_split=data["variant_split"],
+                   products=tuple(ProductPlacement(**_tuples(p)) for p in data["products"]),
+                   camera=CameraSpec(**_tuples(data["camera"])), lighting=Lighting(**_tuples(data["lighting"])),
+                   attempt=int(data.get("attempt", 0)))
+
+
+def _tuples(fields: dict) -> dict:
+    """``fields`` with JSON lists turned back into the tuples the frozen dataclasses hold."""
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}

@@ -67,8 +67,6 @@ class WeightsUnavailableError(WeightsError, FileNotFoundError):
 
 
 # ------------------------------------------------------------------ paths and lock file
-
-
 def weights_dir() -> Path:
     """Root of the weights store: ``$GRASPSIM_WEIGHTS`` if set, else ``cache_dir()/weights``."""
     env = os.environ.get("GRASPSIM_WEIGHTS")
@@ -109,12 +107,9 @@ def _locked() -> Iterator[None]:
     except ImportError:  # pragma: no cover - Windows
         yield
         return
-    with open(root / ".lock.json.lock", "a+b") as fh:
+    with open(root / ".lock.json.lock", "a+b") as fh:  # closing the file releases the lock
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+        yield
 
 
 def _lock_entry(name: str) -> dict[str, Any]:
@@ -145,8 +140,6 @@ def _expected_sha256(spec: WeightSpec, file: str, entry: dict[str, Any]) -> tupl
 
 
 # ------------------------------------------------------------------ hashing / streaming
-
-
 def _stream(src: BinaryIO, dest: Path | None, *, total: int | None = None, label: str = "",
             progress: bool = False) -> dict[str, Any]:
     """Copy ``src`` to ``dest`` (None: nowhere) while hashing; returns ``{"sha256", "md5", "size"}``."""
@@ -187,7 +180,7 @@ def _download_url(spec: WeightSpec, url: str, dest: Path, label: str, progress: 
             total = int(length) if length and length.isdigit() else None
             return _stream(resp, dest, total=total, label=label, progress=progress)
     except (urllib.error.URLError, OSError, ValueError) as exc:
-        raise WeightsUnavailableError(unavailable_message(spec, f"could not {verb} {url} ({_cause(exc)})")) from exc
+        raise _unavailable(spec, f"could not {verb} {url} ({_cause(exc)})") from exc
 
 
 def _snapshot_download(**kwargs: Any) -> str:
@@ -198,18 +191,15 @@ def _snapshot_download(**kwargs: Any) -> str:
 
 
 # ------------------------------------------------------------------ errors
-
-
-def unavailable_message(spec: WeightSpec, reason: str) -> str:
-    files = ", ".join(spec.file_names)
-    return (
+def _unavailable(spec: WeightSpec, reason: str) -> WeightsUnavailableError:
+    """The error for missing weights: why, which files, where to put them, and the command that fetches them."""
+    return WeightsUnavailableError(
         f"weights {spec.name!r} ({spec.description}) are missing: {reason}. "
-        f"Needed files ({spec.size_estimate}): {files}. "
+        f"Needed files ({spec.size_estimate}): {', '.join(spec.file_names)}. "
         f"Put them in {weights_dir() / spec.name}{os.sep} (e.g. copied from another machine; "
         f"GRASPSIM_WEIGHTS moves the store), or fetch them where the network allows with "
         f"`graspsim weights fetch {spec.name}` (from {spec.source_text}; "
-        f"`--from PATH_OR_URL` takes a local copy or a mirror)."
-    )
+        f"`--from PATH_OR_URL` takes a local copy or a mirror).")
 
 
 def _cause(exc: BaseException) -> str:
@@ -219,8 +209,6 @@ def _cause(exc: BaseException) -> str:
 
 
 # ------------------------------------------------------------------ status
-
-
 def status(name: str) -> dict[str, Any]:
     """What the store holds for ``name`` (cheap: sizes only, no hashing).
 
@@ -257,8 +245,6 @@ def status(name: str) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------ fetch
-
-
 def _check(spec: WeightSpec, file: str, got: dict[str, Any], entry: dict[str, Any], hint: str) -> None:
     exp, origin = _expected_sha256(spec, file, entry)
     if exp is not None and got["sha256"] != exp:
@@ -281,7 +267,7 @@ def _fill_staging(spec: WeightSpec, staging: Path, source_override: str | os.Pat
             return hashes, src
         path = Path(src).expanduser()
         if not path.exists():
-            raise WeightsUnavailableError(unavailable_message(spec, f"--from {path} does not exist"))
+            raise _unavailable(spec, f"--from {path} does not exist")
         lacking = []
         for fs in spec.files:
             f = path if path.is_file() and len(spec.files) == 1 else path / fs.path
@@ -291,7 +277,7 @@ def _fill_staging(spec: WeightSpec, staging: Path, source_override: str | os.Pat
             with open(f, "rb") as fh:
                 hashes[fs.path] = _stream(fh, staging / fs.path, total=f.stat().st_size, label=fs.path, progress=progress)
         if lacking:
-            raise WeightsUnavailableError(unavailable_message(spec, f"--from {path} lacks {', '.join(lacking)}"))
+            raise _unavailable(spec, f"--from {path} lacks {', '.join(lacking)}")
         return hashes, str(path.resolve())
     if spec.source == "url":
         fs = spec.files[0]
@@ -301,10 +287,10 @@ def _fill_staging(spec: WeightSpec, staging: Path, source_override: str | os.Pat
     try:
         _snapshot_download(repo_id=spec.repo_id, revision=spec.revision, allow_patterns=spec.file_names, local_dir=str(staging))
     except Exception as exc:  # connection errors, offline mode, 404s: all mean "not available from here"
-        raise WeightsUnavailableError(unavailable_message(spec, f"could not download from {spec.source_text} ({_cause(exc)})")) from exc
+        raise _unavailable(spec, f"could not download from {spec.source_text} ({_cause(exc)})") from exc
     lacking = [f for f in spec.file_names if not (staging / f).is_file()]
     if lacking:
-        raise WeightsUnavailableError(unavailable_message(spec, f"{spec.source_text} did not provide {', '.join(lacking)}"))
+        raise _unavailable(spec, f"{spec.source_text} did not provide {', '.join(lacking)}")
     return {f: hash_file(staging / f) for f in spec.file_names}, f"hf://{spec.repo_id}@{spec.revision}"
 
 
@@ -351,8 +337,6 @@ def fetch(name: str, *, force: bool = False, source_override: str | os.PathLike 
 
 
 # ------------------------------------------------------------------ verify / resolve
-
-
 def verify(name: str) -> dict[str, Any]:
     """Recompute every file's hashes and compare with the registry / lock.json.
 
@@ -405,7 +389,7 @@ def resolve(name_or_path: str | os.PathLike) -> Path:
             return Path(st["path"])
         if local.exists():
             return local
-        raise WeightsUnavailableError(unavailable_message(REGISTRY[key], f"not in the weights store ({', '.join(st['missing'])} missing)"))
+        raise _unavailable(REGISTRY[key], f"not in the weights store ({', '.join(st['missing'])} missing)")
     if local.exists():
         return local
     try:
