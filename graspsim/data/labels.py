@@ -18,8 +18,16 @@ image area from 300 px at 640x480):
    deterministic and independent of the others). Candidates that succeed are
    kept; ``quality`` is the planner's score.
 
-The labels are computed with the depth exactly as stored (millimetre-rounded),
-so they can be re-validated from the files on disk. Limitation: the other
+Labels measure the grasp, not the arm: with ``graspsim render --robot panda``
+the arm is in the stored images, but never in the validation world (the
+floating hand executes every candidate, whatever the dataset's robot), and
+:mod:`graspsim.data.render` plans the candidates on the robot-free view of the
+scene (the parked arm is not where a grasp is made), so a scene's labels are
+the same for every robot.
+
+The labels are computed with the depth millimetre-rounded as stored (the
+robot-free one equals ``depth.png`` on every product pixel, where conversion
+reads it), so they can be re-validated from the files on disk. Limitation: the other
 products are absent during validation, so a kept grasp can still fail in the
 cluttered scene (a neighbour in the fingers' path that the depth check of
 ``mask_to_grasps`` did not catch).
