@@ -136,6 +136,9 @@ def test_dataset_scene_is_what_pick_env_shows(tmp_path):
 
 
 def test_labels_and_masks_are_the_same_with_and_without_the_arm(labelled_pair):
+    """In this scene the parked hand's pixels lie in a finger footprint of a candidate on the detergent bottle:
+    planned on the stored depth (arm included) the bottle's labels would differ; on the robot-free depth they
+    do not."""
     hand, panda = (read_scene(iter_scene_dirs(labelled_pair[r])[0]) for r in ("hand", "panda"))
     assert panda["meta"]["robot"] == "panda" and hand["meta"]["robot"] == "hand"
     kept = sum(o["candidates_kept"] for o in panda["meta"]["objects"])

@@ -74,13 +74,13 @@ Grasp labels measure the grasp, not the arm, whatever ``robot`` is: every
 candidate is executed by the floating hand on its product alone (no arm, no
 other product; :mod:`graspsim.data.labels`), so a label says the gripper holds
 the product from that rectangle, not that the Panda can reach it from its mount
-(``graspsim bench --robot panda`` measures that). The candidates, too, are
-planned on the robot-free view of the scene (rendered before the arm is added):
-the parked arm is not where a grasp is made, so its pixels in ``depth.png`` are
-no obstacle to a label. Every ``objects`` entry is therefore the same for
-``robot="panda"`` and ``robot="hand"``. The robot-free and the stored depth
-agree on every product pixel (the parking poses hide no product), so the labels
-re-validate from the files on disk either way.
+(``graspsim bench --robot panda`` measures that). The candidates are planned on
+the product's mask as stored and the depth of the robot-free view (rendered
+before the arm is added): the parked arm is not where a grasp is made, so its
+pixels in ``depth.png`` are no obstacle to a label. As the parking poses hide no
+product, every ``objects`` entry is the same for ``robot="panda"`` and
+``robot="hand"``, and the robot-free depth is the stored one on every product
+pixel, so the labels re-validate from the files on disk either way.
 
 Crash safety: a scene is written to ``shard-XXXX/.tmp-SCENEID-PID`` (every
 file fsync'd, ``meta.json`` last), then renamed into place with ``os.replace``;

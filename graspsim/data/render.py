@@ -67,24 +67,25 @@ class SceneRenderer:
         scene = build_settled_scene(self.world, self.suite.kind, seed, self.suite.variant_split, self.options,
                                     self.physics)
         body_to_product = {b: k for k, b in enumerate(scene.product_bodies) if b is not None}
-
-        def encoded(frames):  # (depth_mm, instance, class_map) as stored
-            return (encode_depth(frames.depth_m, scene.camera.far_m),
-                    encode_instance(frames.instance_seg, body_to_product), encode_class(frames.class_seg))
-
-        # Every objects entry (labels, visible_px) comes from the robot-free view: the parked arm is not
-        # where a grasp is made (it moves to make it), so it is no obstacle to one, and a scene has the
-        # same labels whatever the robot. With the floating hand that view is also the stored one.
-        bare = render(self.world, scene.camera, scene.plan.lighting, scene.body_to_class)
+        lighting, far_m = scene.plan.lighting, scene.camera.far_m
+        # The grasp planner gets the depth of the robot-free view: the parked arm is not where a grasp
+        # is made (it moves to make it), so its pixels are no obstacle, and a scene has the same labels
+        # whatever the robot. That view is rendered only when candidates are planned (not --no-grasps).
+        planning = self.label_config.max_candidates > 0
+        bare = render(self.world, scene.camera, lighting, scene.body_to_class) if planning else None
         add_robot(self.world, scene, self.spec.robot, self.physics)
-        frames = bare if scene.arm is None else render(self.world, scene.camera, scene.plan.lighting,
-                                                       scene.body_to_class, scene.robot_parts)
-        label_depth_mm, label_instance, _ = label_view = encoded(bare)
-        depth_mm, instance, class_map = label_view if frames is bare else encoded(frames)
-        # Labels use the depth millimetre-rounded as stored, so they can be re-validated from disk (the
-        # robot-free depth is the stored one on every product pixel: the parking poses hide no product).
-        objects = label_objects(self.label_world, scene.plan, self._settled(scene), label_instance,
-                                decode_depth(label_depth_mm), scene.camera, scene.approach_world, self.physics,
+        if bare is not None and scene.arm is None:
+            frames = bare  # no robot: the robot-free view is the stored one
+        else:
+            frames = render(self.world, scene.camera, lighting, scene.body_to_class, scene.robot_parts)
+        depth_mm = encode_depth(frames.depth_m, far_m)
+        instance = encode_instance(frames.instance_seg, body_to_product)
+        plan_depth_mm = depth_mm if bare is None or bare is frames else encode_depth(bare.depth_m, far_m)
+        # Millimetre-rounded as stored, so the labels re-validate from disk: the two depths agree on every
+        # product pixel, where conversion reads it (the parking poses hide no product). visible_px and the
+        # masks are the stored ones.
+        objects = label_objects(self.label_world, scene.plan, self._settled(scene), instance,
+                                decode_depth(plan_depth_mm), scene.camera, scene.approach_world, self.physics,
                                 self.label_config)
         meta = {
             "scene_id": scene_id(seed), "scene_seed": int(seed), "suite": self.suite.name,
@@ -95,8 +96,8 @@ class SceneRenderer:
         }
         if scene.arm is not None:
             meta["arm"] = arm_state(self.world, scene.arm)
-        return {"rgb": frames.rgb, "depth_mm": depth_mm, "instance": instance, "class_map": class_map,
-                "robot_seg": frames.robot_seg, "meta": meta}
+        return {"rgb": frames.rgb, "depth_mm": depth_mm, "instance": instance,
+                "class_map": encode_class(frames.class_seg), "robot_seg": frames.robot_seg, "meta": meta}
 
     def _settled(self, scene) -> list:
         """Each plan product at the pose it settled to (None for a product not in the scene)."""
