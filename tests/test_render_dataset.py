@@ -64,7 +64,7 @@ def test_round_trip_matches_render(dataset):
                                     PhysicsConfig())
         add_robot(world, scene, "panda", PhysicsConfig())
         frames = render(world, scene.camera, scene.plan.lighting, scene.body_to_class, scene.robot_parts)
-        arm = arm_state(world, scene.arm)
+        arm = arm_state(scene.arm)
     finally:
         world.close()
     s = read_scene(scene_dir(dataset, suite.first_seed, seed))

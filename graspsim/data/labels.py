@@ -28,9 +28,9 @@ built-in scene kinds).
 
 The labels are computed with the depth millimetre-rounded as stored (the
 robot-free one equals ``depth.png`` on every product pixel, where conversion
-reads it), so they can be re-validated from the files on disk. Limitation: the other
-products are absent during validation, so a kept grasp can still fail in the
-cluttered scene (a neighbour in the fingers' path that the depth check of
+reads it), so they can be re-validated from the files on disk. Limitation: the
+other products are absent during validation, so a kept grasp can still fail in
+the cluttered scene (a neighbour in the fingers' path that the depth check of
 ``mask_to_grasps`` did not catch).
 """
 

@@ -6,8 +6,9 @@ for the object-alone label validation (:mod:`graspsim.data.labels`), both reset
 for every use. The robot (``"panda"`` by default, as ``graspsim render``) is
 placed by :func:`graspsim.sim.scene.add_robot`, the code
 :class:`~graspsim.envs.pick_env.PickEnv` resets with, so a scene's images are
-the observation ``PickEnv(robot=...).reset`` shows for it. Workers write their scenes directly (each scene is its own
-directory, written atomically); the parent writes the manifest.
+the observation ``PickEnv(robot=...).reset`` shows for it. Workers write their
+scenes directly (each scene is its own directory, written atomically); the
+parent writes the manifest.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from graspsim.data.labels import LabelConfig, label_objects
 from graspsim.data.writer import prepare_out_dir, remove_stray_temp_dirs, write_scene
 from graspsim.fileio import atomic_write_json
 from graspsim.pool import run_jobs
+from graspsim.scenes.plan import ProductPlacement
 from graspsim.types import check_robot
 
 
@@ -95,11 +97,11 @@ class SceneRenderer:
             "plan": json.loads(scene.plan.to_json()), "robot": self.spec.robot, "objects": objects,
         }
         if scene.arm is not None:
-            meta["arm"] = arm_state(self.world, scene.arm)
+            meta["arm"] = arm_state(scene.arm)
         return {"rgb": frames.rgb, "depth_mm": depth_mm, "instance": instance,
                 "class_map": encode_class(frames.class_seg), "robot_seg": frames.robot_seg, "meta": meta}
 
-    def _settled(self, scene) -> list:
+    def _settled(self, scene) -> list[ProductPlacement | None]:
         """Each plan product at the pose it settled to (None for a product not in the scene)."""
         settled = []
         for k, placement in enumerate(scene.plan.products):
@@ -132,12 +134,13 @@ class SceneRenderer:
         self.label_world.close()
 
 
-def arm_state(world, arm) -> dict[str, Any]:
-    """The parked arm as the images show it (meta.json's ``arm``): base pose (4, 4) in the world, the 7 arm joint
-    angles (rad) and the 2 finger joint positions (m); forward kinematics from these gives every link's pose."""
+def arm_state(arm) -> dict[str, Any]:
+    """meta.json's ``arm``: the :class:`~graspsim.sim.panda.PandaArm` as the images show it, its base pose (4, 4)
+    in the world, 7 arm joint angles (rad) and 2 finger joint positions (m); forward kinematics from these gives
+    every link's pose."""
     from graspsim.sim.panda import FINGER_LINKS
 
-    fingers = [float(s[0]) for s in world.client.getJointStates(arm.body, FINGER_LINKS)]
+    fingers = [float(s[0]) for s in arm.world.client.getJointStates(arm.body, FINGER_LINKS)]
     return {"T_world_base": arm.T_world_base, "q_rad": [float(v) for v in arm.q()], "finger_joints_m": fingers}
 
 
