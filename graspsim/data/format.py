@@ -47,7 +47,8 @@ seed) // 100`` zero-padded to 4 digits (100 scenes of the suite per shard).
   ``rgb.png`` (the env's privileged ``robot_seg``). With the default cameras the
   shelf's parking pose shows the arm and hand at the image's left edge (~8 % of
   the pixels), the table's only the hand at the bottom edge (~2.5 %, no arm
-  link); neither hides a product.
+  link); neither hides a product (with EGL the arm's shadow also falls on the
+  scene).
 * ``meta.json``: ``scene_id``, ``scene_seed``, ``suite``, ``renderer`` (used),
   ``width``, ``height``, ``K`` (3x3, pixels), ``T_world_camera`` (4x4, OpenCV
   camera axes: x right, y down, z forward), ``approach_world`` (3,),
