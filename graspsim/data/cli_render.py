@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from graspsim.clierror import UserError
+from graspsim.types import DEFAULT_ROBOT
 
 
 @click.command("render")
@@ -23,7 +24,7 @@ from graspsim.clierror import UserError
 @click.option("--height", default=480, show_default=True, type=click.IntRange(min=32), help="Image height in pixels.")
 @click.option("--renderer", default="auto", show_default=True, type=click.Choice(["auto", "egl", "tiny"]),
               help="auto: EGL when its plugin loads here, else TinyRenderer (images differ slightly).")
-@click.option("--robot", default="panda", show_default=True,
+@click.option("--robot", default=DEFAULT_ROBOT, show_default=True,
               help="panda: the arm parked on its mount is in every image and robot_seg.png stores its mask; "
                    "hand: no robot in the images (the floating hand). Grasp labels are the same for both.")
 @click.option("--no-grasps", is_flag=True,

@@ -3,7 +3,7 @@
 Every scene depends only on its seed (and the config): each worker owns two
 worlds, one for the full scene (build, settle, add the robot, render) and one
 for the object-alone label validation (:mod:`graspsim.data.labels`), both reset
-for every use. The robot (``"panda"`` by default, as ``graspsim render``) is
+for every use. The robot (the arm by default, as everywhere) is
 placed by :func:`graspsim.sim.scene.add_robot`, the code
 :class:`~graspsim.envs.pick_env.PickEnv` resets with, so a scene's images are
 the observation ``PickEnv(robot=...).reset`` shows for it. Workers write their
@@ -28,7 +28,7 @@ from graspsim.data.writer import prepare_out_dir, remove_stray_temp_dirs, write_
 from graspsim.fileio import atomic_write_json
 from graspsim.pool import run_jobs
 from graspsim.scenes.plan import ProductPlacement
-from graspsim.types import check_robot
+from graspsim.types import DEFAULT_ROBOT, check_robot
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ class RenderSpec:
     renderer: str = "auto"
     physics: dict[str, Any] = field(default_factory=lambda: PhysicsConfig().to_dict())
     labels: dict[str, Any] = field(default_factory=lambda: LabelConfig().to_dict())
-    robot: str = "panda"
+    robot: str = DEFAULT_ROBOT
 
 
 class SceneRenderer:
@@ -165,13 +165,14 @@ def manifest_for(spec: RenderSpec, seeds: list[int]) -> dict[str, Any]:
 def render_dataset(suite: str, scenes: int, out_dir: Path, seed: int = 0, workers: int = 1, resume: bool = False,
                    width: int = 640, height: int = 480, renderer: str = "auto", progress: bool = True,
                    physics: PhysicsConfig | None = None, labels: LabelConfig | None = None,
-                   robot: str = "panda") -> dict[str, Any]:
+                   robot: str = DEFAULT_ROBOT) -> dict[str, Any]:
     """Render scenes ``seed .. seed + scenes - 1`` of ``suite`` into ``out_dir``; returns a summary dict.
 
-    ``robot`` (:data:`graspsim.types.ROBOTS`; ``"panda"`` by default, the same
-    default as ``graspsim render --robot``): ``"panda"`` renders the arm parked on
-    its mount into every image and stores ``robot_seg.png``; ``"hand"`` renders
-    no robot. The grasp labels do not depend on it (:mod:`graspsim.data.labels`).
+    ``robot`` (:data:`graspsim.types.ROBOTS`; by default
+    :data:`~graspsim.types.DEFAULT_ROBOT`, the arm, as for ``graspsim render
+    --robot`` and the environments): ``"panda"`` renders the arm parked on its
+    mount into every image and stores ``robot_seg.png``; ``"hand"`` renders no
+    robot. The grasp labels do not depend on it (:mod:`graspsim.data.labels`).
 
     Raises :class:`~graspsim.scenes.suites.UnknownSuiteError`, ValueError (scenes
     outside the suite, an unknown robot) and :class:`~graspsim.runs.RunDirError`
