@@ -44,7 +44,8 @@ def weights_digest(path: Path) -> str:
 
 
 def dataset_digest(root: Path) -> str:
-    """sha256 over every PNG and every meta.json (timings removed) of a rendered dataset."""
+    """sha256 over every PNG and every meta.json (timings and the ``robot`` recorded since removed) of a rendered
+    dataset."""
     h = hashlib.sha256()
     for p in sorted(Path(root).rglob("*")):
         if p.suffix == ".png":
@@ -53,6 +54,7 @@ def dataset_digest(root: Path) -> str:
         elif p.name == "meta.json":
             meta = json.loads(p.read_text())
             meta.pop("timing", None)
+            meta.pop("robot", None)  # recorded since the digests were; the datasets are rendered with "hand"
             h.update(json.dumps(meta, sort_keys=True).encode())
     return h.hexdigest()[:16]
 
@@ -66,9 +68,10 @@ def compute_digests(tmp: Path) -> dict[str, str]:
 
     torch.set_num_threads(1)
     grasps, seg = tmp / "grasps", tmp / "seg"
-    render_dataset("tabletop-train", 2, grasps, width=160, height=120, renderer="tiny", progress=False)
+    # robot="hand": no robot in the images, as every dataset was rendered when the digests were recorded.
+    render_dataset("tabletop-train", 2, grasps, width=160, height=120, renderer="tiny", progress=False, robot="hand")
     render_dataset("tabletop-train", 3, seg, width=160, height=120, renderer="tiny", progress=False,
-                   labels=LabelConfig(max_candidates=0))
+                   labels=LabelConfig(max_candidates=0), robot="hand")
     train_det_seg(grasps, tmp / "det", epochs=2, batch_size=2, seed=0, val_fraction=0.0, config=dict(TINY_DET),
                   progress=False, lr=1e-2)
     train_sam([seg], tmp / "sam", epochs=2, steps_per_epoch=2, lr=2e-3, seed=0, progress=False, log=lambda s: None,

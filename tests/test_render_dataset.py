@@ -1,4 +1,8 @@
-"""Rendered grasp datasets: round trip, physically valid labels, crash-safe resume, CLI errors, torch Dataset."""
+"""Rendered grasp datasets: round trip, physically valid labels, crash-safe resume, CLI errors, torch Dataset.
+
+The module's dataset is rendered with the defaults, so with the Panda parked in the images (the robot itself is
+tested in test_render_robot.py).
+"""
 
 from __future__ import annotations
 
@@ -33,7 +37,7 @@ def _seeds():
 
 def test_layout_and_manifest(dataset):
     manifest = json.loads((dataset / "manifest.json").read_text())
-    assert manifest["format_version"] == 1 and manifest["suite"] == SUITE
+    assert manifest["format_version"] == 1 and manifest["suite"] == SUITE and manifest["robot"] == "panda"
     assert manifest["scene_seeds"] == _seeds()
     assert manifest["config"]["width"] == W and manifest["config"]["renderer"] == "tiny"
     assert manifest["classes"]["0"]
@@ -41,14 +45,15 @@ def test_layout_and_manifest(dataset):
     assert [d.name for d in dirs] == [f"scene-{s}" for s in _seeds()]
     assert dirs[0].parent.name == "shard-0000"
     assert sorted(p.name for p in dirs[0].iterdir()) == ["class.png", "depth.png", "instance.png", "meta.json",
-                                                         "rgb.png"]
+                                                         "rgb.png", "robot_seg.png"]
 
 
 def test_round_trip_matches_render(dataset):
     from graspsim.config import PhysicsConfig
     from graspsim.scenes.sampling import SceneOptions
     from graspsim.sim.camera import render
-    from graspsim.sim.scene import build_settled_scene
+    from graspsim.data.render import arm_state
+    from graspsim.sim.scene import add_robot, build_settled_scene
     from graspsim.sim.world import SimWorld
 
     seed = _seeds()[0]
@@ -57,11 +62,17 @@ def test_round_trip_matches_render(dataset):
     try:
         scene = build_settled_scene(world, suite.kind, seed, suite.variant_split, SceneOptions(width=W, height=H),
                                     PhysicsConfig())
-        frames = render(world, scene.camera, scene.plan.lighting, scene.body_to_class)
+        add_robot(world, scene, "panda", PhysicsConfig())
+        frames = render(world, scene.camera, scene.plan.lighting, scene.body_to_class, scene.robot_parts)
+        arm = arm_state(scene.arm)
     finally:
         world.close()
     s = read_scene(scene_dir(dataset, suite.first_seed, seed))
     assert np.array_equal(s["rgb"], frames.rgb)
+    assert np.array_equal(s["robot_seg"], frames.robot_seg) and (s["robot_seg"] > 0).any()
+    assert s["meta"]["robot"] == "panda"
+    assert np.allclose(s["meta"]["arm"]["T_world_base"], arm["T_world_base"])
+    assert np.allclose(s["meta"]["arm"]["q_rad"], arm["q_rad"]) and len(arm["q_rad"]) == 7
     hit = frames.depth_m < 0.999 * scene.camera.far_m
     assert np.all(s["depth_m"][~hit] == 0)
     assert np.abs(s["depth_m"][hit] - frames.depth_m[hit]).max() <= 0.001
@@ -135,6 +146,10 @@ def test_cli_user_errors(dataset, tmp_path):
     r = runner.invoke(render_command, ["--suite", SUITE, "--scenes", "2", "--out", str(dataset), "--resume",
                                        "--width", "64", "--height", str(H), "--renderer", "tiny", "--no-progress"])
     assert r.exit_code == 2 and "config.width" in r.output
+    r = runner.invoke(render_command, ["--suite", SUITE, "--scenes", "2", "--out", str(tmp_path / "c"),
+                                       "--robot", "ur5"] + base)
+    assert r.exit_code == 2 and "unknown robot 'ur5'; choose one of hand, panda" in r.output
+    assert len(r.output.strip().splitlines()) == 1 and not (tmp_path / "c").exists()
 
 
 def test_torch_dataset_shapes(dataset):
@@ -153,6 +168,8 @@ def test_torch_dataset_shapes(dataset):
     n = item["grasps"].shape[0]
     assert item["grasps"].shape == (n, 5) and item["grasp_classes"].shape == (n,) and n >= 1
     assert item["grasp_classes"].dtype == torch.long and item["K"].shape == (3, 3)
+    assert item["robot_seg"].shape == (H, W) and item["robot_seg"].dtype == torch.long
+    assert int(item["robot_seg"].max()) == 2  # the parked hand at the table's near edge
     assert set(item["grasp_classes"].tolist()) <= set(item["class_map"].unique().tolist())
     assert len(GraspDataset(dataset, split_filter=lambda m: m["scene_seed"] == _seeds()[1])) == 1
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from graspsim.clierror import UserError
+from graspsim.types import DEFAULT_ROBOT
 
 
 @click.command("render")
@@ -23,10 +24,14 @@ from graspsim.clierror import UserError
 @click.option("--height", default=480, show_default=True, type=click.IntRange(min=32), help="Image height in pixels.")
 @click.option("--renderer", default="auto", show_default=True, type=click.Choice(["auto", "egl", "tiny"]),
               help="auto: EGL when its plugin loads here, else TinyRenderer (images differ slightly).")
+@click.option("--robot", default=DEFAULT_ROBOT, show_default=True,
+              help="panda: the arm parked on its mount is in every image and robot_seg.png stores its mask; "
+                   "hand: no robot in the images (the floating hand). Grasp labels are the same for both.")
 @click.option("--no-grasps", is_flag=True,
               help="Skip grasp labels (images and masks only, ~5x faster): enough for training CLIP / SAM.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
-def render_command(suite, scenes, out_dir, seed, workers, resume, width, height, renderer, no_grasps, no_progress):
+def render_command(suite, scenes, out_dir, seed, workers, resume, width, height, renderer, robot, no_grasps,
+                   no_progress):
     """Render a grasp dataset: RGB, depth, masks and physically validated grasp rectangles."""
     from graspsim.scenes.suites import UnknownSuiteError, get_suite
     from graspsim.data.labels import LabelConfig
@@ -34,8 +39,10 @@ def render_command(suite, scenes, out_dir, seed, workers, resume, width, height,
     from graspsim.pool import WorkerDiedError
     from graspsim.runs import RunDirError
     from graspsim.sim.world import RendererError
+    from graspsim.types import check_robot
 
     try:
+        check_robot(robot)  # ValueError listing the robots
         suite_obj = get_suite(suite)
         suite_obj.scene_seeds(seed, scenes)
     except UnknownSuiteError as exc:
@@ -44,7 +51,7 @@ def render_command(suite, scenes, out_dir, seed, workers, resume, width, height,
         raise UserError(str(exc).replace("--episodes", "--scenes")) from None
     try:
         summary = render_dataset(suite, scenes, out_dir, seed=seed, workers=workers, resume=resume, width=width,
-                                 height=height, renderer=renderer, progress=not no_progress,
+                                 height=height, renderer=renderer, progress=not no_progress, robot=robot,
                                  labels=LabelConfig(max_candidates=0) if no_grasps else None)
     except (RunDirError, RendererError) as exc:
         raise UserError(str(exc)) from None

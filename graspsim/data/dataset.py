@@ -5,6 +5,8 @@ Each item is a dict:
 * ``rgb``: (3, H, W) float32 in [0, 1]; ``depth``: (1, H, W) float32 metres (0 = no depth);
 * ``class_map``: (H, W) int64 catalog class, -1 = not a product;
 * ``instance_map``: (H, W) int64 plan product index, -1 = not a product;
+* ``robot_seg`` (only for a scene rendered with the arm, ``robot="panda"``): (H, W)
+  int64, 0 not the robot, 1 arm, 2 gripper (hand and fingers); absent otherwise;
 * ``grasps``: (N, 5) float32 ``[x, y, w, h, theta]`` (pixels, radians), every
   validated grasp of every product; ``grasp_classes``: (N,) int64 catalog class
   of each grasp's product; ``grasp_quality``: (N,) float32;
@@ -48,7 +50,7 @@ class GraspDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> dict:
         s = self.reader.read(self.scenes[index])
-        return {
+        item = {
             "rgb": torch.from_numpy(s["rgb"]).permute(2, 0, 1).contiguous().float() / 255.0,
             "depth": torch.from_numpy(s["depth_m"])[None].contiguous(),
             "class_map": torch.from_numpy(s["class_map"].astype("int64")) - 1,
@@ -59,3 +61,6 @@ class GraspDataset(torch.utils.data.Dataset):
             "K": torch.from_numpy(s["K"]).float(),
             "meta": s["meta"],
         }
+        if s["robot_seg"] is not None:  # absent, not None: torch's default collate cannot batch None
+            item["robot_seg"] = torch.from_numpy(s["robot_seg"].astype("int64"))
+        return item

@@ -3,12 +3,20 @@
 A dataset directory ``DIR`` holds::
 
     DIR/manifest.json
-    DIR/shards/shard-XXXX/SCENEID/{rgb.png, depth.png, instance.png, class.png, meta.json}
+    DIR/shards/shard-XXXX/SCENEID/{rgb.png, depth.png, instance.png, class.png, [robot_seg.png,] meta.json}
 
 ``manifest.json`` (strict JSON, written atomically):
 
 * ``format_version`` (int, 1), ``suite`` (e.g. ``"tabletop-test"``), ``kind``
   (``"shelf"`` / ``"tabletop"``), ``variant_split`` (``"seen"`` / ``"unseen"``);
+* ``robot`` (:data:`graspsim.types.ROBOTS`): ``"panda"`` (the default of
+  ``graspsim render`` and ``render_dataset``): the Franka Panda stands on its
+  mount (:class:`~graspsim.scenes.kinds.ArmMount`) at its parking place and pose
+  in every image, exactly as ``PickEnv(robot="panda").reset`` shows the scene;
+  ``"hand"``: no robot in the images (the floating hand exists only during an
+  attempt). Datasets written before the robot was recorded have no ``robot``
+  and show none (read them as ``"hand"``). ``--resume`` refuses another robot
+  (naming ``robot``);
 * ``scene_seeds``: every scene seed requested so far (sorted); ``skipped``:
   ``{seed: reason}`` for seeds whose scene could not be built;
 * ``classes``: catalog class index -> name (``{"0": "soda_can", ...}``);
@@ -32,12 +40,25 @@ seed) // 100`` zero-padded to 4 digits (100 scenes of the suite per shard).
 * ``instance.png``: (H, W) uint16, 0 = not a product (background, furniture,
   floor), ``k + 1`` = product ``k`` of the scene plan (``meta.plan.products[k]``).
 * ``class.png``: (H, W) uint8, 0 = not a product, ``c + 1`` = catalog class ``c``.
-* No robot or gripper mask: the hand is not in the scene when it is rendered.
+  Robot pixels are 0 in ``instance.png`` and ``class.png`` (not a product).
+* ``robot_seg.png`` (only with ``robot == "panda"``): (H, W) uint8, 0 = not the
+  robot, 1 = the arm (pedestal link, links 1-7), 2 = the gripper (hand and both
+  fingers), from pybullet's per-link segmentation of the same render as
+  ``rgb.png`` (the env's privileged ``robot_seg``). With the default cameras the
+  shelf's parking pose shows the arm and hand at the image's left edge (~8 % of
+  the pixels), the table's only the hand at the bottom edge (~2.5 %, no arm
+  link); neither hides a product (with EGL the arm's shadow also falls on the
+  scene).
 * ``meta.json``: ``scene_id``, ``scene_seed``, ``suite``, ``renderer`` (used),
   ``width``, ``height``, ``K`` (3x3, pixels), ``T_world_camera`` (4x4, OpenCV
   camera axes: x right, y down, z forward), ``approach_world`` (3,),
   ``depth_scale`` (0.001), ``plan`` (the :class:`~graspsim.scenes.plan.ScenePlan`
-  as a JSON object; poses there are the *sampled* ones), and ``objects``: one
+  as a JSON object; poses there are the *sampled* ones), ``robot`` (as in the
+  manifest), with the arm ``arm``: the parked arm as the image shows it,
+  ``T_world_base`` (4x4, ``panda_link0`` in the world), ``q_rad`` (7 arm joint
+  angles) and ``finger_joints_m`` (2 finger joint positions; forward kinematics
+  of pybullet_data's ``franka_panda/panda.urdf`` from these gives every link's
+  pose), and ``objects``: one
   entry per product (also occluded ones) with ``product_index``, ``class_name``,
   ``class_index``, ``variant``, ``visible_px``, ``settled_pose`` (``position_m``,
   ``quat_xyzw`` after the scene settled: the pose the image shows),
@@ -49,6 +70,18 @@ seed) // 100`` zero-padded to 4 digits (100 scenes of the suite per shard).
   :mod:`graspsim.data.labels`); ``quality`` = the planner's score in [0, 1].
   Products with fewer than ``labels.min_visible_px`` visible pixels (scaled to
   the image area) have ``grasps: []`` and ``candidates_tried: 0``.
+
+Grasp labels measure the grasp, not the arm, whatever ``robot`` is: every
+candidate is executed by the floating hand on its product alone (no arm, no
+other product; :mod:`graspsim.data.labels`), so a label says the gripper holds
+the product from that rectangle, not that the Panda can reach it from its mount
+(``graspsim bench --robot panda`` measures that). The candidates are planned on
+the product's mask as stored and the depth of the robot-free view (rendered
+before the arm is added): the parked arm is not where a grasp is made, so its
+pixels in ``depth.png`` are no obstacle to a label. As the parking poses hide no
+product, every ``objects`` entry is the same for ``robot="panda"`` and
+``robot="hand"``, and the robot-free depth is the stored one on every product
+pixel, so the labels re-validate from the files on disk either way.
 
 Crash safety: a scene is written to ``shard-XXXX/.tmp-SCENEID-PID`` (every
 file fsync'd, ``meta.json`` last), then renamed into place with ``os.replace``;
@@ -71,6 +104,7 @@ META = "meta.json"
 SCENES_PER_SHARD = 100
 DEPTH_SCALE = 0.001  # metres per depth.png unit
 TMP_PREFIX = ".tmp-"
+ROBOT_SEG = "robot_seg.png"
 
 
 def scene_id(seed: int) -> str:
@@ -131,7 +165,8 @@ def read_scene(path: Path) -> dict[str, Any]:
 
     Returns ``rgb`` (H, W, 3) uint8, ``depth_m`` (H, W) float32 metres (0 = no
     depth), ``depth_mm`` (H, W) uint16, ``instance`` (H, W) uint16 and ``class_map``
-    (H, W) uint8 as stored (0 = none; see the module docstring), ``K`` (3, 3),
+    (H, W) uint8 as stored (0 = none; see the module docstring), ``robot_seg``
+    (H, W) uint8 (0 none, 1 arm, 2 gripper) or None when the scene has no arm, ``K`` (3, 3),
     ``T_world_camera`` (4, 4), ``grasps`` (N, 5) float64 ``[x, y, w, h, theta]``,
     ``grasp_quality`` (N,), ``grasp_classes`` (N,) int64 catalog class,
     ``grasp_products`` (N,) int64 product index, and ``meta`` (the parsed meta.json).
@@ -149,6 +184,11 @@ def read_scene(path: Path) -> dict[str, Any]:
     depth_mm = _imread(path / "depth.png", cv2.IMREAD_UNCHANGED)
     instance = _imread(path / "instance.png", cv2.IMREAD_UNCHANGED)
     class_map = _imread(path / "class.png", cv2.IMREAD_UNCHANGED)
+    # The file is what counts (meta's robot is absent in datasets from before it was recorded), but a
+    # scene whose meta has the arm and no mask is damaged, not a scene without a robot.
+    robot_seg = None
+    if meta.get("robot") == "panda" or (path / ROBOT_SEG).exists():
+        robot_seg = _imread(path / ROBOT_SEG, cv2.IMREAD_UNCHANGED)
     grasps = [(g, obj) for obj in meta["objects"] for g in obj["grasps"]]
     return {
         "rgb": rgb,
@@ -156,6 +196,7 @@ def read_scene(path: Path) -> dict[str, Any]:
         "depth_m": decode_depth(depth_mm),
         "instance": instance,
         "class_map": class_map,
+        "robot_seg": robot_seg,
         "K": np.asarray(meta["K"], dtype=np.float64),
         "T_world_camera": np.asarray(meta["T_world_camera"], dtype=np.float64),
         "grasps": np.asarray([[g[k] for k in ("x", "y", "w", "h", "theta")] for g, _ in grasps],

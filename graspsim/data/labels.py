@@ -18,10 +18,19 @@ image area from 300 px at 640x480):
    deterministic and independent of the others). Candidates that succeed are
    kept; ``quality`` is the planner's score.
 
-The labels are computed with the depth exactly as stored (millimetre-rounded),
-so they can be re-validated from the files on disk. Limitation: the other
-products are absent during validation, so a kept grasp can still fail in the
-cluttered scene (a neighbour in the fingers' path that the depth check of
+Labels measure the grasp, not the arm: with ``graspsim render --robot panda``
+the arm is in the stored images, but never in the validation world (the
+floating hand executes every candidate, whatever the dataset's robot), and
+:mod:`graspsim.data.render` gives the planner the depth of the robot-free view
+(the parked arm is not where a grasp is made), so a scene's labels are the same
+for every robot as long as the arm hides no product (it hides none in the
+built-in scene kinds).
+
+The labels are computed with the depth millimetre-rounded as stored (the
+robot-free one equals ``depth.png`` on every product pixel, where conversion
+reads it), so they can be re-validated from the files on disk. Limitation: the
+other products are absent during validation, so a kept grasp can still fail in
+the cluttered scene (a neighbour in the fingers' path that the depth check of
 ``mask_to_grasps`` did not catch).
 """
 
@@ -97,7 +106,8 @@ def label_objects(world: SimWorld, plan: ScenePlan, settled: list[ProductPlaceme
             "settled_pose": {"position_m": list(placement.position_m), "quat_xyzw": list(placement.quat_xyzw)},
             "candidates_tried": 0, "candidates_kept": 0, "rejected": {}, "grasps": [],
         }
-        if visible >= min_px:
+        # max_candidates 0 (--no-grasps): skip the planner, whose candidates would all be cut off anyway.
+        if visible >= min_px and config.max_candidates > 0:
             rejected: Counter = Counter()
             # Ranked ScoredGrasp candidates for the product's mask.
             for grasp in object_grasps(instance == k + 1, depth_m, camera, plan.kind, approach_world, physics.gripper,

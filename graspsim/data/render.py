@@ -1,10 +1,14 @@
 """Render a suite's scenes into a grasp dataset (``graspsim render``), 1 or K worker processes.
 
 Every scene depends only on its seed (and the config): each worker owns two
-worlds, one for the full scene (build, settle, render) and one for the
-object-alone label validation (:mod:`graspsim.data.labels`), both reset for
-every use. Workers write their scenes directly (each scene is its own
-directory, written atomically); the parent writes the manifest.
+worlds, one for the full scene (build, settle, add the robot, render) and one
+for the object-alone label validation (:mod:`graspsim.data.labels`), both reset
+for every use. The robot (the arm by default, as everywhere) is
+placed by :func:`graspsim.sim.scene.add_robot`, the code
+:class:`~graspsim.envs.pick_env.PickEnv` resets with, so a scene's images are
+the observation ``PickEnv(robot=...).reset`` shows for it. Workers write their
+scenes directly (each scene is its own directory, written atomically); the
+parent writes the manifest.
 """
 
 from __future__ import annotations
@@ -23,16 +27,21 @@ from graspsim.data.labels import LabelConfig, label_objects
 from graspsim.data.writer import prepare_out_dir, remove_stray_temp_dirs, write_scene
 from graspsim.fileio import atomic_write_json
 from graspsim.pool import run_jobs
+from graspsim.scenes.plan import ProductPlacement
+from graspsim.types import DEFAULT_ROBOT, check_robot
 
 
 @dataclass(frozen=True)
 class RenderSpec:
+    """What one worker needs to render scenes (plain values: it is pickled to the workers)."""
+
     suite: str
     width: int = 640
     height: int = 480
     renderer: str = "auto"
     physics: dict[str, Any] = field(default_factory=lambda: PhysicsConfig().to_dict())
     labels: dict[str, Any] = field(default_factory=lambda: LabelConfig().to_dict())
+    robot: str = DEFAULT_ROBOT
 
 
 class SceneRenderer:
@@ -52,17 +61,48 @@ class SceneRenderer:
         self.label_world = SimWorld(self.physics, "tiny")  # never renders
 
     def render_scene(self, seed: int) -> dict[str, Any]:
-        """Build, render and label scene ``seed``: the arrays as stored plus meta."""
+        """Build, render and label scene ``seed``: the arrays as stored (``robot_seg`` None without an arm)
+        plus meta."""
         from graspsim.sim.camera import render
-        from graspsim.sim.scene import build_settled_scene
+        from graspsim.sim.scene import add_robot, build_settled_scene
 
         scene = build_settled_scene(self.world, self.suite.kind, seed, self.suite.variant_split, self.options,
                                     self.physics)
-        frames = render(self.world, scene.camera, scene.plan.lighting, scene.body_to_class)
         body_to_product = {b: k for k, b in enumerate(scene.product_bodies) if b is not None}
-        depth_mm = encode_depth(frames.depth_m, scene.camera.far_m)
+        lighting, far_m = scene.plan.lighting, scene.camera.far_m
+        # The grasp planner gets the depth of the robot-free view: the parked arm is not where a grasp
+        # is made (it moves to make it), so its pixels are no obstacle, and a scene has the same labels
+        # whatever the robot. That view is rendered only when candidates are planned (not --no-grasps).
+        planning = self.label_config.max_candidates > 0
+        bare = render(self.world, scene.camera, lighting, scene.body_to_class) if planning else None
+        add_robot(self.world, scene, self.spec.robot, self.physics)
+        if bare is not None and scene.arm is None:
+            frames = bare  # no robot: the robot-free view is the stored one
+        else:
+            frames = render(self.world, scene.camera, lighting, scene.body_to_class, scene.robot_parts)
+        depth_mm = encode_depth(frames.depth_m, far_m)
         instance = encode_instance(frames.instance_seg, body_to_product)
-        class_map = encode_class(frames.class_seg)
+        plan_depth_mm = depth_mm if bare is None or bare is frames else encode_depth(bare.depth_m, far_m)
+        # Millimetre-rounded as stored, so the labels re-validate from disk: the two depths agree on every
+        # product pixel, where conversion reads it (the parking poses hide no product). visible_px and the
+        # masks are the stored ones.
+        objects = label_objects(self.label_world, scene.plan, self._settled(scene), instance,
+                                decode_depth(plan_depth_mm), scene.camera, scene.approach_world, self.physics,
+                                self.label_config)
+        meta = {
+            "scene_id": scene_id(seed), "scene_seed": int(seed), "suite": self.suite.name,
+            "renderer": self.world.renderer_name, "width": self.spec.width, "height": self.spec.height,
+            "K": scene.camera.K, "T_world_camera": scene.camera.T_world_camera,
+            "approach_world": scene.approach_world, "depth_scale": DEPTH_SCALE,
+            "plan": json.loads(scene.plan.to_json()), "robot": self.spec.robot, "objects": objects,
+        }
+        if scene.arm is not None:
+            meta["arm"] = arm_state(scene.arm)
+        return {"rgb": frames.rgb, "depth_mm": depth_mm, "instance": instance,
+                "class_map": encode_class(frames.class_seg), "robot_seg": frames.robot_seg, "meta": meta}
+
+    def _settled(self, scene) -> list[ProductPlacement | None]:
+        """Each plan product at the pose it settled to (None for a product not in the scene)."""
         settled = []
         for k, placement in enumerate(scene.plan.products):
             body = scene.product_bodies[k]
@@ -72,18 +112,7 @@ class SceneRenderer:
             position, quat = self.world.client.getBasePositionAndOrientation(body)
             settled.append(replace(placement, position_m=tuple(float(v) for v in position),
                                    quat_xyzw=tuple(float(v) for v in quat)))
-        # Labels use the depth exactly as stored, so they can be re-validated from disk.
-        objects = label_objects(self.label_world, scene.plan, settled, instance, decode_depth(depth_mm),
-                                scene.camera, scene.approach_world, self.physics, self.label_config)
-        meta = {
-            "scene_id": scene_id(seed), "scene_seed": int(seed), "suite": self.suite.name,
-            "renderer": self.world.renderer_name, "width": self.spec.width, "height": self.spec.height,
-            "K": scene.camera.K, "T_world_camera": scene.camera.T_world_camera,
-            "approach_world": scene.approach_world, "depth_scale": DEPTH_SCALE,
-            "plan": json.loads(scene.plan.to_json()), "objects": objects,
-        }
-        return {"rgb": frames.rgb, "depth_mm": depth_mm, "instance": instance, "class_map": class_map,
-                "meta": meta}
+        return settled
 
     def run(self, root: Path, seed: int) -> dict[str, Any]:
         """Render and write scene ``seed`` under ``root``; a small status dict for the parent."""
@@ -95,7 +124,7 @@ class SceneRenderer:
         except SceneUnavailableError as exc:
             return {"seed": seed, "skipped": str(exc)}
         write_scene(scene_dir(root, self.suite.first_seed, seed), out["rgb"], out["depth_mm"], out["instance"],
-                    out["class_map"], out["meta"])
+                    out["class_map"], out["meta"], out["robot_seg"])
         objects = out["meta"]["objects"]
         return {"seed": seed, "labels": sum(o["candidates_kept"] for o in objects),
                 "tried": sum(o["candidates_tried"] for o in objects), "seconds": time.perf_counter() - t0}
@@ -103,6 +132,16 @@ class SceneRenderer:
     def close(self) -> None:
         self.world.close()
         self.label_world.close()
+
+
+def arm_state(arm) -> dict[str, Any]:
+    """meta.json's ``arm``: the :class:`~graspsim.sim.panda.PandaArm` as the images show it, its base pose (4, 4)
+    in the world, 7 arm joint angles (rad) and 2 finger joint positions (m); forward kinematics from these gives
+    every link's pose."""
+    from graspsim.sim.panda import FINGER_LINKS
+
+    fingers = [float(s[0]) for s in arm.world.client.getJointStates(arm.body, FINGER_LINKS)]
+    return {"T_world_base": arm.T_world_base, "q_rad": [float(v) for v in arm.q()], "finger_joints_m": fingers}
 
 
 def manifest_for(spec: RenderSpec, seeds: list[int]) -> dict[str, Any]:
@@ -113,7 +152,7 @@ def manifest_for(spec: RenderSpec, seeds: list[int]) -> dict[str, Any]:
     suite = get_suite(spec.suite)
     return {
         "format_version": FORMAT_VERSION, "suite": suite.name, "kind": suite.kind,
-        "variant_split": suite.variant_split, "scene_seeds": sorted(seeds), "skipped": {},
+        "variant_split": suite.variant_split, "robot": spec.robot, "scene_seeds": sorted(seeds), "skipped": {},
         "classes": {str(c.index): c.name for c in CATALOG},
         "splits": ("no split inside a dataset: train/test/unseen data come from rendering the *-train/*-test/"
                    "*-unseen suites, whose scene-seed ranges are disjoint (unseen: held-out product variants)"),
@@ -125,19 +164,28 @@ def manifest_for(spec: RenderSpec, seeds: list[int]) -> dict[str, Any]:
 
 def render_dataset(suite: str, scenes: int, out_dir: Path, seed: int = 0, workers: int = 1, resume: bool = False,
                    width: int = 640, height: int = 480, renderer: str = "auto", progress: bool = True,
-                   physics: PhysicsConfig | None = None, labels: LabelConfig | None = None) -> dict[str, Any]:
+                   physics: PhysicsConfig | None = None, labels: LabelConfig | None = None,
+                   robot: str = DEFAULT_ROBOT) -> dict[str, Any]:
     """Render scenes ``seed .. seed + scenes - 1`` of ``suite`` into ``out_dir``; returns a summary dict.
 
+    ``robot`` (:data:`graspsim.types.ROBOTS`; by default
+    :data:`~graspsim.types.DEFAULT_ROBOT`, the arm, as for ``graspsim render
+    --robot`` and the environments): ``"panda"`` renders the arm parked on its
+    mount into every image and stores ``robot_seg.png``; ``"hand"`` renders no
+    robot. The grasp labels do not depend on it (:mod:`graspsim.data.labels`).
+
     Raises :class:`~graspsim.scenes.suites.UnknownSuiteError`, ValueError (scenes
-    outside the suite) and :class:`~graspsim.runs.RunDirError`
+    outside the suite, an unknown robot) and :class:`~graspsim.runs.RunDirError`
     (non-empty ``out_dir`` without ``resume``, or a resume with other settings).
     """
     from graspsim.scenes.suites import get_suite
 
+    check_robot(robot)
     suite_obj = get_suite(suite)
     seeds = suite_obj.scene_seeds(seed, scenes)
     spec = RenderSpec(suite=suite_obj.name, width=width, height=height, renderer=renderer,
-                      physics=(physics or PhysicsConfig()).to_dict(), labels=(labels or LabelConfig()).to_dict())
+                      physics=(physics or PhysicsConfig()).to_dict(), labels=(labels or LabelConfig()).to_dict(),
+                      robot=robot)
     out_dir = Path(out_dir)
     manifest = prepare_out_dir(out_dir, manifest_for(spec, seeds), resume)
     removed = remove_stray_temp_dirs(out_dir)
@@ -159,7 +207,7 @@ def render_dataset(suite: str, scenes: int, out_dir: Path, seed: int = 0, worker
         atomic_write_json(out_dir / MANIFEST, manifest)
     done = [r for r in results if "skipped" not in r]
     return {
-        "out_dir": str(out_dir), "suite": suite_obj.name, "requested": len(seeds),
+        "out_dir": str(out_dir), "suite": suite_obj.name, "robot": robot, "requested": len(seeds),
         "rendered": len(done), "already_done": len(seeds) - len(todo), "skipped": len(skipped),
         "removed_temp_dirs": removed, "labels": sum(r["labels"] for r in done),
         "candidates_tried": sum(r["tried"] for r in done),

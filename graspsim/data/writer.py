@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from graspsim.data.format import MANIFEST, META, TMP_PREFIX, is_complete
+from graspsim.data.format import MANIFEST, META, ROBOT_SEG, TMP_PREFIX, is_complete
 from graspsim.fileio import atomic_write_json, fsync_dir, to_jsonable
 from graspsim.runs import RunLayout, check_run_dir
 
@@ -31,8 +32,11 @@ def _png(image: np.ndarray) -> bytes:
 
 
 def write_scene(final_dir: Path, rgb: np.ndarray, depth_mm: np.ndarray, instance: np.ndarray,
-                class_map: np.ndarray, meta: dict[str, Any]) -> None:
-    """Write one scene into ``final_dir`` atomically: temp dir (files fsync'd, meta.json last) + os.replace."""
+                class_map: np.ndarray, meta: dict[str, Any], robot_seg: np.ndarray | None = None) -> None:
+    """Write one scene into ``final_dir`` atomically: temp dir (files fsync'd, meta.json last) + os.replace.
+
+    ``robot_seg``: (H, W) uint8 0/1/2, written as ``robot_seg.png`` when given (a scene with the arm).
+    """
     import cv2
 
     final_dir = Path(final_dir)
@@ -47,6 +51,8 @@ def write_scene(final_dir: Path, rgb: np.ndarray, depth_mm: np.ndarray, instance
         _write_bytes(tmp / "depth.png", _png(np.ascontiguousarray(depth_mm, dtype=np.uint16)))
         _write_bytes(tmp / "instance.png", _png(np.ascontiguousarray(instance, dtype=np.uint16)))
         _write_bytes(tmp / "class.png", _png(np.ascontiguousarray(class_map, dtype=np.uint8)))
+        if robot_seg is not None:
+            _write_bytes(tmp / ROBOT_SEG, _png(np.ascontiguousarray(robot_seg, dtype=np.uint8)))
         text = json.dumps(to_jsonable(meta), indent=1, allow_nan=False) + "\n"
         _write_bytes(tmp / META, text.encode("utf-8"))
         fsync_dir(tmp)
@@ -77,6 +83,25 @@ DATASET_LAYOUT = RunLayout(config_name=MANIFEST, records_name=None, key=None,
                            what="graspsim dataset", empty_for_new=True, resume_from_nothing=True)
 
 
+def _layout_for(root: Path, manifest: dict[str, Any], resume: bool) -> RunLayout:
+    """:data:`DATASET_LAYOUT`, except when resuming a dataset rendered before the robot was recorded.
+
+    Such a manifest has no ``robot``; its images show none, as ``robot="hand"``
+    renders them: resuming it with the hand is no change of settings (any other
+    robot is refused, naming ``robot``).
+    """
+    path = Path(root) / MANIFEST
+    if not resume or manifest.get("robot") != "hand" or not path.is_file():
+        return DATASET_LAYOUT
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return DATASET_LAYOUT  # check_run_dir reports the damage
+    if isinstance(stored, dict) and "robot" not in stored:
+        return replace(DATASET_LAYOUT, volatile=DATASET_LAYOUT.volatile | {"robot"})
+    return DATASET_LAYOUT
+
+
 def prepare_out_dir(root: Path, manifest: dict[str, Any], resume: bool) -> dict[str, Any]:
     """Create/check ``root`` and write the manifest; returns the manifest written.
 
@@ -86,7 +111,7 @@ def prepare_out_dir(root: Path, manifest: dict[str, Any], resume: bool) -> dict[
     and skipped scenes are merged.
     """
     root = Path(root)
-    old = check_run_dir(root, manifest, resume, DATASET_LAYOUT)
+    old = check_run_dir(root, manifest, resume, _layout_for(root, manifest, resume))
     if old is not None:
         manifest = dict(manifest)
         manifest["scene_seeds"] = sorted(set(old.get("scene_seeds", [])) | set(manifest["scene_seeds"]))

@@ -64,8 +64,7 @@ from graspsim.scenes.kinds import SCENE_KINDS, scene_kind
 from graspsim.scenes.sampling import SceneOptions
 from graspsim.sim.attempt import Attempt, attempt_grasp
 from graspsim.sim.camera import add_depth_noise, render
-from graspsim.sim.panda import GRIPPER_LINKS
-from graspsim.sim.scene import BuiltScene, add_arm, build_settled_scene, settle, SceneRejected
+from graspsim.sim.scene import BuiltScene, add_robot, build_settled_scene, settle, SceneRejected
 from graspsim.scenes.suites import get_suite
 from graspsim.sim.world import SimWorld, check_renderer
 from graspsim.types import DEFAULT_ROBOT, ROBOTS, FailureReason, check_robot, Frames, GraspRect, GripperCommand, InvalidRectError, PickOutcome
@@ -221,8 +220,7 @@ class PickEnv(gym.Env):
         t0 = time.perf_counter()
         self._scene = build_settled_scene(self.world, self.kind, scene_seed, self.variant_split, self.options,
                                           self.physics)
-        if self.robot == "panda":
-            add_arm(self.world, self._scene, self.physics)
+        add_robot(self.world, self._scene, self.robot, self.physics)
         build_ms = (time.perf_counter() - t0) * 1000
         self._attempts = 0
         self._consecutive_failures = 0
@@ -243,9 +241,7 @@ class PickEnv(gym.Env):
         lighting = scene.plan.lighting
         if self.lighting_gain is not None:
             lighting = replace(lighting, gain=self.lighting_gain)
-        arm = scene.arm
-        frames = render(self.world, scene.camera, lighting, scene.body_to_class,
-                        None if arm is None else (arm.body, GRIPPER_LINKS))
+        frames = render(self.world, scene.camera, lighting, scene.body_to_class, scene.robot_parts)
         if self.depth_noise_m > 0:
             # Seeded by scene and attempt only: the same noise in any worker and for any policy.
             rng = np.random.default_rng([self._scene_seed, DEPTH_NOISE_SALT, self._attempts])

@@ -23,7 +23,7 @@ from graspsim.scenes.sampling import SceneOptions, sample_plan
 from graspsim.sim.bodies import spawn_floor, spawn_furniture, spawn_product
 from graspsim.sim.camera import camera_model_from_spec
 from graspsim.sim.world import SimWorld
-from graspsim.types import CameraModel
+from graspsim.types import CameraModel, check_robot
 
 
 class SceneRejected(RuntimeError):
@@ -60,6 +60,16 @@ class BuiltScene:
     def kind(self) -> SceneKind:
         """The scene kind named by ``plan.kind``."""
         return scene_kind(self.plan.kind)
+
+    @property
+    def robot_parts(self) -> tuple[int, tuple[int, ...]] | None:
+        """``(arm body id, gripper link indices)``: :func:`~graspsim.sim.camera.render`'s ``robot`` argument
+        (labels ``robot_seg``); None without an arm in the scene."""
+        if self.arm is None:
+            return None
+        from graspsim.sim.panda import GRIPPER_LINKS
+
+        return self.arm.body, GRIPPER_LINKS
 
     @property
     def live_bodies(self) -> list[int]:
@@ -157,6 +167,16 @@ def add_arm(world: SimWorld, scene: BuiltScene, physics: PhysicsConfig) -> None:
 
     mount = scene.kind.arm_mount
     scene.arm = PandaArm(world, mount.T_world_base_park(), physics, np.asarray(mount.q_park))
+
+
+def add_robot(world: SimWorld, scene: BuiltScene, robot: str, physics: PhysicsConfig) -> None:
+    """Put ``robot``'s body (:data:`graspsim.types.ROBOTS`) into a settled scene, as every image of it shows it.
+
+    ``"panda"``: the arm at its parking place (:func:`add_arm`); ``"hand"``: nothing (the
+    floating hand exists only during an attempt, so the images show no robot).
+    """
+    if check_robot(robot) == "panda":
+        add_arm(world, scene, physics)
 
 
 def build_settled_scene(world: SimWorld, kind: str, seed: int, variant_split: str, options: SceneOptions,
