@@ -155,22 +155,6 @@ def _seeds(run: RunData) -> list[int]:
     return sorted(int(r["scene_seed"]) for r in run.rows)
 
 
-def _canonical(value: Any) -> str:
-    return json.dumps(to_jsonable(value), sort_keys=True, allow_nan=False)
-
-
-def scene_set(run: RunData) -> tuple:
-    """What identifies the attempts of ``run``, as a hashable tuple.
-
-    ``(suite, sorted scene seeds, renderer, width, height, physics, env_overrides, robot)``
-    with physics and env_overrides as canonical JSON text. Two runs with equal
-    scene sets attempted exactly the same scenes under the same conditions.
-    """
-    cfg = run.config
-    return (cfg.get("suite"), tuple(_seeds(run)), _renderer(run), cfg.get("width"), cfg.get("height"),
-            _canonical(cfg.get("physics") or {}), _canonical(cfg.get("env_overrides") or {}), _robot(run))
-
-
 def _robot(run: RunData) -> str:
     # Runs from before the arm have no robot field: they used the floating hand.
     return str(run.config.get("robot", "hand"))
