@@ -344,12 +344,9 @@ def repair_jsonl(path: Path, key: str | None = "episode_id") -> int:
 
 def read_results(run_dir: Path) -> list[dict]:
     """All result rows of a benchmark run in arrival order (see :func:`read_jsonl`); RunDirError if it is missing."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
+    if not Path(run_dir).is_dir():
         raise RunDirError(f"run directory {run_dir} does not exist")
-    scan = scan_jsonl(run_dir / RESULTS_FILENAME)
-    warn_about(scan)
-    return scan.rows
+    return read_jsonl(Path(run_dir) / RESULTS_FILENAME)
 
 
 # --------------------------------------------------------------------------- settings
@@ -496,14 +493,8 @@ def prepare_run_dir(run_dir: Path, config: Mapping[str, Any], resume: bool,
     job or a layout without keyed records); duplicated keys keep their first
     record, with a warning.
     """
-    run_dir = Path(run_dir)
     stored = check_run_dir(run_dir, config, resume, layout)
-    done: set[int] = set()
     records = layout.records_path(run_dir)
-    if stored is not None and records is not None:
-        scan = scan_jsonl(records, layout.key)
-        warn_about(scan)
-        if layout.key is not None:
-            done = {row[layout.key] for row in scan.rows}
-    atomic_write_json(run_dir / layout.config_name, config)
-    return done
+    rows = read_jsonl(records, layout.key) if stored is not None and records is not None else []
+    atomic_write_json(Path(run_dir) / layout.config_name, config)
+    return set() if layout.key is None else {row[layout.key] for row in rows}

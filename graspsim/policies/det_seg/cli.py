@@ -141,7 +141,7 @@ def evaluate_grasps_command(policy_name, data_dir, out_dir, checkpoint, max_scen
     from pathlib import Path
 
     from graspsim.data.format import DatasetError
-    from graspsim.fileio import atomic_write_text
+    from graspsim.fileio import atomic_write_json
     from graspsim.policies.det_seg.evaluate import evaluate_grasps, format_table
     from graspsim.runs import OFFLINE_METRICS_FILENAME
 
@@ -160,5 +160,5 @@ def evaluate_grasps_command(policy_name, data_dir, out_dir, checkpoint, max_scen
         raise UserError(str(exc)) from None
     click.echo(format_table(metrics))
     for run in run_dirs:
-        atomic_write_text(Path(run) / OFFLINE_METRICS_FILENAME, json.dumps(metrics, indent=2) + "\n", durable=True)
+        atomic_write_json(Path(run) / OFFLINE_METRICS_FILENAME, metrics)
         click.echo(f"wrote {Path(run) / OFFLINE_METRICS_FILENAME}")

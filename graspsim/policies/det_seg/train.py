@@ -118,8 +118,9 @@ def validate(net, samples: list[Sample], kind: str) -> dict[str, float | None]:
     and guided upsampling are chosen on these scenes after training, and a curve that moved with those defaults
     would not be comparable across runs.
     """
+    from graspsim.fileio import to_jsonable
     from graspsim.grasping.metrics import grasp_accuracy, segmentation_iou
-    from graspsim.policies.det_seg.evaluate import _clean, _nanmean, _Tally
+    from graspsim.policies.det_seg.evaluate import _nanmean, _Tally
     from graspsim.policies.det_seg.policy import make_predictor
 
     was_training = net.training
@@ -133,7 +134,7 @@ def validate(net, samples: list[Sample], kind: str) -> dict[str, float | None]:
         if out["seg"] is not None:
             t.ious.append(segmentation_iou(out["seg"], s.src_class_map.astype(np.int64), t.num_classes)["mean_iou"])
     net.train(was_training)
-    return _clean({"grasp_accuracy": grasp_accuracy(t.preds, t.gts) if t.preds else None,
+    return to_jsonable({"grasp_accuracy": grasp_accuracy(t.preds, t.gts) if t.preds else None,
                    "seg_iou": _nanmean(t.ious), "images": len(t.preds)})
 
 
