@@ -19,11 +19,10 @@ from pathlib import Path
 
 from graspsim.fileio import fsync_dir
 from graspsim.learn.checkpoint import METADATA_FILE, read_metadata_file, verify
-from graspsim.policies.clip_sam.config import _looks_like_path, _offline
+from graspsim.policies.clip_sam.config import MissingModelError, _looks_like_path, _offline
 
-
-class WeightsNotFoundError(FileNotFoundError):
-    """Model weights (or config) not found locally and not downloadable."""
+#: Model weights (or config) not found locally and not downloadable: clip_sam's one "missing model" error.
+WeightsNotFoundError = MissingModelError
 
 
 def _missing(kind: str, name: str, is_path: bool, cause: BaseException | None) -> WeightsNotFoundError:

@@ -33,18 +33,8 @@ import numpy as np
 
 from graspsim.config import GripperSpec
 from graspsim.policies.base import PolicyError, PolicyOutput, as_observation, copy_config
-from graspsim.policies.clip_sam.config import ClipSamPolicyConfig, MissingModelError, resolve_model
+from graspsim.policies.clip_sam.config import ClipSamPolicyConfig, resolve_model
 from graspsim.types import Observation
-
-
-def _resolve(name: str | os.PathLike | None, kind: str) -> str:
-    """A loadable name/path for ``name`` (None = shipped checkpoint); WeightsNotFoundError if it is missing."""
-    from graspsim.policies.clip_sam.models import WeightsNotFoundError
-
-    try:
-        return resolve_model(name, kind)
-    except MissingModelError as exc:  # the loaders' callers catch WeightsNotFoundError
-        raise WeightsNotFoundError(str(exc)) from None
 
 
 def load_models(clip: str | os.PathLike | None = None, sam: str | os.PathLike | None = None, device: str = "cpu"):
@@ -62,7 +52,7 @@ def load_models(clip: str | os.PathLike | None = None, sam: str | os.PathLike | 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
 
-    clip_name = _resolve(clip, "clip")
+    clip_name = resolve_model(clip, "clip")
     clip_model, processor = load_clip(clip_name, device=device)
     tokenizer = getattr(processor, "tokenizer", None)
     if tokenizer is None:
@@ -71,7 +61,7 @@ def load_models(clip: str | os.PathLike | None = None, sam: str | os.PathLike | 
         except (OSError, ValueError) as exc:
             raise WeightsNotFoundError(f"CLIP {clip_name!r} has no tokenizer files (tokenizer.json or "
                                        f"vocab.json + merges.txt) next to its weights") from exc
-    sam_name = _resolve(sam, "sam")
+    sam_name = resolve_model(sam, "sam")
     if sam_name.endswith(".pth"):
         from graspsim.policies.clip_sam.sam_convert import load_official_sam
 
