@@ -11,17 +11,23 @@ from pathlib import Path
 from graspsim.learn.checkpoint import load_weights, read_metadata
 
 
-def build_net(kind: str, config=None):
-    """A freshly initialised network of ``kind`` (``config``: its config dataclass, a dict, or None = defaults)."""
+def net_classes(kind: str) -> tuple[type, type]:
+    """``(network class, config class)`` of model ``kind`` (``det_seg`` or ``grconvnet``); imports torch."""
     if kind == "det_seg":
         from graspsim.policies.det_seg.model import DetSegConfig, DetSegNet
 
-        return DetSegNet(DetSegConfig.coerce(config))
+        return DetSegNet, DetSegConfig
     if kind == "grconvnet":
         from graspsim.policies.det_seg.grconvnet import GrConvNet, GrConvNetConfig
 
-        return GrConvNet(GrConvNetConfig.coerce(config))
+        return GrConvNet, GrConvNetConfig
     raise ValueError(f"unknown model kind {kind!r} (det_seg or grconvnet)")
+
+
+def build_net(kind: str, config=None):
+    """A freshly initialised network of ``kind`` (``config``: its config dataclass, a dict, or None = defaults)."""
+    net_class, config_class = net_classes(kind)
+    return net_class(config_class.coerce(config))
 
 
 def checkpoint_meta(path: str | Path, kind: str | None = None) -> tuple[dict, dict | None]:

@@ -61,11 +61,12 @@ def _kw(epochs, batch_size, seed, val_fraction, lr, resume, max_minutes, no_augm
                 **{k: v for k, v in (("epochs", epochs), ("lr", lr)) if v is not None})
 
 
-def _config(cls, kind: str, config_json: str | None, init: str | None, input_size: int | None, **fixed):
+def _config(kind: str, config_json: str | None, init: str | None, input_size: int | None, **fixed):
     """``(overrides, config)``: the ``--init`` checkpoint's config (if any) updated with ``--config``, ``fixed``
-    and ``--input-size``, and the ``cls`` config they give on top of the defaults (a one-line UserError if bad)."""
-    from graspsim.policies.det_seg.checkpoint import init_config
+    and ``--input-size``, and the ``kind`` network's config they give over the defaults (UserError if bad)."""
+    from graspsim.policies.det_seg.checkpoint import init_config, net_classes
 
+    cls = net_classes(kind)[1]
     overrides = _parse_config(config_json)
     try:
         base = init_config(init, kind) if init else {}
@@ -84,11 +85,10 @@ def _config(cls, kind: str, config_json: str | None, init: str | None, input_siz
 @click.option("--config", "config_json", default=None, help="JSON object of DetSegConfig fields to override")
 def train_det_seg_command(data_dir, out_dir, input_size, init, no_refine, config_json, **opts):
     """Train det_seg (grasp detection + segmentation [+ refinement]) on a rendered dataset."""
-    from graspsim.policies.det_seg.model import DetSegConfig
     from graspsim.policies.det_seg.train import train_det_seg
 
     fixed = {"use_refinement": False} if no_refine else {}
-    _, config = _config(DetSegConfig, "det_seg", config_json, init, input_size, **fixed)
+    _, config = _config("det_seg", config_json, init, input_size, **fixed)
     _run_training(train_det_seg, data_dir, out_dir, {**_kw(**opts), "config": config, "init": init})
 
 
@@ -97,10 +97,9 @@ def train_det_seg_command(data_dir, out_dir, input_size, init, no_refine, config
 @click.option("--config", "config_json", default=None, help="JSON object of GrConvNetConfig fields to override")
 def train_grconvnet_command(data_dir, out_dir, input_size, init, config_json, **opts):
     """Train the GR-ConvNet-style baseline (RGB-D -> quality / angle / width maps) on a rendered dataset."""
-    from graspsim.policies.det_seg.grconvnet import GrConvNetConfig
     from graspsim.policies.det_seg.train import train_grconvnet
 
-    overrides, _ = _config(GrConvNetConfig, "grconvnet", config_json, init, input_size)
+    overrides, _ = _config("grconvnet", config_json, init, input_size)
     _run_training(train_grconvnet, data_dir, out_dir, {**_kw(**opts), "config": overrides or None, "init": init})
 
 

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from graspsim.data.reader import DatasetError, Datasets, SceneRef, split_random
-from graspsim.policies.det_seg.checkpoint import build_net
+from graspsim.policies.det_seg.checkpoint import build_net, net_classes
 from graspsim.policies.det_seg.samples import Sample, augment, load_samples
 
 #: The validation numbers recorded as ``metadata["val_metrics"]``.
@@ -46,17 +46,15 @@ class _Task:
 
     kind: str
 
+    def __init__(self, config):
+        self.config = net_classes(self.kind)[1].coerce(config)
+
     def build(self):
         return build_net(self.kind, self.config)
 
 
 class _DetSegTask(_Task):
     kind = "det_seg"
-
-    def __init__(self, config):
-        from graspsim.policies.det_seg.model import DetSegConfig
-
-        self.config = DetSegConfig.coerce(config)
 
     def batch(self, items: list[tuple]) -> dict[str, Any]:
         import torch
@@ -84,11 +82,6 @@ class _DetSegTask(_Task):
 
 class _GrConvTask(_Task):
     kind = "grconvnet"
-
-    def __init__(self, config):
-        from graspsim.policies.det_seg.grconvnet import GrConvNetConfig
-
-        self.config = GrConvNetConfig.coerce(config)
 
     def batch(self, items: list[tuple]) -> dict[str, Any]:
         import torch
