@@ -169,24 +169,22 @@ def _train(task, data_dir, out_dir, *, epochs: int, lr: float, batch_size: int =
         refs = [r for r in refs if r.labelled]
         if not refs:
             raise DatasetError("GR-ConvNet needs grasp labels: every --data dataset was rendered with --no-grasps")
-    init = None if init is None else Path(init)
     settings = {"model": task.kind, "data": [str(d.resolve()) for d in data.dirs], "config": task.config.to_dict(),
                 "batch_size": batch_size, "val_fraction": val_fraction, "augment": augment_data,
-                "init": None if init is None else str(init.resolve())}
+                "init": None if init is None else str(Path(init).resolve())}
     cfg = LoopConfig(epochs=epochs, lr=lr, seed=seed, weight_decay=1e-4, grad_clip=10.0,
                      schedule=cosine_with_ramp(50), max_minutes=max_minutes, threads=num_threads, progress=progress,
                      name=task.kind)
 
     def build():
-        return _stack(task, data, refs, data_dir, cfg, batch_size=batch_size, val_fraction=val_fraction,
-                      augment_data=augment_data, set_finger=set_finger, init=init)
+        return _stack(task, data, refs, data_dir, cfg, settings, set_finger)
 
     return train(out_dir, settings, build, cfg, resume, log=(lambda s: print(s, flush=True)) if progress else None)
 
 
-def _stack(task, data: Datasets, refs: list[SceneRef], data_dir, cfg, *, batch_size: int, val_fraction: float,
-           augment_data: bool, set_finger: bool, init: Path | None):
-    """The :class:`~graspsim.learn.loop.Stack` of one run: samples, split, network, batches, validation, saving."""
+def _stack(task, data: Datasets, refs: list[SceneRef], data_dir, cfg, settings: dict, set_finger: bool):
+    """The :class:`~graspsim.learn.loop.Stack` of one run (``settings``: :func:`_train`'s): samples, split, network,
+    batches, validation, saving."""
     import torch
 
     import graspsim
@@ -196,7 +194,7 @@ def _stack(task, data: Datasets, refs: list[SceneRef], data_dir, cfg, *, batch_s
     from graspsim.policies.det_seg.checkpoint import load_init_weights
 
     keys = [r.key for r in refs]
-    train_keys, val_keys = split_random([r.key for r in refs if r.labelled] or keys, val_fraction, cfg.seed)
+    train_keys, val_keys = split_random([r.key for r in refs if r.labelled] or keys, settings["val_fraction"], cfg.seed)
     samples = load_samples(refs, task.config.input_size, with_depth=task.kind == "grconvnet",
                            keep_source=lambda r: r.key in val_keys)
     val = [s for s in samples if s.key in val_keys]
@@ -207,18 +205,18 @@ def _stack(task, data: Datasets, refs: list[SceneRef], data_dir, cfg, *, batch_s
     net = task.build()
     meta_base = {"model": task.kind, "config": task.config.to_dict(),
                  "data": _data_summary(data, data_dir, samples, train, val, train_keys, val_keys),
-                 "seed": cfg.seed, "epochs": cfg.epochs, "batch_size": batch_size, "lr": cfg.lr,
-                 "val_fraction": val_fraction, "augment": augment_data, "graspsim_version": graspsim.__version__,
-                 "torch_version": torch.__version__}
-    if init is not None:
-        meta_base["init"] = str(init.resolve())
-        meta_base["init_metadata"] = load_init_weights(net, init, task.kind)
+                 "seed": cfg.seed, "epochs": cfg.epochs, "batch_size": settings["batch_size"], "lr": cfg.lr,
+                 "val_fraction": settings["val_fraction"], "augment": settings["augment"],
+                 "graspsim_version": graspsim.__version__, "torch_version": torch.__version__}
+    if settings["init"] is not None:
+        meta_base["init"] = settings["init"]
+        meta_base["init_metadata"] = load_init_weights(net, settings["init"], task.kind)
 
     def make_batch(idx: np.ndarray, rng: np.random.Generator) -> dict[str, Any]:
         items = []
         for j in idx:
             s = train[j]
-            rgb, seg, depth, rects = augment(s, rng, augment_data)
+            rgb, seg, depth, rects = augment(s, rng, settings["augment"])
             items.append((rgb, seg, depth, rects, s.quality, s.labelled))
         return task.batch(items)
 
@@ -230,7 +228,7 @@ def _stack(task, data: Datasets, refs: list[SceneRef], data_dir, cfg, *, batch_s
         save_weights(out, net.state_dict())
         return {**meta_base, "val_metrics": {k: progress.last.get(k) for k in VAL_KEYS}}
 
-    return Stack(model=net, sampler=EpochShuffle(len(train), batch_size, cfg.seed, make_batch), step=step,
+    return Stack(model=net, sampler=EpochShuffle(len(train), settings["batch_size"], cfg.seed, make_batch), step=step,
                  validate=lambda: validate(net, val, task.kind), save=save)
 
 
