@@ -24,6 +24,7 @@ prompt mode, SAM's predicted IoU and the stage times.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -73,8 +74,6 @@ def load_models(clip: str | os.PathLike | None = None, sam: str | os.PathLike | 
 
 def _crop_size(clip_model) -> int | None:
     """The crop size a model was trained to classify at (its metadata.json), else None (= its input size)."""
-    import json
-
     meta = Path(str(getattr(clip_model, "name_or_path", "") or "")) / "metadata.json"
     if meta.is_file():
         return json.loads(meta.read_text(encoding="utf-8")).get("preprocess", {}).get("crop_size")
