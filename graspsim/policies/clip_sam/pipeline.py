@@ -111,12 +111,10 @@ class Candidate:
 
 
 class ClipSamPipeline:
-    """CLIP Grad-CAM -> prompts -> SAM (-> CLIP verification), on numpy images. Models stay in eval mode.
+    """CLIP attention -> prompts -> SAM (-> CLIP verification) on numpy images (the stages: module docstring).
 
-    ``n_candidates`` global attention peaks are followed (zoom Grad-CAM, prompt,
-    SAM each); with ``verify`` CLIP classifies a crop of every candidate mask and
-    the one most likely to show the instruction's product wins; without it only
-    the strongest peak is followed (the paper's single-pass pipeline).
+    Models stay in eval mode. Without ``verify`` only the strongest attention peak is followed (the paper's
+    single-pass pipeline).
     """
 
     def __init__(self, clip_model, tokenizer, sam_model, cam_layer: int = -1, zoom: bool = True,

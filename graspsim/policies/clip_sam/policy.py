@@ -98,14 +98,9 @@ def _make_pipeline(cfg: ClipSamPolicyConfig, clip_model, tokenizer, sam_model):
 class ClipSamPolicy:
     """CLIP attention prompts SAM; SAM's mask is grasped by the shared planner.
 
-    The attention map is, by default, the dense ``similarity`` of CLIP's image
-    patches to the instruction's text embedding (measured far better than
-    Grad-CAM with the sim-trained CLIP); ``cam_method="gradcam"`` or
-    ``"hirescam"`` selects Grad-CAM / HiResCAM of the pooled image-text score.
-    The arguments are the fields of :class:`~.config.ClipSamPolicyConfig` (models: see the module docstring).
-
-    Build it from a config (``ClipSamPolicy(ClipSamPolicyConfig(prompt_mode="box"))``)
-    or from the same fields as keyword arguments (``ClipSamPolicy(prompt_mode="box")``).
+    The arguments are the fields of :class:`~.config.ClipSamPolicyConfig` (the attention map: ``cam_method``, by
+    default the dense patch-text ``similarity``; models: the module docstring). Build it from a config
+    (``ClipSamPolicy(ClipSamPolicyConfig(prompt_mode="box"))``) or its fields (``ClipSamPolicy(prompt_mode="box")``).
     """
 
     name: ClassVar[str] = "clip_sam"
