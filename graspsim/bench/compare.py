@@ -357,14 +357,11 @@ def format_comparison_table(comparison: Mapping) -> str:
         rows.append(row)
     out += _grid(header, rows) + [""]
 
-    classes = list(comparison.get("classes") or [])
-    rows = []
-    for cls in classes:
-        cells = [cls]
-        for label in labels:
-            c = policies[label]["per_class"].get(cls)
-            cells.append(f"{c['successes']}/{c['attempts']}" if c else "-")
-        rows.append(cells)
+    def fraction(c: Mapping | None) -> str:
+        return f"{c['successes']}/{c['attempts']}" if c else "-"
+
+    rows = [[cls, *(fraction(policies[lb]["per_class"].get(cls)) for lb in labels)]
+            for cls in comparison.get("classes") or []]
     rows.append(["TOTAL", *(f"{policies[lb]['successes']}/{policies[lb]['episodes']}" for lb in labels)])
     out += ["per-class pick rate (successes/attempts):"] + _grid(["class", *labels], rows) + [""]
 
