@@ -128,15 +128,14 @@ def load_runs(run_dirs: Iterable[str | Path]) -> list[RunData]:
         if r in resolved[:i]:
             raise ValueError(f"run directory {dirs[i]} is given more than once")
     runs = [load_run(d) for d in dirs]
-    labels = []
-    for run in runs:
+
+    def unique_label(run: RunData) -> str:
         names = [other.run_dir.name for other in runs if other.label == run.label]
         if len(names) < 2:
-            labels.append(run.label)
-        else:
-            use_path = len(set(names)) < len(names)
-            labels.append(f"{run.label} [{run.run_dir if use_path else run.run_dir.name}]")
-    return [replace(run, label=label) for run, label in zip(runs, labels)]
+            return run.label
+        return f"{run.label} [{run.run_dir if len(set(names)) < len(names) else run.run_dir.name}]"
+
+    return [replace(run, label=unique_label(run)) for run in runs]
 
 
 # --------------------------------------------------------------------------- scene sets
