@@ -41,24 +41,22 @@ def _common_train_options(f):
     return f
 
 
-def _run_training(fn, data_dir, out_dir, kw: dict) -> None:
+def _run_training(fn, data_dir, out_dir, opts: dict, **kw) -> None:
+    """``fn(data, out_dir, **kw)`` with the options of :func:`_common_train_options` (``opts``) as its keywords too;
+    user mistakes end as a UserError, a run as one JSON line."""
     from graspsim.data.format import DatasetError
     from graspsim.runs import RunDirError
 
-    data = data_dir[0] if len(data_dir) == 1 else list(data_dir)
+    kw.update(batch_size=opts["batch_size"], seed=opts["seed"], val_fraction=opts["val_fraction"],
+              resume=opts["resume"], max_minutes=opts["max_minutes"], augment_data=not opts["no_augment"],
+              num_threads=opts["threads"], progress=not opts["quiet"],
+              **{k: opts[k] for k in ("epochs", "lr") if opts[k] is not None})
     try:
-        meta = fn(data, out_dir, **kw)
+        meta = fn(data_dir[0] if len(data_dir) == 1 else list(data_dir), out_dir, **kw)
     except (DatasetError, RunDirError, FileNotFoundError, ValueError) as exc:
         raise UserError(str(exc)) from None
     click.echo(json.dumps({"out": str(out_dir), "epochs_done": meta.get("epochs_done"),
                            "finished": meta.get("finished"), "val_metrics": meta.get("val_metrics")}))
-
-
-def _kw(epochs, batch_size, seed, val_fraction, lr, resume, max_minutes, no_augment, threads, quiet) -> dict:
-    """The training function's keywords from the options of :func:`_common_train_options`."""
-    return dict(batch_size=batch_size, seed=seed, val_fraction=val_fraction, resume=resume, max_minutes=max_minutes,
-                augment_data=not no_augment, num_threads=threads, progress=not quiet,
-                **{k: v for k, v in (("epochs", epochs), ("lr", lr)) if v is not None})
 
 
 def _config(kind: str, config_json: str | None, init: str | None, input_size: int | None, **fixed):
@@ -89,7 +87,7 @@ def train_det_seg_command(data_dir, out_dir, input_size, init, no_refine, config
 
     fixed = {"use_refinement": False} if no_refine else {}
     _, config = _config("det_seg", config_json, init, input_size, **fixed)
-    _run_training(train_det_seg, data_dir, out_dir, {**_kw(**opts), "config": config, "init": init})
+    _run_training(train_det_seg, data_dir, out_dir, opts, config=config, init=init)
 
 
 @click.command("grconvnet")
@@ -100,7 +98,7 @@ def train_grconvnet_command(data_dir, out_dir, input_size, init, config_json, **
     from graspsim.policies.det_seg.train import train_grconvnet
 
     overrides, _ = _config("grconvnet", config_json, init, input_size)
-    _run_training(train_grconvnet, data_dir, out_dir, {**_kw(**opts), "config": overrides or None, "init": init})
+    _run_training(train_grconvnet, data_dir, out_dir, opts, config=overrides or None, init=init)
 
 
 def _parse_config(text: str | None) -> dict:
