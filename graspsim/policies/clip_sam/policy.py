@@ -120,8 +120,7 @@ class ClipSamPolicy:
         self.gripper = cfg.gripper or GripperSpec()
 
     def reset(self, rng: np.random.Generator) -> None:
-        # Deterministic: the models run in eval mode and nothing is sampled.
-        pass
+        pass  # deterministic: the models run in eval mode and nothing is sampled
 
     def act(self, obs: Observation | Mapping[str, Any]) -> PolicyOutput:
         obs = as_observation(obs)  # the environment's observation dict is accepted too
