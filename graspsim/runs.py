@@ -237,20 +237,6 @@ def _parse_line(raw: bytes, key: str | None) -> dict:
     return row
 
 
-def _line_spans(data: bytes) -> list[tuple[int, int, int]]:
-    """``(start, end_of_content, end_including_newline)`` of every line of ``data``."""
-    spans: list[tuple[int, int, int]] = []
-    pos = 0
-    while pos < len(data):
-        nl = data.find(b"\n", pos)
-        if nl < 0:
-            spans.append((pos, len(data), len(data)))
-            break
-        spans.append((pos, nl, nl + 1))
-        pos = nl + 1
-    return spans
-
-
 def scan_jsonl(path: Path, key: str | None = "episode_id") -> JsonlScan:
     """Read the records file ``path`` without modifying it or warning.
 
@@ -264,27 +250,29 @@ def scan_jsonl(path: Path, key: str | None = "episode_id") -> JsonlScan:
     if not path.exists():
         return scan
     data = path.read_bytes()
-    spans = _line_spans(data)
-    nonblank = [i for i, (a, b, _) in enumerate(spans) if data[a:b].strip()]
-    last = nonblank[-1] if nonblank else -1
+    lines, start = [], 0  # (line number, byte offset, content) of the non-blank lines
+    for number, raw in enumerate(data.split(b"\n"), start=1):
+        if raw.strip():
+            lines.append((number, start, raw))
+        start += len(raw) + 1
     seen: set[int] = set()
     scan.valid_bytes = len(data)
-    for i in nonblank:
-        start, end, after = spans[i]
+    for number, start, raw in lines:
+        last = number == lines[-1][0]
         try:
-            row = _parse_line(data[start:end], key)
+            row = _parse_line(raw, key)
         except ValueError as exc:  # includes JSONDecodeError and UnicodeDecodeError
-            if i == last:
+            if last:
                 scan.valid_bytes = start
                 scan.trailing_bytes = len(data) - start
                 break
-            snippet = data[start:end][:80].decode("utf-8", "replace")
+            snippet = raw[:80].decode("utf-8", "replace")
             raise RecordsFileError(
-                f"{path}, line {i + 1}: not a valid record ({exc}); "
+                f"{path}, line {number}: not a valid record ({exc}); "
                 f"only the last line can be damaged by an interrupted run, so this file "
                 f"was altered or corrupted otherwise. Line starts: {snippet!r}"
             ) from None
-        if i == last and after == end:
+        if last and start + len(raw) == len(data):
             scan.missing_newline = True
         if key is not None:
             if row[key] in seen:
@@ -344,12 +332,9 @@ def repair_jsonl(path: Path, key: str | None = "episode_id") -> int:
 
 def read_results(run_dir: Path) -> list[dict]:
     """All result rows of a benchmark run in arrival order (see :func:`read_jsonl`); RunDirError if it is missing."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
+    if not Path(run_dir).is_dir():
         raise RunDirError(f"run directory {run_dir} does not exist")
-    scan = scan_jsonl(run_dir / RESULTS_FILENAME)
-    warn_about(scan)
-    return scan.rows
+    return read_jsonl(Path(run_dir) / RESULTS_FILENAME)
 
 
 # --------------------------------------------------------------------------- settings
@@ -496,14 +481,8 @@ def prepare_run_dir(run_dir: Path, config: Mapping[str, Any], resume: bool,
     job or a layout without keyed records); duplicated keys keep their first
     record, with a warning.
     """
-    run_dir = Path(run_dir)
     stored = check_run_dir(run_dir, config, resume, layout)
-    done: set[int] = set()
     records = layout.records_path(run_dir)
-    if stored is not None and records is not None:
-        scan = scan_jsonl(records, layout.key)
-        warn_about(scan)
-        if layout.key is not None:
-            done = {row[layout.key] for row in scan.rows}
-    atomic_write_json(run_dir / layout.config_name, config)
-    return done
+    rows = read_jsonl(records, layout.key) if stored is not None and records is not None else []
+    atomic_write_json(Path(run_dir) / layout.config_name, config)
+    return set() if layout.key is None else {row[layout.key] for row in rows}

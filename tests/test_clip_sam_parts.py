@@ -1,4 +1,4 @@
-"""Library parts of the clip_sam policy: Grad-CAM, prompts, model loading, SAM masks.
+"""Library parts of the clip_sam policy: Grad-CAM, prompts, model loading.
 
 Tiny random-init models only; nothing touches the network (HF_HUB_OFFLINE=1 and
 local_files_only=True everywhere).
@@ -29,17 +29,22 @@ def _offline(monkeypatch, tmp_path):
 
 
 def _tiny_clip(seed: int = 0, image_size: int = 64):
+    """The shipped CLIP architecture, 2 layers x 64 wide, a 100-word vocabulary (eos = 1)."""
     from transformers import CLIPModel
 
+    from graspsim.policies.clip_sam.train_clip import sim_clip_config
+
     torch.manual_seed(seed)
-    return CLIPModel(models.tiny_clip_config(image_size=image_size)).eval()
+    return CLIPModel(sim_clip_config(100, image_size=image_size, width=64, layers=2)).eval()
 
 
 def _tiny_sam(seed: int = 0):
     from transformers import SamModel
 
+    from graspsim.policies.clip_sam.train_sam import sim_sam_config
+
     torch.manual_seed(seed)
-    return SamModel(models.tiny_sam_config()).eval()
+    return SamModel(sim_sam_config(image_size=64, width=32, layers=2, channels=32)).eval()
 
 
 def _clip_inputs(seed: int = 1, image_size: int = 64):
@@ -103,16 +108,9 @@ def test_gradcam_deterministic():
     np.testing.assert_array_equal(a, b)
 
 
-def test_similarity_and_upsample():
+def test_upsample_cam():
     model = _tiny_clip()
     pv, ids = _clip_inputs()
-    s = gradcam.similarity(model, pv, ids)
-    with torch.no_grad():
-        out = model(input_ids=ids, pixel_values=pv)
-        img = out.image_embeds / out.image_embeds.norm(dim=-1, keepdim=True)
-        txt = out.text_embeds / out.text_embeds.norm(dim=-1, keepdim=True)
-        expected = float(model.logit_scale.exp() * (img * txt).sum())
-    assert s == pytest.approx(expected, rel=1e-5)
     cam = gradcam.clip_gradcam(model, pv, ids)
     up = gradcam.upsample_cam(cam, (48, 80))
     assert up.shape == (48, 80) and up.dtype == np.float32
@@ -247,15 +245,22 @@ def test_clip_save_and_load_local(tmp_path):
 
 
 def test_sam_save_and_load_local(tmp_path):
+    from transformers import SamImageProcessor, SamProcessor
+
+    from graspsim.policies.clip_sam.segment import segment_windows
+
     model = _tiny_sam()
     model.save_pretrained(tmp_path / "sam")
-    models.tiny_sam_processor().save_pretrained(tmp_path / "sam")
+    image = SamImageProcessor(size={"longest_edge": 64}, pad_size={"height": 64, "width": 64})
+    SamProcessor(image_processor=image).save_pretrained(tmp_path / "sam")
     loaded, processor = models.load_sam(str(tmp_path / "sam"), local_files_only=True)
     assert processor is not None
     img = (np.random.default_rng(0).random((48, 80, 3)) * 255).astype(np.uint8)
     p = make_prompts(_two_blobs(48, 80), "box+points")
-    np.testing.assert_array_equal(models.sam_mask(model, None, img, p), models.sam_mask(loaded, None, img, p))
-    np.testing.assert_array_equal(models.sam_mask(model, processor, img, p), models.sam_mask(loaded, processor, img, p))
+    depth, K = np.full((48, 80), 0.5), np.array([[100.0, 0, 40], [0, 100.0, 24], [0, 0, 1]])
+    a, b = (segment_windows(m, img, depth, K, [p])[0] for m in (model, loaded))
+    np.testing.assert_array_equal(a.mask, b.mask)
+    assert a.score == b.score and a.mask.shape == (48, 80)
 
 
 def test_missing_local_path_message(tmp_path):
@@ -277,38 +282,3 @@ def test_missing_hub_id_offline(tmp_path, monkeypatch):
     msg = str(info.value)
     assert "graspsim-test/no-such-sam" in msg and "graspsim weights fetch graspsim-test/no-such-sam" in msg
     assert "cache" in msg
-
-
-# ------------------------------------------------------------------ SAM masks
-
-
-@pytest.mark.parametrize("mode", PROMPT_MODES)
-@pytest.mark.parametrize("use_processor", [False, True])
-def test_sam_mask_shapes(mode, use_processor):
-    model = _tiny_sam()
-    processor = models.tiny_sam_processor() if use_processor else None
-    img = (np.random.default_rng(1).random((48, 80, 3)) * 255).astype(np.uint8)
-    p = make_prompts(_two_blobs(48, 80), mode, n_negative=1)
-    mask, score = models.sam_mask(model, processor, img, p, return_score=True)
-    assert mask.shape == (48, 80) and mask.dtype == bool
-    assert np.isfinite(score)
-
-
-def test_sam_manual_preprocessing_matches_processor():
-    model = _tiny_sam()
-    processor = models.tiny_sam_processor()
-    gx, gy = np.meshgrid(np.linspace(0, 255, 200), np.linspace(0, 255, 128))
-    img = np.stack([gx, gy, 255 - gx], axis=-1).astype(np.uint8)  # smooth, so resampling filters agree
-    p = make_prompts(_two_blobs(128, 200), "box+points", n_negative=1)
-    manual, _, _ = models._sam_inputs_manual(model, img, p)
-    enc = processor(
-        images=img, input_points=[[p.points.tolist()]], input_labels=[[p.labels.tolist()]],
-        input_boxes=[[p.box.tolist()]], return_tensors="pt",
-    )
-    torch.testing.assert_close(manual["input_points"].double(), enc["input_points"].double(), atol=1e-4, rtol=0)
-    torch.testing.assert_close(manual["input_boxes"].double(), enc["input_boxes"].double(), atol=1e-4, rtol=0)
-    np.testing.assert_array_equal(manual["input_labels"].numpy(), enc["input_labels"].numpy())
-    assert float((manual["pixel_values"] - enc["pixel_values"]).abs().max()) < 0.05
-    a = models.sam_mask(model, None, img, p)
-    b = models.sam_mask(model, processor, img, p)
-    assert (a == b).mean() > 0.95

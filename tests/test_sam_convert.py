@@ -6,15 +6,16 @@ import pytest
 import torch
 
 from graspsim.policies.clip_sam import sam_convert as sc
-from graspsim.policies.clip_sam.models import WeightsNotFoundError, tiny_sam_config
+from graspsim.policies.clip_sam.models import WeightsNotFoundError
+from graspsim.policies.clip_sam.train_sam import sim_sam_config
 
 torch.set_num_threads(1)
 
 
 def _tiny_official_sam_config():
-    """``official_sam_config("vit_b")`` shrunk (same structure as tiny_sam_config in models.py)."""
+    """``official_sam_config("vit_b")`` shrunk to the sizes of a small sim-trained SAM."""
     cfg = sc.official_sam_config("vit_b")
-    tiny = tiny_sam_config()
+    tiny = sim_sam_config(image_size=64, width=32, layers=2, channels=32)
     v, pr, d = cfg.vision_config, cfg.prompt_encoder_config, cfg.mask_decoder_config
     for name in ("hidden_size", "output_channels", "num_hidden_layers", "num_attention_heads", "image_size",
                  "patch_size", "window_size", "global_attn_indexes", "num_pos_feats", "mlp_dim"):

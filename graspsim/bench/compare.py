@@ -128,15 +128,14 @@ def load_runs(run_dirs: Iterable[str | Path]) -> list[RunData]:
         if r in resolved[:i]:
             raise ValueError(f"run directory {dirs[i]} is given more than once")
     runs = [load_run(d) for d in dirs]
-    labels = []
-    for run in runs:
+
+    def unique_label(run: RunData) -> str:
         names = [other.run_dir.name for other in runs if other.label == run.label]
         if len(names) < 2:
-            labels.append(run.label)
-        else:
-            use_path = len(set(names)) < len(names)
-            labels.append(f"{run.label} [{run.run_dir if use_path else run.run_dir.name}]")
-    return [replace(run, label=label) for run, label in zip(runs, labels)]
+            return run.label
+        return f"{run.label} [{run.run_dir if len(set(names)) < len(names) else run.run_dir.name}]"
+
+    return [replace(run, label=unique_label(run)) for run in runs]
 
 
 # --------------------------------------------------------------------------- scene sets
@@ -153,22 +152,6 @@ def _renderer(run: RunData) -> str:
 
 def _seeds(run: RunData) -> list[int]:
     return sorted(int(r["scene_seed"]) for r in run.rows)
-
-
-def _canonical(value: Any) -> str:
-    return json.dumps(to_jsonable(value), sort_keys=True, allow_nan=False)
-
-
-def scene_set(run: RunData) -> tuple:
-    """What identifies the attempts of ``run``, as a hashable tuple.
-
-    ``(suite, sorted scene seeds, renderer, width, height, physics, env_overrides, robot)``
-    with physics and env_overrides as canonical JSON text. Two runs with equal
-    scene sets attempted exactly the same scenes under the same conditions.
-    """
-    cfg = run.config
-    return (cfg.get("suite"), tuple(_seeds(run)), _renderer(run), cfg.get("width"), cfg.get("height"),
-            _canonical(cfg.get("physics") or {}), _canonical(cfg.get("env_overrides") or {}), _robot(run))
 
 
 def _robot(run: RunData) -> str:
@@ -373,14 +356,11 @@ def format_comparison_table(comparison: Mapping) -> str:
         rows.append(row)
     out += _grid(header, rows) + [""]
 
-    classes = list(comparison.get("classes") or [])
-    rows = []
-    for cls in classes:
-        cells = [cls]
-        for label in labels:
-            c = policies[label]["per_class"].get(cls)
-            cells.append(f"{c['successes']}/{c['attempts']}" if c else "-")
-        rows.append(cells)
+    def fraction(c: Mapping | None) -> str:
+        return f"{c['successes']}/{c['attempts']}" if c else "-"
+
+    rows = [[cls, *(fraction(policies[lb]["per_class"].get(cls)) for lb in labels)]
+            for cls in comparison.get("classes") or []]
     rows.append(["TOTAL", *(f"{policies[lb]['successes']}/{policies[lb]['episodes']}" for lb in labels)])
     out += ["per-class pick rate (successes/attempts):"] + _grid(["class", *labels], rows) + [""]
 

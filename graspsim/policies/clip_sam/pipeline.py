@@ -61,7 +61,6 @@ class PipelineResult:
     sam_score: float
     text: str
     stage_ms: dict[str, float] = field(default_factory=dict)
-    zoom_window: tuple[float, float, float] | None = None
     candidate: int = 0
     n_candidates: int = 1
     target_prob: float = float("nan")
@@ -111,12 +110,10 @@ class Candidate:
 
 
 class ClipSamPipeline:
-    """CLIP Grad-CAM -> prompts -> SAM (-> CLIP verification), on numpy images. Models stay in eval mode.
+    """CLIP attention -> prompts -> SAM (-> CLIP verification) on numpy images (the stages: module docstring).
 
-    ``n_candidates`` global attention peaks are followed (zoom Grad-CAM, prompt,
-    SAM each); with ``verify`` CLIP classifies a crop of every candidate mask and
-    the one most likely to show the instruction's product wins; without it only
-    the strongest peak is followed (the paper's single-pass pipeline).
+    Models stay in eval mode. Without ``verify`` only the strongest attention peak is followed (the paper's
+    single-pass pipeline).
     """
 
     def __init__(self, clip_model, tokenizer, sam_model, cam_layer: int = -1, zoom: bool = True,
@@ -332,7 +329,6 @@ class ClipSamPipeline:
             rest = np.zeros((0, 2))
         best = int(np.argmax(probs)) if probs.size else 0
         target_prob = float(probs[best]) if probs.size else float("nan")
-        c, wm = candidates[best], masks[best]
-        return PipelineResult(attention=c.attention, prompt=prompts[best], mask=wm.mask, sam_score=wm.score,
-                              text=text, stage_ms=stage, zoom_window=c.window, candidate=best,
+        return PipelineResult(attention=candidates[best].attention, prompt=prompts[best], mask=masks[best].mask,
+                              sam_score=masks[best].score, text=text, stage_ms=stage, candidate=best,
                               n_candidates=len(candidates), target_prob=target_prob)

@@ -24,6 +24,7 @@ prompt mode, SAM's predicted IoU and the stage times.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -33,18 +34,8 @@ import numpy as np
 
 from graspsim.config import GripperSpec
 from graspsim.policies.base import PolicyError, PolicyOutput, as_observation, copy_config
-from graspsim.policies.clip_sam.config import ClipSamPolicyConfig, MissingModelError, resolve_model
+from graspsim.policies.clip_sam.config import ClipSamPolicyConfig, resolve_model
 from graspsim.types import Observation
-
-
-def _resolve(name: str | os.PathLike | None, kind: str) -> str:
-    """A loadable name/path for ``name`` (None = shipped checkpoint); WeightsNotFoundError if it is missing."""
-    from graspsim.policies.clip_sam.models import WeightsNotFoundError
-
-    try:
-        return resolve_model(name, kind)
-    except MissingModelError as exc:  # the loaders' callers catch WeightsNotFoundError
-        raise WeightsNotFoundError(str(exc)) from None
 
 
 def load_models(clip: str | os.PathLike | None = None, sam: str | os.PathLike | None = None, device: str = "cpu"):
@@ -62,7 +53,7 @@ def load_models(clip: str | os.PathLike | None = None, sam: str | os.PathLike | 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
 
-    clip_name = _resolve(clip, "clip")
+    clip_name = resolve_model(clip, "clip")
     clip_model, processor = load_clip(clip_name, device=device)
     tokenizer = getattr(processor, "tokenizer", None)
     if tokenizer is None:
@@ -71,7 +62,7 @@ def load_models(clip: str | os.PathLike | None = None, sam: str | os.PathLike | 
         except (OSError, ValueError) as exc:
             raise WeightsNotFoundError(f"CLIP {clip_name!r} has no tokenizer files (tokenizer.json or "
                                        f"vocab.json + merges.txt) next to its weights") from exc
-    sam_name = _resolve(sam, "sam")
+    sam_name = resolve_model(sam, "sam")
     if sam_name.endswith(".pth"):
         from graspsim.policies.clip_sam.sam_convert import load_official_sam
 
@@ -83,8 +74,6 @@ def load_models(clip: str | os.PathLike | None = None, sam: str | os.PathLike | 
 
 def _crop_size(clip_model) -> int | None:
     """The crop size a model was trained to classify at (its metadata.json), else None (= its input size)."""
-    import json
-
     meta = Path(str(getattr(clip_model, "name_or_path", "") or "")) / "metadata.json"
     if meta.is_file():
         return json.loads(meta.read_text(encoding="utf-8")).get("preprocess", {}).get("crop_size")
@@ -109,14 +98,9 @@ def _make_pipeline(cfg: ClipSamPolicyConfig, clip_model, tokenizer, sam_model):
 class ClipSamPolicy:
     """CLIP attention prompts SAM; SAM's mask is grasped by the shared planner.
 
-    The attention map is, by default, the dense ``similarity`` of CLIP's image
-    patches to the instruction's text embedding (measured far better than
-    Grad-CAM with the sim-trained CLIP); ``cam_method="gradcam"`` or
-    ``"hirescam"`` selects Grad-CAM / HiResCAM of the pooled image-text score.
-    The arguments are the fields of :class:`~.config.ClipSamPolicyConfig` (models: see the module docstring).
-
-    Build it from a config (``ClipSamPolicy(ClipSamPolicyConfig(prompt_mode="box"))``)
-    or from the same fields as keyword arguments (``ClipSamPolicy(prompt_mode="box")``).
+    The arguments are the fields of :class:`~.config.ClipSamPolicyConfig` (the attention map: ``cam_method``, by
+    default the dense patch-text ``similarity``; models: the module docstring). Build it from a config
+    (``ClipSamPolicy(ClipSamPolicyConfig(prompt_mode="box"))``) or its fields (``ClipSamPolicy(prompt_mode="box")``).
     """
 
     name: ClassVar[str] = "clip_sam"
@@ -136,8 +120,7 @@ class ClipSamPolicy:
         self.gripper = cfg.gripper or GripperSpec()
 
     def reset(self, rng: np.random.Generator) -> None:
-        # Deterministic: the models run in eval mode and nothing is sampled.
-        pass
+        pass  # deterministic: the models run in eval mode and nothing is sampled
 
     def act(self, obs: Observation | Mapping[str, Any]) -> PolicyOutput:
         obs = as_observation(obs)  # the environment's observation dict is accepted too

@@ -206,18 +206,10 @@ def _strip_module_prefix(state_dict: Mapping[str, Any]) -> dict[str, Any]:
 def _mlp_depths(keys, pattern: re.Pattern, official: bool) -> dict[str, int]:
     """Number of linears of each MLP (by prefix) present in ``keys``."""
     depth: dict[str, int] = {}
-    for k in keys:
-        m = pattern.match(k)
-        if not m:
-            continue
-        pre = m.group("pre")
-        if official:
-            n = int(m.group("j")) + 1
-        elif m.group("j") is not None:
-            n = int(m.group("j")) + 3  # hidden layer j is linear j + 1 of proj_in .. proj_out
-        else:
-            n = 2
-        depth[pre] = max(depth.get(pre, 0), n)
+    for m in filter(None, map(pattern.match, keys)):
+        # official layers.j: linear j of n; transformers' hidden layers.j: linear j + 1 of proj_in .. proj_out
+        n = 2 if m.group("j") is None else int(m.group("j")) + (1 if official else 3)
+        depth[m.group("pre")] = max(depth.get(m.group("pre"), 0), n)
     return depth
 
 

@@ -26,11 +26,10 @@ BOX_WINDOW_SCALE = 1.5
 
 @dataclass
 class WindowMask:
-    """``mask`` (H, W) bool in the image; ``score`` SAM's predicted IoU; ``window`` (x0, y0, side) px."""
+    """``mask`` (H, W) bool in the image; ``score`` SAM's predicted IoU."""
 
     mask: np.ndarray
     score: float
-    window: tuple[float, float, float]
 
 
 def prompt_window(prompt: Prompt, depth_m: np.ndarray, K: np.ndarray) -> tuple[float, float, float]:
@@ -85,6 +84,6 @@ def segment_windows(model, rgb: np.ndarray, depth_m: np.ndarray, K: np.ndarray, 
         low = out.pred_masks[i, 0, best].float().cpu().numpy()
         logits = paste(low, win, (h, w))
         inside = paste(np.ones_like(low), win, (h, w)) > 0.5
-        results.append(WindowMask(mask=(logits > 0.0) & inside, score=float(iou[best]), window=win))
+        results.append(WindowMask(mask=(logits > 0.0) & inside, score=float(iou[best])))
     return results
 

@@ -99,13 +99,9 @@ def _step(model, batch: tuple[str, dict]) -> dict[str, torch.Tensor]:
             "iou": actual.gather(1, best[:, None]).mean()}
 
 
-def mask_iou(pred: np.ndarray, gt: np.ndarray) -> float:
-    union = np.logical_or(pred, gt).sum()
-    return float(np.logical_and(pred, gt).sum() / union) if union else 1.0
-
-
 def validate_sam(model, bank: SceneBank, n: int, seed: int = 99) -> dict[str, float]:
     """Mean image-resolution IoU of point- and box-prompted masks on ``n`` validation instances each."""
+    from graspsim.policies.clip_sam.evaluate import mask_iou
     from graspsim.policies.clip_sam.prompts import Prompt
     from graspsim.policies.clip_sam.segment import segment_windows
 

@@ -37,13 +37,6 @@ def depth_at(depth_m: np.ndarray, xy: np.ndarray, radius: int = 3) -> float:
     return float(np.median(good)) if good.size else float("nan")
 
 
-def side_from_depth(extent_m: float, fx: float, z_m: float, default_px: float, max_px: float) -> float:
-    """``extent_m * fx / z_m`` pixels, clamped to ``[MIN_SIDE_PX, max_px]``; ``default_px`` if z is invalid."""
-    if not np.isfinite(z_m) or z_m <= 0:
-        return float(np.clip(default_px, MIN_SIDE_PX, max_px))
-    return float(np.clip(extent_m * fx / z_m, MIN_SIDE_PX, max_px))
-
-
 def centred_window(cx: float, cy: float, side: float) -> tuple[float, float, float]:
     return (float(cx) - side / 2.0, float(cy) - side / 2.0, float(side))
 
@@ -99,12 +92,12 @@ def paste(map_crop: np.ndarray, window: tuple[float, float, float], out_hw: tupl
 
 def depth_window(depth_m: np.ndarray, K: np.ndarray, xy: np.ndarray, extent_m: float,
                  default_frac: float) -> tuple[float, float, float]:
-    """Window centred on ``xy`` covering ``extent_m`` at its depth; ``default_frac`` of the image's larger side
-    where the depth is invalid."""
+    """Window centred on ``xy`` covering ``extent_m`` at its depth (``extent_m * fx / z`` px; ``default_frac`` of
+    the image's larger side where the depth is invalid), the side clamped to ``[MIN_SIDE_PX, max(H, W)]``."""
     h, w = depth_m.shape
-    side = side_from_depth(extent_m, float(K[0, 0]), depth_at(depth_m, xy), default_px=default_frac * max(h, w),
-                           max_px=max(h, w))
-    return centred_window(float(xy[0]), float(xy[1]), side)
+    z = depth_at(depth_m, xy)
+    side = extent_m * float(K[0, 0]) / z if np.isfinite(z) and z > 0 else default_frac * max(h, w)
+    return centred_window(float(xy[0]), float(xy[1]), float(np.clip(side, MIN_SIDE_PX, max(h, w))))
 
 
 def point_window(depth_m: np.ndarray, K: np.ndarray, xy: np.ndarray,

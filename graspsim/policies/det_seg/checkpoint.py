@@ -1,27 +1,56 @@
 """det_seg / GR-ConvNet checkpoints (:mod:`graspsim.learn.checkpoint`): the network they describe, with its weights.
 
-``metadata.json`` names the kind (``"model"``) and the network's ``"config"``.
+``metadata.json`` names the kind (``"model"``) and the network's ``"config"``
+(:class:`DictConfig`: the config dataclasses as JSON, tuples as lists, unknown keys refused).
 For the policies, the offline evaluation and ``--init``; imports no training code.
 """
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
+from graspsim.config import check_fields
 from graspsim.learn.checkpoint import load_weights, read_metadata
+
+
+class DictConfig:
+    """Mixin for a network's ``@dataclass`` config: ``to_dict`` (JSON-ready) and ``from_dict`` (strict)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]):
+        check_fields(cls, data)
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+    @classmethod
+    def coerce(cls, value):
+        """``value`` as a config: None -> the defaults, a dict -> :meth:`from_dict`, a config -> itself."""
+        if value is None:
+            return cls()
+        return cls.from_dict(value) if isinstance(value, dict) else value
+
+
+def net_classes(kind: str) -> tuple[type, type]:
+    """``(network class, config class)`` of model ``kind`` (``det_seg`` or ``grconvnet``); imports torch."""
+    if kind == "det_seg":
+        from graspsim.policies.det_seg.model import DetSegConfig, DetSegNet
+
+        return DetSegNet, DetSegConfig
+    if kind == "grconvnet":
+        from graspsim.policies.det_seg.grconvnet import GrConvNet, GrConvNetConfig
+
+        return GrConvNet, GrConvNetConfig
+    raise ValueError(f"unknown model kind {kind!r} (det_seg or grconvnet)")
 
 
 def build_net(kind: str, config=None):
     """A freshly initialised network of ``kind`` (``config``: its config dataclass, a dict, or None = defaults)."""
-    if kind == "det_seg":
-        from graspsim.policies.det_seg.model import DetSegConfig, DetSegNet
-
-        return DetSegNet(DetSegConfig.coerce(config))
-    if kind == "grconvnet":
-        from graspsim.policies.det_seg.grconvnet import GrConvNet, GrConvNetConfig
-
-        return GrConvNet(GrConvNetConfig.coerce(config))
-    raise ValueError(f"unknown model kind {kind!r} (det_seg or grconvnet)")
+    net_class, config_class = net_classes(kind)
+    return net_class(config_class.coerce(config))
 
 
 def checkpoint_meta(path: str | Path, kind: str | None = None) -> tuple[dict, dict | None]:

@@ -41,31 +41,30 @@ def _common_train_options(f):
     return f
 
 
-def _run_training(fn, data_dir, out_dir, kw: dict) -> None:
+def _run_training(fn, data_dir, out_dir, opts: dict, **kw) -> None:
+    """``fn(data, out_dir, **kw)`` with the options of :func:`_common_train_options` (``opts``) as its keywords too;
+    user mistakes end as a UserError, a run as one JSON line."""
     from graspsim.data.format import DatasetError
     from graspsim.runs import RunDirError
 
-    data = data_dir[0] if len(data_dir) == 1 else list(data_dir)
+    kw.update(batch_size=opts["batch_size"], seed=opts["seed"], val_fraction=opts["val_fraction"],
+              resume=opts["resume"], max_minutes=opts["max_minutes"], augment_data=not opts["no_augment"],
+              num_threads=opts["threads"], progress=not opts["quiet"],
+              **{k: opts[k] for k in ("epochs", "lr") if opts[k] is not None})
     try:
-        meta = fn(data, out_dir, **kw)
+        meta = fn(data_dir[0] if len(data_dir) == 1 else list(data_dir), out_dir, **kw)
     except (DatasetError, RunDirError, FileNotFoundError, ValueError) as exc:
         raise UserError(str(exc)) from None
     click.echo(json.dumps({"out": str(out_dir), "epochs_done": meta.get("epochs_done"),
                            "finished": meta.get("finished"), "val_metrics": meta.get("val_metrics")}))
 
 
-def _kw(epochs, batch_size, seed, val_fraction, lr, resume, max_minutes, no_augment, threads, quiet) -> dict:
-    """The training function's keywords from the options of :func:`_common_train_options`."""
-    return dict(batch_size=batch_size, seed=seed, val_fraction=val_fraction, resume=resume, max_minutes=max_minutes,
-                augment_data=not no_augment, num_threads=threads, progress=not quiet,
-                **{k: v for k, v in (("epochs", epochs), ("lr", lr)) if v is not None})
-
-
-def _config(cls, kind: str, config_json: str | None, init: str | None, input_size: int | None, **fixed):
+def _config(kind: str, config_json: str | None, init: str | None, input_size: int | None, **fixed):
     """``(overrides, config)``: the ``--init`` checkpoint's config (if any) updated with ``--config``, ``fixed``
-    and ``--input-size``, and the ``cls`` config they give on top of the defaults (a one-line UserError if bad)."""
-    from graspsim.policies.det_seg.checkpoint import init_config
+    and ``--input-size``, and the ``kind`` network's config they give over the defaults (UserError if bad)."""
+    from graspsim.policies.det_seg.checkpoint import init_config, net_classes
 
+    cls = net_classes(kind)[1]
     overrides = _parse_config(config_json)
     try:
         base = init_config(init, kind) if init else {}
@@ -84,12 +83,11 @@ def _config(cls, kind: str, config_json: str | None, init: str | None, input_siz
 @click.option("--config", "config_json", default=None, help="JSON object of DetSegConfig fields to override")
 def train_det_seg_command(data_dir, out_dir, input_size, init, no_refine, config_json, **opts):
     """Train det_seg (grasp detection + segmentation [+ refinement]) on a rendered dataset."""
-    from graspsim.policies.det_seg.model import DetSegConfig
     from graspsim.policies.det_seg.train import train_det_seg
 
     fixed = {"use_refinement": False} if no_refine else {}
-    _, config = _config(DetSegConfig, "det_seg", config_json, init, input_size, **fixed)
-    _run_training(train_det_seg, data_dir, out_dir, {**_kw(**opts), "config": config, "init": init})
+    _, config = _config("det_seg", config_json, init, input_size, **fixed)
+    _run_training(train_det_seg, data_dir, out_dir, opts, config=config, init=init)
 
 
 @click.command("grconvnet")
@@ -97,11 +95,10 @@ def train_det_seg_command(data_dir, out_dir, input_size, init, no_refine, config
 @click.option("--config", "config_json", default=None, help="JSON object of GrConvNetConfig fields to override")
 def train_grconvnet_command(data_dir, out_dir, input_size, init, config_json, **opts):
     """Train the GR-ConvNet-style baseline (RGB-D -> quality / angle / width maps) on a rendered dataset."""
-    from graspsim.policies.det_seg.grconvnet import GrConvNetConfig
     from graspsim.policies.det_seg.train import train_grconvnet
 
-    overrides, _ = _config(GrConvNetConfig, "grconvnet", config_json, init, input_size)
-    _run_training(train_grconvnet, data_dir, out_dir, {**_kw(**opts), "config": overrides or None, "init": init})
+    overrides, _ = _config("grconvnet", config_json, init, input_size)
+    _run_training(train_grconvnet, data_dir, out_dir, opts, config=overrides or None, init=init)
 
 
 def _parse_config(text: str | None) -> dict:
@@ -141,7 +138,7 @@ def evaluate_grasps_command(policy_name, data_dir, out_dir, checkpoint, max_scen
     from pathlib import Path
 
     from graspsim.data.format import DatasetError
-    from graspsim.fileio import atomic_write_text
+    from graspsim.fileio import atomic_write_json
     from graspsim.policies.det_seg.evaluate import evaluate_grasps, format_table
     from graspsim.runs import OFFLINE_METRICS_FILENAME
 
@@ -160,5 +157,5 @@ def evaluate_grasps_command(policy_name, data_dir, out_dir, checkpoint, max_scen
         raise UserError(str(exc)) from None
     click.echo(format_table(metrics))
     for run in run_dirs:
-        atomic_write_text(Path(run) / OFFLINE_METRICS_FILENAME, json.dumps(metrics, indent=2) + "\n", durable=True)
+        atomic_write_json(Path(run) / OFFLINE_METRICS_FILENAME, metrics)
         click.echo(f"wrote {Path(run) / OFFLINE_METRICS_FILENAME}")

@@ -24,14 +24,12 @@ the source size), single process, the current torch thread count.
 
 from __future__ import annotations
 
-import json
-import math
 from pathlib import Path
 
 import numpy as np
 
 from graspsim.data.format import read_scene
-from graspsim.fileio import atomic_write_text
+from graspsim.fileio import atomic_write_json, to_jsonable
 from graspsim.grasping import metrics as gm
 from graspsim.types import GraspRect
 
@@ -44,14 +42,6 @@ SEED_MIN_PRED_PX = 100  # the seed authors' OCID_grasp script skips predicted cl
 def _nanmean(values) -> float | None:
     v = np.asarray(values, dtype=np.float64)
     return float(np.nanmean(v)) if v.size and np.isfinite(v).any() else None
-
-
-def _clean(v):
-    if isinstance(v, dict):
-        return {k: _clean(x) for k, x in v.items()}
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    return v
 
 
 class _Tally:
@@ -172,7 +162,7 @@ def evaluate_grasps(policy_name: str, data_dir: str | Path, out_dir: str | Path,
     has_seg = policy_name == "det_seg"
     tally = _run_scenes(make_predictor(net, refine=refine, min_region_px=min_region, guided=guided), scene_dirs,
                         has_seg, progress, f"evaluate {policy_name}")
-    metrics = _clean(_metrics(tally, {
+    metrics = to_jsonable(_metrics(tally, {
         "policy": policy_name,
         "checkpoint": str(ckpt),
         "refine": (refine is not False) if has_refine else None,
@@ -182,7 +172,7 @@ def evaluate_grasps(policy_name: str, data_dir: str | Path, out_dir: str | Path,
         "suite": manifest.get("suite"),
     }))
     Path(out_dir).mkdir(parents=True, exist_ok=True)
-    atomic_write_text(Path(out_dir) / "metrics.json", json.dumps(metrics, indent=2) + "\n", durable=True)
+    atomic_write_json(Path(out_dir) / "metrics.json", metrics)
     return metrics
 
 

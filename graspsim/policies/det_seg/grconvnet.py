@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from graspsim.policies.det_seg.config_io import DictConfig
+from graspsim.policies.det_seg.checkpoint import DictConfig
 
 
 @dataclass

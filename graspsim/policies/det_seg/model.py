@@ -53,9 +53,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from graspsim.policies.det_seg.config_io import DictConfig
-
 from graspsim.policies.det_seg import targets as T
+from graspsim.policies.det_seg.checkpoint import DictConfig
 
 NUM_SEG_CLASSES = 25  # background + the 24 catalog classes (label = catalog index + 1)
 

@@ -75,12 +75,10 @@ class Letterbox:
 
         new_w, new_h = self.inner_wh
         interp = cv2.INTER_NEAREST if nearest else cv2.INTER_AREA if self.scale < 1 else cv2.INTER_LINEAR
-        src = np.ascontiguousarray(img)
+        resized = src = np.ascontiguousarray(img)
         if (new_w, new_h) != (src.shape[1], src.shape[0]):
             conv = src.astype(np.float32) if src.dtype not in (np.uint8, np.uint16, np.float32) else src
             resized = cv2.resize(conv, (new_w, new_h), interpolation=interp).astype(img.dtype)
-        else:
-            resized = src
         out = np.full((self.size, self.size) + img.shape[2:], fill, dtype=img.dtype)
         out[self.pad_y:self.pad_y + new_h, self.pad_x:self.pad_x + new_w] = resized.reshape((new_h, new_w) + img.shape[2:])
         return out

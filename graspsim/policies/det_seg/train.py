@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from graspsim.data.reader import DatasetError, Datasets, SceneRef, split_random
-from graspsim.policies.det_seg.checkpoint import build_net
+from graspsim.policies.det_seg.checkpoint import build_net, net_classes
 from graspsim.policies.det_seg.samples import Sample, augment, load_samples
 
 #: The validation numbers recorded as ``metadata["val_metrics"]``.
@@ -46,17 +46,15 @@ class _Task:
 
     kind: str
 
+    def __init__(self, config):
+        self.config = net_classes(self.kind)[1].coerce(config)
+
     def build(self):
         return build_net(self.kind, self.config)
 
 
 class _DetSegTask(_Task):
     kind = "det_seg"
-
-    def __init__(self, config):
-        from graspsim.policies.det_seg.model import DetSegConfig
-
-        self.config = DetSegConfig.coerce(config)
 
     def batch(self, items: list[tuple]) -> dict[str, Any]:
         import torch
@@ -84,11 +82,6 @@ class _DetSegTask(_Task):
 
 class _GrConvTask(_Task):
     kind = "grconvnet"
-
-    def __init__(self, config):
-        from graspsim.policies.det_seg.grconvnet import GrConvNetConfig
-
-        self.config = GrConvNetConfig.coerce(config)
 
     def batch(self, items: list[tuple]) -> dict[str, Any]:
         import torch
@@ -118,8 +111,9 @@ def validate(net, samples: list[Sample], kind: str) -> dict[str, float | None]:
     and guided upsampling are chosen on these scenes after training, and a curve that moved with those defaults
     would not be comparable across runs.
     """
+    from graspsim.fileio import to_jsonable
     from graspsim.grasping.metrics import grasp_accuracy, segmentation_iou
-    from graspsim.policies.det_seg.evaluate import _clean, _nanmean, _Tally
+    from graspsim.policies.det_seg.evaluate import _nanmean, _Tally
     from graspsim.policies.det_seg.policy import make_predictor
 
     was_training = net.training
@@ -133,7 +127,7 @@ def validate(net, samples: list[Sample], kind: str) -> dict[str, float | None]:
         if out["seg"] is not None:
             t.ious.append(segmentation_iou(out["seg"], s.src_class_map.astype(np.int64), t.num_classes)["mean_iou"])
     net.train(was_training)
-    return _clean({"grasp_accuracy": grasp_accuracy(t.preds, t.gts) if t.preds else None,
+    return to_jsonable({"grasp_accuracy": grasp_accuracy(t.preds, t.gts) if t.preds else None,
                    "seg_iou": _nanmean(t.ious), "images": len(t.preds)})
 
 
@@ -175,24 +169,22 @@ def _train(task, data_dir, out_dir, *, epochs: int, lr: float, batch_size: int =
         refs = [r for r in refs if r.labelled]
         if not refs:
             raise DatasetError("GR-ConvNet needs grasp labels: every --data dataset was rendered with --no-grasps")
-    init = None if init is None else Path(init)
     settings = {"model": task.kind, "data": [str(d.resolve()) for d in data.dirs], "config": task.config.to_dict(),
                 "batch_size": batch_size, "val_fraction": val_fraction, "augment": augment_data,
-                "init": None if init is None else str(init.resolve())}
+                "init": None if init is None else str(Path(init).resolve())}
     cfg = LoopConfig(epochs=epochs, lr=lr, seed=seed, weight_decay=1e-4, grad_clip=10.0,
                      schedule=cosine_with_ramp(50), max_minutes=max_minutes, threads=num_threads, progress=progress,
                      name=task.kind)
 
     def build():
-        return _stack(task, data, refs, data_dir, cfg, batch_size=batch_size, val_fraction=val_fraction,
-                      augment_data=augment_data, set_finger=set_finger, init=init)
+        return _stack(task, data, refs, data_dir, cfg, settings, set_finger)
 
     return train(out_dir, settings, build, cfg, resume, log=(lambda s: print(s, flush=True)) if progress else None)
 
 
-def _stack(task, data: Datasets, refs: list[SceneRef], data_dir, cfg, *, batch_size: int, val_fraction: float,
-           augment_data: bool, set_finger: bool, init: Path | None):
-    """The :class:`~graspsim.learn.loop.Stack` of one run: samples, split, network, batches, validation, saving."""
+def _stack(task, data: Datasets, refs: list[SceneRef], data_dir, cfg, settings: dict, set_finger: bool):
+    """The :class:`~graspsim.learn.loop.Stack` of one run (``settings``: :func:`_train`'s): samples, split, network,
+    batches, validation, saving."""
     import torch
 
     import graspsim
@@ -202,7 +194,7 @@ def _stack(task, data: Datasets, refs: list[SceneRef], data_dir, cfg, *, batch_s
     from graspsim.policies.det_seg.checkpoint import load_init_weights
 
     keys = [r.key for r in refs]
-    train_keys, val_keys = split_random([r.key for r in refs if r.labelled] or keys, val_fraction, cfg.seed)
+    train_keys, val_keys = split_random([r.key for r in refs if r.labelled] or keys, settings["val_fraction"], cfg.seed)
     samples = load_samples(refs, task.config.input_size, with_depth=task.kind == "grconvnet",
                            keep_source=lambda r: r.key in val_keys)
     val = [s for s in samples if s.key in val_keys]
@@ -213,18 +205,18 @@ def _stack(task, data: Datasets, refs: list[SceneRef], data_dir, cfg, *, batch_s
     net = task.build()
     meta_base = {"model": task.kind, "config": task.config.to_dict(),
                  "data": _data_summary(data, data_dir, samples, train, val, train_keys, val_keys),
-                 "seed": cfg.seed, "epochs": cfg.epochs, "batch_size": batch_size, "lr": cfg.lr,
-                 "val_fraction": val_fraction, "augment": augment_data, "graspsim_version": graspsim.__version__,
-                 "torch_version": torch.__version__}
-    if init is not None:
-        meta_base["init"] = str(init.resolve())
-        meta_base["init_metadata"] = load_init_weights(net, init, task.kind)
+                 "seed": cfg.seed, "epochs": cfg.epochs, "batch_size": settings["batch_size"], "lr": cfg.lr,
+                 "val_fraction": settings["val_fraction"], "augment": settings["augment"],
+                 "graspsim_version": graspsim.__version__, "torch_version": torch.__version__}
+    if settings["init"] is not None:
+        meta_base["init"] = settings["init"]
+        meta_base["init_metadata"] = load_init_weights(net, settings["init"], task.kind)
 
     def make_batch(idx: np.ndarray, rng: np.random.Generator) -> dict[str, Any]:
         items = []
         for j in idx:
             s = train[j]
-            rgb, seg, depth, rects = augment(s, rng, augment_data)
+            rgb, seg, depth, rects = augment(s, rng, settings["augment"])
             items.append((rgb, seg, depth, rects, s.quality, s.labelled))
         return task.batch(items)
 
@@ -236,7 +228,7 @@ def _stack(task, data: Datasets, refs: list[SceneRef], data_dir, cfg, *, batch_s
         save_weights(out, net.state_dict())
         return {**meta_base, "val_metrics": {k: progress.last.get(k) for k in VAL_KEYS}}
 
-    return Stack(model=net, sampler=EpochShuffle(len(train), batch_size, cfg.seed, make_batch), step=step,
+    return Stack(model=net, sampler=EpochShuffle(len(train), settings["batch_size"], cfg.seed, make_batch), step=step,
                  validate=lambda: validate(net, val, task.kind), save=save)
 
 
