@@ -4,14 +4,15 @@ For each attempt the harness time is split into: scene build and settle, render,
 perception (the oracle policy) and grasp execution. Then the same physics work
 is replayed with bare pybullet calls in the same process - create the same
 bodies, the same number of ``stepSimulation`` calls for settling, one
-``getCameraImage``, load the hand and the same number of execution steps - and
+``getCameraImage``, load the robot (the hand, or the arm at its parking place)
+and the same number of execution steps - and
 the ratio harness / raw (harness time without the policy's perception time,
 over the replay) shows what the harness's checks, motion control and
 bookkeeping cost.
 
 Usage::
 
-    python benchmarks/oracle_speed.py --suite shelf-test --episodes 20
+    python benchmarks/oracle_speed.py --suite shelf-test --episodes 20 [--robot panda|hand]
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from graspsim.policies.registry import make_policy
 from graspsim.sim.bodies import spawn_floor, spawn_furniture, spawn_product
 from graspsim.sim.camera import projection_matrix, view_matrix
 from graspsim.sim.gripper import hand_urdf_path
+from graspsim.sim.panda import panda_urdf_path
+from graspsim.types import DEFAULT_ROBOT, ROBOTS
 
 
 def raw_replay_s(env: PickEnv, settle_steps: int, exec_steps: int) -> float:
@@ -49,7 +52,12 @@ def raw_replay_s(env: PickEnv, settle_steps: int, exec_steps: int) -> float:
     cam = scene.camera
     c.getCameraImage(cam.width, cam.height, viewMatrix=view_matrix(cam), projectionMatrix=projection_matrix(cam),
                      renderer=world.renderer_flag)
-    c.loadURDF(hand_urdf_path(physics), [0, -0.3, 1.0], useFixedBase=True)
+    if env.robot == "panda":
+        T = scene.kind.arm_mount.T_world_base_park()
+        c.loadURDF(panda_urdf_path(), list(T[:3, 3]), useFixedBase=True,
+                   flags=c.URDF_USE_SELF_COLLISION | c.URDF_USE_SELF_COLLISION_EXCLUDE_ALL_PARENTS)
+    else:
+        c.loadURDF(hand_urdf_path(physics), [0, -0.3, 1.0], useFixedBase=True)
     for _ in range(exec_steps):
         c.stepSimulation()
     return time.perf_counter() - t0
@@ -62,6 +70,7 @@ def main() -> None:
     parser.add_argument("--renderer", default="auto")
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--height", type=int, default=480)
+    parser.add_argument("--robot", default=DEFAULT_ROBOT, choices=ROBOTS)
     parser.add_argument("--warmup", type=int, default=3,
                         help="untimed attempts first (asset cache, renderer start-up)")
     args = parser.parse_args()
@@ -69,7 +78,7 @@ def main() -> None:
     suite = get_suite(args.suite)
     policy = make_policy("oracle")
     env = PickEnv(kind=suite.kind, variant_split=suite.variant_split, renderer=args.renderer, privileged=True,
-                  width=args.width, height=args.height)
+                  width=args.width, height=args.height, robot=args.robot)
     stages = {"build_and_settle": [], "render": [], "perception": [], "execution": [], "total": [], "raw": []}
     successes = 0
     for seed in suite.scene_seeds(args.episodes, args.warmup):  # scenes after the timed ones
@@ -95,7 +104,7 @@ def main() -> None:
     env.close()
     mean = {k: float(np.mean(v)) for k, v in stages.items()}
     report = {
-        "suite": args.suite, "episodes": args.episodes, "renderer": renderer,
+        "suite": args.suite, "robot": args.robot, "episodes": args.episodes, "renderer": renderer,
         "image": f"{args.width}x{args.height}", "oracle_success_rate": successes / args.episodes,
         "attempts_per_second": 1.0 / mean["total"],
         "mean_ms": {k: round(v * 1000, 1) for k, v in mean.items()},

@@ -145,7 +145,7 @@ def measure(args: argparse.Namespace, backend: str, workers: int) -> dict:
     from graspsim.bench.runner import RunSpec, iter_rows
 
     spec = RunSpec(policy=args.policy, suite=args.suite, episodes=args.episodes, seed=args.seed,
-                   renderer=args.renderer, width=args.width, height=args.height)
+                   renderer=args.renderer, width=args.width, height=args.height, robot=args.robot)
     jobs = spec.jobs()
     arrivals, rows = [], []
     monitor = CpuMonitor()
@@ -176,6 +176,8 @@ def measure(args: argparse.Namespace, backend: str, workers: int) -> dict:
 
 
 def main() -> None:
+    from graspsim.types import DEFAULT_ROBOT, ROBOTS  # plain values (numpy only): start-up is timed in --one runs
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--policy", default="oracle")
     parser.add_argument("--suite", default="shelf-test")
@@ -186,6 +188,7 @@ def main() -> None:
     parser.add_argument("--renderer", default="auto")
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--height", type=int, default=480)
+    parser.add_argument("--robot", default=DEFAULT_ROBOT, choices=ROBOTS)
     parser.add_argument("--repeats", type=int, default=1,
                         help="runs of each configuration, interleaved (the machine may be shared: compare the best)")
     parser.add_argument("--wait-idle", type=float, default=0.0, metavar="SECONDS",
@@ -202,7 +205,7 @@ def main() -> None:
     workers = [int(w) for w in args.workers.split(",")]
     backends = [b.strip() for b in args.backends.split(",")]
     passthrough = [f"--{k}={getattr(args, k)}" for k in ("policy", "suite", "episodes", "seed", "renderer", "width",
-                                                          "height")]
+                                                          "height", "robot")]
     results = []
     for repeat in range(args.repeats):  # interleaved, so a burst of outside load hits no single configuration
         for backend in backends:
