@@ -350,8 +350,14 @@ def list_(what):
               help="auto: EGL when its plugin loads here, else TinyRenderer (images differ slightly).")
 @click.option("--robot", default=DEFAULT_ROBOT, show_default=True, callback=_check_robot,
               help="Who executes the grasp with --execute (hand or panda); the arm is in the image with panda.")
-def show(suite, seed, policy, out_path, execute, renderer, robot):
+@click.option("--video", "video_path", default=None, type=click.Path(dir_okay=False, path_type=Path),
+              help="With --execute: also write the attempt, seen by the scene camera, as a video (.gif, or .mp4: "
+                   "H.264 where OpenCV can encode it, else MPEG-4 Part 2, which browsers do not play).")
+@click.option("--fps", default=20, show_default=True, type=click.IntRange(1, 50),
+              help="Video frames per second of simulated time; the video plays in real time.")
+def show(suite, seed, policy, out_path, execute, renderer, robot, video_path, fps):
     """Render a scene with the policy's grasp drawn (blue jaw plates, red opening line)."""
+    _check_video_option(video_path, execute)  # before the simulator loads: a mistake costs nothing
     from graspsim.envs.pick_env import PickEnv
     from graspsim.policies.base import PolicyError, as_observation, policy_rng
     from graspsim.policies.registry import make_policy
@@ -363,7 +369,8 @@ def show(suite, seed, policy, out_path, execute, renderer, robot):
     (scene_seed,) = _scene_seeds(suite_obj, seed, 1)
     agent = make_policy(policy)
     env = PickEnv(kind=suite_obj.kind, variant_split=suite_obj.variant_split, renderer=renderer, robot=robot,
-                  privileged=bool(getattr(agent, "needs_privileged", False)))
+                  privileged=bool(getattr(agent, "needs_privileged", False)),
+                  render_mode=None if video_path is None else "rgb_array_list", render_fps=fps)
     try:
         obs, info = env.reset(seed=scene_seed)
         agent.reset(policy_rng(scene_seed))
@@ -378,10 +385,38 @@ def show(suite, seed, policy, out_path, execute, renderer, robot):
             raise UserError(f"cannot write {out_path}: {exc}") from None
         click.echo(f"{obs['instruction']!r}: grasp {output.rect.to_dict()} -> {out_path}")
         if execute:
+            env.render()  # (rgb_array_list) drops the frame of the reset: the video starts with the grasp drawn
             _, _, _, _, step_info = env.step(output.rect.as_array())
             click.echo(f"outcome: success={step_info['success']} reason={step_info['reason']}")
+            if video_path is not None:
+                _write_attempt_video(video_path, env.render(), env.metadata["render_fps"])
     finally:
         env.close()
+
+
+def _check_video_option(video_path: Path | None, execute: bool) -> None:
+    from graspsim.video import VideoPathError, check_video_path
+
+    if video_path is None:
+        return
+    if not execute:
+        raise UserError("--video needs --execute: the video shows the executed attempt")
+    try:
+        check_video_path(video_path)
+    except VideoPathError as exc:
+        raise UserError(str(exc)) from None
+
+
+def _write_attempt_video(path: Path, frames: list, fps: float) -> None:
+    """The ``show --video`` file: the grasp drawn and the last frame each held 0.5 s, the motion in real time."""
+    from graspsim.video import HOLD_S, hold_ends, write_video
+
+    frames = hold_ends(frames, fps, HOLD_S)
+    try:
+        kind = write_video(path, frames, fps)
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {exc}") from None
+    click.echo(f"video: {len(frames)} frames at {fps:g} fps ({kind}) -> {path}")
 
 
 @click.group("train")

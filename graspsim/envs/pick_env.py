@@ -44,10 +44,32 @@ robot would deproject its grasp with its own noisy depth sensor. The noise is
 drawn from ``np.random.default_rng([scene_seed, 5, attempt_index])`` (attempt
 index 0 after ``reset``, then 1, 2, ... in clear-the-scene mode), so it is the
 same in every process and for every policy.
+
+Rendering (Gymnasium's ``render_mode``, fixed at construction; off by default,
+and then nothing is recorded):
+
+* ``"rgb_array"``: ``render()`` returns the current observation image (H, W, 3)
+  uint8 with the last attempt's grasp rectangle drawn.
+* ``"rgb_array_list"``: ``render()`` returns the list of frames since the last
+  ``reset()`` or ``render()`` (and empties it), as Gymnasium's list modes do; but
+  natively, because one ``step`` is a whole attempt: after ``reset`` the
+  observation image; for every ``step`` the observation with the chosen grasp
+  drawn, then the attempt's motion (pre-grasp, approach, close, lift, hold) as
+  seen by the scene camera, one frame every ``1 / render_fps`` s of simulated
+  time (:class:`graspsim.video.FrameRecorder`, hooked into every physics step;
+  rendering does not step the simulation, so outcomes are the same as without
+  recording). The robot is in the frames (the floating hand or the arm).
+  ``metadata["render_fps"]`` is then the frames' rate (``render_fps`` rounded to
+  a whole number of physics steps per frame), the rate to play them at
+  (:func:`graspsim.video.write_video`, Gymnasium's ``RecordVideo``).
+  ``render_width`` (px, default the observation width) sizes these frames
+  (height by the aspect ratio): smaller frames render faster.
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
 import time
 from dataclasses import replace
 from typing import Any
@@ -68,6 +90,7 @@ from graspsim.sim.scene import BuiltScene, add_robot, build_settled_scene, settl
 from graspsim.scenes.suites import get_suite
 from graspsim.sim.world import SimWorld, check_renderer
 from graspsim.types import DEFAULT_ROBOT, ROBOTS, FailureReason, check_robot, Frames, GraspRect, GripperCommand, InvalidRectError, PickOutcome
+from graspsim.video import DEFAULT_FPS, FrameRecorder, frame_stride, scaled_camera
 
 INSTRUCTION_CHARSET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 -'.,"
 # A target must show at least this share of the area its box would cover unoccluded: the
@@ -88,10 +111,12 @@ class PickEnv(gym.Env):
     both the observation and the grasp conversion (module docstring);
     ``physics``: a :class:`PhysicsConfig` (friction, product mass scale, ...) or a
     dict of its fields (:meth:`PhysicsConfig.from_dict`: a nested ``gripper`` dict
-    becomes a :class:`~graspsim.config.GripperSpec`).
+    becomes a :class:`~graspsim.config.GripperSpec`). ``render_fps`` (frames per
+    simulated second) and ``render_width`` (px) shape the frames of
+    ``render_mode="rgb_array_list"`` (module docstring, "Rendering").
     """
 
-    metadata = {"render_modes": ["rgb_array"], "render_fps": 2}
+    metadata = {"render_modes": ["rgb_array", "rgb_array_list"], "render_fps": 2}
 
     def __init__(self, kind: str | None = None, variant_split: str | None = None, width: int = 640,
                  height: int = 480, renderer: str = "auto", privileged: bool = False, action_mode: str = "rect",
@@ -99,13 +124,17 @@ class PickEnv(gym.Env):
                  camera_jitter_m: float = 0.0, lighting_jitter: bool = False,
                  physics: PhysicsConfig | dict | None = None, grasp_depth_m: float = GRASP_DEPTH_M,
                  render_mode: str | None = None, lighting_gain: float | None = None,
-                 depth_noise_m: float = 0.0, suite: str | None = None, robot: str = DEFAULT_ROBOT):
+                 depth_noise_m: float = 0.0, suite: str | None = None, robot: str = DEFAULT_ROBOT,
+                 render_fps: float = DEFAULT_FPS, render_width: int | None = None):
         # Every constructor argument, kept so that a pickled copy can build its own simulation (__getstate__).
         self._init_kwargs = {name: value for name, value in locals().items() if name != "self"}
         if action_mode not in ("rect", "pose"):
             raise ValueError(f"unknown action_mode {action_mode!r}; choose 'rect' or 'pose'")
-        if render_mode not in (None, "rgb_array"):
-            raise ValueError(f"unsupported render_mode {render_mode!r}; only 'rgb_array'")
+        if render_mode not in (None, *self.metadata["render_modes"]):
+            raise ValueError(f"unsupported render_mode {render_mode!r}; choose one of "
+                             f"{', '.join(map(repr, self.metadata['render_modes']))} (or None)")
+        if render_width is not None and not (isinstance(render_width, (int, np.integer)) and render_width >= 1):
+            raise ValueError(f"render_width must be a whole number of pixels >= 1 (or None), got {render_width!r}")
         if max_attempts < 1 or max_consecutive_failures < 1:
             raise ValueError("max_attempts and max_consecutive_failures must be >= 1")
         if lighting_gain is not None and not (np.isfinite(lighting_gain) and lighting_gain >= 0):
@@ -137,6 +166,12 @@ class PickEnv(gym.Env):
         self.max_consecutive_failures = max_consecutive_failures
         self.grasp_depth_m = grasp_depth_m
         self.render_mode = render_mode
+        self.render_width = None if render_width is None else int(render_width)
+        # Physics steps between recorded frames (rgb_array_list); checks render_fps in every mode.
+        self._render_stride = frame_stride(render_fps, self.physics.time_step_s)
+        self._render_frames: list[np.ndarray] = []
+        if render_mode == "rgb_array_list":
+            self.metadata = {**self.metadata, "render_fps": 1.0 / (self._render_stride * self.physics.time_step_s)}
         self.lighting_gain = None if lighting_gain is None else float(lighting_gain)
         self.depth_noise_m = float(depth_noise_m)
         self._scene_seed = 0
@@ -228,6 +263,8 @@ class PickEnv(gym.Env):
         render_ms = self._observe_and_choose_target()
         if self._target_class is None:  # nothing visible at all: an unusable scene is not silently used
             raise RuntimeError(f"scene {self.kind} seed {scene_seed} shows no product clearly")
+        if self.render_mode == "rgb_array_list":
+            self._render_frames = [self._video_frame(self._frames.rgb, None)]
         info = self._info()
         info.update(scene_seed=scene_seed, plan_attempt=self._scene.plan.attempt,
                     settle_steps=self._scene.settle_steps)
@@ -238,10 +275,7 @@ class PickEnv(gym.Env):
     def _observe_and_choose_target(self) -> float:
         t0 = time.perf_counter()
         scene = self._scene
-        lighting = scene.plan.lighting
-        if self.lighting_gain is not None:
-            lighting = replace(lighting, gain=self.lighting_gain)
-        frames = render(self.world, scene.camera, lighting, scene.body_to_class, scene.robot_parts)
+        frames = render(self.world, scene.camera, self._lighting(), scene.body_to_class, scene.robot_parts)
         if self.depth_noise_m > 0:
             # Seeded by scene and attempt only: the same noise in any worker and for any policy.
             rng = np.random.default_rng([self._scene_seed, DEPTH_NOISE_SALT, self._attempts])
@@ -253,6 +287,11 @@ class PickEnv(gym.Env):
         # Uniform over visible classes (not instances) keeps per-class statistics balanced.
         self._target_class = classes[int(self.np_random.integers(len(classes)))] if classes else None
         return render_ms
+
+    def _lighting(self):
+        """The scene plan's lighting, with ``lighting_gain`` in place of its gain when given."""
+        lighting = self._scene.plan.lighting
+        return lighting if self.lighting_gain is None else replace(lighting, gain=self.lighting_gain)
 
     def visible_bodies(self) -> list[int]:
         """Products showing at least ``_MIN_VISIBLE_FRACTION`` of their unoccluded projected area."""
@@ -285,15 +324,19 @@ class PickEnv(gym.Env):
             raise RuntimeError("call reset() before step()")
         t0 = time.perf_counter()
         frames = self._frames
+        recorder = self._recorder()
         try:
             grasp = self._parse_action(action)
         except InvalidRectError as exc:  # not even a rectangle or a pose
             attempt = Attempt(None, None, PickOutcome(False, FailureReason.INVALID_ACTION, details={"error": str(exc)}))
         else:
-            attempt = attempt_grasp(self.world, self._scene, grasp, frames.depth_m, frames.camera,
-                                    self._target_class, self.physics, self.grasp_depth_m)
+            with self.world.on_step(recorder) if recorder is not None else contextlib.nullcontext():
+                attempt = attempt_grasp(self.world, self._scene, grasp, frames.depth_m, frames.camera,
+                                        self._target_class, self.physics, self.grasp_depth_m)
         outcome, command = attempt.outcome, attempt.command
         self._last_rect = attempt.rect
+        if recorder is not None:  # the decision, then the motion
+            self._render_frames += [self._video_frame(frames.rgb, attempt.rect), *recorder.frames]
         sim_ms = (time.perf_counter() - t0) * 1000
         self._attempts += 1
         self._consecutive_failures = 0 if outcome.success else self._consecutive_failures + 1
@@ -390,15 +433,46 @@ class PickEnv(gym.Env):
                                      if scene.body_to_class_name[b] == self._target_class]
         return info
 
+    # ---------------------------------------------------------------- render
+    def _recorder(self) -> FrameRecorder | None:
+        """A recorder of the next attempt's motion in ``rgb_array_list`` mode, else None (nothing recorded)."""
+        if self.render_mode != "rgb_array_list":
+            return None
+        camera = scaled_camera(self._scene.camera, self.render_width)
+        return FrameRecorder(self.world, camera, self._lighting(), self._render_stride)
+
+    def _video_frame(self, rgb: np.ndarray, rect: GraspRect | None) -> np.ndarray:
+        """The observation ``rgb`` (with ``rect`` drawn, if finite) at the size of the recorded frames."""
+        import cv2
+
+        camera = scaled_camera(self._scene.camera, self.render_width)
+        scale = camera.width / rgb.shape[1]
+        # Drawn at full size, then resized: lines about 2 px wide in the frame.
+        out = _drawn(rgb, rect, thickness=max(2, int(round(2 / scale))))
+        if (camera.width, camera.height) != (rgb.shape[1], rgb.shape[0]):
+            interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+            out = cv2.resize(out, (camera.width, camera.height), interpolation=interpolation)
+        return out
+
     def render(self):
+        """See the module docstring ("Rendering")."""
+        if self.render_mode == "rgb_array_list":
+            frames, self._render_frames = self._render_frames, []
+            return frames
         if self._frames is None:
             return None
-        from graspsim.viz import draw_grasp
-
-        rgb = self._frames.rgb
-        return draw_grasp(rgb, self._last_rect) if self._last_rect is not None else rgb.copy()
+        return _drawn(self._frames.rgb, self._last_rect)
 
     def close(self):
         if getattr(self, "_world", None) is not None:
             self._world.close()
             self._world = None
+
+
+def _drawn(rgb: np.ndarray, rect: GraspRect | None, thickness: int = 2) -> np.ndarray:
+    """A copy of ``rgb`` with ``rect`` drawn (:func:`graspsim.viz.draw_grasp`) when it is all finite."""
+    from graspsim.viz import draw_grasp
+
+    if rect is None or not all(math.isfinite(v) for v in rect.as_array()):
+        return rgb.copy()
+    return draw_grasp(rgb, rect, thickness=thickness)

@@ -13,6 +13,7 @@ import contextlib
 import os
 import sys
 import pkgutil
+from typing import Callable, Iterator
 
 import pybullet
 from pybullet_utils.bullet_client import BulletClient
@@ -41,9 +42,9 @@ def check_renderer(renderer: str) -> None:
 
 
 @contextlib.contextmanager
-def _silence_stdout(fds: tuple[int, ...] = (1, 2)):
-    """Mute C-level stdout and stderr: pybullet and its EGL plugin print banners
-    ("ven = ...", "EGL device choice") that would land in users' tables."""
+def silence_native_output(fds: tuple[int, ...] = (1, 2)):
+    """Mute C-level stdout and stderr inside the block: pybullet and its EGL plugin print banners
+    ("ven = ...", "EGL device choice") that would land in users' tables (and FFmpeg its codec probes)."""
     saved = []
     try:
         for fd in fds:
@@ -61,6 +62,27 @@ def _silence_stdout(fds: tuple[int, ...] = (1, 2)):
             os.close(copy)
 
 
+class SteppingClient(BulletClient):
+    """A :class:`BulletClient` whose ``stepSimulation`` also tells the step listeners.
+
+    Every physics step of graspsim goes through ``world.client.stepSimulation()``
+    (directly, as the hand's and the arm's motion loops do, or via
+    :meth:`SimWorld.step`), so this one method is where anything that must see
+    every step hooks in (:meth:`SimWorld.on_step`: the video recorder). With no
+    listener it costs one empty-list check (a defined method is also cheaper than
+    BulletClient's ``__getattr__``, which builds a ``functools.partial`` per call).
+    """
+
+    def __init__(self, connection_mode: int):
+        super().__init__(connection_mode=connection_mode)
+        self.step_listeners: list[Callable[[], None]] = []
+
+    def stepSimulation(self) -> None:  # noqa: N802 (pybullet's name)
+        pybullet.stepSimulation(physicsClientId=self._client)
+        for listener in self.step_listeners:
+            listener()
+
+
 class SimWorld:
     """A pybullet DIRECT client with graspsim's physics settings.
 
@@ -72,8 +94,8 @@ class SimWorld:
     def __init__(self, physics: PhysicsConfig = PhysicsConfig(), renderer: str = "auto"):
         check_renderer(renderer)
         self.physics = physics
-        with _silence_stdout():
-            self.client = BulletClient(connection_mode=pybullet.DIRECT)
+        with silence_native_output():
+            self.client = SteppingClient(pybullet.DIRECT)
         self.renderer_name = "tiny"
         if renderer in ("auto", "egl"):
             if self._load_egl():
@@ -89,7 +111,7 @@ class SimWorld:
         if loader is None:
             return False
         # Loading by file name works where loading by plugin name does not (see MACHINE_NOTES).
-        with _silence_stdout():
+        with silence_native_output():
             plugin = self.client.loadPlugin(loader.get_filename(), "_eglRendererPlugin")
         return plugin >= 0
 
@@ -124,12 +146,26 @@ class SimWorld:
         for _ in range(n):
             self.client.stepSimulation()
 
+    @contextlib.contextmanager
+    def on_step(self, listener: Callable[[], None]) -> Iterator[None]:
+        """Call ``listener()`` after every physics step taken inside the ``with`` block, by anyone.
+
+        The listener may read and render the world but must not step or change it
+        (rendering does not step the simulation, so a recorded attempt has the same
+        outcome as an unrecorded one). Listeners run in the order they were added.
+        """
+        self.client.step_listeners.append(listener)
+        try:
+            yield
+        finally:
+            self.client.step_listeners.remove(listener)
+
     def render_image(self, **kwargs):
         """``getCameraImage`` with this world's renderer (EGL renders may print a banner: muted)."""
         if self.renderer_name != "egl":
             return self.client.getCameraImage(renderer=self.renderer_flag, **kwargs)
         sys.stdout.flush()
-        with _silence_stdout():
+        with silence_native_output():
             return self.client.getCameraImage(renderer=self.renderer_flag, **kwargs)
 
     def close(self) -> None:
@@ -143,7 +179,7 @@ class SimWorld:
         _EGL_OPEN.remove(client)
         _EGL_CLOSED.append(client)
         if not _EGL_OPEN:
-            with _silence_stdout():
+            with silence_native_output():
                 while _EGL_CLOSED:
                     _disconnect(_EGL_CLOSED.pop())
 

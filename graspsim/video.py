@@ -1,0 +1,249 @@
+"""Attempts as short videos: frames recorded from the scene camera while the robot moves, written as GIF or MP4.
+
+Recording: a :class:`FrameRecorder` is a step listener
+(:meth:`graspsim.sim.world.SimWorld.on_step`): every physics step of an attempt,
+whoever takes it (the floating hand's straight lines, the arm's joint motion,
+closing, holding), passes through it, and every ``stride``-th step it renders the
+scene camera. Rendering reads the world and never steps it, so a recorded attempt
+ends exactly as an unrecorded one. :class:`~graspsim.envs.pick_env.PickEnv` uses
+it for ``render_mode="rgb_array_list"``.
+
+Frame rate: frames are taken every ``stride = round(1 / (fps * time_step_s))``
+physics steps (every 12th at the default 20 fps and 240 Hz physics) and played
+back at ``fps``, so the video runs at the speed of simulated time: an attempt of
+1.5-2.5 simulated seconds is 30-50 frames.
+
+Writers (:func:`write_video`, by the file's suffix):
+
+* ``.gif``: Pillow, one global 256-colour palette for all frames (no dithering,
+  so still regions do not flicker and identical frames compress to nothing). An
+  animated GIF plays everywhere, including an ``<img>`` with a ``data:`` URI in an
+  HTML file opened offline: the report's gallery uses :func:`encode_gif`.
+* ``.mp4``: OpenCV's ``VideoWriter``, H.264 (``avc1``) when this OpenCV build can
+  encode it, else MPEG-4 Part 2 (``mp4v``). The opencv-python wheels ship an
+  LGPL FFmpeg without an H.264 encoder, so ``mp4v`` is what they write: it plays
+  in desktop players (VLC, mpv, QuickTime, Windows' player) but not in
+  browsers, which need H.264 (or VP9/AV1) in a ``<video>`` element.
+
+Images are RGB (H, W, 3) uint8 throughout.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+
+from graspsim.types import CameraModel
+
+if TYPE_CHECKING:
+    from graspsim.scenes.plan import Lighting
+    from graspsim.sim.world import SimWorld
+
+# pybullet (graspsim.sim) is imported where frames are rendered, not here: checking a video path or
+# writing frames (the CLI's argument checks, the report) does not start the simulator.
+
+#: Accepted video file suffixes (the format is chosen by the suffix).
+VIDEO_SUFFIXES = (".gif", ".mp4")
+#: Frames per second of simulated time (and of playback) unless told otherwise.
+DEFAULT_FPS = 20.0
+#: Seconds the first frame (the grasp drawn) and the last (the outcome) are held in attempt videos.
+HOLD_S = 0.5
+#: GIF frame durations are whole centiseconds and browsers slow anything under 2 cs down to 10 cs.
+MAX_GIF_FPS = 50.0
+# FourCCs tried for .mp4, best first (see the module docstring).
+_MP4_CODECS = (("avc1", "H.264"), ("mp4v", "MPEG-4 Part 2"))
+# The GIF palette is computed from at most this many pixels sampled from all frames.
+_PALETTE_SAMPLE_PX = 1_000_000
+
+
+class VideoPathError(ValueError):
+    """A video path whose suffix names no supported format."""
+
+
+def check_video_path(path: str | Path) -> Path:
+    """``path`` as a Path; :class:`VideoPathError` (one line, naming the accepted suffixes) unless it ends in one."""
+    path = Path(path)
+    if path.suffix.lower() not in VIDEO_SUFFIXES:
+        raise VideoPathError(f"cannot write a video to {path}: the name must end in "
+                             f"{' or '.join(VIDEO_SUFFIXES)} (the suffix chooses the format)")
+    return path
+
+
+# --------------------------------------------------------------------------- recording
+
+
+def frame_stride(fps: float, time_step_s: float) -> int:
+    """Physics steps between two frames: ``round(1 / (fps * time_step_s))``, at least 1."""
+    if not (math.isfinite(fps) and fps > 0):
+        raise ValueError(f"fps must be a positive number, got {fps!r}")
+    return max(1, int(round(1.0 / (fps * time_step_s))))
+
+
+def scaled_camera(camera: CameraModel, width: int | None) -> CameraModel:
+    """``camera`` rendering ``width`` px wide (height by the aspect ratio); ``camera`` itself when None or as wide.
+
+    The intrinsics scale about pixel corners (pixel centres at integer coordinates):
+    ``f' = s f``, ``c' = s (c + 0.5) - 0.5``, so the scaled image shows the same view.
+    """
+    if width is None or int(width) == camera.width:
+        return camera
+    if width < 1:
+        raise ValueError(f"a frame width must be >= 1 px, got {width}")
+    s = int(width) / camera.width
+    K = np.array(camera.K, dtype=np.float64)
+    K[0, 0] *= s
+    K[1, 1] *= s
+    K[:2, 2] = s * (K[:2, 2] + 0.5) - 0.5
+    return replace(camera, K=K, width=int(width), height=max(1, int(round(camera.height * s))))
+
+
+class FrameRecorder:
+    """A step listener that renders ``camera`` every ``stride`` physics steps (use with ``world.on_step``).
+
+    ``frames``: the RGB frames (camera.height, camera.width, 3) uint8 taken so far;
+    ``steps``: the physics steps seen. Frame ``i`` shows the world after step
+    ``(i + 1) * stride``. ``lighting``: the scene's, so the frames look like the
+    observation (robot masks and segmentation are not rendered).
+    """
+
+    def __init__(self, world: "SimWorld", camera: CameraModel, lighting: "Lighting", stride: int):
+        from graspsim.sim.camera import render
+
+        if stride < 1:
+            raise ValueError(f"stride must be >= 1 physics step, got {stride}")
+        self.world = world
+        self.camera = camera
+        self.lighting = lighting
+        self.stride = int(stride)
+        self.steps = 0
+        self.frames: list[np.ndarray] = []
+        self._render = render
+
+    def __call__(self) -> None:
+        self.steps += 1
+        if self.steps % self.stride == 0:
+            self.frames.append(self._render(self.world, self.camera, self.lighting).rgb)
+
+
+def hold_ends(frames: Sequence[np.ndarray], fps: float, seconds: float) -> list[np.ndarray]:
+    """``frames`` with the first and the last repeated to show each about ``seconds`` long at ``fps``.
+
+    (In a GIF the repeats merge into one longer frame, so holding costs no size.)
+    """
+    frames = list(frames)
+    if not frames:
+        return frames
+    extra = max(0, int(round(seconds * fps)) - 1)
+    return [frames[0]] * extra + frames + [frames[-1]] * extra
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def _check_frames(frames: Sequence[np.ndarray]) -> list[np.ndarray]:
+    frames = [np.asarray(f) for f in frames]
+    if not frames:
+        raise ValueError("a video needs at least one frame")
+    shape = frames[0].shape
+    for f in frames:
+        if f.dtype != np.uint8 or f.ndim != 3 or f.shape[2] != 3 or f.shape != shape:
+            raise ValueError(f"video frames must all be (H, W, 3) uint8 of one size; got {f.shape} {f.dtype} "
+                             f"after {shape}")
+    return frames
+
+
+def gif_frame_ms(fps: float) -> int:
+    """The GIF frame duration for ``fps``: whole centiseconds, at least 2 (GIF stores centiseconds)."""
+    if not (math.isfinite(fps) and 0 < fps <= MAX_GIF_FPS):
+        raise ValueError(f"a GIF plays at most {MAX_GIF_FPS:g} frames per second; got fps={fps!r}")
+    return 10 * max(2, int(round(100.0 / fps)))
+
+
+def gif_palette(frames: Sequence[np.ndarray]):
+    """One 256-colour Pillow palette image for all ``frames`` (median cut of pixels sampled evenly from all)."""
+    from PIL import Image
+
+    frames = _check_frames(frames)
+    h, w = frames[0].shape[:2]
+    step = max(1, int(math.ceil(math.sqrt(len(frames) * h * w / _PALETTE_SAMPLE_PX))))
+    sample = np.concatenate([f[::step, ::step] for f in frames], axis=0)
+    return Image.fromarray(np.ascontiguousarray(sample)).quantize(256, method=Image.Quantize.MEDIANCUT)
+
+
+def gif_quantize(frames: Sequence[np.ndarray]) -> list:
+    """``frames`` as Pillow "P" images on one shared palette (:func:`gif_palette`), without dithering."""
+    from PIL import Image
+
+    frames = _check_frames(frames)
+    palette = gif_palette(frames)
+    return [Image.fromarray(np.ascontiguousarray(f)).quantize(palette=palette, dither=Image.Dither.NONE)
+            for f in frames]
+
+
+def encode_gif(frames: Sequence[np.ndarray], fps: float = DEFAULT_FPS) -> bytes:
+    """An animated, endlessly looping GIF of ``frames`` at ``fps`` (:func:`gif_frame_ms` per frame).
+
+    Consecutive frames that are identical after quantization are stored once with
+    their durations added (Pillow does this), so the file may hold fewer frames
+    than given; the total duration is always ``len(frames) * gif_frame_ms(fps)``.
+    """
+    images = gif_quantize(frames)
+    buffer = io.BytesIO()
+    images[0].save(buffer, format="GIF", save_all=True, append_images=images[1:], duration=gif_frame_ms(fps),
+                   loop=0, optimize=False)
+    return buffer.getvalue()
+
+
+def _write_mp4(path: Path, frames: list[np.ndarray], fps: float) -> str:
+    import cv2
+
+    from graspsim.sim.world import silence_native_output
+
+    h, w = frames[0].shape[:2]
+    for fourcc, name in _MP4_CODECS:
+        # FFmpeg prints its failures (e.g. no H.264 encoder) to the C-level stderr: muted, the fallback follows.
+        with silence_native_output():
+            writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), float(fps), (w, h))
+        if writer.isOpened():
+            break
+        writer.release()
+    else:
+        raise OSError(f"OpenCV cannot write MP4 here (tried {', '.join(c for c, _ in _MP4_CODECS)}); use .gif")
+    try:
+        for frame in frames:
+            writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    finally:
+        writer.release()
+    return f"MP4, {name} ({fourcc})"
+
+
+def write_video(path: str | Path, frames: Sequence[np.ndarray], fps: float = DEFAULT_FPS) -> str:
+    """Write ``frames`` (RGB (H, W, 3) uint8, all one size) to ``path`` at ``fps``; returns the format written.
+
+    The suffix chooses the format (:data:`VIDEO_SUFFIXES`; :class:`VideoPathError`
+    otherwise). Creates missing parent folders; writes to a temporary name first,
+    so ``path`` is either the whole video or untouched. Returns e.g. ``"GIF"`` or
+    ``"MP4, MPEG-4 Part 2 (mp4v)"``.
+    """
+    path = check_video_path(path)
+    frames = _check_frames(frames)
+    suffix = path.suffix.lower()
+    if suffix == ".gif":
+        gif_frame_ms(fps)  # checks fps before any work
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.partial{suffix}")  # the suffix tells OpenCV the container
+    try:
+        if suffix == ".gif":
+            tmp.write_bytes(encode_gif(frames, fps))
+            kind = "GIF"
+        else:
+            kind = _write_mp4(tmp, frames, fps)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return kind
