@@ -58,7 +58,7 @@ MAX_GIF_FPS = 50.0
 # FourCCs tried for .mp4, best first (see the module docstring).
 _MP4_CODECS = (("avc1", "H.264"), ("mp4v", "MPEG-4 Part 2"))
 # The GIF palette is computed from at most this many pixels sampled from all frames.
-_PALETTE_SAMPLE_PX = 1_000_000
+_PALETTE_SAMPLE_PX = 250_000
 
 
 class VideoPathError(ValueError):

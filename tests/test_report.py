@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import shutil
@@ -11,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from PIL import Image, ImageSequence
 
 from graspsim.bench.compare import RunData, SceneSetMismatch, load_run
 from graspsim.bench.gallery import AttemptReplayer, render_attempt, sample_attempts
@@ -59,11 +61,22 @@ def test_render_attempt_oracle_mask_and_random_without(tiny):
         shown = [render_attempt(oracle, row, runner=replayer) for row in oracle.rows[:2]]
     for item, row in zip(shown, oracle.rows):
         assert item["replayed_rect_matches"] is True
+        assert item["replayed_outcome_matches"] is True  # executed again: the same outcome as in the run
         assert item["rgb"].dtype == np.uint8 and item["rgb"].shape == (120, 160, 3)  # 160 px wide: not enlarged
         assert item["overlay_kind"] == "mask" and item["mask_overlay"].shape == item["rgb"].shape
         assert not np.array_equal(item["mask_overlay"], item["rgb"])
         assert item["outcome"] == {"success": row["success"], "reason": row["reason"],
                                    "picked_class": row["picked_class"]}
+        # The animation: the still with the grasp held 0.5 s, then one frame per 0.1 s of the attempt.
+        gif = Image.open(io.BytesIO(item["animation_gif"]))
+        durations = [f.info["duration"] for f in ImageSequence.Iterator(gif)]
+        assert gif.size == item["animation_size"] == (160, 120) and gif.info["loop"] == 0
+        assert durations[0] >= 500 and durations[-1] >= 500
+        # the grasp frame, a frame per 24 physics steps of the recorded attempt, 4 repeats at each end
+        assert sum(durations) == 100 * (1 + row["steps"] // 24 + 2 * 4)
+        gif.seek(0)
+        first = np.array(gif.convert("RGB"))
+        assert np.abs(first.astype(int) - item["rgb"]).mean() < 3  # the still, up to the GIF palette
 
     random_run = load_run(tiny["random"])
     item = render_attempt(random_run, random_run.rows[0], thumb_width=100)
@@ -72,8 +85,16 @@ def test_render_attempt_oracle_mask_and_random_without(tiny):
     assert item["rgb"].shape == (75, 100, 3)
     assert item["outcome"]["success"] is False and item["outcome"]["reason"]
 
+    assert item["replayed_outcome_matches"] is True
+
     tampered = dict(random_run.rows[0], rect=dict(random_run.rows[0]["rect"], x=1.0))
     assert render_attempt(random_run, tampered)["replayed_rect_matches"] is False
+    tampered = dict(random_run.rows[0], success=True, reason=None)
+    item = render_attempt(random_run, tampered)
+    assert item["replayed_rect_matches"] is True and item["replayed_outcome_matches"] is False
+
+    still = render_attempt(random_run, random_run.rows[0], animation_width=0)  # no animation: nothing executed
+    assert still["animation_gif"] is None and still["replayed_outcome_matches"] is None
 
 
 # ----------------------------------------------------------------------------- the HTML file
@@ -84,7 +105,9 @@ def test_report_is_self_contained_and_escaped(report):
     for forbidden in ("http://", "https://", 'src="/', "src='/", "@import", "url("):
         assert forbidden not in html, forbidden
     srcs = re.findall(r'<img src="([^"]*)"', html)
-    assert srcs and all(s.startswith(("data:image/png;base64,", "data:image/jpeg;base64,")) for s in srcs)
+    assert srcs and all(s.startswith(("data:image/png;base64,", "data:image/jpeg;base64,", "data:image/gif;base64,"))
+                        for s in srcs)
+    assert any(s.startswith("data:image/gif;base64,") for s in srcs)  # the attempts, animated
     assert len(re.findall(r"<img ", html)) == len(srcs)
     assert '<script>' in html and "src=" not in html.split("<script>", 1)[1].split("</script>", 1)[0]
     # The run-dir name is escaped everywhere, never raw markup.
@@ -147,9 +170,10 @@ def test_report_in_headless_chromium(report, tiny, tmp_path):
     loaded = re.search(r'data-images-loaded="(\d+)"', body)
     total = re.search(r'data-images-total="(\d+)"', body)
     assert loaded and total, f"the load script did not run: {body}"
-    # 4 plots, an RGB thumbnail per attempt shown, and a mask overlay for those of the two oracle runs.
+    # 4 plots, an animation per attempt shown, and a mask overlay for those of the two oracle runs.
     assert int(total.group(1)) == 4 + 2 * shown_oracle + shown_random + 2 * shown_oracle
     assert loaded.group(1) == total.group(1), "some images did not decode"
+    assert len(re.findall(r'<img [^>]*class="animation"', dom)) == 2 * shown_oracle + shown_random
     for section in ('id="overall"', 'id="per-class"', 'id="mcnemar"', 'id="failures"', 'id="plots"',
                     'id="gallery"'):
         assert section in dom, section

@@ -1,12 +1,17 @@
-"""Sample attempts of a run and replay them to show what the policy saw and chose.
+"""Sample attempts of a run and replay them to show what the policy saw, chose and did.
 
 Every attempt depends only on its scene seed, so rebuilding the run's
 environment and policy (:class:`graspsim.bench.runner.EpisodeRunner`) and
 calling ``decide(scene_seed)`` reproduces the observation and the policy's
-decision without executing the grasp again; the outcome comes from the
-recorded row. Replaying costs one scene build, one render and one policy call
-per attempt (a fraction of a second for the built-in policies), so a report
-replays only the few attempts it shows.
+decision. With animations on (the default) the replay then executes the grasp
+with the environment recording (``render_mode="rgb_array_list"``, which does
+not change the physics), and the frames become an animated GIF: the camera
+image with the grasp drawn, held 0.5 s, the attempt in real time, the last
+frame held 0.5 s. The replayed outcome is compared with the recorded row (the
+caption always shows the recorded one). Replaying costs one scene build, one
+render, one policy call and, animated, one attempt plus one small render per
+frame (about a second per attempt here), so a report replays only the few
+attempts it shows.
 """
 
 from __future__ import annotations
@@ -22,6 +27,10 @@ from graspsim.bench.compare import RunData, _renderer
 from graspsim.bench.summary import UNKNOWN
 
 THUMB_WIDTH = 320
+#: Width (px) of the attempt animations (larger than the stills); 0: no animation, no execution.
+ANIMATION_WIDTH = 400
+#: Frames per simulated second of the animations (a GIF's size grows with its frames).
+ANIMATION_FPS = 10.0
 MASK_COLOUR = (0, 255, 0)
 
 
@@ -53,14 +62,24 @@ def sample_attempts(run: RunData, per_class: int = 2) -> list[dict]:
 
 
 class AttemptReplayer:
-    """One :class:`EpisodeRunner` for a run, reused for every attempt rendered (use as a context manager)."""
+    """One :class:`EpisodeRunner` for a run, reused for every attempt rendered (use as a context manager).
 
-    def __init__(self, run: RunData, thumb_width: int = THUMB_WIDTH):
+    ``animation_width``: px of the animations (at most the run's image width); 0 for none.
+    """
+
+    def __init__(self, run: RunData, thumb_width: int = THUMB_WIDTH, animation_width: int = ANIMATION_WIDTH,
+                 animation_fps: float = ANIMATION_FPS):
         from graspsim.bench.runner import EpisodeRunner, RunSpec
 
         self.run = run
         self.thumb_width = int(thumb_width)
+        self.animation_fps = float(animation_fps)
         recorded = RunSpec.from_config(run.config)
+        self.animated = animation_width > 0
+        if self.animated:  # the run's environment, recording (the physics stays the same)
+            recorded = replace(recorded, env_overrides={
+                **recorded.env_overrides, "render_mode": "rgb_array_list", "render_fps": self.animation_fps,
+                "render_width": min(int(animation_width), recorded.width)})
         # Replay with the renderer the run actually used ("auto" resolves to egl or
         # tiny, and the two render slightly different images); "egl+tiny": several.
         used = _renderer(run)
@@ -104,6 +123,24 @@ class AttemptReplayer:
             "policy_error": error.partition("\n")[0] if error else None,
             "outcome": {"success": row.get("success") is True, "reason": row.get("reason"),
                         "picked_class": row.get("picked_class")},
+            **(self._animate(output, row) if self.animated else
+               {"animation_gif": None, "animation_size": None, "replayed_outcome_matches": None}),
+        }
+
+    def _animate(self, output, row: dict) -> dict:
+        """Execute the decided grasp (as :meth:`EpisodeRunner.run` does) and encode the recorded frames as a GIF."""
+        from graspsim.video import HOLD_S, encode_gif, hold_ends
+
+        env = self.runner.env
+        action = output.rect.as_array() if output is not None else np.full(5, np.nan)
+        _, _, _, _, info = env.step(action)
+        fps = env.metadata["render_fps"]
+        frames = hold_ends(env.render()[1:], fps, HOLD_S)  # [1:]: the video opens on the grasp drawn
+        return {
+            "animation_gif": encode_gif(frames, fps),
+            "animation_size": (frames[0].shape[1], frames[0].shape[0]),
+            "replayed_outcome_matches": (info["success"] == (row.get("success") is True)
+                                         and info["reason"] == row.get("reason")),
         }
 
     def close(self) -> None:
@@ -185,7 +222,7 @@ def attention_overlay(rgb: np.ndarray, attention: np.ndarray) -> np.ndarray:
 
 
 def render_attempt(run: RunData, row: dict, runner: AttemptReplayer | None = None,
-                   thumb_width: int = THUMB_WIDTH) -> dict:
+                   thumb_width: int = THUMB_WIDTH, animation_width: int = ANIMATION_WIDTH) -> dict:
     """Replay one attempt of ``run`` and draw it.
 
     Returns ``{"rgb": (H', W', 3) uint8 thumbnail of the observation with the
@@ -194,8 +231,13 @@ def render_attempt(run: RunData, row: dict, runner: AttemptReplayer | None = Non
     None, "overlay_kind": "mask" | "attention" | None, "replayed_rect_matches":
     bool (the replayed rectangle equals ``row["rect"]`` within 1e-6),
     "policy_error": str | None, "outcome": {"success", "reason",
-    "picked_class"} from the row, "episode_id", "scene_seed", "target_class"}``.
-    Thumbnails are ``thumb_width`` (320) px wide at most.
+    "picked_class"} from the row, "episode_id", "scene_seed", "target_class",
+    "animation_gif": bytes of the animated GIF of the replayed attempt (module
+    docstring) or None, "animation_size": its (width, height) px or None,
+    "replayed_outcome_matches": whether the replay ended as the row says
+    (success and reason), None when not executed}``.
+    Thumbnails are ``thumb_width`` (320) px wide at most; animations
+    :data:`ANIMATION_WIDTH` (400) px, or the run's image width if narrower.
 
     Pass ``runner`` (an :class:`AttemptReplayer` of this run) when rendering
     several attempts: building one costs an environment and a policy. Without
@@ -204,14 +246,15 @@ def render_attempt(run: RunData, row: dict, runner: AttemptReplayer | None = Non
     """
     if runner is not None:
         return runner.render(row)
-    with AttemptReplayer(run, thumb_width) as replayer:
+    with AttemptReplayer(run, thumb_width, animation_width) as replayer:
         return replayer.render(row)
 
 
-def render_attempts(run: RunData, rows: Iterable[dict], thumb_width: int = THUMB_WIDTH) -> list[dict]:
+def render_attempts(run: RunData, rows: Iterable[dict], thumb_width: int = THUMB_WIDTH,
+                    animation_width: int = ANIMATION_WIDTH) -> list[dict]:
     """:func:`render_attempt` for every row, with one runner built for the whole run."""
     rows = list(rows)
     if not rows:
         return []
-    with AttemptReplayer(run, thumb_width) as replayer:
+    with AttemptReplayer(run, thumb_width, animation_width) as replayer:
         return [replayer.render(row) for row in rows]

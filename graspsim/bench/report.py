@@ -1,15 +1,23 @@
 """One self-contained HTML report comparing runs: tables, plots and replayed sample attempts.
 
-The file has no external references at all: CSS is inline, plots are PNG and
-attempt thumbnails JPEG, both as base64 ``data:`` URIs, so it can be mailed or
-attached to an issue and opened anywhere offline. All text is HTML-escaped.
+The file has no external references at all: CSS is inline, plots are PNG,
+attempt stills JPEG and attempt animations GIF, all as base64 ``data:`` URIs, so
+it can be mailed or attached to an issue and opened anywhere offline. All text
+is HTML-escaped.
+
+Why animated GIF for the attempts: an ``<img>`` with a GIF ``data:`` URI plays
+in every browser, offline, with no script and no user action. A ``<video>``
+would need H.264 in MP4 to play everywhere, and the opencv-python wheels cannot
+encode H.264 (their MPEG-4 Part 2 plays in no browser); animated WebP would be
+2-4x smaller but needs Safari 14 or newer.
 
 Sections: header (suite, attempts, scene seeds, policies, date, graspsim
 version), overall pick rates, per-class pick rates (one column per policy),
 paired McNemar tests, failure reasons, plots, and a gallery: for each target
 class and policy, sample attempts (lowest episode ids, successes and failures
 alternating; see :func:`graspsim.bench.gallery.sample_attempts`) replayed to
-show the camera image with the chosen grasp and the policy's mask or attention
+show the attempt animated (the camera image with the chosen grasp, then the
+robot's motion as the scene camera saw it) and the policy's mask or attention
 map, captioned with the recorded outcome (green "success" or the red failure
 reason).
 
@@ -65,7 +73,8 @@ div.cards { display: flex; flex-wrap: wrap; gap: 12px; }
 figure.attempt { margin: 0; border: 1px solid #ddd; padding: 6px; background: #fafafa; }
 figure.attempt div.imgs { display: flex; gap: 4px; }
 figure.attempt img { display: block; max-width: 240px; height: auto; }
-figure.attempt div.warn { max-width: 484px; }
+figure.attempt img.animation { max-width: 400px; }
+figure.attempt div.warn { max-width: 644px; }
 figcaption.outcome { font-weight: 700; margin-top: 4px; }
 .success { color: #1a7f37; } .failure { color: #c62828; }
 div.attempt-meta { font-size: 12px; color: #555; }
@@ -119,9 +128,15 @@ def jpeg_data_uri(rgb: np.ndarray, quality: int = JPEG_QUALITY) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buf.tobytes()).decode("ascii")
 
 
-def _img(src: str, alt: str, width: int | None = None, height: int | None = None) -> str:
+def gif_data_uri(gif: bytes) -> str:
+    """``data:image/gif;base64,...`` for the bytes of a GIF (e.g. :func:`graspsim.video.encode_gif`)."""
+    return "data:image/gif;base64," + base64.b64encode(gif).decode("ascii")
+
+
+def _img(src: str, alt: str, width: int | None = None, height: int | None = None, cls: str = "") -> str:
     size = f' width="{int(width)}" height="{int(height)}"' if width and height else ""
-    return f'<img src="{_e(src)}" alt="{_e(alt)}"{size}>'
+    cls = f' class="{_e(cls)}"' if cls else ""
+    return f'<img src="{_e(src)}" alt="{_e(alt)}"{size}{cls}>'
 
 
 def _td(value: Any, cls: str = "num", attrs: str = "") -> str:
@@ -311,11 +326,18 @@ def _attempt_card(label: str, item: Mapping) -> str:
     success = bool(outcome.get("success"))
     text = "success" if success else str(outcome.get("reason") or "failure")
     cls = item.get("target_class")
-    images = [(item["rgb"], "camera image with the grasp")]
+    alt = f"{label}, {cls}, episode {item['episode_id']}: "
+    if item.get("animation_gif"):
+        width, height = item["animation_size"]
+        imgs = [_img(gif_data_uri(item["animation_gif"]), alt + "the attempt, animated", width, height,
+                     "animation")]
+    else:
+        imgs = [_img(jpeg_data_uri(item["rgb"]), alt + "camera image with the grasp", item["rgb"].shape[1],
+                     item["rgb"].shape[0])]
     if item.get("mask_overlay") is not None:
-        images.append((item["mask_overlay"], f"policy {item.get('overlay_kind') or 'mask'}"))
-    imgs = [_img(jpeg_data_uri(image), f"{label}, {cls}, episode {item['episode_id']}: {alt}", image.shape[1],
-                 image.shape[0]) for image, alt in images]
+        overlay = item["mask_overlay"]
+        imgs.append(_img(jpeg_data_uri(overlay), alt + f"policy {item.get('overlay_kind') or 'mask'}",
+                         overlay.shape[1], overlay.shape[0]))
     meta = [f"episode {item['episode_id']}, seed {item['scene_seed']}"]
     if not success and outcome.get("picked_class"):
         meta.append(f"picked {outcome['picked_class']}")
@@ -325,6 +347,9 @@ def _attempt_card(label: str, item: Mapping) -> str:
     if not item.get("replayed_rect_matches", True):
         warn = ('<div class="warn">the replayed grasp differs from the recorded one: the image shows the '
                 'replay, the caption the recorded outcome</div>')
+    elif item.get("replayed_outcome_matches") is False:
+        warn = ('<div class="warn">the replayed attempt ended differently from the recorded one: the '
+                'animation shows the replay, the caption the recorded outcome</div>')
     if item.get("policy_error"):
         warn += f'<div class="warn">policy error: {_e(item["policy_error"])}</div>'
     return (f'<figure class="attempt"><div class="imgs">{"".join(imgs)}</div>'
@@ -340,8 +365,9 @@ def _gallery_section(comparison: Mapping, classes: Sequence[str], shown: Mapping
     n_all = len(comparison.get("classes") or [])
     limited = f" Showing {len(classes)} of {n_all} classes." if len(classes) < n_all else ""
     parts = [f'<p class="note">For each class and policy: up to {per_outcome} success(es) and {per_outcome} '
-             f'failure(s), lowest episode ids first, replayed from the scene seed. Left: what the camera saw '
-             f'with the chosen grasp (blue jaws, red closing line); right: the policy\'s mask (green) or '
+             f'failure(s), lowest episode ids first, replayed from the scene seed. Left: the attempt as the '
+             f'scene camera saw it, animated: the chosen grasp (blue jaws, red closing line), then the '
+             f'robot\'s approach, grip, lift and hold in real time; right: the policy\'s mask (green) or '
              f'attention map, when it has one. Caption: the recorded outcome.{_e(limited)}</p>']
     for label, error in errors.items():
         parts.append(f'<p class="warn">{_e(label)}: attempts could not be replayed ({_e(error)})</p>')
