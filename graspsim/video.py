@@ -131,14 +131,14 @@ class FrameRecorder:
 
 
 def hold_ends(frames: Sequence[np.ndarray], fps: float, seconds: float) -> list[np.ndarray]:
-    """``frames`` with the first and the last repeated to show each about ``seconds`` long at ``fps``.
+    """``frames`` with the first and the last repeated to show each at least ``seconds`` long at ``fps``.
 
     (In a GIF the repeats merge into one longer frame, so holding costs no size.)
     """
     frames = list(frames)
     if not frames:
         return frames
-    extra = max(0, int(round(seconds * fps)) - 1)
+    extra = max(0, math.ceil(seconds * fps - 1e-9) - 1)
     return [frames[0]] * extra + frames + [frames[-1]] * extra
 
 

@@ -71,6 +71,7 @@ def test_gif_decodes_to_every_frame_at_the_given_rate(tmp_path):
 def test_gif_holds_merge_into_longer_frames_and_keep_the_total_duration():
     frames = hold_ends(_ramp(4), fps=10, seconds=0.5)
     assert len(frames) == 4 + 2 * 4  # each end shown 5 frames = 0.5 s at 10 fps
+    assert len(hold_ends(frames[:2], fps=5, seconds=0.5)) == 2 + 2 * 2  # at least 0.5 s: 3 frames at 5 fps
     decoded, durations = _gif_frames(io.BytesIO(encode_gif(frames, fps=10)))
     assert len(decoded) == 4 and durations == [500, 100, 100, 500]
     assert gif_frame_ms(15) == 70 and gif_frame_ms(50) == 20  # whole centiseconds
@@ -245,13 +246,14 @@ def test_render_modes_follow_gymnasium():
 
 def test_show_execute_video_end_to_end(tmp_path):
     out = tmp_path / "videos" / "attempt.gif"
+    # the floating hand and 5 fps keep it short (the arm's recording is tested above)
     result = CliRunner().invoke(main, ["show", "--suite", "shelf-test", "--seed", "0", "--renderer", "tiny",
-                                       "--execute", "--video", str(out), "--fps", "10",
+                                       "--robot", "hand", "--execute", "--video", str(out), "--fps", "5",
                                        "--out", str(tmp_path / "grasp.png")])
     assert result.exit_code == 0, result.output
-    n = int(re.search(r"video: (\d+) frames at 10 fps \(GIF\)", result.output).group(1))
+    n = int(re.search(r"video: (\d+) frames at 5 fps \(GIF\)", result.output).group(1))
     decoded, durations = _gif_frames(out)
-    assert decoded[0].shape == (480, 640, 3) and sum(durations) == 100 * n
+    assert decoded[0].shape == (480, 640, 3) and sum(durations) == 200 * n
     # the grasp (first frame) and the outcome (last frame) held 0.5 s each
     assert durations[0] >= 1000 * HOLD_S and durations[-1] >= 1000 * HOLD_S
     still = cv2.cvtColor(cv2.imread(str(tmp_path / "grasp.png")), cv2.COLOR_BGR2RGB)
