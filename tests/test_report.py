@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from PIL import Image, ImageSequence
 
 from graspsim.bench.compare import RunData, SceneSetMismatch, load_run
-from graspsim.bench.gallery import AttemptReplayer, render_attempt, sample_attempts
+from graspsim.bench.gallery import ANIMATION_TYPE, AttemptReplayer, render_attempt, sample_attempts
 from graspsim.bench.report import report_from_run_dirs
 from graspsim.cli import report as report_command
 
@@ -67,16 +67,20 @@ def test_render_attempt_oracle_mask_and_random_without(tiny):
         assert not np.array_equal(item["mask_overlay"], item["rgb"])
         assert item["outcome"] == {"success": row["success"], "reason": row["reason"],
                                    "picked_class": row["picked_class"]}
-        # The animation: the still with the grasp held 0.5 s, then one frame per 0.1 s of the attempt.
-        gif = Image.open(io.BytesIO(item["animation_gif"]))
-        durations = [f.info["duration"] for f in ImageSequence.Iterator(gif)]
-        assert gif.size == item["animation_size"] == (160, 120) and gif.info["loop"] == 0
+        # The animation (WebP, 8 fps): the still with the grasp held 0.5 s, then the attempt in real time.
+        animation = Image.open(io.BytesIO(item["animation"]))
+        assert animation.format == "WEBP" and ANIMATION_TYPE == "image/webp"
+        durations = []
+        for frame in ImageSequence.Iterator(animation):
+            frame.load()  # Pillow sets a WebP frame's duration when it decodes it
+            durations.append(frame.info["duration"])
+        assert animation.size == item["animation_size"] == (160, 120) and animation.info["loop"] == 0
         assert durations[0] >= 500 and durations[-1] >= 500
-        # the grasp frame, a frame per 24 physics steps of the recorded attempt, 4 repeats at each end
-        assert sum(durations) == 100 * (1 + row["steps"] // 24 + 2 * 4)
-        gif.seek(0)
-        first = np.array(gif.convert("RGB"))
-        assert np.abs(first.astype(int) - item["rgb"]).mean() < 3  # the still, up to the GIF palette
+        # the grasp frame, a frame per 30 physics steps of the recorded attempt, 3 repeats at each end
+        assert sum(durations) == 125 * (1 + row["steps"] // 30 + 2 * 3)
+        animation.seek(0)
+        first = np.array(animation.convert("RGB"))
+        assert np.abs(first.astype(int) - item["rgb"]).mean() < 4  # the still, up to lossy WebP
 
     random_run = load_run(tiny["random"])
     item = render_attempt(random_run, random_run.rows[0], thumb_width=100)
@@ -94,7 +98,7 @@ def test_render_attempt_oracle_mask_and_random_without(tiny):
     assert item["replayed_rect_matches"] is True and item["replayed_outcome_matches"] is False
 
     still = render_attempt(random_run, random_run.rows[0], animation_width=0)  # no animation: nothing executed
-    assert still["animation_gif"] is None and still["replayed_outcome_matches"] is None
+    assert still["animation"] is None and still["replayed_outcome_matches"] is None
 
 
 # ----------------------------------------------------------------------------- the HTML file
@@ -105,9 +109,9 @@ def test_report_is_self_contained_and_escaped(report):
     for forbidden in ("http://", "https://", 'src="/', "src='/", "@import", "url("):
         assert forbidden not in html, forbidden
     srcs = re.findall(r'<img src="([^"]*)"', html)
-    assert srcs and all(s.startswith(("data:image/png;base64,", "data:image/jpeg;base64,", "data:image/gif;base64,"))
-                        for s in srcs)
-    assert any(s.startswith("data:image/gif;base64,") for s in srcs)  # the attempts, animated
+    assert srcs and all(s.startswith(("data:image/png;base64,", "data:image/jpeg;base64,",
+                                      "data:image/webp;base64,")) for s in srcs)
+    assert any(s.startswith("data:image/webp;base64,") for s in srcs)  # the attempts, animated
     assert len(re.findall(r"<img ", html)) == len(srcs)
     assert '<script>' in html and "src=" not in html.split("<script>", 1)[1].split("</script>", 1)[0]
     # The run-dir name is escaped everywhere, never raw markup.

@@ -19,17 +19,21 @@ from graspsim.policies.base import as_observation, policy_rng
 from graspsim.policies.registry import make_policy
 from graspsim.scenes.suites import get_suite
 from graspsim.types import CameraModel
-from graspsim.video import (HOLD_S, VideoPathError, check_video_path, encode_gif, frame_stride, gif_frame_ms,
-                            hold_ends, scaled_camera, write_video)
+from graspsim.video import (HOLD_S, VideoPathError, check_video_path, encode_gif, encode_webp, frame_stride,
+                            gif_frame_ms, hold_ends, scaled_camera, write_video)
 
 SMALL = dict(width=160, height=120, renderer="tiny")
 SUITE = get_suite("shelf-test")
 
 
 def _gif_frames(path_or_file) -> tuple[list[np.ndarray], list[int]]:
-    image = Image.open(path_or_file)
-    frames = [(np.array(f.convert("RGB")), f.info["duration"]) for f in ImageSequence.Iterator(image)]
-    return [f for f, _ in frames], [d for _, d in frames]
+    """Decoded frames and their durations (ms) of an animated GIF or WebP."""
+    frames, durations = [], []
+    for frame in ImageSequence.Iterator(Image.open(path_or_file)):
+        frame.load()  # (WebP sets a frame's duration when it decodes it)
+        frames.append(np.array(frame.convert("RGB")))
+        durations.append(frame.info["duration"])
+    return frames, durations
 
 
 def _mp4_frames(path) -> list[np.ndarray]:
@@ -79,6 +83,19 @@ def test_gif_holds_merge_into_longer_frames_and_keep_the_total_duration():
         gif_frame_ms(60)
 
 
+def test_webp_decodes_to_every_frame_at_the_given_rate(tmp_path):
+    frames = _ramp(9)
+    assert write_video(tmp_path / "a.webp", frames, fps=8) == "WebP"
+    decoded, durations = _gif_frames(tmp_path / "a.webp")
+    assert len(decoded) == 9 and durations == [125] * 9
+    assert all(np.abs(d.astype(int) - f).mean() < 4 for d, f in zip(decoded, frames))  # lossy, but close
+    assert Image.open(tmp_path / "a.webp").info["loop"] == 0
+    held = hold_ends(frames, fps=8, seconds=0.5)
+    assert encode_webp(held, 8) == encode_webp(held, 8)  # deterministic
+    decoded, durations = _gif_frames(io.BytesIO(encode_webp(held, 8)))
+    assert sum(durations) == 125 * len(held) and durations[0] == durations[-1] == 500
+
+
 def test_mp4_decodes_to_the_same_number_of_frames(tmp_path):
     frames = _ramp(12)
     kind = write_video(tmp_path / "a.mp4", frames, fps=10)
@@ -92,7 +109,7 @@ def test_mp4_decodes_to_the_same_number_of_frames(tmp_path):
 
 
 def test_bad_paths_and_frames_are_refused(tmp_path):
-    with pytest.raises(VideoPathError, match=r"must end in \.gif or \.mp4"):
+    with pytest.raises(VideoPathError, match=r"must end in \.gif, \.mp4 or \.webp"):
         check_video_path("out.avi")
     assert check_video_path("OUT.GIF").name == "OUT.GIF"
     with pytest.raises(VideoPathError):
@@ -219,6 +236,10 @@ def test_recorded_frames_decode_from_gif_and_mp4(recorded, tmp_path):
     decoded, durations = _gif_frames(tmp_path / "a.gif")
     # GIF stores a run of identical frames (e.g. while holding still) once, with the run's duration.
     assert len(decoded) <= len(frames) and sum(durations) == 50 * len(frames)
+    write_video(tmp_path / "a.webp", frames, fps=filmed["fps"])
+    decoded, durations = _gif_frames(tmp_path / "a.webp")
+    assert len(decoded) <= len(frames) and sum(durations) == 50 * len(frames)
+    assert (tmp_path / "a.webp").stat().st_size < (tmp_path / "a.gif").stat().st_size
 
 
 def test_render_modes_follow_gymnasium():
@@ -261,7 +282,7 @@ def test_show_execute_video_end_to_end(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--execute", "--video", "out.avi"], r"must end in \.gif or \.mp4"),
+    (["--execute", "--video", "out.avi"], r"must end in \.gif, \.mp4 or \.webp"),
     (["--video", "out.gif"], "--video needs --execute"),
 ])
 def test_show_video_mistakes_are_one_line_errors(tmp_path, args, message):

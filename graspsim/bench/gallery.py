@@ -5,7 +5,8 @@ environment and policy (:class:`graspsim.bench.runner.EpisodeRunner`) and
 calling ``decide(scene_seed)`` reproduces the observation and the policy's
 decision. With animations on (the default) the replay then executes the grasp
 with the environment recording (``render_mode="rgb_array_list"``, which does
-not change the physics), and the frames become an animated GIF: the camera
+not change the physics), and the frames become an animated WebP (a third of
+the GIF's size; see :mod:`graspsim.video` for what plays where): the camera
 image with the grasp drawn, held 0.5 s, the attempt in real time, the last
 frame held 0.5 s. The replayed outcome is compared with the recorded row (the
 caption always shows the recorded one). Replaying costs one scene build, one
@@ -29,8 +30,11 @@ from graspsim.bench.summary import UNKNOWN
 THUMB_WIDTH = 320
 #: Width (px) of the attempt animations (larger than the stills); 0: no animation, no execution.
 ANIMATION_WIDTH = 400
-#: Frames per simulated second of the animations (a GIF's size grows with its frames).
-ANIMATION_FPS = 10.0
+#: Frames per simulated second of the animations: their size and the replay's time (one render per
+#: frame) grow with it. 8 fps: an arm attempt is ~20 frames, ~80 KB.
+ANIMATION_FPS = 8.0
+#: The animations' MIME type (:func:`graspsim.video.encode_webp`).
+ANIMATION_TYPE = "image/webp"
 MASK_COLOUR = (0, 255, 0)
 
 
@@ -124,12 +128,12 @@ class AttemptReplayer:
             "outcome": {"success": row.get("success") is True, "reason": row.get("reason"),
                         "picked_class": row.get("picked_class")},
             **(self._animate(output, row) if self.animated else
-               {"animation_gif": None, "animation_size": None, "replayed_outcome_matches": None}),
+               {"animation": None, "animation_size": None, "replayed_outcome_matches": None}),
         }
 
     def _animate(self, output, row: dict) -> dict:
-        """Execute the decided grasp (as :meth:`EpisodeRunner.run` does) and encode the recorded frames as a GIF."""
-        from graspsim.video import HOLD_S, encode_gif, hold_ends
+        """Execute the decided grasp (as :meth:`EpisodeRunner.run` does) and encode the recorded frames."""
+        from graspsim.video import HOLD_S, encode_webp, hold_ends
 
         env = self.runner.env
         action = output.rect.as_array() if output is not None else np.full(5, np.nan)
@@ -137,7 +141,7 @@ class AttemptReplayer:
         fps = env.metadata["render_fps"]
         frames = hold_ends(env.render()[1:], fps, HOLD_S)  # [1:]: the video opens on the grasp drawn
         return {
-            "animation_gif": encode_gif(frames, fps),
+            "animation": encode_webp(frames, fps),
             "animation_size": (frames[0].shape[1], frames[0].shape[0]),
             "replayed_outcome_matches": (info["success"] == (row.get("success") is True)
                                          and info["reason"] == row.get("reason")),
@@ -232,8 +236,9 @@ def render_attempt(run: RunData, row: dict, runner: AttemptReplayer | None = Non
     bool (the replayed rectangle equals ``row["rect"]`` within 1e-6),
     "policy_error": str | None, "outcome": {"success", "reason",
     "picked_class"} from the row, "episode_id", "scene_seed", "target_class",
-    "animation_gif": bytes of the animated GIF of the replayed attempt (module
-    docstring) or None, "animation_size": its (width, height) px or None,
+    "animation": bytes of the replayed attempt as an animated WebP
+    (:data:`ANIMATION_TYPE`; module docstring) or None, "animation_size": its
+    (width, height) px or None,
     "replayed_outcome_matches": whether the replay ended as the row says
     (success and reason), None when not executed}``.
     Thumbnails are ``thumb_width`` (320) px wide at most; animations
