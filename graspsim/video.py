@@ -76,8 +76,9 @@ def check_video_path(path: str | Path) -> Path:
     """``path`` as a Path; :class:`VideoPathError` (one line, naming the accepted suffixes) unless it ends in one."""
     path = Path(path)
     if path.suffix.lower() not in VIDEO_SUFFIXES:
-        raise VideoPathError(f"cannot write a video to {path}: the name must end in "
-                             f"{', '.join(VIDEO_SUFFIXES[:-1])} or {VIDEO_SUFFIXES[-1]} (the suffix chooses the format)")
+        accepted = f"{', '.join(VIDEO_SUFFIXES[:-1])} or {VIDEO_SUFFIXES[-1]}"
+        raise VideoPathError(f"cannot write a video to {path}: the name must end in {accepted} "
+                             f"(the suffix chooses the format)")
     return path
 
 
