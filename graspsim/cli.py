@@ -210,7 +210,7 @@ def compare(run_dirs, policies, suite, episodes, seed, workers, ray_address, swe
         if run_dirs:
             if sweep_text:
                 raise UserError("--sweep runs policies: use it with --policies, not with RUN_DIRS")
-            _compare_dirs(list(run_dirs), out_dir)
+            _compare_dirs(list(run_dirs), out_dir, workers)
             return
         suite_obj = _check_suite(suite)
         names = _policy_list(policies, suite_obj.kind)
@@ -230,14 +230,14 @@ def compare(run_dirs, policies, suite, episodes, seed, workers, ray_address, swe
         raise UserError(str(exc)) from None
 
 
-def _compare_dirs(run_dirs: list[Path], out_dir: Path) -> dict:
+def _compare_dirs(run_dirs: list[Path], out_dir: Path, workers: int = 1) -> dict:
     from graspsim.bench.compare import check_same_scenes, compare_runs, format_comparison_table, load_runs, write_comparison
 
     _check_run_dirs(run_dirs)
     runs = load_runs(run_dirs)
     check_same_scenes(runs)
     comparison = compare_runs(runs)
-    write_comparison(out_dir, comparison, runs)
+    write_comparison(out_dir, comparison, runs, workers=workers)  # the report's gallery replays in workers
     click.echo(format_comparison_table(comparison))
     click.echo(f"comparison: {out_dir / 'comparison.json'}\nreport: {out_dir / 'report.html'}")
     return comparison
@@ -262,7 +262,7 @@ def _run_comparison(names, suite, episodes, seed, workers, ray_address, settings
             run_dir = out_dir / "runs" / (f"{label}" if label else "") / policy
             run_bench(spec, run_dir, workers=workers, resume=resume, progress=progress, **_ray_kwargs(ray_address))
             run_dirs.append(run_dir)
-        comparison = _compare_dirs(run_dirs, out_dir / label if label else out_dir)
+        comparison = _compare_dirs(run_dirs, out_dir / label if label else out_dir, workers)
         if label:
             sweep_rows.append((label, comparison))
     if sweep_rows:
@@ -297,7 +297,9 @@ def _write_sweep(out_dir: Path, parameter: str, sweep_rows) -> None:
               help="Successes and failures shown per class and policy (0: no gallery).")
 @click.option("--max-gallery-classes", default=None, type=click.IntRange(min=0),
               help="Show only the first N classes (by name) in the gallery.")
-def report(run_dirs, out_html, plots_dir, gallery_per_class, max_gallery_classes):
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Worker processes replaying (and recording) the gallery's attempts.")
+def report(run_dirs, out_html, plots_dir, gallery_per_class, max_gallery_classes, workers):
     """Write one self-contained HTML report (tables, plots, gallery) for finished runs of the same scenes."""
     from graspsim.bench.compare import SceneSetMismatch
     from graspsim.bench.report import report_from_run_dirs
@@ -306,7 +308,8 @@ def report(run_dirs, out_html, plots_dir, gallery_per_class, max_gallery_classes
     _check_run_dirs(run_dirs)
     try:
         path = report_from_run_dirs(list(run_dirs), out_html, plots_dir=plots_dir,
-                                    gallery_per_class=gallery_per_class, max_gallery_classes=max_gallery_classes)
+                                    gallery_per_class=gallery_per_class, max_gallery_classes=max_gallery_classes,
+                                    workers=workers)
     except (SceneSetMismatch, RunDirError, RecordsFileError, ValueError) as exc:
         raise UserError(str(exc)) from None
     except OSError as exc:

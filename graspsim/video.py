@@ -120,7 +120,7 @@ class FrameRecorder:
     """
 
     def __init__(self, world: "SimWorld", camera: CameraModel, lighting: "Lighting", stride: int):
-        from graspsim.sim.camera import render
+        from graspsim.sim.camera import render_rgb
 
         if stride < 1:
             raise ValueError(f"stride must be >= 1 physics step, got {stride}")
@@ -130,12 +130,12 @@ class FrameRecorder:
         self.stride = int(stride)
         self.steps = 0
         self.frames: list[np.ndarray] = []
-        self._render = render
+        self._render = render_rgb
 
     def __call__(self) -> None:
         self.steps += 1
         if self.steps % self.stride == 0:
-            self.frames.append(self._render(self.world, self.camera, self.lighting).rgb)
+            self.frames.append(self._render(self.world, self.camera, self.lighting))
 
 
 def hold_ends(frames: Sequence[np.ndarray], fps: float, seconds: float) -> list[np.ndarray]:

@@ -386,13 +386,13 @@ def format_comparison_table(comparison: Mapping) -> str:
 
 def write_comparison(out_dir: str | Path, comparison: dict, runs: Sequence[RunData], *,
                      gallery_per_class: int = 1, max_gallery_classes: int | None = None,
-                     out_html: str | Path | None = None) -> dict[str, Path]:
+                     out_html: str | Path | None = None, workers: int = 1) -> dict[str, Path]:
     """Write ``out_dir/comparison.json``, the plots (PNG) and ``out_html`` (default ``out_dir/report.html``).
 
     The plots are made first, so ``comparison["plots"]`` (updated in place)
     records which had data before comparison.json is written (atomically,
     strict JSON). Returns ``{"comparison": path, "report": path, <plot name>: path, ...}``.
-    ``gallery_per_class`` and ``max_gallery_classes`` are passed to
+    ``gallery_per_class``, ``max_gallery_classes`` and ``workers`` are passed to
     :func:`graspsim.bench.report.build_report`.
     """
     from graspsim.bench.plots import make_all_plots
@@ -404,5 +404,6 @@ def write_comparison(out_dir: str | Path, comparison: dict, runs: Sequence[RunDa
     json_path = out_dir / COMPARISON_FILENAME
     atomic_write_json(json_path, comparison)
     report = build_report(runs, comparison, out_html or out_dir / "report.html", plot_paths,
-                          gallery_per_class=gallery_per_class, max_gallery_classes=max_gallery_classes)
+                          gallery_per_class=gallery_per_class, max_gallery_classes=max_gallery_classes,
+                          workers=workers)
     return {"comparison": json_path, "report": report, **plot_paths}

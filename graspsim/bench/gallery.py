@@ -75,7 +75,7 @@ class AttemptReplayer:
                  animation_fps: float = ANIMATION_FPS):
         from graspsim.bench.runner import EpisodeRunner, RunSpec
 
-        self.run = run
+        self.run_data = run
         self.thumb_width = int(thumb_width)
         self.animation_fps = float(animation_fps)
         recorded = RunSpec.from_config(run.config)
@@ -146,6 +146,8 @@ class AttemptReplayer:
             "replayed_outcome_matches": (info["success"] == (row.get("success") is True)
                                          and info["reason"] == row.get("reason")),
         }
+
+    run = render  # the worker pool's job-runner interface (graspsim.pool.JobRunner)
 
     def close(self) -> None:
         self.runner.close()
@@ -256,10 +258,14 @@ def render_attempt(run: RunData, row: dict, runner: AttemptReplayer | None = Non
 
 
 def render_attempts(run: RunData, rows: Iterable[dict], thumb_width: int = THUMB_WIDTH,
-                    animation_width: int = ANIMATION_WIDTH) -> list[dict]:
-    """:func:`render_attempt` for every row, with one runner built for the whole run."""
+                    animation_width: int = ANIMATION_WIDTH, workers: int = 1) -> list[dict]:
+    """:func:`render_attempt` for every row (in the order of ``rows``), with one runner per worker process for
+    the whole run (``workers`` > 1: the shared pool, :func:`graspsim.pool.run_jobs`; each replay executes and
+    records its attempt, a few seconds each)."""
+    from graspsim.pool import run_jobs
+
     rows = list(rows)
-    if not rows:
-        return []
-    with AttemptReplayer(run, thumb_width, animation_width) as replayer:
-        return [replayer.render(row) for row in rows]
+    results = run_jobs(AttemptReplayer, (run, thumb_width, animation_width), [(row,) for row in rows], workers,
+                       label=lambda job: f"gallery replay of episode {job[0].get('episode_id')}")
+    by_episode = {item["episode_id"]: item for item in results}
+    return [by_episode[int(row["episode_id"])] for row in rows]

@@ -296,13 +296,13 @@ def _plots_section(comparison: Mapping, plot_paths: Mapping[str, Path]) -> str:
 # --------------------------------------------------------------------------- gallery
 
 
-def render_gallery(runs: Sequence[RunData], classes: Sequence[str], per_outcome: int = 1
+def render_gallery(runs: Sequence[RunData], classes: Sequence[str], per_outcome: int = 1, workers: int = 1
                    ) -> tuple[dict[tuple[str, str], list[dict]], dict[str, str]]:
     """Replay the gallery attempts: ``({(label, class): [render_attempt result, ...]}, {label: error})``.
 
     Per run and class, up to ``per_outcome`` successes and ``per_outcome``
     failures (lowest episode ids). One replayer (environment + policy) is built
-    per run. A run whose replay fails (e.g. a policy that cannot be built
+    per run and worker process (``workers``). A run whose replay fails (e.g. a policy that cannot be built
     here) gets an error message instead of images, with a warning, so the rest
     of the report is still made.
     """
@@ -314,7 +314,7 @@ def render_gallery(runs: Sequence[RunData], classes: Sequence[str], per_outcome:
     for run in runs:
         rows = [r for r in sample_attempts(run, per_class=2 * per_outcome) if r.get("target_class") in wanted]
         try:
-            rendered = render_attempts(run, rows)
+            rendered = render_attempts(run, rows, workers=workers)
         except Exception as exc:  # the tables and plots are still worth having
             errors[run.label] = f"{type(exc).__name__}: {exc}"
             warnings.warn(f"gallery: could not replay attempts of {run.run_dir}: {errors[run.label]}", stacklevel=2)
@@ -406,7 +406,7 @@ def _footer(runs: Sequence[RunData]) -> str:
 
 def build_report(runs: Sequence[RunData], comparison: Mapping, out_html: str | Path,
                  plot_paths: Mapping[str, str | Path], gallery_per_class: int = 1,
-                 max_gallery_classes: int | None = None) -> Path:
+                 max_gallery_classes: int | None = None, workers: int = 1) -> Path:
     """Write the self-contained HTML report to ``out_html`` (atomically) and return its path.
 
     ``runs``: the compared runs (:func:`graspsim.bench.compare.load_runs`), in any order.
@@ -427,7 +427,7 @@ def build_report(runs: Sequence[RunData], comparison: Mapping, out_html: str | P
     if max_gallery_classes is not None:
         classes = classes[: max(0, int(max_gallery_classes))]
     gallery = gallery_per_class > 0 and classes
-    shown, errors = render_gallery(ordered, classes, gallery_per_class) if gallery else ({}, {})
+    shown, errors = render_gallery(ordered, classes, gallery_per_class, workers) if gallery else ({}, {})
 
     ss = comparison.get("scene_set") or {}
     title = f"graspsim comparison: {ss.get('suite')} ({', '.join(_labels(comparison))})"
@@ -451,7 +451,8 @@ def build_report(runs: Sequence[RunData], comparison: Mapping, out_html: str | P
 
 
 def report_from_run_dirs(run_dirs: Sequence[str | Path], out_html: str | Path, *, plots_dir: str | Path | None = None,
-                         gallery_per_class: int = 1, max_gallery_classes: int | None = None) -> Path:
+                         gallery_per_class: int = 1, max_gallery_classes: int | None = None,
+                         workers: int = 1) -> Path:
     """Load ``run_dirs``, compare them and write the HTML report to ``out_html``; returns its path.
 
     Two or more runs must share their scene set
@@ -467,7 +468,8 @@ def report_from_run_dirs(run_dirs: Sequence[str | Path], out_html: str | Path, *
         raise ValueError("report_from_run_dirs needs at least one run directory")
     runs = load_runs(run_dirs)
     comparison = compare_runs(runs, check_scenes=len(runs) > 1)
-    gallery = {"gallery_per_class": gallery_per_class, "max_gallery_classes": max_gallery_classes}
+    gallery = {"gallery_per_class": gallery_per_class, "max_gallery_classes": max_gallery_classes,
+               "workers": workers}
     if plots_dir is not None:
         return write_comparison(plots_dir, comparison, runs, out_html=out_html, **gallery)["report"]
     with tempfile.TemporaryDirectory(prefix="graspsim-report-") as tmp:

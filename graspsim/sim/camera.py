@@ -66,22 +66,8 @@ def render(world: SimWorld, camera: CameraModel, lighting: Lighting = Lighting()
     """
     # Per-link segmentation only with an arm: a pixel then holds body + ((link + 1) << 24).
     flags = {"flags": pybullet.ER_SEGMENTATION_MASK_OBJECT_AND_LINKINDEX} if robot is not None else {}
-    _, _, rgba, zbuffer, seg = world.render_image(
-        width=camera.width,
-        height=camera.height,
-        viewMatrix=view_matrix(camera),
-        projectionMatrix=projection_matrix(camera),
-        lightDirection=list(lighting.direction),
-        lightAmbientCoeff=lighting.ambient,
-        lightDiffuseCoeff=lighting.diffuse,
-        lightSpecularCoeff=lighting.specular,
-        shadow=int(lighting.shadow),
-        **flags,
-    )
+    rgb, zbuffer, seg = _camera_image(world, camera, lighting, **flags)
     H, W = camera.height, camera.width
-    rgb = np.asarray(rgba, dtype=np.uint8).reshape(H, W, 4)[:, :, :3]
-    if lighting.gain != 1.0:
-        rgb = np.clip(rgb.astype(np.float32) * lighting.gain, 0, 255).astype(np.uint8)
     depth_m = linearize_depth(np.asarray(zbuffer).reshape(H, W), camera.near_m, camera.far_m)
     raw = np.asarray(seg, dtype=np.int32).reshape(H, W)
     instance = np.where(raw >= 0, raw & ((1 << 24) - 1), -1).astype(np.int32)
@@ -100,6 +86,31 @@ def render(world: SimWorld, camera: CameraModel, lighting: Lighting = Lighting()
         class_seg = np.where(instance >= 0, lut[np.clip(instance, 0, None)], -1).astype(np.int32)
     return Frames(rgb=np.ascontiguousarray(rgb), depth_m=depth_m, instance_seg=instance, class_seg=class_seg,
                   camera=camera, robot_seg=robot_seg)
+
+
+def render_rgb(world: SimWorld, camera: CameraModel, lighting: Lighting = Lighting()) -> np.ndarray:
+    """(H, W, 3) uint8: the colour image :func:`render` gives, without the segmentation pass (video frames)."""
+    return _camera_image(world, camera, lighting, flags=pybullet.ER_NO_SEGMENTATION_MASK)[0]
+
+
+def _camera_image(world: SimWorld, camera: CameraModel, lighting: Lighting, **flags):
+    """``(rgb (H, W, 3) uint8 with the lighting gain applied, z-buffer, segmentation)`` of one pybullet render."""
+    _, _, rgba, zbuffer, seg = world.render_image(
+        width=camera.width,
+        height=camera.height,
+        viewMatrix=view_matrix(camera),
+        projectionMatrix=projection_matrix(camera),
+        lightDirection=list(lighting.direction),
+        lightAmbientCoeff=lighting.ambient,
+        lightDiffuseCoeff=lighting.diffuse,
+        lightSpecularCoeff=lighting.specular,
+        shadow=int(lighting.shadow),
+        **flags,
+    )
+    rgb = np.asarray(rgba, dtype=np.uint8).reshape(camera.height, camera.width, 4)[:, :, :3]
+    if lighting.gain != 1.0:
+        rgb = np.clip(rgb.astype(np.float32) * lighting.gain, 0, 255).astype(np.uint8)
+    return rgb, zbuffer, seg
 
 
 def add_depth_noise(depth_m: np.ndarray, camera: CameraModel, std_m: float, rng: np.random.Generator) -> np.ndarray:
