@@ -245,3 +245,32 @@ def test_cli_end_to_end_and_one_line_errors(tmp_path):
     assert r.exit_code == 2 and "Traceback" not in r.output and "'views_per_scene'" in r.output, r.output
     r = runner.invoke(render_robot_views_command, base + ["--out", str(tmp_path / "e"), "--suite", "nope"])
     assert r.exit_code == 2 and r.output.startswith("Error: unknown suite 'nope'")
+
+
+def test_unoccluded_mask_sees_through_the_scene_and_puts_it_back():
+    """The Panda behind the shelf's back panel: the camera sees none of it, the scene-free render all of it; every
+    body of the scene is back at its pose, to the bit, afterwards."""
+    from graspsim.data.robot_views import RobotViewRenderer, RobotViewSpec
+    from graspsim.geometry import make_transform
+    from graspsim.grasping.panda_kinematics import Q_HOME
+    from graspsim.sim.camera import render
+    from graspsim.sim.embodiments import RobotBody, get_embodiment
+    from graspsim.sim.scene import build_settled_scene
+
+    renderer = RobotViewRenderer(RobotViewSpec(suite="shelf-test", embodiments=("panda",), width=W, height=H,
+                                               renderer="tiny"))
+    try:
+        world = renderer.world
+        scene = build_settled_scene(world, "shelf", 1_000_000, "seen", renderer.options, renderer.physics)
+        bodies = list(scene.static_bodies) + scene.live_bodies
+        robot = RobotBody(world, get_embodiment("panda"), make_transform(t=(0.0, 0.6, 0.1)))  # 28 cm behind
+        robot.set_joints(Q_HOME, 0.0)  # folded, the hand 0.6 m up: all of it behind the back panel
+        before = [world.client.getBasePositionAndOrientation(b) for b in bodies]
+        visible = render(world, scene.camera, scene.plan.lighting, None, robot.parts).robot_seg
+        unoccluded = renderer._unoccluded_mask(robot, scene.camera, scene.plan.lighting, bodies)
+        assert [world.client.getBasePositionAndOrientation(b) for b in bodies] == before
+        assert not visible.any() and (unoccluded > 0).sum() > 500
+        again = render(world, scene.camera, scene.plan.lighting, None, robot.parts).robot_seg
+        assert np.array_equal(again, visible)
+    finally:
+        renderer.close()

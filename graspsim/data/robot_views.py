@@ -6,8 +6,8 @@ views: the robot on its mount in a sampled pose with its tool in the work area
 (:func:`~graspsim.sim.embodiments.sample_configuration`), seen from the scene
 camera moved by a random offset (:func:`~graspsim.scenes.sampling.jitter_camera`),
 rendered with pybullet's per-link segmentation into arm / gripper labels. The
-same pose rendered with the robot alone (a second world holding only the
-robots) gives the pixels the scene hides, hence ``occluded_fraction``. Views
+same pose rendered with the scene's bodies moved out of the picture gives the
+pixels the scene hides, hence ``occluded_fraction``. Views
 whose robot covers fewer than ``min_robot_fraction`` of the image are skipped
 and recorded. The format is :mod:`graspsim.data.robot_views_format`.
 
@@ -89,7 +89,7 @@ def _part_px(seg: np.ndarray) -> dict[str, int]:
 
 
 class RobotViewRenderer:
-    """Per worker: the scene world and a world with the robots alone (same renderer), built once."""
+    """Per worker: one world (scene, robots), built once and reset for every scene."""
 
     def __init__(self, spec: RobotViewSpec):
         from graspsim.scenes.sampling import SceneOptions
@@ -104,88 +104,96 @@ class RobotViewRenderer:
         self.sampler = SamplerConfig.from_dict(spec.sampler)
         self.embodiments = [get_embodiment(n) for n in spec.embodiments]
         self.world = SimWorld(self.physics, spec.renderer)
-        self.alone_world = SimWorld(self.physics, spec.renderer)
-        self._alone: dict[str, Any] = {}  # embodiment name -> RobotBody in alone_world, loaded on first use
 
-    def _alone_mask(self, robot, camera, lighting) -> np.ndarray:
-        """``robot_seg`` of ``robot``'s current pose rendered without the scene (only this robot in view)."""
+    def _unoccluded_mask(self, robot, camera, lighting, scene_bodies: list[int]) -> np.ndarray:
+        """``robot_seg`` of ``robot`` as posed, with ``scene_bodies`` (furniture, floor, products) taken out of
+        the picture for one render, then the world restored exactly (pybullet's saved state: setting the poses
+        back would renormalise their quaternions in the last bits).
+
+        In the same world, not a second one: two EGL worlds in one process share the plugin's state, and the
+        second world's robot was drawn in stale poses (measured: 'unoccluded' masks smaller than the visible
+        ones in 1 of 4 views).
+        """
         from graspsim.sim.camera import render
-        from graspsim.sim.embodiments import RobotBody
+        from graspsim.sim.embodiments import T_WORLD_AWAY
 
-        name = robot.embodiment.name
-        if name not in self._alone:  # loaded once per worker and never removed (see RobotBody)
-            self._alone[name] = RobotBody(self.alone_world, robot.embodiment)
-        for other, body in self._alone.items():
-            if other != name:
-                body.away()
-        alone = self._alone[name]
-        alone.set_base(robot.T_world_base)
-        alone.set_joints(robot.q())
-        c, ca = robot.world.client, self.alone_world.client
-        for j in alone.finger_joint_indices:
-            ca.resetJointState(alone.body, j, c.getJointState(robot.body, j)[0])
-        return render(self.alone_world, camera, lighting, None, alone.parts).robot_seg
+        c = self.world.client
+        state = c.saveState()
+        try:
+            for body in scene_bodies:
+                c.resetBasePositionAndOrientation(body, list(T_WORLD_AWAY[:3, 3]), [0.0, 0.0, 0.0, 1.0])
+            return render(self.world, camera, lighting, None, robot.parts).robot_seg
+        finally:
+            c.restoreState(state)
+            c.removeState(state)
 
     def render_scene(self, seed: int) -> tuple[dict[str, bytes], dict[str, Any]]:
-        """Build scene ``seed`` and render every view: ``(files to write, status)``."""
-        import cv2
-
-        from graspsim.scenes.sampling import jitter_camera
-        from graspsim.sim.camera import camera_model_from_spec, render
-        from graspsim.sim.embodiments import T_WORLD_AWAY, NoPoseFound, RobotBody, sample_configuration
+        """Build scene ``seed`` and render every view: ``(files to write, {"views": metas, "skipped_views":
+        {view id: reason}})``."""
+        from graspsim.sim.embodiments import T_WORLD_AWAY, RobotBody
         from graspsim.sim.scene import build_settled_scene
 
         scene = build_settled_scene(self.world, self.suite.kind, seed, self.suite.variant_split, self.options,
                                     self.physics)
-        obstacles = list(scene.static_bodies) + scene.live_bodies
-        products = [tuple(np.asarray(v) for v in self.world.client.getAABB(body)) for body in scene.live_bodies]
-        lighting, spec = scene.plan.lighting, self.spec
         files: dict[str, bytes] = {}
         views, skipped = [], {}
         # Every robot in the world at once, each away while another is posed: never one loaded after another
         # was removed (pybullet's stale kinematics caches, see RobotBody); the next scene's reset clears them.
         robots = [RobotBody(self.world, e, T_WORLD_AWAY) for e in self.embodiments]
-        for embodiment, robot in zip(self.embodiments, robots):
-            for k in range(spec.views_per_scene):
-                vid = view_id(embodiment.name, k)
-                rng = np.random.default_rng([int(seed), embodiment.key, k])
-                camera = camera_model_from_spec(jitter_camera(rng, scene.plan.camera, spec.camera_jitter_m,
-                                                                   spec.camera_orbit_deg))
-                try:
-                    pose = sample_configuration(robot, scene.kind, rng, obstacles, products, self.sampler)
-                except NoPoseFound as exc:
-                    skipped[vid] = str(exc)
+        for robot in robots:
+            for k in range(self.spec.views_per_scene):
+                vid = view_id(robot.embodiment.name, k)
+                out = self._render_view(scene, robot, seed, k)
+                if isinstance(out, str):
+                    skipped[vid] = out
                     continue
-                frames = render(self.world, camera, lighting, None, robot.parts)
-                visible, unoccluded = _part_px(frames.robot_seg), _part_px(self._alone_mask(robot, camera, lighting))
-                if visible["whole"] < spec.min_robot_px:
-                    skipped[vid] = f"too few robot pixels: {visible['whole']} < {spec.min_robot_px}"
-                    continue
-                meta = {
-                    "view_id": vid, "scene_seed": int(seed), "embodiment": embodiment.name,
-                    "split": embodiment.split, "view": k, "K": camera.K, "T_world_camera": camera.T_world_camera,
-                    "width": camera.width, "height": camera.height, "near_m": camera.near_m, "far_m": camera.far_m,
-                    "T_world_base": pose.T_world_base, "joint_names": list(embodiment.arm_joints),
-                    "q_rad": pose.q, "gripper_joints": robot.finger_joints(), "closure": pose.closure,
-                    "T_world_target": pose.T_world_target, "T_world_tcp": pose.T_world_tcp,
-                    "at_product": pose.at_product,
-                    "attempts": pose.attempts, "rejected": pose.rejected,
-                    "robot_px": visible, "unoccluded_px": unoccluded,
-                    "occluded_fraction": {p: (1.0 - visible[p] / unoccluded[p]) if unoccluded[p] else 0.0
-                                          for p in visible},
-                }
-                files[f"{vid}/{RGB}"] = encode_png(cv2.cvtColor(frames.rgb, cv2.COLOR_RGB2BGR))
-                files[f"{vid}/{DEPTH}"] = encode_png(encode_depth(frames.depth_m, camera.far_m))
-                files[f"{vid}/{ROBOT_SEG}"] = encode_png(frames.robot_seg)
-                files[f"{vid}/{META}"] = encode_meta(meta)
+                meta, view_files = out
+                files.update({f"{vid}/{name}": data for name, data in view_files.items()})
                 views.append(meta)
             robot.away()
         files[META] = encode_meta({
             "scene_id": scene_id(seed), "scene_seed": int(seed), "suite": self.suite.name,
-            "renderer": self.world.renderer_name, "width": spec.width, "height": spec.height,
-            "depth_scale": DEPTH_SCALE, "plan": _plan_json(scene.plan), "views": [v["view_id"] for v in views],
-            "skipped_views": skipped})
+            "renderer": self.world.renderer_name, "width": self.spec.width, "height": self.spec.height,
+            "depth_scale": DEPTH_SCALE, "plan": json.loads(scene.plan.to_json()),
+            "views": [v["view_id"] for v in views], "skipped_views": skipped})
         return files, {"views": views, "skipped_views": skipped}
+
+    def _render_view(self, scene, robot, seed: int, k: int) -> tuple[dict[str, Any], dict[str, bytes]] | str:
+        """View ``k`` of ``robot`` in ``scene``: ``(meta, {file name: bytes})``, or why it is skipped."""
+        import cv2
+
+        from graspsim.scenes.sampling import jitter_camera
+        from graspsim.sim.camera import camera_model_from_spec, render
+        from graspsim.sim.embodiments import NoPoseFound, sample_configuration
+
+        spec, embodiment = self.spec, robot.embodiment
+        obstacles = list(scene.static_bodies) + scene.live_bodies
+        products = [tuple(np.asarray(v) for v in self.world.client.getAABB(body)) for body in scene.live_bodies]
+        rng = np.random.default_rng([int(seed), embodiment.key, k])  # the camera's draws, then the pose's
+        camera = camera_model_from_spec(jitter_camera(rng, scene.plan.camera, spec.camera_jitter_m,
+                                                      spec.camera_orbit_deg))
+        try:
+            pose = sample_configuration(robot, scene.kind, rng, obstacles, products, self.sampler)
+        except NoPoseFound as exc:
+            return str(exc)
+        frames = render(self.world, camera, scene.plan.lighting, None, robot.parts)
+        visible = _part_px(frames.robot_seg)
+        if visible["whole"] < spec.min_robot_px:
+            return f"too few robot pixels: {visible['whole']} < {spec.min_robot_px}"
+        unoccluded = _part_px(self._unoccluded_mask(robot, camera, scene.plan.lighting, obstacles))
+        meta = {
+            "view_id": view_id(embodiment.name, k), "scene_seed": int(seed), "embodiment": embodiment.name,
+            "split": embodiment.split, "view": k, "K": camera.K, "T_world_camera": camera.T_world_camera,
+            "width": camera.width, "height": camera.height, "near_m": camera.near_m, "far_m": camera.far_m,
+            "T_world_base": pose.T_world_base, "joint_names": list(embodiment.arm_joints), "q_rad": pose.q,
+            "gripper_joints": robot.finger_joints(), "closure": pose.closure,
+            "T_world_target": pose.T_world_target, "T_world_tcp": pose.T_world_tcp, "at_product": pose.at_product,
+            "attempts": pose.attempts, "rejected": pose.rejected, "robot_px": visible, "unoccluded_px": unoccluded,
+            "occluded_fraction": {p: (1.0 - visible[p] / unoccluded[p]) if unoccluded[p] else 0.0 for p in visible},
+        }
+        return meta, {RGB: encode_png(cv2.cvtColor(frames.rgb, cv2.COLOR_RGB2BGR)),
+                      DEPTH: encode_png(encode_depth(frames.depth_m, camera.far_m)),
+                      ROBOT_SEG: encode_png(frames.robot_seg), META: encode_meta(meta)}
 
     def run(self, root: Path, seed: int) -> dict[str, Any]:
         """Render and write scene ``seed`` under ``root``; a small status dict for the parent."""
@@ -203,11 +211,6 @@ class RobotViewRenderer:
 
     def close(self) -> None:
         self.world.close()
-        self.alone_world.close()
-
-
-def _plan_json(plan) -> dict[str, Any]:
-    return json.loads(plan.to_json())
 
 
 def manifest_for(spec: RobotViewSpec, seeds: list[int]) -> dict[str, Any]:
