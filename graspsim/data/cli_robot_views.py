@@ -49,7 +49,6 @@ def render_robot_views_command(suite, scenes, out_dir, embodiments, views_per_sc
     from graspsim.runs import RunDirError
     from graspsim.scenes.suites import UnknownSuiteError, get_suite
     from graspsim.sim.embodiments import parse_embodiments
-    from graspsim.sim.world import RendererError
 
     try:
         names = parse_embodiments(embodiments)  # ValueError listing the embodiments
@@ -58,6 +57,8 @@ def render_robot_views_command(suite, scenes, out_dir, embodiments, views_per_sc
         raise UserError(str(exc)) from None
     except ValueError as exc:
         raise UserError(str(exc).replace("--episodes", "--scenes")) from None
+    from graspsim.sim.world import RendererError  # after the checks: importing pybullet prints its banner
+
     try:
         summary = render_robot_views(suite, scenes, out_dir, names, views_per_scene=views_per_scene, seed=seed,
                                      workers=workers, resume=resume, width=width, height=height, renderer=renderer,

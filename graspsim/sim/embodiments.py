@@ -48,7 +48,7 @@ from __future__ import annotations
 import math
 import zlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pybullet_data
@@ -56,8 +56,9 @@ import pybullet_data
 from graspsim.geometry import invert_transform, make_transform, matrix_to_quat, quat_to_matrix
 from graspsim.scenes.kinds import SCENE_KINDS, ArmMount, SceneKind, scene_kind
 from graspsim.scenes.layout import ShelfLayout
-from graspsim.sim.bodies import place_base
-from graspsim.sim.world import SimWorld
+
+if TYPE_CHECKING:  # the registry and its names load without pybullet (the command line checks names first)
+    from graspsim.sim.world import SimWorld
 
 #: Robot-mask labels (the ``robot_seg`` convention of :class:`graspsim.types.Frames`).
 ARM, GRIPPER = 1, 2
@@ -301,6 +302,8 @@ class RobotBody:
 
     def set_base(self, T_world_base: np.ndarray) -> None:
         """Teleport the base link frame to ``T_world_base`` (4, 4)."""
+        from graspsim.sim.bodies import place_base
+
         self.T_world_base = np.asarray(T_world_base, dtype=np.float64)
         place_base(self.world, self.body, self.T_world_base)
 
