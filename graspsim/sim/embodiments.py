@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import math
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -397,8 +397,8 @@ class SamplerConfig:
     accepted between the robot's links, and between the robot and the furniture
     or a product (the images are teleported poses, never simulated, so a robot
     inside a product would show an impossible picture); ``product_prob``: the
-    share of targets at a product (a grasp of it: the robot reaches in among the
-    products, which then hide parts of it) rather than in free space;
+    share of targets at a product (a grasp of it, the jaws around it: the robot
+    reaches in among the products) rather than in free space;
     ``closure``: range of the gripper's closure (0 open, 1 closed) for free-space
     targets; at a product the jaws are open to at most ``product_closure``.
     """
@@ -413,7 +413,7 @@ class SamplerConfig:
     product_closure: float = 0.25
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items()}
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "SamplerConfig":
