@@ -438,6 +438,7 @@ def _register_commands() -> None:
     # Imported lazily inside each command: these modules only define click commands.
     from graspsim.data.cli_export import export_command
     from graspsim.data.cli_render import render_command
+    from graspsim.data.cli_robot_views import render_robot_views_command
     from graspsim.policies.clip_sam.cli import evaluate_masks_command, train_clip_command, train_sam_command
     from graspsim.policies.det_seg.cli import evaluate_grasps_command, train_det_seg_command, train_grconvnet_command
     from graspsim.weights.cli_weights import weights_group
@@ -449,6 +450,7 @@ def _register_commands() -> None:
     evaluate_group.add_command(evaluate_masks_command)
     evaluate_group.add_command(evaluate_grasps_command, "grasps")
     main.add_command(render_command)
+    main.add_command(render_robot_views_command)
     main.add_command(export_command)
     main.add_command(weights_group)
     main.add_command(train_group)

@@ -231,6 +231,8 @@ def check_dataset(data_dir: str | Path) -> tuple[dict, list[Path]]:
         manifest = json.loads((root / MANIFEST).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise DatasetError(f"{root / MANIFEST} cannot be read: {exc}") from None
+    if isinstance(manifest, dict) and manifest.get("dataset") == "robot_views":
+        raise DatasetError(f"{root} holds robot views (graspsim render-robot-views), not a grasp dataset")
     scenes = iter_scene_dirs(root)
     if not scenes:
         raise DatasetError(f"dataset {root} holds no complete scene")

@@ -22,7 +22,8 @@ def _write_bytes(path: Path, data: bytes) -> None:
         os.fsync(f.fileno())
 
 
-def _png(image: np.ndarray) -> bytes:
+def encode_png(image: np.ndarray) -> bytes:
+    """PNG bytes of an (H, W) or (H, W, 3) uint8/uint16 array (OpenCV channel order: BGR for colour)."""
     import cv2
 
     ok, buf = cv2.imencode(".png", image)
@@ -31,15 +32,18 @@ def _png(image: np.ndarray) -> bytes:
     return buf.tobytes()
 
 
-def write_scene(final_dir: Path, rgb: np.ndarray, depth_mm: np.ndarray, instance: np.ndarray,
-                class_map: np.ndarray, meta: dict[str, Any], robot_seg: np.ndarray | None = None) -> None:
-    """Write one scene into ``final_dir`` atomically: temp dir (files fsync'd, meta.json last) + os.replace.
+def encode_meta(meta: dict[str, Any]) -> bytes:
+    """A meta.json file's bytes: strict JSON (numpy values converted), indented, newline-terminated."""
+    return (json.dumps(to_jsonable(meta), indent=1, allow_nan=False) + "\n").encode("utf-8")
 
-    ``robot_seg``: (H, W) uint8 0/1/2, written as ``robot_seg.png`` when given (a scene with the arm).
-    """
-    import cv2
 
+def write_dir(final_dir: Path, files: dict[str, bytes]) -> None:
+    """Write ``files`` (path relative to ``final_dir``, subdirectories allowed -> bytes) as the directory
+    ``final_dir``, atomically: a temp dir next to it (every file and directory fsync'd, in the order given,
+    so the completeness marker ``meta.json`` goes last), then ``os.replace``. Replaces an incomplete leftover."""
     final_dir = Path(final_dir)
+    if next(reversed(files)) != META:
+        raise ValueError(f"{META} must be the last file written (it marks the directory complete)")
     shard = final_dir.parent
     shard.mkdir(parents=True, exist_ok=True)
     tmp = shard / f"{TMP_PREFIX}{final_dir.name}-{os.getpid()}"
@@ -47,14 +51,15 @@ def write_scene(final_dir: Path, rgb: np.ndarray, depth_mm: np.ndarray, instance
         shutil.rmtree(tmp)
     tmp.mkdir()
     try:
-        _write_bytes(tmp / "rgb.png", _png(cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR)))
-        _write_bytes(tmp / "depth.png", _png(np.ascontiguousarray(depth_mm, dtype=np.uint16)))
-        _write_bytes(tmp / "instance.png", _png(np.ascontiguousarray(instance, dtype=np.uint16)))
-        _write_bytes(tmp / "class.png", _png(np.ascontiguousarray(class_map, dtype=np.uint8)))
-        if robot_seg is not None:
-            _write_bytes(tmp / ROBOT_SEG, _png(np.ascontiguousarray(robot_seg, dtype=np.uint8)))
-        text = json.dumps(to_jsonable(meta), indent=1, allow_nan=False) + "\n"
-        _write_bytes(tmp / META, text.encode("utf-8"))
+        subdirs = []
+        for name, data in files.items():
+            path = tmp / name
+            if path.parent != tmp and not path.parent.exists():
+                path.parent.mkdir(parents=True)
+                subdirs.append(path.parent)
+            _write_bytes(path, data)
+        for d in subdirs:
+            fsync_dir(d)
         fsync_dir(tmp)
         if final_dir.exists():  # an incomplete leftover (cannot come from this writer): replace it
             shutil.rmtree(final_dir)
@@ -63,6 +68,24 @@ def write_scene(final_dir: Path, rgb: np.ndarray, depth_mm: np.ndarray, instance
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def write_scene(final_dir: Path, rgb: np.ndarray, depth_mm: np.ndarray, instance: np.ndarray,
+                class_map: np.ndarray, meta: dict[str, Any], robot_seg: np.ndarray | None = None) -> None:
+    """Write one scene into ``final_dir`` atomically (:func:`write_dir`, ``meta.json`` last).
+
+    ``robot_seg``: (H, W) uint8 0/1/2, written as ``robot_seg.png`` when given (a scene with the arm).
+    """
+    import cv2
+
+    files = {"rgb.png": encode_png(cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR)),
+             "depth.png": encode_png(np.ascontiguousarray(depth_mm, dtype=np.uint16)),
+             "instance.png": encode_png(np.ascontiguousarray(instance, dtype=np.uint16)),
+             "class.png": encode_png(np.ascontiguousarray(class_map, dtype=np.uint8))}
+    if robot_seg is not None:
+        files[ROBOT_SEG] = encode_png(np.ascontiguousarray(robot_seg, dtype=np.uint8))
+    files[META] = encode_meta(meta)
+    write_dir(final_dir, files)
 
 
 def remove_stray_temp_dirs(root: Path) -> int:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from graspsim.geometry import rotation_about_axis
 from graspsim.scenes.kinds import scene_kind
 from graspsim.scenes.plan import CameraSpec, Lighting, ScenePlan
 
@@ -68,10 +69,29 @@ def _jitter(rng, scale: float) -> np.ndarray:
 
 def _camera(rng, options: SceneOptions, placement: CameraSpec) -> CameraSpec:
     """The kind's camera ``placement`` with jittered eye and target, at the options' image size."""
-    eye = np.asarray(placement.eye_m) + _jitter(rng, options.camera_jitter_m)
-    target = np.asarray(placement.target_m) + _jitter(rng, options.camera_jitter_m)
-    return replace(placement, eye_m=tuple(map(float, eye)), target_m=tuple(map(float, target)),
-                   width=options.width, height=options.height)
+    return jitter_camera(rng, replace(placement, width=options.width, height=options.height),
+                         options.camera_jitter_m)
+
+
+def jitter_camera(rng: np.random.Generator, spec: CameraSpec, jitter_m: float, orbit_deg: float = 0.0) -> CameraSpec:
+    """``spec`` with its eye, then its target, moved by uniform noise in +-``jitter_m`` metres per world axis
+    (three draws each; none when ``jitter_m`` is 0, so an unjittered camera leaves ``rng`` untouched).
+
+    ``orbit_deg`` > 0 first swings the eye around the target (two more draws, before the jitter's): up or
+    down by a uniform angle in +-``orbit_deg / 2`` (about the camera's horizontal axis through the target),
+    then sideways by a uniform angle in +-``orbit_deg`` about the vertical through the target: other
+    viewpoints of the same work area, at the same distance.
+    """
+    eye, target = np.asarray(spec.eye_m, dtype=np.float64), np.asarray(spec.target_m, dtype=np.float64)
+    if orbit_deg > 0:
+        elevation = np.radians(rng.uniform(-orbit_deg / 2, orbit_deg / 2))
+        azimuth = np.radians(rng.uniform(-orbit_deg, orbit_deg))
+        side = np.cross(target - eye, spec.up)  # the camera's horizontal axis (image right)
+        eye = target + rotation_about_axis(side, elevation) @ (eye - target)
+        eye = target + rotation_about_axis((0.0, 0.0, 1.0), azimuth) @ (eye - target)
+    eye = eye + _jitter(rng, jitter_m)
+    target = target + _jitter(rng, jitter_m)
+    return replace(spec, eye_m=tuple(map(float, eye)), target_m=tuple(map(float, target)))
 
 
 def _sample_lighting(rng, options: SceneOptions) -> Lighting:

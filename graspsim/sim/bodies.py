@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from graspsim.assets.library import ProductAsset, load_product_asset
 from graspsim.config import PhysicsConfig
 from graspsim.fileio import atomic_write_text
+from graspsim.geometry import make_transform, matrix_to_quat, quat_to_matrix
 from graspsim.scenes.layout import ShelfLayout, TableLayout
 from graspsim.sim.world import SimWorld
 
@@ -110,3 +113,15 @@ def spawn_furniture(world: SimWorld, furniture: ShelfLayout | TableLayout, physi
     the shelf unit, or the table top and legs), the same boxes the arm's planner knows."""
     return _static_boxes(world, [(half, centre, _PART_RGBA[part]) for half, centre, part in furniture.boxes()],
                          physics)
+
+
+def place_base(world: SimWorld, body: int, T_world_base: np.ndarray) -> None:
+    """Teleport ``body``'s base link frame to ``T_world_base`` (4, 4), world frame (a robot's mount moving).
+
+    pybullet places a base by its centre of mass (``loadURDF`` by its link frame, ``loadSDF`` by the
+    file's model pose): the base link's inertial offset is added here, so every robot is placed by its link frame.
+    """
+    c = world.client
+    inertial_xyz, inertial_quat = c.getDynamicsInfo(body, -1)[3:5]
+    T_com = np.asarray(T_world_base, dtype=np.float64) @ make_transform(quat_to_matrix(inertial_quat), inertial_xyz)
+    c.resetBasePositionAndOrientation(body, list(T_com[:3, 3]), list(matrix_to_quat(T_com[:3, :3])))

@@ -18,6 +18,7 @@ import pybullet_data
 from graspsim.config import PhysicsConfig
 from graspsim.geometry import make_transform, matrix_to_quat, quat_to_matrix
 from graspsim.grasping import panda_kinematics as kin
+from graspsim.sim.bodies import place_base
 from graspsim.sim.gripper import Jaws, cached_urdf
 from graspsim.sim.world import SimWorld
 
@@ -106,11 +107,7 @@ class PandaArm(Jaws):
     def set_base(self, T_world_base: np.ndarray) -> None:
         """Move the (fixed) base: the mobile mount drives to a new place before an attempt."""
         T = np.asarray(T_world_base, dtype=np.float64)
-        c = self.world.client
-        # pybullet places a base by its centre of mass (loadURDF by its link frame): add the inertial offset.
-        inertial_xyz, inertial_quat = c.getDynamicsInfo(self.body, -1)[3:5]
-        T_com = T @ make_transform(quat_to_matrix(inertial_quat), inertial_xyz)
-        c.resetBasePositionAndOrientation(self.body, list(T_com[:3, 3]), list(matrix_to_quat(T_com[:3, :3])))
+        place_base(self.world, self.body, T)
         self.T_world_base = T
 
     @property

@@ -1,0 +1,78 @@
+"""``graspsim render-robot-views``: the click command (registered in :mod:`graspsim.cli`).
+
+A command of its own rather than a ``--robot-views`` flag of ``graspsim render``:
+it writes another dataset format (:mod:`graspsim.data.robot_views_format`), takes
+options that mean nothing for grasp datasets (``--embodiments``,
+``--views-per-scene``, ``--min-robot-fraction``), and ``render``'s ``--robot`` and
+``--no-grasps`` mean nothing here; one flag that switched half the options off
+would make both commands' help and errors harder to read.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from graspsim.clierror import UserError
+from graspsim.data.robot_views import (DEFAULT_MIN_ROBOT_FRACTION, DEFAULT_VIEWS_PER_SCENE)
+
+
+@click.command("render-robot-views")
+@click.option("--suite", required=True, help="Suite name (see `graspsim list suites`).")
+@click.option("--scenes", required=True, type=click.IntRange(min=1), help="Number of scenes to render.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Dataset directory (must be empty unless --resume).")
+@click.option("--embodiments", default="all", show_default=True,
+              help="Comma-separated robots: panda, kuka_iiwa, xarm6, or seen (panda, kuka_iiwa) / unseen (xarm6) / "
+                   "all.")
+@click.option("--views-per-scene", default=DEFAULT_VIEWS_PER_SCENE, show_default=True,
+              type=click.IntRange(min=1), help="Views per embodiment and scene (each: a robot pose, a camera pose).")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0),
+              help="First scene index in the suite.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1), help="Worker processes.")
+@click.option("--resume", is_flag=True, help="Continue an interrupted dataset in --out.")
+@click.option("--width", default=640, show_default=True, type=click.IntRange(min=32), help="Image width in pixels.")
+@click.option("--height", default=480, show_default=True, type=click.IntRange(min=32), help="Image height in pixels.")
+@click.option("--renderer", default="auto", show_default=True, type=click.Choice(["auto", "egl", "tiny"]),
+              help="auto: EGL when its plugin loads here, else TinyRenderer (images differ slightly).")
+@click.option("--min-robot-fraction", default=DEFAULT_MIN_ROBOT_FRACTION, show_default=True,
+              type=click.FloatRange(min=0.0, max=1.0, max_open=True),
+              help="Skip (and record) views where the visible robot covers less of the image than this.")
+@click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+def render_robot_views_command(suite, scenes, out_dir, embodiments, views_per_scene, seed, workers, resume, width,
+                               height, renderer, min_robot_fraction, no_progress):
+    """Render robot-segmentation data: robots reaching into the scenes, with arm / gripper masks."""
+    from graspsim.data.robot_views import render_robot_views
+    from graspsim.pool import WorkerDiedError
+    from graspsim.runs import RunDirError
+    from graspsim.scenes.suites import UnknownSuiteError, get_suite
+    from graspsim.sim.embodiments import parse_embodiments
+
+    try:
+        names = parse_embodiments(embodiments)  # ValueError listing the embodiments
+        get_suite(suite).scene_seeds(seed, scenes)
+    except UnknownSuiteError as exc:
+        raise UserError(str(exc)) from None
+    except ValueError as exc:
+        raise UserError(str(exc).replace("--episodes", "--scenes")) from None
+    from graspsim.sim.world import RendererError  # after the checks: importing pybullet prints its banner
+
+    try:
+        summary = render_robot_views(suite, scenes, out_dir, names, views_per_scene=views_per_scene, seed=seed,
+                                     workers=workers, resume=resume, width=width, height=height, renderer=renderer,
+                                     progress=not no_progress, min_robot_fraction=min_robot_fraction)
+    except (RunDirError, RendererError) as exc:
+        raise UserError(str(exc)) from None
+    except WorkerDiedError as exc:  # not the user's mistake (exit 1), but one line and resumable
+        raise click.ClickException(str(exc)) from None
+    click.echo(json.dumps(_rounded(summary)))
+
+
+def _rounded(value):
+    if isinstance(value, float):
+        return round(value, 4)
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    return value

@@ -1,0 +1,276 @@
+"""Robot-segmentation data (``graspsim render-robot-views``): masks against the robots' geometry, the env's
+robot_seg, resume, workers, skipped views, CLI. Tiny sizes (160x120, TinyRenderer)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from graspsim.data.cli_robot_views import render_robot_views_command
+from graspsim.data.format import DatasetError, check_dataset
+from graspsim.data.robot_views import render_robot_views
+from graspsim.data.robot_views_format import check_robot_views, read_view
+from graspsim.runs import RunDirError
+
+W, H = 160, 120
+SMALL = dict(width=W, height=H, renderer="tiny", progress=False)
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and p.name != "manifest.json"}
+
+
+@pytest.fixture(scope="module")
+def datasets(tmp_path_factory) -> dict[str, Path]:
+    """One scene of each kind, all three robots, 2 views each (~10 s together)."""
+    base = tmp_path_factory.mktemp("robot-views")
+    out = {}
+    for suite in ("shelf-test", "tabletop-test"):
+        summary = render_robot_views(suite, 1, base / suite, views_per_scene=2, **SMALL)
+        assert summary["rendered"] == 1 and summary["views"] + summary["skipped_views"] == 6
+        out[suite] = base / suite
+    return out
+
+
+def _robot_world(manifest_embodiments):
+    """A world holding every robot of the dataset, all away (none ever removed: see RobotBody)."""
+    from graspsim.config import PhysicsConfig
+    from graspsim.sim.embodiments import T_WORLD_AWAY, RobotBody, get_embodiment
+    from graspsim.sim.world import SimWorld
+
+    world = SimWorld(PhysicsConfig(), "tiny")
+    return world, {n: RobotBody(world, get_embodiment(n), T_WORLD_AWAY) for n in manifest_embodiments}
+
+
+def _pose(robots, meta):
+    """The robot of a view's meta.json alone in its world, posed as the view shows it."""
+    for robot in robots.values():
+        robot.away()
+    robot = robots[meta["embodiment"]]
+    robot.set_base(np.asarray(meta["T_world_base"]))
+    robot.set_joints(np.asarray(meta["q_rad"]), meta["closure"])
+    assert robot.finger_joints() == pytest.approx(meta["gripper_joints"])
+    return robot
+
+
+def _pixel_rays(world, K, T_world_camera, pixels_xy, far_m=3.0):
+    """The first hit (body, link, depth along camera z in m) of the ray through each pixel centre."""
+    xy = np.asarray(pixels_xy, dtype=np.float64).reshape(-1, 2)
+    rays = np.linalg.inv(K) @ np.vstack([xy.T, np.ones(len(xy))])  # camera frame, z = 1
+    origin = T_world_camera[:3, 3]
+    ends = (T_world_camera[:3, :3] @ (rays * far_m)).T + origin
+    hits = []
+    for i in range(0, len(ends), 4000):  # pybullet caps the rays of one batch
+        chunk = ends[i:i + 4000]
+        hits += world.client.rayTestBatch([origin.tolist()] * len(chunk), chunk.tolist())
+    return (np.array([h[0] for h in hits]), np.array([h[1] for h in hits]),
+            np.array([h[2] for h in hits]) * far_m)
+
+
+def test_layout_manifest_and_view_meta(datasets):
+    manifest, views = check_robot_views(datasets["shelf-test"])
+    assert manifest["dataset"] == "robot_views" and manifest["kind"] == "shelf" and manifest["views_per_scene"] == 2
+    assert list(manifest["embodiments"]) == ["panda", "kuka_iiwa", "xarm6"]
+    assert {n: e["split"] for n, e in manifest["embodiments"].items()} == {
+        "panda": "seen", "kuka_iiwa": "seen", "xarm6": "unseen"}
+    assert manifest["config"]["views"]["min_robot_fraction"] == 0.005
+    scene_meta = json.loads((views[0].parent / "meta.json").read_text())
+    assert [v.name for v in views] == scene_meta["views"]
+    assert len(views) + len(scene_meta["skipped_views"]) == 6 and len(views) >= 4
+    for v in views:
+        s = read_view(v)
+        seg, meta = s["robot_seg"], s["meta"]
+        assert seg.shape == (H, W) and seg.dtype == np.uint8 and set(np.unique(seg)) <= {0, 1, 2}
+        assert meta["view_id"] == v.name and v.name.startswith(meta["embodiment"])
+        assert meta["robot_px"] == {"arm": int((seg == 1).sum()), "gripper": int((seg == 2).sum()),
+                                    "whole": int((seg > 0).sum())}
+        assert meta["robot_px"]["whole"] >= 0.005 * W * H
+        for part in ("arm", "gripper", "whole"):
+            assert meta["unoccluded_px"][part] >= meta["robot_px"][part]
+            assert 0.0 <= meta["occluded_fraction"][part] <= 1.0
+        assert (s["depth_m"][seg > 0] > 0).all()  # the robot is in front of the far plane
+        assert len(meta["q_rad"]) == len(meta["joint_names"]) == len(manifest["embodiments"][meta["embodiment"]][
+            "arm_joints"])
+
+
+@pytest.mark.parametrize("suite", ["shelf-test", "tabletop-test"])
+def test_masks_agree_with_the_robot_geometry_seen_from_the_stored_camera(datasets, suite):
+    """Rebuild each view's robot alone from its meta.json. (1) Project every link's frame origin through the stored
+    camera: where the ray through that pixel meets this very link first (no other link in front) and the stored
+    depth shows that surface (no board or product in front), the mask labels the pixel with the link's part.
+    (2) Every pixel: the first link the pixel's ray meets, wherever the stored depth shows it, labels the pixel."""
+    from graspsim.sim.embodiments import ARM, GRIPPER
+
+    manifest, views = check_robot_views(datasets[suite])
+    world, robots = _robot_world(manifest["embodiments"])
+    checked = {ARM: 0, GRIPPER: 0}
+    try:
+        for v in views:
+            s = read_view(v)
+            seg, K, T_wc = s["robot_seg"], s["K"], s["T_world_camera"]
+            robot = _pose(robots, s["meta"])
+            T_cw = np.linalg.inv(T_wc)
+            for name, origin in robot.link_origins().items():
+                p = T_cw[:3, :3] @ origin + T_cw[:3, 3]
+                if p[2] <= 0.05:
+                    continue
+                x, y = np.rint(K[:2, :2] @ (p[:2] / p[2]) + K[:2, 2]).astype(int)
+                if not (0 <= x < W and 0 <= y < H):
+                    continue
+                body, link, depth = (a[0] for a in _pixel_rays(world, K, T_wc, [(x, y)]))
+                if body != robot.body or link != robot.link_index[name] or abs(s["depth_m"][y, x] - depth) > 0.01:
+                    continue  # hidden behind another link or by the scene
+                assert seg[y, x] == robot.part[robot.link_index[name]], (v.name, name)
+                checked[robot.part[robot.link_index[name]]] += 1
+            vv, uu = np.mgrid[0:H, 0:W]
+            body, link, depth = (a.reshape(H, W) for a in _pixel_rays(world, K, T_wc, np.stack([uu, vv], -1)))
+            on_robot = body == robot.body
+            expected = np.where(on_robot, np.vectorize(lambda k: robot.part.get(k, 0))(link), 0)
+            seen = on_robot & (np.abs(s["depth_m"] - depth) < 0.01)
+            assert seen.sum() >= 0.8 * (seg > 0).sum(), v.name
+            assert (seg[seen] == expected[seen]).mean() >= 0.97, v.name
+            assert on_robot[seg > 0].mean() >= 0.95, v.name  # labelled pixels are robot along the stored rays
+    finally:
+        world.close()
+    # Most link frames sit inside a joint housing, where the neighbouring link is in front: few qualify
+    # (measured: shelf 5 arm + 2 gripper origins, table 1 + 1); the full-image check above covers the rest.
+    assert checked[ARM] >= 1 and checked[GRIPPER] >= 1, checked
+
+
+def test_the_panda_in_its_parking_pose_gets_the_envs_robot_seg():
+    """RobotBody + the registry's part map give PickEnv's privileged robot_seg for the parked arm, pixel for
+    pixel (the same scene, camera and pose; the env's own arm sent away)."""
+    from graspsim.envs.pick_env import PickEnv
+    from graspsim.sim.camera import render
+    from graspsim.sim.embodiments import T_WORLD_AWAY, RobotBody, get_embodiment
+    from graspsim.sim.panda import FINGER_LINKS
+
+    env = PickEnv(suite="shelf-test", robot="panda", privileged=True, width=W, height=H, renderer="tiny")
+    try:
+        obs, _ = env.reset(seed=0)
+        scene, arm = env._scene, env._scene.arm
+        expected = obs["robot_seg"]
+        assert (expected == 1).sum() > 500 and (expected == 2).sum() > 20  # arm and hand at the left edge
+        robot = RobotBody(env.world, get_embodiment("panda"), arm.T_world_base)
+        robot.set_joints(arm.q())
+        for j, link in zip(robot.finger_joint_indices, FINGER_LINKS):
+            env.world.client.resetJointState(robot.body, j, env.world.client.getJointState(arm.body, link)[0])
+        arm.set_base(T_WORLD_AWAY)
+        frames = render(env.world, scene.camera, scene.plan.lighting, None, robot.parts)
+    finally:
+        env.close()
+    assert np.array_equal(frames.robot_seg, expected)
+
+
+def test_resume_and_settings_mismatch(tmp_path):
+    out = tmp_path / "d"
+    first = render_robot_views("tabletop-test", 1, out, "panda", views_per_scene=1, **SMALL)
+    assert first["rendered"] == 1
+    before = _files(out)
+    with pytest.raises(RunDirError, match="not empty"):
+        render_robot_views("tabletop-test", 1, out, "panda", views_per_scene=1, **SMALL)
+    with pytest.raises(RunDirError, match="'views_per_scene'"):
+        render_robot_views("tabletop-test", 2, out, "panda", views_per_scene=2, resume=True, **SMALL)
+    with pytest.raises(RunDirError, match="'embodiments'"):
+        render_robot_views("tabletop-test", 2, out, "panda,xarm6", views_per_scene=1, resume=True, **SMALL)
+    assert _files(out) == before  # the refusals changed nothing
+    again = render_robot_views("tabletop-test", 2, out, "panda", views_per_scene=1, resume=True, **SMALL)
+    assert again["rendered"] == 1 and again["already_done"] == 1
+    assert json.loads((out / "manifest.json").read_text())["scene_seeds"] == [11_000_000, 11_000_001]
+    assert {k: v for k, v in _files(out).items() if "scene-11000000" in k} == before
+
+
+def test_one_and_two_workers_write_the_same_files(tmp_path):
+    args = dict(views_per_scene=1, **SMALL)
+    render_robot_views("tabletop-test", 2, tmp_path / "one", "panda,xarm6", workers=1, **args)
+    render_robot_views("tabletop-test", 2, tmp_path / "two", "panda,xarm6", workers=2, **args)
+    one, two = _files(tmp_path / "one"), _files(tmp_path / "two")
+    assert sorted(one) == sorted(two) and len(one) >= 2 * 5
+    assert one == two
+
+
+def test_a_view_depends_only_on_its_scene_embodiment_and_index(datasets, tmp_path):
+    """Rendering the xArm alone gives the bytes it has beside the two other robots."""
+    render_robot_views("shelf-test", 1, tmp_path / "x", "xarm6", views_per_scene=2, **SMALL)
+    alone = _files(tmp_path / "x")
+    full = {k: v for k, v in _files(datasets["shelf-test"]).items() if "/xarm6-" in k}
+    assert full and {k: v for k, v in alone.items() if "/xarm6-" in k} == full
+
+
+def test_views_with_too_few_robot_pixels_are_skipped_and_recorded(tmp_path):
+    summary = render_robot_views("tabletop-test", 1, tmp_path / "d", "kuka_iiwa", views_per_scene=2,
+                                 min_robot_fraction=0.95, **SMALL)
+    assert summary["views"] == 0 and summary["skipped_views"] == 2
+    (scene,) = (tmp_path / "d" / "shards" / "shard-0000").iterdir()
+    meta = json.loads((scene / "meta.json").read_text())
+    assert meta["views"] == [] and sorted(meta["skipped_views"]) == ["kuka_iiwa-00", "kuka_iiwa-01"]
+    assert all(r.startswith("too few robot pixels: ") and r.endswith(f" < {int(0.95 * W * H)}")
+               for r in meta["skipped_views"].values())
+    with pytest.raises(DatasetError, match="holds no complete robot view"):
+        check_robot_views(tmp_path / "d")
+
+
+def test_grasp_and_robot_view_readers_refuse_each_others_datasets(datasets, tmp_path):
+    from graspsim.data.labels import LabelConfig
+    from graspsim.data.render import render_dataset
+
+    with pytest.raises(DatasetError, match="holds robot views"):
+        check_dataset(datasets["shelf-test"])
+    render_dataset("tabletop-test", 1, tmp_path / "g", labels=LabelConfig(max_candidates=0), **SMALL)
+    with pytest.raises(DatasetError, match="is a grasp dataset, not robot views"):
+        check_robot_views(tmp_path / "g")
+
+
+def test_cli_end_to_end_and_one_line_errors(tmp_path):
+    runner = CliRunner()
+    base = ["--suite", "tabletop-test", "--scenes", "1", "--views-per-scene", "1", "--width", str(W), "--height",
+            str(H), "--renderer", "tiny", "--no-progress"]
+    r = runner.invoke(render_robot_views_command, base + ["--out", str(tmp_path / "bad"), "--embodiments",
+                                                          "panda,ur5"])
+    assert r.exit_code == 2 and r.output == ("Error: unknown embodiment 'ur5'; choose from panda, kuka_iiwa, xarm6 "
+                                             "(or seen, unseen, all), comma-separated\n")
+    assert not (tmp_path / "bad").exists()
+    r = runner.invoke(render_robot_views_command, base + ["--out", str(tmp_path / "d"), "--embodiments", "unseen"])
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.output.strip().splitlines()[-1])
+    assert summary["embodiments"] == ["xarm6"] and summary["views"] + summary["skipped_views"] == 1
+    assert summary["per_embodiment"]["xarm6"]["views"] == summary["views"]
+    r = runner.invoke(render_robot_views_command, base + ["--out", str(tmp_path / "d"), "--embodiments", "unseen",
+                                                          "--resume", "--views-per-scene", "3"])
+    assert r.exit_code == 2 and "Traceback" not in r.output and "'views_per_scene'" in r.output, r.output
+    r = runner.invoke(render_robot_views_command, base + ["--out", str(tmp_path / "e"), "--suite", "nope"])
+    assert r.exit_code == 2 and r.output.startswith("Error: unknown suite 'nope'")
+
+
+def test_unoccluded_mask_sees_through_the_scene_and_puts_it_back():
+    """The Panda behind the shelf's back panel: the camera sees none of it, the scene-free render all of it; every
+    body of the scene is back at its pose, to the bit, afterwards."""
+    from graspsim.data.robot_views import RobotViewRenderer, RobotViewSpec
+    from graspsim.geometry import make_transform
+    from graspsim.grasping.panda_kinematics import Q_HOME
+    from graspsim.sim.camera import render
+    from graspsim.sim.embodiments import RobotBody, get_embodiment
+    from graspsim.sim.scene import build_settled_scene
+
+    renderer = RobotViewRenderer(RobotViewSpec(suite="shelf-test", embodiments=("panda",), width=W, height=H,
+                                               renderer="tiny"))
+    try:
+        world = renderer.world
+        scene = build_settled_scene(world, "shelf", 1_000_000, "seen", renderer.options, renderer.physics)
+        bodies = list(scene.static_bodies) + scene.live_bodies
+        robot = RobotBody(world, get_embodiment("panda"), make_transform(t=(0.0, 0.6, 0.1)))  # 28 cm behind
+        robot.set_joints(Q_HOME, 0.0)  # folded, the hand 0.6 m up: all of it behind the back panel
+        before = [world.client.getBasePositionAndOrientation(b) for b in bodies]
+        visible = render(world, scene.camera, scene.plan.lighting, None, robot.parts).robot_seg
+        unoccluded = renderer._unoccluded_mask(robot, scene.camera, scene.plan.lighting, bodies)
+        assert [world.client.getBasePositionAndOrientation(b) for b in bodies] == before
+        assert not visible.any() and (unoccluded > 0).sum() > 500
+        again = render(world, scene.camera, scene.plan.lighting, None, robot.parts).robot_seg
+        assert np.array_equal(again, visible)
+    finally:
+        renderer.close()
