@@ -21,12 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from graspsim.config import PhysicsConfig
-from graspsim.data.format import (FORMAT_VERSION, DEPTH_SCALE, MANIFEST, decode_depth, encode_class, encode_depth,
-                                  encode_instance, is_complete, scene_dir, scene_id)
+from graspsim.data.format import (FORMAT_VERSION, DEPTH_SCALE, decode_depth, encode_class, encode_depth,
+                                  encode_instance, scene_dir, scene_id)
 from graspsim.data.labels import LabelConfig, label_objects
-from graspsim.data.writer import prepare_out_dir, remove_stray_temp_dirs, write_scene
-from graspsim.fileio import atomic_write_json
-from graspsim.pool import run_jobs
+from graspsim.data.writer import render_scenes, write_scene
 from graspsim.scenes.plan import ProductPlacement
 from graspsim.types import DEFAULT_ROBOT, check_robot
 
@@ -187,29 +185,13 @@ def render_dataset(suite: str, scenes: int, out_dir: Path, seed: int = 0, worker
                       physics=(physics or PhysicsConfig()).to_dict(), labels=(labels or LabelConfig()).to_dict(),
                       robot=robot)
     out_dir = Path(out_dir)
-    manifest = prepare_out_dir(out_dir, manifest_for(spec, seeds), resume)
-    removed = remove_stray_temp_dirs(out_dir)
-    todo = [s for s in seeds if not is_complete(scene_dir(out_dir, suite_obj.first_seed, s))]
-    t0 = time.perf_counter()
-    results: list[dict[str, Any]] = []
-    from tqdm import tqdm
-
-    with tqdm(total=len(seeds), initial=len(seeds) - len(todo), unit="scene", desc=f"render {suite}",
-              disable=not progress) as bar:
-        for status in run_jobs(SceneRenderer, (spec,), [(out_dir, s) for s in todo], workers,
-                               label=lambda job: f"scene seed {job[1]}"):
-            results.append(status)
-            bar.update(1)
-    wall = time.perf_counter() - t0
-    skipped = {str(r["seed"]): r["skipped"] for r in results if "skipped" in r}
-    if skipped:
-        manifest["skipped"] = {**manifest.get("skipped", {}), **skipped}
-        atomic_write_json(out_dir / MANIFEST, manifest)
-    done = [r for r in results if "skipped" not in r]
+    fan = render_scenes(out_dir, manifest_for(spec, seeds), suite_obj.first_seed, seeds, SceneRenderer, spec,
+                        workers, resume, progress, f"render {suite}")
+    done, wall = fan["done"], fan["wall_s"]
     return {
         "out_dir": str(out_dir), "suite": suite_obj.name, "robot": robot, "requested": len(seeds),
-        "rendered": len(done), "already_done": len(seeds) - len(todo), "skipped": len(skipped),
-        "removed_temp_dirs": removed, "labels": sum(r["labels"] for r in done),
+        "rendered": len(done), "already_done": fan["already_done"], "skipped": fan["skipped"],
+        "removed_temp_dirs": fan["removed_temp_dirs"], "labels": sum(r["labels"] for r in done),
         "candidates_tried": sum(r["tried"] for r in done),
         "labels_per_scene": (sum(r["labels"] for r in done) / len(done)) if done else 0.0,
         "wall_s": wall, "scenes_per_s": (len(done) / wall) if done and wall > 0 else 0.0,

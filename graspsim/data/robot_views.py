@@ -37,11 +37,9 @@ from typing import Any
 import numpy as np
 
 from graspsim.config import PhysicsConfig
-from graspsim.data.format import DEPTH_SCALE, MANIFEST, META, encode_depth, is_complete, scene_dir, scene_id
+from graspsim.data.format import DEPTH_SCALE, META, encode_depth, scene_dir, scene_id
 from graspsim.data.robot_views_format import (DATASET, DEPTH, FORMAT_VERSION, PARTS, RGB, ROBOT_SEG, view_id)
-from graspsim.data.writer import (encode_meta, encode_png, prepare_out_dir, remove_stray_temp_dirs, write_dir)
-from graspsim.fileio import atomic_write_json
-from graspsim.pool import run_jobs
+from graspsim.data.writer import encode_meta, encode_png, render_scenes, write_dir
 
 #: Defaults of ``graspsim render-robot-views``.
 DEFAULT_VIEWS_PER_SCENE = 4
@@ -270,30 +268,14 @@ def render_robot_views(suite: str, scenes: int, out_dir: Path, embodiments: str 
                          height=height, renderer=renderer, physics=(physics or PhysicsConfig()).to_dict(),
                          camera_jitter_m=camera_jitter_m, min_robot_fraction=min_robot_fraction)
     out_dir = Path(out_dir)
-    manifest = prepare_out_dir(out_dir, manifest_for(spec, seeds), resume)
-    removed = remove_stray_temp_dirs(out_dir)
-    todo = [s for s in seeds if not is_complete(scene_dir(out_dir, suite_obj.first_seed, s))]
-    t0 = time.perf_counter()
-    results: list[dict[str, Any]] = []
-    from tqdm import tqdm
-
-    with tqdm(total=len(seeds), initial=len(seeds) - len(todo), unit="scene", desc=f"robot views {suite}",
-              disable=not progress) as bar:
-        for status in run_jobs(RobotViewRenderer, (spec,), [(out_dir, s) for s in todo], workers,
-                               label=lambda job: f"scene seed {job[1]}"):
-            results.append(status)
-            bar.update(1)
-    wall = time.perf_counter() - t0
-    skipped = {str(r["seed"]): r["skipped"] for r in results if "skipped" in r}
-    if skipped:
-        manifest["skipped"] = {**manifest.get("skipped", {}), **skipped}
-        atomic_write_json(out_dir / MANIFEST, manifest)
-    done = [r for r in results if "skipped" not in r]
+    fan = render_scenes(out_dir, manifest_for(spec, seeds), suite_obj.first_seed, seeds, RobotViewRenderer, spec,
+                        workers, resume, progress, f"robot views {suite}")
+    done, wall = fan["done"], fan["wall_s"]
     views = [v for r in done for v in r["views"]]
     return {
         "out_dir": str(out_dir), "suite": suite_obj.name, "embodiments": list(names), "requested": len(seeds),
-        "rendered": len(done), "already_done": len(seeds) - len(todo), "skipped": len(skipped),
-        "removed_temp_dirs": removed, "views": len(views), "skipped_views": sum(r["skipped_views"] for r in done),
+        "rendered": len(done), "already_done": fan["already_done"], "skipped": fan["skipped"],
+        "removed_temp_dirs": fan["removed_temp_dirs"], "views": len(views), "skipped_views": sum(r["skipped_views"] for r in done),
         "wall_s": wall, "views_per_s": len(views) / wall if views and wall > 0 else 0.0, "workers": workers,
         "per_embodiment": {n: _view_stats([v for v in views if v["embodiment"] == n], width * height)
                            for n in names},

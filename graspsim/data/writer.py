@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -141,3 +142,37 @@ def prepare_out_dir(root: Path, manifest: dict[str, Any], resume: bool) -> dict[
         manifest["skipped"] = {**old.get("skipped", {}), **manifest.get("skipped", {})}
     atomic_write_json(root / MANIFEST, manifest)
     return manifest
+
+
+def render_scenes(root: Path, manifest: dict[str, Any], first_seed: int, seeds: list[int], runner: Any, spec: Any,
+                  workers: int, resume: bool, progress: bool, desc: str) -> dict[str, Any]:
+    """The fan-out every dataset command shares: prepare ``root`` (refuse / resume with the settings check of
+    ``manifest``), clear torn scene folders, render the scenes of ``seeds`` not yet complete with ``runner(spec)``
+    in ``workers`` processes (:func:`graspsim.pool.run_jobs`; each job ``(root, seed)`` returns a status dict,
+    with ``"skipped"`` for a scene it could not use), and record the skipped ones in the manifest.
+
+    Returns ``{"done": [status of each scene rendered now], "skipped": n, "already_done": n,
+    "removed_temp_dirs": n, "wall_s": seconds}``.
+    """
+    from tqdm import tqdm
+
+    from graspsim.data.format import scene_dir
+    from graspsim.pool import run_jobs
+
+    manifest = prepare_out_dir(root, manifest, resume)
+    removed = remove_stray_temp_dirs(root)
+    todo = [s for s in seeds if not is_complete(scene_dir(root, first_seed, s))]
+    t0 = time.perf_counter()
+    results: list[dict[str, Any]] = []
+    with tqdm(total=len(seeds), initial=len(seeds) - len(todo), unit="scene", desc=desc, disable=not progress) as bar:
+        for status in run_jobs(runner, (spec,), [(root, s) for s in todo], workers,
+                               label=lambda job: f"scene seed {job[1]}"):
+            results.append(status)
+            bar.update(1)
+    wall = time.perf_counter() - t0
+    skipped = {str(r["seed"]): r["skipped"] for r in results if "skipped" in r}
+    if skipped:
+        manifest["skipped"] = {**manifest.get("skipped", {}), **skipped}
+        atomic_write_json(root / MANIFEST, manifest)
+    return {"done": [r for r in results if "skipped" not in r], "skipped": len(skipped),
+            "already_done": len(seeds) - len(todo), "removed_temp_dirs": removed, "wall_s": wall}
