@@ -11,19 +11,32 @@ from graspsim.clierror import UserError
 from graspsim.types import DEFAULT_ROBOT
 
 
+
+def dataset_options(command):
+    """The options every dataset-rendering command takes (which scenes, where, how many workers, image size)."""
+    options = [
+        click.option("--suite", required=True, help="Suite name (see `graspsim list suites`)."),
+        click.option("--scenes", required=True, type=click.IntRange(min=1), help="Number of scenes to render."),
+        click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+                     help="Dataset directory (must be empty unless --resume)."),
+        click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0),
+                     help="First scene index in the suite."),
+        click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1), help="Worker processes."),
+        click.option("--resume", is_flag=True, help="Continue an interrupted dataset in --out."),
+        click.option("--width", default=640, show_default=True, type=click.IntRange(min=32),
+                     help="Image width in pixels."),
+        click.option("--height", default=480, show_default=True, type=click.IntRange(min=32),
+                     help="Image height in pixels."),
+        click.option("--renderer", default="auto", show_default=True, type=click.Choice(["auto", "egl", "tiny"]),
+                     help="auto: EGL when its plugin loads here, else TinyRenderer (images differ slightly)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 @click.command("render")
-@click.option("--suite", required=True, help="Suite name (see `graspsim list suites`).")
-@click.option("--scenes", required=True, type=click.IntRange(min=1), help="Number of scenes to render.")
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Dataset directory (must be empty unless --resume).")
-@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0),
-              help="First scene index in the suite.")
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1), help="Worker processes.")
-@click.option("--resume", is_flag=True, help="Continue an interrupted dataset in --out.")
-@click.option("--width", default=640, show_default=True, type=click.IntRange(min=32), help="Image width in pixels.")
-@click.option("--height", default=480, show_default=True, type=click.IntRange(min=32), help="Image height in pixels.")
-@click.option("--renderer", default="auto", show_default=True, type=click.Choice(["auto", "egl", "tiny"]),
-              help="auto: EGL when its plugin loads here, else TinyRenderer (images differ slightly).")
+@dataset_options
 @click.option("--robot", default=DEFAULT_ROBOT, show_default=True,
               help="panda: the arm parked on its mount is in every image and robot_seg.png stores its mask; "
                    "hand: no robot in the images (the floating hand). Grasp labels are the same for both.")

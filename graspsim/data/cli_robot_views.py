@@ -11,32 +11,21 @@ would make both commands' help and errors harder to read.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import click
 
 from graspsim.clierror import UserError
+from graspsim.data.cli_render import dataset_options
 from graspsim.data.robot_views import (DEFAULT_MIN_ROBOT_FRACTION, DEFAULT_VIEWS_PER_SCENE)
 
 
 @click.command("render-robot-views")
-@click.option("--suite", required=True, help="Suite name (see `graspsim list suites`).")
-@click.option("--scenes", required=True, type=click.IntRange(min=1), help="Number of scenes to render.")
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Dataset directory (must be empty unless --resume).")
+@dataset_options
 @click.option("--embodiments", default="all", show_default=True,
               help="Comma-separated robots: panda, kuka_iiwa, xarm6, or seen (panda, kuka_iiwa) / unseen (xarm6) / "
                    "all.")
 @click.option("--views-per-scene", default=DEFAULT_VIEWS_PER_SCENE, show_default=True,
               type=click.IntRange(min=1), help="Views per embodiment and scene (each: a robot pose, a camera pose).")
-@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0),
-              help="First scene index in the suite.")
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1), help="Worker processes.")
-@click.option("--resume", is_flag=True, help="Continue an interrupted dataset in --out.")
-@click.option("--width", default=640, show_default=True, type=click.IntRange(min=32), help="Image width in pixels.")
-@click.option("--height", default=480, show_default=True, type=click.IntRange(min=32), help="Image height in pixels.")
-@click.option("--renderer", default="auto", show_default=True, type=click.Choice(["auto", "egl", "tiny"]),
-              help="auto: EGL when its plugin loads here, else TinyRenderer (images differ slightly).")
 @click.option("--min-robot-fraction", default=DEFAULT_MIN_ROBOT_FRACTION, show_default=True,
               type=click.FloatRange(min=0.0, max=1.0, max_open=True),
               help="Skip (and record) views where the visible robot covers less of the image than this.")
