@@ -1,0 +1,115 @@
+"""Grasps on one named part of a product, from a part mask and the depth image (numpy only).
+
+A part-aware pick ("the ketchup bottle by its cap") succeeds only when both
+fingers press on the named part (:mod:`graspsim.sim.execute`). Planning on the
+part's pixels alone is not enough: a finger pad is 2.1 cm wide and closes on
+whatever is widest in its path, so a grasp centred on a bottle cap whose pads
+also reach the wider shoulder holds the shoulder. So each candidate's contacts
+are predicted from what the camera sees, and only grasps whose predicted
+contacts both lie on the part are kept:
+
+1. Candidates: :func:`~graspsim.grasping.mask_grasps.object_grasps` on the
+   product's pixels that carry the part's label.
+2. Each becomes the command the robot would execute (the environment's
+   conversion and support clearance), and the product's visible surface
+   points (all its labelled pixels, deprojected) are moved into the grasp
+   frame. A visible point of the product in front of the palm or under a
+   finger's path outside the jaws rules the grasp out (the hand would run
+   into the product). Points within a finger's path - across the pad's width
+   (``finger_width_m``), along the approach from the finger base to the tip,
+   both 4 mm more for where the fingers may end up (the arm's IK tolerance),
+   between the open jaws - are where the fingers can touch; on each side the
+   finger stops at the point furthest out along the closing axis (the inner
+   face is a flat pad at the tip and tapers back 2.5 mm towards the finger's
+   base). The points within 1 mm of that extreme are the surface the finger
+   presses; the part at their centre (on the finger's face, see
+   :func:`_label_at_centre`) is the part under the finger, as
+   the judge takes the centre of the pressed surface (:mod:`graspsim.sim.execute`).
+
+The environment asks the same question to decide which parts of a scene a
+part-aware instruction may name (:meth:`graspsim.envs.pick_env.PickEnv`), and
+the oracle uses it to choose its grasp, so both agree on what is graspable.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from graspsim.config import GripperSpec
+from graspsim.geometry import deproject, invert_transform
+from graspsim.grasping.mask_grasps import ScoredGrasp, object_grasps
+from graspsim.grasping.workspace import executed_command
+from graspsim.scenes.kinds import scene_kind
+from graspsim.types import CameraModel, GraspRect, GripperCommand
+
+#: The Franka finger's inner face (pybullet_data's collision/finger.obj): a flat pad over the finger's last
+#: PAD_LENGTH_M, then tapering back from the pad plane by FACE_TAPER metres per metre towards the finger's base.
+PAD_LENGTH_M = 0.018
+FACE_TAPER = 0.0025 / 0.036
+# Points this close (metres) to a side's outermost point are where that finger touches (as the judge sees it).
+_CONTACT_BAND_M = 0.001
+# A pressed surface's centre closer than this to a point of another part is too close to call.
+_BOUNDARY_MARGIN_M = 0.003
+# How much wider and longer than the finger the region it may touch is taken to be.
+_SLACK_M = 0.004
+
+
+def contact_labels(command: GripperCommand, labels: np.ndarray, depth_m: np.ndarray, camera: CameraModel,
+                   gripper: GripperSpec = GripperSpec()) -> tuple[int, int]:
+    """The label under each finger (+y side, -y side of the grasp frame) when ``command`` closes (0: none).
+
+    ``command``: the grasp as executed (world frame, z = approach, y = closing
+    axis). ``labels``: (H, W) int, > 0 on the pixels of the product to be
+    grasped (its part labels, e.g. ``part_seg`` masked to one instance), 0
+    elsewhere. ``depth_m``: (H, W) metres along camera z. Returns ``(0, 0)``
+    when the hand would run into the product on its way (a visible point of it
+    in front of the palm or under a finger). See the module docstring.
+    """
+    rows, cols = np.nonzero(labels > 0)
+    if rows.size == 0:
+        return 0, 0
+    T_grasp_camera = invert_transform(command.T_world_grasp) @ camera.T_world_camera
+    p_camera = deproject(camera.K, np.stack([cols, rows], axis=1), depth_m[rows, cols])
+    p = p_camera @ T_grasp_camera[:3, :3].T + T_grasp_camera[:3, 3]  # (N, 3) grasp frame
+    x, y, z = p[:, 0], p[:, 1], p[:, 2]
+    g = gripper
+    finger_base = g.finger_base_m - g.palm_to_grasp_m  # along the approach from the grasp point (negative: back)
+    tip = g.fingertip_beyond_grasp_m
+    pad_start = tip - PAD_LENGTH_M
+    half = command.opening_m / 2
+    # The fingers may end up a few millimetres off (the arm's IK tolerance is 5 mm): widened by _SLACK_M.
+    along_fingers = (np.abs(x) <= g.finger_width_m / 2 + _SLACK_M) & (z >= finger_base) & (z <= tip + _SLACK_M)
+    palm = ((z <= g.palm_front_m - g.palm_to_grasp_m) & (np.abs(y) <= g.palm_half_span_m)
+            & (np.abs(x) <= g.palm_half_thickness_m))
+    under_finger = along_fingers & (np.abs(y) > half) & (np.abs(y) <= half + g.finger_thickness_m)
+    if palm.any() or under_finger.any():
+        return 0, 0
+    in_path = along_fingers & (np.abs(y) <= half)
+    # How far out each point meets the finger's face: the tapered part of the face stands back.
+    reach = np.abs(y) - FACE_TAPER * np.maximum(pad_start - z, 0.0)
+    values = labels[rows, cols]
+    out = []
+    for side in (y > 0, y < 0):
+        path = in_path & side
+        if not path.any():
+            out.append(0)
+            continue
+        touch = path & (reach >= reach[path].max() - _CONTACT_BAND_M)
+        out.append(_label_at_centre(np.stack([x[touch], z[touch]], axis=1), values[touch]))
+    return out[0], out[1]
+
+
+def _label_at_centre(xz: np.ndarray, values: np.ndarray) -> int:
+    """The label at the centre of the pressed surface seen as points ``xz`` (N, 2) on the finger's face.
+
+    The camera sees the pressed strip only in places (densely where the surface
+    faces it, hardly where it turns away), so the centre is that of the strip's
+    extent (the middle of its bounding box on the face), not the mean of the
+    points, which the judge's centre of the pressed area resembles. The label
+    of the point nearest that centre wins, unless a point of another label
+    lies within 3 mm of it (the centre is on a part boundary: 0).
+    """
+    centre = (xz.min(axis=0) + xz.max(axis=0)) / 2
+    distance = np.linalg.norm(xz - centre, axis=1)
+    label = values[int(np.argmin(distance))]
+    return 0 if np.any((values != label) & (distance < _BOUNDARY_MARGIN_M)) else int(label)
