@@ -277,3 +277,40 @@ def test_bench_on_a_parts_suite_records_parts_and_summarises_them(tmp_path):
     assert parts["part_correct"]["successes"] == sum(r["success"] for r in rows)
     assert sum(b["attempts"] for b in parts["per_class_part"].values()) == 2
     assert parts["heldout_pairs"]["attempts"] + parts["trained_pairs"]["attempts"] == 2
+
+
+def test_check_env_passes_for_the_parts_task():
+    from gymnasium.utils.env_checker import check_env
+
+    from graspsim.envs.pick_env import PickEnv
+
+    env = PickEnv(kind="tabletop", task="parts", privileged=True, width=160, height=120, renderer="tiny",
+                  robot="hand")
+    try:
+        check_env(env, skip_render_check=True)
+        assert env.observation_space["target_part"].n == MAX_PARTS
+    finally:
+        env.close()
+    with pytest.raises(ValueError, match="suite 'shelf-parts-test' has task 'parts', not 'pick'"):
+        PickEnv(suite="shelf-parts-test", task="pick")
+    with pytest.raises(ValueError, match="unknown task 'grab'"):
+        PickEnv(task="grab")
+
+
+def test_rendered_datasets_store_part_masks_and_the_part_each_label_held(tmp_path):
+    from graspsim.data.format import iter_scene_dirs, read_scene
+    from graspsim.data.labels import LabelConfig
+    from graspsim.data.render import render_dataset
+
+    render_dataset("tabletop-train", 1, tmp_path, width=160, height=120, renderer="tiny", progress=False,
+                   robot="hand", labels=LabelConfig(max_candidates=2))
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["parts"] == {c: list(part_names(c)) for c in CLASSES}
+    scene = read_scene(iter_scene_dirs(tmp_path)[0])
+    assert scene["part_seg"].dtype == np.uint8 and ((scene["part_seg"] > 0) == (scene["instance"] > 0)).all()
+    for obj in scene["meta"]["objects"]:
+        labels = scene["part_seg"][scene["instance"] == obj["product_index"] + 1]
+        assert labels.max(initial=0) <= len(part_names(obj["class_name"]))
+    parts = [(CLASSES[c], p) for c, p in zip(scene["grasp_classes"], scene["grasp_parts"])]
+    assert parts and all(p is None or p in part_names(c) for c, p in parts)
+    assert any(p is not None for _, p in parts)

@@ -40,7 +40,7 @@ from graspsim.geometry import deproject, invert_transform
 from graspsim.grasping.mask_grasps import ScoredGrasp, object_grasps
 from graspsim.grasping.workspace import executed_command
 from graspsim.scenes.kinds import scene_kind
-from graspsim.types import CameraModel, GraspRect, GripperCommand
+from graspsim.types import CameraModel, GripperCommand
 
 #: The Franka finger's inner face (pybullet_data's collision/finger.obj): a flat pad over the finger's last
 #: PAD_LENGTH_M, then tapering back from the pad plane by FACE_TAPER metres per metre towards the finger's base.
@@ -113,3 +113,28 @@ def _label_at_centre(xz: np.ndarray, values: np.ndarray) -> int:
     distance = np.linalg.norm(xz - centre, axis=1)
     label = values[int(np.argmin(distance))]
     return 0 if np.any((values != label) & (distance < _BOUNDARY_MARGIN_M)) else int(label)
+
+
+def part_grasps(label: int, instance_mask: np.ndarray, part_seg: np.ndarray, depth_m: np.ndarray,
+                camera: CameraModel, kind: str, approach_world: np.ndarray, gripper: GripperSpec = GripperSpec(),
+                *, grasp_depth_m: float, **planner) -> list[ScoredGrasp]:
+    """Ranked grasps (best first) on part ``label`` of one product whose predicted contacts are both on it.
+
+    ``instance_mask``: (H, W) bool, the product's pixels; ``part_seg``: (H, W)
+    part labels (``k + 1`` = part ``k``); ``depth_m``: (H, W) metres;
+    ``kind``: the scene kind's name; ``planner``: keyword arguments of
+    :func:`~graspsim.grasping.mask_grasps.object_grasps` (margin_m, n_angles,
+    max_candidates, surface_slab_m). Empty when the part shows no grasp.
+    """
+    labels = np.where(instance_mask, part_seg, 0).astype(np.int64)
+    part_mask = labels == label
+    if not part_mask.any():
+        return []
+    kept = []
+    for grasp in object_grasps(part_mask, depth_m, camera, kind, approach_world, gripper,
+                               grasp_depth_m=grasp_depth_m, **planner):
+        command = executed_command(grasp.rect, depth_m, camera, approach_world, scene_kind(kind), gripper,
+                                   grasp_depth_m)
+        if command is not None and contact_labels(command, labels, depth_m, camera, gripper) == (label, label):
+            kept.append(grasp)
+    return kept
