@@ -25,14 +25,17 @@ family           parts (product bottom->top)  where the boundaries come from
 ===============  ===========================  ===========================================================
 cylinder (cans)  bottom, body, top            lower / upper 30 % of the height (the lid is the top 1 cm
                                               and narrower than the wall: fingers close on the wall below)
-bottle           body, [neck,] cap            cap box; ``neck`` = shoulder and neck up to the cap, where
-                                              that is >= 3 cm tall (water, tea, ketchup), else in the body
-carton           bottom, body, top            ``top`` = the gable roof and fin; bottom 25 %
-box              bottom, [body,] top          thirds, or halves for boxes under 7 cm tall
+bottle           body, [neck,] cap            cap box; ``neck`` = the upper 60 % of the shoulder and the
+                                              neck up to the cap, where that is >= 2.5 cm tall (water,
+                                              tea, ketchup), else in the body
+carton           bottom, body, top            ``top`` = the gable roof, its fin and 1.5 cm of the walls
+                                              below; bottom 25 %
+box              bottom, [body,] top          thirds; boxes under 7 cm tall: the lower 40 % and the rest
 cup, bowl        body / bottom, top           ``top`` = the upper 35 % (cups) / half (bowl) with the rim
 bag              bottom, body, top            thirds at 30 % / 70 % (``top`` holds the seal)
 jar              body, lid                    ``lid`` = the screw lid and the neck under it
-tube             bottom, body, lid            the lid box (slightly wider than the tube); bottom 30 %
+tube             bottom, body, top            ``top`` = the lid (1 mm wider than the tube) and 2 cm of the
+                                              wall below it; bottom 30 %
 handle_bottle    body, handle, cap            ``cap`` = cap and neck; ``handle`` = everything behind the
                                               body (+y) below the shoulder
 ===============  ===========================  ===========================================================
@@ -57,7 +60,13 @@ from graspsim.assets.catalog import CATALOG, Box, get_class
 #: Every part name used by some class (the vocabulary of part-aware instructions).
 PART_WORDS = ("cap", "lid", "neck", "top", "body", "bottom", "handle")
 
-_FULL = (-0.5, 0.5)
+# Where a bottle's neck part starts, as a fraction of the way up the shoulder (the shoulder's radius there is
+# 81 % of the way from the neck's to the body's, 3-4 mm inside the body's), and the shortest neck part.
+_NECK_START = 0.4
+_MIN_NECK_M = 0.025
+# How far down a carton's walls its top part reaches below the gable roof, and a snack tube's below its lid.
+_CARTON_TOP_WALL_M = 0.015
+_TUBE_TOP_WALL_M = 0.02
 
 
 def _z_slabs(*parts: tuple[str, float]) -> dict[str, Box]:
@@ -82,15 +91,20 @@ def _partition(class_name: str) -> dict[str, Box]:
     if family == "cylinder":
         return _z_slabs(("bottom", -0.2), ("body", 0.2), ("top", 0.5))
     if family == "bottle":
-        cap0, shoulder = p["cap"][0][2], p["body"][1][2]
-        if (cap0 - shoulder) * h >= 0.03:
-            return _z_slabs(("body", shoulder), ("neck", cap0), ("cap", 0.5))
+        cap0, shoulder, neck0 = p["cap"][0][2], p["body"][1][2], p["neck"][0][2]
+        # The shoulder narrows from the body's width to the neck's: its lower part is as wide as the body
+        # (fingers there press both), so the neck starts _NECK_START of the way up the shoulder.
+        neck_start = shoulder + _NECK_START * (neck0 - shoulder)
+        if (cap0 - neck_start) * h >= _MIN_NECK_M:
+            return _z_slabs(("body", neck_start), ("neck", cap0), ("cap", 0.5))
         return _z_slabs(("body", cap0), ("cap", 0.5))
     if family == "carton":
-        return _z_slabs(("bottom", -0.25), ("body", p["roof"][0][2]), ("top", 0.5))
+        # The gable narrows from the body's width: fingers closing across it press its base, so the top part
+        # reaches _CARTON_TOP_WALL_M down the walls below the roof.
+        return _z_slabs(("bottom", -0.25), ("body", p["roof"][0][2] - _CARTON_TOP_WALL_M / h), ("top", 0.5))
     if family == "box":
-        if h < 0.07:
-            return _z_slabs(("bottom", 0.0), ("top", 0.5))
+        if h < 0.07:  # a grip from above reaches 3.3 cm down, so the top is most of such a box
+            return _z_slabs(("bottom", -0.1), ("top", 0.5))
         return _z_slabs(("bottom", -1 / 6), ("body", 1 / 6), ("top", 0.5))
     if family == "cup":
         return _z_slabs(("body", 0.15), ("top", 0.5))
@@ -101,7 +115,9 @@ def _partition(class_name: str) -> dict[str, Box]:
     if family == "jar":
         return _z_slabs(("body", p["neck"][0][2]), ("lid", 0.5))
     if family == "tube":
-        return _z_slabs(("bottom", -0.2), ("body", p["cap"][0][2]), ("lid", 0.5))
+        # The lid is 1.3 cm tall and only 1 mm wider than the tube: fingers on it press the wall under it too,
+        # so the top part is the lid and _TUBE_TOP_WALL_M of the wall below.
+        return _z_slabs(("bottom", -0.2), ("body", p["cap"][0][2] - _TUBE_TOP_WALL_M / h), ("top", 0.5))
     if family == "handle_bottle":
         y_back, z_cap = p["body"][1][1], p["shoulder"][1][2]  # the body ends at y_back; the neck starts at z_cap
         return {"body": ((-0.5, -0.5, -0.5), (0.5, y_back, z_cap)),

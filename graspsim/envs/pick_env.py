@@ -25,7 +25,8 @@ eligible parts, both with the episode's generator: a part is eligible when an in
 is clearly visible shows at least 150 pixels of it at 640x480 (scaled with the image area), the grasp
 planner finds a grasp there whose predicted finger contacts are both on it
 (:func:`graspsim.grasping.part_grasps.part_grasps`, on the noise-free view) and, with the arm, the robot
-model has a plan for one of them (as the oracle asks); the instruction split (``"train"`` or ``"test"``,
+model has a plan for one of them that keeps the arm clear of the other products in view (as the oracle
+asks); the instruction split (``"train"`` or ``"test"``,
 from the suite) says which phrasings and (class, part) pairs may be drawn. A scene where no part is
 eligible names the first part in the same random order that shows enough pixels (``part_graspable``
 False in ``info``; rare at 640x480). ``info`` then has ``target_part``, ``part_graspable``,
@@ -101,7 +102,7 @@ from graspsim.config import GRASP_DEPTH_M, GRASP_MARGIN_M, PhysicsConfig
 from graspsim.envs.text_space import InstructionText
 from graspsim.geometry import make_transform, quat_to_matrix
 from graspsim.grasping.arm_motion import first_executable
-from graspsim.grasping.part_grasps import part_grasps
+from graspsim.grasping.part_grasps import part_grasps, scene_points
 from graspsim.scenes import instructions
 from graspsim.scenes.kinds import SCENE_KINDS, scene_kind
 from graspsim.scenes.sampling import SceneOptions
@@ -128,6 +129,8 @@ _MIN_PART_PX_640x480 = 150
 # asked of the arm: enough to find one where one exists, few enough to keep reset() near a second.
 _PART_CHECK_INSTANCES = 3
 _PART_CHECK_ARM = 4
+# Grasps planned on a part before the contact filter (as many as the oracle's default part_candidates).
+_PART_CANDIDATES = 20
 
 
 class PickEnv(gym.Env):
@@ -386,15 +389,19 @@ class PickEnv(gym.Env):
         one of the first few (module docstring)."""
         label = part_index(class_name, part) + 1
         kind = scene_kind(self.kind)
+        # as the oracle asks: the arm keeps clear of the other products the camera sees, too
+        neighbours = scene_points((frames.class_seg >= 0) & (frames.class_seg != class_index(class_name)),
+                                  frames.depth_m, frames.camera)
         for body in bodies:
             grasps = part_grasps(label, frames.instance_seg == body, frames.part_seg, frames.depth_m, frames.camera,
                                  self.kind, self._scene.approach_world, self.physics.gripper,
-                                 grasp_depth_m=self.grasp_depth_m, margin_m=GRASP_MARGIN_M)
+                                 grasp_depth_m=self.grasp_depth_m, margin_m=GRASP_MARGIN_M,
+                                 max_candidates=_PART_CANDIDATES)
             if grasps and self.robot == "hand":
                 return True
             if grasps and first_executable([g.rect for g in grasps], frames.depth_m, frames.camera,
                                            self._scene.approach_world, kind, self.physics, self.grasp_depth_m,
-                                           _PART_CHECK_ARM)[0] is not None:
+                                           _PART_CHECK_ARM, neighbours)[0] is not None:
                 return True
         return False
 

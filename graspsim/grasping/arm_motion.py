@@ -242,16 +242,36 @@ def arm_can_execute(kind: SceneKind, command: GripperCommand, physics: PhysicsCo
                                                  for q in (plan.q_via, *plan.approach))
 
 
+def arm_clear_of_points(kind: SceneKind, command: GripperCommand, physics: PhysicsConfig,
+                        points_world: np.ndarray) -> bool:
+    """Whether the arm's spheres (:func:`arm_sphere_centres`) keep clear of ``points_world`` (N, 3) metres, world
+    frame (e.g. the products the camera sees beside the target) from the via pose along the approach to the
+    grasp, on the plan :func:`plan_arm_motion` makes for ``command`` (False without a plan)."""
+    from scipy.spatial import cKDTree
+
+    plan = plan_arm_motion(kind, hand_motion(kind, command, physics))
+    if isinstance(plan, str):
+        return False
+    if len(points_world) == 0:
+        return True
+    tree = cKDTree(points_world)
+    centres = np.concatenate([arm_sphere_centres(plan.T_world_base, q) for q in (plan.q_via, *plan.approach)])
+    distance, _ = tree.query(centres, distance_upper_bound=ARM_SPHERE_RADIUS_M)
+    return bool(np.isinf(distance).all())
+
+
 def first_executable(rects: list[GraspRect], depth_m: np.ndarray, camera: CameraModel, approach_world: np.ndarray,
-                     kind: SceneKind, physics: PhysicsConfig, grasp_depth_m: float,
-                     max_checked: int = 8) -> tuple[int | None, int]:
+                     kind: SceneKind, physics: PhysicsConfig, grasp_depth_m: float, max_checked: int = 8,
+                     obstacles: np.ndarray | None = None) -> tuple[int | None, int]:
     """``(index, checked)``: the first of ``rects`` (best first) the Panda has a plan for (:func:`arm_can_execute`
     on the command the robot would execute, :func:`~graspsim.grasping.workspace.executed_command`), at most
-    ``max_checked`` tried; index None when none of them is executable."""
+    ``max_checked`` tried; index None when none of them is executable. ``obstacles``: (N, 3) world points the
+    arm must also keep clear of on the way in (:func:`arm_clear_of_points`); None: the furniture only."""
     checked = 0
     for index, rect in enumerate(rects[:max_checked]):
         checked += 1
         command = executed_command(rect, depth_m, camera, approach_world, kind, physics.gripper, grasp_depth_m)
-        if command is not None and arm_can_execute(kind, command, physics):
+        if command is not None and arm_can_execute(kind, command, physics) and (
+                obstacles is None or arm_clear_of_points(kind, command, physics, obstacles)):
             return index, checked
     return None, checked

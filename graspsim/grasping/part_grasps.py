@@ -9,22 +9,30 @@ are predicted from what the camera sees, and only grasps whose predicted
 contacts both lie on the part are kept:
 
 1. Candidates: :func:`~graspsim.grasping.mask_grasps.object_grasps` on the
-   product's pixels that carry the part's label.
+   product's pixels that carry the part's label (near its nearest surface,
+   then, when none of those holds the part, on all of them).
 2. Each becomes the command the robot would execute (the environment's
    conversion and support clearance), and the product's visible surface
    points (all its labelled pixels, deprojected) are moved into the grasp
    frame. A visible point of the product in front of the palm or under a
    finger's path outside the jaws rules the grasp out (the hand would run
-   into the product). Points within a finger's path - across the pad's width
-   (``finger_width_m``), along the approach from the finger base to the tip,
-   both 4 mm more for where the fingers may end up (the arm's IK tolerance),
-   between the open jaws - are where the fingers can touch; on each side the
-   finger stops at the point furthest out along the closing axis (the inner
-   face is a flat pad at the tip and tapers back 2.5 mm towards the finger's
-   base). The points within 1 mm of that extreme are the surface the finger
-   presses; the part at their centre (on the finger's face, see
-   :func:`_label_at_centre`) is the part under the finger, as
-   the judge takes the centre of the pressed surface (:mod:`graspsim.sim.execute`).
+   into the product). So that both contacts are in view, the closing axis
+   must be at least 60 degrees off the camera's line of sight (both fingers
+   then close on the product's outline as the camera sees it).
+3. Points within a finger's path - across the pad's width
+   (``finger_width_m``) and along the approach from the finger's base to its
+   tip, 4 and 6 mm more for where the fingers may end up (the arm's IK
+   tolerance), between the open jaws - are where the fingers can touch; on
+   each side the finger stops at the point furthest out along the closing
+   axis (the inner face is a flat pad at the tip and tapers back 2.5 mm
+   towards the finger's base). The points within 1 mm of that extreme are
+   the surface the finger presses (as the judge takes it); the part at their
+   centre (on the finger's face, see
+   :func:`_label_at_centre`) is the part under the finger, as the judge
+   takes the centre of the pressed surface (:mod:`graspsim.sim.execute`).
+   When the camera sees no point of the product where a pad goes (that side
+   is hidden, e.g. behind a neighbour: what the pad meets is unknown) the
+   contact is not called.
 
 The environment asks the same question to decide which parts of a scene a
 part-aware instruction may name (:meth:`graspsim.envs.pick_env.PickEnv`), and
@@ -46,12 +54,15 @@ from graspsim.types import CameraModel, GripperCommand
 #: PAD_LENGTH_M, then tapering back from the pad plane by FACE_TAPER metres per metre towards the finger's base.
 PAD_LENGTH_M = 0.018
 FACE_TAPER = 0.0025 / 0.036
-# Points this close (metres) to a side's outermost point are where that finger touches (as the judge sees it).
+# Points this close (metres) to a side's outermost point are where that finger touches (the judge's band).
 _CONTACT_BAND_M = 0.001
 # A pressed surface's centre closer than this to a point of another part is too close to call.
-_BOUNDARY_MARGIN_M = 0.003
+_BOUNDARY_MARGIN_M = 0.005
 # How much wider and longer than the finger the region it may touch is taken to be.
 _SLACK_M = 0.004
+_TIP_SLACK_M = 0.006
+# The closing axis must be at least 60 degrees off the line of sight (|cos| <= 0.5).
+_MAX_AXIS_COS = 0.5
 
 
 def contact_labels(command: GripperCommand, labels: np.ndarray, depth_m: np.ndarray, camera: CameraModel,
@@ -68,6 +79,11 @@ def contact_labels(command: GripperCommand, labels: np.ndarray, depth_m: np.ndar
     rows, cols = np.nonzero(labels > 0)
     if rows.size == 0:
         return 0, 0
+    # Both contacts must face the camera's side: a closing axis far from square to the line of sight puts one
+    # finger behind the product, where the camera cannot see what it will press.
+    sight = command.T_world_grasp[:3, 3] - camera.T_world_camera[:3, 3]
+    if abs(command.T_world_grasp[:3, 1] @ sight) > _MAX_AXIS_COS * np.linalg.norm(sight):
+        return 0, 0
     T_grasp_camera = invert_transform(command.T_world_grasp) @ camera.T_world_camera
     p_camera = deproject(camera.K, np.stack([cols, rows], axis=1), depth_m[rows, cols])
     p = p_camera @ T_grasp_camera[:3, :3].T + T_grasp_camera[:3, 3]  # (N, 3) grasp frame
@@ -77,8 +93,10 @@ def contact_labels(command: GripperCommand, labels: np.ndarray, depth_m: np.ndar
     tip = g.fingertip_beyond_grasp_m
     pad_start = tip - PAD_LENGTH_M
     half = command.opening_m / 2
-    # The fingers may end up a few millimetres off (the arm's IK tolerance is 5 mm): widened by _SLACK_M.
-    along_fingers = (np.abs(x) <= g.finger_width_m / 2 + _SLACK_M) & (z >= finger_base) & (z <= tip + _SLACK_M)
+    # The fingers may end up a few millimetres off (the arm's IK tolerance is 5 mm): widened by _SLACK_M, and
+    # longer by _TIP_SLACK_M (a product widening just past the fingertips is where they end up pressing).
+    along_fingers = ((np.abs(x) <= g.finger_width_m / 2 + _SLACK_M) & (z >= finger_base)
+                     & (z <= tip + _TIP_SLACK_M))
     palm = ((z <= g.palm_front_m - g.palm_to_grasp_m) & (np.abs(y) <= g.palm_half_span_m)
             & (np.abs(x) <= g.palm_half_thickness_m))
     under_finger = along_fingers & (np.abs(y) > half) & (np.abs(y) <= half + g.finger_thickness_m)
@@ -91,9 +109,8 @@ def contact_labels(command: GripperCommand, labels: np.ndarray, depth_m: np.ndar
     out = []
     for side in (y > 0, y < 0):
         path = in_path & side
-        if not path.any():
-            out.append(0)
-            continue
+        if not np.any(path & (z >= pad_start)):  # the camera does not see where the pad goes: not called
+            return 0, 0
         touch = path & (reach >= reach[path].max() - _CONTACT_BAND_M)
         out.append(_label_at_centre(np.stack([x[touch], z[touch]], axis=1), values[touch]))
     return out[0], out[1]
@@ -107,7 +124,7 @@ def _label_at_centre(xz: np.ndarray, values: np.ndarray) -> int:
     extent (the middle of its bounding box on the face), not the mean of the
     points, which the judge's centre of the pressed area resembles. The label
     of the point nearest that centre wins, unless a point of another label
-    lies within 3 mm of it (the centre is on a part boundary: 0).
+    lies within 5 mm of it (the centre is on a part boundary: 0).
     """
     centre = (xz.min(axis=0) + xz.max(axis=0)) / 2
     distance = np.linalg.norm(xz - centre, axis=1)
@@ -130,11 +147,27 @@ def part_grasps(label: int, instance_mask: np.ndarray, part_seg: np.ndarray, dep
     part_mask = labels == label
     if not part_mask.any():
         return []
-    kept = []
-    for grasp in object_grasps(part_mask, depth_m, camera, kind, approach_world, gripper,
-                               grasp_depth_m=grasp_depth_m, **planner):
-        command = executed_command(grasp.rect, depth_m, camera, approach_world, scene_kind(kind), gripper,
-                                   grasp_depth_m)
-        if command is not None and contact_labels(command, labels, depth_m, camera, gripper) == (label, label):
-            kept.append(grasp)
-    return kept
+    # The planner's grasps near the part's nearest surface first; when none of them holds the part, those on
+    # the whole part (a slab as deep as the scene: near_surface keeps every pixel).
+    for slab in (planner.pop("surface_slab_m", 0.02), np.inf):
+        kept = []
+        for grasp in object_grasps(part_mask, depth_m, camera, kind, approach_world, gripper, surface_slab_m=slab,
+                                   grasp_depth_m=grasp_depth_m, **planner):
+            command = executed_command(grasp.rect, depth_m, camera, approach_world, scene_kind(kind), gripper,
+                                       grasp_depth_m)
+            if command is not None and contact_labels(command, labels, depth_m, camera, gripper) == (label, label):
+                kept.append(grasp)
+        if kept:
+            return kept
+    return []
+
+
+def scene_points(mask: np.ndarray, depth_m: np.ndarray, camera: CameraModel, stride: int = 2) -> np.ndarray:
+    """World points (N, 3) metres of the pixels of ``mask`` (H, W) with depth (``depth_m``, metres along camera z),
+    every ``stride``-th row and column: what the camera sees there, e.g. as obstacles for the arm."""
+    sub = np.zeros_like(mask, dtype=bool)
+    sub[::stride, ::stride] = True
+    rows, cols = np.nonzero(mask & sub & np.isfinite(depth_m) & (depth_m > 0))
+    p_camera = deproject(camera.K, np.stack([cols, rows], axis=1), depth_m[rows, cols])
+    T = np.asarray(camera.T_world_camera)
+    return p_camera @ T[:3, :3].T + T[:3, 3]

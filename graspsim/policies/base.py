@@ -104,10 +104,11 @@ def as_observation(obs: Observation | Mapping[str, Any]) -> Observation:
 
 
 def first_executable(rects: list[GraspRect], obs: Observation, gripper, grasp_depth_m: float,
-                     max_checked: int = 8) -> tuple[int, int]:
+                     max_checked: int = 8, obstacles: np.ndarray | None = None) -> tuple[int, int]:
     """``(index, checked)``: the first of ``rects`` (best first) the arm has a motion plan for, asking the robot
     model as a motion planner would (:func:`graspsim.grasping.arm_motion.arm_can_execute`; the floating hand
-    executes anything: 0). At most ``max_checked`` are tried; when none is executable the first is kept."""
+    executes anything: 0). At most ``max_checked`` are tried; when none is executable the first is kept.
+    ``obstacles``: (N, 3) world points the arm must keep clear of too (None: the furniture only)."""
     if obs.robot != "panda":
         return 0, 0
     from graspsim.config import PhysicsConfig
@@ -116,7 +117,7 @@ def first_executable(rects: list[GraspRect], obs: Observation, gripper, grasp_de
 
     index, checked = arm_first_executable(rects, obs.depth_m, obs.camera, obs.approach_world,
                                           scene_kind(obs.scene_kind), PhysicsConfig(gripper=gripper), grasp_depth_m,
-                                          max_checked)
+                                          max_checked, obstacles)
     return (0 if index is None else index), checked
 
 

@@ -18,7 +18,7 @@ import numpy as np
 from graspsim.assets.parts import part_index
 from graspsim.config import GripperSpec
 from graspsim.grasping.mask_grasps import ScoredGrasp, fallback_grasp, object_grasps
-from graspsim.grasping.part_grasps import part_grasps
+from graspsim.grasping.part_grasps import part_grasps, scene_points
 from graspsim.policies.base import PolicyError, PolicyOutput, as_observation, catalog, copy_config, first_executable
 from graspsim.policies.config import GraspPlanConfig, arg
 from graspsim.types import Observation
@@ -36,6 +36,8 @@ class OraclePolicyConfig(GraspPlanConfig):
     """Most visible instances of the target class tried, largest first."""
     surface_slab_m: float = arg(0.02, min=0.0)
     """Depth slab (metres) behind the nearest surface that counts as the grasped face."""
+    part_candidates: int = arg(20, min=1)
+    """Part-aware task: grasps planned on the named part per instance before the contact filter."""
 
 
 class OraclePolicy:
@@ -54,7 +56,9 @@ class OraclePolicy:
     (most part pixels first), each with the planner restricted to the part's
     pixels and its grasps filtered by their predicted contacts
     (:func:`~graspsim.grasping.part_grasps.part_grasps`); with the arm the best
-    one the arm can execute. When no instance has such a grasp the ordinary
+    one the arm can execute, keeping clear of the other products it sees (their
+    depth pixels, :func:`~graspsim.grasping.arm_motion.arm_clear_of_points`).
+    When no instance has such a grasp the ordinary
     best grasp on the product is returned (``info["part_fallback"] = True``).
     """
 
@@ -93,7 +97,7 @@ class OraclePolicy:
             info["part_fallback"] = True  # no grasp on the part: the best grasp on the product
         order = np.argsort(-counts, kind="stable")[: self.max_instances]
         masks = {int(ids[i]): target & (instance_seg == ids[i]) for i in order}
-        output = self._choose(obs, masks, info, lambda mask: object_grasps(
+        output = self._choose(obs, masks, info, None, lambda mask: object_grasps(
             mask, obs.depth_m, obs.camera, obs.scene_kind, obs.approach_world, self.gripper,
             surface_slab_m=self.surface_slab_m, grasp_depth_m=self.grasp_depth_m, margin_m=self.margin_m,
             n_angles=self.n_angles, max_candidates=self.max_candidates))
@@ -123,22 +127,26 @@ class OraclePolicy:
         ids, counts = np.unique(instance_seg[on_part], return_counts=True)
         masks = {int(ids[i]): target & (instance_seg == ids[i])
                  for i in np.argsort(-counts, kind="stable")[: self.max_instances]}
-        return self._choose(obs, masks, info, lambda mask: part_grasps(
+        # Grips on small parts bring the arm close to the neighbours: it must keep clear of the products it sees.
+        neighbours = scene_points((np.asarray(obs.class_seg) >= 0) & ~target, obs.depth_m, obs.camera)
+        return self._choose(obs, masks, info, neighbours, lambda mask: part_grasps(
             label, mask, part_seg, obs.depth_m, obs.camera, obs.scene_kind, obs.approach_world, self.gripper,
             surface_slab_m=self.surface_slab_m, grasp_depth_m=self.grasp_depth_m, margin_m=self.margin_m,
-            n_angles=self.n_angles, max_candidates=self.max_candidates))
+            n_angles=self.n_angles, max_candidates=self.part_candidates))
 
-    def _choose(self, obs: Observation, masks: dict[int, np.ndarray], info: dict,
+    def _choose(self, obs: Observation, masks: dict[int, np.ndarray], info: dict, obstacles: np.ndarray | None,
                 plan: Callable[[np.ndarray], list[ScoredGrasp]]) -> PolicyOutput | None:
         """The best of ``plan(mask)``'s grasps over the instances ``masks`` (body -> (H, W) bool, tried in order);
-        with the arm the best one it can execute. None when no instance has a grasp."""
+        with the arm the best one it can execute (keeping clear of ``obstacles``, (N, 3) world points, when
+        given). None when no instance has a grasp."""
         scored = [(g, body) for body, mask in masks.items() for g in plan(mask)]
         if not scored:
             return None
         # Stable sort: on equal scores the larger instance (tried first) wins.
         scored.sort(key=lambda item: (item[0].palm_blocked, -item[0].score))
         # With the arm: the best grasp it can execute (an arm's planner is asked; the floating hand takes the best).
-        chosen, checked = first_executable([g.rect for g, _ in scored], obs, self.gripper, self.grasp_depth_m)
+        chosen, checked = first_executable([g.rect for g, _ in scored], obs, self.gripper, self.grasp_depth_m,
+                                           obstacles=obstacles)
         best, body = scored[chosen]
         info.update(fallback=False, instance=body, score=round(best.score, 4), opening_m=round(best.opening_m, 4),
                     width_m=round(best.width_m, 4), free_fraction=round(best.free_fraction, 4),

@@ -44,7 +44,7 @@ HELDOUT_PHRASINGS: frozenset[int] = frozenset({6, 7, 8})
 #: (class, part) pairs asked only in test suites.
 HELDOUT_PAIRS: frozenset[tuple[str, str]] = frozenset({
     ("ketchup_bottle", "cap"), ("soda_can", "top"), ("milk_carton", "top"), ("cereal_box", "body"),
-    ("sauce_jar", "lid"), ("snack_tube", "bottom"),
+    ("tea_bottle", "neck"), ("snack_tube", "bottom"),
 })
 #: Instruction splits: "train" (held-out phrasings and pairs excluded) and "test" (everything).
 INSTRUCTION_SPLITS = ("train", "test")
