@@ -199,8 +199,8 @@ def test_the_same_seed_draws_the_same_part_target(parts_env):
 
 
 # ----------------------------------------------------------------------------------------- part judgement
-def _ketchup_on_the_table(world):
-    """A plan with one ketchup bottle upright on the table (identity orientation) and its built scene."""
+def _ketchup_on_the_table(world, x: float = 0.0):
+    """A plan with one ketchup bottle upright on the table at ``(x, 0)`` (identity orientation), built."""
     from graspsim.scenes.kinds import scene_kind
     from graspsim.scenes.plan import ProductPlacement
     from graspsim.scenes.sampling import sample_plan
@@ -208,7 +208,7 @@ def _ketchup_on_the_table(world):
 
     size = get_variant("ketchup_bottle", 0).size_m
     top = scene_kind("tabletop").support_tops_m[0]
-    bottle = ProductPlacement("ketchup_bottle", 0, (0.0, 0.0, top + size[2] / 2 + 0.0005), (0.0, 0.0, 0.0, 1.0))
+    bottle = ProductPlacement("ketchup_bottle", 0, (x, 0.0, top + size[2] / 2 + 0.0005), (0.0, 0.0, 0.0, 1.0))
     plan = replace(sample_plan("tabletop", 0), products=(bottle,))
     return build_at_rest(world, plan, PhysicsConfig()), np.asarray(size)
 
@@ -314,3 +314,48 @@ def test_rendered_datasets_store_part_masks_and_the_part_each_label_held(tmp_pat
     parts = [(CLASSES[c], p) for c, p in zip(scene["grasp_classes"], scene["grasp_parts"])]
     assert parts and all(p is None or p in part_names(c) for c, p in parts)
     assert any(p is not None for _, p in parts)
+
+
+def test_the_arm_check_keeps_clear_of_seen_products():
+    """The oracle's and the environment's arm check with obstacles: a grasp from above the table is clear of
+    nothing and of a point far off, not of a point where its wrist passes (a neighbour 10 cm above the grasp)."""
+    from graspsim.grasping.arm_motion import arm_clear_of_points
+    from graspsim.scenes.kinds import scene_kind
+    from graspsim.types import GripperCommand
+
+    kind, physics = scene_kind("tabletop"), PhysicsConfig()
+    down = np.stack([[0, 1, 0], [1, 0, 0], [0, 0, -1]], axis=1).astype(float)  # approach down, closing along x
+    command = GripperCommand(make_transform(down, [0.0, 0.0, 0.76]), 0.06)
+    assert arm_clear_of_points(kind, command, physics, np.zeros((0, 3)))
+    assert arm_clear_of_points(kind, command, physics, np.array([[0.3, 0.3, 0.72]]))
+    assert not arm_clear_of_points(kind, command, physics, np.array([[0.0, 0.0, 0.86]]))
+
+
+def test_contact_prediction_from_the_image_names_the_part_the_fingers_will_press():
+    """What the oracle and the environment predict from the camera (part_seg + depth) for grasps of known pose
+    on a lone ketchup bottle 20 cm to the side of the table camera (which looks straight down): around the cap,
+    closing square to the line of sight -> the cap under both fingers; as deep as the body -> ruled out (the
+    palm would hit the cap first); closing towards the camera -> not called (the far finger's side is out of
+    view)."""
+    from graspsim.assets.parts import part_index
+    from graspsim.grasping.part_grasps import contact_labels
+    from graspsim.sim.camera import render, scene_part_seg
+    from graspsim.sim.world import SimWorld
+
+    world = SimWorld(PhysicsConfig(), "tiny")
+    try:
+        scene, size = _ketchup_on_the_table(world, x=0.2)
+        frames = scene_part_seg(world, scene, render(world, scene.camera, body_to_class=scene.body_to_class))
+        labels = np.where(frames.instance_seg == scene.live_bodies[0], frames.part_seg, 0)
+        top = np.array(world.client.getBasePositionAndOrientation(scene.live_bodies[0])[0]) + [0, 0, size[2] / 2]
+
+        def predict(depth_below_top, closing):
+            command = _command(top - [0, 0, depth_below_top], [0, 0, -1], closing, opening=0.06)
+            return contact_labels(command, labels, frames.depth_m, frames.camera)
+
+        cap = part_index("ketchup_bottle", "cap") + 1
+        assert predict(0.012, [0, 1, 0]) == (cap, cap)
+        assert predict(0.10, [0, 1, 0]) == (0, 0)
+        assert predict(0.012, [1, 0, 0]) == (0, 0)
+    finally:
+        world.close()

@@ -30,7 +30,7 @@ bottle           body, [neck,] cap            cap box; ``neck`` = the upper 60 %
                                               tea, ketchup), else in the body
 carton           bottom, body, top            ``top`` = the gable roof, its fin and 1.5 cm of the walls
                                               below; bottom 25 %
-box              bottom, [body,] top          thirds; boxes under 7 cm tall: the lower 40 % and the rest
+box              bottom, [body,] top          thirds; boxes under 10 cm tall: the lower 40 % and the rest
 cup, bowl        body / bottom, top           ``top`` = the upper 35 % (cups) / half (bowl) with the rim
 bag              bottom, body, top            thirds at 30 % / 70 % (``top`` holds the seal)
 jar              body, lid                    ``lid`` = the screw lid and the neck under it
@@ -103,7 +103,7 @@ def _partition(class_name: str) -> dict[str, Box]:
         # reaches _CARTON_TOP_WALL_M down the walls below the roof.
         return _z_slabs(("bottom", -0.25), ("body", p["roof"][0][2] - _CARTON_TOP_WALL_M / h), ("top", 0.5))
     if family == "box":
-        if h < 0.07:  # a grip from above reaches 3.3 cm down, so the top is most of such a box
+        if h < 0.10:  # a grip from above presses down to 3-4 cm under the top: most of such a box is its top
             return _z_slabs(("bottom", -0.1), ("top", 0.5))
         return _z_slabs(("bottom", -1 / 6), ("body", 1 / 6), ("top", 0.5))
     if family == "cup":

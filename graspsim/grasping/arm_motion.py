@@ -244,9 +244,10 @@ def arm_can_execute(kind: SceneKind, command: GripperCommand, physics: PhysicsCo
 
 def arm_clear_of_points(kind: SceneKind, command: GripperCommand, physics: PhysicsConfig,
                         points_world: np.ndarray) -> bool:
-    """Whether the arm's spheres (:func:`arm_sphere_centres`) keep clear of ``points_world`` (N, 3) metres, world
-    frame (e.g. the products the camera sees beside the target) from the via pose along the approach to the
-    grasp, on the plan :func:`plan_arm_motion` makes for ``command`` (False without a plan)."""
+    """Whether the arm's spheres (:func:`arm_sphere_centres`) keep :data:`PLANNER_MARGIN_M` clear of
+    ``points_world`` (N, 3) metres, world frame (e.g. the products the camera sees beside the target) from the
+    via pose along the approach to the grasp, on the plan :func:`plan_arm_motion` makes for ``command`` (False
+    without a plan)."""
     from scipy.spatial import cKDTree
 
     plan = plan_arm_motion(kind, hand_motion(kind, command, physics))
@@ -256,7 +257,7 @@ def arm_clear_of_points(kind: SceneKind, command: GripperCommand, physics: Physi
         return True
     tree = cKDTree(points_world)
     centres = np.concatenate([arm_sphere_centres(plan.T_world_base, q) for q in (plan.q_via, *plan.approach)])
-    distance, _ = tree.query(centres, distance_upper_bound=ARM_SPHERE_RADIUS_M)
+    distance, _ = tree.query(centres, distance_upper_bound=ARM_SPHERE_RADIUS_M + PLANNER_MARGIN_M)
     return bool(np.isinf(distance).all())
 
 
