@@ -332,14 +332,17 @@ def list_(what):
     if what in (None, "suites"):
         click.echo("suites:")
         for s in SUITES.values():
-            click.echo(f"  {s.name:<16} {s.kind:<9} {s.variant_split:<7} seeds {s.first_seed}..{s.first_seed + s.size - 1}"
+            click.echo(f"  {s.name:<20} {s.kind:<9} {s.variant_split:<7} seeds {s.first_seed}..{s.first_seed + s.size - 1}"
                        f"  {s.description}")
     if what in (None, "classes"):
+        from graspsim.assets.parts import part_names
+
         click.echo("classes:")
         for c in CATALOG:
             size = " x ".join(f"{v * 100:.1f}" for v in c.size_m)
             click.echo(f"  {c.index:>2} {c.name:<18} {c.family:<14} {size} cm  {c.mass_kg:.2f} kg  "
-                       f"seen {list(c.variants_seen)} unseen {list(c.variants_unseen)}")
+                       f"seen {list(c.variants_seen)} unseen {list(c.variants_unseen)}  "
+                       f"parts {', '.join(part_names(c.name))}")
 
 
 @main.command()
@@ -373,7 +376,8 @@ def show(suite, seed, policy, out_path, execute, renderer, robot, video_path, fp
     (scene_seed,) = _scene_seeds(suite_obj, seed, 1)
     agent = make_policy(policy)
     env = PickEnv(kind=suite_obj.kind, variant_split=suite_obj.variant_split, renderer=renderer, robot=robot,
-                  privileged=bool(getattr(agent, "needs_privileged", False)),
+                  privileged=bool(getattr(agent, "needs_privileged", False)), task=suite_obj.task,
+                  instruction_split=suite_obj.instruction_split,
                   render_mode=None if video_path is None else "rgb_array_list", render_fps=fps)
     try:
         obs, info = env.reset(seed=scene_seed)

@@ -146,6 +146,9 @@ class Frames:
     * ``camera``: the :class:`CameraModel` that produced them.
     * ``robot_seg``: (H, W) uint8, 0 not the robot, 1 arm, 2 gripper (hand and
       fingers); None when no arm is in the scene.
+    * ``part_seg``: (H, W) uint8, 0 not a product, ``k + 1`` = grasp part ``k``
+      of the pixel's product (:func:`graspsim.assets.parts.part_names` of its
+      class); None until :func:`graspsim.sim.camera.scene_part_seg` adds it.
     """
 
     rgb: np.ndarray
@@ -154,6 +157,7 @@ class Frames:
     class_seg: np.ndarray
     camera: CameraModel
     robot_seg: np.ndarray | None = None
+    part_seg: np.ndarray | None = None
 
 
 #: Who executes grasps: "hand", the floating Franka hand of VGN-style benchmarks, or "panda", the full arm.
@@ -180,6 +184,7 @@ class FailureReason(str, enum.Enum):
     UNREACHABLE = "unreachable"  # the arm has no IK solution (within tolerance and joint limits) for a pose
     ARM_COLLISION = "arm_collision"  # an arm link hit furniture or a product before closing, or the arm itself
     INVALID_ACTION = "invalid_action"  # NaN, infinite, negative-size or out-of-image action
+    WRONG_PART = "wrong_part"  # part-aware task: the target class is held, but not (both fingers) by the named part
 
 
 @dataclass(frozen=True)
@@ -191,6 +196,10 @@ class PickOutcome:
     ``picked_class`` is the class held after the lift, or ``None``.
     ``knocked_down`` counts other products that tipped over during the attempt;
     ``dropped`` counts other products that fell off their support.
+    ``target_part``: the grasp part a part-aware attempt asked for (None: an
+    ordinary attempt); ``finger_parts``: the grasp part under each finger of the
+    held product right after closing (None for a finger not touching it; empty
+    when nothing is held), see :mod:`graspsim.sim.execute`.
     """
 
     success: bool
@@ -201,9 +210,19 @@ class PickOutcome:
     dropped: int = 0
     steps: int = 0
     details: dict[str, Any] = field(default_factory=dict)
+    target_part: str | None = None
+    finger_parts: tuple[str | None, ...] = ()
+
+    @property
+    def held_part(self) -> str | None:
+        """The grasp part both fingers held (None when nothing is held or the fingers are on different parts)."""
+        parts = set(self.finger_parts)
+        return parts.pop() if len(parts) == 1 else None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        """The outcome as a results row has it; the part keys only for part-aware attempts (ordinary rows keep
+        their format)."""
+        out = {
             "success": self.success,
             "reason": None if self.reason is None else self.reason.value,
             "picked_class": self.picked_class,
@@ -212,6 +231,9 @@ class PickOutcome:
             "steps": self.steps,
             **self.details,
         }
+        if self.target_part is not None:
+            out.update(target_part=self.target_part, held_part=self.held_part, finger_parts=list(self.finger_parts))
+        return out
 
 
 @dataclass(frozen=True)
@@ -232,6 +254,10 @@ class Observation:
       privileged information.
     * ``robot``: who will execute the grasp (:data:`ROBOTS`): a robot knows its
       own body, so planners may ask whether the arm reaches a grasp.
+    * ``target_part``: the grasp part the instruction names (part-aware task,
+      :mod:`graspsim.scenes.instructions`), e.g. ``"cap"``; None for an ordinary
+      pick. ``part_seg``: (H, W) uint8 ground-truth grasp parts (see
+      :class:`Frames`), privileged like ``class_seg``.
     """
 
     rgb: np.ndarray
@@ -244,3 +270,5 @@ class Observation:
     instance_seg: np.ndarray | None = None
     class_seg: np.ndarray | None = None
     robot: str = "hand"
+    target_part: str | None = None
+    part_seg: np.ndarray | None = None

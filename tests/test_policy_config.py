@@ -27,7 +27,7 @@ SMALL = ["--width", "320", "--height", "240", "--renderer", "tiny", "--no-progre
 # The keyword arguments each policy's constructor took before the configs: every one must stay a field.
 OLD_KEYWORDS = {
     "oracle": {"gripper", "grasp_depth_m", "margin_m", "n_angles", "max_candidates", "max_instances",
-               "surface_slab_m"},
+               "surface_slab_m", "part_candidates"},  # part_candidates: added with the part-aware task
     "heuristic": {"gripper", "grasp_depth_m", "margin_m", "color_threshold", "lightness_weight", "depth_jump_m",
                   "min_area_px", "max_segments", "max_candidates", "use_seen_variants"},
     "random": {"w_min_px", "w_max_px", "h_px"},

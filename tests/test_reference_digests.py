@@ -45,16 +45,19 @@ def weights_digest(path: Path) -> str:
 
 def dataset_digest(root: Path) -> str:
     """sha256 over every PNG and every meta.json (timings and the ``robot`` recorded since removed) of a rendered
-    dataset."""
+    dataset; ``part_seg.png`` and the grasps' ``part``, stored since, are left out."""
     h = hashlib.sha256()
     for p in sorted(Path(root).rglob("*")):
-        if p.suffix == ".png":
+        if p.suffix == ".png" and p.name != "part_seg.png":
             h.update(str(p.relative_to(root)).encode())
             h.update(p.read_bytes())
         elif p.name == "meta.json":
             meta = json.loads(p.read_text())
             meta.pop("timing", None)
             meta.pop("robot", None)  # recorded since the digests were; the datasets are rendered with "hand"
+            for obj in meta.get("objects", []):
+                for grasp in obj["grasps"]:
+                    grasp.pop("part", None)
             h.update(json.dumps(meta, sort_keys=True).encode())
     return h.hexdigest()[:16]
 

@@ -45,7 +45,7 @@ def test_layout_and_manifest(dataset):
     assert [d.name for d in dirs] == [f"scene-{s}" for s in _seeds()]
     assert dirs[0].parent.name == "shard-0000"
     assert sorted(p.name for p in dirs[0].iterdir()) == ["class.png", "depth.png", "instance.png", "meta.json",
-                                                         "rgb.png", "robot_seg.png"]
+                                                         "part_seg.png", "rgb.png", "robot_seg.png"]
 
 
 def test_round_trip_matches_render(dataset):

@@ -106,7 +106,8 @@ class EpisodeRunner:
         self.suite = spec.suite_obj()
         self.policy = make_policy(spec.policy, **spec.policy_kwargs)
         self.env = PickEnv(kind=self.suite.kind, variant_split=self.suite.variant_split, width=spec.width,
-                           height=spec.height, renderer=spec.renderer, robot=spec.robot,
+                           height=spec.height, renderer=spec.renderer, robot=spec.robot, task=self.suite.task,
+                           instruction_split=self.suite.instruction_split,
                            privileged=bool(getattr(self.policy, "needs_privileged", False)),
                            physics=PhysicsConfig.from_dict(spec.physics), **spec.env_overrides)
 
@@ -144,6 +145,9 @@ class EpisodeRunner:
         row.update(plan_attempt=info["plan_attempt"], instruction=obs["instruction"],
                    target_class=info["target_class_name"], build_ms=self.env.timings["build_ms"],
                    render_ms=self.env.timings["render_ms"])
+        if "target_part" in info:  # the part-aware task (ordinary rows keep their keys)
+            row.update({k: info[k] for k in ("target_part", "part_graspable", "phrasing_id", "heldout_pair",
+                                             "heldout_phrasing")})
         if output is not None:
             action = output.rect.as_array()
             policy_info = dict(output.info)
@@ -160,8 +164,10 @@ class EpisodeRunner:
             perception_ms=perception_ms, simulation_ms=self.env.timings["sim_ms"], steps=outcome["steps"],
             policy_info=policy_info, outcome_details={k: v for k, v in outcome.items() if k not in
                                                       ("success", "reason", "picked_class", "knocked_down",
-                                                       "dropped", "steps")},
+                                                       "dropped", "steps", "target_part", "held_part")},
         )
+        if "target_part" in row:
+            row["held_part"] = step_info["held_part"]  # the part both fingers held (None: nothing, or two parts)
         row["total_ms"] = (time.perf_counter() - t_start) * 1000
         return row
 

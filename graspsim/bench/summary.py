@@ -21,8 +21,21 @@ when there are no attempts; intervals are 95 % Wilson score intervals
       "clamped_attempts": int,              # attempts whose gripper command was clamped
       "timing": {"mean_perception_ms", "mean_simulation_ms", "mean_total_ms",
                  "wall_s", "wall_s_source", "attempts_per_second"},
+      "parts": {...},                       # only for part-aware runs (rows with target_part), see below
       "config": {...},                      # the run configuration (run.json)
       "versions": {...} | null              # config["versions"]
+    }
+
+A part-aware run (rows with ``target_part``, ``phrasing_id``, ``heldout_pair``,
+``heldout_phrasing``, ``held_part``; :mod:`graspsim.scenes.instructions`) adds,
+each rate block being ``{"attempts", "successes", "rate", "ci95"}``::
+
+    "parts": {
+      "part_correct": {rate block},         # = success: the target class held by the named part
+      "class_held": {rate block},           # the target class held, by any part (success or wrong_part)
+      "per_class_part": {"class/part": {rate block}},   # sorted
+      "heldout_pairs": {rate block}, "trained_pairs": {rate block},
+      "heldout_phrasings": {rate block}, "trained_phrasings": {rate block}
     }
 """
 
@@ -89,16 +102,43 @@ def _ordered_rows(rows: list[dict]) -> list[dict]:
     return ordered
 
 
-def _per_class(rows: list[Mapping[str, Any]]) -> dict[str, dict]:
-    """Attempts, successes, rate and 95 % interval per target class (``UNKNOWN`` if missing), sorted by class."""
+def _rate_block(attempts: int, successes: int) -> dict[str, Any]:
+    return {"attempts": attempts, "successes": successes, "rate": _rate(successes, attempts),
+            "ci95": list(wilson_interval(successes, attempts))}
+
+
+def _name(value: Any) -> str:
+    return value if isinstance(value, str) and value else UNKNOWN
+
+
+def _rates_by(rows: list[Mapping[str, Any]], key) -> dict[str, dict]:
+    """A rate block (attempts, successes, rate, 95 % interval) per ``key(row)``, sorted by key."""
     counts: dict[str, list[int]] = {}
     for r in rows:
-        cls = r.get("target_class")
-        c = counts.setdefault(cls if isinstance(cls, str) and cls else UNKNOWN, [0, 0])
+        c = counts.setdefault(key(r), [0, 0])
         c[0] += 1
         c[1] += int(r.get("success") is True)
-    return {name: {"attempts": n, "successes": s, "rate": _rate(s, n), "ci95": list(wilson_interval(s, n))}
-            for name, (n, s) in sorted(counts.items())}
+    return {name: _rate_block(n, s) for name, (n, s) in sorted(counts.items())}
+
+
+def _per_class(rows: list[Mapping[str, Any]]) -> dict[str, dict]:
+    """Attempts, successes, rate and 95 % interval per target class (``UNKNOWN`` if missing), sorted by class."""
+    return _rates_by(rows, lambda r: _name(r.get("target_class")))
+
+
+def _parts(rows: list[Mapping[str, Any]]) -> dict[str, Any]:
+    """The ``parts`` block of a part-aware run (module docstring) over its rows with a ``target_part``."""
+    rows = [r for r in rows if "target_part" in r]
+    wins = sum(r.get("success") is True for r in rows)
+    held = sum(r.get("success") is True or r.get("reason") == "wrong_part" for r in rows)
+    split = {}
+    for kind in ("pair", "phrasing"):
+        for name, held_out in (("heldout", True), ("trained", False)):
+            group = [r for r in rows if bool(r.get(f"heldout_{kind}")) == held_out]
+            split[f"{name}_{kind}s"] = _rate_block(len(group), sum(r.get("success") is True for r in group))
+    return {"part_correct": _rate_block(len(rows), wins), "class_held": _rate_block(len(rows), held),
+            "per_class_part": _rates_by(rows, lambda r: f"{_name(r.get('target_class'))}/{_name(r.get('target_part'))}"),
+            **split}
 
 
 def _failure_reasons(rows: list[Mapping[str, Any]]) -> dict[str, int]:
@@ -170,6 +210,8 @@ def summarize(rows: list[dict], run_config: dict) -> dict:
         "config": run_config,
         "versions": run_config.get("versions"),
     }
+    if any("target_part" in r for r in ordered):
+        summary["parts"] = _parts(ordered)
     # The config may carry numpy values or NaN; keep the summary strict JSON.
     return to_jsonable(summary)
 

@@ -58,8 +58,9 @@ def format_summary_table(summary: dict) -> str:
     Lines: a header (policy, suite, attempts); one row per target class sorted by
     class name (class, attempts, successes, rate, 95 % Wilson CI); a TOTAL row;
     failure reasons (count and share of all attempts), most frequent first;
-    side effects (knocked down, dropped, clamped commands); timing. Missing or
-    null values print as ``n/a``.
+    for a part-aware run the part-correct and class-held rates, the held-out
+    splits and a class/part table; side effects (knocked down, dropped, clamped
+    commands); timing. Missing or null values print as ``n/a``.
     """
     per_class: Mapping[str, Mapping[str, Any]] = summary.get("per_class") or {}
     attempts = summary.get("episodes", 0) or 0
@@ -86,6 +87,7 @@ def format_summary_table(summary: dict) -> str:
     else:
         out.append("failure reasons: none")
 
+    out += _parts_lines(summary.get("parts"))
     out.append(f"side effects: {summary.get('knocked_down', 0)} knocked down, {summary.get('dropped', 0)} dropped, "
                f"{summary.get('clamped_attempts', 0)} clamped gripper commands")
     timing: Mapping[str, Any] = summary.get("timing") or {}
@@ -94,3 +96,21 @@ def format_summary_table(summary: dict) -> str:
                f"{_num(timing.get('attempts_per_second'), '.2f')} attempts/s "
                f"(wall {_num(timing.get('wall_s'), '.1f')} s)")
     return "\n".join(out)
+
+
+def _parts_lines(parts: Mapping[str, Any] | None) -> list[str]:
+    """A part-aware run's lines: part-correct and class-held rates, held-out splits, the class x part table."""
+    if not parts:
+        return []
+
+    def block(b: Mapping[str, Any]) -> str:
+        return f"{b.get('successes', 0)}/{b.get('attempts', 0)} {_pct(b.get('rate'))}"
+
+    out = [f"part-correct: {block(parts['part_correct'])}   target class held (any part): "
+           f"{block(parts['class_held'])}",
+           f"held-out pairs {block(parts['heldout_pairs'])}, trained pairs {block(parts['trained_pairs'])}; "
+           f"held-out phrasings {block(parts['heldout_phrasings'])}, trained phrasings "
+           f"{block(parts['trained_phrasings'])}"]
+    rows = [(name, str(b.get("attempts", 0)), str(b.get("successes", 0)), _pct(b.get("rate")), _ci(b.get("ci95")))
+            for name, b in parts.get("per_class_part", {}).items()]
+    return out + _grid(("class/part", "attempts", "successes", "rate", "95% CI"), rows, left=(0, 4)) + [""]

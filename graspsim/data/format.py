@@ -3,7 +3,8 @@
 A dataset directory ``DIR`` holds::
 
     DIR/manifest.json
-    DIR/shards/shard-XXXX/SCENEID/{rgb.png, depth.png, instance.png, class.png, [robot_seg.png,] meta.json}
+    DIR/shards/shard-XXXX/SCENEID/{rgb.png, depth.png, instance.png, class.png, part_seg.png, [robot_seg.png,]
+                                   meta.json}
 
 ``manifest.json`` (strict JSON, written atomically):
 
@@ -20,6 +21,8 @@ A dataset directory ``DIR`` holds::
 * ``scene_seeds``: every scene seed requested so far (sorted); ``skipped``:
   ``{seed: reason}`` for seeds whose scene could not be built;
 * ``classes``: catalog class index -> name (``{"0": "soda_can", ...}``);
+* ``parts``: class name -> its grasp part names in label order
+  (:func:`graspsim.assets.parts.part_names`; ``{"soda_can": ["bottom", "body", "top"], ...}``);
 * ``splits``: a note. There is no split inside a dataset: train / test /
   unseen data come from rendering the ``*-train`` / ``*-test`` / ``*-unseen``
   suites, whose scene-seed ranges are disjoint (``unseen`` also uses held-out
@@ -41,6 +44,12 @@ seed) // 100`` zero-padded to 4 digits (100 scenes of the suite per shard).
   floor), ``k + 1`` = product ``k`` of the scene plan (``meta.plan.products[k]``).
 * ``class.png``: (H, W) uint8, 0 = not a product, ``c + 1`` = catalog class ``c``.
   Robot pixels are 0 in ``instance.png`` and ``class.png`` (not a product).
+* ``part_seg.png``: (H, W) uint8 grasp parts, 0 = not a product, ``k + 1`` =
+  part ``k`` of the pixel's product (``manifest.parts[class]``), from the same
+  render: each product pixel deprojected into the product's settled frame and
+  looked up in its part boxes (the env's privileged ``part_seg``,
+  :func:`graspsim.sim.camera.part_segmentation`). Datasets from before it was
+  stored have none.
 * ``robot_seg.png`` (only with ``robot == "panda"``): (H, W) uint8, 0 = not the
   robot, 1 = the arm (pedestal link, links 1-7), 2 = the gripper (hand and both
   fingers), from pybullet's per-link segmentation of the same render as
@@ -63,11 +72,14 @@ seed) // 100`` zero-padded to 4 digits (100 scenes of the suite per shard).
   ``class_index``, ``variant``, ``visible_px``, ``settled_pose`` (``position_m``,
   ``quat_xyzw`` after the scene settled: the pose the image shows),
   ``candidates_tried``, ``candidates_kept``, ``rejected`` (failure reason ->
-  count) and ``grasps``: ``[{x, y, w, h, theta, quality}]``, rectangles in the
+  count) and ``grasps``: ``[{x, y, w, h, theta, quality, part}]``, rectangles in the
   convention of :class:`graspsim.types.GraspRect` (centre pixel, jaw opening
   ``w`` px, finger width ``h`` px, closing-axis angle ``theta`` rad in
   ``[-pi/2, pi/2)``), each one executed in simulation and held (see
-  :mod:`graspsim.data.labels`); ``quality`` = the planner's score in [0, 1].
+  :mod:`graspsim.data.labels`); ``quality`` = the planner's score in [0, 1];
+  ``part`` = the grasp part both fingers held in that execution (contact
+  points at closure in the product's frame, :mod:`graspsim.sim.execute`; null
+  when the two fingers were on different parts; absent in older datasets).
   Products with fewer than ``labels.min_visible_px`` visible pixels (scaled to
   the image area) have ``grasps: []`` and ``candidates_tried: 0``.
 
@@ -105,6 +117,7 @@ SCENES_PER_SHARD = 100
 DEPTH_SCALE = 0.001  # metres per depth.png unit
 TMP_PREFIX = ".tmp-"
 ROBOT_SEG = "robot_seg.png"
+PART_SEG = "part_seg.png"
 
 
 def scene_id(seed: int) -> str:
@@ -166,10 +179,12 @@ def read_scene(path: Path) -> dict[str, Any]:
     Returns ``rgb`` (H, W, 3) uint8, ``depth_m`` (H, W) float32 metres (0 = no
     depth), ``depth_mm`` (H, W) uint16, ``instance`` (H, W) uint16 and ``class_map``
     (H, W) uint8 as stored (0 = none; see the module docstring), ``robot_seg``
-    (H, W) uint8 (0 none, 1 arm, 2 gripper) or None when the scene has no arm, ``K`` (3, 3),
+    (H, W) uint8 (0 none, 1 arm, 2 gripper) or None when the scene has no arm, ``part_seg`` (H, W)
+    uint8 (0 none, k + 1 = grasp part k) or None in datasets from before it was stored, ``K`` (3, 3),
     ``T_world_camera`` (4, 4), ``grasps`` (N, 5) float64 ``[x, y, w, h, theta]``,
     ``grasp_quality`` (N,), ``grasp_classes`` (N,) int64 catalog class,
-    ``grasp_products`` (N,) int64 product index, and ``meta`` (the parsed meta.json).
+    ``grasp_products`` (N,) int64 product index, ``grasp_parts`` (N,) list of the part each
+    label held (None where unknown), and ``meta`` (the parsed meta.json).
     """
     import cv2
 
@@ -189,6 +204,7 @@ def read_scene(path: Path) -> dict[str, Any]:
     robot_seg = None
     if meta.get("robot") == "panda" or (path / ROBOT_SEG).exists():
         robot_seg = _imread(path / ROBOT_SEG, cv2.IMREAD_UNCHANGED)
+    part_seg = _imread(path / PART_SEG, cv2.IMREAD_UNCHANGED) if (path / PART_SEG).exists() else None
     grasps = [(g, obj) for obj in meta["objects"] for g in obj["grasps"]]
     return {
         "rgb": rgb,
@@ -197,6 +213,7 @@ def read_scene(path: Path) -> dict[str, Any]:
         "instance": instance,
         "class_map": class_map,
         "robot_seg": robot_seg,
+        "part_seg": part_seg,
         "K": np.asarray(meta["K"], dtype=np.float64),
         "T_world_camera": np.asarray(meta["T_world_camera"], dtype=np.float64),
         "grasps": np.asarray([[g[k] for k in ("x", "y", "w", "h", "theta")] for g, _ in grasps],
@@ -204,6 +221,7 @@ def read_scene(path: Path) -> dict[str, Any]:
         "grasp_quality": np.asarray([g["quality"] for g, _ in grasps], dtype=np.float64),
         "grasp_classes": np.asarray([obj["class_index"] for _, obj in grasps], dtype=np.int64),
         "grasp_products": np.asarray([obj["product_index"] for _, obj in grasps], dtype=np.int64),
+        "grasp_parts": [g.get("part") for g, _ in grasps],
         "meta": meta,
     }
 

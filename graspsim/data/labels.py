@@ -16,7 +16,8 @@ image area from 300 px at 640x480):
    holding the furniture and that product ALONE, at the pose it settled to in
    the full scene (rebuilt from scratch for every candidate, so each check is
    deterministic and independent of the others). Candidates that succeed are
-   kept; ``quality`` is the planner's score.
+   kept; ``quality`` is the planner's score, ``part`` the grasp part its
+   fingers held (contact points at closure, :mod:`graspsim.sim.execute`).
 
 Labels measure the grasp, not the arm: with ``graspsim render --robot panda``
 the arm is in the stored images, but never in the validation world (the
@@ -73,14 +74,17 @@ class LabelConfig:
 
 def validate_rect(world: SimWorld, plan: ScenePlan, placement: ProductPlacement, rect: GraspRect,
                   depth_m: np.ndarray, camera: CameraModel, physics: PhysicsConfig,
-                  config: LabelConfig) -> tuple[bool, str | None]:
-    """Execute ``rect`` on ``placement`` alone (see the module docstring): ``(success, failure reason)``.
+                  config: LabelConfig) -> tuple[bool, str | None, str | None]:
+    """Execute ``rect`` on ``placement`` alone (see the module docstring): ``(success, failure reason, held part)``,
+    the held part being the grasp part both fingers held at closure (None if nothing was held or the two
+    fingers were on different parts; :mod:`graspsim.sim.execute`).
 
     ``depth_m`` / ``camera``: the full scene's (H, W) depth in metres and its camera.
     """
     scene = build_at_rest(world, replace(plan, products=(placement,)), physics)
     attempt = attempt_grasp(world, scene, rect, depth_m, camera, placement.class_name, physics, config.grasp_depth_m)
-    return bool(attempt.outcome.success), (None if attempt.outcome.reason is None else attempt.outcome.reason.value)
+    outcome = attempt.outcome
+    return bool(outcome.success), (None if outcome.reason is None else outcome.reason.value), outcome.held_part
 
 
 def label_objects(world: SimWorld, plan: ScenePlan, settled: list[ProductPlacement | None], instance: np.ndarray,
@@ -116,11 +120,12 @@ def label_objects(world: SimWorld, plan: ScenePlan, settled: list[ProductPlaceme
                                        grasp_depth_m=config.grasp_depth_m, margin_m=config.margin_m,
                                        n_angles=config.n_angles, max_candidates=config.max_candidates):
                 entry["candidates_tried"] += 1
-                ok, reason = validate_rect(world, plan, placement, grasp.rect, depth_m, camera, physics, config)
+                ok, reason, part = validate_rect(world, plan, placement, grasp.rect, depth_m, camera, physics,
+                                                 config)
                 if ok:
                     r = grasp.rect
                     entry["grasps"].append({"x": r.x, "y": r.y, "w": r.w, "h": r.h, "theta": r.theta,
-                                            "quality": round(float(grasp.score), 6)})
+                                            "quality": round(float(grasp.score), 6), "part": part})
                 else:
                     rejected[reason or "unknown"] += 1
             entry["candidates_kept"] = len(entry["grasps"])
@@ -151,6 +156,6 @@ def revalidate(scene: dict[str, Any], world: SimWorld, physics: PhysicsConfig | 
                             quat_xyzw=tuple(pose["quat_xyzw"]))
         for g in obj["grasps"]:
             rect = GraspRect(x=g["x"], y=g["y"], w=g["w"], h=g["h"], theta=g["theta"])
-            ok, reason = validate_rect(world, plan, placement, rect, scene["depth_m"], camera, physics, config)
+            ok, reason, _ = validate_rect(world, plan, placement, rect, scene["depth_m"], camera, physics, config)
             out.append((obj["product_index"], g, ok, reason))
     return out

@@ -59,9 +59,9 @@ class SceneRenderer:
         self.label_world = SimWorld(self.physics, "tiny")  # never renders
 
     def render_scene(self, seed: int) -> dict[str, Any]:
-        """Build, render and label scene ``seed``: the arrays as stored (``robot_seg`` None without an arm)
-        plus meta."""
-        from graspsim.sim.camera import render
+        """Build, render and label scene ``seed``: the arrays as stored (``robot_seg`` None without an arm,
+        ``part_seg`` the grasp parts of the stored view) plus meta."""
+        from graspsim.sim.camera import render, scene_part_seg
         from graspsim.sim.scene import add_robot, build_settled_scene
 
         scene = build_settled_scene(self.world, self.suite.kind, seed, self.suite.variant_split, self.options,
@@ -78,6 +78,7 @@ class SceneRenderer:
             frames = bare  # no robot: the robot-free view is the stored one
         else:
             frames = render(self.world, scene.camera, lighting, scene.body_to_class, scene.robot_parts)
+        frames = scene_part_seg(self.world, scene, frames)
         depth_mm = encode_depth(frames.depth_m, far_m)
         instance = encode_instance(frames.instance_seg, body_to_product)
         plan_depth_mm = depth_mm if bare is None or bare is frames else encode_depth(bare.depth_m, far_m)
@@ -97,7 +98,8 @@ class SceneRenderer:
         if scene.arm is not None:
             meta["arm"] = arm_state(scene.arm)
         return {"rgb": frames.rgb, "depth_mm": depth_mm, "instance": instance,
-                "class_map": encode_class(frames.class_seg), "robot_seg": frames.robot_seg, "meta": meta}
+                "class_map": encode_class(frames.class_seg), "robot_seg": frames.robot_seg,
+                "part_seg": frames.part_seg, "meta": meta}
 
     def _settled(self, scene) -> list[ProductPlacement | None]:
         """Each plan product at the pose it settled to (None for a product not in the scene)."""
@@ -122,7 +124,7 @@ class SceneRenderer:
         except SceneUnavailableError as exc:
             return {"seed": seed, "skipped": str(exc)}
         write_scene(scene_dir(root, self.suite.first_seed, seed), out["rgb"], out["depth_mm"], out["instance"],
-                    out["class_map"], out["meta"], out["robot_seg"])
+                    out["class_map"], out["meta"], out["robot_seg"], out["part_seg"])
         objects = out["meta"]["objects"]
         return {"seed": seed, "labels": sum(o["candidates_kept"] for o in objects),
                 "tried": sum(o["candidates_tried"] for o in objects), "seconds": time.perf_counter() - t0}
@@ -145,6 +147,7 @@ def arm_state(arm) -> dict[str, Any]:
 def manifest_for(spec: RenderSpec, seeds: list[int]) -> dict[str, Any]:
     import graspsim
     from graspsim.assets.catalog import CATALOG
+    from graspsim.assets.parts import part_names
     from graspsim.scenes.suites import get_suite
 
     suite = get_suite(spec.suite)
@@ -152,6 +155,7 @@ def manifest_for(spec: RenderSpec, seeds: list[int]) -> dict[str, Any]:
         "format_version": FORMAT_VERSION, "suite": suite.name, "kind": suite.kind,
         "variant_split": suite.variant_split, "robot": spec.robot, "scene_seeds": sorted(seeds), "skipped": {},
         "classes": {str(c.index): c.name for c in CATALOG},
+        "parts": {c.name: list(part_names(c.name)) for c in CATALOG},
         "splits": ("no split inside a dataset: train/test/unseen data come from rendering the *-train/*-test/"
                    "*-unseen suites, whose scene-seed ranges are disjoint (unseen: held-out product variants)"),
         "config": {"width": spec.width, "height": spec.height, "renderer": spec.renderer,

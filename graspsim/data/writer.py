@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from graspsim.data.format import MANIFEST, META, ROBOT_SEG, TMP_PREFIX, is_complete
+from graspsim.data.format import MANIFEST, META, PART_SEG, ROBOT_SEG, TMP_PREFIX, is_complete
 from graspsim.fileio import atomic_write_json, fsync_dir, to_jsonable
 from graspsim.runs import RunLayout, check_run_dir
 
@@ -72,10 +72,12 @@ def write_dir(final_dir: Path, files: dict[str, bytes]) -> None:
 
 
 def write_scene(final_dir: Path, rgb: np.ndarray, depth_mm: np.ndarray, instance: np.ndarray,
-                class_map: np.ndarray, meta: dict[str, Any], robot_seg: np.ndarray | None = None) -> None:
+                class_map: np.ndarray, meta: dict[str, Any], robot_seg: np.ndarray | None = None,
+                part_seg: np.ndarray | None = None) -> None:
     """Write one scene into ``final_dir`` atomically (:func:`write_dir`, ``meta.json`` last).
 
     ``robot_seg``: (H, W) uint8 0/1/2, written as ``robot_seg.png`` when given (a scene with the arm).
+    ``part_seg``: (H, W) uint8 grasp-part labels, written as ``part_seg.png`` when given.
     """
     import cv2
 
@@ -85,6 +87,8 @@ def write_scene(final_dir: Path, rgb: np.ndarray, depth_mm: np.ndarray, instance
              "class.png": encode_png(np.ascontiguousarray(class_map, dtype=np.uint8))}
     if robot_seg is not None:
         files[ROBOT_SEG] = encode_png(np.ascontiguousarray(robot_seg, dtype=np.uint8))
+    if part_seg is not None:
+        files[PART_SEG] = encode_png(np.ascontiguousarray(part_seg, dtype=np.uint8))
     files[META] = encode_meta(meta)
     write_dir(final_dir, files)
 

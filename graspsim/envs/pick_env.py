@@ -11,8 +11,26 @@ Observation (a dict):
 * ``K`` (3, 3) float64 intrinsics; ``T_world_camera`` (4, 4) float64 (OpenCV axes);
 * ``scene_kind``: index into :data:`graspsim.scenes.kinds.SCENE_KINDS` (shelf 0, tabletop 1);
 * ``robot``: index into :data:`graspsim.types.ROBOTS` (hand 0, panda 1): who executes the grasp;
-* only with ``privileged=True``: ``instance_seg`` and ``class_seg`` (H, W) int32, and with the arm
-  ``robot_seg`` (H, W) uint8 (0 not the robot, 1 arm, 2 hand and fingers).
+* only with ``privileged=True``: ``instance_seg`` and ``class_seg`` (H, W) int32, ``part_seg`` (H, W)
+  uint8 (0 not a product, ``k + 1`` = grasp part ``k`` of the pixel's product,
+  :func:`graspsim.assets.parts.part_names` of its class), and with the arm ``robot_seg`` (H, W) uint8
+  (0 not the robot, 1 arm, 2 hand and fingers);
+* only with ``task="parts"``: ``target_part``, the index of the named part in ``part_names(target class)``.
+
+Tasks: ``task="pick"`` (default) names a class; ``task="parts"`` names a class and one of its grasp parts
+("pick the ketchup bottle by its cap", phrasings and splits in :mod:`graspsim.scenes.instructions`), and the
+attempt succeeds only with both fingers on that part (:mod:`graspsim.sim.execute`). The target class is
+drawn uniformly among the visible classes that have an eligible part, the part uniformly among its
+eligible parts, both with the episode's generator: a part is eligible when an instance of the class that
+is clearly visible shows at least 150 pixels of it at 640x480 (scaled with the image area), the grasp
+planner finds a grasp there whose predicted finger contacts are both on it
+(:func:`graspsim.grasping.part_grasps.part_grasps`, on the noise-free view) and, with the arm, the robot
+model has a plan for one of them that keeps the arm clear of the other products in view (as the oracle
+asks); the instruction split (``"train"`` or ``"test"``,
+from the suite) says which phrasings and (class, part) pairs may be drawn. A scene where no part is
+eligible names the first part in the same random order that shows enough pixels (``part_graspable``
+False in ``info``; rare at 640x480). ``info`` then has ``target_part``, ``part_graspable``,
+``phrasing_id``, ``heldout_pair`` and ``heldout_phrasing``. A suite's task and split come with ``suite=``.
 
 ``robot="panda"`` (the default) puts the Franka Panda on its mount (:class:`~graspsim.scenes.kinds.ArmMount`)
 into every scene, parked until an attempt, in the images; ``"hand"`` is the floating hand of VGN-style
@@ -78,14 +96,18 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from graspsim.assets.catalog import CATALOG, class_index, get_class, get_variant
-from graspsim.config import GRASP_DEPTH_M, PhysicsConfig
+from graspsim.assets.catalog import CATALOG, class_index, get_variant
+from graspsim.assets.parts import MAX_PARTS, part_index, part_names
+from graspsim.config import GRASP_DEPTH_M, GRASP_MARGIN_M, PhysicsConfig
 from graspsim.envs.text_space import InstructionText
 from graspsim.geometry import make_transform, quat_to_matrix
+from graspsim.grasping.arm_motion import first_executable
+from graspsim.grasping.part_grasps import part_grasps, scene_points
+from graspsim.scenes import instructions
 from graspsim.scenes.kinds import SCENE_KINDS, scene_kind
 from graspsim.scenes.sampling import SceneOptions
 from graspsim.sim.attempt import Attempt, attempt_grasp
-from graspsim.sim.camera import add_depth_noise, render
+from graspsim.sim.camera import add_depth_noise, render, scene_part_seg
 from graspsim.sim.scene import BuiltScene, add_robot, build_settled_scene, settle, SceneRejected
 from graspsim.scenes.suites import get_suite
 from graspsim.sim.world import SimWorld, check_renderer
@@ -98,6 +120,17 @@ INSTRUCTION_CHARSET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01234
 _MIN_VISIBLE_FRACTION = 0.7
 # Salt of the depth-noise generator's seed: keeps its stream apart from the scene's and the policy's.
 DEPTH_NOISE_SALT = 5
+#: The tasks an environment poses (module docstring).
+TASKS = ("pick", "parts")
+# A part may be named when a visible instance shows at least this many of its pixels at 640x480 (scaled with
+# the image area; the planner needs 9 at least).
+_MIN_PART_PX_640x480 = 150
+# Instances of a class whose parts are checked for a grasp (most part pixels first), and grasps per part
+# asked of the arm: enough to find one where one exists, few enough to keep reset() near a second.
+_PART_CHECK_INSTANCES = 3
+_PART_CHECK_ARM = 4
+# Grasps planned on a part before the contact filter (as many as the oracle's default part_candidates).
+_PART_CANDIDATES = 20
 
 
 class PickEnv(gym.Env):
@@ -125,7 +158,8 @@ class PickEnv(gym.Env):
                  physics: PhysicsConfig | dict | None = None, grasp_depth_m: float = GRASP_DEPTH_M,
                  render_mode: str | None = None, lighting_gain: float | None = None,
                  depth_noise_m: float = 0.0, suite: str | None = None, robot: str = DEFAULT_ROBOT,
-                 render_fps: float = DEFAULT_FPS, render_width: int | None = None):
+                 render_fps: float = DEFAULT_FPS, render_width: int | None = None,
+                 task: str | None = None, instruction_split: str | None = None):
         # Every constructor argument, kept so that a pickled copy can build its own simulation (__getstate__).
         self._init_kwargs = {name: value for name, value in locals().items() if name != "self"}
         if action_mode not in ("rect", "pose"):
@@ -144,12 +178,19 @@ class PickEnv(gym.Env):
         self.suite = None if suite is None else get_suite(suite)
         if self.suite is not None:
             for name, given, of_suite in (("kind", kind, self.suite.kind),
-                                          ("variant_split", variant_split, self.suite.variant_split)):
+                                          ("variant_split", variant_split, self.suite.variant_split),
+                                          ("task", task, self.suite.task),
+                                          ("instruction_split", instruction_split, self.suite.instruction_split)):
                 if given not in (None, of_suite):
                     raise ValueError(f"suite {suite!r} has {name} {of_suite!r}, not {given!r}")
             kind, variant_split = self.suite.kind, self.suite.variant_split
+            task, instruction_split = self.suite.task, self.suite.instruction_split
         kind, variant_split = kind or "shelf", variant_split or "seen"
         scene_kind(kind)  # an unknown kind fails here, before the simulator starts
+        if (task or "pick") not in TASKS:
+            raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
+        self.task = task or "pick"
+        self.instruction_split = instructions.check_split(instruction_split or "test")
         check_renderer(renderer)
         self.robot = check_robot(robot)
         if isinstance(physics, dict):
@@ -183,6 +224,9 @@ class PickEnv(gym.Env):
         self._scene: BuiltScene | None = None
         self._frames: Frames | None = None
         self._target_class: str | None = None
+        self._target_part: str | None = None  # task "parts": the part the instruction names
+        self._phrasing = 0
+        self._part_graspable_found = False  # task "parts": whether a grasp on the target part was found
         self._last_rect: GraspRect | None = None
         self._attempts = 0
         self._consecutive_failures = 0
@@ -222,9 +266,12 @@ class PickEnv(gym.Env):
             "scene_kind": spaces.Discrete(len(SCENE_KINDS)),
             "robot": spaces.Discrete(len(ROBOTS)),
         }
+        if self.task == "parts":
+            entries["target_part"] = spaces.Discrete(MAX_PARTS)
         if self.privileged:
             entries["instance_seg"] = spaces.Box(-1, 2**24, (height, width), np.int32)
             entries["class_seg"] = spaces.Box(-1, len(CATALOG) - 1, (height, width), np.int32)
+            entries["part_seg"] = spaces.Box(0, MAX_PARTS, (height, width), np.uint8)
             if self.robot == "panda":
                 entries["robot_seg"] = spaces.Box(0, 2, (height, width), np.uint8)
         return spaces.Dict(entries)
@@ -276,6 +323,9 @@ class PickEnv(gym.Env):
         t0 = time.perf_counter()
         scene = self._scene
         frames = render(self.world, scene.camera, self._lighting(), scene.body_to_class, scene.robot_parts)
+        if self.privileged or self.task == "parts":
+            frames = scene_part_seg(self.world, scene, frames)  # from the true depth, before any noise
+        clean = frames
         if self.depth_noise_m > 0:
             # Seeded by scene and attempt only: the same noise in any worker and for any policy.
             rng = np.random.default_rng([self._scene_seed, DEPTH_NOISE_SALT, self._attempts])
@@ -283,6 +333,12 @@ class PickEnv(gym.Env):
         self._frames = frames
         render_ms = (time.perf_counter() - t0) * 1000
         visible = self.visible_bodies()
+        if self.task == "parts":
+            self._target_class, self._target_part, self._part_graspable_found = self._choose_part_target(visible,
+                                                                                                         clean)
+            phrasings = instructions.phrasing_ids(self.instruction_split)
+            self._phrasing = phrasings[int(self.np_random.integers(len(phrasings)))]
+            return render_ms
         classes = sorted({scene.body_to_class_name[b] for b in visible})
         # Uniform over visible classes (not instances) keeps per-class statistics balanced.
         self._target_class = classes[int(self.np_random.integers(len(classes)))] if classes else None
@@ -292,6 +348,62 @@ class PickEnv(gym.Env):
         """The scene plan's lighting, with ``lighting_gain`` in place of its gain when given."""
         lighting = self._scene.plan.lighting
         return lighting if self.lighting_gain is None else replace(lighting, gain=self.lighting_gain)
+
+    def _choose_part_target(self, visible: list[int], frames: Frames) -> tuple[str | None, str | None, bool]:
+        """(class, part, graspable) for the parts task: the first class of a random order of the visible classes
+        that has an eligible part, and the first eligible part of a random order of its parts (so both are
+        uniform among the eligible ones, module docstring); parts are checked only until one is found. When no
+        part is eligible, the first part in that order that shows enough pixels (graspable False: no grasp on it
+        was found); (None, None, False) when no product shows a part at all."""
+        by_class: dict[str, list[int]] = {}
+        for body in visible:
+            by_class.setdefault(self._scene.body_to_class_name[body], []).append(body)
+        classes = sorted(by_class)
+        shown = None
+        for c in self.np_random.permutation(len(classes)):
+            class_name = classes[int(c)]
+            names = part_names(class_name)
+            for p in self.np_random.permutation(len(names)):
+                part = names[int(p)]
+                if not instructions.pair_allowed(class_name, part, self.instruction_split):
+                    continue
+                showing = self._showing_part(class_name, part, by_class[class_name], frames)
+                if showing and shown is None:
+                    shown = (class_name, part)
+                if showing and self._part_graspable(class_name, part, showing, frames):
+                    return class_name, part, True
+        return (*shown, False) if shown else (None, None, False)
+
+    def _showing_part(self, class_name: str, part: str, bodies: list[int], frames: Frames) -> list[int]:
+        """Those of ``bodies`` that show at least ``_MIN_PART_PX_640x480`` (scaled) pixels of ``part`` (most first, at most
+        ``_PART_CHECK_INSTANCES``)."""
+        label = part_index(class_name, part) + 1
+        min_px = max(9, round(_MIN_PART_PX_640x480 * frames.camera.width * frames.camera.height / (640 * 480)))
+        on_part = {b: int(np.count_nonzero((frames.instance_seg == b) & (frames.part_seg == label))) for b in bodies}
+        ranked = sorted(bodies, key=lambda b: -on_part[b])[:_PART_CHECK_INSTANCES]
+        return [b for b in ranked if on_part[b] >= min_px]
+
+    def _part_graspable(self, class_name: str, part: str, bodies: list[int], frames: Frames) -> bool:
+        """Whether one of ``bodies`` (instances of ``class_name`` showing ``part``) has a grasp on ``part``: the
+        planner finds one whose predicted contacts are both on it and, with the arm, the robot has a plan for
+        one of the first few (module docstring)."""
+        label = part_index(class_name, part) + 1
+        kind = scene_kind(self.kind)
+        # as the oracle asks: the arm keeps clear of the other products the camera sees, too
+        neighbours = scene_points((frames.class_seg >= 0) & (frames.class_seg != class_index(class_name)),
+                                  frames.depth_m, frames.camera)
+        for body in bodies:
+            grasps = part_grasps(label, frames.instance_seg == body, frames.part_seg, frames.depth_m, frames.camera,
+                                 self.kind, self._scene.approach_world, self.physics.gripper,
+                                 grasp_depth_m=self.grasp_depth_m, margin_m=GRASP_MARGIN_M,
+                                 max_candidates=_PART_CANDIDATES)
+            if grasps and self.robot == "hand":
+                return True
+            if grasps and first_executable([g.rect for g in grasps], frames.depth_m, frames.camera,
+                                           self._scene.approach_world, kind, self.physics, self.grasp_depth_m,
+                                           _PART_CHECK_ARM, neighbours)[0] is not None:
+                return True
+        return False
 
     def visible_bodies(self) -> list[int]:
         """Products showing at least ``_MIN_VISIBLE_FRACTION`` of their unoccluded projected area."""
@@ -332,7 +444,8 @@ class PickEnv(gym.Env):
         else:
             with self.world.on_step(recorder) if recorder is not None else contextlib.nullcontext():
                 attempt = attempt_grasp(self.world, self._scene, grasp, frames.depth_m, frames.camera,
-                                        self._target_class, self.physics, self.grasp_depth_m)
+                                        self._target_class, self.physics, self.grasp_depth_m,
+                                        self._target_part)
         outcome, command = attempt.outcome, attempt.command
         self._last_rect = attempt.rect
         if recorder is not None:  # the decision, then the motion
@@ -340,7 +453,7 @@ class PickEnv(gym.Env):
         sim_ms = (time.perf_counter() - t0) * 1000
         self._attempts += 1
         self._consecutive_failures = 0 if outcome.success else self._consecutive_failures + 1
-        attempt_target = self._target_class
+        attempt_target, attempt_part = self._target_class, self._target_part
         terminated, truncated = True, False
         if self.clear_scene:
             terminated, truncated = self._continue_clearing(outcome)
@@ -352,6 +465,8 @@ class PickEnv(gym.Env):
                     gripper=None if command is None else command.to_dict(),
                     rect=None if self._last_rect is None else self._last_rect.to_dict(),
                     attempt_target_class=attempt_target)
+        if self.task == "parts":
+            info.update(attempt_target_part=attempt_part, held_part=outcome.held_part)
         self.timings["sim_ms"] = sim_ms
         reward = 1.0 if outcome.success else 0.0
         return self._observation(), reward, terminated, truncated, info
@@ -399,26 +514,40 @@ class PickEnv(gym.Env):
         frames = self._frames
         target = self._target_class or CATALOG[0].name
         # Fresh arrays every call: callers may keep or modify what they were given.
+        instruction = self.instruction(target)
+        if self.task == "parts":
+            part = self._target_part or part_names(target)[0]
+            instruction = instructions.part_instruction(target, part, self._phrasing)
         obs = {
             "rgb": frames.rgb.copy(),
             "depth": frames.depth_m.copy(),
-            "instruction": self.instruction(target),
+            "instruction": instruction,
             "target_class": class_index(target),
             "K": frames.camera.K.astype(np.float64),
             "T_world_camera": frames.camera.T_world_camera.astype(np.float64),
             "scene_kind": list(SCENE_KINDS).index(self.kind),
             "robot": ROBOTS.index(self.robot),
         }
+        if self.task == "parts":
+            obs["target_part"] = part_index(target, part)
         if self.privileged:
             obs["instance_seg"] = frames.instance_seg.copy()
             obs["class_seg"] = frames.class_seg.copy()
+            obs["part_seg"] = frames.part_seg.copy()
             if frames.robot_seg is not None:
                 obs["robot_seg"] = frames.robot_seg.copy()
         return obs
 
     @staticmethod
     def instruction(class_name: str) -> str:
-        return f"pick the {get_class(class_name).display_name}"
+        """The ordinary instruction naming ``class_name`` (:func:`graspsim.scenes.instructions.pick_instruction`)."""
+        return instructions.pick_instruction(class_name)
+
+    @staticmethod
+    def part_names(class_name: str) -> tuple[str, ...]:
+        """The grasp parts of ``class_name`` in ``part_seg`` / ``target_part`` order
+        (:func:`graspsim.assets.parts.part_names`)."""
+        return part_names(class_name)
 
     def _info(self) -> dict[str, Any]:
         scene = self._scene
@@ -428,6 +557,11 @@ class PickEnv(gym.Env):
             "target_class_name": self._target_class,
             "attempt": self._attempts,
         }
+        if self.task == "parts":
+            info.update(target_part=self._target_part, part_graspable=self._part_graspable_found,
+                        phrasing_id=self._phrasing,
+                        heldout_pair=(self._target_class, self._target_part) in instructions.HELDOUT_PAIRS,
+                        heldout_phrasing=self._phrasing in instructions.HELDOUT_PHRASINGS)
         if self.privileged and self._target_class is not None:
             info["target_bodies"] = [b for b in scene.live_bodies
                                      if scene.body_to_class_name[b] == self._target_class]

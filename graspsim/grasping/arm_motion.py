@@ -22,8 +22,9 @@ import numpy as np
 from graspsim.config import PhysicsConfig
 from graspsim.geometry import make_transform
 from graspsim.grasping import panda_kinematics as kin
+from graspsim.grasping.workspace import executed_command
 from graspsim.scenes.kinds import SceneKind
-from graspsim.types import GripperCommand
+from graspsim.types import CameraModel, GraspRect, GripperCommand
 
 # Shelf lifts: rise this much, then back out this far along the approach before rising to the lift height.
 _SHELF_FIRST_RISE_M = 0.02
@@ -239,3 +240,39 @@ def arm_can_execute(kind: SceneKind, command: GripperCommand, physics: PhysicsCo
     plan = plan_arm_motion(kind, motion)
     return isinstance(plan, ArmPlan) and not any(hits_furniture(kind, plan.T_world_base, q, PLANNER_MARGIN_M)
                                                  for q in (plan.q_via, *plan.approach))
+
+
+def arm_clear_of_points(kind: SceneKind, command: GripperCommand, physics: PhysicsConfig,
+                        points_world: np.ndarray) -> bool:
+    """Whether the arm's spheres (:func:`arm_sphere_centres`) keep :data:`PLANNER_MARGIN_M` clear of
+    ``points_world`` (N, 3) metres, world frame (e.g. the products the camera sees beside the target) from the
+    via pose along the approach to the grasp, on the plan :func:`plan_arm_motion` makes for ``command`` (False
+    without a plan)."""
+    from scipy.spatial import cKDTree
+
+    plan = plan_arm_motion(kind, hand_motion(kind, command, physics))
+    if isinstance(plan, str):
+        return False
+    if len(points_world) == 0:
+        return True
+    tree = cKDTree(points_world)
+    centres = np.concatenate([arm_sphere_centres(plan.T_world_base, q) for q in (plan.q_via, *plan.approach)])
+    distance, _ = tree.query(centres, distance_upper_bound=ARM_SPHERE_RADIUS_M + PLANNER_MARGIN_M)
+    return bool(np.isinf(distance).all())
+
+
+def first_executable(rects: list[GraspRect], depth_m: np.ndarray, camera: CameraModel, approach_world: np.ndarray,
+                     kind: SceneKind, physics: PhysicsConfig, grasp_depth_m: float, max_checked: int = 8,
+                     obstacles: np.ndarray | None = None) -> tuple[int | None, int]:
+    """``(index, checked)``: the first of ``rects`` (best first) the Panda has a plan for (:func:`arm_can_execute`
+    on the command the robot would execute, :func:`~graspsim.grasping.workspace.executed_command`), at most
+    ``max_checked`` tried; index None when none of them is executable. ``obstacles``: (N, 3) world points the
+    arm must also keep clear of on the way in (:func:`arm_clear_of_points`); None: the furniture only."""
+    checked = 0
+    for index, rect in enumerate(rects[:max_checked]):
+        checked += 1
+        command = executed_command(rect, depth_m, camera, approach_world, kind, physics.gripper, grasp_depth_m)
+        if command is not None and arm_can_execute(kind, command, physics) and (
+                obstacles is None or arm_clear_of_points(kind, command, physics, obstacles)):
+            return index, checked
+    return None, checked

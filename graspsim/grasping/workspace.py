@@ -16,8 +16,9 @@ from dataclasses import replace
 import numpy as np
 
 from graspsim.config import SUPPORT_CLEARANCE_M, GripperSpec
+from graspsim.grasping.conversion import rect_to_command
 from graspsim.scenes.kinds import SceneKind
-from graspsim.types import GripperCommand
+from graspsim.types import CameraModel, GraspRect, GripperCommand
 
 
 def in_reach(kind: SceneKind, point_world: np.ndarray) -> bool:
@@ -52,3 +53,14 @@ def clear_supports(kind: SceneKind, command: GripperCommand, gripper: GripperSpe
         return command
     T[2, 3] = floor + drop
     return replace(command, T_world_grasp=T, clamped=command.clamped + ("height",))
+
+
+def executed_command(rect: GraspRect, depth_m: np.ndarray, camera: CameraModel, approach_world: np.ndarray,
+                     kind: SceneKind, gripper: GripperSpec, grasp_depth_m: float) -> GripperCommand | None:
+    """The command a robot executes for ``rect`` (:func:`~graspsim.grasping.conversion.rect_to_command`, then
+    :func:`clear_supports`), as planners predict it; None when the rectangle is invalid or has no depth."""
+    try:
+        command = rect_to_command(rect, depth_m, camera, approach_world, gripper, grasp_depth_m)
+    except ValueError:  # InvalidRectError / UnreachableGraspError
+        return None
+    return clear_supports(kind, command, gripper)

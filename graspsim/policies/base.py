@@ -74,9 +74,10 @@ def as_observation(obs: Observation | Mapping[str, Any]) -> Observation:
 
     The dict is what ``env.reset()`` / ``env.step()`` return (keys ``rgb``,
     ``depth``, ``instruction``, ``target_class``, ``K``, ``T_world_camera``,
-    ``scene_kind``; ``instance_seg`` and ``class_seg`` when the environment was
-    made with ``privileged=True``). This is how the built-in policies act on
-    Gymnasium observations: ``policy.act(obs)``.
+    ``scene_kind``; ``instance_seg``, ``class_seg`` and ``part_seg`` when the environment was
+    made with ``privileged=True``; ``target_part``, an index into the target class's grasp parts,
+    in the part-aware task). This is how the built-in policies act on Gymnasium observations:
+    ``policy.act(obs)``.
     """
     if isinstance(obs, Observation):
         return obs
@@ -87,39 +88,37 @@ def as_observation(obs: Observation | Mapping[str, Any]) -> Observation:
     camera = CameraModel(K=np.asarray(obs["K"]), width=width, height=height,
                          T_world_camera=np.asarray(obs["T_world_camera"]), near_m=kind.camera.near_m,
                          far_m=kind.camera.far_m)
+    target_class = catalog().CATALOG[int(obs["target_class"])].name
+    target_part = None
+    if "target_part" in obs:
+        from graspsim.assets.parts import part_names
+
+        target_part = part_names(target_class)[int(obs["target_part"])]
     return Observation(
         rgb=obs["rgb"], depth_m=obs["depth"], camera=camera, instruction=str(obs["instruction"]),
-        target_class=catalog().CATALOG[int(obs["target_class"])].name, scene_kind=kind.name,
+        target_class=target_class, scene_kind=kind.name,
         approach_world=np.asarray(kind.approach_world, dtype=np.float64),
         instance_seg=obs.get("instance_seg"), class_seg=obs.get("class_seg"),
-        robot=ROBOTS[int(obs.get("robot", 0))],
+        robot=ROBOTS[int(obs.get("robot", 0))], target_part=target_part, part_seg=obs.get("part_seg"),
     )
 
 
 def first_executable(rects: list[GraspRect], obs: Observation, gripper, grasp_depth_m: float,
-                     max_checked: int = 8) -> tuple[int, int]:
+                     max_checked: int = 8, obstacles: np.ndarray | None = None) -> tuple[int, int]:
     """``(index, checked)``: the first of ``rects`` (best first) the arm has a motion plan for, asking the robot
     model as a motion planner would (:func:`graspsim.grasping.arm_motion.arm_can_execute`; the floating hand
-    executes anything: 0). At most ``max_checked`` are tried; when none is executable the first is kept."""
+    executes anything: 0). At most ``max_checked`` are tried; when none is executable the first is kept.
+    ``obstacles``: (N, 3) world points the arm must keep clear of too (None: the furniture only)."""
     if obs.robot != "panda":
         return 0, 0
     from graspsim.config import PhysicsConfig
-    from graspsim.grasping.arm_motion import arm_can_execute
-    from graspsim.grasping.conversion import rect_to_command
-    from graspsim.grasping.workspace import clear_supports
+    from graspsim.grasping.arm_motion import first_executable as arm_first_executable
     from graspsim.scenes.kinds import scene_kind
 
-    kind, physics = scene_kind(obs.scene_kind), PhysicsConfig(gripper=gripper)
-    checked = 0
-    for index, rect in enumerate(rects[:max_checked]):
-        checked += 1
-        try:
-            command = rect_to_command(rect, obs.depth_m, obs.camera, obs.approach_world, gripper, grasp_depth_m)
-        except ValueError:  # InvalidRectError / UnreachableGraspError: no surface there
-            continue
-        if arm_can_execute(kind, clear_supports(kind, command, gripper), physics):
-            return index, checked
-    return 0, checked
+    index, checked = arm_first_executable(rects, obs.depth_m, obs.camera, obs.approach_world,
+                                          scene_kind(obs.scene_kind), PhysicsConfig(gripper=gripper), grasp_depth_m,
+                                          max_checked, obstacles)
+    return (0 if index is None else index), checked
 
 
 class PolicyError(RuntimeError):

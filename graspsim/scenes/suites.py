@@ -1,7 +1,15 @@
-"""Named suites: a scene kind, a variant split and a range of scene seeds.
+"""Named suites: a scene kind, a variant split, a task and a range of scene seeds.
 
-Train, test and unseen ranges never overlap, so a model trained on
-``shelf-train`` scenes is never scored on them. ``--seed S --episodes N`` runs
+Train, test and unseen ranges never overlap (the part-aware suites' neither),
+so a model trained on ``shelf-train`` scenes is never scored on them.
+
+Tasks: ``"pick"`` (the instruction names a class: "pick the soda can") and
+``"parts"`` (it names a class and a grasp part: "pick the ketchup bottle by its
+cap", scored on where the fingers hold; :mod:`graspsim.scenes.instructions`).
+A parts suite's ``instruction_split`` says which phrasings and (class, part)
+pairs it draws from: ``"train"`` leaves out the held-out ones
+(:data:`~graspsim.scenes.instructions.HELDOUT_PHRASINGS`,
+:data:`~graspsim.scenes.instructions.HELDOUT_PAIRS`), ``"test"`` uses them all. ``--seed S --episodes N`` runs
 scenes ``first_seed + S`` ... ``first_seed + S + N - 1`` of a suite: every policy
 run with the same suite, seed and episode count sees the same scenes.
 """
@@ -21,6 +29,8 @@ class Suite:
     first_seed: int
     size: int            # number of scenes in the suite
     description: str
+    task: str = "pick"   # "pick" or "parts" (module docstring)
+    instruction_split: str = "test"  # parts suites: "train" (held-out phrasings and pairs left out) or "test"
 
     @property
     def env_id(self) -> str:
@@ -42,6 +52,15 @@ SUITES: dict[str, Suite] = {s.name: s for s in (
     Suite("tabletop-train", "tabletop", "seen", 10_000_000, 1_000_000, "cluttered table, training variants"),
     Suite("tabletop-test", "tabletop", "seen", 11_000_000, 100_000, "cluttered table, held-out seeds"),
     Suite("tabletop-unseen", "tabletop", "unseen", 12_000_000, 100_000, "cluttered table, held-out variants"),
+    Suite("shelf-parts-train", "shelf", "seen", 20_000_000, 1_000_000,
+          "store shelf, pick a product by a named part, training phrasings and pairs", "parts", "train"),
+    Suite("shelf-parts-test", "shelf", "seen", 21_000_000, 100_000,
+          "store shelf, pick a product by a named part, held-out seeds, all phrasings and pairs", "parts", "test"),
+    Suite("tabletop-parts-train", "tabletop", "seen", 30_000_000, 1_000_000,
+          "cluttered table, pick a product by a named part, training phrasings and pairs", "parts", "train"),
+    Suite("tabletop-parts-test", "tabletop", "seen", 31_000_000, 100_000,
+          "cluttered table, pick a product by a named part, held-out seeds, all phrasings and pairs", "parts",
+          "test"),
 )}
 
 

@@ -37,14 +37,15 @@ class Attempt:
 
 def attempt_grasp(world: SimWorld, scene: BuiltScene, grasp: GraspRect | GripperCommand, depth_m: np.ndarray,
                   camera: CameraModel, target_class: str, physics: PhysicsConfig,
-                  grasp_depth_m: float = GRASP_DEPTH_M) -> Attempt:
+                  grasp_depth_m: float = GRASP_DEPTH_M, target_part: str | None = None) -> Attempt:
     """Convert ``grasp`` with the perceived ``depth_m`` / ``camera`` and execute it in ``scene``.
 
     ``grasp``: a rectangle (pixels, in ``camera``'s image) or a gripper command
     (``T_world_grasp`` in the world frame, z = approach). ``depth_m``: (H, W)
     metres along camera z, the depth the robot sees (possibly noisy, possibly
     from another scene than ``scene``: the label validation executes on the
-    product alone). The approach is ``scene.approach_world``.
+    product alone). The approach is ``scene.approach_world``. ``target_part``:
+    the grasp part a part-aware attempt must hold (None: an ordinary attempt).
     """
     rect = grasp if isinstance(grasp, GraspRect) else None
     try:
@@ -58,4 +59,4 @@ def attempt_grasp(world: SimWorld, scene: BuiltScene, grasp: GraspRect | Gripper
     except UnreachableGraspError as exc:
         return Attempt(rect, None, PickOutcome(False, FailureReason.OUT_OF_REACH, details={"error": str(exc)}))
     command = clear_supports(scene.kind, command, physics.gripper)
-    return Attempt(rect, command, execute_grasp(world, scene, command, target_class, physics))
+    return Attempt(rect, command, execute_grasp(world, scene, command, target_class, physics, target_part))

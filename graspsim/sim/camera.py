@@ -6,10 +6,14 @@ The conversions live here and nowhere else.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pybullet
 
-from graspsim.geometry import intrinsics_from_fov, invert_transform, look_at
+from graspsim.assets.catalog import get_variant
+from graspsim.assets.parts import part_at
+from graspsim.geometry import deproject, intrinsics_from_fov, invert_transform, look_at, quat_to_matrix
 from graspsim.scenes.plan import CameraSpec, Lighting
 from graspsim.sim.world import SimWorld
 from graspsim.types import CameraModel, Frames
@@ -111,6 +115,41 @@ def _camera_image(world: SimWorld, camera: CameraModel, lighting: Lighting, **fl
     if lighting.gain != 1.0:
         rgb = np.clip(rgb.astype(np.float32) * lighting.gain, 0, 255).astype(np.uint8)
     return rgb, zbuffer, seg
+
+
+def part_segmentation(world: SimWorld, instance_seg: np.ndarray, depth_m: np.ndarray, camera: CameraModel,
+                      products: dict[int, tuple[str, int]]) -> np.ndarray:
+    """Grasp-part labels (H, W) uint8 of a rendered view: 0 not a product, ``k + 1`` = part ``k`` of the
+    pixel's product (:func:`graspsim.assets.parts.part_names` of its class).
+
+    ``instance_seg`` (H, W) body ids and ``depth_m`` (H, W) metres along camera z must come from the same
+    (noise-free) render; ``products``: body id -> (class name, variant). Each product pixel is deprojected
+    with K and its depth, moved into the product's frame with the body's pose from pybullet (the product
+    frame is the body frame: the bounding-box centre) and labelled with the part box containing it, or the
+    nearest one (:func:`~graspsim.assets.parts.part_at`): a silhouette pixel whose depth grazes the mesh
+    edge still gets the part it belongs to.
+    """
+    out = np.zeros(instance_seg.shape, dtype=np.uint8)
+    T_world_camera = np.asarray(camera.T_world_camera, dtype=np.float64)
+    for body, (class_name, variant) in products.items():
+        rows, cols = np.nonzero(instance_seg == body)
+        if rows.size == 0:
+            continue
+        p_camera = deproject(camera.K, np.stack([cols, rows], axis=1), depth_m[rows, cols])
+        p_world = p_camera @ T_world_camera[:3, :3].T + T_world_camera[:3, 3]
+        position, quat = world.client.getBasePositionAndOrientation(body)
+        p_product = (p_world - np.asarray(position)) @ quat_to_matrix(quat)  # R^T (p - t), row-wise
+        out[rows, cols] = part_at(class_name, get_variant(class_name, variant).size_m, p_product) + 1
+    return out
+
+
+def scene_part_seg(world: SimWorld, scene, frames: Frames) -> Frames:
+    """``frames`` with ``part_seg`` (:func:`part_segmentation`) for the products of ``scene`` (a
+    :class:`~graspsim.sim.scene.BuiltScene` standing in ``world`` as it was rendered)."""
+    products = {body: (placement.class_name, placement.variant)
+                for placement, body in zip(scene.plan.products, scene.product_bodies) if body is not None}
+    return replace(frames, part_seg=part_segmentation(world, frames.instance_seg, frames.depth_m, frames.camera,
+                                                      products))
 
 
 def add_depth_noise(depth_m: np.ndarray, camera: CameraModel, std_m: float, rng: np.random.Generator) -> np.ndarray:
