@@ -215,3 +215,50 @@ def test_offline_metrics_are_read_and_plotted(tiny, tmp_path):
     (learned / "offline_metrics.json").write_text("[1, 2]")
     with pytest.raises(ValueError, match="offline_metrics.json must hold a JSON object"):
         load_run(learned)
+
+
+# ----------------------------------------------------------------------------- part-aware runs
+
+
+def _part_rows(outcomes):
+    """Rows of a part-aware run: (class, part, success, reason, heldout_pair) per episode."""
+    return [{"episode_id": i, "scene_seed": 21_000_000 + i, "target_class": cls, "target_part": part,
+             "success": ok, "reason": reason, "phrasing_id": i % 9, "heldout_phrasing": i % 9 >= 6,
+             "heldout_pair": held_out, "held_part": part if ok else None}
+            for i, (cls, part, ok, reason, held_out) in enumerate(outcomes)]
+
+
+def test_compare_shows_part_correct_rates_per_class_part():
+    from graspsim.bench.compare import RunData
+    from graspsim.bench.report import _parts_section
+    from graspsim.bench.summary import summarize
+
+    a = _part_rows([("ketchup_bottle", "cap", True, None, True), ("ketchup_bottle", "cap", False, "wrong_part", True),
+                    ("soda_can", "body", True, None, False), ("soda_can", "body", False, "missed", False)])
+    b = _part_rows([("ketchup_bottle", "cap", False, "wrong_part", True), ("ketchup_bottle", "cap", False, "missed", True),
+                    ("soda_can", "body", True, None, False), ("soda_can", "body", True, None, False)])
+    runs = [RunData(run_dir=Path(name), config={"policy": name, "suite": "shelf-parts-test"}, rows=rows, label=name,
+                    summary=summarize(rows, {"policy": name})) for name, rows in (("a", a), ("b", b))]
+    comparison = compare_runs(runs, check_scenes=False)
+    assert comparison["class_parts"] == ["ketchup_bottle/cap", "soda_can/body"]
+    parts_a, parts_b = comparison["policies"]["a"]["parts"], comparison["policies"]["b"]["parts"]
+    assert (parts_a["part_correct"]["successes"], parts_a["class_held"]["successes"]) == (2, 3)
+    assert (parts_b["part_correct"]["successes"], parts_b["class_held"]["successes"]) == (2, 3)
+    assert (parts_a["heldout_pairs"]["successes"], parts_a["heldout_pairs"]["attempts"]) == (1, 2)
+    assert parts_b["heldout_pairs"]["successes"] == 0
+    text = format_comparison_table(comparison)
+    assert "part-aware picks" in text
+    cap_line = next(line for line in text.splitlines() if line.startswith("ketchup_bottle/cap"))
+    assert cap_line.split()[1:] == ["1/2", "0/2"]
+    held_line = next(line for line in text.splitlines() if line.startswith("held-out class-part pairs"))
+    assert held_line.split()[-2:] == ["1/2", "0/2"]
+    html = _parts_section(comparison)
+    assert "Part-aware picks" in html and "soda_can/body" in html and "2/2 (100" in html
+    # ordinary runs get no part block
+    plain = [{**r, "target_part": None} for r in a]
+    for r in plain:
+        del r["target_part"]
+    run = RunData(run_dir=Path("p"), config={"policy": "p"}, rows=plain, label="p", summary=summarize(plain, {}))
+    ordinary = compare_runs([run], check_scenes=False)
+    assert "class_parts" not in ordinary and "part-aware" not in format_comparison_table(ordinary)
+    assert _parts_section(ordinary) == ""

@@ -26,7 +26,9 @@ order policies are shown in)::
           "policy", "policy_kwargs", "run_dir", "episodes", "successes", "success_rate", "ci95",
           "per_class": {class: {"attempts", "successes", "rate", "ci95"}},
           "mean_perception_ms": float | null, "failure_reasons": {reason: count},
-          "knocked_down": int, "dropped": int, "versions": {...} | null}},
+          "knocked_down": int, "dropped": int, "versions": {...} | null,
+          "parts": {...}}},                     # part-aware runs only: summary.json's "parts" block
+      "class_parts": ["class/part", ...],       # part-aware runs: every asked class/part, sorted
       "mcnemar": [{"a", "b", "paired", "a_only", "b_only", "both", "neither",
                    "a_rate", "b_rate", "p_value", "p_value_holm"}, ...],   # every pair, a before b in labels
       "failure_reasons": {label: {reason: count}},   # failed attempts only, most frequent first
@@ -284,6 +286,8 @@ def compare_runs(runs: Sequence[RunData], check_scenes: bool = True) -> dict:
             "dropped": s.get("dropped", 0),
             "versions": run.config.get("versions"),
         }
+        if "parts" in s:
+            policies[run.label]["parts"] = s["parts"]
 
     pairs = [_mcnemar_pair(a, b) for a, b in combinations(runs, 2)]
     for pair, adjusted in zip(pairs, _holm([p["p_value"] for p in pairs])):
@@ -302,6 +306,8 @@ def compare_runs(runs: Sequence[RunData], check_scenes: bool = True) -> dict:
         "labels": labels,
         "classes": sorted({c for run in runs for c in run.summary["per_class"]}),
         "policies": policies,
+        **({"class_parts": sorted({cp for p in policies.values() for cp in p["parts"]["per_class_part"]})}
+           if any("parts" in p for p in policies.values()) else {}),
         "mcnemar": pairs,
         "failure_reasons": {run.label: dict(run.summary["failure_reasons"]) for run in runs},
         "offline_metrics": {run.label: run.offline_metrics for run in runs if run.offline_metrics is not None},
@@ -333,7 +339,8 @@ def format_comparison_table(comparison: Mapping) -> str:
     Sections: a header line (suite, attempts, seeds); overall pick rate, 95 %
     Wilson interval and mean perception ms per policy (plus offline grasp
     accuracy where known); per-class ``successes/attempts`` with one column per
-    policy; the McNemar pairs (discordant counts, exact p, Holm-adjusted p);
+    policy; for part-aware runs the part-correct rate split by trained / held-out
+    pairs and phrasings, and ``successes/attempts`` per class x part; the McNemar pairs (discordant counts, exact p, Holm-adjusted p);
     failure reasons with one column per policy.
     """
     labels = list(comparison.get("labels") or comparison["policies"])
@@ -363,6 +370,7 @@ def format_comparison_table(comparison: Mapping) -> str:
             for cls in comparison.get("classes") or []]
     rows.append(["TOTAL", *(f"{policies[lb]['successes']}/{policies[lb]['episodes']}" for lb in labels)])
     out += ["per-class pick rate (successes/attempts):"] + _grid(["class", *labels], rows) + [""]
+    out += _parts_lines(comparison, labels, fraction)
 
     pairs = comparison.get("mcnemar") or []
     if pairs:
@@ -379,6 +387,24 @@ def format_comparison_table(comparison: Mapping) -> str:
     else:
         out.append("failure reasons: none")
     return "\n".join(out).rstrip()
+
+
+#: The rate blocks of summary.json's "parts" block shown per policy, with their row names.
+PART_RATES = (("part_correct", "part-correct (= pick rate)"), ("class_held", "class held, any part"),
+              ("trained_pairs", "trained class-part pairs"), ("heldout_pairs", "held-out class-part pairs"),
+              ("trained_phrasings", "trained phrasings"), ("heldout_phrasings", "held-out phrasings"))
+
+
+def _parts_lines(comparison: Mapping, labels: list, fraction) -> list[str]:
+    """The text table's part-aware block (empty for ordinary runs)."""
+    if "class_parts" not in comparison:
+        return []
+    parts = {lb: comparison["policies"][lb].get("parts") or {} for lb in labels}
+    rows = [[name, *(fraction(parts[lb].get(key)) for lb in labels)] for key, name in PART_RATES]
+    out = ["part-aware picks (successes/attempts):"] + _grid(["", *labels], rows) + [""]
+    rows = [[cp, *(fraction((parts[lb].get("per_class_part") or {}).get(cp)) for lb in labels)]
+            for cp in comparison["class_parts"]]
+    return out + ["per class x part pick rate (successes/attempts):"] + _grid(["class/part", *labels], rows) + [""]
 
 
 # --------------------------------------------------------------------------- writing

@@ -245,6 +245,31 @@ def _per_class_section(comparison: Mapping) -> str:
                     "Per-class counts are small: read the intervals, not the ranks.")
 
 
+def _fraction_cell(s: Mapping | None) -> str:
+    if not s:
+        return '<td class="num">-</td>'
+    return _td(f"{s['successes']}/{s['attempts']} ({_pct(s['rate'], 0)})", "num",
+               f' title="95 % CI {_e(_ci(s["ci95"]))}"{_rate_style(s["rate"])}')
+
+
+def _parts_section(comparison: Mapping) -> str:
+    """Part-aware runs: part-correct rates (trained / held-out pairs and phrasings) and the class x part table."""
+    from graspsim.bench.compare import PART_RATES
+
+    if "class_parts" not in comparison:
+        return ""
+    labels = _labels(comparison)
+    parts = {lb: comparison["policies"][lb].get("parts") or {} for lb in labels}
+    rows = [_tr([f"<td>{_e(name)}</td>", *(_fraction_cell(parts[lb].get(key)) for lb in labels)])
+            for key, name in PART_RATES]
+    rows += [_tr([f"<td>{_e(cp)}</td>", *(_fraction_cell((parts[lb].get("per_class_part") or {}).get(cp))
+                                          for lb in labels)]) for cp in comparison["class_parts"]]
+    return _section("parts", "Part-aware picks", _table(["", *labels], rows, "per-class"),
+                    "A part-aware attempt succeeds when the target class is held and both fingers are on the "
+                    "named part (else wrong_part); class held = success or wrong_part. Held-out pairs and "
+                    "phrasings are never asked in the train suites. Then successes/attempts per class/part.")
+
+
 def _mcnemar_section(comparison: Mapping) -> str:
     pairs = comparison.get("mcnemar") or []
     title = "Paired comparison (McNemar)"
@@ -435,6 +460,7 @@ def build_report(runs: Sequence[RunData], comparison: Mapping, out_html: str | P
         _header(comparison, ordered),
         _overall_section(comparison),
         _per_class_section(comparison),
+        _parts_section(comparison),
         _mcnemar_section(comparison),
         _failures_section(comparison),
         _plots_section(comparison, plot_paths),
