@@ -307,10 +307,16 @@ def _digest(root: Path) -> str:
 
 @pytest.fixture(scope="module")
 def video_dataset(tmp_path_factory) -> Path:
-    """One shelf scene, the Panda, one image view and one grasp video (~10 s)."""
+    """One shelf scene, the Panda, one image view and one grasp video, through the command line (~10 s)."""
     out = tmp_path_factory.mktemp("robot-videos") / "d"
-    summary = render_robot_views("shelf-test", 1, out, "panda", views_per_scene=1, videos_per_scene=1, **SMALL)
-    assert summary["videos"]["videos"] == 1 and summary["videos"]["skipped"] == 0, summary
+    r = CliRunner().invoke(render_robot_views_command, [
+        "--suite", "shelf-test", "--scenes", "1", "--out", str(out), "--embodiments", "panda", "--views-per-scene",
+        "1", "--videos", "1", "--width", str(W), "--height", str(H), "--renderer", "tiny", "--no-progress"])
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.output.strip().splitlines()[-1])["videos"]
+    assert summary["written"] == 1 and summary["skipped"] == 0 and 16 <= summary["frames_per_video"] <= 32
+    assert 0.01 < summary["whole_fraction"] < 1 and summary["whole_fraction"] == pytest.approx(
+        summary["arm_fraction"] + summary["gripper_fraction"], abs=2e-4)
     return out
 
 
