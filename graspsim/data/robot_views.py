@@ -317,8 +317,11 @@ class RobotViewRenderer:
             return f"{n} frames: the attempt ({reason}) took {steps} physics steps"
         return self._video_files(k, seed, embodiment, camera, target, attempt, recorder, steps)
 
-    def _video_files(self, k, seed, embodiment, camera, target, attempt, recorder, steps):
-        """A recorded video's ``(meta, {file name: bytes})`` (layout in the format module)."""
+    def _video_files(self, k: int, seed: int, embodiment, camera, target: str, attempt, recorder,
+                     steps: int) -> tuple[dict[str, Any], dict[str, bytes]]:
+        """A recorded video's ``(meta, {file name: bytes})`` (layout in the format module): ``attempt`` (an
+        :class:`~graspsim.sim.attempt.Attempt`) filmed by ``recorder`` (a :class:`~graspsim.video.FrameRecorder`
+        with segmentation and snapshots) from ``camera``, ``steps`` physics steps in all."""
         import cv2
 
         from graspsim.scenes.instructions import pick_instruction
@@ -444,8 +447,10 @@ def render_robot_views(suite: str, scenes: int, out_dir: Path, embodiments: str 
                         workers, resume, progress, f"robot views {suite}")
     done, wall = fan["done"], fan["wall_s"]
     views = [v for r in done for v in r["views"]]
-    videos = {"videos": _video_stats([v for r in done for v in r["videos"]],
-                                     sum(r["skipped_videos"] for r in done), width * height)} if videos_per_scene else {}
+    videos = {}
+    if videos_per_scene:
+        videos["videos"] = _video_stats([v for r in done for v in r["videos"]], sum(r["skipped_videos"] for r in done),
+                                        width * height)
     return {
         "out_dir": str(out_dir), "suite": suite_obj.name, "embodiments": list(names), "requested": len(seeds),
         "rendered": len(done), "already_done": fan["already_done"], "skipped": fan["skipped"],
