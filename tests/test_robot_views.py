@@ -389,21 +389,25 @@ def test_video_masks_agree_with_the_panda_posed_from_each_frames_joints(video_da
     assert checked[ARM] >= 1, checked
 
 
-def test_videos_are_the_same_with_two_workers_and_after_a_resume(video_dataset, tmp_path):
+def test_videos_are_the_same_with_two_workers_other_robots_and_after_a_resume(video_dataset, tmp_path):
+    """The fixture's files again from 2 worker processes with the xArm's image views beside the Panda's (the
+    scene's meta.json lists them too: every other file is the same), and again after a resume."""
     import shutil
 
     out = tmp_path / "two"
-    render_robot_views("shelf-test", 1, out, "panda", views_per_scene=1, videos_per_scene=1, workers=2, **SMALL)
+    args = dict(views_per_scene=1, videos_per_scene=1, **SMALL)
+    render_robot_views("shelf-test", 1, out, "panda,xarm6", workers=2, **args)
     reference = _files(video_dataset)
-    assert _files(out) == reference and sum("panda-video-00/frames/" in k for k in reference) >= 3 * 16
+    two = _files(out)
+    assert sum("panda-video-00/frames/" in k for k in reference) >= 3 * 16
+    assert {k: v for k, v in two.items() if "xarm6-" not in k and not k.endswith("scene-1000000/meta.json")} == {
+        k: v for k, v in reference.items() if not k.endswith("scene-1000000/meta.json")}
     (scene,) = (out / "shards" / "shard-0000").iterdir()
     shutil.rmtree(scene)  # as if interrupted before this scene was written
     with pytest.raises(RunDirError, match="'videos_per_scene'"):  # another V is refused
-        render_robot_views("shelf-test", 1, out, "panda", views_per_scene=1, videos_per_scene=2, resume=True,
-                           **SMALL)
-    again = render_robot_views("shelf-test", 1, out, "panda", views_per_scene=1, videos_per_scene=1, resume=True,
-                               **SMALL)
-    assert again["rendered"] == 1 and _files(out) == reference
+        render_robot_views("shelf-test", 1, out, "panda,xarm6", resume=True, **{**args, "videos_per_scene": 2})
+    again = render_robot_views("shelf-test", 1, out, "panda,xarm6", resume=True, **args)
+    assert again["rendered"] == 1 and _files(out) == two
 
 
 def test_no_videos_leaves_the_dataset_byte_for_byte_as_before(tmp_path):
