@@ -6,7 +6,12 @@ whoever takes it (the floating hand's straight lines, the arm's joint motion,
 closing, holding), passes through it, and every ``stride``-th step it renders the
 scene camera. Rendering reads the world and never steps it, so a recorded attempt
 ends exactly as an unrecorded one. :class:`~graspsim.envs.pick_env.PickEnv` uses
-it for ``render_mode="rgb_array_list"``.
+it for ``render_mode="rgb_array_list"``. Given the robot (``robot=``), each frame
+is one render with pybullet's segmentation: the colour image, the depth and the
+robot mask of the same picture (robot-segmentation videos,
+:mod:`graspsim.data.robot_views`); :func:`record_evenly` runs an attempt twice
+from the same saved state, first to count its physics steps, so the second,
+recorded run is spread over a fixed number of frames whatever its length.
 
 Frame rate: frames are taken every ``stride = round(1 / (fps * time_step_s))``
 physics steps (every 12th at the default 20 fps and 240 Hz physics) and played
@@ -39,7 +44,7 @@ import io
 import math
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence, TypeVar
 
 import numpy as np
 
@@ -114,13 +119,22 @@ class FrameRecorder:
     """A step listener that renders ``camera`` every ``stride`` physics steps (use with ``world.on_step``).
 
     ``frames``: the RGB frames (camera.height, camera.width, 3) uint8 taken so far;
-    ``steps``: the physics steps seen. Frame ``i`` shows the world after step
-    ``(i + 1) * stride``. ``lighting``: the scene's, so the frames look like the
-    observation (robot masks and segmentation are not rendered).
+    ``steps``: the physics steps seen; ``frame_steps``: the step after which each
+    frame was taken (frame ``i`` shows the world after step ``(i + 1) * stride``).
+    ``lighting``: the scene's, so the frames look like the observation.
+
+    ``robot``: ``(body id, gripper link indices)`` (:attr:`graspsim.sim.scene.BuiltScene.robot_parts`)
+    to render every frame with segmentation instead (:func:`graspsim.sim.camera.render`, one render per
+    frame): ``robot_segs`` then holds each frame's (H, W) uint8 robot mask (0 none, 1 arm, 2 gripper)
+    and ``depths`` its (H, W) float32 depth (metres along camera z), both of the same render as the
+    frame. Without it (the default) only the colour image is rendered, which is cheaper.
+    ``snapshot``: called once per frame, right after its render; its results go to ``snapshots``
+    (e.g. the robot's joint angles at that frame).
     """
 
-    def __init__(self, world: "SimWorld", camera: CameraModel, lighting: "Lighting", stride: int):
-        from graspsim.sim.camera import render_rgb
+    def __init__(self, world: "SimWorld", camera: CameraModel, lighting: "Lighting", stride: int,
+                 robot: tuple[int, tuple[int, ...]] | None = None, snapshot: Callable[[], Any] | None = None):
+        from graspsim.sim.camera import render, render_rgb
 
         if stride < 1:
             raise ValueError(f"stride must be >= 1 physics step, got {stride}")
@@ -128,14 +142,77 @@ class FrameRecorder:
         self.camera = camera
         self.lighting = lighting
         self.stride = int(stride)
+        self.robot = robot
+        self.snapshot = snapshot
         self.steps = 0
         self.frames: list[np.ndarray] = []
-        self._render = render_rgb
+        self.frame_steps: list[int] = []
+        self.robot_segs: list[np.ndarray] = []
+        self.depths: list[np.ndarray] = []
+        self.snapshots: list[Any] = []
+        self._render, self._render_segmented = render_rgb, render
 
     def __call__(self) -> None:
         self.steps += 1
-        if self.steps % self.stride == 0:
+        if self.steps % self.stride:
+            return
+        if self.robot is None:
             self.frames.append(self._render(self.world, self.camera, self.lighting))
+        else:
+            frames = self._render_segmented(self.world, self.camera, self.lighting, None, self.robot)
+            self.frames.append(frames.rgb)
+            self.robot_segs.append(frames.robot_seg)
+            self.depths.append(frames.depth_m)
+        self.frame_steps.append(self.steps)
+        if self.snapshot is not None:
+            self.snapshots.append(self.snapshot())
+
+
+def even_stride(steps: int, max_frames: int) -> int:
+    """The stride that spreads ``steps`` physics steps over at most ``max_frames`` frames: ``ceil(steps /
+    max_frames)``, at least 1. The frames taken, ``steps // stride``, are then between ``max_frames / 2`` and
+    ``max_frames`` whenever ``steps >= max_frames`` (16-32 for 32)."""
+    if max_frames < 1:
+        raise ValueError(f"max_frames must be >= 1, got {max_frames}")
+    return max(1, math.ceil(int(steps) / int(max_frames)))
+
+
+_T = TypeVar("_T")
+
+
+def record_evenly(world: "SimWorld", run: Callable[[], _T], recorder: Callable[[int], FrameRecorder],
+                  max_frames: int) -> tuple[_T, FrameRecorder, int]:
+    """Run ``run()`` (something that steps ``world``, e.g. one grasp attempt) recorded over at most
+    ``max_frames`` evenly spaced frames; ``(its result, the recorder, its physics steps)``.
+
+    The length of an attempt is known only afterwards (where the arm is blocked, how long the jaws take to
+    close), so ``run`` goes twice: a dry run from the world as it is, counting its steps ``N``, then the world
+    is put back (pybullet's ``saveState`` / ``restoreState``: bodies, joints, velocities and contacts) and the
+    recorded run with ``stride = even_stride(N, max_frames)``: ``recorder(stride)`` makes the
+    :class:`FrameRecorder`. Its result and the world afterwards are the second run's. Costs one more
+    simulation of the attempt (no rendering): cheaper than rendering densely and throwing frames away.
+    ``run`` must not add or remove bodies (restoreState needs the same bodies). With ``N == 0`` (nothing
+    moved) there is no second run and no frame.
+    """
+    client = world.client
+    state = client.saveState()
+    counted = [0]
+
+    def count() -> None:
+        counted[0] += 1
+
+    try:
+        with world.on_step(count):
+            result = run()
+        if counted[0] == 0:
+            return result, recorder(1), 0
+        client.restoreState(state)
+    finally:
+        client.removeState(state)
+    rec = recorder(even_stride(counted[0], max_frames))
+    with world.on_step(rec):
+        result = run()
+    return result, rec, rec.steps
 
 
 def hold_ends(frames: Sequence[np.ndarray], fps: float, seconds: float) -> list[np.ndarray]:

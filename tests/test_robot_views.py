@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from graspsim.data.cli_robot_views import render_robot_views_command
 from graspsim.data.format import DatasetError, check_dataset
 from graspsim.data.robot_views import render_robot_views
-from graspsim.data.robot_views_format import check_robot_views, read_view
+from graspsim.data.robot_views_format import check_robot_videos, check_robot_views, read_video, read_view
 from graspsim.runs import RunDirError
 
 W, H = 160, 120
@@ -112,34 +112,46 @@ def test_masks_agree_with_the_robot_geometry_seen_from_the_stored_camera(dataset
     try:
         for v in views:
             s = read_view(v)
-            seg, K, T_wc = s["robot_seg"], s["K"], s["T_world_camera"]
             robot = _pose(robots, s["meta"])
-            T_cw = np.linalg.inv(T_wc)
-            for name, origin in robot.link_origins().items():
-                p = T_cw[:3, :3] @ origin + T_cw[:3, 3]
-                if p[2] <= 0.05:
-                    continue
-                x, y = np.rint(K[:2, :2] @ (p[:2] / p[2]) + K[:2, 2]).astype(int)
-                if not (0 <= x < W and 0 <= y < H):
-                    continue
-                body, link, depth = (a[0] for a in _pixel_rays(world, K, T_wc, [(x, y)]))
-                if body != robot.body or link != robot.link_index[name] or abs(s["depth_m"][y, x] - depth) > 0.01:
-                    continue  # hidden behind another link or by the scene
-                assert seg[y, x] == robot.part[robot.link_index[name]], (v.name, name)
-                checked[robot.part[robot.link_index[name]]] += 1
-            vv, uu = np.mgrid[0:H, 0:W]
-            body, link, depth = (a.reshape(H, W) for a in _pixel_rays(world, K, T_wc, np.stack([uu, vv], -1)))
-            on_robot = body == robot.body
-            expected = np.where(on_robot, np.vectorize(lambda k: robot.part.get(k, 0))(link), 0)
-            seen = on_robot & (np.abs(s["depth_m"] - depth) < 0.01)
-            assert seen.sum() >= 0.8 * (seg > 0).sum(), v.name
-            assert (seg[seen] == expected[seen]).mean() >= 0.97, v.name
-            assert on_robot[seg > 0].mean() >= 0.95, v.name  # labelled pixels are robot along the stored rays
+            for part, n in _check_mask_against_geometry(world, robot, s, v.name).items():
+                checked[part] += n
     finally:
         world.close()
     # Most link frames sit inside a joint housing, where the neighbouring link is in front: few qualify
-    # (measured: shelf 5 arm + 2 gripper origins, table 1 + 1); the full-image check above covers the rest.
+    # (measured: shelf 5 arm + 2 gripper origins, table 1 + 1); the full-image check covers the rest.
     assert checked[ARM] >= 1 and checked[GRIPPER] >= 1, checked
+
+
+def _check_mask_against_geometry(world, robot, s, name) -> dict[int, int]:
+    """The checks of the test above for one picture ``s`` (``robot_seg``, ``depth_m``, ``K``, ``T_world_camera``)
+    of ``robot`` (posed as the picture shows it, alone in ``world``); link origins checked per part."""
+    from graspsim.sim.embodiments import ARM, GRIPPER
+
+    seg, K, T_wc = s["robot_seg"], s["K"], s["T_world_camera"]
+    H, W = seg.shape
+    checked = {ARM: 0, GRIPPER: 0}
+    T_cw = np.linalg.inv(T_wc)
+    for link_name, origin in robot.link_origins().items():
+        p = T_cw[:3, :3] @ origin + T_cw[:3, 3]
+        if p[2] <= 0.05:
+            continue
+        x, y = np.rint(K[:2, :2] @ (p[:2] / p[2]) + K[:2, 2]).astype(int)
+        if not (0 <= x < W and 0 <= y < H):
+            continue
+        body, link, depth = (a[0] for a in _pixel_rays(world, K, T_wc, [(x, y)]))
+        if body != robot.body or link != robot.link_index[link_name] or abs(s["depth_m"][y, x] - depth) > 0.01:
+            continue  # hidden behind another link or by the scene
+        assert seg[y, x] == robot.part[robot.link_index[link_name]], (name, link_name)
+        checked[robot.part[robot.link_index[link_name]]] += 1
+    vv, uu = np.mgrid[0:H, 0:W]
+    body, link, depth = (a.reshape(H, W) for a in _pixel_rays(world, K, T_wc, np.stack([uu, vv], -1)))
+    on_robot = body == robot.body
+    expected = np.where(on_robot, np.vectorize(lambda k: robot.part.get(k, 0))(link), 0)
+    seen = on_robot & (np.abs(s["depth_m"] - depth) < 0.01)
+    assert seen.sum() >= 0.8 * (seg > 0).sum(), name
+    assert (seg[seen] == expected[seen]).mean() >= 0.97, name
+    assert on_robot[seg > 0].mean() >= 0.95, name  # labelled pixels are robot along the stored rays
+    return checked
 
 
 def test_the_panda_in_its_parking_pose_gets_the_envs_robot_seg():
@@ -274,3 +286,149 @@ def test_unoccluded_mask_sees_through_the_scene_and_puts_it_back():
         assert np.array_equal(again, visible)
     finally:
         renderer.close()
+
+
+# ------------------------------------------------------------------------------------------------ grasp videos
+
+#: sha256 of the files (manifest aside) of ``_digest_render`` made before videos existed (commit f322750):
+#: ``--videos 0`` must leave a dataset byte for byte as it was.
+DIGEST_BEFORE_VIDEOS = "8c03cfe60b3272aa00ff23723b5d02f31c94301e260d756f68479e6e221de876"
+
+
+def _digest(root: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, data in _files(root).items():
+        h.update(name.encode())
+        h.update(data)
+    return h.hexdigest()
+
+
+@pytest.fixture(scope="module")
+def video_dataset(tmp_path_factory) -> Path:
+    """One shelf scene, the Panda, one image view and one grasp video, through the command line (~10 s)."""
+    out = tmp_path_factory.mktemp("robot-videos") / "d"
+    r = CliRunner().invoke(render_robot_views_command, [
+        "--suite", "shelf-test", "--scenes", "1", "--out", str(out), "--embodiments", "panda", "--views-per-scene",
+        "1", "--videos", "1", "--width", str(W), "--height", str(H), "--renderer", "tiny", "--no-progress"])
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.output.strip().splitlines()[-1])["videos"]
+    assert summary["written"] == 1 and summary["skipped"] == 0 and 16 <= summary["frames_per_video"] <= 32
+    assert 0.01 < summary["whole_fraction"] < 1 and summary["whole_fraction"] == pytest.approx(
+        summary["arm_fraction"] + summary["gripper_fraction"], abs=2e-4)
+    return out
+
+
+def test_even_stride_gives_16_to_32_frames():
+    from graspsim.video import even_stride
+
+    assert [even_stride(n, 32) for n in (0, 1, 32, 33, 580, 640)] == [1, 1, 1, 2, 19, 20]
+    assert 580 // 19 == 30 and 33 // 2 == 16
+    assert all(16 <= n // even_stride(n, 32) <= 32 for n in range(32, 5000))
+    with pytest.raises(ValueError, match="max_frames"):
+        even_stride(100, 0)
+
+
+def test_video_layout_frames_and_meta(video_dataset):
+    import math
+
+    manifest, videos = check_robot_videos(video_dataset)
+    assert manifest["videos_per_scene"] == 1 and manifest["config"]["videos"]["embodiment"] == "panda"
+    (path,) = videos
+    scene_meta = json.loads((path.parent / "meta.json").read_text())
+    assert path.name == "panda-video-00" and scene_meta["videos"] == ["panda-video-00"]
+    assert scene_meta["skipped_videos"] == {} and scene_meta["views"] == ["panda-00"]
+    v = read_video(path)
+    meta, seg = v["meta"], v["robot_seg"]
+    T = len(meta["frames"])
+    assert 16 <= T <= 32
+    assert v["rgb"].shape == (T, H, W, 3) and seg.shape == v["depth_m"].shape == (T, H, W)
+    assert seg.dtype == np.uint8 and set(np.unique(seg)) <= {0, 1, 2} and v["q_rad"].shape == (T, 7)
+    # every stride-th step of the whole attempt: the recorded run is as long as the dry run that chose the stride
+    assert meta["stride"] == math.ceil(meta["attempt_steps"] / 32) == math.ceil(meta["outcome"]["steps"] / 32)
+    assert meta["frame_steps"] == [(t + 1) * meta["stride"] for t in range(T)] == v["frame_steps"].tolist()
+    assert meta["frame_steps"][-1] > meta["attempt_steps"] - meta["stride"]
+    assert meta["success"] == meta["outcome"]["success"] and meta["target_class"] in meta["instruction"].replace(
+        " ", "_")
+    for t, frame in enumerate(meta["frames"]):
+        assert frame["robot_px"] == {"arm": int((seg[t] == 1).sum()), "gripper": int((seg[t] == 2).sum()),
+                                     "whole": int((seg[t] > 0).sum())}
+    assert (seg > 0).mean(axis=(1, 2)).min() > 0.01  # the camera sees the arm work in every frame
+    assert (seg == 2).any(axis=(1, 2)).sum() >= T // 4, "the gripper shows in a quarter of the frames at least"
+    assert np.ptp(v["q_rad"], axis=0).max() > 0.3  # the arm moves
+    assert (v["depth_m"][seg > 0] > 0).all()
+
+
+def test_video_masks_agree_with_the_panda_posed_from_each_frames_joints(video_dataset):
+    """Frames 0, the middle one and the last: the Panda alone, posed from the frame's meta (base, arm joints,
+    finger joints), seen from the video's camera, labels the pixels where the stored depth shows it, as in the
+    image views' check; the mask is the one of the frame's own render (the robot moves between frames)."""
+    from graspsim.sim.embodiments import ARM
+
+    (path,) = check_robot_videos(video_dataset)[1]
+    v = read_video(path)
+    meta = v["meta"]
+    world, robots = _robot_world(["panda"])
+    robot = robots["panda"]
+    checked = {1: 0, 2: 0}
+    try:
+        robot.set_base(np.asarray(meta["T_world_base"]))
+        for t in sorted({0, len(meta["frames"]) // 2, len(meta["frames"]) - 1}):
+            frame = meta["frames"][t]
+            robot.set_joints(np.asarray(frame["q_rad"]))
+            names = [n for n, _, _ in robot.embodiment.finger_joints]
+            for j, name in zip(robot.finger_joint_indices, names):
+                world.client.resetJointState(robot.body, j, frame["gripper_joints"][name])
+            picture = {"robot_seg": v["robot_seg"][t], "depth_m": v["depth_m"][t], "K": v["K"],
+                       "T_world_camera": v["T_world_camera"]}
+            for part, n in _check_mask_against_geometry(world, robot, picture, f"frame {t}").items():
+                checked[part] += n
+    finally:
+        world.close()
+    assert checked[ARM] >= 1, checked
+
+
+def test_videos_are_the_same_with_two_workers_other_robots_and_after_a_resume(video_dataset, tmp_path):
+    """The fixture's files again from 2 worker processes with the xArm's image views beside the Panda's (the
+    scene's meta.json lists them too: every other file is the same), and again after a resume."""
+    import shutil
+
+    out = tmp_path / "two"
+    args = dict(views_per_scene=1, videos_per_scene=1, **SMALL)
+    render_robot_views("shelf-test", 1, out, "panda,xarm6", workers=2, **args)
+    reference = _files(video_dataset)
+    two = _files(out)
+    assert sum("panda-video-00/frames/" in k for k in reference) >= 3 * 16
+    assert {k: v for k, v in two.items() if "xarm6-" not in k and not k.endswith("scene-1000000/meta.json")} == {
+        k: v for k, v in reference.items() if not k.endswith("scene-1000000/meta.json")}
+    (scene,) = (out / "shards" / "shard-0000").iterdir()
+    shutil.rmtree(scene)  # as if interrupted before this scene was written
+    with pytest.raises(RunDirError, match="'videos_per_scene'"):  # another V is refused
+        render_robot_views("shelf-test", 1, out, "panda,xarm6", resume=True, **{**args, "videos_per_scene": 2})
+    again = render_robot_views("shelf-test", 1, out, "panda,xarm6", resume=True, **args)
+    assert again["rendered"] == 1 and _files(out) == two
+
+
+def test_no_videos_leaves_the_dataset_byte_for_byte_as_before(tmp_path):
+    out = tmp_path / "d"
+    render_robot_views("shelf-test", 1, out, "panda,xarm6", views_per_scene=1, videos_per_scene=0, **SMALL)
+    assert _digest(out) == DIGEST_BEFORE_VIDEOS
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert "videos_per_scene" not in manifest and "videos" not in manifest["config"]
+    with pytest.raises(DatasetError, match="has no videos"):
+        check_robot_videos(out)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--videos", "-1"], "Error: --videos takes a whole number of grasp videos per scene (0 or more), got -1\n"),
+    (["--videos", "two"], "Error: --videos takes a whole number of grasp videos per scene (0 or more), got 'two'\n"),
+    (["--videos", "1", "--embodiments", "unseen"],
+     "Error: --videos needs panda among --embodiments (got xarm6): the grasps of videos are executed by the Panda "
+     "only\n"),
+])
+def test_a_bad_videos_value_is_a_one_line_error(tmp_path, args, message):
+    r = CliRunner().invoke(render_robot_views_command, ["--suite", "shelf-test", "--scenes", "1", "--out",
+                                                        str(tmp_path / "d"), "--no-progress", *args])
+    assert r.exit_code == 2 and r.output == message
+    assert not (tmp_path / "d").exists()

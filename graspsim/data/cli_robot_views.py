@@ -3,7 +3,7 @@
 A command of its own rather than a ``--robot-views`` flag of ``graspsim render``:
 it writes another dataset format (:mod:`graspsim.data.robot_views_format`), takes
 options that mean nothing for grasp datasets (``--embodiments``,
-``--views-per-scene``, ``--min-robot-fraction``), and ``render``'s ``--robot`` and
+``--views-per-scene``, ``--min-robot-fraction``, ``--videos``), and ``render``'s ``--robot`` and
 ``--no-grasps`` mean nothing here; one flag that switched half the options off
 would make both commands' help and errors harder to read.
 """
@@ -16,7 +16,8 @@ import click
 
 from graspsim.clierror import UserError
 from graspsim.data.cli_render import dataset_options
-from graspsim.data.robot_views import (DEFAULT_MIN_ROBOT_FRACTION, DEFAULT_VIEWS_PER_SCENE)
+from graspsim.data.robot_views import (DEFAULT_MIN_ROBOT_FRACTION, DEFAULT_VIDEOS_PER_SCENE,
+                                       DEFAULT_VIEWS_PER_SCENE)
 
 
 @click.command("render-robot-views")
@@ -29,11 +30,16 @@ from graspsim.data.robot_views import (DEFAULT_MIN_ROBOT_FRACTION, DEFAULT_VIEWS
 @click.option("--min-robot-fraction", default=DEFAULT_MIN_ROBOT_FRACTION, show_default=True,
               type=click.FloatRange(min=0.0, max=1.0, max_open=True),
               help="Skip (and record) views where the visible robot covers less of the image than this.")
+# Read as text and checked in the command: a bad value is then a one-line error like every other here (click's
+# own integer check would print the usage block above it).
+@click.option("--videos", "videos_text", default=str(DEFAULT_VIDEOS_PER_SCENE), show_default=True, metavar="V",
+              help="Grasp videos per scene: the Panda executes the oracle's grasp, 16-32 frames each with arm / "
+                   "gripper masks (needs panda among --embodiments; 0: images only).")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 def render_robot_views_command(suite, scenes, out_dir, embodiments, views_per_scene, seed, workers, resume, width,
-                               height, renderer, min_robot_fraction, no_progress):
+                               height, renderer, min_robot_fraction, videos_text, no_progress):
     """Render robot-segmentation data: robots reaching into the scenes, with arm / gripper masks."""
-    from graspsim.data.robot_views import render_robot_views
+    from graspsim.data.robot_views import check_videos, render_robot_views
     from graspsim.pool import WorkerDiedError
     from graspsim.runs import RunDirError
     from graspsim.scenes.suites import UnknownSuiteError, get_suite
@@ -41,6 +47,7 @@ def render_robot_views_command(suite, scenes, out_dir, embodiments, views_per_sc
 
     try:
         names = parse_embodiments(embodiments)  # ValueError listing the embodiments
+        videos = check_videos(_whole_number(videos_text), names)
         get_suite(suite).scene_seeds(seed, scenes)
     except UnknownSuiteError as exc:
         raise UserError(str(exc)) from None
@@ -51,12 +58,21 @@ def render_robot_views_command(suite, scenes, out_dir, embodiments, views_per_sc
     try:
         summary = render_robot_views(suite, scenes, out_dir, names, views_per_scene=views_per_scene, seed=seed,
                                      workers=workers, resume=resume, width=width, height=height, renderer=renderer,
-                                     progress=not no_progress, min_robot_fraction=min_robot_fraction)
+                                     progress=not no_progress, min_robot_fraction=min_robot_fraction,
+                                     videos_per_scene=videos)
     except (RunDirError, RendererError) as exc:
         raise UserError(str(exc)) from None
     except WorkerDiedError as exc:  # not the user's mistake (exit 1), but one line and resumable
         raise click.ClickException(str(exc)) from None
     click.echo(json.dumps(_rounded(summary)))
+
+
+def _whole_number(text: str) -> int | str:
+    """``text`` as an int when it is one (``check_videos`` words the error for anything else)."""
+    try:
+        return int(text.strip())
+    except ValueError:
+        return text
 
 
 def _rounded(value):

@@ -2,16 +2,19 @@
 
 Robot-segmentation data: the scenes of a suite with a robot reaching into them,
 each image with its robot mask (arm, gripper, whole robot), for several robots
-(:mod:`graspsim.sim.embodiments`). numpy + OpenCV only. A directory ``DIR``
+(:mod:`graspsim.sim.embodiments`), and optionally videos of grasps executed by
+the Panda with a mask per frame. numpy + OpenCV only. A directory ``DIR``
 holds::
 
     DIR/manifest.json
     DIR/shards/shard-XXXX/scene-<seed>/meta.json
     DIR/shards/shard-XXXX/scene-<seed>/<embodiment>-<kk>/{rgb.png, depth.png, robot_seg.png, meta.json}
+    DIR/shards/shard-XXXX/scene-<seed>/panda-video-<kk>/frames/<tt>/{rgb.png, depth.png, robot_seg.png}
+    DIR/shards/shard-XXXX/scene-<seed>/panda-video-<kk>/meta.json          (only with --videos V > 0)
 
 Shards and scene directories as in :mod:`graspsim.data.format` (100 scenes of
 the suite per shard, ``scene-<seed>``); a scene directory is written
-atomically with all its views (temp directory, every file fsync'd, the scene's
+atomically with all its views and videos (temp directory, every file fsync'd, the scene's
 ``meta.json`` last, then renamed), so a scene is there whole or not at all and
 ``--resume`` renders the missing ones.
 
@@ -30,14 +33,22 @@ atomically with all its views (temp directory, every file fsync'd, the scene's
 * ``config``: ``width``, ``height``, ``renderer`` (requested), ``physics``,
   ``views`` (``camera_jitter_m``, ``min_robot_fraction``, ``sampler``: the
   :class:`~graspsim.sim.embodiments.SamplerConfig`), ``graspsim_version``.
-  ``--resume`` refuses other settings, other embodiments or another K.
+  ``--resume`` refuses other settings, other embodiments or another K;
+* only with videos: ``videos_per_scene`` (V) and ``config.videos``
+  (``embodiment``: ``"panda"``, ``policy``: ``"oracle"``, ``min_frames`` 16,
+  ``max_frames`` 32); ``--resume`` refuses another V (0 included: a dataset
+  without videos has neither key, exactly as before videos existed).
 
 A scene's ``meta.json``: ``scene_id``, ``scene_seed``, ``suite``, ``renderer``
 (used), ``width``, ``height``, ``depth_scale``, ``plan`` (the scene plan as
 JSON), ``views`` (the view directories written, in order) and
 ``skipped_views``: view id -> reason, for views with no robot pose found
 (``"no pose"``, with the rejection counts) or with fewer than ``min_robot_px``
-robot pixels visible (``"too few robot pixels"``, with the count).
+robot pixels visible (``"too few robot pixels"``, with the count). With
+videos also ``videos`` (the video directories written, in order) and
+``skipped_videos``: video id -> reason (``"no product clearly visible"``, ``"the
+oracle has no grasp: ..."``, or ``"<n> frames: the attempt (<reason>) took <N>
+physics steps"`` for an attempt too short for 16 frames: nothing reachable).
 
 A view ``<embodiment>-<kk>`` (``kk`` = 00 .. K-1; views of one embodiment in one
 scene differ in robot pose and camera pose):
@@ -63,11 +74,49 @@ scene differ in robot pose and camera pose):
   (``1 - robot_px / unoccluded_px``; 0 for a part with no pixels; the part of
   the robot hidden by boards and products).
 
-Videos (frame sequences of grasp executions with per-frame masks) are not in
-this format yet: they will be written as views whose directory holds
-``frames/<t>/{rgb.png, depth.png, robot_seg.png}`` plus the view's meta.json,
-from the attempt-frame recorder of the pick loop (``graspsim/video.py``, being
-built beside this), so the reader below will list them with the images.
+A video ``panda-video-<kk>`` (``kk`` = 00 .. V-1): one grasp executed by the
+Franka Panda, the one robot graspsim executes grasps with (the KUKA iiwa and
+the xArm6 have image views only: no grasp execution exists for them, and
+teleported poses would not be the motion of a real execution). The scene is
+the settled scene of ``graspsim bench`` with the Panda parked on its mount; the
+oracle (``graspsim bench --policy oracle``) plans a grasp on a target class
+drawn uniformly among the classes the scene camera shows clearly, on the scene
+camera's privileged view, and the attempt is executed as in the benchmark
+(drive to the bay, joint motion to the pre-grasp pose, approach, close, lift,
+hold; :mod:`graspsim.sim.execute`). It is filmed from a camera moved about the
+scene camera like the image views' (the same orbit and jitter settings).
+Frames are spread evenly over the attempt: with ``N`` physics steps in all, a
+frame after every ``stride = ceil(N / 32)``-th step, so 16 to 32 frames (an
+attempt of fewer than 16 steps, i.e. one where nothing moved, is skipped).
+Every draw of video ``k`` comes from ``numpy.random.default_rng([scene seed,
+crc32("panda"), crc32("video"), k])``: the camera, then the target.
+
+* ``frames/<tt>/`` (``tt`` = 00 .. T-1, in time order): ``rgb.png``,
+  ``depth.png`` and ``robot_seg.png`` as for a view (one render with
+  segmentation per frame: the mask is the picture's; the whole robot = arm |
+  gripper, i.e. nonzero);
+* ``meta.json``: ``video_id``, ``scene_seed``, ``embodiment`` (``"panda"``),
+  ``split``, ``video`` (k), the camera (``K``, ``T_world_camera``, ``width``,
+  ``height``, ``near_m``, ``far_m``, fixed for the video); the task:
+  ``target_class``, ``instruction``, ``rect`` (the oracle's rectangle in the
+  scene camera's image, ``{x, y, w, h, theta}``, px / rad), ``T_world_grasp``
+  (4x4) and ``opening_m`` (the command executed; null when the rectangle did not
+  become one); the attempt: ``outcome`` (the benchmark's outcome row:
+  ``success``, ``reason``, ``picked_class``, ``knocked_down``, ``dropped``,
+  ``steps``, details), ``success`` and ``reason`` again at the top level;
+  the timing: ``time_step_s`` (physics step, s), ``attempt_steps`` (N),
+  ``stride``, ``frame_steps`` (the physics step after which each frame was
+  taken: frame t shows the world after step ``(t + 1) * stride``, at ``step *
+  time_step_s`` seconds into the attempt); the robot: ``T_world_base`` (4x4,
+  ``panda_link0``, where the mount stands during the attempt), ``joint_names``
+  and per frame ``frames[t]``: ``frame``, ``step``, ``q_rad`` (7 arm joints,
+  rad), ``gripper_joints`` (finger joint name -> m) and ``robot_px`` (visible
+  pixels per part, as for a view). Forward kinematics of the Panda from these
+  gives every link's pose in every frame.
+
+A reader: :func:`check_robot_videos` lists the videos of a dataset and
+:func:`read_video` loads one as arrays; :func:`check_robot_views` /
+:func:`read_view` serve the image views only, as before.
 """
 
 from __future__ import annotations
@@ -92,9 +141,42 @@ def view_id(embodiment: str, k: int) -> str:
     return f"{embodiment}-{int(k):02d}"
 
 
+def video_id(embodiment: str, k: int) -> str:
+    """The directory name of video ``k`` of ``embodiment`` in a scene."""
+    return f"{embodiment}-video-{int(k):02d}"
+
+
+def frame_dir(t: int) -> str:
+    """Frame ``t``'s directory, relative to its video's."""
+    return f"frames/{int(t):02d}"
+
+
 def check_robot_views(root: str | Path) -> tuple[dict[str, Any], list[Path]]:
     """``(manifest, view directories)`` of a robot-views dataset, views in shard, scene, view order;
     :class:`~graspsim.data.format.DatasetError` with a one-line reason otherwise."""
+    manifest = _manifest(root)
+    views = [scene / v for scene in iter_scene_dirs(root) for v in _scene_meta(scene)["views"]]
+    if not views:
+        raise DatasetError(f"dataset {root} holds no complete robot view")
+    return manifest, views
+
+
+def check_robot_videos(root: str | Path) -> tuple[dict[str, Any], list[Path]]:
+    """``(manifest, video directories)`` of a robot-views dataset, videos in shard, scene, video order;
+    :class:`~graspsim.data.format.DatasetError` with a one-line reason otherwise (also for a dataset
+    rendered without ``--videos``)."""
+    manifest = _manifest(root)
+    if not manifest.get("videos_per_scene"):
+        raise DatasetError(f"dataset {root} has no videos (render them with `graspsim render-robot-views "
+                           f"--videos V`)")
+    videos = [scene / v for scene in iter_scene_dirs(root) for v in _scene_meta(scene).get("videos", [])]
+    if not videos:
+        raise DatasetError(f"dataset {root} holds no complete robot video")
+    return manifest, videos
+
+
+def _manifest(root: str | Path) -> dict[str, Any]:
+    """The manifest of the robot-views dataset ``root`` (DatasetError naming what is wrong otherwise)."""
     root = Path(root)
     if not (root / MANIFEST).is_file():
         raise DatasetError(f"{root} is not a rendered dataset (no {MANIFEST}; make one with "
@@ -106,10 +188,7 @@ def check_robot_views(root: str | Path) -> tuple[dict[str, Any], list[Path]]:
     if manifest.get("dataset") != DATASET:
         raise DatasetError(f"{root} is a grasp dataset, not robot views (render those with "
                            "`graspsim render-robot-views`)")
-    views = [scene / v for scene in iter_scene_dirs(root) for v in _scene_meta(scene)["views"]]
-    if not views:
-        raise DatasetError(f"dataset {root} holds no complete robot view")
-    return manifest, views
+    return manifest
 
 
 def _scene_meta(scene_dir: Path) -> dict[str, Any]:
@@ -122,20 +201,41 @@ def _scene_meta(scene_dir: Path) -> dict[str, Any]:
 def read_view(path: str | Path) -> dict[str, Any]:
     """One view as arrays: ``rgb`` (H, W, 3) uint8, ``depth_m`` (H, W) float32 metres (0 = no depth),
     ``robot_seg`` (H, W) uint8 (0 / 1 arm / 2 gripper), ``K`` (3, 3), ``T_world_camera`` (4, 4) and ``meta``."""
-    import cv2
-
     path = Path(path)
+    meta = _item_meta(path, "view")
+    return {**_read_images(path), "K": np.asarray(meta["K"], dtype=np.float64),
+            "T_world_camera": np.asarray(meta["T_world_camera"], dtype=np.float64), "meta": meta}
+
+
+def read_video(path: str | Path) -> dict[str, Any]:
+    """One video as arrays over its T frames: ``rgb`` (T, H, W, 3) uint8, ``depth_m`` (T, H, W) float32 metres
+    (0 = no depth), ``robot_seg`` (T, H, W) uint8 (0 / 1 arm / 2 gripper; the whole robot = nonzero),
+    ``q_rad`` (T, 7) arm joints per frame, ``frame_steps`` (T,) int physics steps, ``K`` (3, 3),
+    ``T_world_camera`` (4, 4) (fixed for the video) and ``meta``."""
+    path = Path(path)
+    meta = _item_meta(path, "video")
+    frames = [_read_images(path / frame_dir(t)) for t in range(len(meta["frames"]))]
+    return {**{key: np.stack([f[key] for f in frames]) for key in ("rgb", "depth_m", "robot_seg")},
+            "q_rad": np.asarray([f["q_rad"] for f in meta["frames"]], dtype=np.float64),
+            "frame_steps": np.asarray(meta["frame_steps"], dtype=np.int64),
+            "K": np.asarray(meta["K"], dtype=np.float64),
+            "T_world_camera": np.asarray(meta["T_world_camera"], dtype=np.float64), "meta": meta}
+
+
+def _item_meta(path: Path, what: str) -> dict[str, Any]:
+    """The meta.json of a view or video directory (DatasetError when it is missing or damaged)."""
     if not is_complete(path):
-        raise DatasetError(f"{path} is not a complete robot view (no {META})")
+        raise DatasetError(f"{path} is not a complete robot {what} (no {META})")
     try:
-        meta = json.loads((path / META).read_text(encoding="utf-8"))
+        return json.loads((path / META).read_text(encoding="utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise DatasetError(f"{path / META} is damaged: not valid JSON ({exc})") from None
-    return {
-        "rgb": cv2.cvtColor(_imread(path / RGB, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB),
-        "depth_m": decode_depth(_imread(path / DEPTH, cv2.IMREAD_UNCHANGED)),
-        "robot_seg": _imread(path / ROBOT_SEG, cv2.IMREAD_UNCHANGED),
-        "K": np.asarray(meta["K"], dtype=np.float64),
-        "T_world_camera": np.asarray(meta["T_world_camera"], dtype=np.float64),
-        "meta": meta,
-    }
+
+
+def _read_images(path: Path) -> dict[str, np.ndarray]:
+    """``rgb``, ``depth_m`` and ``robot_seg`` of one picture (a view's or a video frame's directory)."""
+    import cv2
+
+    return {"rgb": cv2.cvtColor(_imread(path / RGB, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB),
+            "depth_m": decode_depth(_imread(path / DEPTH, cv2.IMREAD_UNCHANGED)),
+            "robot_seg": _imread(path / ROBOT_SEG, cv2.IMREAD_UNCHANGED)}

@@ -406,29 +406,9 @@ class PickEnv(gym.Env):
         return False
 
     def visible_bodies(self) -> list[int]:
-        """Products showing at least ``_MIN_VISIBLE_FRACTION`` of their unoccluded projected area."""
-        scene, frames = self._scene, self._frames
-        ids, counts = np.unique(frames.instance_seg, return_counts=True)
-        pixel_count = dict(zip(ids.tolist(), counts.tolist()))
-        fx = frames.camera.K[0, 0]
-        T_camera_world = np.linalg.inv(frames.camera.T_world_camera)
-        visible = []
-        for body in scene.live_bodies:
-            position, quat = self.world.client.getBasePositionAndOrientation(body)
-            placement = scene.plan.products[scene.product_bodies.index(body)]
-            size = np.asarray(get_variant(placement.class_name, placement.variant).size_m)
-            depth = (T_camera_world[:3, :3] @ np.asarray(position) + T_camera_world[:3, 3])[2]
-            if depth <= 0:
-                continue
-            R = quat_to_matrix(quat)
-            view = T_camera_world[:3, :3].T[:, 2]  # camera axis in the world
-            # Projected area of the box: sum over its faces of area * |cos(angle to view)|.
-            face_areas = np.array([size[1] * size[2], size[0] * size[2], size[0] * size[1]])
-            area_m2 = float(np.sum(face_areas * np.abs(R.T @ view)))
-            expected_px = area_m2 * (fx / depth) ** 2
-            if pixel_count.get(body, 0) >= _MIN_VISIBLE_FRACTION * expected_px:
-                visible.append(body)
-        return visible
+        """Products showing at least ``_MIN_VISIBLE_FRACTION`` of their unoccluded projected area
+        (:func:`visible_products` of the current scene and observation)."""
+        return visible_products(self.world, self._scene, self._frames)
 
     # ------------------------------------------------------------------- step
     def step(self, action):
@@ -601,6 +581,34 @@ class PickEnv(gym.Env):
         if getattr(self, "_world", None) is not None:
             self._world.close()
             self._world = None
+
+
+def visible_products(world: SimWorld, scene: BuiltScene, frames: Frames) -> list[int]:
+    """The products of ``scene`` (body ids, ``scene.live_bodies`` order) that ``frames`` (a render of
+    ``world`` as it stands, with ``instance_seg``) shows clearly: at least ``_MIN_VISIBLE_FRACTION`` of the
+    area their box would cover unoccluded. What an instruction may name (the environment's targets, the
+    grasp videos' targets of :mod:`graspsim.data.robot_views`)."""
+    ids, counts = np.unique(frames.instance_seg, return_counts=True)
+    pixel_count = dict(zip(ids.tolist(), counts.tolist()))
+    fx = frames.camera.K[0, 0]
+    T_camera_world = np.linalg.inv(frames.camera.T_world_camera)
+    visible = []
+    for body in scene.live_bodies:
+        position, quat = world.client.getBasePositionAndOrientation(body)
+        placement = scene.plan.products[scene.product_bodies.index(body)]
+        size = np.asarray(get_variant(placement.class_name, placement.variant).size_m)
+        depth = (T_camera_world[:3, :3] @ np.asarray(position) + T_camera_world[:3, 3])[2]
+        if depth <= 0:
+            continue
+        R = quat_to_matrix(quat)
+        view = T_camera_world[:3, :3].T[:, 2]  # camera axis in the world
+        # Projected area of the box: sum over its faces of area * |cos(angle to view)|.
+        face_areas = np.array([size[1] * size[2], size[0] * size[2], size[0] * size[1]])
+        area_m2 = float(np.sum(face_areas * np.abs(R.T @ view)))
+        expected_px = area_m2 * (fx / depth) ** 2
+        if pixel_count.get(body, 0) >= _MIN_VISIBLE_FRACTION * expected_px:
+            visible.append(body)
+    return visible
 
 
 def _drawn(rgb: np.ndarray, rect: GraspRect | None, thickness: int = 2) -> np.ndarray:
