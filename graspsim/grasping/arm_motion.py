@@ -196,11 +196,25 @@ def arm_sphere_centres(T_world_base: np.ndarray, q: np.ndarray) -> np.ndarray:
     upper arm to the wrist at joints ``q`` (7,): every link frame origin from ``panda_link3`` on, and points
     every 5 cm between consecutive ones (the links' offsets, such as the wrist under the flange, included)."""
     origins = (T_world_base[:3, :3] @ kin.link_frames(q)[2:, :3, 3].T).T + T_world_base[:3, 3]
-    points = [origins[:1]]
-    for a, b in zip(origins[:-1], origins[1:]):
+    # a + (b - a) * (k / n) for every segment at once (the same doubles as segment by segment)
+    start, end = origins[_SPHERE_SEGMENT], origins[_SPHERE_SEGMENT + 1]
+    return np.concatenate([origins[:1], start + (end - start) * _SPHERE_FRACTION])
+
+
+def _sphere_spacing() -> tuple[np.ndarray, np.ndarray]:
+    """(segment index, fraction k / n) (m,) and (m, 1) of the points :func:`arm_sphere_centres` puts between
+    consecutive link origins (k = 1..n, n = ceil(length / 5 cm), at least 1). The lengths are those of rigid
+    links, the same at every q: computed once."""
+    origins = kin.link_frames(kin.Q_REST)[2:, :3, 3]
+    segments, fractions = [], []
+    for i, (a, b) in enumerate(zip(origins[:-1], origins[1:])):
         n = max(1, int(np.ceil(np.linalg.norm(b - a) / 0.05)))
-        points.append(a + (b - a) * (np.arange(1, n + 1)[:, None] / n))
-    return np.concatenate(points)
+        segments += [i] * n
+        fractions.append(np.arange(1, n + 1) / n)
+    return np.array(segments), np.concatenate(fractions)[:, None]
+
+
+_SPHERE_SEGMENT, _SPHERE_FRACTION = _sphere_spacing()
 
 
 #: Radius of the planner's spheres: the Panda's links are about 0.12 m thick.

@@ -373,7 +373,7 @@ def _attempt(T_target, q0, q_rest, weights, converge_pos, converge_rot, max_iter
     we = weights * e
     cost = float(_sum(we ** 2))
     weights_column = weights[:, None]
-    J = _jacobian_from_frames(frames) * weights_column
+    J = None  # the weighted Jacobian at q, made when an iteration needs it (not after the last accepted step)
     lam2 = 1e-4  # squared damping, adapted Levenberg-Marquardt style (plus the current cost)
     it, window_cost = 0, cost
     while it < max_iterations:
@@ -384,6 +384,8 @@ def _attempt(T_target, q0, q_rest, weights, converge_pos, converge_rot, max_iter
             if cost > (1.0 - _STALL_FRACTION) * window_cost:
                 break
             window_cost = cost
+        if J is None:
+            J = _jacobian_from_frames(frames) * weights_column
         pull = null_gain * (q_rest - q)
         dq = _dls_step(J, we, lam2 + cost, pull)
         blocked = ((q <= Q_LOWER) & (dq < 0.0)) | ((q >= Q_UPPER) & (dq > 0.0))
@@ -401,8 +403,7 @@ def _attempt(T_target, q0, q_rest, weights, converge_pos, converge_rot, max_iter
         we_new = weights * e_new
         cost_new = float(_sum(we_new ** 2))
         if cost_new < cost:
-            q, frames, e, we, cost = q_new, frames_new, e_new, we_new, cost_new
-            J = _jacobian_from_frames(frames) * weights_column
+            q, frames, e, we, cost, J = q_new, frames_new, e_new, we_new, cost_new, None
             lam2 = max(lam2 * 0.3, 1e-6)
         else:
             lam2 *= 10.0
