@@ -151,7 +151,8 @@ def _solve_from(T_base_hand: np.ndarray, q_seed: np.ndarray) -> kin.IKResult:
     quick check (:func:`arm_can_execute`) and the plan then start from the same via pose and seed."""
     key = T_base_hand.tobytes() + np.asarray(q_seed, dtype=np.float64).tobytes()
     if key not in _RECENT_STARTS:
-        _RECENT_STARTS[key] = kin.solve_ik(T_base_hand, q_seed)
+        result = _RECENT_STARTS[key] = kin.solve_ik(T_base_hand, q_seed)
+        result.q.flags.writeable = False  # shared by every caller (and the plans made from it)
         while len(_RECENT_STARTS) > 8:
             _RECENT_STARTS.pop(next(iter(_RECENT_STARTS)))
     return _RECENT_STARTS[key]
