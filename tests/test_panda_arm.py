@@ -169,3 +169,24 @@ def test_parking_poses_are_within_the_joint_limits_and_face_the_work():
         assert q.shape == (7,) and np.all(q >= kin.Q_LOWER) and np.all(q <= kin.Q_UPPER)
         approach = (mount.T_world_base_park()[:3, :3] @ kin.fk_hand(q)[:3, :3])[:, 2]
         assert np.dot(approach, kinds.scene_kind(name).approach_world) > 0.99
+
+
+def test_planner_spheres_cover_the_arm_every_5_cm():
+    """The planner's spheres (arm_motion.arm_sphere_centres): every link origin from panda_link3 to the hand, and
+    points at most 5 cm apart between them (2 + 8 + 1 + 2 + 3 along the Panda's links: 17 centres), in the world."""
+    from graspsim.geometry import make_transform
+    from graspsim.grasping.arm_motion import arm_sphere_centres
+
+    rng = np.random.default_rng(5)
+    T_world_base = make_transform(kinds.scene_kind("shelf").arm_mount.T_world_base_park()[:3, :3], [0.3, -0.8, 0.4])
+    for q in [kin.Q_REST, kin.Q_HOME, *rng.uniform(kin.Q_LOWER, kin.Q_UPPER, size=(20, kin.ARM_DOF))]:
+        centres = arm_sphere_centres(T_world_base, q)
+        origins = (T_world_base[:3, :3] @ kin.link_frames(q)[2:, :3, 3].T).T + T_world_base[:3, 3]
+        assert centres.shape == (17, 3)
+        assert np.linalg.norm(np.diff(centres, axis=0), axis=1).max() <= 0.05 + 1e-12
+        # each origin is a centre, in chain order (the wrist's two coincide)
+        at = [int(np.argmin(np.linalg.norm(centres - o, axis=1))) for o in origins]
+        assert at == [0, 2, 10, 10, 13, 16] and np.abs(centres[at] - origins).max() < 1e-12
+        # between two origins, on the segment: the same doubles as a + (b - a) * k / n segment by segment
+        assert centres[1].tobytes() == (origins[0] + (origins[1] - origins[0]) * (1 / 2)).tobytes()
+        assert centres[5].tobytes() == (origins[1] + (origins[2] - origins[1]) * (3 / 8)).tobytes()

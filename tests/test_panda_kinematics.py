@@ -215,3 +215,29 @@ def test_module_imports_only_numpy():
             "print(sorted(n for n in ('pybullet', 'torch', 'scipy', 'graspsim') if n in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code, pk.__file__], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_fast_kernels_equal_the_plain_numpy_formulas_bit_for_bit():
+    """The solver's inner functions are written for few numpy calls (the arm's planning runs them thousands of
+    times per attempt); they must give the very doubles of the plain formulas, or every arm result would move."""
+    rng = np.random.default_rng(11)
+    for q in random_q(rng, 200, margin=0.0):
+        # forward kinematics: origin @ Rz(q) per joint (columns x c + y s and y c - x s), chained left to right
+        # with matmul, then the fixed hand offset
+        frames, cos, sin = [], np.cos(q), np.sin(q)
+        for i in range(pk.ARM_DOF):
+            c, s, origin = cos[i], sin[i], pk._T_ORIGIN[i]
+            local = origin.copy()
+            local[:, 0], local[:, 1] = c * origin[:, 0] + s * origin[:, 1], c * origin[:, 1] - s * origin[:, 0]
+            T = local if i == 0 else T @ local
+            frames.append(T)
+        frames.append(T @ pk._T_LINK7_HAND)
+        fast = pk._frames(q)
+        assert fast.tobytes() == np.stack(frames).tobytes()
+        # geometric Jacobian: z_i x (p_hand - p_i) over z_i
+        z, r = fast[:7, :3, 2], fast[7, :3, 3] - fast[:7, :3, 3]
+        assert pk._jacobian_from_frames(fast).tobytes() == np.vstack([np.cross(z, r).T, z.T]).tobytes()
+        # the damped solve
+        J = pk._jacobian_from_frames(fast)
+        A, b = J @ J.T + 1e-3 * np.eye(6), rng.normal(size=6)
+        assert pk._solve(A, b).tobytes() == np.linalg.solve(A, b).tobytes()

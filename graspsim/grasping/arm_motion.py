@@ -134,7 +134,7 @@ def _plan(kind: SceneKind, motion: HandMotion, step_m: float) -> ArmPlan | str:
     # Seeded from the parking pose first, where the arm starts (the nearest solution: the shortest move
     # there); from the neutral rest pose when the lines cannot be followed from that solution.
     for seed in _seeds(kind):
-        first = kin.solve_ik(T_base_world @ T_hand_via, seed)
+        first = _solve_from(T_base_world @ T_hand_via, seed)
         if not first.ok:
             break  # the later seeds' restarts are among this one's: they would fail alike
         paths = _lines(T_base_world, first.q, (("approach", [T_hand_via, motion.T_hand_pre, motion.T_hand_grasp]),
@@ -144,6 +144,21 @@ def _plan(kind: SceneKind, motion: HandMotion, step_m: float) -> ArmPlan | str:
             continue
         return ArmPlan(T_world_base, first.q, paths[0], paths[1])
     return failure
+
+
+def _solve_from(T_base_hand: np.ndarray, q_seed: np.ndarray) -> kin.IKResult:
+    """``kin.solve_ik(T_base_hand, q_seed)`` (with its restarts), remembered for the last few: the planner's
+    quick check (:func:`arm_can_execute`) and the plan then start from the same via pose and seed."""
+    key = T_base_hand.tobytes() + np.asarray(q_seed, dtype=np.float64).tobytes()
+    if key not in _RECENT_STARTS:
+        result = _RECENT_STARTS[key] = kin.solve_ik(T_base_hand, q_seed)
+        result.q.flags.writeable = False  # shared by every caller (and the plans made from it)
+        while len(_RECENT_STARTS) > 8:
+            _RECENT_STARTS.pop(next(iter(_RECENT_STARTS)))
+    return _RECENT_STARTS[key]
+
+
+_RECENT_STARTS: dict[bytes, kin.IKResult] = {}
 
 
 def _seeds(kind: SceneKind) -> tuple[np.ndarray, np.ndarray]:
@@ -182,11 +197,25 @@ def arm_sphere_centres(T_world_base: np.ndarray, q: np.ndarray) -> np.ndarray:
     upper arm to the wrist at joints ``q`` (7,): every link frame origin from ``panda_link3`` on, and points
     every 5 cm between consecutive ones (the links' offsets, such as the wrist under the flange, included)."""
     origins = (T_world_base[:3, :3] @ kin.link_frames(q)[2:, :3, 3].T).T + T_world_base[:3, 3]
-    points = [origins[:1]]
-    for a, b in zip(origins[:-1], origins[1:]):
+    # a + (b - a) * (k / n) for every segment at once (the same doubles as segment by segment)
+    start, end = origins[_SPHERE_SEGMENT], origins[_SPHERE_SEGMENT + 1]
+    return np.concatenate([origins[:1], start + (end - start) * _SPHERE_FRACTION])
+
+
+def _sphere_spacing() -> tuple[np.ndarray, np.ndarray]:
+    """(segment index, fraction k / n) (m,) and (m, 1) of the points :func:`arm_sphere_centres` puts between
+    consecutive link origins (k = 1..n, n = ceil(length / 5 cm), at least 1). The lengths are those of rigid
+    links, the same at every q: computed once."""
+    origins = kin.link_frames(kin.Q_REST)[2:, :3, 3]
+    segments, fractions = [], []
+    for i, (a, b) in enumerate(zip(origins[:-1], origins[1:])):
         n = max(1, int(np.ceil(np.linalg.norm(b - a) / 0.05)))
-        points.append(a + (b - a) * (np.arange(1, n + 1)[:, None] / n))
-    return np.concatenate(points)
+        segments += [i] * n
+        fractions.append(np.arange(1, n + 1) / n)
+    return np.array(segments), np.concatenate(fractions)[:, None]
+
+
+_SPHERE_SEGMENT, _SPHERE_FRACTION = _sphere_spacing()
 
 
 #: Radius of the planner's spheres: the Panda's links are about 0.12 m thick.
@@ -212,7 +241,7 @@ def _clear_of_furniture(kind: SceneKind, T_world_base: np.ndarray, T_base_world:
     when the first pose has no solution at all (from any seed: its restarts are the same for every ``q``)."""
     for i, T in enumerate(poses):
         # the first pose from anywhere; the next ones continue from it along the approach line
-        result = kin.solve_ik(T_base_world @ T, q, restarts=kin.DEFAULT_RESTARTS if i == 0 else 0)
+        result = _solve_from(T_base_world @ T, q) if i == 0 else kin.solve_ik(T_base_world @ T, q, restarts=0)
         if not result.ok and i == 0:
             return None
         if not result.ok or hits_furniture(kind, T_world_base, result.q, PLANNER_MARGIN_M):

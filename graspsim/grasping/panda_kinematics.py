@@ -107,8 +107,9 @@ def _transform(xyz, rpy) -> np.ndarray:
 
 def rotation_log(R: np.ndarray) -> np.ndarray:
     """(3,) rotation vector (axis * angle [rad], angle in [0, pi]) of a (3, 3) rotation matrix."""
-    cos_a = min(1.0, max(-1.0, 0.5 * (R[0, 0] + R[1, 1] + R[2, 2] - 1.0)))
-    w = np.array([R[2, 1] - R[1, 2], R[0, 2] - R[2, 0], R[1, 0] - R[0, 1]])
+    (r00, r01, r02), (r10, r11, r12), (r20, r21, r22) = R.tolist()  # Python floats: cheaper than R[i, j]
+    cos_a = min(1.0, max(-1.0, 0.5 * (r00 + r11 + r22 - 1.0)))
+    w = np.array([r21 - r12, r02 - r20, r10 - r01])
     angle = math.acos(cos_a)
     if angle < 1e-6:
         return 0.5 * w  # first order: R ~ I + [w]x
@@ -182,18 +183,26 @@ def _as_q(q) -> np.ndarray:
     return q
 
 
+# (7, 4, 2): the first two columns (x, y) of each joint origin, and (y, -x): origin @ Rz(q) has
+# cos(q) * (x, y) + sin(q) * (y, -x) there (x - y sin is x + (-y) sin: the same doubles).
+_T_ORIGIN_XY = np.ascontiguousarray(_T_ORIGIN[:, :, :2])
+_T_ORIGIN_Y_NEGX = np.ascontiguousarray(np.stack([_T_ORIGIN[:, :, 1], -_T_ORIGIN[:, :, 0]], axis=-1))
+
+
 def _frames(q: np.ndarray) -> np.ndarray:
     """(8, 4, 4) T_base_link for panda_link1..7 and panda_hand (no input checks)."""
     # Every joint turns about its own z axis: origin @ Rz(q) mixes the origin's first two columns.
-    c, s = np.cos(q)[:, None], np.sin(q)[:, None]
+    # (The inverse kinematics evaluates this a few times per iteration: written for few numpy calls, and the
+    # products stay the same matmuls in the same order, so the results are the same to the last bit.)
     local = _T_ORIGIN.copy()
-    local[:, :, 0] = c * _T_ORIGIN[:, :, 0] + s * _T_ORIGIN[:, :, 1]
-    local[:, :, 1] = c * _T_ORIGIN[:, :, 1] - s * _T_ORIGIN[:, :, 0]
+    local[:, :, :2] = np.cos(q)[:, None, None] * _T_ORIGIN_XY + np.sin(q)[:, None, None] * _T_ORIGIN_Y_NEGX
     out = np.empty((ARM_DOF + 1, 4, 4))
-    out[0] = local[0]
+    frames, local = list(out), list(local)  # views, made once
+    frames[0][...] = local[0]
+    matmul = np.matmul
     for i in range(1, ARM_DOF):
-        np.matmul(out[i - 1], local[i], out=out[i])
-    np.matmul(out[ARM_DOF - 1], _T_LINK7_HAND, out=out[ARM_DOF])
+        matmul(frames[i - 1], local[i], out=frames[i])
+    matmul(frames[ARM_DOF - 1], _T_LINK7_HAND, out=frames[ARM_DOF])
     return out
 
 
@@ -213,13 +222,14 @@ def fk_hand(q) -> np.ndarray:
 
 
 def _jacobian_from_frames(frames: np.ndarray) -> np.ndarray:
-    z = frames[:ARM_DOF, :3, 2].T  # (3, 7) joint axes (z of each joint frame) in the base frame
-    r = frames[ARM_DOF, :3, 3, None] - frames[:ARM_DOF, :3, 3].T  # (3, 7) joint origin -> hand origin
+    z = frames[:ARM_DOF, :3, 2]  # (7, 3) joint axes (z of each joint frame) in the base frame
+    r = frames[ARM_DOF, :3, 3] - frames[:ARM_DOF, :3, 3]  # (7, 3) joint origin -> hand origin
     J = np.empty((6, ARM_DOF))
-    J[0] = z[1] * r[2] - z[2] * r[1]
-    J[1] = z[2] * r[0] - z[0] * r[2]
-    J[2] = z[0] * r[1] - z[1] * r[0]
-    J[3:] = z
+    # z x r, all three components in two products of shifted columns (zz[:, 1:4] is z1 z2 z0, zz[:, 2:5] is
+    # z2 z0 z1): (z1 r2 - z2 r1, z2 r0 - z0 r2, z0 r1 - z1 r0)
+    zz, rr = np.concatenate((z, z), axis=1), np.concatenate((r, r), axis=1)
+    J[:3] = (zz[:, 1:4] * rr[:, 2:5] - zz[:, 2:5] * rr[:, 1:4]).T
+    J[3:] = z.T
     return J
 
 
@@ -322,15 +332,29 @@ def _dls_step(Jw: np.ndarray, ew: np.ndarray, damping: float, dq_secondary: np.n
     """Damped least-squares joint step (7,) for the weighted Jacobian (6, 7) and error (6,), plus the
     secondary step projected onto the Jacobian's null space."""
     JJt = Jw @ Jw.T
-    dq = Jw.T @ np.linalg.solve(JJt + damping * _EYE6, ew)
-    if np.any(dq_secondary):
+    dq = Jw.T @ _solve(JJt + damping * _EYE6, ew)
+    if dq_secondary.any():
         # Projector with a tiny damping, so the secondary task hardly leaks into the pose (the leak of the task
         # damping would fight convergence); its eigenvalues stay in (0, 1] even at singularities.
-        dq += dq_secondary - Jw.T @ np.linalg.solve(JJt + 1e-8 * _EYE6, Jw @ dq_secondary)
+        dq += dq_secondary - Jw.T @ _solve(JJt + 1e-8 * _EYE6, Jw @ dq_secondary)
     return dq
 
 
+try:
+    # np.linalg.solve's own kernel (LAPACK gesv), so the same result to the last bit, without its wrapper's
+    # checks and error-state switching (two thirds of its 14 us; the solver calls it twice per iteration).
+    # The matrices solved here are symmetric positive definite (damped), never singular.
+    from numpy.linalg._umath_linalg import solve1 as _gesv
+
+    def _solve(A: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """``np.linalg.solve(A, b)`` for a (6, 6) float64 ``A`` and (6,) ``b``."""
+        return _gesv(A, b, signature="dd->d")
+except ImportError:  # a numpy without that module: the public call
+    _solve = np.linalg.solve
+
+
 _EYE6 = np.eye(6)
+_sum = np.add.reduce  # what np.sum runs for an array, without its dispatch (the same pairwise sum)
 _STALL_WINDOW = 10  # iterations
 _STALL_FRACTION = 0.05  # least relative decrease of the weighted squared error over a window
 
@@ -346,8 +370,10 @@ def _attempt(T_target, q0, q_rest, weights, converge_pos, converge_rot, max_iter
     q = np.minimum(np.maximum(q0, Q_LOWER), Q_UPPER)
     frames = _frames(q)
     e = _pose_error(T_target, frames[ARM_DOF])
-    cost = float(np.sum((weights * e) ** 2))
-    J = _jacobian_from_frames(frames) * weights[:, None]
+    we = weights * e
+    cost = float(_sum(we ** 2))
+    weights_column = weights[:, None]
+    J = None  # the weighted Jacobian at q, made when an iteration needs it (not after the last accepted step)
     lam2 = 1e-4  # squared damping, adapted Levenberg-Marquardt style (plus the current cost)
     it, window_cost = 0, cost
     while it < max_iterations:
@@ -358,24 +384,26 @@ def _attempt(T_target, q0, q_rest, weights, converge_pos, converge_rot, max_iter
             if cost > (1.0 - _STALL_FRACTION) * window_cost:
                 break
             window_cost = cost
+        if J is None:
+            J = _jacobian_from_frames(frames) * weights_column
         pull = null_gain * (q_rest - q)
-        dq = _dls_step(J, weights * e, lam2 + cost, pull)
+        dq = _dls_step(J, we, lam2 + cost, pull)
         blocked = ((q <= Q_LOWER) & (dq < 0.0)) | ((q >= Q_UPPER) & (dq > 0.0))
         if blocked.any():  # joints pushing into their limits: solve again without them (active set)
             Jb = J.copy()
             Jb[:, blocked] = 0.0
-            dq = _dls_step(Jb, weights * e, lam2 + cost, np.where(blocked, 0.0, pull))
+            dq = _dls_step(Jb, we, lam2 + cost, np.where(blocked, 0.0, pull))
             dq[blocked] = 0.0
-        step = float(np.max(np.abs(dq)))
+        step = float(np.abs(dq).max())
         if step > max_step:
             dq *= max_step / step
         q_new = np.minimum(np.maximum(q + dq, Q_LOWER), Q_UPPER)
         frames_new = _frames(q_new)
         e_new = _pose_error(T_target, frames_new[ARM_DOF])
-        cost_new = float(np.sum((weights * e_new) ** 2))
+        we_new = weights * e_new
+        cost_new = float(_sum(we_new ** 2))
         if cost_new < cost:
-            q, frames, e, cost = q_new, frames_new, e_new, cost_new
-            J = _jacobian_from_frames(frames) * weights[:, None]
+            q, frames, e, we, cost, J = q_new, frames_new, e_new, we_new, cost_new, None
             lam2 = max(lam2 * 0.3, 1e-6)
         else:
             lam2 *= 10.0
@@ -410,9 +438,10 @@ def solve_ik(T_base_hand_target, q_seed=None, q_rest=Q_REST, position_tol_m: flo
     attempt ending closest to the target (tolerance-normalised), always within the limits.
     """
     T_target = np.asarray(T_base_hand_target, dtype=np.float64)
-    if T_target.shape != (4, 4) or not np.all(np.isfinite(T_target)):
+    if T_target.shape != (4, 4) or not np.isfinite(T_target).all():
         raise ValueError("T_base_hand_target must be a finite (4, 4) transform")
-    q_rest = np.clip(_as_q(q_rest), Q_LOWER, Q_UPPER)
+    if q_rest is not Q_REST:  # (Q_REST is within the limits: checked at import)
+        q_rest = np.clip(_as_q(q_rest), Q_LOWER, Q_UPPER)
     rot_tol = math.radians(rotation_tol_deg)
     weights = np.array([1.0, 1.0, 1.0] + [position_tol_m / max(rot_tol, 1e-9)] * 3)
     if q_seed is not None:

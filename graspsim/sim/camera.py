@@ -78,9 +78,10 @@ def render(world: SimWorld, camera: CameraModel, lighting: Lighting = Lighting()
     robot_seg = None
     if robot is not None:
         body, gripper_links = robot
-        link = np.where(raw >= 0, (raw >> 24) - 1, -2)
-        on_arm = instance == body
-        robot_seg = np.where(on_arm, np.where(np.isin(link, gripper_links), 2, 1), 0).astype(np.uint8)
+        on_arm = instance == body  # (only where raw >= 0)
+        robot_seg = on_arm.astype(np.uint8)
+        # The link of the arm's pixels only (a small part of the image): 2 on the gripper's links.
+        robot_seg[on_arm] += np.isin((raw[on_arm] >> 24) - 1, gripper_links).astype(np.uint8)
     class_seg = np.full((H, W), -1, dtype=np.int32)
     if body_to_class:
         ids = np.fromiter(body_to_class.keys(), dtype=np.int32)

@@ -183,6 +183,8 @@ def _execute_with_arm(world: SimWorld, scene: BuiltScene, arm, command: GripperC
     def watch(phase: str, gripper_bodies: tuple[int, ...], tolerance_m: float):
         def check() -> bool:
             contacts = arm.contacts()
+            if not contacts:  # most steps: nothing touches the robot
+                return True
             if arm.touching(everything, ARM_LINKS, 0.0, contacts) or arm.self_colliding(contacts=contacts):
                 hit.append((FailureReason.ARM_COLLISION, phase))
             elif arm.touching(gripper_bodies, GRIPPER_LINKS, tolerance_m, contacts):

@@ -53,6 +53,11 @@ def _line_time_s(left_end_m: float, left_start_m: float, speed_mps: float) -> fl
     return float(cruise_m / speed_mps + ramp_s)
 
 
+def _max_joint_error(joint_states, q: np.ndarray) -> float:
+    """Largest ``|angle - q|`` (rad) over pybullet's ``getJointStates`` of the arm joints and ``q`` (7,)."""
+    return max(abs(state[0] - float(target)) for state, target in zip(joint_states, q))
+
+
 def panda_urdf_path() -> str:
     """pybullet_data's ``franka_panda/panda.urdf`` drawn with its collision meshes (written once to the cache).
 
@@ -82,6 +87,8 @@ class PandaArm(Jaws):
                                list(matrix_to_quat(T[:3, :3])), useFixedBase=True,
                                flags=c.URDF_USE_SELF_COLLISION | c.URDF_USE_SELF_COLLISION_EXCLUDE_ALL_PARENTS)
         self.T_world_base = T
+        # Bound once: asked after every physics step of a motion (BulletClient builds a partial per lookup).
+        self._contact_points = c.getContactPoints
         for link in FINGER_LINKS:  # the finger pads of the floating hand (gripper.py's URDF), so grips compare
             c.changeDynamics(self.body, link, lateralFriction=physics.finger_lateral_friction,
                              spinningFriction=0.1, frictionAnchor=True, contactStiffness=30000.0,
@@ -149,6 +156,9 @@ class PandaArm(Jaws):
         dt = self.physics.time_step_s
         taken = 0
         q_from = self.q()
+        # One bound method for the whole motion: BulletClient builds a new functools.partial on every attribute
+        # lookup, and this call runs every physics step (as do the two below).
+        set_motors, step, joint_states = c.setJointMotorControlArray, c.stepSimulation, c.getJointStates
         gains = dict(forces=list(kin.EFFORT_LIMIT_NM), positionGains=[_POSITION_GAIN] * kin.ARM_DOF,
                      velocityGains=[1.0] * kin.ARM_DOF)
         # The array call below cannot set maxVelocity, and pybullet keeps the last one per motor (a joint-space
@@ -162,11 +172,13 @@ class PandaArm(Jaws):
             joint_s = float(np.max(np.abs(q_next - q_from) / kin.VELOCITY_LIMIT_RADPS))
             steps = max(1, int(np.ceil(max(_line_time_s(left_m, left_m + step_m, speed_mps), joint_s) / dt)))
             velocity = list((q_next - q_from) / (steps * dt))
-            for k in range(1, steps + 1):
-                target = q_from + (q_next - q_from) * (k / steps)
-                c.setJointMotorControlArray(self.body, ARM_JOINTS, c.POSITION_CONTROL, targetPositions=list(target),
-                                            targetVelocities=velocity, **gains)
-                c.stepSimulation()
+            # Every step's target at once, q_from + (q_next - q_from) * (k / steps) for k = 1..steps: the same
+            # operations on the same doubles as one step at a time, so the same targets to the last bit.
+            targets = (q_from + (q_next - q_from) * (np.arange(1, steps + 1) / steps)[:, None]).tolist()
+            for target in targets:
+                set_motors(self.body, ARM_JOINTS, c.POSITION_CONTROL, targetPositions=target,
+                           targetVelocities=velocity, **gains)
+                step()
                 taken += 1
                 if on_step is not None and on_step() is False:
                     return False, taken
@@ -177,13 +189,13 @@ class PandaArm(Jaws):
         # Position control trails its target a little: let the joints arrive at the line's end
         # (the floating hand, carried by a stiff constraint, is there when its target is).
         for _ in range(int(_ARRIVE_MAX_S / dt)):
-            if np.max(np.abs(self.q() - q_from)) < _JOINT_TOLERANCE_RAD:
+            if _max_joint_error(joint_states(self.body, ARM_JOINTS), q_from) < _JOINT_TOLERANCE_RAD:
                 return True, taken
-            c.stepSimulation()
+            step()
             taken += 1
             if on_step is not None and on_step() is False:
                 return False, taken
-        return bool(np.max(np.abs(self.q() - q_from)) < _JOINT_TOLERANCE_RAD), taken
+        return bool(_max_joint_error(joint_states(self.body, ARM_JOINTS), q_from) < _JOINT_TOLERANCE_RAD), taken
 
     # --------------------------------------------------------- fingers
     def open_to(self, opening_m: float) -> None:
@@ -197,7 +209,7 @@ class PandaArm(Jaws):
     def contacts(self) -> list[tuple[int, int, float]]:
         """``(arm link, other body, contact distance in m: negative = penetration)`` of every contact of the arm
         after the last simulation step (one query; the other body is the arm itself for self-contacts)."""
-        return [(contact[3], contact[2], contact[8]) for contact in self.world.client.getContactPoints(bodyA=self.body)]
+        return [(contact[3], contact[2], contact[8]) for contact in self._contact_points(bodyA=self.body)]
 
     def touching(self, bodies, links, tolerance_m: float = 0.001, contacts=None) -> bool:
         """Whether any of ``links`` penetrates any of ``bodies`` deeper than ``tolerance_m``."""
