@@ -456,8 +456,8 @@ def work_target(kind: SceneKind, rng: np.random.Generator, products: list[Produc
     The next ``reach_prob`` reach in among the products: shelf: on one of the
     levels (uniform), 28 cm either side of the middle, 6 to 22 cm deep into
     the bay (the back panel is at 30 cm), 3 to 7 cm above the highest product
-    within 7 cm of that x on the level (the board if none): over the products
-    and under the next board, pointing into the shelf turned up to 20 degrees
+    within 7 cm of that x on the level (the board if none), at most up to 3 cm
+    under the next board: over the products and under the board, pointing into the shelf turned up to 20 degrees
     sideways and 10 degrees down to 5 up, jaws closing horizontally (+-15
     degrees: the flat side of the hand up); table: beside a product drawn
     uniformly, 3 to 7 cm out from its box in a uniform direction, the tool point
@@ -491,7 +491,10 @@ def work_target(kind: SceneKind, rng: np.random.Generator, products: list[Produc
         x = rng.uniform(-0.28, 0.28)
         # The products standing on this level (their boxes start at its board) within 7 cm of x: reach over them.
         under = [hi[2] for lo, hi in products if abs(lo[2] - top) < 0.02 and lo[0] < x + 0.07 and hi[0] > x - 0.07]
-        point = np.array([x, rng.uniform(0.06, 0.22), max([top, *under]) + rng.uniform(0.03, 0.07)])
+        # Kept 3 cm under the next board: over a product that leaves no room, the hand touches the board (and
+        # the pose is refused like any other touching one).
+        z = min(max([top, *under]) + rng.uniform(0.03, 0.07), top + furniture.clearance_m(level) - 0.03)
+        point = np.array([x, rng.uniform(0.06, 0.22), z])
         approach = _tilted((0.0, 1.0, 0.0), rng, np.radians(20), (-np.radians(10), np.radians(5)))
         roll = math.pi / 2 * rng.choice([-1.0, 1.0]) + rng.uniform(-np.radians(15), np.radians(15))
     elif target == "reach":
