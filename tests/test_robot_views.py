@@ -267,11 +267,16 @@ def test_cli_end_to_end_and_one_line_errors(tmp_path):
     assert r.exit_code == 2 and r.output == ("Error: unknown embodiment 'ur5'; choose from panda, kuka_iiwa, xarm6 "
                                              "(or seen, unseen, all), comma-separated\n")
     assert not (tmp_path / "bad").exists()
-    r = runner.invoke(render_robot_views_command, base + ["--out", str(tmp_path / "d"), "--embodiments", "unseen"])
+    r = runner.invoke(render_robot_views_command, base + ["--out", str(tmp_path / "d"), "--embodiments", "unseen",
+                                                          "--across-views", "1"])
     assert r.exit_code == 0, r.output
     summary = json.loads(r.output.strip().splitlines()[-1])
     assert summary["embodiments"] == ["xarm6"] and summary["views"] + summary["skipped_views"] == 1
     assert summary["per_embodiment"]["xarm6"]["views"] == summary["views"]
+    assert summary["per_camera"]["scene"] == {"views": 0} and summary["per_camera"]["across"]["views"] == summary[
+        "views"]  # --across-views 1: every camera looks across the table
+    assert 0.0 <= summary["occluded_views"] <= 1.0
+    assert json.loads((tmp_path / "d" / "manifest.json").read_text())["config"]["views"]["across_views"] == 1.0
     r = runner.invoke(render_robot_views_command, base + ["--out", str(tmp_path / "d"), "--embodiments", "unseen",
                                                           "--resume", "--views-per-scene", "3"])
     assert r.exit_code == 2 and "Traceback" not in r.output and "'views_per_scene'" in r.output, r.output
