@@ -129,7 +129,8 @@ def test_work_targets_lie_in_the_work_area():
 
 def test_reach_targets_go_deep_into_the_bay_over_the_products_and_down_beside_them_on_the_table():
     """Shelf: 6-22 cm deep, 3-7 cm over the highest product within 7 cm of x on its level (the board elsewhere),
-    at least 3 cm under the next board, jaws horizontal. Table: 3-7 cm out from a product's box, 2-8 cm above the top."""
+    at least 3 cm under the next board, jaws horizontal. Table: 3-7 cm out from a product's box, 2-8 cm above
+    the top."""
     rng = np.random.default_rng(4)
     shelf, table = SCENE_KINDS["shelf"], SCENE_KINDS["tabletop"]
     tops, thickness = shelf.furniture.board_tops_m, shelf.furniture.board_thickness_m

@@ -73,6 +73,9 @@ def _pixel_rays(world, K, T_world_camera, pixels_xy, far_m=3.0):
 
 
 def test_layout_manifest_and_view_meta(datasets):
+    from graspsim.data.robot_views import ACROSS_CAMERAS
+    from graspsim.scenes.kinds import SCENE_KINDS
+
     manifest, views = check_robot_views(datasets["shelf-test"])
     assert manifest["dataset"] == "robot_views" and manifest["kind"] == "shelf" and manifest["views_per_scene"] == 2
     assert list(manifest["embodiments"]) == ["panda", "kuka_iiwa", "xarm6"]
@@ -81,6 +84,7 @@ def test_layout_manifest_and_view_meta(datasets):
     assert manifest["config"]["views"]["min_robot_fraction"] == 0.005
     across = manifest["config"]["views"]["across_camera"]
     assert manifest["config"]["views"]["across_views"] == 0.6 and sorted(across["eye_boxes"]) == ["high", "low", "side"]
+    assert set(ACROSS_CAMERAS) == set(SCENE_KINDS)  # every scene kind has its across cameras
     assert across["hidden_share"] == [0.2, 0.7] and across["tries"] == 24
     scene_meta = json.loads((views[0].parent / "meta.json").read_text())
     assert [v.name for v in views] == scene_meta["views"]

@@ -26,8 +26,9 @@ robot's kinematic chain (:func:`hidden_share`) and the first that hides a
 share in :data:`ACROSS_HIDDEN_SHARE` is kept. Measured with the defaults
 (``--scenes 6 --width 320 --height 240``, 3 robots x 4 views): views with at
 least 10 % of the robot hidden (the summary's ``occluded_views``) shelf-train
-37.5 % of 72 (across 63 %, scene 0 %), tabletop-train 42.9 % of 70 (across
-70 %, scene 0 %); views skipped for too few robot pixels 0 of 72 and 2 of 72.
+34.7 % of 72 (across views 58 %, scene views 0 %), tabletop-train 42.9 % of 70
+(across 70 %, scene 0 %); views skipped for too few robot pixels 0 of 72 and
+2 of 72.
 
 Every draw of a view comes from ``numpy.random.default_rng([scene seed,
 embodiment key, k])`` (with ``across_views`` > 0 first the placement; a scene
@@ -71,7 +72,7 @@ import json
 import math
 import time
 import zlib
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
