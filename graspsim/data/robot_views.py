@@ -138,8 +138,8 @@ class AcrossCamera:
 #: Across cameras per scene kind (world frame: :mod:`graspsim.scenes.layout`; the shelf's open front at y = 0,
 #: 70 cm wide between side panels at x = +-0.36, boards at z = 0.42 / 0.68 / 0.94; the table top at z = 0.70,
 #: x +-0.45, y +-0.35; the robots stand at -y). Shelf: "side": right of the shelf (the mounts stand left of the
-#: tool, so the camera faces the gripper), just in front of the side panel's edge, looking along the rows: the
-#: side panel and the row's products hide what reaches into the bay; "low": in front of the shelf, below the
+#: tool, so the camera faces the gripper), from 35 cm in front of the side panel's front edge to 15 cm behind it,
+#: looking along the rows: the side panel and the row's products hide what reaches into the bay; "low": in front of the shelf, below the
 #: lowest board, looking up: the board under the gripper's level hides the reach; "high": in front, above the
 #: roof, looking down: the board over the gripper's level hides it. Table: "far": beyond the table facing the
 #: robot, "left" / "right": beside it, 10 to 40 cm above the top: the products stand between the camera and a
