@@ -112,18 +112,59 @@ def test_work_targets_lie_in_the_work_area():
     shelf, table = SCENE_KINDS["shelf"], SCENE_KINDS["tabletop"]
     box = (np.array([-0.05, 0.03, 0.42]), np.array([0.03, 0.09, 0.60]))  # a product on the bottom board
     for _ in range(200):
-        T, at_product = work_target(shelf, rng, [box], product_prob=0.5)
+        T, target = work_target(shelf, rng, [box], product_prob=0.5)
+        assert target in ("product", "free")  # no reach targets unless asked for
         assert np.allclose(T[:3, :3].T @ T[:3, :3], np.eye(3), atol=1e-9)
         x, y, z = T[:3, 3]
-        if at_product:
+        if target == "product":
             assert (x, z) == pytest.approx((-0.01, 0.51)) and 0.04 <= y <= 0.09
             assert abs(T[2, 1]) < math.sin(math.radians(16))  # jaws close horizontally (+-15 degrees)
         else:
             assert abs(x) <= 0.30 and -0.15 <= y <= 0.22 and 0.47 <= z <= 1.15
         assert T[1, 2] > math.cos(math.radians(36)) * 0.9  # the tool points into the shelf
-        T, at_product = work_target(table, rng)
-        assert not at_product and abs(T[0, 3]) <= 0.30 and 0.74 <= T[2, 3] <= 1.05
+        T, target = work_target(table, rng)
+        assert target == "free" and abs(T[0, 3]) <= 0.30 and 0.74 <= T[2, 3] <= 1.05
         assert T[2, 2] <= -math.cos(math.radians(35)) + 1e-9  # pointing down, tilted at most 35 degrees
+
+
+def test_reach_targets_go_deep_into_the_bay_over_the_products_and_down_beside_them_on_the_table():
+    """Shelf: 6-22 cm deep, 3-7 cm over the highest product within 7 cm of x on its level (the board elsewhere),
+    at least 3 cm under the next board, jaws horizontal. Table: 3-7 cm out from a product's box, 2-8 cm above
+    the top."""
+    rng = np.random.default_rng(4)
+    shelf, table = SCENE_KINDS["shelf"], SCENE_KINDS["tabletop"]
+    tops, thickness = shelf.furniture.board_tops_m, shelf.furniture.board_thickness_m
+    box = (np.array([-0.05, 0.03, 0.421]), np.array([0.03, 0.09, 0.60]))  # 18 cm tall, on the bottom board
+    counts = {"product": 0, "reach": 0, "free": 0}
+    over_the_box = 0
+    for _ in range(300):
+        T, target = work_target(shelf, rng, [box], product_prob=0.2, reach_prob=0.6)
+        counts[target] += 1
+        if target != "reach":
+            continue
+        x, y, z = T[:3, 3]
+        assert abs(x) <= 0.28 and 0.06 <= y <= 0.22
+        level = max(i for i, top in enumerate(tops) if top <= z)
+        floor = 0.60 if level == 0 and abs(x - (-0.01)) < 0.04 + 0.07 else tops[level]
+        over_the_box += floor == 0.60
+        ceiling = tops[level + 1] - thickness if level + 1 < len(tops) else shelf.furniture.roof_bottom_m
+        assert min(floor + 0.03, ceiling - 0.03) <= z <= min(floor + 0.07, ceiling - 0.03) + 1e-12, (x, z)
+        assert abs(T[2, 1]) < math.sin(math.radians(16))  # jaws close horizontally: the flat of the hand up
+        assert T[1, 2] >= math.cos(math.radians(20)) * math.cos(math.radians(10)) - 1e-9  # into the shelf
+    assert counts["reach"] > 150 and counts["product"] > 30 and counts["free"] > 30 and over_the_box > 10
+    table_box = (np.array([0.10, -0.05, 0.70]), np.array([0.16, 0.03, 0.85]))
+    for _ in range(100):
+        T, target = work_target(table, rng, [table_box], product_prob=0.0, reach_prob=1.0)
+        assert target == "reach"
+        x, y, z = T[:3, 3]
+        # along the ray from the box's centre: 3 to 7 cm past where it leaves the box
+        centre, half = (table_box[0][:2] + table_box[1][:2]) / 2, (table_box[1][:2] - table_box[0][:2]) / 2
+        ray = np.array([x, y]) - centre
+        edge = np.min(half / np.maximum(np.abs(ray / np.linalg.norm(ray)), 1e-9))
+        assert 0.03 - 1e-9 <= np.linalg.norm(ray) - edge <= 0.07 + 1e-9
+        assert 0.72 <= z <= 0.78 and T[2, 2] <= -math.cos(math.radians(20)) + 1e-9
+    with pytest.raises(ValueError, match="sum <= 1"):
+        SamplerConfig(product_prob=0.6, reach_prob=0.5)
 
 
 @pytest.mark.parametrize("kind", list(SCENE_KINDS))

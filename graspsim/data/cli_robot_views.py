@@ -3,7 +3,7 @@
 A command of its own rather than a ``--robot-views`` flag of ``graspsim render``:
 it writes another dataset format (:mod:`graspsim.data.robot_views_format`), takes
 options that mean nothing for grasp datasets (``--embodiments``,
-``--views-per-scene``, ``--min-robot-fraction``, ``--videos``), and ``render``'s ``--robot`` and
+``--views-per-scene``, ``--min-robot-fraction``, ``--across-views``, ``--videos``), and ``render``'s ``--robot`` and
 ``--no-grasps`` mean nothing here; one flag that switched half the options off
 would make both commands' help and errors harder to read.
 """
@@ -16,7 +16,7 @@ import click
 
 from graspsim.clierror import UserError
 from graspsim.data.cli_render import dataset_options
-from graspsim.data.robot_views import (DEFAULT_MIN_ROBOT_FRACTION, DEFAULT_VIDEOS_PER_SCENE,
+from graspsim.data.robot_views import (DEFAULT_ACROSS_VIEWS, DEFAULT_MIN_ROBOT_FRACTION, DEFAULT_VIDEOS_PER_SCENE,
                                        DEFAULT_VIEWS_PER_SCENE)
 
 
@@ -30,6 +30,11 @@ from graspsim.data.robot_views import (DEFAULT_MIN_ROBOT_FRACTION, DEFAULT_VIDEO
 @click.option("--min-robot-fraction", default=DEFAULT_MIN_ROBOT_FRACTION, show_default=True,
               type=click.FloatRange(min=0.0, max=1.0, max_open=True),
               help="Skip (and record) views where the visible robot covers less of the image than this.")
+@click.option("--across-views", default=DEFAULT_ACROSS_VIEWS, show_default=True,
+              type=click.FloatRange(min=0.0, max=1.0),
+              help="Share of views whose camera looks across the work area at the robot (beside the shelf, "
+                   "below or above it; beyond or beside the table), placed so that boards and products hide part "
+                   "of the robot; the others orbit the scene camera.")
 # Read as text and checked in the command: a bad value is then a one-line error like every other here (click's
 # own integer check would print the usage block above it).
 @click.option("--videos", "videos_text", default=str(DEFAULT_VIDEOS_PER_SCENE), show_default=True, metavar="V",
@@ -37,7 +42,7 @@ from graspsim.data.robot_views import (DEFAULT_MIN_ROBOT_FRACTION, DEFAULT_VIDEO
                    "gripper masks (needs panda among --embodiments; 0: images only).")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 def render_robot_views_command(suite, scenes, out_dir, embodiments, views_per_scene, seed, workers, resume, width,
-                               height, renderer, min_robot_fraction, videos_text, no_progress):
+                               height, renderer, min_robot_fraction, across_views, videos_text, no_progress):
     """Render robot-segmentation data: robots reaching into the scenes, with arm / gripper masks."""
     from graspsim.data.robot_views import check_videos, render_robot_views
     from graspsim.pool import WorkerDiedError
@@ -59,7 +64,7 @@ def render_robot_views_command(suite, scenes, out_dir, embodiments, views_per_sc
         summary = render_robot_views(suite, scenes, out_dir, names, views_per_scene=views_per_scene, seed=seed,
                                      workers=workers, resume=resume, width=width, height=height, renderer=renderer,
                                      progress=not no_progress, min_robot_fraction=min_robot_fraction,
-                                     videos_per_scene=videos)
+                                     videos_per_scene=videos, across_views=across_views)
     except (RunDirError, RendererError) as exc:
         raise UserError(str(exc)) from None
     except WorkerDiedError as exc:  # not the user's mistake (exit 1), but one line and resumable

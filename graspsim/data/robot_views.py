@@ -3,16 +3,37 @@
 For each scene of a suite (built and settled as ``graspsim render`` builds it,
 products in place) and each embodiment (:mod:`graspsim.sim.embodiments`), K
 views: the robot on its mount in a sampled pose with its tool in the work area
-(:func:`~graspsim.sim.embodiments.sample_configuration`), seen from the scene
-camera moved by a random offset (:func:`~graspsim.scenes.sampling.jitter_camera`),
-rendered with pybullet's per-link segmentation into arm / gripper labels. The
-same pose rendered with the scene's bodies moved out of the picture gives the
-pixels the scene hides, hence ``occluded_fraction``. Views
-whose robot covers fewer than ``min_robot_fraction`` of the image are skipped
-and recorded. The format is :mod:`graspsim.data.robot_views_format`.
+(:func:`~graspsim.sim.embodiments.sample_configuration`: at a product, reaching
+in among the products, or in free space), rendered with pybullet's per-link
+segmentation into arm / gripper labels. The same pose rendered with the scene's
+bodies moved out of the picture gives the pixels the scene hides, hence
+``occluded_fraction``. Views whose robot covers fewer than
+``min_robot_fraction`` of the image are skipped and recorded. The format is
+:mod:`graspsim.data.robot_views_format`.
+
+Cameras. The scene camera stands behind the robot's shoulder and looks along
+its reach, so nothing stands between it and the robot: with cameras about it
+only, 0 of 46 views of shelf-train scenes had a single robot pixel hidden by
+the scene (and the tool targets then stayed at the products' front faces).
+Two placements, drawn per view: a share ``1 - across_views`` orbit the scene
+camera (a "scene" view: :func:`scene_camera_for_view`, the benchmark's
+viewpoint, which the pick loop's robot masks will see), the others look across
+the work area at the tool (an "across" view: :func:`across_camera`, eye boxes
+per scene kind in :data:`ACROSS_CAMERAS`: beside the shelf, below or above it;
+beyond or beside the table), and are chosen to see the robot partly hidden:
+up to :data:`ACROSS_TRIES` placements are scored by ray tests along the
+robot's kinematic chain (:func:`hidden_share`) and the first that hides a
+share in :data:`ACROSS_HIDDEN_SHARE` is kept. Measured with the defaults
+(``--scenes 6 --width 320 --height 240``, 3 robots x 4 views): views with at
+least 10 % of the robot hidden (the summary's ``occluded_views``) shelf-train
+34.7 % of 72 (across views 58 %, scene views 0 %), tabletop-train 42.9 % of 70
+(across 70 %, scene 0 %); views skipped for too few robot pixels 0 of 72 and
+2 of 72.
 
 Every draw of a view comes from ``numpy.random.default_rng([scene seed,
-embodiment key, k])`` (the camera offset first, then the pose), and the scene
+embodiment key, k])`` (with ``across_views`` > 0 first the placement; a scene
+view then draws its camera offset and then the pose, an across view the pose
+and then its cameras), and the scene
 world is rebuilt for every scene, so a view depends on its scene seed,
 embodiment and index only: the same files with 1 or K workers, after a resume,
 and whichever other embodiments are rendered beside it. Scenes are the unit of
@@ -26,8 +47,8 @@ graspsim executes grasps with (the KUKA and the xArm get image views only). The
 scene is built again, with the Panda parked on its mount as the benchmark
 has it (:func:`~graspsim.sim.scene.add_arm`), and every video starts from that
 state. Video ``k`` draws from ``numpy.random.default_rng([scene seed, Panda's
-embodiment key, VIDEO_KEY, k])``: the camera first (the image views' orbit and
-jitter about the scene camera), then the target, uniform over the classes the
+embodiment key, VIDEO_KEY, k])``: the camera first (the scene views' orbit and
+jitter about the scene camera; videos have no across cameras), then the target, uniform over the classes the
 scene camera shows clearly (:func:`graspsim.envs.pick_env.visible_products`, as
 the environment chooses its targets). The oracle plans on the scene camera's
 privileged view as in ``graspsim bench --policy oracle`` and the rectangle is
@@ -51,7 +72,7 @@ import json
 import math
 import time
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -72,6 +93,16 @@ DEFAULT_CAMERA_JITTER_M = 0.10
 #: degrees): the scene camera sits right behind the robot's shoulder, where the arm hides its own gripper and
 #: nothing stands between camera and robot; from the side the gripper shows, and products hide parts of it.
 DEFAULT_CAMERA_ORBIT_DEG = 30.0
+#: The share of views whose camera looks across the work area at the robot (:data:`ACROSS_CAMERAS`) instead of
+#: orbiting the scene camera. From behind the shoulder the camera looks along the arm's reach, so nothing stands
+#: between it and the robot: 0 of 46 views of shelf-train scenes had any robot pixel hidden by the scene. The
+#: rest (40 %) keep the benchmark's viewpoint, the one the pick loop's robot masks are for.
+DEFAULT_ACROSS_VIEWS = 0.6
+#: An across camera is kept when the scene hides this share of the robot's sight lines (:func:`hidden_share`):
+#: partly hidden, neither in plain sight nor gone ...
+ACROSS_HIDDEN_SHARE = (0.2, 0.7)
+#: ... trying at most this many placements (then the one nearest the band is kept).
+ACROSS_TRIES = 24
 #: A view is kept when the visible robot covers at least this fraction of the image (0.5 %: 1536 px at 640x480).
 DEFAULT_MIN_ROBOT_FRACTION = 0.005
 #: Grasp videos per scene (``--videos``); 0 writes exactly the files of a dataset without videos.
@@ -84,6 +115,44 @@ VIDEO_MIN_FRAMES = 16
 VIDEO_EMBODIMENT = "panda"
 #: Keeps the videos' random draws apart from the image views' (CRC-32 of "video", like Embodiment.key).
 VIDEO_KEY = zlib.crc32(b"video")
+
+
+@dataclass(frozen=True)
+class AcrossCamera:
+    """Where a camera that looks across the work area at the robot's tool stands, and how far it zooms.
+
+    ``eye_boxes``: named world-axis-aligned boxes ``{name: ((x, y, z) low corner, (x, y, z) high corner)}``
+    (m, world frame) where the eye stands before the camera jitter (+-``camera_jitter_m`` per axis moves it on:
+    the boxes keep that far from the furniture); ``vertical_fov_deg``: ``(lo, hi)``, the field of view. A view
+    draws one box uniformly, the eye uniformly in it, then the field of view uniformly.
+    """
+
+    eye_boxes: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = field(hash=False)
+    vertical_fov_deg: tuple[float, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"eye_boxes": {name: [list(lo), list(hi)] for name, (lo, hi) in self.eye_boxes.items()},
+                "vertical_fov_deg": list(self.vertical_fov_deg)}
+
+
+#: Across cameras per scene kind (world frame: :mod:`graspsim.scenes.layout`; the shelf's open front at y = 0,
+#: 70 cm wide between side panels at x = +-0.36, boards at z = 0.42 / 0.68 / 0.94; the table top at z = 0.70,
+#: x +-0.45, y +-0.35; the robots stand at -y). Shelf: "side": right of the shelf (the mounts stand left of the
+#: tool, so the camera faces the gripper), from 35 cm in front of the side panel's front edge to 15 cm behind it,
+#: looking along the rows: the side panel and the row's products hide what reaches into the bay; "low": in front of the shelf, below the
+#: lowest board, looking up: the board under the gripper's level hides the reach; "high": in front, above the
+#: roof, looking down: the board over the gripper's level hides it. Table: "far": beyond the table facing the
+#: robot, "left" / "right": beside it, 10 to 40 cm above the top: the products stand between the camera and a
+#: gripper among them. Fields of view from 35 degrees (zoomed in on the gripper: the image is then mostly
+#: wrist and gripper) to the scene camera's.
+ACROSS_CAMERAS: dict[str, AcrossCamera] = {
+    "shelf": AcrossCamera({"side": ((0.60, -0.35, 0.35), (0.95, 0.15, 1.25)),
+                           "low": ((-0.35, -0.85, 0.15), (0.35, -0.60, 0.30)),
+                           "high": ((-0.35, -0.75, 1.40), (0.35, -0.50, 1.60))}, vertical_fov_deg=(35.0, 58.0)),
+    "tabletop": AcrossCamera({"far": ((-0.55, 0.55, 0.80), (0.55, 0.85, 1.10)),
+                              "left": ((-0.90, -0.20, 0.80), (-0.65, 0.45, 1.10)),
+                              "right": ((0.65, -0.20, 0.80), (0.90, 0.45, 1.10))}, vertical_fov_deg=(35.0, 50.0)),
+}
 
 
 def _sampler_defaults() -> dict[str, Any]:
@@ -105,6 +174,7 @@ class RobotViewSpec:
     physics: dict[str, Any] = field(default_factory=lambda: PhysicsConfig().to_dict())
     camera_jitter_m: float = DEFAULT_CAMERA_JITTER_M
     camera_orbit_deg: float = DEFAULT_CAMERA_ORBIT_DEG
+    across_views: float = DEFAULT_ACROSS_VIEWS
     min_robot_fraction: float = DEFAULT_MIN_ROBOT_FRACTION
     sampler: dict[str, Any] = field(default_factory=_sampler_defaults)
     videos_per_scene: int = DEFAULT_VIDEOS_PER_SCENE
@@ -200,20 +270,25 @@ class RobotViewRenderer:
         """View ``k`` of ``robot`` in ``scene``: ``(meta, {file name: bytes})``, or why it is skipped."""
         import cv2
 
-        from graspsim.scenes.sampling import jitter_camera
         from graspsim.sim.camera import camera_model_from_spec, render
         from graspsim.sim.embodiments import NoPoseFound, sample_configuration
 
         spec, embodiment = self.spec, robot.embodiment
         obstacles = list(scene.static_bodies) + scene.live_bodies
         products = [tuple(np.asarray(v) for v in self.world.client.getAABB(body)) for body in scene.live_bodies]
-        rng = np.random.default_rng([int(seed), embodiment.key, k])  # the camera's draws, then the pose's
-        camera = camera_model_from_spec(jitter_camera(rng, scene.plan.camera, spec.camera_jitter_m,
-                                                      spec.camera_orbit_deg))
+        rng = np.random.default_rng([int(seed), embodiment.key, k])  # draw order: module docstring
+        # No draw for the mode when no view has an across camera (as jitter_camera draws nothing without jitter).
+        across = spec.across_views > 0 and bool(rng.random() < spec.across_views)
+        placement: dict[str, Any] = {"mode": "scene"}
+        if not across:  # the camera first, then the pose, as before across cameras existed
+            camera_spec = scene_camera_for_view(rng, scene.plan.camera, spec)
         try:
             pose = sample_configuration(robot, scene.kind, rng, obstacles, products, self.sampler)
         except NoPoseFound as exc:
             return str(exc)
+        if across:  # aimed at the tool: the pose first
+            camera_spec, placement = self._across_view_camera(rng, scene, robot, pose, obstacles)
+        camera = camera_model_from_spec(camera_spec)
         frames = render(self.world, camera, scene.plan.lighting, None, robot.parts)
         visible = _part_px(frames.robot_seg)
         if visible["whole"] < spec.min_robot_px:
@@ -225,13 +300,38 @@ class RobotViewRenderer:
             "width": camera.width, "height": camera.height, "near_m": camera.near_m, "far_m": camera.far_m,
             "T_world_base": pose.T_world_base, "joint_names": list(embodiment.arm_joints), "q_rad": pose.q,
             "gripper_joints": robot.finger_joints(), "closure": pose.closure,
-            "T_world_target": pose.T_world_target, "T_world_tcp": pose.T_world_tcp, "at_product": pose.at_product,
+            "T_world_target": pose.T_world_target, "T_world_tcp": pose.T_world_tcp, "target": pose.target,
+            "at_product": pose.at_product, "camera_placement": placement,
             "attempts": pose.attempts, "rejected": pose.rejected, "robot_px": visible, "unoccluded_px": unoccluded,
             "occluded_fraction": {p: (1.0 - visible[p] / unoccluded[p]) if unoccluded[p] else 0.0 for p in visible},
         }
+
         return meta, {RGB: encode_png(cv2.cvtColor(frames.rgb, cv2.COLOR_RGB2BGR)),
                       DEPTH: encode_png(encode_depth(frames.depth_m, camera.far_m)),
                       ROBOT_SEG: encode_png(frames.robot_seg), META: encode_meta(meta)}
+
+    def _across_view_camera(self, rng: np.random.Generator, scene, robot, pose, obstacles: list[int]):
+        """An across camera (:func:`across_camera`) for ``robot`` posed as ``pose``, chosen for a partly hidden
+        robot: up to :data:`ACROSS_TRIES` placements are drawn, each scored by :func:`hidden_share` (sight lines
+        only, no rendering); the first with a share in :data:`ACROSS_HIDDEN_SHARE` is kept, else the one nearest
+        that band (the earliest on ties). ``(CameraSpec, record)``; the record adds ``tries`` and
+        ``hidden_share`` (the kept placement's)."""
+        from graspsim.sim.camera import camera_model_from_spec
+
+        lo, hi = ACROSS_HIDDEN_SHARE
+        points = robot_sight_points(robot)
+        best = None
+        for attempt in range(1, ACROSS_TRIES + 1):
+            camera_spec, record = across_camera(rng, scene.plan.camera, ACROSS_CAMERAS[scene.kind.name],
+                                                pose.T_world_tcp[:3, 3], self.spec.camera_jitter_m)
+            share = hidden_share(self.world, camera_model_from_spec(camera_spec), robot.body, points, obstacles)
+            miss = max(lo - share, share - hi, 0.0)
+            if best is None or miss < best[0]:
+                best = (miss, camera_spec, {**record, "tries": attempt, "hidden_share": share})
+            if miss == 0.0:
+                break
+        _, camera_spec, record = best
+        return camera_spec, {**record, "tries": attempt}
 
     def _render_videos(self, seed: int) -> tuple[dict[str, bytes], list[dict[str, Any]], dict[str, str], list[float]]:
         """The grasp videos of scene ``seed`` (module docstring): ``(files, metas, {video id: why skipped},
@@ -273,7 +373,6 @@ class RobotViewRenderer:
         from graspsim.policies.base import PolicyError
         from graspsim.policies.oracle import OraclePolicy
         from graspsim.scenes.instructions import pick_instruction
-        from graspsim.scenes.sampling import jitter_camera
         from graspsim.sim.attempt import attempt_grasp
         from graspsim.sim.camera import camera_model_from_spec, render
         from graspsim.sim.embodiments import get_embodiment
@@ -283,8 +382,7 @@ class RobotViewRenderer:
         spec, world, arm = self.spec, self.world, scene.arm
         embodiment = get_embodiment(VIDEO_EMBODIMENT)
         rng = np.random.default_rng([int(seed), embodiment.key, VIDEO_KEY, k])  # the camera's draws, the target's
-        camera = camera_model_from_spec(jitter_camera(rng, scene.plan.camera, spec.camera_jitter_m,
-                                                      spec.camera_orbit_deg))
+        camera = camera_model_from_spec(scene_camera_for_view(rng, scene.plan.camera, spec))
         # What the robot perceives: the scene camera, as the benchmark's observation.
         seen = render(world, scene.camera, scene.plan.lighting, scene.body_to_class, scene.robot_parts)
         classes = sorted({scene.body_to_class_name[b] for b in visible_products(world, scene, seen)})
@@ -364,8 +462,9 @@ class RobotViewRenderer:
             return {"seed": seed, "skipped": str(exc)}
         write_dir(scene_dir(root, self.suite.first_seed, seed), files)
         out = {"seed": seed, "seconds": time.perf_counter() - t0, "skipped_views": len(status["skipped_views"]),
-               "views": [{k: v[k] for k in ("embodiment", "robot_px", "unoccluded_px", "occluded_fraction",
-                                            "attempts", "at_product")} for v in status["views"]]}
+               "views": [{**{k: v[k] for k in ("embodiment", "robot_px", "unoccluded_px", "occluded_fraction",
+                                               "attempts", "at_product", "target")},
+                          "camera": v["camera_placement"]["mode"]} for v in status["views"]]}
         if "videos" in status:
             out.update(skipped_videos=len(status["skipped_videos"]), videos=[
                 {"seconds": sec, "frames": len(v["frames"]), "success": v["success"],
@@ -375,6 +474,79 @@ class RobotViewRenderer:
 
     def close(self) -> None:
         self.world.close()
+
+
+def scene_camera_for_view(rng: np.random.Generator, scene_camera, spec: RobotViewSpec):
+    """The scene camera (a :class:`~graspsim.scenes.plan.CameraSpec`) swung about its target by up to
+    ``spec.camera_orbit_deg`` and jittered by ``spec.camera_jitter_m``
+    (:func:`~graspsim.scenes.sampling.jitter_camera`): the camera of a "scene" view and of every video."""
+    from graspsim.scenes.sampling import jitter_camera
+
+    return jitter_camera(rng, scene_camera, spec.camera_jitter_m, spec.camera_orbit_deg)
+
+
+def across_camera(rng: np.random.Generator, scene_camera, placement: AcrossCamera, tool_point: np.ndarray,
+                  jitter_m: float):
+    """A camera looking across the work area at the robot's tool: ``(CameraSpec, what was drawn)``.
+
+    Draws, in order, one of ``placement``'s eye boxes (uniformly), the eye in it (uniform, three draws), the
+    field of view, then moves the eye and the target (``tool_point`` (3,), world, m) by ``jitter_m``
+    (:func:`~graspsim.scenes.sampling.jitter_camera`, without orbit), so the tool sits near, not at, the image
+    centre. Image size and clipping planes are ``scene_camera``'s; image up is world +z. The record: ``mode``
+    "across", ``box`` (the eye box's name), ``vertical_fov_deg``.
+    """
+    from graspsim.scenes.sampling import jitter_camera
+
+    names = list(placement.eye_boxes)
+    name = names[int(rng.integers(len(names)))]
+    lo, hi = (np.asarray(c, dtype=np.float64) for c in placement.eye_boxes[name])
+    eye = rng.uniform(lo, hi)
+    fov = float(rng.uniform(*placement.vertical_fov_deg))
+    spec = replace(scene_camera, eye_m=tuple(map(float, eye)), target_m=tuple(map(float, tool_point)),
+                   up=(0.0, 0.0, 1.0), vertical_fov_deg=fov)
+    return jitter_camera(rng, spec, jitter_m), {"mode": "across", "box": name, "vertical_fov_deg": fov}
+
+
+def robot_sight_points(robot, spacing_m: float = 0.02) -> np.ndarray:
+    """(N, 3) world points along ``robot``'s kinematic chain as posed: every ``spacing_m`` on the segments from
+    each link's frame origin to its parent's, and from the tool link's origin to the tool point (between the
+    fingertips). They lie inside or close to the links' bodies: a sight line to one meets the robot's surface
+    first, unless something else stands in front (:func:`hidden_share`)."""
+    c = robot.world.client
+    origins = {i: robot.link_pose(i)[:3, 3] for i in robot.link_index.values()}
+    segments = [(origins[c.getJointInfo(robot.body, i)[16]], origins[i]) for i in origins if i >= 0]
+    segments.append((origins[robot.tcp_index], robot.T_world_tcp()[:3, 3]))
+    points = []
+    for a, b in segments:
+        n = max(1, int(np.ceil(np.linalg.norm(b - a) / spacing_m)))
+        points.append(a + np.linspace(0.0, 1.0, n + 1)[:, None] * (b - a))
+    return np.concatenate(points)
+
+
+def hidden_share(world, camera, robot_body: int, points: np.ndarray, scene_bodies: list[int]) -> float:
+    """The share of ``points`` (N, 3) (:func:`robot_sight_points`) in ``camera``'s image (a
+    :class:`~graspsim.types.CameraModel`) whose sight line from the camera first meets one of ``scene_bodies``
+    rather than the robot (``robot_body``): pybullet ray tests on the collision shapes, no rendering. Points
+    whose line meets neither (a chain segment outside the links' bodies) and points out of the picture do not
+    count; 0.0 when none counts. A cheap stand-in for the rendered ``occluded_fraction``, to choose cameras."""
+    T = camera.T_world_camera
+    p_cam = (points - T[:3, 3]) @ T[:3, :3]  # camera frame (OpenCV: +z forward)
+    z = p_cam[:, 2]
+    uv = (p_cam[:, :2] / np.maximum(z, 1e-9)[:, None]) @ camera.K[:2, :2].T + camera.K[:2, 2]
+    inside = (z > camera.near_m) & (uv[:, 0] >= 0) & (uv[:, 0] < camera.width) & (uv[:, 1] >= 0) \
+        & (uv[:, 1] < camera.height)
+    targets = points[inside]
+    if not len(targets):
+        return 0.0
+    eye = T[:3, 3]
+    # A little past each point: a point on the surface itself is then still met by its line.
+    ends = targets + 0.01 * (targets - eye) / np.linalg.norm(targets - eye, axis=1)[:, None]
+    hits = [h[0] for i in range(0, len(ends), 4000)
+            for h in world.client.rayTestBatch([eye.tolist()] * len(ends[i:i + 4000]), ends[i:i + 4000].tolist())]
+    scene = set(scene_bodies)
+    robot = sum(h == robot_body for h in hits)
+    hidden = sum(h in scene for h in hits)
+    return hidden / (robot + hidden) if robot + hidden else 0.0
 
 
 def manifest_for(spec: RobotViewSpec, seeds: list[int]) -> dict[str, Any]:
@@ -396,7 +568,9 @@ def manifest_for(spec: RobotViewSpec, seeds: list[int]) -> dict[str, Any]:
         "config": {"width": spec.width, "height": spec.height, "renderer": spec.renderer, "physics": spec.physics,
                    "views": {"camera_jitter_m": spec.camera_jitter_m, "camera_orbit_deg": spec.camera_orbit_deg,
                              "min_robot_fraction": spec.min_robot_fraction,
-                             "sampler": spec.sampler},
+                             "sampler": spec.sampler, "across_views": spec.across_views,
+                             "across_camera": {**ACROSS_CAMERAS[suite.kind].to_dict(),
+                                               "hidden_share": list(ACROSS_HIDDEN_SHARE), "tries": ACROSS_TRIES}},
                    **({"videos": {"embodiment": VIDEO_EMBODIMENT, "policy": "oracle", "min_frames": VIDEO_MIN_FRAMES,
                                   "max_frames": VIDEO_MAX_FRAMES}} if spec.videos_per_scene else {}),
                    "graspsim_version": graspsim.__version__},
@@ -410,7 +584,8 @@ def render_robot_views(suite: str, scenes: int, out_dir: Path, embodiments: str 
                        progress: bool = True, camera_jitter_m: float = DEFAULT_CAMERA_JITTER_M,
                        min_robot_fraction: float = DEFAULT_MIN_ROBOT_FRACTION,
                        physics: PhysicsConfig | None = None,
-                       videos_per_scene: int = DEFAULT_VIDEOS_PER_SCENE) -> dict[str, Any]:
+                       videos_per_scene: int = DEFAULT_VIDEOS_PER_SCENE,
+                       across_views: float = DEFAULT_ACROSS_VIEWS) -> dict[str, Any]:
     """Render robot views of scenes ``seed .. seed + scenes - 1`` of ``suite`` into ``out_dir``; a summary dict.
 
     ``embodiments``: names, or a comma-separated string of names and the words
@@ -435,13 +610,16 @@ def render_robot_views(suite: str, scenes: int, out_dir: Path, embodiments: str 
         raise ValueError(f"views per scene must be at least 1, got {views_per_scene}")
     if not 0.0 <= min_robot_fraction < 1.0 or camera_jitter_m < 0:
         raise ValueError("min_robot_fraction must be in [0, 1) and camera_jitter_m >= 0")
+    if not 0.0 <= across_views <= 1.0:
+        raise ValueError(f"--across-views is the share of views with an across camera, in [0, 1]; got "
+                         f"{across_views}")
     check_videos(videos_per_scene, names)
     suite_obj = get_suite(suite)
     seeds = suite_obj.scene_seeds(seed, scenes)
     spec = RobotViewSpec(suite=suite_obj.name, embodiments=names, views_per_scene=views_per_scene, width=width,
                          height=height, renderer=renderer, physics=(physics or PhysicsConfig()).to_dict(),
                          camera_jitter_m=camera_jitter_m, min_robot_fraction=min_robot_fraction,
-                         videos_per_scene=int(videos_per_scene))
+                         videos_per_scene=int(videos_per_scene), across_views=float(across_views))
     out_dir = Path(out_dir)
     fan = render_scenes(out_dir, manifest_for(spec, seeds), suite_obj.first_seed, seeds, RobotViewRenderer, spec,
                         workers, resume, progress, f"robot views {suite}")
@@ -456,8 +634,12 @@ def render_robot_views(suite: str, scenes: int, out_dir: Path, embodiments: str 
         "rendered": len(done), "already_done": fan["already_done"], "skipped": fan["skipped"],
         "removed_temp_dirs": fan["removed_temp_dirs"], "views": len(views), "skipped_views": sum(r["skipped_views"] for r in done),
         "wall_s": wall, "views_per_s": len(views) / wall if views and wall > 0 else 0.0, "workers": workers,
+        "occluded_views": float(np.mean([v["occluded_fraction"]["whole"] >= OCCLUDED_VIEW_FRACTION
+                                         for v in views])) if views else 0.0,
         "per_embodiment": {n: _view_stats([v for v in views if v["embodiment"] == n], width * height)
                            for n in names},
+        "per_camera": {mode: _view_stats([v for v in views if v["camera"] == mode], width * height)
+                       for mode in ("scene", "across")},
         **videos,
     }
 
@@ -489,8 +671,14 @@ def _video_stats(videos: list[dict[str, Any]], skipped: int, image_px: int) -> d
             **{f"{p}_fraction": float(np.mean([f[p] for f in px]) / image_px) for p in ("whole", "arm", "gripper")}}
 
 
+#: A view counts as partly occluded in the summary when the scene hides at least this share of its robot.
+OCCLUDED_VIEW_FRACTION = 0.1
+
+
 def _view_stats(views: list[dict[str, Any]], image_px: int) -> dict[str, Any]:
-    """Means over the views of one embodiment (the figures ``render-robot-views`` prints)."""
+    """Figures over some views (those of one embodiment, or of one camera mode): the ones ``render-robot-views``
+    prints. ``occluded_quartiles``: the 25th, 50th and 75th percentiles of the whole robot's occluded fraction;
+    ``occluded_views``: the share of views with at least :data:`OCCLUDED_VIEW_FRACTION` of it hidden."""
     if not views:
         return {"views": 0}
     occluded = np.array([v["occluded_fraction"]["whole"] for v in views])
@@ -498,6 +686,9 @@ def _view_stats(views: list[dict[str, Any]], image_px: int) -> dict[str, Any]:
             **{f"{p}_fraction": float(np.mean([v["robot_px"][p] for v in views]) / image_px)
                for p in ("whole", "arm", "gripper")},
             "occluded_mean": float(occluded.mean()), "occluded_median": float(np.median(occluded)),
+            "occluded_quartiles": [float(q) for q in np.percentile(occluded, [25, 50, 75])],
+            "occluded_views": float(np.mean(occluded >= OCCLUDED_VIEW_FRACTION)),
             "occluded_over_half": float(np.mean(occluded > 0.5)),
             "at_product": float(np.mean([v["at_product"] for v in views])),
+            "reach": float(np.mean([v["target"] == "reach" for v in views])),
             "attempts_per_pose": float(np.mean([v["attempts"] for v in views]))}

@@ -31,8 +31,13 @@ atomically with all its views and videos (temp directory, every file fsync'd, th
 * ``views_per_scene`` (K), ``scene_seeds`` (sorted, merged over resumes),
   ``skipped``: ``{seed: reason}`` for scenes that could not be built;
 * ``config``: ``width``, ``height``, ``renderer`` (requested), ``physics``,
-  ``views`` (``camera_jitter_m``, ``min_robot_fraction``, ``sampler``: the
-  :class:`~graspsim.sim.embodiments.SamplerConfig`), ``graspsim_version``.
+  ``views`` (``camera_jitter_m``, ``camera_orbit_deg``, ``min_robot_fraction``,
+  ``sampler``: the :class:`~graspsim.sim.embodiments.SamplerConfig`,
+  ``across_views``: the share of views with an across camera, ``across_camera``:
+  the suite's kind's eye boxes ``{name: [[x, y, z] low, [x, y, z] high]}`` and
+  ``vertical_fov_deg`` ``[lo, hi]`` of
+  :data:`graspsim.data.robot_views.ACROSS_CAMERAS`, with ``hidden_share``
+  ``[lo, hi]`` and ``tries``), ``graspsim_version``.
   ``--resume`` refuses other settings, other embodiments or another K;
 * only with videos: ``videos_per_scene`` (V) and ``config.videos``
   (``embodiment``: ``"panda"``, ``policy``: ``"oracle"``, ``min_frames`` 16,
@@ -51,7 +56,15 @@ oracle has no grasp: ..."``, or ``"<n> frames: the attempt (<reason>) took <N>
 physics steps"`` for an attempt too short for 16 frames: nothing reachable).
 
 A view ``<embodiment>-<kk>`` (``kk`` = 00 .. K-1; views of one embodiment in one
-scene differ in robot pose and camera pose):
+scene differ in robot pose and camera pose). Its camera is one of two kinds
+(``camera_placement.mode``): ``"scene"``, the scene camera swung about its target
+by up to ``camera_orbit_deg`` and jittered (behind the robot's shoulder: the
+benchmark's viewpoint, the robot in plain sight), or ``"across"``, a camera
+looking at the tool point across the work area from one of the kind's eye
+boxes (shelf: ``side``, right of the shelf; ``low``, in front below the lowest
+board; ``high``, in front above the roof; table: ``far``, ``left``, ``right``),
+chosen among up to ``tries`` draws for a robot partly hidden by boards and
+products (ray tests along the robot's chain: ``hidden_share``):
 
 * ``rgb.png``: (H, W, 3) uint8 RGB; ``depth.png``: (H, W) uint16 millimetres
   along the camera z axis, 0 = nothing hit (robot included);
@@ -67,8 +80,15 @@ scene differ in robot pose and camera pose):
   1 closed); forward kinematics of the model from these gives every link's
   pose (:class:`~graspsim.sim.embodiments.RobotBody`); how it was drawn:
   ``T_world_target`` (the tool pose sampled in the work area), ``T_world_tcp``
-  (the tool pose reached), ``attempts`` and ``rejected`` (targets tried,
-  why the others failed); and the pixels: ``robot_px`` (visible pixels per
+  (the tool pose reached), ``target`` (``"product"``: a grasp of a product,
+  ``"reach"``: in among the products, deep in a shelf bay over them or at the
+  table top beside one, ``"free"``: free space; :func:`~graspsim.sim.embodiments.work_target`),
+  ``at_product`` (``target == "product"``), ``attempts`` and ``rejected`` (targets tried,
+  why the others failed); ``camera_placement``: ``mode`` (``"scene"`` /
+  ``"across"``) and for an across camera ``box`` (the eye box), ``vertical_fov_deg``,
+  ``tries`` (placements drawn) and ``hidden_share`` (the kept placement's share of
+  sight lines to the robot's chain that meet the scene first, a ray-test stand-in
+  for ``occluded_fraction``); and the pixels: ``robot_px`` (visible pixels per
   part: ``arm``, ``gripper``, ``whole``), ``unoccluded_px`` (the same robot
   rendered alone from the same camera), ``occluded_fraction`` per part
   (``1 - robot_px / unoccluded_px``; 0 for a part with no pixels; the part of

@@ -399,8 +399,15 @@ class SamplerConfig:
     inside a product would show an impossible picture); ``product_prob``: the
     share of targets at a product (a grasp of it, the jaws around it: the robot
     reaches in among the products) rather than in free space;
+    ``reach_prob``: the share of targets reaching in among the products without
+    grasping one: deep in a shelf bay over the products and under the next
+    board, or down at the table top beside a product (:func:`work_target`);
+    there boards and products stand between most cameras and the gripper and
+    wrist, which targets at a product's front face or in free space in front
+    of the shelf never had (measured: 0 of 46 views partly hidden). The rest
+    (``1 - product_prob - reach_prob``) are in free space.
     ``closure``: range of the gripper's closure (0 open, 1 closed) for free-space
-    targets; at a product the jaws are open to at most ``product_closure``.
+    and reach targets; at a product the jaws are open to at most ``product_closure``.
     """
 
     max_attempts: int = 30
@@ -408,9 +415,15 @@ class SamplerConfig:
     rotation_tol_deg: float = 10.0
     self_tolerance_m: float = 0.002
     scene_tolerance_m: float = 0.003
-    product_prob: float = 0.5
+    product_prob: float = 0.35
+    reach_prob: float = 0.45
     closure: tuple[float, float] = (0.0, 0.8)
     product_closure: float = 0.25
+
+    def __post_init__(self) -> None:
+        if not (0.0 <= self.product_prob and 0.0 <= self.reach_prob and self.product_prob + self.reach_prob <= 1.0):
+            raise ValueError(f"product_prob and reach_prob must be >= 0 with a sum <= 1, got {self.product_prob} "
+                             f"and {self.reach_prob}")
 
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -424,29 +437,45 @@ class SamplerConfig:
 ProductBox = tuple[np.ndarray, np.ndarray]
 
 
-def work_target(kind: SceneKind, rng: np.random.Generator, products: list[ProductBox] = (),
-                product_prob: float = 0.5) -> tuple[np.ndarray, bool]:
-    """A tool pose (4, 4), world frame (+z approach, +y closing axis), in ``kind``'s work area, and whether it is
-    at a product.
+#: What a work target is: at a product (a grasp of it), reaching in among the products, or in free space.
+TARGET_KINDS = ("product", "reach", "free")
 
-    With probability ``product_prob`` (and at least one product), a grasp of a
-    product drawn uniformly from ``products``: shelf: the tool point at the
-    product's middle height and across, from its front face to 4 cm behind it,
-    pointing into the shelf (+y) turned up to 15 degrees sideways and tilted up
-    to 15 degrees, jaws closing horizontally (+-15 degrees); table: the tool
-    point 1 to 4 cm below the product's top, pointing down tilted up to 20
-    degrees, any roll. Otherwise a point in free space: shelf: on one of the
+
+def work_target(kind: SceneKind, rng: np.random.Generator, products: list[ProductBox] = (),
+                product_prob: float = 0.5, reach_prob: float = 0.0) -> tuple[np.ndarray, str]:
+    """A tool pose (4, 4), world frame (+z approach, +y closing axis), in ``kind``'s work area, and what it is
+    (one of :data:`TARGET_KINDS`).
+
+    One uniform draw (only when there are ``products``) picks the target:
+    below ``product_prob`` a grasp of a product drawn uniformly from
+    ``products``: shelf: the tool point at the product's middle height and
+    across, from its front face to 4 cm behind it, pointing into the shelf
+    (+y) turned up to 15 degrees sideways and tilted up to 15 degrees, jaws
+    closing horizontally (+-15 degrees); table: the tool point 1 to 4 cm below
+    the product's top, pointing down tilted up to 20 degrees, any roll.
+    The next ``reach_prob`` reach in among the products: shelf: on one of the
+    levels (uniform), 28 cm either side of the middle, 6 to 22 cm deep into
+    the bay (the back panel is at 30 cm), 3 to 7 cm above the highest product
+    within 7 cm of that x on the level (the board if none), at most up to 3 cm
+    under the next board: over the products and under the board, pointing into the shelf turned up to 20 degrees
+    sideways and 10 degrees down to 5 up, jaws closing horizontally (+-15
+    degrees: the flat side of the hand up); table: beside a product drawn
+    uniformly, 3 to 7 cm out from its box in a uniform direction, the tool point
+    2 to 8 cm above the top, pointing down tilted up to 20 degrees, any roll.
+    Otherwise a point in free space: shelf: on one of the
     levels (uniform), 5 cm above its board to 5 cm under the next, within 30
     cm of the middle, from 15 cm in front of the boards' front edge to 22 cm
     inside, pointing into the shelf turned up to 35 degrees sideways and tilted
     25 degrees down to 10 up; table: 30 x 22 cm around the middle, 4 to 35 cm
     above the top, pointing down tilted up to 35 degrees. Rolls about the
-    approach axis are uniform in [-pi, pi) unless said otherwise.
+    approach axis are uniform in [-pi, pi) unless said otherwise. With
+    ``reach_prob`` 0 the draws are those of a product-or-free-space sampler.
     """
     furniture = kind.furniture
     shelf = isinstance(furniture, ShelfLayout)
-    at_product = len(products) > 0 and rng.random() < product_prob
-    if at_product:
+    u = rng.random() if len(products) > 0 else 1.0
+    target = "product" if u < product_prob else "reach" if u < product_prob + reach_prob else "free"
+    if target == "product":
         lo, hi = products[int(rng.integers(len(products)))]
         if shelf:
             point = np.array([(lo[0] + hi[0]) / 2, lo[1] + rng.uniform(0.01, 0.06), (lo[2] + hi[2]) / 2])
@@ -456,6 +485,29 @@ def work_target(kind: SceneKind, rng: np.random.Generator, products: list[Produc
             point = np.array([(lo[0] + hi[0]) / 2, (lo[1] + hi[1]) / 2, hi[2] - rng.uniform(0.01, 0.04)])
             approach = _tilted((0.0, 0.0, -1.0), rng, np.radians(20))
             roll = rng.uniform(-math.pi, math.pi)
+    elif target == "reach" and shelf:
+        level = int(rng.integers(len(furniture.board_tops_m)))
+        top = furniture.board_tops_m[level]
+        x = rng.uniform(-0.28, 0.28)
+        # The products standing on this level (their boxes start at its board) within 7 cm of x: reach over them.
+        under = [hi[2] for lo, hi in products if abs(lo[2] - top) < 0.02 and lo[0] < x + 0.07 and hi[0] > x - 0.07]
+        # Kept 3 cm under the next board: over a product that leaves no room, the hand touches the board (and
+        # the pose is refused like any other touching one).
+        z = min(max([top, *under]) + rng.uniform(0.03, 0.07), top + furniture.clearance_m(level) - 0.03)
+        point = np.array([x, rng.uniform(0.06, 0.22), z])
+        approach = _tilted((0.0, 1.0, 0.0), rng, np.radians(20), (-np.radians(10), np.radians(5)))
+        roll = math.pi / 2 * rng.choice([-1.0, 1.0]) + rng.uniform(-np.radians(15), np.radians(15))
+    elif target == "reach":
+        lo, hi = products[int(rng.integers(len(products)))]
+        heading = rng.uniform(-math.pi, math.pi)
+        direction = np.array([math.cos(heading), math.sin(heading)])
+        # From the box's centre to its edge along the heading, then 3 to 7 cm further out.
+        half = (hi[:2] - lo[:2]) / 2
+        edge = float(np.min(half / np.maximum(np.abs(direction), 1e-9)))
+        xy = (lo[:2] + hi[:2]) / 2 + direction * (edge + rng.uniform(0.03, 0.07))
+        point = np.array([xy[0], xy[1], furniture.top_z_m + rng.uniform(0.02, 0.08)])
+        approach = _tilted((0.0, 0.0, -1.0), rng, np.radians(20))
+        roll = rng.uniform(-math.pi, math.pi)
     elif shelf:
         level = int(rng.integers(len(furniture.board_tops_m)))
         top = furniture.board_tops_m[level]
@@ -468,7 +520,7 @@ def work_target(kind: SceneKind, rng: np.random.Generator, products: list[Produc
                           furniture.top_z_m + rng.uniform(0.04, 0.35)])
         approach = _tilted((0.0, 0.0, -1.0), rng, np.radians(35))
         roll = rng.uniform(-math.pi, math.pi)
-    return make_transform(tool_rotation(approach, roll), point), at_product
+    return make_transform(tool_rotation(approach, roll), point), target
 
 
 def _tilted(direction, rng: np.random.Generator, yaw_or_tilt: float, pitch=None) -> np.ndarray:
@@ -513,7 +565,8 @@ class RobotConfiguration:
 
     ``T_world_base`` (4, 4); ``q`` (dof,) arm joint angles (rad, within the
     limits); ``closure`` (0 open .. 1 closed); ``T_world_target`` (4, 4): the
-    tool pose drawn; ``T_world_tcp`` (4, 4): the tool pose reached;
+    tool pose drawn; ``T_world_tcp`` (4, 4): the tool pose reached; ``target``:
+    what the target was (:data:`TARGET_KINDS`);
     ``attempts``: targets drawn for this pose (the last one succeeded);
     ``rejected``: reason -> count over the failed attempts.
     """
@@ -523,9 +576,14 @@ class RobotConfiguration:
     closure: float
     T_world_target: np.ndarray
     T_world_tcp: np.ndarray
-    at_product: bool
+    target: str
     attempts: int
     rejected: dict[str, int]
+
+    @property
+    def at_product(self) -> bool:
+        """Whether the target was a grasp of a product."""
+        return self.target == "product"
 
 
 def _solve(robot: RobotBody, T_world_tcp: np.ndarray, q_seed: np.ndarray) -> np.ndarray:
@@ -584,9 +642,10 @@ def sample_configuration(robot: RobotBody, kind: str | SceneKind, rng: np.random
     lo, hi = np.asarray(e.q_lower), np.asarray(e.q_upper)
     rejected = {"ik": 0, "self_collision": 0, "scene_collision": 0}
     for attempt in range(1, config.max_attempts + 1):
-        T_target, at_product = work_target(kind, rng, products, config.product_prob)
+        T_target, target = work_target(kind, rng, products, config.product_prob, config.reach_prob)
         q_seed = np.clip(np.asarray(mount.q_park) + rng.uniform(-0.3, 0.3, e.dof), lo, hi)
-        closure = float(rng.uniform(0.0, config.product_closure) if at_product else rng.uniform(*config.closure))
+        closure = float(rng.uniform(0.0, config.product_closure) if target == "product"
+                        else rng.uniform(*config.closure))
         robot.set_base(mount.T_world_base_for(T_target[:3, 3]))
         robot.set_joints(q_seed, closure)  # pybullet's solver starts from the current state: make it this draw's
         q = _solve(robot, T_target, q_seed)
@@ -602,6 +661,6 @@ def sample_configuration(robot: RobotBody, kind: str | SceneKind, rng: np.random
             rejected["scene_collision"] += 1
         else:
             return RobotConfiguration(T_world_base=robot.T_world_base.copy(), q=q, closure=closure,
-                                      T_world_target=T_target, T_world_tcp=T_tcp, at_product=at_product,
+                                      T_world_target=T_target, T_world_tcp=T_tcp, target=target,
                                       attempts=attempt, rejected={k: v for k, v in rejected.items() if v})
     raise NoPoseFound(rejected)
