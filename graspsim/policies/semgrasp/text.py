@@ -16,8 +16,11 @@ class TextStates:
     """``states(texts) -> (float32 (B, max_text, dim), bool (B, max_text) valid)``, cached per text."""
 
     def __init__(self, max_text: int, encoder=None):
+        from transformers.utils import logging as hf_logging
+
         from graspsim.policies.clip_sam.minilm import MiniLM
 
+        hf_logging.disable_progress_bar()  # a loading bar per worker is noise in a benchmark log
         self.max_text = int(max_text)
         self.encoder = encoder or MiniLM()  # MiniLMUnavailableError (how to install it) when missing
         self.cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}

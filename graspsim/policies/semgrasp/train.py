@@ -11,7 +11,7 @@
   (:func:`~graspsim.scenes.instructions.phrasing_ids` ``"train"``), the target
   tokens of one of the part's three best grasps drawn at random.
 * **Step**: teacher-forced cross-entropy summed over the five tokens (label
-  smoothing 0.05); AdamW, warm-up + cosine schedule, gradient norm clipped at 1.
+  smoothing 0.05); AdamW, warm-up + cosine schedule (:func:`_schedule`), gradient norm clipped at 1.
 * **Validation** after every epoch: :func:`.evaluate.token_metrics` on the
   validation scenes; the checkpoint's ``metadata["metrics"]`` holds the last.
 """
@@ -70,6 +70,13 @@ def load_products(data: Datasets, config: SemGraspNetConfig, planned: bool, prog
     return out
 
 
+def _schedule(step: int, total: int) -> float:
+    """Warm-up over a tenth of the run (at most 100 steps), then cosine decay (:func:`~graspsim.learn.schedule.warmup_cosine`)."""
+    from graspsim.learn.schedule import warmup_cosine
+
+    return warmup_cosine(min(100, max(1, total // 10)))(step, total)
+
+
 def train_semgrasp(data_dir, out_dir, *, epochs: int = 30, lr: float = 1e-3, batch_size: int = 32, seed: int = 0,
                    val_fraction: float = 0.1, resume: bool = False, progress: bool = True,
                    max_minutes: float | None = None, num_threads: int | None = None, config=None,
@@ -79,7 +86,6 @@ def train_semgrasp(data_dir, out_dir, *, epochs: int = 30, lr: float = 1e-3, bat
     add the part planner's grasps (:mod:`.samples`); ``cache_dir``: keep each scene's items there (they do not
     change the weights, so it is not a setting of the run); ``command``: recorded in the metadata."""
     from graspsim.learn.loop import LoopConfig, train
-    from graspsim.learn.schedule import warmup_cosine
 
     if epochs < 1 or batch_size < 1:
         raise ValueError("epochs and batch_size must be >= 1")
@@ -89,7 +95,7 @@ def train_semgrasp(data_dir, out_dir, *, epochs: int = 30, lr: float = 1e-3, bat
     data = Datasets(data_dir)  # a bad dataset fails before anything is written
     settings = {"model": "semgrasp", "data": [str(d.resolve()) for d in data.dirs], "config": config.to_dict(),
                 "batch_size": batch_size, "val_fraction": val_fraction, "planned": planned}
-    cfg = LoopConfig(epochs=epochs, lr=lr, seed=seed, weight_decay=1e-4, grad_clip=1.0, schedule=warmup_cosine(100),
+    cfg = LoopConfig(epochs=epochs, lr=lr, seed=seed, weight_decay=1e-4, grad_clip=1.0, schedule=_schedule,
                      max_minutes=max_minutes, threads=num_threads, progress=progress, name="semgrasp")
 
     def build():
