@@ -210,3 +210,22 @@ def test_policy_in_bench_end_to_end(tiny_run, tmp_path):
     row = json.loads((out / "results.jsonl").read_text().splitlines()[0])
     assert row["target_part"] and row["policy_info"]["mask_source"] == "clip_sam"
     assert row["policy_info"]["part"] in PART_WORDS and len(row["policy_info"]["tokens"]) == 5
+
+
+def test_shipped_checkpoint_is_small_verified_and_documented():
+    from graspsim.learn.checkpoint import read_metadata, verify
+    from graspsim.policies.registry import check_policy_args
+    from graspsim.policies.semgrasp.config import SemGraspNetConfig, default_checkpoint
+
+    path = default_checkpoint()
+    if not (path / "model.safetensors").is_file():
+        pytest.skip("no shipped semgrasp checkpoint in this tree")
+    assert (path / "model.safetensors").stat().st_size < 5_000_000
+    meta = read_metadata(path)
+    verify(path, meta)
+    assert meta["model"] == "semgrasp" and SemGraspNetConfig.from_dict(meta["config"])
+    assert set(meta["data"]["suite"]) <= {"shelf-parts-train", "tabletop-parts-train"}  # never a test suite
+    for key in ("acc_part", "acc_angle", "acc_angle_pm1", "acc_opening", "acc_x", "acc_y", "part_acc_heldout_pairs"):
+        assert 0.0 <= meta["metrics"][key] <= 1.0
+    assert meta["command"].startswith("graspsim train semgrasp") and "seed" in meta
+    check_policy_args("semgrasp", {"mask": "oracle"})  # the default checkpoint is found and its sha256 matches
