@@ -9,7 +9,9 @@ comes from the instruction text only (``Observation.target_part`` is never read)
 
 ``mask=oracle`` (privileged, for analysis): the target class's largest visible instance from the ground-truth
 segmentation instead, and the part token restricted to that class's parts; it separates localisation errors
-from part errors. ``grasp_candidates`` rectangles are decoded (one per best angle bin); with the arm, the first
+from part errors. ``snap`` (default): each decoded rectangle is replaced by the nearest grasp of the shared mask
+planner on the product's mask, when one lies within ``snap_bins`` token bins of it (the tokens choose part, side
+and axis; the planner, which measures mask and depth, places the fingers to the pixel). ``grasp_candidates`` rectangles are decoded (one per best angle bin); with the arm, the first
 it has a motion plan for is executed (:func:`~graspsim.policies.base.first_executable`).
 """
 
@@ -79,6 +81,21 @@ class SemGraspPolicy:
         class_name = catalog().CATALOG[self.pipeline.text_class(part_steered_text(obs.instruction))].name
         return result.mask, result.attention, class_name
 
+    def _snap(self, obs: Observation, mask: np.ndarray, box: tuple, rects: list) -> list:
+        """Per rectangle its snapped replacement (:func:`~.predictor.snap`) or False."""
+        from graspsim.grasping.mask_grasps import object_grasps
+        from graspsim.policies.semgrasp.predictor import snap
+
+        planned = [g.rect for g in object_grasps(mask, obs.depth_m, obs.camera, obs.scene_kind, obs.approach_world,
+                                                 self.gripper, grasp_depth_m=self.grasp_depth_m,
+                                                 margin_m=self.margin_m, n_angles=self.predictor.net.config.n_angle,
+                                                 max_candidates=60)]
+        out = []
+        for r in rects:
+            found = snap(r, planned, box, self.predictor.net.config.tokens, self.snap_bins)
+            out.append(False if found is None else found[0])
+        return out
+
     def act(self, obs: Observation | Mapping[str, Any]) -> PolicyOutput:
         obs = as_observation(obs)
         info: dict[str, Any] = {"mask_source": self.mask}
@@ -87,10 +104,12 @@ class SemGraspPolicy:
         box, decoded = self.predictor.predict(obs.rgb, obs.depth_m, mask, obs.camera.K, obs.instruction, allowed,
                                               self.grasp_candidates)
         rects = [d.rect for d in decoded]
+        snapped = self._snap(obs, mask, box, rects) if self.snap else [False] * len(rects)
+        rects = [r if s is False else s for r, s in zip(rects, snapped)]
         index, checked = first_executable(rects, obs, self.gripper, self.grasp_depth_m)
         best = decoded[index]
         info.update(mask_px=int(mask.sum()), perceived_class=class_name, part=best.part,
                     tokens=[int(t) for t in best.tokens], logp=round(best.logp, 3), box=[round(v, 1) for v in box],
-                    candidate=index, arm_checked=checked)
+                    candidate=index, arm_checked=checked, snapped=snapped[index] is not False)
         return PolicyOutput(rect=best.rect, candidates=[r for i, r in enumerate(rects) if i != index], mask=mask,
                             attention=attention, info=info)

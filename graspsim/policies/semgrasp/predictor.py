@@ -85,3 +85,25 @@ class SemGraspPredictor:
             h = finger_px(depth_m, rect.x, rect.y, float(K[0, 0]), self.gripper.finger_width_m, mask)
             out.append(Decoded(part, GraspRect(rect.x, rect.y, rect.w, h, rect.theta), tok, float(lp)))
         return box, out
+
+
+def snap(rect: GraspRect, candidates: list[GraspRect], box: tuple[float, float, float], spec,
+         max_bins: float = 1.5) -> tuple[GraspRect, float] | None:
+    """The rectangle of ``candidates`` nearest ``rect`` in token-bin units, and that distance, if it is within
+    ``max_bins`` position bins of its centre and angle bins of its closing axis (else None).
+
+    Tokens place a grasp to within half a bin; a planner that measures the mask and depth places it to the pixel.
+    Snapping keeps the tokens' choice (which part, which side, which axis) and the planner's precision.
+    """
+    if not candidates:
+        return None
+    pos_bin, ang_bin = box[2] / spec.n_pos, np.pi / spec.n_angle
+    arr = np.array([c.as_array() for c in candidates])
+    d_pos = np.hypot(arr[:, 0] - rect.x, arr[:, 1] - rect.y) / pos_bin
+    d_ang = np.abs((arr[:, 4] - rect.theta + np.pi / 2) % np.pi - np.pi / 2) / ang_bin
+    ok = (d_pos <= max_bins) & (d_ang <= max_bins)
+    if not ok.any():
+        return None
+    cost = np.where(ok, np.hypot(d_pos, d_ang), np.inf)
+    i = int(np.argmin(cost))
+    return candidates[i], float(cost[i])
