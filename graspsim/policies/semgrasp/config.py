@@ -108,11 +108,10 @@ class SemGraspPolicyConfig(ClipSamPolicyConfig):
     """Rectangles decoded (one per best angle bin), best first; with the arm the first it can execute wins."""
     restrict_parts: bool = True
     """Restrict the part token to the parts of the class clip_sam reads from the instruction."""
-    snap: bool = True
+    snap: bool = False
     """Snap each decoded rectangle to the nearest of the shared mask planner's grasps on the product's mask
     (within ``snap_bins`` position and angle bins; else it is kept as decoded): tokens choose, the planner places.
-    false: execute the decoded rectangle as it is. On shelf-parts-train scenes 900-911 (a train suite, scenes not
-    rendered for training) part-correct 9/12 with, and 3 of the first 6 without (an earlier epoch) it."""
+    Off by default: the shipped figures are the decoded rectangles as they are (snap is not measured yet)."""
     snap_bins: float = arg(1.5, min=0.0)
     """How far (in token bins) a planner grasp may be from the decoded rectangle to replace it."""
 

@@ -9,7 +9,7 @@ comes from the instruction text only (``Observation.target_part`` is never read)
 
 ``mask=oracle`` (privileged, for analysis): the target class's largest visible instance from the ground-truth
 segmentation instead, and the part token restricted to that class's parts; it separates localisation errors
-from part errors. ``snap`` (default): each decoded rectangle is replaced by the nearest grasp of the shared mask
+from part errors. With ``snap=true`` each decoded rectangle is replaced by the nearest grasp of the shared mask
 planner on the product's mask, when one lies within ``snap_bins`` token bins of it (the tokens choose part, side
 and axis; the planner, which measures mask and depth, places the fingers to the pixel). ``grasp_candidates`` rectangles are decoded (one per best angle bin); with the arm, the first
 it has a motion plan for is executed (:func:`~graspsim.policies.base.first_executable`).
@@ -111,5 +111,5 @@ class SemGraspPolicy:
         info.update(mask_px=int(mask.sum()), perceived_class=class_name, part=best.part,
                     tokens=[int(t) for t in best.tokens], logp=round(best.logp, 3), box=[round(v, 1) for v in box],
                     candidate=index, arm_checked=checked, snapped=snapped[index] is not False)
-        return PolicyOutput(rect=best.rect, candidates=[r for i, r in enumerate(rects) if i != index], mask=mask,
+        return PolicyOutput(rect=rects[index], candidates=[r for i, r in enumerate(rects) if i != index], mask=mask,
                             attention=attention, info=info)
