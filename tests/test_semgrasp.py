@@ -229,3 +229,16 @@ def test_shipped_checkpoint_is_small_verified_and_documented():
         assert 0.0 <= meta["metrics"][key] <= 1.0
     assert meta["command"].startswith("graspsim train semgrasp") and "seed" in meta
     check_policy_args("semgrasp", {"mask": "oracle"})  # the default checkpoint is found and its sha256 matches
+
+
+def test_snap_takes_the_nearest_planner_grasp_within_range():
+    from graspsim.policies.semgrasp.predictor import snap
+
+    box, spec = (0.0, 0.0, 200.0), TokenSpec()  # 10 px position bins, 15 degree angle bins
+    rect = GraspRect(100.0, 100.0, 40.0, 10.0, 0.0)
+    near = GraspRect(108.0, 100.0, 30.0, 10.0, math.radians(10))
+    nearer = GraspRect(96.0, 103.0, 30.0, 10.0, math.pi - 0.01)  # theta ~ pi is theta ~ 0
+    far = GraspRect(140.0, 100.0, 30.0, 10.0, 0.0)
+    got, cost = snap(rect, [far, near, nearer], box, spec, max_bins=1.5)
+    assert got is nearer and cost == pytest.approx(math.hypot(0.5, 0.01 / (math.pi / 12)), rel=1e-6)
+    assert snap(rect, [far], box, spec) is None and snap(rect, [], box, spec) is None
