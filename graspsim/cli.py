@@ -445,14 +445,17 @@ def _register_commands() -> None:
     from graspsim.data.cli_robot_views import render_robot_views_command
     from graspsim.policies.clip_sam.cli import evaluate_masks_command, train_clip_command, train_sam_command
     from graspsim.policies.det_seg.cli import evaluate_grasps_command, train_det_seg_command, train_grconvnet_command
+    from graspsim.policies.semgrasp.cli import evaluate_semgrasp_command, train_semgrasp_command
     from graspsim.weights.cli_weights import weights_group
 
     train_group.add_command(train_clip_command)
     train_group.add_command(train_sam_command)
     train_group.add_command(train_det_seg_command, "det_seg")
     train_group.add_command(train_grconvnet_command, "grconvnet")
+    train_group.add_command(train_semgrasp_command, "semgrasp")
     evaluate_group.add_command(evaluate_masks_command)
     evaluate_group.add_command(evaluate_grasps_command, "grasps")
+    evaluate_group.add_command(evaluate_semgrasp_command, "semgrasp")
     main.add_command(render_command)
     main.add_command(render_robot_views_command)
     main.add_command(export_command)

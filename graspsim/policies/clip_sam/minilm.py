@@ -64,10 +64,16 @@ class MiniLM:
         self.model = AutoModel.from_pretrained(d, local_files_only=True).eval()
 
     @torch.no_grad()
+    def token_states(self, texts: list[str], max_length: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(hidden (B, L, 384) float, valid (B, L) bool)``: the last layer's state of every word-piece token
+        (``[CLS]`` and ``[SEP]`` included), padded to the longest text (semgrasp reads them as its text memory)."""
+        enc = self.tokenizer(list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+        return self.model(**enc).last_hidden_state, enc["attention_mask"].bool()
+
+    @torch.no_grad()
     def encode(self, texts: list[str]) -> torch.Tensor:
-        enc = self.tokenizer(list(texts), padding=True, truncation=True, max_length=64, return_tensors="pt")
-        hidden = self.model(**enc).last_hidden_state
-        mask = enc["attention_mask"][..., None].to(hidden.dtype)
+        hidden, valid = self.token_states(texts)
+        mask = valid[..., None].to(hidden.dtype)
         return F.normalize((hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9), dim=-1)
 
 

@@ -1,0 +1,128 @@
+"""SemGraspNet: a small transformer decoder that writes a grasp's five tokens, conditioned on a crop and a text.
+
+Memory = the crop's feature grid (:class:`CropEncoder`, ``grid**2`` tokens, learned
+position embeddings) + the instruction's text token states (projected, learned
+positions, padded ones masked out). The decoder reads ``[BOS, t0, .., t3]`` with
+a causal mask; output ``i`` predicts token ``i`` with the head of its type
+(:data:`~.tokens.TOKEN_TYPES`), so each token is conditioned on the ones before it
+(teacher forcing in training, greedy / branched decoding at test).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from graspsim.policies.semgrasp.config import SemGraspNetConfig
+from graspsim.policies.semgrasp.crops import CHANNELS
+from graspsim.policies.semgrasp.tokens import TOKEN_TYPES
+
+
+class CropEncoder(nn.Module):
+    """(B, 5, S, S) crop -> (B, grid*grid, C) feature tokens: a stride-2 stem conv, a patchify conv down to
+    ``grid`` x ``grid`` and a residual 3x3 conv there (cheap on a CPU; each token sees its patch's pixels)."""
+
+    def __init__(self, crop_px: int, grid: int, channels: tuple[int, int]):
+        super().__init__()
+        c0, c1 = channels
+        patch = crop_px // 2 // grid
+        self.stem = nn.Sequential(nn.Conv2d(CHANNELS, c0, 3, stride=2, padding=1), nn.GELU())
+        self.patch = nn.Sequential(nn.Conv2d(c0, c1, patch, stride=patch), nn.GroupNorm(8, c1), nn.GELU())
+        self.mix = nn.Sequential(nn.Conv2d(c1, c1, 3, padding=1), nn.GroupNorm(8, c1), nn.GELU())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.patch(self.stem(x))
+        return (x + self.mix(x)).flatten(2).transpose(1, 2)
+
+
+class SemGraspNet(nn.Module):
+    """``forward(crop, text, text_valid, tokens) -> [logits of each token type]``; see the module docstring.
+
+    Shapes: ``crop`` (B, 5, S, S) float (:func:`~.crops.crop_input`), ``text`` (B, L, text_dim) float,
+    ``text_valid`` (B, L) bool (False = padding), ``tokens`` (B, 5) int64 targets (only the first 4 are read).
+    """
+
+    def __init__(self, config: SemGraspNetConfig | None = None):
+        super().__init__()
+        self.config = cfg = config or SemGraspNetConfig()
+        self.sizes = cfg.tokens.sizes
+        self.cnn = CropEncoder(cfg.crop_px, cfg.grid, tuple(cfg.channels))
+        self.img_proj = nn.Linear(cfg.channels[-1], cfg.d_model)
+        self.img_pos = nn.Parameter(torch.randn(cfg.grid * cfg.grid, cfg.d_model) * 0.02)
+        self.text_proj = nn.Linear(cfg.text_dim, cfg.d_model)
+        self.text_pos = nn.Parameter(torch.randn(cfg.max_text, cfg.d_model) * 0.02)
+        self.mem_norm = nn.LayerNorm(cfg.d_model)
+        offsets = [0]
+        for s in self.sizes:
+            offsets.append(offsets[-1] + s)
+        self.register_buffer("offsets", torch.tensor(offsets[:-1], dtype=torch.long), persistent=False)
+        self.bos = offsets[-1]
+        self.tok_emb = nn.Embedding(offsets[-1] + 1, cfg.d_model)
+        self.tok_pos = nn.Parameter(torch.randn(len(TOKEN_TYPES), cfg.d_model) * 0.02)
+        layer = nn.TransformerDecoderLayer(cfg.d_model, cfg.heads, cfg.ff, cfg.dropout, batch_first=True,
+                                           norm_first=True, activation="gelu")
+        self.decoder = nn.TransformerDecoder(layer, cfg.layers)
+        self.out_norm = nn.LayerNorm(cfg.d_model)
+        self.heads = nn.ModuleList(nn.Linear(cfg.d_model, s) for s in self.sizes)
+
+    def memory(self, crop: torch.Tensor, text: torch.Tensor, text_valid: torch.Tensor):
+        """``(memory (B, N, d), padding (B, N) bool, True = ignore)``."""
+        feats = self.cnn(crop)  # (B, grid*grid, C)
+        img = self.img_proj(feats) + self.img_pos
+        n = min(text.shape[1], self.config.max_text)
+        txt = self.text_proj(text[:, :n]) + self.text_pos[:n]
+        pad = torch.cat([torch.zeros(img.shape[:2], dtype=torch.bool, device=img.device), ~text_valid[:, :n]], dim=1)
+        return self.mem_norm(torch.cat([img, txt], dim=1)), pad
+
+    def _decode(self, prefix: torch.Tensor, memory: torch.Tensor, pad: torch.Tensor) -> torch.Tensor:
+        """Hidden states (B, T, d) for ``prefix`` (B, T) int64 tokens (T <= 5, without BOS): BOS + prefix[:, :T-1]."""
+        b, t = prefix.shape
+        ids = torch.cat([torch.full((b, 1), self.bos, dtype=torch.long, device=prefix.device),
+                         prefix[:, : t - 1] + self.offsets[: t - 1]], dim=1)
+        x = self.tok_emb(ids) + self.tok_pos[:t]
+        causal = torch.triu(torch.full((t, t), float("-inf"), device=x.device), diagonal=1)
+        h = self.decoder(x, memory, tgt_mask=causal, memory_key_padding_mask=pad)
+        return self.out_norm(h)
+
+    def forward(self, crop, text, text_valid, tokens) -> list[torch.Tensor]:
+        memory, pad = self.memory(crop, text, text_valid)
+        h = self._decode(tokens, memory, pad)
+        return [head(h[:, i]) for i, head in enumerate(self.heads)]
+
+    @staticmethod
+    def loss(logits: list[torch.Tensor], tokens: torch.Tensor, smoothing: float = 0.0) -> dict[str, torch.Tensor]:
+        """Cross-entropy per token type (``loss_<type>``) and their sum (``loss``)."""
+        parts = {f"loss_{name}": F.cross_entropy(lg, tokens[:, i], label_smoothing=smoothing)
+                 for i, (name, lg) in enumerate(zip(TOKEN_TYPES, logits))}
+        return {"loss": sum(parts.values()), **parts}
+
+    @torch.no_grad()
+    def generate(self, crop, text, text_valid, part_allowed: torch.Tensor | None = None, branch: int = 1,
+                 branch_at: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+        """Greedy decoding, except that token ``branch_at`` takes its ``branch`` most likely values (each followed
+        greedily). ``part_allowed`` (B, n_parts) bool restricts the part token. Returns ``(tokens (B, K, 5) int64,
+        log-probability (B, K))``, K = min(branch, that token's vocabulary), best first."""
+        memory, pad = self.memory(crop, text, text_valid)
+        b = crop.shape[0]
+        seq = torch.zeros((b, 0), dtype=torch.long, device=crop.device)
+        logp = torch.zeros(b, device=crop.device)
+        for i, head in enumerate(self.heads):
+            step = torch.cat([seq, torch.zeros((seq.shape[0], 1), dtype=torch.long, device=seq.device)], dim=1)
+            lp = F.log_softmax(head(self._decode(step, memory, pad)[:, i]), dim=-1)
+            if i == 0 and part_allowed is not None:
+                lp = lp.masked_fill(~part_allowed.to(torch.bool), float("-inf"))
+            if i == branch_at and branch > 1:
+                k = min(branch, lp.shape[-1])
+                top, idx = lp.topk(k, dim=-1)  # (B, k)
+                seq = seq.repeat_interleave(k, dim=0)
+                memory, pad = memory.repeat_interleave(k, dim=0), pad.repeat_interleave(k, dim=0)
+                logp = logp.repeat_interleave(k) + top.reshape(-1)
+                seq = torch.cat([seq, idx.reshape(-1, 1)], dim=1)
+                continue
+            best, idx = lp.max(dim=-1)
+            seq, logp = torch.cat([seq, idx[:, None]], dim=1), logp + best
+        k = seq.shape[0] // b
+        seq, logp = seq.reshape(b, k, -1), logp.reshape(b, k)
+        order = logp.argsort(dim=1, descending=True)
+        return torch.gather(seq, 1, order[..., None].expand_as(seq)), torch.gather(logp, 1, order)

@@ -1,0 +1,115 @@
+"""The ``semgrasp`` policy: instruction + RGB-D -> clip_sam mask -> crop -> five tokens -> grasp rectangle.
+
+A full learned stack: clip_sam's pipeline (:class:`~graspsim.policies.clip_sam.pipeline.ClipSamPipeline`, which
+steers part instructions itself) finds the named product's mask; the semgrasp network (:mod:`.predictor`) reads
+the product's crop and the FULL instruction (MiniLM token states) and writes ``[part, angle, opening, x, y]``
+tokens, decoded into a rectangle the environment executes. The part token is restricted to the parts of the class
+clip_sam reads from the instruction (its text-side class, not ``Observation.target_class``); the part itself
+comes from the instruction text only (``Observation.target_part`` is never read).
+
+``mask=oracle`` (privileged, for analysis): the target class's largest visible instance from the ground-truth
+segmentation instead, and the part token restricted to that class's parts; it separates localisation errors
+from part errors. With ``snap=true`` each decoded rectangle is replaced by the nearest grasp of the shared mask
+planner on the product's mask, when one lies within ``snap_bins`` token bins of it (the tokens choose part, side
+and axis; the planner, which measures mask and depth, places the fingers to the pixel). ``grasp_candidates`` rectangles are decoded (one per best angle bin); with the arm, the first
+it has a motion plan for is executed (:func:`~graspsim.policies.base.first_executable`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Mapping
+
+import numpy as np
+
+from graspsim.assets.parts import part_names
+from graspsim.config import GripperSpec
+from graspsim.policies.base import PolicyError, PolicyOutput, as_observation, catalog, copy_config, first_executable
+from graspsim.policies.semgrasp.config import SemGraspPolicyConfig, resolve_checkpoint
+from graspsim.types import Observation
+
+
+class SemGraspPolicy:
+    """Part-aware grasps as language-aligned tokens (module docstring); arguments: :class:`SemGraspPolicyConfig`."""
+
+    name: ClassVar[str] = "semgrasp"
+    needs_privileged: ClassVar[bool] = False  # per instance: True with mask=oracle
+    config_class: ClassVar[type[SemGraspPolicyConfig]] = SemGraspPolicyConfig
+
+    def __init__(self, config: SemGraspPolicyConfig | None = None, **kwargs: Any):
+        self.config = cfg = SemGraspPolicyConfig.resolve(config, kwargs)
+        import torch
+
+        from graspsim.policies.semgrasp.predictor import SemGraspPredictor, load_net
+        from graspsim.policies.semgrasp.text import TextStates
+
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        copy_config(self, cfg)
+        self.gripper = cfg.gripper or GripperSpec()
+        self.needs_privileged = cfg.mask == "oracle"
+        self.pipeline = None
+        minilm = None
+        if cfg.mask == "clip_sam":
+            from graspsim.policies.clip_sam.policy import _make_pipeline, load_models
+
+            self.pipeline = _make_pipeline(cfg, *load_models(cfg.clip, cfg.sam))
+            minilm = getattr(self.pipeline.aligned_text, "minilm", None)  # one MiniLM in memory, not two
+        self.checkpoint_dir = resolve_checkpoint(cfg.checkpoint)
+        net, self.meta = load_net(self.checkpoint_dir)
+        self.predictor = SemGraspPredictor(net, TextStates(net.config.max_text, minilm), self.gripper)
+
+    def reset(self, rng: np.random.Generator) -> None:
+        pass  # deterministic: eval mode, greedy decoding
+
+    def _mask(self, obs: Observation, info: dict) -> tuple[np.ndarray, np.ndarray | None, str]:
+        """``(mask (H, W) bool, attention or None, class name whose parts the part token may take)``."""
+        if self.pipeline is None:
+            if obs.class_seg is None or obs.instance_seg is None:
+                raise PolicyError("semgrasp with mask=oracle needs privileged segmentation (class_seg, instance_seg)")
+            target = np.asarray(obs.class_seg) == catalog().class_index(obs.target_class)
+            ids, counts = np.unique(np.asarray(obs.instance_seg)[target], return_counts=True)
+            if not len(ids):
+                raise PolicyError(f"no visible pixel of target class {obs.target_class!r}")
+            return target & (np.asarray(obs.instance_seg) == ids[int(np.argmax(counts))]), None, obs.target_class
+        from graspsim.policies.clip_sam.gradcam import part_steered_text
+
+        result = self.pipeline.run(obs.rgb, obs.depth_m, obs.camera.K, obs.instruction, self.prompt_mode)
+        info.update(sam_score=round(result.sam_score, 4), clip_text=result.text,
+                    **{f"{k}_ms": round(v, 1) for k, v in result.stage_ms.items()})
+        if not result.mask.any():
+            raise PolicyError(f"SAM returned an empty mask for {obs.instruction!r}")
+        class_name = catalog().CATALOG[self.pipeline.text_class(part_steered_text(obs.instruction))].name
+        return result.mask, result.attention, class_name
+
+    def _snap(self, obs: Observation, mask: np.ndarray, box: tuple, rects: list) -> list:
+        """Per rectangle its snapped replacement (:func:`~.predictor.snap`) or False."""
+        from graspsim.grasping.mask_grasps import object_grasps
+        from graspsim.policies.semgrasp.predictor import snap
+
+        planned = [g.rect for g in object_grasps(mask, obs.depth_m, obs.camera, obs.scene_kind, obs.approach_world,
+                                                 self.gripper, grasp_depth_m=self.grasp_depth_m,
+                                                 margin_m=self.margin_m, n_angles=self.predictor.net.config.n_angle,
+                                                 max_candidates=60)]
+        out = []
+        for r in rects:
+            found = snap(r, planned, box, self.predictor.net.config.tokens, self.snap_bins)
+            out.append(False if found is None else found[0])
+        return out
+
+    def act(self, obs: Observation | Mapping[str, Any]) -> PolicyOutput:
+        obs = as_observation(obs)
+        info: dict[str, Any] = {"mask_source": self.mask}
+        mask, attention, class_name = self._mask(obs, info)
+        allowed = part_names(class_name) if self.restrict_parts else None
+        box, decoded = self.predictor.predict(obs.rgb, obs.depth_m, mask, obs.camera.K, obs.instruction, allowed,
+                                              self.grasp_candidates)
+        rects = [d.rect for d in decoded]
+        snapped = self._snap(obs, mask, box, rects) if self.snap else [False] * len(rects)
+        rects = [r if s is False else s for r, s in zip(rects, snapped)]
+        index, checked = first_executable(rects, obs, self.gripper, self.grasp_depth_m)
+        best = decoded[index]
+        info.update(mask_px=int(mask.sum()), perceived_class=class_name, part=best.part,
+                    tokens=[int(t) for t in best.tokens], logp=round(best.logp, 3), box=[round(v, 1) for v in box],
+                    candidate=index, arm_checked=checked, snapped=snapped[index] is not False)
+        return PolicyOutput(rect=rects[index], candidates=[r for i, r in enumerate(rects) if i != index], mask=mask,
+                            attention=attention, info=info)

@@ -1,0 +1,151 @@
+"""semgrasp training on the shared loop (:mod:`graspsim.learn.loop`): ``graspsim train semgrasp``.
+
+* **Items** (:mod:`.samples`): every (product, part) with grasps in the
+  datasets' scenes; training keeps the pairs a training suite may ask
+  (:func:`~graspsim.scenes.instructions.pair_allowed` ``"train"``).
+* **Split** (:func:`graspsim.data.reader.split_random`): a ``val_fraction`` share of
+  the (suite, seed) scene keys, drawn with ``seed``.
+* **A sample** (:class:`graspsim.learn.sampling.EpochShuffle`, one pass over the
+  items per epoch): the product's crop with a jittered box, an instruction
+  for (class, part) in a training phrasing drawn at random
+  (:func:`~graspsim.scenes.instructions.phrasing_ids` ``"train"``), the target
+  tokens of one of the part's three best grasps drawn at random.
+* **Step**: teacher-forced cross-entropy summed over the five tokens (label
+  smoothing 0.05); AdamW, warm-up + cosine schedule (:func:`_schedule`), gradient norm clipped at 1.
+* **Validation** after every epoch: :func:`.evaluate.token_metrics` on the
+  validation scenes; the checkpoint's ``metadata["metrics"]`` holds the last.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from graspsim.data.reader import DatasetError, Datasets, split_random
+from graspsim.policies.semgrasp.config import SemGraspNetConfig
+from graspsim.policies.semgrasp.samples import Product, jittered_crop, pick_rect, scene_products
+from graspsim.policies.semgrasp.tokens import rect_to_tokens
+from graspsim.scenes.instructions import pair_allowed, part_instruction, phrasing_ids
+
+LABEL_SMOOTHING = 0.05
+
+
+def make_batch(products: list[Product], items: list[tuple[int, str]], idx: np.ndarray, rng: np.random.Generator,
+               text, config: SemGraspNetConfig) -> dict[str, Any]:
+    """The batch of ``items[idx]`` (see the module docstring): ``crop`` (B, 5, S, S), ``text`` (B, L, D),
+    ``text_valid`` (B, L) bool, ``tokens`` (B, 5) int64 tensors."""
+    import torch
+
+    phrasings = phrasing_ids("train")
+    crops, toks, texts = [], [], []
+    for j in idx:
+        i, part = items[int(j)]
+        p = products[i]
+        crop, box = jittered_crop(p, config.crop_px, rng)
+        crops.append(crop)
+        toks.append(rect_to_tokens(pick_rect(p.grasps[part], rng), part, box, config.tokens))
+        texts.append(part_instruction(p.class_name, part, int(rng.choice(phrasings))))
+    t, v = text.states(texts)
+    return {"crop": torch.from_numpy(np.stack(crops)), "text": torch.from_numpy(t), "text_valid": torch.from_numpy(v),
+            "tokens": torch.from_numpy(np.stack(toks))}
+
+
+def step(net, batch: dict[str, Any]) -> dict:
+    """Teacher-forced loss of one batch: ``{"loss", "loss_<type>"...}``."""
+    logits = net(batch["crop"], batch["text"], batch["text_valid"], batch["tokens"])
+    return net.loss(logits, batch["tokens"], LABEL_SMOOTHING)
+
+
+def load_products(data: Datasets, config: SemGraspNetConfig, planned: bool, progress: bool,
+                  cache_dir=None) -> list[Product]:
+    """The :class:`~.samples.Product` items of every scene of ``data`` (``cache_dir``: see
+    :func:`~.samples.scene_products`)."""
+    from tqdm import tqdm
+
+    out = []
+    for ref in tqdm(data.unique(), desc="semgrasp items", unit="scene", disable=not progress):
+        out += scene_products(ref, config.crop_px, planned=planned, cache_dir=cache_dir)
+    return out
+
+
+def _schedule(step: int, total: int) -> float:
+    """Warm-up over a tenth of the run (at most 100 steps), then cosine decay (:func:`~graspsim.learn.schedule.warmup_cosine`)."""
+    from graspsim.learn.schedule import warmup_cosine
+
+    return warmup_cosine(min(100, max(1, total // 10)))(step, total)
+
+
+def train_semgrasp(data_dir, out_dir, *, epochs: int = 30, lr: float = 1e-3, batch_size: int = 32, seed: int = 0,
+                   val_fraction: float = 0.1, resume: bool = False, progress: bool = True,
+                   max_minutes: float | None = None, num_threads: int | None = None, config=None,
+                   planned: bool = True, command: str | None = None, cache_dir=None) -> dict:
+    """Train a :class:`~.model.SemGraspNet` on the datasets ``data_dir`` (a directory or a list); returns the
+    checkpoint's metadata. ``config``: :class:`SemGraspNetConfig`, a dict of its fields, or None; ``planned``:
+    add the part planner's grasps (:mod:`.samples`); ``cache_dir``: keep each scene's items there (they do not
+    change the weights, so it is not a setting of the run); ``command``: recorded in the metadata."""
+    from graspsim.learn.loop import LoopConfig, train
+
+    if epochs < 1 or batch_size < 1:
+        raise ValueError("epochs and batch_size must be >= 1")
+    if isinstance(config, dict):
+        config = SemGraspNetConfig.from_dict(config)
+    config = config or SemGraspNetConfig()
+    data = Datasets(data_dir)  # a bad dataset fails before anything is written
+    settings = {"model": "semgrasp", "data": [str(d.resolve()) for d in data.dirs], "config": config.to_dict(),
+                "batch_size": batch_size, "val_fraction": val_fraction, "planned": planned}
+    cfg = LoopConfig(epochs=epochs, lr=lr, seed=seed, weight_decay=1e-4, grad_clip=1.0, schedule=_schedule,
+                     max_minutes=max_minutes, threads=num_threads, progress=progress, name="semgrasp")
+
+    def build():
+        return _stack(data, config, cfg, settings, command, cache_dir)
+
+    return train(out_dir, settings, build, cfg, resume, log=(lambda s: print(s, flush=True)) if progress else None)
+
+
+def _stack(data: Datasets, config: SemGraspNetConfig, cfg, settings: dict, command: str | None, cache_dir):
+    """The :class:`~graspsim.learn.loop.Stack` of one run: items, split, network, batches, validation, saving."""
+    import torch
+
+    import graspsim
+    from graspsim.learn.checkpoint import save_weights
+    from graspsim.learn.loop import Stack
+    from graspsim.learn.sampling import EpochShuffle
+    from graspsim.policies.semgrasp.evaluate import token_metrics
+    from graspsim.policies.semgrasp.predictor import build_net
+    from graspsim.policies.semgrasp.text import TextStates
+
+    products = load_products(data, config, settings["planned"], cfg.progress, cache_dir)
+    keys = sorted({p.key for p in products})
+    if not keys:
+        raise DatasetError("no product with a part-labelled grasp in the data: render a *-parts-train suite "
+                           "(`graspsim render --suite shelf-parts-train ...`) with grasp labels")
+    train_keys, val_keys = split_random(keys, settings["val_fraction"], cfg.seed)
+    train_products = [p for p in products if p.key in train_keys or val_keys == train_keys]
+    val_products = [p for p in products if p.key in val_keys]
+    items = [(i, part) for i, p in enumerate(train_products) for part in sorted(p.grasps)
+             if pair_allowed(p.class_name, part, "train")]
+    if not items:
+        raise DatasetError("no training item: every part with grasps is a held-out (class, part) pair")
+    text = TextStates(config.max_text)
+    net = build_net(config)
+    meta_base = {"model": "semgrasp", "config": config.to_dict(), "seed": cfg.seed, "epochs": cfg.epochs,
+                 "batch_size": settings["batch_size"], "lr": cfg.lr, "planned": settings["planned"],
+                 "text_encoder": "all-MiniLM-L6-v2 token states", "command": command,
+                 "data": {"dir": settings["data"], "suite": sorted({str(m.get("suite")) for m in data.manifests}),
+                          "scenes": len(keys), "train_scenes": len(train_keys), "val_scenes": len(val_keys),
+                          "val_is_train": val_keys == train_keys, "train_items": len(items),
+                          "val_keys": sorted([list(k) for k in val_keys])},
+                 "graspsim_version": graspsim.__version__, "torch_version": torch.__version__}
+
+    def batch(idx: np.ndarray, rng: np.random.Generator):
+        return make_batch(train_products, items, idx, rng, text, config)
+
+    def save(out: Path, progress) -> dict:
+        save_weights(out, net.state_dict())
+        last = progress.last
+        return {**meta_base, "metrics": {k: v for k, v in last.items() if k not in ("epoch", "step", "seconds")}}
+
+    return Stack(model=net, sampler=EpochShuffle(len(items), settings["batch_size"], cfg.seed, batch),
+                 step=lambda b: step(net, b), validate=lambda: token_metrics(net, val_products, text), save=save)

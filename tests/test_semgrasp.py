@@ -1,0 +1,244 @@
+"""semgrasp: tokens <-> rectangles, crops, config errors, a tiny training run, the predictor and the policy in bench.
+
+One tiny dataset (2 scenes of tabletop-parts-train at 320x240, TinyRenderer, the floating hand) is rendered once
+per session; a tiny network trains on it for a few epochs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from graspsim.assets.parts import PART_WORDS
+from graspsim.policies.semgrasp.tokens import (TokenSpec, bin_widths, box_around, crop_box, finger_px,
+                                               rect_to_tokens, tokens_to_rect)
+from graspsim.types import GraspRect
+
+TINY = {"crop_px": 32, "grid": 4, "channels": [8, 32], "d_model": 32, "heads": 2, "layers": 1, "ff": 64,
+        "dropout": 0.0}
+
+
+def _angle_diff(a: float, b: float) -> float:
+    d = (a - b + math.pi / 2) % math.pi - math.pi / 2
+    return abs(d)
+
+
+# ----------------------------------------------------------------------------------------------------- tokens
+def test_tokens_round_trip_within_half_a_bin():
+    spec = TokenSpec()
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        box = (float(rng.uniform(-20, 500)), float(rng.uniform(-20, 400)), float(rng.uniform(30, 200)))
+        rect = GraspRect(x=box[0] + rng.uniform(0, 1) * box[2], y=box[1] + rng.uniform(0, 1) * box[2],
+                         w=rng.uniform(0, spec.open_max) * box[2], h=9.0, theta=rng.uniform(-4, 4))
+        part = PART_WORDS[int(rng.integers(len(PART_WORDS)))]
+        tokens = rect_to_tokens(rect, part, box, spec)
+        assert tokens.dtype == np.int64 and all(0 <= t < n for t, n in zip(tokens, spec.sizes))
+        got_part, back = tokens_to_rect(tokens, box, 9.0, spec)
+        half = {k: v / 2 + 1e-9 for k, v in bin_widths(box, spec).items()}
+        assert got_part == part and back.h == 9.0
+        assert abs(back.x - rect.x) <= half["x"] and abs(back.y - rect.y) <= half["y"]
+        assert abs(back.w - rect.w) <= half["opening"]
+        assert _angle_diff(back.theta, rect.theta) <= half["angle"]
+        assert np.array_equal(rect_to_tokens(back, part, box, spec), tokens)  # bin centres map to their bin
+
+
+def test_tokens_known_values_and_clamping():
+    box = (100.0, 50.0, 200.0)
+    spec = TokenSpec(n_angle=12, n_open=10, open_max=1.25, n_pos=20)
+    # centre of the box, horizontal closing axis, opening half the side
+    t = rect_to_tokens(GraspRect(200.0, 150.0, 100.0, 8.0, 0.0), "cap", box, spec)
+    assert t.tolist() == [PART_WORDS.index("cap"), 6, 4, 10, 10]
+    # theta and theta + pi are the same grasp; outside the box -> the edge bins
+    assert rect_to_tokens(GraspRect(0.0, 999.0, 999.0, 8.0, math.pi), 1, box, spec).tolist() == [1, 6, 9, 0, 19]
+
+
+def test_crop_box_is_a_square_around_the_mask_with_a_margin():
+    mask = np.zeros((100, 120), bool)
+    mask[20:60, 30:50] = True  # 40 tall, 20 wide
+    x0, y0, side = crop_box(mask)
+    assert side == pytest.approx(40 * 1.3)
+    assert (x0 + side / 2, y0 + side / 2) == pytest.approx((40.0, 40.0))
+    assert box_around(0, 0, 2, 2)[2] == 24.0  # tiny masks get the minimum side
+    with pytest.raises(ValueError, match="empty mask"):
+        crop_box(np.zeros((4, 4), bool))
+
+
+def test_finger_px_follows_depth():
+    depth = np.full((50, 50), 0.5, np.float32)
+    assert finger_px(depth, 25, 25, fx=600.0, finger_width_m=0.02) == pytest.approx(24.0)
+    depth[:] = 0.0  # no depth anywhere: 1 m
+    assert finger_px(depth, 25, 25, fx=600.0, finger_width_m=0.02) == pytest.approx(12.0)
+
+
+def test_crop_input_channels():
+    from graspsim.policies.semgrasp.crops import crop_input
+
+    rgb = np.zeros((60, 80, 3), np.uint8)
+    rgb[..., 0] = 255
+    depth = np.full((60, 80), 1.0, np.float32)
+    mask = np.zeros((60, 80), bool)
+    mask[20:40, 30:50] = True
+    depth[mask] = 0.9
+    x = crop_input(rgb, depth, mask, crop_box(mask), 32)
+    assert x.shape == (5, 32, 32) and x.dtype == np.float32
+    assert x[0, 16, 16] == pytest.approx(2.0) and x[1, 16, 16] == pytest.approx(-2.0)  # (1 - 0.5) / 0.25
+    assert x[3, 16, 16] == pytest.approx(0.0) and x[3, 0, 0] == pytest.approx(1.0)  # depth relative to the product
+    assert x[4, 16, 16] == 1.0 and x[4, 0, 0] == 0.0
+
+
+# ----------------------------------------------------------------------------------------------------- config
+def test_config_errors_are_one_line():
+    from graspsim.policies.registry import check_policy_args
+    from graspsim.policies.semgrasp.config import SemGraspNetConfig
+
+    for bad, match in (({"heads": 3}, "divisible by heads"), ({"crop_px": 30}, "multiple of 2 \\* grid"),
+                       ({"n_pos": 1}, "n_pos must be >= 2"), ({"colour": 1}, "unknown SemGraspNetConfig")):
+        with pytest.raises(ValueError, match=match) as info:
+            SemGraspNetConfig.from_dict(bad)
+        assert "\n" not in str(info.value)
+    for args, match in (({"mask": "gt"}, "bad --policy-arg mask='gt'"),
+                        ({"grasp_candidates": 0}, "grasp_candidates"),
+                        ({"checkpont": "x"}, "unknown --policy-arg 'checkpont'")):
+        with pytest.raises(ValueError, match=match) as info:
+            check_policy_args("semgrasp", args, check_files=False)
+        assert "\n" not in str(info.value)
+    with pytest.raises(FileNotFoundError, match="graspsim train semgrasp"):
+        check_policy_args("semgrasp", {"checkpoint": "/nonexistent", "mask": "oracle"})
+
+
+def test_train_command_user_errors_exit_2(tmp_path):
+    from graspsim.cli import main
+
+    cases = ((["--data", str(tmp_path / "none"), "--out", str(tmp_path / "o")], "does not exist"),
+             (["--data", str(tmp_path), "--out", str(tmp_path / "o"), "--config", "{\"heads\": 3}"], "bad --config"))
+    for args, match in cases:
+        result = CliRunner().invoke(main, ["train", "semgrasp", *args])
+        assert result.exit_code == 2, result.output
+        assert match in result.output and "Traceback" not in result.output
+
+
+# ------------------------------------------------------------------------------------------- tiny training
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    pytest.importorskip("torch")
+    from graspsim.policies.clip_sam import minilm
+
+    if not minilm.available():
+        pytest.skip("all-MiniLM-L6-v2 is not installed")
+    from graspsim.data.render import render_dataset
+    from graspsim.policies.semgrasp.train import train_semgrasp
+
+    root = tmp_path_factory.mktemp("semgrasp")
+    data = root / "data"
+    render_dataset("tabletop-parts-train", 2, data, width=320, height=240, renderer="tiny", progress=False,
+                   robot="hand")
+    meta = train_semgrasp(data, root / "ckpt", epochs=8, lr=3e-3, batch_size=4, val_fraction=0.0, progress=False,
+                          num_threads=1, config=TINY, cache_dir=root / "cache")
+    return {"data": data, "ckpt": root / "ckpt", "meta": meta, "cache": root / "cache"}
+
+
+def test_tiny_semgrasp_trains_with_falling_loss(tiny_run):
+    rows = [json.loads(line) for line in (tiny_run["ckpt"] / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 8
+    assert rows[-1]["train_loss"] < 0.75 * rows[0]["train_loss"]
+    meta = tiny_run["meta"]
+    assert meta["finished"] and meta["model"] == "semgrasp" and meta["config"]["crop_px"] == 32
+    assert meta["data"]["train_items"] > 0 and meta["data"]["val_is_train"]
+    m = meta["metrics"]
+    for key in ("acc_part", "acc_angle", "acc_angle_pm1", "acc_opening", "acc_x", "acc_y", "part_acc",
+                "part_acc_heldout_phrasings", "part_acc_heldout_pairs", "items"):
+        assert key in m
+    assert 0.0 <= m["acc_angle"] <= m["acc_angle_pm1"] <= 1.0
+    assert list((tiny_run["cache"]).glob("*.pkl"))  # the scenes' items were cached
+
+
+def test_evaluate_command_and_cache(tiny_run):
+    from graspsim.cli import main
+
+    result = CliRunner().invoke(main, ["evaluate", "semgrasp", "--data", str(tiny_run["data"]), "--checkpoint",
+                                       str(tiny_run["ckpt"]), "--cache", str(tiny_run["cache"])])
+    assert result.exit_code == 0, result.output
+    last_line = result.output.strip().splitlines()[-1]
+    metrics = json.loads(last_line[last_line.index("{"):])
+    last = tiny_run["meta"]["metrics"]
+    assert metrics["scenes"] == 2 and metrics["items"] == last["items"]
+    assert metrics["acc_part"] == pytest.approx(last["acc_part"])  # the same numbers as the last validation
+
+
+def test_predictor_returns_rectangles_on_a_synthetic_crop(tiny_run):
+    from graspsim.policies.semgrasp.predictor import SemGraspPredictor, load_net
+    from graspsim.policies.semgrasp.text import TextStates
+
+    net, _ = load_net(tiny_run["ckpt"])
+    pred = SemGraspPredictor(net, TextStates(net.config.max_text))
+    rgb = np.full((120, 160, 3), 90, np.uint8)
+    depth = np.full((120, 160), 0.8, np.float32)
+    mask = np.zeros((120, 160), bool)
+    mask[30:90, 60:90] = True
+    rgb[mask] = (200, 30, 30)
+    depth[mask] = 0.7
+    K = np.array([[200.0, 0, 80], [0, 200.0, 60], [0, 0, 1]])
+    box, out = pred.predict(rgb, depth, mask, K, "pick the ketchup bottle by its cap", ("body", "neck", "cap"), k=3)
+    assert len(out) == 3 and [d.logp for d in out] == sorted([d.logp for d in out], reverse=True)
+    for d in out:
+        assert d.part in ("body", "neck", "cap")
+        assert box[0] <= d.rect.x <= box[0] + box[2] and box[1] <= d.rect.y <= box[1] + box[2]
+        assert d.rect.w > 0 and d.rect.h == pytest.approx(0.021 * 200 / 0.7, rel=1e-3)
+    assert len({int(d.tokens[1]) for d in out}) == 3  # one per angle bin
+
+
+def test_policy_in_bench_end_to_end(tiny_run, tmp_path):
+    from graspsim.cli import main
+
+    out = tmp_path / "run"
+    result = CliRunner().invoke(main, ["bench", "--policy", "semgrasp", "--policy-arg",
+                                       f"checkpoint={tiny_run['ckpt']}", "--policy-arg", "threads=1",
+                                       "--suite", "tabletop-parts-test", "--episodes", "1", "--out", str(out),
+                                       "--width", "320", "--height", "240", "--renderer", "tiny", "--robot", "hand",
+                                       "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "part-correct:" in result.output
+    row = json.loads((out / "results.jsonl").read_text().splitlines()[0])
+    assert row["target_part"] and row["policy_info"]["mask_source"] == "clip_sam"
+    assert row["policy_info"]["part"] in PART_WORDS and len(row["policy_info"]["tokens"]) == 5
+
+
+def test_shipped_checkpoint_is_small_verified_and_documented():
+    from graspsim.learn.checkpoint import read_metadata, verify
+    from graspsim.policies.registry import check_policy_args
+    from graspsim.policies.semgrasp.config import SemGraspNetConfig, default_checkpoint
+
+    path = default_checkpoint()
+    if not (path / "model.safetensors").is_file():
+        pytest.skip("no shipped semgrasp checkpoint in this tree")
+    assert (path / "model.safetensors").stat().st_size < 5_000_000
+    meta = read_metadata(path)
+    verify(path, meta)
+    assert meta["model"] == "semgrasp" and SemGraspNetConfig.from_dict(meta["config"])
+    assert set(meta["data"]["suite"]) <= {"shelf-parts-train", "tabletop-parts-train"}  # never a test suite
+    for key in ("acc_part", "acc_angle", "acc_angle_pm1", "acc_opening", "acc_x", "acc_y", "part_acc_heldout_pairs"):
+        assert 0.0 <= meta["metrics"][key] <= 1.0
+    assert meta["command"].startswith("graspsim train semgrasp") and "seed" in meta
+    check_policy_args("semgrasp", {"mask": "oracle"})  # the default checkpoint is found and its sha256 matches
+
+
+def test_snap_takes_the_nearest_planner_grasp_within_range():
+    from graspsim.policies.semgrasp.predictor import snap
+
+    box, spec = (0.0, 0.0, 200.0), TokenSpec()  # 10 px position bins, 15 degree angle bins
+    rect = GraspRect(100.0, 100.0, 40.0, 10.0, 0.0)
+    near = GraspRect(108.0, 100.0, 30.0, 10.0, math.radians(10))
+    nearer = GraspRect(96.0, 103.0, 30.0, 10.0, math.pi - 0.01)  # theta ~ pi is theta ~ 0
+    far = GraspRect(140.0, 100.0, 30.0, 10.0, 0.0)
+    got, cost = snap(rect, [far, near, nearer], box, spec, max_bins=1.5)
+    assert got is nearer and cost == pytest.approx(math.hypot(0.5, 0.01 / (math.pi / 12)), rel=1e-6)
+    assert snap(rect, [far], box, spec) is None and snap(rect, [], box, spec) is None
