@@ -53,6 +53,8 @@ BUILTIN_POLICIES: dict[str, PolicyTarget] = {
                             "graspsim.policies.det_seg.config:DetSegPolicyConfig"),
     "grconvnet": PolicyTarget("graspsim.policies.det_seg.policy:GrConvNetPolicy",
                               "graspsim.policies.det_seg.config:GrConvNetPolicyConfig"),
+    "graspsam": PolicyTarget("graspsim.policies.graspsam.policy:GraspSamPolicy",
+                             "graspsim.policies.graspsam.config:GraspSamPolicyConfig"),
 }
 
 #: Policies built by :func:`make_policy` in this process, by name (a worker builds its policy once).
