@@ -68,7 +68,7 @@ class GraspSamConfig(DictConfig):
     adapter_tokens: int = 16  # Rein-style learnable tokens per encoder block (0: no adapters)
     adapter_rank: int = 32  # bottleneck of each adapter's residual
     early_layer: int = 0  # the encoder block whose output is the fused map's early feature
-    hires: bool = True  # one more 2x upsampling of the fused map (8x the embedding grid)
+    hires: bool = False  # one more 2x upsampling of the fused map (8x the embedding grid; 4x is SAM-HQ's)
     width_frac: float = 0.25
     blur_sigma: float = 1.0  # map px; the quality map is smoothed before the peak search
     min_distance: int = 2  # map px between reported peaks
