@@ -71,6 +71,15 @@ def test_prompt_modes_parse_and_bad_values_are_one_line():
         assert "\n" not in msg and "points:10, points:K, point, box, language, none" in msg, msg
 
 
+def test_harmonic_mean_and_paper_table():
+    from graspsim.policies.graspsam.evaluate import harmonic_mean, paper_table
+
+    assert harmonic_mean(0.90, 0.81) == pytest.approx(0.8526, abs=1e-4)  # the paper's Jacquard row: 0.85
+    assert harmonic_mean(0.0, 0.0) == 0.0 and harmonic_mean(None, 0.5) is None
+    table = paper_table({"shelf points:10": ({"grasp_accuracy": 0.8}, {"grasp_accuracy": 0.6})})
+    assert "80.00  60.00  68.57" in table and "paper jacquard (tiny)" in table
+
+
 # ------------------------------------------------------------------ network
 
 

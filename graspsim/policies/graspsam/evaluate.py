@@ -148,3 +148,19 @@ def format_table(m: dict) -> str:
     if m.get("accuracy_by_iou"):
         lines.append("IoU (<30deg)    " + "  ".join(f"{k}% {pct(v)}" for k, v in m["accuracy_by_iou"].items()))
     return "\n".join(lines)
+
+
+def paper_table(rows: dict[str, tuple[dict | None, dict | None]]) -> str:
+    """The paper's table layout: per row name (e.g. "shelf points:10"), ``(seen metrics, unseen metrics)`` ->
+    Jaccard accuracy seen / unseen / harmonic mean, with the paper's tiny-model figures underneath."""
+    def pct(v):
+        return "   -  " if v is None else f"{100 * v:6.2f}"
+
+    lines = [f"{'':28s} {'seen':>7s} {'unseen':>7s} {'H':>7s}"]
+    for name, (seen, unseen) in rows.items():
+        a = None if seen is None else seen.get("grasp_accuracy")
+        b = None if unseen is None else unseen.get("grasp_accuracy")
+        lines.append(f"{name:28s} {pct(a)} {pct(b)} {pct(harmonic_mean(a, b))}")
+    for name, (a, b, h) in PAPER.items():
+        lines.append(f"{'paper ' + name + ' (tiny)':28s} {pct(a)} {pct(b)} {pct(h)}")
+    return "\n".join(lines)
