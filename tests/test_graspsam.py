@@ -151,6 +151,17 @@ def test_target_maps_decode_back_to_the_rectangles():
         assert rect_iou(GraspRect(*got), GraspRect(*want)) > 0.7
 
 
+def test_mask_chord_is_the_objects_extent_along_the_closing_axis():
+    from graspsim.grasping.rect_geometry import rect_polygon_mask
+    from graspsim.policies.graspsam.predictor import mask_chord_px
+    from graspsim.types import GraspRect
+
+    mask = rect_polygon_mask(GraspRect(80.0, 60.0, 50.0, 20.0, 0.5), (120, 160))  # 50 px along 0.5 rad
+    assert mask_chord_px(mask, 80.0, 60.0, 0.5, max_px=80) == pytest.approx(50.0, abs=2.0)
+    assert mask_chord_px(mask, 80.0, 60.0, 0.5 + math.pi / 2, max_px=80) == pytest.approx(20.0, abs=2.0)
+    assert mask_chord_px(mask, 80.0, 60.0, 0.5, max_px=10) == pytest.approx(20.0, abs=0.6)  # capped each way
+
+
 # ------------------------------------------------------------------ training
 
 
@@ -203,6 +214,11 @@ def test_every_prompt_mode_gives_a_valid_rectangle(shipped_sam_ckpt, dataset, pr
     rect = GraspRect(*out["rects"][0])
     rect.validate(w, h)
     assert 0 <= rect.x <= w - 1 and 0 <= rect.y <= h - 1 and rect.w >= 1 and rect.h >= 1
+    from graspsim.policies.graspsam.predictor import mask_chord_px
+
+    if out["mask"][int(round(rect.y)), int(round(rect.x))]:  # the jaws clear the predicted mask ("mask" opening)
+        assert rect.w >= mask_chord_px(out["mask"], rect.x, rect.y, rect.theta, 1e3) or rect.w >= 0.99 * (
+            0.08 * s["K"][0, 0] / s["depth_m"][int(round(rect.y)), int(round(rect.x))])
     assert out["mask"].shape == (h, w) and out["mask"].dtype == bool
 
 

@@ -112,6 +112,8 @@ class GraspSamPolicyConfig(PolicyConfig):
     """Where the checkpoint's frozen SAM is (None: as its metadata records; the weights must be the same)."""
     clip: str | None = None
     """CLIP model of the language prompt (None: clip_sam's shipped one)."""
+    opening: str = arg("mask", choices=("mask", "map"))
+    """Jaw opening: ``mask`` = at least the predicted mask's chord + clearance; ``map`` = the width map alone."""
     threads: int | None = arg(None, min=1)
     """torch threads (None: torch's default)."""
     max_candidates: int = arg(5, min=0)

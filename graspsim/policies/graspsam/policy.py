@@ -61,7 +61,7 @@ class GraspSamPolicy:
             sam = load_any_sam(sam_name)
         net, _ = load_net(path, sam=sam)
         self.checkpoint = str(path)
-        self.predictor = GraspSamPredictor(net)
+        self.predictor = GraspSamPredictor(net, opening=cfg.opening)
         self.rng = np.random.default_rng(0)
 
     def reset(self, rng: np.random.Generator) -> None:

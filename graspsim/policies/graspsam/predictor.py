@@ -9,8 +9,11 @@ depth), or the whole image for no prompt.
 
 Decoding: the peaks of the smoothed quality map *inside the predicted mask* (GR-ConvNet's
 :func:`~graspsim.policies.det_seg.grconvnet.decode_maps`), angle ``0.5 atan2(sin, cos)``, opening from the
-width map; the finger size ``h`` is the gripper's finger width at the depth of the grasp centre
-(``finger_width_m * fx / z``, as the dataset labels). No training code is imported here.
+width map - by default never less than the predicted mask's chord along the closing axis plus the planner's
+clearance on each side (``opening="mask"``; the width map alone, the paper's decoding, is ``"map"``: on the first
+shipped checkpoint its openings were often narrower than the product, and the jaws pushed it away); the finger
+size ``h`` is the gripper's finger width at the depth of the grasp centre (``finger_width_m * fx / z``, as the
+dataset labels). No training code is imported here.
 """
 
 from __future__ import annotations
@@ -21,13 +24,16 @@ from typing import Any
 
 import numpy as np
 
-from graspsim.config import GripperSpec
+from graspsim.config import GRASP_MARGIN_M, GripperSpec
 from graspsim.policies.clip_sam.prompts import Prompt
 from graspsim.policies.clip_sam.windows import (SAM_MEAN, SAM_STD, box_to_window, box_window, centred_window,
                                                 crop, depth_at, normalise, paste, point_window, to_window)
 from graspsim.policies.graspsam.config import GraspSamConfig, PromptMode
 
 BOX_WINDOW_SCALE = 1.5  # as clip_sam.segment: the window a box is segmented in
+#: How the jaw opening is decoded: "map" = the width map alone (the paper); "mask" = at least the predicted
+#: mask's chord along the closing axis plus the planner's margin on each side (capped at the gripper's opening).
+OPENINGS = ("mask", "map")
 
 
 def prompt_window(prompt: Prompt | None, depth_m: np.ndarray, K: np.ndarray) -> tuple[float, float, float]:
@@ -108,18 +114,33 @@ def map_rects_to_image(rects: np.ndarray, window, map_size: int) -> np.ndarray:
     return r
 
 
-def finger_px(depth_m: np.ndarray, K: np.ndarray, xy, gripper: GripperSpec) -> float | None:
-    """The finger width in pixels at the depth of ``xy`` (None where there is no depth)."""
-    z = depth_at(depth_m, np.asarray(xy, dtype=np.float64))
-    return float(gripper.finger_width_m * float(K[0, 0]) / z) if np.isfinite(z) and z > 0 else None
+def mask_chord_px(mask: np.ndarray, x: float, y: float, theta: float, max_px: float) -> float:
+    """Length in pixels of the (H, W) bool ``mask`` along the closing axis ``theta`` through ``(x, y)``: the
+    run of mask pixels containing the centre, walked out both ways in 0.5 px steps (at most ``max_px`` each)."""
+    h, w = mask.shape
+    c, s = np.cos(theta), np.sin(theta)
+    steps = np.arange(0.0, max_px, 0.5)
+    total = 0.0
+    for sign in (1.0, -1.0):
+        cols = np.round(x + sign * steps * c).astype(int)
+        rows = np.round(y + sign * steps * s).astype(int)
+        inside = (cols >= 0) & (cols < w) & (rows >= 0) & (rows < h)
+        on = np.zeros(len(steps), bool)
+        on[inside] = mask[rows[inside], cols[inside]]
+        off = np.nonzero(~on)[0]
+        total += steps[off[0]] if len(off) else float(max_px)
+    return float(total)
 
 
 class GraspSamPredictor:
     """Wraps a :class:`~.model.GraspSamNet` (eval mode): :meth:`predict` for one prompt on one image."""
 
-    def __init__(self, net, gripper: GripperSpec | None = None):
+    def __init__(self, net, gripper: GripperSpec | None = None, opening: str = "mask", margin_m: float = GRASP_MARGIN_M):
+        if opening not in OPENINGS:
+            raise ValueError(f"opening must be one of {', '.join(OPENINGS)}, got {opening!r}")
         self.net = net.eval()
         self.gripper = gripper or GripperSpec()
+        self.opening, self.margin_m = opening, float(margin_m)
         self.decode_cfg = decoding_config(net.config, net.map_size)
 
     def maps(self, rgb: np.ndarray, prompt: Prompt | None, window) -> dict[str, np.ndarray]:
@@ -161,12 +182,18 @@ class GraspSamPredictor:
         rects, scores = decode_maps(maps, self.decode_cfg, in_image if empty else valid)
         rects = map_rects_to_image(rects, window, m)
         h, w = np.shape(depth_m)[:2]
+        mask = (paste(maps["mask"], window, (h, w)) > 0.0) & (paste(np.ones((m, m), np.float32), window, (h, w)) > 0.5)
+        fx = float(K[0, 0])
         for r in rects:
-            r[3] = finger_px(depth_m, K, r[:2], self.gripper) or max(1.0, r[2] / 3.0)
+            z = depth_at(depth_m, r[:2])
+            r[3] = self.gripper.finger_width_m * fx / z if np.isfinite(z) and z > 0 else max(1.0, r[2] / 3.0)
+            if self.opening == "mask" and np.isfinite(z) and z > 0:
+                # the jaws must clear the object: never open less than the predicted mask's chord + margins
+                chord = mask_chord_px(mask, r[0], r[1], r[4], max_px=window[2] / 2)
+                r[2] = min(max(r[2], chord + 2 * self.margin_m * fx / z), self.gripper.max_opening_m * fx / z)
         rects[:, 0] = np.clip(rects[:, 0], 0, w - 1)
         rects[:, 1] = np.clip(rects[:, 1], 0, h - 1)
         rects[:, 2:4] = np.maximum(rects[:, 2:4], 1.0)
-        mask = (paste(maps["mask"], window, (h, w)) > 0.0) & (paste(np.ones((m, m), np.float32), window, (h, w)) > 0.5)
         t2 = time.perf_counter()
         return {"rects": rects, "scores": scores, "mask": mask, "window": window, "mask_empty": empty,
                 "seconds": {"net": t1 - t0, "decode": t2 - t1}}
