@@ -24,8 +24,6 @@ The SAM module is used, never modified: the same instance can serve clip_sam's p
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -190,13 +188,3 @@ class GraspSamNet(nn.Module):
         up = dec.activation(dec.upscale_layer_norm(dec.upscale_conv1(feats)))
         return queries[:, 0], dec.activation(dec.upscale_conv2(up))
 
-
-def map_side(sam_config, config: GraspSamConfig) -> int:
-    """The output maps' side ``M`` for a SAM config (see the module docstring), without building anything."""
-    vc = sam_config.vision_config
-    return int(vc.image_size) // int(vc.patch_size) * (8 if config.hires else 4)
-
-
-def count_check(net: GraspSamNet) -> None:  # pragma: no cover - a debugging aid kept out of the hot path
-    counts = net.parameter_counts()
-    assert counts["trainable"] > 0 and math.isfinite(counts["frozen"])
