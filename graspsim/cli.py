@@ -446,6 +446,7 @@ def _register_commands() -> None:
     from graspsim.policies.clip_sam.cli import evaluate_masks_command, train_clip_command, train_sam_command
     from graspsim.policies.det_seg.cli import evaluate_grasps_command, train_det_seg_command, train_grconvnet_command
     from graspsim.policies.semgrasp.cli import evaluate_semgrasp_command, train_semgrasp_command
+    from graspsim.policies.graspsam.cli import train_graspsam_command
     from graspsim.weights.cli_weights import weights_group
 
     train_group.add_command(train_clip_command)
@@ -453,6 +454,7 @@ def _register_commands() -> None:
     train_group.add_command(train_det_seg_command, "det_seg")
     train_group.add_command(train_grconvnet_command, "grconvnet")
     train_group.add_command(train_semgrasp_command, "semgrasp")
+    train_group.add_command(train_graspsam_command, "graspsam")
     evaluate_group.add_command(evaluate_masks_command)
     evaluate_group.add_command(evaluate_grasps_command, "grasps")
     evaluate_group.add_command(evaluate_semgrasp_command, "semgrasp")

@@ -55,6 +55,8 @@ BUILTIN_POLICIES: dict[str, PolicyTarget] = {
                               "graspsim.policies.det_seg.config:GrConvNetPolicyConfig"),
     "semgrasp": PolicyTarget("graspsim.policies.semgrasp.policy:SemGraspPolicy",
                              "graspsim.policies.semgrasp.config:SemGraspPolicyConfig"),
+    "graspsam": PolicyTarget("graspsim.policies.graspsam.policy:GraspSamPolicy",
+                             "graspsim.policies.graspsam.config:GraspSamPolicyConfig"),
 }
 
 #: Policies built by :func:`make_policy` in this process, by name (a worker builds its policy once).

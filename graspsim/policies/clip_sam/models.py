@@ -108,3 +108,21 @@ def load_sam(name_or_path: str | os.PathLike, local_files_only: bool | None = No
     from transformers import SamModel, SamProcessor
 
     return _load("SAM", SamModel, (SamProcessor,), name_or_path, local_files_only, device)
+
+
+def load_any_sam(name: str | os.PathLike | None, device: str = "cpu"):
+    """A float32 ``SamModel`` in eval mode from anything ``--sam`` takes: None (the shipped sim-trained one), a
+    `graspsim weights` name, a Hugging Face id, a ``save_pretrained`` directory or an official ``.pth``.
+
+    Raises :class:`WeightsNotFoundError` when it is not on this machine.
+    """
+    from graspsim.policies.clip_sam.config import resolve_model
+
+    path = resolve_model(name, "sam")
+    if path.endswith(".pth"):
+        from graspsim.policies.clip_sam.sam_convert import load_official_sam
+
+        model = load_official_sam(path, device=device)
+    else:
+        model, _ = load_sam(path, device=device)
+    return model.float().eval()

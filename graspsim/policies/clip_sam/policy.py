@@ -47,7 +47,7 @@ def load_models(clip: str | os.PathLike | None = None, sam: str | os.PathLike | 
     from transformers import AutoTokenizer
     from transformers.utils import logging as hf_logging
 
-    from graspsim.policies.clip_sam.models import WeightsNotFoundError, load_clip, load_sam
+    from graspsim.policies.clip_sam.models import WeightsNotFoundError, load_any_sam, load_clip
 
     # Loading bars and the "no torchvision, PIL image processor" notice are noise in a benchmark log.
     hf_logging.set_verbosity_error()
@@ -62,14 +62,7 @@ def load_models(clip: str | os.PathLike | None = None, sam: str | os.PathLike | 
         except (OSError, ValueError) as exc:
             raise WeightsNotFoundError(f"CLIP {clip_name!r} has no tokenizer files (tokenizer.json or "
                                        f"vocab.json + merges.txt) next to its weights") from exc
-    sam_name = resolve_model(sam, "sam")
-    if sam_name.endswith(".pth"):
-        from graspsim.policies.clip_sam.sam_convert import load_official_sam
-
-        sam_model = load_official_sam(sam_name, device=device)
-    else:
-        sam_model, _ = load_sam(sam_name, device=device)
-    return clip_model.float().eval(), tokenizer, sam_model.float().eval()
+    return clip_model.float().eval(), tokenizer, load_any_sam(sam, device=device)
 
 
 def _crop_size(clip_model) -> int | None:

@@ -21,7 +21,7 @@ Classes: catalog index ``0..23``; :data:`BACKGROUND` (24) = not a product.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -47,6 +47,11 @@ class Scene:
     kind: str                # "shelf" / "tabletop"
     seed: int
     instances: list[tuple[int, int, np.ndarray]]  # (instance id, class, box xyxy) with >= MIN_INSTANCE_PX pixels
+    # the grasp labels (graspsam trains on them): (N, 5) [x, y, w, h, theta] image px, (N,) quality, (N,)
+    # instance id (= plan product index, the ids of ``instance``)
+    grasps: np.ndarray = field(default_factory=lambda: np.zeros((0, 5)))
+    grasp_quality: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    grasp_instance: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
 class SceneBank:
@@ -88,7 +93,8 @@ def _scene(s: dict, kind: str, seed: int) -> Scene:
         c = int(np.bincount(cls[ys, xs]).argmax())
         instances.append((int(i), c, np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], dtype=np.float32)))
     return Scene(rgb=s["rgb"], depth_m=s["depth_m"].astype(np.float32), class_map=cls, instance=inst,
-                 K=np.asarray(s["K"], dtype=np.float64), kind=kind, seed=seed, instances=instances)
+                 K=np.asarray(s["K"], dtype=np.float64), kind=kind, seed=seed, instances=instances,
+                 grasps=s["grasps"], grasp_quality=s["grasp_quality"], grasp_instance=s["grasp_products"])
 
 
 def jitter_colour(rgb: np.ndarray, rng: np.random.Generator, strength: float = 0.15) -> np.ndarray:

@@ -114,7 +114,7 @@ def _parse_config(text: str | None) -> dict:
 
 
 @click.command("evaluate")
-@click.option("--policy", "policy_name", required=True, type=click.Choice(["det_seg", "grconvnet"]),
+@click.option("--policy", "policy_name", required=True, type=click.Choice(["det_seg", "grconvnet", "graspsam"]),
               help="Which network's checkpoint to evaluate.")
 @click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False), help="rendered dataset")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="writes OUT/metrics.json")
@@ -131,9 +131,11 @@ def _parse_config(text: str | None) -> dict:
 @click.option("--run-dir", "run_dirs", multiple=True, type=click.Path(file_okay=False),
               help="a `graspsim bench` run of this network: the metrics are also written there as "
                    "offline_metrics.json, which `graspsim compare` / `report` plot against the pick rate (repeatable)")
+@click.option("--prompt", "prompts", multiple=True,
+              help="graspsam: prompt mode points:K|point|box|language|none (repeatable) [default: points:10]")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def evaluate_grasps_command(policy_name, data_dir, out_dir, checkpoint, max_scenes, threads, no_refine, min_region_px,
-                            no_guided, run_dirs, quiet):
+                            no_guided, run_dirs, prompts, quiet):
     """Jaccard grasp accuracy (by angle / IoU), segmentation IoU, class-level accuracy and FPS of a network."""
     from pathlib import Path
 
@@ -149,6 +151,13 @@ def evaluate_grasps_command(policy_name, data_dir, out_dir, checkpoint, max_scen
         import torch
 
         torch.set_num_threads(threads)
+    if prompts and policy_name != "graspsam":
+        raise UserError("--prompt is an option of --policy graspsam")
+    if policy_name == "graspsam":
+        from graspsim.policies.graspsam.cli import evaluate_command_body
+
+        evaluate_command_body(data_dir, out_dir, checkpoint, max_scenes, prompts, quiet)
+        return
     try:
         metrics = evaluate_grasps(policy_name, data_dir, out_dir, checkpoint=checkpoint, max_scenes=max_scenes,
                                   progress=not quiet, refine=False if no_refine else None,

@@ -1,0 +1,96 @@
+"""Decision time of the graspsam policy per 640x480 camera image, with the shipped checkpoint, per prompt mode.
+
+    nice -n 10 python benchmarks/graspsam_speed.py --data /work/data/gs-shelf-test [--threads 2] [--frames 20]
+        [--prompts points:10,box,none,language] [--checkpoint DIR]
+
+The images are the scenes of a rendered dataset (``graspsim render --suite shelf-test --scenes 20 --out DIR``),
+each turned into the observation the benchmark gives the policy (privileged segmentation for the points / box
+prompts, the ordinary instruction naming a product with grasp labels). Per prompt mode, after ``--warmup``
+decisions, ``policy.act`` is timed on ``--frames`` images (cycling through the dataset); prints one JSON line per
+mode: median / mean / p90 ms of the whole decision and the median of each stage the policy reports (``prompt``:
+sampling or the language stage, whose clip_sam parts are ``lang_clip`` / ``lang_prompt`` / ``lang_sam`` /
+``lang_verify``; ``net``: window crop + GraspSAM forward; ``decode``: peak search, pasting the mask back).
+Target (issue 14): median <= 200 ms on 2 threads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+
+import numpy as np
+
+
+def observations(data_dir: str):
+    """``(Observation, ...)`` of each scene with grasp labels: the target is its first labelled product's class."""
+    from graspsim.data.format import check_dataset, read_scene
+    from graspsim.scenes.instructions import pick_instruction
+    from graspsim.scenes.kinds import scene_kind
+    from graspsim.types import CameraModel, Observation
+
+    manifest, dirs = check_dataset(data_dir)
+    kind = scene_kind(manifest["kind"])
+    out = []
+    for d in dirs:
+        s = read_scene(d)
+        labelled = [o for o in s["meta"]["objects"] if o["grasps"]]
+        if not labelled:
+            continue
+        h, w = s["rgb"].shape[:2]
+        cam = CameraModel(K=s["K"], width=w, height=h, T_world_camera=s["T_world_camera"],
+                          near_m=kind.camera.near_m, far_m=kind.camera.far_m)
+        name = labelled[0]["class_name"]
+        out.append(Observation(rgb=s["rgb"], depth_m=s["depth_m"], camera=cam, instruction=pick_instruction(name),
+                               target_class=name, scene_kind=kind.name,
+                               approach_world=np.asarray(kind.approach_world, dtype=np.float64),
+                               instance_seg=s["instance"].astype(np.int32) - 1,
+                               class_seg=s["class_map"].astype(np.int32) - 1))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", required=True, help="rendered dataset (640x480 by default)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--frames", type=int, default=20)
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--prompts", default="points:10,box,none,language")
+    ap.add_argument("--checkpoint", default=None, help="graspsam checkpoint dir [default: the shipped one]")
+    args = ap.parse_args()
+
+    import torch
+
+    from graspsim.policies.graspsam.policy import GraspSamPolicy
+
+    torch.set_num_threads(args.threads)
+    obs = observations(args.data)
+    if not obs:
+        raise SystemExit(f"{args.data} has no scene with grasp labels")
+    for prompt in [p for p in args.prompts.split(",") if p]:
+        policy = GraspSamPolicy(prompt=prompt, checkpoint=args.checkpoint, threads=args.threads)
+        policy.reset(np.random.default_rng(0))
+        for i in range(args.warmup):
+            policy.act(obs[i % len(obs)])
+        total, stages = [], {}
+        for i in range(args.frames):
+            t0 = time.perf_counter()
+            out = policy.act(obs[i % len(obs)])
+            total.append(1e3 * (time.perf_counter() - t0))
+            for k, v in out.info.items():
+                if k.endswith("_ms") and v is not None:
+                    stages.setdefault(k[:-3], []).append(float(v))
+        t = np.asarray(total)
+        print(json.dumps({
+            "benchmark": "graspsam_speed", "prompt": prompt, "median_ms": round(float(np.median(t)), 1),
+            "mean_ms": round(float(t.mean()), 1), "p90_ms": round(float(np.percentile(t, 90)), 1),
+            "stage_median_ms": {k: round(float(np.median(v)), 1) for k, v in stages.items()},
+            "frames": args.frames, "resolution": [obs[0].camera.width, obs[0].camera.height],
+            "threads": args.threads, "checkpoint": policy.checkpoint, "torch": torch.__version__,
+            "machine": platform.machine(),
+        }), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,100 @@
+"""Click commands of the graspsam stack: ``graspsim train graspsam`` (``graspsim evaluate grasps --policy
+graspsam`` is det_seg's evaluate command, which hands graspsam to :func:`evaluate_command_body`).
+
+User mistakes end as one line (``Error: ...``, exit status 2).
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from pathlib import Path
+
+import click
+
+from graspsim.clierror import UserError
+from graspsim.policies.clip_sam.cli import _apply
+
+_options = [
+    click.option("--data", "data", multiple=True, type=click.Path(file_okay=False, path_type=Path),
+                 help="Rendered dataset with grasp labels (repeatable); scene seeds divisible by 10 validate."),
+    click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+                 help="Checkpoint directory (model.safetensors with the trainable tensors + metadata.json)."),
+    click.option("--epochs", default=8, show_default=True, type=click.IntRange(min=1), help="Epochs to train."),
+    click.option("--steps-per-epoch", default=100, show_default=True, type=click.IntRange(min=1),
+                 help="Optimiser steps per epoch (one batch each)."),
+    click.option("--batch-size", default=8, show_default=True, type=click.IntRange(min=1),
+                 help="Prompts (scene, product, prompt) per step."),
+    click.option("--lr", default=1e-3, show_default=True, type=click.FloatRange(min=0, min_open=True),
+                 help="Peak learning rate."),
+    click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0),
+                 help="Seed of the initial weights, the batches and the augmentation."),
+    click.option("--sam", default=None, help="Frozen SAM: a `graspsim weights` name, Hugging Face id, local dir or "
+                                             "official .pth [default: clip_sam's shipped sim-trained SAM]."),
+    click.option("--config", "config_json", default=None, help="JSON object of GraspSamConfig fields to override."),
+    click.option("--val-objects", default=60, show_default=True, type=click.IntRange(min=1),
+                 help="Held-out products scored with 10-point prompts after each epoch."),
+    click.option("--resume", is_flag=True, help="Continue the run in --out from its last epoch."),
+    click.option("--max-minutes", default=None, type=click.FloatRange(min=0, min_open=True),
+                 help="Start no epoch that would end after this many minutes (--resume finishes the run)."),
+    click.option("--threads", default=None, type=click.IntRange(min=1), help="torch threads."),
+    click.option("--no-progress", is_flag=True, help="Hide the progress bar."),
+]
+
+
+@click.command("graspsam")
+@_apply(_options)
+def train_graspsam_command(data, out_dir, config_json, no_progress, **kwargs):
+    """Train GraspSAM (adapters, HQ and grasp tokens, map heads on a frozen SAM) on rendered grasp datasets."""
+    from graspsim.data.format import DatasetError
+    from graspsim.policies.clip_sam.models import WeightsNotFoundError
+    from graspsim.policies.det_seg.cli import _parse_config
+    from graspsim.policies.graspsam.config import GraspSamConfig
+    from graspsim.policies.graspsam.train import train_graspsam
+    from graspsim.runs import RunDirError
+
+    if not data:
+        raise UserError("give at least one --data DIR (a dataset with grasp labels written by `graspsim render`)")
+    try:
+        config = GraspSamConfig.from_dict({**GraspSamConfig().to_dict(), **_parse_config(config_json)})
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"bad --config: {exc}") from None
+    command = "graspsim " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    try:
+        meta = train_graspsam(list(data), out_dir, config=config, progress=not no_progress, command=command,
+                              log=(lambda s: None) if no_progress else print, **kwargs)
+    except (RunDirError, DatasetError, WeightsNotFoundError, FileNotFoundError, ValueError) as exc:
+        raise UserError(str(exc)) from None
+    click.echo(json.dumps({"out": str(out_dir), "steps": meta["steps"], "finished": meta["finished"],
+                           "parameters": meta["parameters"], "metrics": meta["metrics"]}))
+
+
+def evaluate_command_body(data_dir, out_dir, checkpoint, max_scenes, prompts: tuple[str, ...], quiet: bool) -> dict:
+    """``graspsim evaluate grasps --policy graspsam``: one evaluation per ``--prompt`` (default ``points:10``);
+    a single prompt writes ``OUT/metrics.json``, several write ``OUT/<prompt>/metrics.json`` each and
+    ``OUT/metrics.json`` = ``{"policy", "by_prompt": {prompt: metrics}}``."""
+    from graspsim.data.format import DatasetError
+    from graspsim.fileio import atomic_write_json
+    from graspsim.policies.clip_sam.models import WeightsNotFoundError
+    from graspsim.policies.graspsam.config import EVAL_PROMPT, parse_prompt
+    from graspsim.policies.graspsam.evaluate import evaluate_graspsam, format_table
+
+    prompts = prompts or (EVAL_PROMPT,)
+    try:
+        modes = [str(parse_prompt(p)) for p in prompts]
+    except ValueError as exc:
+        raise UserError(f"--prompt: {exc}") from None
+    by_prompt = {}
+    for mode in modes:
+        out = Path(out_dir) if len(modes) == 1 else Path(out_dir) / mode.replace(":", "-")
+        try:
+            m = evaluate_graspsam(data_dir, out, mode, checkpoint=checkpoint, max_scenes=max_scenes,
+                                  progress=not quiet)
+        except (DatasetError, FileNotFoundError, WeightsNotFoundError, ValueError) as exc:
+            raise UserError(str(exc)) from None
+        click.echo(format_table(m))
+        by_prompt[mode] = m
+    if len(modes) > 1:
+        atomic_write_json(Path(out_dir) / "metrics.json", {"policy": "graspsam", "by_prompt": by_prompt})
+    return by_prompt

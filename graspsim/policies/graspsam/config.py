@@ -1,0 +1,139 @@
+"""graspsam's settings, checked before any model loads (no torch here).
+
+* :class:`GraspSamConfig`: the network's sizes and the map decoding (JSON in a checkpoint's metadata).
+* :class:`GraspSamPolicyConfig`: every ``--policy-arg`` of the ``graspsam`` policy.
+* :func:`parse_prompt`: the prompt modes ``points:K`` / ``point`` / ``box`` / ``language`` / ``none``.
+* :func:`resolve_checkpoint`: the shipped checkpoint or a directory written by ``graspsim train graspsam``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from graspsim.policies.config import PolicyArgError, PolicyConfig, arg
+from graspsim.policies.det_seg.checkpoint import DictConfig
+
+#: The prompt modes in words (the one-line error lists them).
+PROMPT_MODES = ("points:10", "points:K", "point", "box", "language", "none")
+#: The paper's evaluation prompt: 10 points sampled on the object's ground-truth mask.
+EVAL_PROMPT = "points:10"
+MAX_POINTS = 64
+
+
+@dataclass(frozen=True)
+class PromptMode:
+    """A parsed prompt mode: ``kind`` in {"points", "box", "language", "none"}; ``k`` points for "points"."""
+
+    kind: str
+    k: int = 0
+
+    def __str__(self) -> str:
+        return f"points:{self.k}" if self.kind == "points" else self.kind
+
+    @property
+    def needs_target(self) -> bool:
+        """Points and boxes come from a target mask (ground truth offline, privileged online)."""
+        return self.kind in ("points", "box")
+
+
+def parse_prompt(text: str) -> PromptMode:
+    """``"points:10"`` -> PromptMode("points", 10), ``"point"`` = ``"points:1"``, ``"box"``, ``"language"``,
+    ``"none"``; ValueError (one line, listing the modes) for anything else."""
+    s = str(text).strip().lower()
+    if s in ("box", "language", "none"):
+        return PromptMode(s)
+    if s == "point":
+        return PromptMode("points", 1)
+    if s.startswith("points:"):
+        try:
+            k = int(s.split(":", 1)[1])
+        except ValueError:
+            k = 0
+        if 1 <= k <= MAX_POINTS:
+            return PromptMode("points", k)
+    raise ValueError(f"bad prompt {text!r}: expected one of {', '.join(PROMPT_MODES)} (K = 1..{MAX_POINTS})")
+
+
+@dataclass
+class GraspSamConfig(DictConfig):
+    """The trainable parts of :class:`~.model.GraspSamNet` and how its maps are decoded (JSON-able).
+
+    Map geometry: SAM's window of ``S x S`` pixels (128 for the shipped SAM) gives an embedding grid of
+    ``S / patch``; the fused feature map is 4x that grid (SAM's own upscaling), 8x with ``hires``. Widths are
+    stored as ``w / (width_frac * map side)`` (window-relative, so the same for every window size).
+    """
+
+    adapter_tokens: int = 16  # Rein-style learnable tokens per encoder block (0: no adapters)
+    adapter_rank: int = 32  # bottleneck of each adapter's residual
+    early_layer: int = 0  # the encoder block whose output is the fused map's early feature
+    hires: bool = False  # one more 2x upsampling of the fused map (8x the embedding grid; 4x is SAM-HQ's)
+    width_frac: float = 0.25
+    blur_sigma: float = 1.0  # map px; the quality map is smoothed before the peak search
+    min_distance: int = 2  # map px between reported peaks
+    quality_threshold: float = 0.05
+    max_detections: int = 10
+
+
+def prompt_arg(value: str) -> str:
+    """The ``prompt`` policy argument normalised (``"point"`` -> ``"points:1"``); PolicyArgError if bad."""
+    try:
+        return str(parse_prompt(value))
+    except ValueError as exc:
+        raise PolicyArgError(f"bad --policy-arg prompt for policy graspsam: {exc}") from None
+
+
+def resolve_checkpoint(checkpoint: str | Path | None) -> Path:
+    """``checkpoint`` (None: the shipped one) as a directory holding model.safetensors + metadata.json;
+    FileNotFoundError saying how to train one otherwise."""
+    from graspsim.policies.graspsam import DEFAULT_CHECKPOINT
+
+    path = Path(checkpoint) if checkpoint is not None else DEFAULT_CHECKPOINT
+    if not (path / "model.safetensors").is_file() or not (path / "metadata.json").is_file():
+        what = "the shipped checkpoint" if checkpoint is None else "checkpoint"
+        raise FileNotFoundError(f"no graspsam {what} at {path} (model.safetensors + metadata.json); train one with "
+                                f"`graspsim train graspsam --data DIR --out CKPT` and pass --policy-arg checkpoint=CKPT")
+    return path
+
+
+@dataclass(frozen=True)
+class GraspSamPolicyConfig(PolicyConfig):
+    """Every ``--policy-arg`` of :class:`~.policy.GraspSamPolicy`."""
+
+    policy_name: ClassVar[str] = "graspsam"
+
+    prompt: str = "language"
+    """points:K (K points on the target's mask; privileged), point, box (the target's box; privileged),
+    language (the instruction -> a box through clip_sam's attention stack) or none (the best grasp anywhere)."""
+    checkpoint: str | None = None
+    """A directory written by ``graspsim train graspsam`` (None: the shipped one)."""
+    sam: str | None = None
+    """Where the checkpoint's frozen SAM is (None: as its metadata records; the weights must be the same)."""
+    clip: str | None = None
+    """CLIP model of the language prompt (None: clip_sam's shipped one)."""
+    opening: str = arg("mask", choices=("mask", "map"))
+    """Jaw opening: ``mask`` = at least the predicted mask's chord + clearance; ``map`` = the width map alone."""
+    threads: int | None = arg(None, min=1)
+    """torch threads (None: torch's default)."""
+    max_candidates: int = arg(5, min=0)
+    """Further grasps reported after the chosen one."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "prompt", prompt_arg(self.prompt))
+
+    @property
+    def prompt_mode(self) -> PromptMode:
+        return parse_prompt(self.prompt)
+
+    @property
+    def needs_privileged(self) -> bool:
+        return self.prompt_mode.needs_target
+
+    def check_files(self) -> None:
+        """FileNotFoundError when the checkpoint is missing, CheckpointError when a recorded sha256 differs."""
+        from graspsim.learn.checkpoint import read_metadata, verify
+
+        path = resolve_checkpoint(self.checkpoint)
+        verify(path, read_metadata(path))

@@ -1,0 +1,118 @@
+"""The ``graspsam`` policy: a prompt for the named product -> GraspSAM's mask and maps -> the grasp rectangle.
+
+Prompt modes (``--policy-arg prompt=...``, :func:`~.config.parse_prompt`):
+
+* ``language`` (default): the instruction becomes a box through clip_sam's attention stack (CLIP attention ->
+  SAM mask, CLIP-verified; :class:`~graspsim.policies.clip_sam.pipeline.ClipSamPipeline` in box mode), the
+  box around that mask prompts GraspSAM - the paper's grounding detector + GraspSAM. Nothing privileged.
+* ``points:K`` / ``point`` / ``box``: K points sampled on (or the box of) the largest visible instance of the
+  target class in the privileged instance segmentation: the upper bound of a perfect prompter.
+* ``none``: no prompt, the whole image: the best grasp on any product (category-agnostic).
+
+The grasp is the quality map's peak inside the predicted mask (:class:`~.predictor.GraspSamPredictor`); the
+further peaks are the candidates. ``info``: prompt, mask size, whether the mask was empty, stage times
+(language stages of clip_sam, then ``net_ms`` and ``decode_ms``).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, ClassVar, Mapping
+
+import numpy as np
+
+from graspsim.policies.base import PolicyError, PolicyOutput, as_observation, catalog
+from graspsim.policies.graspsam.config import GraspSamPolicyConfig
+from graspsim.types import GraspRect, Observation
+
+
+class GraspSamPolicy:
+    """GraspSAM on the shipped (or a given) checkpoint; arguments: :class:`~.config.GraspSamPolicyConfig`."""
+
+    name: ClassVar[str] = "graspsam"
+    needs_privileged: ClassVar[bool] = False  # the instance attribute says True for points / box prompts
+    config_class: ClassVar[type[GraspSamPolicyConfig]] = GraspSamPolicyConfig
+
+    def __init__(self, config: GraspSamPolicyConfig | None = None, **kwargs: Any):
+        from graspsim.learn.checkpoint import read_metadata
+        from graspsim.policies.clip_sam.models import load_any_sam
+        from graspsim.policies.graspsam.config import resolve_checkpoint
+        from graspsim.policies.graspsam.predictor import GraspSamPredictor, load_net
+
+        self.config = cfg = GraspSamPolicyConfig.resolve(config, kwargs)
+        if cfg.threads:
+            import torch
+
+            torch.set_num_threads(cfg.threads)
+        self.mode = cfg.prompt_mode
+        self.needs_privileged = self.mode.needs_target  # read by the runner to ask for instance_seg
+        path = resolve_checkpoint(cfg.checkpoint)
+        sam_name = cfg.sam if cfg.sam is not None else read_metadata(path).get("sam")
+        self.pipeline = None
+        if self.mode.kind == "language":
+            from graspsim.policies.clip_sam.config import ClipSamPolicyConfig
+            from graspsim.policies.clip_sam.policy import _make_pipeline, load_models
+
+            clip_model, tokenizer, sam = load_models(cfg.clip, sam_name)
+            # one SAM instance serves both: GraspSAM never modifies it
+            self.pipeline = _make_pipeline(ClipSamPolicyConfig(clip=cfg.clip, sam=sam_name, prompt_mode="box"),
+                                           clip_model, tokenizer, sam)
+        else:
+            sam = load_any_sam(sam_name)
+        net, _ = load_net(path, sam=sam)
+        self.checkpoint = str(path)
+        self.predictor = GraspSamPredictor(net, opening=cfg.opening)
+        self.rng = np.random.default_rng(0)
+
+    def reset(self, rng: np.random.Generator) -> None:
+        self.rng = rng  # privileged point prompts are sampled from it
+
+    def _prompt(self, obs: Observation, info: dict):
+        """The prompt in image pixels (None for "none") and the language stage times into ``info``."""
+        from graspsim.policies.graspsam.predictor import prompt_from_mask
+
+        if self.mode.kind == "none":
+            return None
+        if self.mode.kind == "language":
+            return self.language_prompt(obs.rgb, obs.depth_m, obs.camera.K, obs.instruction, info)
+        if obs.instance_seg is None or obs.class_seg is None:
+            raise PolicyError(f"graspsam prompt={self.mode} needs the privileged instance segmentation")
+        target = np.asarray(obs.class_seg) == catalog().class_index(obs.target_class)
+        if not target.any():
+            raise PolicyError(f"no visible pixel of target class {obs.target_class!r}")
+        ids, counts = np.unique(np.asarray(obs.instance_seg)[target], return_counts=True)
+        mask = target & (np.asarray(obs.instance_seg) == ids[int(np.argmax(counts))])
+        return prompt_from_mask(mask, self.mode, self.rng)
+
+    def language_prompt(self, rgb: np.ndarray, depth_m: np.ndarray, K: np.ndarray, instruction: str, info: dict):
+        """The box prompt (image pixels) of ``instruction``: clip_sam's box-mode pipeline, then the box around its
+        mask; its stage times and CLIP's target probability go into ``info``. PolicyError if it finds nothing."""
+        from graspsim.policies.clip_sam.prompts import Prompt
+        from graspsim.policies.graspsam.predictor import mask_box
+
+        res = self.pipeline.run(rgb, depth_m, K, instruction, "box")
+        info.update({f"lang_{k}_ms": round(v, 1) for k, v in res.stage_ms.items()})
+        info["lang_target_prob"] = None if np.isnan(res.target_prob) else round(res.target_prob, 4)
+        if not res.mask.any():
+            raise PolicyError(f"graspsam: the language stage found no mask for {instruction!r}")
+        return Prompt("box", np.zeros((0, 2)), np.zeros(0), mask_box(res.mask))
+
+    def act(self, obs: Observation | Mapping[str, Any]) -> PolicyOutput:
+        obs = as_observation(obs)
+        info: dict[str, Any] = {"prompt": str(self.mode)}
+        t0 = time.perf_counter()
+        prompt = self._prompt(obs, info)
+        info["prompt_ms"] = round((time.perf_counter() - t0) * 1e3, 1)
+        out = self.predictor.predict(obs.rgb, obs.depth_m, obs.camera.K, prompt)
+        info.update(mask_px=int(out["mask"].sum()), mask_empty=bool(out["mask_empty"]),
+                    score=round(float(out["scores"][0]), 4),
+                    **{f"{k}_ms": round(v * 1e3, 1) for k, v in out["seconds"].items()})
+        if prompt is not None:
+            info["prompt_points"] = int(len(prompt.points))
+            if prompt.box is not None:
+                info["prompt_box"] = [round(float(v), 1) for v in prompt.box]
+        rects = [GraspRect(*(float(v) for v in r)).normalized() for r in out["rects"]]
+        h, w = np.shape(obs.depth_m)[:2]
+        rects[0].validate(w, h)
+        return PolicyOutput(rect=rects[0], candidates=rects[1: 1 + self.config.max_candidates], mask=out["mask"],
+                            info=info)

@@ -1,0 +1,237 @@
+"""GraspSAM inference: prompt -> SAM window -> maps -> grasp rectangle in image pixels (numpy in, numpy out).
+
+Coordinates: prompts and rectangles are image pixels (``xy``; :class:`graspsim.types.GraspRect`); the network
+sees a square *window* of the image (``(x0, y0, side)``, :mod:`graspsim.policies.clip_sam.windows`) resampled to
+SAM's input side ``S`` and answers with ``M x M`` maps of the same window. The window comes from the prompt
+(:func:`prompt_window`, the same function in training): around a box (1.5x its larger side, as clip_sam), around
+the positive points (:data:`~graspsim.policies.clip_sam.windows.POINT_EXTENT_M` of physical space at their
+depth), or the whole image for no prompt.
+
+Decoding: the peaks of the smoothed quality map *inside the predicted mask* (GR-ConvNet's
+:func:`~graspsim.policies.det_seg.grconvnet.decode_maps`), angle ``0.5 atan2(sin, cos)``, opening from the
+width map - by default never less than the predicted mask's chord along the closing axis plus the planner's
+clearance on each side (``opening="mask"``; the width map alone, the paper's decoding, is ``"map"``: on the first
+shipped checkpoint its openings were often narrower than the product, and the jaws pushed it away); the finger
+size ``h`` is the gripper's finger width at the depth of the grasp centre (``finger_width_m * fx / z``, as the
+dataset labels). No training code is imported here.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from graspsim.config import GRASP_MARGIN_M, GripperSpec
+from graspsim.policies.clip_sam.prompts import Prompt
+from graspsim.policies.clip_sam.windows import (SAM_MEAN, SAM_STD, box_to_window, box_window, centred_window,
+                                                crop, depth_at, normalise, paste, point_window, to_window)
+from graspsim.policies.graspsam.config import GraspSamConfig, PromptMode
+
+BOX_WINDOW_SCALE = 1.5  # as clip_sam.segment: the window a box is segmented in
+#: How the jaw opening is decoded: "map" = the width map alone (the paper); "mask" = at least the predicted
+#: mask's chord along the closing axis plus the planner's margin on each side (capped at the gripper's opening).
+OPENINGS = ("mask", "map")
+
+
+def prompt_window(prompt: Prompt | None, depth_m: np.ndarray, K: np.ndarray) -> tuple[float, float, float]:
+    """The image window ``(x0, y0, side)`` the network sees for ``prompt`` (None: the whole image)."""
+    h, w = np.shape(depth_m)[:2]
+    if prompt is None:
+        return centred_window((w - 1) / 2.0, (h - 1) / 2.0, float(max(h, w)))
+    if prompt.box is not None:
+        return box_window(prompt.box, scale=BOX_WINDOW_SCALE)
+    pos = prompt.points[prompt.labels == 1]
+    pos = pos if len(pos) else prompt.points
+    centre = pos.mean(axis=0)
+    # the side from the depth at the positive point nearest the centroid (the centroid may miss the object)
+    anchor = pos[int(np.argmin(((pos - centre) ** 2).sum(axis=1)))]
+    return centred_window(float(centre[0]), float(centre[1]), point_window(depth_m, K, anchor)[2])
+
+
+def mask_box(mask: np.ndarray) -> np.ndarray:
+    """(4,) float32 ``(x0, y0, x1, y1)`` pixel-edge box of a non-empty (H, W) bool mask."""
+    ys, xs = np.nonzero(mask)
+    return np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], dtype=np.float32)
+
+
+def sample_points(mask: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """(min(k, n), 2) float64 distinct pixels (x, y) of the (H, W) bool ``mask``, drawn without replacement with
+    weights ``distance to the mask's edge + 0.5`` (interior points, as clip_sam's SAM training favours)."""
+    import cv2
+
+    dist = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 3)
+    ys, xs = np.nonzero(mask)
+    if len(xs) == 0:
+        raise ValueError("cannot sample prompt points on an empty mask")
+    wgt = dist[ys, xs].astype(np.float64) + 0.5
+    idx = rng.choice(len(xs), size=min(int(k), len(xs)), replace=False, p=wgt / wgt.sum())
+    return np.stack([xs[idx], ys[idx]], axis=1).astype(np.float64)
+
+
+def prompt_from_mask(mask: np.ndarray, mode: PromptMode, rng: np.random.Generator) -> Prompt | None:
+    """The prompt of ``mode`` for the object ``mask`` (H, W) bool: K positive points on it, or its box; None for
+    "none". (Offline evaluation on ground-truth masks; the policy's privileged modes on the environment's.)"""
+    if mode.kind == "points":
+        pts = sample_points(mask, mode.k, rng)
+        return Prompt(str(mode), pts, np.ones(len(pts), dtype=np.int64))
+    if mode.kind == "box":
+        return Prompt("box", np.zeros((0, 2)), np.zeros(0), mask_box(mask))
+    if mode.kind == "none":
+        return None
+    raise ValueError(f"prompt mode {mode} is not made from a mask")
+
+
+def window_inputs(prompt: Prompt | None, window, size: int) -> dict[str, np.ndarray]:
+    """The prompt in window pixels at ``size``: ``points`` (N, 2) float32 and ``labels`` (N,) int64 (empty when
+    none), ``box`` (4,) float32 or None."""
+    if prompt is None:
+        return {"points": np.zeros((0, 2), np.float32), "labels": np.zeros(0, np.int64), "box": None}
+    pts = to_window(prompt.points, window, size).astype(np.float32) if len(prompt.points) else np.zeros((0, 2), np.float32)
+    box = None if prompt.box is None else box_to_window(prompt.box, window, size).astype(np.float32)
+    return {"points": pts, "labels": prompt.labels.astype(np.int64), "box": box}
+
+
+def decoding_config(cfg: GraspSamConfig, map_size: int):
+    """GR-ConvNet's decoding settings for GraspSAM maps of side ``map_size`` (one decoder for both stacks)."""
+    from graspsim.policies.det_seg.grconvnet import GrConvNetConfig
+
+    return GrConvNetConfig(width_scale=cfg.width_frac * map_size, finger_px=1.0, blur_sigma=cfg.blur_sigma,
+                           min_distance=cfg.min_distance, quality_threshold=cfg.quality_threshold,
+                           max_detections=cfg.max_detections)
+
+
+def map_rects_to_image(rects: np.ndarray, window, map_size: int) -> np.ndarray:
+    """(K, 5) rectangles in map pixels -> image pixels (``h`` scaled too; theta unchanged: isotropic)."""
+    x0, y0, side = window
+    s = side / map_size
+    r = np.asarray(rects, dtype=np.float64).reshape(-1, 5).copy()
+    r[:, 0] = (r[:, 0] + 0.5) * s + x0 - 0.5  # the inverse of windows.to_window
+    r[:, 1] = (r[:, 1] + 0.5) * s + y0 - 0.5
+    r[:, 2:4] *= s
+    return r
+
+
+def mask_chord_px(mask: np.ndarray, x: float, y: float, theta: float, max_px: float) -> float:
+    """Length in pixels of the (H, W) bool ``mask`` along the closing axis ``theta`` through ``(x, y)``: the
+    run of mask pixels containing the centre, walked out both ways in 0.5 px steps (at most ``max_px`` each)."""
+    h, w = mask.shape
+    c, s = np.cos(theta), np.sin(theta)
+    steps = np.arange(0.0, max_px, 0.5)
+    total = 0.0
+    for sign in (1.0, -1.0):
+        cols = np.round(x + sign * steps * c).astype(int)
+        rows = np.round(y + sign * steps * s).astype(int)
+        inside = (cols >= 0) & (cols < w) & (rows >= 0) & (rows < h)
+        on = np.zeros(len(steps), bool)
+        on[inside] = mask[rows[inside], cols[inside]]
+        off = np.nonzero(~on)[0]
+        total += steps[off[0]] if len(off) else float(max_px)
+    return float(total)
+
+
+class GraspSamPredictor:
+    """Wraps a :class:`~.model.GraspSamNet` (eval mode): :meth:`predict` for one prompt on one image."""
+
+    def __init__(self, net, gripper: GripperSpec | None = None, opening: str = "mask", margin_m: float = GRASP_MARGIN_M):
+        if opening not in OPENINGS:
+            raise ValueError(f"opening must be one of {', '.join(OPENINGS)}, got {opening!r}")
+        self.net = net.eval()
+        self.gripper = gripper or GripperSpec()
+        self.opening, self.margin_m = opening, float(margin_m)
+        self.decode_cfg = decoding_config(net.config, net.map_size)
+
+    def maps(self, rgb: np.ndarray, prompt: Prompt | None, window) -> dict[str, np.ndarray]:
+        """The network's (M, M) float32 maps (``mask`` logits, ``quality``, ``cos``, ``sin``, ``width``) of
+        ``window`` for ``prompt`` (image pixels)."""
+        import torch
+
+        size = self.net.image_size
+        x = torch.from_numpy(normalise(crop(np.ascontiguousarray(rgb[..., :3]), window, size), SAM_MEAN, SAM_STD))[None]
+        p = window_inputs(prompt, window, size)
+        kw: dict[str, Any] = {}
+        if len(p["points"]):
+            kw["input_points"] = torch.from_numpy(p["points"])[None, None]
+            kw["input_labels"] = torch.from_numpy(p["labels"])[None, None]
+        if p["box"] is not None:
+            kw["input_boxes"] = torch.from_numpy(p["box"])[None, None]
+        with torch.inference_mode():
+            out = self.net(x, **kw)
+        return {k: v[0].float().numpy() for k, v in out.items() if k != "sam_mask"}
+
+    def predict(self, rgb: np.ndarray, depth_m: np.ndarray, K: np.ndarray, prompt: Prompt | None) -> dict[str, Any]:
+        """(H, W, 3) uint8 RGB, (H, W) metres, 3x3 K, a prompt in image pixels (None: no prompt) ->
+
+        ``rects`` (k, 5) image px best first (at least one), ``scores`` (k,), ``mask`` (H, W) bool (the predicted
+        object; for no prompt every object the network would grasp), ``window``, ``mask_empty`` (no pixel of
+        the window passed: the peak was searched in the whole window), ``seconds`` (net, decode)."""
+        from graspsim.policies.det_seg.grconvnet import decode_maps
+
+        t0 = time.perf_counter()
+        depth_m = np.asarray(depth_m, dtype=np.float32)
+        window = prompt_window(prompt, depth_m, K)
+        maps = self.maps(rgb, prompt, window)
+        t1 = time.perf_counter()
+        m = self.net.map_size
+        valid = maps["mask"] > 0.0
+        in_image = self._in_image(window, np.shape(depth_m), m)
+        valid &= in_image
+        empty = not valid.any()
+        rects, scores = decode_maps(maps, self.decode_cfg, in_image if empty else valid)
+        rects = map_rects_to_image(rects, window, m)
+        h, w = np.shape(depth_m)[:2]
+        mask = (paste(maps["mask"], window, (h, w)) > 0.0) & (paste(np.ones((m, m), np.float32), window, (h, w)) > 0.5)
+        fx = float(K[0, 0])
+        for r in rects:
+            z = depth_at(depth_m, r[:2])
+            r[3] = self.gripper.finger_width_m * fx / z if np.isfinite(z) and z > 0 else max(1.0, r[2] / 3.0)
+            if self.opening == "mask" and np.isfinite(z) and z > 0:
+                # the jaws must clear the object: never open less than the predicted mask's chord + margins
+                chord = mask_chord_px(mask, r[0], r[1], r[4], max_px=window[2] / 2)
+                r[2] = min(max(r[2], chord + 2 * self.margin_m * fx / z), self.gripper.max_opening_m * fx / z)
+        rects[:, 0] = np.clip(rects[:, 0], 0, w - 1)
+        rects[:, 1] = np.clip(rects[:, 1], 0, h - 1)
+        rects[:, 2:4] = np.maximum(rects[:, 2:4], 1.0)
+        t2 = time.perf_counter()
+        return {"rects": rects, "scores": scores, "mask": mask, "window": window, "mask_empty": empty,
+                "seconds": {"net": t1 - t0, "decode": t2 - t1}}
+
+    @staticmethod
+    def _in_image(window, shape, m: int) -> np.ndarray:
+        """(m, m) bool: map pixels whose centre falls inside the image (a window may reach past its border)."""
+        x0, y0, side = window
+        c = (np.arange(m) + 0.5) * side / m - 0.5
+        xs, ys = c + x0, c + y0
+        return (((ys >= -0.5) & (ys <= shape[0] - 0.5))[:, None]) & (((xs >= -0.5) & (xs <= shape[1] - 0.5))[None, :])
+
+
+def load_net(checkpoint: str | Path | None = None, sam=None, sam_name: str | None = None):
+    """``(GraspSamNet in eval mode, metadata)`` of a checkpoint directory (None: the shipped one).
+
+    The frozen SAM: ``sam`` (an already loaded SamModel, e.g. shared with clip_sam's pipeline) or loaded from
+    ``sam_name`` (None: the name the checkpoint's metadata records, None there = clip_sam's shipped SAM).
+    Raises FileNotFoundError (no checkpoint), CheckpointError (damaged), ValueError (weights of another shape).
+    """
+    from graspsim.learn.checkpoint import CheckpointError, load_weights, read_metadata
+    from graspsim.policies.clip_sam.models import load_any_sam
+    from graspsim.policies.graspsam.config import resolve_checkpoint
+    from graspsim.policies.graspsam.model import GraspSamNet
+
+    path = resolve_checkpoint(checkpoint)
+    meta = read_metadata(path)
+    if meta.get("model") != "graspsam":
+        raise ValueError(f"{path} is not a graspsam checkpoint (metadata model={meta.get('model')!r})")
+    if sam is None:
+        sam = load_any_sam(sam_name if sam_name is not None else meta.get("sam"))
+    net = GraspSamNet(sam, GraspSamConfig.from_dict(meta["config"]))
+    weights = load_weights(path, meta)
+    want = net.trainable_state_dict()
+    missing = sorted(set(want) - set(weights))
+    bad = sorted(k for k in set(want) & set(weights) if tuple(want[k].shape) != tuple(weights[k].shape))
+    if missing or bad or set(weights) - set(want):
+        raise CheckpointError(f"{path} does not fit this SAM: missing {missing[:3]}, other shapes {bad[:3]} "
+                              f"(was it trained on another --sam?)")
+    net.load_state_dict({k: v.float() for k, v in weights.items()}, strict=False)
+    return net.eval(), meta

@@ -1,0 +1,205 @@
+"""``graspsim train graspsam``: the trainable parts of :class:`~.model.GraspSamNet` on rendered scenes.
+
+* **Data**: clip_sam's :class:`~graspsim.policies.clip_sam.train_data.SceneBank` (the scenes of every ``--data``
+  in memory, scene seeds divisible by 10 held out for validation) with each scene's physically validated
+  grasp labels and instance masks.
+* **Samples** (:func:`sample`): a product with grasp labels, a prompt sampled from its ground-truth mask as in
+  the paper (1, 3, 5 or 10 interior points, or its box with noise), or no prompt (the whole image; the target is
+  then every labelled product); the window :func:`~.predictor.prompt_window` gives, jittered in size and
+  position; targets in that window at the maps' side ``M``: the object mask and GR-ConvNet's quality / cos 2
+  theta / sin 2 theta / width maps drawn from the product's rectangles by the shared
+  :func:`~graspsim.policies.det_seg.targets.encode_grconvnet_maps`. The prompt kind is drawn per batch (SAM's
+  prompt encoder needs one layout per batch): points 55 %, box 30 %, none 15 %.
+* **Loss** (the paper's): per map, MSE weighted 1 on the object's pixels and 0.01 elsewhere (normalised by the
+  weights' sum); on the mask, BCE + Dice.
+* **Loop** (:func:`~graspsim.policies.clip_sam.train_data.train_run` on :mod:`graspsim.learn.loop`): AdamW,
+  warm-up + cosine, seeded, resumable, validation each epoch: top-1 Jaccard accuracy and mask IoU of 10-point
+  prompts on held-out objects through :class:`~.predictor.GraspSamPredictor` (the policy's code path).
+* **Checkpoint**: ``model.safetensors`` holds the trainable tensors only (a few hundred kB); ``metadata.json``
+  the config, the SAM it was trained on, parameter counts, data, seed, history and metrics.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from graspsim.policies.clip_sam.prompts import Prompt
+from graspsim.policies.clip_sam.train_data import SceneBank, jitter_colour, noisy_box, rounded, run_metadata, train_run
+from graspsim.policies.clip_sam.windows import SAM_MEAN, SAM_STD, centred_window, crop, normalise, to_window
+from graspsim.policies.graspsam.config import GraspSamConfig
+from graspsim.policies.graspsam.model import MAP_KEYS
+from graspsim.policies.graspsam.predictor import mask_box, prompt_window, sample_points, window_inputs
+
+POINT_COUNTS = (1, 3, 5, 10)
+MAX_POINTS = max(POINT_COUNTS)
+KIND_PROBS = {"points": 0.55, "box": 0.30, "none": 0.15}
+BACKGROUND_WEIGHT = 0.01
+VAL_PROMPT_POINTS = 10
+
+
+def _labelled(scene) -> list[int]:
+    """Instance ids of the scene's sampled products (>= MIN_INSTANCE_PX) that have grasp labels."""
+    have = set(np.asarray(scene.grasp_instance).tolist())
+    return [i for i, _, _ in scene.instances if i in have]
+
+
+def window_targets(scene, ids: list[int], window, map_size: int, width_frac: float) -> dict[str, np.ndarray]:
+    """(M, M) float32 targets of the products ``ids`` in ``window``: ``mask`` (0/1), the four maps, ``weight``."""
+    from graspsim.policies.det_seg.targets import encode_grconvnet_maps
+
+    x0, y0, side = window
+    obj = np.isin(scene.instance, ids)
+    mask = (crop(obj.astype(np.float32), window, map_size) > 0.5).astype(np.float32)
+    keep = np.isin(scene.grasp_instance, ids)
+    r = np.asarray(scene.grasps, dtype=np.float64)[keep].reshape(-1, 5).copy()
+    r[:, :2] = to_window(r[:, :2], window, map_size)
+    r[:, 2:4] *= map_size / side
+    maps = encode_grconvnet_maps(r, scene.grasp_quality[keep], map_size, width_frac * map_size)
+    weight = np.where(mask > 0, 1.0, BACKGROUND_WEIGHT).astype(np.float32)
+    return {"mask": mask, **maps, "weight": weight}
+
+
+def _jitter(window, rng: np.random.Generator, lo: float, hi: float, shift: float):
+    x0, y0, side = window
+    cx, cy = x0 + side / 2, y0 + side / 2
+    side = side * rng.uniform(lo, hi)
+    return centred_window(cx + rng.uniform(-shift, shift) * side, cy + rng.uniform(-shift, shift) * side, side)
+
+
+def sample(scene, kind: str, size: int, map_size: int, width_frac: float, rng: np.random.Generator) -> dict:
+    """One training sample of prompt ``kind`` ("points", "box", "none") on a scene with labelled products:
+    ``pixels`` (3, S, S), ``points`` (MAX_POINTS, 2) / ``labels`` (MAX_POINTS,) (-10 padding) in window px at
+    ``S``, ``box`` (4,) (NaN if none), and the targets of :func:`window_targets`."""
+    labelled = _labelled(scene)
+    if kind == "none":
+        ids = labelled
+        prompt = None
+        window = _jitter(prompt_window(None, scene.depth_m, scene.K), rng, 0.95, 1.05, 0.03)
+    else:
+        inst = labelled[int(rng.integers(len(labelled)))]
+        ids = [inst]
+        obj = scene.instance == inst
+        if kind == "points":
+            pts = sample_points(obj, int(rng.choice(POINT_COUNTS)), rng)
+            prompt = Prompt("points", pts, np.ones(len(pts)))
+        else:
+            prompt = Prompt("box", np.zeros((0, 2)), np.zeros(0), noisy_box(mask_box(obj), rng))
+        window = _jitter(prompt_window(prompt, scene.depth_m, scene.K), rng, 0.85, 1.2, 0.1)
+    p = window_inputs(prompt, window, size)
+    points = np.zeros((MAX_POINTS, 2), np.float32)
+    labels = np.full(MAX_POINTS, -10, dtype=np.int64)
+    points[: len(p["points"])], labels[: len(p["labels"])] = p["points"], p["labels"]
+    rgb = jitter_colour(crop(scene.rgb, window, size), rng, 0.1)
+    return {"pixels": normalise(rgb, SAM_MEAN, SAM_STD), "points": points, "labels": labels,
+            "box": np.full(4, np.nan, np.float32) if p["box"] is None else p["box"],
+            **window_targets(scene, ids, window, map_size, width_frac)}
+
+
+def draw_batch(bank: SceneBank, batch_size: int, size: int, map_size: int, width_frac: float,
+               rng: np.random.Generator) -> tuple[str, dict[str, np.ndarray]]:
+    """``(kind, stacked samples)``: one prompt kind per batch (:data:`KIND_PROBS`), scenes with labelled products."""
+    kinds = list(KIND_PROBS)
+    kind = kinds[int(rng.choice(len(kinds), p=np.array(list(KIND_PROBS.values()))))]
+    items = []
+    while len(items) < batch_size:
+        scene = bank.scenes[int(rng.integers(len(bank)))]
+        if _labelled(scene):
+            items.append(sample(scene, kind, size, map_size, width_frac, rng))
+    return kind, {k: np.stack([it[k] for it in items]) for k in items[0]}
+
+
+def dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean over the batch of ``1 - (2 |P T| + 1) / (|P| + |T| + 1)`` with ``P = sigmoid(logits)``; (B, H, W)."""
+    p = torch.sigmoid(logits)
+    num = 2 * (p * target).sum(dim=(-2, -1)) + 1.0
+    return (1.0 - num / (p.sum(dim=(-2, -1)) + target.sum(dim=(-2, -1)) + 1.0)).mean()
+
+
+def loss(net, batch: tuple[str, dict[str, np.ndarray]]) -> dict[str, torch.Tensor]:
+    """The step function's loss: ``{"loss", "mask", "quality", "cos", "sin", "width"}`` (module docstring)."""
+    kind, b = batch
+    kw: dict[str, torch.Tensor] = {}
+    if kind == "points":
+        kw = {"input_points": torch.from_numpy(b["points"])[:, None], "input_labels": torch.from_numpy(b["labels"])[:, None]}
+    elif kind == "box":
+        kw = {"input_boxes": torch.from_numpy(b["box"])[:, None]}
+    out = net(torch.from_numpy(b["pixels"]), **kw)
+    target = torch.from_numpy(b["mask"])
+    weight = torch.from_numpy(b["weight"])
+    parts = {"mask": F.binary_cross_entropy_with_logits(out["mask"], target) + dice_loss(out["mask"], target)}
+    for k in MAP_KEYS:
+        parts[k] = (weight * (out[k] - torch.from_numpy(b[k])) ** 2).sum() / weight.sum()
+    total = sum(parts.values())
+    return {"loss": total, **{k: v.detach() for k, v in parts.items()}}
+
+
+def validate(net, bank: SceneBank, n_objects: int, seed: int = 99) -> dict[str, float | None]:
+    """Top-1 Jaccard accuracy (against the object's own labels) and mask IoU of 10-point prompts on up to
+    ``n_objects`` labelled products of the validation scenes (fixed draws)."""
+    from graspsim.grasping.metrics import grasp_accuracy
+    from graspsim.policies.clip_sam.evaluate import mask_iou
+    from graspsim.policies.graspsam.config import PromptMode
+    from graspsim.policies.graspsam.predictor import GraspSamPredictor, prompt_from_mask
+    from graspsim.types import GraspRect
+
+    rng = np.random.default_rng(seed)
+    pred = GraspSamPredictor(net)
+    objects = [(s, i) for s in bank.scenes for i in _labelled(s)]
+    order = rng.permutation(len(objects))[:n_objects]
+    preds, gts, ious = [], [], []
+    for j in order:
+        scene, inst = objects[j]
+        obj = scene.instance == inst
+        out = pred.predict(scene.rgb, scene.depth_m, scene.K, prompt_from_mask(obj, PromptMode("points", VAL_PROMPT_POINTS), rng))
+        preds.append(GraspRect(*out["rects"][0]))
+        gts.append([GraspRect(*g) for g in scene.grasps[scene.grasp_instance == inst]])
+        ious.append(mask_iou(out["mask"], obj))
+    return rounded({"val_grasp_accuracy": grasp_accuracy(preds, gts) if preds else None,
+                    "val_mask_iou": float(np.mean(ious)) if ious else None, "val_objects": len(preds)})
+
+
+def train_graspsam(data_dirs: list[str | Path], out_dir: str | Path, *, sam: str | None = None,
+                   config: GraspSamConfig | dict | None = None, batch_size: int = 8, val_objects: int = 60,
+                   command: str | None = None, **loop) -> dict[str, Any]:
+    """Train GraspSAM's adapters, tokens and heads on a frozen SAM (``sam``: anything ``--sam`` takes; None =
+    clip_sam's shipped one). The other keywords (``epochs``, ``steps_per_epoch``, ``lr``, ``seed``, ``resume``,
+    ``max_minutes``, ``threads``, ``progress``, ``log``): :func:`~graspsim.policies.clip_sam.train_data.train_run`.
+    Returns the metadata (also ``out_dir/metadata.json``)."""
+    cfg = GraspSamConfig.coerce(config)
+    settings = {"sam": sam, "config": cfg.to_dict(), "batch_size": batch_size, "val_objects": val_objects}
+    meta_extra = {"command": command}
+    return train_run("graspsam", data_dirs, out_dir, settings,
+                     lambda c, s, tb, vb: _stack(c, s, tb, vb, meta_extra), **loop)
+
+
+def _stack(cfg, settings: dict[str, Any], train_bank: SceneBank, val_bank: SceneBank, meta_extra: dict):
+    """The :class:`~graspsim.learn.loop.Stack` of a GraspSAM run: network, batches, validation, saving."""
+    from graspsim.learn.checkpoint import save_weights
+    from graspsim.learn.loop import Stack
+    from graspsim.learn.sampling import RunStream
+    from graspsim.policies.clip_sam.models import load_any_sam
+    from graspsim.policies.graspsam.model import GraspSamNet
+
+    if not any(_labelled(s) for s in train_bank.scenes):
+        raise ValueError("no training scene has grasp labels (were the datasets rendered with --no-grasps?)")
+    net_cfg = GraspSamConfig.from_dict(settings["config"])
+    net = GraspSamNet(load_any_sam(settings["sam"]), net_cfg)
+    size, m, wf = net.image_size, net.map_size, net_cfg.width_frac
+
+    def draw(rng: np.random.Generator):
+        return draw_batch(train_bank, settings["batch_size"], size, m, wf, rng)
+
+    def save(out: Path, progress) -> dict:
+        save_weights(out, net.trainable_state_dict())
+        return {**run_metadata("graspsam", cfg, None, train_bank, val_bank, progress), "model": "graspsam",
+                "sam": settings["sam"], "config": net_cfg.to_dict(), "parameters": net.parameter_counts(),
+                "batch_size": settings["batch_size"], "map_size": m, "image_size": size, **meta_extra}
+
+    return Stack(model=net, sampler=RunStream(settings["steps_per_epoch"], cfg.seed, draw),
+                 step=lambda b: loss(net, b), validate=lambda: validate(net, val_bank, settings["val_objects"]),
+                 save=save)

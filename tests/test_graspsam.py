@@ -1,0 +1,285 @@
+"""GraspSAM: the network (frozen SAM, adapters, tokens, heads), targets, training (loss falls, resume), every prompt
+mode of the predictor and the policy, the CLI's one-line errors. Tiny SAMs built from configs, no downloads."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from graspsim.policies.graspsam.config import GraspSamConfig, PromptMode, parse_prompt  # noqa: E402
+
+TINY = dict(batch_size=2, val_objects=3, steps_per_epoch=3, progress=False, log=lambda s: None)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def tiny_sam_dir(tmp_path_factory) -> Path:
+    """A tiny SamModel (32-wide ViT, 2 blocks, 128 px windows) saved with save_pretrained."""
+    from transformers import SamModel
+
+    from graspsim.policies.clip_sam.train_sam import sim_sam_config
+
+    torch.manual_seed(0)
+    out = tmp_path_factory.mktemp("tinysam") / "sam"
+    SamModel(sim_sam_config(width=32, layers=2, channels=32)).save_pretrained(str(out))
+    return out
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    """3 tabletop-train scenes at 160x120 with grasp labels (seed 0 is the validation scene)."""
+    from graspsim.data.render import render_dataset
+
+    out = tmp_path_factory.mktemp("gsdata") / "ds"
+    render_dataset("tabletop-train", 3, out, width=160, height=120, renderer="tiny", progress=False)
+    return out
+
+
+def _net(sam_dir, **cfg):
+    from graspsim.policies.clip_sam.models import load_any_sam
+    from graspsim.policies.graspsam.model import GraspSamNet
+
+    torch.manual_seed(0)
+    return GraspSamNet(load_any_sam(str(sam_dir)), GraspSamConfig(**cfg))
+
+
+# ------------------------------------------------------------------ prompts
+
+
+def test_prompt_modes_parse_and_bad_values_are_one_line():
+    assert parse_prompt("points:10") == PromptMode("points", 10)
+    assert parse_prompt("point") == PromptMode("points", 1) and str(parse_prompt("point")) == "points:1"
+    assert [parse_prompt(m).kind for m in ("box", "language", "none")] == ["box", "language", "none"]
+    from graspsim.policies.config import PolicyArgError
+    from graspsim.policies.registry import check_policy_args
+
+    for bad in ("points", "points:0", "boxes", "points:x"):
+        with pytest.raises(PolicyArgError) as info:
+            check_policy_args("graspsam", {"prompt": bad}, check_files=False)
+        msg = str(info.value)
+        assert "\n" not in msg and "points:10, points:K, point, box, language, none" in msg, msg
+
+
+def test_harmonic_mean_and_paper_table():
+    from graspsim.policies.graspsam.evaluate import harmonic_mean, paper_table
+
+    assert harmonic_mean(0.90, 0.81) == pytest.approx(0.8526, abs=1e-4)  # the paper's Jacquard row: 0.85
+    assert harmonic_mean(0.0, 0.0) == 0.0 and harmonic_mean(None, 0.5) is None
+    table = paper_table({"shelf points:10": ({"grasp_accuracy": 0.8}, {"grasp_accuracy": 0.6})})
+    assert "80.00  60.00  68.57" in table and "paper jacquard (tiny)" in table
+
+
+# ------------------------------------------------------------------ network
+
+
+def test_untrained_net_is_sam_and_only_new_parts_learn(tiny_sam_dir):
+    from graspsim.policies.graspsam.train import loss
+
+    net = _net(tiny_sam_dir, hires=False)
+    counts = net.parameter_counts()
+    assert counts["trainable"] > 0 and counts["frozen"] == sum(p.numel() for p in net.sam.parameters())
+    rng = np.random.default_rng(0)
+    x = torch.from_numpy(rng.normal(size=(2, 3, 128, 128)).astype(np.float32))
+    pts = torch.tensor([[[[40.0, 50.0], [60.0, 70.0]]], [[[80.0, 20.0], [0.0, 0.0]]]])
+    lab = torch.tensor([[[1, 1]], [[1, -10]]])
+    with torch.no_grad():  # adapters start as the identity: SAM's own single mask is the starting mask
+        ref = net.sam(pixel_values=x, input_points=pts, input_labels=lab, multimask_output=False).pred_masks[:, 0, 0]
+        assert torch.allclose(net(x, pts, lab)["sam_mask"], ref, atol=1e-4)
+    m = net.map_size
+    batch = ("points", {"pixels": x.numpy(), "points": pts[:, 0].numpy(), "labels": lab[:, 0].numpy(),
+                        "mask": (rng.random((2, m, m)) > 0.5).astype(np.float32),
+                        "weight": np.ones((2, m, m), np.float32),
+                        **{k: rng.normal(size=(2, m, m)).astype(np.float32) for k in ("quality", "cos", "sin", "width")}})
+    frozen = {k: v.clone() for k, v in net.sam.state_dict().items()}
+    opt = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=1e-2)
+    for _ in range(2):  # two steps: the adapters' zero-initialised outputs move first, then everything behind
+        opt.zero_grad()
+        loss(net, batch)["loss"].backward()
+        assert all(p.grad is None for p in net.sam.parameters())
+        opt.step()
+    grads = {n: p.grad for n, p in net.named_parameters() if p.requires_grad}
+    for prefix in ("adapters.0.tokens", "adapters.1.up.weight", "hq_token", "grasp_tokens", "grasp_mlps.0",
+                   "early_up", "embedding_up", "decoder_feature"):
+        assert any(n.startswith(prefix) and g is not None and g.abs().sum() > 0 for n, g in grads.items()), prefix
+    assert all(torch.equal(frozen[k], v) for k, v in net.sam.state_dict().items())
+
+
+# ------------------------------------------------------------------ targets
+
+
+def test_target_maps_decode_back_to_the_rectangles():
+    """Rectangles of a product -> window targets (the shared GR-ConvNet encoder) -> the predictor's decoding ->
+    the same rectangles in image pixels."""
+    from graspsim.grasping.metrics import angle_difference, rect_iou
+    from graspsim.policies.clip_sam.train_data import Scene
+    from graspsim.policies.det_seg.grconvnet import decode_maps
+    from graspsim.policies.graspsam.predictor import decoding_config, map_rects_to_image
+    from graspsim.policies.graspsam.train import window_targets
+    from graspsim.types import GraspRect
+
+    inst = np.full((240, 320), -1, np.int16)
+    inst[60:180, 80:200] = 0
+    inst[100:160, 230:300] = 1
+    truth = {0: np.array([140.0, 120.0, 90.0, 20.0, 0.6]), 1: np.array([265.0, 130.0, 50.0, 16.0, -1.2])}
+    scene = Scene(rgb=np.zeros((240, 320, 3), np.uint8), depth_m=np.ones((240, 320), np.float32),
+                  class_map=np.where(inst >= 0, 0, -1).astype(np.int8), instance=inst, K=np.eye(3), kind="tabletop",
+                  seed=0, instances=[], grasps=np.stack([truth[0], truth[1]]), grasp_quality=np.array([0.9, 0.8]),
+                  grasp_instance=np.array([0, 1]))
+    cfg = GraspSamConfig(blur_sigma=4.0)  # a flat target plateau: smoothing puts its maximum in the middle
+    for inst_id, window, m in ((0, (70.0, 40.0, 160.0), 128), (1, (200.0, 60.0, 140.0), 64)):
+        t = window_targets(scene, [inst_id], window, m, cfg.width_frac)
+        assert t["mask"].max() == 1 and (t["weight"][t["mask"] > 0] == 1).all() and t["weight"].min() == 0.01
+        assert (t["quality"] * (1 - t["mask"])).sum() < 0.1 * t["quality"].sum()  # grasps lie on their object
+        rects, _ = decode_maps(t, decoding_config(cfg, m), t["mask"] > 0)
+        got = map_rects_to_image(rects[:1], window, m)[0]
+        want = truth[inst_id]
+        assert math.hypot(got[0] - want[0], got[1] - want[1]) < 2.0 * window[2] / m  # two map pixels
+        assert abs(got[2] - want[2]) < 1e-6 * want[2] + window[2] / m
+        assert angle_difference(got[4], want[4]) < 1e-6
+        got[3] = want[3]  # h is the gripper's finger size at inference (from depth), not a map
+        assert rect_iou(GraspRect(*got), GraspRect(*want)) > 0.7
+
+
+def test_mask_chord_is_the_objects_extent_along_the_closing_axis():
+    from graspsim.grasping.rect_geometry import rect_polygon_mask
+    from graspsim.policies.graspsam.predictor import mask_chord_px
+    from graspsim.types import GraspRect
+
+    mask = rect_polygon_mask(GraspRect(80.0, 60.0, 50.0, 20.0, 0.5), (120, 160))  # 50 px along 0.5 rad
+    assert mask_chord_px(mask, 80.0, 60.0, 0.5, max_px=80) == pytest.approx(50.0, abs=2.0)
+    assert mask_chord_px(mask, 80.0, 60.0, 0.5 + math.pi / 2, max_px=80) == pytest.approx(20.0, abs=2.0)
+    assert mask_chord_px(mask, 80.0, 60.0, 0.5, max_px=10) == pytest.approx(20.0, abs=0.6)  # capped each way
+
+
+# ------------------------------------------------------------------ training
+
+
+def test_training_loss_falls_and_resume_gives_identical_weights(dataset, tiny_sam_dir, tmp_path):
+    from safetensors.torch import load_file
+
+    from graspsim.learn.loop import STATE_FILE
+    from graspsim.policies.graspsam.train import train_graspsam
+
+    kw = dict(sam=str(tiny_sam_dir), config={"hires": False}, lr=3e-3, seed=1, **TINY)
+    meta = train_graspsam([dataset], tmp_path / "a", epochs=4, **kw)
+    losses = [h["train_loss"] for h in meta["history"]]
+    assert losses[-1] < losses[0], losses
+    assert meta["model"] == "graspsam" and meta["parameters"]["trainable"] > 0 and meta["finished"]
+    assert 0.0 <= meta["metrics"]["val_grasp_accuracy"] <= 1.0 and 0.0 <= meta["metrics"]["val_mask_iou"] <= 1.0
+    saved = load_file(str(tmp_path / "a" / "model.safetensors"))
+    assert saved and not any(k.startswith("sam.") for k in saved)  # only the trainable parts are shipped
+    b = tmp_path / "b"
+    early = train_graspsam([dataset], b, epochs=4, max_minutes=1e-6, **kw)  # stops after its first epoch
+    assert early["stopped_early"] and (b / STATE_FILE).exists()
+    done = train_graspsam([dataset], b, epochs=4, resume=True, **kw)
+    assert done["steps"] == meta["steps"]
+    wb = load_file(str(b / "model.safetensors"))
+    assert saved.keys() == wb.keys() and all(torch.equal(saved[k], wb[k]) for k in saved)
+
+
+@pytest.fixture(scope="module")
+def shipped_sam_ckpt(dataset, tmp_path_factory) -> Path:
+    """A checkpoint on clip_sam's shipped SAM after one step (what the policy and evaluation load)."""
+    from graspsim.policies.graspsam.train import train_graspsam
+
+    out = tmp_path_factory.mktemp("gsckpt") / "ckpt"
+    train_graspsam([dataset], out, epochs=1, lr=1e-3, seed=0, **{**TINY, "steps_per_epoch": 1, "val_objects": 1})
+    return out
+
+
+@pytest.mark.parametrize("prompt", ["points:10", "point", "box", "none"])
+def test_every_prompt_mode_gives_a_valid_rectangle(shipped_sam_ckpt, dataset, prompt):
+    from graspsim.data.format import iter_scene_dirs, read_scene
+    from graspsim.policies.graspsam.predictor import GraspSamPredictor, load_net, prompt_from_mask
+
+    s = read_scene(iter_scene_dirs(dataset)[1])
+    h, w = s["rgb"].shape[:2]
+    net, meta = load_net(shipped_sam_ckpt)
+    target = s["instance"] == int(s["grasp_products"][0]) + 1
+    out = GraspSamPredictor(net).predict(s["rgb"], s["depth_m"], s["K"],
+                                         prompt_from_mask(target, parse_prompt(prompt), np.random.default_rng(0)))
+    from graspsim.types import GraspRect
+
+    rect = GraspRect(*out["rects"][0])
+    rect.validate(w, h)
+    assert 0 <= rect.x <= w - 1 and 0 <= rect.y <= h - 1 and rect.w >= 1 and rect.h >= 1
+    from graspsim.policies.graspsam.predictor import mask_chord_px
+
+    if out["mask"][int(round(rect.y)), int(round(rect.x))]:  # the jaws clear the predicted mask ("mask" opening)
+        assert rect.w >= mask_chord_px(out["mask"], rect.x, rect.y, rect.theta, 1e3) or rect.w >= 0.99 * (
+            0.08 * s["K"][0, 0] / s["depth_m"][int(round(rect.y)), int(round(rect.x))])
+    assert out["mask"].shape == (h, w) and out["mask"].dtype == bool
+
+
+def _observation(dataset, privileged: bool):
+    from graspsim.data.format import iter_scene_dirs, read_scene
+    from graspsim.scenes.instructions import pick_instruction
+    from graspsim.types import CameraModel, Observation
+
+    s = read_scene(iter_scene_dirs(dataset)[1])
+    h, w = s["rgb"].shape[:2]
+    name = next(o["class_name"] for o in s["meta"]["objects"] if o["grasps"])
+    inst = s["instance"].astype(np.int32) - 1
+    cls = s["class_map"].astype(np.int32) - 1
+    return Observation(rgb=s["rgb"], depth_m=s["depth_m"], camera=CameraModel(K=s["K"], width=w, height=h,
+                       T_world_camera=s["T_world_camera"], near_m=0.05, far_m=5.0), instruction=pick_instruction(name),
+                       target_class=name, scene_kind="tabletop", approach_world=np.array([0.0, 0.0, -1.0]),
+                       instance_seg=inst if privileged else None, class_seg=cls if privileged else None)
+
+
+@pytest.mark.parametrize("prompt", ["language", "points:5", "box", "none"])
+def test_policy_prompt_modes(shipped_sam_ckpt, dataset, prompt):
+    from graspsim.policies.registry import make_policy
+
+    policy = make_policy("graspsam", prompt=prompt, checkpoint=str(shipped_sam_ckpt))
+    assert policy.needs_privileged == (prompt in ("points:5", "box"))
+    policy.reset(np.random.default_rng(0))
+    obs = _observation(dataset, privileged=policy.needs_privileged)
+    out = policy.act(obs)
+    out.rect.validate(obs.camera.width, obs.camera.height)
+    assert out.info["prompt"] == prompt and out.mask.shape == obs.depth_m.shape
+    assert {"net_ms", "decode_ms", "prompt_ms"} <= set(out.info)
+    json.dumps(out.info)  # the results file takes it
+    if prompt == "language":
+        assert "lang_clip_ms" in out.info
+
+
+def test_evaluate_and_cli_errors(shipped_sam_ckpt, dataset, tmp_path):
+    from click.testing import CliRunner
+
+    from graspsim.cli import main
+
+    runner = CliRunner()
+    res = runner.invoke(main, ["evaluate", "grasps", "--policy", "graspsam", "--data", str(dataset), "--out",
+                               str(tmp_path / "ev"), "--checkpoint", str(shipped_sam_ckpt), "--prompt", "points:10",
+                               "--prompt", "none", "--quiet"])
+    assert res.exit_code == 0, res.output
+    m = json.loads((tmp_path / "ev" / "metrics.json").read_text())["by_prompt"]
+    assert set(m) == {"points:10", "none"} and m["none"]["queries"] == 3
+    assert m["points:10"]["queries"] >= 3 and 0.0 <= m["points:10"]["grasp_accuracy"] <= 1.0
+    assert m["points:10"]["grasp_accuracy"] <= m["points:10"]["class_accuracy"]
+    for args, needle in (
+        (["evaluate", "grasps", "--policy", "graspsam", "--data", str(dataset), "--out", str(tmp_path / "e2"),
+          "--prompt", "pointz"], "--prompt: bad prompt 'pointz': expected one of points:10, points:K, point, box"),
+        (["evaluate", "grasps", "--policy", "det_seg", "--data", str(dataset), "--out", str(tmp_path / "e3"),
+          "--prompt", "box"], "--prompt is an option of --policy graspsam"),
+        (["train", "graspsam", "--data", str(tmp_path / "nothing"), "--out", str(tmp_path / "t")], "does not exist"),
+        (["train", "graspsam", "--data", str(dataset), "--out", str(tmp_path / "t2"), "--config", '{"hirez": 1}'],
+         "bad --config"),
+        (["bench", "--policy", "graspsam", "--suite", "shelf-test", "--episodes", "1", "--policy-arg", "prompt=pts"],
+         "bad --policy-arg prompt for policy graspsam"),
+    ):
+        res = runner.invoke(main, args)
+        assert res.exit_code == 2, (args, res.output)
+        assert needle in res.output and len(res.output.strip().splitlines()) == 1, res.output
