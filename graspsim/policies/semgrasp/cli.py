@@ -36,9 +36,10 @@ def _net_config(config_json: str | None):
 @click.option("--data", "data_dir", required=True, multiple=True, type=click.Path(file_okay=False),
               help="dataset written by `graspsim render` on a *-parts-train suite (with grasp labels); repeatable")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="checkpoint directory")
-@click.option("--epochs", type=click.IntRange(min=1), default=30, show_default=True)
-@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
-@click.option("--lr", type=click.FloatRange(min=0.0, min_open=True), default=1e-3, show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=30, show_default=True, help="passes over the training items")
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="items per step")
+@click.option("--lr", type=click.FloatRange(min=0.0, min_open=True), default=1e-3, show_default=True,
+              help="peak AdamW learning rate (warm-up then cosine)")
 @click.option("--seed", type=int, default=0, show_default=True, help="weights, split, batches, jitter, phrasings")
 @click.option("--val-fraction", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.1, show_default=True,
               help="share of scenes held out for validation")
