@@ -242,6 +242,12 @@ def test_cli_records_checks_and_refuses(tmp_path):
                           + base)
         assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1, r.output
         assert f"rendered with --domain-rand {stored}, not {level}" in r.output
+    # The same level with other ranges (a preset changed since): the full settings check names the key.
+    manifest["config"]["domain_rand"]["ambient"] = [0.1, 0.2]
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    r = runner.invoke(render_command, ["--suite", SUITE, "--out", str(out), "--domain-rand", "light", "--resume"]
+                      + base)
+    assert r.exit_code == 2 and "'config.domain_rand'" in r.output, r.output
     # Evaluation suites stay as the benchmark shows them.
     r = runner.invoke(render_command, ["--suite", "shelf-unseen", "--out", str(tmp_path / "u"), "--domain-rand",
                                        "full"] + base)
