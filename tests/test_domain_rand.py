@@ -119,6 +119,9 @@ def test_in_image_known_answers():
     eye, target = np.asarray(cam.eye_m), np.asarray(cam.target_m)
     points = np.array([target, eye + (eye - target), target + [5.0, 0.0, 0.0]])  # centre, behind, far aside
     assert in_image(cam, points).tolist() == [True, False, False]
+    products = product_points(plan)
+    assert keeps_in_view(cam, cam, products)
+    assert not keeps_in_view(cam, replace(cam, target_m=tuple(target + [0.5, 0.0, 0.0])), products)
 
 
 @pytest.mark.parametrize("kind,first", [("shelf", 0), ("tabletop", 10_000_000)])
@@ -158,13 +161,15 @@ def test_only_training_suites_may_be_randomised():
 def renders():
     """Scene 1 of tabletop-train rendered plain, with appearance-only randomisation (full, camera still), with
     full randomisation, and with full randomisation again in a fresh renderer."""
+    from graspsim.data.labels import LabelConfig
     from graspsim.data.render import RenderSpec, SceneRenderer
 
     seed = get_suite(SUITE).scene_seeds(1, 1)[0]
+    labels = LabelConfig(max_candidates=2).to_dict()  # a few validated labels per product: enough, and fast
     out = {}
     for name, level in [("plain", "none"), ("appearance", "full"), ("full", "full"), ("again", "full")]:
         renderer = SceneRenderer(RenderSpec(suite=SUITE, width=W, height=H, renderer="tiny", robot="hand",
-                                            domain_rand=level))
+                                            labels=labels, domain_rand=level))
         if name == "appearance":
             renderer.domain_rand = replace(renderer.domain_rand, camera_jitter_m=0.0, camera_orbit_deg=0.0)
         try:
