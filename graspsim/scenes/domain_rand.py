@@ -11,7 +11,11 @@ the training suites (``*-train``; test and unseen suites are refused):
   never an unseen variant's;
 * lighting: light direction, ambient / diffuse / specular coefficients (the
   ones pybullet's renderers take), image gain, cast shadows, and a colour cast
-  (a per-channel gain on the image: the light's colour);
+  (a per-channel gain on the image: the light's colour). TinyRenderer honours
+  all of them; the EGL plugin only the direction (measured on a shelf scene:
+  the same mean image for ambient 0.3 and 0.85, diffuse 0.2 and 0.8, specular
+  0 and 0.5, shadow on and off; the direction moved it from 139.9 to 130.5),
+  so with EGL the light varies by direction, gain and colour cast;
 * camera pose: the eye swung about the target by up to ``camera_orbit_deg``,
   then eye and target moved by up to ``camera_jitter_m`` per axis
   (:func:`~graspsim.scenes.sampling.jitter_camera`); a pose that would push a
