@@ -4,7 +4,8 @@
 renderer per worker) fan out the same way: every worker process builds one
 *job runner* (``factory(*args)``, an object with ``run(*job)`` and ``close()``)
 and then runs jobs until there are none left; results come back in completion
-order. With one worker the runner is built in this process and no pool starts.
+order. With one worker the runner is built in this process and no pool starts
+(unless workers are recycled: ``run_jobs(..., jobs_per_pool=N)``).
 
 Why spawn, not fork: pybullet clients and the EGL context must not be shared
 across a fork (a forked child blocks inside Mesa). Why
@@ -127,7 +128,7 @@ def _dead_worker_error(executor: ProcessPoolExecutor, processes: dict, started, 
 
 
 def run_jobs(factory: Callable[..., JobRunner], args: tuple, jobs: Iterable[tuple], workers: int,
-             label: Callable[[tuple], str] = repr) -> Iterator[Any]:
+             label: Callable[[tuple], str] = repr, jobs_per_pool: int | None = None) -> Iterator[Any]:
     """Run every job of ``jobs`` on ``workers`` processes; yield each result as it finishes.
 
     A job is the tuple of arguments of one ``runner.run(*job)`` call.
@@ -136,9 +137,20 @@ def run_jobs(factory: Callable[..., JobRunner], args: tuple, jobs: Iterable[tupl
     when ``workers > 1``, in job order otherwise. Closing the iterator early (or
     an exception in the caller) cancels the jobs not yet started. A worker that
     dies raises :class:`WorkerDiedError` naming its job (``label(job)``).
+
+    ``jobs_per_pool``: run the jobs in batches of this many, each batch on a new pool of fresh processes (also
+    with one worker, which then runs in a child process), so no process runs more jobs than that. For runners
+    whose native libraries keep memory they never free (pybullet's renderers keep every texture they loaded:
+    ``render --domain-rand`` loads new ones for every scene).
     """
     jobs = list(jobs)
     if not jobs:
+        return
+    if jobs_per_pool is not None:
+        if jobs_per_pool < 1:
+            raise ValueError(f"jobs_per_pool must be >= 1, got {jobs_per_pool}")
+        for start in range(0, len(jobs), jobs_per_pool):
+            yield from _run_pool(factory, args, jobs[start:start + jobs_per_pool], max(1, workers), label)
         return
     if workers <= 1:
         runner = factory(*args)
@@ -148,6 +160,12 @@ def run_jobs(factory: Callable[..., JobRunner], args: tuple, jobs: Iterable[tupl
         finally:
             runner.close()
         return
+    yield from _run_pool(factory, args, jobs, workers, label)
+
+
+def _run_pool(factory: Callable[..., JobRunner], args: tuple, jobs: list[tuple], workers: int,
+              label: Callable[[tuple], str]) -> Iterator[Any]:
+    """:func:`run_jobs` on a new pool of ``min(workers, len(jobs))`` spawn processes."""
     context = multiprocessing.get_context("spawn")
     n = min(workers, len(jobs))
     started = context.SimpleQueue()

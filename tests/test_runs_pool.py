@@ -100,3 +100,21 @@ def test_a_dying_worker_fails_the_run_naming_its_job_instead_of_hanging():
     assert caught.value.jobs == ["job 1"]
     message = str(caught.value)
     assert "\n" not in message and "exited with status 3 while running job 1" in message and "--resume" in message
+
+
+def test_fresh_pools_give_the_same_results_from_new_processes():
+    """jobs_per_pool: each batch of jobs runs on new processes (one worker too, then in a child process)."""
+    jobs = [(i, i + 1) for i in range(5)]
+    expected = [(i, (i + 1) ** 2 + 10) for i in range(5)]
+    one = list(run_jobs(SquareRunner, (10,), jobs, workers=1, jobs_per_pool=2))
+    assert [r[:2] for r in one] == expected
+    pids = [r[2] for r in one]
+    assert os.getpid() not in pids and pids[0] == pids[1] != pids[2] == pids[3] != pids[4] != pids[0]
+    assert [r[3] for r in one] == [1, 1, 1, 1, 1]  # every process built its runner once
+    two = list(run_jobs(SquareRunner, (10,), jobs, workers=2, jobs_per_pool=2))
+    assert sorted(r[:2] for r in two) == expected
+    batches = [{r[2] for r in two if r[0] // 2 == b} for b in range(3)]
+    assert all(len(p) <= 2 for p in batches) and not (batches[0] & batches[1] or batches[1] & batches[2]
+                                                      or batches[0] & batches[2])
+    with pytest.raises(ValueError, match="jobs_per_pool must be >= 1"):
+        list(run_jobs(SquareRunner, (10,), jobs, workers=1, jobs_per_pool=0))

@@ -42,13 +42,18 @@ def dataset_options(command):
                    "hand: no robot in the images (the floating hand). Grasp labels are the same for both.")
 @click.option("--no-grasps", is_flag=True,
               help="Skip grasp labels (images and masks only, ~5x faster): enough for training CLIP / SAM.")
+@click.option("--domain-rand", default="none", show_default=True, type=click.Choice(["none", "light", "full"]),
+              help="Domain randomisation, training suites only: light = lighting, colour cast, camera pose, "
+                   "furniture and background colours; full = all of it wider, and half the products relabelled "
+                   "with new colours and label layouts (never an unseen variant's). Physics and grasp labels "
+                   "stay those of the scene (rectangles follow the moved camera). Recorded in manifest.json.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 def render_command(suite, scenes, out_dir, seed, workers, resume, width, height, renderer, robot, no_grasps,
-                   no_progress):
+                   domain_rand, no_progress):
     """Render a grasp dataset: RGB, depth, masks and physically validated grasp rectangles."""
     from graspsim.scenes.suites import UnknownSuiteError, get_suite
     from graspsim.data.labels import LabelConfig
-    from graspsim.data.render import render_dataset
+    from graspsim.data.render import check_domain_rand, render_dataset
     from graspsim.pool import WorkerDiedError
     from graspsim.runs import RunDirError
     from graspsim.sim.world import RendererError
@@ -58,6 +63,7 @@ def render_command(suite, scenes, out_dir, seed, workers, resume, width, height,
         check_robot(robot)  # ValueError listing the robots
         suite_obj = get_suite(suite)
         suite_obj.scene_seeds(seed, scenes)
+        check_domain_rand(suite_obj, domain_rand)  # DomainRandError (a ValueError) for an evaluation suite
     except UnknownSuiteError as exc:
         raise UserError(str(exc)) from None
     except ValueError as exc:
@@ -65,7 +71,8 @@ def render_command(suite, scenes, out_dir, seed, workers, resume, width, height,
     try:
         summary = render_dataset(suite, scenes, out_dir, seed=seed, workers=workers, resume=resume, width=width,
                                  height=height, renderer=renderer, progress=not no_progress, robot=robot,
-                                 labels=LabelConfig(max_candidates=0) if no_grasps else None)
+                                 labels=LabelConfig(max_candidates=0) if no_grasps else None,
+                                 domain_rand=domain_rand)
     except (RunDirError, RendererError) as exc:
         raise UserError(str(exc)) from None
     except WorkerDiedError as exc:  # not the user's mistake (exit 1), but one line and resumable

@@ -31,7 +31,10 @@ A dataset directory ``DIR`` holds::
   (requested; the one used is in each ``meta.json``), ``physics``
   (:class:`~graspsim.config.PhysicsConfig` as a dict), ``labels`` (the
   label-validation settings, :class:`graspsim.data.labels.LabelConfig`),
-  ``graspsim_version``. ``--resume`` refuses a directory whose config differs.
+  ``graspsim_version``, and with ``--domain-rand light|full`` (training suites
+  only) ``domain_rand``: the :class:`~graspsim.scenes.domain_rand.DomainRandSpec`
+  as a dict (``level`` and every range; absent for unrandomised data).
+  ``--resume`` refuses a directory whose config differs.
 
 Scenes: ``SCENEID`` is ``scene-<seed>``; ``XXXX`` = ``(seed - suite first
 seed) // 100`` zero-padded to 4 digits (100 scenes of the suite per shard).
@@ -82,6 +85,13 @@ seed) // 100`` zero-padded to 4 digits (100 scenes of the suite per shard).
   when the two fingers were on different parts; absent in older datasets).
   Products with fewer than ``labels.min_visible_px`` visible pixels (scaled to
   the image area) have ``grasps: []`` and ``candidates_tried: 0``.
+  With domain randomisation, ``domain_rand``: the scene's draw
+  (:class:`~graspsim.scenes.domain_rand.Appearance`: ``level``, ``camera`` and
+  ``lighting`` (also the plan's), ``tint`` (per-channel gain on ``rgb.png``),
+  ``furniture_rgba``, ``floor_rgba``, ``background_rgb`` (top and bottom of the
+  gradient painted where the camera hits nothing) and ``labels``: per plan
+  product its random label design or null); depth, masks, poses and the
+  labels' physics are those of the unrandomised scene.
 
 Grasp labels measure the grasp, not the arm, whatever ``robot`` is: every
 candidate is executed by the floating hand on its product alone (no arm, no

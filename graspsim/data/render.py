@@ -40,6 +40,29 @@ class RenderSpec:
     physics: dict[str, Any] = field(default_factory=lambda: PhysicsConfig().to_dict())
     labels: dict[str, Any] = field(default_factory=lambda: LabelConfig().to_dict())
     robot: str = DEFAULT_ROBOT
+    domain_rand: str = "none"  # a level of graspsim.scenes.domain_rand.LEVELS
+
+
+#: Scenes per worker rendered with domain randomisation before fresh worker processes take over (bounds the memory
+#: pybullet's renderers keep: measured ~12 MB per full-randomised shelf scene with EGL, ~2.4 GB per 200 scenes).
+DR_SCENES_PER_PROCESS = 200
+
+
+class DomainRandError(ValueError):
+    """Domain randomisation asked of a suite that is not a training suite."""
+
+
+def check_domain_rand(suite, level: str):
+    """The :class:`~graspsim.scenes.domain_rand.DomainRandSpec` of ``level`` for rendering ``suite`` (a
+    :class:`~graspsim.scenes.suites.Suite`): ValueError for an unknown level, :class:`DomainRandError` for a
+    randomised test or unseen suite (their images must stay what the benchmark shows)."""
+    from graspsim.scenes.domain_rand import domain_rand_spec
+
+    spec = domain_rand_spec(level)
+    if spec.enabled and not suite.training:
+        raise DomainRandError(f"--domain-rand {level} is for training suites only; {suite.name} is an evaluation "
+                              f"suite and stays as the benchmark shows it (use --domain-rand none)")
+    return spec
 
 
 class SceneRenderer:
@@ -55,6 +78,7 @@ class SceneRenderer:
         self.physics = PhysicsConfig.from_dict(spec.physics)
         self.label_config = LabelConfig(**spec.labels)
         self.options = SceneOptions(width=spec.width, height=spec.height)
+        self.domain_rand = check_domain_rand(self.suite, spec.domain_rand)
         self.world = SimWorld(self.physics, spec.renderer)
         self.label_world = SimWorld(self.physics, "tiny")  # never renders
 
@@ -65,7 +89,7 @@ class SceneRenderer:
         from graspsim.sim.scene import add_robot, build_settled_scene
 
         scene = build_settled_scene(self.world, self.suite.kind, seed, self.suite.variant_split, self.options,
-                                    self.physics)
+                                    self.physics, domain_rand=self.domain_rand)
         body_to_product = {b: k for k, b in enumerate(scene.product_bodies) if b is not None}
         lighting, far_m = scene.plan.lighting, scene.camera.far_m
         # The grasp planner gets the depth of the robot-free view: the parked arm is not where a grasp
@@ -79,6 +103,8 @@ class SceneRenderer:
         else:
             frames = render(self.world, scene.camera, lighting, scene.body_to_class, scene.robot_parts)
         frames = scene_part_seg(self.world, scene, frames)
+        if scene.appearance is not None:  # background and colour cast: image-space, after the render
+            frames = replace(frames, rgb=scene.appearance.apply_to_image(frames.rgb, frames.instance_seg < 0))
         depth_mm = encode_depth(frames.depth_m, far_m)
         instance = encode_instance(frames.instance_seg, body_to_product)
         plan_depth_mm = depth_mm if bare is None or bare is frames else encode_depth(bare.depth_m, far_m)
@@ -97,6 +123,8 @@ class SceneRenderer:
         }
         if scene.arm is not None:
             meta["arm"] = arm_state(scene.arm)
+        if scene.appearance is not None:
+            meta["domain_rand"] = scene.appearance.to_dict()
         return {"rgb": frames.rgb, "depth_mm": depth_mm, "instance": instance,
                 "class_map": encode_class(frames.class_seg), "robot_seg": frames.robot_seg,
                 "part_seg": frames.part_seg, "meta": meta}
@@ -151,6 +179,11 @@ def manifest_for(spec: RenderSpec, seeds: list[int]) -> dict[str, Any]:
     from graspsim.scenes.suites import get_suite
 
     suite = get_suite(spec.suite)
+    config = {"width": spec.width, "height": spec.height, "renderer": spec.renderer,
+              "physics": spec.physics, "labels": spec.labels, "graspsim_version": graspsim.__version__}
+    dr = check_domain_rand(suite, spec.domain_rand)
+    if dr.enabled:  # absent when off: manifests (and resumes) of unrandomised datasets stay as they were
+        config["domain_rand"] = dr.to_dict()
     return {
         "format_version": FORMAT_VERSION, "suite": suite.name, "kind": suite.kind,
         "variant_split": suite.variant_split, "robot": spec.robot, "scene_seeds": sorted(seeds), "skipped": {},
@@ -158,8 +191,7 @@ def manifest_for(spec: RenderSpec, seeds: list[int]) -> dict[str, Any]:
         "parts": {c.name: list(part_names(c.name)) for c in CATALOG},
         "splits": ("no split inside a dataset: train/test/unseen data come from rendering the *-train/*-test/"
                    "*-unseen suites, whose scene-seed ranges are disjoint (unseen: held-out product variants)"),
-        "config": {"width": spec.width, "height": spec.height, "renderer": spec.renderer,
-                   "physics": spec.physics, "labels": spec.labels, "graspsim_version": graspsim.__version__},
+        "config": config,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 
@@ -167,7 +199,7 @@ def manifest_for(spec: RenderSpec, seeds: list[int]) -> dict[str, Any]:
 def render_dataset(suite: str, scenes: int, out_dir: Path, seed: int = 0, workers: int = 1, resume: bool = False,
                    width: int = 640, height: int = 480, renderer: str = "auto", progress: bool = True,
                    physics: PhysicsConfig | None = None, labels: LabelConfig | None = None,
-                   robot: str = DEFAULT_ROBOT) -> dict[str, Any]:
+                   robot: str = DEFAULT_ROBOT, domain_rand: str = "none") -> dict[str, Any]:
     """Render scenes ``seed .. seed + scenes - 1`` of ``suite`` into ``out_dir``; returns a summary dict.
 
     ``robot`` (:data:`graspsim.types.ROBOTS`; by default
@@ -176,21 +208,32 @@ def render_dataset(suite: str, scenes: int, out_dir: Path, seed: int = 0, worker
     mount into every image and stores ``robot_seg.png``; ``"hand"`` renders no
     robot. The grasp labels do not depend on it (:mod:`graspsim.data.labels`).
 
+    ``domain_rand``: a level of :data:`graspsim.scenes.domain_rand.LEVELS`; other than ``"none"`` (the default:
+    the images every dataset had) only for training suites. Its settings are recorded in the manifest
+    (``config.domain_rand``, absent when ``"none"``) and each scene's draw in its ``meta.json``.
+
     Raises :class:`~graspsim.scenes.suites.UnknownSuiteError`, ValueError (scenes
-    outside the suite, an unknown robot) and :class:`~graspsim.runs.RunDirError`
-    (non-empty ``out_dir`` without ``resume``, or a resume with other settings).
+    outside the suite, an unknown robot or level), :class:`DomainRandError` (randomising an evaluation suite)
+    and :class:`~graspsim.runs.RunDirError` (non-empty ``out_dir`` without ``resume``, or a resume with other
+    settings).
     """
     from graspsim.scenes.suites import get_suite
 
     check_robot(robot)
     suite_obj = get_suite(suite)
     seeds = suite_obj.scene_seeds(seed, scenes)
+    check_domain_rand(suite_obj, domain_rand)
     spec = RenderSpec(suite=suite_obj.name, width=width, height=height, renderer=renderer,
                       physics=(physics or PhysicsConfig()).to_dict(), labels=(labels or LabelConfig()).to_dict(),
-                      robot=robot)
+                      robot=robot, domain_rand=domain_rand)
     out_dir = Path(out_dir)
+    if resume:
+        _check_resumed_domain_rand(out_dir, domain_rand)
+    # Randomised labels are new textures for every scene, which pybullet's renderers never free: fresh worker
+    # processes every DR_SCENES_PER_PROCESS scenes per worker keep the memory bounded.
     fan = render_scenes(out_dir, manifest_for(spec, seeds), suite_obj.first_seed, seeds, SceneRenderer, spec,
-                        workers, resume, progress, f"render {suite}")
+                        workers, resume, progress, f"render {suite}",
+                        jobs_per_pool=DR_SCENES_PER_PROCESS * max(1, workers) if domain_rand != "none" else None)
     done, wall = fan["done"], fan["wall_s"]
     return {
         "out_dir": str(out_dir), "suite": suite_obj.name, "robot": robot, "requested": len(seeds),
@@ -199,5 +242,23 @@ def render_dataset(suite: str, scenes: int, out_dir: Path, seed: int = 0, worker
         "candidates_tried": sum(r["tried"] for r in done),
         "labels_per_scene": (sum(r["labels"] for r in done) / len(done)) if done else 0.0,
         "wall_s": wall, "scenes_per_s": (len(done) / wall) if done and wall > 0 else 0.0,
-        "workers": workers,
+        "workers": workers, **({"domain_rand": domain_rand} if domain_rand != "none" else {}),
     }
+
+
+def _check_resumed_domain_rand(out_dir: Path, level: str) -> None:
+    """One-line :class:`~graspsim.runs.RunDirError` when the dataset in ``out_dir`` was rendered with another
+    ``--domain-rand`` level (the full settings check that follows would name ``config.domain_rand`` over
+    several lines; it still catches changed ranges within a level)."""
+    from graspsim.data.format import MANIFEST
+    from graspsim.runs import RunDirError
+
+    try:
+        stored = json.loads((Path(out_dir) / MANIFEST).read_text(encoding="utf-8"))
+        config = stored.get("config") or {}
+    except (OSError, ValueError, AttributeError):
+        return  # no or a damaged manifest: the settings check reports it
+    stored_level = (config.get("domain_rand") or {}).get("level", "none")
+    if stored_level != level:
+        raise RunDirError(f"cannot resume {out_dir}: it was rendered with --domain-rand {stored_level}, not "
+                          f"{level}; resume with --domain-rand {stored_level} or start a new dataset in another --out")

@@ -149,11 +149,13 @@ def prepare_out_dir(root: Path, manifest: dict[str, Any], resume: bool) -> dict[
 
 
 def render_scenes(root: Path, manifest: dict[str, Any], first_seed: int, seeds: list[int], runner: Any, spec: Any,
-                  workers: int, resume: bool, progress: bool, desc: str) -> dict[str, Any]:
+                  workers: int, resume: bool, progress: bool, desc: str,
+                  jobs_per_pool: int | None = None) -> dict[str, Any]:
     """The fan-out every dataset command shares: prepare ``root`` (refuse / resume with the settings check of
     ``manifest``), clear torn scene folders, render the scenes of ``seeds`` not yet complete with ``runner(spec)``
     in ``workers`` processes (:func:`graspsim.pool.run_jobs`; each job ``(root, seed)`` returns a status dict,
     with ``"skipped"`` for a scene it could not use), and record the skipped ones in the manifest.
+    ``jobs_per_pool``: scenes per batch of fresh worker processes (:func:`graspsim.pool.run_jobs`).
 
     Returns ``{"done": [status of each scene rendered now], "skipped": n, "already_done": n,
     "removed_temp_dirs": n, "wall_s": seconds}``.
@@ -170,7 +172,7 @@ def render_scenes(root: Path, manifest: dict[str, Any], first_seed: int, seeds: 
     results: list[dict[str, Any]] = []
     with tqdm(total=len(seeds), initial=len(seeds) - len(todo), unit="scene", desc=desc, disable=not progress) as bar:
         for status in run_jobs(runner, (spec,), [(root, s) for s in todo], workers,
-                               label=lambda job: f"scene seed {job[1]}"):
+                               label=lambda job: f"scene seed {job[1]}", jobs_per_pool=jobs_per_pool):
             results.append(status)
             bar.update(1)
     wall = time.perf_counter() - t0

@@ -31,6 +31,7 @@ class Suite:
     description: str
     task: str = "pick"   # "pick" or "parts" (module docstring)
     instruction_split: str = "test"  # parts suites: "train" (held-out phrasings and pairs left out) or "test"
+    training: bool = False  # a training suite: the only ones `graspsim render --domain-rand` may randomise
 
     @property
     def env_id(self) -> str:
@@ -46,18 +47,20 @@ class Suite:
 
 
 SUITES: dict[str, Suite] = {s.name: s for s in (
-    Suite("shelf-train", "shelf", "seen", 0, 1_000_000, "store shelf, training product variants, training seeds"),
+    Suite("shelf-train", "shelf", "seen", 0, 1_000_000, "store shelf, training product variants, training seeds",
+          training=True),
     Suite("shelf-test", "shelf", "seen", 1_000_000, 100_000, "store shelf, training product variants, held-out seeds"),
     Suite("shelf-unseen", "shelf", "unseen", 2_000_000, 100_000, "store shelf, held-out product variants"),
-    Suite("tabletop-train", "tabletop", "seen", 10_000_000, 1_000_000, "cluttered table, training variants"),
+    Suite("tabletop-train", "tabletop", "seen", 10_000_000, 1_000_000, "cluttered table, training variants",
+          training=True),
     Suite("tabletop-test", "tabletop", "seen", 11_000_000, 100_000, "cluttered table, held-out seeds"),
     Suite("tabletop-unseen", "tabletop", "unseen", 12_000_000, 100_000, "cluttered table, held-out variants"),
     Suite("shelf-parts-train", "shelf", "seen", 20_000_000, 1_000_000,
-          "store shelf, pick a product by a named part, training phrasings and pairs", "parts", "train"),
+          "store shelf, pick a product by a named part, training phrasings and pairs", "parts", "train", True),
     Suite("shelf-parts-test", "shelf", "seen", 21_000_000, 100_000,
           "store shelf, pick a product by a named part, held-out seeds, all phrasings and pairs", "parts", "test"),
     Suite("tabletop-parts-train", "tabletop", "seen", 30_000_000, 1_000_000,
-          "cluttered table, pick a product by a named part, training phrasings and pairs", "parts", "train"),
+          "cluttered table, pick a product by a named part, training phrasings and pairs", "parts", "train", True),
     Suite("tabletop-parts-test", "tabletop", "seen", 31_000_000, 100_000,
           "cluttered table, pick a product by a named part, held-out seeds, all phrasings and pairs", "parts",
           "test"),

@@ -54,16 +54,38 @@ def product_obj_files(asset: ProductAsset) -> tuple[str, str]:
     return str(visual), str(collision)
 
 
+def relabelled_obj_file(asset: ProductAsset, texture_rgb: np.ndarray, folder: Path, name: str) -> str:
+    """A visual OBJ of ``asset``'s mesh wearing ``texture_rgb`` ((256, 256, 3) uint8 RGB atlas), written as
+    ``folder/name.{png,mtl,obj}``; its path.
+
+    A new file per texture, because the EGL renderer plugin ignores ``changeVisualShape``'s texture (measured:
+    the image does not change) and may cache a mesh by its file name: pass a ``name`` unique in the process.
+    """
+    import cv2
+
+    folder = Path(folder)
+    visual, _ = product_obj_files(asset)
+    png, mtl, obj = folder / f"{name}.png", folder / f"{name}.mtl", folder / f"{name}.obj"
+    if not cv2.imwrite(str(png), cv2.cvtColor(np.ascontiguousarray(texture_rgb), cv2.COLOR_RGB2BGR)):
+        raise OSError(f"could not write texture {png}")
+    mtl.write_text(f"newmtl label\nKa 1 1 1\nKd 1 1 1\nKs 0.1 0.1 0.1\nmap_Kd {png.name}\n")
+    geometry = Path(visual).read_text().split("\n", 1)[1]  # all but the cached file's mtllib line
+    obj.write_text(f"mtllib {mtl.name}\n{geometry}")
+    return str(obj)
+
+
 def spawn_product(world: SimWorld, class_name: str, variant: int, position_m, quat_xyzw,
-                  physics: PhysicsConfig) -> int:
+                  physics: PhysicsConfig, visual_obj: str | None = None) -> int:
     """Create one product body (a rigid body in maximal coordinates: cheaper to simulate).
 
     Its mass is the catalog mass (kg) times ``physics.product_mass_scale``; its
-    friction coefficients come from ``physics`` too.
+    friction coefficients come from ``physics`` too. ``visual_obj``: another look
+    for the same mesh (:func:`relabelled_obj_file`); None: the variant's own label.
     """
     c = world.client
     asset = load_product_asset(class_name, variant)
-    visual_obj, collision_obj = product_obj_files(asset)
+    own_visual, collision_obj = product_obj_files(asset)
+    visual_obj = visual_obj or own_visual
     collision = c.createCollisionShape(c.GEOM_MESH, fileName=collision_obj)
     visual = c.createVisualShape(c.GEOM_MESH, fileName=visual_obj)
     body = c.createMultiBody(
@@ -100,19 +122,26 @@ def _static_boxes(world: SimWorld, boxes: list[tuple[tuple, tuple, tuple]], phys
     return body
 
 
-def spawn_floor(world: SimWorld, physics: PhysicsConfig) -> int:
-    return _static_boxes(world, [((3.0, 3.0, 0.01), (0.0, 0.0, -0.01), _FLOOR_RGBA)], physics)
+def spawn_floor(world: SimWorld, physics: PhysicsConfig, rgba: tuple | None = None) -> int:
+    """The floor: a 6 x 6 m slab with its top at z = 0, coloured ``rgba`` (default: grey)."""
+    return _static_boxes(world, [((3.0, 3.0, 0.01), (0.0, 0.0, -0.01), rgba or _FLOOR_RGBA)], physics)
 
 
 _PART_RGBA = {"board": _SHELF_RGBA, "plinth": _BACK_RGBA, "roof": _SHELF_RGBA, "back": _BACK_RGBA,
               "side": _SHELF_RGBA, "top": _TABLE_RGBA, "leg": _TABLE_RGBA}
 
 
-def spawn_furniture(world: SimWorld, furniture: ShelfLayout | TableLayout, physics: PhysicsConfig) -> int:
+def spawn_furniture(world: SimWorld, furniture: ShelfLayout | TableLayout, physics: PhysicsConfig,
+                    colours: dict[str, tuple] | None = None) -> int:
     """A scene kind's furniture (``SceneKind.furniture``) as one static body of its boxes (``furniture.boxes()``:
-    the shelf unit, or the table top and legs), the same boxes the arm's planner knows."""
-    return _static_boxes(world, [(half, centre, _PART_RGBA[part]) for half, centre, part in furniture.boxes()],
-                         physics)
+    the shelf unit, or the table top and legs), the same boxes the arm's planner knows.
+
+    ``colours``: part name -> RGBA in [0, 1] for the parts to recolour (domain randomisation; the others keep
+    their default colour). Colours are set at creation: the EGL renderer colours a body's boxes all alike
+    when ``changeVisualShape`` picks one of them.
+    """
+    rgba = {**_PART_RGBA, **(colours or {})}
+    return _static_boxes(world, [(half, centre, rgba[part]) for half, centre, part in furniture.boxes()], physics)
 
 
 def place_base(world: SimWorld, body: int, T_world_base: np.ndarray) -> None:

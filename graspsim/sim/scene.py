@@ -8,8 +8,13 @@ and the attempt number is recorded in the plan.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import math
+import os
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,10 +22,11 @@ import numpy as np
 from graspsim.assets.catalog import class_index
 from graspsim.config import PhysicsConfig
 from graspsim.geometry import quat_to_matrix
+from graspsim.scenes.domain_rand import Appearance, DomainRandSpec, randomise_plan, sample_appearance
 from graspsim.scenes.kinds import SceneKind, scene_kind
 from graspsim.scenes.plan import ScenePlan
 from graspsim.scenes.sampling import SceneOptions, sample_plan
-from graspsim.sim.bodies import spawn_floor, spawn_furniture, spawn_product
+from graspsim.sim.bodies import relabelled_obj_file, spawn_floor, spawn_furniture, spawn_product
 from graspsim.sim.camera import camera_model_from_spec
 from graspsim.sim.world import SimWorld
 from graspsim.types import CameraModel, check_robot
@@ -42,7 +48,9 @@ class BuiltScene:
     ``plan.products[i]`` (None once removed); ``static_bodies``: floor and
     furniture; ``approach_world``: (3,) grasp approach direction, world frame
     (the scene kind's); ``arm``: the :class:`~graspsim.sim.panda.PandaArm` that
-    executes grasps (None: the floating hand of VGN-style benchmarks).
+    executes grasps (None: the floating hand of VGN-style benchmarks);
+    ``appearance``: the :class:`~graspsim.scenes.domain_rand.Appearance` it was
+    built with (None: not randomised).
     """
 
     plan: ScenePlan
@@ -55,6 +63,7 @@ class BuiltScene:
     settle_steps: int = 0
     removed: list[int] = field(default_factory=list)
     arm: Any = None
+    appearance: Any = None
 
     @property
     def kind(self) -> SceneKind:
@@ -83,26 +92,48 @@ class BuiltScene:
         self.body_to_class_name.pop(body, None)
 
 
-def build_plan(world: SimWorld, plan: ScenePlan, physics: PhysicsConfig) -> BuiltScene:
+def build_plan(world: SimWorld, plan: ScenePlan, physics: PhysicsConfig, look: Appearance | None = None) -> BuiltScene:
     """Reset the world and create the floor, the kind's furniture and the plan's products (not yet settled).
 
-    The one scene builder: a subset of a scene is ``replace(plan, products=...)``.
+    The one scene builder: a subset of a scene is ``replace(plan, products=...)``. ``look``: a randomised
+    appearance (:mod:`graspsim.scenes.domain_rand`) for the floor, furniture and product labels; it changes
+    visual shapes only (collision shapes, masses and friction are the same), so the scene settles as without it.
+    Its camera and lighting are the plan's to carry (:func:`~graspsim.scenes.domain_rand.randomise_plan`).
     """
     kind = scene_kind(plan.kind)
     world.reset()
-    static = (spawn_floor(world, physics), spawn_furniture(world, kind.furniture, physics))
+    look = look if look is not None and look.level != "none" else None
+    static = (spawn_floor(world, physics, look.floor_rgba if look else None),
+              spawn_furniture(world, kind.furniture, physics, look.furniture_rgba if look else None))
     bodies: list[int | None] = []
     body_to_class: dict[int, int] = {}
     body_to_name: dict[int, str] = {}
-    for placement in plan.products:
-        body = spawn_product(world, placement.class_name, placement.variant, placement.position_m,
-                             placement.quat_xyzw, physics)
-        bodies.append(body)
-        body_to_class[body] = class_index(placement.class_name)
-        body_to_name[body] = placement.class_name
+    relabel = look is not None and any(d is not None for d in look.labels)
+    # New label files live only while their bodies are created (pybullet reads them then).
+    with tempfile.TemporaryDirectory(prefix="graspsim-labels-") if relabel else contextlib.nullcontext() as folder:
+        for k, placement in enumerate(plan.products):
+            visual = _relabelled(placement, look.labels[k], folder) if look and look.labels[k] else None
+            body = spawn_product(world, placement.class_name, placement.variant, placement.position_m,
+                                 placement.quat_xyzw, physics, visual)
+            bodies.append(body)
+            body_to_class[body] = class_index(placement.class_name)
+            body_to_name[body] = placement.class_name
     return BuiltScene(plan=plan, camera=camera_model_from_spec(plan.camera), product_bodies=bodies,
                       static_bodies=static, body_to_class=body_to_class, body_to_class_name=body_to_name,
-                      approach_world=np.asarray(kind.approach_world, dtype=np.float64))
+                      approach_world=np.asarray(kind.approach_world, dtype=np.float64), appearance=look)
+
+
+_LABEL_FILES = itertools.count()  # unique file names in the process (see relabelled_obj_file)
+
+
+def _relabelled(placement, draw, folder: str) -> str:
+    """The visual OBJ of ``placement``'s product wearing the random label ``draw``."""
+    from graspsim.assets.library import load_product_asset
+    from graspsim.assets.random_textures import make_random_texture
+
+    texture = make_random_texture(placement.class_name, placement.variant, draw)
+    return relabelled_obj_file(load_product_asset(placement.class_name, placement.variant), texture, Path(folder),
+                               f"label-{os.getpid()}-{next(_LABEL_FILES)}")
 
 
 def build_at_rest(world: SimWorld, plan: ScenePlan, physics: PhysicsConfig) -> BuiltScene:
@@ -180,12 +211,22 @@ def add_robot(world: SimWorld, scene: BuiltScene, robot: str, physics: PhysicsCo
 
 
 def build_settled_scene(world: SimWorld, kind: str, seed: int, variant_split: str, options: SceneOptions,
-                        physics: PhysicsConfig, max_attempts: int = 8) -> BuiltScene:
-    """Sample, build and settle scene ``seed``; resample (attempt 1, 2, ...) until it is usable."""
+                        physics: PhysicsConfig, max_attempts: int = 8,
+                        domain_rand: DomainRandSpec | None = None) -> BuiltScene:
+    """Sample, build and settle scene ``seed``; resample (attempt 1, 2, ...) until it is usable.
+
+    ``domain_rand``: randomise the scene's look (:mod:`graspsim.scenes.domain_rand`; drawn from the plan's seed
+    and attempt): the plan gets the randomised camera and lighting, the scene the random colours and labels.
+    The same attempts are accepted as without it (the physics is the same).
+    """
     reasons = []
     for attempt in range(max_attempts):
         plan = sample_plan(kind, seed, variant_split, options, attempt)
-        scene = build_plan(world, plan, physics)
+        look = None
+        if domain_rand is not None and domain_rand.enabled:
+            look = sample_appearance(domain_rand, plan)
+            plan = randomise_plan(plan, look)
+        scene = build_plan(world, plan, physics, look)
         before = body_poses(world, scene.live_bodies)
         try:
             scene.settle_steps = settle(world, scene, physics)
