@@ -34,10 +34,7 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 
 from graspsim.assets.catalog import VARIANT_HUE_SHIFT_DEG, get_class, variant_palette
-from graspsim.assets.textures import (
-    STYLES, TEX, _art_centres, _Label, _paint_caps, _paint_emblem_and_brand, _paint_label_fill, _paint_small_print,
-    _paint_vertical_brand, _paint_zones, _side_canvas, PLAIN_U,
-)
+from graspsim.assets.textures import STYLES, paint_atlas
 
 #: Every label pattern the painter knows (:meth:`graspsim.assets.textures.Canvas.pattern`).
 PATTERNS = ("none", "diag", "hstripes", "vstripes", "checker", "dots", "flowers", "waves", "zigzag", "rays",
@@ -140,37 +137,13 @@ def texture_layout(class_name: str, variant: int) -> dict:
 def make_random_texture(class_name: str, variant: int, draw: LabelDraw) -> np.ndarray:
     """(256, 256, 3) uint8 RGB atlas of ``draw`` on variant ``variant``'s mesh of ``class_name``.
 
-    Paints in the order :func:`graspsim.assets.textures.make_texture` does (label fill, brand art, small
-    print, zones, caps) with the recomposed style; the flavour word stays the variant's.
+    Painted by :func:`graspsim.assets.textures.paint_atlas`, the catalog's own painter, with the recomposed
+    style; the flavour word stays the variant's.
     """
-    cls = get_class(class_name)
-    layout = texture_layout(class_name, variant)
     base = STYLES[class_name]
     # _Label reads pattern_b / emblem_b when mirrored: give both slots the drawn design.
     st = replace(base, pattern=draw.pattern, pattern_b=draw.pattern, emblem=draw.emblem, emblem_b=draw.emblem,
                  pattern_col=draw.pattern_col, brand_col=draw.brand_col, brand_z=draw.brand_z,
                  emblem_z=draw.emblem_z, pattern_zone=(0.0, 1.0))
-    pal = random_palette(class_name, draw)
-    rng = np.random.default_rng(draw.seed)
-    H, P, fu = layout["size_m"][2], layout["perimeter_m"], layout["faces_u"]
-    img = np.empty((TEX, TEX, 3), np.float32)
-    img[:] = pal[0]
-    side = _side_canvas(img, pal[0], P, H)
-    lz0, lz1 = (z * H for z in layout["zones"]["label"])
-    lab = _Label(side, st, pal, lz0, lz1, draw.mirrored, draw.band_shift)
-    _paint_label_fill(lab, P, rng)
-    front_w = (fu["front"][1] - fu["front"][0]) * P
-    centres = _art_centres(cls.family, fu, P)
-    flavour = base.flavours[variant]
-    for i, x in enumerate(centres):
-        face_w = front_w if (i == 0 or cls.family != "box") else (fu["left"][1] - fu["left"][0]) * P
-        if st.vertical_brand and face_w < 0.07 and (lz1 - lz0) > 1.5 * face_w:
-            _paint_vertical_brand(lab, x, face_w, flavour)
-        else:
-            _paint_emblem_and_brand(lab, x, face_w, flavour)
-    _paint_small_print(lab, cls.family, centres, fu, P, front_w, rng)
-    _paint_zones(side, cls.family, layout["zones"], pal, st, H, P)
-    if cls.family == "handle_bottle":
-        side.rect(PLAIN_U[0] * P - 0.01, lz0, (PLAIN_U[1] + 0.01) * P, lz1, pal[0])
-    _paint_caps(img, cls.family, layout, pal, st, rng, tissue_slot=class_name == "tissue_box")
-    return np.clip(np.round(img), 0, 255).astype(np.uint8)
+    return paint_atlas(class_name, texture_layout(class_name, variant), st, random_palette(class_name, draw),
+                       base.flavours[variant], draw.mirrored, draw.band_shift, np.random.default_rng(draw.seed))

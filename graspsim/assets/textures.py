@@ -462,32 +462,46 @@ def make_texture(class_name: str, variant: int, layout: dict) -> np.ndarray:
     The variant's texture generator is drawn from in a fixed order (jitter,
     label pattern, small print, lid pattern), so an atlas never changes.
     """
-    cls = get_class(class_name)
-    st = STYLES[class_name]
-    pal = variant_palette(class_name, variant)
-    unseen = variant in cls.variants_unseen
+    unseen = variant in get_class(class_name).variants_unseen
     rng = variant_rng(class_name, variant, "texture")
+    band_shift = 0.0 if unseen else rng.uniform(-0.02, 0.02)
+    return paint_atlas(class_name, layout, STYLES[class_name], variant_palette(class_name, variant),
+                       STYLES[class_name].flavours[variant], unseen, band_shift, rng)
+
+
+def paint_atlas(class_name: str, layout: dict, st: Style, pal, flavour: str, mirrored: bool, band_shift: float,
+                rng: np.random.Generator) -> np.ndarray:
+    """(256, 256, 3) uint8 RGB atlas of a label design on a product of ``class_name``: the one painter of
+    catalog variants (:func:`make_texture`) and of domain-randomised labels
+    (:mod:`graspsim.assets.random_textures`).
+
+    ``st``: the label :class:`Style`; ``pal``: 4 RGB colours, body first; ``flavour``: the brand line;
+    ``mirrored``: the label zone laid out top to bottom (``st.pattern_b`` / ``emblem_b``); ``band_shift``:
+    colour bands and brand moved by this fraction of the label zone; ``rng`` is drawn from in a fixed order
+    (label pattern, small print, lid pattern).
+    """
+    family = get_class(class_name).family
     H, P, fu = layout["size_m"][2], layout["perimeter_m"], layout["faces_u"]
     img = np.empty((TEX, TEX, 3), np.float32)
     img[:] = pal[0]
     side = _side_canvas(img, pal[0], P, H)
     lz0, lz1 = (z * H for z in layout["zones"]["label"])
-    lab = _Label(side, st, pal, lz0, lz1, unseen, 0.0 if unseen else rng.uniform(-0.02, 0.02))
+    lab = _Label(side, st, pal, lz0, lz1, mirrored, band_shift)
     _paint_label_fill(lab, P, rng)
     # Emblem and brand on the front; big faces of boxes get a copy too.
     front_w = (fu["front"][1] - fu["front"][0]) * P
-    centres = _art_centres(cls.family, fu, P)
+    centres = _art_centres(family, fu, P)
     for i, x in enumerate(centres):
-        face_w = front_w if (i == 0 or cls.family != "box") else (fu["left"][1] - fu["left"][0]) * P
+        face_w = front_w if (i == 0 or family != "box") else (fu["left"][1] - fu["left"][0]) * P
         if st.vertical_brand and face_w < 0.07 and (lz1 - lz0) > 1.5 * face_w:  # no room for an emblem beside it
-            _paint_vertical_brand(lab, x, face_w, st.flavours[variant])
+            _paint_vertical_brand(lab, x, face_w, flavour)
         else:
-            _paint_emblem_and_brand(lab, x, face_w, st.flavours[variant])
-    _paint_small_print(lab, cls.family, centres, fu, P, front_w, rng)
-    _paint_zones(side, cls.family, layout["zones"], pal, st, H, P)  # zones outside the label
-    if cls.family == "handle_bottle":  # the handle maps onto a plain strip at the back
+            _paint_emblem_and_brand(lab, x, face_w, flavour)
+    _paint_small_print(lab, family, centres, fu, P, front_w, rng)
+    _paint_zones(side, family, layout["zones"], pal, st, H, P)  # zones outside the label
+    if family == "handle_bottle":  # the handle maps onto a plain strip at the back
         side.rect(PLAIN_U[0] * P - 0.01, lz0, (PLAIN_U[1] + 0.01) * P, lz1, pal[0])
-    _paint_caps(img, cls.family, layout, pal, st, rng, tissue_slot=class_name == "tissue_box")
+    _paint_caps(img, family, layout, pal, st, rng, tissue_slot=class_name == "tissue_box")
     return np.clip(np.round(img), 0, 255).astype(np.uint8)
 
 
