@@ -107,6 +107,8 @@ def test_config_errors_are_one_line():
         assert "\n" not in str(info.value)
     for args, match in (({"mask": "gt"}, "bad --policy-arg mask='gt'"),
                         ({"grasp_candidates": 0}, "grasp_candidates"),
+                        ({"placement": "nearest"}, "bad --policy-arg placement='nearest'"),
+                        ({"planner_candidates": 0}, "planner_candidates"),
                         ({"checkpont": "x"}, "unknown --policy-arg 'checkpont'")):
         with pytest.raises(ValueError, match=match) as info:
             check_policy_args("semgrasp", args, check_files=False)
@@ -210,6 +212,7 @@ def test_policy_in_bench_end_to_end(tiny_run, tmp_path):
     row = json.loads((out / "results.jsonl").read_text().splitlines()[0])
     assert row["target_part"] and row["policy_info"]["mask_source"] == "clip_sam"
     assert row["policy_info"]["part"] in PART_WORDS and len(row["policy_info"]["tokens"]) == 5
+    assert row["policy_info"]["placed"] in ("rerank", "decoded")  # rerank by default; decoded when nothing planned
 
 
 def test_shipped_checkpoint_is_small_verified_and_documented():
@@ -242,3 +245,75 @@ def test_snap_takes_the_nearest_planner_grasp_within_range():
     got, cost = snap(rect, [far, near, nearer], box, spec, max_bins=1.5)
     assert got is nearer and cost == pytest.approx(math.hypot(0.5, 0.01 / (math.pi / 12)), rel=1e-6)
     assert snap(rect, [far], box, spec) is None and snap(rect, [], box, spec) is None
+
+
+# ------------------------------------------------------------------------------------ scoring and reranking
+def test_token_logp_scores_the_greedy_sequence_as_generate_does(tiny_run):
+    import torch
+
+    from graspsim.policies.semgrasp.predictor import load_net
+
+    net, _ = load_net(tiny_run["ckpt"])
+    g = torch.Generator().manual_seed(0)
+    crop = torch.randn(3, 5, 32, 32, generator=g)
+    text = torch.randn(3, 6, 384, generator=g)
+    valid = torch.ones(3, 6, dtype=torch.bool)
+    tokens, logp = net.generate(crop, text, valid)
+    per_token = net.token_logp(crop, text, valid, tokens[:, 0])
+    assert per_token.shape == (3, 5) and bool((per_token <= 0).all())
+    assert per_token.sum(1).numpy() == pytest.approx(logp[:, 0].numpy(), abs=1e-4)
+
+
+def test_predictor_score_ranks_rectangles_by_their_tokens(tiny_run):
+    from graspsim.policies.semgrasp.predictor import SemGraspPredictor, load_net
+    from graspsim.policies.semgrasp.text import TextStates
+
+    net, _ = load_net(tiny_run["ckpt"])
+    pred = SemGraspPredictor(net, TextStates(net.config.max_text))
+    rgb = np.full((120, 160, 3), 90, np.uint8)
+    depth = np.full((120, 160), 0.8, np.float32)
+    mask = np.zeros((120, 160), bool)
+    mask[30:90, 60:90] = True
+    K = np.array([[200.0, 0, 80], [0, 200.0, 60], [0, 0, 1]])
+    text = "pick the ketchup bottle by its cap"
+    box, out = pred.predict(rgb, depth, mask, K, text, ("cap",), k=3)
+    scores = pred.score(rgb, depth, mask, text, "cap", [d.rect for d in out], box)
+    # the decoded rectangles' own tokens: the score is their log-probability without the part token's share
+    import torch
+
+    crop, t, v = pred._inputs(rgb, depth, mask, box, text)
+    part_lp = net.token_logp(crop, t, v, torch.from_numpy(out[0].tokens[None]))[0, 0].item()
+    assert scores == pytest.approx([d.logp - part_lp for d in out], abs=1e-4)
+    assert pred.score(rgb, depth, mask, text, "cap", []).shape == (0,)
+
+
+def test_train_tail_split_and_init_from_a_checkpoint(tiny_run, tmp_path):
+    from graspsim.data.reader import split_tail
+    from graspsim.policies.semgrasp.train import train_semgrasp
+
+    keys = [("a", s) for s in (5, 1, 3, 2, 4)] + [("b", 10), ("b", 11), ("c", 7)]
+    train, val = split_tail(keys, 0.3)
+    assert val == {("a", 4), ("a", 5), ("b", 11)} and train == set(keys) - val  # "c" has one scene: train only
+    assert split_tail(keys, 0.0) == (set(keys), set(keys))
+    with pytest.raises(ValueError, match="val_fraction"):
+        split_tail(keys, 1.0)
+    meta = train_semgrasp(tiny_run["data"], tmp_path / "ft", epochs=1, lr=1e-4, batch_size=4, val_fraction=0.5,
+                          val_split="tail", init=tiny_run["ckpt"], progress=False, num_threads=1, config=TINY,
+                          cache_dir=tiny_run["cache"])
+    seeds = sorted(k[1] for k in meta["data"]["val_keys"])
+    assert meta["val_split"] == "tail" and meta["data"]["val_scenes"] == 1 and meta["data"]["train_scenes"] == 1
+    assert seeds == [max(s for _, s in (tuple(k) for k in tiny_run["meta"]["data"]["val_keys"]))]  # the higher seed
+    assert meta["init"] == str(tiny_run["ckpt"].resolve())
+    # started from the tiny checkpoint at a small rate: its first-epoch loss is near the tiny run's last
+    rows = [json.loads(line) for line in (tmp_path / "ft" / "metrics.jsonl").read_text().splitlines()]
+    first = [json.loads(line) for line in (tiny_run["ckpt"] / "metrics.jsonl").read_text().splitlines()]
+    assert rows[0]["train_loss"] < 0.5 * (first[0]["train_loss"] + first[-1]["train_loss"])
+
+
+def test_train_init_with_another_config_exits_2(tiny_run, tmp_path):
+    from graspsim.cli import main
+
+    result = CliRunner().invoke(main, ["train", "semgrasp", "--data", str(tiny_run["data"]), "--out",
+                                       str(tmp_path / "o"), "--init", str(tiny_run["ckpt"]), "--quiet"])
+    assert result.exit_code == 2, result.output
+    assert "not a semgrasp checkpoint with this network config" in result.output and "Traceback" not in result.output

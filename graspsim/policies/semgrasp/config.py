@@ -17,6 +17,7 @@ from graspsim.policies.config import arg
 from graspsim.policies.semgrasp.tokens import TokenSpec
 
 MASK_SOURCES = ("clip_sam", "oracle")
+PLACEMENTS = ("decoded", "snap", "rerank")
 TRAIN_HINT = ("train one with `graspsim train semgrasp --data DIR --out CKPT` (DIR from `graspsim render` on a "
               "*-parts-train suite) and pass `--policy-arg checkpoint=CKPT`")
 
@@ -108,12 +109,16 @@ class SemGraspPolicyConfig(ClipSamPolicyConfig):
     """Rectangles decoded (one per best angle bin), best first; with the arm the first it can execute wins."""
     restrict_parts: bool = True
     """Restrict the part token to the parts of the class clip_sam reads from the instruction."""
-    snap: bool = False
-    """Snap each decoded rectangle to the nearest of the shared mask planner's grasps on the product's mask
-    (within ``snap_bins`` position and angle bins; else it is kept as decoded): tokens choose, the planner places.
-    Off by default: the shipped figures are the decoded rectangles as they are (snap is not measured yet)."""
+    placement: str = arg("rerank", choices=PLACEMENTS)
+    """Where the fingers go: ``decoded`` (the rectangles the tokens decode to, bin centres), ``snap`` (each
+    decoded rectangle replaced by the nearest of the shared mask planner's grasps on the product's mask within
+    ``snap_bins`` token bins, else kept) or ``rerank`` (the planner's grasps on the mask ranked by the network's
+    log-probability of their angle / opening / x / y tokens on the decoded part: the tokens choose, the planner
+    places; the decoded rectangles when the planner finds none)."""
     snap_bins: float = arg(1.5, min=0.0)
-    """How far (in token bins) a planner grasp may be from the decoded rectangle to replace it."""
+    """``placement=snap``: how far (in token bins) a planner grasp may be from the decoded rectangle to replace it."""
+    planner_candidates: int = arg(80, min=1)
+    """``placement=snap|rerank``: the most grasps the mask planner proposes on the product."""
 
     def check_files(self) -> None:
         """clip_sam's model checks, then the checkpoint: FileNotFoundError when it is missing, CheckpointError

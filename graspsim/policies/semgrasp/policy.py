@@ -28,6 +28,10 @@ from graspsim.policies.semgrasp.config import SemGraspPolicyConfig, resolve_chec
 from graspsim.types import Observation
 
 
+#: Alternatives returned beside the executed rectangle (for reports; reranking ranks up to planner_candidates).
+MAX_OTHER_CANDIDATES = 8
+
+
 class SemGraspPolicy:
     """Part-aware grasps as language-aligned tokens (module docstring); arguments: :class:`SemGraspPolicyConfig`."""
 
@@ -81,20 +85,46 @@ class SemGraspPolicy:
         class_name = catalog().CATALOG[self.pipeline.text_class(part_steered_text(obs.instruction))].name
         return result.mask, result.attention, class_name
 
-    def _snap(self, obs: Observation, mask: np.ndarray, box: tuple, rects: list) -> list:
-        """Per rectangle its snapped replacement (:func:`~.predictor.snap`) or False."""
+    def _planned(self, obs: Observation, mask: np.ndarray) -> list:
+        """The shared mask planner's grasp rectangles on the product (``planner_candidates`` at most, best first)."""
         from graspsim.grasping.mask_grasps import object_grasps
+
+        return [g.rect for g in object_grasps(mask, obs.depth_m, obs.camera, obs.scene_kind, obs.approach_world,
+                                              self.gripper, grasp_depth_m=self.grasp_depth_m, margin_m=self.margin_m,
+                                              n_angles=self.predictor.net.config.n_angle,
+                                              max_candidates=self.planner_candidates,
+                                              max_centres=max(24, self.planner_candidates // 2))]
+
+    def _snap(self, planned: list, box: tuple, rects: list) -> list:
+        """Per rectangle its snapped replacement (:func:`~.predictor.snap`) or False."""
         from graspsim.policies.semgrasp.predictor import snap
 
-        planned = [g.rect for g in object_grasps(mask, obs.depth_m, obs.camera, obs.scene_kind, obs.approach_world,
-                                                 self.gripper, grasp_depth_m=self.grasp_depth_m,
-                                                 margin_m=self.margin_m, n_angles=self.predictor.net.config.n_angle,
-                                                 max_candidates=60)]
         out = []
         for r in rects:
             found = snap(r, planned, box, self.predictor.net.config.tokens, self.snap_bins)
             out.append(False if found is None else found[0])
         return out
+
+    def _place(self, obs: Observation, mask: np.ndarray, box: tuple, decoded: list, info: dict) -> list:
+        """The rectangles to try, best first, by ``placement`` (see the config); ``info["placed"]`` says which
+        kind they are (``decoded``, ``snap`` or ``rerank``)."""
+        info["placed"] = self.placement
+        rects = [d.rect for d in decoded]
+        if self.placement == "decoded":
+            return rects
+        planned = self._planned(obs, mask)
+        info["planned"] = len(planned)
+        if self.placement == "snap":
+            snapped = self._snap(planned, box, rects)
+            info["snapped"] = [s is not False for s in snapped]
+            return [r if s is False else s for r, s in zip(rects, snapped)]
+        if not planned:
+            info["placed"] = "decoded"
+            return rects
+        logp = self.predictor.score(obs.rgb, obs.depth_m, mask, obs.instruction, decoded[0].part, planned, box)
+        order = np.argsort(-logp, kind="stable")
+        info["rerank_logp"] = round(float(logp[order[0]]), 3)
+        return [planned[i] for i in order]
 
     def act(self, obs: Observation | Mapping[str, Any]) -> PolicyOutput:
         obs = as_observation(obs)
@@ -103,13 +133,11 @@ class SemGraspPolicy:
         allowed = part_names(class_name) if self.restrict_parts else None
         box, decoded = self.predictor.predict(obs.rgb, obs.depth_m, mask, obs.camera.K, obs.instruction, allowed,
                                               self.grasp_candidates)
-        rects = [d.rect for d in decoded]
-        snapped = self._snap(obs, mask, box, rects) if self.snap else [False] * len(rects)
-        rects = [r if s is False else s for r, s in zip(rects, snapped)]
+        rects = self._place(obs, mask, box, decoded, info)
         index, checked = first_executable(rects, obs, self.gripper, self.grasp_depth_m)
-        best = decoded[index]
+        best = decoded[0] if info["placed"] == "rerank" else decoded[index]
         info.update(mask_px=int(mask.sum()), perceived_class=class_name, part=best.part,
                     tokens=[int(t) for t in best.tokens], logp=round(best.logp, 3), box=[round(v, 1) for v in box],
-                    candidate=index, arm_checked=checked, snapped=snapped[index] is not False)
-        return PolicyOutput(rect=rects[index], candidates=[r for i, r in enumerate(rects) if i != index], mask=mask,
-                            attention=attention, info=info)
+                    candidate=index, arm_checked=checked)
+        others = [r for i, r in enumerate(rects) if i != index][:MAX_OTHER_CANDIDATES]
+        return PolicyOutput(rect=rects[index], candidates=others, mask=mask, attention=attention, info=info)
