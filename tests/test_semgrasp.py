@@ -61,6 +61,28 @@ def test_tokens_known_values_and_clamping():
     assert rect_to_tokens(GraspRect(0.0, 999.0, 999.0, 8.0, math.pi), 1, box, spec).tolist() == [1, 6, 9, 0, 19]
 
 
+def test_angle_bins_are_centred_on_level_axes_and_wrap():
+    spec, old = TokenSpec(), TokenSpec(angle_centred=False)  # 15 degree bins
+    deg = math.radians
+    assert [spec.angle_bin(deg(a)) for a in (0, 7.4, -7.4, 7.6, -7.6, 15, 89, -89, -90, 90, 180)] == \
+        [6, 6, 6, 7, 5, 7, 0, 0, 0, 0, 6]
+    assert spec.angle_of(6) == pytest.approx(0.0) and spec.angle_of(0) == pytest.approx(-math.pi / 2)
+    # the old bins: level is the edge between bins 5 and 6, and a bin centre is 7.5 degrees off level
+    assert [old.angle_bin(deg(a)) for a in (0.1, -0.1, 14.9, 15.1)] == [6, 5, 6, 7]
+    assert old.angle_of(6) == pytest.approx(deg(7.5))
+
+
+def test_checkpoint_configs_without_angle_centred_keep_the_old_bins():
+    from graspsim.policies.semgrasp.config import SemGraspNetConfig
+
+    cfg = SemGraspNetConfig().to_dict()
+    assert cfg["angle_centred"] is True
+    legacy = {k: v for k, v in cfg.items() if k != "angle_centred"}
+    assert SemGraspNetConfig.from_checkpoint(legacy).angle_centred is False
+    assert SemGraspNetConfig.from_checkpoint(cfg).angle_centred is True
+    assert SemGraspNetConfig.from_dict(legacy).angle_centred is True  # a user's --config: today's default
+
+
 def test_crop_box_is_a_square_around_the_mask_with_a_margin():
     mask = np.zeros((100, 120), bool)
     mask[20:60, 30:50] = True  # 40 tall, 20 wide

@@ -46,6 +46,7 @@ class SemGraspNetConfig:
     n_open: int = 10
     open_max: float = 1.25
     n_pos: int = 20
+    angle_centred: bool = True
 
     def __post_init__(self):
         if self.grid < 1 or self.crop_px < 2 * self.grid or self.crop_px % (2 * self.grid):
@@ -63,12 +64,18 @@ class SemGraspNetConfig:
 
     @property
     def tokens(self) -> TokenSpec:
-        return TokenSpec(self.n_angle, self.n_open, self.open_max, self.n_pos)
+        return TokenSpec(self.n_angle, self.n_open, self.open_max, self.n_pos, self.angle_centred)
 
     def to_dict(self) -> dict:
         from dataclasses import asdict
 
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_checkpoint(cls, data: dict) -> "SemGraspNetConfig":
+        """The config stored in a checkpoint's metadata: one written before ``angle_centred`` existed has the old
+        angle bins (:mod:`.tokens`)."""
+        return cls.from_dict({"angle_centred": False, **data})
 
     @classmethod
     def from_dict(cls, data: dict) -> "SemGraspNetConfig":

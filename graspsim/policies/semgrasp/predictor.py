@@ -37,7 +37,7 @@ def load_net(path: str | Path):
     meta = read_metadata(path)
     if meta.get("model") != "semgrasp":
         raise ValueError(f"checkpoint {path} holds a {meta.get('model')!r} model, not 'semgrasp'")
-    net = build_net(meta.get("config"))
+    net = build_net(SemGraspNetConfig.from_checkpoint(meta.get("config") or {}))
     net.load_state_dict(load_weights(path, meta))
     return net.eval(), meta
 

@@ -117,13 +117,17 @@ def train_semgrasp(data_dir, out_dir, *, epochs: int = 30, lr: float = 1e-3, bat
 
 
 def _init_weights(init, config: SemGraspNetConfig) -> dict:
-    """The state dict of checkpoint ``init`` (ValueError when its network config differs from ``config``)."""
+    """The state dict of checkpoint ``init`` (ValueError when its network differs from ``config``'s; the angle
+    bins' placement (``angle_centred``) may differ: it changes what the angle head's outputs mean, not a weight,
+    and training re-learns it)."""
     from graspsim.learn.checkpoint import load_weights, read_metadata
 
     meta = read_metadata(Path(init))
-    if meta.get("model") != "semgrasp" or SemGraspNetConfig.from_dict(meta.get("config") or {}) != config:
-        raise ValueError(f"--init {init}: not a semgrasp checkpoint with this network config")
-    return load_weights(Path(init), meta)
+    if meta.get("model") == "semgrasp":
+        theirs = SemGraspNetConfig.from_checkpoint(meta.get("config") or {}).to_dict()
+        if {**theirs, "angle_centred": config.angle_centred} == config.to_dict():
+            return load_weights(Path(init), meta)
+    raise ValueError(f"--init {init}: not a semgrasp checkpoint with this network config")
 
 
 def _stack(data: Datasets, config: SemGraspNetConfig, cfg, settings: dict, command: str | None, cache_dir,
