@@ -125,7 +125,10 @@ class SemGraspPolicyConfig(ClipSamPolicyConfig):
     snap_bins: float = arg(1.5, min=0.0)
     """``placement=snap``: how far (in token bins) a planner grasp may be from the decoded rectangle to replace it."""
     planner_candidates: int = arg(80, min=1)
-    """``placement=snap|rerank``: the most grasps the mask planner proposes on the product."""
+    """``placement=snap|rerank``: the most grasps the mask planner proposes on the whole product."""
+    strips: bool = True
+    """``placement=snap|rerank``: also plan on the strip of the mask along each decoded rectangle's closing axis
+    (half a position bin either side of its centre line), so that a grasp where the tokens point is proposed."""
 
     def check_files(self) -> None:
         """clip_sam's model checks, then the checkpoint: FileNotFoundError when it is missing, CheckpointError

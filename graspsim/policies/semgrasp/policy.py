@@ -28,6 +28,15 @@ from graspsim.policies.semgrasp.config import SemGraspPolicyConfig, resolve_chec
 from graspsim.types import Observation
 
 
+def strip_distance(shape: tuple[int, int], rect) -> np.ndarray:
+    """(H, W) float: each pixel's distance (px) from the line through ``rect``'s centre along its closing axis."""
+    from graspsim.grasping.rect_geometry import rect_axes
+
+    _, v = rect_axes(rect.theta)
+    rows, cols = np.indices(shape, dtype=np.float64)
+    return np.abs((cols - rect.x) * v[0] + (rows - rect.y) * v[1])
+
+
 #: Alternatives returned beside the executed rectangle (for reports; reranking ranks up to planner_candidates).
 MAX_OTHER_CANDIDATES = 8
 
@@ -85,15 +94,26 @@ class SemGraspPolicy:
         class_name = catalog().CATALOG[self.pipeline.text_class(part_steered_text(obs.instruction))].name
         return result.mask, result.attention, class_name
 
-    def _planned(self, obs: Observation, mask: np.ndarray) -> list:
-        """The shared mask planner's grasp rectangles on the product (``planner_candidates`` at most, best first)."""
-        from graspsim.grasping.mask_grasps import object_grasps
+    def _planned(self, obs: Observation, mask: np.ndarray, decoded: list, box: tuple) -> list:
+        """Grasp rectangles of the shared mask planner on the product: on the whole mask (``planner_candidates``
+        at most, best first), then (``strips``) on the strip of the mask along each decoded rectangle's closing
+        axis through its centre (coarse to fine: the tokens say where along the product, the planner measures
+        the chord there; on the whole mask the planner's centres lie on a grid too coarse for a 2 cm cap)."""
+        from graspsim.grasping.mask_grasps import mask_to_grasps, object_grasps
 
-        return [g.rect for g in object_grasps(mask, obs.depth_m, obs.camera, obs.scene_kind, obs.approach_world,
-                                              self.gripper, grasp_depth_m=self.grasp_depth_m, margin_m=self.margin_m,
-                                              n_angles=self.predictor.net.config.n_angle,
-                                              max_candidates=self.planner_candidates,
-                                              max_centres=max(24, self.planner_candidates // 2))]
+        n_angle = self.predictor.net.config.n_angle
+        kw = dict(grasp_depth_m=self.grasp_depth_m, margin_m=self.margin_m, n_angles=n_angle)
+        out = [g.rect for g in object_grasps(mask, obs.depth_m, obs.camera, obs.scene_kind, obs.approach_world,
+                                             self.gripper, max_candidates=self.planner_candidates,
+                                             max_centres=max(24, self.planner_candidates // 2), **kw)]
+        if self.strips:
+            half = box[2] / self.predictor.net.config.n_pos / 2  # half a position bin either side of the line
+            for d in decoded:
+                strip = mask & (strip_distance(mask.shape, d.rect) <= half)
+                out += [g.rect for g in mask_to_grasps(strip, obs.depth_m, obs.camera.K, self.gripper,
+                                                       max_candidates=6, theta_range=(d.rect.theta, np.pi / n_angle / 2),
+                                                       **kw)]
+        return out
 
     def _snap(self, planned: list, box: tuple, rects: list) -> list:
         """Per rectangle its snapped replacement (:func:`~.predictor.snap`) or False."""
@@ -112,7 +132,7 @@ class SemGraspPolicy:
         rects = [d.rect for d in decoded]
         if self.placement == "decoded":
             return rects
-        planned = self._planned(obs, mask)
+        planned = self._planned(obs, mask, decoded, box)
         info["planned"] = len(planned)
         if self.placement == "snap":
             snapped = self._snap(planned, box, rects)
