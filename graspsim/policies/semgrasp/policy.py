@@ -9,10 +9,17 @@ comes from the instruction text only (``Observation.target_part`` is never read)
 
 ``mask=oracle`` (privileged, for analysis): the target class's largest visible instance from the ground-truth
 segmentation instead, and the part token restricted to that class's parts; it separates localisation errors
-from part errors. With ``snap=true`` each decoded rectangle is replaced by the nearest grasp of the shared mask
-planner on the product's mask, when one lies within ``snap_bins`` token bins of it (the tokens choose part, side
-and axis; the planner, which measures mask and depth, places the fingers to the pixel). ``grasp_candidates`` rectangles are decoded (one per best angle bin); with the arm, the first
-it has a motion plan for is executed (:func:`~graspsim.policies.base.first_executable`).
+from part errors.
+
+Where the fingers go (``placement``): the tokens place a grasp to half a bin (about 4 mm on a product), and a
+grasp decoded from bin centres often misses the product's edge or closes too narrow. ``rerank`` (default): the
+shared mask planner proposes grasps that fit the product (on the whole mask, and with ``strips`` on the strip of
+the mask along each decoded grasp's closing axis), and the network ranks them by the log-probability of their
+angle, opening and position tokens given the decoded part: the tokens choose which part and where on it, the
+planner measures the chord. ``snap``: each decoded rectangle replaced by the nearest planner grasp within
+``snap_bins`` token bins. ``decoded``: the decoded rectangles as they are. ``grasp_candidates`` angle bins are
+decoded; with the arm, the first rectangle it has a motion plan for is executed
+(:func:`~graspsim.policies.base.first_executable`).
 """
 
 from __future__ import annotations
