@@ -339,3 +339,14 @@ def test_train_init_with_another_config_exits_2(tiny_run, tmp_path):
                                        str(tmp_path / "o"), "--init", str(tiny_run["ckpt"]), "--quiet"])
     assert result.exit_code == 2, result.output
     assert "not a semgrasp checkpoint with this network config" in result.output and "Traceback" not in result.output
+
+
+def test_strip_distance_is_the_distance_from_the_closing_axis_line():
+    from graspsim.policies.semgrasp.policy import strip_distance
+
+    level = strip_distance((30, 40), GraspRect(10.0, 20.0, 8.0, 4.0, 0.0))  # closing axis along x
+    assert level[20, 0] == 0.0 and level[25, 39] == pytest.approx(5.0) and level[0, 10] == pytest.approx(20.0)
+    upright = strip_distance((30, 40), GraspRect(10.0, 20.0, 8.0, 4.0, math.pi / 2))  # along y
+    assert upright[0, 10] == pytest.approx(0.0, abs=1e-9) and upright[5, 13] == pytest.approx(3.0)
+    diagonal = strip_distance((30, 40), GraspRect(0.0, 0.0, 8.0, 4.0, math.pi / 4))
+    assert diagonal[7, 7] == pytest.approx(0.0, abs=1e-9) and diagonal[0, 2] == pytest.approx(math.sqrt(2))
