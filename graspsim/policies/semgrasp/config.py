@@ -113,7 +113,8 @@ class SemGraspPolicyConfig(ClipSamPolicyConfig):
     """Where the product's mask comes from: ``clip_sam`` (learned, default) or ``oracle`` (privileged
     ground truth: the target class's largest visible instance; separates localisation from part errors)."""
     grasp_candidates: int = arg(3, min=1)
-    """Rectangles decoded (one per best angle bin), best first; with the arm the first it can execute wins."""
+    """Rectangles decoded (one per best angle bin), best first. ``placement=decoded|snap``: these are tried (with
+    the arm the first it can execute wins); ``rerank``: each adds its strip's planner grasps (``strips``)."""
     restrict_parts: bool = True
     """Restrict the part token to the parts of the class clip_sam reads from the instruction."""
     placement: str = arg("rerank", choices=PLACEMENTS)
