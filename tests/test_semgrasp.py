@@ -61,6 +61,28 @@ def test_tokens_known_values_and_clamping():
     assert rect_to_tokens(GraspRect(0.0, 999.0, 999.0, 8.0, math.pi), 1, box, spec).tolist() == [1, 6, 9, 0, 19]
 
 
+def test_angle_bins_are_centred_on_level_axes_and_wrap():
+    spec, old = TokenSpec(), TokenSpec(angle_centred=False)  # 15 degree bins
+    deg = math.radians
+    assert [spec.angle_bin(deg(a)) for a in (0, 7.4, -7.4, 7.6, -7.6, 15, 89, -89, -90, 90, 180)] == \
+        [6, 6, 6, 7, 5, 7, 0, 0, 0, 0, 6]
+    assert spec.angle_of(6) == pytest.approx(0.0) and spec.angle_of(0) == pytest.approx(-math.pi / 2)
+    # the old bins: level is the edge between bins 5 and 6, and a bin centre is 7.5 degrees off level
+    assert [old.angle_bin(deg(a)) for a in (0.1, -0.1, 14.9, 15.1)] == [6, 5, 6, 7]
+    assert old.angle_of(6) == pytest.approx(deg(7.5))
+
+
+def test_checkpoint_configs_without_angle_centred_keep_the_old_bins():
+    from graspsim.policies.semgrasp.config import SemGraspNetConfig
+
+    cfg = SemGraspNetConfig().to_dict()
+    assert cfg["angle_centred"] is True
+    legacy = {k: v for k, v in cfg.items() if k != "angle_centred"}
+    assert SemGraspNetConfig.from_checkpoint(legacy).angle_centred is False
+    assert SemGraspNetConfig.from_checkpoint(cfg).angle_centred is True
+    assert SemGraspNetConfig.from_dict(legacy).angle_centred is True  # a user's --config: today's default
+
+
 def test_crop_box_is_a_square_around_the_mask_with_a_margin():
     mask = np.zeros((100, 120), bool)
     mask[20:60, 30:50] = True  # 40 tall, 20 wide
@@ -107,6 +129,8 @@ def test_config_errors_are_one_line():
         assert "\n" not in str(info.value)
     for args, match in (({"mask": "gt"}, "bad --policy-arg mask='gt'"),
                         ({"grasp_candidates": 0}, "grasp_candidates"),
+                        ({"placement": "nearest"}, "bad --policy-arg placement='nearest'"),
+                        ({"planner_candidates": 0}, "planner_candidates"),
                         ({"checkpont": "x"}, "unknown --policy-arg 'checkpont'")):
         with pytest.raises(ValueError, match=match) as info:
             check_policy_args("semgrasp", args, check_files=False)
@@ -210,6 +234,7 @@ def test_policy_in_bench_end_to_end(tiny_run, tmp_path):
     row = json.loads((out / "results.jsonl").read_text().splitlines()[0])
     assert row["target_part"] and row["policy_info"]["mask_source"] == "clip_sam"
     assert row["policy_info"]["part"] in PART_WORDS and len(row["policy_info"]["tokens"]) == 5
+    assert row["policy_info"]["placed"] in ("rerank", "decoded")  # rerank by default; decoded when nothing planned
 
 
 def test_shipped_checkpoint_is_small_verified_and_documented():
@@ -242,3 +267,86 @@ def test_snap_takes_the_nearest_planner_grasp_within_range():
     got, cost = snap(rect, [far, near, nearer], box, spec, max_bins=1.5)
     assert got is nearer and cost == pytest.approx(math.hypot(0.5, 0.01 / (math.pi / 12)), rel=1e-6)
     assert snap(rect, [far], box, spec) is None and snap(rect, [], box, spec) is None
+
+
+# ------------------------------------------------------------------------------------ scoring and reranking
+def test_token_logp_scores_the_greedy_sequence_as_generate_does(tiny_run):
+    import torch
+
+    from graspsim.policies.semgrasp.predictor import load_net
+
+    net, _ = load_net(tiny_run["ckpt"])
+    g = torch.Generator().manual_seed(0)
+    crop = torch.randn(3, 5, 32, 32, generator=g)
+    text = torch.randn(3, 6, 384, generator=g)
+    valid = torch.ones(3, 6, dtype=torch.bool)
+    tokens, logp = net.generate(crop, text, valid)
+    per_token = net.token_logp(crop, text, valid, tokens[:, 0])
+    assert per_token.shape == (3, 5) and bool((per_token <= 0).all())
+    assert per_token.sum(1).numpy() == pytest.approx(logp[:, 0].numpy(), abs=1e-4)
+
+
+def test_predictor_score_ranks_rectangles_by_their_tokens(tiny_run):
+    from graspsim.policies.semgrasp.predictor import SemGraspPredictor, load_net
+    from graspsim.policies.semgrasp.text import TextStates
+
+    net, _ = load_net(tiny_run["ckpt"])
+    pred = SemGraspPredictor(net, TextStates(net.config.max_text))
+    rgb = np.full((120, 160, 3), 90, np.uint8)
+    depth = np.full((120, 160), 0.8, np.float32)
+    mask = np.zeros((120, 160), bool)
+    mask[30:90, 60:90] = True
+    K = np.array([[200.0, 0, 80], [0, 200.0, 60], [0, 0, 1]])
+    text = "pick the ketchup bottle by its cap"
+    box, out = pred.predict(rgb, depth, mask, K, text, ("cap",), k=3)
+    scores = pred.score(rgb, depth, mask, text, "cap", [d.rect for d in out], box)
+    # the decoded rectangles' own tokens: the score is their log-probability without the part token's share
+    import torch
+
+    crop, t, v = pred._inputs(rgb, depth, mask, box, text)
+    part_lp = net.token_logp(crop, t, v, torch.from_numpy(out[0].tokens[None]))[0, 0].item()
+    assert scores == pytest.approx([d.logp - part_lp for d in out], abs=1e-4)
+    assert pred.score(rgb, depth, mask, text, "cap", []).shape == (0,)
+
+
+def test_train_tail_split_and_init_from_a_checkpoint(tiny_run, tmp_path):
+    from graspsim.data.reader import split_tail
+    from graspsim.policies.semgrasp.train import train_semgrasp
+
+    keys = [("a", s) for s in (5, 1, 3, 2, 4)] + [("b", 10), ("b", 11), ("c", 7)]
+    train, val = split_tail(keys, 0.3)
+    assert val == {("a", 4), ("a", 5), ("b", 11)} and train == set(keys) - val  # "c" has one scene: train only
+    assert split_tail(keys, 0.0) == (set(keys), set(keys))
+    with pytest.raises(ValueError, match="val_fraction"):
+        split_tail(keys, 1.0)
+    meta = train_semgrasp(tiny_run["data"], tmp_path / "ft", epochs=1, lr=1e-4, batch_size=4, val_fraction=0.5,
+                          val_split="tail", init=tiny_run["ckpt"], progress=False, num_threads=1, config=TINY,
+                          cache_dir=tiny_run["cache"])
+    seeds = sorted(k[1] for k in meta["data"]["val_keys"])
+    assert meta["val_split"] == "tail" and meta["data"]["val_scenes"] == 1 and meta["data"]["train_scenes"] == 1
+    assert seeds == [max(s for _, s in (tuple(k) for k in tiny_run["meta"]["data"]["val_keys"]))]  # the higher seed
+    assert meta["init"] == str(tiny_run["ckpt"].resolve())
+    # started from the tiny checkpoint at a small rate: its first-epoch loss is near the tiny run's last
+    rows = [json.loads(line) for line in (tmp_path / "ft" / "metrics.jsonl").read_text().splitlines()]
+    first = [json.loads(line) for line in (tiny_run["ckpt"] / "metrics.jsonl").read_text().splitlines()]
+    assert rows[0]["train_loss"] < 0.5 * (first[0]["train_loss"] + first[-1]["train_loss"])
+
+
+def test_train_init_with_another_config_exits_2(tiny_run, tmp_path):
+    from graspsim.cli import main
+
+    result = CliRunner().invoke(main, ["train", "semgrasp", "--data", str(tiny_run["data"]), "--out",
+                                       str(tmp_path / "o"), "--init", str(tiny_run["ckpt"]), "--quiet"])
+    assert result.exit_code == 2, result.output
+    assert "not a semgrasp checkpoint with this network config" in result.output and "Traceback" not in result.output
+
+
+def test_strip_distance_is_the_distance_from_the_closing_axis_line():
+    from graspsim.policies.semgrasp.policy import strip_distance
+
+    level = strip_distance((30, 40), GraspRect(10.0, 20.0, 8.0, 4.0, 0.0))  # closing axis along x
+    assert level[20, 0] == 0.0 and level[25, 39] == pytest.approx(5.0) and level[0, 10] == pytest.approx(20.0)
+    upright = strip_distance((30, 40), GraspRect(10.0, 20.0, 8.0, 4.0, math.pi / 2))  # along y
+    assert upright[0, 10] == pytest.approx(0.0, abs=1e-9) and upright[5, 13] == pytest.approx(3.0)
+    diagonal = strip_distance((30, 40), GraspRect(0.0, 0.0, 8.0, 4.0, math.pi / 4))
+    assert diagonal[7, 7] == pytest.approx(0.0, abs=1e-9) and diagonal[0, 2] == pytest.approx(math.sqrt(2))

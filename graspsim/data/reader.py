@@ -86,6 +86,26 @@ def split_random(keys: list, fraction: float, seed: int) -> tuple[set, set]:
     return set(keys) - val, val
 
 
+def split_tail(keys: list, fraction: float) -> tuple[set, set]:
+    """``(train, val)`` sets of ``(suite, seed)`` scene keys: per suite the ``ceil(fraction * n)`` keys with the
+    highest seeds (at least 1, at most ``n - 1``) are validation. A suite's seeds are drawn in order, so these
+    are the scenes a growing dataset got last, and a benchmark on the suite's last indices (``--seed``) runs on
+    scenes no training item came from. ``fraction = 0``: validation on the training keys."""
+    keys = sorted(set(keys))
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1), got {fraction}")
+    if fraction == 0.0:
+        return set(keys), set(keys)
+    val: set = set()
+    for suite in sorted({k[0] for k in keys}):
+        mine = [k for k in keys if k[0] == suite]  # sorted by seed
+        if len(mine) >= 2:
+            val.update(mine[len(mine) - min(len(mine) - 1, max(1, int(math.ceil(fraction * len(mine))))):])
+    if not val:
+        return set(keys), set(keys)
+    return set(keys) - val, val
+
+
 def held_out_every(seed: int, every: int = 10) -> bool:
     """The fixed hold-out of the clip_sam trainers: scene seeds divisible by ``every``."""
     return seed % every == 0

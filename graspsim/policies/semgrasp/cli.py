@@ -43,6 +43,11 @@ def _net_config(config_json: str | None):
 @click.option("--seed", type=int, default=0, show_default=True, help="weights, split, batches, jitter, phrasings")
 @click.option("--val-fraction", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.1, show_default=True,
               help="share of scenes held out for validation")
+@click.option("--val-split", type=click.Choice(["random", "tail"]), default="random", show_default=True,
+              help="random: scenes drawn with --seed; tail: each suite's highest seeds (bench the suite's last "
+                   "indices on scenes training never saw)")
+@click.option("--init", "init_dir", default=None, type=click.Path(file_okay=False),
+              help="start from this semgrasp checkpoint's weights (same network config)")
 @click.option("--no-planned", is_flag=True, help="validated labels only (no part-planner grasps for the other parts)")
 @click.option("--cache", "cache_dir", default=None, type=click.Path(file_okay=False),
               help="keep each scene's training items here (the part planner is slow; reruns and resumes reuse them)")
@@ -53,10 +58,11 @@ def _net_config(config_json: str | None):
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="torch CPU threads (1 is fastest on a busy machine)")
 @click.option("--quiet", is_flag=True, help="no progress bar")
-def train_semgrasp_command(data_dir, out_dir, epochs, batch_size, lr, seed, val_fraction, no_planned, cache_dir,
-                           config_json, resume, max_minutes, threads, quiet):
+def train_semgrasp_command(data_dir, out_dir, epochs, batch_size, lr, seed, val_fraction, val_split, init_dir,
+                           no_planned, cache_dir, config_json, resume, max_minutes, threads, quiet):
     """Train semgrasp (crop + instruction -> part / angle / opening / position tokens) on part-labelled grasps."""
     from graspsim.data.format import DatasetError
+    from graspsim.learn.checkpoint import CheckpointError
     from graspsim.policies.clip_sam.minilm import MiniLMUnavailableError
     from graspsim.policies.semgrasp.train import train_semgrasp
     from graspsim.runs import RunDirError
@@ -66,9 +72,9 @@ def train_semgrasp_command(data_dir, out_dir, epochs, batch_size, lr, seed, val_
         meta = train_semgrasp(data_dir[0] if len(data_dir) == 1 else list(data_dir), out_dir, epochs=epochs,
                               lr=lr, batch_size=batch_size, seed=seed, val_fraction=val_fraction, resume=resume,
                               progress=not quiet, max_minutes=max_minutes, num_threads=threads, config=config,
-                              planned=not no_planned, cache_dir=cache_dir,
+                              planned=not no_planned, cache_dir=cache_dir, val_split=val_split, init=init_dir,
                               command="graspsim " + " ".join(sys.argv[1:]))
-    except (DatasetError, RunDirError, FileNotFoundError, ValueError, MiniLMUnavailableError) as exc:
+    except (DatasetError, RunDirError, FileNotFoundError, ValueError, MiniLMUnavailableError, CheckpointError) as exc:
         raise UserError(str(exc)) from None
     click.echo(json.dumps({"out": str(out_dir), "epochs_done": meta.get("epochs_done"),
                            "finished": meta.get("finished"), "metrics": meta.get("metrics")}))

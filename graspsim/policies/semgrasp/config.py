@@ -17,6 +17,7 @@ from graspsim.policies.config import arg
 from graspsim.policies.semgrasp.tokens import TokenSpec
 
 MASK_SOURCES = ("clip_sam", "oracle")
+PLACEMENTS = ("decoded", "snap", "rerank")
 TRAIN_HINT = ("train one with `graspsim train semgrasp --data DIR --out CKPT` (DIR from `graspsim render` on a "
               "*-parts-train suite) and pass `--policy-arg checkpoint=CKPT`")
 
@@ -45,6 +46,7 @@ class SemGraspNetConfig:
     n_open: int = 10
     open_max: float = 1.25
     n_pos: int = 20
+    angle_centred: bool = True
 
     def __post_init__(self):
         if self.grid < 1 or self.crop_px < 2 * self.grid or self.crop_px % (2 * self.grid):
@@ -62,12 +64,18 @@ class SemGraspNetConfig:
 
     @property
     def tokens(self) -> TokenSpec:
-        return TokenSpec(self.n_angle, self.n_open, self.open_max, self.n_pos)
+        return TokenSpec(self.n_angle, self.n_open, self.open_max, self.n_pos, self.angle_centred)
 
     def to_dict(self) -> dict:
         from dataclasses import asdict
 
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_checkpoint(cls, data: dict) -> "SemGraspNetConfig":
+        """The config stored in a checkpoint's metadata: one written before ``angle_centred`` existed has the old
+        angle bins (:mod:`.tokens`)."""
+        return cls.from_dict({"angle_centred": False, **data})
 
     @classmethod
     def from_dict(cls, data: dict) -> "SemGraspNetConfig":
@@ -105,15 +113,23 @@ class SemGraspPolicyConfig(ClipSamPolicyConfig):
     """Where the product's mask comes from: ``clip_sam`` (learned, default) or ``oracle`` (privileged
     ground truth: the target class's largest visible instance; separates localisation from part errors)."""
     grasp_candidates: int = arg(3, min=1)
-    """Rectangles decoded (one per best angle bin), best first; with the arm the first it can execute wins."""
+    """Rectangles decoded (one per best angle bin), best first. ``placement=decoded|snap``: these are tried (with
+    the arm the first it can execute wins); ``rerank``: each adds its strip's planner grasps (``strips``)."""
     restrict_parts: bool = True
     """Restrict the part token to the parts of the class clip_sam reads from the instruction."""
-    snap: bool = False
-    """Snap each decoded rectangle to the nearest of the shared mask planner's grasps on the product's mask
-    (within ``snap_bins`` position and angle bins; else it is kept as decoded): tokens choose, the planner places.
-    Off by default: the shipped figures are the decoded rectangles as they are (snap is not measured yet)."""
+    placement: str = arg("rerank", choices=PLACEMENTS)
+    """Where the fingers go: ``decoded`` (the rectangles the tokens decode to, bin centres), ``snap`` (each
+    decoded rectangle replaced by the nearest of the shared mask planner's grasps on the product's mask within
+    ``snap_bins`` token bins, else kept) or ``rerank`` (the planner's grasps on the mask ranked by the network's
+    log-probability of their angle / opening / x / y tokens on the decoded part: the tokens choose, the planner
+    places; the decoded rectangles when the planner finds none)."""
     snap_bins: float = arg(1.5, min=0.0)
-    """How far (in token bins) a planner grasp may be from the decoded rectangle to replace it."""
+    """``placement=snap``: how far (in token bins) a planner grasp may be from the decoded rectangle to replace it."""
+    planner_candidates: int = arg(80, min=1)
+    """``placement=snap|rerank``: the most grasps the mask planner proposes on the whole product."""
+    strips: bool = True
+    """``placement=snap|rerank``: also plan on the strip of the mask along each decoded rectangle's closing axis
+    (half a position bin either side of its centre line), so that a grasp where the tokens point is proposed."""
 
     def check_files(self) -> None:
         """clip_sam's model checks, then the checkpoint: FileNotFoundError when it is missing, CheckpointError

@@ -98,6 +98,14 @@ class SemGraspNet(nn.Module):
         return {"loss": sum(parts.values()), **parts}
 
     @torch.no_grad()
+    def token_logp(self, crop, text, text_valid, tokens) -> torch.Tensor:
+        """(B, 5) log-probability of each of ``tokens`` (B, 5) given the ones before it and the memory (teacher
+        forcing: the score of a grasp somebody else proposed, in the network's own terms)."""
+        logits = self(crop, text, text_valid, tokens)
+        return torch.stack([F.log_softmax(lg, dim=-1).gather(1, tokens[:, i:i + 1])[:, 0]
+                            for i, lg in enumerate(logits)], dim=1)
+
+    @torch.no_grad()
     def generate(self, crop, text, text_valid, part_allowed: torch.Tensor | None = None, branch: int = 1,
                  branch_at: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
         """Greedy decoding, except that token ``branch_at`` takes its ``branch`` most likely values (each followed

@@ -9,10 +9,17 @@ comes from the instruction text only (``Observation.target_part`` is never read)
 
 ``mask=oracle`` (privileged, for analysis): the target class's largest visible instance from the ground-truth
 segmentation instead, and the part token restricted to that class's parts; it separates localisation errors
-from part errors. With ``snap=true`` each decoded rectangle is replaced by the nearest grasp of the shared mask
-planner on the product's mask, when one lies within ``snap_bins`` token bins of it (the tokens choose part, side
-and axis; the planner, which measures mask and depth, places the fingers to the pixel). ``grasp_candidates`` rectangles are decoded (one per best angle bin); with the arm, the first
-it has a motion plan for is executed (:func:`~graspsim.policies.base.first_executable`).
+from part errors.
+
+Where the fingers go (``placement``): the tokens place a grasp to half a bin (about 4 mm on a product), and a
+grasp decoded from bin centres often misses the product's edge or closes too narrow. ``rerank`` (default): the
+shared mask planner proposes grasps that fit the product (on the whole mask, and with ``strips`` on the strip of
+the mask along each decoded grasp's closing axis), and the network ranks them by the log-probability of their
+angle, opening and position tokens given the decoded part: the tokens choose which part and where on it, the
+planner measures the chord. ``snap``: each decoded rectangle replaced by the nearest planner grasp within
+``snap_bins`` token bins. ``decoded``: the decoded rectangles as they are. ``grasp_candidates`` angle bins are
+decoded; with the arm, the first rectangle it has a motion plan for is executed
+(:func:`~graspsim.policies.base.first_executable`).
 """
 
 from __future__ import annotations
@@ -26,6 +33,19 @@ from graspsim.config import GripperSpec
 from graspsim.policies.base import PolicyError, PolicyOutput, as_observation, catalog, copy_config, first_executable
 from graspsim.policies.semgrasp.config import SemGraspPolicyConfig, resolve_checkpoint
 from graspsim.types import Observation
+
+
+def strip_distance(shape: tuple[int, int], rect) -> np.ndarray:
+    """(H, W) float: each pixel's distance (px) from the line through ``rect``'s centre along its closing axis."""
+    from graspsim.grasping.rect_geometry import rect_axes
+
+    _, v = rect_axes(rect.theta)
+    rows, cols = np.indices(shape, dtype=np.float64)
+    return np.abs((cols - rect.x) * v[0] + (rows - rect.y) * v[1])
+
+
+#: Alternatives returned beside the executed rectangle (for reports; reranking ranks up to planner_candidates).
+MAX_OTHER_CANDIDATES = 8
 
 
 class SemGraspPolicy:
@@ -81,20 +101,57 @@ class SemGraspPolicy:
         class_name = catalog().CATALOG[self.pipeline.text_class(part_steered_text(obs.instruction))].name
         return result.mask, result.attention, class_name
 
-    def _snap(self, obs: Observation, mask: np.ndarray, box: tuple, rects: list) -> list:
+    def _planned(self, obs: Observation, mask: np.ndarray, decoded: list, box: tuple) -> list:
+        """Grasp rectangles of the shared mask planner on the product: on the whole mask (``planner_candidates``
+        at most, best first), then (``strips``) on the strip of the mask along each decoded rectangle's closing
+        axis through its centre (coarse to fine: the tokens say where along the product, the planner measures
+        the chord there; on the whole mask the planner's centres lie on a grid too coarse for a 2 cm cap)."""
+        from graspsim.grasping.mask_grasps import mask_to_grasps, object_grasps
+
+        n_angle = self.predictor.net.config.n_angle
+        kw = dict(grasp_depth_m=self.grasp_depth_m, margin_m=self.margin_m, n_angles=n_angle)
+        out = [g.rect for g in object_grasps(mask, obs.depth_m, obs.camera, obs.scene_kind, obs.approach_world,
+                                             self.gripper, max_candidates=self.planner_candidates,
+                                             max_centres=max(24, self.planner_candidates // 2), **kw)]
+        if self.strips:
+            half = box[2] / self.predictor.net.config.n_pos / 2  # half a position bin either side of the line
+            for d in decoded:
+                strip = mask & (strip_distance(mask.shape, d.rect) <= half)
+                out += [g.rect for g in mask_to_grasps(strip, obs.depth_m, obs.camera.K, self.gripper,
+                                                       max_candidates=6, theta_range=(d.rect.theta, np.pi / n_angle / 2),
+                                                       **kw)]
+        return out
+
+    def _snap(self, planned: list, box: tuple, rects: list) -> list:
         """Per rectangle its snapped replacement (:func:`~.predictor.snap`) or False."""
-        from graspsim.grasping.mask_grasps import object_grasps
         from graspsim.policies.semgrasp.predictor import snap
 
-        planned = [g.rect for g in object_grasps(mask, obs.depth_m, obs.camera, obs.scene_kind, obs.approach_world,
-                                                 self.gripper, grasp_depth_m=self.grasp_depth_m,
-                                                 margin_m=self.margin_m, n_angles=self.predictor.net.config.n_angle,
-                                                 max_candidates=60)]
         out = []
         for r in rects:
             found = snap(r, planned, box, self.predictor.net.config.tokens, self.snap_bins)
             out.append(False if found is None else found[0])
         return out
+
+    def _place(self, obs: Observation, mask: np.ndarray, box: tuple, decoded: list, info: dict) -> list:
+        """The rectangles to try, best first, by ``placement`` (see the config); ``info["placed"]`` says which
+        kind they are (``decoded``, ``snap`` or ``rerank``)."""
+        info["placed"] = self.placement
+        rects = [d.rect for d in decoded]
+        if self.placement == "decoded":
+            return rects
+        planned = self._planned(obs, mask, decoded, box)
+        info["planned"] = len(planned)
+        if self.placement == "snap":
+            snapped = self._snap(planned, box, rects)
+            info["snapped"] = [s is not False for s in snapped]
+            return [r if s is False else s for r, s in zip(rects, snapped)]
+        if not planned:
+            info["placed"] = "decoded"
+            return rects
+        logp = self.predictor.score(obs.rgb, obs.depth_m, mask, obs.instruction, decoded[0].part, planned, box)
+        order = np.argsort(-logp, kind="stable")
+        info["rerank_logp"] = round(float(logp[order[0]]), 3)
+        return [planned[i] for i in order]
 
     def act(self, obs: Observation | Mapping[str, Any]) -> PolicyOutput:
         obs = as_observation(obs)
@@ -103,13 +160,11 @@ class SemGraspPolicy:
         allowed = part_names(class_name) if self.restrict_parts else None
         box, decoded = self.predictor.predict(obs.rgb, obs.depth_m, mask, obs.camera.K, obs.instruction, allowed,
                                               self.grasp_candidates)
-        rects = [d.rect for d in decoded]
-        snapped = self._snap(obs, mask, box, rects) if self.snap else [False] * len(rects)
-        rects = [r if s is False else s for r, s in zip(rects, snapped)]
+        rects = self._place(obs, mask, box, decoded, info)
         index, checked = first_executable(rects, obs, self.gripper, self.grasp_depth_m)
-        best = decoded[index]
+        best = decoded[0] if info["placed"] == "rerank" else decoded[index]
         info.update(mask_px=int(mask.sum()), perceived_class=class_name, part=best.part,
                     tokens=[int(t) for t in best.tokens], logp=round(best.logp, 3), box=[round(v, 1) for v in box],
-                    candidate=index, arm_checked=checked, snapped=snapped[index] is not False)
-        return PolicyOutput(rect=rects[index], candidates=[r for i, r in enumerate(rects) if i != index], mask=mask,
-                            attention=attention, info=info)
+                    candidate=index, arm_checked=checked)
+        others = [r for i, r in enumerate(rects) if i != index][:MAX_OTHER_CANDIDATES]
+        return PolicyOutput(rect=rects[index], candidates=others, mask=mask, attention=attention, info=info)

@@ -15,7 +15,7 @@ from graspsim.assets.parts import PART_WORDS
 from graspsim.config import GripperSpec
 from graspsim.policies.semgrasp.config import SemGraspNetConfig
 from graspsim.policies.semgrasp.crops import crop_input
-from graspsim.policies.semgrasp.tokens import crop_box, finger_px, tokens_to_rect
+from graspsim.policies.semgrasp.tokens import crop_box, finger_px, rect_to_tokens, tokens_to_rect
 from graspsim.types import GraspRect
 
 
@@ -37,7 +37,7 @@ def load_net(path: str | Path):
     meta = read_metadata(path)
     if meta.get("model") != "semgrasp":
         raise ValueError(f"checkpoint {path} holds a {meta.get('model')!r} model, not 'semgrasp'")
-    net = build_net(meta.get("config"))
+    net = build_net(SemGraspNetConfig.from_checkpoint(meta.get("config") or {}))
     net.load_state_dict(load_weights(path, meta))
     return net.eval(), meta
 
@@ -73,8 +73,7 @@ class SemGraspPredictor:
 
         cfg = self.net.config
         box = crop_box(mask)
-        crop = torch.from_numpy(crop_input(rgb, depth_m, mask, box, cfg.crop_px))[None]
-        t, v = (torch.from_numpy(a) for a in self.text.states([instruction]))
+        crop, t, v = self._inputs(rgb, depth_m, mask, box, instruction)
         allowed = None
         if allowed_parts:
             allowed = torch.tensor([[w in allowed_parts for w in PART_WORDS]])
@@ -85,6 +84,37 @@ class SemGraspPredictor:
             h = finger_px(depth_m, rect.x, rect.y, float(K[0, 0]), self.gripper.finger_width_m, mask)
             out.append(Decoded(part, GraspRect(rect.x, rect.y, rect.w, h, rect.theta), tok, float(lp)))
         return box, out
+
+    def _inputs(self, rgb, depth_m, mask, box, instruction: str):
+        """``(crop (1, 5, S, S), text (1, L, D), text_valid (1, L))`` tensors of one product and instruction."""
+        import torch
+
+        crop = torch.from_numpy(crop_input(rgb, depth_m, mask, box, self.net.config.crop_px))[None]
+        t, v = (torch.from_numpy(a) for a in self.text.states([instruction]))
+        return crop, t, v
+
+    def score(self, rgb: np.ndarray, depth_m: np.ndarray, mask: np.ndarray, instruction: str, part: str,
+              rects: list[GraspRect], box: tuple[float, float, float] | None = None) -> np.ndarray:
+        """(N,) float64: the network's log-probability of each of ``rects`` (full-image px) as a grasp on
+        ``part`` for ``instruction``: the sum of its angle, opening, x and y tokens' log-probabilities given the
+        part token (teacher forcing; the part is fixed, so the part token's own probability is left out).
+
+        Inputs as in :meth:`predict`; ``box``: the crop box (None: :func:`~.tokens.crop_box` of ``mask``). The
+        network proposes grasps to half a token bin; a planner that measures mask and depth proposes grasps that
+        fit the product to the pixel, and this ranks the planner's grasps by how well they match what the
+        network learned a grasp on ``part`` looks like (``placement=rerank`` of the policy).
+        """
+        import torch
+
+        if not rects:
+            return np.zeros(0)
+        cfg = self.net.config
+        box = crop_box(mask) if box is None else box
+        crop, t, v = self._inputs(rgb, depth_m, mask, box, instruction)
+        tokens = torch.from_numpy(np.stack([rect_to_tokens(r, part, box, cfg.tokens) for r in rects]))
+        n = len(rects)
+        lp = self.net.token_logp(crop.expand(n, -1, -1, -1), t.expand(n, -1, -1), v.expand(n, -1), tokens)
+        return lp[:, 1:].sum(dim=1).double().numpy()
 
 
 def snap(rect: GraspRect, candidates: list[GraspRect], box: tuple[float, float, float], spec,

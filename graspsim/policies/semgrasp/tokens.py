@@ -7,8 +7,14 @@ Token order (:data:`TOKEN_TYPES`), each an index into its own vocabulary:
    water bottle, which is what lets a held-out (class, part) pair compose a
    known part with a known product);
 1. ``angle``: the closing axis's angle theta (image frame, radians, as in
-   :class:`~graspsim.types.GraspRect`) in ``n_angle`` bins over ``[-pi/2, pi/2)``
-   (a rectangle and the same one turned by pi are the same grasp);
+   :class:`~graspsim.types.GraspRect`) in ``n_angle`` bins of ``pi / n_angle``
+   (a rectangle and the same one turned by pi are the same grasp). With
+   ``angle_centred`` (the default) bin ``i`` is centred on ``-pi/2 + i pi / n_angle``
+   and wraps around, so the horizontal and vertical closing axes (the commonest
+   grasps on a shelf) have bins of their own; without it (checkpoints before
+   it) bin ``i`` is ``[-pi/2 + i pi/n, -pi/2 + (i+1) pi/n)`` and a horizontal
+   axis lies on the edge between two bins, where a grasp tilted by a whole bin
+   scores as well as a level one;
 2. ``opening``: the jaw opening ``w`` as a fraction of the crop side, ``n_open``
    bins over ``[0, open_max)`` (the last bin takes everything wider);
 3. ``x``, 4. ``y``: the rectangle centre in ``n_pos`` bins over the crop box.
@@ -47,6 +53,19 @@ class TokenSpec:
     n_open: int = 10
     open_max: float = 1.25
     n_pos: int = 20
+    angle_centred: bool = True
+
+    def angle_bin(self, theta: float) -> int:
+        """The angle token of closing-axis angle ``theta`` (radians, any value: taken modulo pi)."""
+        width = math.pi / self.n_angle
+        if self.angle_centred:
+            return int(math.floor((theta + math.pi / 2) / width + 0.5)) % self.n_angle
+        return _bin((theta + math.pi / 2) % math.pi - math.pi / 2, -math.pi / 2, math.pi / 2, self.n_angle)
+
+    def angle_of(self, index: int) -> float:
+        """The angle (radians) that angle token ``index`` decodes to: its bin's centre."""
+        width = math.pi / self.n_angle
+        return -math.pi / 2 + (int(index) + (0.0 if self.angle_centred else 0.5)) * width
 
     @property
     def sizes(self) -> tuple[int, int, int, int, int]:
@@ -93,9 +112,8 @@ def rect_to_tokens(rect: GraspRect, part: str | int, box: tuple[float, float, fl
     Values outside the box or the opening range take the nearest bin."""
     part_id = PART_WORDS.index(part) if isinstance(part, str) else int(part)
     x0, y0, side = box
-    theta = rect.normalized().theta
     return np.array([part_id,
-                     _bin(theta, -math.pi / 2, math.pi / 2, spec.n_angle),
+                     spec.angle_bin(rect.normalized().theta),
                      _bin(rect.w / side, 0.0, spec.open_max, spec.n_open),
                      _bin((rect.x - x0) / side, 0.0, 1.0, spec.n_pos),
                      _bin((rect.y - y0) / side, 0.0, 1.0, spec.n_pos)], dtype=np.int64)
@@ -109,7 +127,7 @@ def tokens_to_rect(tokens, box: tuple[float, float, float], h_px: float,
     x0, y0, side = box
     rect = GraspRect(x=x0 + side * _centre(bx, 0.0, 1.0, spec.n_pos), y=y0 + side * _centre(by, 0.0, 1.0, spec.n_pos),
                      w=side * _centre(o, 0.0, spec.open_max, spec.n_open), h=float(h_px),
-                     theta=_centre(a, -math.pi / 2, math.pi / 2, spec.n_angle))
+                     theta=spec.angle_of(a))
     return PART_WORDS[part_id], rect.normalized()
 
 

@@ -3,8 +3,12 @@
 * **Items** (:mod:`.samples`): every (product, part) with grasps in the
   datasets' scenes; training keeps the pairs a training suite may ask
   (:func:`~graspsim.scenes.instructions.pair_allowed` ``"train"``).
-* **Split** (:func:`graspsim.data.reader.split_random`): a ``val_fraction`` share of
-  the (suite, seed) scene keys, drawn with ``seed``.
+* **Split**: a ``val_fraction`` share of the (suite, seed) scene keys, drawn with
+  ``seed`` (``val_split="random"``, :func:`graspsim.data.reader.split_random`) or each
+  suite's highest seeds (``"tail"``, :func:`graspsim.data.reader.split_tail`: benchmarks on
+  the train suite's last indices then run on scenes training never saw).
+* **Start**: fresh weights, or (``init``) those of an earlier checkpoint of the same
+  network config (continuing a short run on more data).
 * **A sample** (:class:`graspsim.learn.sampling.EpochShuffle`, one pass over the
   items per epoch): the product's crop with a jittered box, an instruction
   for (class, part) in a training phrasing drawn at random
@@ -23,13 +27,14 @@ from typing import Any
 
 import numpy as np
 
-from graspsim.data.reader import DatasetError, Datasets, split_random
+from graspsim.data.reader import DatasetError, Datasets, split_random, split_tail
 from graspsim.policies.semgrasp.config import SemGraspNetConfig
 from graspsim.policies.semgrasp.samples import Product, jittered_crop, pick_rect, scene_products
 from graspsim.policies.semgrasp.tokens import rect_to_tokens
 from graspsim.scenes.instructions import pair_allowed, part_instruction, phrasing_ids
 
 LABEL_SMOOTHING = 0.05
+SPLITS = ("random", "tail")
 
 
 def make_batch(products: list[Product], items: list[tuple[int, str]], idx: np.ndarray, rng: np.random.Generator,
@@ -80,31 +85,53 @@ def _schedule(step: int, total: int) -> float:
 def train_semgrasp(data_dir, out_dir, *, epochs: int = 30, lr: float = 1e-3, batch_size: int = 32, seed: int = 0,
                    val_fraction: float = 0.1, resume: bool = False, progress: bool = True,
                    max_minutes: float | None = None, num_threads: int | None = None, config=None,
-                   planned: bool = True, command: str | None = None, cache_dir=None) -> dict:
+                   planned: bool = True, command: str | None = None, cache_dir=None, val_split: str = "random",
+                   init=None) -> dict:
     """Train a :class:`~.model.SemGraspNet` on the datasets ``data_dir`` (a directory or a list); returns the
     checkpoint's metadata. ``config``: :class:`SemGraspNetConfig`, a dict of its fields, or None; ``planned``:
     add the part planner's grasps (:mod:`.samples`); ``cache_dir``: keep each scene's items there (they do not
-    change the weights, so it is not a setting of the run); ``command``: recorded in the metadata."""
+    change the weights, so it is not a setting of the run); ``command``: recorded in the metadata; ``val_split``:
+    ``random`` or ``tail`` (module docstring); ``init``: a checkpoint directory whose weights start the run."""
     from graspsim.learn.loop import LoopConfig, train
 
     if epochs < 1 or batch_size < 1:
         raise ValueError("epochs and batch_size must be >= 1")
+    if val_split not in SPLITS:
+        raise ValueError(f"val_split must be one of {', '.join(SPLITS)}, got {val_split!r}")
     if isinstance(config, dict):
         config = SemGraspNetConfig.from_dict(config)
     config = config or SemGraspNetConfig()
     data = Datasets(data_dir)  # a bad dataset fails before anything is written
     settings = {"model": "semgrasp", "data": [str(d.resolve()) for d in data.dirs], "config": config.to_dict(),
                 "batch_size": batch_size, "val_fraction": val_fraction, "planned": planned}
+    if val_split != "random" or init is not None:  # absent when default: older runs keep resuming
+        settings.update(val_split=val_split, init=None if init is None else str(Path(init).resolve()))
+    init_weights = _init_weights(init, config) if init is not None else None  # a bad --init fails first
     cfg = LoopConfig(epochs=epochs, lr=lr, seed=seed, weight_decay=1e-4, grad_clip=1.0, schedule=_schedule,
                      max_minutes=max_minutes, threads=num_threads, progress=progress, name="semgrasp")
 
     def build():
-        return _stack(data, config, cfg, settings, command, cache_dir)
+        return _stack(data, config, cfg, settings, command, cache_dir, init_weights)
 
     return train(out_dir, settings, build, cfg, resume, log=(lambda s: print(s, flush=True)) if progress else None)
 
 
-def _stack(data: Datasets, config: SemGraspNetConfig, cfg, settings: dict, command: str | None, cache_dir):
+def _init_weights(init, config: SemGraspNetConfig) -> dict:
+    """The state dict of checkpoint ``init`` (ValueError when its network differs from ``config``'s; the angle
+    bins' placement (``angle_centred``) may differ: it changes what the angle head's outputs mean, not a weight,
+    and training re-learns it)."""
+    from graspsim.learn.checkpoint import load_weights, read_metadata
+
+    meta = read_metadata(Path(init))
+    if meta.get("model") == "semgrasp":
+        theirs = SemGraspNetConfig.from_checkpoint(meta.get("config") or {}).to_dict()
+        if {**theirs, "angle_centred": config.angle_centred} == config.to_dict():
+            return load_weights(Path(init), meta)
+    raise ValueError(f"--init {init}: not a semgrasp checkpoint with this network config")
+
+
+def _stack(data: Datasets, config: SemGraspNetConfig, cfg, settings: dict, command: str | None, cache_dir,
+           init_weights: dict | None = None):
     """The :class:`~graspsim.learn.loop.Stack` of one run: items, split, network, batches, validation, saving."""
     import torch
 
@@ -121,7 +148,10 @@ def _stack(data: Datasets, config: SemGraspNetConfig, cfg, settings: dict, comma
     if not keys:
         raise DatasetError("no product with a part-labelled grasp in the data: render a *-parts-train suite "
                            "(`graspsim render --suite shelf-parts-train ...`) with grasp labels")
-    train_keys, val_keys = split_random(keys, settings["val_fraction"], cfg.seed)
+    if settings.get("val_split", "random") == "tail":
+        train_keys, val_keys = split_tail(keys, settings["val_fraction"])
+    else:
+        train_keys, val_keys = split_random(keys, settings["val_fraction"], cfg.seed)
     train_products = [p for p in products if p.key in train_keys or val_keys == train_keys]
     val_products = [p for p in products if p.key in val_keys]
     items = [(i, part) for i, p in enumerate(train_products) for part in sorted(p.grasps)
@@ -130,8 +160,11 @@ def _stack(data: Datasets, config: SemGraspNetConfig, cfg, settings: dict, comma
         raise DatasetError("no training item: every part with grasps is a held-out (class, part) pair")
     text = TextStates(config.max_text)
     net = build_net(config)
+    if init_weights is not None:
+        net.load_state_dict(init_weights)
     meta_base = {"model": "semgrasp", "config": config.to_dict(), "seed": cfg.seed, "epochs": cfg.epochs,
                  "batch_size": settings["batch_size"], "lr": cfg.lr, "planned": settings["planned"],
+                 "val_split": settings.get("val_split", "random"), "init": settings.get("init"),
                  "text_encoder": "all-MiniLM-L6-v2 token states", "command": command,
                  "data": {"dir": settings["data"], "suite": sorted({str(m.get("suite")) for m in data.manifests}),
                           "scenes": len(keys), "train_scenes": len(train_keys), "val_scenes": len(val_keys),
