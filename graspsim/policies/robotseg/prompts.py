@@ -5,8 +5,8 @@ pixels ``(x, y)`` of the mask's (H, W) frame (x = column + 0.5 would be the pixe
 column / row, as SAM's processors take them):
 
 * **1-click**: the mask pixel farthest from the mask's boundary (the maximum of the Euclidean distance
-  transform, the mask padded with background so the image edge counts as boundary; ties: the first in
-  row-major order). It is the "most interior" click of interactive video-segmentation protocols.
+  transform, the mask padded with background so the image edge counts as boundary; among tied maxima the
+  one nearest their mean position, then the first in row-major order). It is the "most interior" click of interactive video-segmentation protocols.
 * **3-click**: that click, then twice the pixel maximising ``min(distance to the boundary, distance to the
   clicks so far)``: interior points spread over the part (on a long arm: shoulder, elbow, wrist).
 * **box**: the tight bounding box ``(x0, y0, x1, y1)`` of the mask's pixels, ``x1 = last column + 1`` (the
@@ -50,13 +50,21 @@ def clicks(mask: np.ndarray, n: int) -> np.ndarray:
     score = inside.copy()
     out = []
     for _ in range(n):
-        flat = int(np.argmax(np.where(mask, score, -1.0)))
-        y, x = divmod(flat, mask.shape[1])
+        y, x = _best(np.where(mask, score, -1.0))
         if out and score[y, x] <= 0:
             break
         out.append((float(x), float(y)))
         score = np.minimum(score, np.hypot(xs - x, ys - y))
     return np.asarray(out, dtype=np.float64)
+
+
+def _best(score: np.ndarray) -> tuple[int, int]:
+    """``(row, col)`` of the maximum of ``score``; among tied maxima (a plateau, e.g. the middle line of a
+    rectangle) the one nearest their mean position, then the first in row-major order."""
+    ys, xs = np.nonzero(score >= score.max() - 1e-4)
+    d = (ys - ys.mean()) ** 2 + (xs - xs.mean()) ** 2
+    k = int(np.argmin(d))
+    return int(ys[k]), int(xs[k])
 
 
 def box(mask: np.ndarray) -> np.ndarray | None:
