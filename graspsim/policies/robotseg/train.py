@@ -73,6 +73,8 @@ def supervised_batch(bank: RobotBank, batch_size: int, rng: np.random.Generator,
     out: dict[str, list] = {"pixels": [], "targets": [], "points": [], "boxes": [], "memory": []}
     for _ in range(batch_size):
         pic = bank.pictures[_pick_picture(bank, labelled, rng)]
+        while mode != "auto" and not pic.seg.any():  # nothing to click on (e.g. a frame with the arm out of view)
+            pic = bank.pictures[_pick_picture(bank, labelled, rng)]
         seg = pic.seg
         if with_memory:
             prev = bank.pictures[bank.videos[pic.video][pic.t - 1]] if (pic.video is not None and pic.t > 0) else None
