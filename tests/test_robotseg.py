@@ -226,3 +226,17 @@ def test_evaluate_one_line_errors(dataset, tmp_path):
     assert r.exit_code == 2 and "robotseg checkpoint" in r.output
     r = runner.invoke(main, ["train", "robotseg", "--out", str(tmp_path / "x")])
     assert r.exit_code == 2 and "--data" in r.output
+
+
+def test_shipped_copy_is_half_size_and_predicts_like_the_run(tiny_model, tmp_path):
+    from graspsim.policies.robotseg.predictor import RobotSegPredictor, load_net
+    from graspsim.policies.robotseg.train import ship_checkpoint
+
+    meta = ship_checkpoint(tiny_model, tmp_path / "shipped")
+    assert meta["weights_dtype"] == "float16" and meta["model"] == "robotseg"
+    assert (tmp_path / "shipped" / "model.safetensors").stat().st_size < 0.6 * (
+        tiny_model / "model.safetensors").stat().st_size
+    rgb = np.random.default_rng(3).integers(0, 256, (60, 80, 3), dtype=np.uint8)
+    a = RobotSegPredictor(load_net(tiny_model)[0]).predict(rgb).logits
+    b = RobotSegPredictor(load_net(tmp_path / "shipped")[0]).predict(rgb).logits
+    assert np.abs(a - b).max() <= 1e-2 * max(1e-6, np.abs(a).max()) + 1e-3

@@ -237,6 +237,8 @@ def _stack(cfg: RobotSegConfig, settings: dict, loop, bank: RobotBank, val_views
 
     net = RobotSegNet(cfg)
     labelled = bank.labelled()
+    if not any(bank.pictures[i].seg.any() for i in labelled):
+        raise ValueError("no labelled training picture shows any robot pixel")
     le = settings["label_efficient"]
 
     def draw(rng: np.random.Generator):
@@ -260,3 +262,19 @@ def _stack(cfg: RobotSegConfig, settings: dict, loop, bank: RobotBank, val_views
 
     return Stack(model=net, sampler=RunStream(settings["steps_per_epoch"], loop.seed, draw), step=step,
                  validate=lambda: validate(net, val_views), save=save)
+
+
+def ship_checkpoint(src: str | Path, dst: str | Path | None = None) -> dict[str, Any]:
+    """Copy a finished run's checkpoint into the package as float16 weights (half the size; the predictor loads
+    them into its float32 network) with the run's metadata plus ``shipped_from`` and ``weights_dtype``; ``dst``
+    None: the shipped location (:data:`~.config.SHIPPED`). Returns the metadata written."""
+    from graspsim.learn.checkpoint import load_weights, read_metadata, save_weights, write_metadata
+    from graspsim.policies.robotseg.config import SHIPPED
+
+    src, dst = Path(src), Path(SHIPPED if dst is None else dst)
+    meta = read_metadata(src)
+    tensors = {k: (v.half() if v.is_floating_point() else v) for k, v in load_weights(src, meta).items()}
+    dst.mkdir(parents=True, exist_ok=True)
+    save_weights(dst, tensors)
+    keep = {k: v for k, v in meta.items() if k != "sha256"}
+    return write_metadata(dst, {**keep, "shipped_from": str(src.resolve()), "weights_dtype": "float16"})
