@@ -240,3 +240,14 @@ def test_shipped_copy_is_half_size_and_predicts_like_the_run(tiny_model, tmp_pat
     a = RobotSegPredictor(load_net(tiny_model)[0]).predict(rgb).logits
     b = RobotSegPredictor(load_net(tmp_path / "shipped")[0]).predict(rgb).logits
     assert np.abs(a - b).max() <= 1e-2 * max(1e-6, np.abs(a).max()) + 1e-3
+
+
+def test_a_second_stage_starts_from_the_first_ones_weights(dataset, tiny_model, tmp_path):
+    from graspsim.learn.checkpoint import load_weights
+    from graspsim.policies.robotseg.train import train_robotseg
+
+    kw = {**TRAIN, "config": None, "lr": 1e-9, "steps_per_epoch": 1}  # a step too small to move the weights
+    meta = train_robotseg([dataset], tmp_path / "s2", init=tiny_model, epochs=1, seed=5, **kw)
+    assert meta["init"] == str(tiny_model.resolve()) and meta["config"]["image_size"] == 64
+    a, b = load_weights(tiny_model), load_weights(tmp_path / "s2")
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-4
