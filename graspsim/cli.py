@@ -447,6 +447,7 @@ def _register_commands() -> None:
     from graspsim.policies.det_seg.cli import evaluate_grasps_command, train_det_seg_command, train_grconvnet_command
     from graspsim.policies.semgrasp.cli import evaluate_semgrasp_command, train_semgrasp_command
     from graspsim.policies.graspsam.cli import train_graspsam_command
+    from graspsim.policies.robotseg.cli import evaluate_robot_masks_command, train_robotseg_command
     from graspsim.weights.cli_weights import weights_group
 
     train_group.add_command(train_clip_command)
@@ -455,9 +456,11 @@ def _register_commands() -> None:
     train_group.add_command(train_grconvnet_command, "grconvnet")
     train_group.add_command(train_semgrasp_command, "semgrasp")
     train_group.add_command(train_graspsam_command, "graspsam")
+    train_group.add_command(train_robotseg_command, "robotseg")
     evaluate_group.add_command(evaluate_masks_command)
     evaluate_group.add_command(evaluate_grasps_command, "grasps")
     evaluate_group.add_command(evaluate_semgrasp_command, "semgrasp")
+    evaluate_group.add_command(evaluate_robot_masks_command, "robot-masks")
     main.add_command(render_command)
     main.add_command(render_robot_views_command)
     main.add_command(export_command)

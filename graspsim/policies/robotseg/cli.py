@@ -1,0 +1,122 @@
+"""Click commands of the robotseg stack: ``graspsim train robotseg`` and ``graspsim evaluate robot-masks``.
+
+User mistakes end as one line (``Error: ...``, exit status 2).
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from pathlib import Path
+
+import click
+
+from graspsim.clierror import UserError
+from graspsim.policies.clip_sam.cli import _apply
+
+_train_options = [
+    click.option("--data", "data", multiple=True, type=click.Path(file_okay=False, path_type=Path),
+                 help="Robot-views dataset (`graspsim render-robot-views`; repeatable); scene seeds divisible by 10 "
+                      "validate; views of the held-out embodiment (xarm6) are never trained on."),
+    click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+                 help="Checkpoint directory (model.safetensors + metadata.json; the run's state while it trains)."),
+    click.option("--label-efficient", is_flag=True,
+                 help="Train from each video's first-frame masks only (cycle and consistency losses on the other "
+                      "frames) instead of every labelled view and frame."),
+    click.option("--epochs", default=16, show_default=True, type=click.IntRange(min=1), help="Epochs to train."),
+    click.option("--steps-per-epoch", default=100, show_default=True, type=click.IntRange(min=1),
+                 help="Optimiser steps per epoch (one batch each)."),
+    click.option("--batch-size", default=8, show_default=True, type=click.IntRange(min=1),
+                 help="Pictures (or first / later frame pairs with --label-efficient) per step."),
+    click.option("--lr", default=1e-3, show_default=True, type=click.FloatRange(min=0, min_open=True),
+                 help="Peak learning rate."),
+    click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0),
+                 help="Seed of the initial weights, the batches and the augmentation."),
+    click.option("--config", "config_json", default=None,
+                 help="JSON object of RobotSegConfig fields to override (e.g. '{\"image_size\": 128}')."),
+    click.option("--val-items", default=48, show_default=True, type=click.IntRange(min=1),
+                 help="Held-out views scored with automatic prompts after each epoch."),
+    click.option("--init", default=None, type=click.Path(file_okay=False, path_type=Path),
+                 help="Start from this robotseg checkpoint's weights and config (a second training stage) instead "
+                      "of random weights; --config is then ignored."),
+    click.option("--resume", is_flag=True, help="Continue the run in --out from its last epoch."),
+    click.option("--max-minutes", default=None, type=click.FloatRange(min=0, min_open=True),
+                 help="Start no epoch that would end after this many minutes (--resume finishes the run)."),
+    click.option("--threads", default=None, type=click.IntRange(min=1), help="torch threads."),
+    click.option("--no-progress", is_flag=True, help="Hide the progress bar."),
+]
+
+
+@click.command("robotseg")
+@_apply(_train_options)
+def train_robotseg_command(data, out_dir, config_json, no_progress, **kwargs):
+    """Train RobotSeg (a small SAM 2 with a robot prompt generator and a video memory) on robot views."""
+    from graspsim.data.format import DatasetError
+    from graspsim.policies.det_seg.cli import _parse_config
+    from graspsim.policies.robotseg.config import RobotSegConfig
+    from graspsim.runs import RunDirError
+
+    if not data:
+        raise UserError("give at least one --data DIR (a dataset written by `graspsim render-robot-views`)")
+    try:
+        config = RobotSegConfig.from_dict({**RobotSegConfig().to_dict(), **_parse_config(config_json)})
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"bad --config: {exc}") from None
+    from graspsim.policies.robotseg.train import train_robotseg
+
+    command = "graspsim " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    try:
+        meta = train_robotseg(list(data), out_dir, config=config, progress=not no_progress, command=command,
+                              log=(lambda s: None) if no_progress else print, **kwargs)
+    except (RunDirError, DatasetError, FileNotFoundError, ValueError) as exc:
+        raise UserError(str(exc)) from None
+    click.echo(json.dumps({"out": str(out_dir), "steps": meta["steps"], "finished": meta["finished"],
+                           "parameters": meta["parameters"], "metrics": meta["metrics"]}))
+
+
+@click.command("robot-masks")
+@click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Robot-views dataset to score (`graspsim render-robot-views`; held-out suites).")
+@click.option("--prompt", "prompt", default="auto", show_default=True,
+              help="auto (no clicks), 1-click, 3-click or box (derived from the true masks).")
+@click.option("--video", is_flag=True, help="Score the dataset's videos (memory from frame to frame) instead of "
+                                            "its image views.")
+@click.option("--model", "model", default=None,
+              help="RobotSeg checkpoint directory [default: the shipped one].")
+@click.option("--baseline", default=None, type=click.Choice(["sam"]),
+              help="Score the shipped product SAM with the same prompts instead of RobotSeg.")
+@click.option("--out", "out_path", default=None, type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the metrics (and one row per image or frame) to this JSON file.")
+@click.option("--max-items", default=None, type=click.IntRange(min=1),
+              help="Score at most this many views (or videos), evenly spread over the dataset.")
+@click.option("--threads", default=2, show_default=True, type=click.IntRange(min=1), help="torch threads.")
+@click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+def evaluate_robot_masks_command(data_dir, prompt, video, model, baseline, out_path, max_items, threads, no_progress):
+    """J, F and J&F of robot masks (arm, gripper, whole) per embodiment and split, and frames per second."""
+    from graspsim.data.format import DatasetError
+    from graspsim.policies.clip_sam.models import WeightsNotFoundError
+    from graspsim.policies.robotseg.config import parse_prompt_mode
+
+    try:
+        mode = parse_prompt_mode(prompt)
+    except ValueError as exc:
+        raise UserError(f"--prompt: {exc}") from None
+    if baseline == "sam" and mode == "auto":
+        raise UserError("--baseline sam needs clicks or a box: --prompt 1-click, 3-click or box (SAM has no "
+                        "automatic robot prompt)")
+    from graspsim.policies.robotseg.evaluate import evaluate_robot_masks, format_table
+
+    try:
+        result = evaluate_robot_masks(data_dir, mode, video=video, checkpoint=model, baseline=baseline,
+                                      max_items=max_items, threads=threads, progress=not no_progress)
+    except (DatasetError, FileNotFoundError, WeightsNotFoundError, ValueError) as exc:
+        raise UserError(str(exc)) from None
+    if out_path is not None:
+        from graspsim.fileio import atomic_write_json
+
+        try:
+            atomic_write_json(out_path, result)
+        except OSError as exc:
+            raise UserError(f"cannot write {out_path}: {exc}") from None
+    click.echo(format_table(result))

@@ -1,0 +1,190 @@
+"""Training data of RobotSeg: robot views and video frames (``graspsim render-robot-views``) in memory, and the
+samples drawn from them (numpy + OpenCV; one ``numpy.random.Generator`` passed in).
+
+* :class:`RobotBank`: every complete view of the seen embodiments and every video frame of the ``--data``
+  directories, letterboxed to S x S (:func:`~.predictor.letterbox`; labels by nearest neighbour). Scenes
+  whose seed is divisible by 10 are held out for validation (:func:`graspsim.data.reader.held_out_every`),
+  the rest train. Views of an ``unseen`` embodiment (the xArm6) are never loaded for training.
+* **Label-efficient** (``label_efficient=True``): only the videos, and of each only frame 0's masks are
+  labels (the seed's "first-frame" supervision); the other frames are loaded as unlabelled pictures.
+* **Augmentation** (:func:`augment_colour`): per sample a random global hue rotation, saturation, brightness,
+  contrast and, half the time, a recolouring of the robot's pixels alone (its own hue / saturation / value
+  change), so that a robot is not learnt as "the white or the orange thing" (the held-out xArm6 is white and
+  grey; the KUKA orange); a horizontal flip (with the masks and the memory).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from graspsim.data.reader import held_out_every
+from graspsim.data.robot_views_format import (_manifest, check_robot_videos, check_robot_views, read_video,
+                                              read_view)
+from graspsim.policies.robotseg.predictor import letterbox
+
+
+@dataclass
+class Picture:
+    """One letterboxed picture: ``rgb`` (S, S, 3) uint8, ``seg`` (S, S) uint8 (0 / 1 arm / 2 gripper) or None
+    when unlabelled; ``video``: index into :attr:`RobotBank.videos` (None for a view), ``t`` its frame."""
+
+    rgb: np.ndarray
+    seg: np.ndarray | None
+    embodiment: str
+    seed: int
+    video: int | None = None
+    t: int = 0
+
+
+def targets(seg: np.ndarray) -> np.ndarray:
+    """(3, H, W) float32 arm / gripper / whole targets of a (H, W) label map."""
+    return np.stack([seg == 1, seg == 2, seg > 0]).astype(np.float32)
+
+
+def mask_logits(seg: np.ndarray, low: int) -> np.ndarray:
+    """(3, low, low) float32: a label map as confident mask logits at the decoder's resolution (the memory a
+    perfect previous prediction would leave): ``16 * (area fraction - 0.5)``, i.e. +-8 inside / outside."""
+    import cv2
+
+    t = targets(seg)
+    small = np.stack([cv2.resize(c, (low, low), interpolation=cv2.INTER_AREA) for c in t])
+    return (16.0 * (small - 0.5)).astype(np.float32)
+
+
+class RobotBank:
+    """The pictures of ``data_dirs`` for ``split`` ("train" / "val"); see the module docstring."""
+
+    def __init__(self, data_dirs: list[str | Path], split: str, size: int, label_efficient: bool = False):
+        if split not in ("train", "val"):
+            raise ValueError(f"split must be train/val, got {split!r}")
+        self.size, self.label_efficient = size, label_efficient
+        self.pictures: list[Picture] = []
+        self.videos: list[list[int]] = []  # picture indices of each video's frames, in time order
+        self.sources: list[dict] = []
+        self.unseen_skipped = 0
+        for d in data_dirs:
+            manifest = _manifest(d)
+            n_views, n_videos = 0, 0
+            if not label_efficient:
+                n_views = self._load_views(d, split)
+            if manifest.get("videos_per_scene"):
+                n_videos = self._load_videos(d, split)
+            self.sources.append({"dir": str(Path(d).resolve()), "suite": manifest.get("suite"), "views": n_views,
+                                 "videos": n_videos})
+        if not self.labelled():
+            what = "video first frames" if label_efficient else "robot views or video frames"
+            raise ValueError(f"no labelled {what} of the {split} split in {', '.join(str(d) for d in data_dirs)}"
+                             + (" (the label-efficient variant needs datasets rendered with --videos V)"
+                                if label_efficient else ""))
+
+    def _keep(self, seed: int, split: str) -> bool:
+        return held_out_every(seed) == (split == "val")
+
+    def _load_views(self, d, split: str) -> int:
+        _, views = check_robot_views(d)
+        n = 0
+        for v in views:
+            seed = int(v.parent.name.split("-")[-1])
+            if not self._keep(seed, split):
+                continue
+            item = read_view(v)
+            if item["meta"].get("split") == "unseen":
+                self.unseen_skipped += 1
+                continue
+            self.pictures.append(self._picture(item["rgb"], item["robot_seg"], item["meta"]["embodiment"], seed))
+            n += 1
+        return n
+
+    def _load_videos(self, d, split: str) -> int:
+        _, videos = check_robot_videos(d)
+        n = 0
+        for v in videos:
+            seed = int(v.parent.name.split("-")[-1])
+            if not self._keep(seed, split):
+                continue
+            video = read_video(v)
+            ids = []
+            for t in range(len(video["rgb"])):
+                seg = video["robot_seg"][t] if (t == 0 or not self.label_efficient) else None
+                ids.append(len(self.pictures))
+                self.pictures.append(self._picture(video["rgb"][t], seg, video["meta"]["embodiment"], seed,
+                                                   len(self.videos), t))
+            self.videos.append(ids)
+            n += 1
+        return n
+
+    def _picture(self, rgb, seg, embodiment, seed, video=None, t=0) -> Picture:
+        boxed, _ = letterbox(rgb, self.size)
+        boxed_seg = None if seg is None else letterbox(seg, self.size, "nearest")[0]
+        return Picture(boxed, boxed_seg, embodiment, seed, video, t)
+
+    def labelled(self) -> list[int]:
+        """Indices of the pictures with masks."""
+        return [i for i, p in enumerate(self.pictures) if p.seg is not None]
+
+    def __len__(self) -> int:
+        return len(self.pictures)
+
+
+def _hsv_shift(rgb: np.ndarray, hue: float, sat: float, val: float) -> np.ndarray:
+    """``rgb`` (H, W, 3) uint8 with its hue rotated by ``hue`` (0..180 OpenCV units) and saturation / value scaled."""
+    import cv2
+
+    hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV).astype(np.float32)
+    hsv[..., 0] = (hsv[..., 0] + hue) % 180.0
+    hsv[..., 1] = np.clip(hsv[..., 1] * sat, 0, 255)
+    hsv[..., 2] = np.clip(hsv[..., 2] * val, 0, 255)
+    return cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2RGB)
+
+
+@dataclass(frozen=True)
+class ColourJitter:
+    """One draw of :func:`augment_colour`'s parameters (so a pair of video frames can share it)."""
+
+    hue: float
+    sat: float
+    val: float
+    contrast: float
+    robot: tuple[float, float, float] | None
+    grey: bool
+
+
+def draw_colour(rng: np.random.Generator) -> ColourJitter:
+    robot = ((float(rng.uniform(0, 180)), float(rng.uniform(0.3, 2.5)), float(rng.uniform(0.5, 1.4)))
+             if rng.random() < 0.5 else None)
+    return ColourJitter(float(rng.uniform(-20, 20)), float(rng.uniform(0.6, 1.4)), float(rng.uniform(0.6, 1.4)),
+                        float(rng.uniform(0.7, 1.3)), robot, bool(rng.random() < 0.1))
+
+
+def augment_colour(rgb: np.ndarray, seg: np.ndarray | None, jitter: ColourJitter) -> np.ndarray:
+    """``rgb`` (H, W, 3) uint8 recoloured (module docstring); the robot-only recolouring needs ``seg``."""
+    out = rgb
+    if jitter.robot is not None and seg is not None and (seg > 0).any():
+        recoloured = _hsv_shift(rgb, *jitter.robot)
+        out = np.where((seg > 0)[..., None], recoloured, rgb)
+    out = _hsv_shift(out, jitter.hue, jitter.sat, jitter.val).astype(np.float32)
+    mean = out.mean()
+    out = np.clip((out - mean) * jitter.contrast + mean, 0, 255)
+    if jitter.grey:
+        out = np.repeat(out.mean(axis=2, keepdims=True), 3, axis=2)
+    return out.astype(np.uint8)
+
+
+def perturb_memory(seg: np.ndarray, low: int, rng: np.random.Generator) -> np.ndarray:
+    """(3, low, low) memory logits from a label map moved as a robot moves between frames and blurred as a
+    prediction is: shifted by up to 6 % of the side, dilated or eroded a few pixels (why: at inference the
+    memory is the previous frame's imperfect prediction, not this frame's truth)."""
+    import cv2
+
+    side = seg.shape[0]
+    dy, dx = (rng.integers(-int(0.06 * side), int(0.06 * side) + 1, size=2)).tolist()
+    moved = np.roll(seg, (dy, dx), axis=(0, 1))
+    k = int(rng.integers(-4, 5))
+    if k:
+        kernel = np.ones((2 * abs(k) + 1, 2 * abs(k) + 1), np.uint8)
+        op = cv2.dilate if k > 0 else cv2.erode
+        moved = op(moved, kernel)
+    return mask_logits(moved, low)

@@ -1,0 +1,114 @@
+"""RobotSeg inference: an RGB image (and optionally a prompt, a previous frame's memory) in, robot masks out.
+
+numpy in, numpy out; no training imports. Frames: ``rgb`` (H, W, 3) uint8 of any size; it is **letterboxed**
+(:func:`letterbox`): scaled by ``s = S / max(H, W)`` (320x240 -> 256x192 at S = 256), placed at the top-left
+of an S x S frame, the rest zero (black after normalisation to SAM's ImageNet mean / std). Prompt coordinates
+are image pixels (x = column, y = row) and are mapped by the same scale. Masks come back at (H, W).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from graspsim.policies.clip_sam.windows import SAM_MEAN, SAM_STD, normalise
+from graspsim.policies.robotseg.config import OUTPUTS, RobotSegConfig, resolve_checkpoint
+from graspsim.policies.robotseg.model import RobotSegNet
+from graspsim.policies.robotseg.prompts import MaskPrompt
+
+
+def letterbox(image: np.ndarray, size: int, interpolation: str = "linear") -> tuple[np.ndarray, float]:
+    """``(S x S[ x C] array, scale)``: ``image`` (H, W[, C]) resized by ``scale = size / max(H, W)`` into the
+    top-left corner of a zero S x S frame (``interpolation``: "linear" for pictures, "nearest" for labels)."""
+    import cv2
+
+    h, w = image.shape[:2]
+    scale = size / max(h, w)
+    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+    flag = cv2.INTER_AREA if interpolation == "linear" and scale < 1 else (
+        cv2.INTER_LINEAR if interpolation == "linear" else cv2.INTER_NEAREST)
+    small = cv2.resize(image, (nw, nh), interpolation=flag)
+    out = np.zeros((size, size) + image.shape[2:], dtype=image.dtype)
+    out[:nh, :nw] = small
+    return out, scale
+
+
+@dataclass
+class RobotMasks:
+    """``masks``: part (``arm``, ``gripper``, ``whole``) -> (H, W) bool; ``logits`` (3, S/4, S/4) float32 (the
+    memory the next video frame takes); ``iou`` (3,) the decoder's predicted IoU per part."""
+
+    masks: dict[str, np.ndarray]
+    logits: np.ndarray
+    iou: np.ndarray
+
+
+def load_net(checkpoint: str | Path | None = None) -> tuple[RobotSegNet, dict[str, Any]]:
+    """``(RobotSegNet in eval mode, metadata)`` of a checkpoint directory (None: the shipped one); sha256 checked."""
+    from graspsim.learn.checkpoint import load_weights, read_metadata
+
+    path = resolve_checkpoint(checkpoint)
+    meta = read_metadata(path)
+    net = RobotSegNet(RobotSegConfig.from_dict(meta["config"]))
+    net.load_state_dict(load_weights(path, meta))
+    return net.eval(), meta
+
+
+class RobotSegPredictor:
+    """Robot masks of one image (:meth:`predict`) or a video (:meth:`predict_video`) with a :class:`RobotSegNet`."""
+
+    def __init__(self, net: RobotSegNet):
+        self.net = net.eval()
+        self.size = int(net.image_size)
+
+    def _pixels(self, rgb: np.ndarray) -> tuple[torch.Tensor, float]:
+        boxed, scale = letterbox(np.asarray(rgb, dtype=np.uint8), self.size)
+        return torch.from_numpy(normalise(boxed, SAM_MEAN, SAM_STD))[None], scale
+
+    @torch.no_grad()
+    def encode(self, rgb: np.ndarray) -> tuple[Any, float, tuple[int, int]]:
+        """The image encoder's output for ``rgb`` (reuse it for several prompts): ``(features, scale, (H, W))``."""
+        pixels, scale = self._pixels(rgb)
+        return self.net.image_features(pixels), scale, tuple(rgb.shape[:2])
+
+    @torch.no_grad()
+    def decode(self, encoded, prompt: MaskPrompt | None = None, memory: np.ndarray | None = None) -> RobotMasks:
+        """Masks from :meth:`encode`'s output, a prompt in image pixels (None: automatic) and ``memory`` (the
+        previous frame's :attr:`RobotMasks.logits`, or None)."""
+        features, scale, (h, w) = encoded
+        kw: dict[str, torch.Tensor] = {}
+        if prompt is not None and len(prompt.points):
+            kw["points"] = torch.as_tensor((prompt.points + 0.5) * scale - 0.5, dtype=torch.float32)[None]
+            kw["labels"] = torch.as_tensor(prompt.labels, dtype=torch.long)[None]
+        if prompt is not None and prompt.box is not None:
+            kw["boxes"] = torch.as_tensor(np.asarray(prompt.box) * scale - 0.5, dtype=torch.float32)[None]
+        if memory is not None:
+            kw["memory"] = torch.as_tensor(memory, dtype=torch.float32)[None]
+        out = self.net.decode(features, **kw)
+        logits = out["logits"]
+        full = F.interpolate(logits, size=(self.size, self.size), mode="bilinear", align_corners=False)
+        nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+        image = F.interpolate(full[:, :, :nh, :nw], size=(h, w), mode="bilinear", align_corners=False)[0] > 0
+        masks = {part: image[i].numpy() for i, part in enumerate(OUTPUTS)}
+        return RobotMasks(masks, logits[0].numpy().astype(np.float32), out["iou"][0].numpy())
+
+    def predict(self, rgb: np.ndarray, prompt: MaskPrompt | None = None,
+                memory: np.ndarray | None = None) -> RobotMasks:
+        """Robot masks of ``rgb`` (H, W, 3) uint8; see :meth:`decode`."""
+        return self.decode(self.encode(rgb), prompt, memory)
+
+    def predict_video(self, frames: np.ndarray, first_prompt: MaskPrompt | None = None,
+                      use_memory: bool = True) -> list[RobotMasks]:
+        """Masks of each of the (T, H, W, 3) frames in order; frame t > 0 takes frame t-1's logits as memory
+        (``use_memory=False``: each frame alone). ``first_prompt`` is given on frame 0 only (as VOS protocols
+        prompt the first frame); later frames run automatically with the memory."""
+        out: list[RobotMasks] = []
+        for t, rgb in enumerate(frames):
+            memory = out[-1].logits if (use_memory and out) else None
+            out.append(self.predict(rgb, first_prompt if t == 0 else None, memory))
+        return out

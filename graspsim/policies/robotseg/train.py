@@ -1,0 +1,295 @@
+"""``graspsim train robotseg``: RobotSeg's batches and step functions on the shared loop (:mod:`graspsim.learn`).
+
+* **Data**: :class:`~.data.RobotBank` (views of the seen robots + Panda video frames; scene seeds divisible by
+  10 validate).
+* **Fully supervised batches** (:func:`supervised_batch`): one prompt mode per batch (SAM's prompt encoder
+  takes one layout per batch): automatic 50 %, 1 click 15 %, 3 clicks 15 %, box 20 %; clicks are random
+  pixels of one present part's mask (arm, gripper or whole), boxes its box grown or shrunk by up to 8 % per
+  side. The targets are always all three masks. 40 % of batches carry a memory: for a video frame t > 0 the
+  truth of frame t-1, otherwise this picture's truth moved and blurred (:func:`~.data.perturb_memory`).
+  Pictures: views 70 %, video frames 30 % (when there are both). Colour augmentation and flips: :mod:`.data`.
+* **Label-efficient batches** (:func:`label_efficient_batch`): a video's labelled frame 0 and an unlabelled
+  frame t, with the same colour draw. The loss (:func:`label_efficient_loss`), after the seed's
+  first-frame training: supervised on frame 0; **cycle**: frame t is segmented with frame 0's truth as memory,
+  then frame 0 again with that prediction as memory, scored against frame 0's truth (the gradient goes
+  through frame t's prediction); **consistency**: frame t without memory is pulled towards frame t with memory
+  (its detached sigmoid).
+* **Loss**: per output channel BCE + Dice on the logits upsampled to S x S.
+* **Validation** each epoch: automatic-prompt J&F (whole), J (gripper) and J&F (arm) on up to ``val_items``
+  held-out views through :class:`~.predictor.RobotSegPredictor` (the evaluation's code path).
+* **Checkpoint**: ``model.safetensors`` (all weights, float32) + ``metadata.json`` (config, data, seed, command,
+  history, metrics, parameter count).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from graspsim.policies.clip_sam.windows import SAM_MEAN, SAM_STD, normalise
+from graspsim.policies.robotseg.config import RobotSegConfig
+from graspsim.policies.robotseg.data import (RobotBank, augment_colour, draw_colour, mask_logits, perturb_memory,
+                                             targets)
+
+MODE_PROBS = {"auto": 0.5, "1-click": 0.15, "3-click": 0.15, "box": 0.2}
+MEMORY_PROB = 0.4
+VIDEO_SHARE = 0.3
+
+
+def _random_clicks(mask: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    ys, xs = np.nonzero(mask)
+    pick = rng.integers(len(xs), size=n)
+    return np.stack([xs[pick], ys[pick]], axis=1).astype(np.float32)
+
+
+def _noisy_box(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    ys, xs = np.nonzero(mask)
+    x0, y0, x1, y1 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
+    w, h = x1 - x0, y1 - y0
+    d = rng.uniform(-0.08, 0.08, size=4) * np.array([w, h, w, h])
+    return np.array([x0 + d[0], y0 + d[1], x1 + d[2], y1 + d[3]], dtype=np.float32)
+
+
+def _pick_picture(bank: RobotBank, labelled: list[int], rng: np.random.Generator) -> int:
+    views = [i for i in labelled if bank.pictures[i].video is None]
+    frames = [i for i in labelled if bank.pictures[i].video is not None]
+    pool = frames if (frames and (not views or rng.random() < VIDEO_SHARE)) else views
+    return pool[int(rng.integers(len(pool)))]
+
+
+def supervised_batch(bank: RobotBank, batch_size: int, rng: np.random.Generator,
+                     labelled: list[int] | None = None) -> dict[str, Any]:
+    """A fully supervised batch: ``pixels`` (B, 3, S, S), ``targets`` (B, 3, S, S), ``mode``, and as the mode and
+    memory draw say ``points`` (B, N, 2) + ``labels`` (B, N), ``boxes`` (B, 4), ``memory`` (B, 3, S/4, S/4)."""
+    labelled = bank.labelled() if labelled is None else labelled
+    modes = list(MODE_PROBS)
+    mode = modes[int(rng.choice(len(modes), p=np.array(list(MODE_PROBS.values()))))]
+    with_memory = bool(rng.random() < MEMORY_PROB)
+    low = bank.size // 4
+    out: dict[str, list] = {"pixels": [], "targets": [], "points": [], "boxes": [], "memory": []}
+    for _ in range(batch_size):
+        pic = bank.pictures[_pick_picture(bank, labelled, rng)]
+        while mode != "auto" and not pic.seg.any():  # nothing to click on (e.g. a frame with the arm out of view)
+            pic = bank.pictures[_pick_picture(bank, labelled, rng)]
+        seg = pic.seg
+        if with_memory:
+            prev = bank.pictures[bank.videos[pic.video][pic.t - 1]] if (pic.video is not None and pic.t > 0) else None
+            memory = mask_logits(prev.seg, low) if prev is not None and prev.seg is not None else (
+                perturb_memory(seg, low, rng))
+        rgb = augment_colour(pic.rgb, seg, draw_colour(rng))
+        if rng.random() < 0.5:  # flip picture, labels and memory together
+            rgb, seg = rgb[:, ::-1], seg[:, ::-1]
+            if with_memory:
+                memory = memory[:, :, ::-1]
+        out["pixels"].append(normalise(np.ascontiguousarray(rgb), SAM_MEAN, SAM_STD))
+        out["targets"].append(targets(seg))
+        if with_memory:
+            out["memory"].append(np.ascontiguousarray(memory))
+        if mode != "auto":
+            parts = [m for m in (seg == 1, seg == 2, seg > 0) if m.any()]
+            part = parts[int(rng.integers(len(parts)))]
+            if mode == "box":
+                out["boxes"].append(_noisy_box(part, rng))
+            else:
+                out["points"].append(_random_clicks(part, 1 if mode == "1-click" else 3, rng))
+    batch: dict[str, Any] = {"mode": mode, "pixels": np.stack(out["pixels"]), "targets": np.stack(out["targets"])}
+    if with_memory:
+        batch["memory"] = np.stack(out["memory"])
+    if out["boxes"]:
+        batch["boxes"] = np.stack(out["boxes"])
+    if out["points"]:
+        batch["points"] = np.stack(out["points"])
+        batch["labels"] = np.ones(batch["points"].shape[:2], dtype=np.int64)
+    return batch
+
+
+def mask_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """BCE + Dice (per sample and channel, smoothed by 1) of (B, 3, s, s) logits against (B, 3, S, S) targets
+    (the logits upsampled to S first)."""
+    up = F.interpolate(logits, size=target.shape[-2:], mode="bilinear", align_corners=False)
+    bce = F.binary_cross_entropy_with_logits(up, target)
+    p = torch.sigmoid(up)
+    dice = 1.0 - (2 * (p * target).sum((-2, -1)) + 1.0) / (p.sum((-2, -1)) + target.sum((-2, -1)) + 1.0)
+    return bce + dice.mean()
+
+
+def _prompt_kwargs(batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+    return {k: torch.from_numpy(np.ascontiguousarray(batch[k])) for k in ("points", "labels", "boxes", "memory")
+            if k in batch}
+
+
+def supervised_loss(net, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+    out = net(torch.from_numpy(batch["pixels"]), **_prompt_kwargs(batch))
+    loss = mask_loss(out["logits"], torch.from_numpy(batch["targets"]))
+    return {"loss": loss, "mask": loss.detach()}
+
+
+def label_efficient_batch(bank: RobotBank, batch_size: int, rng: np.random.Generator) -> dict[str, Any]:
+    """``first`` / ``later`` (B, 3, S, S) pixels of frame 0 and a random frame t > 0 of B videos (same colour
+    draw per pair), ``targets`` (B, 3, S, S) of frame 0, ``memory`` (B, 3, S/4, S/4) frame 0's truth as memory."""
+    videos = [v for v in bank.videos if len(v) > 1]
+    low = bank.size // 4
+    first, later, tgt, mem = [], [], [], []
+    for _ in range(batch_size):
+        frames = videos[int(rng.integers(len(videos)))]
+        p0, pt = bank.pictures[frames[0]], bank.pictures[frames[int(rng.integers(1, len(frames)))]]
+        jitter = draw_colour(rng)
+        seg0 = p0.seg
+        a, b = augment_colour(p0.rgb, seg0, jitter), augment_colour(pt.rgb, None, jitter)
+        if rng.random() < 0.5:
+            a, b, seg0 = a[:, ::-1], b[:, ::-1], seg0[:, ::-1]
+        first.append(normalise(np.ascontiguousarray(a), SAM_MEAN, SAM_STD))
+        later.append(normalise(np.ascontiguousarray(b), SAM_MEAN, SAM_STD))
+        tgt.append(targets(seg0))
+        mem.append(mask_logits(np.ascontiguousarray(seg0), low))
+    return {"mode": "label-efficient", "first": np.stack(first), "later": np.stack(later), "targets": np.stack(tgt),
+            "memory": np.stack(mem)}
+
+
+def label_efficient_loss(net, batch: dict[str, Any], cycle_weight: float = 1.0,
+                         consistency_weight: float = 0.5) -> dict[str, torch.Tensor]:
+    """Supervised (frame 0) + cycle (0 -> t -> 0 through the memory) + consistency (frame t with / without)."""
+    target = torch.from_numpy(batch["targets"])
+    f0 = net.image_features(torch.from_numpy(batch["first"]))
+    ft = net.image_features(torch.from_numpy(batch["later"]))
+    sup = mask_loss(net.decode(f0)["logits"], target)
+    forward = net.decode(ft, memory=torch.from_numpy(batch["memory"]))["logits"]
+    back = net.decode(f0, memory=forward)["logits"]
+    cycle = mask_loss(back, target)
+    alone = net.decode(ft)["logits"]
+    consistency = F.binary_cross_entropy_with_logits(alone, torch.sigmoid(forward).detach())
+    loss = sup + cycle_weight * cycle + consistency_weight * consistency
+    return {"loss": loss, "supervised": sup.detach(), "cycle": cycle.detach(), "consistency": consistency.detach()}
+
+
+def validation_views(data_dirs: list[str | Path], n: int) -> list[dict]:
+    """Up to ``n`` held-out views (scene seed divisible by 10) of the seen robots, evenly spaced, as read."""
+    from graspsim.data.reader import held_out_every
+    from graspsim.data.robot_views_format import check_robot_views, read_view
+
+    views = []
+    for d in data_dirs:
+        _, dirs = check_robot_views(d)
+        views += [v for v in dirs if held_out_every(int(v.parent.name.split("-")[-1]))]
+    pick = np.unique(np.linspace(0, len(views) - 1, num=min(n, len(views))).round().astype(int)) if views else []
+    out = [read_view(views[i]) for i in pick]
+    return [v for v in out if v["meta"].get("split") != "unseen"]
+
+
+def validate(net, views: list[dict]) -> dict[str, float | None]:
+    """Automatic-prompt scores on ``views``: ``val_whole_jf``, ``val_arm_jf``, ``val_gripper_j``."""
+    from graspsim.policies.robotseg.metrics import boundary_f, part_masks, region_j
+    from graspsim.policies.robotseg.predictor import RobotSegPredictor
+
+    if not views:
+        return {"val_whole_jf": None, "val_arm_jf": None, "val_gripper_j": None, "val_views": 0}
+    pred = RobotSegPredictor(net)
+    whole, arm, grip = [], [], []
+    for v in views:
+        masks = pred.predict(v["rgb"]).masks
+        gt = part_masks(v["robot_seg"])
+        whole.append((region_j(masks["whole"], gt["whole"]) + boundary_f(masks["whole"], gt["whole"])) / 2)
+        arm.append((region_j(masks["arm"], gt["arm"]) + boundary_f(masks["arm"], gt["arm"])) / 2)
+        grip.append(region_j(masks["gripper"], gt["gripper"]))
+    return {"val_whole_jf": round(float(np.mean(whole)), 5), "val_arm_jf": round(float(np.mean(arm)), 5),
+            "val_gripper_j": round(float(np.mean(grip)), 5), "val_views": len(views)}
+
+
+def train_robotseg(data_dirs: list[str | Path], out_dir: str | Path, *, config: RobotSegConfig | None = None,
+                   label_efficient: bool = False, epochs: int = 10, steps_per_epoch: int = 100, batch_size: int = 8,
+                   lr: float = 1e-3, seed: int = 0, val_items: int = 48, init: str | Path | None = None,
+                   resume: bool = False,
+                   max_minutes: float | None = None, threads: int | None = None, progress: bool = True,
+                   command: str | None = None, log=print) -> dict[str, Any]:
+    """Train RobotSeg from scratch into ``out_dir`` on :mod:`graspsim.learn.loop` (AdamW, weight decay 0.05,
+    warm-up over 10 % of the steps (at most 100) then cosine to 5 %, grad norm clipped at 1); returns the
+    metadata. ``init``: a robotseg checkpoint whose weights (and config) start the run instead of random ones
+    (a second stage). Raises :class:`~graspsim.data.format.DatasetError` / ValueError for unusable data and
+    :class:`~graspsim.runs.RunDirError` for a directory holding another run."""
+    from graspsim.learn.loop import LoopConfig, train
+    from graspsim.learn.schedule import warmup_cosine
+
+    cfg = config or RobotSegConfig()
+    if init is not None:
+        from graspsim.learn.checkpoint import read_metadata
+        from graspsim.policies.robotseg.config import resolve_checkpoint
+
+        init = str(resolve_checkpoint(init).resolve())
+        cfg = RobotSegConfig.from_dict(read_metadata(Path(init))["config"])
+    settings = {"kind": "robotseg", "data": [str(Path(d).resolve()) for d in data_dirs], "config": cfg.to_dict(),
+                "label_efficient": bool(label_efficient), "steps_per_epoch": steps_per_epoch,
+                "batch_size": batch_size, "val_items": val_items}
+    if init is not None:  # only then: runs without one keep the settings they were started with (resume check)
+        settings["init"] = init
+    loop = LoopConfig(epochs=epochs, lr=lr, seed=seed, weight_decay=0.05, grad_clip=1.0,
+                      schedule=warmup_cosine(min(100, max(1, epochs * steps_per_epoch // 10))),
+                      max_minutes=max_minutes, threads=threads, progress=progress, name="robotseg")
+
+    def build():
+        bank = RobotBank(data_dirs, "train", cfg.image_size, label_efficient)
+        if label_efficient and not any(len(v) > 1 for v in bank.videos):
+            raise ValueError("the label-efficient variant needs videos of 2 frames or more")
+        return _stack(cfg, settings, loop, bank, validation_views(data_dirs, val_items), command)
+
+    return train(out_dir, settings, build, loop, resume, log)
+
+
+def _stack(cfg: RobotSegConfig, settings: dict, loop, bank: RobotBank, val_views: list[dict], command):
+    import graspsim
+    from graspsim.learn.checkpoint import save_weights
+    from graspsim.learn.loop import Stack
+    from graspsim.learn.sampling import RunStream
+    from graspsim.policies.robotseg.model import RobotSegNet
+
+    net = RobotSegNet(cfg)
+    if settings.get("init"):
+        from graspsim.learn.checkpoint import load_weights
+
+        net.load_state_dict({k: v.float() for k, v in load_weights(Path(settings["init"])).items()})
+    labelled = bank.labelled()
+    if not any(bank.pictures[i].seg.any() for i in labelled):
+        raise ValueError("no labelled training picture shows any robot pixel")
+    le = settings["label_efficient"]
+
+    def draw(rng: np.random.Generator):
+        if le:
+            return label_efficient_batch(bank, settings["batch_size"], rng)
+        return supervised_batch(bank, settings["batch_size"], rng, labelled)
+
+    def step(batch):
+        return label_efficient_loss(net, batch) if le else supervised_loss(net, batch)
+
+    def save(out: Path, progress) -> dict:
+        save_weights(out, net.state_dict())
+        last = progress.last
+        return {"model": "robotseg", "graspsim_version": graspsim.__version__, "config": cfg.to_dict(),
+                "init": settings.get("init"),
+                "label_efficient": le, "seed": loop.seed, "lr": loop.lr, "batch_size": settings["batch_size"],
+                "steps_per_epoch": settings["steps_per_epoch"], "data": bank.sources,
+                "train_pictures": len(bank), "labelled_pictures": len(labelled), "val_views": len(val_views),
+                "parameters": net.parameter_count(), "command": command, "epochs": progress.epochs_done,
+                "history": progress.history,
+                "metrics": {k: v for k, v in last.items() if not k.startswith("train_") and k != "seconds"}}
+
+    return Stack(model=net, sampler=RunStream(settings["steps_per_epoch"], loop.seed, draw), step=step,
+                 validate=lambda: validate(net, val_views), save=save)
+
+
+def ship_checkpoint(src: str | Path, dst: str | Path | None = None) -> dict[str, Any]:
+    """Copy a finished run's checkpoint into the package as float16 weights (half the size; the predictor loads
+    them into its float32 network) with the run's metadata plus ``shipped_from`` and ``weights_dtype``; ``dst``
+    None: the shipped location (:data:`~.config.SHIPPED`). Returns the metadata written."""
+    from graspsim.learn.checkpoint import load_weights, read_metadata, save_weights, write_metadata
+    from graspsim.policies.robotseg.config import SHIPPED
+
+    src, dst = Path(src), Path(SHIPPED if dst is None else dst)
+    meta = read_metadata(src)
+    tensors = {k: (v.half() if v.is_floating_point() else v) for k, v in load_weights(src, meta).items()}
+    dst.mkdir(parents=True, exist_ok=True)
+    save_weights(dst, tensors)
+    keep = {k: v for k, v in meta.items() if k != "sha256"}
+    return write_metadata(dst, {**keep, "shipped_from": str(src.resolve()), "weights_dtype": "float16"})

@@ -1,0 +1,264 @@
+"""RobotSeg: prompts derived from masks (known answers), the network's prompt generator, every prompt mode, the
+video memory, training (loss falls, resume bit for bit, label-efficient), `graspsim evaluate robot-masks` end
+to end and its one-line errors. Tiny configs (64 px input) on a tiny render (80x60, TinyRenderer); no downloads."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from graspsim.policies.robotseg.config import PROMPT_MODES, RobotSegConfig, parse_prompt_mode  # noqa: E402
+from graspsim.policies.robotseg.prompts import box, clicks, derive_prompt  # noqa: E402
+
+TINY = {"image_size": 64, "hiera_dim": 8, "dim": 16, "decoder_heads": 2, "rpg_queries": 2, "rpg_layers": 1}
+TRAIN = dict(config=RobotSegConfig.from_dict(TINY), steps_per_epoch=4, batch_size=2, val_items=2, lr=1e-2,
+             progress=False, log=lambda s: None)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    """One tabletop training scene (seed 10000001: a training seed, not held out): Panda and xArm6 views, two
+    views each, and one Panda grasp video, through the command line (~10 s)."""
+    from graspsim.data.cli_robot_views import render_robot_views_command
+
+    out = tmp_path_factory.mktemp("robotseg") / "d"
+    r = CliRunner().invoke(render_robot_views_command, [
+        "--suite", "tabletop-train", "--seed", "1", "--scenes", "1", "--out", str(out), "--embodiments",
+        "panda,xarm6", "--views-per-scene", "2", "--videos", "1", "--width", "80", "--height", "60",
+        "--renderer", "tiny", "--no-progress"])
+    assert r.exit_code == 0, r.output
+    return out
+
+
+def _changed(a: np.ndarray, b: np.ndarray) -> bool:
+    """True when ``b`` differs from ``a`` by more than 1 % of ``a``'s largest value (a fresh network's logits
+    are ~1e-6: an absolute threshold would say nothing)."""
+    return float(np.abs(a - b).max()) > 1e-2 * float(np.abs(a).max())
+
+
+def _net(seed: int = 0, **over):
+    from graspsim.policies.robotseg.model import RobotSegNet
+
+    torch.manual_seed(seed)
+    return RobotSegNet(RobotSegConfig.from_dict({**TINY, **over})).eval()
+
+
+# ------------------------------------------------------------------ prompts from masks
+
+
+def test_clicks_and_boxes_have_known_answers():
+    m = np.zeros((40, 60), bool)
+    m[10:21, 5:46] = True  # 11 rows x 41 columns: centre (x=25, y=15)
+    assert clicks(m, 1).tolist() == [[25.0, 15.0]]
+    three = clicks(m, 3)
+    assert len(three) == 3 and all(m[int(y), int(x)] for x, y in three)
+    # then the pixels maximising min(distance to the boundary (6 on the middle row), distance to the clicks)
+    assert three.tolist() == [[25.0, 15.0], [19.0, 15.0], [31.0, 15.0]]
+    assert box(m).tolist() == [5.0, 10.0, 46.0, 21.0]  # pixel edges
+    assert derive_prompt(np.zeros((4, 4), bool), "box") is None and derive_prompt(m, "auto") is None
+    p = derive_prompt(m, "box")
+    assert p.box.tolist() == [5.0, 10.0, 46.0, 21.0] and len(p.points) == 0
+    assert derive_prompt(m, "3-click").labels.tolist() == [1, 1, 1]
+    # deterministic: the same mask gives the same clicks
+    assert np.array_equal(clicks(m, 3), clicks(m.copy(), 3))
+
+
+def test_bad_prompt_mode_names_the_modes():
+    assert parse_prompt_mode(" Box ") == "box"
+    with pytest.raises(ValueError, match="auto, 1-click, 3-click, box"):
+        parse_prompt_mode("2-click")
+
+
+# ------------------------------------------------------------------ network and predictor
+
+
+def test_prompt_generator_yields_masks_without_clicks():
+    """Automatic mode: three (H, W) masks for a 60x80 picture, made from the generator's tokens (other learned
+    queries give other masks), no point or box anywhere."""
+    from graspsim.policies.robotseg.predictor import RobotSegPredictor
+
+    net = _net()
+    rgb = np.random.default_rng(0).integers(0, 256, (60, 80, 3), dtype=np.uint8)
+    out = RobotSegPredictor(net).predict(rgb)
+    assert set(out.masks) == {"arm", "gripper", "whole"}
+    assert all(m.shape == (60, 80) and m.dtype == bool for m in out.masks.values())
+    assert out.logits.shape == (3, 16, 16)
+    with torch.no_grad():
+        net.rpg.queries.add_(1.0)
+    again = RobotSegPredictor(net).predict(rgb)
+    assert _changed(out.logits, again.logits)
+
+
+def test_every_prompt_mode_runs_and_prompts_change_the_output():
+    from graspsim.policies.robotseg.predictor import RobotSegPredictor
+
+    pred = RobotSegPredictor(_net())
+    rgb = np.random.default_rng(1).integers(0, 256, (60, 80, 3), dtype=np.uint8)
+    mask = np.zeros((60, 80), bool)
+    mask[20:40, 10:50] = True
+    enc = pred.encode(rgb)
+    auto = pred.decode(enc).logits
+    for mode in PROMPT_MODES:
+        out = pred.decode(enc, derive_prompt(mask, mode))
+        assert all(m.shape == (60, 80) for m in out.masks.values())
+        if mode != "auto":
+            assert _changed(auto, out.logits), mode
+
+
+def test_video_memory_changes_the_second_frame_only():
+    from graspsim.policies.robotseg.predictor import RobotSegPredictor
+
+    pred = RobotSegPredictor(_net())
+    frames = np.random.default_rng(2).integers(0, 256, (2, 60, 80, 3), dtype=np.uint8)
+    with_mem = pred.predict_video(frames)
+    alone = pred.predict_video(frames, use_memory=False)
+    assert np.array_equal(with_mem[0].logits, alone[0].logits)  # frame 0 has nothing to remember
+    assert _changed(alone[1].logits, with_mem[1].logits)
+    no_memory_net = RobotSegPredictor(_net(memory=False))
+    with pytest.raises(ValueError, match="without a video memory"):
+        no_memory_net.predict(frames[1], memory=with_mem[0].logits)
+
+
+# ------------------------------------------------------------------ training
+
+
+def test_training_loss_falls_and_resume_is_bit_for_bit(dataset, tmp_path):
+    from safetensors.torch import load_file
+
+    from graspsim.learn.loop import STATE_FILE
+    from graspsim.policies.robotseg.train import train_robotseg
+
+    meta = train_robotseg([dataset], tmp_path / "a", epochs=4, seed=1, **TRAIN)
+    losses = [h["train_loss"] for h in meta["history"]]
+    assert losses[-1] < losses[0], losses
+    assert meta["finished"] and meta["model"] == "robotseg" and meta["labelled_pictures"] > 2
+    assert meta["data"][0]["views"] == 2 and meta["data"][0]["videos"] == 1  # the xArm's views are not trained on
+    a = load_file(str(tmp_path / "a" / "model.safetensors"))
+    early = train_robotseg([dataset], tmp_path / "b", epochs=4, seed=1, max_minutes=1e-6, **TRAIN)
+    assert early["stopped_early"] and early["epochs_done"] == 1 and (tmp_path / "b" / STATE_FILE).exists()
+    done = train_robotseg([dataset], tmp_path / "b", epochs=4, seed=1, resume=True, **TRAIN)
+    b = load_file(str(tmp_path / "b" / "model.safetensors"))
+    assert done["steps"] == meta["steps"] and a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_label_efficient_uses_only_first_frames(dataset, tmp_path):
+    from graspsim.policies.robotseg.data import RobotBank
+    from graspsim.policies.robotseg.train import train_robotseg
+
+    bank = RobotBank([dataset], "train", 64, label_efficient=True)
+    assert len(bank.videos) == 1 and bank.labelled() == [bank.videos[0][0]]  # frame 0's masks only
+    assert all(bank.pictures[i].seg is None for i in bank.videos[0][1:])
+    meta = train_robotseg([dataset], tmp_path / "le", label_efficient=True, epochs=1, seed=0, **TRAIN)
+    assert meta["label_efficient"] and meta["labelled_pictures"] == 1
+    assert {"train_supervised", "train_cycle", "train_consistency"} <= set(meta["history"][0])
+
+
+# ------------------------------------------------------------------ evaluation
+
+
+@pytest.fixture(scope="module")
+def tiny_model(dataset, tmp_path_factory) -> Path:
+    from graspsim.policies.robotseg.train import train_robotseg
+
+    out = tmp_path_factory.mktemp("rsmodel") / "m"
+    train_robotseg([dataset], out, epochs=1, seed=0, **{**TRAIN, "steps_per_epoch": 1})
+    return out
+
+
+def test_evaluate_cli_end_to_end(dataset, tiny_model, tmp_path):
+    from graspsim.cli import main
+
+    runner = CliRunner()
+    out = tmp_path / "auto.json"
+    r = runner.invoke(main, ["evaluate", "robot-masks", "--data", str(dataset), "--model", str(tiny_model),
+                             "--out", str(out), "--threads", "1", "--no-progress"])
+    assert r.exit_code == 0, r.output
+    res = json.loads(out.read_text())
+    assert res["pictures"] == 4 and set(res["by_split"]) == {"seen", "unseen", "all"}
+    assert set(res["by_embodiment"]) == {"panda", "xarm6", "all"} and res["fps"] > 0
+    for g in res["by_split"].values():
+        for part in ("arm", "gripper", "whole"):
+            s = g[part]
+            assert 0 <= s["J"] <= 1 and 0 <= s["F"] <= 1 and s["JF"] == pytest.approx((s["J"] + s["F"]) / 2)
+    r = runner.invoke(main, ["evaluate", "robot-masks", "--data", str(dataset), "--model", str(tiny_model),
+                             "--prompt", "3-click", "--video", "--out", str(tmp_path / "v.json"), "--threads", "1",
+                             "--no-progress"])
+    assert r.exit_code == 0, r.output
+    v = json.loads((tmp_path / "v.json").read_text())
+    assert v["video"] and v["by_split"]["seen"]["sequences"] == 1 and "frames_alone_by_split" in v
+    assert "without the video memory" in r.output
+
+
+def test_sam_baseline_scores_a_perfect_box_prompt_case(dataset, tmp_path):
+    """The baseline runs the shipped product SAM with the same boxes; its scores are real numbers in [0, 1]."""
+    from graspsim.policies.robotseg.evaluate import evaluate_robot_masks
+
+    res = evaluate_robot_masks(dataset, "box", baseline="sam", threads=1, progress=False, max_items=2)
+    assert res["pictures"] == 2 and res["baseline"] == "sam"
+    assert 0 <= res["by_split"]["all"]["whole"]["JF"] <= 1
+
+
+def test_evaluate_one_line_errors(dataset, tmp_path):
+    from graspsim.cli import main
+
+    runner = CliRunner()
+    r = runner.invoke(main, ["evaluate", "robot-masks", "--data", str(dataset), "--prompt", "2-click"])
+    assert r.exit_code == 2 and r.output.strip().splitlines()[-1] == (
+        "Error: --prompt: unknown prompt mode '2-click'; choose one of: auto, 1-click, 3-click, box")
+    r = runner.invoke(main, ["evaluate", "robot-masks", "--data", str(dataset), "--baseline", "sam"])
+    assert r.exit_code == 2 and "needs clicks or a box" in r.output
+    r = runner.invoke(main, ["evaluate", "robot-masks", "--data", str(tmp_path / "nothing")])
+    assert r.exit_code == 2 and r.output.count("\n") == 1 and "not a rendered dataset" in r.output
+    r = runner.invoke(main, ["evaluate", "robot-masks", "--data", str(dataset), "--model", str(tmp_path)])
+    assert r.exit_code == 2 and "robotseg checkpoint" in r.output
+    r = runner.invoke(main, ["train", "robotseg", "--out", str(tmp_path / "x")])
+    assert r.exit_code == 2 and "--data" in r.output
+
+
+def test_shipped_copy_is_half_size_and_predicts_like_the_run(tiny_model, tmp_path):
+    from graspsim.policies.robotseg.predictor import RobotSegPredictor, load_net
+    from graspsim.policies.robotseg.train import ship_checkpoint
+
+    meta = ship_checkpoint(tiny_model, tmp_path / "shipped")
+    assert meta["weights_dtype"] == "float16" and meta["model"] == "robotseg"
+    assert (tmp_path / "shipped" / "model.safetensors").stat().st_size < 0.6 * (
+        tiny_model / "model.safetensors").stat().st_size
+    rgb = np.random.default_rng(3).integers(0, 256, (60, 80, 3), dtype=np.uint8)
+    a = RobotSegPredictor(load_net(tiny_model)[0]).predict(rgb).logits
+    b = RobotSegPredictor(load_net(tmp_path / "shipped")[0]).predict(rgb).logits
+    assert np.abs(a - b).max() <= 1e-2 * max(1e-6, np.abs(a).max()) + 1e-3
+
+
+def test_a_second_stage_starts_from_the_first_ones_weights(dataset, tiny_model, tmp_path):
+    from graspsim.learn.checkpoint import load_weights
+    from graspsim.policies.robotseg.train import train_robotseg
+
+    kw = {**TRAIN, "config": None, "lr": 1e-9, "steps_per_epoch": 1}  # a step too small to move the weights
+    meta = train_robotseg([dataset], tmp_path / "s2", init=tiny_model, epochs=1, seed=5, **kw)
+    assert meta["init"] == str(tiny_model.resolve()) and meta["config"]["image_size"] == 64
+    a, b = load_weights(tiny_model), load_weights(tmp_path / "s2")
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-4
+
+
+def test_the_shipped_checkpoint_loads_offline_with_its_record():
+    from graspsim.policies.robotseg.predictor import RobotSegPredictor, load_net
+
+    net, meta = load_net(None)  # the package's own weights, sha256 checked
+    assert meta["model"] == "robotseg" and meta["finished"] and meta["weights_dtype"] == "float16"
+    assert meta["command"].startswith("graspsim train robotseg") and meta["seed"] == 0 and meta["data"]
+    assert set(meta["metrics"]) >= {"val_whole_jf", "val_gripper_j"} and meta["parameters"] < 41_300_000
+    out = RobotSegPredictor(net).predict(np.zeros((60, 80, 3), np.uint8))
+    assert out.masks["whole"].shape == (60, 80)
