@@ -344,11 +344,13 @@ def run_bench(spec: RunSpec, out_dir: Path, workers: int = 1, resume: bool = Fal
 
     bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), unit="attempt", desc=spec.policy,
                dynamic_ncols=True, disable=not progress)
+    written = 0  # attempts (rows) of this session
     with JsonlWriter(out_dir / RESULTS_FILENAME, layout.key) as writer:
         for result in iter_rows(spec, todo, workers, ray_address=ray_address, use_ray=use_ray):
             episode_rows = result if isinstance(result, list) else [result]  # clear-the-scene: a whole episode
             for row in episode_rows:
                 writer.append(row)
+                written += 1
             bar.update(1)
             bar.set_postfix(success=episode_rows[-1].get("success"))
     bar.close()
@@ -357,7 +359,7 @@ def run_bench(spec: RunSpec, out_dir: Path, workers: int = 1, resume: bool = Fal
     skipped = len(jobs) - len({r["episode_id"] for r in rows})
     summary = summarize(rows, config)
     if todo:  # attempts/s of this session's attempts (a resumed run's earlier time is unknown)
-        summary["timing"]["attempts_per_second"] = len(todo) / wall_s if wall_s > 0 else None
+        summary["timing"]["attempts_per_second"] = written / wall_s if wall_s > 0 else None
         summary["timing"]["wall_s"] = wall_s
         summary["timing"]["wall_s_source"] = "this session"
     summary["skipped_scenes"] = skipped
