@@ -63,7 +63,8 @@ def _run_options(f):
     for decorator in reversed((
         click.option("--suite", default="shelf-test", show_default=True,
                      help="Suite name (see `graspsim list suites`)."),
-        click.option("--episodes", default=100, show_default=True, type=click.IntRange(min=1), help="Attempts to run."),
+        click.option("--episodes", default=100, show_default=True, type=click.IntRange(min=1),
+                     help="Episodes to run: one attempt each, or one scene cleared each with --clear-scene."),
         click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0),
                      help="Index of the suite's first scene; scenes seed..seed+episodes-1 are used."),
         click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1), help="Worker processes."),
