@@ -240,3 +240,25 @@ def test_shipped_copy_is_half_size_and_predicts_like_the_run(tiny_model, tmp_pat
     a = RobotSegPredictor(load_net(tiny_model)[0]).predict(rgb).logits
     b = RobotSegPredictor(load_net(tmp_path / "shipped")[0]).predict(rgb).logits
     assert np.abs(a - b).max() <= 1e-2 * max(1e-6, np.abs(a).max()) + 1e-3
+
+
+def test_a_second_stage_starts_from_the_first_ones_weights(dataset, tiny_model, tmp_path):
+    from graspsim.learn.checkpoint import load_weights
+    from graspsim.policies.robotseg.train import train_robotseg
+
+    kw = {**TRAIN, "config": None, "lr": 1e-9, "steps_per_epoch": 1}  # a step too small to move the weights
+    meta = train_robotseg([dataset], tmp_path / "s2", init=tiny_model, epochs=1, seed=5, **kw)
+    assert meta["init"] == str(tiny_model.resolve()) and meta["config"]["image_size"] == 64
+    a, b = load_weights(tiny_model), load_weights(tmp_path / "s2")
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-4
+
+
+def test_the_shipped_checkpoint_loads_offline_with_its_record():
+    from graspsim.policies.robotseg.predictor import RobotSegPredictor, load_net
+
+    net, meta = load_net(None)  # the package's own weights, sha256 checked
+    assert meta["model"] == "robotseg" and meta["finished"] and meta["weights_dtype"] == "float16"
+    assert meta["command"].startswith("graspsim train robotseg") and meta["seed"] == 0 and meta["data"]
+    assert set(meta["metrics"]) >= {"val_whole_jf", "val_gripper_j"} and meta["parameters"] < 41_300_000
+    out = RobotSegPredictor(net).predict(np.zeros((60, 80, 3), np.uint8))
+    assert out.masks["whole"].shape == (60, 80)

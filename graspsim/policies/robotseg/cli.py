@@ -37,6 +37,9 @@ _train_options = [
                  help="JSON object of RobotSegConfig fields to override (e.g. '{\"image_size\": 128}')."),
     click.option("--val-items", default=48, show_default=True, type=click.IntRange(min=1),
                  help="Held-out views scored with automatic prompts after each epoch."),
+    click.option("--init", default=None, type=click.Path(file_okay=False, path_type=Path),
+                 help="Start from this robotseg checkpoint's weights and config (a second training stage) instead "
+                      "of random weights; --config is then ignored."),
     click.option("--resume", is_flag=True, help="Continue the run in --out from its last epoch."),
     click.option("--max-minutes", default=None, type=click.FloatRange(min=0, min_open=True),
                  help="Start no epoch that would end after this many minutes (--resume finishes the run)."),

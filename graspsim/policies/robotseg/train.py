@@ -201,20 +201,30 @@ def validate(net, views: list[dict]) -> dict[str, float | None]:
 
 def train_robotseg(data_dirs: list[str | Path], out_dir: str | Path, *, config: RobotSegConfig | None = None,
                    label_efficient: bool = False, epochs: int = 10, steps_per_epoch: int = 100, batch_size: int = 8,
-                   lr: float = 1e-3, seed: int = 0, val_items: int = 48, resume: bool = False,
+                   lr: float = 1e-3, seed: int = 0, val_items: int = 48, init: str | Path | None = None,
+                   resume: bool = False,
                    max_minutes: float | None = None, threads: int | None = None, progress: bool = True,
                    command: str | None = None, log=print) -> dict[str, Any]:
     """Train RobotSeg from scratch into ``out_dir`` on :mod:`graspsim.learn.loop` (AdamW, weight decay 0.05,
     warm-up over 10 % of the steps (at most 100) then cosine to 5 %, grad norm clipped at 1); returns the
-    metadata. Raises :class:`~graspsim.data.format.DatasetError` / ValueError for unusable data and
+    metadata. ``init``: a robotseg checkpoint whose weights (and config) start the run instead of random ones
+    (a second stage). Raises :class:`~graspsim.data.format.DatasetError` / ValueError for unusable data and
     :class:`~graspsim.runs.RunDirError` for a directory holding another run."""
     from graspsim.learn.loop import LoopConfig, train
     from graspsim.learn.schedule import warmup_cosine
 
     cfg = config or RobotSegConfig()
+    if init is not None:
+        from graspsim.learn.checkpoint import read_metadata
+        from graspsim.policies.robotseg.config import resolve_checkpoint
+
+        init = str(resolve_checkpoint(init).resolve())
+        cfg = RobotSegConfig.from_dict(read_metadata(Path(init))["config"])
     settings = {"kind": "robotseg", "data": [str(Path(d).resolve()) for d in data_dirs], "config": cfg.to_dict(),
                 "label_efficient": bool(label_efficient), "steps_per_epoch": steps_per_epoch,
                 "batch_size": batch_size, "val_items": val_items}
+    if init is not None:  # only then: runs without one keep the settings they were started with (resume check)
+        settings["init"] = init
     loop = LoopConfig(epochs=epochs, lr=lr, seed=seed, weight_decay=0.05, grad_clip=1.0,
                       schedule=warmup_cosine(min(100, max(1, epochs * steps_per_epoch // 10))),
                       max_minutes=max_minutes, threads=threads, progress=progress, name="robotseg")
@@ -236,6 +246,10 @@ def _stack(cfg: RobotSegConfig, settings: dict, loop, bank: RobotBank, val_views
     from graspsim.policies.robotseg.model import RobotSegNet
 
     net = RobotSegNet(cfg)
+    if settings.get("init"):
+        from graspsim.learn.checkpoint import load_weights
+
+        net.load_state_dict({k: v.float() for k, v in load_weights(Path(settings["init"])).items()})
     labelled = bank.labelled()
     if not any(bank.pictures[i].seg.any() for i in labelled):
         raise ValueError("no labelled training picture shows any robot pixel")
@@ -253,6 +267,7 @@ def _stack(cfg: RobotSegConfig, settings: dict, loop, bank: RobotBank, val_views
         save_weights(out, net.state_dict())
         last = progress.last
         return {"model": "robotseg", "graspsim_version": graspsim.__version__, "config": cfg.to_dict(),
+                "init": settings.get("init"),
                 "label_efficient": le, "seed": loop.seed, "lr": loop.lr, "batch_size": settings["batch_size"],
                 "steps_per_epoch": settings["steps_per_epoch"], "data": bank.sources,
                 "train_pictures": len(bank), "labelled_pictures": len(labelled), "val_views": len(val_views),
