@@ -63,7 +63,8 @@ def _run_options(f):
     for decorator in reversed((
         click.option("--suite", default="shelf-test", show_default=True,
                      help="Suite name (see `graspsim list suites`)."),
-        click.option("--episodes", default=100, show_default=True, type=click.IntRange(min=1), help="Attempts to run."),
+        click.option("--episodes", default=100, show_default=True, type=click.IntRange(min=1),
+                     help="Episodes to run: one attempt each, or one scene cleared each with --clear-scene."),
         click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0),
                      help="Index of the suite's first scene; scenes seed..seed+episodes-1 are used."),
         click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1), help="Worker processes."),
@@ -79,9 +80,25 @@ def _run_options(f):
                      help="Who executes the grasps: hand (the floating Franka hand, VGN-style) or panda "
                           "(the full arm on its mount, with IK, reach limits and arm collisions)."),
         click.option("--no-progress", is_flag=True, help="Hide the progress bar."),
+        click.option("--clear-scene", is_flag=True,
+                     help="Clear-the-scene mode (VGN's protocol): each episode clears one scene attempt by attempt, "
+                          "one row per attempt, until no product is clearly visible, --max-attempts or "
+                          "--max-failures consecutive failures."),
+        click.option("--max-attempts", default=12, show_default=True, type=click.IntRange(min=1),
+                     help="Clear-the-scene mode: most attempts per scene."),
+        click.option("--max-failures", default=2, show_default=True, type=click.IntRange(min=1),
+                     help="Clear-the-scene mode: a scene's round ends after this many failures in a row."),
     )):
         f = decorator(f)
     return f
+
+
+def _clearing(clear_scene: bool, max_attempts: int, max_failures: int) -> dict:
+    """The RunSpec fields of the clear-the-scene options (the defaults when the mode is off, so that a
+    single-attempt run's settings do not depend on options it does not use)."""
+    if not clear_scene:
+        return {}
+    return dict(clear_scene=True, max_attempts=max_attempts, max_consecutive_failures=max_failures)
 
 
 def _check_policy(name: str) -> None:
@@ -136,7 +153,7 @@ def _parse_policy_kwargs(items: tuple[str, ...]) -> dict:
 @click.option("--sam", "sam_model", default=None, metavar="MODEL",
               help="clip_sam: SAM model (weights name, Hugging Face id, local dir or official .pth).")
 def bench(policy, suite, episodes, seed, workers, out_dir, resume, renderer, width, height, policy_args,
-          clip_model, sam_model, ray_address, robot, no_progress):
+          clip_model, sam_model, ray_address, robot, no_progress, clear_scene, max_attempts, max_failures):
     """Run POLICY on a suite and score pick success per product class."""
     from graspsim.bench.ray_backend import RayUnavailableError
     from graspsim.pool import WorkerDiedError
@@ -155,7 +172,8 @@ def bench(policy, suite, episodes, seed, workers, out_dir, resume, renderer, wid
             policy_kwargs[key] = value
     _check_policy_args(policy, policy_kwargs, suite_obj.kind)
     spec = RunSpec(policy=policy, suite=suite, episodes=episodes, seed=seed, renderer=renderer, width=width,
-                   height=height, policy_kwargs=policy_kwargs, robot=robot)
+                   height=height, policy_kwargs=policy_kwargs, robot=robot,
+                   **_clearing(clear_scene, max_attempts, max_failures))
     out_dir = out_dir or Path("runs") / f"{policy}-{suite}"
     try:
         summary = run_bench(spec, out_dir, workers=workers, resume=resume, progress=not no_progress,
@@ -194,7 +212,7 @@ def _policy_list(text: str, scene_kind: str | None = None) -> list[str]:
               help="Directory for the comparison (and, with --policies, one run directory per policy).")
 @click.option("--resume", is_flag=True, help="Continue interrupted policy runs under --out.")
 def compare(run_dirs, policies, suite, episodes, seed, workers, ray_address, sweep_text, out_dir, resume, renderer,
-            width, height, robot, no_progress):
+            width, height, robot, no_progress, clear_scene, max_attempts, max_failures):
     """Compare policies by pick rate on identical scenes (paired McNemar tests, plots, HTML report).
 
     Either run --policies on a suite, or compare finished RUN_DIRS (refused if
@@ -225,7 +243,7 @@ def compare(run_dirs, policies, suite, episodes, seed, workers, ray_address, swe
                 raise UserError(str(exc)) from None
             settings = [(sweep.name, value) for value in sweep.values]
         _run_comparison(names, suite, episodes, seed, workers, ray_address, settings, out_dir, resume, renderer,
-                        width, height, not no_progress, robot)
+                        width, height, not no_progress, robot, _clearing(clear_scene, max_attempts, max_failures))
     except (SceneSetMismatch, RunDirError, RecordsFileError, RayUnavailableError, ValueError) as exc:
         raise UserError(str(exc)) from None
 
@@ -244,7 +262,7 @@ def _compare_dirs(run_dirs: list[Path], out_dir: Path, workers: int = 1) -> dict
 
 
 def _run_comparison(names, suite, episodes, seed, workers, ray_address, settings, out_dir, resume, renderer, width,
-                    height, progress, robot=DEFAULT_ROBOT):
+                    height, progress, robot=DEFAULT_ROBOT, clearing=None):
     from graspsim.bench.runner import RunSpec, run_bench
 
     sweep_rows = []
@@ -253,7 +271,7 @@ def _run_comparison(names, suite, episodes, seed, workers, ray_address, settings
         run_dirs = []
         for policy in names:
             spec = RunSpec(policy=policy, suite=suite, episodes=episodes, seed=seed, renderer=renderer, width=width,
-                           height=height, robot=robot)
+                           height=height, robot=robot, **(clearing or {}))
             if name is not None:
                 from graspsim.bench.sweeps import apply_setting, setting_label
 

@@ -31,9 +31,9 @@ import threading
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
-from graspsim.fileio import atomic_write_json, fsync_dir, to_jsonable
+from graspsim.fileio import atomic_write_json, atomic_write_text, fsync_dir, to_jsonable
 
 RESULTS_FILENAME = "results.jsonl"
 RUN_CONFIG_FILENAME = "run.json"
@@ -330,11 +330,32 @@ def repair_jsonl(path: Path, key: str | None = "episode_id") -> int:
     return scan.trailing_bytes
 
 
+def results_key(config: Mapping[str, Any] | None) -> str:
+    """The key of a benchmark run's result rows: ``episode_id`` (one row per episode), or ``attempt_id`` for a
+    clear-the-scene run (``config["clear_scene"]``: one row per attempt, several per episode)."""
+    return "attempt_id" if (config or {}).get("clear_scene") else "episode_id"
+
+
 def read_results(run_dir: Path) -> list[dict]:
-    """All result rows of a benchmark run in arrival order (see :func:`read_jsonl`); RunDirError if it is missing."""
+    """All result rows of a benchmark run in arrival order (see :func:`read_jsonl`); RunDirError if it is missing.
+
+    The rows' key comes from the run's settings (:func:`results_key`; ``episode_id`` without a run.json)."""
     if not Path(run_dir).is_dir():
         raise RunDirError(f"run directory {run_dir} does not exist")
-    return read_jsonl(Path(run_dir) / RESULTS_FILENAME)
+    config_path = Path(run_dir) / RUN_CONFIG_FILENAME
+    config = read_config(config_path) if config_path.is_file() else None
+    return read_jsonl(Path(run_dir) / RESULTS_FILENAME, results_key(config))
+
+
+def drop_records(path: Path, keep: Callable[[dict], bool], key: str | None = "episode_id") -> int:
+    """Rewrite the records file ``path`` (atomically) with only the valid records for which ``keep(row)`` holds;
+    returns how many were dropped. Resuming by whole units (a clear-the-scene episode's rows) uses it to forget
+    the rows of a unit a kill interrupted."""
+    rows = read_jsonl(path, key)
+    kept = [row for row in rows if keep(row)]
+    if len(kept) < len(rows):
+        atomic_write_text(path, "".join(dumps_record(row, key) for row in kept), durable=True)
+    return len(rows) - len(kept)
 
 
 # --------------------------------------------------------------------------- settings

@@ -258,6 +258,8 @@ class Observation:
       :mod:`graspsim.scenes.instructions`), e.g. ``"cap"``; None for an ordinary
       pick. ``part_seg``: (H, W) uint8 ground-truth grasp parts (see
       :class:`Frames`), privileged like ``class_seg``.
+    * ``robot_seg``: (H, W) uint8 ground-truth robot pixels (0 not the robot, 1 arm, 2 hand and fingers),
+      privileged, only with the arm (``--policy-arg robot_mask=oracle`` reads it).
     """
 
     rgb: np.ndarray
@@ -272,3 +274,4 @@ class Observation:
     robot: str = "hand"
     target_part: str | None = None
     part_seg: np.ndarray | None = None
+    robot_seg: np.ndarray | None = None

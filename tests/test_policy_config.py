@@ -33,8 +33,10 @@ OLD_KEYWORDS = {
     "random": {"w_min_px", "w_max_px", "h_px"},
     "clip_sam": {"clip", "sam", "prompt_mode", "zoom", "cam_layer", "cam_method", "n_negative", "k_points",
                  "threshold", "verify", "n_candidates", "text_encoder", "threads", "box_refine", "gripper",
-                 "grasp_depth_m", "margin_m", "max_candidates"},
-    "det_seg": {"checkpoint", "refine", "num_threads", "max_candidates", "min_region_px", "guided_seg"},
+                 "grasp_depth_m", "margin_m", "max_candidates",
+                 "robot_mask", "robot_mask_checkpoint"},  # robot_mask*: added with the robot-mask exclusion
+    "det_seg": {"checkpoint", "refine", "num_threads", "max_candidates", "min_region_px", "guided_seg",
+                "robot_mask", "robot_mask_checkpoint"},
     "grconvnet": {"checkpoint", "num_threads", "max_candidates"},
 }
 

@@ -38,6 +38,20 @@ order policies are shown in)::
 
 ``p_value_holm`` is the Holm-Bonferroni adjusted p-value over all pairs of the
 comparison (with three or more policies several pairs are tested at once).
+
+Clear-the-scene runs (``graspsim bench --clear-scene``) are compared only with clear-the-scene runs of the same
+``max_attempts`` and ``max_consecutive_failures`` (mixing them with single-attempt runs is refused). Only the
+first attempt of a scene starts from the same state for both policies: attempt k > 0 acts on what earlier
+attempts left (a product picked or not, knocked over, another target drawn), so the later attempts of two
+runs are not paired observations, and the rows of one scene are not independent of each other. McNemar is
+therefore computed on pairs that are independent and identically posed:
+
+* ``mcnemar`` (the main test): the first attempt of each scene, paired by scene seed;
+* ``mcnemar_cleared``: per scene, whether its round ended with no product clearly visible ("cleared").
+
+``paired_attempts`` lists, per pair, the (scene, attempt) rows both runs attempted and both pick rates on them:
+descriptive only (no p-value, for the reason above). Each policy entry then has summary.json's
+``clear_scene`` block, and ``scene_set`` the mode.
 """
 
 from __future__ import annotations
@@ -55,7 +69,7 @@ from graspsim.fileio import atomic_write_json, to_jsonable
 from graspsim.runs import OFFLINE_METRICS_FILENAME, RUN_CONFIG_FILENAME, read_config, read_results
 from graspsim.bench.stats import mcnemar_exact
 from graspsim.bench.table import _ci, _finite, _grid, _num, _pct
-from graspsim.bench.summary import summarize
+from graspsim.bench.summary import row_order, summarize
 
 COMPARISON_FILENAME = "comparison.json"
 FORMAT = "graspsim-comparison/1"
@@ -97,7 +111,7 @@ def load_run(run_dir: str | Path, label: str | None = None) -> RunData:
     """
     run_dir = Path(run_dir)
     config = read_config(run_dir / RUN_CONFIG_FILENAME)
-    rows = sorted((r for r in read_results(run_dir) if not r.get("skipped")), key=lambda r: int(r["episode_id"]))
+    rows = sorted((r for r in read_results(run_dir) if not r.get("skipped")), key=row_order)
     run = RunData(run_dir=run_dir, config=config, rows=rows, label="", summary=summarize(rows, config),
                   offline_metrics=_read_offline_metrics(run_dir))
     return replace(run, label=label or run.policy)
@@ -153,7 +167,20 @@ def _renderer(run: RunData) -> str:
 
 
 def _seeds(run: RunData) -> list[int]:
-    return sorted(int(r["scene_seed"]) for r in run.rows)
+    # One per scene: a clear-the-scene run has several rows per scene.
+    return sorted({int(r["scene_seed"]) for r in run.rows})
+
+
+def clear_scene_mode(config: Mapping[str, Any]) -> tuple[int, int] | None:
+    """``(max_attempts, max_consecutive_failures)`` of a clear-the-scene run's settings, None for single attempts."""
+    if not config.get("clear_scene"):
+        return None
+    return int(config.get("max_attempts", 12)), int(config.get("max_consecutive_failures", 2))
+
+
+def _mode_name(mode: tuple[int, int] | None) -> str:
+    return ("single-attempt episodes" if mode is None else
+            f"clear-the-scene rounds (max {mode[0]} attempts, {mode[1]} failures in a row)")
 
 
 def _robot(run: RunData) -> str:
@@ -184,6 +211,10 @@ def _scene_differences(a: RunData, b: RunData) -> list[str]:
     name_a, name_b = str(a.run_dir), str(b.run_dir)
     ca, cb = a.config, b.config
     out = []
+    ma, mb = clear_scene_mode(ca), clear_scene_mode(cb)
+    if ma != mb:
+        out.append(f"{name_a} ran {_mode_name(ma)}, {name_b} ran {_mode_name(mb)} (a clear-the-scene attempt acts "
+                   "on what earlier attempts left: compare runs of one mode)")
     if ca.get("suite") != cb.get("suite"):
         out.append(f"{name_a} has suite {ca.get('suite')}, {name_b} has {cb.get('suite')}")
     sa, sb = _seeds(a), _seeds(b)
@@ -241,10 +272,32 @@ def _holm(p_values: list[float]) -> list[float]:
     return adjusted
 
 
-def _mcnemar_pair(a: RunData, b: RunData) -> dict:
+def _first_attempts(run: RunData) -> dict[int, bool]:
+    """Scene seed -> success of the scene's (first) attempt."""
+    return {int(r["scene_seed"]): r.get("success") is True for r in run.rows if r.get("attempt", 0) == 0}
+
+
+def _cleared(run: RunData) -> dict[int, bool]:
+    """Scene seed -> whether the clear-the-scene round of that scene ended cleared (complete episodes only)."""
+    count: Counter = Counter(int(r["scene_seed"]) for r in run.rows)
+    return {int(r["scene_seed"]): r.get("end_reason") == "cleared" for r in run.rows
+            if r.get("attempt", 0) == 0 and r.get("episode_attempts") == count[int(r["scene_seed"])]}
+
+
+def _paired_attempts(a: RunData, b: RunData) -> dict:
+    """Pick rates of both runs on the (scene, attempt) rows both attempted (descriptive: module docstring)."""
+    sa = {(int(r["scene_seed"]), int(r.get("attempt", 0))): r.get("success") is True for r in a.rows}
+    sb = {(int(r["scene_seed"]), int(r.get("attempt", 0))): r.get("success") is True for r in b.rows}
+    both = sorted(set(sa) & set(sb))
+    n = len(both)
+    return {"a": a.label, "b": b.label, "paired": n,
+            "a_rate": sum(sa[k] for k in both) / n if n else None,
+            "b_rate": sum(sb[k] for k in both) / n if n else None}
+
+
+def _mcnemar_pair(a: RunData, b: RunData, outcome=_first_attempts) -> dict:
     # Pair by scene seed (not episode id): the seed is what defines the scene.
-    sa = {int(r["scene_seed"]): r.get("success") is True for r in a.rows}
-    sb = {int(r["scene_seed"]): r.get("success") is True for r in b.rows}
+    sa, sb = outcome(a), outcome(b)
     outcomes = [(sa[seed], sb[seed]) for seed in sorted(set(sa) & set(sb))]
     counts = {key: outcomes.count(pair) for key, pair in (("a_only", (True, False)), ("b_only", (False, True)),
                                                            ("both", (True, True)), ("neither", (False, False)))}
@@ -292,6 +345,13 @@ def compare_runs(runs: Sequence[RunData], check_scenes: bool = True) -> dict:
     pairs = [_mcnemar_pair(a, b) for a, b in combinations(runs, 2)]
     for pair, adjusted in zip(pairs, _holm([p["p_value"] for p in pairs])):
         pair["p_value_holm"] = adjusted
+    clearing = clear_scene_mode(runs[0].config) is not None
+    if clearing:
+        for run in runs:
+            policies[run.label]["clear_scene"] = run.summary.get("clear_scene")
+        cleared = [_mcnemar_pair(a, b, _cleared) for a, b in combinations(runs, 2)]
+        for pair, adjusted in zip(cleared, _holm([p["p_value"] for p in cleared])):
+            pair["p_value_holm"] = adjusted
 
     first = runs[0]
     seeds = _seeds(first)
@@ -302,13 +362,18 @@ def compare_runs(runs: Sequence[RunData], check_scenes: bool = True) -> dict:
         "scene_set": {"suite": first.config.get("suite"), "episodes": len(seeds),
                       "first_seed": seeds[0] if seeds else None, "last_seed": seeds[-1] if seeds else None,
                       "renderer": _renderer(first), "width": first.config.get("width"),
-                      "height": first.config.get("height")},
+                      "height": first.config.get("height"),
+                      **({"clear_scene": True, "max_attempts": first.config.get("max_attempts"),
+                          "max_consecutive_failures": first.config.get("max_consecutive_failures")}
+                         if clearing else {})},
         "labels": labels,
         "classes": sorted({c for run in runs for c in run.summary["per_class"]}),
         "policies": policies,
         **({"class_parts": sorted({cp for p in policies.values() for cp in p["parts"]["per_class_part"]})}
            if any("parts" in p for p in policies.values()) else {}),
         "mcnemar": pairs,
+        **({"mcnemar_cleared": cleared, "paired_attempts": [_paired_attempts(a, b) for a, b in combinations(runs, 2)]}
+           if clearing else {}),
         "failure_reasons": {run.label: dict(run.summary["failure_reasons"]) for run in runs},
         "offline_metrics": {run.label: run.offline_metrics for run in runs if run.offline_metrics is not None},
         "plots": {},
@@ -372,12 +437,16 @@ def format_comparison_table(comparison: Mapping) -> str:
     out += ["per-class pick rate (successes/attempts):"] + _grid(["class", *labels], rows) + [""]
     out += _parts_lines(comparison, labels, fraction)
 
-    pairs = comparison.get("mcnemar") or []
-    if pairs:
-        rows = [[f"{m['a']} vs {m['b']}", str(m["paired"]), str(m["a_only"]), str(m["b_only"]), str(m["both"]),
-                 str(m["neither"]), _p(m["p_value"]), _p(m.get("p_value_holm"))] for m in pairs]
-        out += ["paired comparison (exact McNemar test on the same scenes):"]
-        out += _grid(["pair", "paired", "A only", "B only", "both", "neither", "p", "p (Holm)"], rows) + [""]
+    out += _clear_scene_lines(comparison, labels)
+    clearing = bool(ss.get("clear_scene"))
+    for key, title in (("mcnemar", "first attempt of each scene" if clearing else "the same scenes"),
+                       ("mcnemar_cleared", "scenes cleared, per scene")):
+        pairs = comparison.get(key) or []
+        if pairs:
+            rows = [[f"{m['a']} vs {m['b']}", str(m["paired"]), str(m["a_only"]), str(m["b_only"]), str(m["both"]),
+                     str(m["neither"]), _p(m["p_value"]), _p(m.get("p_value_holm"))] for m in pairs]
+            out += [f"paired comparison (exact McNemar test on {title}):"]
+            out += _grid(["pair", "paired", "A only", "B only", "both", "neither", "p", "p (Holm)"], rows) + [""]
 
     reasons = failure_reason_order(comparison)
     if reasons:
@@ -387,6 +456,33 @@ def format_comparison_table(comparison: Mapping) -> str:
     else:
         out.append("failure reasons: none")
     return "\n".join(out).rstrip()
+
+
+def _clear_scene_lines(comparison: Mapping, labels: list) -> list[str]:
+    """The text table's clear-the-scene block (empty for single-attempt runs)."""
+    blocks = {lb: comparison["policies"][lb].get("clear_scene") for lb in labels}
+    if not any(blocks.values()):
+        return []
+
+    def rate(block: Mapping | None) -> str:
+        return f"{_pct(block['rate'])} ({block['successes']}/{block['attempts']})" if block else "-"
+
+    rows = [["scenes", *(str((blocks[lb] or {}).get("scenes", "-")) for lb in labels)],
+            ["first-attempt pick rate", *(rate((blocks[lb] or {}).get("first_attempt")) for lb in labels)],
+            ["later-attempt pick rate", *(rate((blocks[lb] or {}).get("later_attempts")) for lb in labels)],
+            ["clearance rate (mean per scene)", *(_pct((blocks[lb] or {}).get("clearance_rate")) for lb in labels)],
+            ["scenes cleared", *(rate((blocks[lb] or {}).get("cleared")) for lb in labels)],
+            ["mean attempts per scene", *(_num((blocks[lb] or {}).get("mean_attempts_per_scene"), ".2f")
+                                          for lb in labels)],
+            ["robot in view after 1st attempt", *(rate((blocks[lb] or {}).get("robot_in_view_after_first"))
+                                                  for lb in labels)]]
+    out = ["clear-the-scene rounds:"] + _grid(["", *labels], rows) + [""]
+    pairs = comparison.get("paired_attempts") or []
+    if pairs:
+        rows = [[f"{m['a']} vs {m['b']}", str(m["paired"]), _pct(m["a_rate"]), _pct(m["b_rate"])] for m in pairs]
+        out += ["attempts both runs made, by (scene, attempt) (descriptive; later attempts are not paired trials):"]
+        out += _grid(["pair", "attempts", "A rate", "B rate"], rows) + [""]
+    return out
 
 
 #: The rate blocks of summary.json's "parts" block shown per policy, with their row names.

@@ -51,7 +51,10 @@ def sample_attempts(run: RunData, per_class: int = 2) -> list[dict]:
     if per_class < 0:
         raise ValueError(f"per_class must be >= 0, got {per_class}")
     by_class: dict[str, tuple[list[dict], list[dict]]] = {}
-    for row in sorted(run.rows, key=lambda r: int(r["episode_id"])):
+    # Clear-the-scene runs: first attempts only; a later attempt's scene depends on the earlier attempts, and
+    # the replay (EpisodeRunner.decide) rebuilds the scene as it was before the first.
+    first = (r for r in run.rows if r.get("attempt", 0) == 0)
+    for row in sorted(first, key=lambda r: int(r["episode_id"])):
         cls = row.get("target_class") if isinstance(row.get("target_class"), str) else UNKNOWN
         wins, losses = by_class.setdefault(cls, ([], []))
         (wins if row.get("success") is True else losses).append(row)

@@ -279,10 +279,22 @@ def _mcnemar_section(comparison: Mapping) -> str:
                  *(_td(m[k]) for k in ("paired", "a_only", "b_only", "both", "neither")),
                  _td(_p(m["p_value"])), _td(_p(m.get("p_value_holm")))]) for m in pairs]
     header = ["policy A", "policy B", "paired attempts", "A only", "B only", "both", "neither", "p", "p (Holm)"]
-    return _section("mcnemar", title, _table(header, rows, "mcnemar"),
-                    "Both policies attempted the same scenes, so each pair is compared on the "
-                    "attempts where exactly one of them succeeded (A only, B only) with the exact two-sided McNemar "
-                    "test. p (Holm): adjusted for testing all pairs of this report.")
+    body = _table(header, rows, "mcnemar")
+    note = ("Both policies attempted the same scenes, so each pair is compared on the "
+            "attempts where exactly one of them succeeded (A only, B only) with the exact two-sided McNemar "
+            "test. p (Holm): adjusted for testing all pairs of this report.")
+    cleared = comparison.get("mcnemar_cleared") or []
+    if cleared:  # clear-the-scene runs: the first attempts above, then one pair per scene on "cleared"
+        rows = [_tr([f"<td>{_e(m['a'])}</td>", f"<td>{_e(m['b'])}</td>",
+                     *(_td(m[k]) for k in ("paired", "a_only", "b_only", "both", "neither")),
+                     _td(_p(m["p_value"])), _td(_p(m.get("p_value_holm")))]) for m in cleared]
+        body += "<p>Scenes cleared (one pair per scene):</p>" + _table(
+            ["policy A", "policy B", "scenes", "A only", "B only", "both", "neither", "p", "p (Holm)"], rows, "mcnemar")
+        note = ("Clear-the-scene runs: the first table pairs the first attempt of each scene (the only attempt "
+                "both policies start from the same state; later attempts act on what earlier ones left, so they "
+                "are neither paired nor independent), the second pairs scenes on whether their round ended "
+                "cleared. Exact two-sided McNemar tests; p (Holm): adjusted for testing all pairs.")
+    return _section("mcnemar", title, body, note)
 
 
 def _failures_section(comparison: Mapping) -> str:

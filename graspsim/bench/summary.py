@@ -22,8 +22,25 @@ when there are no attempts; intervals are 95 % Wilson score intervals
       "timing": {"mean_perception_ms", "mean_simulation_ms", "mean_total_ms",
                  "wall_s", "wall_s_source", "attempts_per_second"},
       "parts": {...},                       # only for part-aware runs (rows with target_part), see below
+      "clear_scene": {...},                 # only for clear-the-scene runs, see below
       "config": {...},                      # the run configuration (run.json)
       "versions": {...} | null              # config["versions"]
+    }
+
+In a clear-the-scene run (``graspsim bench --clear-scene``, :mod:`graspsim.bench.runner`) the rows are attempts
+(``episodes`` above counts attempts; ``success_rate`` is the pick rate per attempt) and the per-scene figures
+come from the complete episodes (an episode cut short by a kill is not counted)::
+
+    "clear_scene": {
+      "scenes": int, "incomplete_episodes": int, "mean_attempts_per_scene": float | null,
+      "first_attempt": {rate block},        # attempt 0 of each scene: the same start for every policy
+      "later_attempts": {rate block},       # attempts 1, 2, ...
+      "clearance_rate": float | null,       # mean over scenes of products removed / products in the scene
+      "products_removed": int, "products_total": int,
+      "cleared": {rate block},              # scenes whose round ended with no product clearly visible
+      "end_reasons": {"cleared" | "max_attempts" | "consecutive_failures": count},
+      "robot_in_view_after_first": {rate block} | null   # attempts > 0 whose robot mask (robot_mask=robotseg
+                                                         # or oracle) had a pixel; null without a robot mask
     }
 
 A part-aware run (rows with ``target_part``, ``phrasing_id``, ``heldout_pair``,
@@ -91,15 +108,51 @@ def _row_total_ms(row: Mapping[str, Any]) -> float | None:
     return sum(parts) if parts else None
 
 
+def row_order(row: Mapping[str, Any]) -> tuple[int, int]:
+    """``(episode_id, attempt)``: rows sort by episode, then by attempt (0 for single-attempt rows)."""
+    return int(row["episode_id"]), int(row.get("attempt", 0))
+
+
 def _ordered_rows(rows: list[dict]) -> list[dict]:
-    """``rows`` as a JSON round trip would give them, sorted by ``episode_id``; ValueError on a duplicated id."""
+    """``rows`` as a JSON round trip would give them, sorted by :func:`row_order`; ValueError on a duplicated
+    (episode, attempt)."""
     # Rows built in memory may hold numpy values (np.bool_ success, np.int64 ids).
-    ordered = sorted((to_jsonable(r) for r in rows), key=lambda r: int(r["episode_id"]))
-    ids = [int(r["episode_id"]) for r in ordered]
+    ordered = sorted((to_jsonable(r) for r in rows), key=row_order)
+    ids = [row_order(r) for r in ordered]
     dupes = sorted({a for a, b in zip(ids, ids[1:]) if a == b})
     if dupes:
-        raise ValueError(f"episode ids appear more than once in the rows: {dupes[:20]}")
+        what = "episode ids" if all(r.get("attempt") is None for r in ordered) else "(episode, attempt) pairs"
+        shown = [d[0] for d in dupes] if what == "episode ids" else dupes
+        raise ValueError(f"{what} appear more than once in the rows: {shown[:20]}")
     return ordered
+
+
+def _clear_scene(rows: list[Mapping[str, Any]]) -> dict[str, Any]:
+    """The ``clear_scene`` block of a clear-the-scene run (module docstring) over its complete episodes."""
+    episodes: dict[int, list[Mapping[str, Any]]] = {}
+    for r in rows:
+        episodes.setdefault(int(r["episode_id"]), []).append(r)
+    whole = {e: rs for e, rs in episodes.items() if len(rs) == rs[0].get("episode_attempts")}
+    clearance = [(rs[0]["products_total"] - rs[-1]["products_left"]) / rs[0]["products_total"]
+                 for rs in whole.values() if rs[0].get("products_total")]
+    first = [r for r in rows if r.get("attempt", 0) == 0]
+    later = [r for r in rows if r.get("attempt", 0) > 0]
+    masked = [r for r in later if _finite_number((r.get("policy_info") or {}).get("robot_mask_px")) is not None]
+    cleared = sum(rs[0].get("end_reason") == "cleared" for rs in whole.values())
+    return {
+        "scenes": len(whole),
+        "incomplete_episodes": len(episodes) - len(whole),
+        "mean_attempts_per_scene": _mean([float(len(rs)) for rs in whole.values()]),
+        "first_attempt": _rate_block(len(first), sum(r.get("success") is True for r in first)),
+        "later_attempts": _rate_block(len(later), sum(r.get("success") is True for r in later)),
+        "clearance_rate": _mean(clearance),
+        "products_removed": sum(rs[0]["products_total"] - rs[-1]["products_left"] for rs in whole.values()),
+        "products_total": sum(rs[0].get("products_total") or 0 for rs in whole.values()),
+        "cleared": _rate_block(len(whole), cleared),
+        "end_reasons": dict(sorted(Counter(rs[0].get("end_reason") or UNKNOWN for rs in whole.values()).items())),
+        "robot_in_view_after_first": _rate_block(len(masked), sum(
+            (r["policy_info"]["robot_mask_px"] or 0) > 0 for r in masked)) if masked else None,
+    }
 
 
 def _rate_block(attempts: int, successes: int) -> dict[str, Any]:
@@ -212,6 +265,8 @@ def summarize(rows: list[dict], run_config: dict) -> dict:
     }
     if any("target_part" in r for r in ordered):
         summary["parts"] = _parts(ordered)
+    if run_config.get("clear_scene") or any("attempt" in r for r in ordered):
+        summary["clear_scene"] = _clear_scene(ordered)
     # The config may carry numpy values or NaN; keep the summary strict JSON.
     return to_jsonable(summary)
 

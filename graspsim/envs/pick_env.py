@@ -405,6 +405,10 @@ class PickEnv(gym.Env):
                 return True
         return False
 
+    def products_left(self) -> int:
+        """Products still in the scene (those picked in clear-the-scene mode are removed; knocked-over ones stay)."""
+        return len(self._scene.live_bodies) if self._scene is not None else 0
+
     def visible_bodies(self) -> list[int]:
         """Products showing at least ``_MIN_VISIBLE_FRACTION`` of their unoccluded projected area
         (:func:`visible_products` of the current scene and observation)."""

@@ -64,9 +64,10 @@ class Policy(Protocol):
         """Choose a grasp for ``obs`` (an Observation or the environment's observation dict)."""
 
 
-def policy_rng(scene_seed: int) -> np.random.Generator:
-    """The generator ``graspsim bench`` gives a policy (:meth:`Policy.reset`) before it acts on scene ``scene_seed``."""
-    return np.random.default_rng([int(scene_seed), POLICY_SEED_SALT])
+def policy_rng(scene_seed: int, attempt: int = 0) -> np.random.Generator:
+    """The generator ``graspsim bench`` gives a policy (:meth:`Policy.reset`) before it acts on scene ``scene_seed``
+    (``attempt``: the attempt's index in a clear-the-scene round; 0, the first, gets the single attempt's stream)."""
+    return np.random.default_rng([int(scene_seed), POLICY_SEED_SALT] + ([int(attempt)] if attempt else []))
 
 
 def as_observation(obs: Observation | Mapping[str, Any]) -> Observation:
@@ -74,7 +75,7 @@ def as_observation(obs: Observation | Mapping[str, Any]) -> Observation:
 
     The dict is what ``env.reset()`` / ``env.step()`` return (keys ``rgb``,
     ``depth``, ``instruction``, ``target_class``, ``K``, ``T_world_camera``,
-    ``scene_kind``; ``instance_seg``, ``class_seg`` and ``part_seg`` when the environment was
+    ``scene_kind``; ``instance_seg``, ``class_seg``, ``part_seg`` (and ``robot_seg`` with the arm) when the environment was
     made with ``privileged=True``; ``target_part``, an index into the target class's grasp parts,
     in the part-aware task). This is how the built-in policies act on Gymnasium observations:
     ``policy.act(obs)``.
@@ -100,6 +101,7 @@ def as_observation(obs: Observation | Mapping[str, Any]) -> Observation:
         approach_world=np.asarray(kind.approach_world, dtype=np.float64),
         instance_seg=obs.get("instance_seg"), class_seg=obs.get("class_seg"),
         robot=ROBOTS[int(obs.get("robot", 0))], target_part=target_part, part_seg=obs.get("part_seg"),
+        robot_seg=obs.get("robot_seg"),
     )
 
 

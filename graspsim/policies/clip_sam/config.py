@@ -17,6 +17,7 @@ from typing import ClassVar
 from graspsim.learn.checkpoint import METADATA_FILE, read_metadata_file, verify
 from graspsim.policies.clip_sam.prompts import PROMPT_MODES
 from graspsim.policies.config import GraspPlanConfig, arg
+from graspsim.policies.robot_mask import RobotMaskConfig
 
 CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
 DEFAULT_PROMPT_MODE = "points"
@@ -47,7 +48,7 @@ class MissingModelError(FileNotFoundError):
 
 
 @dataclass(frozen=True)
-class ClipSamPolicyConfig(GraspPlanConfig):
+class ClipSamPolicyConfig(GraspPlanConfig, RobotMaskConfig):
     """Every ``--policy-arg`` of :class:`~.policy.ClipSamPolicy` (``--clip`` / ``--sam`` set the first two)."""
 
     policy_name: ClassVar[str] = "clip_sam"
@@ -86,6 +87,7 @@ class ClipSamPolicyConfig(GraspPlanConfig):
         CheckpointError when a checkpoint trained here is damaged (its recorded sha256 differ)."""
         for kind, name in (("clip", self.clip), ("sam", self.sam)):
             check_model(name, kind)
+        self.check_robot_mask_files()
 
 
 def resolve_model(name: str | os.PathLike | None, kind: str) -> str:

@@ -19,7 +19,12 @@ Stages (each timed, milliseconds in :attr:`PipelineResult.stage_ms`):
    global map; CLIP classifies a crop around each candidate mask (prompt
    ensemble over the catalog's class names) and the mask most likely to be the
    instruction's product (the class whose text embedding is nearest the
-   instruction's) is kept. Attention proposes, SAM segments, CLIP checks: a
+   instruction's) is kept.
+
+The robot's pixels (``exclude``, (H, W) bool, :mod:`graspsim.policies.robot_mask`; None: nothing excluded) are
+left out before any decision: the global and zoomed attention maps are zeroed there (so no peak, point or box
+comes from the robot; at the peak search's 1/8 resolution a cell with any robot pixel counts as robot), and
+every SAM mask loses them before its component at the prompt is kept. Attention proposes, SAM segments, CLIP checks: a
    wrong global peak (a similar-looking neighbour) costs a candidate, not the
    pick.
 
@@ -49,6 +54,7 @@ from graspsim.policies.clip_sam.prompts import Prompt, make_prompts, multi_point
 from graspsim.policies.clip_sam.segment import WindowMask, segment_windows
 from graspsim.policies.clip_sam.windows import (CLIP_MEAN, CLIP_STD, ZOOM_EXTENT_M, crop, crop_box, depth_window,
                                                 normalise, paste, squash)
+from graspsim.policies.robot_mask import exclude_robot, zero_on_robot
 
 
 @dataclass
@@ -161,8 +167,9 @@ class ClipSamPipeline:
             return patch_similarity(self.clip, x, text_embeds)
         return clip_gradcam(self.clip, x, None, layer=self.cam_layer, method=self.cam_method, text_embeds=text_embeds)
 
-    def global_peaks(self, rgb: np.ndarray, text: str, k: int):
-        """``(text embedding, global attention (H, W), up to k peaks (n, 2) xy, strongest first)``.
+    def global_peaks(self, rgb: np.ndarray, text: str, k: int, exclude: np.ndarray | None = None):
+        """``(text embedding, global attention (H, W), up to k peaks (n, 2) xy, strongest first)``; the map is
+        zero on the ``exclude`` pixels (the robot, module docstring).
 
         Peaks are searched on the map at 1/8 of the image resolution (the map is
         bilinear from a 14x14 grid, so nothing is lost; at full resolution the
@@ -172,13 +179,17 @@ class ClipSamPipeline:
         h, w = rgb.shape[:2]
         cam = self._cam(squash(rgb, self.clip_size), temb)
         small = upsample_cam(cam, (max(1, h // PEAK_STRIDE), max(1, w // PEAK_STRIDE)))
+        if exclude is not None:  # a coarse cell holding any robot pixel is robot
+            cells = cv2.resize(exclude.astype(np.float32), (small.shape[1], small.shape[0]), interpolation=cv2.INTER_AREA)
+            small = zero_on_robot(small, cells > 0)
         peaks = multi_points(small, k=k, min_value=0.3)
         peaks = (peaks + 0.5) * np.array([w / small.shape[1], h / small.shape[0]], dtype=np.float32) - 0.5
-        return temb, upsample_cam(cam, (h, w)), peaks
+        return temb, zero_on_robot(upsample_cam(cam, (h, w)), exclude), peaks
 
     def zoom_candidates(self, rgb: np.ndarray, depth_m: np.ndarray, K: np.ndarray, temb: torch.Tensor,
-                        att: np.ndarray, peaks: np.ndarray) -> list[Candidate]:
-        """One :class:`Candidate` per peak: the attention of the depth-sized window around it."""
+                        att: np.ndarray, peaks: np.ndarray, exclude: np.ndarray | None = None) -> list[Candidate]:
+        """One :class:`Candidate` per peak: the attention of the depth-sized window around it (zero on
+        ``exclude``)."""
         if len(peaks) == 0:
             return []
         if not self.zoom or att.max() <= 0:
@@ -193,7 +204,8 @@ class ClipSamPipeline:
             cams = [self._cam(crop(rgb, win, self.clip_size), temb) for win in windows]
         out = []
         for xy, win, cam in zip(peaks, windows, cams):
-            zatt = paste(upsample_cam(cam, (self.clip_size, self.clip_size)), win, rgb.shape[:2])
+            zatt = zero_on_robot(paste(upsample_cam(cam, (self.clip_size, self.clip_size)), win, rgb.shape[:2]),
+                                 exclude)
             zatt = np.clip(zatt / max(float(zatt.max()), 1e-12), 0.0, 1.0).astype(np.float32)
             out.append(Candidate(zatt, xy, win) if zatt.max() > 0 else Candidate(att, xy, None))
         return out
@@ -249,8 +261,10 @@ class ClipSamPipeline:
         box = None if p.box is None else p.box + np.tile(offset, 2)
         return Prompt(p.mode, p.points + offset, p.labels, box)
 
-    def segment(self, rgb: np.ndarray, depth_m: np.ndarray, K: np.ndarray, prompts: list[Prompt]) -> list[WindowMask]:
-        """SAM for every prompt (one batched call); each mask reduced to its component at the prompt.
+    def segment(self, rgb: np.ndarray, depth_m: np.ndarray, K: np.ndarray, prompts: list[Prompt],
+                exclude: np.ndarray | None = None) -> list[WindowMask]:
+        """SAM for every prompt (one batched call); each mask without the ``exclude`` pixels, reduced to its
+        component at the prompt.
 
         With ``box_refine = n > 0``, box prompts are re-run ``n`` times with the
         box replaced by the bounding box of SAM's last mask (points kept), the
@@ -258,7 +272,7 @@ class ClipSamPipeline:
         product (too wide over same-product neighbours, too short on tall
         ones), SAM's first mask is closer, and a box around it is a better prompt.
         """
-        out = self._segment_once(rgb, depth_m, K, prompts)
+        out = self._segment_once(rgb, depth_m, K, prompts, exclude)
         for _ in range(self.box_refine):
             idx = [i for i, (p, wm) in enumerate(zip(prompts, out)) if p.box is not None and wm.mask.any()]
             if not idx:
@@ -268,15 +282,16 @@ class ClipSamPipeline:
                 ys, xs = np.nonzero(out[i].mask)
                 box = np.array([xs.min(), ys.min(), xs.max(), ys.max()], dtype=np.float32)
                 again.append(Prompt(prompts[i].mode, prompts[i].points, prompts[i].labels, box))
-            for i, wm in zip(idx, self._segment_once(rgb, depth_m, K, again)):
+            for i, wm in zip(idx, self._segment_once(rgb, depth_m, K, again, exclude)):
                 if wm.mask.any():
                     out[i] = wm
         return out
 
     def _segment_once(self, rgb: np.ndarray, depth_m: np.ndarray, K: np.ndarray,
-                      prompts: list[Prompt]) -> list[WindowMask]:
+                      prompts: list[Prompt], exclude: np.ndarray | None = None) -> list[WindowMask]:
         out = segment_windows(self.sam, rgb, depth_m, K, prompts)
         for wm, prompt in zip(out, prompts):
+            wm.mask = exclude_robot(wm.mask, exclude)
             anchors = prompt.points[prompt.labels == 1] if prompt.points.shape[0] else np.zeros((0, 2))
             if prompt.box is not None:
                 b = prompt.box
@@ -285,9 +300,9 @@ class ClipSamPipeline:
         return out
 
     def run(self, rgb: np.ndarray, depth_m: np.ndarray, K: np.ndarray, instruction: str, mode: str,
-            candidates: list[Candidate] | None = None) -> PipelineResult:
+            candidates: list[Candidate] | None = None, exclude: np.ndarray | None = None) -> PipelineResult:
         """All stages for one prompt ``mode``; pass ``candidates`` (from :meth:`zoom_candidates`) to reuse the CLIP
-        stage.
+        stage. ``exclude``: (H, W) bool pixels (the robot's) no attention, prompt or mask may use (None: none).
 
         With verification, when no candidate's crop looks like the named product
         (best probability < ``escalate_below``), the next ``n_candidates`` peaks
@@ -306,8 +321,9 @@ class ClipSamPipeline:
         rest = np.zeros((0, 2))
         if candidates is None:
             n = self.n_candidates
-            temb, att, peaks = timed("clip", self.global_peaks, rgb, text, 2 * n if self.verify else 1)
-            candidates, rest = timed("clip", self.zoom_candidates, rgb, depth_m, K, temb, att, peaks[:n]), peaks[n:]
+            temb, att, peaks = timed("clip", self.global_peaks, rgb, text, 2 * n if self.verify else 1, exclude)
+            candidates = timed("clip", self.zoom_candidates, rgb, depth_m, K, temb, att, peaks[:n], exclude)
+            rest = peaks[n:]
         candidates = list(candidates)
         prompts: list[Prompt] = []
         masks: list[WindowMask] = []
@@ -316,7 +332,7 @@ class ClipSamPipeline:
         batch = candidates
         while True:
             new_prompts = timed("prompt", lambda: [self.prompt(c.attention, mode, c.window) for c in batch])
-            new_masks = timed("sam", self.segment, rgb, depth_m, K, new_prompts)
+            new_masks = timed("sam", self.segment, rgb, depth_m, K, new_prompts, exclude)
             prompts += new_prompts
             masks += new_masks
             if self.verify and (len(candidates) > 1 or len(rest)):
@@ -324,7 +340,7 @@ class ClipSamPipeline:
                 probs = np.concatenate([probs, new_probs[:, target]])
             if not (self.verify and len(rest) and probs.size and probs.max() < self.escalate_below):
                 break
-            batch = timed("clip", self.zoom_candidates, rgb, depth_m, K, temb, att, rest)
+            batch = timed("clip", self.zoom_candidates, rgb, depth_m, K, temb, att, rest, exclude)
             candidates += batch
             rest = np.zeros((0, 2))
         best = int(np.argmax(probs)) if probs.size else 0

@@ -15,6 +15,11 @@ MODEL --sam MODEL``):
 * for SAM, an official Segment Anything ``.pth`` checkpoint (vit_b/l/h),
   mapped onto ``transformers.SamModel`` by :mod:`.sam_convert`.
 
+With ``robot_mask=robotseg|oracle`` the robot's pixels (:mod:`graspsim.policies.robot_mask`) are excluded
+before perception: the attention maps are zero there and SAM's masks lose them (:mod:`.pipeline`), and planned
+grasps whose jaw plates lie on them are dropped (a fallback rectangle there raises :class:`PolicyError`);
+``info["robot_mask_px"]`` counts them (None for ``robot_mask=none``), ``info["robot_ms"]`` times RobotSeg.
+
 The mask goes through the shared object-grasp planner
 (:func:`graspsim.grasping.mask_grasps.object_grasps`, the oracle's and the
 dataset labels' planner); when no candidate passes its checks, a rectangle
@@ -35,6 +40,7 @@ import numpy as np
 from graspsim.config import GripperSpec
 from graspsim.policies.base import PolicyError, PolicyOutput, as_observation, copy_config
 from graspsim.policies.clip_sam.config import ClipSamPolicyConfig, resolve_model
+from graspsim.policies.robot_mask import RobotPixels, drop_grasps_on_robot, jaws_on_robot, robot_info
 from graspsim.types import Observation
 
 
@@ -111,6 +117,8 @@ class ClipSamPolicy:
         self.pipeline = _make_pipeline(cfg, clip_model, tokenizer, sam_model)
         copy_config(self, cfg)  # self.prompt_mode, self.grasp_depth_m, ...
         self.gripper = cfg.gripper or GripperSpec()
+        self.robot_pixels = RobotPixels(cfg.robot_mask, cfg.robot_mask_checkpoint)
+        self.needs_privileged = self.robot_pixels.needs_privileged  # robot_mask=oracle reads robot_seg
 
     def reset(self, rng: np.random.Generator) -> None:
         pass  # deterministic: the models run in eval mode and nothing is sampled
@@ -119,8 +127,13 @@ class ClipSamPolicy:
         obs = as_observation(obs)  # the environment's observation dict is accepted too
         from graspsim.grasping.mask_grasps import fallback_grasp, object_grasps
 
-        result = self.pipeline.run(obs.rgb, obs.depth_m, obs.camera.K, obs.instruction, self.prompt_mode)
+        t0 = time.perf_counter()
+        robot = self.robot_pixels(obs)
+        robot_ms = (time.perf_counter() - t0) * 1e3
+        result = self.pipeline.run(obs.rgb, obs.depth_m, obs.camera.K, obs.instruction, self.prompt_mode,
+                                   exclude=robot)
         info: dict[str, Any] = {"prompt_mode": self.prompt_mode, "sam_score": round(result.sam_score, 4),
+                                **robot_info(robot), "robot_ms": round(robot_ms, 1),
                                 "mask_px": int(result.mask.sum()), "text": result.text,
                                 "candidate": result.candidate, "n_candidates": result.n_candidates,
                                 "text_encoder": self.pipeline.last_text_encoder,
@@ -133,6 +146,9 @@ class ClipSamPolicy:
                                grasp_depth_m=self.grasp_depth_m, margin_m=self.margin_m,
                                max_candidates=self.max_candidates)
         info["grasp_ms"] = round((time.perf_counter() - t0) * 1e3, 1)
+        kept = drop_grasps_on_robot([g.rect for g in grasps], robot)
+        info["dropped_on_robot"] = len(grasps) - len(kept)
+        grasps = [grasps[i] for i in kept]
         if grasps:
             best = grasps[0]
             info.update(fallback=False, grasp_score=round(best.score, 4), opening_m=round(best.opening_m, 4))
@@ -141,5 +157,7 @@ class ClipSamPolicy:
         rect = fallback_grasp(result.mask, obs.depth_m, obs.camera.K, self.gripper, margin_m=self.margin_m)
         if rect is None:
             raise PolicyError("no grasp on the segmented mask")
+        if robot is not None and jaws_on_robot(rect, robot):
+            raise PolicyError("the only grasp on the segmented mask has a jaw on the robot's pixels")
         info["fallback"] = True
         return PolicyOutput(rect=rect, mask=result.mask, attention=result.attention, info=info)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from graspsim.policies.config import PolicyConfig, arg
+from graspsim.policies.robot_mask import RobotMaskConfig
 
 # Segmentation regions smaller than this (pixels of a 640x480 image, scaled with the image area) are merged into
 # their surroundings (model.remove_small_regions). Chosen on the labelled validation scenes of the shipped
@@ -98,7 +99,7 @@ class GrConvNetPolicyConfig(CheckpointPolicyConfig):
 
 
 @dataclass(frozen=True)
-class DetSegPolicyConfig(CheckpointPolicyConfig):
+class DetSegPolicyConfig(CheckpointPolicyConfig, RobotMaskConfig):
     """Every ``--policy-arg`` of :class:`~.policy.DetSegPolicy`: the checkpoint's, plus the segmentation's."""
 
     policy_name: ClassVar[str] = "det_seg"
@@ -109,3 +110,8 @@ class DetSegPolicyConfig(CheckpointPolicyConfig):
     """Segmentation specks smaller than this (pixels at 640x480) are merged into their surroundings (0: off)."""
     guided_seg: bool = True
     """Edge-aware (guided filter) upsampling of the segmentation; false: bilinear."""
+
+    def check_files(self) -> None:
+        """The checkpoint's checks, and the RobotSeg checkpoint's for robot_mask=robotseg."""
+        super().check_files()
+        self.check_robot_mask_files()

@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Mapping
 import numpy as np
 
 from graspsim.policies.base import PolicyError, PolicyOutput, as_observation
+from graspsim.policies.robot_mask import RobotPixels, drop_grasps_on_robot, exclude_robot, jaws_on_robot, robot_info
 from graspsim.policies.det_seg.config import (DEFAULT_MIN_REGION_PX, DetSegPolicyConfig, GrConvNetPolicyConfig,
                                               resolve_checkpoint)
 from graspsim.types import GraspRect, Observation
@@ -192,12 +193,21 @@ class DetSegPolicy(_NetPolicy):
     True``); if the target class is nowhere in the predicted segmentation it
     raises :class:`PolicyError`. ``PolicyOutput.mask`` is the predicted target mask.
 
+    ``robot_mask=robotseg|oracle`` (:mod:`graspsim.policies.robot_mask`): the robot's pixels are taken out of
+    the predicted segmentation (they belong to no product, so never to the target mask) and detected or
+    planned grasps whose jaw plates lie on them are dropped before the choice; ``info["robot_mask_px"]``.
+
     Arguments: the fields of :class:`~.config.DetSegPolicyConfig` (``checkpoint``,
     ``refine``, ``min_region_px``, ``guided_seg``, ``num_threads``, ``max_candidates``).
     """
 
     name: ClassVar[str] = "det_seg"
     config_class: ClassVar[type[DetSegPolicyConfig]] = DetSegPolicyConfig
+
+    def __init__(self, config=None, **kwargs: Any):
+        super().__init__(config, **kwargs)
+        self.robot_pixels = RobotPixels(self.config.robot_mask, self.config.robot_mask_checkpoint)
+        self.needs_privileged = self.robot_pixels.needs_privileged  # robot_mask=oracle reads robot_seg
 
     @staticmethod
     def _predictor(net, cfg: DetSegPolicyConfig) -> DetSegPredictor:
@@ -207,13 +217,19 @@ class DetSegPolicy(_NetPolicy):
         obs = as_observation(obs)  # the environment's observation dict is accepted too
         cls = target_class_index(obs)
         height, width = np.asarray(obs.rgb).shape[:2]
+        t0 = time.perf_counter()
+        robot = self.robot_pixels(obs)
+        robot_ms = (time.perf_counter() - t0) * 1e3
         pred = self.predictor.predict(obs.rgb)
-        mask = pred["seg"] == cls + 1
+        mask = exclude_robot(pred["seg"] == cls + 1, robot)
         info: dict[str, Any] = {"target_class_index": cls, "mask_px": int(mask.sum()),
-                                "detections": int(len(pred["rects"])), "net_ms": round(1000 * pred["seconds"], 1)}
+                                "detections": int(len(pred["rects"])), "net_ms": round(1000 * pred["seconds"], 1),
+                                **robot_info(robot), "robot_ms": round(robot_ms, 1)}
         if not mask.any():
             raise PolicyError(f"det_seg: the predicted segmentation shows no pixel of class {cls} ({obs.target_class!r})")
         on = _on_mask(pred["rects"], mask) if len(pred["rects"]) else np.zeros(0, bool)
+        if robot is not None and on.any():
+            on &= np.array([not jaws_on_robot(r, robot) for r in pred["rects"]], dtype=bool)
         if on.any():
             idx = np.nonzero(on)[0]
             rect, *candidates = [_rect(pred["rects"][i]) for i in idx[: 1 + self.max_candidates]]
@@ -222,6 +238,7 @@ class DetSegPolicy(_NetPolicy):
             from graspsim.grasping.mask_grasps import object_grasps
 
             grasps = object_grasps(mask, obs.depth_m, obs.camera, obs.scene_kind, obs.approach_world)
+            grasps = [grasps[i] for i in drop_grasps_on_robot([g.rect for g in grasps], robot)]
             if not grasps:
                 raise PolicyError("det_seg: no detected grasp on the predicted target mask and no grasp planned on it")
             info.update(fallback=True, score=round(float(grasps[0].score), 4), on_target=0)

@@ -14,6 +14,7 @@ from typing import ClassVar
 
 from graspsim.policies.config import PolicyArgError, PolicyConfig, arg
 from graspsim.policies.det_seg.checkpoint import DictConfig
+from graspsim.policies.robot_mask import RobotMaskConfig
 
 #: The prompt modes in words (the one-line error lists them).
 PROMPT_MODES = ("points:10", "points:K", "point", "box", "language", "none")
@@ -98,7 +99,7 @@ def resolve_checkpoint(checkpoint: str | Path | None) -> Path:
 
 
 @dataclass(frozen=True)
-class GraspSamPolicyConfig(PolicyConfig):
+class GraspSamPolicyConfig(RobotMaskConfig):
     """Every ``--policy-arg`` of :class:`~.policy.GraspSamPolicy`."""
 
     policy_name: ClassVar[str] = "graspsam"
@@ -129,7 +130,7 @@ class GraspSamPolicyConfig(PolicyConfig):
 
     @property
     def needs_privileged(self) -> bool:
-        return self.prompt_mode.needs_target
+        return self.prompt_mode.needs_target or self.robot_mask == "oracle"
 
     def check_files(self) -> None:
         """FileNotFoundError when the checkpoint is missing, CheckpointError when a recorded sha256 differs."""
@@ -137,3 +138,4 @@ class GraspSamPolicyConfig(PolicyConfig):
 
         path = resolve_checkpoint(self.checkpoint)
         verify(path, read_metadata(path))
+        self.check_robot_mask_files()

@@ -9,6 +9,12 @@ Prompt modes (``--policy-arg prompt=...``, :func:`~.config.parse_prompt`):
   target class in the privileged instance segmentation: the upper bound of a perfect prompter.
 * ``none``: no prompt, the whole image: the best grasp on any product (category-agnostic).
 
+``robot_mask=robotseg|oracle`` (:mod:`graspsim.policies.robot_mask`) excludes the robot's pixels before
+perception: the language stage's attention and masks skip them (:mod:`graspsim.policies.clip_sam.pipeline`),
+GraspSAM's quality peaks are searched only off them and its mask loses them
+(:meth:`~.predictor.GraspSamPredictor.predict`), and grasps whose jaw plates lie on them are dropped;
+``info["robot_mask_px"]``.
+
 The grasp is the quality map's peak inside the predicted mask (:class:`~.predictor.GraspSamPredictor`); the
 further peaks are the candidates. ``info``: prompt, mask size, whether the mask was empty, stage times
 (language stages of clip_sam, then ``net_ms`` and ``decode_ms``).
@@ -23,6 +29,7 @@ import numpy as np
 
 from graspsim.policies.base import PolicyError, PolicyOutput, as_observation, catalog
 from graspsim.policies.graspsam.config import GraspSamPolicyConfig
+from graspsim.policies.robot_mask import RobotPixels, drop_grasps_on_robot, robot_info
 from graspsim.types import GraspRect, Observation
 
 
@@ -45,7 +52,9 @@ class GraspSamPolicy:
 
             torch.set_num_threads(cfg.threads)
         self.mode = cfg.prompt_mode
-        self.needs_privileged = self.mode.needs_target  # read by the runner to ask for instance_seg
+        self.robot_pixels = RobotPixels(cfg.robot_mask, cfg.robot_mask_checkpoint)
+        # read by the runner to ask for instance_seg (point / box prompts) or robot_seg (robot_mask=oracle)
+        self.needs_privileged = cfg.needs_privileged
         path = resolve_checkpoint(cfg.checkpoint)
         sam_name = cfg.sam if cfg.sam is not None else read_metadata(path).get("sam")
         self.pipeline = None
@@ -67,14 +76,14 @@ class GraspSamPolicy:
     def reset(self, rng: np.random.Generator) -> None:
         self.rng = rng  # privileged point prompts are sampled from it
 
-    def _prompt(self, obs: Observation, info: dict):
+    def _prompt(self, obs: Observation, info: dict, robot: np.ndarray | None = None):
         """The prompt in image pixels (None for "none") and the language stage times into ``info``."""
         from graspsim.policies.graspsam.predictor import prompt_from_mask
 
         if self.mode.kind == "none":
             return None
         if self.mode.kind == "language":
-            return self.language_prompt(obs.rgb, obs.depth_m, obs.camera.K, obs.instruction, info)
+            return self.language_prompt(obs.rgb, obs.depth_m, obs.camera.K, obs.instruction, info, robot)
         if obs.instance_seg is None or obs.class_seg is None:
             raise PolicyError(f"graspsam prompt={self.mode} needs the privileged instance segmentation")
         target = np.asarray(obs.class_seg) == catalog().class_index(obs.target_class)
@@ -84,13 +93,15 @@ class GraspSamPolicy:
         mask = target & (np.asarray(obs.instance_seg) == ids[int(np.argmax(counts))])
         return prompt_from_mask(mask, self.mode, self.rng)
 
-    def language_prompt(self, rgb: np.ndarray, depth_m: np.ndarray, K: np.ndarray, instruction: str, info: dict):
-        """The box prompt (image pixels) of ``instruction``: clip_sam's box-mode pipeline, then the box around its
-        mask; its stage times and CLIP's target probability go into ``info``. PolicyError if it finds nothing."""
+    def language_prompt(self, rgb: np.ndarray, depth_m: np.ndarray, K: np.ndarray, instruction: str, info: dict,
+                        robot: np.ndarray | None = None):
+        """The box prompt (image pixels) of ``instruction``: clip_sam's box-mode pipeline (``robot`` pixels
+        excluded), then the box around its mask; its stage times and CLIP's target probability go into ``info``.
+        PolicyError if it finds nothing."""
         from graspsim.policies.clip_sam.prompts import Prompt
         from graspsim.policies.graspsam.predictor import mask_box
 
-        res = self.pipeline.run(rgb, depth_m, K, instruction, "box")
+        res = self.pipeline.run(rgb, depth_m, K, instruction, "box", exclude=robot)
         info.update({f"lang_{k}_ms": round(v, 1) for k, v in res.stage_ms.items()})
         info["lang_target_prob"] = None if np.isnan(res.target_prob) else round(res.target_prob, 4)
         if not res.mask.any():
@@ -101,9 +112,12 @@ class GraspSamPolicy:
         obs = as_observation(obs)
         info: dict[str, Any] = {"prompt": str(self.mode)}
         t0 = time.perf_counter()
-        prompt = self._prompt(obs, info)
+        robot = self.robot_pixels(obs)
+        info.update(robot_info(robot), robot_ms=round((time.perf_counter() - t0) * 1e3, 1))
+        t0 = time.perf_counter()
+        prompt = self._prompt(obs, info, robot)
         info["prompt_ms"] = round((time.perf_counter() - t0) * 1e3, 1)
-        out = self.predictor.predict(obs.rgb, obs.depth_m, obs.camera.K, prompt)
+        out = self.predictor.predict(obs.rgb, obs.depth_m, obs.camera.K, prompt, exclude=robot)
         info.update(mask_px=int(out["mask"].sum()), mask_empty=bool(out["mask_empty"]),
                     score=round(float(out["scores"][0]), 4),
                     **{f"{k}_ms": round(v * 1e3, 1) for k, v in out["seconds"].items()})
@@ -112,6 +126,11 @@ class GraspSamPolicy:
             if prompt.box is not None:
                 info["prompt_box"] = [round(float(v), 1) for v in prompt.box]
         rects = [GraspRect(*(float(v) for v in r)).normalized() for r in out["rects"]]
+        kept = drop_grasps_on_robot(rects, robot)
+        info["dropped_on_robot"] = len(rects) - len(kept)
+        if not kept:
+            raise PolicyError("graspsam: every grasp found has a jaw on the robot's pixels")
+        rects = [rects[i] for i in kept]
         h, w = np.shape(obs.depth_m)[:2]
         rects[0].validate(w, h)
         return PolicyOutput(rect=rects[0], candidates=rects[1: 1 + self.config.max_candidates], mask=out["mask"],

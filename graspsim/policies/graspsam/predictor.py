@@ -161,8 +161,10 @@ class GraspSamPredictor:
             out = self.net(x, **kw)
         return {k: v[0].float().numpy() for k, v in out.items() if k != "sam_mask"}
 
-    def predict(self, rgb: np.ndarray, depth_m: np.ndarray, K: np.ndarray, prompt: Prompt | None) -> dict[str, Any]:
-        """(H, W, 3) uint8 RGB, (H, W) metres, 3x3 K, a prompt in image pixels (None: no prompt) ->
+    def predict(self, rgb: np.ndarray, depth_m: np.ndarray, K: np.ndarray, prompt: Prompt | None,
+                exclude: np.ndarray | None = None) -> dict[str, Any]:
+        """(H, W, 3) uint8 RGB, (H, W) metres, 3x3 K, a prompt in image pixels (None: no prompt), ``exclude``
+        (H, W) bool pixels no grasp centre and no mask pixel may lie on (the robot's; None: none) ->
 
         ``rects`` (k, 5) image px best first (at least one), ``scores`` (k,), ``mask`` (H, W) bool (the predicted
         object; for no prompt every object the network would grasp), ``window``, ``mask_empty`` (no pixel of
@@ -177,12 +179,16 @@ class GraspSamPredictor:
         m = self.net.map_size
         valid = maps["mask"] > 0.0
         in_image = self._in_image(window, np.shape(depth_m), m)
+        if exclude is not None:  # a map cell covering any excluded pixel is out
+            in_image &= ~(crop(np.asarray(exclude, np.float32), window, m) > 0)
         valid &= in_image
         empty = not valid.any()
         rects, scores = decode_maps(maps, self.decode_cfg, in_image if empty else valid)
         rects = map_rects_to_image(rects, window, m)
         h, w = np.shape(depth_m)[:2]
         mask = (paste(maps["mask"], window, (h, w)) > 0.0) & (paste(np.ones((m, m), np.float32), window, (h, w)) > 0.5)
+        if exclude is not None:
+            mask &= ~np.asarray(exclude, bool)
         fx = float(K[0, 0])
         for r in rects:
             z = depth_at(depth_m, r[:2])
