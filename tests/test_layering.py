@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "graspsim"
 LAYER = {
     "types": 0, "geometry": 0, "config": 0, "fileio": 0, "runs": 0, "pool": 0, "clierror": 0,
     "assets": 1, "weights": 2, "scenes": 2, "grasping": 3, "viz": 4, "sim": 4, "video": 4, "envs": 5,
-    "data": 6, "learn": 6, "policies": 6, "bench": 7, "cli": 8,
+    "data": 6, "learn": 6, "policies": 6, "clitrain": 6, "bench": 7, "cli": 8,
 }
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from graspsim.clierror import UserError
+from graspsim.clitrain import apply_options
 
 
 _common = [
@@ -33,14 +34,6 @@ _common = [
     click.option("--threads", default=None, type=click.IntRange(min=1), help="torch threads."),
     click.option("--no-progress", is_flag=True, help="Hide the progress bar."),
 ]
-
-
-def _apply(options):
-    def deco(f):
-        for opt in reversed(options):
-            f = opt(f)
-        return f
-    return deco
 
 
 def _run(kind: str, fn, data: tuple[Path, ...], out_dir, no_progress: bool, **kwargs):
@@ -67,7 +60,7 @@ def _run(kind: str, fn, data: tuple[Path, ...], out_dir, no_progress: bool, **kw
 
 
 @click.command("clip")
-@_apply(_common)
+@apply_options(_common)
 @click.option("--width", default=128, show_default=True, type=click.IntRange(min=16), help="ViT width.")
 @click.option("--layers", default=4, show_default=True, type=click.IntRange(min=1), help="ViT layers.")
 def train_clip_command(**options):
@@ -78,7 +71,7 @@ def train_clip_command(**options):
 
 
 @click.command("sam")
-@_apply(_common)
+@apply_options(_common)
 @click.option("--batch-size", default=16, show_default=True, type=click.IntRange(min=1),
               help="Prompts (scene, object, point or box) per optimiser step.")
 @click.option("--width", default=128, show_default=True, type=click.IntRange(min=16), help="ViT width.")

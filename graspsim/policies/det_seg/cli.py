@@ -7,11 +7,11 @@ end with a one-line message and exit status 2, never a traceback.
 
 from __future__ import annotations
 
-import json
 
 import click
 
 from graspsim.clierror import UserError
+from graspsim.clitrain import parse_config_json, run_training
 
 
 def _common_train_options(f):
@@ -44,19 +44,13 @@ def _common_train_options(f):
 def _run_training(fn, data_dir, out_dir, opts: dict, **kw) -> None:
     """``fn(data, out_dir, **kw)`` with the options of :func:`_common_train_options` (``opts``) as its keywords too;
     user mistakes end as a UserError, a run as one JSON line."""
-    from graspsim.data.format import DatasetError
-    from graspsim.runs import RunDirError
-
     kw.update(batch_size=opts["batch_size"], seed=opts["seed"], val_fraction=opts["val_fraction"],
               resume=opts["resume"], max_minutes=opts["max_minutes"], augment_data=not opts["no_augment"],
               num_threads=opts["threads"], progress=not opts["quiet"],
               **{k: opts[k] for k in ("epochs", "lr") if opts[k] is not None})
-    try:
-        meta = fn(data_dir[0] if len(data_dir) == 1 else list(data_dir), out_dir, **kw)
-    except (DatasetError, RunDirError, FileNotFoundError, ValueError) as exc:
-        raise UserError(str(exc)) from None
-    click.echo(json.dumps({"out": str(out_dir), "epochs_done": meta.get("epochs_done"),
-                           "finished": meta.get("finished"), "val_metrics": meta.get("val_metrics")}))
+    run_training(fn, data_dir[0] if len(data_dir) == 1 else list(data_dir), out_dir,
+                 report=lambda meta: {"out": str(out_dir), "epochs_done": meta.get("epochs_done"),
+                                      "finished": meta.get("finished"), "val_metrics": meta.get("val_metrics")}, **kw)
 
 
 def _config(kind: str, config_json: str | None, init: str | None, input_size: int | None, **fixed):
@@ -65,7 +59,7 @@ def _config(kind: str, config_json: str | None, init: str | None, input_size: in
     from graspsim.policies.det_seg.checkpoint import init_config, net_classes
 
     cls = net_classes(kind)[1]
-    overrides = _parse_config(config_json)
+    overrides = parse_config_json(config_json)
     try:
         base = init_config(init, kind) if init else {}
     except (FileNotFoundError, ValueError) as exc:
@@ -99,18 +93,6 @@ def train_grconvnet_command(data_dir, out_dir, input_size, init, config_json, **
 
     overrides, _ = _config("grconvnet", config_json, init, input_size)
     _run_training(train_grconvnet, data_dir, out_dir, opts, config=overrides or None, init=init)
-
-
-def _parse_config(text: str | None) -> dict:
-    if not text:
-        return {}
-    try:
-        value = json.loads(text)
-    except ValueError as exc:
-        raise UserError(f"--config is not valid JSON: {exc}") from None
-    if not isinstance(value, dict):
-        raise UserError("--config must be a JSON object")
-    return value
 
 
 @click.command("evaluate")

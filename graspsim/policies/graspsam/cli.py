@@ -6,15 +6,12 @@ User mistakes end as one line (``Error: ...``, exit status 2).
 
 from __future__ import annotations
 
-import json
-import shlex
-import sys
 from pathlib import Path
 
 import click
 
 from graspsim.clierror import UserError
-from graspsim.policies.clip_sam.cli import _apply
+from graspsim.clitrain import apply_options, config_from_json, invocation, run_training
 
 _options = [
     click.option("--data", "data", multiple=True, type=click.Path(file_okay=False, path_type=Path),
@@ -44,30 +41,20 @@ _options = [
 
 
 @click.command("graspsam")
-@_apply(_options)
+@apply_options(_options)
 def train_graspsam_command(data, out_dir, config_json, no_progress, **kwargs):
     """Train GraspSAM (adapters, HQ and grasp tokens, map heads on a frozen SAM) on rendered grasp datasets."""
-    from graspsim.data.format import DatasetError
     from graspsim.policies.clip_sam.models import WeightsNotFoundError
-    from graspsim.policies.det_seg.cli import _parse_config
     from graspsim.policies.graspsam.config import GraspSamConfig
     from graspsim.policies.graspsam.train import train_graspsam
-    from graspsim.runs import RunDirError
 
     if not data:
         raise UserError("give at least one --data DIR (a dataset with grasp labels written by `graspsim render`)")
-    try:
-        config = GraspSamConfig.from_dict({**GraspSamConfig().to_dict(), **_parse_config(config_json)})
-    except (TypeError, ValueError) as exc:
-        raise UserError(f"bad --config: {exc}") from None
-    command = "graspsim " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    try:
-        meta = train_graspsam(list(data), out_dir, config=config, progress=not no_progress, command=command,
-                              log=(lambda s: None) if no_progress else print, **kwargs)
-    except (RunDirError, DatasetError, WeightsNotFoundError, FileNotFoundError, ValueError) as exc:
-        raise UserError(str(exc)) from None
-    click.echo(json.dumps({"out": str(out_dir), "steps": meta["steps"], "finished": meta["finished"],
-                           "parameters": meta["parameters"], "metrics": meta["metrics"]}))
+    config = config_from_json(GraspSamConfig, config_json)
+    run_training(train_graspsam, list(data), out_dir, config=config, progress=not no_progress, command=invocation(),
+                 log=(lambda s: None) if no_progress else print, errors=(WeightsNotFoundError,),
+                 report=lambda meta: {"out": str(out_dir), "steps": meta["steps"], "finished": meta["finished"],
+                                      "parameters": meta["parameters"], "metrics": meta["metrics"]}, **kwargs)
 
 
 def evaluate_command_body(data_dir, out_dir, checkpoint, max_scenes, prompts: tuple[str, ...], quiet: bool) -> dict:

@@ -5,15 +5,12 @@ User mistakes end as one line (``Error: ...``, exit status 2).
 
 from __future__ import annotations
 
-import json
-import shlex
-import sys
 from pathlib import Path
 
 import click
 
 from graspsim.clierror import UserError
-from graspsim.policies.clip_sam.cli import _apply
+from graspsim.clitrain import apply_options, config_from_json, invocation, run_training
 
 _train_options = [
     click.option("--data", "data", multiple=True, type=click.Path(file_okay=False, path_type=Path),
@@ -49,30 +46,20 @@ _train_options = [
 
 
 @click.command("robotseg")
-@_apply(_train_options)
+@apply_options(_train_options)
 def train_robotseg_command(data, out_dir, config_json, no_progress, **kwargs):
     """Train RobotSeg (a small SAM 2 with a robot prompt generator and a video memory) on robot views."""
-    from graspsim.data.format import DatasetError
-    from graspsim.policies.det_seg.cli import _parse_config
     from graspsim.policies.robotseg.config import RobotSegConfig
-    from graspsim.runs import RunDirError
 
     if not data:
         raise UserError("give at least one --data DIR (a dataset written by `graspsim render-robot-views`)")
-    try:
-        config = RobotSegConfig.from_dict({**RobotSegConfig().to_dict(), **_parse_config(config_json)})
-    except (TypeError, ValueError) as exc:
-        raise UserError(f"bad --config: {exc}") from None
+    config = config_from_json(RobotSegConfig, config_json)
     from graspsim.policies.robotseg.train import train_robotseg
 
-    command = "graspsim " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    try:
-        meta = train_robotseg(list(data), out_dir, config=config, progress=not no_progress, command=command,
-                              log=(lambda s: None) if no_progress else print, **kwargs)
-    except (RunDirError, DatasetError, FileNotFoundError, ValueError) as exc:
-        raise UserError(str(exc)) from None
-    click.echo(json.dumps({"out": str(out_dir), "steps": meta["steps"], "finished": meta["finished"],
-                           "parameters": meta["parameters"], "metrics": meta["metrics"]}))
+    run_training(train_robotseg, list(data), out_dir, config=config, progress=not no_progress, command=invocation(),
+                 log=(lambda s: None) if no_progress else print,
+                 report=lambda meta: {"out": str(out_dir), "steps": meta["steps"], "finished": meta["finished"],
+                                      "parameters": meta["parameters"], "metrics": meta["metrics"]}, **kwargs)
 
 
 @click.command("robot-masks")

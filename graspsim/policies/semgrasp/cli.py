@@ -8,28 +8,17 @@ missing checkpoint) end with a one-line message and exit status 2.
 from __future__ import annotations
 
 import json
-import sys
 
 import click
 
 from graspsim.clierror import UserError
+from graspsim.clitrain import config_from_json, invocation, run_training
 
 
 def _net_config(config_json: str | None):
     from graspsim.policies.semgrasp.config import SemGraspNetConfig
 
-    if not config_json:
-        return SemGraspNetConfig()
-    try:
-        value = json.loads(config_json)
-    except ValueError as exc:
-        raise UserError(f"--config is not valid JSON: {exc}") from None
-    if not isinstance(value, dict):
-        raise UserError("--config must be a JSON object of SemGraspNetConfig fields")
-    try:
-        return SemGraspNetConfig.from_dict({**SemGraspNetConfig().to_dict(), **value})
-    except (TypeError, ValueError) as exc:
-        raise UserError(f"bad --config: {exc}") from None
+    return config_from_json(SemGraspNetConfig, config_json)
 
 
 @click.command("semgrasp")
@@ -61,23 +50,18 @@ def _net_config(config_json: str | None):
 def train_semgrasp_command(data_dir, out_dir, epochs, batch_size, lr, seed, val_fraction, val_split, init_dir,
                            no_planned, cache_dir, config_json, resume, max_minutes, threads, quiet):
     """Train semgrasp (crop + instruction -> part / angle / opening / position tokens) on part-labelled grasps."""
-    from graspsim.data.format import DatasetError
     from graspsim.learn.checkpoint import CheckpointError
     from graspsim.policies.clip_sam.minilm import MiniLMUnavailableError
     from graspsim.policies.semgrasp.train import train_semgrasp
-    from graspsim.runs import RunDirError
 
     config = _net_config(config_json)
-    try:
-        meta = train_semgrasp(data_dir[0] if len(data_dir) == 1 else list(data_dir), out_dir, epochs=epochs,
-                              lr=lr, batch_size=batch_size, seed=seed, val_fraction=val_fraction, resume=resume,
-                              progress=not quiet, max_minutes=max_minutes, num_threads=threads, config=config,
-                              planned=not no_planned, cache_dir=cache_dir, val_split=val_split, init=init_dir,
-                              command="graspsim " + " ".join(sys.argv[1:]))
-    except (DatasetError, RunDirError, FileNotFoundError, ValueError, MiniLMUnavailableError, CheckpointError) as exc:
-        raise UserError(str(exc)) from None
-    click.echo(json.dumps({"out": str(out_dir), "epochs_done": meta.get("epochs_done"),
-                           "finished": meta.get("finished"), "metrics": meta.get("metrics")}))
+    run_training(train_semgrasp, data_dir[0] if len(data_dir) == 1 else list(data_dir), out_dir, epochs=epochs,
+                 lr=lr, batch_size=batch_size, seed=seed, val_fraction=val_fraction, resume=resume,
+                 progress=not quiet, max_minutes=max_minutes, num_threads=threads, config=config,
+                 planned=not no_planned, cache_dir=cache_dir, val_split=val_split, init=init_dir,
+                 command=invocation(), errors=(MiniLMUnavailableError, CheckpointError),
+                 report=lambda meta: {"out": str(out_dir), "epochs_done": meta.get("epochs_done"),
+                                      "finished": meta.get("finished"), "metrics": meta.get("metrics")})
 
 
 @click.command("semgrasp")

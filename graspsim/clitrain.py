@@ -1,0 +1,71 @@
+"""What every `graspsim train <stack>` command shares: option lists, ``--config`` JSON, the run and its report.
+
+Each stack's ``cli.py`` declares its own options and calls its own trainer; this module holds the pieces they
+would otherwise each write again (click only; trainers are passed in, so nothing heavy is imported here).
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from typing import Any, Callable
+
+import click
+
+from graspsim.clierror import UserError
+
+
+def apply_options(options: list) -> Callable:
+    """A decorator applying a list of ``click.option`` decorators in the listed order (first = first in --help)."""
+    def deco(f):
+        for opt in reversed(options):
+            f = opt(f)
+        return f
+    return deco
+
+
+def parse_config_json(text: str | None) -> dict:
+    """The ``--config`` JSON object as a dict (``{}`` when not given); UserError when it is not a JSON object."""
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise UserError(f"--config is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise UserError("--config must be a JSON object")
+    return value
+
+
+def invocation() -> str:
+    """The command line as the user typed it (recorded in checkpoint metadata)."""
+    return "graspsim " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+def run_training(train: Callable[..., dict], *args: Any, report: Callable[[dict], dict],
+                 errors: tuple[type[BaseException], ...] = (), **kwargs: Any) -> dict:
+    """``meta = train(*args, **kwargs)``, echoed as one JSON line ``report(meta)``; returns ``meta``.
+
+    User mistakes (a bad dataset, a run directory that cannot be resumed, a missing file, a bad value, and the
+    stack's own ``errors``) end as one-line :class:`UserError`\\ s, not tracebacks.
+    """
+    from graspsim.data.format import DatasetError
+    from graspsim.runs import RunDirError
+
+    try:
+        meta = train(*args, **kwargs)
+    except (DatasetError, RunDirError, FileNotFoundError, ValueError, *errors) as exc:
+        raise UserError(str(exc)) from None
+    click.echo(json.dumps(report(meta)))
+    return meta
+
+
+def config_from_json(config_class: type, text: str | None):
+    """``config_class``'s defaults with the ``--config`` JSON object's fields over them (a frozen dataclass with
+    ``to_dict`` / ``from_dict``); UserError naming the problem for bad JSON or a bad field."""
+    overrides = parse_config_json(text)
+    try:
+        return config_class.from_dict({**config_class().to_dict(), **overrides})
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"bad --config: {exc}") from None
