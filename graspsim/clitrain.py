@@ -25,6 +25,30 @@ def apply_options(options: list) -> Callable:
     return deco
 
 
+def schedule_options(epochs: int, steps_per_epoch: int, lr: float) -> list:
+    """``--epochs``, ``--steps-per-epoch``, ``--lr``, ``--seed`` with a stack's defaults (step-based trainers)."""
+    return [
+        click.option("--epochs", default=epochs, show_default=True, type=click.IntRange(min=1), help="Epochs to train."),
+        click.option("--steps-per-epoch", default=steps_per_epoch, show_default=True, type=click.IntRange(min=1),
+                     help="Optimiser steps per epoch (one batch each)."),
+        click.option("--lr", default=lr, show_default=True, type=click.FloatRange(min=0, min_open=True),
+                     help="Peak learning rate."),
+        click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0),
+                     help="Seed of the initial weights, the batches and the augmentation."),
+    ]
+
+
+def run_control_options() -> list:
+    """``--resume``, ``--max-minutes``, ``--threads``, ``--no-progress``: how a training run is started and stopped."""
+    return [
+        click.option("--resume", is_flag=True, help="Continue the run in --out from its last epoch."),
+        click.option("--max-minutes", default=None, type=click.FloatRange(min=0, min_open=True),
+                     help="Start no epoch that would end after this many minutes (--resume finishes the run)."),
+        click.option("--threads", default=None, type=click.IntRange(min=1), help="torch threads."),
+        click.option("--no-progress", is_flag=True, help="Hide the progress bar."),
+    ]
+
+
 def parse_config_json(text: str | None) -> dict:
     """The ``--config`` JSON object as a dict (``{}`` when not given); UserError when it is not a JSON object."""
     if not text:

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from graspsim.clierror import UserError
-from graspsim.clitrain import apply_options
+from graspsim.clitrain import apply_options, run_control_options, schedule_options
 
 
 _common = [
@@ -19,20 +19,10 @@ _common = [
                  help="Rendered dataset directory (repeatable). Scenes with seed % 10 == 0 are held out for validation."),
     click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
                  help="Output model directory (save_pretrained layout + metadata.json)."),
-    click.option("--epochs", default=12, show_default=True, type=click.IntRange(min=1), help="Epochs to train."),
-    click.option("--steps-per-epoch", default=80, show_default=True, type=click.IntRange(min=1),
-                 help="Optimiser steps per epoch (one batch each)."),
-    click.option("--lr", default=5e-4, show_default=True, type=click.FloatRange(min=0, min_open=True),
-                 help="Peak learning rate."),
-    click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0),
-                 help="Seed of the initial weights, the batches and the augmentation."),
+    *schedule_options(epochs=12, steps_per_epoch=80, lr=5e-4),
     click.option("--init", default=None, help="Fine-tune this model (Hugging Face id or local dir) instead of "
                                               "training the small default architecture from scratch."),
-    click.option("--resume", is_flag=True, help="Continue the run in --out from its last epoch."),
-    click.option("--max-minutes", default=None, type=click.FloatRange(min=0, min_open=True),
-                 help="Start no epoch that would end after this many minutes (--resume finishes the run)."),
-    click.option("--threads", default=None, type=click.IntRange(min=1), help="torch threads."),
-    click.option("--no-progress", is_flag=True, help="Hide the progress bar."),
+    *run_control_options(),
 ]
 
 

@@ -11,32 +11,23 @@ from pathlib import Path
 import click
 
 from graspsim.clierror import UserError
-from graspsim.clitrain import apply_options, config_from_json, invocation, run_training
+from graspsim.clitrain import (apply_options, config_from_json, invocation, run_control_options, run_training,
+                               schedule_options)
 
 _options = [
     click.option("--data", "data", multiple=True, type=click.Path(file_okay=False, path_type=Path),
                  help="Rendered dataset with grasp labels (repeatable); scene seeds divisible by 10 validate."),
     click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
                  help="Checkpoint directory (model.safetensors with the trainable tensors + metadata.json)."),
-    click.option("--epochs", default=8, show_default=True, type=click.IntRange(min=1), help="Epochs to train."),
-    click.option("--steps-per-epoch", default=100, show_default=True, type=click.IntRange(min=1),
-                 help="Optimiser steps per epoch (one batch each)."),
+    *schedule_options(epochs=8, steps_per_epoch=100, lr=1e-3),
     click.option("--batch-size", default=8, show_default=True, type=click.IntRange(min=1),
                  help="Prompts (scene, product, prompt) per step."),
-    click.option("--lr", default=1e-3, show_default=True, type=click.FloatRange(min=0, min_open=True),
-                 help="Peak learning rate."),
-    click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0),
-                 help="Seed of the initial weights, the batches and the augmentation."),
     click.option("--sam", default=None, help="Frozen SAM: a `graspsim weights` name, Hugging Face id, local dir or "
                                              "official .pth [default: clip_sam's shipped sim-trained SAM]."),
     click.option("--config", "config_json", default=None, help="JSON object of GraspSamConfig fields to override."),
     click.option("--val-objects", default=60, show_default=True, type=click.IntRange(min=1),
                  help="Held-out products scored with 10-point prompts after each epoch."),
-    click.option("--resume", is_flag=True, help="Continue the run in --out from its last epoch."),
-    click.option("--max-minutes", default=None, type=click.FloatRange(min=0, min_open=True),
-                 help="Start no epoch that would end after this many minutes (--resume finishes the run)."),
-    click.option("--threads", default=None, type=click.IntRange(min=1), help="torch threads."),
-    click.option("--no-progress", is_flag=True, help="Hide the progress bar."),
+    *run_control_options(),
 ]
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import click
 
 from graspsim.clierror import UserError
-from graspsim.clitrain import apply_options, config_from_json, invocation, run_training
+from graspsim.clitrain import (apply_options, config_from_json, invocation, run_control_options, run_training,
+                               schedule_options)
 
 _train_options = [
     click.option("--data", "data", multiple=True, type=click.Path(file_okay=False, path_type=Path),
@@ -21,15 +22,9 @@ _train_options = [
     click.option("--label-efficient", is_flag=True,
                  help="Train from each video's first-frame masks only (cycle and consistency losses on the other "
                       "frames) instead of every labelled view and frame."),
-    click.option("--epochs", default=16, show_default=True, type=click.IntRange(min=1), help="Epochs to train."),
-    click.option("--steps-per-epoch", default=100, show_default=True, type=click.IntRange(min=1),
-                 help="Optimiser steps per epoch (one batch each)."),
+    *schedule_options(epochs=16, steps_per_epoch=100, lr=1e-3),
     click.option("--batch-size", default=8, show_default=True, type=click.IntRange(min=1),
                  help="Pictures (or first / later frame pairs with --label-efficient) per step."),
-    click.option("--lr", default=1e-3, show_default=True, type=click.FloatRange(min=0, min_open=True),
-                 help="Peak learning rate."),
-    click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0),
-                 help="Seed of the initial weights, the batches and the augmentation."),
     click.option("--config", "config_json", default=None,
                  help="JSON object of RobotSegConfig fields to override (e.g. '{\"image_size\": 128}')."),
     click.option("--val-items", default=48, show_default=True, type=click.IntRange(min=1),
@@ -37,11 +32,7 @@ _train_options = [
     click.option("--init", default=None, type=click.Path(file_okay=False, path_type=Path),
                  help="Start from this robotseg checkpoint's weights and config (a second training stage) instead "
                       "of random weights; --config is then ignored."),
-    click.option("--resume", is_flag=True, help="Continue the run in --out from its last epoch."),
-    click.option("--max-minutes", default=None, type=click.FloatRange(min=0, min_open=True),
-                 help="Start no epoch that would end after this many minutes (--resume finishes the run)."),
-    click.option("--threads", default=None, type=click.IntRange(min=1), help="torch threads."),
-    click.option("--no-progress", is_flag=True, help="Hide the progress bar."),
+    *run_control_options(),
 ]
 
 
