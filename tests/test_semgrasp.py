@@ -198,16 +198,28 @@ def test_evaluate_command_and_cache(tiny_run):
     assert metrics["acc_part"] == pytest.approx(last["acc_part"])  # the same numbers as the last validation
 
 
-def test_predictor_returns_rectangles_on_a_synthetic_crop(tiny_run):
+def _tiny_predictor(tiny_run):
+    """A SemGraspPredictor on the tiny trained checkpoint (no MiniLM: text states from the network's own table)."""
     from graspsim.policies.semgrasp.predictor import SemGraspPredictor, load_net
     from graspsim.policies.semgrasp.text import TextStates
 
     net, _ = load_net(tiny_run["ckpt"])
-    pred = SemGraspPredictor(net, TextStates(net.config.max_text))
+    return SemGraspPredictor(net, TextStates(net.config.max_text))
+
+
+def _synthetic_product():
+    """``(rgb (120, 160, 3) uint8, depth_m (120, 160), mask (120, 160) bool)``: a grey frame at 0.8 m with one
+    60 x 30 px product's mask."""
     rgb = np.full((120, 160, 3), 90, np.uint8)
     depth = np.full((120, 160), 0.8, np.float32)
     mask = np.zeros((120, 160), bool)
     mask[30:90, 60:90] = True
+    return rgb, depth, mask
+
+
+def test_predictor_returns_rectangles_on_a_synthetic_crop(tiny_run):
+    pred = _tiny_predictor(tiny_run)
+    rgb, depth, mask = _synthetic_product()
     rgb[mask] = (200, 30, 30)
     depth[mask] = 0.7
     K = np.array([[200.0, 0, 80], [0, 200.0, 60], [0, 0, 1]])
@@ -287,15 +299,8 @@ def test_token_logp_scores_the_greedy_sequence_as_generate_does(tiny_run):
 
 
 def test_predictor_score_ranks_rectangles_by_their_tokens(tiny_run):
-    from graspsim.policies.semgrasp.predictor import SemGraspPredictor, load_net
-    from graspsim.policies.semgrasp.text import TextStates
-
-    net, _ = load_net(tiny_run["ckpt"])
-    pred = SemGraspPredictor(net, TextStates(net.config.max_text))
-    rgb = np.full((120, 160, 3), 90, np.uint8)
-    depth = np.full((120, 160), 0.8, np.float32)
-    mask = np.zeros((120, 160), bool)
-    mask[30:90, 60:90] = True
+    pred = _tiny_predictor(tiny_run)
+    rgb, depth, mask = _synthetic_product()
     K = np.array([[200.0, 0, 80], [0, 200.0, 60], [0, 0, 1]])
     text = "pick the ketchup bottle by its cap"
     box, out = pred.predict(rgb, depth, mask, K, text, ("cap",), k=3)
@@ -304,7 +309,7 @@ def test_predictor_score_ranks_rectangles_by_their_tokens(tiny_run):
     import torch
 
     crop, t, v = pred._inputs(rgb, depth, mask, box, text)
-    part_lp = net.token_logp(crop, t, v, torch.from_numpy(out[0].tokens[None]))[0, 0].item()
+    part_lp = pred.net.token_logp(crop, t, v, torch.from_numpy(out[0].tokens[None]))[0, 0].item()
     assert scores == pytest.approx([d.logp - part_lp for d in out], abs=1e-4)
     assert pred.score(rgb, depth, mask, text, "cap", []).shape == (0,)
 
