@@ -176,18 +176,27 @@ def _run_pool(factory: Callable[..., JobRunner], args: tuple, jobs: list[tuple],
         # Keep only a few jobs queued per worker, so an interrupted run has not
         # shipped the whole job list to the workers.
         pending_jobs = iter(enumerate(jobs))
+        index_of: dict = {}  # future -> its job's index
         running = set()
+
+        def submit(index: int, job: tuple) -> None:
+            future = executor.submit(_run_job, index, job)
+            index_of[future] = index
+            running.add(future)
+
         for index, job in pending_jobs:
-            running.add(executor.submit(_run_job, index, job))
+            submit(index, job)
             if len(running) >= 2 * n:
                 break
         while running:
             processes.update(getattr(executor, "_processes", None) or {})  # pid -> Process, to read exit codes
             finished, running = wait(running, return_when=FIRST_COMPLETED)
-            for future in finished:
+            # wait() returns a set: futures that finished together are taken in job order, so one worker's
+            # results come in job order (as run_jobs promises), whatever the set's iteration order.
+            for future in sorted(finished, key=index_of.pop):
                 try:
                     for index, job in pending_jobs:
-                        running.add(executor.submit(_run_job, index, job))
+                        submit(index, job)
                         break
                     result = future.result()
                 except BrokenProcessPool:
