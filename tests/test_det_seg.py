@@ -514,6 +514,23 @@ def test_cli_user_errors_are_one_liners(dataset, det_ckpt, tmp_path):
         assert needle in line, line
 
 
+def test_cli_training_records_its_command_line(dataset, det_ckpt, tmp_path, monkeypatch):
+    """A checkpoint trained from the command line says how it was made (a fine-tune from --init, one epoch)."""
+    from click.testing import CliRunner
+
+    from graspsim.learn.checkpoint import read_metadata
+    from graspsim.policies.det_seg.cli import train_det_seg_command
+
+    args = ["--data", str(dataset), "--out", str(tmp_path / "ft"), "--init", str(det_ckpt), "--epochs", "1",
+            "--batch-size", "2", "--val-fraction", "0", "--quiet", "--no-augment"]
+    monkeypatch.setattr("sys.argv", ["graspsim", "train", "det_seg", *args])
+    result = CliRunner().invoke(train_det_seg_command, args)
+    assert result.exit_code == 0, result.output
+    meta = read_metadata(tmp_path / "ft")
+    assert meta["command"] == "graspsim train det_seg " + " ".join(args)
+    assert meta["init"] == str(det_ckpt.resolve()) and meta["epochs_done"] == 1
+
+
 def test_cli_evaluate_runs(dataset, det_ckpt, tmp_path):
     from click.testing import CliRunner
 

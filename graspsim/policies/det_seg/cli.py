@@ -11,7 +11,7 @@ from __future__ import annotations
 import click
 
 from graspsim.clierror import UserError
-from graspsim.clitrain import parse_config_json, run_training
+from graspsim.clitrain import invocation, parse_config_json, run_training
 
 
 def _common_train_options(f):
@@ -46,7 +46,7 @@ def _run_training(fn, data_dir, out_dir, opts: dict, **kw) -> None:
     user mistakes end as a UserError, a run as one JSON line."""
     kw.update(batch_size=opts["batch_size"], seed=opts["seed"], val_fraction=opts["val_fraction"],
               resume=opts["resume"], max_minutes=opts["max_minutes"], augment_data=not opts["no_augment"],
-              num_threads=opts["threads"], progress=not opts["quiet"],
+              num_threads=opts["threads"], progress=not opts["quiet"], command=invocation(),
               **{k: opts[k] for k in ("epochs", "lr") if opts[k] is not None})
     run_training(fn, data_dir[0] if len(data_dir) == 1 else list(data_dir), out_dir,
                  report=lambda meta: {"out": str(out_dir), "epochs_done": meta.get("epochs_done"),

@@ -157,7 +157,7 @@ def train_grconvnet(data_dir: str | Path, out_dir: str | Path, *, epochs: int = 
 def _train(task, data_dir, out_dir, *, epochs: int, lr: float, batch_size: int = 8, seed: int = 0,
            val_fraction: float = 0.1, resume: bool = False, progress: bool = True, max_minutes: float | None = None,
            augment_data: bool = True, num_threads: int | None = None, set_finger: bool = False,
-           init: str | Path | None = None) -> dict:
+           init: str | Path | None = None, command: str | None = None) -> dict:
     from graspsim.learn.loop import LoopConfig, train
     from graspsim.learn.schedule import cosine_with_ramp
 
@@ -177,14 +177,16 @@ def _train(task, data_dir, out_dir, *, epochs: int, lr: float, batch_size: int =
                      name=task.kind)
 
     def build():
-        return _stack(task, data, refs, data_dir, cfg, settings, set_finger)
+        return _stack(task, data, refs, data_dir, cfg, settings, set_finger, command)
 
     return train(out_dir, settings, build, cfg, resume, log=(lambda s: print(s, flush=True)) if progress else None)
 
 
-def _stack(task, data: Datasets, refs: list[SceneRef], data_dir, cfg, settings: dict, set_finger: bool):
+def _stack(task, data: Datasets, refs: list[SceneRef], data_dir, cfg, settings: dict, set_finger: bool,
+           command: str | None = None):
     """The :class:`~graspsim.learn.loop.Stack` of one run (``settings``: :func:`_train`'s): samples, split, network,
-    batches, validation, saving."""
+    batches, validation, saving. ``command``: the command line that started the run, recorded in the metadata
+    (not a setting: ``--resume`` may be typed differently)."""
     import torch
 
     import graspsim
@@ -208,6 +210,8 @@ def _stack(task, data: Datasets, refs: list[SceneRef], data_dir, cfg, settings: 
                  "seed": cfg.seed, "epochs": cfg.epochs, "batch_size": settings["batch_size"], "lr": cfg.lr,
                  "val_fraction": settings["val_fraction"], "augment": settings["augment"],
                  "graspsim_version": graspsim.__version__, "torch_version": torch.__version__}
+    if command is not None:
+        meta_base["command"] = command
     if settings["init"] is not None:
         meta_base["init"] = settings["init"]
         meta_base["init_metadata"] = load_init_weights(net, settings["init"], task.kind)
