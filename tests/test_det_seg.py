@@ -565,7 +565,7 @@ def test_cli_evaluate_attaches_offline_metrics_to_bench_runs(dataset, det_ckpt, 
     assert 0.0 <= offline["grasp_accuracy"] <= 1.0
 
 
-@pytest.mark.parametrize("name", ["det_seg", "det_seg_640", "det_seg_both", "grconvnet"])
+@pytest.mark.parametrize("name", ["det_seg", "det_seg_640", "det_seg_shelf", "grconvnet"])
 def test_shipped_checkpoint_gives_valid_grasps(name):
     """A shipped checkpoint loads offline (by name) and returns a valid rectangle on a shelf-test scene."""
     from graspsim.envs.pick_env import PickEnv
@@ -588,9 +588,9 @@ def test_shipped_checkpoint_gives_valid_grasps(name):
     policy.reset(np.random.default_rng(0))
     out = policy.act(o)
     out.rect.validate(o.camera.width, o.camera.height)
+    assert out.info["checkpoint"] == name  # every row says which checkpoint decided
     if kind == "det_seg":
         assert out.mask is not None and out.mask.shape == o.depth_m.shape
-        assert out.info["checkpoint"] == name  # a shelf scene: the default is det_seg
     else:
         assert out.mask is None and out.info["class_agnostic"]
         # the live depth (far_m where nothing was hit) is read as the datasets store it (0 there)
@@ -600,27 +600,3 @@ def test_shipped_checkpoint_gives_valid_grasps(name):
         first = policy.predictor.predict(o.rgb, stored)["rects"][0]
         assert abs(first[0] - out.rect.x) <= 3 and abs(first[1] - out.rect.y) <= 3
     assert policy.act(o).rect == out.rect  # deterministic
-
-
-def test_default_det_seg_checkpoint_follows_the_scene_kind():
-    """Without a checkpoint argument, tables get det_seg_both and shelves det_seg; every row says which."""
-    from graspsim.envs.pick_env import PickEnv
-    from graspsim.policies.det_seg.config import DetSegPolicyConfig, default_checkpoint, shipped_checkpoint
-    from graspsim.policies.det_seg.policy import DetSegPolicy
-
-    assert default_checkpoint("det_seg", "tabletop") == shipped_checkpoint("det_seg_both")
-    assert default_checkpoint("det_seg", "shelf") == default_checkpoint("det_seg") == shipped_checkpoint("det_seg")
-    assert default_checkpoint("grconvnet", "tabletop") == default_checkpoint("grconvnet")
-    assert DetSegPolicyConfig().domain_warning("tabletop") is None  # its table checkpoint saw tables
-    assert "not tabletop" in DetSegPolicyConfig(checkpoint="det_seg").domain_warning("tabletop")
-    env = PickEnv(kind="tabletop")
-    try:
-        obs, _ = env.reset(seed=11_000_000)
-        o = as_observation(obs)
-    finally:
-        env.close()
-    out = DetSegPolicy().act(o)
-    assert out.info["checkpoint"] == "det_seg_both"
-    assert DetSegPolicy(checkpoint="det_seg_both").act(o).rect == out.rect
-    named = DetSegPolicy(checkpoint="det_seg")  # an explicit checkpoint serves every scene kind
-    assert named._predictor_for("tabletop") == named._predictor_for("shelf") and named.checkpoint.endswith("det_seg")

@@ -154,7 +154,8 @@ def test_damaged_dataset_files_are_one_line_errors_naming_the_file(tmp_path):
 def test_a_checkpoint_outside_its_training_scene_kind_warns_in_one_line(tmp_path):
     from graspsim.policies.registry import check_policy_args
 
-    config = check_policy_args("det_seg", {})
+    assert check_policy_args("det_seg", {}).domain_warning("tabletop") is None  # the default saw both kinds
+    config = check_policy_args("det_seg", {"checkpoint": "det_seg_shelf"})
     assert config.domain_warning("shelf") is None
     warning = config.domain_warning("tabletop")
     assert "\n" not in warning and "trained on shelf-train scenes" in warning and "not tabletop" in warning

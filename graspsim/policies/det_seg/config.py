@@ -25,19 +25,11 @@ TRAIN_HINT = ("train one with `graspsim train {kind} --data DIR --out CKPT` (DIR
               "and pass `--policy-arg checkpoint=CKPT`")
 
 
-#: The shipped default checkpoint of a network for a scene kind, where it is not the one named after the network
-#: (``det_seg``, ``grconvnet``: trained on shelf scenes only). ``det_seg_both`` is ``det_seg`` fine-tuned on shelf
-#: and table scenes; chosen for tables on validation scenes (README "det_seg and grconvnet": tabletop-train 38/40
-#: vs 5/40 picks, shelf-train 74/100 vs 78/100 for ``det_seg``, so shelves keep theirs).
-SCENE_KIND_DEFAULTS: dict[tuple[str, str], str] = {("det_seg", "tabletop"): "det_seg_both"}
-
-
-def default_checkpoint(kind: str, scene_kind: str | None = None) -> Path:
-    """The shipped default checkpoint directory of ``kind`` (``det_seg`` or ``grconvnet``) for ``scene_kind``
-    (:data:`SCENE_KIND_DEFAULTS`; None or a kind without an entry: the one named ``kind``)."""
+def default_checkpoint(kind: str) -> Path:
+    """The shipped default checkpoint directory of ``kind`` (``det_seg`` or ``grconvnet``)."""
     from graspsim.policies.det_seg import CHECKPOINT_ROOT  # read on each call: tests point it elsewhere
 
-    return CHECKPOINT_ROOT / SCENE_KIND_DEFAULTS.get((kind, scene_kind), kind)
+    return CHECKPOINT_ROOT / kind
 
 
 def shipped_checkpoint(name: str) -> Path | None:
@@ -50,11 +42,11 @@ def shipped_checkpoint(name: str) -> Path | None:
     return path if (path / "model.safetensors").is_file() and (path / "metadata.json").is_file() else None
 
 
-def resolve_checkpoint(kind: str, checkpoint: str | Path | None, scene_kind: str | None = None) -> Path:
-    """``checkpoint``: None (the shipped default of ``kind`` for ``scene_kind``, :func:`default_checkpoint`), a
-    directory, or the name of a shipped checkpoint (a directory of that name in the working directory wins).
-    FileNotFoundError, saying how to train one, if there is no model.safetensors + metadata.json there."""
-    path = Path(checkpoint) if checkpoint is not None else default_checkpoint(kind, scene_kind)
+def resolve_checkpoint(kind: str, checkpoint: str | Path | None) -> Path:
+    """``checkpoint``: None (the shipped default of ``kind``), a directory, or the name of a shipped checkpoint
+    (a directory of that name in the working directory wins). FileNotFoundError, saying how to train one, if
+    there is no model.safetensors + metadata.json there."""
+    path = Path(checkpoint) if checkpoint is not None else default_checkpoint(kind)
     if checkpoint is not None and not path.is_dir():
         path = shipped_checkpoint(str(checkpoint)) or path
     if not (path / "model.safetensors").is_file() or not (path / "metadata.json").is_file():
@@ -70,31 +62,26 @@ class CheckpointPolicyConfig(PolicyConfig):
 
     checkpoint: str | None = None
     """A directory written by ``graspsim train det_seg|grconvnet``, or a shipped checkpoint's name (None: the
-    shipped default for the scene's kind, :func:`default_checkpoint`)."""
+    shipped default)."""
     num_threads: int | None = arg(None, min=1)
     """torch threads (None: torch's default)."""
     max_candidates: int = arg(10, min=0)
     """Further grasps reported after the chosen one."""
 
     def check_files(self) -> None:
-        """FileNotFoundError (saying how to train one) when the checkpoint (or a scene kind's default) is not there; CheckpointError when its
+        """FileNotFoundError (saying how to train one) when the checkpoint is not there; CheckpointError when its
         metadata is damaged or a file's sha256 differs from the one recorded (a few ms: the weights are small)."""
         from graspsim.learn.checkpoint import read_metadata, verify
 
-        from graspsim.scenes.kinds import SCENE_KINDS
-
-        # without a checkpoint: the shipped default of every scene kind (the policy picks one per observation)
-        paths = ([resolve_checkpoint(self.policy_name, self.checkpoint)] if self.checkpoint is not None else
-                 [resolve_checkpoint(self.policy_name, None, scene_kind) for scene_kind in (None, *SCENE_KINDS)])
-        for path in dict.fromkeys(paths):
-            verify(path, read_metadata(path))
+        path = resolve_checkpoint(self.policy_name, self.checkpoint)
+        verify(path, read_metadata(path))
 
     def domain_warning(self, scene_kind: str) -> str | None:
         """The checkpoint's training suites (``metadata["data"]["suite"]``) name no ``scene_kind`` scene: say so."""
         from graspsim.learn.checkpoint import read_metadata
         from graspsim.scenes.suites import SUITES
 
-        path = resolve_checkpoint(self.policy_name, self.checkpoint, scene_kind)
+        path = resolve_checkpoint(self.policy_name, self.checkpoint)
         data = read_metadata(path).get("data") or {}
         suites = [data["suite"]] if isinstance(data.get("suite"), str) else list(data.get("suite") or [])
         kinds = {SUITES[s].kind for s in suites if s in SUITES}

@@ -136,7 +136,7 @@ def evaluate_grasps(policy_name: str, data_dir: str | Path, out_dir: str | Path,
                     min_region_px: float | None = None, guided: bool = True) -> dict:
     """Run the network of ``policy_name`` on every scene of ``data_dir``; write ``out_dir/metrics.json``; return it.
 
-    ``checkpoint`` None = the shipped default for the dataset's scene kind. ``refine=False`` runs det_seg
+    ``checkpoint`` None = the shipped default. ``refine=False`` runs det_seg
     without its refinement head (Det_Seg vs Det_Seg_Refine on the same
     weights; recorded as ``metrics["refine"]``); ``min_region_px`` overrides
     the segmentation clean-up (None = the policy's default, 0 = off; recorded
@@ -155,7 +155,7 @@ def evaluate_grasps(policy_name: str, data_dir: str | Path, out_dir: str | Path,
     manifest, scene_dirs = check_dataset(data_dir)
     if max_scenes is not None:
         scene_dirs = scene_dirs[: max(0, int(max_scenes))]
-    ckpt = resolve_checkpoint(policy_name, checkpoint, manifest.get("kind"))  # no checkpoint: the kind's default
+    ckpt = resolve_checkpoint(policy_name, checkpoint)
     net = load_checkpoint(ckpt, kind=policy_name)
     min_region = DEFAULT_MIN_REGION_PX if min_region_px is None else float(min_region_px)
     has_refine = getattr(net, "refine", None) is not None  # det_seg trained with its refinement head

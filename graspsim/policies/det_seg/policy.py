@@ -9,7 +9,6 @@ network, decode, and map every rectangle back to **source image pixels**
 from __future__ import annotations
 
 import re
-from pathlib import Path
 import time
 from typing import Any, ClassVar, Mapping
 
@@ -162,40 +161,25 @@ def _on_mask(rects: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 class _NetPolicy:
-    """What both network policies share: the config, torch threads, the checkpoint and its predictor.
-
-    Without a ``checkpoint`` argument each observation gets the shipped default of its scene kind
-    (:func:`~.config.default_checkpoint`: det_seg has its own for tables), loaded the first time that kind is
-    seen; ``info["checkpoint"]`` names the one that decided.
-    """
+    """What both network policies share: the config, torch threads, the checkpoint and its predictor."""
 
     needs_privileged: ClassVar[bool] = False
 
     def __init__(self, config=None, **kwargs: Any):
         """Build from ``config`` or from its fields as keyword arguments (``DetSegPolicy(checkpoint=CKPT)``)."""
-        from graspsim.scenes.kinds import SCENE_KINDS
+        from graspsim.policies.det_seg.checkpoint import load_checkpoint
 
         self.config = cfg = self.config_class.resolve(config, kwargs)
         if cfg.num_threads is not None:
             import torch
 
             torch.set_num_threads(int(cfg.num_threads))
-        # Every checkpoint this policy may use, found now (a missing one fails here, not mid-run).
-        self._paths = {kind: resolve_checkpoint(self.name, cfg.checkpoint, kind) for kind in (None, *SCENE_KINDS)}
-        self.checkpoint = str(self._paths[None])
-        self._predictors: dict[Path, Any] = {}
-        self.predictor = self._predictor_for(None)[0]
+        path = resolve_checkpoint(self.name, cfg.checkpoint)
+        self.checkpoint = str(path)
+        # what each row records (info["checkpoint"]): the argument as given, or the shipped default's name
+        self.checkpoint_name = str(cfg.checkpoint) if cfg.checkpoint is not None else path.name
+        self.predictor = self._predictor(load_checkpoint(path, kind=self.name), cfg)
         self.max_candidates = cfg.max_candidates
-
-    def _predictor_for(self, scene_kind: str | None) -> tuple[Any, str]:
-        """``(predictor, name)`` of the checkpoint for ``scene_kind`` (loaded once); ``name`` is the
-        ``checkpoint`` argument as given, or the shipped default's directory name."""
-        from graspsim.policies.det_seg.checkpoint import load_checkpoint
-
-        path = self._paths.get(scene_kind, self._paths[None])
-        if path not in self._predictors:
-            self._predictors[path] = self._predictor(load_checkpoint(path, kind=self.name), self.config)
-        return self._predictors[path], str(self.config.checkpoint) if self.config.checkpoint is not None else path.name
 
     def reset(self, rng: np.random.Generator) -> None:
         pass  # deterministic
@@ -238,10 +222,10 @@ class DetSegPolicy(_NetPolicy):
         t0 = time.perf_counter()
         robot = self.robot_pixels(obs)
         robot_ms = (time.perf_counter() - t0) * 1e3
-        predictor, checkpoint = self._predictor_for(obs.scene_kind)
-        pred = predictor.predict(obs.rgb)
+        pred = self.predictor.predict(obs.rgb)
         mask = exclude_robot(pred["seg"] == cls + 1, robot)
-        info: dict[str, Any] = {"checkpoint": checkpoint, "target_class_index": cls, "mask_px": int(mask.sum()),
+        info: dict[str, Any] = {"checkpoint": self.checkpoint_name, "target_class_index": cls,
+                                "mask_px": int(mask.sum()),
                                 "detections": int(len(pred["rects"])), "net_ms": round(1000 * pred["seconds"], 1),
                                 **robot_info(robot), "robot_ms": round(robot_ms, 1)}
         if not mask.any():
@@ -291,13 +275,13 @@ class GrConvNetPolicy(_NetPolicy):
         # (graspsim.data.format.encode_depth), and prepare_input treats only positive depths as valid
         depth = np.asarray(obs.depth_m, dtype=np.float32)
         valid = np.isfinite(depth) & (depth > 0) & (depth < 0.999 * float(obs.camera.far_m))
-        predictor, checkpoint = self._predictor_for(obs.scene_kind)
-        pred = predictor.predict(obs.rgb, np.where(valid, depth, np.float32(0.0)))
+        pred = self.predictor.predict(obs.rgb, np.where(valid, depth, np.float32(0.0)))
         if len(pred["rects"]) == 0:
             raise PolicyError("grconvnet: no grasp found")
         rect, *candidates = [_rect(r) for r in pred["rects"][: 1 + self.max_candidates]]
         rect.validate(width, height)
-        info = {"checkpoint": checkpoint, "score": round(float(pred["scores"][0]), 4), "detections": len(pred["rects"]),
+        info = {"checkpoint": self.checkpoint_name, "score": round(float(pred["scores"][0]), 4),
+                "detections": len(pred["rects"]),
                 "net_ms": round(1000 * pred["seconds"], 1), "class_agnostic": True}
         return PolicyOutput(rect=rect, candidates=candidates, info=info)
 
