@@ -45,9 +45,11 @@ ROWS = (
     Row("clip_sam", "`clip_sam` (shipped sim-trained models)", "clip_sam"),
     Row("clip_sam_box", "`clip_sam --policy-arg prompt_mode=box`", "clip_sam", {"prompt_mode": "box"}),
     Row("det_seg", "`det_seg` (shipped, trained on shelf and table scenes)", "det_seg"),
+    Row("det_seg_shelf", "`det_seg --policy-arg checkpoint=det_seg_shelf` (the default before 2026-12-01; shelf "
+        "scenes only)", "det_seg", {"checkpoint": "det_seg_shelf"}),
     Row("det_seg_640", "`det_seg --policy-arg checkpoint=det_seg_640` (shelf scenes only)", "det_seg",
         {"checkpoint": "det_seg_640"}),
-    Row("grconvnet", "`grconvnet` (shipped; ignores the instruction)", "grconvnet"),
+    Row("grconvnet", "`grconvnet` (shipped, shelf scenes only; ignores the instruction)", "grconvnet"),
     Row("heuristic", "`heuristic`", "heuristic"),
     Row("random", "`random`", "random"),
 )
