@@ -93,3 +93,19 @@ def config_from_json(config_class: type, text: str | None):
         return config_class.from_dict({**config_class().to_dict(), **overrides})
     except (TypeError, ValueError) as exc:
         raise UserError(f"bad --config: {exc}") from None
+
+
+def train_on_datasets(train: Callable[..., dict], data, out_dir, config_class: type, config_json: str | None,
+                      no_progress: bool, *, data_hint: str, errors: tuple[type[BaseException], ...] = (),
+                      **kwargs: Any) -> dict:
+    """The body of a `graspsim train <stack>` command whose trainer takes ``(datasets, out_dir, config=...,
+    progress=..., command=..., log=..., **run options)`` and returns metadata with ``steps``, ``finished``,
+    ``parameters`` and ``metrics`` (graspsam, robotseg): at least one ``--data`` (else a one-line error that
+    says what ``data_hint`` names), the ``--config`` JSON over ``config_class``'s defaults, the run, its report."""
+    if not data:
+        raise UserError(f"give at least one --data DIR ({data_hint})")
+    config = config_from_json(config_class, config_json)
+    return run_training(train, list(data), out_dir, config=config, progress=not no_progress, command=invocation(),
+                        log=(lambda s: None) if no_progress else print, errors=errors,
+                        report=lambda meta: {"out": str(out_dir), "steps": meta["steps"], "finished": meta["finished"],
+                                             "parameters": meta["parameters"], "metrics": meta["metrics"]}, **kwargs)

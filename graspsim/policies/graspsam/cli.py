@@ -11,8 +11,7 @@ from pathlib import Path
 import click
 
 from graspsim.clierror import UserError
-from graspsim.clitrain import (apply_options, config_from_json, invocation, run_control_options, run_training,
-                               schedule_options)
+from graspsim.clitrain import apply_options, run_control_options, schedule_options, train_on_datasets
 
 _options = [
     click.option("--data", "data", multiple=True, type=click.Path(file_okay=False, path_type=Path),
@@ -39,13 +38,9 @@ def train_graspsam_command(data, out_dir, config_json, no_progress, **kwargs):
     from graspsim.policies.graspsam.config import GraspSamConfig
     from graspsim.policies.graspsam.train import train_graspsam
 
-    if not data:
-        raise UserError("give at least one --data DIR (a dataset with grasp labels written by `graspsim render`)")
-    config = config_from_json(GraspSamConfig, config_json)
-    run_training(train_graspsam, list(data), out_dir, config=config, progress=not no_progress, command=invocation(),
-                 log=(lambda s: None) if no_progress else print, errors=(WeightsNotFoundError,),
-                 report=lambda meta: {"out": str(out_dir), "steps": meta["steps"], "finished": meta["finished"],
-                                      "parameters": meta["parameters"], "metrics": meta["metrics"]}, **kwargs)
+    train_on_datasets(train_graspsam, data, out_dir, GraspSamConfig, config_json, no_progress,
+                      data_hint="a dataset with grasp labels written by `graspsim render`",
+                      errors=(WeightsNotFoundError,), **kwargs)
 
 
 def evaluate_command_body(data_dir, out_dir, checkpoint, max_scenes, prompts: tuple[str, ...], quiet: bool) -> dict:

@@ -10,8 +10,7 @@ from pathlib import Path
 import click
 
 from graspsim.clierror import UserError
-from graspsim.clitrain import (apply_options, config_from_json, invocation, run_control_options, run_training,
-                               schedule_options)
+from graspsim.clitrain import apply_options, run_control_options, schedule_options, train_on_datasets
 
 _train_options = [
     click.option("--data", "data", multiple=True, type=click.Path(file_okay=False, path_type=Path),
@@ -41,16 +40,10 @@ _train_options = [
 def train_robotseg_command(data, out_dir, config_json, no_progress, **kwargs):
     """Train RobotSeg (a small SAM 2 with a robot prompt generator and a video memory) on robot views."""
     from graspsim.policies.robotseg.config import RobotSegConfig
-
-    if not data:
-        raise UserError("give at least one --data DIR (a dataset written by `graspsim render-robot-views`)")
-    config = config_from_json(RobotSegConfig, config_json)
     from graspsim.policies.robotseg.train import train_robotseg
 
-    run_training(train_robotseg, list(data), out_dir, config=config, progress=not no_progress, command=invocation(),
-                 log=(lambda s: None) if no_progress else print,
-                 report=lambda meta: {"out": str(out_dir), "steps": meta["steps"], "finished": meta["finished"],
-                                      "parameters": meta["parameters"], "metrics": meta["metrics"]}, **kwargs)
+    train_on_datasets(train_robotseg, data, out_dir, RobotSegConfig, config_json, no_progress,
+                      data_hint="a dataset written by `graspsim render-robot-views`", **kwargs)
 
 
 @click.command("robot-masks")
