@@ -247,6 +247,8 @@ def test_policy_in_bench_end_to_end(tiny_run, tmp_path):
     assert row["target_part"] and row["policy_info"]["mask_source"] == "clip_sam"
     assert row["policy_info"]["part"] in PART_WORDS and len(row["policy_info"]["tokens"]) == 5
     assert row["policy_info"]["placed"] in ("rerank", "decoded")  # rerank by default; decoded when nothing planned
+    if row["policy_info"]["placed"] == "rerank":  # the tiny checkpoint has a part head: part_rank=share used it
+        assert 0 <= row["policy_info"]["mostly_on_part"] <= row["policy_info"]["planned"]
 
 
 def test_shipped_checkpoint_is_small_verified_and_documented():
@@ -355,3 +357,98 @@ def test_strip_distance_is_the_distance_from_the_closing_axis_line():
     assert upright[0, 10] == pytest.approx(0.0, abs=1e-9) and upright[5, 13] == pytest.approx(3.0)
     diagonal = strip_distance((30, 40), GraspRect(0.0, 0.0, 8.0, 4.0, math.pi / 4))
     assert diagonal[7, 7] == pytest.approx(0.0, abs=1e-9) and diagonal[0, 2] == pytest.approx(math.sqrt(2))
+
+
+# ------------------------------------------------------------------------------------------- the part head
+def test_part_words_map_part_seg_labels_to_the_global_vocabulary():
+    from graspsim.assets.parts import part_names
+    from graspsim.policies.semgrasp.samples import part_words
+
+    names = part_names("ketchup_bottle")  # body, neck, cap: part_seg 1, 2, 3
+    part_seg = np.zeros((6, 8), np.uint8)
+    part_seg[1:5, 2:6] = np.array([1, 2, 3, 1], np.uint8)[:, None]
+    mask = np.zeros((6, 8), bool)
+    mask[1:5, 2:5] = True  # column 5 carries labels of another product: not this one's
+    words = part_words(part_seg, mask, "ketchup_bottle")
+    assert words.dtype == np.uint8 and not words[~mask].any()
+    for r, c in zip(*np.nonzero(mask)):
+        assert PART_WORDS[words[r, c] - 1] == names[part_seg[r, c] - 1]
+    assert not part_words(None, mask, "ketchup_bottle").any()
+
+
+def test_label_crops_round_trip_into_the_frame():
+    from graspsim.policies.semgrasp.crops import labels_to_frame, warp_labels
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 5, size=(40, 50)).astype(np.uint8)
+    box = (10.0, 5.0, 24.0)  # 24 px square: at 48 px each frame pixel is 2 x 2 crop pixels
+    crop = warp_labels(labels, box, 48)
+    assert crop.shape == (48, 48) and np.array_equal(crop[::2, ::2], labels[5:29, 10:34])
+    back = labels_to_frame(crop, box, labels.shape)
+    assert np.array_equal(back[5:29, 10:34], labels[5:29, 10:34])
+    outside = np.ones(labels.shape, bool)
+    outside[5:29, 10:34] = False
+    assert not back[outside].any()
+    assert not warp_labels(labels, (-30.0, -30.0, 20.0), 16).any()  # a box off the image: all 0
+
+
+def test_part_target_is_the_part_words_under_the_crop(tiny_run):
+    import pickle
+
+    from graspsim.policies.semgrasp.samples import jittered_crop, part_target
+
+    products = [p for f in sorted(tiny_run["cache"].glob("*.pkl")) for p in pickle.loads(f.read_bytes())]
+    assert products and all(p.part is not None for p in products)
+    for i, p in enumerate(products[:6]):
+        crop, box = jittered_crop(p, 32, np.random.default_rng(i) if i % 2 else None)
+        target = part_target(p, box, 32)
+        assert target.shape == (32, 32) and target.min() >= -1 and target.max() < len(PART_WORDS)
+        on = target >= 0
+        assert on.any() and set(PART_WORDS[w] for w in np.unique(target[on])) <= set(p.grasps) | set(PART_WORDS)
+        if i % 2 == 0:  # nominal box, mask channel untouched: the target covers exactly the product's pixels
+            assert np.array_equal(on, crop[4] > 0)
+
+
+def test_tiny_part_head_learns_and_predicts_only_allowed_parts_on_the_mask(tiny_run):
+    rows = [json.loads(line) for line in (tiny_run["ckpt"] / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["train_loss_partseg"] < 0.8 * rows[0]["train_loss_partseg"]
+    m = tiny_run["meta"]["metrics"]
+    assert 0.5 < m["partseg_acc"] <= 1.0 and 0.0 < m["partseg_miou"] <= 1.0
+    pred = _tiny_predictor(tiny_run)
+    rgb, depth, mask = _synthetic_product()
+    box = crop_box(mask)
+    words = pred.part_words(rgb, depth, mask, box, ("cap", "body"))
+    assert words.shape == mask.shape and not words[~mask].any()
+    assert set(np.unique(words[mask])) <= {PART_WORDS.index("cap") + 1, PART_WORDS.index("body") + 1}
+
+
+def test_init_without_a_part_head_starts_one(tiny_run, tmp_path):
+    from graspsim.learn.checkpoint import load_weights, read_metadata
+    from graspsim.policies.semgrasp.train import train_semgrasp
+
+    common = dict(lr=1e-3, batch_size=4, val_fraction=0.0, progress=False, num_threads=1,
+                  cache_dir=tiny_run["cache"])
+    train_semgrasp(tiny_run["data"], tmp_path / "plain", epochs=1, config={**TINY, "part_head": False}, **common)
+    plain = load_weights(tmp_path / "plain", read_metadata(tmp_path / "plain"))
+    assert not any(k.startswith("part_head.") for k in plain)
+    meta = train_semgrasp(tiny_run["data"], tmp_path / "head", epochs=1, config=TINY, init=tmp_path / "plain",
+                          **common)
+    assert meta["config"]["part_head"] and "partseg_acc" in meta["metrics"]
+    with pytest.raises(ValueError, match="network config"):  # a head cannot be dropped by --init
+        train_semgrasp(tiny_run["data"], tmp_path / "drop", epochs=1, config={**TINY, "part_head": False},
+                       init=tmp_path / "head", **common)
+
+
+def test_part_share_is_the_share_of_the_chord_on_the_part():
+    from graspsim.policies.semgrasp.policy import part_share
+
+    mask = np.zeros((40, 60), bool)
+    mask[10:30, 10:50] = True  # a product lying along x: part 1 left of column 30, part 2 right of it
+    labels = np.where(mask, np.where(np.arange(60)[None, :] < 30, 1, 2), 0)
+    across_left = GraspRect(20.0, 20.0, 30.0, 6.0, math.pi / 2)  # closes along y across the left half
+    across_right = GraspRect(40.0, 20.0, 30.0, 6.0, math.pi / 2)
+    along = GraspRect(30.0, 20.0, 50.0, 6.0, 0.0)  # closes along x over both halves
+    off = GraspRect(5.0, 5.0, 4.0, 2.0, 0.0)
+    share = part_share([across_left, across_right, along, off], labels, 1, mask)
+    assert share[0] == pytest.approx(1.0) and share[1] == pytest.approx(0.0)
+    assert share[2] == pytest.approx(0.5, abs=0.05) and share[3] == 0.0

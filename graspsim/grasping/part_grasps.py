@@ -48,7 +48,7 @@ from graspsim.geometry import deproject, invert_transform
 from graspsim.grasping.mask_grasps import ScoredGrasp, object_grasps
 from graspsim.grasping.workspace import executed_command
 from graspsim.scenes.kinds import scene_kind
-from graspsim.types import CameraModel, GripperCommand
+from graspsim.types import CameraModel, GraspRect, GripperCommand
 
 #: The Franka finger's inner face (pybullet_data's collision/finger.obj): a flat pad over the finger's last
 #: PAD_LENGTH_M, then tapering back from the pad plane by FACE_TAPER metres per metre towards the finger's base.
@@ -150,16 +150,22 @@ def part_grasps(label: int, instance_mask: np.ndarray, part_seg: np.ndarray, dep
     # The planner's grasps near the part's nearest surface first; when none of them holds the part, those on
     # the whole part (a slab as deep as the scene: near_surface keeps every pixel).
     for slab in (planner.pop("surface_slab_m", 0.02), np.inf):
-        kept = []
-        for grasp in object_grasps(part_mask, depth_m, camera, kind, approach_world, gripper, surface_slab_m=slab,
-                                   grasp_depth_m=grasp_depth_m, **planner):
-            command = executed_command(grasp.rect, depth_m, camera, approach_world, scene_kind(kind), gripper,
-                                       grasp_depth_m)
-            if command is not None and contact_labels(command, labels, depth_m, camera, gripper) == (label, label):
-                kept.append(grasp)
+        kept = [grasp for grasp in object_grasps(part_mask, depth_m, camera, kind, approach_world, gripper,
+                                                 surface_slab_m=slab, grasp_depth_m=grasp_depth_m, **planner)
+                if holds_part(grasp.rect, label, labels, depth_m, camera, kind, approach_world, gripper,
+                              grasp_depth_m)]
         if kept:
             return kept
     return []
+
+
+def holds_part(rect: GraspRect, label: int, labels: np.ndarray, depth_m: np.ndarray, camera: CameraModel,
+               kind: str, approach_world: np.ndarray, gripper: GripperSpec, grasp_depth_m: float) -> bool:
+    """Whether both fingers of grasp ``rect`` (image px), executed as the environment would, are predicted to
+    press on part ``label`` of ``labels`` ((H, W) int part labels of one product, 0 elsewhere): see
+    :func:`contact_labels`."""
+    command = executed_command(rect, depth_m, camera, approach_world, scene_kind(kind), gripper, grasp_depth_m)
+    return command is not None and contact_labels(command, labels, depth_m, camera, gripper) == (label, label)
 
 
 def scene_points(mask: np.ndarray, depth_m: np.ndarray, camera: CameraModel, stride: int = 2) -> np.ndarray:

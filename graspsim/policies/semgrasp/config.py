@@ -18,6 +18,7 @@ from graspsim.policies.semgrasp.tokens import TokenSpec
 
 MASK_SOURCES = ("clip_sam", "oracle")
 PLACEMENTS = ("decoded", "snap", "rerank")
+PART_RANKS = ("share", "contacts", "share+contacts", "none")
 TRAIN_HINT = ("train one with `graspsim train semgrasp --data DIR --out CKPT` (DIR from `graspsim render` on a "
               "*-parts-train suite) and pass `--policy-arg checkpoint=CKPT`")
 
@@ -29,7 +30,8 @@ class SemGraspNetConfig:
     ``crop_px``: side of the square crop (pixels); ``grid``: the crop encoder's feature grid (``grid**2`` memory
     tokens); ``channels``: its stem and patch channels; ``d_model`` / ``heads`` / ``layers`` / ``ff``: the
     transformer decoder; ``text_dim``: the text encoder's token-state size (MiniLM: 384); ``max_text``: most
-    text tokens kept; ``dropout``: in the decoder.
+    text tokens kept; ``dropout``: in the decoder; ``part_head``: a part-segmentation head on the crop encoder
+    (:class:`~.model.PartHead`: which part word lies under each pixel of the crop).
     """
 
     crop_px: int = 64
@@ -47,6 +49,7 @@ class SemGraspNetConfig:
     open_max: float = 1.25
     n_pos: int = 20
     angle_centred: bool = True
+    part_head: bool = True
 
     def __post_init__(self):
         if self.grid < 1 or self.crop_px < 2 * self.grid or self.crop_px % (2 * self.grid):
@@ -74,8 +77,8 @@ class SemGraspNetConfig:
     @classmethod
     def from_checkpoint(cls, data: dict) -> "SemGraspNetConfig":
         """The config stored in a checkpoint's metadata: one written before ``angle_centred`` existed has the old
-        angle bins (:mod:`.tokens`)."""
-        return cls.from_dict({"angle_centred": False, **data})
+        angle bins (:mod:`.tokens`), one written before ``part_head`` existed has no part head."""
+        return cls.from_dict({"angle_centred": False, "part_head": False, **data})
 
     @classmethod
     def from_dict(cls, data: dict) -> "SemGraspNetConfig":
@@ -130,6 +133,14 @@ class SemGraspPolicyConfig(ClipSamPolicyConfig):
     strips: bool = True
     """``placement=snap|rerank``: also plan on the strip of the mask along each decoded rectangle's closing axis
     (half a position bin either side of its centre line), so that a grasp where the tokens point is proposed."""
+
+    part_rank: str = arg("share", choices=PART_RANKS)
+    """``placement=rerank`` with a checkpoint that has a part head (which segments the product's parts): how
+    its segmentation orders the planner's grasps before the network's log-probability does. ``share``: grasps
+    whose footprint on the product (the rectangle's pixels on the mask) is mostly the decoded part come first;
+    ``contacts``: the part planner also proposes grasps on the part's predicted pixels, and grasps whose
+    predicted finger contacts are both on the part (the oracle's contact test on the learned segmentation) come
+    first; ``share+contacts``: both, share first; ``none``: the part head is not used."""
 
     def check_files(self) -> None:
         """clip_sam's model checks, then the checkpoint: FileNotFoundError when it is missing, CheckpointError

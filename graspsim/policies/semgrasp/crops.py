@@ -36,8 +36,7 @@ def crop_input(rgb: np.ndarray, depth_m: np.ndarray, mask: np.ndarray, box: tupl
                          if box[2] > size else cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     depth = np.nan_to_num(np.asarray(depth_m, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
     d = cv2.warpAffine(depth, m, dsize, flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    mk = cv2.warpAffine(mask.astype(np.uint8), m, dsize, flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT,
-                        borderValue=0)
+    mk = warp_labels(mask, box, size)
     on = mask & (depth > 0)
     z0 = float(np.median(depth[on])) if on.any() else 1.0
     rel = np.where(d > 0, np.clip((d - z0) / DEPTH_UNIT_M, -3.0, 3.0), 0.0)
@@ -46,3 +45,19 @@ def crop_input(rgb: np.ndarray, depth_m: np.ndarray, mask: np.ndarray, box: tupl
     out[3] = rel
     out[4] = mk
     return out
+
+
+def warp_labels(labels: np.ndarray, box: tuple[float, float, float], size: int) -> np.ndarray:
+    """(size, size) uint8: ``box`` ((x0, y0, side) pixels of ``labels``) of the label image ``labels`` ((H, W)
+    bool or integers < 256), resampled by nearest neighbour (0 outside the image)."""
+    return cv2.warpAffine(np.asarray(labels).astype(np.uint8), _affine(box, size), (int(size), int(size)),
+                          flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+
+def labels_to_frame(crop_labels: np.ndarray, box: tuple[float, float, float], shape: tuple[int, int]) -> np.ndarray:
+    """(H, W) uint8: the inverse of :func:`warp_labels`: a (S, S) label crop of ``box`` put back into an
+    (H, W) = ``shape`` frame by nearest neighbour (0 outside the box)."""
+    size = crop_labels.shape[0]
+    return cv2.warpAffine(np.asarray(crop_labels).astype(np.uint8), _affine(box, size), (int(shape[1]), int(shape[0])),
+                          flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT,
+                          borderValue=0)

@@ -12,7 +12,10 @@ nominal crop box. Reported (``metadata["metrics"]`` of a checkpoint, and
 * ``part_acc_heldout_phrasings``: the same with the held-out phrasings (test-only wordings);
 * ``part_acc_heldout_pairs``: held-out (class, part) pairs (:data:`~graspsim.scenes.instructions.HELDOUT_PAIRS`,
   never asked in training) over the products given, every train phrasing; ``heldout_pair_items`` counts them;
-* ``items``: (product, part) items evaluated.
+* ``items``: (product, part) items evaluated;
+* with a part head: ``partseg_acc``, the share of product pixels (nominal crops, products with part labels)
+  whose part word the head gets right, and ``partseg_miou``, the mean over part words of their IoU on those
+  pixels (words never present and never predicted left out).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from typing import Sequence
 import numpy as np
 
 from graspsim.assets.parts import PART_WORDS
-from graspsim.policies.semgrasp.samples import Product, jittered_crop, pick_rect
+from graspsim.policies.semgrasp.samples import Product, jittered_crop, part_target, pick_rect
 from graspsim.policies.semgrasp.tokens import TOKEN_TYPES, rect_to_tokens
 from graspsim.scenes.instructions import HELDOUT_PHRASINGS, pair_allowed, part_instruction, phrasing_ids
 
@@ -93,7 +96,38 @@ def token_metrics(net, products: Sequence[Product], text, batch_size: int = 64) 
                part_acc_heldout_phrasings=hits["part_held_phrasing"] / n, items=len(items),
                part_acc_heldout_pairs=(pair_hits / (len(pairs) * len(train_ph))) if pairs else None,
                heldout_pair_items=len(pairs))
+    if net.part_head is not None:
+        out.update(partseg_metrics(net, products, batch_size))
     return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in out.items()}
+
+
+def partseg_metrics(net, products: Sequence[Product], batch_size: int = 64) -> dict:
+    """``{"partseg_acc", "partseg_miou"}`` of ``net``'s part head on the nominal crops of ``products`` (see the
+    module docstring; None when no product has part labels)."""
+    import torch
+
+    size = net.config.crop_px
+    labelled = [p for p in products if p.part is not None]
+    n_words = len(PART_WORDS)
+    confusion = np.zeros((n_words, n_words), dtype=np.int64)  # [true, predicted]
+    with torch.no_grad():
+        for sl in _batches(len(labelled), batch_size):
+            crops, targets = [], []
+            for p in labelled[sl]:
+                crop, box = jittered_crop(p, size, None)
+                crops.append(crop)
+                targets.append(part_target(p, box, size))
+            pred = net.part_logits(torch.from_numpy(np.stack(crops))).argmax(1).numpy()
+            target = np.stack(targets)
+            on = target >= 0
+            confusion += np.bincount(target[on] * n_words + pred[on], minlength=n_words * n_words).reshape(
+                n_words, n_words)
+    total = confusion.sum()
+    if not total:
+        return {"partseg_acc": None, "partseg_miou": None}
+    inter = np.diag(confusion)
+    union = confusion.sum(0) + confusion.sum(1) - inter
+    return {"partseg_acc": float(inter.sum() / total), "partseg_miou": float(np.mean(inter[union > 0] / union[union > 0]))}
 
 
 def evaluate_checkpoint(checkpoint, data_dir, max_scenes: int | None = None, split: str = "val",

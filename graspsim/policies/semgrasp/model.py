@@ -31,9 +31,36 @@ class CropEncoder(nn.Module):
         self.patch = nn.Sequential(nn.Conv2d(c0, c1, patch, stride=patch), nn.GroupNorm(8, c1), nn.GELU())
         self.mix = nn.Sequential(nn.Conv2d(c1, c1, 3, padding=1), nn.GroupNorm(8, c1), nn.GELU())
 
+    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(stem (B, c0, S/2, S/2), grid (B, c1, grid, grid))`` feature maps of crop ``x`` (B, 5, S, S)."""
+        stem = self.stem(x)
+        g = self.patch(stem)
+        return stem, g + self.mix(g)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.patch(self.stem(x))
-        return (x + self.mix(x)).flatten(2).transpose(1, 2)
+        return self.features(x)[1].flatten(2).transpose(1, 2)
+
+
+class PartHead(nn.Module):
+    """Part segmentation of the crop: (stem, grid) features -> (B, n_words, S, S) logits of the part word under
+    each pixel. Which end of a product is its lid depends on the whole product (a can lying on its side), so the
+    grid features first pass two dilated 3x3 convs whose receptive field spans the grid; then they are
+    upsampled onto the stride-2 stem features (edges to about a crop pixel) and upsampled x2 at the end."""
+
+    def __init__(self, channels: tuple[int, int], n_words: int):
+        super().__init__()
+        c0, c1 = channels
+        self.context = nn.Sequential(nn.Conv2d(c1, c1, 3, padding=1), nn.GroupNorm(8, c1), nn.GELU(),
+                                     nn.Conv2d(c1, c1, 3, padding=2, dilation=2), nn.GroupNorm(8, c1), nn.GELU())
+        self.reduce = nn.Conv2d(c1, c0, 1)
+        self.fuse = nn.Sequential(nn.Conv2d(2 * c0, c0, 3, padding=1), nn.GroupNorm(8, c0), nn.GELU(),
+                                  nn.Conv2d(c0, c0, 3, padding=1), nn.GELU(), nn.Conv2d(c0, n_words, 1))
+
+    def forward(self, stem: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+        g = self.reduce(grid + self.context(grid))
+        g = F.interpolate(g, size=stem.shape[-2:], mode="bilinear", align_corners=False)
+        logits = self.fuse(torch.cat([stem, g], dim=1))
+        return F.interpolate(logits, scale_factor=2, mode="bilinear", align_corners=False)
 
 
 class SemGraspNet(nn.Module):
@@ -65,11 +92,13 @@ class SemGraspNet(nn.Module):
         self.decoder = nn.TransformerDecoder(layer, cfg.layers)
         self.out_norm = nn.LayerNorm(cfg.d_model)
         self.heads = nn.ModuleList(nn.Linear(cfg.d_model, s) for s in self.sizes)
+        self.part_head = PartHead(tuple(cfg.channels), self.sizes[0]) if cfg.part_head else None
 
-    def memory(self, crop: torch.Tensor, text: torch.Tensor, text_valid: torch.Tensor):
-        """``(memory (B, N, d), padding (B, N) bool, True = ignore)``."""
-        feats = self.cnn(crop)  # (B, grid*grid, C)
-        img = self.img_proj(feats) + self.img_pos
+    def memory(self, crop: torch.Tensor, text: torch.Tensor, text_valid: torch.Tensor, grid=None):
+        """``(memory (B, N, d), padding (B, N) bool, True = ignore)``; ``grid``: the crop encoder's grid features
+        when already computed."""
+        grid = self.cnn.features(crop)[1] if grid is None else grid
+        img = self.img_proj(grid.flatten(2).transpose(1, 2)) + self.img_pos
         n = min(text.shape[1], self.config.max_text)
         txt = self.text_proj(text[:, :n]) + self.text_pos[:n]
         pad = torch.cat([torch.zeros(img.shape[:2], dtype=torch.bool, device=img.device), ~text_valid[:, :n]], dim=1)
@@ -85,10 +114,30 @@ class SemGraspNet(nn.Module):
         h = self.decoder(x, memory, tgt_mask=causal, memory_key_padding_mask=pad)
         return self.out_norm(h)
 
-    def forward(self, crop, text, text_valid, tokens) -> list[torch.Tensor]:
-        memory, pad = self.memory(crop, text, text_valid)
+    def forward(self, crop, text, text_valid, tokens, parts: bool = False):
+        """The logits of each token type (list of (B, size)); with ``parts`` also the part head's (B, n_words,
+        S, S) logits (None without a part head)."""
+        stem, grid = self.cnn.features(crop)
+        memory, pad = self.memory(crop, text, text_valid, grid)
         h = self._decode(tokens, memory, pad)
-        return [head(h[:, i]) for i, head in enumerate(self.heads)]
+        logits = [head(h[:, i]) for i, head in enumerate(self.heads)]
+        if not parts:
+            return logits
+        return logits, None if self.part_head is None else self.part_head(stem, grid)
+
+    def part_logits(self, crop: torch.Tensor) -> torch.Tensor:
+        """(B, n_words, S, S) part-segmentation logits of crops (B, 5, S, S); ValueError without a part head."""
+        if self.part_head is None:
+            raise ValueError("this semgrasp network has no part head (config part_head=False)")
+        return self.part_head(*self.cnn.features(crop))
+
+    @staticmethod
+    def part_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Pixel cross-entropy of part logits (B, n_words, S, S) against ``target`` (B, S, S) int64 word indices
+        (-1: ignored, off the product); 0 when no pixel counts."""
+        if not bool((target >= 0).any()):
+            return logits.sum() * 0.0
+        return F.cross_entropy(logits, target, ignore_index=-1)
 
     @staticmethod
     def loss(logits: list[torch.Tensor], tokens: torch.Tensor, smoothing: float = 0.0) -> dict[str, torch.Tensor]:

@@ -16,7 +16,11 @@ grasp decoded from bin centres often misses the product's edge or closes too nar
 shared mask planner proposes grasps that fit the product (on the whole mask, and with ``strips`` on the strip of
 the mask along each decoded grasp's closing axis), and the network ranks them by the log-probability of their
 angle, opening and position tokens given the decoded part: the tokens choose which part and where on it, the
-planner measures the chord. ``snap``: each decoded rectangle replaced by the nearest planner grasp within
+planner measures the chord. With a part head, the network also segments the product's parts, and
+``part_rank`` orders the planner's grasps by that segmentation first: grasps whose chord on the product is
+mostly the decoded part (:func:`part_share`) and/or whose predicted finger contacts
+(:func:`~graspsim.grasping.part_grasps.holds_part`, the test the oracle runs on the true ``part_seg``, with
+the part planner's grasps on the part's predicted pixels added) both lie on it. ``snap``: each decoded rectangle replaced by the nearest planner grasp within
 ``snap_bins`` token bins. ``decoded``: the decoded rectangles as they are. ``grasp_candidates`` angle bins are
 decoded; with the arm, the first rectangle it has a motion plan for is executed
 (:func:`~graspsim.policies.base.first_executable`).
@@ -28,7 +32,7 @@ from typing import Any, ClassVar, Mapping
 
 import numpy as np
 
-from graspsim.assets.parts import part_names
+from graspsim.assets.parts import PART_WORDS, part_index, part_names
 from graspsim.config import GripperSpec
 from graspsim.policies.base import PolicyError, PolicyOutput, as_observation, catalog, copy_config, first_executable
 from graspsim.policies.semgrasp.config import SemGraspPolicyConfig, resolve_checkpoint
@@ -42,6 +46,21 @@ def strip_distance(shape: tuple[int, int], rect) -> np.ndarray:
     _, v = rect_axes(rect.theta)
     rows, cols = np.indices(shape, dtype=np.float64)
     return np.abs((cols - rect.x) * v[0] + (rows - rect.y) * v[1])
+
+
+def part_share(rects: list, labels: np.ndarray, label: int, mask: np.ndarray) -> np.ndarray:
+    """(N,) float: for each grasp rectangle, the share of the product's pixels under it (``mask`` (H, W) bool
+    inside the rectangle) that ``labels`` ((H, W) int) gives part ``label``; 0 for a rectangle off the product.
+    Where the camera cannot see the pads' contacts (a can lying on its side, seen from above), the chord the
+    jaws close across says which end they hold."""
+    from graspsim.grasping.rect_geometry import rect_polygon_mask
+
+    out = np.zeros(len(rects))
+    for i, rect in enumerate(rects):
+        under = rect_polygon_mask(rect, mask.shape) & mask
+        if under.any():
+            out[i] = float(np.mean(labels[under] == label))
+    return out
 
 
 #: Alternatives returned beside the executed rectangle (for reports; reranking ranks up to planner_candidates).
@@ -132,7 +151,8 @@ class SemGraspPolicy:
             out.append(False if found is None else found[0])
         return out
 
-    def _place(self, obs: Observation, mask: np.ndarray, box: tuple, decoded: list, info: dict) -> list:
+    def _place(self, obs: Observation, mask: np.ndarray, box: tuple, decoded: list, class_name: str,
+               info: dict) -> list:
         """The rectangles to try, best first, by ``placement`` (see the config); ``info["placed"]`` says which
         kind they are (``decoded``, ``snap`` or ``rerank``)."""
         info["placed"] = self.placement
@@ -145,13 +165,50 @@ class SemGraspPolicy:
             snapped = self._snap(planned, box, rects)
             info["snapped"] = [s is not False for s in snapped]
             return [r if s is False else s for r, s in zip(rects, snapped)]
+        keys = []  # sort keys, most significant last (np.lexsort)
+        labels = self._part_labels(obs, mask, box, class_name) if self.part_rank != "none" else None
+        if labels is not None and decoded[0].part in part_names(class_name):
+            label = part_index(class_name, decoded[0].part) + 1
+            if "contacts" in self.part_rank:
+                planned, on_part = self._on_part(obs, mask, labels, label, planned)
+                info["on_part"] = int(on_part.sum())
+                keys.append(~on_part)
+            if "share" in self.part_rank:
+                mostly = part_share(planned, labels, label, mask) >= 0.5
+                info["mostly_on_part"] = int(mostly.sum())
+                keys.append(~mostly)
         if not planned:
             info["placed"] = "decoded"
             return rects
         logp = self.predictor.score(obs.rgb, obs.depth_m, mask, obs.instruction, decoded[0].part, planned, box)
-        order = np.argsort(-logp, kind="stable")
+        order = np.lexsort((np.arange(len(planned)), -logp, *keys))  # the part keys first, then logp
         info["rerank_logp"] = round(float(logp[order[0]]), 3)
         return [planned[i] for i in order]
+
+    def _part_labels(self, obs: Observation, mask: np.ndarray, box: tuple, class_name: str) -> np.ndarray | None:
+        """(H, W) int64 part labels of the product (``k + 1`` = part ``k`` of ``class_name``, as ``part_seg``)
+        from the part head, or None without one."""
+        names = part_names(class_name)
+        words = self.predictor.part_words(obs.rgb, obs.depth_m, mask, box, names)
+        if words is None:
+            return None
+        lut = np.zeros(256, dtype=np.int64)
+        for k, name in enumerate(names):
+            lut[PART_WORDS.index(name) + 1] = k + 1
+        return lut[words]
+
+    def _on_part(self, obs: Observation, mask: np.ndarray, labels: np.ndarray, label: int,
+                 planned: list) -> tuple[list, np.ndarray]:
+        """``(planned + the part planner's grasps on part label, (N,) bool: predicted contacts both on it)``."""
+        from graspsim.grasping.part_grasps import holds_part, part_grasps
+
+        n_angle = self.predictor.net.config.n_angle
+        extra = [g.rect for g in part_grasps(label, mask, labels, obs.depth_m, obs.camera, obs.scene_kind,
+                                             obs.approach_world, self.gripper, grasp_depth_m=self.grasp_depth_m,
+                                             margin_m=self.margin_m, n_angles=n_angle, max_candidates=20)]
+        on = [holds_part(r, label, labels, obs.depth_m, obs.camera, obs.scene_kind, obs.approach_world, self.gripper,
+                         self.grasp_depth_m) for r in planned]
+        return planned + extra, np.array(on + [True] * len(extra), dtype=bool)
 
     def act(self, obs: Observation | Mapping[str, Any]) -> PolicyOutput:
         obs = as_observation(obs)
@@ -160,7 +217,7 @@ class SemGraspPolicy:
         allowed = part_names(class_name) if self.restrict_parts else None
         box, decoded = self.predictor.predict(obs.rgb, obs.depth_m, mask, obs.camera.K, obs.instruction, allowed,
                                               self.grasp_candidates)
-        rects = self._place(obs, mask, box, decoded, info)
+        rects = self._place(obs, mask, box, decoded, class_name, info)
         index, checked = first_executable(rects, obs, self.gripper, self.grasp_depth_m)
         best = decoded[0] if info["placed"] == "rerank" else decoded[index]
         info.update(mask_px=int(mask.sum()), perceived_class=class_name, part=best.part,

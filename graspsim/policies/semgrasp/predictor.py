@@ -85,6 +85,26 @@ class SemGraspPredictor:
             out.append(Decoded(part, GraspRect(rect.x, rect.y, rect.w, h, rect.theta), tok, float(lp)))
         return box, out
 
+    def part_words(self, rgb: np.ndarray, depth_m: np.ndarray, mask: np.ndarray, box: tuple[float, float, float],
+                   allowed_parts: tuple[str, ...] | None = None) -> np.ndarray | None:
+        """(H, W) uint8: 1 + the :data:`PART_WORDS` index the part head reads under each pixel of ``mask`` (the
+        product's pixels; 0 elsewhere), the most likely of ``allowed_parts`` (None: any word); None when the
+        network has no part head. Inputs as in :meth:`predict`; ``box``: its crop box."""
+        import torch
+
+        from graspsim.policies.semgrasp.crops import labels_to_frame
+
+        if self.net.part_head is None:
+            return None
+        crop = torch.from_numpy(crop_input(rgb, depth_m, mask, box, self.net.config.crop_px))[None]
+        with torch.no_grad():
+            logits = self.net.part_logits(crop)[0]
+        if allowed_parts:
+            keep = torch.tensor([w in allowed_parts for w in PART_WORDS])
+            logits = logits.masked_fill(~keep[:, None, None], float("-inf"))
+        words = logits.argmax(0).numpy().astype(np.uint8) + 1
+        return np.where(mask, labels_to_frame(words, box, mask.shape), 0).astype(np.uint8)
+
     def _inputs(self, rgb, depth_m, mask, box, instruction: str):
         """``(crop (1, 5, S, S), text (1, L, D), text_valid (1, L))`` tensors of one product and instruction."""
         import torch

@@ -33,6 +33,8 @@ from graspsim.policies.semgrasp.crops import crop_input
 from graspsim.policies.semgrasp.tokens import crop_box
 from graspsim.types import GraspRect
 
+#: Part of the cache files' names: items cached by an older layout of :class:`Product` are rebuilt.
+CACHE_VERSION = "v2"
 #: Window around the crop box kept per product, as a multiple of the box side (room for the box jitter).
 WINDOW = 1.4
 #: Box jitter in training: centre shift (fraction of the side, each axis) and scale range; clip_sam's masks
@@ -44,8 +46,10 @@ SCALE = (0.9, 1.15)
 @dataclass
 class Product:
     """One product of one scene: its window (``rgb`` (S, S, 3) uint8, ``depth`` (S, S) float32 metres, ``mask``
-    (S, S) bool), where that window lies in the frame (``window`` (x0, y0, side) full-image px), its nominal
-    crop box (``box``), and its grasps per part (part word -> (N, 5) rects in full-image px, best first)."""
+    (S, S) bool, ``part`` (S, S) uint8 = 1 + the :data:`PART_WORDS` index of the part under each of the
+    product's pixels, 0 off the product or where the scene has no ``part_seg``), where that window lies in the
+    frame (``window`` (x0, y0, side) full-image px), its nominal crop box (``box``), and its grasps per part
+    (part word -> (N, 5) rects in full-image px, best first)."""
 
     key: tuple[str, int]
     index: int
@@ -57,22 +61,38 @@ class Product:
     box: tuple[float, float, float]
     grasps: dict[str, np.ndarray]
     validated: dict[str, int]
+    part: np.ndarray | None = None
 
 
-def _window(s: dict, mask: np.ndarray, box, size: int):
+def _window(s: dict, mask: np.ndarray, words: np.ndarray, box, size: int):
+    """The product's window (see :class:`Product`): ``(rgb, depth, mask, part, window box)``; ``words``: (H, W)
+    uint8 part-word labels of the product's pixels."""
     x0, y0, side = box
     cx, cy = x0 + side / 2, y0 + side / 2
     wside = side * WINDOW
     win = (cx - wside / 2, cy - wside / 2, wside)
     import cv2
 
-    from graspsim.policies.semgrasp.crops import _affine
+    from graspsim.policies.semgrasp.crops import _affine, warp_labels
 
     m = _affine(win, size)
     rgb = cv2.warpAffine(s["rgb"], m, (size, size), flags=cv2.INTER_AREA if wside > size else cv2.INTER_LINEAR)
     depth = cv2.warpAffine(s["depth_m"].astype(np.float32), m, (size, size), flags=cv2.INTER_NEAREST)
-    mk = cv2.warpAffine(mask.astype(np.uint8), m, (size, size), flags=cv2.INTER_NEAREST).astype(bool)
-    return rgb, depth, mk, win
+    return rgb, depth, warp_labels(mask, win, size).astype(bool), warp_labels(words, win, size), win
+
+
+def part_words(part_seg: np.ndarray | None, mask: np.ndarray, class_name: str) -> np.ndarray:
+    """(H, W) uint8: 1 + the :data:`PART_WORDS` index of the part under each pixel of ``mask`` (one product of
+    class ``class_name``; ``part_seg`` value ``k + 1`` = its part ``k``), 0 elsewhere (all 0 without
+    ``part_seg``)."""
+    out = np.zeros(mask.shape, dtype=np.uint8)
+    if part_seg is None:
+        return out
+    lut = np.zeros(256, dtype=np.uint8)
+    for k, name in enumerate(part_names(class_name)):
+        lut[k + 1] = PART_WORDS.index(name) + 1
+    out[mask] = lut[np.asarray(part_seg)[mask].astype(np.uint8)]
+    return out
 
 
 def _planned(s: dict, ref_kind: str, k: int, mask: np.ndarray, class_name: str, skip: set) -> dict[str, np.ndarray]:
@@ -107,7 +127,7 @@ def scene_products(ref: SceneRef, crop_px: int, min_px: int = 150, planned: bool
     """
     if cache_dir is None:
         return _scene_products(ref, crop_px, min_px, planned)
-    path = Path(cache_dir) / f"{ref.suite}-{ref.seed}-{crop_px}-{min_px}-{int(planned)}.pkl"
+    path = Path(cache_dir) / f"{ref.suite}-{ref.seed}-{crop_px}-{min_px}-{int(planned)}-{CACHE_VERSION}.pkl"
     if path.is_file() and path.stat().st_mtime >= (ref.path / "meta.json").stat().st_mtime:
         with open(path, "rb") as f:
             return pickle.load(f)
@@ -141,9 +161,10 @@ def _scene_products(ref: SceneRef, crop_px: int, min_px: int, planned: bool) -> 
         if not grasps:
             continue
         box = crop_box(mask)
-        rgb, depth, mk, win = _window(s, mask, box, size)
+        rgb, depth, mk, words, win = _window(s, mask, part_words(s["part_seg"], mask, class_name), box, size)
         out.append(Product(ref.key, k, class_name, rgb, depth, mk, win, box,
-                           {p: np.asarray(v, dtype=np.float64).reshape(-1, 5) for p, v in grasps.items()}, validated))
+                           {p: np.asarray(v, dtype=np.float64).reshape(-1, 5) for p, v in grasps.items()}, validated,
+                           words if s["part_seg"] is not None else None))
     return out
 
 
@@ -168,6 +189,20 @@ def jittered_crop(p: Product, crop_px: int, rng: np.random.Generator | None) -> 
     s = p.rgb.shape[0] / wside  # window px per full-image px
     crop = crop_input(p.rgb, p.depth, mask, ((x0 - wx0) * s, (y0 - wy0) * s, side * s), crop_px)
     return crop, (x0, y0, side)
+
+
+def part_target(p: Product, box: tuple[float, float, float], crop_px: int) -> np.ndarray:
+    """(crop_px, crop_px) int64 part-segmentation target of product ``p`` for the crop ``box`` (full-image px,
+    e.g. from :func:`jittered_crop`): the :data:`PART_WORDS` index under each of the product's pixels, -1
+    (ignored) off the product and for a product without part labels."""
+    from graspsim.policies.semgrasp.crops import warp_labels
+
+    if p.part is None:
+        return np.full((crop_px, crop_px), -1, dtype=np.int64)
+    wx0, wy0, wside = p.window
+    s = p.part.shape[0] / wside
+    x0, y0, side = box
+    return warp_labels(p.part, ((x0 - wx0) * s, (y0 - wy0) * s, side * s), crop_px).astype(np.int64) - 1
 
 
 def pick_rect(rects: np.ndarray, rng: np.random.Generator | None) -> GraspRect:

@@ -8,14 +8,17 @@
   suite's highest seeds (``"tail"``, :func:`graspsim.data.reader.split_tail`: benchmarks on
   the train suite's last indices then run on scenes training never saw).
 * **Start**: fresh weights, or (``init``) those of an earlier checkpoint of the same
-  network config (continuing a short run on more data).
+  network config (continuing a short run on more data); a checkpoint without
+  the part head starts a network with one (the head's weights fresh).
 * **A sample** (:class:`graspsim.learn.sampling.EpochShuffle`, one pass over the
   items per epoch): the product's crop with a jittered box, an instruction
   for (class, part) in a training phrasing drawn at random
   (:func:`~graspsim.scenes.instructions.phrasing_ids` ``"train"``), the target
   tokens of one of the part's three best grasps drawn at random.
 * **Step**: teacher-forced cross-entropy summed over the five tokens (label
-  smoothing 0.05); AdamW, warm-up + cosine schedule (:func:`_schedule`), gradient norm clipped at 1.
+  smoothing 0.05), plus (``part_head``) the part head's pixel cross-entropy
+  on the product's pixels of the crop (``part_seg`` of the render, as part
+  words), weighted :data:`PART_LOSS_WEIGHT`; AdamW, warm-up + cosine schedule (:func:`_schedule`), gradient norm clipped at 1.
 * **Validation** after every epoch: :func:`.evaluate.token_metrics` on the
   validation scenes; the checkpoint's ``metadata["metrics"]`` holds the last.
 """
@@ -29,38 +32,46 @@ import numpy as np
 
 from graspsim.data.reader import DatasetError, Datasets, split_random, split_tail
 from graspsim.policies.semgrasp.config import SemGraspNetConfig
-from graspsim.policies.semgrasp.samples import Product, jittered_crop, pick_rect, scene_products
+from graspsim.policies.semgrasp.samples import Product, jittered_crop, part_target, pick_rect, scene_products
 from graspsim.policies.semgrasp.tokens import rect_to_tokens
 from graspsim.scenes.instructions import pair_allowed, part_instruction, phrasing_ids
 
 LABEL_SMOOTHING = 0.05
+#: Weight of the part head's pixel cross-entropy beside the five token losses' sum.
+PART_LOSS_WEIGHT = 1.0
 SPLITS = ("random", "tail")
 
 
 def make_batch(products: list[Product], items: list[tuple[int, str]], idx: np.ndarray, rng: np.random.Generator,
                text, config: SemGraspNetConfig) -> dict[str, Any]:
     """The batch of ``items[idx]`` (see the module docstring): ``crop`` (B, 5, S, S), ``text`` (B, L, D),
-    ``text_valid`` (B, L) bool, ``tokens`` (B, 5) int64 tensors."""
+    ``text_valid`` (B, L) bool, ``tokens`` (B, 5) int64, ``part`` (B, S, S) int64 (part-word index per crop
+    pixel, -1 ignored: :func:`~.samples.part_target`) tensors."""
     import torch
 
     phrasings = phrasing_ids("train")
-    crops, toks, texts = [], [], []
+    crops, toks, texts, parts = [], [], [], []
     for j in idx:
         i, part = items[int(j)]
         p = products[i]
         crop, box = jittered_crop(p, config.crop_px, rng)
         crops.append(crop)
+        parts.append(part_target(p, box, config.crop_px))
         toks.append(rect_to_tokens(pick_rect(p.grasps[part], rng), part, box, config.tokens))
         texts.append(part_instruction(p.class_name, part, int(rng.choice(phrasings))))
     t, v = text.states(texts)
     return {"crop": torch.from_numpy(np.stack(crops)), "text": torch.from_numpy(t), "text_valid": torch.from_numpy(v),
-            "tokens": torch.from_numpy(np.stack(toks))}
+            "tokens": torch.from_numpy(np.stack(toks)), "part": torch.from_numpy(np.stack(parts))}
 
 
 def step(net, batch: dict[str, Any]) -> dict:
-    """Teacher-forced loss of one batch: ``{"loss", "loss_<type>"...}``."""
-    logits = net(batch["crop"], batch["text"], batch["text_valid"], batch["tokens"])
-    return net.loss(logits, batch["tokens"], LABEL_SMOOTHING)
+    """Teacher-forced loss of one batch: ``{"loss", "loss_<type>"..., ["loss_partseg"]}``."""
+    logits, part_logits = net(batch["crop"], batch["text"], batch["text_valid"], batch["tokens"], parts=True)
+    out = net.loss(logits, batch["tokens"], LABEL_SMOOTHING)
+    if part_logits is not None:
+        out["loss_partseg"] = net.part_loss(part_logits, batch["part"])
+        out["loss"] = out["loss"] + PART_LOSS_WEIGHT * out["loss_partseg"]
+    return out
 
 
 def load_products(data: Datasets, config: SemGraspNetConfig, planned: bool, progress: bool,
@@ -119,13 +130,16 @@ def train_semgrasp(data_dir, out_dir, *, epochs: int = 30, lr: float = 1e-3, bat
 def _init_weights(init, config: SemGraspNetConfig) -> dict:
     """The state dict of checkpoint ``init`` (ValueError when its network differs from ``config``'s; the angle
     bins' placement (``angle_centred``) may differ: it changes what the angle head's outputs mean, not a weight,
-    and training re-learns it)."""
+    and training re-learns it; a checkpoint without a part head may start a network with one: the returned
+    dict then lacks the head's weights, which keep their fresh values)."""
     from graspsim.learn.checkpoint import load_weights, read_metadata
 
     meta = read_metadata(Path(init))
     if meta.get("model") == "semgrasp":
-        theirs = SemGraspNetConfig.from_checkpoint(meta.get("config") or {}).to_dict()
-        if {**theirs, "angle_centred": config.angle_centred} == config.to_dict():
+        theirs = SemGraspNetConfig.from_checkpoint(meta.get("config") or {})
+        same = {**theirs.to_dict(), "angle_centred": config.angle_centred,
+                "part_head": config.part_head if not theirs.part_head else True}
+        if same == config.to_dict():
             return load_weights(Path(init), meta)
     raise ValueError(f"--init {init}: not a semgrasp checkpoint with this network config")
 
@@ -161,7 +175,9 @@ def _stack(data: Datasets, config: SemGraspNetConfig, cfg, settings: dict, comma
     text = TextStates(config.max_text)
     net = build_net(config)
     if init_weights is not None:
-        net.load_state_dict(init_weights)
+        missing, unexpected = net.load_state_dict(init_weights, strict=False)
+        if unexpected or any(not k.startswith("part_head.") for k in missing):
+            raise ValueError(f"--init weights do not fit the network: missing {missing}, unexpected {unexpected}")
     meta_base = {"model": "semgrasp", "config": config.to_dict(), "seed": cfg.seed, "epochs": cfg.epochs,
                  "batch_size": settings["batch_size"], "lr": cfg.lr, "planned": settings["planned"],
                  "val_split": settings.get("val_split", "random"), "init": settings.get("init"),
