@@ -49,7 +49,9 @@ ROWS = (
         "scenes only)", "det_seg", {"checkpoint": "det_seg_shelf"}),
     Row("det_seg_640", "`det_seg --policy-arg checkpoint=det_seg_640` (shelf scenes only)", "det_seg",
         {"checkpoint": "det_seg_640"}),
-    Row("grconvnet", "`grconvnet` (shipped, shelf scenes only; ignores the instruction)", "grconvnet"),
+    Row("grconvnet", "`grconvnet` (shipped, trained on shelf and table scenes; ignores the instruction)", "grconvnet"),
+    Row("grconvnet_shelf", "`grconvnet --policy-arg checkpoint=grconvnet_shelf` (the default before 2026-12-01; shelf "
+        "scenes only)", "grconvnet", {"checkpoint": "grconvnet_shelf"}),
     Row("heuristic", "`heuristic`", "heuristic"),
     Row("random", "`random`", "random"),
 )

@@ -565,7 +565,7 @@ def test_cli_evaluate_attaches_offline_metrics_to_bench_runs(dataset, det_ckpt, 
     assert 0.0 <= offline["grasp_accuracy"] <= 1.0
 
 
-@pytest.mark.parametrize("name", ["det_seg", "det_seg_640", "det_seg_shelf", "grconvnet"])
+@pytest.mark.parametrize("name", ["det_seg", "det_seg_640", "det_seg_shelf", "grconvnet", "grconvnet_shelf"])
 def test_shipped_checkpoint_gives_valid_grasps(name):
     """A shipped checkpoint loads offline (by name) and returns a valid rectangle on a shelf-test scene."""
     from graspsim.envs.pick_env import PickEnv
@@ -575,7 +575,7 @@ def test_shipped_checkpoint_gives_valid_grasps(name):
     path = shipped_checkpoint(name)
     assert path is not None, f"no {name} checkpoint shipped"
     meta = json.loads((path / "metadata.json").read_text())
-    kind = "grconvnet" if name == "grconvnet" else "det_seg"
+    kind = "grconvnet" if name.startswith("grconvnet") else "det_seg"
     assert meta["seed"] == 0 and meta["data"] and meta["finished"] and meta["model"] == kind
     env = PickEnv(kind="shelf")
     try:
@@ -583,7 +583,8 @@ def test_shipped_checkpoint_gives_valid_grasps(name):
         o = as_observation(obs)
     finally:
         env.close()
-    policy = GrConvNetPolicy() if kind == "grconvnet" else DetSegPolicy(checkpoint=None if name == "det_seg" else name)
+    default = name in ("det_seg", "grconvnet")
+    policy = (GrConvNetPolicy if kind == "grconvnet" else DetSegPolicy)(checkpoint=None if default else name)
     assert policy.checkpoint == str(path)
     policy.reset(np.random.default_rng(0))
     out = policy.act(o)
