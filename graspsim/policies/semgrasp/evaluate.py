@@ -127,7 +127,8 @@ def partseg_metrics(net, products: Sequence[Product], batch_size: int = 64) -> d
         return {"partseg_acc": None, "partseg_miou": None}
     inter = np.diag(confusion)
     union = confusion.sum(0) + confusion.sum(1) - inter
-    return {"partseg_acc": float(inter.sum() / total), "partseg_miou": float(np.mean(inter[union > 0] / union[union > 0]))}
+    seen = union > 0
+    return {"partseg_acc": float(inter.sum() / total), "partseg_miou": float(np.mean(inter[seen] / union[seen]))}
 
 
 def evaluate_checkpoint(checkpoint, data_dir, max_scenes: int | None = None, split: str = "val",

@@ -20,8 +20,8 @@ planner measures the chord. With a part head, the network also segments the prod
 ``part_rank`` orders the planner's grasps by that segmentation first: grasps whose chord on the product is
 mostly the decoded part (:func:`part_share`) and/or whose predicted finger contacts
 (:func:`~graspsim.grasping.part_grasps.holds_part`, the test the oracle runs on the true ``part_seg``, with
-the part planner's grasps on the part's predicted pixels added) both lie on it. ``snap``: each decoded rectangle replaced by the nearest planner grasp within
-``snap_bins`` token bins. ``decoded``: the decoded rectangles as they are. ``grasp_candidates`` angle bins are
+the part planner's grasps on the part's predicted pixels added) both lie on it. ``snap``: each decoded rectangle
+replaced by the nearest planner grasp within ``snap_bins`` token bins. ``decoded``: the decoded rectangles as they are. ``grasp_candidates`` angle bins are
 decoded; with the arm, the first rectangle it has a motion plan for is executed
 (:func:`~graspsim.policies.base.first_executable`).
 """

@@ -18,7 +18,8 @@
 * **Step**: teacher-forced cross-entropy summed over the five tokens (label
   smoothing 0.05), plus (``part_head``) the part head's pixel cross-entropy
   on the product's pixels of the crop (``part_seg`` of the render, as part
-  words), weighted :data:`PART_LOSS_WEIGHT`; AdamW, warm-up + cosine schedule (:func:`_schedule`), gradient norm clipped at 1.
+  words), weighted :data:`PART_LOSS_WEIGHT`; AdamW, warm-up + cosine schedule
+  (:func:`_schedule`), gradient norm clipped at 1.
 * **Validation** after every epoch: :func:`.evaluate.token_metrics` on the
   validation scenes; the checkpoint's ``metadata["metrics"]`` holds the last.
 """
