@@ -359,3 +359,17 @@ def test_contact_prediction_from_the_image_names_the_part_the_fingers_will_press
         assert predict(0.012, [1, 0, 0]) == (0, 0)
     finally:
         world.close()
+
+
+def test_part_label_and_word_tables_are_inverse_for_every_class():
+    from graspsim.assets.catalog import CATALOG
+    from graspsim.assets.parts import PART_WORDS, label_to_word, part_names, word_to_label
+
+    for c in CATALOG:
+        names = part_names(c.name)
+        forward, back = label_to_word(c.name), word_to_label(c.name)
+        assert forward[0] == 0 and back[0] == 0
+        for k, name in enumerate(names, start=1):
+            assert PART_WORDS[forward[k] - 1] == name and back[forward[k]] == k
+        assert not forward[len(names) + 1:].any()  # labels the class does not have
+        assert set(np.nonzero(back)[0]) == {PART_WORDS.index(n) + 1 for n in names}

@@ -151,6 +151,26 @@ def part_index(class_name: str, part: str) -> int:
     return names.index(part)
 
 
+def label_to_word(class_name: str) -> np.ndarray:
+    """(256,) uint8 lookup table from a ``part_seg`` label of a ``class_name`` product (``k + 1`` = its part
+    ``k``) to ``1 +`` that part's :data:`PART_WORDS` index (0 stays 0: not a product; labels the class does not
+    have map to 0). Its inverse for one class: :func:`word_to_label`."""
+    lut = np.zeros(256, dtype=np.uint8)
+    for k, name in enumerate(part_names(class_name)):
+        lut[k + 1] = PART_WORDS.index(name) + 1
+    return lut
+
+
+def word_to_label(class_name: str) -> np.ndarray:
+    """(256,) int64 lookup table from ``1 +`` a :data:`PART_WORDS` index to the ``part_seg`` label of that part
+    on a ``class_name`` product (0 for words the class has no part of): the inverse of :func:`label_to_word`."""
+    lut = np.zeros(256, dtype=np.int64)
+    forward = label_to_word(class_name)
+    for k in range(1, len(part_names(class_name)) + 1):
+        lut[forward[k]] = k
+    return lut
+
+
 def all_pairs() -> list[tuple[str, str]]:
     """Every (class, part) pair of the catalog, in class-index then label order."""
     return [(c.name, part) for c in CATALOG for part in part_names(c.name)]

@@ -32,7 +32,7 @@ from typing import Any, ClassVar, Mapping
 
 import numpy as np
 
-from graspsim.assets.parts import PART_WORDS, part_index, part_names
+from graspsim.assets.parts import part_index, part_names, word_to_label
 from graspsim.config import GripperSpec
 from graspsim.policies.base import PolicyError, PolicyOutput, as_observation, catalog, copy_config, first_executable
 from graspsim.policies.semgrasp.config import SemGraspPolicyConfig, resolve_checkpoint
@@ -188,14 +188,8 @@ class SemGraspPolicy:
     def _part_labels(self, obs: Observation, mask: np.ndarray, box: tuple, class_name: str) -> np.ndarray | None:
         """(H, W) int64 part labels of the product (``k + 1`` = part ``k`` of ``class_name``, as ``part_seg``)
         from the part head, or None without one."""
-        names = part_names(class_name)
-        words = self.predictor.part_words(obs.rgb, obs.depth_m, mask, box, names)
-        if words is None:
-            return None
-        lut = np.zeros(256, dtype=np.int64)
-        for k, name in enumerate(names):
-            lut[PART_WORDS.index(name) + 1] = k + 1
-        return lut[words]
+        words = self.predictor.part_words(obs.rgb, obs.depth_m, mask, box, part_names(class_name))
+        return None if words is None else word_to_label(class_name)[words]
 
     def _on_part(self, obs: Observation, mask: np.ndarray, labels: np.ndarray, label: int,
                  planned: list) -> tuple[list, np.ndarray]:

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from graspsim.fileio import atomic_write
-from graspsim.assets.parts import PART_WORDS, part_names
+from graspsim.assets.parts import PART_WORDS, label_to_word, part_names
 from graspsim.data.reader import Datasets, SceneRef
 from graspsim.policies.semgrasp.crops import crop_input
 from graspsim.policies.semgrasp.tokens import crop_box
@@ -86,12 +86,8 @@ def part_words(part_seg: np.ndarray | None, mask: np.ndarray, class_name: str) -
     class ``class_name``; ``part_seg`` value ``k + 1`` = its part ``k``), 0 elsewhere (all 0 without
     ``part_seg``)."""
     out = np.zeros(mask.shape, dtype=np.uint8)
-    if part_seg is None:
-        return out
-    lut = np.zeros(256, dtype=np.uint8)
-    for k, name in enumerate(part_names(class_name)):
-        lut[k + 1] = PART_WORDS.index(name) + 1
-    out[mask] = lut[np.asarray(part_seg)[mask].astype(np.uint8)]
+    if part_seg is not None:
+        out[mask] = label_to_word(class_name)[np.asarray(part_seg)[mask].astype(np.uint8)]
     return out
 
 
@@ -185,10 +181,16 @@ def jittered_crop(p: Product, crop_px: int, rng: np.random.Generator | None) -> 
 
             fn = cv2.erode if op == 1 else cv2.dilate
             mask = fn(mask.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    crop = crop_input(p.rgb, p.depth, mask, _in_window(p, (x0, y0, side)), crop_px)
+    return crop, (x0, y0, side)
+
+
+def _in_window(p: Product, box: tuple[float, float, float]) -> tuple[float, float, float]:
+    """Crop ``box`` (x0, y0, side), full-image px, in the pixels of product ``p``'s window."""
     wx0, wy0, wside = p.window
     s = p.rgb.shape[0] / wside  # window px per full-image px
-    crop = crop_input(p.rgb, p.depth, mask, ((x0 - wx0) * s, (y0 - wy0) * s, side * s), crop_px)
-    return crop, (x0, y0, side)
+    x0, y0, side = box
+    return (x0 - wx0) * s, (y0 - wy0) * s, side * s
 
 
 def part_target(p: Product, box: tuple[float, float, float], crop_px: int) -> np.ndarray:
@@ -199,10 +201,7 @@ def part_target(p: Product, box: tuple[float, float, float], crop_px: int) -> np
 
     if p.part is None:
         return np.full((crop_px, crop_px), -1, dtype=np.int64)
-    wx0, wy0, wside = p.window
-    s = p.part.shape[0] / wside
-    x0, y0, side = box
-    return warp_labels(p.part, ((x0 - wx0) * s, (y0 - wy0) * s, side * s), crop_px).astype(np.int64) - 1
+    return warp_labels(p.part, _in_window(p, box), crop_px).astype(np.int64) - 1
 
 
 def pick_rect(rects: np.ndarray, rng: np.random.Generator | None) -> GraspRect:
