@@ -2,11 +2,13 @@
 
 Usage::
 
-    python benchmarks/clip_sam_speed.py [--scenes 10] [--threads 2] [--reference]
+    python benchmarks/clip_sam_speed.py [--scenes 10] [--threads 2] [--cam-method M] [--reference]
 
 Renders ``--scenes`` shelf-test scenes, then times ``ClipSamPolicy.act`` (CLIP
 Grad-CAM passes, prompts, SAM, CLIP verification of the candidate masks, grasp
-planning) with the shipped sim-trained checkpoints, after one warm-up call.
+planning) with the shipped sim-trained checkpoints, after one warm-up call;
+``--cam-method`` picks the attention map (default: the policy's default; the
+gradient maps load the shipped Grad-CAM-trained CLIP).
 Prints one JSON line per configuration with the median and mean decision time
 and the median of each stage.
 
@@ -84,6 +86,7 @@ def main() -> None:
     ap.add_argument("--scenes", type=int, default=10)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--mode", default="points")
+    ap.add_argument("--cam-method", default=None, choices=["similarity", "gradcam", "hirescam"])
     ap.add_argument("--reference", action="store_true")
     args = ap.parse_args()
 
@@ -93,12 +96,14 @@ def main() -> None:
     from graspsim.policies.clip_sam.policy import ClipSamPolicy
 
     observations = _observations(args.scenes)
-    policy = ClipSamPolicy(prompt_mode=args.mode)
-    print(json.dumps({**_time_policy(policy, observations, f"shipped sim models, {args.mode}, verify 3"),
-                      "threads": args.threads}), flush=True)
-    policy = ClipSamPolicy(prompt_mode=args.mode, verify=False)
-    print(json.dumps({**_time_policy(policy, observations, f"shipped sim models, {args.mode}, single pass"),
-                      "threads": args.threads}), flush=True)
+    cam = {} if args.cam_method is None else {"cam_method": args.cam_method}
+    policy = ClipSamPolicy(prompt_mode=args.mode, **cam)
+    label = f"shipped sim models, {policy.config.cam_method}, {args.mode}"
+    print(json.dumps({**_time_policy(policy, observations, f"{label}, verify 3"), "threads": args.threads}),
+          flush=True)
+    policy = ClipSamPolicy(prompt_mode=args.mode, verify=False, **cam)
+    print(json.dumps({**_time_policy(policy, observations, f"{label}, single pass"), "threads": args.threads}),
+          flush=True)
     if args.reference:
         import tempfile
 

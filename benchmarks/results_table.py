@@ -44,6 +44,8 @@ ROWS = (
     Row("oracle", "`oracle`", "oracle"),
     Row("clip_sam", "`clip_sam` (shipped sim-trained models)", "clip_sam"),
     Row("clip_sam_box", "`clip_sam --policy-arg prompt_mode=box`", "clip_sam", {"prompt_mode": "box"}),
+    Row("clip_sam_gradcam", "`clip_sam --policy-arg cam_method=gradcam` (the seed's Grad-CAM map, with the "
+        "Grad-CAM-trained CLIP)", "clip_sam", {"cam_method": "gradcam"}),
     Row("det_seg", "`det_seg` (shipped, trained on shelf and table scenes)", "det_seg"),
     Row("det_seg_shelf", "`det_seg --policy-arg checkpoint=det_seg_shelf` (the default before 2026-12-01; shelf "
         "scenes only)", "det_seg", {"checkpoint": "det_seg_shelf"}),

@@ -143,6 +143,25 @@ def test_shipped_checkpoints_metadata():
 
 
 @pytest.mark.skipif(not SHIPPED, reason="shipped checkpoints not built yet")
+def test_gradient_maps_use_the_gradcam_trained_clip():
+    """gradcam / hirescam load the shipped Grad-CAM-trained CLIP unless --clip names one; similarity keeps the
+    shipped CLIP; the Grad-CAM CLIP was trained with the localisation term and says how (metadata)."""
+    from graspsim.policies.clip_sam.config import GRADCAM_CLIP, ClipSamPolicyConfig, check_model, resolve_model
+
+    assert ClipSamPolicyConfig().clip_model() is None
+    assert ClipSamPolicyConfig(cam_method="gradcam").clip_model() == GRADCAM_CLIP
+    assert ClipSamPolicyConfig(cam_method="hirescam").clip_model() == GRADCAM_CLIP
+    assert ClipSamPolicyConfig(cam_method="gradcam", clip="sim").clip_model() == "sim"
+    path = Path(resolve_model(GRADCAM_CLIP, "clip"))
+    assert path == CHECKPOINTS / "clip_gradcam" and resolve_model("sim", "clip") == str(CHECKPOINTS / "clip")
+    assert resolve_model(GRADCAM_CLIP, "sam") == GRADCAM_CLIP  # only CLIP has a Grad-CAM-trained twin
+    check_model(GRADCAM_CLIP, "clip")  # present and its recorded sha256 match
+    meta = json.loads((path / "metadata.json").read_text())
+    assert meta["kind"] == "clip" and meta["cam_weight"] > 0 and meta["metrics"]["cam_peak_on_target"] > 0.5
+    assert (path / "model.safetensors").stat().st_size < 8_000_000 and (path / "tokenizer.json").is_file()
+
+
+@pytest.mark.skipif(not SHIPPED, reason="shipped checkpoints not built yet")
 def test_shipped_policy_finds_the_target(observation):
     """The sim-trained models put the mask on the named product in at least 3 of 4 shelf-test scenes
     (README: the point-prompt mask is on the target in 93 of 100); decisions are deterministic."""

@@ -174,3 +174,70 @@ def test_train_cli_user_errors(tmp_path):
     assert r.exit_code == 2 and "not a rendered dataset" in r.output and "Traceback" not in r.output
     r = CliRunner().invoke(main, ["train", "sam", "--out", str(tmp_path / "o")])
     assert r.exit_code == 2 and "--data" in r.output
+
+
+# ------------------------------------------------------------------ the Grad-CAM localisation term
+
+
+def test_cam_loss_known_answers_and_gradient_reaches_the_activations():
+    """score_b = sum_ij A_ij . u: every patch's gradient is u, so Grad-CAM = A . u; the loss is ~0 when
+    the target patch holds the map's clear peak, large when the target is elsewhere, and its gradient
+    (through the kept gradient) reaches the activations."""
+    from graspsim.policies.clip_sam.train_clip import cam_localisation_loss
+
+    n, c = 9, 4
+    u = torch.tensor([1.0, 0.0, 0.0, 0.0])
+    base = torch.zeros(2, 1 + n, c)
+    base[:, 1 + 3, 0] = 10.0  # patch 3 holds the peak of A . u in both images
+    act = base.clone().requires_grad_(True)
+    score = ((act[:, 1:] * u).sum(-1) ** 2).sum(-1) / 20.0  # gradient 2 A.u u / 20: still peaks at patch 3
+    grid = torch.full((2, n), 24)
+    grid[0, 3] = 5   # image 0: class 5 sits on the peak
+    grid[1, 7] = 5   # image 1: class 5 sits away from it
+    on_peak = cam_localisation_loss(act, score, torch.tensor([5, -1]), grid)
+    off_peak = cam_localisation_loss(act, score, torch.tensor([-1, 5]), grid)
+    assert float(on_peak.detach()) < 0.01 < 5.0 < float(off_peak.detach())
+    off_peak.backward()
+    assert act.grad is not None and float(act.grad.abs().sum()) > 0
+    # no image with a drawn class: a zero loss, not a NaN
+    assert float(cam_localisation_loss(act, score, torch.tensor([-1, -1]), grid)) == 0.0
+
+
+def test_cam_loss_map_is_the_policy_gradcam_map():
+    """The map the training term shapes is the policy's Grad-CAM (same site, same weights): their peaks
+    and (after ReLU and scaling) their values agree on a tiny CLIP."""
+    from transformers import CLIPModel
+
+    from graspsim.policies.clip_sam.embed import image_embeddings, text_embeddings
+    from graspsim.policies.clip_sam.gradcam import cam_from_grad, clip_gradcam, normalize_cam
+    from graspsim.policies.clip_sam.train_clip import sim_clip_config
+
+    torch.manual_seed(0)
+    tok = vocab.build_tokenizer()
+    model = CLIPModel(sim_clip_config(len(tok), image_size=64, width=32, layers=2)).eval()
+    model.set_attn_implementation("eager")
+    pv = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    ids, mask = vocab.tokenize(tok, ["pick the soda can"])
+    captured = {}
+    h = model.vision_model.encoder.layers[-1].layer_norm1.register_forward_hook(
+        lambda _m, _i, out: captured.__setitem__("act", out))
+    try:
+        pooled, _ = image_embeddings(model, pv, with_patches=False)
+    finally:
+        h.remove()
+    text = text_embeddings(model, tok, ["pick the soda can"])
+    score = model.logit_scale.exp() * (pooled * text).sum(-1)
+    (grad,) = torch.autograd.grad(score.sum(), captured["act"])
+    z = cam_from_grad(captured["act"][0, 1:], grad[0, 1:]).detach()
+    expected = clip_gradcam(model, pv, ids, mask)
+    np.testing.assert_allclose(normalize_cam(torch.relu(z).reshape(4, 4).numpy()), expected, atol=1e-4)
+
+
+def test_tiny_clip_trains_with_the_cam_term(seg_data, tmp_path):
+    from graspsim.policies.clip_sam.train_clip import train_clip
+
+    out = tmp_path / "clip"
+    meta = train_clip([seg_data], out, epochs=2, steps_per_epoch=3, lr=2e-3, seed=0, progress=False,
+                      log=lambda s: None, cam_weight=1.0, **TINY_CLIP)
+    assert all(np.isfinite(h["train_cam"]) and h["train_cam"] >= 0 for h in meta["history"])
+    assert json.loads((out / "metadata.json").read_text())["cam_weight"] == 1.0

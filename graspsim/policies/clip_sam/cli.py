@@ -53,6 +53,9 @@ def _run(kind: str, fn, data: tuple[Path, ...], out_dir, no_progress: bool, **kw
 @apply_options(_common)
 @click.option("--width", default=128, show_default=True, type=click.IntRange(min=16), help="ViT width.")
 @click.option("--layers", default=4, show_default=True, type=click.IntRange(min=1), help="ViT layers.")
+@click.option("--cam-weight", default=0.0, show_default=True, type=click.FloatRange(min=0.0),
+              help="Weight of the Grad-CAM localisation term (trains the pooled score's Grad-CAM map to peak "
+                   "on the named product; 0: off).")
 def train_clip_command(**options):
     """Train a small CLIP (or fine-tune --init) on rendered scenes: crops, frames, patches vs class texts."""
     from graspsim.policies.clip_sam.train_clip import train_clip

@@ -38,6 +38,10 @@ ATTENTION_METHODS = ("gradcam", "hirescam", "similarity")
 TEXT_ENCODERS = ("clip", "minilm", "auto")
 
 _SHIPPED_NAMES = ("", "default", "sim")
+# The shipped CLIP fine-tuned with the Grad-CAM localisation term (graspsim train clip --cam-weight, README
+# "clip_sam"): the CLIP a gradient map uses unless --clip names another. Its own metadata.json says how it was made.
+GRADCAM_CLIP = "gradcam"
+GRADCAM_CLIP_DIR = "clip_gradcam"
 
 
 class MissingModelError(FileNotFoundError):
@@ -54,7 +58,8 @@ class ClipSamPolicyConfig(GraspPlanConfig, RobotMaskConfig):
     policy_name: ClassVar[str] = "clip_sam"
 
     clip: str | None = None
-    """CLIP model: None = the shipped sim-trained one, a `graspsim weights` name, a Hugging Face id or a directory."""
+    """CLIP model: None = the shipped sim-trained one (for gradcam / hirescam maps: the shipped Grad-CAM-trained
+    one, ``gradcam``), ``gradcam``, a `graspsim weights` name, a Hugging Face id or a directory."""
     sam: str | None = None
     """SAM model: as ``clip``, or an official Segment Anything ``.pth`` checkpoint."""
     prompt_mode: str = arg(DEFAULT_PROMPT_MODE, choices=PROMPT_MODES)
@@ -82,22 +87,31 @@ class ClipSamPolicyConfig(GraspPlanConfig, RobotMaskConfig):
     box_refine: int = arg(DEFAULT_BOX_REFINE, min=0)
     """Box prompts re-run with the box of SAM's previous mask this many times."""
 
+    def clip_model(self) -> str | None:
+        """The CLIP to load: ``clip`` when given; else the shipped Grad-CAM-trained CLIP (:data:`GRADCAM_CLIP`)
+        for the gradient maps (``cam_method`` gradcam / hirescam), None (the shipped CLIP) for ``similarity``."""
+        if self.clip is not None:
+            return self.clip
+        return GRADCAM_CLIP if self.cam_method in ("gradcam", "hirescam") else None
+
     def check_files(self) -> None:
         """MissingModelError when the CLIP or SAM model named here is not on this machine (nothing is loaded),
         CheckpointError when a checkpoint trained here is damaged (its recorded sha256 differ)."""
-        for kind, name in (("clip", self.clip), ("sam", self.sam)):
+        for kind, name in (("clip", self.clip_model()), ("sam", self.sam)):
             check_model(name, kind)
         self.check_robot_mask_files()
 
 
 def resolve_model(name: str | os.PathLike | None, kind: str) -> str:
     """What the loaders take for ``name`` (``kind`` ``"clip"`` or ``"sam"``): the shipped checkpoint for None
-    (or ``"default"`` / ``"sim"``), the weights store's copy of a registered name, else ``name`` itself.
+    (or ``"default"`` / ``"sim"``; for CLIP also :data:`GRADCAM_CLIP`, the Grad-CAM-trained one), the weights
+    store's copy of a registered name, else ``name`` itself.
 
     Raises MissingModelError when the shipped checkpoint or a registered model is missing.
     """
-    if name is None or str(name) in _SHIPPED_NAMES:
-        path = CHECKPOINTS / kind  # the shipped sim-trained model
+    shipped_gradcam = kind == "clip" and name is not None and str(name) == GRADCAM_CLIP
+    if name is None or str(name) in _SHIPPED_NAMES or shipped_gradcam:
+        path = CHECKPOINTS / (GRADCAM_CLIP_DIR if shipped_gradcam else kind)  # a shipped sim-trained model
         if not (path / "config.json").is_file():
             raise MissingModelError(
                 f"the shipped sim-trained {kind.upper()} is missing from {path} (a broken install?); train one with "

@@ -112,9 +112,18 @@ def clip_gradcam(model, pixel_values: torch.Tensor, input_ids: torch.Tensor, att
     grad = grad.detach()[0, 1:, :]
     if act.shape[0] != gh * gw:
         raise RuntimeError(f"expected {gh}x{gw}={gh * gw} patch tokens, got {act.shape[0]}")
-    # gradcam: channel weights = mean gradient (C,); hirescam: element-wise gradient x activation, no averaging
-    cam = torch.relu((act * (grad.mean(dim=0) if method == "gradcam" else grad)).sum(dim=-1))
+    cam = torch.relu(cam_from_grad(act, grad, method))
     return normalize_cam(cam.reshape(gh, gw).float().numpy())
+
+
+def cam_from_grad(act: torch.Tensor, grad: torch.Tensor, method: str = "gradcam") -> torch.Tensor:
+    """The map before ReLU and scaling, ``(..., N)``, from patch activations and gradients ``(..., N, C)``.
+
+    ``gradcam``: channel weights = mean gradient over the N patches; ``hirescam``: element-wise gradient x
+    activation, no averaging. Differentiable (CLIP training uses it with a gradient kept in the graph).
+    """
+    weights = grad.mean(dim=-2, keepdim=True) if method == "gradcam" else grad
+    return (act * weights).sum(dim=-1)
 
 
 def normalize_cam(cam: np.ndarray) -> np.ndarray:

@@ -16,6 +16,15 @@ Loss (sum of three terms, all on CLIP's own similarity ``logit_scale * cos``):
   Grad-CAM of the image-text score land on the right product at this tiny
   scale and data size; the policy still uses plain Grad-CAM of the pooled
   similarity (:func:`graspsim.policies.clip_sam.gradcam.clip_gradcam`).
+* Grad-CAM (``cam_weight > 0``, off by default): the dense term alone does not
+  make Grad-CAM of the *pooled* score localise (peak on the target ~0.3), so
+  this term trains the map itself, as attention-guided training does (GAIN, Li
+  et al. 2018): for each frame / window and one product class present in it,
+  Grad-CAM of ``scale * cos(pooled, text)`` at the policy's site (input of the
+  last layer's first LayerNorm, plain channel-mean weights) is computed with a
+  differentiable gradient (double back-propagation), standardised over the
+  patches, and the loss is ``-log`` of the softmax mass (sharpness
+  :data:`CAM_SHARPNESS`) on that class's patches: its peak should lie on them.
 
 Validation (each epoch, scenes with seed % 10 == 0): crop top-1 / top-5 with the
 :data:`~.vocab.CLASSIFY_TEMPLATES` ensemble, patch accuracy, and the rate at
@@ -33,6 +42,7 @@ import torch.nn.functional as F
 
 from graspsim.policies.clip_sam import vocab
 from graspsim.policies.clip_sam.embed import class_text_embeddings, image_embeddings, text_embeddings
+from graspsim.policies.clip_sam.gradcam import cam_from_grad
 from graspsim.policies.clip_sam.train_data import (N_CLASSES, SceneBank, clip_batch, clip_crop_sample,
                                                    clip_image_sample, rounded, run_metadata, scene_with_instances,
                                                    train_run)
@@ -42,6 +52,7 @@ IMAGE_SIZE = 224
 CROP_SIZE = 112
 PATCH = 16
 IMAGE_LOSS_WEIGHT = 2.0
+CAM_SHARPNESS = 4.0  # softmax sharpness on the standardised Grad-CAM map: peaks ~1 std above the rest win
 
 
 def sim_clip_config(vocab_size: int, image_size: int = IMAGE_SIZE, width: int = 128, layers: int = 4):
@@ -56,25 +67,67 @@ def sim_clip_config(vocab_size: int, image_size: int = IMAGE_SIZE, width: int = 
     return CLIPConfig(text_config=text, vision_config=vision, projection_dim=128)
 
 
-def _draw(bank: SceneBank, sizes: dict[str, int]):
-    """The batch function: ``rng -> (clip_batch, class texts)``, the texts drawn from the same generator."""
+def _draw(bank: SceneBank, sizes: dict[str, int], cam: bool = False):
+    """The batch function: ``rng -> (clip_batch, class texts)``, the texts drawn from the same generator.
+
+    ``cam``: also ``cam_class`` (n_full + n_zoom,) int64, one class drawn among those with patches in each
+    image (-1 when none), for the Grad-CAM term (drawn last, so batches without it are unchanged)."""
     names = vocab.class_names()
 
     def draw(rng: np.random.Generator) -> tuple[dict, list[str]]:
         b = clip_batch(bank, rng, sizes["n_full"], sizes["n_zoom"], sizes["n_crops"], IMAGE_SIZE,
                        IMAGE_SIZE // PATCH, CROP_SIZE)
-        return b, [vocab.training_texts(n, rng) for n in names] + [vocab.BACKGROUND_TEXT]
+        texts = [vocab.training_texts(n, rng) for n in names] + [vocab.BACKGROUND_TEXT]
+        if cam:
+            b["cam_class"] = np.array([_cam_class(g, rng) for g in b["grid"]], dtype=np.int64)
+        return b, texts
 
     return draw
 
 
+def _cam_class(grid: np.ndarray, rng: np.random.Generator) -> int:
+    """A product class with at least one patch in the class grid ``grid`` (g, g), uniformly; -1 if none."""
+    present = np.unique(grid[(grid >= 0) & (grid < N_CLASSES)])
+    return int(present[int(rng.integers(present.size))]) if present.size else -1
+
+
+def cam_localisation_loss(act: torch.Tensor, score: torch.Tensor, cam_class: torch.Tensor,
+                          grid: torch.Tensor) -> torch.Tensor:
+    """Mean ``-log`` softmax mass of the differentiable Grad-CAM map on the drawn class's patches.
+
+    ``act`` (B, 1 + N, C): the hooked activations the scores were computed from (class token first);
+    ``score`` (B,): each image's ``scale * cos(pooled, text of cam_class)``; ``cam_class`` (B,) int64 (-1: the
+    image is skipped); ``grid`` (B, N) patch class labels. Grad-CAM as :func:`~.gradcam.clip_gradcam` with
+    ``method="gradcam"`` (channel weights = mean gradient over the patches), before ReLU and min-max scaling,
+    which do not move the peak; the gradient is kept in the graph (``create_graph``) so the loss trains it.
+    """
+    keep = cam_class >= 0
+    if not bool(keep.any()):
+        return act.new_zeros(())
+    (grad,) = torch.autograd.grad(score[keep].sum(), act, create_graph=True)
+    z = cam_from_grad(act[keep][:, 1:], grad[keep][:, 1:], "gradcam")  # (b, N)
+    z = (z - z.mean(dim=1, keepdim=True)) / (z.std(dim=1, keepdim=True) + 1e-6)
+    logp = F.log_softmax(CAM_SHARPNESS * z, dim=1)
+    on_target = grid[keep] == cam_class[keep][:, None]
+    return -torch.logsumexp(logp.masked_fill(~on_target, float("-inf")), dim=1).mean()
+
+
 def _step(model, tokenizer, bias: torch.nn.Parameter, ml_scale: torch.nn.Parameter,
-          batch: tuple[dict, list[str]]) -> dict[str, torch.Tensor]:
+          batch: tuple[dict, list[str]], cam_weight: float = 0.0) -> dict[str, torch.Tensor]:
     """The step function: crop, image and patch losses of one batch (see the module docstring)."""
     b, texts = batch
     t = text_embeddings(model, tokenizer, texts)  # (25, P)
     scale = model.logit_scale.exp().clamp(max=100.0)
-    pooled, patches = image_embeddings(model, torch.from_numpy(b["images"]), with_patches=True)
+    captured: dict[str, torch.Tensor] = {}
+    hook = None
+    if cam_weight > 0:  # the policy's Grad-CAM site: input of the last layer, as its first LayerNorm sees it
+        hook = model.vision_model.encoder.layers[-1].layer_norm1.register_forward_hook(
+            lambda _m, _i, out: captured.__setitem__("act", out))
+    try:
+        pooled, patches = image_embeddings(model, torch.from_numpy(b["images"]), with_patches=True)
+    finally:
+        if hook is not None:
+            hook.remove()
     crops, _ = image_embeddings(model, torch.from_numpy(b["crops"]), with_patches=False)
     crop_loss = F.cross_entropy(scale * crops @ t[:N_CLASSES].T, torch.from_numpy(b["crop_class"]))
     pres = torch.from_numpy(b["presence"])
@@ -87,7 +140,16 @@ def _step(model, tokenizer, bias: torch.nn.Parameter, ml_scale: torch.nn.Paramet
     patch_logits = scale * patches.reshape(-1, patches.shape[-1]) @ t.T
     patch_loss = F.cross_entropy(patch_logits, grid, ignore_index=-100)
     loss = crop_loss + IMAGE_LOSS_WEIGHT * image_loss + patch_loss
-    return {"loss": loss, "crop": crop_loss.detach(), "image": image_loss.detach(), "patch": patch_loss.detach()}
+    out = {"crop": crop_loss.detach(), "image": image_loss.detach(), "patch": patch_loss.detach()}
+    if cam_weight > 0:
+        cam_class = torch.from_numpy(b["cam_class"])
+        # the score Grad-CAM differentiates: CLIP's logit (unclamped scale, as CLIPModel's logits_per_image)
+        score = model.logit_scale.exp() * (pooled * t[cam_class.clamp(min=0)]).sum(dim=-1)
+        cam_loss = cam_localisation_loss(captured["act"], score, cam_class,
+                                         torch.from_numpy(b["grid"]).reshape(len(cam_class), -1))
+        loss = loss + cam_weight * cam_loss
+        out["cam"] = cam_loss.detach()
+    return {"loss": loss, **out}
 
 
 @torch.no_grad()
@@ -134,11 +196,12 @@ def cam_hit_rate(model, tokenizer, bank: SceneBank, n: int, seed: int = 4321) ->
 
 def train_clip(data_dirs: list[str | Path], out_dir: str | Path, *, batch: dict[str, int] | None = None,
                width: int = 128, layers: int = 4, init: str | None = None, val_crops: int = 300, val_cams: int = 40,
-               **loop) -> dict[str, Any]:
+               cam_weight: float = 0.0, **loop) -> dict[str, Any]:
     """Train (or fine-tune, ``init``) a CLIP on rendered datasets; writes a loadable model dir to ``out_dir``.
 
     The other keywords (``epochs``, ``steps_per_epoch``, ``lr``, ``seed``, ``resume``, ``max_minutes``,
-    ``threads``, ``progress``, ``log``): those of :func:`~.train_data.train_run`. Returns the metadata (also
+    ``threads``, ``progress``, ``log``): those of :func:`~.train_data.train_run`. ``cam_weight``: weight of
+    the Grad-CAM localisation term (0: off; module docstring). Returns the metadata (also
     ``out_dir/metadata.json``); run directory and resume: :mod:`graspsim.learn.loop`.
     """
     # Crops are classified well early on; the multi-label frame/window term is the hard one (and the one
@@ -146,6 +209,8 @@ def train_clip(data_dirs: list[str | Path], out_dir: str | Path, *, batch: dict[
     sizes = {"n_full": 12, "n_zoom": 12, "n_crops": 16, **(batch or {})}
     settings = {"batch": sizes, "width": width, "layers": layers, "init": init, "val_crops": val_crops,
                 "val_cams": val_cams}
+    if cam_weight > 0:  # only when on: older runs' settings (and their resume checks) stay as they were
+        settings["cam_weight"] = float(cam_weight)
     return train_run("clip", data_dirs, out_dir, settings, _stack, **loop)
 
 
@@ -178,10 +243,15 @@ def _stack(cfg, settings: dict[str, Any], train_bank: SceneBank, val_bank: Scene
     def save(out: Path, progress) -> dict:
         save_model(model, out, tokenizer)
         return {**run_metadata("clip", cfg, init, train_bank, val_bank, progress), "batch": sizes,
+                "cam_weight": float(settings.get("cam_weight", 0.0)),
                 "preprocess": {"image_size": IMAGE_SIZE, "crop_size": CROP_SIZE, "mean": [float(v) for v in CLIP_MEAN],
                                "std": [float(v) for v in CLIP_STD],
                                "full_frame": "squashed to image_size x image_size"}}
 
-    return Stack(model=model, sampler=RunStream(settings["steps_per_epoch"], cfg.seed, _draw(train_bank, sizes)),
-                 step=lambda b: _step(model, tokenizer, bias, ml_scale, b), validate=validate, save=save,
+    cam_weight = float(settings.get("cam_weight", 0.0))
+    if cam_weight > 0:  # the fused CPU attention kernels have no double backward; the eager path does
+        model.set_attn_implementation("eager")
+    return Stack(model=model,
+                 sampler=RunStream(settings["steps_per_epoch"], cfg.seed, _draw(train_bank, sizes, cam_weight > 0)),
+                 step=lambda b: _step(model, tokenizer, bias, ml_scale, b, cam_weight), validate=validate, save=save,
                  extra_params=[bias, ml_scale])

@@ -91,7 +91,7 @@ class SemGraspPolicy:
         if cfg.mask == "clip_sam":
             from graspsim.policies.clip_sam.policy import _make_pipeline, load_models
 
-            self.pipeline = _make_pipeline(cfg, *load_models(cfg.clip, cfg.sam))
+            self.pipeline = _make_pipeline(cfg, *load_models(cfg.clip_model(), cfg.sam))
             minilm = getattr(self.pipeline.aligned_text, "minilm", None)  # one MiniLM in memory, not two
         self.checkpoint_dir = resolve_checkpoint(cfg.checkpoint)
         net, self.meta = load_net(self.checkpoint_dir)
