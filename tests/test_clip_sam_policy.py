@@ -77,24 +77,6 @@ def test_policy_with_local_tiny_models(tiny_model_dirs, observation, mode):
     assert out.info["prompt_mode"] == mode
 
 
-def test_size_verification_is_recorded_only_when_on(tiny_model_dirs, observation):
-    from graspsim.policies.base import PolicyError
-    from graspsim.policies.clip_sam.policy import ClipSamPolicy
-
-    clip_dir, sam_dir = tiny_model_dirs
-    for on in (False, True):
-        policy = ClipSamPolicy(clip=clip_dir, sam=sam_dir, verify_size=on)
-        assert policy.pipeline.verify_size is on and policy.pipeline.size_tolerance == 0.25
-        try:
-            out = policy.act(observation)
-        except PolicyError as exc:  # an untrained SAM may return an empty mask
-            assert "empty mask" in str(exc)
-            continue
-        assert ("size_rejected" in out.info) is on
-        if on:
-            assert 0 <= out.info["size_rejected"] <= out.info["n_candidates"]
-
-
 @pytest.mark.skipif(not SHIPPED, reason="shipped checkpoints missing")
 def test_box_refinement_reprompts_with_the_mask_box(observation):
     """box_refine=1: SAM runs again on the bounding box of its first mask (points kept); point prompts untouched."""

@@ -16,7 +16,6 @@ from typing import ClassVar
 
 from graspsim.learn.checkpoint import METADATA_FILE, read_metadata_file, verify
 from graspsim.policies.clip_sam.prompts import PROMPT_MODES
-from graspsim.policies.clip_sam.size_check import DEFAULT_SIZE_TOLERANCE
 from graspsim.policies.config import GraspPlanConfig, arg
 from graspsim.policies.robot_mask import RobotMaskConfig
 
@@ -87,10 +86,6 @@ class ClipSamPolicyConfig(GraspPlanConfig, RobotMaskConfig):
     """torch threads (None: torch's default)."""
     box_refine: int = arg(DEFAULT_BOX_REFINE, min=0)
     """Box prompts re-run with the box of SAM's previous mask this many times."""
-    verify_size: bool = False
-    """Verification also rejects masks larger than the named product (catalog dimensions, from depth)."""
-    size_tolerance: float = arg(DEFAULT_SIZE_TOLERANCE, min=0.0)
-    """``verify_size``: slack on the product's dimensions, a fraction (plus 1.5 cm)."""
 
     def clip_model(self) -> str | None:
         """The CLIP to load: ``clip`` when given; else the shipped Grad-CAM-trained CLIP (:data:`GRADCAM_CLIP`)

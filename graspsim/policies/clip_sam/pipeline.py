@@ -19,9 +19,7 @@ Stages (each timed, milliseconds in :attr:`PipelineResult.stage_ms`):
    global map; CLIP classifies a crop around each candidate mask (prompt
    ensemble over the catalog's class names) and the mask most likely to be the
    instruction's product (the class whose text embedding is nearest the
-   instruction's) is kept. With ``verify_size`` a mask larger than the named
-   product can look (its catalog size, from depth; :mod:`.size_check`) ranks
-   below every mask that fits.
+   instruction's) is kept.
 
 The robot's pixels (``exclude``, (H, W) bool, :mod:`graspsim.policies.robot_mask`; None: nothing excluded) are
 left out before any decision: the global and zoomed attention maps are zeroed there (so no peak, point or box
@@ -54,7 +52,6 @@ from graspsim.policies.clip_sam.minilm import has_unknown_words
 from graspsim.policies.clip_sam.embed import class_text_embeddings, image_embeddings, text_embeddings
 from graspsim.policies.clip_sam.prompts import Prompt, make_prompts, multi_points
 from graspsim.policies.clip_sam.segment import WindowMask, segment_windows
-from graspsim.policies.clip_sam.size_check import DEFAULT_SIZE_TOLERANCE, size_plausible
 from graspsim.policies.clip_sam.windows import (CLIP_MEAN, CLIP_STD, ZOOM_EXTENT_M, crop, crop_box, depth_window,
                                                 normalise, paste, squash)
 from graspsim.policies.robot_mask import exclude_robot, zero_on_robot
@@ -73,8 +70,6 @@ class PipelineResult:
     candidate: int = 0
     n_candidates: int = 1
     target_prob: float = float("nan")
-    size_rejected: int = 0
-    """Candidates whose mask was too large for the named product (``verify_size``; :mod:`.size_check`)."""
 
 
 def largest_component_at(mask: np.ndarray, points_xy: np.ndarray) -> np.ndarray:
@@ -131,8 +126,7 @@ class ClipSamPipeline:
                  zoom_extent_m: float = ZOOM_EXTENT_M, threshold: float = 0.5, k_points: int = 3,
                  n_negative: int = 0, n_candidates: int = 3, verify: bool = True, crop_size: int | None = None,
                  cam_method: str = "gradcam", aligned_text=None, text_encoder: str = "auto",
-                 escalate_below: float = 0.5, box_refine: int = 0, verify_size: bool = False,
-                 size_tolerance: float = DEFAULT_SIZE_TOLERANCE):
+                 escalate_below: float = 0.5, box_refine: int = 0):
         self.clip = clip_model.eval()
         self.tokenizer = tokenizer
         self.sam = sam_model.eval()
@@ -149,8 +143,6 @@ class ClipSamPipeline:
         self.verify = bool(verify)
         self.escalate_below = float(escalate_below)
         self.box_refine = int(box_refine)
-        self.verify_size = bool(verify_size)
-        self.size_tolerance = float(size_tolerance)
         self.clip_size = int(clip_model.config.vision_config.image_size)
         self.crop_size = int(crop_size or self.clip_size)
         self._class_text = None
@@ -337,7 +329,6 @@ class ClipSamPipeline:
         masks: list[WindowMask] = []
         probs = np.zeros(0)
         target = self.text_class(text) if self.verify else None
-        fits = np.zeros(0, dtype=bool)
         batch = candidates
         while True:
             new_prompts = timed("prompt", lambda: [self.prompt(c.attention, mode, c.window) for c in batch])
@@ -347,29 +338,13 @@ class ClipSamPipeline:
             if self.verify and (len(candidates) > 1 or len(rest)):
                 new_probs = timed("verify", self.crop_probs, rgb, [m.mask for m in new_masks])
                 probs = np.concatenate([probs, new_probs[:, target]])
-                new_fits = np.ones(len(new_masks), dtype=bool)
-                if self.verify_size:
-                    new_fits = timed("verify", self._sizes_fit, [m.mask for m in new_masks], depth_m, K, target)
-                fits = np.concatenate([fits, new_fits])
-            # a mask too large for the product counts as not looking like it (more peaks are tried)
-            if not (self.verify and len(rest) and probs.size and (probs * fits).max() < self.escalate_below):
+            if not (self.verify and len(rest) and probs.size and probs.max() < self.escalate_below):
                 break
             batch = timed("clip", self.zoom_candidates, rgb, depth_m, K, temb, att, rest, exclude)
             candidates += batch
             rest = np.zeros((0, 2))
-        # masks that fit the product's size first (all fit without verify_size), CLIP's order within each group
-        best = 0
-        if probs.size:
-            best = int(np.argmax(probs if fits.all() else probs + fits))
-        size_rejected = int((~fits).sum())
+        best = int(np.argmax(probs)) if probs.size else 0
         target_prob = float(probs[best]) if probs.size else float("nan")
         return PipelineResult(attention=candidates[best].attention, prompt=prompts[best], mask=masks[best].mask,
                               sam_score=masks[best].score, text=text, stage_ms=stage, candidate=best,
-                              n_candidates=len(candidates), target_prob=target_prob, size_rejected=size_rejected)
-
-    def _sizes_fit(self, masks: list[np.ndarray], depth_m: np.ndarray, K: np.ndarray, target: int) -> np.ndarray:
-        """(len(masks),) bool: each mask is no larger than catalog class ``target`` can look (:mod:`.size_check`)."""
-        from graspsim.assets.catalog import CATALOG
-
-        size_m = CATALOG[target].size_m
-        return np.array([size_plausible(m, depth_m, K, size_m, self.size_tolerance) for m in masks], dtype=bool)
+                              n_candidates=len(candidates), target_prob=target_prob)

@@ -89,7 +89,7 @@ def _make_pipeline(cfg: ClipSamPolicyConfig, clip_model, tokenizer, sam_model):
     if cfg.text_encoder == "minilm" or (cfg.text_encoder == "auto" and minilm.available()):
         aligned = minilm.AlignedText(clip_model, tokenizer)  # raises MiniLMUnavailableError if missing
     shared = ("cam_layer", "zoom", "threshold", "k_points", "n_negative", "n_candidates", "verify", "cam_method",
-              "text_encoder", "box_refine", "verify_size", "size_tolerance")  # pipeline settings of the same name
+              "text_encoder", "box_refine")  # the config fields that are pipeline settings of the same name
     return ClipSamPipeline(clip_model, tokenizer, sam_model, crop_size=_crop_size(clip_model), aligned_text=aligned,
                            **{k: getattr(cfg, k) for k in shared})
 
@@ -139,8 +139,6 @@ class ClipSamPolicy:
                                 "text_encoder": self.pipeline.last_text_encoder,
                                 "target_prob": None if np.isnan(result.target_prob) else round(result.target_prob, 4),
                                 **{f"{k}_ms": round(v, 1) for k, v in result.stage_ms.items()}}
-        if self.config.verify_size:
-            info["size_rejected"] = result.size_rejected
         if not result.mask.any():
             raise PolicyError(f"SAM returned an empty mask for {obs.instruction!r} ({self.prompt_mode} prompt)")
         t0 = time.perf_counter()
