@@ -40,9 +40,8 @@ def _stable(row: dict) -> dict:
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="finds the worker processes through /proc")
-def test_killing_a_bench_worker_names_the_attempt_and_resume_finishes_the_run(tmp_path):
-    episodes = 10
-    run = tmp_path / "run"
+def _kill_a_worker(run: Path, episodes: int) -> str:
+    """Start a 2-worker bench into ``run``, SIGKILL one worker after 2 rows; the last stderr line."""
     command = [sys.executable, "-c", "from graspsim.cli import main; main()", "bench", "--policy", "random", "--episodes", str(episodes),
                "--workers", "2", "--out", str(run), *BENCH_SMALL]
     proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -58,9 +57,24 @@ def test_killing_a_bench_worker_names_the_attempt_and_resume_finishes_the_run(tm
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 1
-    lines = [line for line in stderr.splitlines() if line.strip()]
-    assert lines[-1].startswith("Error: a worker process was killed by SIGKILL while running episode "), stderr
-    assert "(scene seed 110000" in lines[-1] and "--resume" in lines[-1]
+    return [line for line in stderr.splitlines() if line.strip()][-1]
+
+
+def test_killing_a_bench_worker_names_the_attempt_and_resume_finishes_the_run(tmp_path):
+    episodes = 10
+    # The kill lands at a random moment: usually in an episode (which the error names), but on a loaded machine
+    # sometimes in a worker still starting up or between two episodes, where there is no episode to name and
+    # the error says only what happened. Up to three runs, until one kill lands in an episode.
+    for attempt in range(3):
+        run = tmp_path / f"run{attempt}"
+        last = _kill_a_worker(run, episodes)
+        assert "--resume" in last, last
+        if "while running episode" in last:
+            break
+        assert last == ("Error: a worker process was killed by SIGKILL; the results finished before are kept "
+                        "(run again with --resume to finish)"), last
+    assert last.startswith("Error: a worker process was killed by SIGKILL while running episode "), last
+    assert "(scene seed 110000" in last
     before = _rows(run)
     assert 2 <= len(before) < episodes
     result = CliRunner().invoke(main, ["bench", "--policy", "random", "--episodes", str(episodes), "--workers", "2",
