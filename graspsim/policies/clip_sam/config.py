@@ -41,7 +41,9 @@ _SHIPPED_NAMES = ("", "default", "sim")
 # The shipped CLIP fine-tuned with the Grad-CAM localisation term (graspsim train clip --cam-weight, README
 # "clip_sam"): the CLIP a gradient map uses unless --clip names another. Its own metadata.json says how it was made.
 GRADCAM_CLIP = "gradcam"
-GRADCAM_CLIP_DIR = "clip_gradcam"
+# Every shipped checkpoint by (kind, name): the directory under CHECKPOINTS it lives in.
+_SHIPPED = {**{(kind, name): kind for kind in ("clip", "sam") for name in _SHIPPED_NAMES},
+            ("clip", GRADCAM_CLIP): "clip_gradcam"}
 
 
 class MissingModelError(FileNotFoundError):
@@ -109,9 +111,9 @@ def resolve_model(name: str | os.PathLike | None, kind: str) -> str:
 
     Raises MissingModelError when the shipped checkpoint or a registered model is missing.
     """
-    shipped_gradcam = kind == "clip" and name is not None and str(name) == GRADCAM_CLIP
-    if name is None or str(name) in _SHIPPED_NAMES or shipped_gradcam:
-        path = CHECKPOINTS / (GRADCAM_CLIP_DIR if shipped_gradcam else kind)  # a shipped sim-trained model
+    shipped = _SHIPPED.get((kind, "" if name is None else str(name)))
+    if shipped is not None:
+        path = CHECKPOINTS / shipped  # a shipped sim-trained model
         if not (path / "config.json").is_file():
             raise MissingModelError(
                 f"the shipped sim-trained {kind.upper()} is missing from {path} (a broken install?); train one with "

@@ -112,8 +112,9 @@ class ClipSamPolicy:
             import torch
 
             torch.set_num_threads(cfg.threads)
-        clip_model, tokenizer, sam_model = load_models(cfg.clip_model(), cfg.sam)
-        self.models = {"clip": str(cfg.clip_model() or "sim"), "sam": str(cfg.sam or "sim")}
+        clip = cfg.clip_model()
+        clip_model, tokenizer, sam_model = load_models(clip, cfg.sam)
+        self.models = {"clip": str(clip or "sim"), "sam": str(cfg.sam or "sim")}
         self.pipeline = _make_pipeline(cfg, clip_model, tokenizer, sam_model)
         copy_config(self, cfg)  # self.prompt_mode, self.grasp_depth_m, ...
         self.gripper = cfg.gripper or GripperSpec()
