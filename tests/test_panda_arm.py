@@ -190,3 +190,53 @@ def test_planner_spheres_cover_the_arm_every_5_cm():
         # between two origins, on the segment: the same doubles as a + (b - a) * k / n segment by segment
         assert centres[1].tobytes() == (origins[0] + (origins[1] - origins[0]) * (1 / 2)).tobytes()
         assert centres[5].tobytes() == (origins[1] + (origins[2] - origins[1]) * (3 / 8)).tobytes()
+
+
+def test_a_palm_blocked_by_a_shelf_edge_stops_there_as_the_floating_hand_does(shelf_env, monkeypatch):
+    """A grasp 8 cm from the bay's left side panel with a horizontal closing axis: the hand housing (21 cm
+    across) meets the panel's front edge before the grasp pose. The arm's approach is a guarded move: it stops
+    where the palm presses on the edge (no arm collision, no buckling: the hand keeps its height and
+    orientation), about where the floating hand's stiff constraint stops, and it lifts from there."""
+    from graspsim.sim import execute
+    from graspsim.sim.panda import PandaArm
+    from graspsim.scenes.layout import SHELF
+
+    x = -SHELF.inner_width_m / 2 + 0.08
+    command = _grasp_command([x, 0.06, SHELF.board_tops_m[1] + 0.06], approach=[0, 1, 0], closing=[1, 0, 0])
+    stops = {}
+    original_hold = PandaArm.hold_where_it_is
+
+    def hold(arm):
+        stops["panda"] = arm.T_world_hand
+        return original_hold(arm)
+
+    monkeypatch.setattr(PandaArm, "hold_where_it_is", hold)
+    original_judge = execute._grip_lift_judge
+
+    def judge(world, robot, *args, **kwargs):
+        if not isinstance(robot, PandaArm):
+            position, _ = world.client.getBasePositionAndOrientation(robot.body)
+            stops["hand"] = np.asarray(position)
+        return original_judge(world, robot, *args, **kwargs)
+
+    monkeypatch.setattr(execute, "_grip_lift_judge", judge)
+    outcomes = {}
+    for robot in ("panda", "hand"):
+        env = shelf_env if robot == "panda" else PickEnv(kind="shelf", robot="hand", **SMALL)
+        env.reset(seed=1_000_000)
+        scene = env._scene
+        for body in list(scene.live_bodies):  # an empty shelf: only the furniture can be hit
+            scene.remove_body(env.world, body)
+        outcomes[robot] = execute_grasp(env.world, scene, command, "soda_can", env.physics)
+        if robot == "hand":
+            env.close()
+    # nothing to grasp: the jaws close on nothing, and neither robot is said to have collided
+    assert outcomes["panda"].reason is FailureReason.MISSED and outcomes["hand"].reason is FailureReason.MISSED
+    assert outcomes["panda"].details["approach_blocked"] is True
+    T_hand_grasp = execute.hand_motion(shelf_env._scene.kind, command, shelf_env.physics).T_hand_grasp
+    short_m = T_hand_grasp[1, 3] - stops["panda"][1, 3]
+    assert short_m > 0.005  # stopped before the grasp pose, along the approach (+y)
+    assert abs(short_m - (T_hand_grasp[1, 3] - stops["hand"][1])) < 0.005  # where the floating hand stops
+    assert np.allclose(stops["panda"][[0, 2], 3], T_hand_grasp[[0, 2], 3], atol=0.002)  # no riding up the edge
+    turned = np.degrees(np.arccos(np.clip((np.trace(T_hand_grasp[:3, :3].T @ stops["panda"][:3, :3]) - 1) / 2, -1, 1)))
+    assert turned < 1.0

@@ -146,6 +146,23 @@ def _plan(kind: SceneKind, motion: HandMotion, step_m: float) -> ArmPlan | str:
     return failure
 
 
+def path_from(T_world_base: np.ndarray, q_start: np.ndarray, poses, step_m: float = WAYPOINT_STEP_M
+              ) -> tuple[np.ndarray, ...] | None:
+    """Joint waypoints (7,) each along straight lines from where the hand is, the arm at joints ``q_start``
+    (7,) on base ``T_world_base`` (4, 4, world), through hand ``poses`` ((4, 4) each, world); None when a line
+    has no IK continuation (or would need a jump in joint space).
+
+    What the arm does after an approach blocked short of its grasp pose (the palm against a shelf's front
+    edge): following the planned lines would drive the hand back towards the unreached pose, pressing into
+    the furniture at the torque limits through the close and the lift, and the friction then twists the hand
+    and shakes the product out of the jaws (:func:`~graspsim.sim.execute.execute_grasp`).
+    """
+    q_start = np.asarray(q_start, dtype=np.float64)
+    T_world_hand = T_world_base @ kin.fk_hand(q_start)
+    paths = _lines(np.linalg.inv(T_world_base), q_start, (("path", [T_world_hand, *poses]),), step_m)
+    return None if isinstance(paths, str) else paths[0]
+
+
 def _solve_from(T_base_hand: np.ndarray, q_seed: np.ndarray) -> kin.IKResult:
     """``kin.solve_ik(T_base_hand, q_seed)`` (with its restarts), remembered for the last few: the planner's
     quick check (:func:`arm_can_execute`) and the plan then start from the same via pose and seed."""

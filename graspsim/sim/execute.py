@@ -25,7 +25,13 @@ and along the lift (:mod:`graspsim.grasping.arm_motion` plans them). A link othe
 furniture or a product before the jaws close, or two links of the arm touching
 each other, is ``arm_collision``; the hand or fingers touching the furniture
 (or anything on the way to the pre-grasp pose) is ``collision_before_grasp`` as
-for the floating hand. Afterwards the arm returns to its parking pose.
+for the floating hand. The approach is a guarded move: where the hand housing
+presses on the furniture with more than ``_GUARD_FORCE_N`` (a palm on a side
+panel's front edge, within the 2 mm tolerance) it stops, its joints hold where
+they are, and the lift is planned from there (``outcome.details
+["approach_blocked"]``; likewise when the joints did not arrive at the grasp
+pose), as the floating hand stops where its stiff constraint is held back.
+Afterwards the arm returns to its parking pose.
 
 Judgement after the hold: a product is *held* if both fingers touch it and it
 rose at least half the lift height. Success = a held product of the target
@@ -67,17 +73,21 @@ import numpy as np
 from graspsim.assets.catalog import get_variant
 from graspsim.assets.parts import part_at, part_names, surface_samples
 from graspsim.config import PhysicsConfig
-from graspsim.grasping.arm_motion import HandMotion, hand_motion, lift_waypoints, plan_arm_motion
+from graspsim.grasping.arm_motion import (HandMotion, hand_motion, lift_waypoints, path_from, plan_arm_motion,
+                                          shifted)
+from graspsim.grasping import panda_kinematics as kin
 from graspsim.grasping.part_grasps import FACE_TAPER, PAD_LENGTH_M
 from graspsim.geometry import quat_to_matrix
 from graspsim.grasping.workspace import in_reach
 from graspsim.sim.gripper import FloatingHand
-from graspsim.sim.panda import ARM_LINKS, GRIPPER_LINKS
+from graspsim.sim.panda import ARM_LINKS, GRIPPER_LINKS, HAND_LINK
 from graspsim.sim.scene import BuiltScene, body_poses, tilt_deg
 from graspsim.sim.world import SimWorld
 from graspsim.types import FailureReason, GripperCommand, PickOutcome
 
 _EMPTY_GAP_M = 0.002  # jaws closer than this after closing held nothing
+# The arm's approach is a guarded move: it stops where the palm presses on the furniture harder than this (N).
+_GUARD_FORCE_N = 50.0
 # The surface a finger presses: the product's surface within _PRESSED_BAND_M of the point nearest the finger's
 # face (or pressed deepest into it), when that point is within _PRESSED_GAP_M of the face; points pressed
 # deeper than _PRESSED_DEPTH_M are on the far side of a thin product, not under this finger.
@@ -180,7 +190,9 @@ def _execute_with_arm(world: SimWorld, scene: BuiltScene, arm, command: GripperC
     everything = scene.static_bodies + tuple(others)
     hit: list[tuple[FailureReason, str]] = []
 
-    def watch(phase: str, gripper_bodies: tuple[int, ...], tolerance_m: float):
+    guarded: list[bool] = []
+
+    def watch(phase: str, gripper_bodies: tuple[int, ...], tolerance_m: float, guard: bool = False):
         def check() -> bool:
             contacts = arm.contacts()
             if not contacts:  # most steps: nothing touches the robot
@@ -189,6 +201,9 @@ def _execute_with_arm(world: SimWorld, scene: BuiltScene, arm, command: GripperC
                 hit.append((FailureReason.ARM_COLLISION, phase))
             elif arm.touching(gripper_bodies, GRIPPER_LINKS, tolerance_m, contacts):
                 hit.append((FailureReason.COLLISION_BEFORE_GRASP, phase))
+            elif guard and arm.pressing_n(scene.static_bodies, (HAND_LINK,), contacts) > _GUARD_FORCE_N:
+                guarded.append(True)  # a guarded move: stop where the palm meets the furniture
+                return False
             return not hit
         return check
 
@@ -200,12 +215,23 @@ def _execute_with_arm(world: SimWorld, scene: BuiltScene, arm, command: GripperC
         if not arrived and not hit:
             hit.append((FailureReason.ARM_COLLISION, "to pre-grasp pose: blocked"))
         if not hit:
-            steps += arm.follow(plan.approach, physics.approach_speed_mps,
-                                watch("approach", scene.static_bodies, 0.002))[1]
+            arrived, approach_steps = arm.follow(plan.approach, physics.approach_speed_mps,
+                                                 watch("approach", scene.static_bodies, 0.002, guard=True))
+            steps += approach_steps
         if hit:
             reason, phase = hit[0]
             return PickOutcome(False, reason, steps=steps, details={**details, "collision": phase})
-        return _grip_lift_judge(world, arm, scene, before, lambda: arm.follow(plan.lift, physics.lift_speed_mps)[1],
+        lift_path = plan.lift
+        if not arrived:
+            # Blocked short of the grasp pose: the palm met a shelf's front edge (within the approach's 2 mm
+            # tolerance). Stop there, as a guarded move does, and lift from there: pressing on towards the
+            # unreached pose at the torque limits buckles the arm (the hand rides up and turns) and the lift's
+            # friction on the edge then shakes the product out of the jaws (path_from).
+            details["approach_blocked"] = True
+            q_now = arm.hold_where_it_is()
+            T_now = plan.T_world_base @ kin.fk_hand(q_now)
+            lift_path = path_from(plan.T_world_base, q_now, lift_waypoints(scene.kind, T_now, physics)) or plan.lift
+        return _grip_lift_judge(world, arm, scene, before, lambda: arm.follow(lift_path, physics.lift_speed_mps)[1],
                                 target_class, physics, steps, details, target_part)
     finally:
         mount = scene.kind.arm_mount

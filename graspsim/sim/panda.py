@@ -137,6 +137,13 @@ class PandaArm(Jaws):
                                     maxVelocity=float(kin.VELOCITY_LIMIT_RADPS[i]), positionGain=_POSITION_GAIN,
                                     velocityGain=1.0)
 
+    def hold_where_it_is(self) -> np.ndarray:
+        """Make the joints' present angles their targets (a blocked motion stops there instead of pressing on
+        at the torque limits, as a guarded move does); returns those angles (7,)."""
+        q = self.q()
+        self._drive(q)
+        return q
+
     def move_joints(self, q_goal: np.ndarray, on_step=None) -> tuple[bool, int]:
         """Joint-space motion to ``q_goal`` (7,): a straight line in joint space, as fast as the slowest joint's
         velocity limit allows (every joint arrives together). ``(arrived, steps)`` as :meth:`follow`."""
@@ -206,21 +213,28 @@ class PandaArm(Jaws):
         self.hold_fingers(half)
 
     # ------------------------------------------------------- collisions
-    def contacts(self) -> list[tuple[int, int, float]]:
-        """``(arm link, other body, contact distance in m: negative = penetration)`` of every contact of the arm
-        after the last simulation step (one query; the other body is the arm itself for self-contacts)."""
-        return [(contact[3], contact[2], contact[8]) for contact in self._contact_points(bodyA=self.body)]
+    def contacts(self) -> list[tuple[int, int, float, float]]:
+        """``(arm link, other body, contact distance in m: negative = penetration, normal force in N)`` of every
+        contact of the arm after the last simulation step (one query; the other body is the arm itself for
+        self-contacts)."""
+        return [(contact[3], contact[2], contact[8], contact[9]) for contact in self._contact_points(bodyA=self.body)]
 
     def touching(self, bodies, links, tolerance_m: float = 0.001, contacts=None) -> bool:
         """Whether any of ``links`` penetrates any of ``bodies`` deeper than ``tolerance_m``."""
         bodies = set(bodies)
         return any(distance < -tolerance_m and link in links and other in bodies
-                   for link, other, distance in (self.contacts() if contacts is None else contacts))
+                   for link, other, distance, _ in (self.contacts() if contacts is None else contacts))
 
     def self_colliding(self, tolerance_m: float = 0.001, contacts=None) -> bool:
         """Two non-adjacent links of the arm touch each other."""
         return any(other == self.body and distance < -tolerance_m
-                   for _, other, distance in (self.contacts() if contacts is None else contacts))
+                   for _, other, distance, _ in (self.contacts() if contacts is None else contacts))
+
+    def pressing_n(self, bodies, links, contacts=None) -> float:
+        """Total normal force (N) with which ``links`` press on ``bodies``."""
+        bodies = set(bodies)
+        return sum(force for link, other, _, force in (self.contacts() if contacts is None else contacts)
+                   if link in links and other in bodies)
 
     def park(self, T_world_base: np.ndarray, q: np.ndarray) -> None:
         """Back to the parking place and pose ``q`` (7,), jaws open (after an attempt; teleported: the motion
