@@ -601,3 +601,42 @@ def test_shipped_checkpoint_gives_valid_grasps(name):
         first = policy.predictor.predict(o.rgb, stored)["rects"][0]
         assert abs(first[0] - out.rect.x) <= 3 and abs(first[1] - out.rect.y) <= 3
     assert policy.act(o).rect == out.rect  # deterministic
+
+
+def test_likeliest_region_known_answer():
+    from graspsim.policies.det_seg.policy import likeliest_region
+
+    probs = np.full((6, 8, 4), 0.3, np.float32)  # coarse map, 4 labels
+    probs[..., 2] = 0.05
+    probs[1:3, 1:3, 2] = 0.30  # a weak blob of label 2 ...
+    probs[3:5, 5:7, 2] = 0.40  # ... and its likeliest blob
+    probs[3, 7, 2] = 0.19  # below half the peak: not part of it
+    region = likeliest_region(probs, 2, 48, 64)  # 8 px per cell
+    expected = np.zeros((48, 64), bool)
+    expected[24:40, 40:56] = True
+    np.testing.assert_array_equal(region, expected)
+    probs[1:3, 1:3, 2] = 0.41  # now the other blob is likeliest; the first, still above half, is not connected
+    assert likeliest_region(probs, 2, 48, 64)[8:24, 8:24].all() and not likeliest_region(probs, 2, 48, 64)[30, 45]
+
+
+def test_det_seg_grasps_where_the_target_is_likeliest_when_the_segmentation_shows_none(dataset, det_ckpt):
+    """An unfamiliar label can make another class win every pixel of the named product: det_seg then grasps in the
+    region where its target class is likeliest instead of giving up (info["likeliest_region"])."""
+    from graspsim.policies.det_seg.policy import DetSegPolicy
+
+    obs, cls = _observation(dataset)
+    det = DetSegPolicy(checkpoint=str(det_ckpt))
+    h, w = obs.depth_m.shape
+    assert (h, w) == (120, 160)
+    probs = np.full((h // 8, w // 8, 25), 0.01, np.float32)  # the network's coarse map: 8 px per cell here
+    probs[5:8, 10:14, cls.index + 1] = 0.3  # rows 40-63, columns 80-111 of the image
+    seg = np.zeros((h, w), np.int64)  # background everywhere: the target's pixels lost to another label
+    on_blob = [96, 52, 40, 12, 0.0]
+    elsewhere = [20, 20, 40, 12, 0.0]
+    det.predictor.predict = lambda rgb, with_seg=True: {
+        "rects": np.array([elsewhere, on_blob]), "scores": np.array([0.9, 0.5]), "seg": seg, "probs": probs,
+        "seconds": 0.0}
+    out = det.act(obs)
+    assert out.info["likeliest_region"] is True and out.info["fallback"] is False
+    assert (out.rect.x, out.rect.y) == (on_blob[0], on_blob[1])  # the best detection on the region, not overall
+    assert out.mask[52, 96] and out.info["mask_px"] == 3 * 4 * 64 and not out.mask[20, 20]

@@ -54,7 +54,9 @@ class DetSegPredictor:
 
     def predict(self, rgb: np.ndarray, with_seg: bool = True) -> dict[str, Any]:
         """(H, W, 3) uint8 RGB -> ``rects`` (K, 5) source px best first, ``scores`` (K,),
-        ``seg`` (H, W) int64 labels (0 background, c + 1 catalog class c) or None, ``seconds``."""
+        ``seg`` (H, W) int64 labels (0 background, c + 1 catalog class c) or None, ``probs`` (h, w, C) float32
+        class probabilities on the network's coarse map (same labels, the source's aspect ratio) or None,
+        ``seconds``."""
         import torch
 
         from graspsim.policies.det_seg.model import remove_small_regions, seg_labels_from_logits, seg_probs_from_logits
@@ -68,10 +70,10 @@ class DetSegPredictor:
         with torch.inference_mode():
             out = self.net(x)
             det = self.net.detect(out, refine=self.refine)[0]
-            probs = seg_probs_from_logits(out["seg"], lb) if (with_seg and self.guided) else None
+            probs = seg_probs_from_logits(out["seg"], lb) if with_seg else None
             seg = seg_labels_from_logits(out["seg"], lb) if (with_seg and not self.guided) else None
         min_px = self.min_region_px * height * width / (640.0 * 480.0)
-        if probs is not None:
+        if probs is not None and self.guided:
             from graspsim.policies.det_seg.guided import guided_labels
 
             scale = width / 640.0
@@ -82,7 +84,7 @@ class DetSegPredictor:
         if seg is not None and self.min_region_px > 0:
             seg = remove_small_regions(seg, min_px)
         rects = _clip_rects(lb.rects_to_src(det["rects"].double().numpy()), width, height)
-        return {"rects": rects, "scores": det["scores"].double().numpy(), "seg": seg,
+        return {"rects": rects, "scores": det["scores"].double().numpy(), "seg": seg, "probs": probs,
                 "seconds": time.perf_counter() - t0}
 
 
@@ -146,6 +148,23 @@ def target_class_index(obs: Observation) -> int:
         raise PolicyError(f"cannot tell the target class from target_class={obs.target_class!r} "
                           f"and instruction={obs.instruction!r}")
     return best[1]
+
+
+def likeliest_region(probs: np.ndarray, label: int, height: int, width: int) -> np.ndarray:
+    """(height, width) bool: the connected region (8-neighbour) of the coarse map ``probs`` (h, w, C) around the
+    cell where class ``label`` is most probable, of the cells where it is at least half that probable, resized
+    (nearest) to the source size.
+
+    For a target the segmentation's argmax shows nowhere (the instruction names a product that is in view, but
+    an unfamiliar label made another class win its pixels): where the network still finds it likeliest.
+    """
+    import cv2
+
+    p = np.asarray(probs, dtype=np.float32)[..., label]
+    cells = (p >= 0.5 * p.max()).astype(np.uint8)
+    _, regions = cv2.connectedComponents(cells, connectivity=8)
+    region = regions == regions[np.unravel_index(int(p.argmax()), p.shape)]
+    return cv2.resize(region.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST).astype(bool)
 
 
 def _rect(row: np.ndarray) -> GraspRect:
@@ -228,6 +247,10 @@ class DetSegPolicy(_NetPolicy):
                                 "mask_px": int(mask.sum()),
                                 "detections": int(len(pred["rects"])), "net_ms": round(1000 * pred["seconds"], 1),
                                 **robot_info(robot), "robot_ms": round(robot_ms, 1)}
+        info["likeliest_region"] = False
+        if not mask.any() and pred["probs"] is not None:
+            mask = exclude_robot(likeliest_region(pred["probs"], cls + 1, height, width), robot)
+            info.update(likeliest_region=True, mask_px=int(mask.sum()))
         if not mask.any():
             raise PolicyError(f"det_seg: the predicted segmentation shows no pixel of class {cls} ({obs.target_class!r})")
         on = _on_mask(pred["rects"], mask) if len(pred["rects"]) else np.zeros(0, bool)
