@@ -73,9 +73,8 @@ import numpy as np
 from graspsim.assets.catalog import get_variant
 from graspsim.assets.parts import part_at, part_names, surface_samples
 from graspsim.config import PhysicsConfig
-from graspsim.grasping.arm_motion import (HandMotion, hand_motion, lift_waypoints, path_from, plan_arm_motion,
-                                          shifted)
 from graspsim.grasping import panda_kinematics as kin
+from graspsim.grasping.arm_motion import HandMotion, hand_motion, lift_waypoints, path_from, plan_arm_motion
 from graspsim.grasping.part_grasps import FACE_TAPER, PAD_LENGTH_M
 from graspsim.geometry import quat_to_matrix
 from graspsim.grasping.workspace import in_reach
@@ -190,9 +189,9 @@ def _execute_with_arm(world: SimWorld, scene: BuiltScene, arm, command: GripperC
     everything = scene.static_bodies + tuple(others)
     hit: list[tuple[FailureReason, str]] = []
 
-    guarded: list[bool] = []
-
     def watch(phase: str, gripper_bodies: tuple[int, ...], tolerance_m: float, guard: bool = False):
+        """``on_step`` of a motion: records a collision in ``hit`` and stops; with ``guard``, also stops (without a
+        failure: a guarded move) where the hand housing presses on the furniture harder than _GUARD_FORCE_N."""
         def check() -> bool:
             contacts = arm.contacts()
             if not contacts:  # most steps: nothing touches the robot
@@ -202,7 +201,6 @@ def _execute_with_arm(world: SimWorld, scene: BuiltScene, arm, command: GripperC
             elif arm.touching(gripper_bodies, GRIPPER_LINKS, tolerance_m, contacts):
                 hit.append((FailureReason.COLLISION_BEFORE_GRASP, phase))
             elif guard and arm.pressing_n(scene.static_bodies, (HAND_LINK,), contacts) > _GUARD_FORCE_N:
-                guarded.append(True)  # a guarded move: stop where the palm meets the furniture
                 return False
             return not hit
         return check
