@@ -64,18 +64,27 @@ def test_a_pose_out_of_the_arms_reach_is_unreachable(shelf_env):
     assert np.allclose(scene.arm.q(), scene.kind.arm_mount.q_park, atol=1e-3)  # nothing moved
 
 
-def test_a_deep_grasp_just_above_a_board_drives_the_wrist_into_it(shelf_env):
-    # 5 cm above the middle board, 25 cm deep: the hand fits, but the Panda's wrist (link 6, under the
-    # flange) meets the board's front edge on the way in. The floating hand has no wrist: no collision.
-    command = _grasp_command([0.0, 0.25, 0.73], approach=[0, 1, 0], closing=[1, 0, 0])
+def _on_an_empty_shelf(shelf_env, command: GripperCommand) -> dict:
+    """The outcome of ``command`` by the arm (in ``shelf_env``) and by the floating hand, on the shelf of scene
+    1,000,000 with its products removed: only the furniture can be hit."""
     outcomes = {}
     for robot in ("panda", "hand"):
         env = shelf_env if robot == "panda" else PickEnv(kind="shelf", robot="hand", **SMALL)
         env.reset(seed=1_000_000)
         scene = env._scene
-        for body in list(scene.live_bodies):  # an empty shelf: only the furniture can be hit
+        for body in list(scene.live_bodies):
             scene.remove_body(env.world, body)
         outcomes[robot] = execute_grasp(env.world, scene, command, "soda_can", env.physics)
+        if env is not shelf_env:
+            env.close()
+    return outcomes
+
+
+def test_a_deep_grasp_just_above_a_board_drives_the_wrist_into_it(shelf_env):
+    # 5 cm above the middle board, 25 cm deep: the hand fits, but the Panda's wrist (link 6, under the
+    # flange) meets the board's front edge on the way in. The floating hand has no wrist: no collision.
+    command = _grasp_command([0.0, 0.25, 0.73], approach=[0, 1, 0], closing=[1, 0, 0])
+    outcomes = _on_an_empty_shelf(shelf_env, command)
     assert outcomes["panda"].reason is FailureReason.ARM_COLLISION
     assert outcomes["panda"].details["collision"] == "approach"
     assert outcomes["hand"].reason is FailureReason.MISSED  # nothing there, nothing hit
@@ -220,16 +229,7 @@ def test_a_palm_blocked_by_a_shelf_edge_stops_there_as_the_floating_hand_does(sh
         return original_judge(world, robot, *args, **kwargs)
 
     monkeypatch.setattr(execute, "_grip_lift_judge", judge)
-    outcomes = {}
-    for robot in ("panda", "hand"):
-        env = shelf_env if robot == "panda" else PickEnv(kind="shelf", robot="hand", **SMALL)
-        env.reset(seed=1_000_000)
-        scene = env._scene
-        for body in list(scene.live_bodies):  # an empty shelf: only the furniture can be hit
-            scene.remove_body(env.world, body)
-        outcomes[robot] = execute_grasp(env.world, scene, command, "soda_can", env.physics)
-        if robot == "hand":
-            env.close()
+    outcomes = _on_an_empty_shelf(shelf_env, command)
     # nothing to grasp: the jaws close on nothing, and neither robot is said to have collided
     assert outcomes["panda"].reason is FailureReason.MISSED and outcomes["hand"].reason is FailureReason.MISSED
     assert outcomes["panda"].details["approach_blocked"] is True
