@@ -93,6 +93,37 @@ def test_scene_bank_and_samples(seg_data):
     np.testing.assert_array_equal(a["images"], b2["images"])
 
 
+def test_product_hue_shift_turns_each_product_by_its_own_angle_and_leaves_the_rest():
+    """Known answer: a pure-red product shifted by +120 degrees is pure green, one shifted by -120 is blue (hue
+    is a circle); the background keeps its pixels; with p=0 nothing changes; same generator, same image."""
+    import cv2
+
+    from graspsim.policies.clip_sam.train_data import shift_product_hues
+
+    rgb = np.zeros((20, 30, 3), np.uint8)
+    rgb[...] = (90, 90, 90)
+    rgb[2:10, 2:12] = (200, 0, 0)
+    rgb[12:18, 15:28] = (200, 0, 0)
+    inst = np.full((20, 30), -1, np.int16)
+    inst[2:10, 2:12], inst[12:18, 15:28] = 0, 3
+    rng = np.random.default_rng(0)
+    out = shift_product_hues(rgb, inst, rng, 120.0, p=1.0, value=0.0, min_deg=120.0)
+    for c in (out[5, 5].astype(int), out[14, 20].astype(int)):  # +-120 degrees: green or blue, brightness kept
+        # (hue is stored in 256 steps: a few levels of the other channels are rounding)
+        assert min(np.abs(c - (0, 200, 0)).max(), np.abs(c - (0, 0, 200)).max()) <= 8, c
+    assert (out[inst < 0] == rgb[inst < 0]).all()
+    assert all(len({tuple(c) for c in out[inst == i]}) == 1 for i in (0, 3))  # one shift per product
+    np.testing.assert_array_equal(shift_product_hues(rgb, inst, np.random.default_rng(1), 60.0, p=0.0), rgb)
+    a = shift_product_hues(rgb, inst, np.random.default_rng(7), 50.0)
+    np.testing.assert_array_equal(a, shift_product_hues(rgb, inst, np.random.default_rng(7), 50.0))
+    # a small shift keeps the colour's saturation and brightness, moves its hue by about that much
+    small = shift_product_hues(rgb, inst, np.random.default_rng(2), 30.0, p=1.0, value=0.0, min_deg=30.0)
+    h0 = cv2.cvtColor(rgb[5:6, 5:6], cv2.COLOR_RGB2HSV_FULL)[0, 0]
+    h1 = cv2.cvtColor(small[5:6, 5:6], cv2.COLOR_RGB2HSV_FULL)[0, 0]
+    turn = ((int(h1[0]) - int(h0[0]) + 128) % 256 - 128) * 360.0 / 256.0
+    assert abs(abs(turn) - 30.0) < 3.0 and abs(int(h1[2]) - int(h0[2])) <= 2
+
+
 # ------------------------------------------------------------------ training
 
 

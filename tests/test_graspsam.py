@@ -151,6 +151,50 @@ def test_target_maps_decode_back_to_the_rectangles():
         assert rect_iou(GraspRect(*got), GraspRect(*want)) > 0.7
 
 
+@pytest.mark.parametrize("k,mirror", [(1, False), (2, False), (3, False), (0, True), (1, True), (3, True)])
+def test_turned_and_mirrored_windows_equal_targets_drawn_from_turned_and_mirrored_rectangles(k, mirror):
+    """:func:`dihedral` on a window's targets == the targets drawn (shared GR-ConvNet encoder) from the rectangles
+    moved by the same turn / mirror (x, y as prompt points, theta -> pi - theta, then theta - pi/2 per turn); the
+    prompt's points and box move with the pixels."""
+    from graspsim.policies.det_seg.targets import encode_grconvnet_maps
+    from graspsim.policies.graspsam.train import dihedral
+
+    m, s = 32, 64
+    rects = np.array([[10.0, 12.0, 14.0, 4.0, 0.4], [22.0, 20.0, 9.0, 3.0, -1.1]])
+    quality = np.array([0.9, 0.6])
+    rng = np.random.default_rng(3)
+    pixels = rng.normal(size=(3, s, s)).astype(np.float32)
+    points = np.zeros((10, 2), np.float32)
+    labels = np.full(10, -10, np.int64)
+    points[:3], labels[:3] = [[5.0, 7.0], [40.0, 9.0], [33.0, 60.0]], 1
+    item = {"pixels": pixels, "points": points, "labels": labels, "box": np.array([4.0, 6.0, 30.0, 50.0], np.float32),
+            **encode_grconvnet_maps(rects, quality, m, 0.25 * m)}
+    got = dihedral(item, k, mirror)
+
+    def move(xy, n):
+        xy = np.array(xy, dtype=np.float64, copy=True)
+        if mirror:
+            xy[:, 0] = n - 1 - xy[:, 0]
+        for _ in range(k):
+            xy = np.stack([xy[:, 1], n - 1 - xy[:, 0]], axis=1)
+        return xy
+
+    moved = rects.copy()
+    moved[:, :2] = move(rects[:, :2], m)
+    moved[:, 4] = (np.pi - rects[:, 4] if mirror else rects[:, 4]) - k * np.pi / 2
+    want = encode_grconvnet_maps(moved, quality, m, 0.25 * m)
+    for key in want:
+        np.testing.assert_allclose(got[key], want[key], atol=1e-5, err_msg=key)
+    # the pixels move as the points do: the pixel under each moved point is the one under the original
+    for (x, y), (x2, y2) in zip(points[:3].astype(int), move(points[:3], s).astype(int)):
+        assert got["pixels"][0, y2, x2] == pixels[0, y, x]
+    np.testing.assert_array_equal(got["points"][:3], move(points[:3], s))
+    assert (got["points"][3:] == 0).all() and (got["labels"] == labels).all()
+    corners = move(item["box"].reshape(2, 2), s)
+    np.testing.assert_array_equal(got["box"], np.concatenate([corners.min(axis=0), corners.max(axis=0)]))
+    assert got["box"][0] < got["box"][2] and got["box"][1] < got["box"][3]
+
+
 def test_mask_chord_is_the_objects_extent_along_the_closing_axis():
     from graspsim.grasping.rect_geometry import rect_polygon_mask
     from graspsim.policies.graspsam.predictor import mask_chord_px
@@ -186,6 +230,49 @@ def test_training_loss_falls_and_resume_gives_identical_weights(dataset, tiny_sa
     assert done["steps"] == meta["steps"]
     wb = load_file(str(b / "model.safetensors"))
     assert saved.keys() == wb.keys() and all(torch.equal(saved[k], wb[k]) for k in saved)
+
+
+def test_balanced_batches_draw_each_scene_kind_equally_often(monkeypatch):
+    """``balance_kinds``: with 1 shelf scene for 5 table scenes, shelf samples are about half of the draws (a
+    sixth without it)."""
+    from types import SimpleNamespace
+
+    import graspsim.policies.graspsam.train as gst
+    from graspsim.policies.clip_sam.train_data import SceneBank
+
+    class Bank(list):
+        scenes = property(lambda self: self)
+        by_kind = SceneBank.by_kind
+
+    bank = Bank([SimpleNamespace(kind="shelf")] * 10 + [SimpleNamespace(kind="tabletop")] * 50)
+    assert [len(g) for g in bank.by_kind] == [10, 50] and {g[0].kind for g in bank.by_kind} == {"shelf", "tabletop"}
+    monkeypatch.setattr(gst, "_labelled", lambda scene: [0])
+    monkeypatch.setattr(gst, "sample", lambda scene, *a: {"shelf": np.array(scene.kind == "shelf")})
+    for balance, want in ((True, 0.5), (False, 1 / 6)):
+        rng = np.random.default_rng(0)
+        share = np.mean([gst.draw_batch(bank, 50, 128, 32, 0.25, rng, False, balance)[1]["shelf"].mean()
+                         for _ in range(20)])
+        assert abs(share - want) < 0.05, (balance, share)
+
+
+def test_init_starts_from_a_checkpoint_and_a_wrong_one_is_refused(dataset, tiny_sam_dir, tmp_path):
+    """``init``: a fresh run starts from a checkpoint's weights (with no steps it saves them unchanged) and takes
+    its config and SAM; a checkpoint of another SAM does not load."""
+    from safetensors.torch import load_file
+
+    from graspsim.learn.checkpoint import CheckpointError
+    from graspsim.policies.graspsam.train import train_graspsam
+
+    kw = dict(lr=3e-3, seed=1, **TINY)
+    train_graspsam([dataset], tmp_path / "a", sam=str(tiny_sam_dir), config={"adapter_tokens": 4}, epochs=1, **kw)
+    meta = train_graspsam([dataset], tmp_path / "b", init=tmp_path / "a", epochs=1, **{**kw, "lr": 1e-12})
+    assert meta["config"]["adapter_tokens"] == 4 and meta["sam"] == str(tiny_sam_dir)
+    assert meta["init"] == str((tmp_path / "a").resolve())
+    a, b = load_file(str(tmp_path / "a" / "model.safetensors")), load_file(str(tmp_path / "b" / "model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.allclose(a[k].float(), b[k].float(), atol=1e-3) for k in a)
+    with pytest.raises(CheckpointError, match="does not fit"):
+        train_graspsam([dataset], tmp_path / "c", init=tmp_path / "a", sam=None, config={"adapter_tokens": 8},
+                       epochs=1, **kw)
 
 
 @pytest.fixture(scope="module")

@@ -152,6 +152,27 @@ def test_cli_user_errors(dataset, tmp_path):
     assert len(r.output.strip().splitlines()) == 1 and not (tmp_path / "c").exists()
 
 
+def test_grasps_per_product_sets_the_candidates_validated(dataset, tmp_path):
+    """``--grasps-per-product N``: at most N candidates tried per product, recorded in the manifest; the
+    labels are the default run's best ones (the planner ranks the same candidates); with --no-grasps a one-line
+    error."""
+    args = ["--suite", SUITE, "--scenes", "1", "--width", str(W), "--height", str(H), "--renderer", "tiny",
+            "--no-progress"]
+    r = CliRunner().invoke(render_command, args + ["--out", str(tmp_path / "two"), "--grasps-per-product", "2"])
+    assert r.exit_code == 0, r.output
+    manifest = json.loads((tmp_path / "two" / "manifest.json").read_text())
+    assert manifest["config"]["labels"]["max_candidates"] == 2
+    two = json.loads(iter_scene_dirs(tmp_path / "two")[0].joinpath("meta.json").read_text())["objects"]
+    six = json.loads(iter_scene_dirs(dataset)[0].joinpath("meta.json").read_text())["objects"]
+    assert any(o["candidates_tried"] == 2 for o in two) and all(o["candidates_tried"] <= 2 for o in two)
+    for a, b in zip(two, six):
+        tried = [g for g in b["grasps"]][: len(a["grasps"])]
+        assert [(g["x"], g["y"], g["theta"]) for g in a["grasps"]] == [(g["x"], g["y"], g["theta"]) for g in tried]
+    r = CliRunner().invoke(render_command, args + ["--out", str(tmp_path / "x"), "--grasps-per-product", "3",
+                                                   "--no-grasps"])
+    assert r.exit_code == 2 and "contradict" in r.output and len(r.output.strip().splitlines()) == 1
+
+
 def test_torch_dataset_shapes(dataset):
     torch = pytest.importorskip("torch")
     from graspsim.data.dataset import GraspDataset

@@ -56,6 +56,9 @@ def _run(kind: str, fn, data: tuple[Path, ...], out_dir, no_progress: bool, **kw
 @click.option("--cam-weight", default=0.0, show_default=True, type=click.FloatRange(min=0.0),
               help="Weight of the Grad-CAM localisation term (trains the pooled score's Grad-CAM map to peak "
                    "on the named product; 0: off).")
+@click.option("--hue-jitter", "hue_deg", default=0.0, show_default=True, type=click.FloatRange(0.0, 180.0),
+              help="Shift half of each sample's products round the hue circle by up to this many degrees "
+                   "(and their brightness by up to 15 %%): flavour colours the renders never showed (0: off).")
 def train_clip_command(**options):
     """Train a small CLIP (or fine-tune --init) on rendered scenes: crops, frames, patches vs class texts."""
     from graspsim.policies.clip_sam.train_clip import train_clip

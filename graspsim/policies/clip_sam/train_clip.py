@@ -67,8 +67,9 @@ def sim_clip_config(vocab_size: int, image_size: int = IMAGE_SIZE, width: int = 
     return CLIPConfig(text_config=text, vision_config=vision, projection_dim=128)
 
 
-def _draw(bank: SceneBank, sizes: dict[str, int], cam: bool = False):
-    """The batch function: ``rng -> (clip_batch, class texts)``, the texts drawn from the same generator.
+def _draw(bank: SceneBank, sizes: dict[str, int], cam: bool = False, hue_deg: float = 0.0):
+    """The batch function: ``rng -> (clip_batch, class texts)``, the texts drawn from the same generator
+    (``hue_deg``: products' hues shifted, :func:`~.train_data.shift_product_hues`).
 
     ``cam``: also ``cam_class`` (n_full + n_zoom,) int64, one class drawn among those with patches in each
     image (-1 when none), for the Grad-CAM term (drawn last, so batches without it are unchanged)."""
@@ -76,7 +77,7 @@ def _draw(bank: SceneBank, sizes: dict[str, int], cam: bool = False):
 
     def draw(rng: np.random.Generator) -> tuple[dict, list[str]]:
         b = clip_batch(bank, rng, sizes["n_full"], sizes["n_zoom"], sizes["n_crops"], IMAGE_SIZE,
-                       IMAGE_SIZE // PATCH, CROP_SIZE)
+                       IMAGE_SIZE // PATCH, CROP_SIZE, hue_deg)
         texts = [vocab.training_texts(n, rng) for n in names] + [vocab.BACKGROUND_TEXT]
         if cam:
             b["cam_class"] = np.array([_cam_class(g, rng) for g in b["grid"]], dtype=np.int64)
@@ -152,17 +153,36 @@ def _step(model, tokenizer, bias: torch.nn.Parameter, ml_scale: torch.nn.Paramet
     return {"loss": loss, **out}
 
 
+#: The hue shift of the validation's "new flavour" crops: that of the catalog's unseen variants (40 degrees).
+VAL_HUE_DEG = 40.0
+
+
 @torch.no_grad()
-def crop_topk(model, tokenizer, bank: SceneBank, n: int, seed: int = 1234) -> dict[str, float]:
-    """Top-1 / top-5 class accuracy on ``n`` product crops of ``bank`` (fixed seed: same crops every epoch)."""
+def crop_topk(model, tokenizer, bank: SceneBank, n: int, seed: int = 1234, hue_deg: float = 0.0,
+              suffix: str = "") -> dict[str, float]:
+    """Top-1 / top-5 class accuracy on ``n`` product crops of ``bank`` (fixed seed: same crops every epoch);
+    ``hue_deg`` > 0: every product first hue-shifted by exactly that much, either way (new flavour colours;
+    keys ``clip_top1{suffix}``)."""
+    from dataclasses import replace
+
+    from graspsim.policies.clip_sam.train_data import shift_product_hues
+
     rng = np.random.default_rng(seed)
     text = class_text_embeddings(model, tokenizer)
-    xs, ys = zip(*[clip_crop_sample(scene_with_instances(bank, rng), CROP_SIZE, rng) for _ in range(n)])
+    xs, ys = [], []
+    for _ in range(n):
+        scene = scene_with_instances(bank, rng)
+        if hue_deg > 0:
+            scene = replace(scene, rgb=shift_product_hues(scene.rgb, scene.instance, rng, hue_deg, p=1.0, value=0.0,
+                                                          min_deg=hue_deg))
+        x, y = clip_crop_sample(scene, CROP_SIZE, rng)
+        xs.append(x)
+        ys.append(y)
     emb, _ = image_embeddings(model, torch.from_numpy(np.stack(xs)), with_patches=False)
     order = torch.argsort(emb @ text.T, dim=1, descending=True)
     y = torch.tensor(ys)[:, None]
-    return {"clip_top1": float((order[:, :1] == y).any(1).float().mean()),
-            "clip_top5": float((order[:, :5] == y).any(1).float().mean())}
+    return {f"clip_top1{suffix}": float((order[:, :1] == y).any(1).float().mean()),
+            f"clip_top5{suffix}": float((order[:, :5] == y).any(1).float().mean())}
 
 
 def cam_hit_rate(model, tokenizer, bank: SceneBank, n: int, seed: int = 4321) -> dict[str, float]:
@@ -196,12 +216,14 @@ def cam_hit_rate(model, tokenizer, bank: SceneBank, n: int, seed: int = 4321) ->
 
 def train_clip(data_dirs: list[str | Path], out_dir: str | Path, *, batch: dict[str, int] | None = None,
                width: int = 128, layers: int = 4, init: str | None = None, val_crops: int = 300, val_cams: int = 40,
-               cam_weight: float = 0.0, **loop) -> dict[str, Any]:
+               cam_weight: float = 0.0, hue_deg: float = 0.0, **loop) -> dict[str, Any]:
     """Train (or fine-tune, ``init``) a CLIP on rendered datasets; writes a loadable model dir to ``out_dir``.
 
     The other keywords (``epochs``, ``steps_per_epoch``, ``lr``, ``seed``, ``resume``, ``max_minutes``,
     ``threads``, ``progress``, ``log``): those of :func:`~.train_data.train_run`. ``cam_weight``: weight of
-    the Grad-CAM localisation term (0: off; module docstring). Returns the metadata (also
+    the Grad-CAM localisation term (0: off; module docstring). ``hue_deg``: half of each training sample's
+    products get their colours hue-shifted by up to this many degrees (and their brightness by up to 15 %),
+    so that class evidence does not hang on the exact flavour colours (0: off). Returns the metadata (also
     ``out_dir/metadata.json``); run directory and resume: :mod:`graspsim.learn.loop`.
     """
     # Crops are classified well early on; the multi-label frame/window term is the hard one (and the one
@@ -211,6 +233,8 @@ def train_clip(data_dirs: list[str | Path], out_dir: str | Path, *, batch: dict[
                 "val_cams": val_cams}
     if cam_weight > 0:  # only when on: older runs' settings (and their resume checks) stay as they were
         settings["cam_weight"] = float(cam_weight)
+    if hue_deg > 0:
+        settings["hue_deg"] = float(hue_deg)
     return train_run("clip", data_dirs, out_dir, settings, _stack, **loop)
 
 
@@ -237,13 +261,14 @@ def _stack(cfg, settings: dict[str, Any], train_bank: SceneBank, val_bank: Scene
 
     def validate() -> dict[str, float]:
         m = crop_topk(model, tokenizer, val_bank, settings["val_crops"])
+        m.update(crop_topk(model, tokenizer, val_bank, settings["val_crops"], hue_deg=VAL_HUE_DEG, suffix="_hue40"))
         m.update(cam_hit_rate(model, tokenizer, val_bank, settings["val_cams"]))
         return rounded(m)
 
     def save(out: Path, progress) -> dict:
         save_model(model, out, tokenizer)
         return {**run_metadata("clip", cfg, init, train_bank, val_bank, progress), "batch": sizes,
-                "cam_weight": float(settings.get("cam_weight", 0.0)),
+                "cam_weight": float(settings.get("cam_weight", 0.0)), "hue_deg": float(settings.get("hue_deg", 0.0)),
                 "preprocess": {"image_size": IMAGE_SIZE, "crop_size": CROP_SIZE, "mean": [float(v) for v in CLIP_MEAN],
                                "std": [float(v) for v in CLIP_STD],
                                "full_frame": "squashed to image_size x image_size"}}
@@ -252,6 +277,7 @@ def _stack(cfg, settings: dict[str, Any], train_bank: SceneBank, val_bank: Scene
     if cam_weight > 0:  # the fused CPU attention kernels have no double backward; the eager path does
         model.set_attn_implementation("eager")
     return Stack(model=model,
-                 sampler=RunStream(settings["steps_per_epoch"], cfg.seed, _draw(train_bank, sizes, cam_weight > 0)),
+                 sampler=RunStream(settings["steps_per_epoch"], cfg.seed, _draw(train_bank, sizes, cam_weight > 0,
+                                                                         float(settings.get("hue_deg", 0.0)))),
                  step=lambda b: _step(model, tokenizer, bias, ml_scale, b, cam_weight), validate=validate, save=save,
                  extra_params=[bias, ml_scale])

@@ -21,6 +21,7 @@ Classes: catalog index ``0..23``; :data:`BACKGROUND` (24) = not a product.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -78,6 +79,12 @@ class SceneBank:
     def __len__(self) -> int:
         return len(self.scenes)
 
+    @functools.cached_property
+    def by_kind(self) -> list[list[Scene]]:
+        """The scenes grouped by scene kind ("shelf", "tabletop"; kinds in sorted order)."""
+        kinds = sorted({s.kind for s in self.scenes})
+        return [[s for s in self.scenes if s.kind == k] for k in kinds]
+
 
 def _scene(s: dict, kind: str, seed: int) -> Scene:
     """A :class:`Scene` of a read scene (:func:`graspsim.data.format.read_scene`); ~3 MB per 640x480 scene."""
@@ -101,6 +108,33 @@ def jitter_colour(rgb: np.ndarray, rng: np.random.Generator, strength: float = 0
     gain = 1.0 + rng.uniform(-strength, strength)
     tint = 1.0 + rng.uniform(-strength / 3, strength / 3, size=3)
     return np.clip(rgb.astype(np.float32) * gain * tint, 0, 255).astype(np.uint8)
+
+
+def shift_product_hues(rgb: np.ndarray, instance: np.ndarray, rng: np.random.Generator, max_deg: float,
+                       p: float = 0.5, value: float = 0.15, min_deg: float = 0.0) -> np.ndarray:
+    """(H, W, 3) uint8 RGB with each product's colours turned round the hue circle: every instance of the
+    (H, W) int ``instance`` map (-1 = not a product) is, with probability ``p``, given one hue shift of
+    ``min_deg`` .. ``max_deg`` degrees either way and one brightness factor uniform in 1 +- ``value`` (what tells a catalog variant
+    from another: its whole palette hue-shifted, its brightness scaled; :mod:`graspsim.assets.catalog`);
+    shading is kept (saturation untouched, value scaled). The rest of the image is unchanged."""
+    ids = np.unique(instance[instance >= 0])
+    if ids.size == 0:
+        return rgb
+    picked = ids[rng.random(ids.size) < p]
+    shifts = rng.uniform(min_deg, max_deg, size=picked.size) * rng.choice([-1.0, 1.0], size=picked.size)
+    gains = rng.uniform(1.0 - value, 1.0 + value, size=picked.size)
+    if picked.size == 0:
+        return rgb
+    hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV_FULL).astype(np.float32)  # hue 0..255 for the full circle
+    lut_shift = np.zeros(int(instance.max()) + 2, np.float32)
+    lut_gain = np.ones(int(instance.max()) + 2, np.float32)
+    lut_shift[picked + 1] = shifts * 256.0 / 360.0
+    lut_gain[picked + 1] = gains
+    idx = np.clip(instance.astype(np.int64) + 1, 0, len(lut_shift) - 1)
+    hsv[..., 0] = np.mod(hsv[..., 0] + lut_shift[idx], 256.0)
+    hsv[..., 2] = np.clip(hsv[..., 2] * lut_gain[idx], 0, 255)
+    out = cv2.cvtColor(np.clip(np.round(hsv), 0, 255).astype(np.uint8), cv2.COLOR_HSV2RGB_FULL)
+    return np.where((lut_shift[idx] != 0)[..., None] | (lut_gain[idx] != 1)[..., None], out, rgb)
 
 
 def class_grid(class_map: np.ndarray, grid: int, min_frac: float = 0.3, bg_frac: float = 0.7) -> np.ndarray:
@@ -129,31 +163,40 @@ def presence(class_map: np.ndarray, min_px: float) -> np.ndarray:
     return out.astype(np.float32)
 
 
-def clip_image_sample(scene: Scene, size: int, grid: int, rng: np.random.Generator, zoom: bool):
-    """``(pixels (3,S,S), presence (24,), grid labels (g,g))`` for the full frame or a zoom window."""
+def _scene_rgb(scene: Scene, rng: np.random.Generator, hue_deg: float) -> np.ndarray:
+    """The scene's RGB, its products' hues shifted by up to ``hue_deg`` (:func:`shift_product_hues`; 0: as is)."""
+    return shift_product_hues(scene.rgb, scene.instance, rng, hue_deg) if hue_deg > 0 else scene.rgb
+
+
+def clip_image_sample(scene: Scene, size: int, grid: int, rng: np.random.Generator, zoom: bool,
+                      hue_deg: float = 0.0):
+    """``(pixels (3,S,S), presence (24,), grid labels (g,g))`` for the full frame or a zoom window
+    (``hue_deg``: :func:`shift_product_hues` first)."""
+    scene_rgb = _scene_rgb(scene, rng, hue_deg)
     if zoom and scene.instances:
         _, _, box = scene.instances[int(rng.integers(len(scene.instances)))]
         xy = np.array([rng.uniform(box[0], box[2]), rng.uniform(box[1], box[3])])
         x0, y0, side = depth_window(scene.depth_m, scene.K, xy, ZOOM_EXTENT_M, default_frac=0.5)
         side *= rng.uniform(0.85, 1.15)
         win = (x0 + rng.uniform(-0.15, 0.15) * side, y0 + rng.uniform(-0.15, 0.15) * side, side)
-        rgb = crop(scene.rgb, win, size)
+        rgb = crop(scene_rgb, win, size)
         cm = crop(scene.class_map.astype(np.int16) + 1, win, size, cv2.INTER_NEAREST).astype(np.int16) - 1
     else:
-        rgb = squash(scene.rgb, size)
+        rgb = squash(scene_rgb, size)
         cm = squash(scene.class_map.astype(np.int16), size, cv2.INTER_NEAREST)
     rgb = jitter_colour(rgb, rng)
     # Presence threshold: a quarter of a patch.
     return normalise(rgb, CLIP_MEAN, CLIP_STD), presence(cm, 0.25 * (size / grid) ** 2), class_grid(cm, grid)
 
 
-def clip_crop_sample(scene: Scene, size: int, rng: np.random.Generator):
-    """``(pixels (3,s,s), class)`` of one product instance, box jittered by up to 10 %."""
+def clip_crop_sample(scene: Scene, size: int, rng: np.random.Generator, hue_deg: float = 0.0):
+    """``(pixels (3,s,s), class)`` of one product instance, box jittered by up to 10 % (``hue_deg``:
+    :func:`shift_product_hues` first)."""
     _, c, box = scene.instances[int(rng.integers(len(scene.instances)))]
     bw, bh = box[2] - box[0], box[3] - box[1]
     jitter = rng.uniform(-0.1, 0.1, size=4) * np.array([bw, bh, bw, bh])
     win = crop_box(box + jitter, pad=rng.uniform(0.05, 0.2))
-    rgb = jitter_colour(crop(scene.rgb, win, size), rng)
+    rgb = jitter_colour(crop(_scene_rgb(scene, rng, hue_deg), win, size), rng)
     return normalise(rgb, CLIP_MEAN, CLIP_STD), c
 
 
@@ -166,11 +209,13 @@ def scene_with_instances(bank: SceneBank, rng: np.random.Generator) -> Scene:
 
 
 def clip_batch(bank: SceneBank, rng: np.random.Generator, n_full: int, n_zoom: int, n_crops: int, size: int,
-               grid: int, crop_size: int) -> dict[str, np.ndarray]:
-    """A CLIP training batch: ``images`` (n_full + n_zoom, 3, S, S), ``presence``, ``grid``; ``crops``, ``crop_class``."""
+               grid: int, crop_size: int, hue_deg: float = 0.0) -> dict[str, np.ndarray]:
+    """A CLIP training batch: ``images`` (n_full + n_zoom, 3, S, S), ``presence``, ``grid``; ``crops``, ``crop_class``
+    (``hue_deg`` > 0: each sample's products hue-shifted, :func:`shift_product_hues`)."""
     imgs, pres, grids = zip(*[clip_image_sample(bank.scenes[int(rng.integers(len(bank)))], size, grid, rng,
-                                                zoom=i >= n_full) for i in range(n_full + n_zoom)])
-    crops, classes = zip(*[clip_crop_sample(scene_with_instances(bank, rng), crop_size, rng) for _ in range(n_crops)])
+                                                zoom=i >= n_full, hue_deg=hue_deg) for i in range(n_full + n_zoom)])
+    crops, classes = zip(*[clip_crop_sample(scene_with_instances(bank, rng), crop_size, rng, hue_deg)
+                           for _ in range(n_crops)])
     return {"images": np.stack(imgs), "presence": np.stack(pres), "grid": np.stack(grids),
             "crops": np.stack(crops), "crop_class": np.array(classes, dtype=np.int64)}
 

@@ -24,6 +24,13 @@ _options = [
     click.option("--sam", default=None, help="Frozen SAM: a `graspsim weights` name, Hugging Face id, local dir or "
                                              "official .pth [default: clip_sam's shipped sim-trained SAM]."),
     click.option("--config", "config_json", default=None, help="JSON object of GraspSamConfig fields to override."),
+    click.option("--init", default=None, help="Start from this graspsam checkpoint directory (`shipped`: the "
+                                              "shipped one); its config and SAM unless --config / --sam say otherwise."),
+    click.option("--augment/--no-augment", default=True, show_default=True,
+                 help="Turn and mirror training windows as the camera allows (any quarter turn and mirror on a "
+                      "table, a left-right mirror on a shelf)."),
+    click.option("--balance-kinds/--no-balance-kinds", default=True, show_default=True,
+                 help="Draw shelf and table scenes equally often, whatever each --data holds."),
     click.option("--val-objects", default=60, show_default=True, type=click.IntRange(min=1),
                  help="Held-out products scored with 10-point prompts after each epoch."),
     *run_control_options(),

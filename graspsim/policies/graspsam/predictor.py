@@ -220,7 +220,7 @@ def load_net(checkpoint: str | Path | None = None, sam=None, sam_name: str | Non
     ``sam_name`` (None: the name the checkpoint's metadata records, None there = clip_sam's shipped SAM).
     Raises FileNotFoundError (no checkpoint), CheckpointError (damaged), ValueError (weights of another shape).
     """
-    from graspsim.learn.checkpoint import CheckpointError, load_weights, read_metadata
+    from graspsim.learn.checkpoint import read_metadata
     from graspsim.policies.clip_sam.models import load_any_sam
     from graspsim.policies.graspsam.config import resolve_checkpoint
     from graspsim.policies.graspsam.model import GraspSamNet
@@ -232,6 +232,15 @@ def load_net(checkpoint: str | Path | None = None, sam=None, sam_name: str | Non
     if sam is None:
         sam = load_any_sam(sam_name if sam_name is not None else meta.get("sam"))
     net = GraspSamNet(sam, GraspSamConfig.from_dict(meta["config"]))
+    load_trainable(net, path, meta)
+    return net.eval(), meta
+
+
+def load_trainable(net, path: Path, meta: dict) -> None:
+    """Load a checkpoint's trainable tensors (adapters, tokens, heads) into ``net`` (float32);
+    CheckpointError when they do not fit its SAM and config (names or shapes)."""
+    from graspsim.learn.checkpoint import CheckpointError, load_weights
+
     weights = load_weights(path, meta)
     want = net.trainable_state_dict()
     missing = sorted(set(want) - set(weights))
@@ -240,4 +249,3 @@ def load_net(checkpoint: str | Path | None = None, sam=None, sam_name: str | Non
         raise CheckpointError(f"{path} does not fit this SAM: missing {missing[:3]}, other shapes {bad[:3]} "
                               f"(was it trained on another --sam?)")
     net.load_state_dict({k: v.float() for k, v in weights.items()}, strict=False)
-    return net.eval(), meta

@@ -10,6 +10,10 @@
   theta / sin 2 theta / width maps drawn from the product's rectangles by the shared
   :func:`~graspsim.policies.det_seg.targets.encode_grconvnet_maps`. The prompt kind is drawn per batch (SAM's
   prompt encoder needs one layout per batch): points 55 %, box 30 %, none 15 %.
+* **Augmentation** (``augment``, on by default; :func:`dihedral`): the window and everything in it turned by a
+  multiple of 90 degrees and/or mirrored, only as the camera allows: any of the 8 on a table (its camera looks
+  straight down, so a turned table is still a table), a left-right mirror on a shelf (gravity stays down).
+  Exact on the pixel grid; the angle maps change sign as 2 theta does.
 * **Loss** (the paper's): per map, MSE weighted 1 on the object's pixels and 0.01 elsewhere (normalised by the
   weights' sum); on the mask, BCE + Dice.
 * **Loop** (:func:`~graspsim.policies.clip_sam.train_data.train_run` on :mod:`graspsim.learn.loop`): AdamW,
@@ -71,10 +75,52 @@ def _jitter(window, rng: np.random.Generator, lo: float, hi: float, shift: float
     return centred_window(cx + rng.uniform(-shift, shift) * side, cy + rng.uniform(-shift, shift) * side, side)
 
 
-def sample(scene, kind: str, size: int, map_size: int, width_frac: float, rng: np.random.Generator) -> dict:
+#: The window transforms each scene kind allows: (quarter turns k, mirror) pairs (:func:`dihedral`).
+AUGMENTS = {"tabletop": tuple((k, f) for k in range(4) for f in (False, True)),
+            "shelf": ((0, False), (0, True))}
+
+
+def dihedral(item: dict, k: int, mirror: bool) -> dict:
+    """A training sample turned ``k`` quarter turns (``np.rot90`` of the window, counter-clockwise as displayed)
+    after a left-right ``mirror``: pixels (3, S, S), the (M, M) targets, and the prompt points / box (window px
+    at S; padded points, label -10, stay put). Image px ``(x, y)`` of a window of side ``n``: mirror ``(n-1-x, y)``,
+    one turn ``(y, n-1-x)``; a grasp angle becomes ``pi - theta`` and ``theta - pi/2`` (2 theta: sin changes sign
+    when mirrored, cos and sin both per turn)."""
+    out = dict(item)
+    spatial = [key for key in ("pixels", "mask", "quality", "cos", "sin", "width", "weight") if key in item]
+    s = item["pixels"].shape[-1]
+
+    def move(xy: np.ndarray, n: int) -> np.ndarray:
+        xy = np.array(xy, dtype=np.float32, copy=True)
+        if mirror:
+            xy[..., 0] = n - 1 - xy[..., 0]
+        for _ in range(k):
+            xy = np.stack([xy[..., 1], n - 1 - xy[..., 0]], axis=-1)
+        return xy
+
+    for key in spatial:
+        a = item[key][..., :, ::-1] if mirror else item[key]
+        out[key] = np.ascontiguousarray(np.rot90(a, k, axes=(-2, -1)))
+    if mirror:
+        out["sin"] = -out["sin"]
+    if k % 2:
+        out["cos"], out["sin"] = -out["cos"], -out["sin"]
+    real = item["labels"] != -10
+    pts = item["points"].copy()
+    pts[real] = move(item["points"][real], s)
+    out["points"] = pts
+    if np.isfinite(item["box"]).all():
+        c = move(item["box"].reshape(2, 2), s)
+        out["box"] = np.concatenate([c.min(axis=0), c.max(axis=0)]).astype(np.float32)
+    return out
+
+
+def sample(scene, kind: str, size: int, map_size: int, width_frac: float, rng: np.random.Generator,
+           augment: bool = False) -> dict:
     """One training sample of prompt ``kind`` ("points", "box", "none") on a scene with labelled products:
     ``pixels`` (3, S, S), ``points`` (MAX_POINTS, 2) / ``labels`` (MAX_POINTS,) (-10 padding) in window px at
-    ``S``, ``box`` (4,) (NaN if none), and the targets of :func:`window_targets`."""
+    ``S``, ``box`` (4,) (NaN if none), and the targets of :func:`window_targets`; ``augment``: one of the
+    scene kind's :data:`AUGMENTS` drawn and applied (:func:`dihedral`)."""
     labelled = _labelled(scene)
     if kind == "none":
         ids = labelled
@@ -95,21 +141,33 @@ def sample(scene, kind: str, size: int, map_size: int, width_frac: float, rng: n
     labels = np.full(MAX_POINTS, -10, dtype=np.int64)
     points[: len(p["points"])], labels[: len(p["labels"])] = p["points"], p["labels"]
     rgb = jitter_colour(crop(scene.rgb, window, size), rng, 0.1)
-    return {"pixels": normalise(rgb, SAM_MEAN, SAM_STD), "points": points, "labels": labels,
+    item = {"pixels": normalise(rgb, SAM_MEAN, SAM_STD), "points": points, "labels": labels,
             "box": np.full(4, np.nan, np.float32) if p["box"] is None else p["box"],
             **window_targets(scene, ids, window, map_size, width_frac)}
+    if augment:
+        choices = AUGMENTS.get(scene.kind, ((0, False),))
+        item = dihedral(item, *choices[int(rng.integers(len(choices)))])
+    return item
 
 
 def draw_batch(bank: SceneBank, batch_size: int, size: int, map_size: int, width_frac: float,
-               rng: np.random.Generator) -> tuple[str, dict[str, np.ndarray]]:
-    """``(kind, stacked samples)``: one prompt kind per batch (:data:`KIND_PROBS`), scenes with labelled products."""
+               rng: np.random.Generator, augment: bool = False,
+               balance_kinds: bool = False) -> tuple[str, dict[str, np.ndarray]]:
+    """``(kind, stacked samples)``: one prompt kind per batch (:data:`KIND_PROBS`), scenes with labelled products;
+    ``balance_kinds``: each sample's scene kind (shelf, tabletop) drawn first, uniformly among those the bank
+    holds, so that the kind with fewer scenes is not drowned out."""
     kinds = list(KIND_PROBS)
     kind = kinds[int(rng.choice(len(kinds), p=np.array(list(KIND_PROBS.values()))))]
+    by_kind = bank.by_kind if balance_kinds else None
     items = []
     while len(items) < batch_size:
-        scene = bank.scenes[int(rng.integers(len(bank)))]
+        if by_kind is None:
+            scene = bank.scenes[int(rng.integers(len(bank)))]
+        else:
+            group = by_kind[int(rng.integers(len(by_kind)))]
+            scene = group[int(rng.integers(len(group)))]
         if _labelled(scene):
-            items.append(sample(scene, kind, size, map_size, width_frac, rng))
+            items.append(sample(scene, kind, size, map_size, width_frac, rng, augment))
     return kind, {k: np.stack([it[k] for it in items]) for k in items[0]}
 
 
@@ -165,13 +223,30 @@ def validate(net, bank: SceneBank, n_objects: int, seed: int = 99) -> dict[str, 
 
 def train_graspsam(data_dirs: list[str | Path], out_dir: str | Path, *, sam: str | None = None,
                    config: GraspSamConfig | dict | None = None, batch_size: int = 8, val_objects: int = 60,
-                   command: str | None = None, **loop) -> dict[str, Any]:
+                   augment: bool = True, balance_kinds: bool = True, init: str | Path | None = None,
+                   command: str | None = None,
+                   **loop) -> dict[str, Any]:
     """Train GraspSAM's adapters, tokens and heads on a frozen SAM (``sam``: anything ``--sam`` takes; None =
-    clip_sam's shipped one). The other keywords (``epochs``, ``steps_per_epoch``, ``lr``, ``seed``, ``resume``,
-    ``max_minutes``, ``threads``, ``progress``, ``log``): :func:`~graspsim.policies.clip_sam.train_data.train_run`.
-    Returns the metadata (also ``out_dir/metadata.json``)."""
+    clip_sam's shipped one, or the one ``init`` was trained on). ``augment``: the window turns and mirrors of
+    :data:`AUGMENTS`; ``balance_kinds``: as many shelf as table samples (:func:`draw_batch`); ``init``: a graspsam checkpoint directory to start from ("shipped": the shipped one; its
+    config is used unless ``config`` is given, and must then match). The other keywords (``epochs``,
+    ``steps_per_epoch``, ``lr``, ``seed``, ``resume``, ``max_minutes``, ``threads``, ``progress``, ``log``):
+    :func:`~graspsim.policies.clip_sam.train_data.train_run`. Returns the metadata (also ``out_dir/metadata.json``)."""
+    init_path = None
+    if init is not None:
+        from graspsim.learn.checkpoint import read_metadata
+        from graspsim.policies.graspsam.config import resolve_checkpoint
+
+        init_path = resolve_checkpoint(None if str(init) == "shipped" else init).resolve()
+        init_meta = read_metadata(init_path)
+        if config is None:
+            config = init_meta.get("config")
+        if sam is None:
+            sam = init_meta.get("sam")
     cfg = GraspSamConfig.coerce(config)
-    settings = {"sam": sam, "config": cfg.to_dict(), "batch_size": batch_size, "val_objects": val_objects}
+    settings = {"sam": sam, "config": cfg.to_dict(), "batch_size": batch_size, "val_objects": val_objects,
+                "augment": bool(augment), "balance_kinds": bool(balance_kinds),
+                "init": None if init_path is None else str(init_path)}
     meta_extra = {"command": command}
     return train_run("graspsam", data_dirs, out_dir, settings,
                      lambda c, s, tb, vb: _stack(c, s, tb, vb, meta_extra), **loop)
@@ -189,16 +264,25 @@ def _stack(cfg, settings: dict[str, Any], train_bank: SceneBank, val_bank: Scene
         raise ValueError("no training scene has grasp labels (were the datasets rendered with --no-grasps?)")
     net_cfg = GraspSamConfig.from_dict(settings["config"])
     net = GraspSamNet(load_any_sam(settings["sam"]), net_cfg)
+    init = settings.get("init")
+    if init:  # the loop restores a resumed run's own state after this, so init only seeds a fresh run
+        from graspsim.learn.checkpoint import read_metadata
+        from graspsim.policies.graspsam.predictor import load_trainable
+
+        load_trainable(net, Path(init), read_metadata(Path(init)))
     size, m, wf = net.image_size, net.map_size, net_cfg.width_frac
+    # runs begun before these options existed had neither
+    augment, balance = bool(settings.get("augment", False)), bool(settings.get("balance_kinds", False))
 
     def draw(rng: np.random.Generator):
-        return draw_batch(train_bank, settings["batch_size"], size, m, wf, rng)
+        return draw_batch(train_bank, settings["batch_size"], size, m, wf, rng, augment, balance)
 
     def save(out: Path, progress) -> dict:
         save_weights(out, net.trainable_state_dict())
-        return {**run_metadata("graspsam", cfg, None, train_bank, val_bank, progress), "model": "graspsam",
+        return {**run_metadata("graspsam", cfg, init, train_bank, val_bank, progress), "model": "graspsam",
                 "sam": settings["sam"], "config": net_cfg.to_dict(), "parameters": net.parameter_counts(),
-                "batch_size": settings["batch_size"], "map_size": m, "image_size": size, **meta_extra}
+                "batch_size": settings["batch_size"], "augment": augment, "balance_kinds": balance, "map_size": m, "image_size": size,
+                **meta_extra}
 
     return Stack(model=net, sampler=RunStream(settings["steps_per_epoch"], cfg.seed, draw),
                  step=lambda b: loss(net, b), validate=lambda: validate(net, val_bank, settings["val_objects"]),
