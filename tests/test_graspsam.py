@@ -273,6 +273,16 @@ def test_init_starts_from_a_checkpoint_and_a_wrong_one_is_refused(dataset, tiny_
     with pytest.raises(CheckpointError, match="does not fit"):
         train_graspsam([dataset], tmp_path / "c", init=tmp_path / "a", sam=None, config={"adapter_tokens": 8},
                        epochs=1, **kw)
+    # the CLI continues the init's network too (its config, not the defaults, unless --config says otherwise)
+    from click.testing import CliRunner
+
+    from graspsim.cli import main
+
+    res = CliRunner().invoke(main, ["train", "graspsam", "--data", str(dataset), "--out", str(tmp_path / "d"),
+                                    "--init", str(tmp_path / "a"), "--epochs", "1", "--steps-per-epoch", "1",
+                                    "--batch-size", "2", "--val-objects", "1", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "d" / "metadata.json").read_text())["config"]["adapter_tokens"] == 4
 
 
 @pytest.fixture(scope="module")
@@ -364,6 +374,8 @@ def test_evaluate_and_cli_errors(shipped_sam_ckpt, dataset, tmp_path):
         (["train", "graspsam", "--data", str(tmp_path / "nothing"), "--out", str(tmp_path / "t")], "does not exist"),
         (["train", "graspsam", "--data", str(dataset), "--out", str(tmp_path / "t2"), "--config", '{"hirez": 1}'],
          "bad --config"),
+        (["train", "graspsam", "--data", str(dataset), "--out", str(tmp_path / "t3"), "--init", str(tmp_path / "no")],
+         "--init: no graspsam checkpoint at"),
         (["bench", "--policy", "graspsam", "--suite", "shelf-test", "--episodes", "1", "--policy-arg", "prompt=pts"],
          "bad --policy-arg prompt for policy graspsam"),
     ):

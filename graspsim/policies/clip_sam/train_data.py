@@ -114,9 +114,10 @@ def shift_product_hues(rgb: np.ndarray, instance: np.ndarray, rng: np.random.Gen
                        p: float = 0.5, value: float = 0.15, min_deg: float = 0.0) -> np.ndarray:
     """(H, W, 3) uint8 RGB with each product's colours turned round the hue circle: every instance of the
     (H, W) int ``instance`` map (-1 = not a product) is, with probability ``p``, given one hue shift of
-    ``min_deg`` .. ``max_deg`` degrees either way and one brightness factor uniform in 1 +- ``value`` (what tells a catalog variant
-    from another: its whole palette hue-shifted, its brightness scaled; :mod:`graspsim.assets.catalog`);
-    shading is kept (saturation untouched, value scaled). The rest of the image is unchanged."""
+    ``min_deg`` .. ``max_deg`` degrees either way and one brightness factor uniform in 1 +- ``value`` (what
+    tells a catalog variant from another: its whole palette hue-shifted, its brightness scaled;
+    :mod:`graspsim.assets.catalog`); shading is kept (saturation untouched, value scaled). The rest of the
+    image is unchanged."""
     ids = np.unique(instance[instance >= 0])
     if ids.size == 0:
         return rgb

@@ -224,12 +224,13 @@ def validate(net, bank: SceneBank, n_objects: int, seed: int = 99) -> dict[str, 
 def train_graspsam(data_dirs: list[str | Path], out_dir: str | Path, *, sam: str | None = None,
                    config: GraspSamConfig | dict | None = None, batch_size: int = 8, val_objects: int = 60,
                    augment: bool = True, balance_kinds: bool = True, init: str | Path | None = None,
-                   command: str | None = None,
-                   **loop) -> dict[str, Any]:
+                   command: str | None = None, **loop) -> dict[str, Any]:
     """Train GraspSAM's adapters, tokens and heads on a frozen SAM (``sam``: anything ``--sam`` takes; None =
-    clip_sam's shipped one, or the one ``init`` was trained on). ``augment``: the window turns and mirrors of
-    :data:`AUGMENTS`; ``balance_kinds``: as many shelf as table samples (:func:`draw_batch`); ``init``: a graspsam checkpoint directory to start from ("shipped": the shipped one; its
-    config is used unless ``config`` is given, and must then match). The other keywords (``epochs``,
+    clip_sam's shipped one, or the one ``init`` was trained on).
+
+    ``augment``: the window turns and mirrors of :data:`AUGMENTS`; ``balance_kinds``: as many shelf as table
+    samples (:func:`draw_batch`); ``init``: a graspsam checkpoint directory to start from ("shipped": the shipped
+    one; its config is used unless ``config`` is given, and must then match). The other keywords (``epochs``,
     ``steps_per_epoch``, ``lr``, ``seed``, ``resume``, ``max_minutes``, ``threads``, ``progress``, ``log``):
     :func:`~graspsim.policies.clip_sam.train_data.train_run`. Returns the metadata (also ``out_dir/metadata.json``)."""
     init_path = None
@@ -281,8 +282,8 @@ def _stack(cfg, settings: dict[str, Any], train_bank: SceneBank, val_bank: Scene
         save_weights(out, net.trainable_state_dict())
         return {**run_metadata("graspsam", cfg, init, train_bank, val_bank, progress), "model": "graspsam",
                 "sam": settings["sam"], "config": net_cfg.to_dict(), "parameters": net.parameter_counts(),
-                "batch_size": settings["batch_size"], "augment": augment, "balance_kinds": balance, "map_size": m, "image_size": size,
-                **meta_extra}
+                "batch_size": settings["batch_size"], "augment": augment, "balance_kinds": balance, "map_size": m,
+                "image_size": size, **meta_extra}
 
     return Stack(model=net, sampler=RunStream(settings["steps_per_epoch"], cfg.seed, draw),
                  step=lambda b: loss(net, b), validate=lambda: validate(net, val_bank, settings["val_objects"]),
