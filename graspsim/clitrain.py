@@ -101,10 +101,11 @@ def train_on_datasets(train: Callable[..., dict], data, out_dir, config_class: t
     """The body of a `graspsim train <stack>` command whose trainer takes ``(datasets, out_dir, config=...,
     progress=..., command=..., log=..., **run options)`` and returns metadata with ``steps``, ``finished``,
     ``parameters`` and ``metrics`` (graspsam, robotseg): at least one ``--data`` (else a one-line error that
-    says what ``data_hint`` names), the ``--config`` JSON over ``config_class``'s defaults, the run, its report."""
+    says what ``data_hint`` names), the ``--config`` JSON over ``config_class``'s defaults (no ``--config``:
+    ``config=None``, the trainer's defaults or those of the checkpoint it continues), the run, its report."""
     if not data:
         raise UserError(f"give at least one --data DIR ({data_hint})")
-    config = config_from_json(config_class, config_json)
+    config = None if config_json is None else config_from_json(config_class, config_json)
     return run_training(train, list(data), out_dir, config=config, progress=not no_progress, command=invocation(),
                         log=(lambda s: None) if no_progress else print, errors=errors,
                         report=lambda meta: {"out": str(out_dir), "steps": meta["steps"], "finished": meta["finished"],

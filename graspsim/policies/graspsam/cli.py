@@ -6,7 +6,6 @@ User mistakes end as one line (``Error: ...``, exit status 2).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
@@ -46,17 +45,13 @@ def train_graspsam_command(data, out_dir, config_json, no_progress, **kwargs):
     from graspsim.policies.graspsam.config import GraspSamConfig
     from graspsim.policies.graspsam.train import train_graspsam
 
-    init = kwargs.get("init")
-    if init is not None:
-        from graspsim.learn.checkpoint import read_metadata
-        from graspsim.policies.graspsam.config import resolve_checkpoint
+    if kwargs.get("init") is not None:
+        from graspsim.policies.graspsam.config import resolve_init
 
         try:
-            path = resolve_checkpoint(None if init == "shipped" else Path(init))
+            resolve_init(kwargs["init"])
         except FileNotFoundError as exc:
             raise UserError(f"--init: {exc}") from None
-        if config_json is None:  # the network being continued, not the defaults
-            config_json = json.dumps(read_metadata(path).get("config") or {})
     train_on_datasets(train_graspsam, data, out_dir, GraspSamConfig, config_json, no_progress,
                       data_hint="a dataset with grasp labels written by `graspsim render`",
                       errors=(WeightsNotFoundError,), **kwargs)

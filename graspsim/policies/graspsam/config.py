@@ -98,6 +98,12 @@ def resolve_checkpoint(checkpoint: str | Path | None) -> Path:
     return path
 
 
+def resolve_init(init: str | Path) -> Path:
+    """The absolute checkpoint directory ``--init`` names (``"shipped"``: the shipped one); FileNotFoundError as
+    :func:`resolve_checkpoint`."""
+    return resolve_checkpoint(None if str(init) == "shipped" else Path(init)).resolve()
+
+
 @dataclass(frozen=True)
 class GraspSamPolicyConfig(RobotMaskConfig):
     """Every ``--policy-arg`` of :class:`~.policy.GraspSamPolicy`."""

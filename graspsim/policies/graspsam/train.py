@@ -236,9 +236,9 @@ def train_graspsam(data_dirs: list[str | Path], out_dir: str | Path, *, sam: str
     init_path = None
     if init is not None:
         from graspsim.learn.checkpoint import read_metadata
-        from graspsim.policies.graspsam.config import resolve_checkpoint
+        from graspsim.policies.graspsam.config import resolve_init
 
-        init_path = resolve_checkpoint(None if str(init) == "shipped" else init).resolve()
+        init_path = resolve_init(init)
         init_meta = read_metadata(init_path)
         if config is None:
             config = init_meta.get("config")
