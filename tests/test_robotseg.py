@@ -131,6 +131,33 @@ def test_video_memory_changes_the_second_frame_only():
         no_memory_net.predict(frames[1], memory=with_mem[0].logits)
 
 
+def test_an_untrained_refiner_returns_the_coarse_masks_upsampled_and_learns():
+    """The refinement head starts at zero (a refined network starts where the coarse one is), gives S x S logits,
+    the predictor's masks are read from them, and the loss's gradient reaches the head."""
+    import torch.nn.functional as F
+
+    from graspsim.policies.robotseg.predictor import RobotSegPredictor
+    from graspsim.policies.robotseg.train import output_loss
+
+    net = _net(refine=4)
+    pixels = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        out = net(pixels)
+    assert out["fine"].shape == (2, 3, 64, 64) and out["logits"].shape == (2, 3, 16, 16)
+    up = F.interpolate(out["logits"], size=(64, 64), mode="bilinear", align_corners=False)
+    assert torch.allclose(out["fine"], up, atol=1e-6)
+    target = (torch.rand(2, 3, 64, 64) > 0.5).float()
+    output_loss(net.train()(pixels), target).backward()
+    assert float(net.refiner.head[0].weight.grad.abs().sum()) > 0
+    with torch.no_grad():
+        net.refiner.head[0].bias.copy_(torch.tensor([50.0] * 4 + [-50.0] * 4 + [50.0] * 4))
+    masks = RobotSegPredictor(net.eval()).predict(np.zeros((60, 80, 3), np.uint8)).masks
+    # pixel shuffle: channel 4c + k is output c's sub-pixel k; +50 on arm and whole, -50 on gripper everywhere
+    assert masks["arm"].all() and masks["whole"].all() and not masks["gripper"].any()
+    with pytest.raises(ValueError, match="refine must be >= 0"):
+        RobotSegConfig(refine=-1)
+
+
 # ------------------------------------------------------------------ training
 
 

@@ -39,6 +39,9 @@ class RobotSegConfig:
     (S/16 x S/16) with stride-4 and stride-8 skip features; masks come out at S/4 x S/4.
     ``rpg_queries``: learned queries of the robot prompt generator (the prompt tokens it makes);
     ``memory``: whether the video memory encoder exists (the previous frame's three masks as a dense prompt).
+    ``refine``: channels of the full-resolution refinement head (:class:`~.model.Refiner`, after SAM-HQ's
+    high-quality output: the S/4 masks refined at S x S with the picture's own pixels); 0: none, the S/4 masks
+    are upsampled as they are (the first shipped checkpoint's layout).
     """
 
     image_size: int = 256
@@ -51,6 +54,7 @@ class RobotSegConfig:
     rpg_queries: int = 4
     rpg_layers: int = 2
     memory: bool = True
+    refine: int = 0
 
     def __post_init__(self) -> None:
         if self.image_size % 32 or self.image_size < 64:
@@ -61,6 +65,8 @@ class RobotSegConfig:
             raise ValueError(f"dim ({self.dim}) must be a multiple of 8 and of decoder_heads")
         if self.rpg_queries < 1 or self.rpg_layers < 1:
             raise ValueError("rpg_queries and rpg_layers must be >= 1")
+        if self.refine < 0:
+            raise ValueError(f"refine must be >= 0 (0: no refinement head), got {self.refine}")
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}

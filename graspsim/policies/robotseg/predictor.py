@@ -91,7 +91,8 @@ class RobotSegPredictor:
             kw["memory"] = torch.as_tensor(memory, dtype=torch.float32)[None]
         out = self.net.decode(features, **kw)
         logits = out["logits"]
-        full = F.interpolate(logits, size=(self.size, self.size), mode="bilinear", align_corners=False)
+        full = out["fine"] if "fine" in out else F.interpolate(logits, size=(self.size, self.size), mode="bilinear",
+                                                               align_corners=False)
         nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
         image = F.interpolate(full[:, :, :nh, :nw], size=(h, w), mode="bilinear", align_corners=False)[0] > 0
         masks = {part: image[i].numpy() for i, part in enumerate(OUTPUTS)}

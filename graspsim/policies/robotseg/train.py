@@ -14,7 +14,8 @@
   then frame 0 again with that prediction as memory, scored against frame 0's truth (the gradient goes
   through frame t's prediction); **consistency**: frame t without memory is pulled towards frame t with memory
   (its detached sigmoid).
-* **Loss**: per output channel BCE + Dice on the logits upsampled to S x S.
+* **Loss**: per output channel BCE + Dice on the logits upsampled to S x S, and on the refinement head's S x S
+  logits when the network has one (:func:`output_loss`).
 * **Validation** each epoch: automatic-prompt J&F (whole), J (gripper) and J&F (arm) on up to ``val_items``
   held-out views through :class:`~.predictor.RobotSegPredictor` (the evaluation's code path).
 * **Checkpoint**: ``model.safetensors`` (all weights, float32) + ``metadata.json`` (config, data, seed, command,
@@ -117,6 +118,15 @@ def mask_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return bce + dice.mean()
 
 
+def output_loss(out: dict[str, torch.Tensor], target: torch.Tensor) -> torch.Tensor:
+    """:func:`mask_loss` of the decoder's S/4 ``logits``, plus that of the refinement head's ``fine`` S x S logits
+    when the network has one (the coarse masks stay supervised: they are the memory the next frame takes)."""
+    loss = mask_loss(out["logits"], target)
+    if "fine" in out:
+        loss = loss + mask_loss(out["fine"], target)
+    return loss
+
+
 def _prompt_kwargs(batch: dict[str, Any]) -> dict[str, torch.Tensor]:
     return {k: torch.from_numpy(np.ascontiguousarray(batch[k])) for k in ("points", "labels", "boxes", "memory")
             if k in batch}
@@ -124,7 +134,7 @@ def _prompt_kwargs(batch: dict[str, Any]) -> dict[str, torch.Tensor]:
 
 def supervised_loss(net, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
     out = net(torch.from_numpy(batch["pixels"]), **_prompt_kwargs(batch))
-    loss = mask_loss(out["logits"], torch.from_numpy(batch["targets"]))
+    loss = output_loss(out, torch.from_numpy(batch["targets"]))
     return {"loss": loss, "mask": loss.detach()}
 
 
@@ -156,7 +166,7 @@ def label_efficient_loss(net, batch: dict[str, Any], cycle_weight: float = 1.0,
     target = torch.from_numpy(batch["targets"])
     f0 = net.image_features(torch.from_numpy(batch["first"]))
     ft = net.image_features(torch.from_numpy(batch["later"]))
-    sup = mask_loss(net.decode(f0)["logits"], target)
+    sup = output_loss(net.decode(f0), target)
     forward = net.decode(ft, memory=torch.from_numpy(batch["memory"]))["logits"]
     back = net.decode(f0, memory=forward)["logits"]
     cycle = mask_loss(back, target)
