@@ -229,6 +229,32 @@ def test_evaluate_cli_end_to_end(dataset, tiny_model, tmp_path):
     assert "without the video memory" in r.output
 
 
+def test_evaluate_pools_datasets_into_one_table(dataset, tiny_model, tmp_path):
+    """Two --data: one table over both (rows of each suite, per-suite groups), the README's markdown rows; a
+    dataset given twice is a one-line error."""
+    from graspsim.cli import main
+    from graspsim.data.cli_robot_views import render_robot_views_command
+
+    shelf = tmp_path / "shelf"
+    r = CliRunner().invoke(render_robot_views_command, [
+        "--suite", "shelf-train", "--seed", "1", "--scenes", "1", "--out", str(shelf), "--embodiments", "panda",
+        "--views-per-scene", "1", "--width", "80", "--height", "60", "--renderer", "tiny", "--no-progress"])
+    assert r.exit_code == 0, r.output
+    runner = CliRunner()
+    out = tmp_path / "pooled.json"
+    r = runner.invoke(main, ["evaluate", "robot-masks", "--data", str(dataset), "--data", str(shelf), "--model",
+                             str(tiny_model), "--out", str(out), "--threads", "1", "--markdown", "--no-progress"])
+    assert r.exit_code == 0, r.output
+    res = json.loads(out.read_text())
+    n_shelf = sum(row["suite"] == "shelf-train" for row in res["rows"])
+    assert n_shelf >= 1 and res["pictures"] == 4 + n_shelf and res["suite"] == ["tabletop-train", "shelf-train"]
+    assert res["by_suite"]["tabletop-train"]["images"] == 4 and res["by_suite"]["all"]["images"] == res["pictures"]
+    assert "| auto | all | " in r.output and "| prompt | split | pictures |" in r.output
+    r = runner.invoke(main, ["evaluate", "robot-masks", "--data", str(dataset), "--data", str(dataset), "--model",
+                             str(tiny_model), "--threads", "1", "--no-progress"])
+    assert r.exit_code == 2 and "given more than once" in r.output and "Traceback" not in r.output
+
+
 def test_sam_baseline_scores_a_perfect_box_prompt_case(dataset, tmp_path):
     """The baseline runs the shipped product SAM with the same boxes; its scores are real numbers in [0, 1]."""
     from graspsim.policies.robotseg.evaluate import evaluate_robot_masks

@@ -47,8 +47,9 @@ def train_robotseg_command(data, out_dir, config_json, no_progress, **kwargs):
 
 
 @click.command("robot-masks")
-@click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Robot-views dataset to score (`graspsim render-robot-views`; held-out suites).")
+@click.option("--data", "data_dirs", required=True, multiple=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Robot-views dataset to score (`graspsim render-robot-views`; held-out suites); repeat it to pool "
+                   "several (e.g. the shelf and the table test sets) into one table.")
 @click.option("--prompt", "prompt", default="auto", show_default=True,
               help="auto (no clicks), 1-click, 3-click or box (derived from the true masks).")
 @click.option("--video", is_flag=True, help="Score the dataset's videos (memory from frame to frame) instead of "
@@ -60,10 +61,12 @@ def train_robotseg_command(data, out_dir, config_json, no_progress, **kwargs):
 @click.option("--out", "out_path", default=None, type=click.Path(dir_okay=False, path_type=Path),
               help="Write the metrics (and one row per image or frame) to this JSON file.")
 @click.option("--max-items", default=None, type=click.IntRange(min=1),
-              help="Score at most this many views (or videos), evenly spread over the dataset.")
+              help="Score at most this many views (or videos) of each dataset, evenly spread over it.")
 @click.option("--threads", default=2, show_default=True, type=click.IntRange(min=1), help="torch threads.")
+@click.option("--markdown", is_flag=True, help="Also print the rows of the README's table (one per split).")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
-def evaluate_robot_masks_command(data_dir, prompt, video, model, baseline, out_path, max_items, threads, no_progress):
+def evaluate_robot_masks_command(data_dirs, prompt, video, model, baseline, out_path, max_items, threads, markdown,
+                                 no_progress):
     """J, F and J&F of robot masks (arm, gripper, whole) per embodiment and split, and frames per second."""
     from graspsim.data.format import DatasetError
     from graspsim.policies.clip_sam.models import WeightsNotFoundError
@@ -79,7 +82,7 @@ def evaluate_robot_masks_command(data_dir, prompt, video, model, baseline, out_p
     from graspsim.policies.robotseg.evaluate import evaluate_robot_masks, format_table
 
     try:
-        result = evaluate_robot_masks(data_dir, mode, video=video, checkpoint=model, baseline=baseline,
+        result = evaluate_robot_masks(list(data_dirs), mode, video=video, checkpoint=model, baseline=baseline,
                                       max_items=max_items, threads=threads, progress=not no_progress)
     except (DatasetError, FileNotFoundError, WeightsNotFoundError, ValueError) as exc:
         raise UserError(str(exc)) from None
@@ -91,3 +94,7 @@ def evaluate_robot_masks_command(data_dir, prompt, video, model, baseline, out_p
         except OSError as exc:
             raise UserError(f"cannot write {out_path}: {exc}") from None
     click.echo(format_table(result))
+    if markdown:
+        from graspsim.policies.robotseg.evaluate import MARKDOWN_HEADER, markdown_rows
+
+        click.echo(MARKDOWN_HEADER + "\n" + markdown_rows(result))

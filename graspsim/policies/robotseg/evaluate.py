@@ -120,12 +120,13 @@ def _spread(items: list, n: int | None) -> list:
     return [items[i] for i in np.unique(np.linspace(0, len(items) - 1, num=n).round().astype(int))]
 
 
-def evaluate_robot_masks(data_dir: str | Path, mode: str, *, video: bool = False, checkpoint=None,
+def evaluate_robot_masks(data_dir: str | Path | list[str | Path], mode: str, *, video: bool = False, checkpoint=None,
                          baseline: str | None = None, max_items: int | None = None, threads: int | None = 2,
                          progress: bool = True) -> dict[str, Any]:
-    """Score a robot-views dataset (module docstring). Returns ``{"model", "prompt", "video", "data",
-    "by_embodiment", "by_split", "fps", "pictures", "rows"}`` (+ ``frames_alone_*`` with ``--video``);
-    DatasetError for a directory that is not one, ValueError for a bad mode."""
+    """Score one robot-views dataset, or several pooled (a list: e.g. a shelf and a table test set; ``max_items``
+    then applies to each). Returns ``{"model", "prompt", "video", "data", "suite", "by_embodiment", "by_split",
+    "by_suite", "fps", "pictures", "rows"}`` (+ ``frames_alone_*`` with ``--video``); DatasetError for a
+    directory that is not one, ValueError for a bad mode."""
     import torch
     from tqdm import tqdm
 
@@ -137,31 +138,43 @@ def evaluate_robot_masks(data_dir: str | Path, mode: str, *, video: bool = False
         raise ValueError(f"unknown baseline {baseline!r}; the one baseline is sam")
     if baseline == "sam" and mode == "auto":
         raise ValueError("the SAM baseline needs clicks or a box (prompt 1-click, 3-click or box)")
-    manifest, items = (check_robot_videos if video else check_robot_views)(data_dir)
-    items = _spread(items, max_items)
+    data_dirs = list(data_dir) if isinstance(data_dir, (list, tuple)) else [data_dir]
+    resolved = [Path(d).resolve() for d in data_dirs]
+    twice = sorted({str(d) for d in resolved if resolved.count(d) > 1})
+    if twice:
+        raise ValueError(f"dataset given more than once: {', '.join(twice)}")
+    work: list[tuple[str, Path]] = []  # (suite, item path), every dataset checked before anything is scored
+    suites = []
+    for d in data_dirs:
+        manifest, items = (check_robot_videos if video else check_robot_views)(d)
+        suite = str(manifest.get("suite") or Path(d).name)
+        suites.append(suite)
+        work += [(suite, path) for path in _spread(items, max_items)]
     if threads:
         torch.set_num_threads(int(threads))
     model = SamBaseline() if baseline == "sam" else RobotSegScorer(checkpoint)
     timer = _Timer()
     rows, alone = [], []
-    for path in tqdm(items, disable=not progress, unit="video" if video else "view", dynamic_ncols=True):
+    for suite, path in tqdm(work, disable=not progress, unit="video" if video else "view", dynamic_ncols=True):
         if video:
             v = read_video(path)
-            rows += _score_video(model, v, mode, timer, memory=True)
+            rows += _score_video(model, v, mode, timer, memory=True, suite=suite)
             if baseline is None:
-                alone += _score_video(model, v, mode, _Timer(), memory=False)
+                alone += _score_video(model, v, mode, _Timer(), memory=False, suite=suite)
         else:
             v = read_view(path)
             gt = part_masks(v["robot_seg"])
             masks, _ = timer(model.image, v["rgb"], gt, mode, v)
             timer.pictures += 1
-            rows.append({"item": path.parent.name + "/" + path.name, "embodiment": v["meta"]["embodiment"],
-                         "split": v["meta"]["split"], "scores": score_masks(masks, gt)})
+            rows.append({"item": f"{suite}/{path.parent.name}/{path.name}", "suite": suite,
+                         "embodiment": v["meta"]["embodiment"], "split": v["meta"]["split"],
+                         "scores": score_masks(masks, gt)})
     seq = "item" if video else None
     result = {"model": model.meta.get("model", "robotseg") if baseline else "robotseg",
               "checkpoint": None if baseline else str(checkpoint or "shipped"), "baseline": baseline,
-              "prompt": mode, "video": video, "data": str(Path(data_dir)), "suite": manifest.get("suite"),
+              "prompt": mode, "video": video, "data": [str(Path(d)) for d in data_dirs], "suite": suites,
               "by_embodiment": aggregate(rows, "embodiment", seq), "by_split": aggregate(rows, "split", seq),
+              "by_suite": aggregate(rows, "suite", seq),
               "fps": None if timer.fps is None else round(timer.fps, 2), "threads": threads,
               "pictures": len(rows), "rows": rows}
     if video and alone:
@@ -170,11 +183,12 @@ def evaluate_robot_masks(data_dir: str | Path, mode: str, *, video: bool = False
     return result
 
 
-def _score_video(model, v: dict, mode: str, timer: _Timer, memory: bool) -> list[dict]:
-    """Rows of one video's frames (memory carried when ``memory`` and the model has one)."""
+def _score_video(model, v: dict, mode: str, timer: _Timer, memory: bool, suite: str = "") -> list[dict]:
+    """Rows of one video's frames (memory carried when ``memory`` and the model has one); the sequence key
+    ``item`` names the suite, so pooled datasets with the same scene seeds keep their videos apart."""
     rows, logits = [], None
     name = Path(v["meta"].get("video_id", "video")).name
-    item = f"{v['meta']['scene_seed']}/{name}"
+    item = f"{suite}/{v['meta']['scene_seed']}/{name}"
     for t in range(len(v["rgb"])):
         gt = part_masks(v["robot_seg"][t])
         frame = {"rgb": v["rgb"][t], "depth_m": v["depth_m"][t], "K": v["K"]}
@@ -183,15 +197,16 @@ def _score_video(model, v: dict, mode: str, timer: _Timer, memory: bool) -> list
         mem = logits if (memory and model.has_memory) else None
         masks, logits = timer(model.image, frame["rgb"], gt, frame_mode, frame, mem)
         timer.pictures += 1
-        rows.append({"item": item, "frame": t, "embodiment": v["meta"]["embodiment"], "split": v["meta"]["split"],
+        rows.append({"item": item, "suite": suite, "frame": t, "embodiment": v["meta"]["embodiment"], "split": v["meta"]["split"],
                      "scores": score_masks(masks, gt)})
     return rows
 
 
 def format_table(result: dict[str, Any]) -> str:
     """A plain-text table: per embodiment and split, J / F / J&F of arm, gripper and whole; frames per second."""
+    data = result["data"] if isinstance(result["data"], str) else ",".join(result["data"])
     head = (f"{result['model']} prompt={result['prompt']} {'video' if result['video'] else 'image'} "
-            f"data={result['data']} pictures={result['pictures']} fps={result['fps']}")
+            f"data={data} pictures={result['pictures']} fps={result['fps']}")
     lines = [head, f"{'group':<12} {'n':>5} " + " ".join(f"{p + ' J/F/J&F':>22}" for p in OUTPUTS)]
 
     def add(groups: dict, prefix: str = ""):
@@ -201,7 +216,32 @@ def format_table(result: dict[str, Any]) -> str:
 
     add({k: v for k, v in result["by_embodiment"].items() if k != "all"})
     add(result["by_split"])
+    by_suite = {k: v for k, v in result.get("by_suite", {}).items() if k != "all"}
+    if len(by_suite) > 1:
+        add(by_suite)
     if "frames_alone_by_split" in result:
         lines.append("same frames without the video memory (image mode):")
         add(result["frames_alone_by_split"], "alone:")
+    return "\n".join(lines)
+
+
+MARKDOWN_HEADER = ("| prompt | split | pictures | whole J | whole F | whole J&F | arm J&F | gripper J | gripper J&F |\n"
+                   "|---|---|---|---|---|---|---|---|---|")
+
+
+def markdown_rows(result: dict[str, Any]) -> str:
+    """The README's table rows of a result, one per split (seen, unseen, all), under :data:`MARKDOWN_HEADER`;
+    a video result adds the same frames without memory (``alone``)."""
+    video = result["video"]
+    prompt = ("video " if video else "") + result["prompt"]
+    unit = "frames" if video else "pictures"
+
+    def row(label: str, split: str, g: dict) -> str:
+        n = f"{g['images']} {unit}" + (f" / {g['sequences']} videos" if video else "")
+        return (f"| {label} | {split} | {n} | {g['whole']['J']:.3f} | {g['whole']['F']:.3f} | "
+                f"{g['whole']['JF']:.3f} | {g['arm']['JF']:.3f} | {g['gripper']['J']:.3f} | "
+                f"{g['gripper']['JF']:.3f} |")
+
+    lines = [row(prompt, split, g) for split, g in result["by_split"].items()]
+    lines += [row(prompt + ", no memory", split, g) for split, g in result.get("frames_alone_by_split", {}).items()]
     return "\n".join(lines)
