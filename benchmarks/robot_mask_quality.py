@@ -37,13 +37,12 @@ def main() -> None:
 
     from graspsim.envs.pick_env import PickEnv
     from graspsim.policies.robotseg.metrics import boundary_f, region_j
-    from graspsim.policies.robotseg.predictor import RobotSegPredictor, load_net
+    from graspsim.policies.robotseg.predictor import predictor_for
     from graspsim.scenes.suites import get_suite
 
     torch.set_num_threads(args.threads)
     suite = get_suite(args.suite)
-    net, meta = load_net(args.model)
-    predictor = RobotSegPredictor(net)
+    predictor, meta = predictor_for(args.model)
     env = PickEnv(kind=suite.kind, variant_split=suite.variant_split, width=args.width, height=args.height,
                   robot="panda", task=suite.task, instruction_split=suite.instruction_split, privileged=True)
     rows = []

@@ -158,6 +158,56 @@ def test_an_untrained_refiner_returns_the_coarse_masks_upsampled_and_learns():
         RobotSegConfig(refine=-1)
 
 
+def test_zoom_window_known_answers():
+    from graspsim.policies.robotseg.predictor import zoom_window
+
+    g = np.zeros((240, 320), bool)
+    assert zoom_window(g) is None
+    g[50:70, 100:120] = True  # 20 x 20: a 60 px window centred on (110, 60)
+    assert zoom_window(g) == (80, 30, 140, 90)
+    g[200, 300] = True  # a stray pixel does not move or widen it (largest component)
+    assert zoom_window(g) == (80, 30, 140, 90)
+    edge = np.zeros((240, 320), bool)
+    edge[0:4, 0:6] = True  # small and at the corner: the 40 px minimum, shifted inside the image
+    assert zoom_window(edge) == (0, 0, 40, 40)
+    big = np.ones((60, 80), bool)  # at most the image's smaller side
+    assert zoom_window(big) == (10, 0, 70, 60)
+
+
+def test_gripper_crop_contains_the_gripper_and_is_letterboxed():
+    from graspsim.policies.robotseg.data import gripper_crop
+
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (240, 320, 3), dtype=np.uint8)
+    seg = np.zeros((240, 320), np.uint8)
+    seg[40:140, 0:200] = 1
+    seg[100:118, 150:170] = 2
+    assert gripper_crop(rgb, np.where(seg == 2, 1, seg).astype(np.uint8), 64, rng) is None
+    for _ in range(20):
+        crop_rgb, crop_seg = gripper_crop(rgb, seg, 64, rng)
+        assert crop_rgb.shape == (64, 64, 3) and crop_seg.shape == (64, 64)
+        # an 18 x 20 gripper in a 45-81 px window: 14-28 % of the crop's pixels (the window is square: no padding)
+        share = float((crop_seg == 2).mean())
+        assert 0.9 * (18 * 20) / 81 ** 2 <= share <= 1.1 * (18 * 20) / 45 ** 2, share
+
+
+def test_gripper_zoom_replaces_the_gripper_inside_the_window_only():
+    """A network whose refinement head says "gripper" everywhere: the first pass marks the whole 60x80 picture,
+    the zoom's window is the centred 60 px square (zoom_window), and the zoomed gripper mask is exactly it."""
+    from graspsim.policies.robotseg.predictor import RobotSegPredictor
+
+    net = _net(refine=4)
+    with torch.no_grad():
+        net.refiner.head[0].bias.copy_(torch.tensor([-50.0] * 4 + [50.0] * 4 + [-50.0] * 4))
+    rgb = np.zeros((60, 80, 3), np.uint8)
+    plain = RobotSegPredictor(net).predict(rgb).masks["gripper"]
+    zoomed = RobotSegPredictor(net, gripper_zoom=True).predict(rgb)
+    expect = np.zeros((60, 80), bool)
+    expect[0:60, 10:70] = True
+    assert plain.all() and np.array_equal(zoomed.masks["gripper"], expect)
+    assert not zoomed.masks["whole"].any()  # only the gripper is replaced
+
+
 # ------------------------------------------------------------------ training
 
 
@@ -179,6 +229,26 @@ def test_training_loss_falls_and_resume_is_bit_for_bit(dataset, tmp_path):
     b = load_file(str(tmp_path / "b" / "model.safetensors"))
     assert done["steps"] == meta["steps"] and a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_gripper_zoom_run_records_it_and_its_predictor_zooms(dataset, tmp_path):
+    from graspsim.policies.robotseg.data import RobotBank
+    from graspsim.policies.robotseg.predictor import predictor_for
+    from graspsim.policies.robotseg.train import supervised_batch, train_robotseg
+
+    bank = RobotBank([dataset], "train", 64, keep_full=True)
+    assert all(p.full_rgb.shape == (60, 80, 3) for p in bank.pictures)
+    rng = np.random.default_rng(0)
+    plain = supervised_batch(bank, 4, np.random.default_rng(0))
+    zoomed = supervised_batch(bank, 4, rng, gripper_zoom=1.0)
+    assert zoomed["targets"].shape == plain["targets"].shape == (4, 3, 64, 64)
+    # crops around the gripper: it fills more of the picture than in the whole view
+    assert zoomed["targets"][:, 1].mean() > plain["targets"][:, 1].mean()
+    meta = train_robotseg([dataset], tmp_path / "z", epochs=1, seed=0, gripper_zoom=0.5, **TRAIN)
+    assert meta["gripper_zoom"] == 0.5
+    assert predictor_for(tmp_path / "z")[0].gripper_zoom and not predictor_for(None)[0].gripper_zoom
+    with pytest.raises(ValueError, match="gripper_zoom"):
+        train_robotseg([dataset], tmp_path / "bad", gripper_zoom=1.5, **TRAIN)
 
 
 def test_label_efficient_uses_only_first_frames(dataset, tmp_path):

@@ -73,10 +73,9 @@ class RobotPixels:
         self.needs_privileged = mode == "oracle"
         self.predictor = None
         if mode == "robotseg":
-            from graspsim.policies.robotseg.predictor import RobotSegPredictor, load_net
+            from graspsim.policies.robotseg.predictor import predictor_for
 
-            net, _ = load_net(checkpoint)
-            self.predictor = RobotSegPredictor(net)
+            self.predictor, _ = predictor_for(checkpoint)
 
     def __call__(self, obs: Any) -> np.ndarray | None:
         """(H, W) bool robot pixels of ``obs`` (an :class:`~graspsim.types.Observation`), or None for ``none``.

@@ -31,6 +31,9 @@ _train_options = [
     click.option("--init", default=None, type=click.Path(file_okay=False, path_type=Path),
                  help="Start from this robotseg checkpoint's weights and config (a second training stage) instead "
                       "of random weights; --config is then ignored."),
+    click.option("--gripper-zoom", default=0.0, show_default=True, type=click.FloatRange(0.0, 1.0),
+                 help="Share of the pictures showing a gripper trained as a crop around it; the checkpoint's "
+                      "predictor then segments the gripper again in such a crop (a second pass). 0: off."),
     *run_control_options(),
 ]
 

@@ -11,6 +11,8 @@ samples drawn from them (numpy + OpenCV; one ``numpy.random.Generator`` passed i
   contrast and, half the time, a recolouring of the robot's pixels alone (its own hue / saturation / value
   change), so that a robot is not learnt as "the white or the orange thing" (the held-out xArm6 is white and
   grey; the KUKA orange); a horizontal flip (with the masks and the memory).
+* **Gripper crops** (:func:`gripper_crop`, ``keep_full=True``): a square window around the gripper cut from the
+  render at its own resolution and letterboxed to S, what the predictor's gripper zoom feeds the network.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ class Picture:
     seed: int
     video: int | None = None
     t: int = 0
+    full_rgb: np.ndarray | None = None  # (H, W, 3) the render as read, kept for gripper crops (keep_full)
+    full_seg: np.ndarray | None = None
 
 
 def targets(seg: np.ndarray) -> np.ndarray:
@@ -57,10 +61,11 @@ def mask_logits(seg: np.ndarray, low: int) -> np.ndarray:
 class RobotBank:
     """The pictures of ``data_dirs`` for ``split`` ("train" / "val"); see the module docstring."""
 
-    def __init__(self, data_dirs: list[str | Path], split: str, size: int, label_efficient: bool = False):
+    def __init__(self, data_dirs: list[str | Path], split: str, size: int, label_efficient: bool = False,
+                 keep_full: bool = False):
         if split not in ("train", "val"):
             raise ValueError(f"split must be train/val, got {split!r}")
-        self.size, self.label_efficient = size, label_efficient
+        self.size, self.label_efficient, self.keep_full = size, label_efficient, keep_full
         self.pictures: list[Picture] = []
         self.videos: list[list[int]] = []  # picture indices of each video's frames, in time order
         self.sources: list[dict] = []
@@ -119,7 +124,8 @@ class RobotBank:
     def _picture(self, rgb, seg, embodiment, seed, video=None, t=0) -> Picture:
         boxed, _ = letterbox(rgb, self.size)
         boxed_seg = None if seg is None else letterbox(seg, self.size, "nearest")[0]
-        return Picture(boxed, boxed_seg, embodiment, seed, video, t)
+        full = (rgb, seg) if self.keep_full else (None, None)
+        return Picture(boxed, boxed_seg, embodiment, seed, video, t, *full)
 
     def labelled(self) -> list[int]:
         """Indices of the pictures with masks."""
@@ -127,6 +133,28 @@ class RobotBank:
 
     def __len__(self) -> int:
         return len(self.pictures)
+
+
+def gripper_crop(rgb: np.ndarray, seg: np.ndarray, size: int,
+                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(rgb (S, S, 3), seg (S, S))``: a square crop of a full-resolution picture around its gripper, letterboxed
+    to S, as the predictor's gripper zoom sees one (:func:`~.predictor.zoom_window` on the true gripper), with
+    the window's side scaled by 0.75-1.35 and its centre moved by up to 15 % of the side (a first pass's gripper
+    box is not the true one); None when no gripper pixel is visible."""
+    from graspsim.policies.robotseg.predictor import ZOOM_MIN_SIDE, zoom_window
+
+    window = zoom_window(seg == 2)
+    if window is None:
+        return None
+    h, w = seg.shape
+    x0, y0, x1, y1 = window
+    side = int(round(min(max((x1 - x0) * rng.uniform(0.75, 1.35), 0.75 * ZOOM_MIN_SIDE), min(h, w))))
+    cx, cy = (x0 + x1) / 2.0 + rng.uniform(-0.15, 0.15) * side, (y0 + y1) / 2.0 + rng.uniform(-0.15, 0.15) * side
+    x0 = int(round(min(max(cx - side / 2.0, 0), w - side)))
+    y0 = int(round(min(max(cy - side / 2.0, 0), h - side)))
+    crop_rgb = np.ascontiguousarray(rgb[y0:y0 + side, x0:x0 + side])
+    crop_seg = np.ascontiguousarray(seg[y0:y0 + side, x0:x0 + side])
+    return letterbox(crop_rgb, size)[0], letterbox(crop_seg, size, "nearest")[0]
 
 
 def _hsv_shift(rgb: np.ndarray, hue: float, sat: float, val: float) -> np.ndarray:

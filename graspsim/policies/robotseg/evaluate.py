@@ -2,7 +2,8 @@
 
 Protocol (one row per image or video frame, scored by :mod:`~.metrics` at the render's resolution):
 
-* **auto**: RobotSeg's robot prompt generator alone, one pass gives arm, gripper and whole.
+* **auto**: RobotSeg's robot prompt generator alone, one pass gives arm, gripper and whole (plus the gripper
+  zoom's second pass for a checkpoint trained with ``--gripper-zoom``).
 * **1-click / 3-click / box**: for each part (arm, gripper, whole) its prompt is derived from that part's
   true mask (:mod:`~.prompts`: the most interior click(s), the tight box); the model's output for that part
   is scored (three decodes on one image encoding). A part with no visible pixel gets no prompt and an empty
@@ -62,18 +63,17 @@ class RobotSegScorer:
     """RobotSeg's masks for one picture under a prompt mode (see the module docstring)."""
 
     def __init__(self, checkpoint=None):
-        from graspsim.policies.robotseg.predictor import RobotSegPredictor, load_net
+        from graspsim.policies.robotseg.predictor import predictor_for
 
-        net, self.meta = load_net(checkpoint)
-        self.predictor = RobotSegPredictor(net)
-        self.has_memory = net.memory_encoder is not None
+        self.predictor, self.meta = predictor_for(checkpoint)
+        self.has_memory = self.predictor.net.memory_encoder is not None
 
     def image(self, rgb, gt, mode: str, item: dict, memory=None):
         """``(masks per part, logits to carry as memory)``."""
-        enc = self.predictor.encode(rgb)
-        if mode == "auto":
-            out = self.predictor.decode(enc, None, memory)
+        if mode == "auto":  # predict: the gripper zoom's second pass too, where the checkpoint has one
+            out = self.predictor.predict(rgb, None, memory)
             return out.masks, out.logits
+        enc = self.predictor.encode(rgb)
         masks, logits = {}, None
         for part in OUTPUTS:
             prompt = derive_prompt(gt[part], mode)

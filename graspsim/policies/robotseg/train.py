@@ -16,6 +16,8 @@
   (its detached sigmoid).
 * **Loss**: per output channel BCE + Dice on the logits upsampled to S x S, and on the refinement head's S x S
   logits when the network has one (:func:`output_loss`).
+* **Gripper crops** (``gripper_zoom`` > 0): that share of the pictures showing a gripper become a crop around it
+  (:func:`~.data.gripper_crop`), what the predictor's gripper zoom sees at inference.
 * **Validation** each epoch: automatic-prompt J&F (whole), J (gripper) and J&F (arm) on up to ``val_items``
   held-out views through :class:`~.predictor.RobotSegPredictor` (the evaluation's code path).
 * **Checkpoint**: ``model.safetensors`` (all weights, float32) + ``metadata.json`` (config, data, seed, command,
@@ -33,8 +35,8 @@ import torch.nn.functional as F
 
 from graspsim.policies.clip_sam.windows import SAM_MEAN, SAM_STD, normalise
 from graspsim.policies.robotseg.config import RobotSegConfig
-from graspsim.policies.robotseg.data import (RobotBank, augment_colour, draw_colour, mask_logits, perturb_memory,
-                                             targets)
+from graspsim.policies.robotseg.data import (RobotBank, augment_colour, draw_colour, gripper_crop, mask_logits,
+                                             perturb_memory, targets)
 
 MODE_PROBS = {"auto": 0.5, "1-click": 0.15, "3-click": 0.15, "box": 0.2}
 MEMORY_PROB = 0.4
@@ -63,9 +65,11 @@ def _pick_picture(bank: RobotBank, labelled: list[int], rng: np.random.Generator
 
 
 def supervised_batch(bank: RobotBank, batch_size: int, rng: np.random.Generator,
-                     labelled: list[int] | None = None) -> dict[str, Any]:
+                     labelled: list[int] | None = None, gripper_zoom: float = 0.0) -> dict[str, Any]:
     """A fully supervised batch: ``pixels`` (B, 3, S, S), ``targets`` (B, 3, S, S), ``mode``, and as the mode and
-    memory draw say ``points`` (B, N, 2) + ``labels`` (B, N), ``boxes`` (B, 4), ``memory`` (B, 3, S/4, S/4)."""
+    memory draw say ``points`` (B, N, 2) + ``labels`` (B, N), ``boxes`` (B, 4), ``memory`` (B, 3, S/4, S/4).
+    ``gripper_zoom``: the share of pictures showing a gripper replaced by a crop around it
+    (:func:`~.data.gripper_crop`; the bank must keep full pictures); their memory is their own truth perturbed."""
     labelled = bank.labelled() if labelled is None else labelled
     modes = list(MODE_PROBS)
     mode = modes[int(rng.choice(len(modes), p=np.array(list(MODE_PROBS.values()))))]
@@ -76,12 +80,17 @@ def supervised_batch(bank: RobotBank, batch_size: int, rng: np.random.Generator,
         pic = bank.pictures[_pick_picture(bank, labelled, rng)]
         while mode != "auto" and not pic.seg.any():  # nothing to click on (e.g. a frame with the arm out of view)
             pic = bank.pictures[_pick_picture(bank, labelled, rng)]
-        seg = pic.seg
+        seg, rgb, zoomed = pic.seg, pic.rgb, None
+        if gripper_zoom > 0 and pic.full_seg is not None and rng.random() < gripper_zoom:
+            zoomed = gripper_crop(pic.full_rgb, pic.full_seg, bank.size, rng)
+            if zoomed is not None:
+                rgb, seg = zoomed
         if with_memory:
-            prev = bank.pictures[bank.videos[pic.video][pic.t - 1]] if (pic.video is not None and pic.t > 0) else None
+            prev = bank.pictures[bank.videos[pic.video][pic.t - 1]] if (
+                zoomed is None and pic.video is not None and pic.t > 0) else None
             memory = mask_logits(prev.seg, low) if prev is not None and prev.seg is not None else (
                 perturb_memory(seg, low, rng))
-        rgb = augment_colour(pic.rgb, seg, draw_colour(rng))
+        rgb = augment_colour(rgb, seg, draw_colour(rng))
         if rng.random() < 0.5:  # flip picture, labels and memory together
             rgb, seg = rgb[:, ::-1], seg[:, ::-1]
             if with_memory:
@@ -190,14 +199,15 @@ def validation_views(data_dirs: list[str | Path], n: int) -> list[dict]:
     return [v for v in out if v["meta"].get("split") != "unseen"]
 
 
-def validate(net, views: list[dict]) -> dict[str, float | None]:
-    """Automatic-prompt scores on ``views``: ``val_whole_jf``, ``val_arm_jf``, ``val_gripper_j``."""
+def validate(net, views: list[dict], gripper_zoom: bool = False) -> dict[str, float | None]:
+    """Automatic-prompt scores on ``views`` (with the gripper zoom when the run trains for it): ``val_whole_jf``,
+    ``val_arm_jf``, ``val_gripper_j``."""
     from graspsim.policies.robotseg.metrics import boundary_f, part_masks, region_j
     from graspsim.policies.robotseg.predictor import RobotSegPredictor
 
     if not views:
         return {"val_whole_jf": None, "val_arm_jf": None, "val_gripper_j": None, "val_views": 0}
-    pred = RobotSegPredictor(net)
+    pred = RobotSegPredictor(net, gripper_zoom=gripper_zoom)
     whole, arm, grip = [], [], []
     for v in views:
         masks = pred.predict(v["rgb"]).masks
@@ -212,13 +222,15 @@ def validate(net, views: list[dict]) -> dict[str, float | None]:
 def train_robotseg(data_dirs: list[str | Path], out_dir: str | Path, *, config: RobotSegConfig | None = None,
                    label_efficient: bool = False, epochs: int = 10, steps_per_epoch: int = 100, batch_size: int = 8,
                    lr: float = 1e-3, seed: int = 0, val_items: int = 48, init: str | Path | None = None,
-                   resume: bool = False,
+                   gripper_zoom: float = 0.0, resume: bool = False,
                    max_minutes: float | None = None, threads: int | None = None, progress: bool = True,
                    command: str | None = None, log=print) -> dict[str, Any]:
     """Train RobotSeg from scratch into ``out_dir`` on :mod:`graspsim.learn.loop` (AdamW, weight decay 0.05,
     warm-up over 10 % of the steps (at most 100) then cosine to 5 %, grad norm clipped at 1); returns the
     metadata. ``init``: a robotseg checkpoint whose weights (and config) start the run instead of random ones
-    (a second stage). Raises :class:`~graspsim.data.format.DatasetError` / ValueError for unusable data and
+    (a second stage). ``gripper_zoom``: the share of pictures with a gripper trained as crops around it; the
+    checkpoint then records it and its predictor runs the gripper zoom (:class:`~.predictor.RobotSegPredictor`).
+    Raises :class:`~graspsim.data.format.DatasetError` / ValueError for unusable data and
     :class:`~graspsim.runs.RunDirError` for a directory holding another run."""
     from graspsim.learn.loop import LoopConfig, train
     from graspsim.learn.schedule import warmup_cosine
@@ -235,12 +247,16 @@ def train_robotseg(data_dirs: list[str | Path], out_dir: str | Path, *, config: 
                 "batch_size": batch_size, "val_items": val_items}
     if init is not None:  # only then: runs without one keep the settings they were started with (resume check)
         settings["init"] = init
+    if not 0.0 <= gripper_zoom <= 1.0:
+        raise ValueError(f"gripper_zoom must be in [0, 1], got {gripper_zoom}")
+    if gripper_zoom > 0:  # likewise
+        settings["gripper_zoom"] = float(gripper_zoom)
     loop = LoopConfig(epochs=epochs, lr=lr, seed=seed, weight_decay=0.05, grad_clip=1.0,
                       schedule=warmup_cosine(min(100, max(1, epochs * steps_per_epoch // 10))),
                       max_minutes=max_minutes, threads=threads, progress=progress, name="robotseg")
 
     def build():
-        bank = RobotBank(data_dirs, "train", cfg.image_size, label_efficient)
+        bank = RobotBank(data_dirs, "train", cfg.image_size, label_efficient, keep_full=gripper_zoom > 0)
         if label_efficient and not any(len(v) > 1 for v in bank.videos):
             raise ValueError("the label-efficient variant needs videos of 2 frames or more")
         return _stack(cfg, settings, loop, bank, validation_views(data_dirs, val_items), command)
@@ -264,11 +280,12 @@ def _stack(cfg: RobotSegConfig, settings: dict, loop, bank: RobotBank, val_views
     if not any(bank.pictures[i].seg.any() for i in labelled):
         raise ValueError("no labelled training picture shows any robot pixel")
     le = settings["label_efficient"]
+    zoom = float(settings.get("gripper_zoom", 0.0))
 
     def draw(rng: np.random.Generator):
         if le:
             return label_efficient_batch(bank, settings["batch_size"], rng)
-        return supervised_batch(bank, settings["batch_size"], rng, labelled)
+        return supervised_batch(bank, settings["batch_size"], rng, labelled, zoom)
 
     def step(batch):
         return label_efficient_loss(net, batch) if le else supervised_loss(net, batch)
@@ -277,7 +294,7 @@ def _stack(cfg: RobotSegConfig, settings: dict, loop, bank: RobotBank, val_views
         save_weights(out, net.state_dict())
         last = progress.last
         return {"model": "robotseg", "graspsim_version": graspsim.__version__, "config": cfg.to_dict(),
-                "init": settings.get("init"),
+                "init": settings.get("init"), "gripper_zoom": zoom,
                 "label_efficient": le, "seed": loop.seed, "lr": loop.lr, "batch_size": settings["batch_size"],
                 "steps_per_epoch": settings["steps_per_epoch"], "data": bank.sources,
                 "train_pictures": len(bank), "labelled_pictures": len(labelled), "val_views": len(val_views),
@@ -286,7 +303,7 @@ def _stack(cfg: RobotSegConfig, settings: dict, loop, bank: RobotBank, val_views
                 "metrics": {k: v for k, v in last.items() if not k.startswith("train_") and k != "seconds"}}
 
     return Stack(model=net, sampler=RunStream(settings["steps_per_epoch"], loop.seed, draw), step=step,
-                 validate=lambda: validate(net, val_views), save=save)
+                 validate=lambda: validate(net, val_views, gripper_zoom=zoom > 0), save=save)
 
 
 def ship_checkpoint(src: str | Path, dst: str | Path | None = None) -> dict[str, Any]:
