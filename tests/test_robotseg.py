@@ -355,8 +355,9 @@ def test_shipped_copy_is_half_size_and_predicts_like_the_run(tiny_model, tmp_pat
     from graspsim.policies.robotseg.predictor import RobotSegPredictor, load_net
     from graspsim.policies.robotseg.train import ship_checkpoint
 
-    meta = ship_checkpoint(tiny_model, tmp_path / "shipped")
+    meta = ship_checkpoint(tiny_model, tmp_path / "shipped", extra={"stages": [{"command": "stage 1"}]})
     assert meta["weights_dtype"] == "float16" and meta["model"] == "robotseg"
+    assert load_net(tmp_path / "shipped")[1]["stages"] == [{"command": "stage 1"}]
     assert (tmp_path / "shipped" / "model.safetensors").stat().st_size < 0.6 * (
         tiny_model / "model.safetensors").stat().st_size
     rgb = np.random.default_rng(3).integers(0, 256, (60, 80, 3), dtype=np.uint8)

@@ -306,10 +306,11 @@ def _stack(cfg: RobotSegConfig, settings: dict, loop, bank: RobotBank, val_views
                  validate=lambda: validate(net, val_views, gripper_zoom=zoom > 0), save=save)
 
 
-def ship_checkpoint(src: str | Path, dst: str | Path | None = None) -> dict[str, Any]:
+def ship_checkpoint(src: str | Path, dst: str | Path | None = None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Copy a finished run's checkpoint into the package as float16 weights (half the size; the predictor loads
-    them into its float32 network) with the run's metadata plus ``shipped_from`` and ``weights_dtype``; ``dst``
-    None: the shipped location (:data:`~.config.SHIPPED`). Returns the metadata written."""
+    them into its float32 network) with the run's metadata plus ``shipped_from``, ``weights_dtype`` and ``extra``
+    (e.g. ``{"stages": [...]}``: the earlier stage a run was ``--init``-ed from, whose path will not exist on a
+    user's machine); ``dst`` None: the shipped location (:data:`~.config.SHIPPED`). Returns the metadata written."""
     from graspsim.learn.checkpoint import load_weights, read_metadata, save_weights, write_metadata
     from graspsim.policies.robotseg.config import SHIPPED
 
@@ -319,4 +320,5 @@ def ship_checkpoint(src: str | Path, dst: str | Path | None = None) -> dict[str,
     dst.mkdir(parents=True, exist_ok=True)
     save_weights(dst, tensors)
     keep = {k: v for k, v in meta.items() if k != "sha256"}
-    return write_metadata(dst, {**keep, "shipped_from": str(src.resolve()), "weights_dtype": "float16"})
+    return write_metadata(dst, {**keep, "shipped_from": str(src.resolve()), "weights_dtype": "float16",
+                                **(extra or {})})
