@@ -138,22 +138,24 @@ class RobotBank:
 def gripper_crop(rgb: np.ndarray, seg: np.ndarray, size: int,
                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray] | None:
     """``(rgb (S, S, 3), seg (S, S))``: a square crop of a full-resolution picture around its gripper, letterboxed
-    to S, as the predictor's gripper zoom sees one (:func:`~.predictor.zoom_window` on the true gripper), with
-    the window's side scaled by 0.75-1.35 and its centre moved by up to 15 % of the side (a first pass's gripper
-    box is not the true one); None when no gripper pixel is visible."""
-    from graspsim.policies.robotseg.predictor import ZOOM_MIN_SIDE, zoom_window
+    to S, as the predictor's gripper zoom sees one (:func:`~.predictor.zoom_window`'s size on the true gripper),
+    with the side scaled by 0.75-1.35 and the centre moved by up to 15 % of the side from the gripper's (a first
+    pass's gripper box is not the true one); None when no gripper pixel is visible (or, rarely, none is left in
+    the crop)."""
+    from graspsim.policies.robotseg.predictor import ZOOM_CONTEXT, ZOOM_MIN_SIDE, gripper_box, square_inside
 
-    window = zoom_window(seg == 2)
-    if window is None:
+    box = gripper_box(seg == 2)
+    if box is None:
         return None
-    h, w = seg.shape
-    x0, y0, x1, y1 = window
-    side = int(round(min(max((x1 - x0) * rng.uniform(0.75, 1.35), 0.75 * ZOOM_MIN_SIDE), min(h, w))))
-    cx, cy = (x0 + x1) / 2.0 + rng.uniform(-0.15, 0.15) * side, (y0 + y1) / 2.0 + rng.uniform(-0.15, 0.15) * side
-    x0 = int(round(min(max(cx - side / 2.0, 0), w - side)))
-    y0 = int(round(min(max(cy - side / 2.0, 0), h - side)))
-    crop_rgb = np.ascontiguousarray(rgb[y0:y0 + side, x0:x0 + side])
-    crop_seg = np.ascontiguousarray(seg[y0:y0 + side, x0:x0 + side])
+    x, y, bw, bh = box
+    side = max(ZOOM_CONTEXT * max(bw, bh), ZOOM_MIN_SIDE) * rng.uniform(0.75, 1.35)
+    cx = x + bw / 2.0 + rng.uniform(-0.15, 0.15) * side
+    cy = y + bh / 2.0 + rng.uniform(-0.15, 0.15) * side
+    x0, y0, x1, y1 = square_inside(cx, cy, side, *seg.shape)
+    crop_seg = np.ascontiguousarray(seg[y0:y1, x0:x1])
+    if not (crop_seg == 2).any():
+        return None
+    crop_rgb = np.ascontiguousarray(rgb[y0:y1, x0:x1])
     return letterbox(crop_rgb, size)[0], letterbox(crop_seg, size, "nearest")[0]
 
 

@@ -65,25 +65,37 @@ ZOOM_CONTEXT = 3.0
 ZOOM_MIN_SIDE = 40
 
 
-def zoom_window(gripper: np.ndarray) -> tuple[int, int, int, int] | None:
-    """``(x0, y0, x1, y1)`` (pixel edges) of the square window the gripper zoom crops from an (H, W) bool first-pass
-    gripper mask, or None when the mask is empty: centred on the box of its largest connected component (stray
-    pixels elsewhere must not widen the window), ``ZOOM_CONTEXT`` times the box's larger side (at least
-    ``ZOOM_MIN_SIDE``, at most the image's smaller side), shifted to lie inside the image."""
+def gripper_box(gripper: np.ndarray) -> tuple[int, int, int, int] | None:
+    """``(x, y, w, h)`` pixels: the box of the largest connected component of an (H, W) bool gripper mask (stray
+    pixels elsewhere must not widen a zoom window), None when the mask is empty."""
     import cv2
 
     if not gripper.any():
         return None
     n, labels, stats, _ = cv2.connectedComponentsWithStats(gripper.astype(np.uint8), connectivity=8)
     k = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-    x, y, w, h = (int(stats[k, i]) for i in (cv2.CC_STAT_LEFT, cv2.CC_STAT_TOP, cv2.CC_STAT_WIDTH,
+    return tuple(int(stats[k, i]) for i in (cv2.CC_STAT_LEFT, cv2.CC_STAT_TOP, cv2.CC_STAT_WIDTH,
                                              cv2.CC_STAT_HEIGHT))
-    height, width = gripper.shape
-    side = int(round(min(max(ZOOM_CONTEXT * max(w, h), ZOOM_MIN_SIDE), min(height, width))))
-    cx, cy = x + w / 2.0, y + h / 2.0
+
+
+def square_inside(cx: float, cy: float, side: float, height: int, width: int) -> tuple[int, int, int, int]:
+    """``(x0, y0, x1, y1)``: a square of ``side`` pixels (at most the image's smaller side) centred on (cx, cy),
+    shifted to lie inside a ``height`` x ``width`` image."""
+    side = int(round(min(side, height, width)))
     x0 = int(round(min(max(cx - side / 2.0, 0), width - side)))
     y0 = int(round(min(max(cy - side / 2.0, 0), height - side)))
     return x0, y0, x0 + side, y0 + side
+
+
+def zoom_window(gripper: np.ndarray) -> tuple[int, int, int, int] | None:
+    """``(x0, y0, x1, y1)`` (pixel edges) of the square window the gripper zoom crops from an (H, W) bool first-pass
+    gripper mask, or None when the mask is empty: centred on :func:`gripper_box`, ``ZOOM_CONTEXT`` times the
+    box's larger side (at least ``ZOOM_MIN_SIDE``, at most the image's smaller side), shifted to lie inside."""
+    box = gripper_box(gripper)
+    if box is None:
+        return None
+    x, y, w, h = box
+    return square_inside(x + w / 2.0, y + h / 2.0, max(ZOOM_CONTEXT * max(w, h), ZOOM_MIN_SIDE), *gripper.shape)
 
 
 def predictor_for(checkpoint: str | Path | None = None) -> tuple["RobotSegPredictor", dict[str, Any]]:
