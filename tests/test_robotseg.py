@@ -189,6 +189,12 @@ def test_gripper_crop_contains_the_gripper_and_is_letterboxed():
         # an 18 x 20 gripper in a 45-81 px window: 14-28 % of the crop's pixels (the window is square: no padding)
         share = float((crop_seg == 2).mean())
         assert 0.9 * (18 * 20) / 81 ** 2 <= share <= 1.1 * (18 * 20) / 45 ** 2, share
+    # a wide gripper at the bottom edge: the zoom window is shifted up into the image, the crops stay on the
+    # gripper (centred on it, not on the shifted window)
+    edge = np.zeros((240, 320), np.uint8)
+    edge[221:240, 45:113] = 2
+    for _ in range(50):
+        assert (gripper_crop(rgb, edge, 64, rng)[1] == 2).mean() > 0.05
 
 
 def test_gripper_zoom_replaces_the_gripper_inside_the_window_only():
