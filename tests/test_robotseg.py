@@ -238,7 +238,7 @@ def test_training_loss_falls_and_resume_is_bit_for_bit(dataset, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_a_gripper_zoom_run_records_it_and_its_predictor_zooms(dataset, tmp_path):
+def test_a_gripper_zoom_run_records_it_and_its_predictor_zooms(dataset, tiny_model, tmp_path):
     from graspsim.policies.robotseg.data import RobotBank
     from graspsim.policies.robotseg.predictor import predictor_for
     from graspsim.policies.robotseg.train import supervised_batch, train_robotseg
@@ -253,7 +253,7 @@ def test_a_gripper_zoom_run_records_it_and_its_predictor_zooms(dataset, tmp_path
     assert zoomed["targets"][:, 1].mean() > plain["targets"][:, 1].mean()
     meta = train_robotseg([dataset], tmp_path / "z", epochs=1, seed=0, gripper_zoom=0.5, **TRAIN)
     assert meta["gripper_zoom"] == 0.5
-    assert predictor_for(tmp_path / "z")[0].gripper_zoom and not predictor_for(None)[0].gripper_zoom
+    assert predictor_for(tmp_path / "z")[0].gripper_zoom and not predictor_for(tiny_model)[0].gripper_zoom
     with pytest.raises(ValueError, match="gripper_zoom"):
         train_robotseg([dataset], tmp_path / "bad", gripper_zoom=1.5, **TRAIN)
 
@@ -391,5 +391,6 @@ def test_the_shipped_checkpoint_loads_offline_with_its_record():
     assert meta["model"] == "robotseg" and meta["finished"] and meta["weights_dtype"] == "float16"
     assert meta["command"].startswith("graspsim train robotseg") and meta["seed"] == 0 and meta["data"]
     assert set(meta["metrics"]) >= {"val_whole_jf", "val_gripper_j"} and meta["parameters"] < 41_300_000
+    assert meta["stages"][0]["command"].startswith("graspsim train robotseg")  # the stage its --init came from
     out = RobotSegPredictor(net).predict(np.zeros((60, 80, 3), np.uint8))
     assert out.masks["whole"].shape == (60, 80)
