@@ -258,6 +258,30 @@ def test_a_gripper_zoom_run_records_it_and_its_predictor_zooms(dataset, tiny_mod
         train_robotseg([dataset], tmp_path / "bad", gripper_zoom=1.5, **TRAIN)
 
 
+def test_self_memory_batches_remember_the_networks_own_previous_frame(dataset):
+    from graspsim.policies.robotseg.data import RobotBank
+    from graspsim.policies.robotseg.train import supervised_batch, supervised_loss
+
+    bank = RobotBank([dataset], "train", 64)
+    rng = np.random.default_rng(0)
+    batch = next(b for b in (supervised_batch(bank, 4, rng, self_memory=True) for _ in range(200))
+                 if "prev_pixels" in b)
+    rows = batch["prev_rows"]
+    assert batch["prev_pixels"].shape == batch["pixels"].shape and rows.any()
+    # batches drawn without self_memory never carry previous frames
+    assert all("prev_pixels" not in supervised_batch(bank, 4, np.random.default_rng(k)) for k in range(20))
+    net = _net()
+    with torch.no_grad():
+        own = net(torch.from_numpy(batch["prev_pixels"][rows]))["logits"]
+    seen = []
+    decode = net.decode
+    net.decode = lambda features, **kw: seen.append(kw.get("memory")) or decode(features, **kw)
+    supervised_loss(net, batch)
+    used = seen[-1]  # the training pass (the first decode made the previous frames' masks, memoryless)
+    assert seen[0] is None and torch.equal(used[torch.from_numpy(rows)], own)
+    assert torch.equal(used[torch.from_numpy(~rows)], torch.from_numpy(batch["memory"][~rows]))
+
+
 def test_label_efficient_uses_only_first_frames(dataset, tmp_path):
     from graspsim.policies.robotseg.data import RobotBank
     from graspsim.policies.robotseg.train import train_robotseg

@@ -34,6 +34,9 @@ _train_options = [
     click.option("--gripper-zoom", default=0.0, show_default=True, type=click.FloatRange(0.0, 1.0),
                  help="Share of the pictures showing a gripper trained as a crop around it; the checkpoint's "
                       "predictor then segments the gripper again in such a crop (a second pass). 0: off."),
+    click.option("--self-memory", is_flag=True,
+                 help="Video frames in memory batches remember the network's own prediction for the previous frame "
+                      "(as at inference) instead of its true masks."),
     *run_control_options(),
 ]
 

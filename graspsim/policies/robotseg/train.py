@@ -16,6 +16,9 @@
   (its detached sigmoid).
 * **Loss**: per output channel BCE + Dice on the logits upsampled to S x S, and on the refinement head's S x S
   logits when the network has one (:func:`output_loss`).
+* **Own memory** (``self_memory``): in memory batches a video frame t > 0 remembers the network's own (detached,
+  memoryless) prediction for frame t-1 instead of its truth: at inference the memory is a prediction, with its
+  errors, and a network trained on true memories copies them forward.
 * **Gripper crops** (``gripper_zoom`` > 0): that share of the pictures showing a gripper become a crop around it
   (:func:`~.data.gripper_crop`), what the predictor's gripper zoom sees at inference.
 * **Validation** each epoch: automatic-prompt J&F (whole), J (gripper) and J&F (arm) on up to ``val_items``
@@ -65,17 +68,22 @@ def _pick_picture(bank: RobotBank, labelled: list[int], rng: np.random.Generator
 
 
 def supervised_batch(bank: RobotBank, batch_size: int, rng: np.random.Generator,
-                     labelled: list[int] | None = None, gripper_zoom: float = 0.0) -> dict[str, Any]:
+                     labelled: list[int] | None = None, gripper_zoom: float = 0.0,
+                     self_memory: bool = False) -> dict[str, Any]:
     """A fully supervised batch: ``pixels`` (B, 3, S, S), ``targets`` (B, 3, S, S), ``mode``, and as the mode and
     memory draw say ``points`` (B, N, 2) + ``labels`` (B, N), ``boxes`` (B, 4), ``memory`` (B, 3, S/4, S/4).
     ``gripper_zoom``: the share of pictures showing a gripper replaced by a crop around it
-    (:func:`~.data.gripper_crop`; the bank must keep full pictures); their memory is their own truth perturbed."""
+    (:func:`~.data.gripper_crop`; the bank must keep full pictures); their memory is their own truth perturbed.
+    ``self_memory``: in a memory batch, a video frame t > 0 also brings frame t-1's pixels (same colour draw and
+    flip) as ``prev_pixels`` (B, 3, S, S) with ``prev_rows`` (B,) bool: :func:`supervised_loss` replaces those
+    rows' memory by the network's own prediction for frame t-1, what the memory is at inference."""
     labelled = bank.labelled() if labelled is None else labelled
     modes = list(MODE_PROBS)
     mode = modes[int(rng.choice(len(modes), p=np.array(list(MODE_PROBS.values()))))]
     with_memory = bool(rng.random() < MEMORY_PROB)
     low = bank.size // 4
-    out: dict[str, list] = {"pixels": [], "targets": [], "points": [], "boxes": [], "memory": []}
+    out: dict[str, list] = {"pixels": [], "targets": [], "points": [], "boxes": [], "memory": [], "prev": [],
+                            "prev_rows": []}
     for _ in range(batch_size):
         pic = bank.pictures[_pick_picture(bank, labelled, rng)]
         while mode != "auto" and not pic.seg.any():  # nothing to click on (e.g. a frame with the arm out of view)
@@ -85,16 +93,25 @@ def supervised_batch(bank: RobotBank, batch_size: int, rng: np.random.Generator,
             zoomed = gripper_crop(pic.full_rgb, pic.full_seg, bank.size, rng)
             if zoomed is not None:
                 rgb, seg = zoomed
+        prev = None
         if with_memory:
             prev = bank.pictures[bank.videos[pic.video][pic.t - 1]] if (
                 zoomed is None and pic.video is not None and pic.t > 0) else None
             memory = mask_logits(prev.seg, low) if prev is not None and prev.seg is not None else (
                 perturb_memory(seg, low, rng))
-        rgb = augment_colour(rgb, seg, draw_colour(rng))
+        jitter = draw_colour(rng)
+        rgb = augment_colour(rgb, seg, jitter)
+        prev_rgb = augment_colour(prev.rgb, prev.seg, jitter) if (self_memory and prev is not None) else None
         if rng.random() < 0.5:  # flip picture, labels and memory together
             rgb, seg = rgb[:, ::-1], seg[:, ::-1]
             if with_memory:
                 memory = memory[:, :, ::-1]
+            if prev_rgb is not None:
+                prev_rgb = prev_rgb[:, ::-1]
+        if self_memory and with_memory:
+            out["prev_rows"].append(prev_rgb is not None)
+            out["prev"].append(normalise(np.ascontiguousarray(prev_rgb if prev_rgb is not None else rgb),
+                                         SAM_MEAN, SAM_STD))
         out["pixels"].append(normalise(np.ascontiguousarray(rgb), SAM_MEAN, SAM_STD))
         out["targets"].append(targets(seg))
         if with_memory:
@@ -109,6 +126,9 @@ def supervised_batch(bank: RobotBank, batch_size: int, rng: np.random.Generator,
     batch: dict[str, Any] = {"mode": mode, "pixels": np.stack(out["pixels"]), "targets": np.stack(out["targets"])}
     if with_memory:
         batch["memory"] = np.stack(out["memory"])
+        if any(out["prev_rows"]):
+            batch["prev_pixels"] = np.stack(out["prev"])
+            batch["prev_rows"] = np.array(out["prev_rows"], dtype=bool)
     if out["boxes"]:
         batch["boxes"] = np.stack(out["boxes"])
     if out["points"]:
@@ -142,7 +162,17 @@ def _prompt_kwargs(batch: dict[str, Any]) -> dict[str, torch.Tensor]:
 
 
 def supervised_loss(net, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-    out = net(torch.from_numpy(batch["pixels"]), **_prompt_kwargs(batch))
+    """:func:`output_loss` of a :func:`supervised_batch`; rows with ``prev_rows`` take the network's own
+    (detached, memoryless) prediction for their previous frame as memory."""
+    kwargs = _prompt_kwargs(batch)
+    if "prev_pixels" in batch:
+        rows = torch.from_numpy(batch["prev_rows"])
+        with torch.no_grad():
+            own = net(torch.from_numpy(batch["prev_pixels"][batch["prev_rows"]]))["logits"]
+        memory = kwargs["memory"].clone()
+        memory[rows] = own
+        kwargs["memory"] = memory
+    out = net(torch.from_numpy(batch["pixels"]), **kwargs)
     loss = output_loss(out, torch.from_numpy(batch["targets"]))
     return {"loss": loss, "mask": loss.detach()}
 
@@ -222,7 +252,7 @@ def validate(net, views: list[dict], gripper_zoom: bool = False) -> dict[str, fl
 def train_robotseg(data_dirs: list[str | Path], out_dir: str | Path, *, config: RobotSegConfig | None = None,
                    label_efficient: bool = False, epochs: int = 10, steps_per_epoch: int = 100, batch_size: int = 8,
                    lr: float = 1e-3, seed: int = 0, val_items: int = 48, init: str | Path | None = None,
-                   gripper_zoom: float = 0.0, resume: bool = False,
+                   gripper_zoom: float = 0.0, self_memory: bool = False, resume: bool = False,
                    max_minutes: float | None = None, threads: int | None = None, progress: bool = True,
                    command: str | None = None, log=print) -> dict[str, Any]:
     """Train RobotSeg from scratch into ``out_dir`` on :mod:`graspsim.learn.loop` (AdamW, weight decay 0.05,
@@ -230,6 +260,8 @@ def train_robotseg(data_dirs: list[str | Path], out_dir: str | Path, *, config: 
     metadata. ``init``: a robotseg checkpoint whose weights (and config) start the run instead of random ones
     (a second stage). ``gripper_zoom``: the share of pictures with a gripper trained as crops around it; the
     checkpoint then records it and its predictor runs the gripper zoom (:class:`~.predictor.RobotSegPredictor`).
+    ``self_memory``: video frames in memory batches remember the network's own prediction for the previous
+    frame instead of its truth (:func:`supervised_batch`).
     Raises :class:`~graspsim.data.format.DatasetError` / ValueError for unusable data and
     :class:`~graspsim.runs.RunDirError` for a directory holding another run."""
     from graspsim.learn.loop import LoopConfig, train
@@ -251,6 +283,8 @@ def train_robotseg(data_dirs: list[str | Path], out_dir: str | Path, *, config: 
         raise ValueError(f"gripper_zoom must be in [0, 1], got {gripper_zoom}")
     if gripper_zoom > 0:  # likewise
         settings["gripper_zoom"] = float(gripper_zoom)
+    if self_memory:  # likewise
+        settings["self_memory"] = True
     loop = LoopConfig(epochs=epochs, lr=lr, seed=seed, weight_decay=0.05, grad_clip=1.0,
                       schedule=warmup_cosine(min(100, max(1, epochs * steps_per_epoch // 10))),
                       max_minutes=max_minutes, threads=threads, progress=progress, name="robotseg")
@@ -285,7 +319,7 @@ def _stack(cfg: RobotSegConfig, settings: dict, loop, bank: RobotBank, val_views
     def draw(rng: np.random.Generator):
         if le:
             return label_efficient_batch(bank, settings["batch_size"], rng)
-        return supervised_batch(bank, settings["batch_size"], rng, labelled, zoom)
+        return supervised_batch(bank, settings["batch_size"], rng, labelled, zoom, settings.get("self_memory", False))
 
     def step(batch):
         return label_efficient_loss(net, batch) if le else supervised_loss(net, batch)
@@ -294,7 +328,7 @@ def _stack(cfg: RobotSegConfig, settings: dict, loop, bank: RobotBank, val_views
         save_weights(out, net.state_dict())
         last = progress.last
         return {"model": "robotseg", "graspsim_version": graspsim.__version__, "config": cfg.to_dict(),
-                "init": settings.get("init"), "gripper_zoom": zoom,
+                "init": settings.get("init"), "gripper_zoom": zoom, "self_memory": settings.get("self_memory", False),
                 "label_efficient": le, "seed": loop.seed, "lr": loop.lr, "batch_size": settings["batch_size"],
                 "steps_per_epoch": settings["steps_per_epoch"], "data": bank.sources,
                 "train_pictures": len(bank), "labelled_pictures": len(labelled), "val_views": len(val_views),
