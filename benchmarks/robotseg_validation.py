@@ -1,0 +1,72 @@
+"""RobotSeg validation on held-out *training* scenes (scene seeds divisible by 10): how checkpoints are chosen.
+
+The test renders (shelf-test / tabletop-test, the xArm) are for the README's tables only; a training stage or an
+inference setting is adopted on these figures instead:
+
+* ``video_memory`` / ``video_alone``: whole-robot J&F on the held-out videos of the ``--videos`` datasets, each
+  video segmented in order with the previous frame's masks as memory, and the same frames one by one;
+* ``view_whole_jf`` / ``view_gripper_j``: automatic-prompt whole J&F and gripper J on up to ``--views`` held-out
+  views of the ``--data`` datasets (evenly spread, as the training's own per-epoch validation picks them).
+
+Usage::
+
+    python benchmarks/robotseg_validation.py --model DIR --data D [--data D ...] --videos V [--videos V ...] \\
+        [--views 200] [--threads 2]
+
+Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=None, help="checkpoint directory [default: the shipped one]")
+    parser.add_argument("--data", action="append", default=[], help="robot-views dataset (training suite)")
+    parser.add_argument("--videos", action="append", default=[], help="dataset rendered with --videos V")
+    parser.add_argument("--views", type=int, default=200)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    import numpy as np
+    import torch
+
+    from graspsim.data.reader import held_out_every
+    from graspsim.data.robot_views_format import check_robot_videos, read_video
+    from graspsim.policies.robotseg.metrics import boundary_f, region_j
+    from graspsim.policies.robotseg.predictor import predictor_for
+    from graspsim.policies.robotseg.train import validation_views
+
+    torch.set_num_threads(args.threads)
+    predictor, _ = predictor_for(args.model)
+
+    def jf(pred, truth) -> float:
+        return (region_j(pred, truth) + boundary_f(pred, truth)) / 2
+
+    videos = []
+    for d in args.videos:
+        _, dirs = check_robot_videos(d)
+        videos += [v for v in dirs if held_out_every(int(v.parent.name.split("-")[-1]))]
+    result: dict = {"model": str(args.model or "shipped"), "videos": len(videos)}
+    for memory in (True, False):
+        per_video = []
+        for path in videos:
+            video = read_video(path)
+            out = predictor.predict_video(video["rgb"], use_memory=memory)
+            per_video.append(np.mean([jf(o.masks["whole"], seg > 0) for o, seg in zip(out, video["robot_seg"])]))
+        result["video_memory" if memory else "video_alone"] = round(float(np.mean(per_video)), 4) if videos else None
+    views = validation_views(args.data, args.views) if args.data else []
+    whole, gripper = [], []
+    for v in views:
+        masks = predictor.predict(v["rgb"]).masks
+        whole.append(jf(masks["whole"], v["robot_seg"] > 0))
+        gripper.append(region_j(masks["gripper"], v["robot_seg"] == 2))
+    result.update(views=len(views), view_whole_jf=round(float(np.mean(whole)), 4) if views else None,
+                  view_gripper_j=round(float(np.mean(gripper)), 4) if views else None)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
