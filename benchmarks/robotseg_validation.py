@@ -35,15 +35,13 @@ def main() -> None:
 
     from graspsim.data.reader import held_out_every
     from graspsim.data.robot_views_format import check_robot_videos, read_video
-    from graspsim.policies.robotseg.metrics import boundary_f, region_j
+    from graspsim.policies.robotseg.evaluate import score_masks
+    from graspsim.policies.robotseg.metrics import part_masks
     from graspsim.policies.robotseg.predictor import predictor_for
-    from graspsim.policies.robotseg.train import validation_views
+    from graspsim.policies.robotseg.train import validate, validation_views
 
     torch.set_num_threads(args.threads)
     predictor, _ = predictor_for(args.model)
-
-    def jf(pred, truth) -> float:
-        return (region_j(pred, truth) + boundary_f(pred, truth)) / 2
 
     videos = []
     for d in args.videos:
@@ -55,16 +53,15 @@ def main() -> None:
         for path in videos:
             video = read_video(path)
             out = predictor.predict_video(video["rgb"], use_memory=memory)
-            per_video.append(np.mean([jf(o.masks["whole"], seg > 0) for o, seg in zip(out, video["robot_seg"])]))
+            per_video.append(np.mean([score_masks(o.masks, part_masks(seg))["whole"]["JF"]
+                                      for o, seg in zip(out, video["robot_seg"])]))
         result["video_memory" if memory else "video_alone"] = round(float(np.mean(per_video)), 4) if videos else None
-    views = validation_views(args.data, args.views) if args.data else []
-    whole, gripper = [], []
-    for v in views:
-        masks = predictor.predict(v["rgb"]).masks
-        whole.append(jf(masks["whole"], v["robot_seg"] > 0))
-        gripper.append(region_j(masks["gripper"], v["robot_seg"] == 2))
-    result.update(views=len(views), view_whole_jf=round(float(np.mean(whole)), 4) if views else None,
-                  view_gripper_j=round(float(np.mean(gripper)), 4) if views else None)
+    # the views: the training's own per-epoch validation (same picks, same scores), on more views
+    scores = validate(predictor.net, validation_views(args.data, args.views) if args.data else [],
+                      gripper_zoom=predictor.gripper_zoom)
+    result.update(views=scores["val_views"],
+                  view_whole_jf=None if scores["val_whole_jf"] is None else round(scores["val_whole_jf"], 4),
+                  view_gripper_j=None if scores["val_gripper_j"] is None else round(scores["val_gripper_j"], 4))
     print(json.dumps(result))
 
 

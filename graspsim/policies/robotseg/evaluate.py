@@ -204,9 +204,8 @@ def _score_video(model, v: dict, mode: str, timer: _Timer, memory: bool, suite: 
 
 def format_table(result: dict[str, Any]) -> str:
     """A plain-text table: per embodiment and split, J / F / J&F of arm, gripper and whole; frames per second."""
-    data = result["data"] if isinstance(result["data"], str) else ",".join(result["data"])
     head = (f"{result['model']} prompt={result['prompt']} {'video' if result['video'] else 'image'} "
-            f"data={data} pictures={result['pictures']} fps={result['fps']}")
+            f"data={','.join(result['data'])} pictures={result['pictures']} fps={result['fps']}")
     lines = [head, f"{'group':<12} {'n':>5} " + " ".join(f"{p + ' J/F/J&F':>22}" for p in OUTPUTS)]
 
     def add(groups: dict, prefix: str = ""):
