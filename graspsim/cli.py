@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from graspsim.clierror import UserError
+from graspsim.scenes.domain_rand import LEVELS as DR_LEVELS
 from graspsim.types import DEFAULT_ROBOT
 
 
@@ -152,8 +153,13 @@ def _parse_policy_kwargs(items: tuple[str, ...]) -> dict:
               help="clip_sam: CLIP model (weights name, Hugging Face id or local dir) instead of the shipped one.")
 @click.option("--sam", "sam_model", default=None, metavar="MODEL",
               help="clip_sam: SAM model (weights name, Hugging Face id, local dir or official .pth).")
+@click.option("--domain-rand", default="none", show_default=True, type=click.Choice(DR_LEVELS),
+              help="Training suites only (validation): randomise every scene's look as `graspsim render "
+                   "--domain-rand` does; labels = every product relabelled with a design no catalog variant has, "
+                   "a stand-in for the unseen suites on training scenes. Recorded in run.json.")
 def bench(policy, suite, episodes, seed, workers, out_dir, resume, renderer, width, height, policy_args,
-          clip_model, sam_model, ray_address, robot, no_progress, clear_scene, max_attempts, max_failures):
+          clip_model, sam_model, domain_rand, ray_address, robot, no_progress, clear_scene, max_attempts,
+          max_failures):
     """Run POLICY on a suite and score pick success per product class."""
     from graspsim.bench.ray_backend import RayUnavailableError
     from graspsim.pool import WorkerDiedError
@@ -171,9 +177,14 @@ def bench(policy, suite, episodes, seed, workers, out_dir, resume, renderer, wid
                 raise UserError(f"{option} is an option of the clip_sam policy, not of {policy}")
             policy_kwargs[key] = value
     _check_policy_args(policy, policy_kwargs, suite_obj.kind)
-    spec = RunSpec(policy=policy, suite=suite, episodes=episodes, seed=seed, renderer=renderer, width=width,
-                   height=height, policy_kwargs=policy_kwargs, robot=robot,
-                   **_clearing(clear_scene, max_attempts, max_failures))
+    # Only a randomised run records the key, so plain runs keep their settings (and resume) as before.
+    env_overrides = {} if domain_rand == "none" else {"domain_rand": domain_rand}
+    try:
+        spec = RunSpec(policy=policy, suite=suite, episodes=episodes, seed=seed, renderer=renderer, width=width,
+                       height=height, policy_kwargs=policy_kwargs, robot=robot, env_overrides=env_overrides,
+                       **_clearing(clear_scene, max_attempts, max_failures))
+    except ValueError as exc:  # e.g. --domain-rand on an evaluation suite
+        raise UserError(str(exc)) from None
     out_dir = out_dir or Path("runs") / f"{policy}-{suite}"
     try:
         summary = run_bench(spec, out_dir, workers=workers, resume=resume, progress=not no_progress,

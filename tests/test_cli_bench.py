@@ -37,6 +37,23 @@ def _cli(*args: str, env_extra: dict | None = None) -> subprocess.CompletedProce
                           env={**os.environ, **(env_extra or {})}, timeout=600)
 
 
+def test_bench_on_relabelled_training_scenes_records_it_and_keeps_the_scenes(tmp_path):
+    """--domain-rand labels (validation for unseen labels): run.json records it; the scenes, targets and the
+    oracle's grasps (which read no pixels) are those of the plain run, a resume with another level is refused."""
+    base = ["bench", "--policy", "oracle", "--suite", "tabletop-train", "--episodes", "2", "--robot", "hand", *SMALL]
+    plain = CliRunner().invoke(main, [*base, "--out", str(tmp_path / "plain")])
+    relabelled = CliRunner().invoke(main, [*base, "--out", str(tmp_path / "dr"), "--domain-rand", "labels"])
+    assert plain.exit_code == 0 and relabelled.exit_code == 0, plain.output + relabelled.output
+    config = json.loads((tmp_path / "dr" / "run.json").read_text())
+    assert config["env_overrides"] == {"domain_rand": "labels"}
+    assert json.loads((tmp_path / "plain" / "run.json").read_text())["env_overrides"] == {}
+    a, b = _rows(tmp_path / "plain"), _rows(tmp_path / "dr")
+    for key in ("scene_seed", "target_class", "rect", "success", "reason"):
+        assert [a[i][key] for i in a] == [b[i][key] for i in b], key
+    again = CliRunner().invoke(main, [*base, "--out", str(tmp_path / "dr"), "--resume"])
+    assert again.exit_code == 2 and "env_overrides" in again.output, again.output
+
+
 def test_bench_writes_rows_and_summary(tmp_path):
     out = tmp_path / "run"
     result = CliRunner().invoke(main, ["bench", "--policy", "oracle", "--suite", "tabletop-test", "--episodes", "3",
@@ -121,6 +138,9 @@ def test_resume_refuses_a_different_run(tmp_path):
     (["bench", "--policy", "oracle", "--policy-arg", "foo=1"], "unknown --policy-arg 'foo' for policy oracle; valid keys:"),
     (["bench", "--policy", "oracle", "--policy-arg", "n_angles=0"], "bad --policy-arg n_angles=0 for policy oracle"),
     (["bench", "--policy", "oracle", "--width", "8"], "--width"),
+    (["bench", "--policy", "oracle", "--suite", "shelf-unseen", "--domain-rand", "labels"],
+     "--domain-rand labels is for training suites only; shelf-unseen is an evaluation suite"),
+    (["bench", "--policy", "oracle", "--domain-rand", "max"], "'max' is not one of"),
     (["show", "--suite", "shelf-test", "--out", "/nonexistent-dir/x/scene.txt"], "scene.txt"),
 ])
 def test_bad_input_gives_a_clear_message_without_traceback(args, message):

@@ -83,10 +83,13 @@ def test_random_texture_is_deterministic():
 
 # ------------------------------------------------------------------ the spec and its draws
 def test_levels_and_presets():
-    assert LEVELS == ("none", "light", "full")
+    assert LEVELS == ("none", "light", "full", "labels")
     assert not domain_rand_spec("none").enabled and domain_rand_spec("full").enabled
     assert domain_rand_spec("light").label_prob == 0.0 < domain_rand_spec("full").label_prob
-    with pytest.raises(ValueError, match="choose one of none, light, full"):
+    # Manifests of the levels that relight keep the keys they had before `relight` existed (resumable).
+    assert "relight" not in domain_rand_spec("full").to_dict()
+    assert domain_rand_spec("labels").to_dict()["relight"] is False
+    with pytest.raises(ValueError, match="choose one of none, light, full, labels"):
         domain_rand_spec("heavy")
     with pytest.raises(ValueError, match="probabilities"):
         replace(domain_rand_spec("full"), label_prob=1.5)
@@ -111,6 +114,19 @@ def test_appearance_is_a_function_of_the_scene_seed():
     none = sample_appearance(domain_rand_spec("none"), plan)
     assert none.camera == plan.camera and none.lighting == plan.lighting and none.labels == ()
     assert appearance_rng(11).random() != np.random.default_rng([11, 0]).random()
+
+
+def test_labels_level_relabels_every_product_and_nothing_else():
+    opts = SceneOptions(width=W, height=H)
+    for kind, seed in (("shelf", 11), ("tabletop", 10_000_003)):
+        plan = sample_plan(kind, seed, "seen", opts)
+        look = sample_appearance(domain_rand_spec("labels"), plan)
+        assert look.camera == plan.camera and look.lighting == plan.lighting and look.tint == (1.0, 1.0, 1.0)
+        assert look.furniture_rgba == {} and look.floor_rgba is None and look.background_rgb is None
+        assert len(look.labels) == len(plan.products) and all(d is not None for d in look.labels)
+        # The same designs as "full" would draw for the products it relabels (the label generator is its own).
+        full = sample_appearance(replace(domain_rand_spec("full"), label_prob=1.0), plan)
+        assert full.labels == look.labels
 
 
 def test_in_image_known_answers():

@@ -31,6 +31,32 @@ def test_physics_dict_builds_the_nested_gripper_spec():
         PickEnv(kind="desk", **SMALL)
 
 
+def test_relabelled_training_scenes_change_only_the_products_pixels():
+    """domain_rand="labels": the same scene (depth, masks, target), other colours on the products only."""
+    from graspsim.envs.pick_env import PickEnv
+
+    obs = {}
+    for level in ("none", "labels"):
+        env = PickEnv(suite="shelf-train", privileged=True, robot="hand", domain_rand=level, **SMALL)
+        try:
+            obs[level], info = env.reset(seed=3)
+            obs[level]["target"] = info["target_class_name"]
+        finally:
+            env.close()
+    plain, dr = obs["none"], obs["labels"]
+    assert plain["target"] == dr["target"]
+    for key in ("depth", "instance_seg", "class_seg"):
+        assert np.array_equal(plain[key], dr[key]), key
+    changed = np.any(plain["rgb"] != dr["rgb"], axis=-1)
+    on_products = plain["class_seg"] >= 0
+    assert changed[on_products].mean() > 0.3 and not changed[~on_products].any()
+    for kwargs in ({"suite": "shelf-test"}, {"kind": "shelf", "variant_split": "unseen"}):
+        with pytest.raises(ValueError, match="training"):
+            PickEnv(domain_rand="labels", **kwargs, **SMALL)
+    with pytest.raises(ValueError, match="choose one of"):
+        PickEnv(suite="shelf-train", domain_rand="max", **SMALL)
+
+
 @pytest.fixture(params=sorted(ENV_IDS))
 def env_id(request):
     return request.param

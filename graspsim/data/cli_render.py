@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from graspsim.clierror import UserError
+from graspsim.scenes.domain_rand import LEVELS
 from graspsim.types import DEFAULT_ROBOT
 
 
@@ -45,10 +46,11 @@ def dataset_options(command):
 @click.option("--grasps-per-product", default=None, type=click.IntRange(min=1),
               help="Candidate grasps validated per product (the planner's best N; those that hold are the labels) "
                    "[default: 6]. More give denser labels, as in Jacquard, at that many physics checks per product.")
-@click.option("--domain-rand", default="none", show_default=True, type=click.Choice(["none", "light", "full"]),
+@click.option("--domain-rand", default="none", show_default=True, type=click.Choice(LEVELS),
               help="Domain randomisation, training suites only: light = lighting, colour cast, camera pose, "
                    "furniture and background colours; full = all of it wider, and half the products relabelled "
-                   "with new colours and label layouts (never an unseen variant's). Physics and grasp labels "
+                   "with new colours and label layouts (never an unseen variant's); labels = every product relabelled, "
+                   "nothing else changed. Physics and grasp labels "
                    "stay those of the scene (rectangles follow the moved camera). Recorded in manifest.json.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 def render_command(suite, scenes, out_dir, seed, workers, resume, width, height, renderer, robot, no_grasps,

@@ -133,6 +133,23 @@ _PART_CHECK_ARM = 4
 _PART_CANDIDATES = 20
 
 
+def _check_domain_rand(level: str, suite, variant_split: str):
+    """The :class:`~graspsim.scenes.domain_rand.DomainRandSpec` of ``level`` (None for ``"none"``); ValueError for
+    an unknown level or for randomising what is evaluated: a suite that is not a training suite, or (without a
+    suite) the unseen variants."""
+    from graspsim.data.render import check_domain_rand
+    from graspsim.scenes.domain_rand import domain_rand_spec
+
+    if suite is not None:
+        spec = check_domain_rand(suite, level)
+    else:
+        spec = domain_rand_spec(level)
+        if spec.enabled and variant_split != "seen":
+            raise ValueError(f"domain_rand={level!r} randomises training scenes only, not the "
+                             f"{variant_split} variants (use domain_rand='none')")
+    return spec if spec.enabled else None
+
+
 class PickEnv(gym.Env):
     """Pick a named retail product from a shelf or a table (see the module docstring).
 
@@ -146,7 +163,12 @@ class PickEnv(gym.Env):
     dict of its fields (:meth:`PhysicsConfig.from_dict`: a nested ``gripper`` dict
     becomes a :class:`~graspsim.config.GripperSpec`). ``render_fps`` (frames per
     simulated second) and ``render_width`` (px) shape the frames of
-    ``render_mode="rgb_array_list"`` (module docstring, "Rendering").
+    ``render_mode="rgb_array_list"`` (module docstring, "Rendering"). ``domain_rand``: a level of
+    :data:`graspsim.scenes.domain_rand.LEVELS` for training scenes (a ``*-train`` suite, or seen variants
+    without a suite): every scene's look is randomised as ``graspsim render --domain-rand`` does (``"labels"``:
+    every product relabelled with a design no catalog variant has, nothing else changed), drawn from the scene
+    seed; the attempt's physics is the same. Only the observations change (``rgb_array_list`` frames keep the
+    renderer's background and cast).
     """
 
     metadata = {"render_modes": ["rgb_array", "rgb_array_list"], "render_fps": 2}
@@ -159,7 +181,7 @@ class PickEnv(gym.Env):
                  render_mode: str | None = None, lighting_gain: float | None = None,
                  depth_noise_m: float = 0.0, suite: str | None = None, robot: str = DEFAULT_ROBOT,
                  render_fps: float = DEFAULT_FPS, render_width: int | None = None,
-                 task: str | None = None, instruction_split: str | None = None):
+                 task: str | None = None, instruction_split: str | None = None, domain_rand: str = "none"):
         # Every constructor argument, kept so that a pickled copy can build its own simulation (__getstate__).
         self._init_kwargs = {name: value for name, value in locals().items() if name != "self"}
         if action_mode not in ("rect", "pose"):
@@ -186,6 +208,7 @@ class PickEnv(gym.Env):
             kind, variant_split = self.suite.kind, self.suite.variant_split
             task, instruction_split = self.suite.task, self.suite.instruction_split
         kind, variant_split = kind or "shelf", variant_split or "seen"
+        self.domain_rand = _check_domain_rand(domain_rand, self.suite, variant_split)
         scene_kind(kind)  # an unknown kind fails here, before the simulator starts
         if (task or "pick") not in TASKS:
             raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
@@ -301,7 +324,7 @@ class PickEnv(gym.Env):
         self._scene_seed = scene_seed
         t0 = time.perf_counter()
         self._scene = build_settled_scene(self.world, self.kind, scene_seed, self.variant_split, self.options,
-                                          self.physics)
+                                          self.physics, domain_rand=self.domain_rand)
         add_robot(self.world, self._scene, self.robot, self.physics)
         build_ms = (time.perf_counter() - t0) * 1000
         self._attempts = 0
@@ -323,6 +346,8 @@ class PickEnv(gym.Env):
         t0 = time.perf_counter()
         scene = self._scene
         frames = render(self.world, scene.camera, self._lighting(), scene.body_to_class, scene.robot_parts)
+        if scene.appearance is not None:  # background and colour cast: image-space, as `graspsim render` stores them
+            frames = replace(frames, rgb=scene.appearance.apply_to_image(frames.rgb, frames.instance_seg < 0))
         if self.privileged or self.task == "parts":
             frames = scene_part_seg(self.world, scene, frames)  # from the true depth, before any noise
         clean = frames

@@ -52,8 +52,8 @@ from graspsim.assets.random_textures import LabelDraw, sample_label_draw
 from graspsim.geometry import intrinsics_from_fov, look_at, quat_to_matrix
 from graspsim.scenes.plan import CameraSpec, Lighting, ScenePlan
 
-#: The levels of ``graspsim render --domain-rand``.
-LEVELS = ("none", "light", "full")
+#: The levels of ``graspsim render --domain-rand`` (and ``graspsim bench --domain-rand``).
+LEVELS = ("none", "light", "full", "labels")
 #: Keeps the randomisation's draws apart from the plan's (CRC-32 of "domain_rand").
 DR_STREAM = zlib.crc32(b"domain_rand")
 #: Camera poses drawn before falling back to the undisturbed camera.
@@ -75,6 +75,8 @@ class DomainRandSpec:
     * ``camera_jitter_m`` (metres per axis) / ``camera_orbit_deg`` (degrees): camera pose noise.
     * ``furniture_colours``: random furniture and floor colours; ``background``: random background gradient.
     * ``colour_saturation`` / ``colour_value``: HSV ranges of those random colours.
+    * ``relight``: draw the lighting and colour cast (False: the plan's own light, no cast; only the ``labels``
+      level, which changes nothing but the products' labels).
     """
 
     level: str = "none"
@@ -94,6 +96,7 @@ class DomainRandSpec:
     background: bool = False
     colour_saturation: Range = (0.0, 0.6)
     colour_value: Range = (0.25, 0.95)
+    relight: bool = True
 
     def __post_init__(self) -> None:
         if self.level not in LEVELS:
@@ -108,7 +111,10 @@ class DomainRandSpec:
         return self.level != "none"
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        if out["relight"]:  # manifests written before the field existed lack it: keep theirs resumable
+            del out["relight"]
+        return out
 
 
 _PRESETS: dict[str, DomainRandSpec] = {
@@ -122,6 +128,10 @@ _PRESETS: dict[str, DomainRandSpec] = {
                            light_z=(0.5, 2.0), ambient=(0.3, 0.85), diffuse=(0.2, 0.8), specular=(0.0, 0.5),
                            gain=(0.65, 1.3), shadow_prob=0.5, tint=0.15, camera_jitter_m=0.03, camera_orbit_deg=8.0,
                            furniture_colours=True, background=True),
+    # Every product relabelled with a design no catalog variant has; scene, camera and light as the suite shows
+    # them. A stand-in for the unseen suites' held-out labels on training scenes: a validation set for
+    # appearance-invariant perception (``graspsim bench --domain-rand labels``).
+    "labels": DomainRandSpec(level="labels", label_prob=1.0, relight=False),
 }
 
 
@@ -187,8 +197,11 @@ def sample_appearance(spec: DomainRandSpec, plan: ScenePlan, rng: np.random.Gene
     rng = rng if rng is not None else appearance_rng(plan.seed, plan.attempt)
     r_camera, r_light, r_colour, r_labels = rng.spawn(4)
     colours = _sample_colours(r_colour, spec, plan.kind)
-    return Appearance(level=spec.level, camera=_sample_camera(r_camera, spec, plan), lighting=_sample_lighting(
-        r_light, spec), tint=tuple(float(v) for v in r_light.uniform(1 - spec.tint, 1 + spec.tint, size=3)),
+    lighting, tint = plan.lighting, (1.0, 1.0, 1.0)
+    if spec.relight:
+        lighting = _sample_lighting(r_light, spec)
+        tint = tuple(float(v) for v in r_light.uniform(1 - spec.tint, 1 + spec.tint, size=3))
+    return Appearance(level=spec.level, camera=_sample_camera(r_camera, spec, plan), lighting=lighting, tint=tint,
         **colours, labels=tuple(sample_label_draw(r_labels, p.class_name) if r_labels.random() < spec.label_prob
                                 else None for p in plan.products))
 
