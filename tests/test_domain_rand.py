@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from graspsim.assets.catalog import CATALOG, variant_palette
-from graspsim.assets.random_textures import (HUE_SHIFT_BAND_DEG, MIN_HUE_GAP_DEG, allowed_patterns,
+from graspsim.assets.random_textures import (CLASS_HUE_BAND_DEG, HUE_SHIFT_BAND_DEG, MIN_HUE_GAP_DEG, allowed_patterns,
                                              make_random_texture, random_palette, sample_label_draw)
 from graspsim.assets.textures import STYLES
 from graspsim.scenes.domain_rand import (LEVELS, appearance_rng, domain_rand_spec, in_image, keeps_in_view,
@@ -60,6 +60,36 @@ def test_label_draws_keep_away_from_every_catalog_variant():
     assert checked > 1000
 
 
+def test_class_coloured_layouts_keep_away_from_the_unseen_variants():
+    """keep_colours draws (``--domain-rand layouts``): within the seen variants' hue range, so each colour is at
+    least as far in hue from every unseen variant's as the seen variants' (20 degrees; 20 x BODY_HUE_SCALE for
+    the bodies of classes whose body turns less), never the unseen pattern, body and label never swapped."""
+    from graspsim.assets.catalog import BODY_HUE_SCALE
+
+    assert CLASS_HUE_BAND_DEG == (-20.0, 20.0)
+    rng = np.random.default_rng(3)
+    checked = 0
+    for cls in CATALOG:
+        unseen = [variant_palette(cls.name, v) for v in cls.variants_unseen]
+        for _ in range(25):
+            draw = sample_label_draw(rng, cls.name, keep_colours=True)
+            assert draw.pattern != STYLES[cls.name].pattern_b and not draw.swap_body
+            assert CLASS_HUE_BAND_DEG[0] <= draw.hue_shift_deg <= CLASS_HUE_BAND_DEG[1]
+            for k, (colour, *others) in enumerate(zip(random_palette(cls.name, draw), *unseen)):
+                least = 20.0 * (BODY_HUE_SCALE.get(cls.name, 1.0) if k == 0 else 1.0)
+                for other in others:
+                    hue, other_hue = _hue_deg(colour), _hue_deg(other)
+                    if hue is None or other_hue is None:
+                        continue
+                    assert abs((hue - other_hue + 180.0) % 360.0 - 180.0) >= least - 3.0, (cls.name, k, draw)
+                    checked += 1
+    assert checked > 500
+    # The same number of draws as a new-colour design: a spec's other draws do not depend on the choice.
+    a, b = np.random.default_rng(9), np.random.default_rng(9)
+    sample_label_draw(a, "soda_can"), sample_label_draw(b, "soda_can", keep_colours=True)
+    assert a.random() == b.random()
+
+
 def test_random_textures_are_far_from_the_unseen_textures():
     """Painted atlases of random labels differ from both unseen variants' atlases by at least 10 grey levels on
     average (distinct catalog variants of one class differ by 5 to 50)."""
@@ -68,11 +98,11 @@ def test_random_textures_are_far_from_the_unseen_textures():
     rng = np.random.default_rng(1)
     for cls in CATALOG:
         unseen = [load_product_asset(cls.name, v).texture.astype(np.float32) for v in cls.variants_unseen]
-        for variant in (0, 2):
-            tex = make_random_texture(cls.name, variant, sample_label_draw(rng, cls.name))
+        for variant, keep_colours in ((0, False), (2, False), (0, True), (2, True)):
+            tex = make_random_texture(cls.name, variant, sample_label_draw(rng, cls.name, keep_colours))
             assert tex.shape == (256, 256, 3) and tex.dtype == np.uint8
             for other in unseen:
-                assert np.abs(tex.astype(np.float32) - other).mean() > 10.0, cls.name
+                assert np.abs(tex.astype(np.float32) - other).mean() > 10.0, (cls.name, keep_colours)
 
 
 def test_random_texture_is_deterministic():
@@ -83,13 +113,17 @@ def test_random_texture_is_deterministic():
 
 # ------------------------------------------------------------------ the spec and its draws
 def test_levels_and_presets():
-    assert LEVELS == ("none", "light", "full", "labels")
+    assert LEVELS == ("none", "light", "full", "labels", "layouts")
     assert not domain_rand_spec("none").enabled and domain_rand_spec("full").enabled
     assert domain_rand_spec("light").label_prob == 0.0 < domain_rand_spec("full").label_prob
     # Manifests of the levels that relight keep the keys they had before `relight` existed (resumable).
     assert "relight" not in domain_rand_spec("full").to_dict()
     assert domain_rand_spec("labels").to_dict()["relight"] is False
-    with pytest.raises(ValueError, match="choose one of none, light, full, labels"):
+    assert "label_colours" not in domain_rand_spec("full").to_dict()
+    layouts = domain_rand_spec("layouts")
+    assert layouts.label_colours == "class" and layouts.label_prob == 0.5
+    assert replace(layouts, level="light", label_prob=0.0, label_colours="new") == domain_rand_spec("light")
+    with pytest.raises(ValueError, match="choose one of none, light, full, labels, layouts"):
         domain_rand_spec("heavy")
     with pytest.raises(ValueError, match="probabilities"):
         replace(domain_rand_spec("full"), label_prob=1.5)

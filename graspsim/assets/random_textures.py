@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
-from graspsim.assets.catalog import VARIANT_HUE_SHIFT_DEG, get_class, variant_palette
+from graspsim.assets.catalog import BODY_HUE_SCALE, VARIANT_HUE_SHIFT_DEG, get_class, variant_palette
 from graspsim.assets.textures import STYLES, paint_atlas
 
 #: Every label pattern the painter knows (:meth:`graspsim.assets.textures.Canvas.pattern`).
@@ -47,13 +47,17 @@ HUE_SHIFT_BAND_DEG = (60.0, 300.0)
 #: Least hue distance (degrees) between a randomised palette colour and that colour of any catalog variant.
 MIN_HUE_GAP_DEG = min(min(abs(HUE_SHIFT_BAND_DEG[0] - abs(s)), abs(360.0 - HUE_SHIFT_BAND_DEG[1] - abs(s)))
                       for s in VARIANT_HUE_SHIFT_DEG.values())
+#: Hue shifts (degrees) of a new layout that keeps the class's colours (``keep_colours``): the seen variants'
+#: range (the body's scaled as theirs), so every colour is as far from the unseen variants' as a seen variant's.
+CLASS_HUE_BAND_DEG = (-20.0, 20.0)
 
 
 @dataclass(frozen=True)
 class LabelDraw:
     """One random label design (plain values: it is stored in each scene's ``meta.json``).
 
-    * ``hue_shift_deg``: added to the hue of every class palette colour, in :data:`HUE_SHIFT_BAND_DEG`.
+    * ``hue_shift_deg``: added to the hue of every class palette colour, in :data:`HUE_SHIFT_BAND_DEG` (or
+      :data:`CLASS_HUE_BAND_DEG` for a design that keeps the class's colours).
     * ``saturation_scale`` / ``value_scale``: multiply saturation of every colour / brightness of the body colour.
     * ``swap_body``: the body takes the label colour (palette 1) and the label the body colour.
     * ``pattern`` / ``emblem``: from :data:`PATTERNS` / :data:`EMBLEMS`; never the class's unseen ``pattern_b``.
@@ -64,6 +68,8 @@ class LabelDraw:
       zone; the brand ends up in 0.45 .. 0.84 of it, the heights catalog labels use (lower or higher, its
       flavour line would leave the product's canvas).
     * ``seed``: seeds the painter's own draws (pattern spots, small print).
+    * ``body_hue_scale``: the body colour turns by ``hue_shift_deg`` times this (1, or for a design in the class's
+      colours the catalog's :data:`~graspsim.assets.catalog.BODY_HUE_SCALE`, as its variants' bodies turn).
     """
 
     hue_shift_deg: float
@@ -79,6 +85,7 @@ class LabelDraw:
     brand_z: float
     emblem_z: float
     seed: int
+    body_hue_scale: float = 1.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -89,15 +96,23 @@ def allowed_patterns(class_name: str) -> tuple[str, ...]:
     return tuple(p for p in PATTERNS if p != STYLES[class_name].pattern_b)
 
 
-def sample_label_draw(rng: np.random.Generator, class_name: str) -> LabelDraw:
-    """A random label design for ``class_name`` (13 draws from ``rng``, in field order)."""
+def sample_label_draw(rng: np.random.Generator, class_name: str, keep_colours: bool = False) -> LabelDraw:
+    """A random label design for ``class_name`` (13 draws from ``rng``, in field order).
+
+    ``keep_colours``: a new layout in the class's own colours (hue within :data:`CLASS_HUE_BAND_DEG`, saturation
+    and brightness within 15 %, body and label colours never swapped): what changes is pattern, emblem, band and
+    brand heights and mirroring, so a model learns that a product's layout, not only its colours, may differ.
+    The same number of draws either way.
+    """
     get_class(class_name)  # validates the name
     patterns = allowed_patterns(class_name)
+    hues, saturation, value = ((CLASS_HUE_BAND_DEG, (0.85, 1.15), (0.85, 1.15)) if keep_colours
+                               else (HUE_SHIFT_BAND_DEG, (0.6, 1.3), (0.7, 1.15)))
     return LabelDraw(
-        hue_shift_deg=float(rng.uniform(*HUE_SHIFT_BAND_DEG)),
-        saturation_scale=float(rng.uniform(0.6, 1.3)),
-        value_scale=float(rng.uniform(0.7, 1.15)),
-        swap_body=bool(rng.random() < 0.3),
+        hue_shift_deg=float(rng.uniform(*hues)),
+        saturation_scale=float(rng.uniform(*saturation)),
+        value_scale=float(rng.uniform(*value)),
+        swap_body=bool(rng.random() < (0.0 if keep_colours else 0.3)),
         pattern=patterns[int(rng.integers(len(patterns)))],
         emblem=EMBLEMS[int(rng.integers(len(EMBLEMS)))],
         pattern_col=int(rng.integers(-2, 4)),
@@ -107,6 +122,7 @@ def sample_label_draw(rng: np.random.Generator, class_name: str) -> LabelDraw:
         brand_z=float(rng.uniform(0.45, 0.84)) - shift,
         emblem_z=float(rng.uniform(0.15, 0.55)),
         seed=int(rng.integers(2**31)),
+        body_hue_scale=BODY_HUE_SCALE.get(class_name, 1.0) if keep_colours else 1.0,
     )
 
 
@@ -122,7 +138,7 @@ def random_palette(class_name: str, draw: LabelDraw) -> tuple[tuple[int, int, in
     body, label, *rest = variant_palette(class_name, 0)
     if draw.swap_body:
         body, label = label, body
-    return (_recolour(body, draw.hue_shift_deg, draw.saturation_scale, draw.value_scale),
+    return (_recolour(body, draw.hue_shift_deg * draw.body_hue_scale, draw.saturation_scale, draw.value_scale),
             *(_recolour(c, draw.hue_shift_deg, draw.saturation_scale, 1.0) for c in (label, *rest)))
 
 

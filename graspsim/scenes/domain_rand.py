@@ -53,7 +53,7 @@ from graspsim.geometry import intrinsics_from_fov, look_at, quat_to_matrix
 from graspsim.scenes.plan import CameraSpec, Lighting, ScenePlan
 
 #: The levels of ``graspsim render --domain-rand`` (and ``graspsim bench --domain-rand``).
-LEVELS = ("none", "light", "full", "labels")
+LEVELS = ("none", "light", "full", "labels", "layouts")
 #: Keeps the randomisation's draws apart from the plan's (CRC-32 of "domain_rand").
 DR_STREAM = zlib.crc32(b"domain_rand")
 #: Camera poses drawn before falling back to the undisturbed camera.
@@ -75,6 +75,9 @@ class DomainRandSpec:
     * ``camera_jitter_m`` (metres per axis) / ``camera_orbit_deg`` (degrees): camera pose noise.
     * ``furniture_colours``: random furniture and floor colours; ``background``: random background gradient.
     * ``colour_saturation`` / ``colour_value``: HSV ranges of those random colours.
+    * ``label_colours``: ``"new"``: random labels take new colours (hues 60-300 degrees round the palette);
+      ``"class"``: new layouts in the class's own colours (:func:`~graspsim.assets.random_textures.sample_label_draw`'s
+      ``keep_colours``).
     * ``relight``: draw the lighting and colour cast (False: the plan's own light, no cast; only the ``labels``
       level, which changes nothing but the products' labels).
     """
@@ -96,9 +99,12 @@ class DomainRandSpec:
     background: bool = False
     colour_saturation: Range = (0.0, 0.6)
     colour_value: Range = (0.25, 0.95)
+    label_colours: str = "new"
     relight: bool = True
 
     def __post_init__(self) -> None:
+        if self.label_colours not in ("new", "class"):
+            raise ValueError(f"label_colours must be 'new' or 'class', got {self.label_colours!r}")
         if self.level not in LEVELS:
             raise ValueError(f"unknown domain randomisation level {self.level!r}; choose one of {', '.join(LEVELS)}")
         if not 0.0 <= self.label_prob <= 1.0 or not 0.0 <= self.shadow_prob <= 1.0:
@@ -112,8 +118,10 @@ class DomainRandSpec:
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
-        if out["relight"]:  # manifests written before the field existed lack it: keep theirs resumable
-            del out["relight"]
+        # Manifests written before these fields existed lack them: at their old values they stay out (resumable).
+        for key, old in (("relight", True), ("label_colours", "new")):
+            if out[key] == old:
+                del out[key]
         return out
 
 
@@ -133,6 +141,9 @@ _PRESETS: dict[str, DomainRandSpec] = {
     # appearance-invariant perception (``graspsim bench --domain-rand labels``).
     "labels": DomainRandSpec(level="labels", label_prob=1.0, relight=False),
 }
+# "light", and half of the products given a new label layout in their class's colours (pattern, emblem, band and
+# brand heights, mirroring; never an unseen variant's pattern, hues within the seen variants' +-20).
+_PRESETS["layouts"] = replace(_PRESETS["light"], level="layouts", label_prob=0.5, label_colours="class")
 
 
 def domain_rand_spec(level: str) -> DomainRandSpec:
@@ -202,7 +213,8 @@ def sample_appearance(spec: DomainRandSpec, plan: ScenePlan, rng: np.random.Gene
         lighting = _sample_lighting(r_light, spec)
         tint = tuple(float(v) for v in r_light.uniform(1 - spec.tint, 1 + spec.tint, size=3))
     return Appearance(level=spec.level, camera=_sample_camera(r_camera, spec, plan), lighting=lighting, tint=tint,
-        **colours, labels=tuple(sample_label_draw(r_labels, p.class_name) if r_labels.random() < spec.label_prob
+        **colours, labels=tuple(sample_label_draw(r_labels, p.class_name, spec.label_colours == "class")
+                                if r_labels.random() < spec.label_prob
                                 else None for p in plan.products))
 
 
