@@ -87,6 +87,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--mode", default="points")
     ap.add_argument("--cam-method", default=None, choices=["similarity", "gradcam", "hirescam"])
+    ap.add_argument("--n-candidates", type=int, default=None, help="attention peaks verified (default: the policy's)")
     ap.add_argument("--reference", action="store_true")
     args = ap.parse_args()
 
@@ -97,10 +98,11 @@ def main() -> None:
 
     observations = _observations(args.scenes)
     cam = {} if args.cam_method is None else {"cam_method": args.cam_method}
-    policy = ClipSamPolicy(prompt_mode=args.mode, **cam)
+    verified = {} if args.n_candidates is None else {"n_candidates": args.n_candidates}
+    policy = ClipSamPolicy(prompt_mode=args.mode, **cam, **verified)
     label = f"shipped sim models, {policy.config.cam_method}, {args.mode}"
-    print(json.dumps({**_time_policy(policy, observations, f"{label}, verify 3"), "threads": args.threads}),
-          flush=True)
+    print(json.dumps({**_time_policy(policy, observations, f"{label}, verify {policy.config.n_candidates}"),
+                      "threads": args.threads}), flush=True)
     policy = ClipSamPolicy(prompt_mode=args.mode, verify=False, **cam)
     print(json.dumps({**_time_policy(policy, observations, f"{label}, single pass"), "threads": args.threads}),
           flush=True)
