@@ -49,8 +49,9 @@ def dataset_options(command):
 @click.option("--domain-rand", default="none", show_default=True, type=click.Choice(LEVELS),
               help="Domain randomisation, training suites only: light = lighting, colour cast, camera pose, "
                    "furniture and background colours; full = all of it wider, and half the products relabelled "
-                   "with new colours and label layouts (never an unseen variant's); labels = every product relabelled, "
-                   "nothing else changed. Physics and grasp labels "
+                   "with new colours and label layouts (never an unseen variant's); layouts = light, and half the "
+                   "products given new label layouts in their class's own colours; labels = every product "
+                   "relabelled as in full, nothing else changed. Physics and grasp labels "
                    "stay those of the scene (rectangles follow the moved camera). Recorded in manifest.json.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 def render_command(suite, scenes, out_dir, seed, workers, resume, width, height, renderer, robot, no_grasps,
