@@ -193,7 +193,7 @@ def test_camera_jitter_keeps_the_products_in_view(kind, first):
 
 
 def test_only_training_suites_may_be_randomised():
-    from graspsim.data.render import DomainRandError, check_domain_rand
+    from graspsim.scenes.domain_rand import DomainRandError, check_domain_rand
 
     training = sorted(s.name for s in SUITES.values() if s.training)
     assert training == ["shelf-parts-train", "shelf-train", "tabletop-parts-train", "tabletop-train"]

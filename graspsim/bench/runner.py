@@ -72,7 +72,7 @@ class RunSpec:
         if self.max_attempts < 1 or self.max_consecutive_failures < 1:
             raise ValueError("max_attempts and max_consecutive_failures must be >= 1")
         if "domain_rand" in self.env_overrides:  # randomised looks are for training suites (validation) only
-            from graspsim.data.render import check_domain_rand
+            from graspsim.scenes.domain_rand import check_domain_rand
 
             check_domain_rand(self.suite_obj(), self.env_overrides["domain_rand"])
 

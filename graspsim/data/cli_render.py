@@ -59,7 +59,8 @@ def render_command(suite, scenes, out_dir, seed, workers, resume, width, height,
     """Render a grasp dataset: RGB, depth, masks and physically validated grasp rectangles."""
     from graspsim.scenes.suites import UnknownSuiteError, get_suite
     from graspsim.data.labels import LabelConfig
-    from graspsim.data.render import check_domain_rand, render_dataset
+    from graspsim.data.render import render_dataset
+    from graspsim.scenes.domain_rand import check_domain_rand
     from graspsim.pool import WorkerDiedError
     from graspsim.runs import RunDirError
     from graspsim.sim.world import RendererError

@@ -25,6 +25,7 @@ from graspsim.data.format import (FORMAT_VERSION, DEPTH_SCALE, decode_depth, enc
                                   encode_instance, scene_dir, scene_id)
 from graspsim.data.labels import LabelConfig, label_objects
 from graspsim.data.writer import render_scenes, write_scene
+from graspsim.scenes.domain_rand import check_domain_rand
 from graspsim.scenes.plan import ProductPlacement
 from graspsim.types import DEFAULT_ROBOT, check_robot
 
@@ -48,21 +49,6 @@ class RenderSpec:
 DR_SCENES_PER_PROCESS = 200
 
 
-class DomainRandError(ValueError):
-    """Domain randomisation asked of a suite that is not a training suite."""
-
-
-def check_domain_rand(suite, level: str):
-    """The :class:`~graspsim.scenes.domain_rand.DomainRandSpec` of ``level`` for rendering ``suite`` (a
-    :class:`~graspsim.scenes.suites.Suite`): ValueError for an unknown level, :class:`DomainRandError` for a
-    randomised test or unseen suite (their images must stay what the benchmark shows)."""
-    from graspsim.scenes.domain_rand import domain_rand_spec
-
-    spec = domain_rand_spec(level)
-    if spec.enabled and not suite.training:
-        raise DomainRandError(f"--domain-rand {level} is for training suites only; {suite.name} is an evaluation "
-                              f"suite and stays as the benchmark shows it (use --domain-rand none)")
-    return spec
 
 
 class SceneRenderer:
@@ -213,8 +199,8 @@ def render_dataset(suite: str, scenes: int, out_dir: Path, seed: int = 0, worker
     (``config.domain_rand``, absent when ``"none"``) and each scene's draw in its ``meta.json``.
 
     Raises :class:`~graspsim.scenes.suites.UnknownSuiteError`, ValueError (scenes
-    outside the suite, an unknown robot or level), :class:`DomainRandError` (randomising an evaluation suite)
-    and :class:`~graspsim.runs.RunDirError` (non-empty ``out_dir`` without ``resume``, or a resume with other
+    outside the suite, an unknown robot or level),
+    :class:`~graspsim.scenes.domain_rand.DomainRandError` (randomising an evaluation suite) and :class:`~graspsim.runs.RunDirError` (non-empty ``out_dir`` without ``resume``, or a resume with other
     settings).
     """
     from graspsim.scenes.suites import get_suite

@@ -137,8 +137,7 @@ def _check_domain_rand(level: str, suite, variant_split: str):
     """The :class:`~graspsim.scenes.domain_rand.DomainRandSpec` of ``level`` (None for ``"none"``); ValueError for
     an unknown level or for randomising what is evaluated: a suite that is not a training suite, or (without a
     suite) the unseen variants."""
-    from graspsim.data.render import check_domain_rand
-    from graspsim.scenes.domain_rand import domain_rand_spec
+    from graspsim.scenes.domain_rand import check_domain_rand, domain_rand_spec
 
     if suite is not None:
         spec = check_domain_rand(suite, level)

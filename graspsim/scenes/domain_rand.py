@@ -146,6 +146,22 @@ _PRESETS: dict[str, DomainRandSpec] = {
 _PRESETS["layouts"] = replace(_PRESETS["light"], level="layouts", label_prob=0.5, label_colours="class")
 
 
+class DomainRandError(ValueError):
+    """Domain randomisation asked of a suite that is not a training suite."""
+
+
+def check_domain_rand(suite, level: str) -> DomainRandSpec:
+    """The :class:`DomainRandSpec` of ``level`` for ``suite`` (a :class:`~graspsim.scenes.suites.Suite`), as
+    ``graspsim render`` and ``graspsim bench`` / :class:`~graspsim.envs.pick_env.PickEnv` take it: ValueError for an
+    unknown level, :class:`DomainRandError` for a randomised test or unseen suite (their images must stay what the
+    benchmark shows)."""
+    spec = domain_rand_spec(level)
+    if spec.enabled and not suite.training:
+        raise DomainRandError(f"--domain-rand {level} is for training suites only; {suite.name} is an evaluation "
+                              f"suite and stays as the benchmark shows it (use --domain-rand none)")
+    return spec
+
+
 def domain_rand_spec(level: str) -> DomainRandSpec:
     """The preset of ``level``; ValueError listing :data:`LEVELS` otherwise."""
     if level not in _PRESETS:
