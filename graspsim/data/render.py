@@ -71,7 +71,7 @@ class SceneRenderer:
     def render_scene(self, seed: int) -> dict[str, Any]:
         """Build, render and label scene ``seed``: the arrays as stored (``robot_seg`` None without an arm,
         ``part_seg`` the grasp parts of the stored view) plus meta."""
-        from graspsim.sim.camera import render, scene_part_seg
+        from graspsim.sim.camera import render, scene_look, scene_part_seg
         from graspsim.sim.scene import add_robot, build_settled_scene
 
         scene = build_settled_scene(self.world, self.suite.kind, seed, self.suite.variant_split, self.options,
@@ -89,8 +89,7 @@ class SceneRenderer:
         else:
             frames = render(self.world, scene.camera, lighting, scene.body_to_class, scene.robot_parts)
         frames = scene_part_seg(self.world, scene, frames)
-        if scene.appearance is not None:  # background and colour cast: image-space, after the render
-            frames = replace(frames, rgb=scene.appearance.apply_to_image(frames.rgb, frames.instance_seg < 0))
+        frames = scene_look(scene, frames)  # background and colour cast: image-space, after the render
         depth_mm = encode_depth(frames.depth_m, far_m)
         instance = encode_instance(frames.instance_seg, body_to_product)
         plan_depth_mm = depth_mm if bare is None or bare is frames else encode_depth(bare.depth_m, far_m)

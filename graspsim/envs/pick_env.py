@@ -107,7 +107,7 @@ from graspsim.scenes import instructions
 from graspsim.scenes.kinds import SCENE_KINDS, scene_kind
 from graspsim.scenes.sampling import SceneOptions
 from graspsim.sim.attempt import Attempt, attempt_grasp
-from graspsim.sim.camera import add_depth_noise, render, scene_part_seg
+from graspsim.sim.camera import add_depth_noise, render, scene_look, scene_part_seg
 from graspsim.sim.scene import BuiltScene, add_robot, build_settled_scene, settle, SceneRejected
 from graspsim.scenes.suites import get_suite
 from graspsim.sim.world import SimWorld, check_renderer
@@ -345,8 +345,7 @@ class PickEnv(gym.Env):
         t0 = time.perf_counter()
         scene = self._scene
         frames = render(self.world, scene.camera, self._lighting(), scene.body_to_class, scene.robot_parts)
-        if scene.appearance is not None:  # background and colour cast: image-space, as `graspsim render` stores them
-            frames = replace(frames, rgb=scene.appearance.apply_to_image(frames.rgb, frames.instance_seg < 0))
+        frames = scene_look(scene, frames)  # a randomised scene's background and colour cast
         if self.privileged or self.task == "parts":
             frames = scene_part_seg(self.world, scene, frames)  # from the true depth, before any noise
         clean = frames

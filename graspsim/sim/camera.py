@@ -153,6 +153,15 @@ def scene_part_seg(world: SimWorld, scene, frames: Frames) -> Frames:
                                                       products))
 
 
+def scene_look(scene, frames: Frames) -> Frames:
+    """``frames`` with the image-space part of ``scene``'s randomised look (its
+    :class:`~graspsim.scenes.domain_rand.Appearance`: the background gradient where no body was hit, then the colour
+    cast), as datasets store it and the environment observes it; ``frames`` itself when the scene is not randomised."""
+    if scene.appearance is None:
+        return frames
+    return replace(frames, rgb=scene.appearance.apply_to_image(frames.rgb, frames.instance_seg < 0))
+
+
 def add_depth_noise(depth_m: np.ndarray, camera: CameraModel, std_m: float, rng: np.random.Generator) -> np.ndarray:
     """A copy of ``depth_m`` (metres) with zero-mean Gaussian noise of std ``std_m`` (metres) on valid pixels.
 
