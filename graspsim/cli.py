@@ -472,7 +472,8 @@ def _register_commands() -> None:
     from graspsim.data.cli_export import export_command
     from graspsim.data.cli_render import render_command
     from graspsim.data.cli_robot_views import render_robot_views_command
-    from graspsim.policies.clip_sam.cli import evaluate_masks_command, train_clip_command, train_sam_command
+    from graspsim.policies.clip_sam.cli import (evaluate_masks_command, train_clip_command, train_sam_command,
+                                              train_shape_command)
     from graspsim.policies.det_seg.cli import evaluate_grasps_command, train_det_seg_command, train_grconvnet_command
     from graspsim.policies.semgrasp.cli import evaluate_semgrasp_command, train_semgrasp_command
     from graspsim.policies.graspsam.cli import train_graspsam_command
@@ -481,6 +482,7 @@ def _register_commands() -> None:
 
     train_group.add_command(train_clip_command)
     train_group.add_command(train_sam_command)
+    train_group.add_command(train_shape_command)
     train_group.add_command(train_det_seg_command, "det_seg")
     train_group.add_command(train_grconvnet_command, "grconvnet")
     train_group.add_command(train_semgrasp_command, "semgrasp")

@@ -34,7 +34,8 @@ OLD_KEYWORDS = {
     "clip_sam": {"clip", "sam", "prompt_mode", "zoom", "cam_layer", "cam_method", "n_negative", "k_points",
                  "threshold", "verify", "n_candidates", "text_encoder", "threads", "box_refine", "gripper",
                  "grasp_depth_m", "margin_m", "max_candidates",
-                 "robot_mask", "robot_mask_checkpoint"},  # robot_mask*: added with the robot-mask exclusion
+                 "robot_mask", "robot_mask_checkpoint",  # robot_mask*: added with the robot-mask exclusion
+                 "shape_prior", "shape_weight", "sweep_max"},  # added with the shape prior and the point sweep
     "det_seg": {"checkpoint", "refine", "num_threads", "max_candidates", "min_region_px", "guided_seg",
                 "robot_mask", "robot_mask_checkpoint"},
     "grconvnet": {"checkpoint", "num_threads", "max_candidates"},

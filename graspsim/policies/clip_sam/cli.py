@@ -1,4 +1,4 @@
-"""Click commands of the clip_sam stack: ``graspsim train clip|sam`` and ``graspsim evaluate masks``.
+"""Click commands of the clip_sam stack: ``graspsim train clip|sam|shape`` and ``graspsim evaluate masks``.
 
 Mounted on the ``train`` / ``evaluate`` groups by :mod:`graspsim.cli`.
 """
@@ -79,6 +79,25 @@ def train_sam_command(**options):
     from graspsim.policies.clip_sam.train_sam import train_sam
 
     _run("sam", train_sam, **options)
+
+
+@click.command("shape")
+@apply_options([_common[0], _common[1], *schedule_options(epochs=20, steps_per_epoch=200, lr=2e-3),
+                *run_control_options()])
+@click.option("--batch-size", default=256, show_default=True, type=click.IntRange(min=1),
+              help="Masks per optimiser step.")
+@click.option("--hidden", default=128, show_default=True, type=click.IntRange(min=4), help="MLP hidden width.")
+@click.option("--copies", default=2, show_default=True, type=click.IntRange(min=0),
+              help="Perturbed masks (eroded / dilated / cut) per product instance, besides its own.")
+@click.option("--size-jitter", default=0.04, show_default=True, type=click.FloatRange(min=0.0),
+              help="Standard deviation of the log size factor applied to each training sample.")
+@click.option("--label-smoothing", default=0.05, show_default=True, type=click.FloatRange(0.0, 0.5),
+              help="Cross-entropy label smoothing (keeps the prior from vetoing CLIP outright).")
+def train_shape_command(**options):
+    """Train the shape prior (product class from a mask's 3-D shape) on rendered instance masks."""
+    from graspsim.policies.clip_sam.train_shape import train_shape
+
+    _run("shape", train_shape, **options)
 
 
 @click.command("masks")

@@ -139,13 +139,15 @@ def _score_scene(policy, obs, scene_seed: int) -> dict[str, Any]:
     row["peak_on_target"] = bool(class_seg[y, x] == target)
     clip_ms = []
     for mode in MODES:
-        res = pipe.run(rgb, obs.depth_m, obs.camera.K, obs.instruction, mode)  # exactly what the policy runs
+        res = pipe.run(rgb, obs.depth_m, obs.camera.K, obs.instruction, mode,  # exactly what the policy runs
+                       T_world_camera=obs.camera.T_world_camera, scene_kind=obs.scene_kind)
         row[f"iou_{mode}"] = instance_iou(res.mask, instance_seg, class_seg, target)
         row[f"on_target_{mode}"] = majority_is_target(res.mask, class_seg, target)
         row.update({f"{stage}_ms_{mode}": res.stage_ms[stage] for stage in ("sam", "prompt", "verify")})
         row[f"candidates_{mode}"] = res.n_candidates
         clip_ms.append(res.stage_ms["clip"])
-        first = pipe.run(rgb, obs.depth_m, obs.camera.K, obs.instruction, mode, candidates=first_cands)
+        first = pipe.run(rgb, obs.depth_m, obs.camera.K, obs.instruction, mode, candidates=first_cands,
+                         T_world_camera=obs.camera.T_world_camera, scene_kind=obs.scene_kind)
         row[f"iou_first_{mode}"] = instance_iou(first.mask, instance_seg, class_seg, target)
     row["clip_ms"] = float(np.mean(clip_ms))
     return row

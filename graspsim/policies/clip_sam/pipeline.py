@@ -19,7 +19,10 @@ Stages (each timed, milliseconds in :attr:`PipelineResult.stage_ms`):
    global map; CLIP classifies a crop around each candidate mask (prompt
    ensemble over the catalog's class names) and the mask most likely to be the
    instruction's product (the class whose text embedding is nearest the
-   instruction's) is kept.
+   instruction's) is kept. With a shape prior (:mod:`.shape_prior`, stage
+   ``shape``), CLIP's class probabilities are multiplied by the prior's, from
+   the mask's 3-D shape, to the power ``shape_weight``: a label CLIP has never
+   seen does not change a product's size.
 
 The robot's pixels (``exclude``, (H, W) bool, :mod:`graspsim.policies.robot_mask`; None: nothing excluded) are
 left out before any decision: the global and zoomed attention maps are zeroed there (so no peak, point or box
@@ -88,6 +91,8 @@ def largest_component_at(mask: np.ndarray, points_xy: np.ndarray) -> np.ndarray:
 
 
 PEAK_STRIDE = 8  # global peaks are searched at 1/8 resolution
+SWEEP_STRIDE_PX = 32  # grid of the point sweep (ClipSamPipeline.sweep): a shelf product is ~40-80 px wide at 640x480
+SWEEP_BATCH = 8  # sweep points segmented per SAM call
 
 
 @torch.no_grad()
@@ -126,7 +131,8 @@ class ClipSamPipeline:
                  zoom_extent_m: float = ZOOM_EXTENT_M, threshold: float = 0.5, k_points: int = 3,
                  n_negative: int = 0, n_candidates: int = 3, verify: bool = True, crop_size: int | None = None,
                  cam_method: str = "gradcam", aligned_text=None, text_encoder: str = "auto",
-                 escalate_below: float = 0.5, box_refine: int = 0):
+                 escalate_below: float = 0.5, box_refine: int = 0, shape_prior=None, shape_weight: float = 0.0,
+                 sweep_max: int = 0):
         self.clip = clip_model.eval()
         self.tokenizer = tokenizer
         self.sam = sam_model.eval()
@@ -143,6 +149,9 @@ class ClipSamPipeline:
         self.verify = bool(verify)
         self.escalate_below = float(escalate_below)
         self.box_refine = int(box_refine)
+        self.sweep_max = int(sweep_max) if verify else 0
+        self.shape_prior = shape_prior  # a shape_prior.ShapePrior, or None
+        self.shape_weight = float(shape_weight)
         self.clip_size = int(clip_model.config.vision_config.image_size)
         self.crop_size = int(crop_size or self.clip_size)
         self._class_text = None
@@ -299,14 +308,79 @@ class ClipSamPipeline:
             wm.mask = largest_component_at(wm.mask, anchors)
         return out
 
+    def mask_probs(self, rgb: np.ndarray, masks: list[np.ndarray], depth_m: np.ndarray, K: np.ndarray,
+                   T_world_camera: np.ndarray | None, scene_kind: str | None, stage: dict) -> np.ndarray:
+        """(len(masks), 24) class probabilities of each mask: CLIP's of its crop (:meth:`crop_probs`, timed as
+        ``verify``), times the shape prior's to the power ``shape_weight`` (:func:`~.shape_prior.combine`, timed
+        as ``shape``) when there is one and the camera pose and scene kind are known."""
+        t = time.perf_counter()
+        probs = self.crop_probs(rgb, masks)
+        stage["verify"] += (time.perf_counter() - t) * 1e3
+        if self.shape_prior is None or self.shape_weight == 0 or T_world_camera is None or scene_kind is None:
+            return probs
+        from graspsim.policies.clip_sam.shape_prior import combine
+
+        t = time.perf_counter()
+        shape = self.shape_prior.class_probs(masks, depth_m, K, T_world_camera, scene_kind)
+        stage["shape"] = stage.get("shape", 0.0) + (time.perf_counter() - t) * 1e3
+        return combine(probs, shape, self.shape_weight)
+
+    def sweep(self, rgb: np.ndarray, depth_m: np.ndarray, K: np.ndarray, att: np.ndarray, masks: list[WindowMask],
+              exclude: np.ndarray | None, T_world_camera, scene_kind, target: int, stage: dict) -> list[tuple]:
+        """The last resort when no attention peak led to the named product: SAM with one point at a time on a
+        grid (:data:`SWEEP_STRIDE_PX`, strongest attention first, never on a pixel a mask already covers, the
+        robot's or one without depth), up to ``sweep_max`` masks, each verified like a candidate. Returns
+        ``[(point xy, prompt, WindowMask, target probability)]``: SAM's automatic "segment everything" mode,
+        which needs no attention, ranked by CLIP (and the shape prior)."""
+        h, w = att.shape
+        rows, cols = np.mgrid[SWEEP_STRIDE_PX // 2:h:SWEEP_STRIDE_PX, SWEEP_STRIDE_PX // 2:w:SWEEP_STRIDE_PX]
+        rows, cols = rows.ravel(), cols.ravel()
+        ok = np.isfinite(depth_m[rows, cols]) & (depth_m[rows, cols] > 0)
+        if exclude is not None:
+            ok &= ~exclude[rows, cols]
+        rows, cols = rows[ok], cols[ok]
+        order = np.argsort(-att[rows, cols], kind="stable")
+        covered = np.zeros((h, w), dtype=bool)
+        for m in masks:
+            covered |= m.mask
+        found: list[tuple] = []
+        queue = list(zip(cols[order], rows[order]))
+        while queue and len(found) < self.sweep_max:
+            batch, later = [], []
+            # grid neighbours of a point in this batch wait for the next one: they are likely on the same
+            # product, which this batch's mask will then cover
+            for c, r in queue:
+                if covered[r, c]:
+                    continue
+                near = any(abs(c - b[0]) <= SWEEP_STRIDE_PX and abs(r - b[1]) <= SWEEP_STRIDE_PX for b in batch)
+                if near or len(batch) >= min(SWEEP_BATCH, self.sweep_max - len(found)):
+                    later.append((c, r))
+                else:
+                    batch.append(np.array([c, r], dtype=np.float32))
+            queue = later
+            if not batch:
+                break
+            prompts = [Prompt("point", xy[None], np.ones(1, dtype=np.float32)) for xy in batch]
+            t = time.perf_counter()
+            new = self.segment(rgb, depth_m, K, prompts, exclude)
+            stage["sam"] += (time.perf_counter() - t) * 1e3
+            probs = self.mask_probs(rgb, [m.mask for m in new], depth_m, K, T_world_camera, scene_kind, stage)
+            for xy, p, wm, prob in zip(batch, prompts, new, probs[:, target]):
+                covered |= wm.mask
+                found.append((xy, p, wm, float(prob)))
+        return found
+
     def run(self, rgb: np.ndarray, depth_m: np.ndarray, K: np.ndarray, instruction: str, mode: str,
-            candidates: list[Candidate] | None = None, exclude: np.ndarray | None = None) -> PipelineResult:
+            candidates: list[Candidate] | None = None, exclude: np.ndarray | None = None,
+            T_world_camera: np.ndarray | None = None, scene_kind: str | None = None) -> PipelineResult:
         """All stages for one prompt ``mode``; pass ``candidates`` (from :meth:`zoom_candidates`) to reuse the CLIP
         stage. ``exclude``: (H, W) bool pixels (the robot's) no attention, prompt or mask may use (None: none).
+        ``T_world_camera`` (4, 4) and ``scene_kind`` let the shape prior (if any) join the verification.
 
         With verification, when no candidate's crop looks like the named product
         (best probability < ``escalate_below``), the next ``n_candidates`` peaks
-        of the global map are tried too (once).
+        of the global map are tried too (once); when still none does and ``sweep_max > 0``, the point
+        :meth:`sweep`'s masks too.
         """
         rgb = np.ascontiguousarray(np.asarray(rgb)[..., :3])
         text = part_steered_text(instruction)
@@ -318,7 +392,7 @@ class ClipSamPipeline:
             stage[key] += (time.perf_counter() - t) * 1e3
             return out
 
-        rest = np.zeros((0, 2))
+        rest, att = np.zeros((0, 2)), None
         if candidates is None:
             n = self.n_candidates
             temb, att, peaks = timed("clip", self.global_peaks, rgb, text, 2 * n if self.verify else 1, exclude)
@@ -336,13 +410,21 @@ class ClipSamPipeline:
             prompts += new_prompts
             masks += new_masks
             if self.verify and (len(candidates) > 1 or len(rest)):
-                new_probs = timed("verify", self.crop_probs, rgb, [m.mask for m in new_masks])
+                new_probs = self.mask_probs(rgb, [m.mask for m in new_masks], depth_m, K, T_world_camera,
+                                            scene_kind, stage)
                 probs = np.concatenate([probs, new_probs[:, target]])
             if not (self.verify and len(rest) and probs.size and probs.max() < self.escalate_below):
                 break
             batch = timed("clip", self.zoom_candidates, rgb, depth_m, K, temb, att, rest, exclude)
             candidates += batch
             rest = np.zeros((0, 2))
+        if self.sweep_max and att is not None and probs.size and probs.max() < self.escalate_below:
+            found = self.sweep(rgb, depth_m, K, att, masks, exclude, T_world_camera, scene_kind, target, stage)
+            for xy, p, wm, prob in found:
+                candidates.append(Candidate(att, xy, None))
+                prompts.append(p)
+                masks.append(wm)
+            probs = np.concatenate([probs, [f[3] for f in found]])
         best = int(np.argmax(probs)) if probs.size else 0
         target_prob = float(probs[best]) if probs.size else float("nan")
         return PipelineResult(attention=candidates[best].attention, prompt=prompts[best], mask=masks[best].mask,

@@ -88,10 +88,16 @@ def _make_pipeline(cfg: ClipSamPolicyConfig, clip_model, tokenizer, sam_model):
     aligned = None
     if cfg.text_encoder == "minilm" or (cfg.text_encoder == "auto" and minilm.available()):
         aligned = minilm.AlignedText(clip_model, tokenizer)  # raises MiniLMUnavailableError if missing
+    shape_dir = cfg.shape_prior_dir()
+    shape_prior = None
+    if shape_dir is not None:
+        from graspsim.policies.clip_sam.shape_prior import load_shape_prior
+
+        shape_prior = load_shape_prior(shape_dir)
     shared = ("cam_layer", "zoom", "threshold", "k_points", "n_negative", "n_candidates", "verify", "cam_method",
-              "text_encoder", "box_refine")  # the config fields that are pipeline settings of the same name
+              "text_encoder", "box_refine", "shape_weight", "sweep_max")  # config fields that are pipeline settings of that name
     return ClipSamPipeline(clip_model, tokenizer, sam_model, crop_size=_crop_size(clip_model), aligned_text=aligned,
-                           **{k: getattr(cfg, k) for k in shared})
+                           shape_prior=shape_prior, **{k: getattr(cfg, k) for k in shared})
 
 
 class ClipSamPolicy:
@@ -132,7 +138,8 @@ class ClipSamPolicy:
         robot = self.robot_pixels(obs)
         robot_ms = (time.perf_counter() - t0) * 1e3
         result = self.pipeline.run(obs.rgb, obs.depth_m, obs.camera.K, obs.instruction, self.prompt_mode,
-                                   exclude=robot)
+                                   exclude=robot, T_world_camera=obs.camera.T_world_camera,
+                                   scene_kind=obs.scene_kind)
         info: dict[str, Any] = {"prompt_mode": self.prompt_mode, "sam_score": round(result.sam_score, 4),
                                 **robot_info(robot), "robot_ms": round(robot_ms, 1),
                                 "mask_px": int(result.mask.sum()), "text": result.text,

@@ -310,10 +310,12 @@ def sam_batch(bank: SceneBank, rng: np.random.Generator, n: int, mode: str, size
 
 def train_run(kind: str, data_dirs: list[str | Path], out_dir: str | Path, settings: dict, stack, *, epochs: int = 12,
               steps_per_epoch: int = 100, lr: float = 1e-3, seed: int = 0, resume: bool = False,
-              max_minutes: float | None = None, threads: int | None = None, progress: bool = True, log=print) -> dict:
-    """A CLIP / SAM run on :func:`graspsim.learn.loop.train`; returns its metadata. ``stack(cfg, settings,
-    train_bank, val_bank)`` builds the run's :class:`~graspsim.learn.loop.Stack` (``settings``: the trainer's,
-    after ``kind``, ``data`` and ``steps_per_epoch``).
+              max_minutes: float | None = None, threads: int | None = None, progress: bool = True, log=print,
+              bank=None) -> dict:
+    """A CLIP / SAM / shape-prior run on :func:`graspsim.learn.loop.train`; returns its metadata. ``stack(cfg,
+    settings, train_bank, val_bank)`` builds the run's :class:`~graspsim.learn.loop.Stack` (``settings``: the
+    trainer's, after ``kind``, ``data`` and ``steps_per_epoch``); ``bank(data_dirs, split)`` reads a split
+    (default :class:`SceneBank`; it needs ``sources`` and ``len``, as :func:`run_metadata` reads them).
 
     AdamW (weight decay 0.05), linear warm-up over 10 % of the steps (at most 100) then cosine decay to 5 %
     of ``lr``, gradient norm clipped at 1 over the trainable parameters."""
@@ -327,7 +329,8 @@ def train_run(kind: str, data_dirs: list[str | Path], out_dir: str | Path, setti
                      max_minutes=max_minutes, threads=threads, progress=progress, name=kind)
 
     def build():
-        return stack(cfg, settings, SceneBank(data_dirs, split="train"), SceneBank(data_dirs, split="val"))
+        read = bank or SceneBank
+        return stack(cfg, settings, read(data_dirs, split="train"), read(data_dirs, split="val"))
 
     return train(out_dir, settings, build, cfg, resume, log)
 
@@ -338,7 +341,7 @@ def rounded(metrics: dict) -> dict:
 
 
 def run_metadata(kind: str, cfg, init: str | None, train_bank: SceneBank, val_bank: SceneBank, progress) -> dict:
-    """The metadata of a CLIP / SAM run; ``metrics``: the last metrics row without training losses and duration."""
+    """The metadata of a CLIP / SAM / shape-prior run; ``metrics``: the last metrics row without training losses and duration."""
     import graspsim
 
     return {"kind": kind, "graspsim_version": graspsim.__version__, "seed": cfg.seed, "init": init, "lr": cfg.lr,

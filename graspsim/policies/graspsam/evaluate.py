@@ -86,6 +86,7 @@ def evaluate_graspsam(data_dir: str | Path, out_dir: str | Path, prompt: str = "
     mode = parse_prompt(prompt)
     manifest, scene_dirs = check_dataset(data_dir)
     scene_dirs = scene_dirs[: max_scenes] if max_scenes else scene_dirs
+    kind = manifest["kind"]
     policy = GraspSamPolicy(prompt="language" if mode.kind == "language" else "none", checkpoint=checkpoint,
                             opening=opening)
     preds, gts, class_gts, ious, seconds, failed = [], [], [], [], 0.0, 0
@@ -96,7 +97,8 @@ def evaluate_graspsam(data_dir: str | Path, out_dir: str | Path, prompt: str = "
         for q in _queries(s, mode):
             t0 = time.perf_counter()
             try:
-                p = (policy.language_prompt(s["rgb"], s["depth_m"], s["K"], pick_instruction(q["class_name"]), {})
+                p = (policy.language_prompt(s["rgb"], s["depth_m"], s["K"], pick_instruction(q["class_name"]), {},
+                                            T_world_camera=s["T_world_camera"], scene_kind=kind)
                      if mode.kind == "language" else prompt_from_mask(q["mask"], mode, rng))
             except PolicyError:  # the language stage found nothing: a miss, not a crash
                 failed += 1

@@ -83,7 +83,8 @@ class GraspSamPolicy:
         if self.mode.kind == "none":
             return None
         if self.mode.kind == "language":
-            return self.language_prompt(obs.rgb, obs.depth_m, obs.camera.K, obs.instruction, info, robot)
+            return self.language_prompt(obs.rgb, obs.depth_m, obs.camera.K, obs.instruction, info, robot,
+                                        T_world_camera=obs.camera.T_world_camera, scene_kind=obs.scene_kind)
         if obs.instance_seg is None or obs.class_seg is None:
             raise PolicyError(f"graspsam prompt={self.mode} needs the privileged instance segmentation")
         target = np.asarray(obs.class_seg) == catalog().class_index(obs.target_class)
@@ -94,14 +95,16 @@ class GraspSamPolicy:
         return prompt_from_mask(mask, self.mode, self.rng)
 
     def language_prompt(self, rgb: np.ndarray, depth_m: np.ndarray, K: np.ndarray, instruction: str, info: dict,
-                        robot: np.ndarray | None = None):
+                        robot: np.ndarray | None = None, T_world_camera: np.ndarray | None = None,
+                        scene_kind: str | None = None):
         """The box prompt (image pixels) of ``instruction``: clip_sam's box-mode pipeline (``robot`` pixels
         excluded), then the box around its mask; its stage times and CLIP's target probability go into ``info``.
         PolicyError if it finds nothing."""
         from graspsim.policies.clip_sam.prompts import Prompt
         from graspsim.policies.graspsam.predictor import mask_box
 
-        res = self.pipeline.run(rgb, depth_m, K, instruction, "box", exclude=robot)
+        res = self.pipeline.run(rgb, depth_m, K, instruction, "box", exclude=robot, T_world_camera=T_world_camera,
+                                scene_kind=scene_kind)
         info.update({f"lang_{k}_ms": round(v, 1) for k, v in res.stage_ms.items()})
         info["lang_target_prob"] = None if np.isnan(res.target_prob) else round(res.target_prob, 4)
         if not res.mask.any():

@@ -112,7 +112,8 @@ class SemGraspPolicy:
             return target & (np.asarray(obs.instance_seg) == ids[int(np.argmax(counts))]), None, obs.target_class
         from graspsim.policies.clip_sam.gradcam import part_steered_text
 
-        result = self.pipeline.run(obs.rgb, obs.depth_m, obs.camera.K, obs.instruction, self.prompt_mode)
+        result = self.pipeline.run(obs.rgb, obs.depth_m, obs.camera.K, obs.instruction, self.prompt_mode,
+                                   T_world_camera=obs.camera.T_world_camera, scene_kind=obs.scene_kind)
         info.update(sam_score=round(result.sam_score, 4), clip_text=result.text,
                     **{f"{k}_ms": round(v, 1) for k, v in result.stage_ms.items()})
         if not result.mask.any():
