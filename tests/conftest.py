@@ -38,3 +38,17 @@ def tiny_runs(tmp_path_factory) -> dict[str, Path]:
         run_bench(spec, base / name, progress=False)
         dirs[name] = base / name
     return dirs
+
+
+@pytest.fixture(scope="session")
+def seg_data(tmp_path_factory) -> Path:
+    """4 tabletop-train scenes at 160x120, images and masks only (no grasp labels; seed 0 is the held-out one): ~5 s.
+    Shared by the clip_sam training and verification tests."""
+    from graspsim.data.labels import LabelConfig
+    from graspsim.data.render import render_dataset
+
+    out = tmp_path_factory.mktemp("segdata") / "d"
+    s = render_dataset("tabletop-train", 4, out, width=160, height=120, renderer="tiny", progress=False,
+                       labels=LabelConfig(max_candidates=0))
+    assert s["rendered"] == 4 and s["labels"] == 0
+    return out

@@ -19,19 +19,6 @@ TINY_CLIP = dict(width=32, layers=1, batch={"n_full": 2, "n_zoom": 2, "n_crops":
 TINY_SAM = dict(width=32, layers=2, channels=32, batch_size=4, val_instances=4)
 
 
-@pytest.fixture(scope="module")
-def seg_data(tmp_path_factory) -> Path:
-    """4 tabletop scenes at 160x120, images and masks only (no grasp labels): ~5 s."""
-    from graspsim.data.labels import LabelConfig
-    from graspsim.data.render import render_dataset
-
-    out = tmp_path_factory.mktemp("segdata") / "d"
-    s = render_dataset("tabletop-train", 4, out, width=160, height=120, renderer="tiny", progress=False,
-                       labels=LabelConfig(max_candidates=0))
-    assert s["rendered"] == 4 and s["labels"] == 0
-    return out
-
-
 # ------------------------------------------------------------------ windows and tokenizer
 
 

@@ -282,6 +282,28 @@ def test_self_memory_batches_remember_the_networks_own_previous_frame(dataset):
     assert torch.equal(used[torch.from_numpy(~rows)], torch.from_numpy(batch["memory"][~rows]))
 
 
+def test_scene_recolouring_changes_only_the_non_robot_pixels_and_leaves_old_draws_alone():
+    from graspsim.policies.robotseg.data import ColourJitter, augment_colour, draw_colour
+
+    rng = np.random.default_rng(4)
+    rgb = rng.integers(30, 220, size=(24, 32, 3), dtype=np.uint8)
+    rgb[..., 0] = 200  # saturated reds everywhere
+    seg = np.zeros((24, 32), np.uint8)
+    seg[5:15, 8:20] = 1
+    plain = ColourJitter(0.0, 1.0, 1.0, 1.0, None, False)
+    scene = ColourJitter(0.0, 1.0, 1.0, 1.0, None, False, scene=(90.0, 1.0, 1.0))
+    a, b = augment_colour(rgb, seg, plain), augment_colour(rgb, seg, scene)
+    np.testing.assert_array_equal(a[seg > 0], b[seg > 0])  # the robot as without the option
+    assert np.abs(a[seg == 0].astype(int) - b[seg == 0].astype(int)).mean() > 20  # the rest recoloured
+    np.testing.assert_array_equal(augment_colour(rgb, None, scene), augment_colour(rgb, None, plain))  # needs seg
+    # share 0 draws exactly what draw_colour drew before the option existed (older runs replay their batches)
+    r1, r2 = np.random.default_rng(9), np.random.default_rng(9)
+    assert [draw_colour(r1) for _ in range(20)] == [draw_colour(r2, 0.0) for _ in range(20)]
+    assert r1.random() == r2.random()
+    shares = [draw_colour(np.random.default_rng(k), 0.5).scene is not None for k in range(200)]
+    assert 70 < sum(shares) < 130
+
+
 def test_label_efficient_uses_only_first_frames(dataset, tmp_path):
     from graspsim.policies.robotseg.data import RobotBank
     from graspsim.policies.robotseg.train import train_robotseg

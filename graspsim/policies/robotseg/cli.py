@@ -37,6 +37,9 @@ _train_options = [
     click.option("--self-memory", is_flag=True,
                  help="Video frames in memory batches remember the network's own prediction for the previous frame "
                       "(as at inference) instead of its true masks."),
+    click.option("--scene-recolour", default=0.0, show_default=True, type=click.FloatRange(0.0, 1.0),
+                 help="Share of the pictures whose non-robot pixels (products, furniture) get a strong random "
+                      "recolouring of their own, so that no colour means 'robot'. 0: off."),
     *run_control_options(),
 ]
 

@@ -10,7 +10,8 @@ samples drawn from them (numpy + OpenCV; one ``numpy.random.Generator`` passed i
 * **Augmentation** (:func:`augment_colour`): per sample a random global hue rotation, saturation, brightness,
   contrast and, half the time, a recolouring of the robot's pixels alone (its own hue / saturation / value
   change), so that a robot is not learnt as "the white or the orange thing" (the held-out xArm6 is white and
-  grey; the KUKA orange); a horizontal flip (with the masks and the memory).
+  grey; the KUKA orange); optionally (``scene_recolour``) a recolouring of everything BUT the robot, so that
+  saturated products of any colour are seen as not-robot; a horizontal flip (with the masks and the memory).
 * **Gripper crops** (:func:`gripper_crop`, ``keep_full=True``): a square window around the gripper cut from the
   render at its own resolution and letterboxed to S, what the predictor's gripper zoom feeds the network.
 """
@@ -180,21 +181,36 @@ class ColourJitter:
     contrast: float
     robot: tuple[float, float, float] | None
     grey: bool
+    scene: tuple[float, float, float] | None = None
 
 
-def draw_colour(rng: np.random.Generator) -> ColourJitter:
-    robot = ((float(rng.uniform(0, 180)), float(rng.uniform(0.3, 2.5)), float(rng.uniform(0.5, 1.4)))
-             if rng.random() < 0.5 else None)
-    return ColourJitter(float(rng.uniform(-20, 20)), float(rng.uniform(0.6, 1.4)), float(rng.uniform(0.6, 1.4)),
-                        float(rng.uniform(0.7, 1.3)), robot, bool(rng.random() < 0.1))
+def _hsv_draw(rng: np.random.Generator) -> tuple[float, float, float]:
+    """A strong recolouring: any hue turn, saturation x0.3-2.5, value x0.5-1.4 (:func:`_hsv_shift`'s arguments)."""
+    return float(rng.uniform(0, 180)), float(rng.uniform(0.3, 2.5)), float(rng.uniform(0.5, 1.4))
+
+
+def draw_colour(rng: np.random.Generator, scene_share: float = 0.0) -> ColourJitter:
+    """One :class:`ColourJitter`. ``scene_share`` > 0: with that probability everything but the robot is
+    recoloured too, by its own draw (the robot-only recolouring makes any saturated colour a possible robot;
+    products of every colour that are NOT the robot teach it otherwise). With 0 the generator is advanced
+    exactly as before the option existed, so older runs draw the same batches."""
+    robot = _hsv_draw(rng) if rng.random() < 0.5 else None
+    jitter = ColourJitter(float(rng.uniform(-20, 20)), float(rng.uniform(0.6, 1.4)), float(rng.uniform(0.6, 1.4)),
+                          float(rng.uniform(0.7, 1.3)), robot, bool(rng.random() < 0.1))
+    if scene_share > 0 and rng.random() < scene_share:
+        jitter = ColourJitter(jitter.hue, jitter.sat, jitter.val, jitter.contrast, robot, jitter.grey, _hsv_draw(rng))
+    return jitter
 
 
 def augment_colour(rgb: np.ndarray, seg: np.ndarray | None, jitter: ColourJitter) -> np.ndarray:
-    """``rgb`` (H, W, 3) uint8 recoloured (module docstring); the robot-only recolouring needs ``seg``."""
+    """``rgb`` (H, W, 3) uint8 recoloured (module docstring); the robot-only and the scene-only recolouring
+    need ``seg``."""
     out = rgb
     if jitter.robot is not None and seg is not None and (seg > 0).any():
         recoloured = _hsv_shift(rgb, *jitter.robot)
         out = np.where((seg > 0)[..., None], recoloured, rgb)
+    if jitter.scene is not None and seg is not None:
+        out = np.where((seg > 0)[..., None], out, _hsv_shift(rgb, *jitter.scene))
     out = _hsv_shift(out, jitter.hue, jitter.sat, jitter.val).astype(np.float32)
     mean = out.mean()
     out = np.clip((out - mean) * jitter.contrast + mean, 0, 255)

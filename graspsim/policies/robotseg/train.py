@@ -69,14 +69,15 @@ def _pick_picture(bank: RobotBank, labelled: list[int], rng: np.random.Generator
 
 def supervised_batch(bank: RobotBank, batch_size: int, rng: np.random.Generator,
                      labelled: list[int] | None = None, gripper_zoom: float = 0.0,
-                     self_memory: bool = False) -> dict[str, Any]:
+                     self_memory: bool = False, scene_recolour: float = 0.0) -> dict[str, Any]:
     """A fully supervised batch: ``pixels`` (B, 3, S, S), ``targets`` (B, 3, S, S), ``mode``, and as the mode and
     memory draw say ``points`` (B, N, 2) + ``labels`` (B, N), ``boxes`` (B, 4), ``memory`` (B, 3, S/4, S/4).
     ``gripper_zoom``: the share of pictures showing a gripper replaced by a crop around it
     (:func:`~.data.gripper_crop`; the bank must keep full pictures); their memory is their own truth perturbed.
     ``self_memory``: in a memory batch, a video frame t > 0 also brings frame t-1's pixels (same colour draw and
     flip) as ``prev_pixels`` (B, 3, S, S) with ``prev_rows`` (B,) bool: :func:`supervised_loss` replaces those
-    rows' memory by the network's own prediction for frame t-1, what the memory is at inference."""
+    rows' memory by the network's own prediction for frame t-1, what the memory is at inference.
+    ``scene_recolour``: the share of pictures whose non-robot pixels are recoloured (:func:`~.data.draw_colour`)."""
     labelled = bank.labelled() if labelled is None else labelled
     modes = list(MODE_PROBS)
     mode = modes[int(rng.choice(len(modes), p=np.array(list(MODE_PROBS.values()))))]
@@ -99,7 +100,7 @@ def supervised_batch(bank: RobotBank, batch_size: int, rng: np.random.Generator,
                 zoomed is None and pic.video is not None and pic.t > 0) else None
             memory = mask_logits(prev.seg, low) if prev is not None and prev.seg is not None else (
                 perturb_memory(seg, low, rng))
-        jitter = draw_colour(rng)
+        jitter = draw_colour(rng, scene_recolour)
         rgb = augment_colour(rgb, seg, jitter)
         prev_rgb = augment_colour(prev.rgb, prev.seg, jitter) if (self_memory and prev is not None) else None
         if rng.random() < 0.5:  # flip picture, labels and memory together
@@ -252,7 +253,8 @@ def validate(net, views: list[dict], gripper_zoom: bool = False) -> dict[str, fl
 def train_robotseg(data_dirs: list[str | Path], out_dir: str | Path, *, config: RobotSegConfig | None = None,
                    label_efficient: bool = False, epochs: int = 10, steps_per_epoch: int = 100, batch_size: int = 8,
                    lr: float = 1e-3, seed: int = 0, val_items: int = 48, init: str | Path | None = None,
-                   gripper_zoom: float = 0.0, self_memory: bool = False, resume: bool = False,
+                   gripper_zoom: float = 0.0, self_memory: bool = False, scene_recolour: float = 0.0,
+                   resume: bool = False,
                    max_minutes: float | None = None, threads: int | None = None, progress: bool = True,
                    command: str | None = None, log=print) -> dict[str, Any]:
     """Train RobotSeg from scratch into ``out_dir`` on :mod:`graspsim.learn.loop` (AdamW, weight decay 0.05,
@@ -261,7 +263,8 @@ def train_robotseg(data_dirs: list[str | Path], out_dir: str | Path, *, config: 
     (a second stage). ``gripper_zoom``: the share of pictures with a gripper trained as crops around it; the
     checkpoint then records it and its predictor runs the gripper zoom (:class:`~.predictor.RobotSegPredictor`).
     ``self_memory``: video frames in memory batches remember the network's own prediction for the previous
-    frame instead of its truth (:func:`supervised_batch`).
+    frame instead of its truth (:func:`supervised_batch`). ``scene_recolour``: the share of pictures whose
+    non-robot pixels get their own recolouring (:func:`~.data.draw_colour`).
     Raises :class:`~graspsim.data.format.DatasetError` / ValueError for unusable data and
     :class:`~graspsim.runs.RunDirError` for a directory holding another run."""
     from graspsim.learn.loop import LoopConfig, train
@@ -285,6 +288,10 @@ def train_robotseg(data_dirs: list[str | Path], out_dir: str | Path, *, config: 
         settings["gripper_zoom"] = float(gripper_zoom)
     if self_memory:  # likewise
         settings["self_memory"] = True
+    if not 0.0 <= scene_recolour <= 1.0:
+        raise ValueError(f"scene_recolour must be in [0, 1], got {scene_recolour}")
+    if scene_recolour > 0:  # likewise
+        settings["scene_recolour"] = float(scene_recolour)
     loop = LoopConfig(epochs=epochs, lr=lr, seed=seed, weight_decay=0.05, grad_clip=1.0,
                       schedule=warmup_cosine(min(100, max(1, epochs * steps_per_epoch // 10))),
                       max_minutes=max_minutes, threads=threads, progress=progress, name="robotseg")
@@ -319,7 +326,8 @@ def _stack(cfg: RobotSegConfig, settings: dict, loop, bank: RobotBank, val_views
     def draw(rng: np.random.Generator):
         if le:
             return label_efficient_batch(bank, settings["batch_size"], rng)
-        return supervised_batch(bank, settings["batch_size"], rng, labelled, zoom, settings.get("self_memory", False))
+        return supervised_batch(bank, settings["batch_size"], rng, labelled, zoom, settings.get("self_memory", False),
+                                settings.get("scene_recolour", 0.0))
 
     def step(batch):
         return label_efficient_loss(net, batch) if le else supervised_loss(net, batch)
@@ -329,6 +337,7 @@ def _stack(cfg: RobotSegConfig, settings: dict, loop, bank: RobotBank, val_views
         last = progress.last
         return {"model": "robotseg", "graspsim_version": graspsim.__version__, "config": cfg.to_dict(),
                 "init": settings.get("init"), "gripper_zoom": zoom, "self_memory": settings.get("self_memory", False),
+                "scene_recolour": settings.get("scene_recolour", 0.0),
                 "label_efficient": le, "seed": loop.seed, "lr": loop.lr, "batch_size": settings["batch_size"],
                 "steps_per_epoch": settings["steps_per_epoch"], "data": bank.sources,
                 "train_pictures": len(bank), "labelled_pictures": len(labelled), "val_views": len(val_views),
