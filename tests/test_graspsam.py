@@ -232,6 +232,37 @@ def test_training_loss_falls_and_resume_gives_identical_weights(dataset, tiny_sa
     assert saved.keys() == wb.keys() and all(torch.equal(saved[k], wb[k]) for k in saved)
 
 
+def test_labelled_map_loss_scores_angle_and_width_on_the_rectangles_only():
+    from graspsim.policies.graspsam.model import MAP_KEYS
+    from graspsim.policies.graspsam.train import loss
+
+    m = 8
+    mask = np.zeros((1, m, m), np.float32)
+    mask[0, 2:6, 1:7] = 1.0  # the object
+    quality = np.zeros((1, m, m), np.float32)
+    quality[0, 3:5, 3:5] = 1.0  # one labelled rectangle's central third
+    batch = {"pixels": np.zeros((1, 3, 16, 16), np.float32), "mask": mask, "weight": np.where(mask > 0, 1.0, 0.01),
+             "quality": quality, "cos": quality * 0.6, "sin": quality * 0.8, "width": quality * 0.5}
+
+    def net_saying(cos_off_rect: float):
+        def net(pixels, **kw):
+            out = {"mask": torch.zeros(1, m, m)}
+            for k in MAP_KEYS:
+                out[k] = torch.from_numpy(batch[k].copy())  # right on the rectangle
+            out["cos"][0][torch.from_numpy((mask[0] > 0) & (quality[0] == 0))] = cos_off_rect
+            return out
+        return net
+
+    on_rect_only = [loss(net_saying(v), ("none", batch), "labelled")["cos"].item() for v in (0.0, 0.9)]
+    paper = [loss(net_saying(v), ("none", batch), "object")["cos"].item() for v in (0.0, 0.9)]
+    assert on_rect_only == [0.0, 0.0]  # what the angle map says off the rectangle costs nothing
+    assert paper[0] == 0.0 and paper[1] > 0.3  # the paper's weighting pulls it to cos = 0 there
+    with pytest.raises(ValueError, match="map_loss must be one of object, labelled"):
+        from graspsim.policies.graspsam.train import train_graspsam
+
+        train_graspsam([], "nowhere", map_loss="rect")
+
+
 def test_balanced_batches_draw_each_scene_kind_equally_often(monkeypatch):
     """``balance_kinds``: with 1 shelf scene for 5 table scenes, shelf samples are about half of the draws (a
     sixth without it)."""

@@ -31,6 +31,9 @@ _options = [
                       "table, a left-right mirror on a shelf)."),
     click.option("--balance-kinds/--no-balance-kinds", default=True, show_default=True,
                  help="Draw shelf and table scenes equally often, whatever each --data holds."),
+    click.option("--map-loss", default="object", show_default=True, type=click.Choice(["object", "labelled"]),
+                 help="Where the angle and width maps are scored: every object pixel (the paper's) or only the "
+                      "labelled rectangles."),
     click.option("--val-objects", default=60, show_default=True, type=click.IntRange(min=1),
                  help="Held-out products scored with 10-point prompts after each epoch."),
     *run_control_options(),

@@ -15,7 +15,8 @@
   straight down, so a turned table is still a table), a left-right mirror on a shelf (gravity stays down).
   Exact on the pixel grid; the angle maps change sign as 2 theta does.
 * **Loss** (the paper's): per map, MSE weighted 1 on the object's pixels and 0.01 elsewhere (normalised by the
-  weights' sum); on the mask, BCE + Dice.
+  weights' sum); on the mask, BCE + Dice. ``map_loss="labelled"`` scores the angle and width maps only on the
+  labelled rectangles (:func:`loss`).
 * **Loop** (:func:`~graspsim.policies.clip_sam.train_data.train_run` on :mod:`graspsim.learn.loop`): AdamW,
   warm-up + cosine, seeded, resumable, validation each epoch: top-1 Jaccard accuracy and mask IoU of 10-point
   prompts on held-out objects through :class:`~.predictor.GraspSamPredictor` (the policy's code path).
@@ -178,8 +179,17 @@ def dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (1.0 - num / (p.sum(dim=(-2, -1)) + target.sum(dim=(-2, -1)) + 1.0)).mean()
 
 
-def loss(net, batch: tuple[str, dict[str, np.ndarray]]) -> dict[str, torch.Tensor]:
-    """The step function's loss: ``{"loss", "mask", "quality", "cos", "sin", "width"}`` (module docstring)."""
+MAP_LOSSES = ("object", "labelled")
+
+
+def loss(net, batch: tuple[str, dict[str, np.ndarray]], map_loss: str = "object") -> dict[str, torch.Tensor]:
+    """The step function's loss: ``{"loss", "mask", "quality", "cos", "sin", "width"}`` (module docstring).
+
+    ``map_loss="labelled"``: the angle and width maps (cos, sin, width) are scored only where a labelled
+    rectangle drew them (quality target > 0). With the paper's ``"object"`` weighting, every object pixel that no
+    rectangle covers has the targets cos = sin = 0, which pulls the angle vector towards zero length there, and
+    the angle read at a quality peak next to a rectangle is then noise; the quality map keeps the object weighting
+    either way (it must be low where no grasp is labelled)."""
     kind, b = batch
     kw: dict[str, torch.Tensor] = {}
     if kind == "points":
@@ -190,8 +200,10 @@ def loss(net, batch: tuple[str, dict[str, np.ndarray]]) -> dict[str, torch.Tenso
     target = torch.from_numpy(b["mask"])
     weight = torch.from_numpy(b["weight"])
     parts = {"mask": F.binary_cross_entropy_with_logits(out["mask"], target) + dice_loss(out["mask"], target)}
+    labelled = (torch.from_numpy(b["quality"]) > 0).float()
     for k in MAP_KEYS:
-        parts[k] = (weight * (out[k] - torch.from_numpy(b[k])) ** 2).sum() / weight.sum()
+        w = labelled if (map_loss == "labelled" and k != "quality") else weight
+        parts[k] = (w * (out[k] - torch.from_numpy(b[k])) ** 2).sum() / w.sum().clamp(min=1.0)
     total = sum(parts.values())
     return {"loss": total, **{k: v.detach() for k, v in parts.items()}}
 
@@ -224,7 +236,7 @@ def validate(net, bank: SceneBank, n_objects: int, seed: int = 99) -> dict[str, 
 def train_graspsam(data_dirs: list[str | Path], out_dir: str | Path, *, sam: str | None = None,
                    config: GraspSamConfig | dict | None = None, batch_size: int = 8, val_objects: int = 60,
                    augment: bool = True, balance_kinds: bool = True, init: str | Path | None = None,
-                   command: str | None = None, **loop) -> dict[str, Any]:
+                   command: str | None = None, map_loss: str = "object", **loop) -> dict[str, Any]:
     """Train GraspSAM's adapters, tokens and heads on a frozen SAM (``sam``: anything ``--sam`` takes; None =
     clip_sam's shipped one, or the one ``init`` was trained on).
 
@@ -245,9 +257,13 @@ def train_graspsam(data_dirs: list[str | Path], out_dir: str | Path, *, sam: str
         if sam is None:
             sam = init_meta.get("sam")
     cfg = GraspSamConfig.coerce(config)
+    if map_loss not in MAP_LOSSES:
+        raise ValueError(f"map_loss must be one of {', '.join(MAP_LOSSES)}, got {map_loss!r}")
     settings = {"sam": sam, "config": cfg.to_dict(), "batch_size": batch_size, "val_objects": val_objects,
                 "augment": bool(augment), "balance_kinds": bool(balance_kinds),
                 "init": None if init_path is None else str(init_path)}
+    if map_loss != "object":  # only then: runs begun before the option keep their settings (resume check)
+        settings["map_loss"] = map_loss
     meta_extra = {"command": command}
     return train_run("graspsam", data_dirs, out_dir, settings,
                      lambda c, s, tb, vb: _stack(c, s, tb, vb, meta_extra), **loop)
@@ -282,9 +298,11 @@ def _stack(cfg, settings: dict[str, Any], train_bank: SceneBank, val_bank: Scene
         save_weights(out, net.trainable_state_dict())
         return {**run_metadata("graspsam", cfg, init, train_bank, val_bank, progress), "model": "graspsam",
                 "sam": settings["sam"], "config": net_cfg.to_dict(), "parameters": net.parameter_counts(),
-                "batch_size": settings["batch_size"], "augment": augment, "balance_kinds": balance, "map_size": m,
+                "batch_size": settings["batch_size"], "augment": augment, "balance_kinds": balance,
+                "map_loss": settings.get("map_loss", "object"), "map_size": m,
                 "image_size": size, **meta_extra}
 
+    map_loss = settings.get("map_loss", "object")
     return Stack(model=net, sampler=RunStream(settings["steps_per_epoch"], cfg.seed, draw),
-                 step=lambda b: loss(net, b), validate=lambda: validate(net, val_bank, settings["val_objects"]),
+                 step=lambda b: loss(net, b, map_loss), validate=lambda: validate(net, val_bank, settings["val_objects"]),
                  save=save)
