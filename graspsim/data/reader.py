@@ -65,6 +65,13 @@ class Datasets:
                 found[ref.key] = ref
         return [found[k] for k in sorted(found)]
 
+    def split_scenes(self, source: int, split: str) -> list[SceneRef]:
+        """The complete scenes of dataset ``source`` (an index into :attr:`dirs`) in ``split``: ``"val"`` the
+        scenes :func:`held_out_every` holds out, ``"train"`` the others; ValueError for another split."""
+        if split not in ("train", "val"):
+            raise ValueError(f"split must be train/val, got {split!r}")
+        return [r for r in self.scenes if r.source == source and held_out_every(r.seed) == (split == "val")]
+
     @staticmethod
     def read(ref: SceneRef) -> dict:
         """The scene's arrays and meta (:func:`graspsim.data.format.read_scene`)."""

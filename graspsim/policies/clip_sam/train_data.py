@@ -28,7 +28,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from graspsim.data.reader import Datasets, held_out_every
+from graspsim.data.reader import Datasets
 from graspsim.policies.clip_sam.windows import (CLIP_MEAN, CLIP_STD, SAM_MEAN, SAM_STD, ZOOM_EXTENT_M,
                                                 box_to_window, box_window, centred_window, crop, crop_box,
                                                 depth_window, normalise, point_window, squash, to_window)
@@ -64,13 +64,11 @@ class SceneBank:
     """
 
     def __init__(self, data_dirs: list[str | Path], split: str):
-        if split not in ("train", "val"):
-            raise ValueError(f"split must be train/val, got {split!r}")
         data = Datasets(list(data_dirs))
         self.scenes: list[Scene] = []
         self.sources: list[dict] = []
         for i, (d, manifest) in enumerate(zip(data.dirs, data.manifests)):
-            refs = [r for r in data.scenes if r.source == i and held_out_every(r.seed) == (split == "val")]
+            refs = data.split_scenes(i, split)
             self.scenes += [_scene(Datasets.read(ref), manifest["kind"], ref.seed) for ref in refs]
             self.sources.append({"dir": str(d), "suite": manifest["suite"], "scenes": len(refs)})
         if not self.scenes:

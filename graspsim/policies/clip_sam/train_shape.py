@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from graspsim.data.reader import Datasets, held_out_every
+from graspsim.data.reader import Datasets
 from graspsim.policies.clip_sam.shape_prior import (FEATURE_NAMES, LOG_AREA, LOG_LENGTHS, ShapePriorNet,
                                                     save_shape_prior, shape_features)
 from graspsim.policies.clip_sam.train_data import MIN_INSTANCE_PX, N_CLASSES, rounded, run_metadata, train_run
@@ -62,8 +62,6 @@ class FeatureBank:
     """
 
     def __init__(self, data_dirs: list[str | Path], split: str, copies: int = 2, seed: int = 0):
-        if split not in ("train", "val"):
-            raise ValueError(f"split must be train/val, got {split!r}")
         data = Datasets(list(data_dirs))
         xs: list[np.ndarray] = []
         ys: list[int] = []
@@ -71,7 +69,7 @@ class FeatureBank:
         self.sources: list[dict] = []
         self.n_scenes = 0
         for i, (d, manifest) in enumerate(zip(data.dirs, data.manifests)):
-            refs = [r for r in data.scenes if r.source == i and held_out_every(r.seed) == (split == "val")]
+            refs = data.split_scenes(i, split)
             for ref in refs:
                 rng = np.random.default_rng([seed, i, ref.seed])
                 for f, c, p in scene_samples(Datasets.read(ref), manifest["kind"], copies, rng):
