@@ -315,6 +315,12 @@ def _closing_axes(n_angles: int, minor_angle: float, theta_range: tuple[float, f
         centre_theta, half_range = theta_range
         off = np.abs((thetas - centre_theta + math.pi / 2) % math.pi - math.pi / 2)
         thetas = np.concatenate([thetas[off <= half_range], [centre_theta % math.pi]])
+    return _axes(thetas, fx, fy)
+
+
+def _axes(thetas: np.ndarray, fx: float, fy: float) -> tuple[np.ndarray, ...]:
+    """The closing axes of image angles ``thetas`` (A,) as :func:`_closing_axes` returns them."""
+    thetas = np.asarray(thetas, dtype=np.float64)
     u = np.stack([np.cos(thetas), np.sin(thetas)], axis=1)
     v = np.stack([-np.sin(thetas), np.cos(thetas)], axis=1)
     return (thetas, u, v, np.sqrt((u[:, 0] / fx) ** 2 + (u[:, 1] / fy) ** 2),
@@ -527,6 +533,76 @@ def mask_to_grasps(mask: np.ndarray, depth_m: np.ndarray, K: np.ndarray, gripper
     idx = idx[np.argsort(-score[idx], kind="stable")]
     return _distinct_grasps(cands, idx, score, free_fraction, depth, K, gripper, grasp_depth_m, check_palm,
                             max_candidates)
+
+
+@dataclass(frozen=True)
+class GraspCheck:
+    """:func:`check_grasps` for N given grasps on one object (arrays of length N; image px, metres).
+
+    ``mid`` (N, 2): the midpoint of the object's chord along each closing axis through the given centre (where
+    the jaws centre on the object); ``width_m``: that chord, metres (inf where the mask runs on past the
+    gripper's reach); ``opening_m``: width + clearance on each side, at most the gripper's opening; ``fits``:
+    the chord fits between the jaws with at least the minimum clearance; ``free_fraction``: share of both
+    finger plates' footprints that is free space (as the planner's candidates; 0 where it does not fit);
+    ``palm_blocked``: the hand body meets something in front of the palm (:func:`palm_blocked_fraction`).
+    """
+
+    mid: np.ndarray
+    width_m: np.ndarray
+    opening_m: np.ndarray
+    fits: np.ndarray
+    free_fraction: np.ndarray
+    palm_blocked: np.ndarray
+
+    @property
+    def clear(self) -> np.ndarray:
+        """(N,) bool: fits, free fingers (>= MIN_FREE_FRACTION) and an unblocked palm: the planner would keep it."""
+        return self.fits & (self.free_fraction >= MIN_FREE_FRACTION) & ~self.palm_blocked
+
+
+def check_grasps(mask: np.ndarray, depth_m: np.ndarray, K: np.ndarray, centres: np.ndarray, thetas: np.ndarray,
+                 gripper: GripperSpec = GripperSpec(), *, grasp_depth_m: float = GRASP_DEPTH_M,
+                 margin_m: float = GRASP_MARGIN_M, min_margin_m: float = 0.004) -> GraspCheck:
+    """Measure grasps proposed elsewhere (a network's centres ``(N, 2)`` image xy and closing angles ``(N,)``
+    rad) on the object ``mask`` (H, W) bool with the planner's own geometry (:func:`mask_to_grasps` steps 2-4):
+    the chord through each centre, whether it fits the gripper, the free space at the finger plates and in
+    front of the palm. ``depth_m`` (H, W) metres, ``K`` 3x3."""
+    mask = np.asarray(mask).astype(bool)
+    depth = np.asarray(depth_m, dtype=np.float64)
+    K = np.asarray(K, dtype=np.float64)
+    centres = np.asarray(centres, dtype=np.float64).reshape(-1, 2)
+    n = len(centres)
+    theta, u, v, m_u, m_v = _axes(np.asarray(thetas, dtype=np.float64).reshape(-1), float(K[0, 0]), float(K[1, 1]))
+    z = _local_depth(depth, mask, centres)
+    for i in np.nonzero(~np.isfinite(z))[0]:  # no object depth right there: the centre pixel's, else the mask's
+        z[i] = _centre_depth(depth, centres[i], float(np.nanmedian(np.where(mask & _valid_depth(depth), depth,
+                                                                                 np.nan))) if mask.any() else 1.0)
+    z = np.where(np.isfinite(z) & (z > 0), z, 1.0)
+    max_width_m = gripper.max_opening_m - 2 * min(min_margin_m, margin_m)
+    t_max = gripper.max_opening_m / (float(z.min()) * float(m_u.min())) + 2.0
+    idx = np.arange(n)
+    t_plus, t_minus = (t[idx, idx] for t in _chord_ends(mask, centres, u, t_max))
+    width_m = (t_plus + t_minus) * z * m_u
+    fits = np.isfinite(width_m) & (width_m <= max_width_m)
+    w_fit = np.where(fits, width_m, 0.0)
+    margin = np.minimum(margin_m, (gripper.max_opening_m - w_fit) / 2)
+    opening = np.where(fits, w_fit + 2 * margin, gripper.max_opening_m)
+    # where the chord does not fit (or runs on past the reach: inf) the centre stays where it was proposed
+    shift = np.zeros(n)
+    shift[fits] = (t_plus[fits] - t_minus[fits]) / 2
+    mid = centres + shift[:, None] * u
+    half_w = opening / 2 / (z * m_u)
+    half_w[fits] = (t_plus[fits] + t_minus[fits]) / 2
+    cands = _Candidates(idx, theta, w_fit, margin, opening, mid, half_w, z, u, v, m_u, m_v)
+    free = np.where(fits, _free_fraction(cands, depth, mask, K, gripper, grasp_depth_m), 0.0)
+    fx = float(K[0, 0])
+    palm = np.zeros(n, bool)
+    for i in range(n):
+        z_env = _centre_depth(depth, mid[i], float(z[i]))
+        rect = GraspRect(x=float(mid[i, 0]), y=float(mid[i, 1]), w=float(opening[i] * fx / z_env),
+                         h=float(gripper.finger_width_m * fx / z_env), theta=float(theta[i]))
+        palm[i] = palm_blocked_fraction(rect, depth, K, gripper, grasp_depth_m) > MAX_PALM_BLOCKED
+    return GraspCheck(mid, width_m, opening, fits, free, palm)
 
 
 def fallback_grasp(mask: np.ndarray, depth_m: np.ndarray, K: np.ndarray, gripper: GripperSpec = GripperSpec(), *,

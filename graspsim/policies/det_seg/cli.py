@@ -115,9 +115,11 @@ def train_grconvnet_command(data_dir, out_dir, input_size, init, config_json, **
                    "offline_metrics.json, which `graspsim compare` / `report` plot against the pick rate (repeatable)")
 @click.option("--prompt", "prompts", multiple=True,
               help="graspsam: prompt mode points:K|point|box|language|none (repeatable) [default: points:10]")
+@click.option("--placement", type=click.Choice(["chord", "peak"]), default=None,
+              help="graspsam: jaws centred on the mask's chord through the quality peak (default) or on the peak")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def evaluate_grasps_command(policy_name, data_dir, out_dir, checkpoint, max_scenes, threads, no_refine, min_region_px,
-                            no_guided, run_dirs, prompts, quiet):
+                            no_guided, run_dirs, prompts, placement, quiet):
     """Jaccard grasp accuracy (by angle / IoU), segmentation IoU, class-level accuracy and FPS of a network."""
     from pathlib import Path
 
@@ -133,12 +135,13 @@ def evaluate_grasps_command(policy_name, data_dir, out_dir, checkpoint, max_scen
         import torch
 
         torch.set_num_threads(threads)
-    if prompts and policy_name != "graspsam":
-        raise UserError("--prompt is an option of --policy graspsam")
+    for given, name in ((prompts, "--prompt"), (placement, "--placement")):
+        if given and policy_name != "graspsam":
+            raise UserError(f"{name} is an option of --policy graspsam")
     if policy_name == "graspsam":
         from graspsim.policies.graspsam.cli import evaluate_command_body
 
-        evaluate_command_body(data_dir, out_dir, checkpoint, max_scenes, prompts, quiet)
+        evaluate_command_body(data_dir, out_dir, checkpoint, max_scenes, prompts, quiet, placement or "chord")
         return
     try:
         metrics = evaluate_grasps(policy_name, data_dir, out_dir, checkpoint=checkpoint, max_scenes=max_scenes,

@@ -121,6 +121,10 @@ class GraspSamPolicyConfig(RobotMaskConfig):
     """CLIP model of the language prompt (None: clip_sam's shipped one)."""
     opening: str = arg("mask", choices=("mask", "map"))
     """Jaw opening: ``mask`` = at least the predicted mask's chord + clearance; ``map`` = the width map alone."""
+    placement: str = arg("chord", choices=("chord", "peak"))
+    """``chord``: the jaws centred on the predicted mask's chord through the quality peak, grasps the planner's
+    depth checks refuse (a finger or the palm on something, too wide) after the others; ``peak``: centred on
+    the quality peak itself (the paper's decoding)."""
     threads: int | None = arg(None, min=1)
     """torch threads (None: torch's default)."""
     max_candidates: int = arg(5, min=0)

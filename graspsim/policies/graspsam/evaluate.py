@@ -70,7 +70,7 @@ def _best_instance_iou(pred: np.ndarray, target: np.ndarray, inst: np.ndarray) -
 
 def evaluate_graspsam(data_dir: str | Path, out_dir: str | Path, prompt: str = "points:10",
                       checkpoint: str | Path | None = None, max_scenes: int | None = None, seed: int = 0,
-                      progress: bool = False, opening: str = "mask") -> dict[str, Any]:
+                      progress: bool = False, opening: str = "mask", placement: str = "chord") -> dict[str, Any]:
     """Run GraspSAM with prompt mode ``prompt`` on every scene of ``data_dir``; write ``out_dir/metrics.json``
     (and return it). ValueError for a bad prompt, DatasetError / FileNotFoundError for bad paths."""
     from tqdm import tqdm
@@ -88,7 +88,7 @@ def evaluate_graspsam(data_dir: str | Path, out_dir: str | Path, prompt: str = "
     scene_dirs = scene_dirs[: max_scenes] if max_scenes else scene_dirs
     kind = manifest["kind"]
     policy = GraspSamPolicy(prompt="language" if mode.kind == "language" else "none", checkpoint=checkpoint,
-                            opening=opening)
+                            opening=opening, placement=placement)
     preds, gts, class_gts, ious, seconds, failed = [], [], [], [], 0.0, 0
     for d in tqdm(scene_dirs, desc=f"evaluate graspsam {mode}", unit="scene", disable=not progress, leave=False):
         s = read_scene(d)
@@ -123,7 +123,7 @@ def evaluate_graspsam(data_dir: str | Path, out_dir: str | Path, prompt: str = "
         "accuracy_by_iou": gm.accuracy_by_iou(preds, gts) if n else None,
         "mask_iou": float(np.mean(ious)) if ious else None,
         "ms_per_query": 1e3 * seconds / max(1, n - failed) if n else None,
-        "seed": seed, "opening": opening,
+        "seed": seed, "opening": opening, "placement": placement,
     })
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     atomic_write_json(Path(out_dir) / "metrics.json", metrics)

@@ -70,7 +70,7 @@ class GraspSamPolicy:
             sam = load_any_sam(sam_name)
         net, _ = load_net(path, sam=sam)
         self.checkpoint = str(path)
-        self.predictor = GraspSamPredictor(net, opening=cfg.opening)
+        self.predictor = GraspSamPredictor(net, opening=cfg.opening, placement=cfg.placement)
         self.rng = np.random.default_rng(0)
 
     def reset(self, rng: np.random.Generator) -> None:
@@ -122,7 +122,7 @@ class GraspSamPolicy:
         info["prompt_ms"] = round((time.perf_counter() - t0) * 1e3, 1)
         out = self.predictor.predict(obs.rgb, obs.depth_m, obs.camera.K, prompt, exclude=robot)
         info.update(mask_px=int(out["mask"].sum()), mask_empty=bool(out["mask_empty"]),
-                    score=round(float(out["scores"][0]), 4),
+                    score=round(float(out["scores"][0]), 4), fits=bool(out["fits"][0]),
                     **{f"{k}_ms": round(v * 1e3, 1) for k, v in out["seconds"].items()})
         if prompt is not None:
             info["prompt_points"] = int(len(prompt.points))

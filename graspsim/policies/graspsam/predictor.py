@@ -13,7 +13,10 @@ width map - by default never less than the predicted mask's chord along the clos
 clearance on each side (``opening="mask"``; the width map alone, the paper's decoding, is ``"map"``: on the first
 shipped checkpoint its openings were often narrower than the product, and the jaws pushed it away); the finger
 size ``h`` is the gripper's finger width at the depth of the grasp centre (``finger_width_m * fx / z``, as the
-dataset labels). No training code is imported here.
+dataset labels). Placement (``placement="chord"``, default): each grasp slides along its closing axis to the middle
+of the predicted mask's chord there, and grasps that the planner's depth checks refuse
+(:func:`graspsim.grasping.mask_grasps.check_grasps`: too wide for the jaws, a finger plate or the palm on
+something) go after the others; ``"peak"`` keeps the paper's plain peak. No training code is imported here.
 """
 
 from __future__ import annotations
@@ -34,6 +37,9 @@ BOX_WINDOW_SCALE = 1.5  # as clip_sam.segment: the window a box is segmented in
 #: How the jaw opening is decoded: "map" = the width map alone (the paper); "mask" = at least the predicted
 #: mask's chord along the closing axis plus the planner's margin on each side (capped at the gripper's opening).
 OPENINGS = ("mask", "map")
+#: Where the jaws go: "peak" = centred on the quality peak (the paper); "chord" = centred on the predicted mask's
+#: chord through the peak along the closing axis, grasps that the planner's depth checks would refuse last.
+PLACEMENTS = ("peak", "chord")
 
 
 def prompt_window(prompt: Prompt | None, depth_m: np.ndarray, K: np.ndarray) -> tuple[float, float, float]:
@@ -135,12 +141,16 @@ def mask_chord_px(mask: np.ndarray, x: float, y: float, theta: float, max_px: fl
 class GraspSamPredictor:
     """Wraps a :class:`~.model.GraspSamNet` (eval mode): :meth:`predict` for one prompt on one image."""
 
-    def __init__(self, net, gripper: GripperSpec | None = None, opening: str = "mask", margin_m: float = GRASP_MARGIN_M):
+    def __init__(self, net, gripper: GripperSpec | None = None, opening: str = "mask", margin_m: float = GRASP_MARGIN_M,
+                 placement: str = "chord"):
         if opening not in OPENINGS:
             raise ValueError(f"opening must be one of {', '.join(OPENINGS)}, got {opening!r}")
         self.net = net.eval()
         self.gripper = gripper or GripperSpec()
+        if placement not in PLACEMENTS:
+            raise ValueError(f"placement must be one of {', '.join(PLACEMENTS)}, got {placement!r}")
         self.opening, self.margin_m = opening, float(margin_m)
+        self.placement = placement
         self.decode_cfg = decoding_config(net.config, net.map_size)
 
     def maps(self, rgb: np.ndarray, prompt: Prompt | None, window) -> dict[str, np.ndarray]:
@@ -190,19 +200,62 @@ class GraspSamPredictor:
         if exclude is not None:
             mask &= ~np.asarray(exclude, bool)
         fx = float(K[0, 0])
-        for r in rects:
+        fits = np.ones(len(rects), bool)
+        for i, r in enumerate(rects):
             z = depth_at(depth_m, r[:2])
             r[3] = self.gripper.finger_width_m * fx / z if np.isfinite(z) and z > 0 else max(1.0, r[2] / 3.0)
             if self.opening == "mask" and np.isfinite(z) and z > 0:
                 # the jaws must clear the object: never open less than the predicted mask's chord + margins
                 chord = mask_chord_px(mask, r[0], r[1], r[4], max_px=window[2] / 2)
-                r[2] = min(max(r[2], chord + 2 * self.margin_m * fx / z), self.gripper.max_opening_m * fx / z)
+                need = chord + 2 * self.margin_m * fx / z
+                fits[i] = need <= self.gripper.max_opening_m * fx / z
+                r[2] = min(max(r[2], need), self.gripper.max_opening_m * fx / z)
+        if self.placement == "chord" and mask.any():
+            rects, scores, fits = self._on_chords(rects, scores, mask, depth_m, K)
         rects[:, 0] = np.clip(rects[:, 0], 0, w - 1)
         rects[:, 1] = np.clip(rects[:, 1], 0, h - 1)
         rects[:, 2:4] = np.maximum(rects[:, 2:4], 1.0)
         t2 = time.perf_counter()
-        return {"rects": rects, "scores": scores, "mask": mask, "window": window, "mask_empty": empty,
+        return {"rects": rects, "scores": scores, "fits": fits, "mask": mask, "window": window, "mask_empty": empty,
                 "seconds": {"net": t1 - t0, "decode": t2 - t1}}
+
+    def _on_chords(self, rects: np.ndarray, scores: np.ndarray, mask: np.ndarray, depth_m: np.ndarray,
+                   K: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``placement="chord"``: each rectangle (K, 5) image px moved to the midpoint of the predicted mask's chord
+        along its closing axis (the chord of the mask's nearest surface, as the planner measures it, where the
+        centre lies on that surface), with ``opening="mask"`` opened to the chord + clearance, and re-ranked:
+        grasps that pass the planner's depth checks first, then those that fit with free fingers, then the rest,
+        each group in quality order. Returns ``(rects, scores, fits)``.
+
+        Why: the quality target is a plateau over each labelled rectangle's central third, so the peak may sit
+        a third of the opening off a can's axis, where a finger lands on the rim; and GraspSAM sees no depth,
+        so nothing else keeps a finger off a neighbour. (Validation, tabletop-train: 40 of 100 approaches
+        blocked with the plain peak, 22 with this.)"""
+        from graspsim.grasping.mask_grasps import MIN_FREE_FRACTION, check_grasps, near_surface
+
+        surface = near_surface(mask, depth_m)
+        h, w = mask.shape
+        cols = np.clip(np.round(rects[:, 0]).astype(int), 0, w - 1)
+        rows = np.clip(np.round(rects[:, 1]).astype(int), 0, h - 1)
+        on_surface = surface[rows, cols]
+        on, off = (check_grasps(region, depth_m, K, rects[:, :2], rects[:, 4], self.gripper, margin_m=self.margin_m)
+                   for region in (surface, mask))
+        pick = lambda a, b: np.where(on_surface.reshape((-1,) + (1,) * (np.ndim(a) - 1)), a, b)
+        fits = pick(on.fits, off.fits)
+        clear = pick(on.clear, off.clear)
+        free = pick(on.free_fraction, off.free_fraction) >= MIN_FREE_FRACTION
+        opening = pick(on.opening_m, off.opening_m)
+        out = rects.copy()
+        out[:, :2] = pick(on.mid, off.mid)
+        fx = float(K[0, 0])
+        for i, r in enumerate(out):
+            z = depth_at(depth_m, r[:2])
+            if np.isfinite(z) and z > 0:
+                r[3] = self.gripper.finger_width_m * fx / z
+                if self.opening == "mask":
+                    r[2] = opening[i] * fx / z
+        order = np.argsort(np.where(clear, 0, np.where(fits & free, 1, 2)), kind="stable")
+        return out[order], scores[order], fits[order]
 
     @staticmethod
     def _in_image(window, shape, m: int) -> np.ndarray:
