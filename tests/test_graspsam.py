@@ -413,3 +413,27 @@ def test_evaluate_and_cli_errors(shipped_sam_ckpt, dataset, tmp_path):
         res = runner.invoke(main, args)
         assert res.exit_code == 2, (args, res.output)
         assert needle in res.output and len(res.output.strip().splitlines()) == 1, res.output
+
+
+def test_chord_placement_centres_the_jaws_and_ranks_refused_grasps_last(shipped_sam_ckpt):
+    """``placement="chord"`` on known maps' decoded rectangles: a grasp off a 4 cm bar's axis slides to its
+    middle; one closing along the bar (too wide for the jaws) goes after one across it, whatever its quality."""
+    from graspsim.policies.graspsam.predictor import GraspSamPredictor, load_net
+
+    net, _ = load_net(shipped_sam_ckpt)
+    with pytest.raises(ValueError, match="placement must be one of chord, peak"):
+        GraspSamPredictor(net, placement="centre")
+    K = np.array([[500.0, 0.0, 319.5], [0.0, 500.0, 239.5], [0.0, 0.0, 1.0]])
+    mask = np.zeros((480, 640), bool)
+    mask[165:315, 295:345] = True  # 50 x 150 px centred at (319.5, 239.5)
+    depth = np.full((480, 640), 1.0, np.float32)
+    depth[mask] = 0.4  # 50 px = 4 cm, 150 px = 12 cm
+    rects = np.array([[335.0, 250.0, 40.0, 10.0, math.pi / 2],  # best quality: along the bar (12 cm)
+                      [335.0, 230.0, 40.0, 10.0, 0.0]])  # across, 15 px (1.2 cm) right of the axis
+    pred = GraspSamPredictor(net, placement="chord")
+    out, scores, fits = pred._on_chords(rects.copy(), np.array([0.9, 0.5]), mask, depth, K)
+    assert scores.tolist() == [0.5, 0.9] and fits.tolist() == [True, False]
+    assert out[0, :2] == pytest.approx([320.0, 230.0], abs=1.0)
+    # opened to the chord + the planner's clearance on each side, in pixels at the centre's depth
+    assert out[0, 2] == pytest.approx((0.04 + 2 * pred.margin_m) * 500 / 0.4, abs=2.0)
+    assert out[1, :2] == pytest.approx([335.0, 250.0])

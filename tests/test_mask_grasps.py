@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from graspsim.config import GripperSpec
-from graspsim.grasping.mask_grasps import ScoredGrasp, fallback_grasp, mask_to_grasps
+from graspsim.grasping.mask_grasps import ScoredGrasp, check_grasps, fallback_grasp, mask_to_grasps
 from graspsim.grasping.rect_geometry import (
     convex_polygon_mask,
     jaw_plates,
@@ -228,3 +228,38 @@ def test_fallback_grasp_clamps_to_max_opening():
     # an elongated mask: closing axis along its minor axis
     rect = fallback_grasp(bar(0.5), scene(bar(0.5)), K)
     assert angle_diff(rect.theta, 0.5) < math.radians(2)
+
+
+# --------------------------------------------------------------------------- grasps proposed elsewhere
+
+
+def test_check_grasps_centres_on_the_chord_and_measures_it():
+    m = bar(0.0)  # 4 cm across x, 12 cm along y, centred at (320, 240)
+    off = px(0.012)  # a centre 1.2 cm right of the bar's axis (a finger would land on the bar's top)
+    chk = check_grasps(m, scene(m), K, np.array([[320 + off, 250.0], [320.0, 240.0]]), np.array([0.0, math.pi / 2]))
+    # closing across the bar: the jaws slide back to the middle of the chord, which fits with clearance
+    assert chk.mid[0] == pytest.approx([320.0, 250.0], abs=1.0)
+    assert chk.width_m[0] == pytest.approx(0.04, abs=0.002)
+    assert chk.opening_m[0] == pytest.approx(0.04 + 2 * 0.012, abs=0.002)
+    assert chk.fits[0] and chk.free_fraction[0] == pytest.approx(1.0) and chk.clear[0]
+    # closing along the bar: 12 cm does not fit the 8 cm jaws; the centre stays, nothing is clear
+    assert chk.width_m[1] == pytest.approx(0.12, abs=0.003)
+    assert not chk.fits[1] and not chk.clear[1] and chk.free_fraction[1] == 0.0
+    assert chk.mid[1] == pytest.approx([320.0, 240.0])
+    assert chk.opening_m[1] == GripperSpec().max_opening_m
+
+
+def test_check_grasps_sees_a_neighbour_at_a_finger_and_agrees_with_the_planner():
+    m = bar(0.0)
+    gap_start = 320 + px(0.02) + px(0.01)
+    neighbour = (XX >= gap_start) & (XX <= gap_start + px(0.04)) & (np.abs(YY - 240) <= px(0.06))
+    centre = np.array([[320.0, 240.0]])
+    blocked = check_grasps(m, scene(m, neighbour), K, centre, np.array([0.0]))
+    assert blocked.fits[0] and blocked.free_fraction[0] < 0.9 and not blocked.clear[0]
+    # the planner's own best grasp passes its check unchanged (same geometry, one home)
+    best = mask_to_grasps(m, scene(m), K)[0]
+    again = check_grasps(m, scene(m), K, np.array([[best.rect.x, best.rect.y]]), np.array([best.rect.theta]))
+    assert again.clear[0]
+    assert again.mid[0] == pytest.approx([best.rect.x, best.rect.y], abs=0.5)
+    assert again.opening_m[0] == pytest.approx(best.opening_m, abs=0.001)
+    assert again.free_fraction[0] == pytest.approx(best.free_fraction, abs=0.02)

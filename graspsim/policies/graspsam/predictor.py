@@ -37,9 +37,9 @@ BOX_WINDOW_SCALE = 1.5  # as clip_sam.segment: the window a box is segmented in
 #: How the jaw opening is decoded: "map" = the width map alone (the paper); "mask" = at least the predicted
 #: mask's chord along the closing axis plus the planner's margin on each side (capped at the gripper's opening).
 OPENINGS = ("mask", "map")
-#: Where the jaws go: "peak" = centred on the quality peak (the paper); "chord" = centred on the predicted mask's
-#: chord through the peak along the closing axis, grasps that the planner's depth checks would refuse last.
-PLACEMENTS = ("peak", "chord")
+#: Where the jaws go: "chord" = centred on the predicted mask's chord through the quality peak along the closing
+#: axis, grasps that the planner's depth checks would refuse last; "peak" = on the peak itself (the paper).
+PLACEMENTS = ("chord", "peak")
 
 
 def prompt_window(prompt: Prompt | None, depth_m: np.ndarray, K: np.ndarray) -> tuple[float, float, float]:
