@@ -238,15 +238,18 @@ class GraspSamPredictor:
         cols = np.clip(np.round(rects[:, 0]).astype(int), 0, w - 1)
         rows = np.clip(np.round(rects[:, 1]).astype(int), 0, h - 1)
         on_surface = surface[rows, cols]
-        on, off = (check_grasps(region, depth_m, K, rects[:, :2], rects[:, 4], self.gripper, margin_m=self.margin_m)
-                   for region in (surface, mask))
-        pick = lambda a, b: np.where(on_surface.reshape((-1,) + (1,) * (np.ndim(a) - 1)), a, b)
-        fits = pick(on.fits, off.fits)
-        clear = pick(on.clear, off.clear)
-        free = pick(on.free_fraction, off.free_fraction) >= MIN_FREE_FRACTION
-        opening = pick(on.opening_m, off.opening_m)
+        n = len(rects)
+        mid, opening = rects[:, :2].copy(), np.zeros(n)
+        fits, clear, free = np.zeros(n, bool), np.zeros(n, bool), np.zeros(n, bool)
+        for region, rows_in in ((surface, on_surface), (mask, ~on_surface)):
+            idx = np.nonzero(rows_in)[0]
+            if len(idx) == 0:
+                continue
+            chk = check_grasps(region, depth_m, K, rects[idx, :2], rects[idx, 4], self.gripper, margin_m=self.margin_m)
+            mid[idx], opening[idx], fits[idx], clear[idx] = chk.mid, chk.opening_m, chk.fits, chk.clear
+            free[idx] = chk.free_fraction >= MIN_FREE_FRACTION
         out = rects.copy()
-        out[:, :2] = pick(on.mid, off.mid)
+        out[:, :2] = mid
         fx = float(K[0, 0])
         for i, r in enumerate(out):
             z = depth_at(depth_m, r[:2])
