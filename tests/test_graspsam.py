@@ -430,10 +430,24 @@ def test_chord_placement_centres_the_jaws_and_ranks_refused_grasps_last(shipped_
     depth[mask] = 0.4  # 50 px = 4 cm, 150 px = 12 cm
     rects = np.array([[335.0, 250.0, 40.0, 10.0, math.pi / 2],  # best quality: along the bar (12 cm)
                       [335.0, 230.0, 40.0, 10.0, 0.0]])  # across, 15 px (1.2 cm) right of the axis
-    pred = GraspSamPredictor(net, placement="chord")
+    pred = GraspSamPredictor(net, placement="chord", angle_search_deg=0)
     out, scores, fits = pred._on_chords(rects.copy(), np.array([0.9, 0.5]), mask, depth, K)
     assert scores.tolist() == [0.5, 0.9] and fits.tolist() == [True, False]
     assert out[0, :2] == pytest.approx([320.0, 230.0], abs=1.0)
     # opened to the chord + the planner's clearance on each side, in pixels at the centre's depth
     assert out[0, 2] == pytest.approx((0.04 + 2 * pred.margin_m) * 500 / 0.4, abs=2.0)
     assert out[1, :2] == pytest.approx([335.0, 250.0])
+
+    # the angle search: a grasp along the bar alone turns to the nearest angle that fits with free fingers
+    # (4 cm / cos 45 deg = 5.7 cm fits the 8 cm jaws with clearance; 4 cm / cos 60 deg = 8 cm does not)
+    turning = GraspSamPredictor(net, placement="chord", angle_search_deg=60)
+    out, scores, fits = turning._on_chords(rects[:1].copy(), np.array([0.9]), mask, depth, K)
+    assert len(out) == 9 and fits[0]
+    off_axis = lambda theta: abs((theta - math.pi / 2 + math.pi / 2) % math.pi - math.pi / 2)  # from "along"
+    assert off_axis(out[0, 4]) == pytest.approx(math.pi / 4)
+    # slid along its closing axis from (335, 250) to the chord's middle, on the bar's axis x = 319.5
+    assert out[0, 0] == pytest.approx(319.5, abs=1.0)
+    assert (out[0, 1] - 250.0) / (out[0, 0] - 335.0) == pytest.approx(math.tan(out[0, 4]), abs=0.05)
+    # where the planner restricts the closing axis (shelves), no turns: the map's angle stays first
+    out, _, fits = turning._on_chords(rects[:1].copy(), np.array([0.9]), mask, depth, K, theta_range=(0.0, 0.4))
+    assert len(out) == 1 and not fits[0] and off_axis(out[0, 4]) == pytest.approx(0.0)

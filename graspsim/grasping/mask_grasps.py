@@ -581,7 +581,9 @@ def check_grasps(mask: np.ndarray, depth_m: np.ndarray, K: np.ndarray, centres: 
     max_width_m = gripper.max_opening_m - 2 * min(min_margin_m, margin_m)
     t_max = gripper.max_opening_m / (float(z.min()) * float(m_u.min())) + 2.0
     idx = np.arange(n)
-    t_plus, t_minus = (t[idx, idx] for t in _chord_ends(mask, centres, u, t_max))
+    ends = [_chord_ends(mask, centres[i:i + 1], u[i:i + 1], t_max) for i in range(n)]  # one axis per centre
+    t_plus = np.array([e[0][0, 0] for e in ends]).reshape(n)
+    t_minus = np.array([e[1][0, 0] for e in ends]).reshape(n)
     width_m = (t_plus + t_minus) * z * m_u
     fits = np.isfinite(width_m) & (width_m <= max_width_m)
     w_fit = np.where(fits, width_m, 0.0)
@@ -655,6 +657,16 @@ def horizontal_theta_range(camera: CameraModel, approach_world: np.ndarray,
     return math.atan2(d[1] * camera.K[1, 1], d[0] * camera.K[0, 0]), half_range_rad
 
 
+def closing_axis_range(camera: CameraModel, scene_kind: str, approach_world: np.ndarray,
+                       half_range_rad: float = math.radians(25)) -> tuple[float, float] | None:
+    """The planner's allowed closing axes in a scene kind: ``(theta, half_range)`` image radians around the
+    horizontal for a sideways approach (:func:`horizontal_theta_range`: upright products on shelf boards), None
+    (any angle) for a top-down one."""
+    if kinds.scene_kind(scene_kind).horizontal_approach:
+        return horizontal_theta_range(camera, approach_world, half_range_rad)
+    return None
+
+
 def object_grasps(mask: np.ndarray, depth_m: np.ndarray, camera: CameraModel, scene_kind: str,
                   approach_world: np.ndarray, gripper: GripperSpec = GripperSpec(), *,
                   surface_slab_m: float = 0.02, shelf_half_range_rad: float = math.radians(25),
@@ -666,8 +678,7 @@ def object_grasps(mask: np.ndarray, depth_m: np.ndarray, camera: CameraModel, sc
     horizontal closing axes (:func:`horizontal_theta_range`). ``kwargs`` go to
     :func:`mask_to_grasps` (grasp_depth_m, margin_m, n_angles, max_candidates).
     """
-    theta_range = (horizontal_theta_range(camera, approach_world, shelf_half_range_rad)
-                   if kinds.scene_kind(scene_kind).horizontal_approach else None)
+    theta_range = closing_axis_range(camera, scene_kind, approach_world, shelf_half_range_rad)
     for region in (near_surface(mask, depth_m, surface_slab_m), mask):
         if not np.any(region):
             continue

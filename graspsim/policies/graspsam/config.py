@@ -125,6 +125,10 @@ class GraspSamPolicyConfig(RobotMaskConfig):
     """``chord``: the jaws centred on the predicted mask's chord through the quality peak, grasps the planner's
     depth checks refuse (a finger or the palm on something, too wide) after the others; ``peak``: centred on
     the quality peak itself (the paper's decoding)."""
+    angle_search: float = arg(60.0, min=0, max=90)
+    """With ``placement=chord`` on top-down approaches (tables): each grasp also turned by 15-degree steps up to
+    this many degrees, the nearest turn the planner's checks keep standing in where they refuse the map's
+    angle (0: off)."""
     threads: int | None = arg(None, min=1)
     """torch threads (None: torch's default)."""
     max_candidates: int = arg(5, min=0)

@@ -76,6 +76,9 @@ def evaluate_graspsam(data_dir: str | Path, out_dir: str | Path, prompt: str = "
     from tqdm import tqdm
 
     from graspsim.data.format import check_dataset, read_scene
+    from graspsim.grasping.mask_grasps import closing_axis_range
+    from graspsim.scenes.kinds import scene_kind
+    from graspsim.types import CameraModel
     from graspsim.policies.base import PolicyError
     from graspsim.policies.clip_sam.evaluate import mask_iou
     from graspsim.policies.graspsam.config import parse_prompt
@@ -85,6 +88,13 @@ def evaluate_graspsam(data_dir: str | Path, out_dir: str | Path, prompt: str = "
 
     mode = parse_prompt(prompt)
     manifest, scene_dirs = check_dataset(data_dir)
+
+    def theta_range(s: dict):
+        """The closing axes the planner allows in this scene (as the policy passes them)."""
+        h, w = s["depth_m"].shape[:2]
+        camera = CameraModel(np.asarray(s["K"]), w, h, np.asarray(s["T_world_camera"]))
+        return closing_axis_range(camera, manifest["kind"], np.asarray(scene_kind(manifest["kind"]).approach_world))
+
     scene_dirs = scene_dirs[: max_scenes] if max_scenes else scene_dirs
     kind = manifest["kind"]
     policy = GraspSamPolicy(prompt="language" if mode.kind == "language" else "none", checkpoint=checkpoint,
@@ -104,7 +114,7 @@ def evaluate_graspsam(data_dir: str | Path, out_dir: str | Path, prompt: str = "
                 failed += 1
                 preds.append(None), gts.append(q["gts"]), class_gts.append(q["class_gts"]), ious.append(0.0)
                 continue
-            out = policy.predictor.predict(s["rgb"], s["depth_m"], s["K"], p)
+            out = policy.predictor.predict(s["rgb"], s["depth_m"], s["K"], p, theta_range=theta_range(s))
             seconds += time.perf_counter() - t0
             preds.append(GraspRect(*out["rects"][0]))
             gts.append(q["gts"])

@@ -70,7 +70,8 @@ class GraspSamPolicy:
             sam = load_any_sam(sam_name)
         net, _ = load_net(path, sam=sam)
         self.checkpoint = str(path)
-        self.predictor = GraspSamPredictor(net, opening=cfg.opening, placement=cfg.placement)
+        self.predictor = GraspSamPredictor(net, opening=cfg.opening, placement=cfg.placement,
+                                           angle_search_deg=cfg.angle_search)
         self.rng = np.random.default_rng(0)
 
     def reset(self, rng: np.random.Generator) -> None:
@@ -120,7 +121,10 @@ class GraspSamPolicy:
         t0 = time.perf_counter()
         prompt = self._prompt(obs, info, robot)
         info["prompt_ms"] = round((time.perf_counter() - t0) * 1e3, 1)
-        out = self.predictor.predict(obs.rgb, obs.depth_m, obs.camera.K, prompt, exclude=robot)
+        from graspsim.grasping.mask_grasps import closing_axis_range
+
+        out = self.predictor.predict(obs.rgb, obs.depth_m, obs.camera.K, prompt, exclude=robot,
+                                     theta_range=closing_axis_range(obs.camera, obs.scene_kind, obs.approach_world))
         info.update(mask_px=int(out["mask"].sum()), mask_empty=bool(out["mask_empty"]),
                     score=round(float(out["scores"][0]), 4), fits=bool(out["fits"][0]),
                     **{f"{k}_ms": round(v * 1e3, 1) for k, v in out["seconds"].items()})

@@ -21,6 +21,7 @@ something) go after the others; ``"peak"`` keeps the paper's plain peak. No trai
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -142,7 +143,7 @@ class GraspSamPredictor:
     """Wraps a :class:`~.model.GraspSamNet` (eval mode): :meth:`predict` for one prompt on one image."""
 
     def __init__(self, net, gripper: GripperSpec | None = None, opening: str = "mask", margin_m: float = GRASP_MARGIN_M,
-                 placement: str = "chord"):
+                 placement: str = "chord", angle_search_deg: float = 60.0):
         if opening not in OPENINGS:
             raise ValueError(f"opening must be one of {', '.join(OPENINGS)}, got {opening!r}")
         self.net = net.eval()
@@ -150,7 +151,7 @@ class GraspSamPredictor:
         if placement not in PLACEMENTS:
             raise ValueError(f"placement must be one of {', '.join(PLACEMENTS)}, got {placement!r}")
         self.opening, self.margin_m = opening, float(margin_m)
-        self.placement = placement
+        self.placement, self.angle_search_deg = placement, float(angle_search_deg)
         self.decode_cfg = decoding_config(net.config, net.map_size)
 
     def maps(self, rgb: np.ndarray, prompt: Prompt | None, window) -> dict[str, np.ndarray]:
@@ -172,9 +173,12 @@ class GraspSamPredictor:
         return {k: v[0].float().numpy() for k, v in out.items() if k != "sam_mask"}
 
     def predict(self, rgb: np.ndarray, depth_m: np.ndarray, K: np.ndarray, prompt: Prompt | None,
-                exclude: np.ndarray | None = None) -> dict[str, Any]:
+                exclude: np.ndarray | None = None, theta_range: tuple[float, float] | None = None) -> dict[str, Any]:
         """(H, W, 3) uint8 RGB, (H, W) metres, 3x3 K, a prompt in image pixels (None: no prompt), ``exclude``
-        (H, W) bool pixels no grasp centre and no mask pixel may lie on (the robot's; None: none) ->
+        (H, W) bool pixels no grasp centre and no mask pixel may lie on (the robot's; None: none),
+        ``theta_range`` the closing axes the planner allows here (its
+        :func:`~graspsim.grasping.mask_grasps.closing_axis_range`; None: any angle, where the angle search
+        turns grasps) ->
 
         ``rects`` (k, 5) image px best first (at least one), ``scores`` (k,), ``mask`` (H, W) bool (the predicted
         object; for no prompt every object the network would grasp), ``window``, ``mask_empty`` (no pixel of
@@ -211,7 +215,7 @@ class GraspSamPredictor:
                 fits[i] = need <= self.gripper.max_opening_m * fx / z
                 r[2] = min(max(r[2], need), self.gripper.max_opening_m * fx / z)
         if self.placement == "chord" and mask.any():
-            rects, scores, fits = self._on_chords(rects, scores, mask, depth_m, K)
+            rects, scores, fits = self._on_chords(rects, scores, mask, depth_m, K, theta_range)
         rects[:, 0] = np.clip(rects[:, 0], 0, w - 1)
         rects[:, 1] = np.clip(rects[:, 1], 0, h - 1)
         rects[:, 2:4] = np.maximum(rects[:, 2:4], 1.0)
@@ -220,19 +224,37 @@ class GraspSamPredictor:
                 "seconds": {"net": t1 - t0, "decode": t2 - t1}}
 
     def _on_chords(self, rects: np.ndarray, scores: np.ndarray, mask: np.ndarray, depth_m: np.ndarray,
-                   K: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                   K: np.ndarray, theta_range: tuple[float, float] | None = None
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``placement="chord"``: each rectangle (K, 5) image px moved to the midpoint of the predicted mask's chord
         along its closing axis (the chord of the mask's nearest surface, as the planner measures it, where the
         centre lies on that surface), with ``opening="mask"`` opened to the chord + clearance, and re-ranked:
         grasps that pass the planner's depth checks first, then those that fit with free fingers, then the rest,
-        each group in quality order. Returns ``(rects, scores, fits)``.
+        each group in quality order (and, with the angle search, each peak's turns nearest first). Returns
+        ``(rects, scores, fits)``.
 
         Why: the quality target is a plateau over each labelled rectangle's central third, so the peak may sit
         a third of the opening off a can's axis, where a finger lands on the rim; and GraspSAM sees no depth,
         so nothing else keeps a finger off a neighbour. (Validation, tabletop-train: 40 of 100 approaches
-        blocked with the plain peak, 22 with this.)"""
+        blocked with the plain peak, 22 with this, 16 with the angle search.)"""
         from graspsim.grasping.mask_grasps import MIN_FREE_FRACTION, check_grasps, near_surface
 
+        if self.angle_search_deg > 0 and theta_range is None:
+            # each grasp also turned by +-15, +-30 ... degrees up to the limit: where the map's angle is refused,
+            # the nearest turn the checks keep stands in for it. Only where any closing axis is allowed (top-down
+            # approaches): on shelves the planner keeps the axis near horizontal, and turns within that range
+            # picked 82 of 100 validation scenes against 83 without (78 unrestricted).
+            step = math.radians(15.0)
+            turns = [0.0] + [sign * k * step for k in range(1, int(self.angle_search_deg // 15) + 1) for sign in (1, -1)]
+            n_peaks = len(rects)
+            rects = np.concatenate([np.column_stack([rects[:, :4], rects[:, 4] + t]) for t in turns])
+            rects[:, 4] = (rects[:, 4] + math.pi / 2) % math.pi - math.pi / 2
+            scores = np.tile(scores, len(turns))
+            turn_rank = np.repeat(np.arange(len(turns)), n_peaks)
+            peak_rank = np.tile(np.arange(n_peaks), len(turns))
+        else:
+            turn_rank = np.zeros(len(rects), int)
+            peak_rank = np.arange(len(rects))
         surface = near_surface(mask, depth_m)
         h, w = mask.shape
         cols = np.clip(np.round(rects[:, 0]).astype(int), 0, w - 1)
@@ -257,7 +279,7 @@ class GraspSamPredictor:
                 r[3] = self.gripper.finger_width_m * fx / z
                 if self.opening == "mask":
                     r[2] = opening[i] * fx / z
-        order = np.argsort(np.where(clear, 0, np.where(fits & free, 1, 2)), kind="stable")
+        order = np.lexsort((turn_rank, peak_rank, np.where(clear, 0, np.where(fits & free, 1, 2))))
         return out[order], scores[order], fits[order]
 
     @staticmethod
