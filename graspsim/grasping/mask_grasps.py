@@ -544,7 +544,8 @@ class GraspCheck:
     gripper's reach); ``opening_m``: width + clearance on each side, at most the gripper's opening; ``fits``:
     the chord fits between the jaws with at least the minimum clearance; ``free_fraction``: share of both
     finger plates' footprints that is free space (as the planner's candidates; 0 where it does not fit);
-    ``palm_blocked``: the hand body meets something in front of the palm (:func:`palm_blocked_fraction`).
+    ``palm_blocked``: the hand body meets something in front of the palm (:func:`palm_blocked_fraction`; only
+    measured where the fingers are free: False elsewhere).
     """
 
     mid: np.ndarray
@@ -599,7 +600,7 @@ def check_grasps(mask: np.ndarray, depth_m: np.ndarray, K: np.ndarray, centres: 
     free = np.where(fits, _free_fraction(cands, depth, mask, K, gripper, grasp_depth_m), 0.0)
     fx = float(K[0, 0])
     palm = np.zeros(n, bool)
-    for i in range(n):
+    for i in np.nonzero(free >= MIN_FREE_FRACTION)[0]:  # (only these can be clear)
         z_env = _centre_depth(depth, mid[i], float(z[i]))
         rect = GraspRect(x=float(mid[i, 0]), y=float(mid[i, 1]), w=float(opening[i] * fx / z_env),
                          h=float(gripper.finger_width_m * fx / z_env), theta=float(theta[i]))
