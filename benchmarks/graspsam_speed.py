@@ -9,7 +9,8 @@ prompts, the ordinary instruction naming a product with grasp labels). Per promp
 decisions, ``policy.act`` is timed on ``--frames`` images (cycling through the dataset); prints one JSON line per
 mode: median / mean / p90 ms of the whole decision and the median of each stage the policy reports (``prompt``:
 sampling or the language stage, whose clip_sam parts are ``lang_clip`` / ``lang_prompt`` / ``lang_sam`` /
-``lang_verify``; ``net``: window crop + GraspSAM forward; ``decode``: peak search, pasting the mask back).
+``lang_verify``; ``net``: window crop + GraspSAM forward; ``decode``: peak search, pasting the mask back, the
+chord placement and its depth checks, on tables with the angle search's turns).
 Target (issue 14): median <= 200 ms on 2 threads.
 """
 

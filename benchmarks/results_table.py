@@ -55,7 +55,7 @@ ROWS = (
     Row("grconvnet_shelf", "`grconvnet --policy-arg checkpoint=grconvnet_shelf` (the default before 2026-12-01; shelf "
         "scenes only)", "grconvnet", {"checkpoint": "grconvnet_shelf"}),
     Row("semgrasp", "`semgrasp` (shipped part-aware model; these suites' instructions name no part)", "semgrasp"),
-    Row("graspsam", "`graspsam` (shipped, below its issue's targets; language prompts)", "graspsam"),
+    Row("graspsam", "`graspsam` (shipped; language prompts; jaws on the mask's chord, angle search on tables)", "graspsam"),
     Row("heuristic", "`heuristic`", "heuristic"),
     Row("random", "`random`", "random"),
 )
