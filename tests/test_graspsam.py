@@ -397,11 +397,16 @@ def test_evaluate_and_cli_errors(shipped_sam_ckpt, dataset, tmp_path):
     assert set(m) == {"points:10", "none"} and m["none"]["queries"] == 3
     assert m["points:10"]["queries"] >= 3 and 0.0 <= m["points:10"]["grasp_accuracy"] <= 1.0
     assert m["points:10"]["grasp_accuracy"] <= m["points:10"]["class_accuracy"]
+    assert m["points:10"]["placement"] == "chord"  # the policy's default decoding
     for args, needle in (
         (["evaluate", "grasps", "--policy", "graspsam", "--data", str(dataset), "--out", str(tmp_path / "e2"),
           "--prompt", "pointz"], "--prompt: bad prompt 'pointz': expected one of points:10, points:K, point, box"),
         (["evaluate", "grasps", "--policy", "det_seg", "--data", str(dataset), "--out", str(tmp_path / "e3"),
           "--prompt", "box"], "--prompt is an option of --policy graspsam"),
+        (["evaluate", "grasps", "--policy", "det_seg", "--data", str(dataset), "--out", str(tmp_path / "e4"),
+          "--placement", "peak"], "--placement is an option of --policy graspsam"),
+        (["bench", "--policy", "graspsam", "--suite", "shelf-test", "--episodes", "1", "--policy-arg",
+          "placement=middle"], "placement"),
         (["train", "graspsam", "--data", str(tmp_path / "nothing"), "--out", str(tmp_path / "t")], "does not exist"),
         (["train", "graspsam", "--data", str(dataset), "--out", str(tmp_path / "t2"), "--config", '{"hirez": 1}'],
          "bad --config"),
@@ -416,8 +421,9 @@ def test_evaluate_and_cli_errors(shipped_sam_ckpt, dataset, tmp_path):
 
 
 def test_chord_placement_centres_the_jaws_and_ranks_refused_grasps_last(shipped_sam_ckpt):
-    """``placement="chord"`` on known maps' decoded rectangles: a grasp off a 4 cm bar's axis slides to its
-    middle; one closing along the bar (too wide for the jaws) goes after one across it, whatever its quality."""
+    """``placement="chord"`` on known rectangles on a 4 x 12 cm bar: a grasp off the bar's axis slides to its
+    middle and opens to the chord + clearance; one closing along the bar (too wide for the jaws) goes after one
+    across it, whatever its quality; the angle search turns the along-grasp to the nearest angle that fits."""
     from graspsim.policies.graspsam.predictor import GraspSamPredictor, load_net
 
     net, _ = load_net(shipped_sam_ckpt)
