@@ -1,7 +1,7 @@
 """Decision time of the graspsam policy per 640x480 camera image, with the shipped checkpoint, per prompt mode.
 
     nice -n 10 python benchmarks/graspsam_speed.py --data /work/data/gs-shelf-test [--threads 2] [--frames 20]
-        [--prompts points:10,box,none,language] [--checkpoint DIR]
+        [--prompts points:10,box,none,language] [--checkpoint DIR] [--placements chord,peak]
 
 The images are the scenes of a rendered dataset (``graspsim render --suite shelf-test --scenes 20 --out DIR``),
 each turned into the observation the benchmark gives the policy (privileged segmentation for the points / box
@@ -59,6 +59,8 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--prompts", default="points:10,box,none,language")
     ap.add_argument("--checkpoint", default=None, help="graspsam checkpoint dir [default: the shipped one]")
+    ap.add_argument("--placements", default="chord",
+                    help="comma-separated placement policy-args to time in the same run (e.g. chord,peak)")
     args = ap.parse_args()
 
     import torch
@@ -69,8 +71,9 @@ def main() -> None:
     obs = observations(args.data)
     if not obs:
         raise SystemExit(f"{args.data} has no scene with grasp labels")
-    for prompt in [p for p in args.prompts.split(",") if p]:
-        policy = GraspSamPolicy(prompt=prompt, checkpoint=args.checkpoint, threads=args.threads)
+    runs = [(p, pl) for p in args.prompts.split(",") if p for pl in args.placements.split(",") if pl]
+    for prompt, placement in runs:
+        policy = GraspSamPolicy(prompt=prompt, checkpoint=args.checkpoint, threads=args.threads, placement=placement)
         policy.reset(np.random.default_rng(0))
         for i in range(args.warmup):
             policy.act(obs[i % len(obs)])
@@ -84,7 +87,8 @@ def main() -> None:
                     stages.setdefault(k[:-3], []).append(float(v))
         t = np.asarray(total)
         print(json.dumps({
-            "benchmark": "graspsam_speed", "prompt": prompt, "median_ms": round(float(np.median(t)), 1),
+            "benchmark": "graspsam_speed", "prompt": prompt, "placement": placement,
+            "median_ms": round(float(np.median(t)), 1),
             "mean_ms": round(float(t.mean()), 1), "p90_ms": round(float(np.percentile(t, 90)), 1),
             "stage_median_ms": {k: round(float(np.median(v)), 1) for k, v in stages.items()},
             "frames": args.frames, "resolution": [obs[0].camera.width, obs[0].camera.height],
