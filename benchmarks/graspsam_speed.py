@@ -9,8 +9,10 @@ prompts, the ordinary instruction naming a product with grasp labels). Per promp
 decisions, ``policy.act`` is timed on ``--frames`` images (cycling through the dataset); prints one JSON line per
 mode: median / mean / p90 ms of the whole decision and the median of each stage the policy reports (``prompt``:
 sampling or the language stage, whose clip_sam parts are ``lang_clip`` / ``lang_prompt`` / ``lang_sam`` /
-``lang_verify``; ``net``: window crop + GraspSAM forward; ``decode``: peak search, pasting the mask back, the
-chord placement and its depth checks, on tables with the angle search's turns).
+``lang_verify``; with ``text``: ``text_embed`` (the CLIP text side) and ``text_find`` (GraspSAM's text pass over
+the image's tiles); ``net``: window crop + GraspSAM forward; ``decode``: peak search, pasting the mask back, the
+chord placement and its depth checks, on tables with the angle search's turns). ``text`` needs a checkpoint
+with a text token (the shipped one has one since 2026-12-02).
 Target (issue 14): median <= 200 ms on 2 threads.
 """
 

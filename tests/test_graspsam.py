@@ -60,7 +60,7 @@ def _net(sam_dir, **cfg):
 def test_prompt_modes_parse_and_bad_values_are_one_line():
     assert parse_prompt("points:10") == PromptMode("points", 10)
     assert parse_prompt("point") == PromptMode("points", 1) and str(parse_prompt("point")) == "points:1"
-    assert [parse_prompt(m).kind for m in ("box", "language", "none")] == ["box", "language", "none"]
+    assert [parse_prompt(m).kind for m in ("box", "language", "text", "none")] == ["box", "language", "text", "none"]
     from graspsim.policies.config import PolicyArgError
     from graspsim.policies.registry import check_policy_args
 
@@ -68,7 +68,7 @@ def test_prompt_modes_parse_and_bad_values_are_one_line():
         with pytest.raises(PolicyArgError) as info:
             check_policy_args("graspsam", {"prompt": bad}, check_files=False)
         msg = str(info.value)
-        assert "\n" not in msg and "points:10, points:K, point, box, language, none" in msg, msg
+        assert "\n" not in msg and "points:10, points:K, point, box, language, text, none" in msg, msg
 
 
 def test_harmonic_mean_and_paper_table():
@@ -457,3 +457,170 @@ def test_chord_placement_centres_the_jaws_and_ranks_refused_grasps_last(shipped_
     # where the planner restricts the closing axis (shelves), no turns: the map's angle stays first
     out, _, fits = turning._on_chords(rects[:1].copy(), np.array([0.9]), mask, depth, K, theta_range=(0.0, 0.4))
     assert len(out) == 1 and not fits[0] and off_axis(out[0, 4]) == pytest.approx(0.0)
+
+
+# ------------------------------------------------------------------ the text prompt token
+
+
+def test_text_token_is_one_more_sparse_prompt_and_only_exists_when_configured(tiny_sam_dir):
+    plain, with_text = _net(tiny_sam_dir, hires=False), _net(tiny_sam_dir, hires=False, text_dim=8)
+    assert plain.text_proj is None and with_text.text_proj is not None
+    x = torch.zeros(1, 3, 128, 128)
+    t = torch.ones(1, 8)
+    with torch.no_grad():
+        a, b = with_text(x), with_text(x, text_embeds=t)
+        c = with_text(x, text_embeds=-t)
+        assert not torch.allclose(a["mask"], b["mask"]) and not torch.allclose(b["mask"], c["mask"])
+        with pytest.raises(ValueError, match="no text prompt token"):
+            plain(x, text_embeds=t)
+    # the token goes through the decoder like SAM's prompt tokens: gradients reach the projection, and the
+    # zero-initialised text adapters' output layers (the identity at first: without them the same masks)
+    assert len(with_text.text_adapters) == 2 and _net(tiny_sam_dir, text_dim=8, text_adapter_rank=0).text_adapters.__len__() == 0
+    with_text(x, text_embeds=t)["mask"].sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in with_text.text_proj.parameters())
+    assert all(a.up.weight.grad.abs().sum() > 0 for a in with_text.text_adapters)
+
+
+@pytest.fixture(scope="module")
+def text_ckpt(shipped_sam_ckpt, dataset, tmp_path_factory):
+    """``shipped_sam_ckpt`` + a text token trained alone for 2 x 3 steps: ``(checkpoint dir, metadata)``."""
+    from graspsim.policies.graspsam.train import train_graspsam
+
+    out = tmp_path_factory.mktemp("gstext") / "ckpt"
+    meta = train_graspsam([dataset], out, init=shipped_sam_ckpt, trainable="text", epochs=2, lr=1e-2, seed=0,
+                          **TINY)
+    return out, meta
+
+
+def test_text_token_trains_alone_and_leaves_every_other_weight_as_the_init(text_ckpt, shipped_sam_ckpt, dataset):
+    """``trainable="text"`` from a checkpoint without a text token: the token's projection is added and trained
+    (its mask loss on a fixed batch falls), and every other tensor is the init's, bit for bit, so every other
+    prompt mode gives the init's output."""
+    from safetensors.torch import load_file
+
+    from graspsim.policies.clip_sam.train_data import SceneBank
+    from graspsim.policies.graspsam.predictor import load_net
+    from graspsim.policies.graspsam.text import TextEncoder
+    from graspsim.policies.graspsam.train import draw_batch, loss
+
+    out, meta = text_ckpt
+    encoder = TextEncoder(None)
+    assert meta["config"]["text_dim"] == encoder.dim and meta["text_encoder"] is None and meta["trainable"] == "text"
+    new_parts = ("text_proj.", "text_adapters.")
+    assert meta["trained_parameters"] == sum(
+        v.numel() for k, v in load_file(str(out / "model.safetensors")).items() if k.startswith(new_parts))
+    assert {"val_text_found", "val_text_class_iou"} <= set(meta["metrics"])
+    init, new = load_file(str(shipped_sam_ckpt / "model.safetensors")), load_file(str(out / "model.safetensors"))
+    added = set(new) - set(init)
+    assert {k.split(".")[0] for k in added} == {"text_proj", "text_adapters"}
+    assert all(torch.equal(init[k], new[k]) for k in init)
+    assert any(not torch.equal(new[k], torch.zeros_like(new[k])) for k in added if ".up." in k)  # adapters moved
+    assert all(torch.equal(init[k], new[k]) for k in init)
+    # the mask loss of the trained token on a fixed batch of text prompts is below the fresh token's
+    table = encoder.template_table()
+    flat = torch.from_numpy(table.reshape(-1, table.shape[-1]))
+    net, _ = load_net(out)
+    torch.manual_seed(0)
+    fresh = load_net(shipped_sam_ckpt)[0]
+    fresh_text = _net_with_fresh_text(fresh, encoder.dim)
+    bank = SceneBank([dataset], "train")
+    batch = draw_batch(bank, 4, net.image_size, net.map_size, 0.25, np.random.default_rng(3), text_prompts=1.0,
+                       n_templates=table.shape[1])
+    assert batch[0] == "text" and batch[1]["text"].shape == (4,)
+    with torch.no_grad():
+        trained_loss = float(loss(net, batch, text_table=flat)["mask"])
+        fresh_loss = float(loss(fresh_text, batch, text_table=flat)["mask"])
+    assert trained_loss < fresh_loss, (trained_loss, fresh_loss)
+
+
+def _net_with_fresh_text(net, text_dim: int):
+    """``net``'s trainable weights in a network of the same SAM with a freshly initialised text token."""
+    from graspsim.policies.graspsam.model import GraspSamNet
+
+    out = GraspSamNet(net.sam, GraspSamConfig.from_dict({**net.config.to_dict(), "text_dim": text_dim}))
+    out.load_state_dict(net.trainable_state_dict(), strict=False)
+    return out.eval()
+
+
+def test_text_tiles_cover_the_image_with_overlap():
+    from graspsim.policies.graspsam.predictor import TEXT_TILE_OVERLAP, text_tile_side, text_tiles
+
+    K = np.array([[500.0, 0, 319.5], [0, 500.0, 239.5], [0, 0, 1]])
+    depth = np.full((480, 640), 1.0, np.float32)
+    assert text_tile_side(depth, K) == pytest.approx(150.0)  # 0.30 m at 1 m with fx 500
+    tiles = text_tiles(depth, K)
+    xs, ys = sorted({t[0] for t in tiles}), sorted({t[1] for t in tiles})
+    assert len(tiles) == len(xs) * len(ys) and all(t[2] == pytest.approx(150.0) for t in tiles)
+    assert xs[0] == pytest.approx(-0.5) and xs[-1] + 150 == pytest.approx(639.5)  # edge to edge
+    assert ys[0] == pytest.approx(-0.5) and ys[-1] + 150 == pytest.approx(479.5)
+    assert max(np.diff(xs)) <= 150 * (1 - TEXT_TILE_OVERLAP) + 1e-6 and max(np.diff(ys)) <= 150 * (1 - TEXT_TILE_OVERLAP) + 1e-6
+    depth[:] = np.nan  # no depth: 0.4 of the larger side
+    assert text_tile_side(depth, K) == pytest.approx(256.0)
+    depth[:] = 0.05  # very near: one window, the image's larger side, centred
+    (x0, y0, side), = text_tiles(depth, K)
+    assert side == 640 and x0 == pytest.approx(-0.5) and y0 + side / 2 == pytest.approx(239.5)
+
+
+def test_find_text_boxes_the_most_confident_part_of_the_mask(shipped_sam_ckpt, dataset):
+    """Known logits on the image (two blobs, the second surer) seen through the text tiles: the box is the
+    second blob's, the robot's pixels are never part of it, nothing found gives None."""
+    from graspsim.data.format import iter_scene_dirs, read_scene
+    from graspsim.policies.clip_sam.windows import crop
+    from graspsim.policies.graspsam.predictor import GraspSamPredictor, load_net
+
+    s = read_scene(iter_scene_dirs(dataset)[1])
+    h, w = s["depth_m"].shape
+    pred = GraspSamPredictor(load_net(shipped_sam_ckpt)[0])
+    logits = np.full((h, w), -5.0, np.float32)
+    logits[10:30, 20:40] = 2.0
+    logits[60:90, 100:140] = 4.0
+    logits[70, 120] = 6.0
+    m = pred.net.map_size
+    pred.tile_logits = lambda rgb, windows, text_embed: np.stack(
+        [crop(logits, t, m, interpolation=0) for t in windows])
+    prompt, mask = pred.find_text(s["rgb"], s["depth_m"], s["K"], np.zeros(4, np.float32))
+    np.testing.assert_allclose(prompt.box, [100, 60, 140, 90], atol=3)
+    assert not mask[20, 30] and mask[75, 120]
+    robot = np.zeros((h, w), bool)  # the robot's pixels are not the product's: the other blob remains
+    robot[50:, 95:] = True
+    prompt, mask = pred.find_text(s["rgb"], s["depth_m"], s["K"], np.zeros(4, np.float32), exclude=robot)
+    np.testing.assert_allclose(prompt.box, [20, 10, 40, 30], atol=3)
+    assert not (mask & robot).any()
+    logits[:] = -1.0  # nothing found
+    prompt, mask = pred.find_text(s["rgb"], s["depth_m"], s["K"], np.zeros(4, np.float32))
+    assert prompt is None and not mask.any()
+
+
+def test_text_prompt_policy_evaluation_and_errors(text_ckpt, shipped_sam_ckpt, dataset, tmp_path):
+    """``prompt=text``: a valid rectangle (found or not), its stage times; ``evaluate --prompt text`` scores it
+    per (scene, class) as ``language``; a checkpoint without a text token is a one-line error."""
+    from click.testing import CliRunner
+
+    from graspsim.cli import main
+    from graspsim.policies.registry import make_policy
+
+    out, _ = text_ckpt
+    policy = make_policy("graspsam", prompt="text", checkpoint=str(out))
+    assert not policy.needs_privileged
+    policy.reset(np.random.default_rng(0))
+    obs = _observation(dataset, privileged=False)
+    res = policy.act(obs)
+    res.rect.validate(obs.camera.width, obs.camera.height)
+    assert res.info["prompt"] == "text" and {"text_embed_ms", "text_find_ms", "text_found"} <= set(res.info)
+    json.dumps(res.info)
+    runner = CliRunner()
+    r = runner.invoke(main, ["evaluate", "grasps", "--policy", "graspsam", "--data", str(dataset), "--out",
+                             str(tmp_path / "ev"), "--checkpoint", str(out), "--prompt", "text", "--quiet"])
+    assert r.exit_code == 0, r.output
+    m = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert m["prompt"] == "text" and m["queries"] >= 1 and 0.0 <= m["grasp_accuracy"] <= 1.0
+    for args in (["bench", "--policy", "graspsam", "--suite", "shelf-test", "--episodes", "1", "--policy-arg",
+                  "prompt=text", "--policy-arg", f"checkpoint={shipped_sam_ckpt}"],
+                 ["evaluate", "grasps", "--policy", "graspsam", "--data", str(dataset), "--out", str(tmp_path / "e"),
+                  "--checkpoint", str(shipped_sam_ckpt), "--prompt", "text"]):
+        r = runner.invoke(main, args)
+        assert r.exit_code == 2 and "needs a checkpoint with a text token" in r.output, r.output
+        assert len(r.output.strip().splitlines()) == 1, r.output
+    for args, needle in ((["--trainable", "parts"], "--trainable"), (["--text-prompts", "1.5"], "--text-prompts")):
+        r = runner.invoke(main, ["train", "graspsam", "--data", str(dataset), "--out", str(tmp_path / "t"), *args])
+        assert r.exit_code == 2 and needle in r.output, r.output

@@ -50,10 +50,19 @@ def load_models(clip: str | os.PathLike | None = None, sam: str | os.PathLike | 
     Raises :class:`~.models.WeightsNotFoundError` (what is missing, where it was
     looked for, which command fetches it) when weights are not available.
     """
+    from graspsim.policies.clip_sam.models import load_any_sam
+
+    clip_model, tokenizer = load_clip_and_tokenizer(clip, device)
+    return clip_model, tokenizer, load_any_sam(sam, device=device)
+
+
+def load_clip_and_tokenizer(clip: str | os.PathLike | None = None, device: str = "cpu"):
+    """``(clip_model, tokenizer)`` in eval mode, float32 (None: the shipped CLIP); WeightsNotFoundError as
+    :func:`load_models`."""
     from transformers import AutoTokenizer
     from transformers.utils import logging as hf_logging
 
-    from graspsim.policies.clip_sam.models import WeightsNotFoundError, load_any_sam, load_clip
+    from graspsim.policies.clip_sam.models import WeightsNotFoundError, load_clip
 
     # Loading bars and the "no torchvision, PIL image processor" notice are noise in a benchmark log.
     hf_logging.set_verbosity_error()
@@ -68,7 +77,7 @@ def load_models(clip: str | os.PathLike | None = None, sam: str | os.PathLike | 
         except (OSError, ValueError) as exc:
             raise WeightsNotFoundError(f"CLIP {clip_name!r} has no tokenizer files (tokenizer.json or "
                                        f"vocab.json + merges.txt) next to its weights") from exc
-    return clip_model.float().eval(), tokenizer, load_any_sam(sam, device=device)
+    return clip_model.float().eval(), tokenizer
 
 
 def _crop_size(clip_model) -> int | None:

@@ -34,6 +34,15 @@ _options = [
     click.option("--map-loss", default="object", show_default=True, type=click.Choice(["object", "labelled"]),
                  help="Where the angle and width maps are scored: every object pixel (the paper's) or only the "
                       "labelled rectangles."),
+    click.option("--text-prompts", default=0.0, show_default=True, type=click.FloatRange(0.0, 1.0),
+                 help="Share of batches prompted by a product name's CLIP text embedding as one sparse token "
+                      "(adds the text token to the network; `--policy-arg prompt=text`)."),
+    click.option("--trainable", default="all", show_default=True, type=click.Choice(["all", "text"]),
+                 help="What trains: everything GraspSAM adds to SAM, or only the text prompt's parts (token "
+                      "projection, text adapters; every batch a text batch; the other prompt modes keep --init's "
+                      "outputs exactly)."),
+    click.option("--clip", default=None, help="CLIP whose text side embeds the text prompts [default: clip_sam's "
+                                              "shipped CLIP]."),
     click.option("--val-objects", default=60, show_default=True, type=click.IntRange(min=1),
                  help="Held-out products scored with 10-point prompts after each epoch."),
     *run_control_options(),

@@ -2,7 +2,7 @@
 
 * :class:`GraspSamConfig`: the network's sizes and the map decoding (JSON in a checkpoint's metadata).
 * :class:`GraspSamPolicyConfig`: every ``--policy-arg`` of the ``graspsam`` policy.
-* :func:`parse_prompt`: the prompt modes ``points:K`` / ``point`` / ``box`` / ``language`` / ``none``.
+* :func:`parse_prompt`: the prompt modes ``points:K`` / ``point`` / ``box`` / ``language`` / ``text`` / ``none``.
 * :func:`resolve_checkpoint`: the shipped checkpoint or a directory written by ``graspsim train graspsam``.
 """
 
@@ -17,7 +17,7 @@ from graspsim.policies.det_seg.checkpoint import DictConfig
 from graspsim.policies.robot_mask import RobotMaskConfig
 
 #: The prompt modes in words (the one-line error lists them).
-PROMPT_MODES = ("points:10", "points:K", "point", "box", "language", "none")
+PROMPT_MODES = ("points:10", "points:K", "point", "box", "language", "text", "none")
 #: The paper's evaluation prompt: 10 points sampled on the object's ground-truth mask.
 EVAL_PROMPT = "points:10"
 MAX_POINTS = 64
@@ -25,7 +25,11 @@ MAX_POINTS = 64
 
 @dataclass(frozen=True)
 class PromptMode:
-    """A parsed prompt mode: ``kind`` in {"points", "box", "language", "none"}; ``k`` points for "points"."""
+    """A parsed prompt mode: ``kind`` in {"points", "box", "language", "text", "none"}; ``k`` points for "points".
+
+    ``language``: the instruction -> a box through clip_sam's attention stack (the paper's grounding detector);
+    ``text``: the instruction's CLIP text embedding -> one learned sparse prompt token (needs a checkpoint
+    trained with ``text_dim`` > 0)."""
 
     kind: str
     k: int = 0
@@ -41,9 +45,9 @@ class PromptMode:
 
 def parse_prompt(text: str) -> PromptMode:
     """``"points:10"`` -> PromptMode("points", 10), ``"point"`` = ``"points:1"``, ``"box"``, ``"language"``,
-    ``"none"``; ValueError (one line, listing the modes) for anything else."""
+    ``"text"``, ``"none"``; ValueError (one line, listing the modes) for anything else."""
     s = str(text).strip().lower()
-    if s in ("box", "language", "none"):
+    if s in ("box", "language", "text", "none"):
         return PromptMode(s)
     if s == "point":
         return PromptMode("points", 1)
@@ -75,6 +79,10 @@ class GraspSamConfig(DictConfig):
     min_distance: int = 2  # map px between reported peaks
     quality_threshold: float = 0.05
     max_detections: int = 10
+    # > 0: a text prompt token: a text embedding of this many numbers (the shipped CLIP's text side) through a
+    # learned projection becomes one sparse prompt token (0: none; checkpoints from before have none)
+    text_dim: int = 0
+    text_adapter_rank: int = 32  # with text_dim > 0: the rank of the text adapter after each encoder block (0: none)
 
 
 def prompt_arg(value: str) -> str:
@@ -112,7 +120,9 @@ class GraspSamPolicyConfig(RobotMaskConfig):
 
     prompt: str = "language"
     """points:K (K points on the target's mask; privileged), point, box (the target's box; privileged),
-    language (the instruction -> a box through clip_sam's attention stack) or none (the best grasp anywhere)."""
+    language (the instruction -> a box through clip_sam's attention stack), text (the instruction's CLIP text
+    embedding as a learned sparse prompt token on the whole image, then GraspSAM's own box around what it found;
+    needs a checkpoint with a text token) or none (the best grasp anywhere)."""
     checkpoint: str | None = None
     """A directory written by ``graspsim train graspsam`` (None: the shipped one)."""
     sam: str | None = None
@@ -147,9 +157,14 @@ class GraspSamPolicyConfig(RobotMaskConfig):
         return self.prompt_mode.needs_target or self.robot_mask == "oracle"
 
     def check_files(self) -> None:
-        """FileNotFoundError when the checkpoint is missing, CheckpointError when a recorded sha256 differs."""
+        """FileNotFoundError when the checkpoint is missing, CheckpointError when a recorded sha256 differs,
+        PolicyArgError for ``prompt=text`` on a checkpoint without a text token."""
         from graspsim.learn.checkpoint import read_metadata, verify
 
         path = resolve_checkpoint(self.checkpoint)
-        verify(path, read_metadata(path))
+        meta = read_metadata(path)
+        verify(path, meta)
+        if self.prompt_mode.kind == "text" and not int(meta.get("config", {}).get("text_dim", 0)):
+            raise PolicyArgError(f"graspsam prompt=text needs a checkpoint with a text token; {path} has none "
+                                 f"(train one with `graspsim train graspsam --text-prompts P`)")
         self.check_robot_mask_files()

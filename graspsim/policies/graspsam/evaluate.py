@@ -9,6 +9,8 @@ Protocol (the paper's, on graspsim's labels; rectangle metric of :mod:`graspsim.
 * ``language``: one query per (scene, class with labels); the instruction the benchmark gives
   (:func:`graspsim.scenes.instructions.pick_instruction`) goes through the policy's language stage; the top-1
   is judged against every label of the class (``grasp_accuracy`` = ``class_accuracy``).
+* ``text``: as ``language``, the instruction through GraspSAM's own text token
+  (:meth:`~.policy.GraspSamPolicy.text_prompt`) instead of clip_sam's stack.
 * ``none``: one query per scene, judged against every label of the image (GR-ConvNet's protocol).
 
 Also: ``accuracy_by_angle`` / ``accuracy_by_iou`` (the paper's tables' sweeps, on ``grasp_accuracy``),
@@ -43,7 +45,7 @@ def _queries(scene: dict, mode) -> list[dict]:
         mask = np.isin(inst, np.unique(products)) if len(products) else np.zeros(inst.shape, bool)
         return [{"mask": mask, "gts": rects, "class_gts": rects}] if rects else []
     by_class = {int(c): [r for r, cc in zip(rects, classes) if cc == c] for c in np.unique(classes)}
-    if mode.kind == "language":
+    if mode.kind in ("language", "text"):
         names = {int(o["class_index"]): o["class_name"] for o in scene["meta"]["objects"]}
         out = []
         for c, gts in by_class.items():
@@ -97,7 +99,8 @@ def evaluate_graspsam(data_dir: str | Path, out_dir: str | Path, prompt: str = "
 
     scene_dirs = scene_dirs[: max_scenes] if max_scenes else scene_dirs
     kind = manifest["kind"]
-    policy = GraspSamPolicy(prompt="language" if mode.kind == "language" else "none", checkpoint=checkpoint,
+    named = mode.kind in ("language", "text")  # the instruction names the class
+    policy = GraspSamPolicy(prompt=mode.kind if named else "none", checkpoint=checkpoint,
                             opening=opening, placement=placement)
     preds, gts, class_gts, ious, seconds, failed = [], [], [], [], 0.0, 0
     for d in tqdm(scene_dirs, desc=f"evaluate graspsam {mode}", unit="scene", disable=not progress, leave=False):
@@ -106,27 +109,35 @@ def evaluate_graspsam(data_dir: str | Path, out_dir: str | Path, prompt: str = "
         inst = s["instance"].astype(np.int64) - 1
         for q in _queries(s, mode):
             t0 = time.perf_counter()
+            text_embed = None
             try:
-                p = (policy.language_prompt(s["rgb"], s["depth_m"], s["K"], pick_instruction(q["class_name"]), {},
-                                            T_world_camera=s["T_world_camera"], scene_kind=kind)
-                     if mode.kind == "language" else prompt_from_mask(q["mask"], mode, rng))
+                if mode.kind == "language":
+                    p = policy.language_prompt(s["rgb"], s["depth_m"], s["K"], pick_instruction(q["class_name"]),
+                                               {}, T_world_camera=s["T_world_camera"], scene_kind=kind)
+                elif mode.kind == "text":  # found nothing: the text-prompted whole image is decoded (a miss, mostly)
+                    p, text_embed = policy.text_prompt(s["rgb"], s["depth_m"], s["K"],
+                                                       pick_instruction(q["class_name"]), {})
+                    text_embed = text_embed if p is None else None
+                else:
+                    p = prompt_from_mask(q["mask"], mode, rng)
             except PolicyError:  # the language stage found nothing: a miss, not a crash
                 failed += 1
                 preds.append(None), gts.append(q["gts"]), class_gts.append(q["class_gts"]), ious.append(0.0)
                 continue
-            out = policy.predictor.predict(s["rgb"], s["depth_m"], s["K"], p, theta_range=theta_range(s))
+            out = policy.predictor.predict(s["rgb"], s["depth_m"], s["K"], p, theta_range=theta_range(s),
+                                           text_embed=text_embed)
             seconds += time.perf_counter() - t0
             preds.append(GraspRect(*out["rects"][0]))
             gts.append(q["gts"])
             class_gts.append(q["class_gts"])
-            ious.append(_best_instance_iou(out["mask"], q["mask"], inst) if mode.kind == "language"
+            ious.append(_best_instance_iou(out["mask"], q["mask"], inst) if named
                         else mask_iou(out["mask"], q["mask"]))
     n = len(preds)
     metrics = to_jsonable({
         "policy": "graspsam", "prompt": str(mode), "checkpoint": policy.checkpoint,
         "data": str(Path(data_dir).resolve()), "suite": manifest.get("suite"),
         "variant_split": manifest.get("variant_split"), "scenes": len(scene_dirs), "queries": n,
-        "language_failures": failed if mode.kind == "language" else None,
+        "language_failures": failed if named else None,
         "grasp_accuracy": gm.grasp_accuracy(preds, gts) if n else None,
         "class_accuracy": gm.grasp_accuracy(preds, class_gts) if n else None,
         "accuracy_by_angle": gm.accuracy_by_angle(preds, gts) if n else None,

@@ -8,7 +8,14 @@ the same square window of the camera image as the input (window pixels, not imag
   block's tokens ``(B, g, g, D)`` attend to a few learnable tokens and add a small residual, zero at
   initialisation, so the untrained network is exactly SAM. SAM's neck gives the embedding ``(B, C, g, g)``.
 * Prompt encoder (frozen): points ``(B, 1, N, 2)`` / labels ``(B, 1, N)`` (1 positive, 0 negative,
-  -10 padding) and / or a box ``(B, 1, 4)``, in window pixels at ``S``; nothing for "no prompt".
+  -10 padding) and / or a box ``(B, 1, 4)``, in window pixels at ``S``; nothing for "no prompt". With
+  ``config.text_dim`` > 0 a text embedding ``(B, text_dim)`` (trainable :attr:`GraspSamNet.text_proj`, a 2-layer
+  MLP) becomes one more sparse prompt token ``(B, 1, 1, C)``, appended after SAM's; and, with
+  ``config.text_adapter_rank`` > 0, every encoder block is followed (after its adapter) by a
+  :class:`TextAdapter` that lets the text reweigh the image tokens (zero-initialised; only with a text
+  prompt). SAM's frozen decoder was trained to segment what a prompt's *position* points at; a token without
+  a position can only say what to look for if the image features it attends to carry the product's identity,
+  which SAM's class-agnostic features (and adapters trained on point and box prompts) need not.
 * Mask decoder (frozen transformer and upscaling): SAM's output tokens plus one HQ mask token and four grasp
   tokens (trainable, as in SAM-HQ / GraspSAM) go through SAM's two-way transformer with the prompt tokens.
 * Fused high-resolution features (trainable, SAM-HQ's scheme): SAM's upscaled decoder features ``(B, C/8,
@@ -52,6 +59,26 @@ class ReinAdapter(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         attn = torch.softmax((x @ self.tokens.t()) * self.scale, dim=-1)  # (B, h, w, m)
         return x + self.up(F.gelu(attn @ self.value(self.tokens)))
+
+
+class TextAdapter(nn.Module):
+    """Text-conditioned residual after one ViT block: ``x + up(gelu(a(x) * b(t)))``.
+
+    ``x``: (B, h, w, D) tokens; ``t``: (B, text_dim) text embedding; ``a``: D -> r and ``b``: text_dim -> r
+    (the product gates the image features by what the text asks for); ``up``: r -> D, zero-initialised (the
+    adapter starts as the identity).
+    """
+
+    def __init__(self, dim: int, text_dim: int, rank: int):
+        super().__init__()
+        self.a = nn.Linear(dim, rank)
+        self.b = nn.Linear(text_dim, rank)
+        self.up = nn.Linear(rank, dim)
+        nn.init.zeros_(self.up.weight)
+        nn.init.zeros_(self.up.bias)
+
+    def forward(self, x: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        return x + self.up(F.gelu(self.a(x) * self.b(text)[:, None, None, :]))
 
 
 class _LayerNorm2d(nn.Module):
@@ -114,6 +141,12 @@ class GraspSamNet(nn.Module):
                                       nn.Conv2d(c8, c8, 3, padding=1)) if cfg.hires else None
         self.hq_mlp = _TokenMLP(ch, c8)
         self.grasp_mlps = nn.ModuleList([_TokenMLP(ch, c8) for _ in MAP_KEYS])
+        # the text prompt token (GraspSAM's "language" prompt fed to the decoder directly, not as a box)
+        self.text_proj = (nn.Sequential(nn.Linear(cfg.text_dim, ch), nn.GELU(), nn.Linear(ch, ch))
+                          if cfg.text_dim > 0 else None)
+        self.text_adapters = nn.ModuleList(
+            [TextAdapter(dim, cfg.text_dim, cfg.text_adapter_rank) for _ in range(int(vc.num_hidden_layers))]
+            if cfg.text_dim > 0 and cfg.text_adapter_rank > 0 else [])
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -125,12 +158,14 @@ class GraspSamNet(nn.Module):
         return {k: v for k, v in self.state_dict().items() if not k.startswith("sam.")}
 
     def parameter_counts(self) -> dict[str, int]:
-        """``{"trainable": n, "frozen": n}`` parameters (the frozen ones are SAM's)."""
-        trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
+        """``{"trainable": n, "frozen": n}`` parameters: what GraspSAM adds to SAM (whether a run trains all of it
+        or not) and SAM's own (always frozen)."""
+        trainable = sum(p.numel() for name, p in self.named_parameters() if not name.startswith("sam."))
         return {"trainable": int(trainable), "frozen": int(sum(p.numel() for p in self.sam.parameters()))}
 
-    def encode(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, 3, S, S) normalised pixels -> ``(embedding (B, C, g, g), early features (B, D, g, g))``."""
+    def encode(self, pixel_values: torch.Tensor, text: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, 3, S, S) normalised pixels (and the (B, text_dim) text embedding the text adapters take, if any)
+        -> ``(embedding (B, C, g, g), early features (B, D, g, g))``."""
         enc = self.sam.vision_encoder
         x = enc.patch_embed(pixel_values)
         if enc.pos_embed is not None:
@@ -141,18 +176,28 @@ class GraspSamNet(nn.Module):
             x = x[0] if isinstance(x, tuple) else x
             if self.adapters:
                 x = self.adapters[i](x)
+            if text is not None and self.text_adapters:
+                x = self.text_adapters[i](x, text)
             if i == self.config.early_layer:
                 early = x
         return enc.neck(x), early.permute(0, 3, 1, 2)
 
     def forward(self, pixel_values: torch.Tensor, input_points: torch.Tensor | None = None,
-                input_labels: torch.Tensor | None = None, input_boxes: torch.Tensor | None = None
-                ) -> dict[str, torch.Tensor]:
-        """Prompts in window pixels at ``S`` (module docstring) -> ``mask`` (B, M, M) logits, the four maps
-        (B, M, M) and ``sam_mask`` (B, M, M) SAM's own logits (upsampled), all in window coordinates."""
-        emb, early = self.encode(pixel_values)
+                input_labels: torch.Tensor | None = None, input_boxes: torch.Tensor | None = None,
+                text_embeds: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Prompts in window pixels at ``S`` and / or ``text_embeds`` (B, text_dim) (module docstring) -> ``mask``
+        (B, M, M) logits, the four maps (B, M, M) and ``sam_mask`` (B, M, M) SAM's own logits (upsampled), all
+        in window coordinates."""
+        if text_embeds is not None:
+            if self.text_proj is None:
+                raise ValueError("this graspsam network has no text prompt token (config.text_dim is 0)")
+            text_embeds = text_embeds.to(pixel_values.dtype)
+        emb, early = self.encode(pixel_values, text_embeds)
         sparse, dense = self.sam.prompt_encoder(input_points=input_points, input_labels=input_labels,
                                                 input_boxes=input_boxes, input_masks=None)
+        if text_embeds is not None:
+            token = self.text_proj(text_embeds)[:, None, None, :]  # (B, 1, 1, C)
+            sparse = token if sparse is None else torch.cat([sparse.to(token.dtype), token], dim=2)
         tokens_out, upscaled = self._decode(emb, sparse, dense)
         dec = self.sam.mask_decoder
         b = emb.shape[0]

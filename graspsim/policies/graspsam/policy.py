@@ -7,6 +7,10 @@ Prompt modes (``--policy-arg prompt=...``, :func:`~.config.parse_prompt`):
   box around that mask prompts GraspSAM - the paper's grounding detector + GraspSAM. Nothing privileged.
 * ``points:K`` / ``point`` / ``box``: K points sampled on (or the box of) the largest visible instance of the
   target class in the privileged instance segmentation: the upper bound of a perfect prompter.
+* ``text``: the instruction's CLIP text embedding (the checkpoint's text encoder, by default clip_sam's shipped
+  CLIP) as one learned sparse prompt token on the whole image; the box around the part of the predicted mask
+  GraspSAM is surest of then prompts it again (:meth:`~.predictor.GraspSamPredictor.find_text`). GraspSAM
+  grounds the product itself: no attention map, no second model's mask. Nothing privileged.
 * ``none``: no prompt, the whole image: the best grasp on any product (category-agnostic).
 
 ``robot_mask=robotseg|oracle`` (:mod:`graspsim.policies.robot_mask`) excludes the robot's pixels before
@@ -57,7 +61,13 @@ class GraspSamPolicy:
         self.needs_privileged = cfg.needs_privileged
         path = resolve_checkpoint(cfg.checkpoint)
         sam_name = cfg.sam if cfg.sam is not None else read_metadata(path).get("sam")
-        self.pipeline = None
+        self.pipeline = self.text_encoder = None
+        if self.mode.kind == "text":
+            from graspsim.policies.graspsam.text import TextEncoder
+
+            cfg.check_files()  # PolicyArgError without a text token
+            meta = read_metadata(path)
+            self.text_encoder = TextEncoder(cfg.clip if cfg.clip is not None else meta.get("text_encoder"))
         if self.mode.kind == "language":
             from graspsim.policies.clip_sam.config import ClipSamPolicyConfig
             from graspsim.policies.clip_sam.policy import _make_pipeline, load_models
@@ -78,14 +88,19 @@ class GraspSamPolicy:
         self.rng = rng  # privileged point prompts are sampled from it
 
     def _prompt(self, obs: Observation, info: dict, robot: np.ndarray | None = None):
-        """The prompt in image pixels (None for "none") and the language stage times into ``info``."""
+        """``(prompt in image pixels or None, text embedding or None)``: None for "none" (and for a text prompt
+        whose token found nothing: its embedding then prompts the whole image); the language stage's times go
+        into ``info``."""
         from graspsim.policies.graspsam.predictor import prompt_from_mask
 
         if self.mode.kind == "none":
-            return None
+            return None, None
         if self.mode.kind == "language":
             return self.language_prompt(obs.rgb, obs.depth_m, obs.camera.K, obs.instruction, info, robot,
-                                        T_world_camera=obs.camera.T_world_camera, scene_kind=obs.scene_kind)
+                                        T_world_camera=obs.camera.T_world_camera, scene_kind=obs.scene_kind), None
+        if self.mode.kind == "text":
+            prompt, embedding = self.text_prompt(obs.rgb, obs.depth_m, obs.camera.K, obs.instruction, info, robot)
+            return prompt, (embedding if prompt is None else None)
         if obs.instance_seg is None or obs.class_seg is None:
             raise PolicyError(f"graspsam prompt={self.mode} needs the privileged instance segmentation")
         target = np.asarray(obs.class_seg) == catalog().class_index(obs.target_class)
@@ -93,7 +108,7 @@ class GraspSamPolicy:
             raise PolicyError(f"no visible pixel of target class {obs.target_class!r}")
         ids, counts = np.unique(np.asarray(obs.instance_seg)[target], return_counts=True)
         mask = target & (np.asarray(obs.instance_seg) == ids[int(np.argmax(counts))])
-        return prompt_from_mask(mask, self.mode, self.rng)
+        return prompt_from_mask(mask, self.mode, self.rng), None
 
     def language_prompt(self, rgb: np.ndarray, depth_m: np.ndarray, K: np.ndarray, instruction: str, info: dict,
                         robot: np.ndarray | None = None, T_world_camera: np.ndarray | None = None,
@@ -112,6 +127,20 @@ class GraspSamPolicy:
             raise PolicyError(f"graspsam: the language stage found no mask for {instruction!r}")
         return Prompt("box", np.zeros((0, 2)), np.zeros(0), mask_box(res.mask))
 
+    def text_prompt(self, rgb: np.ndarray, depth_m: np.ndarray, K: np.ndarray, instruction: str, info: dict,
+                    robot: np.ndarray | None = None):
+        """``(box prompt, text embedding)``: the box (image pixels) GraspSAM's text token finds for
+        ``instruction`` (``robot`` pixels excluded), None when its mask is empty (the caller then decodes the
+        text-prompted whole image, as for an empty mask of any prompt); the pass's milliseconds, mask size and
+        ``text_found`` go into ``info``."""
+        t0 = time.perf_counter()
+        embedding = self.text_encoder.embed([instruction])[0]
+        t1 = time.perf_counter()
+        prompt, mask = self.predictor.find_text(rgb, depth_m, K, embedding, exclude=robot)
+        info.update(text_embed_ms=round((t1 - t0) * 1e3, 1), text_find_ms=round((time.perf_counter() - t1) * 1e3, 1),
+                    text_mask_px=int(mask.sum()), text_found=prompt is not None)
+        return prompt, embedding
+
     def act(self, obs: Observation | Mapping[str, Any]) -> PolicyOutput:
         obs = as_observation(obs)
         info: dict[str, Any] = {"prompt": str(self.mode)}
@@ -119,12 +148,13 @@ class GraspSamPolicy:
         robot = self.robot_pixels(obs)
         info.update(robot_info(robot), robot_ms=round((time.perf_counter() - t0) * 1e3, 1))
         t0 = time.perf_counter()
-        prompt = self._prompt(obs, info, robot)
+        prompt, text_embed = self._prompt(obs, info, robot)
         info["prompt_ms"] = round((time.perf_counter() - t0) * 1e3, 1)
         from graspsim.grasping.mask_grasps import closing_axis_range
 
         out = self.predictor.predict(obs.rgb, obs.depth_m, obs.camera.K, prompt, exclude=robot,
-                                     theta_range=closing_axis_range(obs.camera, obs.scene_kind, obs.approach_world))
+                                     theta_range=closing_axis_range(obs.camera, obs.scene_kind, obs.approach_world),
+                                     text_embed=text_embed)
         info.update(mask_px=int(out["mask"].sum()), mask_empty=bool(out["mask_empty"]),
                     score=round(float(out["scores"][0]), 4), fits=bool(out["fits"][0]),
                     **{f"{k}_ms": round(v * 1e3, 1) for k, v in out["seconds"].items()})

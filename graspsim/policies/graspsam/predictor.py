@@ -30,8 +30,9 @@ import numpy as np
 
 from graspsim.config import GRASP_MARGIN_M, GripperSpec
 from graspsim.policies.clip_sam.prompts import Prompt
-from graspsim.policies.clip_sam.windows import (SAM_MEAN, SAM_STD, box_to_window, box_window, centred_window,
-                                                crop, depth_at, normalise, paste, point_window, to_window)
+from graspsim.policies.clip_sam.windows import (MIN_SIDE_PX, POINT_EXTENT_M, SAM_MEAN, SAM_STD, box_to_window,
+                                                box_window, centred_window, crop, depth_at, normalise, paste,
+                                                point_window, to_window)
 from graspsim.policies.graspsam.config import GraspSamConfig, PromptMode
 
 BOX_WINDOW_SCALE = 1.5  # as clip_sam.segment: the window a box is segmented in
@@ -56,6 +57,38 @@ def prompt_window(prompt: Prompt | None, depth_m: np.ndarray, K: np.ndarray) -> 
     # the side from the depth at the positive point nearest the centroid (the centroid may miss the object)
     anchor = pos[int(np.argmin(((pos - centre) ** 2).sum(axis=1)))]
     return centred_window(float(centre[0]), float(centre[1]), point_window(depth_m, K, anchor)[2])
+
+
+#: Physical side of the text prompt's windows (as a point prompt's, :data:`POINT_EXTENT_M`: the scale the
+#: network segments products at; the whole image at SAM's 128 px leaves a product about one patch).
+TEXT_TILE_M = POINT_EXTENT_M
+TEXT_TILE_OVERLAP = 0.25
+
+
+def text_tile_side(depth_m: np.ndarray, K: np.ndarray) -> float:
+    """Side (px) of the text prompt's windows: :data:`TEXT_TILE_M` at the image's median valid depth (0.4 of the
+    image's larger side without depth), within ``[MIN_SIDE_PX, max(H, W)]``."""
+    h, w = np.shape(depth_m)[:2]
+    z = np.asarray(depth_m)[np.isfinite(depth_m) & (np.asarray(depth_m) > 0)]
+    side = TEXT_TILE_M * float(K[0, 0]) / float(np.median(z)) if z.size else 0.4 * max(h, w)
+    return float(np.clip(side, MIN_SIDE_PX, max(h, w)))
+
+
+def text_tiles(depth_m: np.ndarray, K: np.ndarray) -> list[tuple[float, float, float]]:
+    """The windows ``(x0, y0, side)`` a text prompt looks through: squares of :func:`text_tile_side` covering the
+    image edge to edge, neighbours overlapping by at least :data:`TEXT_TILE_OVERLAP` of the side (a side
+    longer than the image is centred on it)."""
+    h, w = np.shape(depth_m)[:2]
+    side = text_tile_side(depth_m, K)
+    stride = side * (1.0 - TEXT_TILE_OVERLAP)
+
+    def starts(n_px: int) -> np.ndarray:
+        span = n_px - side  # pixel centres run -0.5 .. n - 0.5
+        if span <= 0:
+            return np.array([span / 2.0 - 0.5])
+        return np.linspace(-0.5, span - 0.5, int(math.ceil(span / stride)) + 1)
+
+    return [(float(x0), float(y0), side) for y0 in starts(h) for x0 in starts(w)]
 
 
 def mask_box(mask: np.ndarray) -> np.ndarray:
@@ -154,9 +187,10 @@ class GraspSamPredictor:
         self.placement, self.angle_search_deg = placement, float(angle_search_deg)
         self.decode_cfg = decoding_config(net.config, net.map_size)
 
-    def maps(self, rgb: np.ndarray, prompt: Prompt | None, window) -> dict[str, np.ndarray]:
+    def maps(self, rgb: np.ndarray, prompt: Prompt | None, window, text_embed: np.ndarray | None = None
+             ) -> dict[str, np.ndarray]:
         """The network's (M, M) float32 maps (``mask`` logits, ``quality``, ``cos``, ``sin``, ``width``) of
-        ``window`` for ``prompt`` (image pixels)."""
+        ``window`` for ``prompt`` (image pixels) and / or ``text_embed`` (text_dim,) (the text prompt token)."""
         import torch
 
         size = self.net.image_size
@@ -168,17 +202,60 @@ class GraspSamPredictor:
             kw["input_labels"] = torch.from_numpy(p["labels"])[None, None]
         if p["box"] is not None:
             kw["input_boxes"] = torch.from_numpy(p["box"])[None, None]
+        if text_embed is not None:
+            kw["text_embeds"] = torch.as_tensor(np.asarray(text_embed, np.float32)).reshape(1, -1)
         with torch.inference_mode():
             out = self.net(x, **kw)
         return {k: v[0].float().numpy() for k, v in out.items() if k != "sam_mask"}
 
+    def find_text(self, rgb: np.ndarray, depth_m: np.ndarray, K: np.ndarray, text_embed: np.ndarray,
+                  exclude: np.ndarray | None = None) -> tuple[Prompt | None, np.ndarray]:
+        """The text prompt's first pass: the text token ``text_embed`` (text_dim,) alone on every window of
+        :func:`text_tiles` (one batch) -> ``(box prompt, (H, W) bool mask)``: the tiles' mask logits back on the
+        image (the largest where tiles overlap), and the box (image px) around the connected part of the mask
+        with the most confident pixel (several products of the class may be lit, and the box must hold one);
+        None (and an empty mask) when nothing is found. ``exclude``: pixels (the robot's) the mask may not use.
+        The second pass is the box prompt (:meth:`predict`)."""
+        import cv2
+
+        depth_m = np.asarray(depth_m, dtype=np.float32)
+        h, w = np.shape(depth_m)[:2]
+        tiles = text_tiles(depth_m, K)
+        m = self.net.map_size
+        logits = self.tile_logits(rgb, tiles, text_embed)
+        image = np.full((h, w), -np.inf, np.float32)
+        for t, lg in zip(tiles, logits):
+            covered = paste(np.ones((m, m), np.float32), t, (h, w)) > 0.5
+            image = np.where(covered, np.maximum(image, paste(lg, t, (h, w))), image)
+        valid = image > 0.0
+        if exclude is not None:
+            valid &= ~np.asarray(exclude, bool)
+        if not valid.any():
+            return None, valid
+        _, labels = cv2.connectedComponents(valid.astype(np.uint8), connectivity=8)
+        mask = labels == labels.flat[int(np.argmax(np.where(valid, image, -np.inf)))]
+        return Prompt("box", np.zeros((0, 2)), np.zeros(0), mask_box(mask)), mask
+
+    def tile_logits(self, rgb: np.ndarray, windows: list, text_embed: np.ndarray) -> np.ndarray:
+        """(N, M, M) float32 mask logits of the text token ``text_embed`` (text_dim,) alone in each of the N
+        ``windows`` (one batch)."""
+        import torch
+
+        size = self.net.image_size
+        rgb = np.ascontiguousarray(rgb[..., :3])
+        x = torch.from_numpy(np.stack([normalise(crop(rgb, t, size), SAM_MEAN, SAM_STD) for t in windows]))
+        text = torch.as_tensor(np.asarray(text_embed, np.float32)).reshape(1, -1).expand(len(windows), -1)
+        with torch.inference_mode():
+            return self.net(x, text_embeds=text)["mask"].float().numpy()
+
     def predict(self, rgb: np.ndarray, depth_m: np.ndarray, K: np.ndarray, prompt: Prompt | None,
-                exclude: np.ndarray | None = None, theta_range: tuple[float, float] | None = None) -> dict[str, Any]:
+                exclude: np.ndarray | None = None, theta_range: tuple[float, float] | None = None,
+                text_embed: np.ndarray | None = None) -> dict[str, Any]:
         """(H, W, 3) uint8 RGB, (H, W) metres, 3x3 K, a prompt in image pixels (None: no prompt), ``exclude``
         (H, W) bool pixels no grasp centre and no mask pixel may lie on (the robot's; None: none),
         ``theta_range`` the closing axes the planner allows here (its
         :func:`~graspsim.grasping.mask_grasps.closing_axis_range`; None: any angle, where the angle search
-        turns grasps) ->
+        turns grasps), ``text_embed`` (text_dim,) the text prompt token (with ``prompt`` None: the whole image) ->
 
         ``rects`` (k, 5) image px best first (at least one), ``scores`` (k,), ``mask`` (H, W) bool (the predicted
         object; for no prompt every object the network would grasp), ``window``, ``mask_empty`` (no pixel of
@@ -188,7 +265,7 @@ class GraspSamPredictor:
         t0 = time.perf_counter()
         depth_m = np.asarray(depth_m, dtype=np.float32)
         window = prompt_window(prompt, depth_m, K)
-        maps = self.maps(rgb, prompt, window)
+        maps = self.maps(rgb, prompt, window, text_embed)
         t1 = time.perf_counter()
         m = self.net.map_size
         valid = maps["mask"] > 0.0
@@ -315,14 +392,20 @@ def load_net(checkpoint: str | Path | None = None, sam=None, sam_name: str | Non
     return net.eval(), meta
 
 
-def load_trainable(net, path: Path, meta: dict) -> None:
+#: Trainable tensors a checkpoint may lack when it starts a run (``--init``) of a network that has them: the text
+#: prompt's token projection and adapters, added later than the shipped checkpoints (they then start fresh).
+NEW_PARTS = ("text_proj.", "text_adapters.")
+
+
+def load_trainable(net, path: Path, meta: dict, allow_new: bool = False) -> None:
     """Load a checkpoint's trainable tensors (adapters, tokens, heads) into ``net`` (float32);
-    CheckpointError when they do not fit its SAM and config (names or shapes)."""
+    CheckpointError when they do not fit its SAM and config (names or shapes). ``allow_new`` (a training run's
+    ``--init``): tensors of :data:`NEW_PARTS` that the checkpoint lacks keep ``net``'s own values."""
     from graspsim.learn.checkpoint import CheckpointError, load_weights
 
     weights = load_weights(path, meta)
     want = net.trainable_state_dict()
-    missing = sorted(set(want) - set(weights))
+    missing = sorted(k for k in set(want) - set(weights) if not (allow_new and k.startswith(NEW_PARTS)))
     bad = sorted(k for k in set(want) & set(weights) if tuple(want[k].shape) != tuple(weights[k].shape))
     if missing or bad or set(weights) - set(want):
         raise CheckpointError(f"{path} does not fit this SAM: missing {missing[:3]}, other shapes {bad[:3]} "

@@ -10,6 +10,15 @@
   theta / sin 2 theta / width maps drawn from the product's rectangles by the shared
   :func:`~graspsim.policies.det_seg.targets.encode_grconvnet_maps`. The prompt kind is drawn per batch (SAM's
   prompt encoder needs one layout per batch): points 55 %, box 30 %, none 15 %.
+* **Text prompts** (``text_prompts``: the share of batches; needs ``config.text_dim`` > 0, set from the CLIP when
+  0): a product class of the scene named in one of the CLIP's training phrasings, its text embedding as the only
+  prompt (:attr:`~.model.GraspSamNet.text_proj`), a window of the policy's text-tile size on one of the class's
+  products or anywhere; the target is every pixel of that class and only the mask is scored (the text token has
+  to *find* the product: the policy's second pass
+  prompts GraspSAM with the box around what it found, :meth:`~.predictor.GraspSamPredictor.find_text`), so
+  scenes without grasp labels serve too. ``trainable="text"`` trains the text parts alone (the token's
+  projection and the text adapters, :data:`~.predictor.NEW_PARTS`), every batch a text batch: every other
+  prompt mode then gives exactly the ``init`` checkpoint's output.
 * **Augmentation** (``augment``, on by default; :func:`dihedral`): the window and everything in it turned by a
   multiple of 90 degrees and/or mirrored, only as the camera allows: any of the 8 on a table (its camera looks
   straight down, so a turned table is still a table), a left-right mirror on a shelf (gravity stays down).
@@ -45,6 +54,10 @@ MAX_POINTS = max(POINT_COUNTS)
 KIND_PROBS = {"points": 0.55, "box": 0.30, "none": 0.15}
 BACKGROUND_WEIGHT = 0.01
 VAL_PROMPT_POINTS = 10
+
+
+#: What a run trains: everything GraspSAM adds to SAM, or only the text prompt token's projection.
+TRAINABLE = ("all", "text")
 
 
 def _labelled(scene) -> list[int]:
@@ -117,11 +130,15 @@ def dihedral(item: dict, k: int, mirror: bool) -> dict:
 
 
 def sample(scene, kind: str, size: int, map_size: int, width_frac: float, rng: np.random.Generator,
-           augment: bool = False) -> dict:
-    """One training sample of prompt ``kind`` ("points", "box", "none") on a scene with labelled products:
-    ``pixels`` (3, S, S), ``points`` (MAX_POINTS, 2) / ``labels`` (MAX_POINTS,) (-10 padding) in window px at
-    ``S``, ``box`` (4,) (NaN if none), and the targets of :func:`window_targets`; ``augment``: one of the
-    scene kind's :data:`AUGMENTS` drawn and applied (:func:`dihedral`)."""
+           augment: bool = False, n_templates: int = 1) -> dict:
+    """One training sample of prompt ``kind`` ("points", "box", "none" on a scene with labelled products;
+    "text" on any scene with products): ``pixels`` (3, S, S), ``points`` (MAX_POINTS, 2) / ``labels``
+    (MAX_POINTS,) (-10 padding) in window px at ``S``, ``box`` (4,) (NaN if none), and the targets of
+    :func:`window_targets`; for "text" also ``text`` () int64 = class index * ``n_templates`` + phrasing (a row of
+    the flattened :meth:`~.text.TextEncoder.template_table`) and the class's pixels as the mask target;
+    ``augment``: one of the scene kind's :data:`AUGMENTS` drawn and applied (:func:`dihedral`)."""
+    if kind == "text":
+        return _text_sample(scene, size, map_size, width_frac, rng, augment, n_templates)
     labelled = _labelled(scene)
     if kind == "none":
         ids = labelled
@@ -151,14 +168,53 @@ def sample(scene, kind: str, size: int, map_size: int, width_frac: float, rng: n
     return item
 
 
+#: Text samples: the share of windows placed on a product of the named class (the rest anywhere in the image).
+TEXT_ON_CLASS = 0.75
+
+
+def _text_sample(scene, size: int, map_size: int, width_frac: float, rng: np.random.Generator, augment: bool,
+                 n_templates: int) -> dict:
+    """A "text" sample (:func:`sample`): a class of the scene's products; a window of the policy's text-tile size
+    (:func:`~.predictor.text_tile_side`, jittered) on one of its products (off centre) or, in a share
+    ``1 - TEXT_ON_CLASS``, anywhere (most then hold none of it: the token must also find nothing)."""
+    from graspsim.policies.graspsam.predictor import text_tile_side
+
+    inst, cls, box = scene.instances[int(rng.integers(len(scene.instances)))]
+    side = text_tile_side(scene.depth_m, scene.K) * rng.uniform(0.85, 1.15)
+    h, w = scene.depth_m.shape[:2]
+    if rng.random() < TEXT_ON_CLASS:
+        others = [b for _, c, b in scene.instances if c == cls]
+        b = others[int(rng.integers(len(others)))]
+        cx = (b[0] + b[2]) / 2 + rng.uniform(-0.35, 0.35) * side
+        cy = (b[1] + b[3]) / 2 + rng.uniform(-0.35, 0.35) * side
+    else:
+        cx, cy = rng.uniform(0, w - 1), rng.uniform(0, h - 1)
+    window = centred_window(cx, cy, side)
+    rgb = jitter_colour(crop(scene.rgb, window, size), rng, 0.1)
+    mask = (crop((scene.class_map == cls).astype(np.float32), window, map_size) > 0.5).astype(np.float32)
+    zeros = np.zeros_like(mask)
+    item = {"pixels": normalise(rgb, SAM_MEAN, SAM_STD), "points": np.zeros((MAX_POINTS, 2), np.float32),
+            "labels": np.full(MAX_POINTS, -10, dtype=np.int64), "box": np.full(4, np.nan, np.float32),
+            "mask": mask, **{k: zeros for k in MAP_KEYS}, "weight": np.ones_like(mask),
+            "text": np.int64(int(cls) * n_templates + int(rng.integers(n_templates)))}
+    if augment:
+        choices = AUGMENTS.get(scene.kind, ((0, False),))
+        item = dihedral(item, *choices[int(rng.integers(len(choices)))])
+    return item
+
+
 def draw_batch(bank: SceneBank, batch_size: int, size: int, map_size: int, width_frac: float,
-               rng: np.random.Generator, augment: bool = False,
-               balance_kinds: bool = False) -> tuple[str, dict[str, np.ndarray]]:
-    """``(kind, stacked samples)``: one prompt kind per batch (:data:`KIND_PROBS`), scenes with labelled products;
+               rng: np.random.Generator, augment: bool = False, balance_kinds: bool = False,
+               text_prompts: float = 0.0, n_templates: int = 1) -> tuple[str, dict[str, np.ndarray]]:
+    """``(kind, stacked samples)``: one prompt kind per batch (:data:`KIND_PROBS`; a share ``text_prompts`` of
+    the batches are "text" ones, the rest as before), scenes with labelled products (any products for "text");
     ``balance_kinds``: each sample's scene kind (shelf, tabletop) drawn first, uniformly among those the bank
     holds, so that the kind with fewer scenes is not drowned out."""
-    kinds = list(KIND_PROBS)
-    kind = kinds[int(rng.choice(len(kinds), p=np.array(list(KIND_PROBS.values()))))]
+    if text_prompts > 0 and rng.random() < text_prompts:
+        kind = "text"
+    else:
+        kinds = list(KIND_PROBS)
+        kind = kinds[int(rng.choice(len(kinds), p=np.array(list(KIND_PROBS.values()))))]
     by_kind = bank.by_kind if balance_kinds else None
     items = []
     while len(items) < batch_size:
@@ -167,8 +223,8 @@ def draw_batch(bank: SceneBank, batch_size: int, size: int, map_size: int, width
         else:
             group = by_kind[int(rng.integers(len(by_kind)))]
             scene = group[int(rng.integers(len(group)))]
-        if _labelled(scene):
-            items.append(sample(scene, kind, size, map_size, width_frac, rng, augment))
+        if scene.instances if kind == "text" else _labelled(scene):
+            items.append(sample(scene, kind, size, map_size, width_frac, rng, augment, n_templates))
     return kind, {k: np.stack([it[k] for it in items]) for k in items[0]}
 
 
@@ -182,8 +238,11 @@ def dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 MAP_LOSSES = ("object", "labelled")
 
 
-def loss(net, batch: tuple[str, dict[str, np.ndarray]], map_loss: str = "object") -> dict[str, torch.Tensor]:
-    """The step function's loss: ``{"loss", "mask", "quality", "cos", "sin", "width"}`` (module docstring).
+def loss(net, batch: tuple[str, dict[str, np.ndarray]], map_loss: str = "object",
+         text_table: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """The step function's loss: ``{"loss", "mask", "quality", "cos", "sin", "width"}`` (module docstring);
+    a "text" batch looks its embeddings up in ``text_table`` (n_classes * n_templates, text_dim) and scores the
+    mask alone (the map terms are 0).
 
     ``map_loss="labelled"``: the angle and width maps (cos, sin, width) are scored only where a labelled
     rectangle drew them (quality target > 0). With the paper's ``"object"`` weighting, every object pixel that no
@@ -196,10 +255,16 @@ def loss(net, batch: tuple[str, dict[str, np.ndarray]], map_loss: str = "object"
         kw = {"input_points": torch.from_numpy(b["points"])[:, None], "input_labels": torch.from_numpy(b["labels"])[:, None]}
     elif kind == "box":
         kw = {"input_boxes": torch.from_numpy(b["box"])[:, None]}
+    elif kind == "text":
+        kw = {"text_embeds": text_table[torch.from_numpy(b["text"])]}
     out = net(torch.from_numpy(b["pixels"]), **kw)
     target = torch.from_numpy(b["mask"])
     weight = torch.from_numpy(b["weight"])
     parts = {"mask": F.binary_cross_entropy_with_logits(out["mask"], target) + dice_loss(out["mask"], target)}
+    if kind == "text":
+        zero = out["mask"].sum() * 0.0
+        parts.update({k: zero for k in MAP_KEYS})
+        return {"loss": parts["mask"], **{k: v.detach() for k, v in parts.items()}}
     labelled = (torch.from_numpy(b["quality"]) > 0).float()
     for k in MAP_KEYS:
         w = labelled if (map_loss == "labelled" and k != "quality") else weight
@@ -233,16 +298,52 @@ def validate(net, bank: SceneBank, n_objects: int, seed: int = 99) -> dict[str, 
                     "val_mask_iou": float(np.mean(ious)) if ious else None, "val_objects": len(preds)})
 
 
+def validate_text(net, bank: SceneBank, text_table: np.ndarray, n_queries: int, seed: int = 99
+                  ) -> dict[str, float | None]:
+    """The text token on up to ``n_queries`` (validation scene, product class) pairs, named "pick the {class}"
+    (the phrasing of the benchmark's instructions), through the policy's first pass
+    (:meth:`~.predictor.GraspSamPredictor.find_text`): ``val_text_found`` = share whose box holds mostly that
+    class's pixels, ``val_text_class_iou`` = mean IoU of the found part with the class's pixels."""
+    from graspsim.policies.clip_sam import vocab
+    from graspsim.policies.clip_sam.evaluate import mask_iou
+    from graspsim.policies.graspsam.predictor import GraspSamPredictor
+
+    template = vocab.TRAIN_TEMPLATES.index("pick the {n}")
+    rng = np.random.default_rng(seed)
+    pred = GraspSamPredictor(net)
+    pairs = sorted({(j, int(c)) for j, s in enumerate(bank.scenes) for _, c, _ in s.instances})
+    order = rng.permutation(len(pairs))[:n_queries]
+    found, ious = [], []
+    for k in order:
+        j, cls = pairs[k]
+        scene = bank.scenes[j]
+        prompt, mask = pred.find_text(scene.rgb, scene.depth_m, scene.K, text_table[cls, template])
+        target = scene.class_map == cls
+        ious.append(mask_iou(mask, target))
+        if prompt is None:
+            found.append(False)
+            continue
+        x0, y0, x1, y1 = (int(round(v)) for v in prompt.box)
+        in_box = scene.class_map[y0:y1, x0:x1]
+        counts = np.bincount(in_box[in_box >= 0].ravel().astype(np.int64), minlength=cls + 1)
+        found.append(bool(counts.sum() and int(np.argmax(counts)) == cls))
+    return rounded({"val_text_found": float(np.mean(found)) if found else None,
+                    "val_text_class_iou": float(np.mean(ious)) if ious else None, "val_text_queries": len(found)})
+
+
 def train_graspsam(data_dirs: list[str | Path], out_dir: str | Path, *, sam: str | None = None,
                    config: GraspSamConfig | dict | None = None, batch_size: int = 8, val_objects: int = 60,
                    augment: bool = True, balance_kinds: bool = True, init: str | Path | None = None,
-                   command: str | None = None, map_loss: str = "object", **loop) -> dict[str, Any]:
+                   command: str | None = None, map_loss: str = "object", text_prompts: float = 0.0,
+                   trainable: str = "all", clip: str | None = None, **loop) -> dict[str, Any]:
     """Train GraspSAM's adapters, tokens and heads on a frozen SAM (``sam``: anything ``--sam`` takes; None =
     clip_sam's shipped one, or the one ``init`` was trained on).
 
     ``augment``: the window turns and mirrors of :data:`AUGMENTS`; ``balance_kinds``: as many shelf as table
     samples (:func:`draw_batch`); ``init``: a graspsam checkpoint directory to start from ("shipped": the shipped
-    one; its config is used unless ``config`` is given, and must then match). The other keywords (``epochs``,
+    one; its config is used unless ``config`` is given, and must then match, except that a text token may be
+    added). ``text_prompts``: the share of text-prompt batches (module docstring), embedded by ``clip`` (None:
+    clip_sam's shipped CLIP); ``trainable``: "all" or "text" (the text parts alone; every batch a text batch). The other keywords (``epochs``,
     ``steps_per_epoch``, ``lr``, ``seed``, ``resume``, ``max_minutes``, ``threads``, ``progress``, ``log``):
     :func:`~graspsim.policies.clip_sam.train_data.train_run`. Returns the metadata (also ``out_dir/metadata.json``)."""
     init_path = None
@@ -259,11 +360,23 @@ def train_graspsam(data_dirs: list[str | Path], out_dir: str | Path, *, sam: str
     cfg = GraspSamConfig.coerce(config)
     if map_loss not in MAP_LOSSES:
         raise ValueError(f"map_loss must be one of {', '.join(MAP_LOSSES)}, got {map_loss!r}")
+    if trainable not in TRAINABLE:
+        raise ValueError(f"trainable must be one of {', '.join(TRAINABLE)}, got {trainable!r}")
+    if trainable == "text":
+        text_prompts = 1.0  # nothing else would reach the text projection
+    if not 0.0 <= float(text_prompts) <= 1.0:
+        raise ValueError(f"text_prompts must be a share in [0, 1], got {text_prompts}")
+    if text_prompts > 0 and cfg.text_dim == 0:
+        from graspsim.policies.graspsam.text import TextEncoder
+
+        cfg = GraspSamConfig.from_dict({**cfg.to_dict(), "text_dim": TextEncoder(clip).dim})
     settings = {"sam": sam, "config": cfg.to_dict(), "batch_size": batch_size, "val_objects": val_objects,
                 "augment": bool(augment), "balance_kinds": bool(balance_kinds),
                 "init": None if init_path is None else str(init_path)}
     if map_loss != "object":  # only then: runs begun before the option keep their settings (resume check)
         settings["map_loss"] = map_loss
+    if text_prompts > 0:  # likewise
+        settings.update(text_prompts=float(text_prompts), trainable=trainable, clip=clip)
     meta_extra = {"command": command}
     return train_run("graspsam", data_dirs, out_dir, settings,
                      lambda c, s, tb, vb: _stack(c, s, tb, vb, meta_extra), **loop)
@@ -277,7 +390,7 @@ def _stack(cfg, settings: dict[str, Any], train_bank: SceneBank, val_bank: Scene
     from graspsim.policies.clip_sam.models import load_any_sam
     from graspsim.policies.graspsam.model import GraspSamNet
 
-    if not any(_labelled(s) for s in train_bank.scenes):
+    if settings.get("trainable", "all") != "text" and not any(_labelled(s) for s in train_bank.scenes):
         raise ValueError("no training scene has grasp labels (were the datasets rendered with --no-grasps?)")
     net_cfg = GraspSamConfig.from_dict(settings["config"])
     net = GraspSamNet(load_any_sam(settings["sam"]), net_cfg)
@@ -286,23 +399,51 @@ def _stack(cfg, settings: dict[str, Any], train_bank: SceneBank, val_bank: Scene
         from graspsim.learn.checkpoint import read_metadata
         from graspsim.policies.graspsam.predictor import load_trainable
 
-        load_trainable(net, Path(init), read_metadata(Path(init)))
+        load_trainable(net, Path(init), read_metadata(Path(init)), allow_new=True)
     size, m, wf = net.image_size, net.map_size, net_cfg.width_frac
     # runs begun before these options existed had neither
     augment, balance = bool(settings.get("augment", False)), bool(settings.get("balance_kinds", False))
+    text_prompts, trainable = float(settings.get("text_prompts", 0.0)), settings.get("trainable", "all")
+    text_table, n_templates = None, 1
+    if text_prompts > 0:
+        from graspsim.policies.graspsam.text import TextEncoder
+
+        encoder = TextEncoder(settings.get("clip"))
+        if encoder.dim != net_cfg.text_dim:
+            raise ValueError(f"the CLIP's text embeddings have {encoder.dim} numbers, the config's text_dim is "
+                             f"{net_cfg.text_dim}")
+        text_table = encoder.template_table()
+        n_templates = text_table.shape[1]
+        text_flat = torch.from_numpy(text_table.reshape(-1, text_table.shape[-1]))
+        del encoder
+    if trainable == "text":
+        from graspsim.policies.graspsam.predictor import NEW_PARTS
+
+        for name, p in net.named_parameters():
+            p.requires_grad_(name.startswith(NEW_PARTS))
 
     def draw(rng: np.random.Generator):
-        return draw_batch(train_bank, settings["batch_size"], size, m, wf, rng, augment, balance)
+        return draw_batch(train_bank, settings["batch_size"], size, m, wf, rng, augment, balance, text_prompts,
+                          n_templates)
+
+    def validation() -> dict:
+        out = {} if trainable == "text" else validate(net, val_bank, settings["val_objects"])
+        if text_table is not None:
+            out.update(validate_text(net, val_bank, text_table, settings["val_objects"]))
+        return out
 
     def save(out: Path, progress) -> dict:
         save_weights(out, net.trainable_state_dict())
         return {**run_metadata("graspsam", cfg, init, train_bank, val_bank, progress), "model": "graspsam",
                 "sam": settings["sam"], "config": net_cfg.to_dict(), "parameters": net.parameter_counts(),
                 "batch_size": settings["batch_size"], "augment": augment, "balance_kinds": balance,
+                "trained_parameters": int(sum(p.numel() for p in net.parameters() if p.requires_grad)),
                 "map_loss": settings.get("map_loss", "object"), "map_size": m,
-                "image_size": size, **meta_extra}
+                "image_size": size, **text_meta, **meta_extra}
 
+    text_meta = {} if text_table is None else {"text_encoder": settings.get("clip"), "text_prompts": text_prompts,
+                                                "trainable": trainable}
     map_loss = settings.get("map_loss", "object")
     return Stack(model=net, sampler=RunStream(settings["steps_per_epoch"], cfg.seed, draw),
-                 step=lambda b: loss(net, b, map_loss), validate=lambda: validate(net, val_bank, settings["val_objects"]),
-                 save=save)
+                 step=lambda b: loss(net, b, map_loss, None if text_table is None else text_flat),
+                 validate=validation, save=save)
