@@ -20,6 +20,18 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
 
 @pytest.fixture(scope="session")
+def cpu_kind() -> str:
+    """"AVX512" or "AVX2" (else "other"): the widest vector kernels numpy dispatches to here. Rendered bytes depend
+    on it (numpy's and OpenCV's transcendental kernels round a last bit differently), so byte-for-byte digests are
+    recorded per kind."""
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__ as features
+    except ImportError:  # numpy < 2
+        from numpy.core._multiarray_umath import __cpu_features__ as features
+    return "AVX512" if features.get("AVX512F") else "AVX2" if features.get("AVX2") else "other"
+
+
+@pytest.fixture(scope="session")
 def tiny_runs(tmp_path_factory) -> dict[str, Path]:
     """Tiny finished runs shared by the comparison and report tests (a few seconds, once per session):
     oracle and random on 3 tabletop-test scenes, random on other seeds and on shelf-test."""
