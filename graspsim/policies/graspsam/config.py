@@ -121,8 +121,8 @@ class GraspSamPolicyConfig(RobotMaskConfig):
     prompt: str = "language"
     """points:K (K points on the target's mask; privileged), point, box (the target's box; privileged),
     language (the instruction -> a box through clip_sam's attention stack), text (the instruction's CLIP text
-    embedding as a learned sparse prompt token on the whole image, then GraspSAM's own box around what it found;
-    needs a checkpoint with a text token) or none (the best grasp anywhere)."""
+    embedding as a learned sparse prompt token on tiles of the image, then GraspSAM's own box around what it
+    found; needs a checkpoint with a text token, as the shipped one) or none (the best grasp anywhere)."""
     checkpoint: str | None = None
     """A directory written by ``graspsim train graspsam`` (None: the shipped one)."""
     sam: str | None = None

@@ -8,9 +8,10 @@ Prompt modes (``--policy-arg prompt=...``, :func:`~.config.parse_prompt`):
 * ``points:K`` / ``point`` / ``box``: K points sampled on (or the box of) the largest visible instance of the
   target class in the privileged instance segmentation: the upper bound of a perfect prompter.
 * ``text``: the instruction's CLIP text embedding (the checkpoint's text encoder, by default clip_sam's shipped
-  CLIP) as one learned sparse prompt token on the whole image; the box around the part of the predicted mask
-  GraspSAM is surest of then prompts it again (:meth:`~.predictor.GraspSamPredictor.find_text`). GraspSAM
-  grounds the product itself: no attention map, no second model's mask. Nothing privileged.
+  CLIP) as one learned sparse prompt token (with the text adapters) on depth-sized tiles of the image; the box
+  around the part of the predicted mask GraspSAM is surest of then prompts it again
+  (:meth:`~.predictor.GraspSamPredictor.find_text`). GraspSAM grounds the product itself: no attention map, no
+  second model's mask. Nothing privileged.
 * ``none``: no prompt, the whole image: the best grasp on any product (category-agnostic).
 
 ``robot_mask=robotseg|oracle`` (:mod:`graspsim.policies.robot_mask`) excludes the robot's pixels before
