@@ -117,7 +117,6 @@ def evaluate_graspsam(data_dir: str | Path, out_dir: str | Path, prompt: str = "
                 elif mode.kind == "text":  # found nothing: the text-prompted whole image is decoded (a miss, mostly)
                     p, text_embed = policy.text_prompt(s["rgb"], s["depth_m"], s["K"],
                                                        pick_instruction(q["class_name"]), {})
-                    text_embed = text_embed if p is None else None
                 else:
                     p = prompt_from_mask(q["mask"], mode, rng)
             except PolicyError:  # the language stage found nothing: a miss, not a crash

@@ -61,13 +61,13 @@ class GraspSamPolicy:
         # read by the runner to ask for instance_seg (point / box prompts) or robot_seg (robot_mask=oracle)
         self.needs_privileged = cfg.needs_privileged
         path = resolve_checkpoint(cfg.checkpoint)
-        sam_name = cfg.sam if cfg.sam is not None else read_metadata(path).get("sam")
+        meta = read_metadata(path)
+        sam_name = cfg.sam if cfg.sam is not None else meta.get("sam")
         self.pipeline = self.text_encoder = None
         if self.mode.kind == "text":
             from graspsim.policies.graspsam.text import TextEncoder
 
             cfg.check_files()  # PolicyArgError without a text token
-            meta = read_metadata(path)
             self.text_encoder = TextEncoder(cfg.clip if cfg.clip is not None else meta.get("text_encoder"))
         if self.mode.kind == "language":
             from graspsim.policies.clip_sam.config import ClipSamPolicyConfig
@@ -100,8 +100,7 @@ class GraspSamPolicy:
             return self.language_prompt(obs.rgb, obs.depth_m, obs.camera.K, obs.instruction, info, robot,
                                         T_world_camera=obs.camera.T_world_camera, scene_kind=obs.scene_kind), None
         if self.mode.kind == "text":
-            prompt, embedding = self.text_prompt(obs.rgb, obs.depth_m, obs.camera.K, obs.instruction, info, robot)
-            return prompt, (embedding if prompt is None else None)
+            return self.text_prompt(obs.rgb, obs.depth_m, obs.camera.K, obs.instruction, info, robot)
         if obs.instance_seg is None or obs.class_seg is None:
             raise PolicyError(f"graspsam prompt={self.mode} needs the privileged instance segmentation")
         target = np.asarray(obs.class_seg) == catalog().class_index(obs.target_class)
@@ -130,9 +129,9 @@ class GraspSamPolicy:
 
     def text_prompt(self, rgb: np.ndarray, depth_m: np.ndarray, K: np.ndarray, instruction: str, info: dict,
                     robot: np.ndarray | None = None):
-        """``(box prompt, text embedding)``: the box (image pixels) GraspSAM's text token finds for
-        ``instruction`` (``robot`` pixels excluded), None when its mask is empty (the caller then decodes the
-        text-prompted whole image, as for an empty mask of any prompt); the pass's milliseconds, mask size and
+        """``(box prompt, None)``: the box (image pixels) GraspSAM's text token finds for ``instruction``
+        (``robot`` pixels excluded); ``(None, text embedding)`` when its mask is empty (the caller then decodes the
+        text-prompted whole image, as for an empty mask of any prompt). The pass's milliseconds, mask size and
         ``text_found`` go into ``info``."""
         t0 = time.perf_counter()
         embedding = self.text_encoder.embed([instruction])[0]
@@ -140,7 +139,7 @@ class GraspSamPolicy:
         prompt, mask = self.predictor.find_text(rgb, depth_m, K, embedding, exclude=robot)
         info.update(text_embed_ms=round((t1 - t0) * 1e3, 1), text_find_ms=round((time.perf_counter() - t1) * 1e3, 1),
                     text_mask_px=int(mask.sum()), text_found=prompt is not None)
-        return prompt, embedding
+        return (prompt, None) if prompt is not None else (None, embedding)
 
     def act(self, obs: Observation | Mapping[str, Any]) -> PolicyOutput:
         obs = as_observation(obs)

@@ -56,7 +56,7 @@ BACKGROUND_WEIGHT = 0.01
 VAL_PROMPT_POINTS = 10
 
 
-#: What a run trains: everything GraspSAM adds to SAM, or only the text prompt token's projection.
+#: What a run trains: everything GraspSAM adds to SAM, or only the text prompt's parts (predictor.NEW_PARTS).
 TRAINABLE = ("all", "text")
 
 
@@ -138,7 +138,17 @@ def sample(scene, kind: str, size: int, map_size: int, width_frac: float, rng: n
     the flattened :meth:`~.text.TextEncoder.template_table`) and the class's pixels as the mask target;
     ``augment``: one of the scene kind's :data:`AUGMENTS` drawn and applied (:func:`dihedral`)."""
     if kind == "text":
-        return _text_sample(scene, size, map_size, width_frac, rng, augment, n_templates)
+        item = _text_sample(scene, size, map_size, rng, n_templates)
+    else:
+        item = _prompted_sample(scene, kind, size, map_size, width_frac, rng)
+    if augment:
+        choices = AUGMENTS.get(scene.kind, ((0, False),))
+        item = dihedral(item, *choices[int(rng.integers(len(choices)))])
+    return item
+
+
+def _prompted_sample(scene, kind: str, size: int, map_size: int, width_frac: float, rng: np.random.Generator) -> dict:
+    """A "points", "box" or "none" sample (:func:`sample`), before augmentation."""
     labelled = _labelled(scene)
     if kind == "none":
         ids = labelled
@@ -162,9 +172,6 @@ def sample(scene, kind: str, size: int, map_size: int, width_frac: float, rng: n
     item = {"pixels": normalise(rgb, SAM_MEAN, SAM_STD), "points": points, "labels": labels,
             "box": np.full(4, np.nan, np.float32) if p["box"] is None else p["box"],
             **window_targets(scene, ids, window, map_size, width_frac)}
-    if augment:
-        choices = AUGMENTS.get(scene.kind, ((0, False),))
-        item = dihedral(item, *choices[int(rng.integers(len(choices)))])
     return item
 
 
@@ -172,14 +179,13 @@ def sample(scene, kind: str, size: int, map_size: int, width_frac: float, rng: n
 TEXT_ON_CLASS = 0.75
 
 
-def _text_sample(scene, size: int, map_size: int, width_frac: float, rng: np.random.Generator, augment: bool,
-                 n_templates: int) -> dict:
-    """A "text" sample (:func:`sample`): a class of the scene's products; a window of the policy's text-tile size
-    (:func:`~.predictor.text_tile_side`, jittered) on one of its products (off centre) or, in a share
-    ``1 - TEXT_ON_CLASS``, anywhere (most then hold none of it: the token must also find nothing)."""
+def _text_sample(scene, size: int, map_size: int, rng: np.random.Generator, n_templates: int) -> dict:
+    """A "text" sample (:func:`sample`), before augmentation: a class of the scene's products; a window of the
+    policy's text-tile size (:func:`~.predictor.text_tile_side`, jittered) on one of its products (off centre) or,
+    in a share ``1 - TEXT_ON_CLASS``, anywhere (most then hold none of it: the token must also find nothing)."""
     from graspsim.policies.graspsam.predictor import text_tile_side
 
-    inst, cls, box = scene.instances[int(rng.integers(len(scene.instances)))]
+    cls = scene.instances[int(rng.integers(len(scene.instances)))][1]
     side = text_tile_side(scene.depth_m, scene.K) * rng.uniform(0.85, 1.15)
     h, w = scene.depth_m.shape[:2]
     if rng.random() < TEXT_ON_CLASS:
@@ -197,9 +203,6 @@ def _text_sample(scene, size: int, map_size: int, width_frac: float, rng: np.ran
             "labels": np.full(MAX_POINTS, -10, dtype=np.int64), "box": np.full(4, np.nan, np.float32),
             "mask": mask, **{k: zeros for k in MAP_KEYS}, "weight": np.ones_like(mask),
             "text": np.int64(int(cls) * n_templates + int(rng.integers(n_templates)))}
-    if augment:
-        choices = AUGMENTS.get(scene.kind, ((0, False),))
-        item = dihedral(item, *choices[int(rng.integers(len(choices)))])
     return item
 
 
@@ -262,9 +265,7 @@ def loss(net, batch: tuple[str, dict[str, np.ndarray]], map_loss: str = "object"
     weight = torch.from_numpy(b["weight"])
     parts = {"mask": F.binary_cross_entropy_with_logits(out["mask"], target) + dice_loss(out["mask"], target)}
     if kind == "text":
-        zero = out["mask"].sum() * 0.0
-        parts.update({k: zero for k in MAP_KEYS})
-        return {"loss": parts["mask"], **{k: v.detach() for k, v in parts.items()}}
+        return {"loss": parts["mask"], "mask": parts["mask"].detach(), **{k: torch.zeros(()) for k in MAP_KEYS}}
     labelled = (torch.from_numpy(b["quality"]) > 0).float()
     for k in MAP_KEYS:
         w = labelled if (map_loss == "labelled" and k != "quality") else weight
@@ -343,8 +344,9 @@ def train_graspsam(data_dirs: list[str | Path], out_dir: str | Path, *, sam: str
     samples (:func:`draw_batch`); ``init``: a graspsam checkpoint directory to start from ("shipped": the shipped
     one; its config is used unless ``config`` is given, and must then match, except that a text token may be
     added). ``text_prompts``: the share of text-prompt batches (module docstring), embedded by ``clip`` (None:
-    clip_sam's shipped CLIP); ``trainable``: "all" or "text" (the text parts alone; every batch a text batch). The other keywords (``epochs``,
-    ``steps_per_epoch``, ``lr``, ``seed``, ``resume``, ``max_minutes``, ``threads``, ``progress``, ``log``):
+    clip_sam's shipped CLIP); ``trainable``: "all" or "text" (the text parts alone; every batch a text batch).
+    The other keywords (``epochs``, ``steps_per_epoch``, ``lr``, ``seed``, ``resume``, ``max_minutes``,
+    ``threads``, ``progress``, ``log``):
     :func:`~graspsim.policies.clip_sam.train_data.train_run`. Returns the metadata (also ``out_dir/metadata.json``)."""
     init_path = None
     if init is not None:
