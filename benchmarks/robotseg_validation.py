@@ -4,7 +4,9 @@ The test renders (shelf-test / tabletop-test, the xArm) are for the README's tab
 inference setting is adopted on these figures instead:
 
 * ``video_memory`` / ``video_alone``: whole-robot J&F on the held-out videos of the ``--videos`` datasets, each
-  video segmented in order with the previous frame's masks as memory, and the same frames one by one;
+  video segmented in order with the previous frame's masks as memory (gated by the predicted IoU where the
+  checkpoint's IoU head was trained; ``video_memory_ungated`` then says what the memory gives without the gate),
+  and the same frames one by one;
 * ``view_whole_jf`` / ``view_gripper_j``: automatic-prompt whole J&F and gripper J on up to ``--views`` held-out
   views of the ``--data`` datasets (evenly spread, as the training's own per-epoch validation picks them).
 
@@ -48,14 +50,20 @@ def main() -> None:
         _, dirs = check_robot_videos(d)
         videos += [v for v in dirs if held_out_every(int(v.parent.name.split("-")[-1]))]
     result: dict = {"model": str(args.model or "shipped"), "videos": len(videos)}
-    for memory in (True, False):
+    gate = predictor.memory_gate
+    runs = [("video_memory", True, gate), ("video_alone", False, gate)]
+    if gate:  # the same memory without the gate: what the gate adds
+        runs.append(("video_memory_ungated", True, False))
+    for key, memory, gated in runs:
+        predictor.memory_gate = gated
         per_video = []
         for path in videos:
             video = read_video(path)
             out = predictor.predict_video(video["rgb"], use_memory=memory)
             per_video.append(np.mean([score_masks(o.masks, part_masks(seg))["whole"]["JF"]
                                       for o, seg in zip(out, video["robot_seg"])]))
-        result["video_memory" if memory else "video_alone"] = round(float(np.mean(per_video)), 4) if videos else None
+        result[key] = round(float(np.mean(per_video)), 4) if videos else None
+    predictor.memory_gate = gate
     # the views: the training's own per-epoch validation (same picks, same scores), on more views
     scores = validate(predictor.net, validation_views(args.data, args.views) if args.data else [],
                       gripper_zoom=predictor.gripper_zoom)

@@ -430,6 +430,100 @@ def test_a_second_stage_starts_from_the_first_ones_weights(dataset, tiny_model, 
     assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-4
 
 
+def test_an_untrained_part_head_changes_nothing_and_learns():
+    """The part head's output convolution starts at zero: the same weights with and without a head give the same
+    masks; the loss's gradient reaches it, and a bias on its gripper output moves exactly the gripper logits."""
+    from graspsim.policies.robotseg.train import output_loss
+
+    plain, headed = _net(refine=4), _net(refine=4, part_head=8)
+    missing, unexpected = headed.load_state_dict(plain.state_dict(), strict=False)
+    assert not unexpected and missing and all(k.startswith("part_head.") for k in missing)
+    pixels = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        a, b = plain(pixels), headed(pixels)
+    assert torch.equal(a["logits"], b["logits"]) and torch.equal(a["fine"], b["fine"])
+    output_loss(headed.train()(pixels), (torch.rand(2, 3, 64, 64) > 0.5).float()).backward()
+    assert float(headed.part_head.head.weight.grad.abs().sum()) > 0
+    with torch.no_grad():
+        headed.part_head.head.bias.copy_(torch.tensor([0.0, 3.0, 0.0]))
+        c = headed.eval()(pixels)["logits"]
+    assert torch.allclose(c - a["logits"], torch.tensor([0.0, 3.0, 0.0]).view(1, 3, 1, 1).expand_as(c), atol=1e-5)
+    with pytest.raises(ValueError, match="part_head must be >= 0"):
+        RobotSegConfig(part_head=-1)
+
+
+def test_a_part_head_is_added_to_an_init_checkpoint_and_nothing_else_may_change(dataset, tiny_model, tmp_path):
+    """``--init C --config '{"part_head": N}'``: the run keeps C's config and weights and adds a fresh head, so
+    its first masks are C's; any other --config field is a one-line error."""
+    from graspsim.cli import main
+    from graspsim.learn.checkpoint import load_weights
+    from graspsim.policies.robotseg.predictor import RobotSegPredictor, load_net
+    from graspsim.policies.robotseg.train import train_robotseg
+
+    kw = {**TRAIN, "lr": 1e-9, "steps_per_epoch": 1}
+    meta = train_robotseg([dataset], tmp_path / "p", init=tiny_model, epochs=1, seed=5,
+                          **{**kw, "config": RobotSegConfig.from_dict({**TINY, "part_head": 4})})
+    assert meta["config"]["part_head"] == 4 and meta["config"]["image_size"] == 64
+    before, after = load_weights(tiny_model), load_weights(tmp_path / "p")
+    assert set(after) - set(before) == {k for k in after if k.startswith("part_head.")} != set()
+    rgb = (np.random.default_rng(0).random((60, 80, 3)) * 255).astype(np.uint8)
+    with torch.no_grad():  # the head's output layer barely moved from zero at lr 1e-9
+        x = RobotSegPredictor(load_net(tiny_model)[0]).predict(rgb).logits
+        y = RobotSegPredictor(load_net(tmp_path / "p")[0]).predict(rgb).logits
+    assert np.abs(x - y).max() < 1e-3
+    r = CliRunner().invoke(main, ["train", "robotseg", "--data", str(dataset), "--out", str(tmp_path / "q"),
+                                  "--init", str(tiny_model), "--config", '{"dim": 32}', "--no-progress"])
+    assert r.exit_code == 2 and "may only add part_head, not dim" in r.output and "Traceback" not in r.output
+
+
+def test_iou_loss_has_known_answers():
+    """The IoU target is the IoU the network's own masks reach: a mask equal to the truth is 1, half of it 0.5,
+    a part absent from both 1; the loss is the mean squared gap to the predicted IoU."""
+    from graspsim.policies.robotseg.train import iou_loss
+
+    target = torch.zeros(1, 3, 8, 8)
+    target[0, 0, :4] = 1.0  # arm: top half
+    target[0, 2] = 1.0  # whole: everything; gripper: absent
+    fine = torch.full((1, 3, 8, 8), -5.0)
+    fine[0, 0, :4] = 5.0  # arm exactly right: IoU 1
+    fine[0, 2, :4] = 5.0  # whole: half of it: IoU 0.5; gripper: empty and absent: IoU 1
+    out = {"logits": torch.zeros(1, 3, 2, 2), "fine": fine, "iou": torch.tensor([[1.0, 1.0, 0.5]])}
+    assert float(iou_loss(out, target)) == pytest.approx(0.0)
+    out["iou"] = torch.tensor([[0.5, 1.0, 0.5]])
+    assert float(iou_loss(out, target)) == pytest.approx(0.25 / 3)
+
+
+def test_training_the_iou_head_alone_keeps_the_masks_and_gates_the_memory(dataset, tiny_model, tmp_path):
+    """``trainable="iou"``: every tensor but the IoU head's is the init's bit for bit, its loss falls, the metadata
+    says so and the predictor gates its memory; frame 0 is as without memory, a later frame's parts come each from
+    the decode (alone / with memory) that the IoU head rates higher."""
+    from graspsim.learn.checkpoint import load_weights
+    from graspsim.policies.robotseg.predictor import predictor_for
+    from graspsim.policies.robotseg.train import IOU_HEAD, train_robotseg
+
+    meta = train_robotseg([dataset], tmp_path / "iou", init=tiny_model, epochs=3, seed=2, trainable="iou",
+                          **{**TRAIN, "config": None, "lr": 3e-2})
+    assert meta["trainable"] == "iou" and meta["iou_head"] and meta["iou_loss"] == 1.0
+    losses = [h["train_loss"] for h in meta["history"]]
+    assert losses[-1] < losses[0], losses
+    before, after = load_weights(tiny_model), load_weights(tmp_path / "iou")
+    moved = {k for k in before if not torch.equal(before[k], after[k])}
+    assert moved and all(k.startswith(IOU_HEAD) for k in moved)
+    pred, _ = predictor_for(tmp_path / "iou")
+    assert pred.memory_gate and not predictor_for(tiny_model)[0].memory_gate
+    frames = np.random.default_rng(3).integers(0, 256, (2, 60, 80, 3), dtype=np.uint8)
+    video = pred.predict_video(frames)
+    enc = pred.encode(frames[1])
+    alone, remembered = pred.decode(enc), pred.decode(enc, memory=video[0].logits)
+    assert np.array_equal(video[0].logits, pred.decode(pred.encode(frames[0])).logits)
+    assert np.array_equal(video[1].logits, alone.logits)  # the next frame remembers the memoryless decode
+    for i, part in enumerate(("arm", "gripper", "whole")):
+        chosen = remembered if remembered.iou[i] > alone.iou[i] else alone
+        assert np.array_equal(video[1].masks[part], chosen.masks[part])
+    with pytest.raises(ValueError, match="give --init"):
+        train_robotseg([dataset], tmp_path / "bad", trainable="iou", **TRAIN)
+
+
 def test_the_shipped_checkpoint_loads_offline_with_its_record():
     from graspsim.policies.robotseg.predictor import RobotSegPredictor, load_net
 

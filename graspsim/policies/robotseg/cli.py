@@ -30,7 +30,7 @@ _train_options = [
                  help="Held-out views scored with automatic prompts after each epoch."),
     click.option("--init", default=None, type=click.Path(file_okay=False, path_type=Path),
                  help="Start from this robotseg checkpoint's weights and config (a second training stage) instead "
-                      "of random weights; --config is then ignored."),
+                      "of random weights; --config may then only add a part head, e.g. '{\"part_head\": 48}'."),
     click.option("--gripper-zoom", default=0.0, show_default=True, type=click.FloatRange(0.0, 1.0),
                  help="Share of the pictures showing a gripper trained as a crop around it; the checkpoint's "
                       "predictor then segments the gripper again in such a crop (a second pass). 0: off."),
@@ -40,6 +40,11 @@ _train_options = [
     click.option("--scene-recolour", default=0.0, show_default=True, type=click.FloatRange(0.0, 1.0),
                  help="Share of the pictures whose non-robot pixels (products, furniture) get a strong random "
                       "recolouring of their own, so that no colour means 'robot'. 0: off."),
+    click.option("--iou-loss", "iou_loss_weight", default=0.0, show_default=True, type=click.FloatRange(0.0),
+                 help="Weight of the loss that teaches the decoder's predicted IoU the IoU its masks reach (video "
+                      "mode then gates the memory by it). 0: off."),
+    click.option("--trainable", default="all", show_default=True, type=click.Choice(["all", "iou"]),
+                 help="all, or iou: only the decoder's IoU head trains (from --init; the masks stay the init's)."),
     *run_control_options(),
 ]
 

@@ -42,6 +42,8 @@ class RobotSegConfig:
     ``refine``: channels of the full-resolution refinement head (:class:`~.model.Refiner`, after SAM-HQ's
     high-quality output: the S/4 masks refined at S x S with the picture's own pixels); 0: none, the S/4 masks
     are upsampled as they are (the first shipped checkpoint's layout).
+    ``part_head``: channels of the part head (:class:`~.model.PartHead`: a correction to the decoder's three
+    S/4 masks from the encoder's features); 0: none.
     """
 
     image_size: int = 256
@@ -55,6 +57,7 @@ class RobotSegConfig:
     rpg_layers: int = 2
     memory: bool = True
     refine: int = 0
+    part_head: int = 0
 
     def __post_init__(self) -> None:
         if self.image_size % 32 or self.image_size < 64:
@@ -67,6 +70,8 @@ class RobotSegConfig:
             raise ValueError("rpg_queries and rpg_layers must be >= 1")
         if self.refine < 0:
             raise ValueError(f"refine must be >= 0 (0: no refinement head), got {self.refine}")
+        if self.part_head < 0:
+            raise ValueError(f"part_head must be >= 0 (0: no part head), got {self.part_head}")
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}

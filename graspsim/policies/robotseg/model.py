@@ -126,6 +126,41 @@ class Refiner(nn.Module):
         return up + self.head(self.body(torch.cat([pixels, torch.tanh(up / 4.0), skip], dim=1)))
 
 
+class PartHead(nn.Module):
+    """A correction to the three S/4 mask logits from the encoder's features, for the parts (above all the gripper).
+
+    Why: SAM 2's decoder draws every mask as a dot product of a token with the same ``D/8``-channel stride-4 map
+    (8 channels at D = 64), and the three outputs share it; on the all-white Panda the gripper came out as "the
+    white blob at the end of the arm" (hand, link 7 and more), even on its own training pictures. This head sees
+    the features themselves: the stride-16 embedding (D), the stride-8 (D/4) and stride-4 (D/8) skips, all at S/4,
+    and the decoder's squashed logits (3); a 1x1 convolution to ``channels``, three 3x3 convolutions (dilations 1,
+    2, 4: a receptive field of ~15 cells, 60 input pixels, a hand with its link), each with GroupNorm and GELU,
+    and a 1x1 convolution to the three
+    corrections, added to the decoder's logits. The last convolution starts at zero: an untrained head returns
+    the decoder's masks (a checkpoint without the head loads into a network with one and predicts the same).
+    """
+
+    def __init__(self, channels: int, dim: int):
+        super().__init__()
+        c_in = dim + dim // 4 + dim // 8 + 3
+        # a 1x1 convolution brings the 91 channels (D = 64) down first: the 3x3s then cost a fifth as much
+        layers: list[nn.Module] = [nn.Conv2d(c_in, channels, 1), nn.GroupNorm(min(4, channels), channels), nn.GELU()]
+        for dilation in (1, 2, 4):
+            layers += [nn.Conv2d(channels, channels, 3, padding=dilation, dilation=dilation),
+                       nn.GroupNorm(min(4, channels), channels), nn.GELU()]
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Conv2d(channels, 3, 1)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+
+    def forward(self, logits: torch.Tensor, emb: torch.Tensor, s0: torch.Tensor, s1: torch.Tensor) -> torch.Tensor:
+        """``logits`` (B, 3, S/4, S/4), ``emb`` (B, D, g, g), ``s0`` (B, D/8, S/4, S/4), ``s1`` (B, D/4, S/8, S/8)
+        -> corrected logits (B, 3, S/4, S/4)."""
+        size = logits.shape[-2:]
+        up = [nn.functional.interpolate(x, size=size, mode="bilinear", align_corners=False) for x in (emb, s1)]
+        return logits + self.head(self.body(torch.cat([*up, s0, torch.tanh(logits / 4.0)], dim=1)))
+
+
 class RobotSegNet(nn.Module):
     """SAM 2 + robot prompt generator + memory encoder; :meth:`forward` -> ``{"logits", "iou"}``."""
 
@@ -138,6 +173,7 @@ class RobotSegNet(nn.Module):
         self.rpg = PromptGenerator(cfg.dim, cfg.rpg_queries, cfg.rpg_layers, cfg.decoder_heads)
         self.memory_encoder = MemoryEncoder(cfg.dim) if cfg.memory else None
         self.refiner = Refiner(cfg.refine, cfg.dim // 8) if cfg.refine else None
+        self.part_head = PartHead(cfg.part_head, cfg.dim) if cfg.part_head else None
 
     @property
     def image_size(self) -> int:
@@ -185,6 +221,8 @@ class RobotSegNet(nn.Module):
             image_embeddings=emb, image_positional_embeddings=pos, sparse_prompt_embeddings=tokens[:, None],
             dense_prompt_embeddings=dense, multimask_output=True, high_resolution_features=[s0, s1])
         out = {"logits": masks[:, 0], "iou": iou[:, 0]}
+        if self.part_head is not None:
+            out["logits"] = self.part_head(out["logits"], emb, s0, s1)
         if self.refiner is not None:
             out["fine"] = self.refiner(pixels, out["logits"], s0)
         return out

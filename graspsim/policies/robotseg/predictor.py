@@ -100,9 +100,11 @@ def zoom_window(gripper: np.ndarray) -> tuple[int, int, int, int] | None:
 
 def predictor_for(checkpoint: str | Path | None = None) -> tuple["RobotSegPredictor", dict[str, Any]]:
     """``(RobotSegPredictor, metadata)`` of a checkpoint (None: the shipped one), with the gripper zoom on when
-    the checkpoint was trained for it (metadata ``gripper_zoom`` > 0)."""
+    the checkpoint was trained for it (metadata ``gripper_zoom`` > 0) and the memory gate on when its IoU head
+    was trained (metadata ``iou_head``)."""
     net, meta = load_net(checkpoint)
-    return RobotSegPredictor(net, gripper_zoom=float(meta.get("gripper_zoom") or 0) > 0), meta
+    return RobotSegPredictor(net, gripper_zoom=float(meta.get("gripper_zoom") or 0) > 0,
+                             memory_gate=bool(meta.get("iou_head"))), meta
 
 
 class RobotSegPredictor:
@@ -112,12 +114,20 @@ class RobotSegPredictor:
     (:func:`zoom_window`, letterboxed to the full input) replaces the gripper mask inside that window; why: the
     gripper covers ~0.5 % of a picture, a few input pixels across at S = 256. Only for checkpoints trained with
     zoomed crops (``--gripper-zoom``; :func:`predictor_for` reads it from the metadata).
+
+    ``memory_gate``: with a memory, the frame is decoded twice from one encoding, alone and with the memory, and
+    each part is taken from the decode whose predicted IoU (the decoder's IoU head) is higher; the logits the
+    next frame remembers are the ones decoded alone. Why: a memory that is the previous frame's prediction
+    carries its errors, and one that carried the previous *remembered* prediction fed them back frame after
+    frame (``--self-memory`` trains on the network's memoryless prediction as memory: the same thing). Only for
+    checkpoints whose IoU head was trained (``--iou-loss`` / ``--trainable iou``; metadata ``iou_head``).
     """
 
-    def __init__(self, net: RobotSegNet, gripper_zoom: bool = False):
+    def __init__(self, net: RobotSegNet, gripper_zoom: bool = False, memory_gate: bool = False):
         self.net = net.eval()
         self.size = int(net.image_size)
         self.gripper_zoom = bool(gripper_zoom)
+        self.memory_gate = bool(memory_gate)
 
     def _pixels(self, rgb: np.ndarray) -> tuple[torch.Tensor, float]:
         boxed, scale = letterbox(np.asarray(rgb, dtype=np.uint8), self.size)
@@ -151,11 +161,22 @@ class RobotSegPredictor:
         masks = {part: image[i].numpy() for i, part in enumerate(OUTPUTS)}
         return RobotMasks(masks, logits[0].numpy().astype(np.float32), out["iou"][0].numpy())
 
+    def gated(self, encoded, prompt: MaskPrompt | None, memory: np.ndarray) -> RobotMasks:
+        """The class docstring's memory gate: per part the decode (alone / with ``memory``) whose predicted IoU is
+        higher; ``logits`` are those decoded alone, ``iou`` the chosen decodes'."""
+        alone = self.decode(encoded, prompt)
+        remembered = self.decode(encoded, prompt, memory)
+        take = remembered.iou > alone.iou
+        masks = {part: (remembered if take[i] else alone).masks[part] for i, part in enumerate(OUTPUTS)}
+        return RobotMasks(masks, alone.logits, np.where(take, remembered.iou, alone.iou).astype(np.float32))
+
     def predict(self, rgb: np.ndarray, prompt: MaskPrompt | None = None,
                 memory: np.ndarray | None = None) -> RobotMasks:
         """Robot masks of ``rgb`` (H, W, 3) uint8; see :meth:`decode` (and the class docstring's gripper zoom,
-        automatic mode only; the memory the next frame takes stays the first pass's)."""
-        out = self.decode(self.encode(rgb), prompt, memory)
+        automatic mode only, and memory gate; the memory the next frame takes stays the first pass's)."""
+        encoded = self.encode(rgb)
+        out = (self.gated(encoded, prompt, memory) if (self.memory_gate and memory is not None)
+               else self.decode(encoded, prompt, memory))
         if self.gripper_zoom and prompt is None:
             window = zoom_window(out.masks["gripper"])
             if window is not None:

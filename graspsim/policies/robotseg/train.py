@@ -157,14 +157,30 @@ def output_loss(out: dict[str, torch.Tensor], target: torch.Tensor) -> torch.Ten
     return loss
 
 
+def iou_loss(out: dict[str, torch.Tensor], target: torch.Tensor) -> torch.Tensor:
+    """Mean squared error between the decoder's predicted IoU ``out["iou"]`` (B, 3) and the IoU its own masks
+    reach against ``target`` (B, 3, S, S): the refinement head's S x S masks when there is one, else the upsampled
+    S/4 ones, thresholded at 0; a part absent from both counts IoU 1 (as J scores it). Why: the predicted IoU
+    gates the video memory (:meth:`~.predictor.RobotSegPredictor.predict_video`); untrained, it says nothing."""
+    logits = out["fine"] if "fine" in out else F.interpolate(out["logits"], size=target.shape[-2:], mode="bilinear",
+                                                             align_corners=False)
+    with torch.no_grad():
+        pred, truth = logits > 0, target > 0.5
+        inter = (pred & truth).sum((-2, -1)).float()
+        union = (pred | truth).sum((-2, -1)).float()
+        reached = torch.where(union > 0, inter / union.clamp(min=1.0), torch.ones_like(union))
+    return F.mse_loss(out["iou"], reached)
+
+
 def _prompt_kwargs(batch: dict[str, Any]) -> dict[str, torch.Tensor]:
     return {k: torch.from_numpy(np.ascontiguousarray(batch[k])) for k in ("points", "labels", "boxes", "memory")
             if k in batch}
 
 
-def supervised_loss(net, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-    """:func:`output_loss` of a :func:`supervised_batch`; rows with ``prev_rows`` take the network's own
-    (detached, memoryless) prediction for their previous frame as memory."""
+def supervised_loss(net, batch: dict[str, Any], iou_weight: float = 0.0, masks: bool = True) -> dict[str, torch.Tensor]:
+    """:func:`output_loss` of a :func:`supervised_batch` (``masks`` False: left out, when only the IoU head
+    trains) plus ``iou_weight`` x :func:`iou_loss`; rows with ``prev_rows`` take the network's own (detached,
+    memoryless) prediction for their previous frame as memory."""
     kwargs = _prompt_kwargs(batch)
     if "prev_pixels" in batch:
         rows = torch.from_numpy(batch["prev_rows"])
@@ -174,8 +190,17 @@ def supervised_loss(net, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         memory[rows] = own
         kwargs["memory"] = memory
     out = net(torch.from_numpy(batch["pixels"]), **kwargs)
-    loss = output_loss(out, torch.from_numpy(batch["targets"]))
-    return {"loss": loss, "mask": loss.detach()}
+    target = torch.from_numpy(batch["targets"])
+    parts: dict[str, torch.Tensor] = {}
+    loss = torch.zeros(())
+    if masks:
+        loss = output_loss(out, target)
+        parts["mask"] = loss.detach()
+    if iou_weight > 0:
+        iou = iou_loss(out, target)
+        loss = loss + iou_weight * iou
+        parts["iou"] = iou.detach()
+    return {"loss": loss, **parts}
 
 
 def label_efficient_batch(bank: RobotBank, batch_size: int, rng: np.random.Generator) -> dict[str, Any]:
@@ -254,7 +279,7 @@ def train_robotseg(data_dirs: list[str | Path], out_dir: str | Path, *, config: 
                    label_efficient: bool = False, epochs: int = 10, steps_per_epoch: int = 100, batch_size: int = 8,
                    lr: float = 1e-3, seed: int = 0, val_items: int = 48, init: str | Path | None = None,
                    gripper_zoom: float = 0.0, self_memory: bool = False, scene_recolour: float = 0.0,
-                   resume: bool = False,
+                   iou_loss_weight: float = 0.0, trainable: str = "all", resume: bool = False,
                    max_minutes: float | None = None, threads: int | None = None, progress: bool = True,
                    command: str | None = None, log=print) -> dict[str, Any]:
     """Train RobotSeg from scratch into ``out_dir`` on :mod:`graspsim.learn.loop` (AdamW, weight decay 0.05,
@@ -264,7 +289,10 @@ def train_robotseg(data_dirs: list[str | Path], out_dir: str | Path, *, config: 
     checkpoint then records it and its predictor runs the gripper zoom (:class:`~.predictor.RobotSegPredictor`).
     ``self_memory``: video frames in memory batches remember the network's own prediction for the previous
     frame instead of its truth (:func:`supervised_batch`). ``scene_recolour``: the share of pictures whose
-    non-robot pixels get their own recolouring (:func:`~.data.draw_colour`).
+    non-robot pixels get their own recolouring (:func:`~.data.draw_colour`). ``iou_loss_weight``: weight of
+    :func:`iou_loss` (the decoder's predicted IoU learns the IoU its masks reach); ``trainable``: "all", or "iou":
+    only the decoder's IoU head trains (needs ``init``; the masks stay the init's bit for bit, the loss is the
+    IoU loss alone), after which video mode gates the memory by the predicted IoU (metadata ``iou_head``).
     Raises :class:`~graspsim.data.format.DatasetError` / ValueError for unusable data and
     :class:`~graspsim.runs.RunDirError` for a directory holding another run."""
     from graspsim.learn.loop import LoopConfig, train
@@ -276,7 +304,7 @@ def train_robotseg(data_dirs: list[str | Path], out_dir: str | Path, *, config: 
         from graspsim.policies.robotseg.config import resolve_checkpoint
 
         init = str(resolve_checkpoint(init).resolve())
-        cfg = RobotSegConfig.from_dict(read_metadata(Path(init))["config"])
+        cfg = config_over_init(RobotSegConfig.from_dict(read_metadata(Path(init))["config"]), config)
     settings = {"kind": "robotseg", "data": [str(Path(d).resolve()) for d in data_dirs], "config": cfg.to_dict(),
                 "label_efficient": bool(label_efficient), "steps_per_epoch": steps_per_epoch,
                 "batch_size": batch_size, "val_items": val_items}
@@ -292,6 +320,18 @@ def train_robotseg(data_dirs: list[str | Path], out_dir: str | Path, *, config: 
         raise ValueError(f"scene_recolour must be in [0, 1], got {scene_recolour}")
     if scene_recolour > 0:  # likewise
         settings["scene_recolour"] = float(scene_recolour)
+    if trainable not in TRAINABLE:
+        raise ValueError(f"trainable must be one of {', '.join(TRAINABLE)}, got {trainable!r}")
+    if trainable == "iou" and init is None:
+        raise ValueError("trainable 'iou' trains the IoU head of a trained network: give --init")
+    if trainable == "iou" and iou_loss_weight <= 0:
+        iou_loss_weight = 1.0  # the IoU head alone has no other loss
+    if iou_loss_weight < 0:
+        raise ValueError(f"iou_loss_weight must be >= 0, got {iou_loss_weight}")
+    if trainable != "all":  # likewise
+        settings["trainable"] = trainable
+    if iou_loss_weight > 0:  # likewise
+        settings["iou_loss"] = float(iou_loss_weight)
     loop = LoopConfig(epochs=epochs, lr=lr, seed=seed, weight_decay=0.05, grad_clip=1.0,
                       schedule=warmup_cosine(min(100, max(1, epochs * steps_per_epoch // 10))),
                       max_minutes=max_minutes, threads=threads, progress=progress, name="robotseg")
@@ -305,6 +345,33 @@ def train_robotseg(data_dirs: list[str | Path], out_dir: str | Path, *, config: 
     return train(out_dir, settings, build, loop, resume, log)
 
 
+#: What ``trainable`` may name: every weight, or the mask decoder's IoU head alone.
+TRAINABLE = ("all", "iou")
+#: The IoU head's parameters (their names start so).
+IOU_HEAD = "sam.mask_decoder.iou_prediction_head."
+
+
+#: Config fields that ``--config`` may set on top of an ``--init`` checkpoint: each adds a module that starts
+#: fresh (zero-initialised output: the network first predicts what the checkpoint did).
+NEW_WITH_INIT = ("part_head",)
+
+
+def config_over_init(init_cfg: RobotSegConfig, config: RobotSegConfig | None) -> RobotSegConfig:
+    """The config of a run started from a checkpoint of ``init_cfg``: ``config``'s fields that differ from the
+    defaults replace the checkpoint's when they are in :data:`NEW_WITH_INIT` and the checkpoint has no such head (a
+    fresh head added), ValueError for any other (the checkpoint's weights fix the rest of the network)."""
+    if config is None:
+        return init_cfg
+    default, overrides = RobotSegConfig().to_dict(), config.to_dict()
+    changed = {k: v for k, v in overrides.items() if v != default[k] and v != init_cfg.to_dict()[k]}
+    # a head the checkpoint already has keeps its trained size
+    refused = sorted(k for k in changed if k not in NEW_WITH_INIT or init_cfg.to_dict()[k])
+    if refused:
+        raise ValueError(f"with --init the checkpoint's config is kept; --config may only add "
+                         f"{', '.join(NEW_WITH_INIT)}, not {', '.join(refused)}")
+    return RobotSegConfig.from_dict({**init_cfg.to_dict(), **changed})
+
+
 def _stack(cfg: RobotSegConfig, settings: dict, loop, bank: RobotBank, val_views: list[dict], command):
     import graspsim
     from graspsim.learn.checkpoint import save_weights
@@ -316,12 +383,21 @@ def _stack(cfg: RobotSegConfig, settings: dict, loop, bank: RobotBank, val_views
     if settings.get("init"):
         from graspsim.learn.checkpoint import load_weights
 
-        net.load_state_dict({k: v.float() for k, v in load_weights(Path(settings["init"])).items()})
+        missing, unexpected = net.load_state_dict(
+            {k: v.float() for k, v in load_weights(Path(settings["init"])).items()}, strict=False)
+        fresh = tuple(f"{name}." for name in NEW_WITH_INIT)
+        if unexpected or any(not k.startswith(fresh) for k in missing):
+            raise ValueError(f"the --init checkpoint does not fit this network: missing "
+                             f"{[k for k in missing if not k.startswith(fresh)][:3]}, unexpected {unexpected[:3]}")
     labelled = bank.labelled()
     if not any(bank.pictures[i].seg.any() for i in labelled):
         raise ValueError("no labelled training picture shows any robot pixel")
     le = settings["label_efficient"]
     zoom = float(settings.get("gripper_zoom", 0.0))
+    iou_weight, only_iou = float(settings.get("iou_loss", 0.0)), settings.get("trainable", "all") == "iou"
+    if only_iou:
+        for name, p in net.named_parameters():
+            p.requires_grad_(name.startswith(IOU_HEAD))
 
     def draw(rng: np.random.Generator):
         if le:
@@ -330,7 +406,9 @@ def _stack(cfg: RobotSegConfig, settings: dict, loop, bank: RobotBank, val_views
                                 settings.get("scene_recolour", 0.0))
 
     def step(batch):
-        return label_efficient_loss(net, batch) if le else supervised_loss(net, batch)
+        if le:
+            return label_efficient_loss(net, batch)
+        return supervised_loss(net, batch, iou_weight, masks=not only_iou)
 
     def save(out: Path, progress) -> dict:
         save_weights(out, net.state_dict())
@@ -338,6 +416,8 @@ def _stack(cfg: RobotSegConfig, settings: dict, loop, bank: RobotBank, val_views
         return {"model": "robotseg", "graspsim_version": graspsim.__version__, "config": cfg.to_dict(),
                 "init": settings.get("init"), "gripper_zoom": zoom, "self_memory": settings.get("self_memory", False),
                 "scene_recolour": settings.get("scene_recolour", 0.0),
+                "trainable": settings.get("trainable", "all"), "iou_loss": iou_weight,
+                "iou_head": bool(iou_weight > 0),
                 "label_efficient": le, "seed": loop.seed, "lr": loop.lr, "batch_size": settings["batch_size"],
                 "steps_per_epoch": settings["steps_per_epoch"], "data": bank.sources,
                 "train_pictures": len(bank), "labelled_pictures": len(labelled), "val_views": len(val_views),
