@@ -30,7 +30,7 @@ _train_options = [
                  help="Held-out views scored with automatic prompts after each epoch."),
     click.option("--init", default=None, type=click.Path(file_okay=False, path_type=Path),
                  help="Start from this robotseg checkpoint's weights and config (a second training stage) instead "
-                      "of random weights; --config may then only add a part head, e.g. '{\"part_head\": 48}'."),
+                      "of random weights; --config may then only add a part head, e.g. '{\"part_head\": 32}'."),
     click.option("--gripper-zoom", default=0.0, show_default=True, type=click.FloatRange(0.0, 1.0),
                  help="Share of the pictures showing a gripper trained as a crop around it; the checkpoint's "
                       "predictor then segments the gripper again in such a crop (a second pass). 0: off."),
