@@ -94,6 +94,17 @@ class MemoryEncoder(nn.Module):
         return self.net(torch.tanh(logits / 4.0))
 
 
+def _conv_block(conv: nn.Conv2d) -> list[nn.Module]:
+    """``conv`` followed by GroupNorm (at most 4 groups) and GELU: the unit of the refinement and part heads."""
+    c = conv.out_channels
+    return [conv, nn.GroupNorm(min(4, c), c), nn.GELU()]
+
+
+def _dilated_convs(channels: int, dilations: tuple[int, ...]) -> list[nn.Module]:
+    """One :func:`_conv_block` of a same-size 3x3 convolution per dilation."""
+    return [m for d in dilations for m in _conv_block(nn.Conv2d(channels, channels, 3, padding=d, dilation=d))]
+
+
 class Refiner(nn.Module):
     """S/4 mask logits -> S x S logits sharpened with the picture's pixels (after SAM-HQ's high-quality output).
 
@@ -108,12 +119,8 @@ class Refiner(nn.Module):
     def __init__(self, channels: int, skip_channels: int):
         super().__init__()
         c_in = 3 + 3 + skip_channels
-        layers: list[nn.Module] = [nn.Conv2d(c_in, channels, 3, stride=2, padding=1),
-                                   nn.GroupNorm(min(4, channels), channels), nn.GELU()]
-        for dilation in (1, 2, 1):
-            layers += [nn.Conv2d(channels, channels, 3, padding=dilation, dilation=dilation),
-                       nn.GroupNorm(min(4, channels), channels), nn.GELU()]
-        self.body = nn.Sequential(*layers)
+        self.body = nn.Sequential(*_conv_block(nn.Conv2d(c_in, channels, 3, stride=2, padding=1)),
+                                  *_dilated_convs(channels, (1, 2, 1)))
         self.head = nn.Sequential(nn.Conv2d(channels, 3 * 4, 1), nn.PixelShuffle(2))
         nn.init.zeros_(self.head[0].weight)
         nn.init.zeros_(self.head[0].bias)
@@ -135,8 +142,7 @@ class PartHead(nn.Module):
     the features themselves: the stride-16 embedding (D), the stride-8 (D/4) and stride-4 (D/8) skips, all at S/4,
     and the decoder's squashed logits (3); a 1x1 convolution to ``channels``, three 3x3 convolutions (dilations 1,
     2, 4: a receptive field of ~15 cells, 60 input pixels, a hand with its link), each with GroupNorm and GELU,
-    and a 1x1 convolution to the three
-    corrections, added to the decoder's logits. The last convolution starts at zero: an untrained head returns
+    and a 1x1 convolution to the three corrections, added to the decoder's logits. The last convolution starts at zero: an untrained head returns
     the decoder's masks (a checkpoint without the head loads into a network with one and predicts the same).
     """
 
@@ -144,11 +150,7 @@ class PartHead(nn.Module):
         super().__init__()
         c_in = dim + dim // 4 + dim // 8 + 3
         # a 1x1 convolution brings the 91 channels (D = 64) down first: the 3x3s then cost a fifth as much
-        layers: list[nn.Module] = [nn.Conv2d(c_in, channels, 1), nn.GroupNorm(min(4, channels), channels), nn.GELU()]
-        for dilation in (1, 2, 4):
-            layers += [nn.Conv2d(channels, channels, 3, padding=dilation, dilation=dilation),
-                       nn.GroupNorm(min(4, channels), channels), nn.GELU()]
-        self.body = nn.Sequential(*layers)
+        self.body = nn.Sequential(*_conv_block(nn.Conv2d(c_in, channels, 1)), *_dilated_convs(channels, (1, 2, 4)))
         self.head = nn.Conv2d(channels, 3, 1)
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
