@@ -344,9 +344,15 @@ def test_every_prompt_mode_gives_a_valid_rectangle(shipped_sam_ckpt, dataset, pr
     assert 0 <= rect.x <= w - 1 and 0 <= rect.y <= h - 1 and rect.w >= 1 and rect.h >= 1
     from graspsim.policies.graspsam.predictor import mask_chord_px
 
-    if out["mask"][int(round(rect.y)), int(round(rect.x))]:  # the jaws clear the predicted mask ("mask" opening)
-        assert rect.w >= mask_chord_px(out["mask"], rect.x, rect.y, rect.theta, 1e3) or rect.w >= 0.99 * (
-            0.08 * s["K"][0, 0] / s["depth_m"][int(round(rect.y)), int(round(rect.x))])
+    from graspsim.grasping.mask_grasps import near_surface
+
+    row, col = int(round(rect.y)), int(round(rect.x))
+    if out["mask"][row, col]:  # the jaws clear the predicted mask ("mask" opening): the chord of its nearest
+        # surface where the centre lies on it, as the planner measures chords (the "chord" placement)
+        surface = near_surface(out["mask"], s["depth_m"])
+        region = surface if surface[row, col] else out["mask"]
+        assert rect.w >= mask_chord_px(region, rect.x, rect.y, rect.theta, 1e3) or rect.w >= 0.99 * (
+            0.08 * s["K"][0, 0] / s["depth_m"][row, col])
     assert out["mask"].shape == (h, w) and out["mask"].dtype == bool
 
 
@@ -397,7 +403,7 @@ def test_evaluate_and_cli_errors(shipped_sam_ckpt, dataset, tmp_path):
     assert set(m) == {"points:10", "none"} and m["none"]["queries"] == 3
     assert m["points:10"]["queries"] >= 3 and 0.0 <= m["points:10"]["grasp_accuracy"] <= 1.0
     assert m["points:10"]["grasp_accuracy"] <= m["points:10"]["class_accuracy"]
-    assert m["points:10"]["placement"] == "chord"  # the policy's default decoding
+    assert m["points:10"]["placement"] == "chord" and m["points:10"]["point_refine"] == "box"  # the defaults
     for args, needle in (
         (["evaluate", "grasps", "--policy", "graspsam", "--data", str(dataset), "--out", str(tmp_path / "e2"),
           "--prompt", "pointz"], "--prompt: bad prompt 'pointz': expected one of points:10, points:K, point, box"),
@@ -405,6 +411,8 @@ def test_evaluate_and_cli_errors(shipped_sam_ckpt, dataset, tmp_path):
           "--prompt", "box"], "--prompt is an option of --policy graspsam"),
         (["evaluate", "grasps", "--policy", "det_seg", "--data", str(dataset), "--out", str(tmp_path / "e4"),
           "--placement", "peak"], "--placement is an option of --policy graspsam"),
+        (["evaluate", "grasps", "--policy", "det_seg", "--data", str(dataset), "--out", str(tmp_path / "e5"),
+          "--point-refine", "off"], "--point-refine is an option of --policy graspsam"),
         (["bench", "--policy", "graspsam", "--suite", "shelf-test", "--episodes", "1", "--policy-arg",
           "placement=middle"], "placement"),
         (["train", "graspsam", "--data", str(tmp_path / "nothing"), "--out", str(tmp_path / "t")], "does not exist"),
@@ -457,6 +465,59 @@ def test_chord_placement_centres_the_jaws_and_ranks_refused_grasps_last(shipped_
     # where the planner restricts the closing axis (shelves), no turns: the map's angle stays first
     out, _, fits = turning._on_chords(rects[:1].copy(), np.array([0.9]), mask, depth, K, theta_range=(0.0, 0.4))
     assert len(out) == 1 and not fits[0] and off_axis(out[0, 4]) == pytest.approx(0.0)
+
+
+def test_point_refine_runs_a_second_pass_prompted_by_the_box_of_the_first_mask(shipped_sam_ckpt):
+    """``point_refine="box"``: on a top-down view a prompt of points alone is answered twice, the second time with
+    the same points and the box around the first answer's mask, in that box's window; "off", a box prompt, an empty
+    first mask or a shelf (a restricted closing axis): one pass. The network's maps are replaced by known ones (a
+    mask over a quarter of the window)."""
+    from graspsim.policies.clip_sam.prompts import Prompt
+    from graspsim.policies.clip_sam.windows import box_window, paste
+    from graspsim.policies.graspsam.predictor import (BOX_WINDOW_SCALE, GraspSamPredictor, load_net, mask_box,
+                                                      prompt_window)
+
+    net, _ = load_net(shipped_sam_ckpt)
+    with pytest.raises(ValueError, match="point_refine must be one of box, off"):
+        GraspSamPredictor(net, point_refine="twice")
+    m = net.map_size
+    K = np.array([[500.0, 0.0, 319.5], [0.0, 500.0, 239.5], [0.0, 0.0, 1.0]])
+    depth = np.full((480, 640), 0.5, np.float32)
+    rgb = np.zeros((480, 640, 3), np.uint8)
+    logits = np.full((m, m), -5.0, np.float32)
+    logits[m // 4: m // 2, m // 4: 3 * m // 4] = 5.0
+    quality = np.zeros((m, m), np.float32)
+    quality[3 * m // 8, m // 2] = 1.0
+
+    def run(point_refine: str, prompt, mask_logits=logits, theta_range=None):
+        pred = GraspSamPredictor(net, placement="peak", point_refine=point_refine)
+        calls = []
+
+        def known_maps(rgb, prompt, window, text_embed=None):
+            calls.append((prompt, window))
+            return {"mask": mask_logits, "quality": quality, "cos": np.ones((m, m), np.float32),
+                    "sin": np.zeros((m, m), np.float32), "width": np.zeros((m, m), np.float32)}
+
+        pred.maps = known_maps
+        return pred.predict(rgb, depth, K, prompt, theta_range=theta_range), calls
+
+    points = Prompt("points:3", np.array([[300.0, 200.0], [320.0, 210.0], [340.0, 220.0]]), np.ones(3))
+    out, calls = run("box", points)
+    first_window = prompt_window(points, depth, K)
+    first_mask = paste(logits, first_window, (480, 640)) > 0.0
+    box = mask_box(first_mask)
+    assert out["refined"] and len(calls) == 2 and calls[0] == (points, first_window)
+    again, window = calls[1]
+    np.testing.assert_array_equal(again.points, points.points)
+    np.testing.assert_array_equal(again.box, box)
+    assert window == box_window(box, scale=BOX_WINDOW_SCALE) and out["window"] == window
+    assert set(out["seconds"]) == {"net", "decode"}
+
+    for refine, prompt, mask_logits, theta_range in (
+            ("off", points, logits, None), ("box", Prompt("box", np.zeros((0, 2)), np.zeros(0), box), logits, None),
+            ("box", points, np.full((m, m), -5.0, np.float32), None), ("box", points, logits, (-0.4, 0.4))):
+        out, calls = run(refine, prompt, mask_logits, theta_range)
+        assert not out["refined"] and len(calls) == 1, (refine, prompt.mode)
 
 
 # ------------------------------------------------------------------ the text prompt token

@@ -117,9 +117,12 @@ def train_grconvnet_command(data_dir, out_dir, input_size, init, config_json, **
               help="graspsam: prompt mode points:K|point|box|language|none (repeatable) [default: points:10]")
 @click.option("--placement", type=click.Choice(["chord", "peak"]), default=None,
               help="graspsam: jaws centred on the mask's chord through the quality peak (default) or on the peak")
+@click.option("--point-refine", type=click.Choice(["box", "off"]), default=None,
+              help="graspsam, prompts of points alone on tables: a second pass with the box of the first mask "
+                   "(default) or one pass (the paper's)")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def evaluate_grasps_command(policy_name, data_dir, out_dir, checkpoint, max_scenes, threads, no_refine, min_region_px,
-                            no_guided, run_dirs, prompts, placement, quiet):
+                            no_guided, run_dirs, prompts, placement, point_refine, quiet):
     """Jaccard grasp accuracy (by angle / IoU), segmentation IoU, class-level accuracy and FPS of a network."""
     from pathlib import Path
 
@@ -135,13 +138,14 @@ def evaluate_grasps_command(policy_name, data_dir, out_dir, checkpoint, max_scen
         import torch
 
         torch.set_num_threads(threads)
-    for given, name in ((prompts, "--prompt"), (placement, "--placement")):
+    for given, name in ((prompts, "--prompt"), (placement, "--placement"), (point_refine, "--point-refine")):
         if given and policy_name != "graspsam":
             raise UserError(f"{name} is an option of --policy graspsam")
     if policy_name == "graspsam":
         from graspsim.policies.graspsam.cli import evaluate_command_body
 
-        evaluate_command_body(data_dir, out_dir, checkpoint, max_scenes, prompts, quiet, placement or "chord")
+        evaluate_command_body(data_dir, out_dir, checkpoint, max_scenes, prompts, quiet, placement or "chord",
+                              point_refine or "box")
         return
     try:
         metrics = evaluate_grasps(policy_name, data_dir, out_dir, checkpoint=checkpoint, max_scenes=max_scenes,

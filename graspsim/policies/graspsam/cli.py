@@ -70,7 +70,7 @@ def train_graspsam_command(data, out_dir, config_json, no_progress, **kwargs):
 
 
 def evaluate_command_body(data_dir, out_dir, checkpoint, max_scenes, prompts: tuple[str, ...], quiet: bool,
-                          placement: str = "chord") -> dict:
+                          placement: str = "chord", point_refine: str = "box") -> dict:
     """``graspsim evaluate grasps --policy graspsam``: one evaluation per ``--prompt`` (default ``points:10``);
     a single prompt writes ``OUT/metrics.json``, several write ``OUT/<prompt>/metrics.json`` each and
     ``OUT/metrics.json`` = ``{"policy", "by_prompt": {prompt: metrics}}``."""
@@ -90,7 +90,7 @@ def evaluate_command_body(data_dir, out_dir, checkpoint, max_scenes, prompts: tu
         out = Path(out_dir) if len(modes) == 1 else Path(out_dir) / mode.replace(":", "-")
         try:
             m = evaluate_graspsam(data_dir, out, mode, checkpoint=checkpoint, max_scenes=max_scenes,
-                                  progress=not quiet, placement=placement)
+                                  progress=not quiet, placement=placement, point_refine=point_refine)
         except (DatasetError, FileNotFoundError, WeightsNotFoundError, ValueError) as exc:
             raise UserError(str(exc)) from None
         click.echo(format_table(m))

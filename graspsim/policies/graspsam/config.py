@@ -139,6 +139,10 @@ class GraspSamPolicyConfig(RobotMaskConfig):
     """With ``placement=chord`` on top-down approaches (tables): each grasp also turned by 15-degree steps up to
     this many degrees, the nearest turn the planner's checks keep standing in where they refuse the map's
     angle (0: off)."""
+    point_refine: str = arg("box", choices=("box", "off"))
+    """Prompts of points alone (``points:K``, ``point``) on top-down views (tables): ``box`` = a second pass
+    prompted by the same points and the box around the first pass's mask (SAM's interaction loop); ``off`` = one
+    pass (the paper). Shelves always take one pass."""
     threads: int | None = arg(None, min=1)
     """torch threads (None: torch's default)."""
     max_candidates: int = arg(5, min=0)

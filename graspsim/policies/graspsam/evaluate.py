@@ -72,7 +72,8 @@ def _best_instance_iou(pred: np.ndarray, target: np.ndarray, inst: np.ndarray) -
 
 def evaluate_graspsam(data_dir: str | Path, out_dir: str | Path, prompt: str = "points:10",
                       checkpoint: str | Path | None = None, max_scenes: int | None = None, seed: int = 0,
-                      progress: bool = False, opening: str = "mask", placement: str = "chord") -> dict[str, Any]:
+                      progress: bool = False, opening: str = "mask", placement: str = "chord",
+                      point_refine: str = "box") -> dict[str, Any]:
     """Run GraspSAM with prompt mode ``prompt`` on every scene of ``data_dir``; write ``out_dir/metrics.json``
     (and return it). ValueError for a bad prompt, DatasetError / FileNotFoundError for bad paths."""
     from tqdm import tqdm
@@ -101,7 +102,7 @@ def evaluate_graspsam(data_dir: str | Path, out_dir: str | Path, prompt: str = "
     kind = manifest["kind"]
     named = mode.kind in ("language", "text")  # the instruction names the class
     policy = GraspSamPolicy(prompt=mode.kind if named else "none", checkpoint=checkpoint,
-                            opening=opening, placement=placement)
+                            opening=opening, placement=placement, point_refine=point_refine)
     preds, gts, class_gts, ious, seconds, failed = [], [], [], [], 0.0, 0
     for d in tqdm(scene_dirs, desc=f"evaluate graspsam {mode}", unit="scene", disable=not progress, leave=False):
         s = read_scene(d)
@@ -143,7 +144,7 @@ def evaluate_graspsam(data_dir: str | Path, out_dir: str | Path, prompt: str = "
         "accuracy_by_iou": gm.accuracy_by_iou(preds, gts) if n else None,
         "mask_iou": float(np.mean(ious)) if ious else None,
         "ms_per_query": 1e3 * seconds / max(1, n - failed) if n else None,
-        "seed": seed, "opening": opening, "placement": placement,
+        "seed": seed, "opening": opening, "placement": placement, "point_refine": point_refine,
     })
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     atomic_write_json(Path(out_dir) / "metrics.json", metrics)

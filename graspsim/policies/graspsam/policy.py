@@ -82,7 +82,7 @@ class GraspSamPolicy:
         net, _ = load_net(path, sam=sam)
         self.checkpoint = str(path)
         self.predictor = GraspSamPredictor(net, opening=cfg.opening, placement=cfg.placement,
-                                           angle_search_deg=cfg.angle_search)
+                                           angle_search_deg=cfg.angle_search, point_refine=cfg.point_refine)
         self.rng = np.random.default_rng(0)
 
     def reset(self, rng: np.random.Generator) -> None:
@@ -155,7 +155,7 @@ class GraspSamPolicy:
         out = self.predictor.predict(obs.rgb, obs.depth_m, obs.camera.K, prompt, exclude=robot,
                                      theta_range=closing_axis_range(obs.camera, obs.scene_kind, obs.approach_world),
                                      text_embed=text_embed)
-        info.update(mask_px=int(out["mask"].sum()), mask_empty=bool(out["mask_empty"]),
+        info.update(mask_px=int(out["mask"].sum()), mask_empty=bool(out["mask_empty"]), refined=out["refined"],
                     score=round(float(out["scores"][0]), 4), fits=bool(out["fits"][0]),
                     **{f"{k}_ms": round(v * 1e3, 1) for k, v in out["seconds"].items()})
         if prompt is not None:

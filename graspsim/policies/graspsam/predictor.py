@@ -42,6 +42,10 @@ OPENINGS = ("mask", "map")
 #: Where the jaws go: "chord" = centred on the predicted mask's chord through the quality peak along the closing
 #: axis, grasps that the planner's depth checks would refuse last; "peak" = on the peak itself (the paper).
 PLACEMENTS = ("chord", "peak")
+#: What a prompt of points alone does with its first answer on a top-down view (``theta_range`` None: tables):
+#: "box" = a second pass prompted by the same points plus the box around the first pass's mask (SAM's interaction
+#: loop, as clip_sam's ``box_refine``); "off" = one pass (the paper). Never on shelves, where it lost on validation.
+POINT_REFINES = ("box", "off")
 
 
 def prompt_window(prompt: Prompt | None, depth_m: np.ndarray, K: np.ndarray) -> tuple[float, float, float]:
@@ -176,7 +180,7 @@ class GraspSamPredictor:
     """Wraps a :class:`~.model.GraspSamNet` (eval mode): :meth:`predict` for one prompt on one image."""
 
     def __init__(self, net, gripper: GripperSpec | None = None, opening: str = "mask", margin_m: float = GRASP_MARGIN_M,
-                 placement: str = "chord", angle_search_deg: float = 60.0):
+                 placement: str = "chord", angle_search_deg: float = 60.0, point_refine: str = "box"):
         if opening not in OPENINGS:
             raise ValueError(f"opening must be one of {', '.join(OPENINGS)}, got {opening!r}")
         self.net = net.eval()
@@ -185,6 +189,9 @@ class GraspSamPredictor:
             raise ValueError(f"placement must be one of {', '.join(PLACEMENTS)}, got {placement!r}")
         self.opening, self.margin_m = opening, float(margin_m)
         self.placement, self.angle_search_deg = placement, float(angle_search_deg)
+        if point_refine not in POINT_REFINES:
+            raise ValueError(f"point_refine must be one of {', '.join(POINT_REFINES)}, got {point_refine!r}")
+        self.point_refine = point_refine
         self.decode_cfg = decoding_config(net.config, net.map_size)
 
     def maps(self, rgb: np.ndarray, prompt: Prompt | None, window, text_embed: np.ndarray | None = None
@@ -259,7 +266,28 @@ class GraspSamPredictor:
 
         ``rects`` (k, 5) image px best first (at least one), ``scores`` (k,), ``mask`` (H, W) bool (the predicted
         object; for no prompt every object the network would grasp), ``window``, ``mask_empty`` (no pixel of
-        the window passed: the peak was searched in the whole window), ``seconds`` (net, decode)."""
+        the window passed: the peak was searched in the whole window), ``seconds`` (net, decode), ``refined``
+        (a second pass ran: ``point_refine="box"``, a top-down view, a prompt of points alone whose first mask is
+        not empty; its window and answer are returned, the seconds are both passes')."""
+        out = self._predict_once(rgb, depth_m, K, prompt, exclude, theta_range, text_embed)
+        out["refined"] = False
+        if (self.point_refine == "box" and theta_range is None and prompt is not None and prompt.box is None
+                and len(prompt.points) and out["mask"].any()):
+            # why: a point prompt's window has a fixed physical size and its mask is the network's weakest
+            # (held-out table mask IoU 0.87 from 10 points, 0.94 from a box); the box of that first mask gives the
+            # second pass a window fitted to the product. Validation Jaccard (dense labels, 10 points): tables
+            # 91.2 -> 94.6, shelves 93.2 -> 90.1, where facings of one product stand side by side (README, GraspSAM)
+            again = Prompt(prompt.mode, prompt.points, prompt.labels, mask_box(out["mask"]))
+            first_seconds = out["seconds"]
+            out = self._predict_once(rgb, depth_m, K, again, exclude, theta_range, text_embed)
+            out["seconds"] = {k: v + first_seconds[k] for k, v in out["seconds"].items()}
+            out["refined"] = True
+        return out
+
+    def _predict_once(self, rgb: np.ndarray, depth_m: np.ndarray, K: np.ndarray, prompt: Prompt | None,
+                      exclude: np.ndarray | None, theta_range: tuple[float, float] | None,
+                      text_embed: np.ndarray | None) -> dict[str, Any]:
+        """One network pass and its decoding (:meth:`predict`, without the point refinement)."""
         from graspsim.policies.det_seg.grconvnet import decode_maps
 
         t0 = time.perf_counter()

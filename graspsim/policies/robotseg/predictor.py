@@ -181,12 +181,15 @@ class RobotSegPredictor:
             window = zoom_window(out.masks["gripper"])
             if window is not None:
                 x0, y0, x1, y1 = window
-                crop = np.ascontiguousarray(np.asarray(rgb)[y0:y1, x0:x1])
-                zoomed = self.decode(self.encode(crop)).masks["gripper"]
                 gripper = np.zeros_like(out.masks["gripper"])
-                gripper[y0:y1, x0:x1] = zoomed
+                gripper[y0:y1, x0:x1] = self.zoomed_gripper(np.asarray(rgb)[y0:y1, x0:x1])
                 out.masks["gripper"] = gripper
         return out
+
+    def zoomed_gripper(self, crop: np.ndarray) -> np.ndarray:
+        """The gripper zoom's second pass: the (h, w) bool gripper mask of ``crop`` (h, w, 3), a window of a frame
+        (:func:`zoom_window`)."""
+        return self.decode(self.encode(np.ascontiguousarray(crop))).masks["gripper"]
 
     def predict_video(self, frames: np.ndarray, first_prompt: MaskPrompt | None = None,
                       use_memory: bool = True) -> list[RobotMasks]:
