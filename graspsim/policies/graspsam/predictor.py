@@ -16,7 +16,9 @@ size ``h`` is the gripper's finger width at the depth of the grasp centre (``fin
 dataset labels). Placement (``placement="chord"``, default): each grasp slides along its closing axis to the middle
 of the predicted mask's chord there, and grasps that the planner's depth checks refuse
 (:func:`graspsim.grasping.mask_grasps.check_grasps`: too wide for the jaws, a finger plate or the palm on
-something) go after the others; ``"peak"`` keeps the paper's plain peak. No training code is imported here.
+something) go after the others; ``"peak"`` keeps the paper's plain peak. A prompt of points alone on a top-down
+view is answered twice by default (``point_refine="box"``): the second pass adds the box around the first pass's
+mask, whose window then fits the product. No training code is imported here.
 """
 
 from __future__ import annotations
