@@ -342,9 +342,8 @@ def test_every_prompt_mode_gives_a_valid_rectangle(shipped_sam_ckpt, dataset, pr
     rect = GraspRect(*out["rects"][0])
     rect.validate(w, h)
     assert 0 <= rect.x <= w - 1 and 0 <= rect.y <= h - 1 and rect.w >= 1 and rect.h >= 1
-    from graspsim.policies.graspsam.predictor import mask_chord_px
-
     from graspsim.grasping.mask_grasps import near_surface
+    from graspsim.policies.graspsam.predictor import mask_chord_px
 
     row, col = int(round(rect.y)), int(round(rect.x))
     if out["mask"][row, col]:  # the jaws clear the predicted mask ("mask" opening): the chord of its nearest

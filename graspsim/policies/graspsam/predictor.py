@@ -270,46 +270,57 @@ class GraspSamPredictor:
         object; for no prompt every object the network would grasp), ``window``, ``mask_empty`` (no pixel of
         the window passed: the peak was searched in the whole window), ``seconds`` (net, decode), ``refined``
         (a second pass ran: ``point_refine="box"``, a top-down view, a prompt of points alone whose first mask is
-        not empty; its window and answer are returned, the seconds are both passes')."""
-        out = self._predict_once(rgb, depth_m, K, prompt, exclude, theta_range, text_embed)
-        out["refined"] = False
-        if (self.point_refine == "box" and theta_range is None and prompt is not None and prompt.box is None
-                and len(prompt.points) and out["mask"].any()):
+        not empty; its window and answer are returned, ``net`` seconds are both passes')."""
+        depth_m = np.asarray(depth_m, dtype=np.float32)
+        seen = self._look(rgb, depth_m, K, prompt, exclude, text_embed)
+        refined = (self.point_refine == "box" and theta_range is None and prompt is not None and prompt.box is None
+                   and len(prompt.points) > 0 and bool(seen["mask"].any()))
+        if refined:
             # why: a point prompt's window has a fixed physical size and its mask is the network's weakest
             # (held-out table mask IoU 0.87 from 10 points, 0.94 from a box); the box of that first mask gives the
             # second pass a window fitted to the product. Validation Jaccard (dense labels, 10 points): tables
-            # 91.2 -> 94.6, shelves 93.2 -> 90.1, where facings of one product stand side by side (README, GraspSAM)
-            again = Prompt(prompt.mode, prompt.points, prompt.labels, mask_box(out["mask"]))
-            first_seconds = out["seconds"]
-            out = self._predict_once(rgb, depth_m, K, again, exclude, theta_range, text_embed)
-            out["seconds"] = {k: v + first_seconds[k] for k, v in out["seconds"].items()}
-            out["refined"] = True
+            # 91.2 -> 94.6, shelves 93.2 -> 90.1, where facings of one product stand side by side (README, GraspSAM).
+            # Only the second pass is decoded.
+            again = Prompt(prompt.mode, prompt.points, prompt.labels, mask_box(seen["mask"]))
+            first_net_s = seen["net_s"]
+            seen = self._look(rgb, depth_m, K, again, exclude, text_embed)
+            seen["net_s"] += first_net_s
+        out = self._decode(seen, depth_m, K, theta_range)
+        out["refined"] = refined
         return out
 
-    def _predict_once(self, rgb: np.ndarray, depth_m: np.ndarray, K: np.ndarray, prompt: Prompt | None,
-                      exclude: np.ndarray | None, theta_range: tuple[float, float] | None,
-                      text_embed: np.ndarray | None) -> dict[str, Any]:
-        """One network pass and its decoding (:meth:`predict`, without the point refinement)."""
-        from graspsim.policies.det_seg.grconvnet import decode_maps
-
+    def _look(self, rgb: np.ndarray, depth_m: np.ndarray, K: np.ndarray, prompt: Prompt | None,
+              exclude: np.ndarray | None, text_embed: np.ndarray | None) -> dict[str, Any]:
+        """One network pass for ``prompt``: ``maps``, ``window``, ``valid`` / ``in_image`` (M, M) bool map cells
+        (inside the predicted mask and the image, off ``exclude``), ``mask_empty``, ``mask`` (H, W) bool on the
+        image, ``net_s`` seconds."""
         t0 = time.perf_counter()
-        depth_m = np.asarray(depth_m, dtype=np.float32)
         window = prompt_window(prompt, depth_m, K)
         maps = self.maps(rgb, prompt, window, text_embed)
-        t1 = time.perf_counter()
+        net_s = time.perf_counter() - t0
         m = self.net.map_size
         valid = maps["mask"] > 0.0
         in_image = self._in_image(window, np.shape(depth_m), m)
         if exclude is not None:  # a map cell covering any excluded pixel is out
             in_image &= ~(crop(np.asarray(exclude, np.float32), window, m) > 0)
         valid &= in_image
-        empty = not valid.any()
-        rects, scores = decode_maps(maps, self.decode_cfg, in_image if empty else valid)
-        rects = map_rects_to_image(rects, window, m)
         h, w = np.shape(depth_m)[:2]
         mask = (paste(maps["mask"], window, (h, w)) > 0.0) & (paste(np.ones((m, m), np.float32), window, (h, w)) > 0.5)
         if exclude is not None:
             mask &= ~np.asarray(exclude, bool)
+        return {"maps": maps, "window": window, "valid": valid, "in_image": in_image, "mask_empty": not valid.any(),
+                "mask": mask, "net_s": net_s}
+
+    def _decode(self, seen: dict[str, Any], depth_m: np.ndarray, K: np.ndarray,
+                theta_range: tuple[float, float] | None) -> dict[str, Any]:
+        """:meth:`predict`'s answer from one :meth:`_look`: the quality peaks inside the mask, openings, placement."""
+        from graspsim.policies.det_seg.grconvnet import decode_maps
+
+        t1 = time.perf_counter()
+        m, window, mask, empty = self.net.map_size, seen["window"], seen["mask"], seen["mask_empty"]
+        rects, scores = decode_maps(seen["maps"], self.decode_cfg, seen["in_image"] if empty else seen["valid"])
+        rects = map_rects_to_image(rects, window, m)
+        h, w = np.shape(depth_m)[:2]
         fx = float(K[0, 0])
         fits = np.ones(len(rects), bool)
         for i, r in enumerate(rects):
@@ -328,7 +339,7 @@ class GraspSamPredictor:
         rects[:, 2:4] = np.maximum(rects[:, 2:4], 1.0)
         t2 = time.perf_counter()
         return {"rects": rects, "scores": scores, "fits": fits, "mask": mask, "window": window, "mask_empty": empty,
-                "seconds": {"net": t1 - t0, "decode": t2 - t1}}
+                "seconds": {"net": seen["net_s"], "decode": t2 - t1}}
 
     def _on_chords(self, rects: np.ndarray, scores: np.ndarray, mask: np.ndarray, depth_m: np.ndarray,
                    K: np.ndarray, theta_range: tuple[float, float] | None = None
