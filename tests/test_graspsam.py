@@ -473,8 +473,8 @@ def test_point_refine_runs_a_second_pass_prompted_by_the_box_of_the_first_mask(s
     mask over a quarter of the window)."""
     from graspsim.policies.clip_sam.prompts import Prompt
     from graspsim.policies.clip_sam.windows import box_window, paste
-    from graspsim.policies.graspsam.predictor import (BOX_WINDOW_SCALE, GraspSamPredictor, load_net, mask_box,
-                                                      prompt_window)
+    from graspsim.masks import mask_box
+    from graspsim.policies.graspsam.predictor import BOX_WINDOW_SCALE, GraspSamPredictor, load_net, prompt_window
 
     net, _ = load_net(shipped_sam_ckpt)
     with pytest.raises(ValueError, match="point_refine must be one of box, off"):

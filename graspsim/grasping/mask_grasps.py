@@ -41,6 +41,7 @@ import numpy as np
 from graspsim.config import GRASP_DEPTH_M, GRASP_MARGIN_M, GripperSpec
 from graspsim.grasping.conversion import grasp_depth_for
 from graspsim.grasping.rect_geometry import rect_axes
+from graspsim.masks import mask_bounds
 from graspsim.scenes import kinds
 from graspsim.types import CameraModel, GraspRect
 
@@ -258,10 +259,9 @@ def _padded_crop(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     The crop is padded with one empty pixel all round so the distance transform
     sees a border even where the object leaves the image.
     """
-    ys, xs = np.nonzero(mask)
-    y0, x0 = ys.min(), xs.min()
-    crop = np.pad(mask[y0 : ys.max() + 1, x0 : xs.max() + 1], 1)
-    return crop, np.array([x0 - 1, y0 - 1], dtype=np.float64)
+    rows, cols = mask_bounds(mask)
+    crop = np.pad(mask[rows, cols], 1)
+    return crop, np.array([cols.start - 1, rows.start - 1], dtype=np.float64)
 
 
 @dataclass(frozen=True)

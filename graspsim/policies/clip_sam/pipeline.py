@@ -57,6 +57,7 @@ from graspsim.policies.clip_sam.prompts import Prompt, make_prompts, multi_point
 from graspsim.policies.clip_sam.segment import WindowMask, segment_windows
 from graspsim.policies.clip_sam.windows import (CLIP_MEAN, CLIP_STD, ZOOM_EXTENT_M, crop, crop_box, depth_window,
                                                 normalise, paste, squash)
+from graspsim.masks import component_at, mask_box
 from graspsim.policies.robot_mask import exclude_robot, zero_on_robot
 
 
@@ -75,24 +76,10 @@ class PipelineResult:
     target_prob: float = float("nan")
 
 
-def largest_component_at(mask: np.ndarray, points_xy: np.ndarray) -> np.ndarray:
-    """The connected component of ``mask`` holding the first point inside it, else the largest one."""
-    if not mask.any():
-        return mask
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
-    if n <= 2:
-        return mask
-    h, w = mask.shape
-    for x, y in np.asarray(points_xy).reshape(-1, 2):
-        c, r = int(round(float(x))), int(round(float(y)))
-        if 0 <= r < h and 0 <= c < w and labels[r, c] > 0:
-            return labels == labels[r, c]
-    return labels == (1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA])))
-
-
 PEAK_STRIDE = 8  # global peaks are searched at 1/8 resolution
 SWEEP_STRIDE_PX = 32  # grid of the point sweep (ClipSamPipeline.sweep): a shelf product is ~40-80 px wide at 640x480
 SWEEP_BATCH = 8  # sweep points segmented per SAM call
+TEXT_CACHE_SIZE = 512  # instructions whose embeddings are kept (a suite uses a few dozen)
 
 
 @torch.no_grad()
@@ -158,17 +145,24 @@ class ClipSamPipeline:
         self.aligned_text = aligned_text
         self.text_encoder = text_encoder
         self.last_text_encoder = "clip"
+        self._text_cache: dict[str, tuple[str, torch.Tensor]] = {}  # text -> (encoder, embedding): models are fixed
 
     def text_embedding(self, text: str) -> torch.Tensor:
         """(1, P) normalised embedding of ``text`` in CLIP's joint space: CLIP's text model, or the aligned
         MiniLM sentence encoder (``text_encoder="minilm"``, or ``"auto"`` when CLIP's tokenizer does not
         know a word of ``text`` and MiniLM is loaded)."""
-        use_minilm = self.aligned_text is not None and (
-            self.text_encoder == "minilm"
-            or (self.text_encoder == "auto" and has_unknown_words(self.tokenizer, text)))
-        self.last_text_encoder = "minilm" if use_minilm else "clip"
-        with torch.no_grad():
-            return self.aligned_text.embed([text]) if use_minilm else text_embeddings(self.clip, self.tokenizer, [text])
+        if text not in self._text_cache:  # a decision asks twice (attention, then the class to verify)
+            use_minilm = self.aligned_text is not None and (
+                self.text_encoder == "minilm"
+                or (self.text_encoder == "auto" and has_unknown_words(self.tokenizer, text)))
+            with torch.no_grad():
+                emb = (self.aligned_text.embed([text]) if use_minilm
+                       else text_embeddings(self.clip, self.tokenizer, [text]))
+            if len(self._text_cache) >= TEXT_CACHE_SIZE:
+                self._text_cache.clear()
+            self._text_cache[text] = ("minilm" if use_minilm else "clip", emb)
+        self.last_text_encoder, emb = self._text_cache[text]
+        return emb
 
     def _cam(self, rgb_square: np.ndarray, text_embeds: torch.Tensor) -> np.ndarray:
         x = torch.from_numpy(normalise(rgb_square, CLIP_MEAN, CLIP_STD))[None]
@@ -247,10 +241,7 @@ class ClipSamPipeline:
         """(len(masks), 24) class probabilities of a crop around each mask's box (zeros for empty masks)."""
         probs = np.zeros((len(masks), self.class_text().shape[0]), dtype=np.float32)
         idx = [i for i, m in enumerate(masks) if m.any()]
-        boxes = []
-        for i in idx:
-            ys, cols = np.nonzero(masks[i])
-            boxes.append(np.array([cols.min(), ys.min(), cols.max() + 1, ys.max() + 1], dtype=np.float64))
+        boxes = [mask_box(masks[i]).astype(np.float64) for i in idx]
         if idx:
             probs[idx] = torch.softmax(torch.from_numpy(self.box_logits(rgb, boxes)), dim=-1).numpy()
         return probs
@@ -288,8 +279,7 @@ class ClipSamPipeline:
                 break
             again = []
             for i in idx:
-                ys, xs = np.nonzero(out[i].mask)
-                box = np.array([xs.min(), ys.min(), xs.max(), ys.max()], dtype=np.float32)
+                box = mask_box(out[i].mask) - np.array([0, 0, 1, 1], dtype=np.float32)  # last pixels, not edges
                 again.append(Prompt(prompts[i].mode, prompts[i].points, prompts[i].labels, box))
             for i, wm in zip(idx, self._segment_once(rgb, depth_m, K, again, exclude)):
                 if wm.mask.any():
@@ -305,7 +295,7 @@ class ClipSamPipeline:
             if prompt.box is not None:
                 b = prompt.box
                 anchors = np.concatenate([anchors, [[(b[0] + b[2]) / 2, (b[1] + b[3]) / 2]]], axis=0)
-            wm.mask = largest_component_at(wm.mask, anchors)
+            wm.mask = component_at(wm.mask, anchors)
         return out
 
     def mask_probs(self, rgb: np.ndarray, masks: list[np.ndarray], depth_m: np.ndarray, K: np.ndarray,

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from graspsim.masks import mask_box
+
 PROMPT_MODES: tuple[str, ...] = ("point", "points", "box", "box+points")
 
 
@@ -132,9 +134,7 @@ def box_prompt(att: np.ndarray, threshold: float = 0.5) -> np.ndarray:
     """
     if not 0.0 <= threshold <= 1.0:
         raise ValueError(f"threshold must be in [0, 1], got {threshold}")
-    region = peak_region(att, threshold)
-    rows, cols = np.nonzero(region)
-    return np.array([cols.min(), rows.min(), cols.max(), rows.max()], dtype=np.float32)
+    return mask_box(peak_region(att, threshold)) - np.array([0, 0, 1, 1], dtype=np.float32)  # last pixels
 
 
 def box_and_points(att: np.ndarray, threshold: float = 0.5, k: int = 3, suppression_radius_px: float | None = None,

@@ -113,8 +113,11 @@ def crop_box(box: np.ndarray, pad: float = 0.1) -> tuple[float, float, float]:
 
 def normalise(rgb_u8: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
     """(H, W, 3) uint8 -> (3, H, W) float32 normalised (``mean`` / ``std`` of 0-1 values)."""
-    x = rgb_u8.astype(np.float32) / 255.0
-    return ((x - mean) / std).transpose(2, 0, 1)
+    x = rgb_u8.astype(np.float32)
+    x /= 255.0  # in place: the same float32 operations as (x / 255 - mean) / std, without three temporaries
+    x -= mean
+    x /= std
+    return x.transpose(2, 0, 1)
 
 
 def squash(image: np.ndarray, size: int, interpolation=cv2.INTER_AREA) -> np.ndarray:

@@ -117,7 +117,7 @@ class GraspSamPolicy:
         excluded), then the box around its mask; its stage times and CLIP's target probability go into ``info``.
         PolicyError if it finds nothing."""
         from graspsim.policies.clip_sam.prompts import Prompt
-        from graspsim.policies.graspsam.predictor import mask_box
+        from graspsim.masks import mask_box
 
         res = self.pipeline.run(rgb, depth_m, K, instruction, "box", exclude=robot, T_world_camera=T_world_camera,
                                 scene_kind=scene_kind)

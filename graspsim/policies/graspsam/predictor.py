@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from graspsim.config import GRASP_MARGIN_M, GripperSpec
+from graspsim.masks import mask_box
 from graspsim.policies.clip_sam.prompts import Prompt
 from graspsim.policies.clip_sam.windows import (MIN_SIDE_PX, POINT_EXTENT_M, SAM_MEAN, SAM_STD, box_to_window,
                                                 box_window, centred_window, crop, depth_at, normalise, paste,
@@ -95,12 +96,6 @@ def text_tiles(depth_m: np.ndarray, K: np.ndarray) -> list[tuple[float, float, f
         return np.linspace(-0.5, span - 0.5, int(math.ceil(span / stride)) + 1)
 
     return [(float(x0), float(y0), side) for y0 in starts(h) for x0 in starts(w)]
-
-
-def mask_box(mask: np.ndarray) -> np.ndarray:
-    """(4,) float32 ``(x0, y0, x1, y1)`` pixel-edge box of a non-empty (H, W) bool mask."""
-    ys, xs = np.nonzero(mask)
-    return np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], dtype=np.float32)
 
 
 def sample_points(mask: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:

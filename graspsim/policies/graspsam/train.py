@@ -47,7 +47,8 @@ from graspsim.policies.clip_sam.train_data import SceneBank, jitter_colour, nois
 from graspsim.policies.clip_sam.windows import SAM_MEAN, SAM_STD, centred_window, crop, normalise, to_window
 from graspsim.policies.graspsam.config import GraspSamConfig
 from graspsim.policies.graspsam.model import MAP_KEYS
-from graspsim.policies.graspsam.predictor import mask_box, prompt_window, sample_points, window_inputs
+from graspsim.masks import mask_box
+from graspsim.policies.graspsam.predictor import prompt_window, sample_points, window_inputs
 
 POINT_COUNTS = (1, 3, 5, 10)
 MAX_POINTS = max(POINT_COUNTS)
