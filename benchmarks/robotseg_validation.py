@@ -66,7 +66,7 @@ def main() -> None:
     predictor.memory_gate = gate
     # the views: the training's own per-epoch validation (same picks, same scores), on more views
     scores = validate(predictor.net, validation_views(args.data, args.views) if args.data else [],
-                      gripper_zoom=predictor.gripper_zoom)
+                      gripper_zoom=predictor.gripper_zoom, zoom_net=predictor.zoom_net)
     result.update(views=scores["val_views"],
                   view_whole_jf=None if scores["val_whole_jf"] is None else round(scores["val_whole_jf"], 4),
                   view_gripper_j=None if scores["val_gripper_j"] is None else round(scores["val_gripper_j"], 4))

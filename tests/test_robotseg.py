@@ -258,6 +258,48 @@ def test_a_gripper_zoom_run_records_it_and_its_predictor_zooms(dataset, tiny_mod
         train_robotseg([dataset], tmp_path / "bad", gripper_zoom=1.5, **TRAIN)
 
 
+def test_a_zoom_only_run_trains_on_crops_and_ships_beside_its_first_pass(dataset, tiny_model, tmp_path):
+    """--zoom-only: every picture a gripper crop, automatic, no memory; the run needs its first pass (--init),
+    records itself, and attach_zoom_net ships it under the first pass's checkpoint, whose predictor then runs the
+    zoom pass with it and changes nothing but the gripper."""
+    import shutil
+
+    from graspsim.policies.robotseg.data import RobotBank
+    from graspsim.policies.robotseg.predictor import RobotSegPredictor, load_net, predictor_for
+    from graspsim.policies.robotseg.train import attach_zoom_net, ship_checkpoint, supervised_batch, train_robotseg
+
+    bank = RobotBank([dataset], "train", 64, keep_full=True)
+    for seed in range(3):
+        batch = supervised_batch(bank, 4, np.random.default_rng(seed), zoom_only=True)
+        assert batch["mode"] == "auto" and "memory" not in batch and "points" not in batch and "boxes" not in batch
+        assert (batch["targets"][:, 1].sum(axis=(1, 2)) > 0).all()  # every picture shows (part of) the gripper
+    kw = {**TRAIN, "config": None}
+    with pytest.raises(ValueError, match="give --init"):
+        train_robotseg([dataset], tmp_path / "bad", zoom_only=True, **kw)
+    with pytest.raises(ValueError, match="no --label-efficient, --self-memory"):
+        train_robotseg([dataset], tmp_path / "bad", init=tiny_model, zoom_only=True, self_memory=True, **kw)
+    meta = train_robotseg([dataset], tmp_path / "zoom", init=tiny_model, zoom_only=True, gripper_weight=1.0,
+                          epochs=1, seed=0, **kw)
+    assert meta["zoom_only"] and meta["gripper_weight"] == 1.0 and "train_gripper" in meta["history"][-1]
+    with pytest.raises(ValueError, match="not a --zoom-only run"):
+        attach_zoom_net(tiny_model, tmp_path / "zoom")
+    ship_checkpoint(tiny_model, tmp_path / "half")  # float16: not the weights the zoom run started from
+    with pytest.raises(ValueError, match="whose weights are not"):
+        attach_zoom_net(tmp_path / "zoom", tmp_path / "half")
+    shutil.copytree(tiny_model, tmp_path / "main")
+    main_meta = attach_zoom_net(tmp_path / "zoom", tmp_path / "main", extra={"note": "test"})
+    assert main_meta["zoom_net"] == "zoom" and load_net(tmp_path / "main" / "zoom")[1]["note"] == "test"
+    with_zoom, _ = predictor_for(tmp_path / "main")
+    assert with_zoom.gripper_zoom and with_zoom.zoom_net is not None
+    crop = np.random.default_rng(4).integers(0, 256, (40, 40, 3), dtype=np.uint8)
+    alone = RobotSegPredictor(load_net(tmp_path / "main" / "zoom")[0])
+    assert np.array_equal(with_zoom.zoomed_gripper(crop), alone.predict(crop).masks["gripper"])
+    rgb = np.random.default_rng(5).integers(0, 256, (60, 80, 3), dtype=np.uint8)
+    plain = RobotSegPredictor(load_net(tiny_model)[0], gripper_zoom=True).predict(rgb).masks
+    zoomed = with_zoom.predict(rgb).masks
+    assert np.array_equal(plain["whole"], zoomed["whole"]) and np.array_equal(plain["arm"], zoomed["arm"])
+
+
 def test_self_memory_batches_remember_the_networks_own_previous_frame(dataset):
     from graspsim.policies.robotseg.data import RobotBank
     from graspsim.policies.robotseg.train import supervised_batch, supervised_loss

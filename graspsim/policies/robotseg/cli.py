@@ -45,6 +45,11 @@ _train_options = [
                       "mode then gates the memory by it). 0: off."),
     click.option("--trainable", default="all", show_default=True, type=click.Choice(["all", "iou"]),
                  help="all, or iou: only the decoder's IoU head trains (from --init; the masks stay the init's)."),
+    click.option("--zoom-only", is_flag=True,
+                 help="Train the network of the gripper zoom's second pass alone, from --init (the first pass): "
+                      "every picture a crop around the gripper, no prompt, no memory."),
+    click.option("--gripper-weight", default=0.0, show_default=True, type=click.FloatRange(0.0),
+                 help="Extra weight of the gripper output's loss (added to the three outputs' loss). 0: off."),
     *run_control_options(),
 ]
 

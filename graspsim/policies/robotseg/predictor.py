@@ -102,9 +102,14 @@ def predictor_for(checkpoint: str | Path | None = None) -> tuple["RobotSegPredic
     """``(RobotSegPredictor, metadata)`` of a checkpoint (None: the shipped one), with the gripper zoom on when
     the checkpoint was trained for it (metadata ``gripper_zoom`` > 0) and the memory gate on when its IoU head
     was trained (metadata ``iou_head``)."""
+    from graspsim.policies.robotseg.config import resolve_checkpoint
+
     net, meta = load_net(checkpoint)
-    return RobotSegPredictor(net, gripper_zoom=float(meta.get("gripper_zoom") or 0) > 0,
-                             memory_gate=bool(meta.get("iou_head"))), meta
+    zoom_net = None
+    if meta.get("zoom_net"):  # a subdirectory of the checkpoint: the network of the zoom pass (--zoom-only)
+        zoom_net, _ = load_net(resolve_checkpoint(checkpoint) / meta["zoom_net"])
+    return RobotSegPredictor(net, gripper_zoom=float(meta.get("gripper_zoom") or 0) > 0 or zoom_net is not None,
+                             memory_gate=bool(meta.get("iou_head")), zoom_net=zoom_net), meta
 
 
 class RobotSegPredictor:
@@ -113,7 +118,11 @@ class RobotSegPredictor:
     ``gripper_zoom``: in automatic mode, a second pass on a square crop around the first pass's gripper
     (:func:`zoom_window`, letterboxed to the full input) replaces the gripper mask inside that window; why: the
     gripper covers ~0.5 % of a picture, a few input pixels across at S = 256. Only for checkpoints trained with
-    zoomed crops (``--gripper-zoom``; :func:`predictor_for` reads it from the metadata).
+    zoomed crops (``--gripper-zoom``; :func:`predictor_for` reads it from the metadata). ``zoom_net``: a second
+    network for that pass alone, trained on gripper crops only (``graspsim train robotseg --zoom-only``); None:
+    ``net`` itself. Why a second one: crops in the first network's training cost it on the videos (a fifth stage
+    with more crops: gripper J up, video J&F down), while a network that only ever sees gripper crops changes
+    nothing but the gripper.
 
     ``memory_gate``: with a memory, the frame is decoded twice from one encoding, alone and with the memory, and
     each part is taken from the decode whose predicted IoU (the decoder's IoU head) is higher; the logits the
@@ -123,11 +132,14 @@ class RobotSegPredictor:
     checkpoints whose IoU head was trained (``--iou-loss`` / ``--trainable iou``; metadata ``iou_head``).
     """
 
-    def __init__(self, net: RobotSegNet, gripper_zoom: bool = False, memory_gate: bool = False):
+    def __init__(self, net: RobotSegNet, gripper_zoom: bool = False, memory_gate: bool = False,
+                 zoom_net: RobotSegNet | None = None):
         self.net = net.eval()
         self.size = int(net.image_size)
         self.gripper_zoom = bool(gripper_zoom)
         self.memory_gate = bool(memory_gate)
+        self.zoom_net = zoom_net
+        self._zoom = self if zoom_net is None else RobotSegPredictor(zoom_net)
 
     def _pixels(self, rgb: np.ndarray) -> tuple[torch.Tensor, float]:
         boxed, scale = letterbox(np.asarray(rgb, dtype=np.uint8), self.size)
@@ -188,8 +200,8 @@ class RobotSegPredictor:
 
     def zoomed_gripper(self, crop: np.ndarray) -> np.ndarray:
         """The gripper zoom's second pass: the (h, w) bool gripper mask of ``crop`` (h, w, 3), a window of a frame
-        (:func:`zoom_window`)."""
-        return self.decode(self.encode(np.ascontiguousarray(crop))).masks["gripper"]
+        (:func:`zoom_window`), by ``zoom_net`` when there is one."""
+        return self._zoom.decode(self._zoom.encode(np.ascontiguousarray(crop))).masks["gripper"]
 
     def predict_video(self, frames: np.ndarray, first_prompt: MaskPrompt | None = None,
                       use_memory: bool = True) -> list[RobotMasks]:

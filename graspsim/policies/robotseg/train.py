@@ -44,6 +44,7 @@ from graspsim.policies.robotseg.data import (RobotBank, augment_colour, draw_col
 MODE_PROBS = {"auto": 0.5, "1-click": 0.15, "3-click": 0.15, "box": 0.2}
 MEMORY_PROB = 0.4
 VIDEO_SHARE = 0.3
+ZOOM_DRAWS = 200  # pictures tried for a gripper crop (--zoom-only) before the data is called unusable
 
 
 def _random_clicks(mask: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -69,7 +70,8 @@ def _pick_picture(bank: RobotBank, labelled: list[int], rng: np.random.Generator
 
 def supervised_batch(bank: RobotBank, batch_size: int, rng: np.random.Generator,
                      labelled: list[int] | None = None, gripper_zoom: float = 0.0,
-                     self_memory: bool = False, scene_recolour: float = 0.0) -> dict[str, Any]:
+                     self_memory: bool = False, scene_recolour: float = 0.0,
+                     zoom_only: bool = False) -> dict[str, Any]:
     """A fully supervised batch: ``pixels`` (B, 3, S, S), ``targets`` (B, 3, S, S), ``mode``, and as the mode and
     memory draw say ``points`` (B, N, 2) + ``labels`` (B, N), ``boxes`` (B, 4), ``memory`` (B, 3, S/4, S/4).
     ``gripper_zoom``: the share of pictures showing a gripper replaced by a crop around it
@@ -77,11 +79,16 @@ def supervised_batch(bank: RobotBank, batch_size: int, rng: np.random.Generator,
     ``self_memory``: in a memory batch, a video frame t > 0 also brings frame t-1's pixels (same colour draw and
     flip) as ``prev_pixels`` (B, 3, S, S) with ``prev_rows`` (B,) bool: :func:`supervised_loss` replaces those
     rows' memory by the network's own prediction for frame t-1, what the memory is at inference.
-    ``scene_recolour``: the share of pictures whose non-robot pixels are recoloured (:func:`~.data.draw_colour`)."""
+    ``scene_recolour``: the share of pictures whose non-robot pixels are recoloured (:func:`~.data.draw_colour`).
+    ``zoom_only``: every picture is a gripper crop (pictures without a visible gripper are drawn again), no prompt,
+    no memory: what the predictor's zoom pass gives its network (``--zoom-only``)."""
     labelled = bank.labelled() if labelled is None else labelled
-    modes = list(MODE_PROBS)
-    mode = modes[int(rng.choice(len(modes), p=np.array(list(MODE_PROBS.values()))))]
-    with_memory = bool(rng.random() < MEMORY_PROB)
+    if zoom_only:
+        mode, with_memory = "auto", False
+    else:
+        modes = list(MODE_PROBS)
+        mode = modes[int(rng.choice(len(modes), p=np.array(list(MODE_PROBS.values()))))]
+        with_memory = bool(rng.random() < MEMORY_PROB)
     low = bank.size // 4
     out: dict[str, list] = {"pixels": [], "targets": [], "points": [], "boxes": [], "memory": [], "prev": [],
                             "prev_rows": []}
@@ -90,7 +97,17 @@ def supervised_batch(bank: RobotBank, batch_size: int, rng: np.random.Generator,
         while mode != "auto" and not pic.seg.any():  # nothing to click on (e.g. a frame with the arm out of view)
             pic = bank.pictures[_pick_picture(bank, labelled, rng)]
         seg, rgb, zoomed = pic.seg, pic.rgb, None
-        if gripper_zoom > 0 and pic.full_seg is not None and rng.random() < gripper_zoom:
+        if zoom_only:
+            for _ in range(ZOOM_DRAWS):
+                zoomed = gripper_crop(pic.full_rgb, pic.full_seg, bank.size, rng)
+                if zoomed is not None:
+                    break
+                pic = bank.pictures[_pick_picture(bank, labelled, rng)]
+            if zoomed is None:
+                raise ValueError(f"--zoom-only: no gripper crop in {ZOOM_DRAWS} pictures drawn: the training "
+                                 "pictures hardly show a gripper")
+            rgb, seg = zoomed
+        elif gripper_zoom > 0 and pic.full_seg is not None and rng.random() < gripper_zoom:
             zoomed = gripper_crop(pic.full_rgb, pic.full_seg, bank.size, rng)
             if zoomed is not None:
                 rgb, seg = zoomed
@@ -148,12 +165,13 @@ def mask_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return bce + dice.mean()
 
 
-def output_loss(out: dict[str, torch.Tensor], target: torch.Tensor) -> torch.Tensor:
+def output_loss(out: dict[str, torch.Tensor], target: torch.Tensor, channels: slice = slice(None)) -> torch.Tensor:
     """:func:`mask_loss` of the decoder's S/4 ``logits``, plus that of the refinement head's ``fine`` S x S logits
-    when the network has one (the coarse masks stay supervised: they are the memory the next frame takes)."""
-    loss = mask_loss(out["logits"], target)
+    when the network has one (the coarse masks stay supervised: they are the memory the next frame takes);
+    ``channels``: of the (arm, gripper, whole) outputs, these only."""
+    loss = mask_loss(out["logits"][:, channels], target[:, channels])
     if "fine" in out:
-        loss = loss + mask_loss(out["fine"], target)
+        loss = loss + mask_loss(out["fine"][:, channels], target[:, channels])
     return loss
 
 
@@ -177,10 +195,11 @@ def _prompt_kwargs(batch: dict[str, Any]) -> dict[str, torch.Tensor]:
             if k in batch}
 
 
-def supervised_loss(net, batch: dict[str, Any], iou_weight: float = 0.0, masks: bool = True) -> dict[str, torch.Tensor]:
+def supervised_loss(net, batch: dict[str, Any], iou_weight: float = 0.0, masks: bool = True,
+                    gripper_weight: float = 0.0) -> dict[str, torch.Tensor]:
     """:func:`output_loss` of a :func:`supervised_batch` (``masks`` False: left out, when only the IoU head
-    trains) plus ``iou_weight`` x :func:`iou_loss`; rows with ``prev_rows`` take the network's own (detached,
-    memoryless) prediction for their previous frame as memory."""
+    trains) plus ``gripper_weight`` x the gripper output's alone plus ``iou_weight`` x :func:`iou_loss`; rows with
+    ``prev_rows`` take the network's own (detached, memoryless) prediction for their previous frame as memory."""
     kwargs = _prompt_kwargs(batch)
     if "prev_pixels" in batch:
         rows = torch.from_numpy(batch["prev_rows"])
@@ -196,6 +215,10 @@ def supervised_loss(net, batch: dict[str, Any], iou_weight: float = 0.0, masks: 
     if masks:
         loss = output_loss(out, target)
         parts["mask"] = loss.detach()
+        if gripper_weight > 0:
+            grip = output_loss(out, target, slice(1, 2))
+            loss = loss + gripper_weight * grip
+            parts["gripper"] = grip.detach()
     if iou_weight > 0:
         iou = iou_loss(out, target)
         loss = loss + iou_weight * iou
@@ -255,15 +278,15 @@ def validation_views(data_dirs: list[str | Path], n: int) -> list[dict]:
     return [v for v in out if v["meta"].get("split") != "unseen"]
 
 
-def validate(net, views: list[dict], gripper_zoom: bool = False) -> dict[str, float | None]:
-    """Automatic-prompt scores on ``views`` (with the gripper zoom when the run trains for it): ``val_whole_jf``,
-    ``val_arm_jf``, ``val_gripper_j``."""
+def validate(net, views: list[dict], gripper_zoom: bool = False, zoom_net=None) -> dict[str, float | None]:
+    """Automatic-prompt scores on ``views`` (with the gripper zoom when the run trains for it, by ``zoom_net`` when
+    given): ``val_whole_jf``, ``val_arm_jf``, ``val_gripper_j``."""
     from graspsim.policies.robotseg.metrics import boundary_f, part_masks, region_j
     from graspsim.policies.robotseg.predictor import RobotSegPredictor
 
     if not views:
         return {"val_whole_jf": None, "val_arm_jf": None, "val_gripper_j": None, "val_views": 0}
-    pred = RobotSegPredictor(net, gripper_zoom=gripper_zoom)
+    pred = RobotSegPredictor(net, gripper_zoom=gripper_zoom or zoom_net is not None, zoom_net=zoom_net)
     whole, arm, grip = [], [], []
     for v in views:
         masks = pred.predict(v["rgb"]).masks
@@ -279,7 +302,8 @@ def train_robotseg(data_dirs: list[str | Path], out_dir: str | Path, *, config: 
                    label_efficient: bool = False, epochs: int = 10, steps_per_epoch: int = 100, batch_size: int = 8,
                    lr: float = 1e-3, seed: int = 0, val_items: int = 48, init: str | Path | None = None,
                    gripper_zoom: float = 0.0, self_memory: bool = False, scene_recolour: float = 0.0,
-                   iou_loss_weight: float = 0.0, trainable: str = "all", resume: bool = False,
+                   iou_loss_weight: float = 0.0, trainable: str = "all", zoom_only: bool = False,
+                   gripper_weight: float = 0.0, resume: bool = False,
                    max_minutes: float | None = None, threads: int | None = None, progress: bool = True,
                    command: str | None = None, log=print) -> dict[str, Any]:
     """Train RobotSeg from scratch into ``out_dir`` on :mod:`graspsim.learn.loop` (AdamW, weight decay 0.05,
@@ -293,6 +317,10 @@ def train_robotseg(data_dirs: list[str | Path], out_dir: str | Path, *, config: 
     :func:`iou_loss` (the decoder's predicted IoU learns the IoU its masks reach); ``trainable``: "all", or "iou":
     only the decoder's IoU head trains (needs ``init``; the masks stay the init's bit for bit, the loss is the
     IoU loss alone), after which video mode gates the memory by the predicted IoU (metadata ``iou_head``).
+    ``zoom_only``: train the network of the gripper zoom's pass alone (needs ``init``, the first pass, which starts
+    it and stays frozen beside it for the validation): every picture a gripper crop, automatic, no memory
+    (:func:`supervised_batch`); :func:`attach_zoom_net` then ships it beside that first pass. ``gripper_weight``:
+    the gripper output's loss counted that much more (:func:`supervised_loss`).
     Raises :class:`~graspsim.data.format.DatasetError` / ValueError for unusable data and
     :class:`~graspsim.runs.RunDirError` for a directory holding another run."""
     from graspsim.learn.loop import LoopConfig, train
@@ -332,12 +360,23 @@ def train_robotseg(data_dirs: list[str | Path], out_dir: str | Path, *, config: 
         settings["trainable"] = trainable
     if iou_loss_weight > 0:  # likewise
         settings["iou_loss"] = float(iou_loss_weight)
+    if zoom_only:
+        if init is None:
+            raise ValueError("--zoom-only trains the zoom pass of a trained network: give --init (the first pass)")
+        if label_efficient or self_memory or trainable != "all" or iou_loss_weight > 0 or gripper_zoom > 0:
+            raise ValueError("--zoom-only trains on gripper crops alone: no --label-efficient, --self-memory, "
+                             "--trainable iou, --iou-loss or --gripper-zoom with it")
+        settings["zoom_only"] = True
+    if gripper_weight < 0:
+        raise ValueError(f"gripper_weight must be >= 0, got {gripper_weight}")
+    if gripper_weight > 0:  # likewise
+        settings["gripper_weight"] = float(gripper_weight)
     loop = LoopConfig(epochs=epochs, lr=lr, seed=seed, weight_decay=0.05, grad_clip=1.0,
                       schedule=warmup_cosine(min(100, max(1, epochs * steps_per_epoch // 10))),
                       max_minutes=max_minutes, threads=threads, progress=progress, name="robotseg")
 
     def build():
-        bank = RobotBank(data_dirs, "train", cfg.image_size, label_efficient, keep_full=gripper_zoom > 0)
+        bank = RobotBank(data_dirs, "train", cfg.image_size, label_efficient, keep_full=gripper_zoom > 0 or zoom_only)
         if label_efficient and not any(len(v) > 1 for v in bank.videos):
             raise ValueError("the label-efficient variant needs videos of 2 frames or more")
         return _stack(cfg, settings, loop, bank, validation_views(data_dirs, val_items), command)
@@ -395,6 +434,12 @@ def _stack(cfg: RobotSegConfig, settings: dict, loop, bank: RobotBank, val_views
     le = settings["label_efficient"]
     zoom = float(settings.get("gripper_zoom", 0.0))
     iou_weight, only_iou = float(settings.get("iou_loss", 0.0)), settings.get("trainable", "all") == "iou"
+    zoom_only, gripper_weight = bool(settings.get("zoom_only")), float(settings.get("gripper_weight", 0.0))
+    first_pass = None
+    if zoom_only:  # the init, frozen: the first pass whose gripper windows the validation zooms into
+        from graspsim.policies.robotseg.predictor import load_net
+
+        first_pass, _ = load_net(settings["init"])
     if only_iou:
         for name, p in net.named_parameters():
             p.requires_grad_(name.startswith(IOU_HEAD))
@@ -403,12 +448,12 @@ def _stack(cfg: RobotSegConfig, settings: dict, loop, bank: RobotBank, val_views
         if le:
             return label_efficient_batch(bank, settings["batch_size"], rng)
         return supervised_batch(bank, settings["batch_size"], rng, labelled, zoom, settings.get("self_memory", False),
-                                settings.get("scene_recolour", 0.0))
+                                settings.get("scene_recolour", 0.0), zoom_only)
 
     def step(batch):
         if le:
             return label_efficient_loss(net, batch)
-        return supervised_loss(net, batch, iou_weight, masks=not only_iou)
+        return supervised_loss(net, batch, iou_weight, masks=not only_iou, gripper_weight=gripper_weight)
 
     def save(out: Path, progress) -> dict:
         save_weights(out, net.state_dict())
@@ -417,7 +462,7 @@ def _stack(cfg: RobotSegConfig, settings: dict, loop, bank: RobotBank, val_views
                 "init": settings.get("init"), "gripper_zoom": zoom, "self_memory": settings.get("self_memory", False),
                 "scene_recolour": settings.get("scene_recolour", 0.0),
                 "trainable": settings.get("trainable", "all"), "iou_loss": iou_weight,
-                "iou_head": bool(iou_weight > 0),
+                "iou_head": bool(iou_weight > 0), "zoom_only": zoom_only, "gripper_weight": gripper_weight,
                 "label_efficient": le, "seed": loop.seed, "lr": loop.lr, "batch_size": settings["batch_size"],
                 "steps_per_epoch": settings["steps_per_epoch"], "data": bank.sources,
                 "train_pictures": len(bank), "labelled_pictures": len(labelled), "val_views": len(val_views),
@@ -426,7 +471,8 @@ def _stack(cfg: RobotSegConfig, settings: dict, loop, bank: RobotBank, val_views
                 "metrics": {k: v for k, v in last.items() if not k.startswith("train_") and k != "seconds"}}
 
     return Stack(model=net, sampler=RunStream(settings["steps_per_epoch"], loop.seed, draw), step=step,
-                 validate=lambda: validate(net, val_views, gripper_zoom=zoom > 0), save=save)
+                 validate=lambda: (validate(first_pass, val_views, zoom_net=net) if zoom_only
+                                   else validate(net, val_views, gripper_zoom=zoom > 0)), save=save)
 
 
 def ship_checkpoint(src: str | Path, dst: str | Path | None = None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -445,3 +491,24 @@ def ship_checkpoint(src: str | Path, dst: str | Path | None = None, extra: dict[
     keep = {k: v for k, v in meta.items() if k != "sha256"}
     return write_metadata(dst, {**keep, "shipped_from": str(src.resolve()), "weights_dtype": "float16",
                                 **(extra or {})})
+
+
+def attach_zoom_net(src: str | Path, dst: str | Path | None = None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Ship a ``--zoom-only`` run (``src``) as the zoom pass's network of the checkpoint ``dst`` (None: the shipped
+    one): float16 into ``dst/zoom`` (:func:`ship_checkpoint`, ``extra`` added to its metadata), and ``dst``'s
+    metadata gains ``"zoom_net": "zoom"`` (its weights untouched). ValueError when ``src`` is not a zoom run or was
+    not started from ``dst``'s weights (its validation zoomed into another first pass). Returns ``dst``'s metadata."""
+    from graspsim.learn.checkpoint import load_weights, read_metadata, write_metadata
+    from graspsim.policies.robotseg.config import SHIPPED
+
+    src, dst = Path(src), Path(SHIPPED if dst is None else dst)
+    zoom_meta, main_meta = read_metadata(src), read_metadata(dst)
+    if not zoom_meta.get("zoom_only"):
+        raise ValueError(f"{src} is not a --zoom-only run")
+    first = {k: v.float() for k, v in load_weights(Path(zoom_meta["init"])).items()}
+    shipped = {k: v.float() for k, v in load_weights(dst, main_meta).items()}
+    if first.keys() != shipped.keys() or any(not torch.equal(first[k], shipped[k]) for k in first):
+        raise ValueError(f"{src} was started from {zoom_meta['init']}, whose weights are not {dst}'s")
+    ship_checkpoint(src, dst / "zoom", extra)
+    keep = {k: v for k, v in main_meta.items() if k != "sha256"}
+    return write_metadata(dst, {**keep, "zoom_net": "zoom"})
