@@ -50,6 +50,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from graspsim.masks import component_at, mask_box
 from graspsim.policies.clip_sam.gradcam import clip_gradcam, part_steered_text, patch_size, upsample_cam
 from graspsim.policies.clip_sam.minilm import has_unknown_words
 from graspsim.policies.clip_sam.embed import class_text_embeddings, image_embeddings, text_embeddings
@@ -57,7 +58,6 @@ from graspsim.policies.clip_sam.prompts import Prompt, make_prompts, multi_point
 from graspsim.policies.clip_sam.segment import WindowMask, segment_windows
 from graspsim.policies.clip_sam.windows import (CLIP_MEAN, CLIP_STD, ZOOM_EXTENT_M, crop, crop_box, depth_window,
                                                 normalise, paste, squash)
-from graspsim.masks import component_at, mask_box
 from graspsim.policies.robot_mask import exclude_robot, zero_on_robot
 
 
@@ -110,8 +110,8 @@ class Candidate:
 class ClipSamPipeline:
     """CLIP attention -> prompts -> SAM (-> CLIP verification) on numpy images (the stages: module docstring).
 
-    Models stay in eval mode. Without ``verify`` only the strongest attention peak is followed (the paper's
-    single-pass pipeline).
+    Models stay in eval mode and must not change while a pipeline holds them (instruction embeddings are
+    cached). Without ``verify`` only the strongest attention peak is followed (the paper's single-pass pipeline).
     """
 
     def __init__(self, clip_model, tokenizer, sam_model, cam_layer: int = -1, zoom: bool = True,
