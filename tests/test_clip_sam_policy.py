@@ -106,6 +106,31 @@ def test_box_refinement_reprompts_with_the_mask_box(observation):
         ClipSamPolicy(box_refine=-1)
 
 
+@pytest.mark.skipif(not SHIPPED, reason="shipped checkpoints missing")
+def test_refining_the_chosen_candidate_only(observation):
+    """refine_chosen: the candidates are segmented and verified unrefined (as with box_refine=0), then the chosen
+    one alone gets the box refinement; GraspSAM's language_refine maps all / chosen / off onto it."""
+    from graspsim.policies.clip_sam.policy import ClipSamPolicy
+    from graspsim.policies.clip_sam.segment import WindowMask
+    from graspsim.policies.graspsam.policy import GraspSamPolicy
+
+    rgb = np.ascontiguousarray(observation.rgb[..., :3])
+    args = (rgb, observation.depth_m, observation.camera.K, observation.instruction, "box")
+    off = ClipSamPolicy(box_refine=0).pipeline
+    plain = off.run(*args)
+    chosen = ClipSamPolicy(box_refine=1).pipeline
+    chosen.refine_chosen = True
+    res = chosen.run(*args)
+    assert res.candidate == plain.candidate and res.n_candidates == plain.n_candidates
+    expected = chosen.refine(rgb, observation.depth_m, observation.camera.K, [plain.prompt],
+                             [WindowMask(plain.mask, plain.sam_score)])[0].mask
+    np.testing.assert_array_equal(res.mask, expected)
+    assert not np.array_equal(res.mask, plain.mask)  # the refinement did run (and moved the mask)
+    for value, passes, only_chosen in (("all", 1, False), ("chosen", 1, True), ("off", 0, False)):
+        pipe = GraspSamPolicy(language_refine=value).pipeline
+        assert (pipe.box_refine, pipe.refine_chosen) == (passes, only_chosen)
+
+
 def test_missing_weights_errors(tmp_path, monkeypatch):
     from graspsim.policies.clip_sam.models import WeightsNotFoundError
     from graspsim.policies.clip_sam.policy import ClipSamPolicy

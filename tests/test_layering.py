@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "graspsim"
 
 #: Layer of each top-level module / subpackage: a module may import its own layer and the layers below.
 LAYER = {
-    "types": 0, "geometry": 0, "config": 0, "fileio": 0, "runs": 0, "pool": 0, "clierror": 0,
+    "types": 0, "geometry": 0, "masks": 0, "config": 0, "fileio": 0, "runs": 0, "pool": 0, "clierror": 0,
     "assets": 1, "weights": 2, "scenes": 2, "grasping": 3, "viz": 4, "sim": 4, "video": 4, "envs": 5,
     "data": 6, "learn": 6, "policies": 6, "clitrain": 6, "bench": 7, "cli": 8,
 }

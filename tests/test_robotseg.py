@@ -576,3 +576,12 @@ def test_the_shipped_checkpoint_loads_offline_with_its_record():
     assert meta["stages"][0]["command"].startswith("graspsim train robotseg")  # the stage its --init came from
     out = RobotSegPredictor(net).predict(np.zeros((60, 80, 3), np.uint8))
     assert out.masks["whole"].shape == (60, 80)
+    # the zoom pass's own network (--zoom-only), started from these very weights; both together under 41.3 M
+    from graspsim.policies.robotseg.config import SHIPPED
+    from graspsim.policies.robotseg.predictor import predictor_for
+
+    zoom_meta = load_net(SHIPPED / meta["zoom_net"])[1]
+    assert zoom_meta["zoom_only"] and zoom_meta["weights_dtype"] == "float16" and zoom_meta["finished"]
+    assert meta["parameters"] + zoom_meta["parameters"] < 41_300_000
+    predictor, _ = predictor_for(None)
+    assert predictor.gripper_zoom and predictor.zoom_net is not None and predictor.memory_gate

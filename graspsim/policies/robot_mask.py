@@ -76,6 +76,7 @@ class RobotPixels:
             from graspsim.policies.robotseg.predictor import predictor_for
 
             self.predictor, _ = predictor_for(checkpoint)
+            self.predictor.gripper_zoom = False  # the zoom pass redraws the gripper alone: "whole" is all used here
 
     def __call__(self, obs: Any) -> np.ndarray | None:
         """(H, W) bool robot pixels of ``obs`` (an :class:`~graspsim.types.Observation`), or None for ``none``.

@@ -119,7 +119,7 @@ class ClipSamPipeline:
                  n_negative: int = 0, n_candidates: int = 3, verify: bool = True, crop_size: int | None = None,
                  cam_method: str = "gradcam", aligned_text=None, text_encoder: str = "auto",
                  escalate_below: float = 0.5, box_refine: int = 0, shape_prior=None, shape_weight: float = 0.0,
-                 sweep_max: int = 0):
+                 sweep_max: int = 0, refine_chosen: bool = False):
         self.clip = clip_model.eval()
         self.tokenizer = tokenizer
         self.sam = sam_model.eval()
@@ -136,6 +136,8 @@ class ClipSamPipeline:
         self.verify = bool(verify)
         self.escalate_below = float(escalate_below)
         self.box_refine = int(box_refine)
+        # True: the box refinement runs on the verified candidate only, not on every candidate before verification
+        self.refine_chosen = bool(refine_chosen)
         self.sweep_max = int(sweep_max) if verify else 0
         self.shape_prior = shape_prior  # a shape_prior.ShapePrior, or None
         self.shape_weight = float(shape_weight)
@@ -262,9 +264,9 @@ class ClipSamPipeline:
         return Prompt(p.mode, p.points + offset, p.labels, box)
 
     def segment(self, rgb: np.ndarray, depth_m: np.ndarray, K: np.ndarray, prompts: list[Prompt],
-                exclude: np.ndarray | None = None) -> list[WindowMask]:
+                exclude: np.ndarray | None = None, refine: bool = True) -> list[WindowMask]:
         """SAM for every prompt (one batched call); each mask without the ``exclude`` pixels, reduced to its
-        component at the prompt.
+        component at the prompt (``refine`` False: without the box refinement below, :meth:`refine`).
 
         With ``box_refine = n > 0``, box prompts are re-run ``n`` times with the
         box replaced by the bounding box of SAM's last mask (points kept), the
@@ -273,6 +275,12 @@ class ClipSamPipeline:
         ones), SAM's first mask is closer, and a box around it is a better prompt.
         """
         out = self._segment_once(rgb, depth_m, K, prompts, exclude)
+        return self.refine(rgb, depth_m, K, prompts, out, exclude) if refine else out
+
+    def refine(self, rgb: np.ndarray, depth_m: np.ndarray, K: np.ndarray, prompts: list[Prompt],
+               masks: list[WindowMask], exclude: np.ndarray | None = None) -> list[WindowMask]:
+        """:meth:`segment`'s ``box_refine`` passes on ``masks`` (SAM's answers to ``prompts``): a new list."""
+        out = list(masks)
         for _ in range(self.box_refine):
             idx = [i for i, (p, wm) in enumerate(zip(prompts, out)) if p.box is not None and wm.mask.any()]
             if not idx:
@@ -396,7 +404,7 @@ class ClipSamPipeline:
         batch = candidates
         while True:
             new_prompts = timed("prompt", lambda: [self.prompt(c.attention, mode, c.window) for c in batch])
-            new_masks = timed("sam", self.segment, rgb, depth_m, K, new_prompts, exclude)
+            new_masks = timed("sam", self.segment, rgb, depth_m, K, new_prompts, exclude, not self.refine_chosen)
             prompts += new_prompts
             masks += new_masks
             if self.verify and (len(candidates) > 1 or len(rest)):
@@ -416,6 +424,8 @@ class ClipSamPipeline:
                 masks.append(wm)
             probs = np.concatenate([probs, [f[3] for f in found]])
         best = int(np.argmax(probs)) if probs.size else 0
+        if self.refine_chosen:  # the chosen candidate alone gets the box refinement
+            masks[best] = timed("sam", self.refine, rgb, depth_m, K, [prompts[best]], [masks[best]], exclude)[0]
         target_prob = float(probs[best]) if probs.size else float("nan")
         return PipelineResult(attention=candidates[best].attention, prompt=prompts[best], mask=masks[best].mask,
                               sam_score=masks[best].score, text=text, stage_ms=stage, candidate=best,

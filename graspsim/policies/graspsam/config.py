@@ -143,6 +143,11 @@ class GraspSamPolicyConfig(RobotMaskConfig):
     """Prompts of points alone (``points:K``, ``point``) on top-down views (tables): ``box`` = a second pass
     prompted by the same points and the box around the first pass's mask (SAM's interaction loop); ``off`` = one
     pass (the paper). Shelves always take one pass."""
+    language_refine: str = arg("all", choices=("all", "chosen", "off"))
+    """``prompt=language``: which of the language stage's candidate masks get clip_sam's box refinement (a second
+    SAM pass prompted by the box of the first mask) before the box around the chosen one prompts GraspSAM:
+    ``all`` (before CLIP's verification, as clip_sam does), ``chosen`` (only the one the verification keeps) or
+    ``off`` (none: GraspSAM's own box-prompted pass is the only refinement)."""
     threads: int | None = arg(None, min=1)
     """torch threads (None: torch's default)."""
     max_candidates: int = arg(5, min=0)

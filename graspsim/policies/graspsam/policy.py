@@ -70,13 +70,15 @@ class GraspSamPolicy:
             cfg.check_files()  # PolicyArgError without a text token
             self.text_encoder = TextEncoder(cfg.clip if cfg.clip is not None else meta.get("text_encoder"))
         if self.mode.kind == "language":
-            from graspsim.policies.clip_sam.config import ClipSamPolicyConfig
+            from graspsim.policies.clip_sam.config import DEFAULT_BOX_REFINE, ClipSamPolicyConfig
             from graspsim.policies.clip_sam.policy import _make_pipeline, load_models
 
             clip_model, tokenizer, sam = load_models(cfg.clip, sam_name)
             # one SAM instance serves both: GraspSAM never modifies it
-            self.pipeline = _make_pipeline(ClipSamPolicyConfig(clip=cfg.clip, sam=sam_name, prompt_mode="box"),
-                                           clip_model, tokenizer, sam)
+            refine = 0 if cfg.language_refine == "off" else DEFAULT_BOX_REFINE
+            self.pipeline = _make_pipeline(ClipSamPolicyConfig(clip=cfg.clip, sam=sam_name, prompt_mode="box",
+                                                               box_refine=refine), clip_model, tokenizer, sam)
+            self.pipeline.refine_chosen = cfg.language_refine == "chosen"
         else:
             sam = load_any_sam(sam_name)
         net, _ = load_net(path, sam=sam)
