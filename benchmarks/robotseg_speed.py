@@ -3,7 +3,8 @@
 A frame = what ``graspsim evaluate robot-masks --prompt auto`` times per picture: the letterbox of a 320x240
 RGB image into the model's S x S input (256 for the shipped model), the image encoder, the robot prompt
 generator and the mask decoder, and the three masks upsampled back to 320x240. Frames are random-noise
-pictures (the cost does not depend on the content; with a checkpoint trained for the gripper zoom both passes,
+pictures (the cost does not depend on the content; with a checkpoint trained for the gripper zoom both passes
+(the second by the zoom pass's own network where the checkpoint has one),
 the full frame and an 80x80 crop, are timed on every frame, the worst case); 5 warm-up passes, then ``--frames``
 timed ones; the median
 per-frame time gives the rate (robust to other jobs on a shared machine). Also times the video mode (with a
@@ -67,6 +68,7 @@ def main() -> None:
 
     print(json.dumps({"load_average_1min": round(os.getloadavg()[0], 2), "input": f"{args.width}x{args.height} letterboxed to {pred.size}x{pred.size}",
                       "threads": args.threads, "parameters": net.parameter_count(),
+                      "zoom_net_parameters": None if pred.zoom_net is None else pred.zoom_net.parameter_count(),
                       "gripper_zoom": pred.gripper_zoom,
                       "image_mode_fps_median": round(fps, 2), "image_mode_p90_ms": round(1000 * p90, 1),
                       "video_mode_fps_median": round(fps_video, 2), "encoder_only_fps_median": round(fps_enc, 2),
