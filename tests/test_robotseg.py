@@ -198,6 +198,23 @@ def test_gripper_crop_contains_the_gripper_and_is_letterboxed():
         assert (gripper_crop(rgb, edge, 64, rng)[1] == 2).mean() > 0.5 * 1292 / 240 ** 2
 
 
+def test_arm_crops_are_centred_on_the_arm_and_may_hold_no_gripper():
+    from graspsim.policies.robotseg.data import arm_crop
+
+    rng = np.random.default_rng(0)
+    seg = np.zeros((240, 320), np.uint8)
+    rgb = np.zeros((240, 320, 3), np.uint8)
+    assert arm_crop(rgb, seg, 64, rng) is None  # no arm pixel
+    seg[100:140, 20:60] = 1   # an arm patch far from ...
+    seg[200:230, 280:310] = 2  # ... the gripper
+    empty = 0
+    for _ in range(40):
+        crop_rgb, crop_seg = arm_crop(rgb, seg, 64, rng)
+        assert crop_rgb.shape == (64, 64, 3) and crop_seg.shape == (64, 64) and (crop_seg == 1).any()
+        empty += not (crop_seg == 2).any()
+    assert empty > 20  # most windows (40-120 px) around the arm patch miss the gripper
+
+
 def test_gripper_zoom_replaces_the_gripper_inside_the_window_only():
     """A network whose refinement head says "gripper" everywhere: the first pass marks the whole 60x80 picture,
     the zoom's window is the centred 60 px square (zoom_window), and the zoomed gripper mask is exactly it."""
@@ -281,6 +298,19 @@ def test_a_zoom_only_run_trains_on_crops_and_ships_beside_its_first_pass(dataset
     meta = train_robotseg([dataset], tmp_path / "zoom", init=tiny_model, zoom_only=True, gripper_weight=1.0,
                           epochs=1, seed=0, **kw)
     assert meta["zoom_only"] and meta["gripper_weight"] == 1.0 and "train_gripper" in meta["history"][-1]
+    # a further stage of the zoom network, with arm crops: starts from the zoom run's weights, not the first pass's
+    from graspsim.learn.checkpoint import load_weights
+
+    with pytest.raises(ValueError, match="options of --zoom-only"):
+        train_robotseg([dataset], tmp_path / "bad", init=tiny_model, arm_crops=0.5, **kw)
+    with pytest.raises(ValueError, match="is not a --zoom-only run of the first pass"):
+        train_robotseg([dataset], tmp_path / "bad", init=tiny_model, zoom_only=True, zoom_init=tiny_model, **kw)
+    still = {**kw, "lr": 1e-9, "steps_per_epoch": 1}
+    again = train_robotseg([dataset], tmp_path / "zoom2", init=tiny_model, zoom_only=True, zoom_init=tmp_path / "zoom",
+                           arm_crops=0.5, epochs=1, seed=0, **still)
+    assert again["arm_crops"] == 0.5 and again["zoom_init"] == str((tmp_path / "zoom").resolve())
+    a, b = load_weights(tmp_path / "zoom"), load_weights(tmp_path / "zoom2")
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-4
     with pytest.raises(ValueError, match="not a --zoom-only run"):
         attach_zoom_net(tiny_model, tmp_path / "zoom")
     ship_checkpoint(tiny_model, tmp_path / "half")  # float16: not the weights the zoom run started from

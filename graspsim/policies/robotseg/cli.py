@@ -48,6 +48,11 @@ _train_options = [
     click.option("--zoom-only", is_flag=True,
                  help="Train the network of the gripper zoom's second pass alone, from --init (the first pass): "
                       "every picture a crop around the gripper, no prompt, no memory."),
+    click.option("--arm-crops", default=0.0, show_default=True, type=click.FloatRange(0.0, 1.0),
+                 help="With --zoom-only: share of the crops taken around a random arm pixel (windows that may hold "
+                      "no gripper) instead of around the gripper."),
+    click.option("--zoom-init", default=None, type=click.Path(file_okay=False, path_type=Path),
+                 help="With --zoom-only: start from this --zoom-only run (of the same --init) instead of --init."),
     click.option("--gripper-weight", default=0.0, show_default=True, type=click.FloatRange(0.0),
                  help="Extra weight of the gripper output's loss (added to the three outputs' loss). 0: off."),
     *run_control_options(),

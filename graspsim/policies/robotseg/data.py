@@ -13,7 +13,8 @@ samples drawn from them (numpy + OpenCV; one ``numpy.random.Generator`` passed i
   grey; the KUKA orange); optionally (``scene_recolour``) a recolouring of everything BUT the robot, so that
   saturated products of any colour are seen as not-robot; a horizontal flip (with the masks and the memory).
 * **Gripper crops** (:func:`gripper_crop`, ``keep_full=True``): a square window around the gripper cut from the
-  render at its own resolution and letterboxed to S, what the predictor's gripper zoom feeds the network.
+  render at its own resolution and letterboxed to S, what the predictor's gripper zoom feeds the network; **arm
+  crops** (:func:`arm_crop`): the same around a random arm pixel, with or without a gripper in it.
 """
 
 from __future__ import annotations
@@ -157,6 +158,25 @@ def gripper_crop(rgb: np.ndarray, seg: np.ndarray, size: int,
     if not (crop_seg == 2).any():
         return None
     crop_rgb = np.ascontiguousarray(rgb[y0:y1, x0:x1])
+    return letterbox(crop_rgb, size)[0], letterbox(crop_seg, size, "nearest")[0]
+
+
+def arm_crop(rgb: np.ndarray, seg: np.ndarray, size: int,
+             rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(rgb (S, S, 3), seg (S, S))``: a square crop around a random arm pixel of a full-resolution picture,
+    letterboxed to S, its side drawn from what :func:`gripper_crop` draws (here 40 px to half the picture's
+    smaller side), or None when no arm pixel is visible. Why: the zoom pass also sees windows where the first pass
+    took the wrist for the gripper; crops that only ever hold a gripper teach the zoom network to find one in
+    every window."""
+    from graspsim.policies.robotseg.predictor import ZOOM_MIN_SIDE, square_inside
+
+    rows, cols = np.nonzero(seg == 1)
+    if rows.size == 0:
+        return None
+    i = int(rng.integers(rows.size))
+    side = rng.uniform(ZOOM_MIN_SIDE, max(ZOOM_MIN_SIDE, 0.5 * min(seg.shape)))
+    x0, y0, x1, y1 = square_inside(float(cols[i]), float(rows[i]), side, *seg.shape)
+    crop_rgb, crop_seg = np.ascontiguousarray(rgb[y0:y1, x0:x1]), np.ascontiguousarray(seg[y0:y1, x0:x1])
     return letterbox(crop_rgb, size)[0], letterbox(crop_seg, size, "nearest")[0]
 
 

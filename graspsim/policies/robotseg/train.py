@@ -38,8 +38,8 @@ import torch.nn.functional as F
 
 from graspsim.policies.clip_sam.windows import SAM_MEAN, SAM_STD, normalise
 from graspsim.policies.robotseg.config import RobotSegConfig
-from graspsim.policies.robotseg.data import (RobotBank, augment_colour, draw_colour, gripper_crop, mask_logits,
-                                             perturb_memory, targets)
+from graspsim.policies.robotseg.data import (RobotBank, arm_crop, augment_colour, draw_colour, gripper_crop,
+                                             mask_logits, perturb_memory, targets)
 
 MODE_PROBS = {"auto": 0.5, "1-click": 0.15, "3-click": 0.15, "box": 0.2}
 MEMORY_PROB = 0.4
@@ -71,7 +71,7 @@ def _pick_picture(bank: RobotBank, labelled: list[int], rng: np.random.Generator
 def supervised_batch(bank: RobotBank, batch_size: int, rng: np.random.Generator,
                      labelled: list[int] | None = None, gripper_zoom: float = 0.0,
                      self_memory: bool = False, scene_recolour: float = 0.0,
-                     zoom_only: bool = False) -> dict[str, Any]:
+                     zoom_only: bool = False, arm_crops: float = 0.0) -> dict[str, Any]:
     """A fully supervised batch: ``pixels`` (B, 3, S, S), ``targets`` (B, 3, S, S), ``mode``, and as the mode and
     memory draw say ``points`` (B, N, 2) + ``labels`` (B, N), ``boxes`` (B, 4), ``memory`` (B, 3, S/4, S/4).
     ``gripper_zoom``: the share of pictures showing a gripper replaced by a crop around it
@@ -81,7 +81,8 @@ def supervised_batch(bank: RobotBank, batch_size: int, rng: np.random.Generator,
     rows' memory by the network's own prediction for frame t-1, what the memory is at inference.
     ``scene_recolour``: the share of pictures whose non-robot pixels are recoloured (:func:`~.data.draw_colour`).
     ``zoom_only``: every picture is a gripper crop (pictures without a visible gripper are drawn again), no prompt,
-    no memory: what the predictor's zoom pass gives its network (``--zoom-only``)."""
+    no memory: what the predictor's zoom pass gives its network (``--zoom-only``); of them a share ``arm_crops``
+    are crops around a random arm pixel instead (:func:`~.data.arm_crop`: windows that may hold no gripper)."""
     labelled = bank.labelled() if labelled is None else labelled
     if zoom_only:
         mode, with_memory = "auto", False
@@ -98,8 +99,9 @@ def supervised_batch(bank: RobotBank, batch_size: int, rng: np.random.Generator,
             pic = bank.pictures[_pick_picture(bank, labelled, rng)]
         seg, rgb, zoomed = pic.seg, pic.rgb, None
         if zoom_only:
+            cut = arm_crop if (arm_crops > 0 and rng.random() < arm_crops) else gripper_crop
             for _ in range(ZOOM_DRAWS):
-                zoomed = gripper_crop(pic.full_rgb, pic.full_seg, bank.size, rng)
+                zoomed = cut(pic.full_rgb, pic.full_seg, bank.size, rng)
                 if zoomed is not None:
                     break
                 pic = bank.pictures[_pick_picture(bank, labelled, rng)]
@@ -303,7 +305,8 @@ def train_robotseg(data_dirs: list[str | Path], out_dir: str | Path, *, config: 
                    lr: float = 1e-3, seed: int = 0, val_items: int = 48, init: str | Path | None = None,
                    gripper_zoom: float = 0.0, self_memory: bool = False, scene_recolour: float = 0.0,
                    iou_loss_weight: float = 0.0, trainable: str = "all", zoom_only: bool = False,
-                   gripper_weight: float = 0.0, resume: bool = False,
+                   gripper_weight: float = 0.0, arm_crops: float = 0.0, zoom_init: str | Path | None = None,
+                   resume: bool = False,
                    max_minutes: float | None = None, threads: int | None = None, progress: bool = True,
                    command: str | None = None, log=print) -> dict[str, Any]:
     """Train RobotSeg from scratch into ``out_dir`` on :mod:`graspsim.learn.loop` (AdamW, weight decay 0.05,
@@ -320,7 +323,9 @@ def train_robotseg(data_dirs: list[str | Path], out_dir: str | Path, *, config: 
     ``zoom_only``: train the network of the gripper zoom's pass alone (needs ``init``, the first pass, which starts
     it and stays frozen beside it for the validation): every picture a gripper crop, automatic, no memory
     (:func:`supervised_batch`); :func:`attach_zoom_net` then ships it beside that first pass. ``gripper_weight``:
-    the gripper output's loss counted that much more (:func:`supervised_loss`).
+    the gripper output's loss counted that much more (:func:`supervised_loss`). ``arm_crops``: with ``zoom_only``,
+    the share of crops around a random arm pixel (:func:`supervised_batch`); ``zoom_init``: a ``--zoom-only`` run of
+    the same first pass whose weights start this one (a further stage of the zoom network).
     Raises :class:`~graspsim.data.format.DatasetError` / ValueError for unusable data and
     :class:`~graspsim.runs.RunDirError` for a directory holding another run."""
     from graspsim.learn.loop import LoopConfig, train
@@ -367,6 +372,19 @@ def train_robotseg(data_dirs: list[str | Path], out_dir: str | Path, *, config: 
             raise ValueError("--zoom-only trains on gripper crops alone: no --label-efficient, --self-memory, "
                              "--trainable iou, --iou-loss or --gripper-zoom with it")
         settings["zoom_only"] = True
+        if not 0.0 <= arm_crops <= 1.0:
+            raise ValueError(f"arm_crops must be in [0, 1], got {arm_crops}")
+        if arm_crops > 0:  # likewise
+            settings["arm_crops"] = float(arm_crops)
+        if zoom_init is not None:
+            from graspsim.learn.checkpoint import read_metadata
+
+            zoom_meta = read_metadata(Path(zoom_init))
+            if not zoom_meta.get("zoom_only") or zoom_meta.get("init") != init:
+                raise ValueError(f"--zoom-init {zoom_init} is not a --zoom-only run of the first pass {init}")
+            settings["zoom_init"] = str(Path(zoom_init).resolve())
+    elif arm_crops > 0 or zoom_init is not None:
+        raise ValueError("--arm-crops and --zoom-init are options of --zoom-only")
     if gripper_weight < 0:
         raise ValueError(f"gripper_weight must be >= 0, got {gripper_weight}")
     if gripper_weight > 0:  # likewise
@@ -422,8 +440,9 @@ def _stack(cfg: RobotSegConfig, settings: dict, loop, bank: RobotBank, val_views
     if settings.get("init"):
         from graspsim.learn.checkpoint import load_weights
 
+        start = settings.get("zoom_init") or settings["init"]  # a zoom stage starts from the zoom run before it
         missing, unexpected = net.load_state_dict(
-            {k: v.float() for k, v in load_weights(Path(settings["init"])).items()}, strict=False)
+            {k: v.float() for k, v in load_weights(Path(start)).items()}, strict=False)
         fresh = tuple(f"{name}." for name in NEW_WITH_INIT)
         if unexpected or any(not k.startswith(fresh) for k in missing):
             raise ValueError(f"the --init checkpoint does not fit this network: missing "
@@ -448,7 +467,7 @@ def _stack(cfg: RobotSegConfig, settings: dict, loop, bank: RobotBank, val_views
         if le:
             return label_efficient_batch(bank, settings["batch_size"], rng)
         return supervised_batch(bank, settings["batch_size"], rng, labelled, zoom, settings.get("self_memory", False),
-                                settings.get("scene_recolour", 0.0), zoom_only)
+                                settings.get("scene_recolour", 0.0), zoom_only, settings.get("arm_crops", 0.0))
 
     def step(batch):
         if le:
@@ -463,6 +482,7 @@ def _stack(cfg: RobotSegConfig, settings: dict, loop, bank: RobotBank, val_views
                 "scene_recolour": settings.get("scene_recolour", 0.0),
                 "trainable": settings.get("trainable", "all"), "iou_loss": iou_weight,
                 "iou_head": bool(iou_weight > 0), "zoom_only": zoom_only, "gripper_weight": gripper_weight,
+                "arm_crops": settings.get("arm_crops", 0.0), "zoom_init": settings.get("zoom_init"),
                 "label_efficient": le, "seed": loop.seed, "lr": loop.lr, "batch_size": settings["batch_size"],
                 "steps_per_epoch": settings["steps_per_epoch"], "data": bank.sources,
                 "train_pictures": len(bank), "labelled_pictures": len(labelled), "val_views": len(val_views),
