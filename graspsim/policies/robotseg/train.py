@@ -300,6 +300,15 @@ def validate(net, views: list[dict], gripper_zoom: bool = False, zoom_net=None) 
             "val_gripper_j": round(float(np.mean(grip)), 5), "val_views": len(views)}
 
 
+def _set_share(settings: dict[str, Any], name: str, share: float) -> None:
+    """Record a share of pictures (in [0, 1], else ValueError) in the run's ``settings`` only when > 0: runs
+    started without the option keep the settings they were started with (the resume check compares them)."""
+    if not 0.0 <= share <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1], got {share}")
+    if share > 0:
+        settings[name] = float(share)
+
+
 def train_robotseg(data_dirs: list[str | Path], out_dir: str | Path, *, config: RobotSegConfig | None = None,
                    label_efficient: bool = False, epochs: int = 10, steps_per_epoch: int = 100, batch_size: int = 8,
                    lr: float = 1e-3, seed: int = 0, val_items: int = 48, init: str | Path | None = None,
@@ -343,16 +352,10 @@ def train_robotseg(data_dirs: list[str | Path], out_dir: str | Path, *, config: 
                 "batch_size": batch_size, "val_items": val_items}
     if init is not None:  # only then: runs without one keep the settings they were started with (resume check)
         settings["init"] = init
-    if not 0.0 <= gripper_zoom <= 1.0:
-        raise ValueError(f"gripper_zoom must be in [0, 1], got {gripper_zoom}")
-    if gripper_zoom > 0:  # likewise
-        settings["gripper_zoom"] = float(gripper_zoom)
+    _set_share(settings, "gripper_zoom", gripper_zoom)
     if self_memory:  # likewise
         settings["self_memory"] = True
-    if not 0.0 <= scene_recolour <= 1.0:
-        raise ValueError(f"scene_recolour must be in [0, 1], got {scene_recolour}")
-    if scene_recolour > 0:  # likewise
-        settings["scene_recolour"] = float(scene_recolour)
+    _set_share(settings, "scene_recolour", scene_recolour)
     if trainable not in TRAINABLE:
         raise ValueError(f"trainable must be one of {', '.join(TRAINABLE)}, got {trainable!r}")
     if trainable == "iou" and init is None:
@@ -372,10 +375,7 @@ def train_robotseg(data_dirs: list[str | Path], out_dir: str | Path, *, config: 
             raise ValueError("--zoom-only trains on gripper crops alone: no --label-efficient, --self-memory, "
                              "--trainable iou, --iou-loss or --gripper-zoom with it")
         settings["zoom_only"] = True
-        if not 0.0 <= arm_crops <= 1.0:
-            raise ValueError(f"arm_crops must be in [0, 1], got {arm_crops}")
-        if arm_crops > 0:  # likewise
-            settings["arm_crops"] = float(arm_crops)
+        _set_share(settings, "arm_crops", arm_crops)
         if zoom_init is not None:
             from graspsim.learn.checkpoint import read_metadata
 
