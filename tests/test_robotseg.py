@@ -330,6 +330,38 @@ def test_a_zoom_only_run_trains_on_crops_and_ships_beside_its_first_pass(dataset
     assert np.array_equal(plain["whole"], zoomed["whole"]) and np.array_equal(plain["arm"], zoomed["arm"])
 
 
+def test_a_zoom_network_from_scratch_has_its_own_config_and_ships_beside_its_first_pass(dataset, tiny_model,
+                                                                                        tmp_path):
+    """--zoom-scratch: the zoom network is built from --config (here twice the first pass's widths), not from the
+    init's weights, and ships beside the first pass like any zoom run (the predictor gives it crops at its own
+    input size: the tiny first pass already has the smallest allowed, 64)."""
+    import shutil
+
+    from graspsim.policies.robotseg.predictor import load_net, predictor_for
+    from graspsim.policies.robotseg.train import attach_zoom_net, train_robotseg
+
+    own = RobotSegConfig.from_dict({**TINY, "hiera_dim": 16, "dim": 32})
+    kw = {**TRAIN, "config": own}
+    with pytest.raises(ValueError, match="option of --zoom-only"):
+        train_robotseg([dataset], tmp_path / "bad", init=tiny_model, zoom_scratch=True, **kw)
+    with pytest.raises(ValueError, match="no --zoom-init"):
+        train_robotseg([dataset], tmp_path / "bad", init=tiny_model, zoom_only=True, zoom_scratch=True,
+                       zoom_init=tiny_model, **kw)
+    meta = train_robotseg([dataset], tmp_path / "zs", init=tiny_model, zoom_only=True, zoom_scratch=True,
+                          gripper_weight=1.0, epochs=1, seed=0, **kw)
+    assert meta["zoom_scratch"] and meta["config"]["hiera_dim"] == 16 and meta["config"]["dim"] == 32
+    assert "train_gripper" in meta["history"][-1] and meta["init"] == str(tiny_model.resolve())
+    first, _ = load_net(tiny_model)
+    zoom, _ = load_net(tmp_path / "zs")
+    assert zoom.parameter_count() > first.parameter_count()  # not the init's network
+    shutil.copytree(tiny_model, tmp_path / "main")
+    attach_zoom_net(tmp_path / "zs", tmp_path / "main")
+    pred, _ = predictor_for(tmp_path / "main")
+    assert pred.zoom_net is not None and pred.zoom_net.parameter_count() == zoom.parameter_count()
+    rgb = np.random.default_rng(5).integers(0, 256, (60, 80, 3), dtype=np.uint8)
+    assert pred.predict(rgb).masks["gripper"].shape == (60, 80)
+
+
 def test_self_memory_batches_remember_the_networks_own_previous_frame(dataset):
     from graspsim.policies.robotseg.data import RobotBank
     from graspsim.policies.robotseg.train import supervised_batch, supervised_loss

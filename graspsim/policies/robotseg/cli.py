@@ -53,6 +53,9 @@ _train_options = [
                       "no gripper) instead of around the gripper."),
     click.option("--zoom-init", default=None, type=click.Path(file_okay=False, path_type=Path),
                  help="With --zoom-only: start from this --zoom-only run (of the same --init) instead of --init."),
+    click.option("--zoom-scratch", is_flag=True,
+                 help="With --zoom-only: a new zoom network of --config (e.g. a 128 px input, wider), from random "
+                      "weights; --init is then only the first pass its validation zooms behind."),
     click.option("--gripper-weight", default=0.0, show_default=True, type=click.FloatRange(0.0),
                  help="Extra weight of the gripper output's loss (added to the three outputs' loss). 0: off."),
     *run_control_options(),

@@ -315,7 +315,7 @@ def train_robotseg(data_dirs: list[str | Path], out_dir: str | Path, *, config: 
                    gripper_zoom: float = 0.0, self_memory: bool = False, scene_recolour: float = 0.0,
                    iou_loss_weight: float = 0.0, trainable: str = "all", zoom_only: bool = False,
                    gripper_weight: float = 0.0, arm_crops: float = 0.0, zoom_init: str | Path | None = None,
-                   resume: bool = False,
+                   zoom_scratch: bool = False, resume: bool = False,
                    max_minutes: float | None = None, threads: int | None = None, progress: bool = True,
                    command: str | None = None, log=print) -> dict[str, Any]:
     """Train RobotSeg from scratch into ``out_dir`` on :mod:`graspsim.learn.loop` (AdamW, weight decay 0.05,
@@ -334,19 +334,25 @@ def train_robotseg(data_dirs: list[str | Path], out_dir: str | Path, *, config: 
     (:func:`supervised_batch`); :func:`attach_zoom_net` then ships it beside that first pass. ``gripper_weight``:
     the gripper output's loss counted that much more (:func:`supervised_loss`). ``arm_crops``: with ``zoom_only``,
     the share of crops around a random arm pixel (:func:`supervised_batch`); ``zoom_init``: a ``--zoom-only`` run of
-    the same first pass whose weights start this one (a further stage of the zoom network).
+    the same first pass whose weights start this one (a further stage of the zoom network); ``zoom_scratch``: the
+    zoom network is a new one of ``config`` (its own input size and widths), from random weights, ``init`` only the
+    frozen first pass its validation zooms behind (why: the zoom windows are ~40-240 px of the render, so a 256 px
+    input mostly upsamples them; a 128 px input of a wider network sees the same pixels for about the same cost).
     Raises :class:`~graspsim.data.format.DatasetError` / ValueError for unusable data and
     :class:`~graspsim.runs.RunDirError` for a directory holding another run."""
     from graspsim.learn.loop import LoopConfig, train
     from graspsim.learn.schedule import warmup_cosine
 
     cfg = config or RobotSegConfig()
+    if zoom_scratch and not zoom_only:
+        raise ValueError("--zoom-scratch is an option of --zoom-only")
     if init is not None:
         from graspsim.learn.checkpoint import read_metadata
         from graspsim.policies.robotseg.config import resolve_checkpoint
 
         init = str(resolve_checkpoint(init).resolve())
-        cfg = config_over_init(RobotSegConfig.from_dict(read_metadata(Path(init))["config"]), config)
+        if not zoom_scratch:  # a stage of the init's network: its config, --config adding new parts only
+            cfg = config_over_init(RobotSegConfig.from_dict(read_metadata(Path(init))["config"]), config)
     settings = {"kind": "robotseg", "data": [str(Path(d).resolve()) for d in data_dirs], "config": cfg.to_dict(),
                 "label_efficient": bool(label_efficient), "steps_per_epoch": steps_per_epoch,
                 "batch_size": batch_size, "val_items": val_items}
@@ -376,6 +382,10 @@ def train_robotseg(data_dirs: list[str | Path], out_dir: str | Path, *, config: 
                              "--trainable iou, --iou-loss or --gripper-zoom with it")
         settings["zoom_only"] = True
         _set_share(settings, "arm_crops", arm_crops)
+        if zoom_scratch:  # likewise
+            if zoom_init is not None:
+                raise ValueError("--zoom-scratch starts the zoom network from random weights: no --zoom-init")
+            settings["zoom_scratch"] = True
         if zoom_init is not None:
             from graspsim.learn.checkpoint import read_metadata
 
@@ -437,7 +447,7 @@ def _stack(cfg: RobotSegConfig, settings: dict, loop, bank: RobotBank, val_views
     from graspsim.policies.robotseg.model import RobotSegNet
 
     net = RobotSegNet(cfg)
-    if settings.get("init"):
+    if settings.get("init") and not settings.get("zoom_scratch"):
         from graspsim.learn.checkpoint import load_weights
 
         start = settings.get("zoom_init") or settings["init"]  # a zoom stage starts from the zoom run before it
@@ -483,6 +493,7 @@ def _stack(cfg: RobotSegConfig, settings: dict, loop, bank: RobotBank, val_views
                 "trainable": settings.get("trainable", "all"), "iou_loss": iou_weight,
                 "iou_head": bool(iou_weight > 0), "zoom_only": zoom_only, "gripper_weight": gripper_weight,
                 "arm_crops": settings.get("arm_crops", 0.0), "zoom_init": settings.get("zoom_init"),
+                "zoom_scratch": bool(settings.get("zoom_scratch")),
                 "label_efficient": le, "seed": loop.seed, "lr": loop.lr, "batch_size": settings["batch_size"],
                 "steps_per_epoch": settings["steps_per_epoch"], "data": bank.sources,
                 "train_pictures": len(bank), "labelled_pictures": len(labelled), "val_views": len(val_views),
