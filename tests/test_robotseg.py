@@ -354,6 +354,12 @@ def test_a_zoom_network_from_scratch_has_its_own_config_and_ships_beside_its_fir
     first, _ = load_net(tiny_model)
     zoom, _ = load_net(tmp_path / "zs")
     assert zoom.parameter_count() > first.parameter_count()  # not the init's network
+    # a further stage of it (--zoom-init) keeps its config and starts from its weights
+    again = train_robotseg([dataset], tmp_path / "zs2", init=tiny_model, zoom_only=True, zoom_init=tmp_path / "zs",
+                           epochs=1, seed=0, **{**TRAIN, "config": None, "lr": 1e-9, "steps_per_epoch": 1})
+    assert again["config"] == meta["config"]
+    a, b = load_net(tmp_path / "zs")[0].state_dict(), load_net(tmp_path / "zs2")[0].state_dict()
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-4
     shutil.copytree(tiny_model, tmp_path / "main")
     attach_zoom_net(tmp_path / "zs", tmp_path / "main")
     pred, _ = predictor_for(tmp_path / "main")

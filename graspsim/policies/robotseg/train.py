@@ -334,10 +334,11 @@ def train_robotseg(data_dirs: list[str | Path], out_dir: str | Path, *, config: 
     (:func:`supervised_batch`); :func:`attach_zoom_net` then ships it beside that first pass. ``gripper_weight``:
     the gripper output's loss counted that much more (:func:`supervised_loss`). ``arm_crops``: with ``zoom_only``,
     the share of crops around a random arm pixel (:func:`supervised_batch`); ``zoom_init``: a ``--zoom-only`` run of
-    the same first pass whose weights start this one (a further stage of the zoom network); ``zoom_scratch``: the
-    zoom network is a new one of ``config`` (its own input size and widths), from random weights, ``init`` only the
-    frozen first pass its validation zooms behind (why: the zoom windows are ~40-240 px of the render, so a 256 px
-    input mostly upsamples them; a 128 px input of a wider network sees the same pixels for about the same cost).
+    the same first pass whose weights (and config) start this one (a further stage of the zoom network);
+    ``zoom_scratch``: the zoom network is a new one of ``config`` (its own input size and widths), from random
+    weights, ``init`` only the frozen first pass its validation zooms behind (why: the zoom windows are ~40-240 px
+    of the render, so a 256 px input mostly upsamples them; a 128 px input of a wider network sees the same pixels
+    for about the same cost).
     Raises :class:`~graspsim.data.format.DatasetError` / ValueError for unusable data and
     :class:`~graspsim.runs.RunDirError` for a directory holding another run."""
     from graspsim.learn.loop import LoopConfig, train
@@ -346,12 +347,16 @@ def train_robotseg(data_dirs: list[str | Path], out_dir: str | Path, *, config: 
     cfg = config or RobotSegConfig()
     if zoom_scratch and not zoom_only:
         raise ValueError("--zoom-scratch is an option of --zoom-only")
+    if zoom_scratch and zoom_init is not None:
+        raise ValueError("--zoom-scratch starts the zoom network from random weights: no --zoom-init")
     if init is not None:
         from graspsim.learn.checkpoint import read_metadata
         from graspsim.policies.robotseg.config import resolve_checkpoint
 
         init = str(resolve_checkpoint(init).resolve())
-        if not zoom_scratch:  # a stage of the init's network: its config, --config adding new parts only
+        if zoom_only and zoom_init is not None:  # a further stage of a zoom network: that network's config
+            cfg = config_over_init(RobotSegConfig.from_dict(read_metadata(Path(zoom_init))["config"]), config)
+        elif not zoom_scratch:  # a stage of the init's network: its config, --config adding new parts only
             cfg = config_over_init(RobotSegConfig.from_dict(read_metadata(Path(init))["config"]), config)
     settings = {"kind": "robotseg", "data": [str(Path(d).resolve()) for d in data_dirs], "config": cfg.to_dict(),
                 "label_efficient": bool(label_efficient), "steps_per_epoch": steps_per_epoch,
@@ -383,8 +388,6 @@ def train_robotseg(data_dirs: list[str | Path], out_dir: str | Path, *, config: 
         settings["zoom_only"] = True
         _set_share(settings, "arm_crops", arm_crops)
         if zoom_scratch:  # likewise
-            if zoom_init is not None:
-                raise ValueError("--zoom-scratch starts the zoom network from random weights: no --zoom-init")
             settings["zoom_scratch"] = True
         if zoom_init is not None:
             from graspsim.learn.checkpoint import read_metadata
