@@ -154,18 +154,16 @@ def gripper_crop(rgb: np.ndarray, seg: np.ndarray, size: int,
     cx = x + bw / 2.0 + rng.uniform(-0.15, 0.15) * side
     cy = y + bh / 2.0 + rng.uniform(-0.15, 0.15) * side
     x0, y0, x1, y1 = square_inside(cx, cy, side, *seg.shape)
-    crop_seg = np.ascontiguousarray(seg[y0:y1, x0:x1])
-    if not (crop_seg == 2).any():
+    if not (seg[y0:y1, x0:x1] == 2).any():
         return None
-    crop_rgb = np.ascontiguousarray(rgb[y0:y1, x0:x1])
-    return letterbox(crop_rgb, size)[0], letterbox(crop_seg, size, "nearest")[0]
+    return _letterboxed_window(rgb, seg, (x0, y0, x1, y1), size)
 
 
 def arm_crop(rgb: np.ndarray, seg: np.ndarray, size: int,
              rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray] | None:
     """``(rgb (S, S, 3), seg (S, S))``: a square crop around a random arm pixel of a full-resolution picture,
-    letterboxed to S, its side drawn from what :func:`gripper_crop` draws (here 40 px to half the picture's
-    smaller side), or None when no arm pixel is visible. Why: the zoom pass also sees windows where the first pass
+    letterboxed to S, its side uniform from the zoom's smallest window (40 px) to half the picture's smaller
+    side, or None when no arm pixel is visible. Why: the zoom pass also sees windows where the first pass
     took the wrist for the gripper; crops that only ever hold a gripper teach the zoom network to find one in
     every window."""
     from graspsim.policies.robotseg.predictor import ZOOM_MIN_SIDE, square_inside
@@ -175,7 +173,14 @@ def arm_crop(rgb: np.ndarray, seg: np.ndarray, size: int,
         return None
     i = int(rng.integers(rows.size))
     side = rng.uniform(ZOOM_MIN_SIDE, max(ZOOM_MIN_SIDE, 0.5 * min(seg.shape)))
-    x0, y0, x1, y1 = square_inside(float(cols[i]), float(rows[i]), side, *seg.shape)
+    return _letterboxed_window(rgb, seg, square_inside(float(cols[i]), float(rows[i]), side, *seg.shape), size)
+
+
+def _letterboxed_window(rgb: np.ndarray, seg: np.ndarray, window: tuple[int, int, int, int],
+                        size: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(rgb (S, S, 3), seg (S, S))``: the ``(x0, y0, x1, y1)`` window (pixel edges) of a picture and its labels,
+    letterboxed to S (linear for the picture, nearest for the labels), what the zoom pass feeds its network."""
+    x0, y0, x1, y1 = window
     crop_rgb, crop_seg = np.ascontiguousarray(rgb[y0:y1, x0:x1]), np.ascontiguousarray(seg[y0:y1, x0:x1])
     return letterbox(crop_rgb, size)[0], letterbox(crop_seg, size, "nearest")[0]
 

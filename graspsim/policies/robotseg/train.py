@@ -355,7 +355,10 @@ def train_robotseg(data_dirs: list[str | Path], out_dir: str | Path, *, config: 
 
         init = str(resolve_checkpoint(init).resolve())
         if zoom_only and zoom_init is not None:  # a further stage of a zoom network: that network's config
-            cfg = config_over_init(RobotSegConfig.from_dict(read_metadata(Path(zoom_init))["config"]), config)
+            zoom_meta = read_metadata(Path(zoom_init))  # checked before its config is used
+            if not zoom_meta.get("zoom_only") or zoom_meta.get("init") != init:
+                raise ValueError(f"--zoom-init {zoom_init} is not a --zoom-only run of the first pass {init}")
+            cfg = config_over_init(RobotSegConfig.from_dict(zoom_meta["config"]), config)
         elif not zoom_scratch:  # a stage of the init's network: its config, --config adding new parts only
             cfg = config_over_init(RobotSegConfig.from_dict(read_metadata(Path(init))["config"]), config)
     settings = {"kind": "robotseg", "data": [str(Path(d).resolve()) for d in data_dirs], "config": cfg.to_dict(),
@@ -389,12 +392,7 @@ def train_robotseg(data_dirs: list[str | Path], out_dir: str | Path, *, config: 
         _set_share(settings, "arm_crops", arm_crops)
         if zoom_scratch:  # likewise
             settings["zoom_scratch"] = True
-        if zoom_init is not None:
-            from graspsim.learn.checkpoint import read_metadata
-
-            zoom_meta = read_metadata(Path(zoom_init))
-            if not zoom_meta.get("zoom_only") or zoom_meta.get("init") != init:
-                raise ValueError(f"--zoom-init {zoom_init} is not a --zoom-only run of the first pass {init}")
+        if zoom_init is not None:  # checked where the config is resolved (above)
             settings["zoom_init"] = str(Path(zoom_init).resolve())
     elif arm_crops > 0 or zoom_init is not None:
         raise ValueError("--arm-crops and --zoom-init are options of --zoom-only")
