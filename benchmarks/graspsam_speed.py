@@ -2,6 +2,7 @@
 
     nice -n 10 python benchmarks/graspsam_speed.py --data /work/data/gs-shelf-test [--threads 2] [--frames 20]
         [--prompts points:10,box,none,language] [--checkpoint DIR] [--placements chord,peak]
+        [--variant K=V[,K=V] --variant ...]
 
 The images are the scenes of a rendered dataset (``graspsim render --suite shelf-test --scenes 20 --out DIR``),
 each turned into the observation the benchmark gives the policy (privileged segmentation for the points / box
@@ -14,6 +15,12 @@ the image's tiles); ``net``: window crop + GraspSAM forward; ``decode``: peak se
 chord placement and its depth checks, on tables with the angle search's turns). ``text`` needs a checkpoint
 with a text token (the shipped one has one since 2026-12-02).
 Target (issue 14): median <= 200 ms on 2 threads.
+
+``--variant K=V[,K=V...]`` (repeatable): policy-args to compare in the same run, e.g. ``--variant
+language_candidates=5 --variant language_candidates=3``. The variants' policies are timed interleaved, frame
+by frame (the order turned each frame), so a slow spell of a shared machine hits them alike; each variant's line
+adds ``variant`` and ``median_ratio``, the median over frames of its time over the first variant's on the same
+frame (the figure to trust on a noisy machine).
 """
 
 from __future__ import annotations
@@ -63,7 +70,13 @@ def main() -> None:
     ap.add_argument("--checkpoint", default=None, help="graspsam checkpoint dir [default: the shipped one]")
     ap.add_argument("--placements", default="chord",
                     help="comma-separated placement policy-args to time in the same run (e.g. chord,peak)")
+    ap.add_argument("--variant", action="append", default=None, metavar="K=V[,K=V]",
+                    help="policy-args of one variant, timed interleaved with the others (repeatable)")
     args = ap.parse_args()
+    try:
+        variants = [parse_variant(v) for v in (args.variant or [""])]
+    except ValueError as e:
+        raise SystemExit(f"--variant: {e}")
 
     import torch
 
@@ -75,29 +88,56 @@ def main() -> None:
         raise SystemExit(f"{args.data} has no scene with grasp labels")
     runs = [(p, pl) for p in args.prompts.split(",") if p for pl in args.placements.split(",") if pl]
     for prompt, placement in runs:
-        policy = GraspSamPolicy(prompt=prompt, checkpoint=args.checkpoint, threads=args.threads, placement=placement)
-        policy.reset(np.random.default_rng(0))
-        for i in range(args.warmup):
-            policy.act(obs[i % len(obs)])
-        total, stages = [], {}
+        policies = []
+        for extra in variants:
+            try:
+                policy = GraspSamPolicy(prompt=prompt, checkpoint=args.checkpoint, threads=args.threads,
+                                        placement=placement, **extra)
+            except (ValueError, TypeError) as e:  # PolicyArgError: an unknown or bad policy-arg
+                raise SystemExit(f"graspsam_speed: {e}")
+            policy.reset(np.random.default_rng(0))
+            for i in range(args.warmup):
+                policy.act(obs[i % len(obs)])
+            policies.append(policy)
+        total = np.zeros((len(variants), args.frames))
+        stages: list[dict] = [{} for _ in variants]
         for i in range(args.frames):
-            t0 = time.perf_counter()
-            out = policy.act(obs[i % len(obs)])
-            total.append(1e3 * (time.perf_counter() - t0))
-            for k, v in out.info.items():
-                if k.endswith("_ms") and v is not None:
-                    stages.setdefault(k[:-3], []).append(float(v))
-        t = np.asarray(total)
-        print(json.dumps({
-            "benchmark": "graspsam_speed", "prompt": prompt, "placement": placement,
-            "median_ms": round(float(np.median(t)), 1),
-            "mean_ms": round(float(t.mean()), 1), "p90_ms": round(float(np.percentile(t, 90)), 1),
-            "stage_median_ms": {k: round(float(np.median(v)), 1) for k, v in stages.items()},
-            "frames": args.frames, "resolution": [obs[0].camera.width, obs[0].camera.height],
-            "threads": args.threads, "checkpoint": policy.checkpoint, "torch": torch.__version__,
-            "machine": platform.machine(),
-        }), flush=True)
+            for j in np.roll(np.arange(len(variants)), -i):  # each frame in another order
+                t0 = time.perf_counter()
+                out = policies[j].act(obs[i % len(obs)])
+                total[j, i] = 1e3 * (time.perf_counter() - t0)
+                for k, v in out.info.items():
+                    if k.endswith("_ms") and v is not None:
+                        stages[j].setdefault(k[:-3], []).append(float(v))
+        for j, extra in enumerate(variants):
+            t = total[j]
+            line = {
+                "benchmark": "graspsam_speed", "prompt": prompt, "placement": placement,
+                "median_ms": round(float(np.median(t)), 1),
+                "mean_ms": round(float(t.mean()), 1), "p90_ms": round(float(np.percentile(t, 90)), 1),
+                "stage_median_ms": {k: round(float(np.median(v)), 1) for k, v in stages[j].items()},
+                "frames": args.frames, "resolution": [obs[0].camera.width, obs[0].camera.height],
+                "threads": args.threads, "checkpoint": policies[j].checkpoint, "torch": torch.__version__,
+                "machine": platform.machine(),
+            }
+            if args.variant:
+                line.update(variant=extra, median_ratio=round(float(np.median(t / total[0])), 3))
+            print(json.dumps(line), flush=True)
 
+
+def parse_variant(text: str) -> dict:
+    """``"K=V,K=V"`` -> policy kwargs (values parsed as JSON where they can be, as ``--policy-arg``); ``""`` ->
+    ``{}``. ValueError names a malformed item."""
+    out: dict = {}
+    for item in filter(None, text.split(",")):
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"expected K=V, got {item!r}")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
 
 if __name__ == "__main__":
     main()

@@ -131,6 +131,33 @@ def test_refining_the_chosen_candidate_only(observation):
         assert (pipe.box_refine, pipe.refine_chosen) == (passes, only_chosen)
 
 
+@pytest.mark.skipif(not SHIPPED, reason="shipped checkpoints missing")
+def test_graspsam_language_candidates(observation):
+    """language_candidates=N: the language stage's first SAM batch holds at most N candidates (default 3; clip_sam's
+    own n_candidates stays 5); 0 is a one-line argument error."""
+    from graspsim.policies.config import PolicyArgError
+    from graspsim.policies.graspsam.policy import GraspSamPolicy
+
+    from graspsim.policies.clip_sam.policy import ClipSamPolicy
+
+    assert GraspSamPolicy().pipeline.n_candidates == 3 and ClipSamPolicy().pipeline.n_candidates == 5
+    policy = GraspSamPolicy(language_candidates=2)
+    pipe = policy.pipeline
+    assert pipe.n_candidates == 2
+    batches = []
+    segment = pipe.segment
+
+    def recording(rgb, depth_m, K, prompts, *rest):
+        batches.append(len(prompts))
+        return segment(rgb, depth_m, K, prompts, *rest)
+
+    pipe.segment = recording
+    out = policy.act(observation)
+    assert 1 <= batches[0] <= 2 and out.info["prompt_box"]
+    with pytest.raises(PolicyArgError, match="language_candidates"):
+        GraspSamPolicy(language_candidates=0)
+
+
 def test_missing_weights_errors(tmp_path, monkeypatch):
     from graspsim.policies.clip_sam.models import WeightsNotFoundError
     from graspsim.policies.clip_sam.policy import ClipSamPolicy

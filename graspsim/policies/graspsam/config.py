@@ -148,6 +148,12 @@ class GraspSamPolicyConfig(RobotMaskConfig):
     SAM pass prompted by the box of the first mask) before the box around the chosen one prompts GraspSAM:
     ``all`` (before CLIP's verification, as clip_sam does), ``chosen`` (only the one the verification keeps) or
     ``off`` (none: GraspSAM's own box-prompted pass is the only refinement)."""
+    language_candidates: int = arg(3, min=1)
+    """``prompt=language``: how many of the global attention map's peaks become candidates (zoomed attention,
+    a SAM mask each, CLIP's verification keeps one; clip_sam's ``n_candidates``, 5 there). Fewer is faster
+    (each candidate costs a CLIP zoom window, two SAM windows and a verification crop) and risks missing the
+    named product when it is not among the strongest peaks (the escalation to the next peaks still runs).
+    3 was chosen on the validation scenes by a rule fixed before the runs (README, GraspSAM's speed)."""
     threads: int | None = arg(None, min=1)
     """torch threads (None: torch's default)."""
     max_candidates: int = arg(5, min=0)

@@ -77,7 +77,8 @@ class GraspSamPolicy:
             # one SAM instance serves both: GraspSAM never modifies it
             refine = 0 if cfg.language_refine == "off" else DEFAULT_BOX_REFINE
             self.pipeline = _make_pipeline(ClipSamPolicyConfig(clip=cfg.clip, sam=sam_name, prompt_mode="box",
-                                                               box_refine=refine), clip_model, tokenizer, sam)
+                                                               box_refine=refine, n_candidates=cfg.language_candidates),
+                                           clip_model, tokenizer, sam)
             self.pipeline.refine_chosen = cfg.language_refine == "chosen"
         else:
             sam = load_any_sam(sam_name)
