@@ -126,18 +126,16 @@ def main() -> None:
 
 
 def parse_variant(text: str) -> dict:
-    """``"K=V,K=V"`` -> policy kwargs (values parsed as JSON where they can be, as ``--policy-arg``); ``""`` ->
-    ``{}``. ValueError names a malformed item."""
-    out: dict = {}
-    for item in filter(None, text.split(",")):
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"expected K=V, got {item!r}")
-        try:
-            out[key] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key] = value
-    return out
+    """``"K=V,K=V"`` -> policy kwargs, each item read as ``graspsim bench --policy-arg`` reads it (VALUE as JSON where
+    it parses); ``""`` -> ``{}``. ValueError names a malformed item."""
+    from graspsim.cli import _parse_policy_kwargs
+    from graspsim.clierror import UserError
+
+    try:
+        return _parse_policy_kwargs(tuple(filter(None, text.split(","))))
+    except UserError as e:
+        raise ValueError(str(e)) from None
+
 
 if __name__ == "__main__":
     main()

@@ -25,7 +25,7 @@ def test_parse_variant():
     assert parse("") == {}
     assert parse("language_candidates=3,placement=peak") == {"language_candidates": 3, "placement": "peak"}
     assert parse("angle_search=0.5") == {"angle_search": 0.5}
-    with pytest.raises(ValueError, match="expected K=V"):
+    with pytest.raises(ValueError, match="expects KEY=VALUE"):
         parse("language_candidates")
 
 
