@@ -215,6 +215,51 @@ def test_arm_crops_are_centred_on_the_arm_and_may_hold_no_gripper():
     assert empty > 20  # most windows (40-120 px) around the arm patch miss the gripper
 
 
+def test_first_pass_crops_cut_the_given_window_jittered_and_may_hold_no_gripper():
+    from graspsim.policies.robotseg.data import window_crop
+
+    rng = np.random.default_rng(0)
+    seg = np.zeros((240, 320), np.uint8)
+    rgb = np.zeros((240, 320, 3), np.uint8)
+    seg[100:140, 20:60] = 1    # the wrist, where a first pass put its window ...
+    seg[200:230, 280:310] = 2  # ... far from the gripper
+    rgb[118:122, 38:42] = 255  # a marker at the window's centre
+    for _ in range(30):
+        crop_rgb, crop_seg = window_crop(rgb, seg, (0, 80, 80, 160), 64, rng)
+        assert crop_rgb.shape == (64, 64, 3) and crop_seg.shape == (64, 64)
+        assert not (crop_seg == 2).any() and (crop_seg == 1).any()  # no gripper: the target says so
+        ys, xs = np.nonzero(crop_rgb[:, :, 0] > 100)
+        # the side is 68-96 px (0.85-1.2 x 80), the centre moved by <= 10 %: the marker stays near the middle
+        assert ys.size and abs(ys.mean() - 32) < 64 * 0.2 and 32 - 64 * 0.2 < xs.mean() < 40
+
+
+def test_first_pass_windows_are_the_predictors_zoom_windows_and_feed_the_crops(dataset, tmp_path):
+    """A first pass whose refinement head says "gripper" everywhere: every training picture's window is the
+    centred 60 px square of its 60x80 render (zoom_window of an all-true mask), and a batch of first-pass crops
+    only shows pixels from inside such windows."""
+    from graspsim.policies.robotseg.data import RobotBank
+    from graspsim.policies.robotseg.train import first_pass_windows, supervised_batch
+
+    net = _net(refine=4)
+    with torch.no_grad():
+        net.refiner.head[0].bias.copy_(torch.tensor([-50.0] * 4 + [50.0] * 4 + [-50.0] * 4))
+    bank = RobotBank([dataset], "train", 64, keep_full=True)
+    windows = first_pass_windows(net, bank, bank.labelled())
+    assert [i for i, _ in windows] == bank.labelled() and {w for _, w in windows} == {(10, 0, 70, 60)}
+    assert first_pass_windows(_net(), bank, []) == []
+    # a small window in the corner: jittered, it is the 40 px minimum square there, (0, 0, 40, 40), whatever the draw;
+    # the crops' targets are that square's labels letterboxed (or flipped), the gripper in them or not
+    from graspsim.policies.robotseg.data import targets
+    from graspsim.policies.robotseg.predictor import letterbox
+
+    i = bank.labelled()[0]
+    batch = supervised_batch(bank, 4, np.random.default_rng(0), zoom_only=True, first_pass_crops=1.0,
+                             windows=[(i, (0, 0, 12, 12))])
+    expect = targets(letterbox(bank.pictures[i].full_seg[:40, :40], 64, "nearest")[0])
+    assert batch["mode"] == "auto" and batch["targets"].shape == (4, 3, 64, 64)
+    assert all(np.array_equal(t, expect) or np.array_equal(t, expect[:, :, ::-1]) for t in batch["targets"])
+
+
 def test_gripper_zoom_replaces_the_gripper_inside_the_window_only():
     """A network whose refinement head says "gripper" everywhere: the first pass marks the whole 60x80 picture,
     the zoom's window is the centred 60 px square (zoom_window), and the zoomed gripper mask is exactly it."""
@@ -230,6 +275,36 @@ def test_gripper_zoom_replaces_the_gripper_inside_the_window_only():
     expect[0:60, 10:70] = True
     assert plain.all() and np.array_equal(zoomed.masks["gripper"], expect)
     assert not zoomed.masks["whole"].any()  # only the gripper is replaced
+
+
+def test_zoom_fallback_opens_a_window_on_a_faint_gripper(tiny_model, tmp_path):
+    """A first pass whose gripper logit is -1 everywhere (no gripper at 0) and a zoom network sure of one
+    everywhere: no window and no gripper without the fallback; with a fallback below -1 the window is the centred
+    60 px square of the 60x80 picture and the gripper exactly it; with one above -1, nothing again. The fallback
+    comes from the checkpoint's metadata."""
+    import shutil
+
+    from graspsim.learn.checkpoint import read_metadata, write_metadata
+    from graspsim.policies.robotseg.predictor import RobotSegPredictor, predictor_for
+
+    faint, sure = _net(refine=4), _net(refine=4)
+    with torch.no_grad():
+        faint.refiner.head[0].bias.copy_(torch.tensor([-50.0] * 4 + [-1.0] * 4 + [-50.0] * 4))
+        sure.refiner.head[0].bias.copy_(torch.tensor([-50.0] * 4 + [50.0] * 4 + [-50.0] * 4))
+    rgb = np.zeros((60, 80, 3), np.uint8)
+    plain = RobotSegPredictor(faint, gripper_zoom=True, zoom_net=sure).predict(rgb)
+    assert plain.image_logits.shape == (3, 60, 80) and np.allclose(plain.image_logits[1], -1.0, atol=1e-3)
+    assert np.array_equal(plain.masks["gripper"], plain.image_logits[1] > 0) and not plain.masks["gripper"].any()
+    expect = np.zeros((60, 80), bool)
+    expect[0:60, 10:70] = True
+    low = RobotSegPredictor(faint, gripper_zoom=True, zoom_net=sure, zoom_fallback=-2.0).predict(rgb)
+    assert np.array_equal(low.masks["gripper"], expect)
+    high = RobotSegPredictor(faint, gripper_zoom=True, zoom_net=sure, zoom_fallback=-0.5).predict(rgb)
+    assert not high.masks["gripper"].any()
+    shutil.copytree(tiny_model, tmp_path / "m")
+    meta = {k: v for k, v in read_metadata(tmp_path / "m").items() if k != "sha256"}
+    write_metadata(tmp_path / "m", {**meta, "zoom_fallback_logit": -1.5})
+    assert predictor_for(tmp_path / "m")[0].zoom_fallback == -1.5 and predictor_for(tiny_model)[0].zoom_fallback is None
 
 
 # ------------------------------------------------------------------ training
@@ -303,12 +378,15 @@ def test_a_zoom_only_run_trains_on_crops_and_ships_beside_its_first_pass(dataset
 
     with pytest.raises(ValueError, match="options of --zoom-only"):
         train_robotseg([dataset], tmp_path / "bad", init=tiny_model, arm_crops=0.5, **kw)
+    with pytest.raises(ValueError, match="options of --zoom-only"):
+        train_robotseg([dataset], tmp_path / "bad", init=tiny_model, first_pass_crops=0.5, **kw)
     with pytest.raises(ValueError, match="is not a --zoom-only run of the first pass"):
         train_robotseg([dataset], tmp_path / "bad", init=tiny_model, zoom_only=True, zoom_init=tiny_model, **kw)
     still = {**kw, "lr": 1e-9, "steps_per_epoch": 1}
     again = train_robotseg([dataset], tmp_path / "zoom2", init=tiny_model, zoom_only=True, zoom_init=tmp_path / "zoom",
-                           arm_crops=0.5, epochs=1, seed=0, **still)
+                           arm_crops=0.5, first_pass_crops=0.25, epochs=1, seed=0, **still)
     assert again["arm_crops"] == 0.5 and again["zoom_init"] == str((tmp_path / "zoom").resolve())
+    assert again["first_pass_crops"] == 0.25 and 0 < again["first_pass_windows"] <= again["train_pictures"]
     a, b = load_weights(tmp_path / "zoom"), load_weights(tmp_path / "zoom2")
     assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-4
     with pytest.raises(ValueError, match="not a --zoom-only run"):

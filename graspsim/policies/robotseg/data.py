@@ -14,7 +14,8 @@ samples drawn from them (numpy + OpenCV; one ``numpy.random.Generator`` passed i
   saturated products of any colour are seen as not-robot; a horizontal flip (with the masks and the memory).
 * **Gripper crops** (:func:`gripper_crop`, ``keep_full=True``): a square window around the gripper cut from the
   render at its own resolution and letterboxed to S, what the predictor's gripper zoom feeds the network; **arm
-  crops** (:func:`arm_crop`): the same around a random arm pixel, with or without a gripper in it.
+  crops** (:func:`arm_crop`): the same around a random arm pixel, with or without a gripper in it; **first-pass
+  crops** (:func:`window_crop`): the window a first pass's gripper mask gives (the zoom's input at inference).
 """
 
 from __future__ import annotations
@@ -174,6 +175,22 @@ def arm_crop(rgb: np.ndarray, seg: np.ndarray, size: int,
     i = int(rng.integers(rows.size))
     side = rng.uniform(ZOOM_MIN_SIDE, max(ZOOM_MIN_SIDE, 0.5 * min(seg.shape)))
     return _letterboxed_window(rgb, seg, square_inside(float(cols[i]), float(rows[i]), side, *seg.shape), size)
+
+
+def window_crop(rgb: np.ndarray, seg: np.ndarray, window: tuple[int, int, int, int], size: int,
+                rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """``(rgb (S, S, 3), seg (S, S))``: a given square ``(x0, y0, x1, y1)`` window of a full-resolution picture (a
+    first pass's zoom window, :func:`~.predictor.zoom_window`), its side scaled by 0.85-1.2 and its centre moved by
+    up to 10 % of the side, letterboxed to S; it may hold no gripper (its labels then say so). Why: the zoom pass
+    sees the windows a first pass chose, on the wrist or on an arm whose gripper is hidden as often as on a
+    gripper, and crops centred on the true gripper never show it those."""
+    from graspsim.policies.robotseg.predictor import ZOOM_MIN_SIDE, square_inside
+
+    x0, y0, x1, y1 = window
+    side = max((x1 - x0) * rng.uniform(0.85, 1.2), ZOOM_MIN_SIDE)
+    cx = (x0 + x1) / 2.0 + rng.uniform(-0.1, 0.1) * side
+    cy = (y0 + y1) / 2.0 + rng.uniform(-0.1, 0.1) * side
+    return _letterboxed_window(rgb, seg, square_inside(cx, cy, side, *seg.shape), size)
 
 
 def _letterboxed_window(rgb: np.ndarray, seg: np.ndarray, window: tuple[int, int, int, int],

@@ -41,11 +41,13 @@ def letterbox(image: np.ndarray, size: int, interpolation: str = "linear") -> tu
 @dataclass
 class RobotMasks:
     """``masks``: part (``arm``, ``gripper``, ``whole``) -> (H, W) bool; ``logits`` (3, S/4, S/4) float32 (the
-    memory the next video frame takes); ``iou`` (3,) the decoder's predicted IoU per part."""
+    memory the next video frame takes); ``iou`` (3,) the decoder's predicted IoU per part; ``image_logits``
+    (3, H, W) float32 the logits the masks are thresholded from (at 0), None where not kept."""
 
     masks: dict[str, np.ndarray]
     logits: np.ndarray
     iou: np.ndarray
+    image_logits: np.ndarray | None = None
 
 
 def load_net(checkpoint: str | Path | None = None) -> tuple[RobotSegNet, dict[str, Any]]:
@@ -109,7 +111,8 @@ def predictor_for(checkpoint: str | Path | None = None) -> tuple["RobotSegPredic
     if meta.get("zoom_net"):  # a subdirectory of the checkpoint: the network of the zoom pass (--zoom-only)
         zoom_net, _ = load_net(resolve_checkpoint(checkpoint) / meta["zoom_net"])
     return RobotSegPredictor(net, gripper_zoom=float(meta.get("gripper_zoom") or 0) > 0 or zoom_net is not None,
-                             memory_gate=bool(meta.get("iou_head")), zoom_net=zoom_net), meta
+                             memory_gate=bool(meta.get("iou_head")), zoom_net=zoom_net,
+                             zoom_fallback=meta.get("zoom_fallback_logit")), meta
 
 
 class RobotSegPredictor:
@@ -124,6 +127,12 @@ class RobotSegPredictor:
     with more crops: gripper J up, video J&F down), while a network that only ever sees gripper crops changes
     nothing but the gripper.
 
+    ``zoom_fallback``: a logit below 0; when the first pass's gripper mask is empty, the zoom window is taken from
+    its gripper logits above this instead (None: no window, no gripper). Why: a gripper of a few dozen pixels is
+    often seen only faintly by the first pass, and a zoom network trained on the first pass's own windows
+    (``--first-pass-crops``) decides for itself whether a window holds a gripper. From the checkpoint's metadata
+    (``zoom_fallback_logit``).
+
     ``memory_gate``: with a memory, the frame is decoded twice from one encoding, alone and with the memory, and
     each part is taken from the decode whose predicted IoU (the decoder's IoU head) is higher; the logits the
     next frame remembers are the ones decoded alone. Why: a memory that is the previous frame's prediction
@@ -133,12 +142,13 @@ class RobotSegPredictor:
     """
 
     def __init__(self, net: RobotSegNet, gripper_zoom: bool = False, memory_gate: bool = False,
-                 zoom_net: RobotSegNet | None = None):
+                 zoom_net: RobotSegNet | None = None, zoom_fallback: float | None = None):
         self.net = net.eval()
         self.size = int(net.image_size)
         self.gripper_zoom = bool(gripper_zoom)
         self.memory_gate = bool(memory_gate)
         self.zoom_net = zoom_net
+        self.zoom_fallback = None if zoom_fallback is None else float(zoom_fallback)
         self._zoom = self if zoom_net is None else RobotSegPredictor(zoom_net)
 
     def _pixels(self, rgb: np.ndarray) -> tuple[torch.Tensor, float]:
@@ -169,9 +179,10 @@ class RobotSegPredictor:
         full = out["fine"] if "fine" in out else F.interpolate(logits, size=(self.size, self.size), mode="bilinear",
                                                                align_corners=False)
         nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
-        image = F.interpolate(full[:, :, :nh, :nw], size=(h, w), mode="bilinear", align_corners=False)[0] > 0
-        masks = {part: image[i].numpy() for i, part in enumerate(OUTPUTS)}
-        return RobotMasks(masks, logits[0].numpy().astype(np.float32), out["iou"][0].numpy())
+        image_logits = F.interpolate(full[:, :, :nh, :nw], size=(h, w), mode="bilinear", align_corners=False)[0]
+        masks = {part: (image_logits[i] > 0).numpy() for i, part in enumerate(OUTPUTS)}
+        return RobotMasks(masks, logits[0].numpy().astype(np.float32), out["iou"][0].numpy(),
+                          image_logits.numpy())
 
     def gated(self, encoded, prompt: MaskPrompt | None, memory: np.ndarray) -> RobotMasks:
         """The class docstring's memory gate: per part the decode (alone / with ``memory``) whose predicted IoU is
@@ -180,7 +191,9 @@ class RobotSegPredictor:
         remembered = self.decode(encoded, prompt, memory)
         take = remembered.iou > alone.iou
         masks = {part: (remembered if take[i] else alone).masks[part] for i, part in enumerate(OUTPUTS)}
-        return RobotMasks(masks, alone.logits, np.where(take, remembered.iou, alone.iou).astype(np.float32))
+        image_logits = np.stack([(remembered if take[i] else alone).image_logits[i] for i in range(len(OUTPUTS))])
+        return RobotMasks(masks, alone.logits, np.where(take, remembered.iou, alone.iou).astype(np.float32),
+                          image_logits)
 
     def predict(self, rgb: np.ndarray, prompt: MaskPrompt | None = None,
                 memory: np.ndarray | None = None) -> RobotMasks:
@@ -191,6 +204,8 @@ class RobotSegPredictor:
                else self.decode(encoded, prompt, memory))
         if self.gripper_zoom and prompt is None:
             window = zoom_window(out.masks["gripper"])
+            if window is None and self.zoom_fallback is not None:  # a gripper too faint to pass 0: let the zoom see
+                window = zoom_window(out.image_logits[1] > self.zoom_fallback)
             if window is not None:
                 x0, y0, x1, y1 = window
                 gripper = np.zeros_like(out.masks["gripper"])

@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from graspsim.policies.clip_sam.windows import SAM_MEAN, SAM_STD, normalise
 from graspsim.policies.robotseg.config import RobotSegConfig
 from graspsim.policies.robotseg.data import (RobotBank, arm_crop, augment_colour, draw_colour, gripper_crop,
-                                             mask_logits, perturb_memory, targets)
+                                             mask_logits, perturb_memory, targets, window_crop)
 
 MODE_PROBS = {"auto": 0.5, "1-click": 0.15, "3-click": 0.15, "box": 0.2}
 MEMORY_PROB = 0.4
@@ -71,7 +71,8 @@ def _pick_picture(bank: RobotBank, labelled: list[int], rng: np.random.Generator
 def supervised_batch(bank: RobotBank, batch_size: int, rng: np.random.Generator,
                      labelled: list[int] | None = None, gripper_zoom: float = 0.0,
                      self_memory: bool = False, scene_recolour: float = 0.0,
-                     zoom_only: bool = False, arm_crops: float = 0.0) -> dict[str, Any]:
+                     zoom_only: bool = False, arm_crops: float = 0.0, first_pass_crops: float = 0.0,
+                     windows: list[tuple[int, tuple[int, int, int, int]]] | None = None) -> dict[str, Any]:
     """A fully supervised batch: ``pixels`` (B, 3, S, S), ``targets`` (B, 3, S, S), ``mode``, and as the mode and
     memory draw say ``points`` (B, N, 2) + ``labels`` (B, N), ``boxes`` (B, 4), ``memory`` (B, 3, S/4, S/4).
     ``gripper_zoom``: the share of pictures showing a gripper replaced by a crop around it
@@ -82,7 +83,9 @@ def supervised_batch(bank: RobotBank, batch_size: int, rng: np.random.Generator,
     ``scene_recolour``: the share of pictures whose non-robot pixels are recoloured (:func:`~.data.draw_colour`).
     ``zoom_only``: every picture is a gripper crop (pictures without a visible gripper are drawn again), no prompt,
     no memory: what the predictor's zoom pass gives its network (``--zoom-only``); of them a share ``arm_crops``
-    are crops around a random arm pixel instead (:func:`~.data.arm_crop`: windows that may hold no gripper)."""
+    are crops around a random arm pixel instead (:func:`~.data.arm_crop`: windows that may hold no gripper), and a
+    share ``first_pass_crops`` are a first pass's own zoom windows (``windows``: (picture index, window) pairs, from
+    :func:`first_pass_windows`; :func:`~.data.window_crop`), whether or not they hold a gripper."""
     labelled = bank.labelled() if labelled is None else labelled
     if zoom_only:
         mode, with_memory = "auto", False
@@ -98,7 +101,11 @@ def supervised_batch(bank: RobotBank, batch_size: int, rng: np.random.Generator,
         while mode != "auto" and not pic.seg.any():  # nothing to click on (e.g. a frame with the arm out of view)
             pic = bank.pictures[_pick_picture(bank, labelled, rng)]
         seg, rgb, zoomed = pic.seg, pic.rgb, None
-        if zoom_only:
+        if zoom_only and windows and rng.random() < first_pass_crops:
+            index, window = windows[int(rng.integers(len(windows)))]
+            pic = bank.pictures[index]
+            rgb, seg = zoomed = window_crop(pic.full_rgb, pic.full_seg, window, bank.size, rng)
+        elif zoom_only:
             cut = arm_crop if (arm_crops > 0 and rng.random() < arm_crops) else gripper_crop
             for _ in range(ZOOM_DRAWS):
                 zoomed = cut(pic.full_rgb, pic.full_seg, bank.size, rng)
@@ -266,6 +273,23 @@ def label_efficient_loss(net, batch: dict[str, Any], cycle_weight: float = 1.0,
     return {"loss": loss, "supervised": sup.detach(), "cycle": cycle.detach(), "consistency": consistency.detach()}
 
 
+def first_pass_windows(first_pass, bank: RobotBank, indices: list[int]) -> list[tuple[int, tuple[int, int, int, int]]]:
+    """``(picture index, (x0, y0, x1, y1))`` for each of ``indices`` (pictures kept at full resolution) whose
+    automatic first-pass gripper mask, by the network ``first_pass``, gives a zoom window
+    (:func:`~.predictor.zoom_window`, in the full picture's pixels): the windows the zoom pass is fed at
+    inference, the gripper in them or not. Deterministic (the network in eval mode, no draw)."""
+    from graspsim.policies.robotseg.predictor import RobotSegPredictor, zoom_window
+
+    predictor = RobotSegPredictor(first_pass)
+    out = []
+    for i in indices:
+        rgb = bank.pictures[i].full_rgb
+        window = zoom_window(predictor.decode(predictor.encode(rgb)).masks["gripper"])
+        if window is not None:
+            out.append((i, window))
+    return out
+
+
 def validation_views(data_dirs: list[str | Path], n: int) -> list[dict]:
     """Up to ``n`` held-out views (scene seed divisible by 10) of the seen robots, evenly spaced, as read."""
     from graspsim.data.reader import held_out_every
@@ -280,15 +304,18 @@ def validation_views(data_dirs: list[str | Path], n: int) -> list[dict]:
     return [v for v in out if v["meta"].get("split") != "unseen"]
 
 
-def validate(net, views: list[dict], gripper_zoom: bool = False, zoom_net=None) -> dict[str, float | None]:
+def validate(net, views: list[dict], gripper_zoom: bool = False, zoom_net=None,
+             zoom_fallback: float | None = None) -> dict[str, float | None]:
     """Automatic-prompt scores on ``views`` (with the gripper zoom when the run trains for it, by ``zoom_net`` when
-    given): ``val_whole_jf``, ``val_arm_jf``, ``val_gripper_j``."""
+    given, with ``zoom_fallback``: :class:`~.predictor.RobotSegPredictor`): ``val_whole_jf``, ``val_arm_jf``,
+    ``val_gripper_j``."""
     from graspsim.policies.robotseg.metrics import boundary_f, part_masks, region_j
     from graspsim.policies.robotseg.predictor import RobotSegPredictor
 
     if not views:
         return {"val_whole_jf": None, "val_arm_jf": None, "val_gripper_j": None, "val_views": 0}
-    pred = RobotSegPredictor(net, gripper_zoom=gripper_zoom or zoom_net is not None, zoom_net=zoom_net)
+    pred = RobotSegPredictor(net, gripper_zoom=gripper_zoom or zoom_net is not None, zoom_net=zoom_net,
+                             zoom_fallback=zoom_fallback)
     whole, arm, grip = [], [], []
     for v in views:
         masks = pred.predict(v["rgb"]).masks
@@ -314,7 +341,8 @@ def train_robotseg(data_dirs: list[str | Path], out_dir: str | Path, *, config: 
                    lr: float = 1e-3, seed: int = 0, val_items: int = 48, init: str | Path | None = None,
                    gripper_zoom: float = 0.0, self_memory: bool = False, scene_recolour: float = 0.0,
                    iou_loss_weight: float = 0.0, trainable: str = "all", zoom_only: bool = False,
-                   gripper_weight: float = 0.0, arm_crops: float = 0.0, zoom_init: str | Path | None = None,
+                   gripper_weight: float = 0.0, arm_crops: float = 0.0, first_pass_crops: float = 0.0,
+                   zoom_init: str | Path | None = None,
                    zoom_scratch: bool = False, resume: bool = False,
                    max_minutes: float | None = None, threads: int | None = None, progress: bool = True,
                    command: str | None = None, log=print) -> dict[str, Any]:
@@ -333,7 +361,9 @@ def train_robotseg(data_dirs: list[str | Path], out_dir: str | Path, *, config: 
     it and stays frozen beside it for the validation): every picture a gripper crop, automatic, no memory
     (:func:`supervised_batch`); :func:`attach_zoom_net` then ships it beside that first pass. ``gripper_weight``:
     the gripper output's loss counted that much more (:func:`supervised_loss`). ``arm_crops``: with ``zoom_only``,
-    the share of crops around a random arm pixel (:func:`supervised_batch`); ``zoom_init``: a ``--zoom-only`` run of
+    the share of crops around a random arm pixel (:func:`supervised_batch`); ``first_pass_crops``: with
+    ``zoom_only``, the share of crops at the frozen first pass's own zoom windows (:func:`first_pass_windows`,
+    computed once when the run starts); ``zoom_init``: a ``--zoom-only`` run of
     the same first pass whose weights (and config) start this one (a further stage of the zoom network);
     ``zoom_scratch``: the zoom network is a new one of ``config`` (its own input size and widths), from random
     weights, ``init`` only the frozen first pass its validation zooms behind (why: the zoom windows are ~40-240 px
@@ -390,12 +420,13 @@ def train_robotseg(data_dirs: list[str | Path], out_dir: str | Path, *, config: 
                              "--trainable iou, --iou-loss or --gripper-zoom with it")
         settings["zoom_only"] = True
         _set_share(settings, "arm_crops", arm_crops)
+        _set_share(settings, "first_pass_crops", first_pass_crops)
         if zoom_scratch:  # likewise
             settings["zoom_scratch"] = True
         if zoom_init is not None:  # checked where the config is resolved (above)
             settings["zoom_init"] = str(Path(zoom_init).resolve())
-    elif arm_crops > 0 or zoom_init is not None:
-        raise ValueError("--arm-crops and --zoom-init are options of --zoom-only")
+    elif arm_crops > 0 or first_pass_crops > 0 or zoom_init is not None:
+        raise ValueError("--arm-crops, --first-pass-crops and --zoom-init are options of --zoom-only")
     if gripper_weight < 0:
         raise ValueError(f"gripper_weight must be >= 0, got {gripper_weight}")
     if gripper_weight > 0:  # likewise
@@ -470,6 +501,11 @@ def _stack(cfg: RobotSegConfig, settings: dict, loop, bank: RobotBank, val_views
         from graspsim.policies.robotseg.predictor import load_net
 
         first_pass, _ = load_net(settings["init"])
+    windows = None
+    if settings.get("first_pass_crops"):
+        windows = first_pass_windows(first_pass, bank, labelled)
+        if not windows:
+            raise ValueError("--first-pass-crops: the first pass finds a gripper in none of the training pictures")
     if only_iou:
         for name, p in net.named_parameters():
             p.requires_grad_(name.startswith(IOU_HEAD))
@@ -478,7 +514,8 @@ def _stack(cfg: RobotSegConfig, settings: dict, loop, bank: RobotBank, val_views
         if le:
             return label_efficient_batch(bank, settings["batch_size"], rng)
         return supervised_batch(bank, settings["batch_size"], rng, labelled, zoom, settings.get("self_memory", False),
-                                settings.get("scene_recolour", 0.0), zoom_only, settings.get("arm_crops", 0.0))
+                                settings.get("scene_recolour", 0.0), zoom_only, settings.get("arm_crops", 0.0),
+                                settings.get("first_pass_crops", 0.0), windows)
 
     def step(batch):
         if le:
@@ -493,7 +530,9 @@ def _stack(cfg: RobotSegConfig, settings: dict, loop, bank: RobotBank, val_views
                 "scene_recolour": settings.get("scene_recolour", 0.0),
                 "trainable": settings.get("trainable", "all"), "iou_loss": iou_weight,
                 "iou_head": bool(iou_weight > 0), "zoom_only": zoom_only, "gripper_weight": gripper_weight,
-                "arm_crops": settings.get("arm_crops", 0.0), "zoom_init": settings.get("zoom_init"),
+                "arm_crops": settings.get("arm_crops", 0.0),
+                "first_pass_crops": settings.get("first_pass_crops", 0.0),
+                "first_pass_windows": None if windows is None else len(windows), "zoom_init": settings.get("zoom_init"),
                 "zoom_scratch": bool(settings.get("zoom_scratch")),
                 "label_efficient": le, "seed": loop.seed, "lr": loop.lr, "batch_size": settings["batch_size"],
                 "steps_per_epoch": settings["steps_per_epoch"], "data": bank.sources,
