@@ -258,6 +258,11 @@ def test_first_pass_windows_are_the_predictors_zoom_windows_and_feed_the_crops(d
     expect = targets(letterbox(bank.pictures[i].full_seg[:40, :40], 64, "nearest")[0])
     assert batch["mode"] == "auto" and batch["targets"].shape == (4, 3, 64, 64)
     assert all(np.array_equal(t, expect) or np.array_equal(t, expect[:, :, ::-1]) for t in batch["targets"])
+    # --empty-window-crops 1: every crop from the empty windows' list, never from the others
+    batch = supervised_batch(bank, 4, np.random.default_rng(0), zoom_only=True, first_pass_crops=1.0,
+                             windows=[(i, (40, 20, 80, 60))], empty_window_crops=1.0,
+                             empty_windows=[(i, (0, 0, 12, 12))])
+    assert all(np.array_equal(t, expect) or np.array_equal(t, expect[:, :, ::-1]) for t in batch["targets"])
 
 
 def test_gripper_zoom_replaces_the_gripper_inside_the_window_only():
@@ -384,9 +389,13 @@ def test_a_zoom_only_run_trains_on_crops_and_ships_beside_its_first_pass(dataset
         train_robotseg([dataset], tmp_path / "bad", init=tiny_model, zoom_only=True, zoom_init=tiny_model, **kw)
     still = {**kw, "lr": 1e-9, "steps_per_epoch": 1}
     again = train_robotseg([dataset], tmp_path / "zoom2", init=tiny_model, zoom_only=True, zoom_init=tmp_path / "zoom",
-                           arm_crops=0.5, first_pass_crops=0.25, epochs=1, seed=0, **still)
+                           arm_crops=0.5, first_pass_crops=0.25, empty_window_crops=0.5, epochs=1, seed=0,
+                           **still)
     assert again["arm_crops"] == 0.5 and again["zoom_init"] == str((tmp_path / "zoom").resolve())
     assert again["first_pass_crops"] == 0.25 and 0 < again["first_pass_windows"] <= again["train_pictures"]
+    assert again["empty_window_crops"] == 0.5 and 0 <= again["empty_windows"] <= again["first_pass_windows"]
+    with pytest.raises(ValueError, match="share of the --first-pass-crops"):
+        train_robotseg([dataset], tmp_path / "bad", init=tiny_model, zoom_only=True, empty_window_crops=0.5, **kw)
     a, b = load_weights(tmp_path / "zoom"), load_weights(tmp_path / "zoom2")
     assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-4
     with pytest.raises(ValueError, match="not a --zoom-only run"):

@@ -54,6 +54,9 @@ _train_options = [
     click.option("--first-pass-crops", default=0.0, show_default=True, type=click.FloatRange(0.0, 1.0),
                  help="With --zoom-only: share of the crops cut at the first pass's own zoom windows (computed "
                       "once at the start; the gripper in them or not), what the zoom pass sees at inference."),
+    click.option("--empty-window-crops", default=0.0, show_default=True, type=click.FloatRange(0.0, 1.0),
+                 help="With --first-pass-crops: share of those crops drawn from the first pass's windows that "
+                      "hold no gripper (teaches the zoom pass to mark none there)."),
     click.option("--zoom-init", default=None, type=click.Path(file_okay=False, path_type=Path),
                  help="With --zoom-only: start from this --zoom-only run (of the same --init) instead of --init."),
     click.option("--zoom-scratch", is_flag=True,
