@@ -312,6 +312,38 @@ def test_zoom_fallback_opens_a_window_on_a_faint_gripper(tiny_model, tmp_path):
     assert predictor_for(tmp_path / "m")[0].zoom_fallback == -1.5 and predictor_for(tiny_model)[0].zoom_fallback is None
 
 
+def test_zoom_presence_empties_a_faint_zoom(tiny_model, tmp_path):
+    """A first pass sure of a gripper everywhere and a zoom network whose gripper logit is +1 everywhere: without
+    a presence logit (or one below 1) the gripper is the zoom window (the centred 60 px square of the 60x80
+    picture); with one above 1 the window holds no gripper and the mask is empty; whole and arm never change.
+    The presence logit comes from the zoom network's own metadata (absent: None)."""
+    import shutil
+
+    from graspsim.learn.checkpoint import read_metadata, write_metadata
+    from graspsim.policies.robotseg.predictor import RobotSegPredictor, predictor_for
+
+    sure, faint = _net(refine=4), _net(refine=4)
+    with torch.no_grad():
+        sure.refiner.head[0].bias.copy_(torch.tensor([-50.0] * 4 + [50.0] * 4 + [-50.0] * 4))
+        faint.refiner.head[0].bias.copy_(torch.tensor([-50.0] * 4 + [1.0] * 4 + [-50.0] * 4))
+    rgb = np.zeros((60, 80, 3), np.uint8)
+    window = np.zeros((60, 80), bool)
+    window[0:60, 10:70] = True
+    for presence, expect in ((None, window), (0.5, window), (1.5, np.zeros_like(window))):
+        out = RobotSegPredictor(sure, gripper_zoom=True, zoom_net=faint, zoom_presence=presence).predict(rgb)
+        assert np.array_equal(out.masks["gripper"], expect), presence
+        assert out.masks["whole"].sum() == 0 and out.masks["arm"].sum() == 0
+    shutil.copytree(tiny_model, tmp_path / "m")
+    shutil.copytree(tiny_model, tmp_path / "m" / "zoom")
+    main = {k: v for k, v in read_metadata(tmp_path / "m").items() if k != "sha256"}
+    write_metadata(tmp_path / "m", {**main, "zoom_net": "zoom"})
+    assert predictor_for(tmp_path / "m")[0].zoom_presence is None
+    zoom = {k: v for k, v in read_metadata(tmp_path / "m" / "zoom").items() if k != "sha256"}
+    write_metadata(tmp_path / "m" / "zoom", {**zoom, "zoom_presence_logit": 4.0})
+    pred, _ = predictor_for(tmp_path / "m")
+    assert pred.zoom_presence == 4.0 and pred.zoom_net is not None
+
+
 # ------------------------------------------------------------------ training
 
 

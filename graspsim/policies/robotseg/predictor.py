@@ -103,16 +103,18 @@ def zoom_window(gripper: np.ndarray) -> tuple[int, int, int, int] | None:
 def predictor_for(checkpoint: str | Path | None = None) -> tuple["RobotSegPredictor", dict[str, Any]]:
     """``(RobotSegPredictor, metadata)`` of a checkpoint (None: the shipped one), with the gripper zoom on when
     the checkpoint was trained for it (metadata ``gripper_zoom`` > 0) and the memory gate on when its IoU head
-    was trained (metadata ``iou_head``)."""
+    was trained (metadata ``iou_head``); the zoom presence logit is the zoom network's own (its metadata
+    ``zoom_presence_logit``: a threshold on that network's logits, gone when another network is attached)."""
     from graspsim.policies.robotseg.config import resolve_checkpoint
 
     net, meta = load_net(checkpoint)
-    zoom_net = None
+    zoom_net, zoom_meta = None, {}
     if meta.get("zoom_net"):  # a subdirectory of the checkpoint: the network of the zoom pass (--zoom-only)
-        zoom_net, _ = load_net(resolve_checkpoint(checkpoint) / meta["zoom_net"])
+        zoom_net, zoom_meta = load_net(resolve_checkpoint(checkpoint) / meta["zoom_net"])
     return RobotSegPredictor(net, gripper_zoom=float(meta.get("gripper_zoom") or 0) > 0 or zoom_net is not None,
                              memory_gate=bool(meta.get("iou_head")), zoom_net=zoom_net,
-                             zoom_fallback=meta.get("zoom_fallback_logit")), meta
+                             zoom_fallback=meta.get("zoom_fallback_logit"),
+                             zoom_presence=zoom_meta.get("zoom_presence_logit")), meta
 
 
 class RobotSegPredictor:
@@ -133,6 +135,13 @@ class RobotSegPredictor:
     (``--first-pass-crops``) decides for itself whether a window holds a gripper. From the checkpoint's metadata
     (``zoom_fallback_logit``).
 
+    ``zoom_presence``: a logit; when the zoom network's largest gripper logit in its window is below it, the
+    window holds no gripper and the gripper mask is left empty (None: whatever the zoom marks). Why: the first
+    pass marks a gripper on most views where none is visible (a hand behind a shelf board, the wrist), the zoom
+    network then finds one faintly, and a gripper claimed where there is none scores J 0 on that view; windows
+    that do hold a gripper almost always reach a higher logit. From the zoom network's metadata
+    (``zoom_presence_logit``, :func:`predictor_for`).
+
     ``memory_gate``: with a memory, the frame is decoded twice from one encoding, alone and with the memory, and
     each part is taken from the decode whose predicted IoU (the decoder's IoU head) is higher; the logits the
     next frame remembers are the ones decoded alone. Why: a memory that is the previous frame's prediction
@@ -142,13 +151,15 @@ class RobotSegPredictor:
     """
 
     def __init__(self, net: RobotSegNet, gripper_zoom: bool = False, memory_gate: bool = False,
-                 zoom_net: RobotSegNet | None = None, zoom_fallback: float | None = None):
+                 zoom_net: RobotSegNet | None = None, zoom_fallback: float | None = None,
+                 zoom_presence: float | None = None):
         self.net = net.eval()
         self.size = int(net.image_size)
         self.gripper_zoom = bool(gripper_zoom)
         self.memory_gate = bool(memory_gate)
         self.zoom_net = zoom_net
         self.zoom_fallback = None if zoom_fallback is None else float(zoom_fallback)
+        self.zoom_presence = None if zoom_presence is None else float(zoom_presence)
         self._zoom = self if zoom_net is None else RobotSegPredictor(zoom_net)
 
     def _pixels(self, rgb: np.ndarray) -> tuple[torch.Tensor, float]:
@@ -215,8 +226,12 @@ class RobotSegPredictor:
 
     def zoomed_gripper(self, crop: np.ndarray) -> np.ndarray:
         """The gripper zoom's second pass: the (h, w) bool gripper mask of ``crop`` (h, w, 3), a window of a frame
-        (:func:`zoom_window`), by ``zoom_net`` when there is one."""
-        return self._zoom.decode(self._zoom.encode(np.ascontiguousarray(crop))).masks["gripper"]
+        (:func:`zoom_window`), by ``zoom_net`` when there is one; empty when its largest gripper logit is below
+        ``zoom_presence`` (the class docstring)."""
+        out = self._zoom.decode(self._zoom.encode(np.ascontiguousarray(crop)))
+        if self.zoom_presence is not None and out.image_logits[1].max() < self.zoom_presence:
+            return np.zeros_like(out.masks["gripper"])
+        return out.masks["gripper"]
 
     def predict_video(self, frames: np.ndarray, first_prompt: MaskPrompt | None = None,
                       use_memory: bool = True) -> list[RobotMasks]:
