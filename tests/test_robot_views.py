@@ -532,12 +532,142 @@ def test_no_videos_leaves_the_dataset_byte_for_byte_as_before(tmp_path, cpu_kind
 @pytest.mark.parametrize("args, message", [
     (["--videos", "-1"], "Error: --videos takes a whole number of grasp videos per scene (0 or more), got -1\n"),
     (["--videos", "two"], "Error: --videos takes a whole number of grasp videos per scene (0 or more), got 'two'\n"),
-    (["--videos", "1", "--embodiments", "unseen"],
-     "Error: --videos needs panda among --embodiments (got xarm6): the grasps of videos are executed by the Panda "
-     "only\n"),
 ])
 def test_a_bad_videos_value_is_a_one_line_error(tmp_path, args, message):
     r = CliRunner().invoke(render_robot_views_command, ["--suite", "shelf-test", "--scenes", "1", "--out",
                                                         str(tmp_path / "d"), "--no-progress", *args])
     assert r.exit_code == 2 and r.output == message
     assert not (tmp_path / "d").exists()
+
+
+# ------------------------------------------------------------------------------------ planned-motion videos
+
+
+@pytest.fixture(scope="module")
+def planned_dataset(tmp_path_factory) -> Path:
+    """One shelf scene, the KUKA and the xArm, one image view and one planned-motion video each, through the
+    command line (~15 s)."""
+    out = tmp_path_factory.mktemp("planned-videos") / "d"
+    r = CliRunner().invoke(render_robot_views_command, [
+        "--suite", "shelf-test", "--scenes", "1", "--out", str(out), "--embodiments", "kuka_iiwa,xarm6",
+        "--views-per-scene", "1", "--videos", "1", "--width", str(W), "--height", str(H), "--renderer", "tiny",
+        "--no-progress"])
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.output.strip().splitlines()[-1])["videos"]
+    assert summary["written"] == 2 and summary["skipped"] == 0 and summary["frames_per_video"] == 32
+    assert summary["success"] is None  # nothing is executed, so no pick rate
+    return out
+
+
+def test_planned_videos_layout_meta_and_motion(planned_dataset):
+    from graspsim.data.robot_views import PLANNED_APPROACH_FRAMES, PLANNED_TRANSIT_FRAMES
+    from graspsim.sim.embodiments import get_embodiment
+
+    manifest, videos = check_robot_videos(planned_dataset)
+    assert manifest["config"]["videos"]["planned"]["embodiments"] == ["kuka_iiwa", "xarm6"]
+    assert [p.name for p in videos] == ["kuka_iiwa-video-00", "xarm6-video-00"]
+    world, robots = _robot_world(["kuka_iiwa", "xarm6"])
+    gripper_frames = 0
+    try:
+        for path in videos:
+            v = read_video(path)
+            meta, seg, q = v["meta"], v["robot_seg"], v["q_rad"]
+            e = get_embodiment(meta["embodiment"])
+            assert meta["motion"] == "planned" and meta["split"] == e.split and v["frame_steps"] is None
+            assert len(meta["frames"]) == PLANNED_TRANSIT_FRAMES + PLANNED_APPROACH_FRAMES == 32
+            assert v["rgb"].shape == (32, H, W, 3) and q.shape == (32, e.dof)
+            assert (q >= np.asarray(e.q_lower) - 1e-9).all() and (q <= np.asarray(e.q_upper) + 1e-9).all()
+            start = np.asarray(e.mount("shelf").q_park) if meta["start"] == "park" else np.zeros(e.dof)
+            assert q[0] == pytest.approx(np.clip(start, e.q_lower, e.q_upper), abs=1e-12)
+            # transit frames evenly spaced along the path (a chord across a waypoint's corner is shorter)
+            steps = np.linalg.norm(np.diff(q, axis=0), axis=1)[:PLANNED_TRANSIT_FRAMES - 1]
+            even = meta["planner"]["length_rad"] / (PLANNED_TRANSIT_FRAMES - 1)
+            assert (steps <= even + 1e-9).all() and np.median(steps) == pytest.approx(even, rel=1e-6)
+            assert np.ptp(q, axis=0).max() > 0.3
+            # the last frame is the grasp: forward kinematics puts the tool at T_world_grasp
+            robot = robots[e.name]
+            robot.set_base(np.asarray(meta["T_world_base"]))
+            robot.set_joints(q[-1], meta["closure"])
+            assert robot.T_world_tcp() == pytest.approx(np.asarray(meta["T_world_grasp"]), abs=1e-6)
+            for t, frame in enumerate(meta["frames"]):
+                assert frame["robot_px"] == {"arm": int((seg[t] == 1).sum()), "gripper": int((seg[t] == 2).sum()),
+                                             "whole": int((seg[t] > 0).sum())}
+            assert (seg[-PLANNED_APPROACH_FRAMES:] > 0).any(axis=(1, 2)).all(), "the robot shows at the grasp"
+            gripper_frames += int((seg == 2).any(axis=(1, 2)).sum())
+            robot.away()
+    finally:
+        world.close()
+    assert gripper_frames >= 8  # seen from behind the shoulder the arm hides its gripper in some frames
+
+
+def test_planned_video_masks_agree_with_the_geometry_and_the_motion_is_collision_free(planned_dataset):
+    """Every 4th frame's mask agrees with the robot posed from that frame's joints (as the image views' check),
+    and in the scene rebuilt from its seed every frame's pose keeps the sampler's collision tolerances."""
+    from graspsim.config import PhysicsConfig
+    from graspsim.scenes.sampling import SceneOptions
+    from graspsim.scenes.suites import get_suite
+    from graspsim.sim.embodiments import ARM, T_WORLD_AWAY, RobotBody, SamplerConfig, collision_free, get_embodiment
+    from graspsim.sim.scene import build_settled_scene
+    from graspsim.sim.world import SimWorld
+
+    videos = check_robot_videos(planned_dataset)[1]
+    world, robots = _robot_world(["kuka_iiwa", "xarm6"])
+    checked = {1: 0, 2: 0}
+    try:
+        for path in videos:
+            v = read_video(path)
+            meta = v["meta"]
+            robot = robots[meta["embodiment"]]
+            robot.set_base(np.asarray(meta["T_world_base"]))
+            for t in range(0, 32, 4):
+                robot.set_joints(v["q_rad"][t], meta["closure"])
+                picture = {"robot_seg": v["robot_seg"][t], "depth_m": v["depth_m"][t], "K": v["K"],
+                           "T_world_camera": v["T_world_camera"]}
+                for part, n in _check_mask_against_geometry(world, robot, picture, f"{path.name} {t}").items():
+                    checked[part] += n
+            robot.away()
+    finally:
+        world.close()
+    assert checked[ARM] >= 2, checked
+    suite = get_suite("shelf-test")
+    world = SimWorld(PhysicsConfig(), "tiny")
+    try:
+        scene = build_settled_scene(world, suite.kind, suite.first_seed, suite.variant_split,
+                                    SceneOptions(width=W, height=H), PhysicsConfig())
+        obstacles = list(scene.static_bodies) + scene.live_bodies
+        for path in videos:
+            v = read_video(path)
+            robot = RobotBody(world, get_embodiment(v["meta"]["embodiment"]), np.asarray(v["meta"]["T_world_base"]))
+            for q in v["q_rad"]:
+                robot.set_joints(q, v["meta"]["closure"])
+                assert collision_free(robot, obstacles, SamplerConfig())
+            robot.away()
+    finally:
+        world.close()
+
+
+def test_planned_videos_are_the_same_beside_the_panda_with_two_workers(planned_dataset, video_dataset, tmp_path):
+    """The xArm's video of the fixture (rendered beside the KUKA) is the one rendered beside the Panda by two
+    workers; the Panda's video there is the Panda-only fixture's."""
+    out = tmp_path / "two"
+    render_robot_views("shelf-test", 1, out, "panda,xarm6", workers=2, views_per_scene=1, videos_per_scene=1,
+                       **SMALL)
+    two = _files(out)
+    for reference, robot in ((planned_dataset, "xarm6"), (video_dataset, "panda")):
+        mine = {k: b for k, b in _files(reference).items() if f"{robot}-video-00/" in k}
+        assert len(mine) == 32 * 3 + 1 if robot == "xarm6" else len(mine) > 16 * 3
+        assert {k: b for k, b in two.items() if f"{robot}-video-00/" in k} == mine
+    scene_meta = json.loads(next((out / "shards" / "shard-0000").iterdir()).joinpath("meta.json").read_text())
+    assert scene_meta["videos"] == ["panda-video-00", "xarm6-video-00"]
+
+
+def test_the_training_bank_skips_the_held_out_robots_videos(planned_dataset):
+    from graspsim.data.reader import held_out_every
+    from graspsim.policies.robotseg.data import RobotBank
+    from graspsim.scenes.suites import get_suite
+
+    split = "val" if held_out_every(get_suite("shelf-test").first_seed) else "train"
+    bank = RobotBank([planned_dataset], split, 64)
+    assert bank.sources[0]["videos"] == 1 and len(bank.videos) == 1  # the KUKA's
+    assert bank.unseen_skipped == 2  # the xArm's view and video
+    assert len(bank.pictures) == 1 + 32

@@ -38,8 +38,9 @@ from graspsim.data.robot_views import (DEFAULT_ACROSS_VIEWS, DEFAULT_MIN_ROBOT_F
 # Read as text and checked in the command: a bad value is then a one-line error like every other here (click's
 # own integer check would print the usage block above it).
 @click.option("--videos", "videos_text", default=str(DEFAULT_VIDEOS_PER_SCENE), show_default=True, metavar="V",
-              help="Grasp videos per scene: the Panda executes the oracle's grasp, 16-32 frames each with arm / "
-                   "gripper masks (needs panda among --embodiments; 0: images only).")
+              help="Videos per scene and robot, with arm / gripper masks per frame: the Panda executes the "
+                   "oracle's grasp (16-32 frames), the KUKA and the xArm follow a planned motion to a grasp "
+                   "(32 frames); 0: images only.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 def render_robot_views_command(suite, scenes, out_dir, embodiments, views_per_scene, seed, workers, resume, width,
                                height, renderer, min_robot_fraction, across_views, videos_text, no_progress):
@@ -52,7 +53,7 @@ def render_robot_views_command(suite, scenes, out_dir, embodiments, views_per_sc
 
     try:
         names = parse_embodiments(embodiments)  # ValueError listing the embodiments
-        videos = check_videos(_whole_number(videos_text), names)
+        videos = check_videos(_whole_number(videos_text))
         get_suite(suite).scene_seeds(seed, scenes)
     except UnknownSuiteError as exc:
         raise UserError(str(exc)) from None

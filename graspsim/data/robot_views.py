@@ -42,8 +42,8 @@ work and of resume (one atomic directory each), through the shared pool
 :mod:`graspsim.data.writer`.
 
 Videos (``--videos V``, default 0: none, and then the files are exactly those
-without the option): per scene, V grasp executions by the Panda, the one robot
-graspsim executes grasps with (the KUKA and the xArm get image views only). The
+without the option): per scene and robot, V videos: grasp executions by the Panda, the one robot
+graspsim executes grasps with, and planned motions to a grasp by the other two (below). The
 scene is built again, with the Panda parked on its mount as the benchmark
 has it (:func:`~graspsim.sim.scene.add_arm`), and every video starts from that
 state. Video ``k`` draws from ``numpy.random.default_rng([scene seed, Panda's
@@ -59,11 +59,24 @@ at most (:func:`graspsim.video.record_evenly`: a dry run counts the attempt's
 physics steps, the recorded run takes every ``ceil(steps / 32)``-th, 16 to 32
 frames). An attempt too short for :data:`VIDEO_MIN_FRAMES` frames (nothing
 reachable: the arm never moved) or with no target is skipped and recorded.
-The KUKA and the xArm get no videos: graspsim executes no grasps with them, and
-teleported joint-space motions from the parking pose to a sampled pose (tried)
-cross the shelf in most draws (shelf-train scenes 0-2, 6 draws each: the KUKA 0
-of 18 clear of the furniture and products in all 24 frames, the xArm 4, the
-Panda 9), so they would need a motion planner first.
+
+The KUKA and the xArm (graspsim executes no grasps with them) get **planned-motion videos**, ``V`` per scene
+each, in the image views' world: a straight joint-space line from the parking pose to a sampled pose crosses the
+shelf in most draws (shelf-train scenes 0-2, 6 draws each: the KUKA 0 of 18 clear of the furniture and products
+in all 24 frames, the xArm 4, the Panda 9), so the motion is planned (:mod:`graspsim.sim.joint_paths`). Video
+``k`` draws from ``numpy.random.default_rng([scene seed, the robot's embodiment key, VIDEO_KEY, k])``: the camera
+(as the Panda's videos), a grasp of a product (:func:`~graspsim.sim.embodiments.sample_configuration` with every
+target at a product: collision-free, the mount slid to the product's bay), then the planner's samples and
+shortcuts. The pre-grasp pose stands :data:`PLANNED_PRE_GRASP_M` back along the approach axis (inverse
+kinematics from the grasp's joints); the robot starts at its mount's parking pose, or upright (all joints 0)
+where that pose reaches into the furniture (the KUKA's at the shelf), and RRT-Connect (:data:`PLANNER`) finds a
+path to the pre-grasp pose, shortened by random shortcuts; :data:`PLANNED_TRANSIT_FRAMES` frames evenly spaced
+along it, then :data:`PLANNED_APPROACH_FRAMES` along the straight joint-space approach to the grasp (32 in all),
+the gripper held at the grasp's opening. Every frame's pose is checked again (free within the sampler's
+tolerances) before it is rendered. Poses are set, not simulated: the product is not lifted, and ``success`` is
+null. A video is skipped, with its reason recorded, when no grasp pose, pre-grasp pose, free start, path or
+approach is found. Measured (320x240, 1 worker, 3 scenes x 2 videos x 2 robots, beside a training run on the
+2 cores): shelf-train 12 of 12 written, 5.0 s per video; tabletop-train 12 of 12, 2.6 s.
 """
 
 from __future__ import annotations
@@ -115,6 +128,15 @@ VIDEO_MIN_FRAMES = 16
 VIDEO_EMBODIMENT = "panda"
 #: Keeps the videos' random draws apart from the image views' (CRC-32 of "video", like Embodiment.key).
 VIDEO_KEY = zlib.crc32(b"video")
+#: Planned-motion videos (the robots other than the Panda, module docstring): the pre-grasp pose stands this far
+#: back from the grasp along the approach axis (m) ...
+PLANNED_PRE_GRASP_M = 0.10
+#: ... the frames: this many from the parking pose to the pre-grasp pose (both included), then this many more
+#: along the straight approach to the grasp (VIDEO_MAX_FRAMES in all) ...
+PLANNED_TRANSIT_FRAMES, PLANNED_APPROACH_FRAMES = 24, 8
+#: ... and the joint-space planner's settings (:mod:`graspsim.sim.joint_paths`): step and collision-check
+#: resolution (rad), uniform samples before giving up, shortcut tries.
+PLANNER = {"step_rad": 0.2, "check_rad": 0.02, "max_samples": 1500, "shortcut_tries": 60}
 
 
 @dataclass(frozen=True)
@@ -253,13 +275,20 @@ class RobotViewRenderer:
                 files.update({f"{vid}/{name}": data for name, data in view_files.items()})
                 views.append(meta)
             robot.away()
+        # The other robots' videos are planned motions in this world (the Panda's, executed, rebuild it below).
+        planned = self._render_planned_videos(scene, [r for r in robots if r.embodiment.name != VIDEO_EMBODIMENT],
+                                              seed)
         meta = {"scene_id": scene_id(seed), "scene_seed": int(seed), "suite": self.suite.name,
                 "renderer": self.world.renderer_name, "width": self.spec.width, "height": self.spec.height,
                 "depth_scale": DEPTH_SCALE, "plan": json.loads(scene.plan.to_json()),
                 "views": [v["view_id"] for v in views], "skipped_views": skipped}
         status = {"views": views, "skipped_views": skipped}
         if self.spec.videos_per_scene:  # the keys only with videos: a dataset without is byte for byte as before
-            video_files, videos, skipped_videos, seconds = self._render_videos(seed)
+            video_files, videos, skipped_videos, seconds = (
+                self._render_videos(seed) if VIDEO_EMBODIMENT in self.spec.embodiments else ({}, [], {}, []))
+            for more in planned:  # in the embodiments' order, after the Panda's
+                video_files, videos = {**video_files, **more[0]}, videos + more[1]
+                skipped_videos, seconds = {**skipped_videos, **more[2]}, seconds + more[3]
             files.update(video_files)
             meta.update(videos=[v["video_id"] for v in videos], skipped_videos=skipped_videos)
             status.update(videos=videos, skipped_videos=skipped_videos, video_seconds=seconds)
@@ -332,6 +361,96 @@ class RobotViewRenderer:
                 break
         _, camera_spec, record = best
         return camera_spec, {**record, "tries": attempt}
+
+    def _render_planned_videos(self, scene, robots, seed: int) -> list[tuple[dict[str, bytes], list, dict, list]]:
+        """Per robot of ``robots`` (not the Panda), its ``videos_per_scene`` planned-motion videos in ``scene``
+        (:meth:`_render_planned_video`): ``(files, metas, {video id: why skipped}, seconds per video)`` each."""
+        out = []
+        for robot in robots:
+            files: dict[str, bytes] = {}
+            metas, skipped, seconds = [], {}, []
+            for k in range(self.spec.videos_per_scene):
+                t0 = time.perf_counter()
+                result = self._render_planned_video(scene, robot, seed, k)
+                vid = video_id(robot.embodiment.name, k)
+                if isinstance(result, str):
+                    skipped[vid] = result
+                    continue
+                meta, video_files = result
+                files.update({f"{vid}/{name}": data for name, data in video_files.items()})
+                metas.append(meta)
+                seconds.append(time.perf_counter() - t0)
+            robot.away()
+            out.append((files, metas, skipped, seconds))
+        return out
+
+    def _render_planned_video(self, scene, robot, seed: int, k: int) -> tuple[dict[str, Any], dict[str, bytes]] | str:
+        """Video ``k`` of ``robot`` (not the Panda) in ``scene``, a planned motion (module docstring):
+        ``(meta, {file name: bytes})``, or why it is skipped."""
+        from graspsim.geometry import make_transform
+        from graspsim.sim.camera import camera_model_from_spec, render
+        from graspsim.sim.embodiments import NoPoseFound, collision_free, reach, sample_configuration
+        from graspsim.sim.joint_paths import path_length, resample, rrt_connect, segment_free, shortcut
+
+        spec, embodiment, world = self.spec, robot.embodiment, self.world
+        obstacles = list(scene.static_bodies) + scene.live_bodies
+        products = [tuple(np.asarray(v) for v in world.client.getAABB(body)) for body in scene.live_bodies]
+        rng = np.random.default_rng([int(seed), embodiment.key, VIDEO_KEY, k])  # camera, grasp, plan, shortcuts
+        camera = camera_model_from_spec(scene_camera_for_view(rng, scene.plan.camera, spec))
+        grasps = replace(self.sampler, product_prob=1.0, reach_prob=0.0)
+        try:
+            grasp = sample_configuration(robot, scene.kind, rng, obstacles, products, grasps)
+        except NoPoseFound as exc:
+            return f"no grasp pose: {exc}"
+        closure = grasp.closure
+
+        def is_free(q: np.ndarray) -> bool:
+            robot.set_joints(q, closure)
+            return collision_free(robot, obstacles, grasps)
+
+        T_world_pregrasp = grasp.T_world_tcp @ make_transform(np.eye(3), [0.0, 0.0, -PLANNED_PRE_GRASP_M])
+        q_pregrasp = reach(robot, T_world_pregrasp, grasp.q, grasps, closure)
+        lo, hi = np.asarray(embodiment.q_lower), np.asarray(embodiment.q_upper)
+        q_park = np.clip(np.asarray(embodiment.mount(scene.kind.name).q_park, dtype=np.float64), lo, hi)
+        if q_pregrasp is None or not is_free(q_pregrasp):
+            return "the pre-grasp pose is out of reach or touches the scene"
+        if not segment_free(q_pregrasp, grasp.q, is_free, PLANNER["check_rad"]):
+            return "the straight approach from the pre-grasp pose touches the scene"
+        # From the mount's parking pose, or upright (all joints 0) where that one reaches into the furniture
+        # (the KUKA's does at the shelf: it only seeds the inverse kinematics of image views).
+        start = next((name for name, q in (("park", q_park), ("upright", np.zeros_like(q_park))) if is_free(q)), None)
+        if start is None:
+            return "the parking pose and the upright pose both touch the scene"
+        q_start = q_park if start == "park" else np.zeros_like(q_park)
+        path = rrt_connect(q_start, q_pregrasp, is_free, lo, hi, rng, PLANNER["step_rad"], PLANNER["check_rad"],
+                           PLANNER["max_samples"])
+        if path is None:
+            return f"no collision-free path from the {start} pose in {PLANNER['max_samples']} samples"
+        planned_nodes = len(path)
+        path = shortcut(path, is_free, rng, PLANNER["check_rad"], PLANNER["shortcut_tries"])
+        qs = np.concatenate([resample(path, PLANNED_TRANSIT_FRAMES),
+                             resample([q_pregrasp, grasp.q], PLANNED_APPROACH_FRAMES + 1)[1:]])
+        pictures = []
+        for t, q in enumerate(qs):
+            # Between the planner's checks a link moves up to ~2 cm: every frame shown is checked again, so no
+            # picture has the robot inside the furniture or a product.
+            if not is_free(q):
+                return f"frame {t} of the planned motion touches the scene (between the planner's checks)"
+            frames = render(world, camera, scene.plan.lighting, None, robot.parts)
+            pictures.append((frames.rgb, frames.robot_seg, frames.depth_m, {
+                "q_rad": q, "gripper_joints": robot.finger_joints()}))
+        meta = {
+            "video_id": video_id(embodiment.name, k), "scene_seed": int(seed), "embodiment": embodiment.name,
+            "split": embodiment.split, "video": k, "motion": "planned", "K": camera.K,
+            "T_world_camera": camera.T_world_camera, "width": camera.width, "height": camera.height,
+            "near_m": camera.near_m, "far_m": camera.far_m,
+            "T_world_target": grasp.T_world_target, "T_world_grasp": grasp.T_world_tcp,
+            "T_world_pregrasp": T_world_pregrasp, "closure": closure, "grasp_attempts": grasp.attempts,
+            "start": start, "planner": {**PLANNER, "nodes": planned_nodes, "waypoints": len(path),
+                        "length_rad": path_length(path)},
+            "frame_steps": None, "T_world_base": grasp.T_world_base, "joint_names": list(embodiment.arm_joints),
+        }
+        return self._frames_files(camera, pictures, meta)
 
     def _render_videos(self, seed: int) -> tuple[dict[str, bytes], list[dict[str, Any]], dict[str, str], list[float]]:
         """The grasp videos of scene ``seed`` (module docstring): ``(files, metas, {video id: why skipped},
@@ -420,19 +539,11 @@ class RobotViewRenderer:
         """A recorded video's ``(meta, {file name: bytes})`` (layout in the format module): ``attempt`` (an
         :class:`~graspsim.sim.attempt.Attempt`) filmed by ``recorder`` (a :class:`~graspsim.video.FrameRecorder`
         with segmentation and snapshots) from ``camera``, ``steps`` physics steps in all."""
-        import cv2
-
         from graspsim.scenes.instructions import pick_instruction
 
-        files: dict[str, bytes] = {}
-        frames = []
-        for t, (rgb, seg, depth, snap, step) in enumerate(zip(recorder.frames, recorder.robot_segs, recorder.depths,
-                                                              recorder.snapshots, recorder.frame_steps)):
-            files[f"{frame_dir(t)}/{RGB}"] = encode_png(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-            files[f"{frame_dir(t)}/{DEPTH}"] = encode_png(encode_depth(depth, camera.far_m))
-            files[f"{frame_dir(t)}/{ROBOT_SEG}"] = encode_png(seg)
-            frames.append({"frame": t, "step": step, "q_rad": snap["q_rad"], "gripper_joints": snap["gripper_joints"],
-                           "robot_px": _part_px(seg)})
+        pictures = [(rgb, seg, depth, {"step": step, "q_rad": snap["q_rad"], "gripper_joints": snap["gripper_joints"]})
+                    for rgb, seg, depth, snap, step in zip(recorder.frames, recorder.robot_segs, recorder.depths,
+                                                           recorder.snapshots, recorder.frame_steps)]
         command, outcome = attempt.command, attempt.outcome
         meta = {
             "video_id": video_id(embodiment.name, k), "scene_seed": int(seed), "embodiment": embodiment.name,
@@ -446,8 +557,25 @@ class RobotViewRenderer:
             "reason": None if outcome.reason is None else outcome.reason.value,
             "time_step_s": self.physics.time_step_s, "attempt_steps": steps, "stride": recorder.stride,
             "frame_steps": recorder.frame_steps, "T_world_base": recorder.snapshots[0]["T_world_base"],
-            "joint_names": list(embodiment.arm_joints), "frames": frames,
+            "joint_names": list(embodiment.arm_joints),
         }
+        return self._frames_files(camera, pictures, meta)
+
+    @staticmethod
+    def _frames_files(camera, pictures, meta: dict[str, Any]) -> tuple[dict[str, Any], dict[str, bytes]]:
+        """A video's ``(meta, {file name: bytes})`` from its ``pictures`` in time order, each ``(rgb (H, W, 3)
+        uint8, robot_seg (H, W) uint8, depth_m (H, W) float32, frame record)``: the frames' PNGs, and ``meta``
+        with ``frames`` added (per frame ``frame``, the record's keys and ``robot_px``)."""
+        import cv2
+
+        files: dict[str, bytes] = {}
+        frames = []
+        for t, (rgb, seg, depth, record) in enumerate(pictures):
+            files[f"{frame_dir(t)}/{RGB}"] = encode_png(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+            files[f"{frame_dir(t)}/{DEPTH}"] = encode_png(encode_depth(depth, camera.far_m))
+            files[f"{frame_dir(t)}/{ROBOT_SEG}"] = encode_png(seg)
+            frames.append({"frame": t, **record, "robot_px": _part_px(seg)})
+        meta = {**meta, "frames": frames}
         files[META] = encode_meta(meta)
         return meta, files
 
@@ -467,7 +595,7 @@ class RobotViewRenderer:
                           "camera": v["camera_placement"]["mode"]} for v in status["views"]]}
         if "videos" in status:
             out.update(skipped_videos=len(status["skipped_videos"]), videos=[
-                {"seconds": sec, "frames": len(v["frames"]), "success": v["success"],
+                {"seconds": sec, "frames": len(v["frames"]), "success": v.get("success"),
                  "robot_px": [f["robot_px"] for f in v["frames"]]}
                 for v, sec in zip(status["videos"], status["video_seconds"])])
         return out
@@ -571,8 +699,7 @@ def manifest_for(spec: RobotViewSpec, seeds: list[int]) -> dict[str, Any]:
                              "sampler": spec.sampler, "across_views": spec.across_views,
                              "across_camera": {**ACROSS_CAMERAS[suite.kind].to_dict(),
                                                "hidden_share": list(ACROSS_HIDDEN_SHARE), "tries": ACROSS_TRIES}},
-                   **({"videos": {"embodiment": VIDEO_EMBODIMENT, "policy": "oracle", "min_frames": VIDEO_MIN_FRAMES,
-                                  "max_frames": VIDEO_MAX_FRAMES}} if spec.videos_per_scene else {}),
+                   **({"videos": _videos_config(spec.embodiments)} if spec.videos_per_scene else {}),
                    "graspsim_version": graspsim.__version__},
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
@@ -593,8 +720,8 @@ def render_robot_views(suite: str, scenes: int, out_dir: Path, embodiments: str 
     The summary has the views written and skipped, views per second (wall
     clock), and per embodiment the mean visible robot fraction of the image,
     the mean and median occluded fraction of the whole robot, and the
-    attempts per kept pose. With ``videos_per_scene`` > 0 (grasp videos by the
-    Panda, module docstring; the Panda must be among ``embodiments``) also
+    attempts per kept pose. With ``videos_per_scene`` > 0 (per robot: the Panda's
+    executed grasps, the others' planned motions; module docstring) also
     ``videos`` (the summary of :func:`_video_stats`).
 
     Raises :class:`~graspsim.scenes.suites.UnknownSuiteError`, ValueError
@@ -613,7 +740,7 @@ def render_robot_views(suite: str, scenes: int, out_dir: Path, embodiments: str 
     if not 0.0 <= across_views <= 1.0:
         raise ValueError(f"--across-views is the share of views with an across camera, in [0, 1]; got "
                          f"{across_views}")
-    check_videos(videos_per_scene, names)
+    check_videos(videos_per_scene)
     suite_obj = get_suite(suite)
     seeds = suite_obj.scene_seeds(seed, scenes)
     spec = RobotViewSpec(suite=suite_obj.name, embodiments=names, views_per_scene=views_per_scene, width=width,
@@ -644,17 +771,27 @@ def render_robot_views(suite: str, scenes: int, out_dir: Path, embodiments: str 
     }
 
 
-def check_videos(videos_per_scene: Any, embodiments: tuple[str, ...]) -> int:
-    """``videos_per_scene`` as an int; ValueError (one line) unless it is a whole number >= 0 and, when > 0,
-    the Panda (:data:`VIDEO_EMBODIMENT`, the robot that executes the grasps) is among ``embodiments``."""
+def check_videos(videos_per_scene: Any) -> int:
+    """``videos_per_scene`` as an int; ValueError (one line) unless it is a whole number >= 0."""
     if isinstance(videos_per_scene, bool) or not isinstance(videos_per_scene, (int, np.integer)) \
             or videos_per_scene < 0:
         raise ValueError(f"--videos takes a whole number of grasp videos per scene (0 or more), got "
                          f"{videos_per_scene!r}")
-    if videos_per_scene and VIDEO_EMBODIMENT not in embodiments:
-        raise ValueError(f"--videos needs {VIDEO_EMBODIMENT} among --embodiments (got {', '.join(embodiments)}): "
-                         f"the grasps of videos are executed by the Panda only")
     return int(videos_per_scene)
+
+
+def _videos_config(embodiments: tuple[str, ...]) -> dict[str, Any]:
+    """The manifest's ``config.videos``: the Panda's executed grasps as before (``embodiment``, the same keys
+    when it is the only robot, so such datasets resume as they did) and, with other robots, ``planned``: which
+    robots move by planned motions and with what settings."""
+    config: dict[str, Any] = {"embodiment": VIDEO_EMBODIMENT, "policy": "oracle", "min_frames": VIDEO_MIN_FRAMES,
+                              "max_frames": VIDEO_MAX_FRAMES}
+    others = [n for n in embodiments if n != VIDEO_EMBODIMENT]
+    if others:
+        config["planned"] = {"embodiments": others, "pre_grasp_m": PLANNED_PRE_GRASP_M,
+                             "transit_frames": PLANNED_TRANSIT_FRAMES, "approach_frames": PLANNED_APPROACH_FRAMES,
+                             **PLANNER}
+    return config
 
 
 def _video_stats(videos: list[dict[str, Any]], skipped: int, image_px: int) -> dict[str, Any]:
@@ -667,7 +804,9 @@ def _video_stats(videos: list[dict[str, Any]], skipped: int, image_px: int) -> d
     return {"written": len(videos), "skipped": skipped,
             "seconds_per_video": float(np.mean([v["seconds"] for v in videos])),
             "frames_per_video": float(np.mean([v["frames"] for v in videos])),
-            "success": float(np.mean([v["success"] for v in videos])),
+            # over the executed grasps (the Panda's); planned motions grasp nothing
+            "success": float(np.mean(executed)) if (executed := [v["success"] for v in videos
+                                                                  if v["success"] is not None]) else None,
             **{f"{p}_fraction": float(np.mean([f[p] for f in px]) / image_px) for p in ("whole", "arm", "gripper")}}
 
 

@@ -96,8 +96,8 @@ products (ray tests along the robot's chain: ``hidden_share``):
 
 A video ``panda-video-<kk>`` (``kk`` = 00 .. V-1): one grasp executed by the
 Franka Panda, the one robot graspsim executes grasps with (the KUKA iiwa and
-the xArm6 have image views only: no grasp execution exists for them, and
-teleported poses would not be the motion of a real execution). The scene is
+the xArm6 get planned motions instead: ``<robot>-video-<kk>``, at the end of
+this section). The scene is
 the settled scene of ``graspsim bench`` with the Panda parked on its mount; the
 oracle (``graspsim bench --policy oracle``) plans a grasp on a target class
 drawn uniformly among the classes the scene camera shows clearly, on the scene
@@ -133,6 +133,21 @@ crc32("panda"), crc32("video"), k])``: the camera, then the target.
   rad), ``gripper_joints`` (finger joint name -> m) and ``robot_px`` (visible
   pixels per part, as for a view). Forward kinematics of the Panda from these
   gives every link's pose in every frame.
+
+A video ``kuka_iiwa-video-<kk>`` / ``xarm6-video-<kk>``: a planned motion of
+that robot from its parking (or upright) pose to a grasp of a product, posed
+frame by frame in the settled scene, never simulated (the product stays; module
+docstring of :mod:`graspsim.data.robot_views`). The same ``frames/<tt>/`` files
+(32 frames); ``meta.json`` has the Panda video's camera keys, ``video_id``,
+``scene_seed``, ``embodiment``, ``split`` (``"unseen"`` for the xArm), ``video``,
+``T_world_base``, ``joint_names`` and per frame ``frame``, ``q_rad`` (the robot's
+6 or 7 joints), ``gripper_joints`` and ``robot_px``; instead of the attempt:
+``motion`` (``"planned"``), ``T_world_target`` (the grasp pose drawn),
+``T_world_grasp`` (the tool pose reached: the last frame's), ``T_world_pregrasp``,
+``closure`` (the gripper's opening, held), ``grasp_attempts``, ``start``
+(``"park"`` / ``"upright"``), ``planner`` (its settings, ``nodes`` and
+``waypoints`` of the path before and after shortcuts, ``length_rad``) and
+``frame_steps`` null (no physics).
 
 A reader: :func:`check_robot_videos` lists the videos of a dataset and
 :func:`read_video` loads one as arrays; :func:`check_robot_views` /
@@ -230,14 +245,15 @@ def read_view(path: str | Path) -> dict[str, Any]:
 def read_video(path: str | Path) -> dict[str, Any]:
     """One video as arrays over its T frames: ``rgb`` (T, H, W, 3) uint8, ``depth_m`` (T, H, W) float32 metres
     (0 = no depth), ``robot_seg`` (T, H, W) uint8 (0 / 1 arm / 2 gripper; the whole robot = nonzero),
-    ``q_rad`` (T, 7) arm joints per frame, ``frame_steps`` (T,) int physics steps, ``K`` (3, 3),
+    ``q_rad`` (T, dof) arm joints per frame, ``frame_steps`` (T,) int physics steps (None for a planned motion,
+    which has no physics), ``K`` (3, 3),
     ``T_world_camera`` (4, 4) (fixed for the video) and ``meta``."""
     path = Path(path)
     meta = _item_meta(path, "video")
     frames = [_read_images(path / frame_dir(t)) for t in range(len(meta["frames"]))]
     return {**{key: np.stack([f[key] for f in frames]) for key in ("rgb", "depth_m", "robot_seg")},
             "q_rad": np.asarray([f["q_rad"] for f in meta["frames"]], dtype=np.float64),
-            "frame_steps": np.asarray(meta["frame_steps"], dtype=np.int64),
+            "frame_steps": None if meta["frame_steps"] is None else np.asarray(meta["frame_steps"], dtype=np.int64),
             "K": np.asarray(meta["K"], dtype=np.float64),
             "T_world_camera": np.asarray(meta["T_world_camera"], dtype=np.float64), "meta": meta}
 

@@ -620,6 +620,29 @@ def _solve(robot: RobotBody, T_world_tcp: np.ndarray, q_seed: np.ndarray) -> np.
     return q
 
 
+def reach(robot: RobotBody, T_world_tcp: np.ndarray, q_seed: np.ndarray, config: SamplerConfig = SamplerConfig(),
+          closure: float | None = None) -> np.ndarray | None:
+    """Arm joints (dof,) that put ``robot``'s tool at ``T_world_tcp`` (4, 4) within ``config``'s position and
+    rotation tolerances, solved from ``q_seed`` (the robot is left posed there, the gripper at ``closure`` when
+    given), or None when the solver's answer misses (forward kinematics decides). Collisions are not checked."""
+    q = _solve(robot, T_world_tcp, q_seed)
+    robot.set_joints(q, closure)
+    T_tcp = robot.T_world_tcp()
+    position_error = float(np.linalg.norm(T_tcp[:3, 3] - T_world_tcp[:3, 3]))
+    cos_angle = np.clip((np.trace(T_tcp[:3, :3].T @ T_world_tcp[:3, :3]) - 1.0) / 2.0, -1.0, 1.0)
+    if position_error > config.position_tol_m or math.degrees(math.acos(cos_angle)) > config.rotation_tol_deg:
+        return None
+    return q
+
+
+def collision_free(robot: RobotBody, obstacles, config: SamplerConfig = SamplerConfig()) -> bool:
+    """Whether ``robot`` as posed keeps within ``config``'s tolerances: no two non-neighbouring links
+    interpenetrating deeper than ``self_tolerance_m``, no penetration of ``obstacles`` deeper than
+    ``scene_tolerance_m`` (the checks :func:`sample_configuration` keeps a pose by)."""
+    return not robot.self_colliding(config.self_tolerance_m) and \
+        robot.penetration_m(obstacles) <= config.scene_tolerance_m
+
+
 def sample_configuration(robot: RobotBody, kind: str | SceneKind, rng: np.random.Generator, obstacles=(),
                          products: list[ProductBox] = (),
                          config: SamplerConfig = SamplerConfig()) -> RobotConfiguration:
@@ -648,12 +671,8 @@ def sample_configuration(robot: RobotBody, kind: str | SceneKind, rng: np.random
                         else rng.uniform(*config.closure))
         robot.set_base(mount.T_world_base_for(T_target[:3, 3]))
         robot.set_joints(q_seed, closure)  # pybullet's solver starts from the current state: make it this draw's
-        q = _solve(robot, T_target, q_seed)
-        robot.set_joints(q, closure)
-        T_tcp = robot.T_world_tcp()
-        position_error = float(np.linalg.norm(T_tcp[:3, 3] - T_target[:3, 3]))
-        cos_angle = np.clip((np.trace(T_tcp[:3, :3].T @ T_target[:3, :3]) - 1.0) / 2.0, -1.0, 1.0)
-        if position_error > config.position_tol_m or math.degrees(math.acos(cos_angle)) > config.rotation_tol_deg:
+        q = reach(robot, T_target, q_seed, config, closure)
+        if q is None:
             rejected["ik"] += 1
         elif robot.self_colliding(config.self_tolerance_m):
             rejected["self_collision"] += 1
@@ -661,6 +680,6 @@ def sample_configuration(robot: RobotBody, kind: str | SceneKind, rng: np.random
             rejected["scene_collision"] += 1
         else:
             return RobotConfiguration(T_world_base=robot.T_world_base.copy(), q=q, closure=closure,
-                                      T_world_target=T_target, T_world_tcp=T_tcp, target=target,
+                                      T_world_target=T_target, T_world_tcp=robot.T_world_tcp(), target=target,
                                       attempts=attempt, rejected={k: v for k, v in rejected.items() if v})
     raise NoPoseFound(rejected)

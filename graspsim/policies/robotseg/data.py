@@ -114,6 +114,9 @@ class RobotBank:
             if not self._keep(seed, split):
                 continue
             video = read_video(v)
+            if video["meta"].get("split") == "unseen":  # the held-out robot is never trained on, videos neither
+                self.unseen_skipped += 1
+                continue
             ids = []
             for t in range(len(video["rgb"])):
                 seg = video["robot_seg"][t] if (t == 0 or not self.label_efficient) else None
