@@ -265,15 +265,12 @@ class RobotViewRenderer:
         # was removed (pybullet's stale kinematics caches, see RobotBody); the next scene's reset clears them.
         robots = [RobotBody(self.world, e, T_WORLD_AWAY) for e in self.embodiments]
         for robot in robots:
-            for k in range(self.spec.views_per_scene):
-                vid = view_id(robot.embodiment.name, k)
-                out = self._render_view(scene, robot, seed, k)
-                if isinstance(out, str):
-                    skipped[vid] = out
-                    continue
-                meta, view_files = out
-                files.update({f"{vid}/{name}": data for name, data in view_files.items()})
-                views.append(meta)
+            name = robot.embodiment.name
+            view_files, metas, why, _ = self._collect(lambda k: view_id(name, k), self.spec.views_per_scene,
+                                                      lambda k, robot=robot: self._render_view(scene, robot, seed, k))
+            files.update(view_files)
+            views += metas
+            skipped.update(why)
             robot.away()
         # The other robots' videos are planned motions in this world (the Panda's, executed, rebuild it below).
         planned = self._render_planned_videos(scene, [r for r in robots if r.embodiment.name != VIDEO_EMBODIMENT],
@@ -367,22 +364,31 @@ class RobotViewRenderer:
         (:meth:`_render_planned_video`): ``(files, metas, {video id: why skipped}, seconds per video)`` each."""
         out = []
         for robot in robots:
-            files: dict[str, bytes] = {}
-            metas, skipped, seconds = [], {}, []
-            for k in range(self.spec.videos_per_scene):
-                t0 = time.perf_counter()
-                result = self._render_planned_video(scene, robot, seed, k)
-                vid = video_id(robot.embodiment.name, k)
-                if isinstance(result, str):
-                    skipped[vid] = result
-                    continue
-                meta, video_files = result
-                files.update({f"{vid}/{name}": data for name, data in video_files.items()})
-                metas.append(meta)
-                seconds.append(time.perf_counter() - t0)
+            name = robot.embodiment.name
+            out.append(self._collect(lambda k, name=name: video_id(name, k), self.spec.videos_per_scene,
+                                     lambda k, robot=robot: self._render_planned_video(scene, robot, seed, k)))
             robot.away()
-            out.append((files, metas, skipped, seconds))
         return out
+
+    @staticmethod
+    def _collect(item_id, count: int, render_one) -> tuple[dict[str, bytes], list, dict, list]:
+        """Items (views or videos) ``k = 0 .. count-1`` by ``render_one(k)`` (``(meta, {file name: bytes})`` or
+        why it is skipped), each in directory ``item_id(k)``: ``(files, metas, {item id: why skipped}, seconds
+        per item written)``."""
+        files: dict[str, bytes] = {}
+        metas, skipped, seconds = [], {}, []
+        for k in range(count):
+            t0 = time.perf_counter()
+            result = render_one(k)
+            vid = item_id(k)
+            if isinstance(result, str):
+                skipped[vid] = result
+                continue
+            meta, video_files = result
+            files.update({f"{vid}/{name}": data for name, data in video_files.items()})
+            metas.append(meta)
+            seconds.append(time.perf_counter() - t0)
+        return files, metas, skipped, seconds
 
     def _render_planned_video(self, scene, robot, seed: int, k: int) -> tuple[dict[str, Any], dict[str, bytes]] | str:
         """Video ``k`` of ``robot`` (not the Panda) in ``scene``, a planned motion (module docstring):
@@ -466,24 +472,15 @@ class RobotViewRenderer:
         add_arm(self.world, scene, self.physics)
         client = self.world.client
         start = client.saveState()
-        files: dict[str, bytes] = {}
-        metas, skipped, seconds = [], {}, []
+
+        def one(k: int):
+            client.restoreState(start)
+            return self._render_video(scene, seed, k)
+
         try:
-            for k in range(self.spec.videos_per_scene):
-                client.restoreState(start)
-                t0 = time.perf_counter()
-                out = self._render_video(scene, seed, k)
-                vid = video_id(VIDEO_EMBODIMENT, k)
-                if isinstance(out, str):
-                    skipped[vid] = out
-                    continue
-                meta, video_files = out
-                files.update({f"{vid}/{name}": data for name, data in video_files.items()})
-                metas.append(meta)
-                seconds.append(time.perf_counter() - t0)
+            return self._collect(lambda k: video_id(VIDEO_EMBODIMENT, k), self.spec.videos_per_scene, one)
         finally:
             client.removeState(start)
-        return files, metas, skipped, seconds
 
     def _render_video(self, scene, seed: int, k: int) -> tuple[dict[str, Any], dict[str, bytes]] | str:
         """Video ``k`` of ``scene`` (the Panda parked in it): ``(meta, {file name: bytes})``, or why it is
