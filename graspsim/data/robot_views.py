@@ -68,7 +68,8 @@ in all 24 frames, the xArm 4, the Panda 9), so the motion is planned (:mod:`gras
 (as the Panda's videos), a grasp of a product (:func:`~graspsim.sim.embodiments.sample_configuration` with every
 target at a product: collision-free, the mount slid to the product's bay), then the planner's samples and
 shortcuts. The pre-grasp pose stands :data:`PLANNED_PRE_GRASP_M` back along the approach axis (inverse
-kinematics from the grasp's joints); the robot starts at its mount's parking pose, or upright (all joints 0)
+kinematics from the grasp's joints); a grasp whose pre-grasp pose or straight approach touches the scene is
+drawn again (:data:`PLANNED_GRASP_TRIES` at most); the robot starts at its mount's parking pose, or upright (all joints 0)
 where that pose reaches into the furniture (the KUKA's at the shelf), and RRT-Connect (:data:`PLANNER`) finds a
 path to the pre-grasp pose, shortened by random shortcuts; :data:`PLANNED_TRANSIT_FRAMES` frames evenly spaced
 along it, then :data:`PLANNED_APPROACH_FRAMES` along the straight joint-space approach to the grasp (32 in all),
@@ -134,6 +135,8 @@ PLANNED_PRE_GRASP_M = 0.10
 #: ... the frames: this many from the parking pose to the pre-grasp pose (both included), then this many more
 #: along the straight approach to the grasp (VIDEO_MAX_FRAMES in all) ...
 PLANNED_TRANSIT_FRAMES, PLANNED_APPROACH_FRAMES = 24, 8
+#: ... grasps drawn per video until one has a free pre-grasp pose and approach ...
+PLANNED_GRASP_TRIES = 5
 #: ... and the joint-space planner's settings (:mod:`graspsim.sim.joint_paths`): step and collision-check
 #: resolution (rad), uniform samples before giving up, shortcut tries.
 PLANNER = {"step_rad": 0.2, "check_rad": 0.02, "max_samples": 1500, "shortcut_tries": 60}
@@ -404,24 +407,32 @@ class RobotViewRenderer:
         rng = np.random.default_rng([int(seed), embodiment.key, VIDEO_KEY, k])  # camera, grasp, plan, shortcuts
         camera = camera_model_from_spec(scene_camera_for_view(rng, scene.plan.camera, spec))
         grasps = replace(self.sampler, product_prob=1.0, reach_prob=0.0)
-        try:
-            grasp = sample_configuration(robot, scene.kind, rng, obstacles, products, grasps)
-        except NoPoseFound as exc:
-            return f"no grasp pose: {exc}"
-        closure = grasp.closure
+        closure = 0.0
 
         def is_free(q: np.ndarray) -> bool:
             robot.set_joints(q, closure)
             return collision_free(robot, obstacles, grasps)
 
-        T_world_pregrasp = grasp.T_world_tcp @ make_transform(np.eye(3), [0.0, 0.0, -PLANNED_PRE_GRASP_M])
-        q_pregrasp = reach(robot, T_world_pregrasp, grasp.q, grasps, closure)
+        # A grasp whose pre-grasp pose is reachable and free, with a free straight approach: up to
+        # PLANNED_GRASP_TRIES grasps drawn (the last one's failure is the video's reason when none is).
+        for grasp_tries in range(1, PLANNED_GRASP_TRIES + 1):
+            try:
+                grasp = sample_configuration(robot, scene.kind, rng, obstacles, products, grasps)
+            except NoPoseFound as exc:
+                return f"no grasp pose: {exc}"
+            closure = grasp.closure
+            T_world_pregrasp = grasp.T_world_tcp @ make_transform(np.eye(3), [0.0, 0.0, -PLANNED_PRE_GRASP_M])
+            q_pregrasp = reach(robot, T_world_pregrasp, grasp.q, grasps, closure)
+            if q_pregrasp is None or not is_free(q_pregrasp):
+                why = "the pre-grasp pose is out of reach or touches the scene"
+            elif not segment_free(q_pregrasp, grasp.q, is_free, PLANNER["check_rad"]):
+                why = "the straight approach from the pre-grasp pose touches the scene"
+            else:
+                break
+        else:
+            return f"{PLANNED_GRASP_TRIES} grasps drawn, none usable; the last: {why}"
         lo, hi = np.asarray(embodiment.q_lower), np.asarray(embodiment.q_upper)
         q_park = np.clip(np.asarray(embodiment.mount(scene.kind.name).q_park, dtype=np.float64), lo, hi)
-        if q_pregrasp is None or not is_free(q_pregrasp):
-            return "the pre-grasp pose is out of reach or touches the scene"
-        if not segment_free(q_pregrasp, grasp.q, is_free, PLANNER["check_rad"]):
-            return "the straight approach from the pre-grasp pose touches the scene"
         # From the mount's parking pose, or upright (all joints 0) where that one reaches into the furniture
         # (the KUKA's does at the shelf: it only seeds the inverse kinematics of image views).
         start = next((name for name, q in (("park", q_park), ("upright", np.zeros_like(q_park))) if is_free(q)), None)
@@ -451,7 +462,8 @@ class RobotViewRenderer:
             "T_world_camera": camera.T_world_camera, "width": camera.width, "height": camera.height,
             "near_m": camera.near_m, "far_m": camera.far_m,
             "T_world_target": grasp.T_world_target, "T_world_grasp": grasp.T_world_tcp,
-            "T_world_pregrasp": T_world_pregrasp, "closure": closure, "grasp_attempts": grasp.attempts,
+            "T_world_pregrasp": T_world_pregrasp, "closure": closure, "grasp_tries": grasp_tries,
+            "grasp_attempts": grasp.attempts,
             "start": start, "planner": {**PLANNER, "nodes": planned_nodes, "waypoints": len(path),
                         "length_rad": path_length(path)},
             "frame_steps": None, "T_world_base": grasp.T_world_base, "joint_names": list(embodiment.arm_joints),
@@ -786,6 +798,7 @@ def _videos_config(embodiments: tuple[str, ...]) -> dict[str, Any]:
     others = [n for n in embodiments if n != VIDEO_EMBODIMENT]
     if others:
         config["planned"] = {"embodiments": others, "pre_grasp_m": PLANNED_PRE_GRASP_M,
+                             "grasp_tries": PLANNED_GRASP_TRIES,
                              "transit_frames": PLANNED_TRANSIT_FRAMES, "approach_frames": PLANNED_APPROACH_FRAMES,
                              **PLANNER}
     return config

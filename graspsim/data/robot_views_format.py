@@ -144,7 +144,8 @@ docstring of :mod:`graspsim.data.robot_views`). The same ``frames/<tt>/`` files
 6 or 7 joints), ``gripper_joints`` and ``robot_px``; instead of the attempt:
 ``motion`` (``"planned"``), ``T_world_target`` (the grasp pose drawn),
 ``T_world_grasp`` (the tool pose reached: the last frame's), ``T_world_pregrasp``,
-``closure`` (the gripper's opening, held), ``grasp_attempts``, ``start``
+``closure`` (the gripper's opening, held), ``grasp_tries`` (grasps drawn for the video),
+``grasp_attempts`` (the kept grasp's targets tried), ``start``
 (``"park"`` / ``"upright"``), ``planner`` (its settings, ``nodes`` and
 ``waypoints`` of the path before and after shortcuts, ``length_rad``) and
 ``frame_steps`` null (no physics).
