@@ -41,7 +41,9 @@ atomically with all its views and videos (temp directory, every file fsync'd, th
   ``--resume`` refuses other settings, other embodiments or another K;
 * only with videos: ``videos_per_scene`` (V) and ``config.videos``
   (``embodiment``: ``"panda"``, ``policy``: ``"oracle"``, ``min_frames`` 16,
-  ``max_frames`` 32); ``--resume`` refuses another V (0 included: a dataset
+  ``max_frames`` 32; with the KUKA or the xArm among the embodiments also
+  ``planned``: those robots, ``pre_grasp_m``, ``grasp_tries``, ``transit_frames``,
+  ``approach_frames`` and the planner's settings); ``--resume`` refuses another V (0 included: a dataset
   without videos has neither key, exactly as before videos existed).
 
 A scene's ``meta.json``: ``scene_id``, ``scene_seed``, ``suite``, ``renderer``
