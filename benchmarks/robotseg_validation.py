@@ -13,10 +13,11 @@ inference setting is adopted on these figures instead:
 Usage::
 
     python benchmarks/robotseg_validation.py --model DIR --data D [--data D ...] --videos V [--videos V ...] \\
-        [--views 200] [--threads 2] [--zoom-fallback T] [--zoom-presence T]
+        [--views 200] [--threads 2] [--zoom-fallback T] [--zoom-presence T] [--robot-presence T]
 
-``--zoom-fallback T`` / ``--zoom-presence T`` score the views with that zoom fallback / presence logit instead of
-the checkpoint's own (:class:`~graspsim.policies.robotseg.predictor.RobotSegPredictor`); ``none``: without one.
+``--zoom-fallback T`` / ``--zoom-presence T`` / ``--robot-presence T`` score the views (and, the robot presence, the
+videos) with that zoom fallback / zoom presence / robot presence logit instead of the checkpoint's own
+(:class:`~graspsim.policies.robotseg.predictor.RobotSegPredictor`); ``none``: without one.
 
 Prints one JSON object.
 """
@@ -38,6 +39,8 @@ def main() -> None:
                         help="the zoom fallback logit for the views (a number, or none) [default: the checkpoint's]")
     parser.add_argument("--zoom-presence", default=None,
                         help="the zoom presence logit for the views (a number, or none) [default: the checkpoint's]")
+    parser.add_argument("--robot-presence", default=None,
+                        help="the robot presence logit (a number, or none) [default: the checkpoint's]")
     args = parser.parse_args()
     import numpy as np
     import torch
@@ -51,7 +54,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     predictor, _ = predictor_for(args.model)
-    for option in ("zoom_fallback", "zoom_presence"):  # a number or none, over the checkpoint's own setting
+    for option in ("zoom_fallback", "zoom_presence", "robot_presence"):  # a number or none, over the checkpoint's own setting
         given = getattr(args, option)
         if given is not None:
             try:
@@ -64,7 +67,8 @@ def main() -> None:
         _, dirs = check_robot_videos(d)
         videos += [v for v in dirs if held_out_every(int(v.parent.name.split("-")[-1]))]
     result: dict = {"model": str(args.model or "shipped"), "videos": len(videos),
-                    "zoom_fallback": predictor.zoom_fallback, "zoom_presence": predictor.zoom_presence}
+                    "zoom_fallback": predictor.zoom_fallback, "zoom_presence": predictor.zoom_presence,
+                    "robot_presence": predictor.robot_presence}
     gate = predictor.memory_gate
     runs = [("video_memory", True, gate), ("video_alone", False, gate)]
     if gate:  # the same memory without the gate: what the gate adds
@@ -82,7 +86,8 @@ def main() -> None:
     # the views: the training's own per-epoch validation (same picks, same scores), on more views
     scores = validate(predictor.net, validation_views(args.data, args.views) if args.data else [],
                       gripper_zoom=predictor.gripper_zoom, zoom_net=predictor.zoom_net,
-                      zoom_fallback=predictor.zoom_fallback, zoom_presence=predictor.zoom_presence)
+                      zoom_fallback=predictor.zoom_fallback, zoom_presence=predictor.zoom_presence,
+                      robot_presence=predictor.robot_presence)
     result.update(views=scores["val_views"],
                   view_whole_jf=None if scores["val_whole_jf"] is None else round(scores["val_whole_jf"], 4),
                   view_gripper_j=None if scores["val_gripper_j"] is None else round(scores["val_gripper_j"], 4))

@@ -344,6 +344,39 @@ def test_zoom_presence_empties_a_faint_zoom(tiny_model, tmp_path):
     assert pred.zoom_presence == 4.0 and pred.zoom_net is not None
 
 
+
+def test_robot_presence_empties_every_mask_of_a_frame_without_a_robot(tiny_model, tmp_path):
+    """A network whose whole and arm logits are +2 everywhere and that is sure of a gripper everywhere: without a
+    robot presence logit (or one below 2) every part is marked; with one above 2 the frame holds no robot and all
+    three masks are empty (the zoom pass skipped), while the logits the next frame remembers are the same; a
+    prompted frame is never emptied (a click says the robot is there). The logit comes from the checkpoint's
+    metadata (absent: None)."""
+    import shutil
+
+    from graspsim.learn.checkpoint import read_metadata, write_metadata
+    from graspsim.policies.robotseg.predictor import RobotSegPredictor, predictor_for
+    from graspsim.policies.robotseg.prompts import MaskPrompt
+
+    net = _net(refine=4)
+    with torch.no_grad():
+        net.refiner.head[0].bias.copy_(torch.tensor([2.0] * 4 + [50.0] * 4 + [2.0] * 4))
+    rgb = np.zeros((60, 80, 3), np.uint8)
+    kept = RobotSegPredictor(net, gripper_zoom=True, robot_presence=1.5).predict(rgb)
+    assert kept.masks["whole"].all() and kept.masks["arm"].all() and kept.masks["gripper"].any()
+    assert RobotSegPredictor(net, gripper_zoom=True).predict(rgb).masks["whole"].all()
+    gone = RobotSegPredictor(net, gripper_zoom=True, robot_presence=2.5).predict(rgb)
+    assert not any(mask.any() for mask in gone.masks.values()) and set(gone.masks) == {"arm", "gripper", "whole"}
+    assert np.array_equal(gone.logits, kept.logits) and np.array_equal(gone.image_logits, kept.image_logits)
+    box = MaskPrompt(points=np.zeros((0, 2)), labels=np.zeros(0, int), box=np.array([10.0, 10.0, 50.0, 40.0]))
+    prompted = RobotSegPredictor(net, robot_presence=2.5).predict(rgb, box)
+    assert prompted.masks["whole"].any()
+    shutil.copytree(tiny_model, tmp_path / "m")
+    assert predictor_for(tmp_path / "m")[0].robot_presence is None
+    meta = {k: v for k, v in read_metadata(tmp_path / "m").items() if k != "sha256"}
+    write_metadata(tmp_path / "m", {**meta, "robot_presence_logit": 3.0})
+    assert predictor_for(tmp_path / "m")[0].robot_presence == 3.0
+
+
 # ------------------------------------------------------------------ training
 
 

@@ -114,7 +114,8 @@ def predictor_for(checkpoint: str | Path | None = None) -> tuple["RobotSegPredic
     return RobotSegPredictor(net, gripper_zoom=float(meta.get("gripper_zoom") or 0) > 0 or zoom_net is not None,
                              memory_gate=bool(meta.get("iou_head")), zoom_net=zoom_net,
                              zoom_fallback=meta.get("zoom_fallback_logit"),
-                             zoom_presence=zoom_meta.get("zoom_presence_logit")), meta
+                             zoom_presence=zoom_meta.get("zoom_presence_logit"),
+                             robot_presence=meta.get("robot_presence_logit")), meta
 
 
 class RobotSegPredictor:
@@ -142,6 +143,14 @@ class RobotSegPredictor:
     that do hold a gripper almost always reach a higher logit. From the zoom network's metadata
     (``zoom_presence_logit``, :func:`predictor_for`).
 
+    ``robot_presence``: a logit; in automatic mode, when the largest whole-robot logit of the frame is below it,
+    no robot is in view and all three masks are left empty (no zoom pass then; None: whatever the network marks).
+    Why: a robot out of view (the KUKA starting upright above the scene camera, an arm returned between attempts)
+    is a frame where any marked pixel is wrong (J = 0 against an empty truth, and product pixels lost to the pick
+    loop's exclusion), and the network marks a few dozen faint pixels there while even a sliver of a visible robot
+    reaches a far higher logit. The memory the next frame takes is unchanged (the network's own logits). From the
+    checkpoint's metadata (``robot_presence_logit``, :func:`predictor_for`).
+
     ``memory_gate``: with a memory, the frame is decoded twice from one encoding, alone and with the memory, and
     each part is taken from the decode whose predicted IoU (the decoder's IoU head) is higher; the logits the
     next frame remembers are the ones decoded alone. Why: a memory that is the previous frame's prediction
@@ -152,7 +161,7 @@ class RobotSegPredictor:
 
     def __init__(self, net: RobotSegNet, gripper_zoom: bool = False, memory_gate: bool = False,
                  zoom_net: RobotSegNet | None = None, zoom_fallback: float | None = None,
-                 zoom_presence: float | None = None):
+                 zoom_presence: float | None = None, robot_presence: float | None = None):
         self.net = net.eval()
         self.size = int(net.image_size)
         self.gripper_zoom = bool(gripper_zoom)
@@ -160,6 +169,7 @@ class RobotSegPredictor:
         self.zoom_net = zoom_net
         self.zoom_fallback = None if zoom_fallback is None else float(zoom_fallback)
         self.zoom_presence = None if zoom_presence is None else float(zoom_presence)
+        self.robot_presence = None if robot_presence is None else float(robot_presence)
         self._zoom = self if zoom_net is None else RobotSegPredictor(zoom_net)
 
     def _pixels(self, rgb: np.ndarray) -> tuple[torch.Tensor, float]:
@@ -208,11 +218,16 @@ class RobotSegPredictor:
 
     def predict(self, rgb: np.ndarray, prompt: MaskPrompt | None = None,
                 memory: np.ndarray | None = None) -> RobotMasks:
-        """Robot masks of ``rgb`` (H, W, 3) uint8; see :meth:`decode` (and the class docstring's gripper zoom,
-        automatic mode only, and memory gate; the memory the next frame takes stays the first pass's)."""
+        """Robot masks of ``rgb`` (H, W, 3) uint8; see :meth:`decode` (and the class docstring's robot presence
+        and gripper zoom, automatic mode only, and memory gate; the memory the next frame takes stays the first
+        pass's)."""
         encoded = self.encode(rgb)
         out = (self.gated(encoded, prompt, memory) if (self.memory_gate and memory is not None)
                else self.decode(encoded, prompt, memory))
+        if (prompt is None and self.robot_presence is not None
+                and out.image_logits[OUTPUTS.index("whole")].max() < self.robot_presence):
+            out.masks = {part: np.zeros_like(mask) for part, mask in out.masks.items()}
+            return out
         if self.gripper_zoom and prompt is None:
             window = zoom_window(out.masks["gripper"])
             if window is None and self.zoom_fallback is not None:  # a gripper too faint to pass 0: let the zoom see

@@ -309,17 +309,18 @@ def validation_views(data_dirs: list[str | Path], n: int) -> list[dict]:
 
 
 def validate(net, views: list[dict], gripper_zoom: bool = False, zoom_net=None,
-             zoom_fallback: float | None = None, zoom_presence: float | None = None) -> dict[str, float | None]:
+             zoom_fallback: float | None = None, zoom_presence: float | None = None,
+             robot_presence: float | None = None) -> dict[str, float | None]:
     """Automatic-prompt scores on ``views`` (with the gripper zoom when the run trains for it, by ``zoom_net`` when
-    given, with ``zoom_fallback`` and ``zoom_presence``: :class:`~.predictor.RobotSegPredictor`): ``val_whole_jf``,
-    ``val_arm_jf``, ``val_gripper_j``."""
+    given, with ``zoom_fallback``, ``zoom_presence`` and ``robot_presence``: :class:`~.predictor.RobotSegPredictor`):
+    ``val_whole_jf``, ``val_arm_jf``, ``val_gripper_j``."""
     from graspsim.policies.robotseg.metrics import boundary_f, part_masks, region_j
     from graspsim.policies.robotseg.predictor import RobotSegPredictor
 
     if not views:
         return {"val_whole_jf": None, "val_arm_jf": None, "val_gripper_j": None, "val_views": 0}
     pred = RobotSegPredictor(net, gripper_zoom=gripper_zoom or zoom_net is not None, zoom_net=zoom_net,
-                             zoom_fallback=zoom_fallback, zoom_presence=zoom_presence)
+                             zoom_fallback=zoom_fallback, zoom_presence=zoom_presence, robot_presence=robot_presence)
     whole, arm, grip = [], [], []
     for v in views:
         masks = pred.predict(v["rgb"]).masks
