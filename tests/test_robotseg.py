@@ -450,7 +450,7 @@ def test_a_zoom_only_run_trains_on_crops_and_ships_beside_its_first_pass(dataset
         train_robotseg([dataset], tmp_path / "bad", init=tiny_model, arm_crops=0.5, **kw)
     with pytest.raises(ValueError, match="options of --zoom-only"):
         train_robotseg([dataset], tmp_path / "bad", init=tiny_model, first_pass_crops=0.5, **kw)
-    with pytest.raises(ValueError, match="is not a --zoom-only run of the first pass"):
+    with pytest.raises(ValueError, match="is not a --zoom-only run"):
         train_robotseg([dataset], tmp_path / "bad", init=tiny_model, zoom_only=True, zoom_init=tiny_model, **kw)
     still = {**kw, "lr": 1e-9, "steps_per_epoch": 1}
     again = train_robotseg([dataset], tmp_path / "zoom2", init=tiny_model, zoom_only=True, zoom_init=tmp_path / "zoom",
@@ -468,6 +468,14 @@ def test_a_zoom_only_run_trains_on_crops_and_ships_beside_its_first_pass(dataset
     ship_checkpoint(tiny_model, tmp_path / "half")  # float16: not the weights the zoom run started from
     with pytest.raises(ValueError, match="whose weights are not"):
         attach_zoom_net(tmp_path / "zoom", tmp_path / "half")
+    # a new first pass ("half") carries the zoom network over: it starts from the earlier first pass's zoom run
+    carried = train_robotseg([dataset], tmp_path / "zoom3", init=tmp_path / "half", zoom_only=True,
+                             zoom_init=tmp_path / "zoom", epochs=1, seed=0, **still)
+    assert carried["init"] == str((tmp_path / "half").resolve())
+    assert carried["zoom_init"] == str((tmp_path / "zoom").resolve())
+    c = load_weights(tmp_path / "zoom3")
+    assert max(float((a[k] - c[k]).abs().max()) for k in a) < 1e-4
+    assert attach_zoom_net(tmp_path / "zoom3", tmp_path / "half")["zoom_net"] == "zoom"
     shutil.copytree(tiny_model, tmp_path / "main")
     main_meta = attach_zoom_net(tmp_path / "zoom", tmp_path / "main", extra={"note": "test"})
     assert main_meta["zoom_net"] == "zoom" and load_net(tmp_path / "main" / "zoom")[1]["note"] == "test"

@@ -58,7 +58,8 @@ _train_options = [
                  help="With --first-pass-crops: share of those crops drawn from the first pass's windows that "
                       "hold no gripper (teaches the zoom pass to mark none there)."),
     click.option("--zoom-init", default=None, type=click.Path(file_okay=False, path_type=Path),
-                 help="With --zoom-only: start from this --zoom-only run (of the same --init) instead of --init."),
+                 help="With --zoom-only: start from this --zoom-only run instead of --init (of the same --init, or of "
+                      "an earlier first pass: the zoom network carried over to a new one)."),
     click.option("--zoom-scratch", is_flag=True,
                  help="With --zoom-only: a new zoom network of --config (e.g. a 128 px input, wider), from random "
                       "weights; --init is then only the first pass its validation zooms behind."),

@@ -371,8 +371,9 @@ def train_robotseg(data_dirs: list[str | Path], out_dir: str | Path, *, config: 
     ``zoom_only``, the share of crops at the frozen first pass's own zoom windows (:func:`first_pass_windows`,
     computed once when the run starts); ``empty_window_crops``: of those, the share drawn from the windows that
     hold no gripper pixel (why: a zoom network that sees them in their natural share, ~15 %, still marks a
-    gripper in most of them); ``zoom_init``: a ``--zoom-only`` run of
-    the same first pass whose weights (and config) start this one (a further stage of the zoom network);
+    gripper in most of them); ``zoom_init``: a ``--zoom-only`` run whose weights (and config) start this one (a
+    further stage of the zoom network; of the same first pass, or of an earlier one when the first pass was trained
+    further: the zoom network carried over and adapted to the new first pass's windows);
     ``zoom_scratch``: the zoom network is a new one of ``config`` (its own input size and widths), from random
     weights, ``init`` only the frozen first pass its validation zooms behind (why: the zoom windows are ~40-240 px
     of the render, so a 256 px input mostly upsamples them; a 128 px input of a wider network sees the same pixels
@@ -394,8 +395,8 @@ def train_robotseg(data_dirs: list[str | Path], out_dir: str | Path, *, config: 
         init = str(resolve_checkpoint(init).resolve())
         if zoom_only and zoom_init is not None:  # a further stage of a zoom network: that network's config
             zoom_meta = read_metadata(Path(zoom_init))  # checked before its config is used
-            if not zoom_meta.get("zoom_only") or zoom_meta.get("init") != init:
-                raise ValueError(f"--zoom-init {zoom_init} is not a --zoom-only run of the first pass {init}")
+            if not zoom_meta.get("zoom_only"):
+                raise ValueError(f"--zoom-init {zoom_init} is not a --zoom-only run")
             cfg = config_over_init(RobotSegConfig.from_dict(zoom_meta["config"]), config)
         elif not zoom_scratch:  # a stage of the init's network: its config, --config adding new parts only
             cfg = config_over_init(RobotSegConfig.from_dict(read_metadata(Path(init))["config"]), config)
