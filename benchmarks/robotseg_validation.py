@@ -54,7 +54,8 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     predictor, _ = predictor_for(args.model)
-    for option in ("zoom_fallback", "zoom_presence", "robot_presence"):  # a number or none, over the checkpoint's own setting
+    # each a number or none, over the checkpoint's own setting
+    for option in ("zoom_fallback", "zoom_presence", "robot_presence"):
         given = getattr(args, option)
         if given is not None:
             try:
