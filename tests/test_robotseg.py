@@ -609,6 +609,7 @@ def test_evaluate_cli_end_to_end(dataset, tiny_model, tmp_path):
     res = json.loads(out.read_text())
     assert res["pictures"] == 4 and set(res["by_split"]) == {"seen", "unseen", "all"}
     assert set(res["by_embodiment"]) == {"panda", "xarm6", "all"} and res["fps"] > 0
+    assert res["inference"]["robot_presence"] is None and res["inference"]["zoom_net"] is False  # the tiny model's
     for g in res["by_split"].values():
         for part in ("arm", "gripper", "whole"):
             s = g[part]
