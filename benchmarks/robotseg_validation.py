@@ -50,7 +50,7 @@ def main() -> None:
     from graspsim.policies.robotseg.evaluate import score_masks
     from graspsim.policies.robotseg.metrics import part_masks
     from graspsim.policies.robotseg.predictor import predictor_for
-    from graspsim.policies.robotseg.train import validate, validation_views
+    from graspsim.policies.robotseg.train import score_views, validation_views
 
     torch.set_num_threads(args.threads)
     predictor, _ = predictor_for(args.model)
@@ -67,9 +67,7 @@ def main() -> None:
     for d in args.videos:
         _, dirs = check_robot_videos(d)
         videos += [v for v in dirs if held_out_every(int(v.parent.name.split("-")[-1]))]
-    result: dict = {"model": str(args.model or "shipped"), "videos": len(videos),
-                    "zoom_fallback": predictor.zoom_fallback, "zoom_presence": predictor.zoom_presence,
-                    "robot_presence": predictor.robot_presence}
+    result: dict = {"model": str(args.model or "shipped"), "videos": len(videos), **predictor.settings()}
     gate = predictor.memory_gate
     runs = [("video_memory", True, gate), ("video_alone", False, gate)]
     if gate:  # the same memory without the gate: what the gate adds
@@ -85,10 +83,7 @@ def main() -> None:
         result[key] = round(float(np.mean(per_video)), 4) if videos else None
     predictor.memory_gate = gate
     # the views: the training's own per-epoch validation (same picks, same scores), on more views
-    scores = validate(predictor.net, validation_views(args.data, args.views) if args.data else [],
-                      gripper_zoom=predictor.gripper_zoom, zoom_net=predictor.zoom_net,
-                      zoom_fallback=predictor.zoom_fallback, zoom_presence=predictor.zoom_presence,
-                      robot_presence=predictor.robot_presence)
+    scores = score_views(predictor, validation_views(args.data, args.views) if args.data else [])
     result.update(views=scores["val_views"],
                   view_whole_jf=None if scores["val_whole_jf"] is None else round(scores["val_whole_jf"], 4),
                   view_gripper_j=None if scores["val_gripper_j"] is None else round(scores["val_gripper_j"], 4))

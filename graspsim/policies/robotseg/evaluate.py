@@ -178,10 +178,7 @@ def evaluate_robot_masks(data_dir: str | Path | list[str | Path], mode: str, *, 
               "fps": None if timer.fps is None else round(timer.fps, 2), "threads": threads,
               "pictures": len(rows), "rows": rows}
     if baseline is None:  # the inference settings the figures were measured with (the checkpoint's own)
-        pred = model.predictor
-        result["inference"] = {"gripper_zoom": pred.gripper_zoom, "zoom_net": pred.zoom_net is not None,
-                               "zoom_presence": pred.zoom_presence, "zoom_fallback": pred.zoom_fallback,
-                               "robot_presence": pred.robot_presence, "memory_gate": pred.memory_gate}
+        result["inference"] = model.predictor.settings()
     if video and alone:
         result["frames_alone_by_split"] = aggregate(alone, "split", seq)
         result["frames_alone_by_embodiment"] = aggregate(alone, "embodiment", seq)

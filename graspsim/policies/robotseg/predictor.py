@@ -172,6 +172,12 @@ class RobotSegPredictor:
         self.robot_presence = None if robot_presence is None else float(robot_presence)
         self._zoom = self if zoom_net is None else RobotSegPredictor(zoom_net)
 
+    def settings(self) -> dict[str, Any]:
+        """The inference settings (class docstring) as plain values, for the records of what was measured."""
+        return {"gripper_zoom": self.gripper_zoom, "zoom_net": self.zoom_net is not None,
+                "zoom_fallback": self.zoom_fallback, "zoom_presence": self.zoom_presence,
+                "robot_presence": self.robot_presence, "memory_gate": self.memory_gate}
+
     def _pixels(self, rgb: np.ndarray) -> tuple[torch.Tensor, float]:
         boxed, scale = letterbox(np.asarray(rgb, dtype=np.uint8), self.size)
         return torch.from_numpy(normalise(boxed, SAM_MEAN, SAM_STD))[None], scale

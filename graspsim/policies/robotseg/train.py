@@ -308,19 +308,22 @@ def validation_views(data_dirs: list[str | Path], n: int) -> list[dict]:
     return [v for v in out if v["meta"].get("split") != "unseen"]
 
 
-def validate(net, views: list[dict], gripper_zoom: bool = False, zoom_net=None,
-             zoom_fallback: float | None = None, zoom_presence: float | None = None,
-             robot_presence: float | None = None) -> dict[str, float | None]:
-    """Automatic-prompt scores on ``views`` (with the gripper zoom when the run trains for it, by ``zoom_net`` when
-    given, with ``zoom_fallback``, ``zoom_presence`` and ``robot_presence``: :class:`~.predictor.RobotSegPredictor`):
-    ``val_whole_jf``, ``val_arm_jf``, ``val_gripper_j``."""
-    from graspsim.policies.robotseg.metrics import boundary_f, part_masks, region_j
+def validate(net, views: list[dict], gripper_zoom: bool = False, zoom_net=None) -> dict[str, float | None]:
+    """A training run's per-epoch validation: :func:`score_views` with ``net`` (the gripper zoom on when the run
+    trains for it, by ``zoom_net`` when given), no gates."""
     from graspsim.policies.robotseg.predictor import RobotSegPredictor
+
+    return score_views(RobotSegPredictor(net, gripper_zoom=gripper_zoom or zoom_net is not None, zoom_net=zoom_net),
+                       views)
+
+
+def score_views(pred, views: list[dict]) -> dict[str, float | None]:
+    """Automatic-prompt scores of a :class:`~.predictor.RobotSegPredictor` (with whatever zoom and gates it has) on
+    ``views``: ``val_whole_jf``, ``val_arm_jf``, ``val_gripper_j`` (None without views), ``val_views``."""
+    from graspsim.policies.robotseg.metrics import boundary_f, part_masks, region_j
 
     if not views:
         return {"val_whole_jf": None, "val_arm_jf": None, "val_gripper_j": None, "val_views": 0}
-    pred = RobotSegPredictor(net, gripper_zoom=gripper_zoom or zoom_net is not None, zoom_net=zoom_net,
-                             zoom_fallback=zoom_fallback, zoom_presence=zoom_presence, robot_presence=robot_presence)
     whole, arm, grip = [], [], []
     for v in views:
         masks = pred.predict(v["rgb"]).masks
