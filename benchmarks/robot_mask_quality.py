@@ -4,7 +4,9 @@ For the first ``--scenes`` scenes of a suite (``--seed`` as in ``graspsim bench`
 benchmark's policies see (640x480 by default, the arm parked at its mount, nothing moved yet) is rendered with
 the privileged ``robot_seg``, and RobotSeg's ``whole`` output on the RGB image (what ``robot_mask=robotseg``
 excludes) is scored against it: J (IoU), F (boundary F-measure, as ``graspsim evaluate robot-masks``), the
-pixels marked vs the robot's pixels, and the time per decision. Run it once per checkpoint to compare them.
+pixels marked vs the robot's pixels, the time per decision, and the frame's largest whole-robot logit beside the
+checkpoint's robot presence gate (below it the predictor would leave the mask empty: ``gate_fired`` counts those
+scenes). Run it once per checkpoint to compare them.
 
 Usage::
 
@@ -37,6 +39,7 @@ def main() -> None:
 
     from graspsim.envs.pick_env import PickEnv
     from graspsim.policies.robotseg.metrics import boundary_f, region_j
+    from graspsim.policies.robotseg.config import OUTPUTS
     from graspsim.policies.robotseg.predictor import predictor_for
     from graspsim.scenes.suites import get_suite
 
@@ -51,11 +54,13 @@ def main() -> None:
             obs, _ = env.reset(seed=scene_seed)
             truth = np.asarray(obs["robot_seg"]) > 0
             t0 = time.perf_counter()
-            mask = predictor.predict(np.asarray(obs["rgb"])[..., :3]).masks["whole"]
+            out = predictor.predict(np.asarray(obs["rgb"])[..., :3])
             ms = (time.perf_counter() - t0) * 1000
+            mask = out.masks["whole"]
             rows.append({"scene_seed": scene_seed, "J": round(region_j(mask, truth), 4),
                          "F": round(boundary_f(mask, truth), 4), "marked_px": int(mask.sum()),
-                         "robot_px": int(truth.sum()), "ms": round(ms, 1)})
+                         "robot_px": int(truth.sum()), "ms": round(ms, 1),
+                         "largest_whole_logit": round(float(out.image_logits[OUTPUTS.index("whole")].max()), 2)})
     finally:
         env.close()
     summary = {"suite": args.suite, "scenes": len(rows), "model": str(args.model or "shipped"),
@@ -65,7 +70,11 @@ def main() -> None:
                "F_mean": round(statistics.mean(r["F"] for r in rows), 4),
                "marked_px_median": statistics.median(r["marked_px"] for r in rows),
                "robot_px_median": statistics.median(r["robot_px"] for r in rows),
-               "ms_median": round(statistics.median(r["ms"] for r in rows), 1), "threads": args.threads,
+               "ms_median": round(statistics.median(r["ms"] for r in rows), 1),
+               "largest_whole_logit_min": min(r["largest_whole_logit"] for r in rows),
+               "robot_presence": predictor.robot_presence,
+               "gate_fired": sum(r["largest_whole_logit"] < predictor.robot_presence for r in rows)
+               if predictor.robot_presence is not None else 0, "threads": args.threads,
                "load_average_1min": round(os.getloadavg()[0], 2)}
     print(json.dumps({**summary, "rows": rows}))
 

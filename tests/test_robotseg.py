@@ -791,8 +791,52 @@ def test_training_the_iou_head_alone_keeps_the_masks_and_gates_the_memory(datase
     for i, part in enumerate(("arm", "gripper", "whole")):
         chosen = remembered if remembered.iou[i] > alone.iou[i] else alone
         assert np.array_equal(video[1].masks[part], chosen.masks[part])
+    from graspsim.learn.checkpoint import read_metadata, write_metadata
+
+    meta = {k: v for k, v in read_metadata(tmp_path / "iou").items() if k != "sha256"}
+    write_metadata(tmp_path / "iou", {**meta, "memory_gate": False})  # a setting chosen on validation: gate off
+    ungated = predictor_for(tmp_path / "iou")[0]
+    assert not ungated.memory_gate
+    assert np.array_equal(ungated.predict_video(frames)[1].masks["whole"],
+                          pred.decode(enc, memory=video[0].logits).masks["whole"])  # the decode with the memory
     with pytest.raises(ValueError, match="give --init"):
         train_robotseg([dataset], tmp_path / "bad", trainable="iou", **TRAIN)
+
+
+def test_training_the_memory_encoder_alone_keeps_image_mode_and_trains_on_later_frames(dataset, tiny_model, tmp_path):
+    """``trainable="memory"``: only the memory encoder's tensors move (image mode is the init's, bit for bit), its
+    mask loss falls; every batch is automatic, remembers, and holds only video frames after the first, each with
+    its previous frame's pixels (the network's own prediction becomes the memory); bad combinations are one-line
+    errors."""
+    from graspsim.learn.checkpoint import load_weights
+    from graspsim.policies.robotseg.data import RobotBank
+    from graspsim.policies.robotseg.predictor import RobotSegPredictor, load_net
+    from graspsim.policies.robotseg.train import MEMORY_ENCODER, supervised_batch, train_robotseg
+
+    bank = RobotBank([dataset], "train", 32)
+    later = {i for i in bank.labelled() if bank.pictures[i].video is not None and bank.pictures[i].t > 0}
+    assert later
+    batch = supervised_batch(bank, 6, np.random.default_rng(0), self_memory=True, memory_frames=True)
+    # prev_rows: a row brings its previous frame's pixels only when it is a video frame t > 0 (no view, no crop)
+    assert batch["mode"] == "auto" and "memory" in batch and batch["prev_rows"].all()
+    meta = train_robotseg([dataset], tmp_path / "mem", init=tiny_model, epochs=3, seed=2, trainable="memory",
+                          self_memory=True, **{**TRAIN, "config": None, "lr": 3e-2})
+    assert meta["trainable"] == "memory" and not meta["iou_head"]
+    losses = [h["train_loss"] for h in meta["history"]]
+    assert losses[-1] < losses[0], losses
+    before, after = load_weights(tiny_model), load_weights(tmp_path / "mem")
+    moved = {k for k in before if not torch.equal(before[k], after[k])}
+    assert moved and all(k.startswith(MEMORY_ENCODER) for k in moved)
+    rgb = np.random.default_rng(4).integers(0, 256, (60, 80, 3), dtype=np.uint8)
+    old, new = RobotSegPredictor(load_net(tiny_model)[0]), RobotSegPredictor(load_net(tmp_path / "mem")[0])
+    assert np.array_equal(old.predict(rgb).logits, new.predict(rgb).logits)  # image mode unchanged
+    memory = old.predict(rgb).logits
+    assert not np.array_equal(old.predict(rgb, memory=memory).logits, new.predict(rgb, memory=memory).logits)
+    for bad in (dict(self_memory=False), dict(self_memory=True, iou_loss_weight=1.0)):
+        with pytest.raises(ValueError, match="--trainable memory"):
+            train_robotseg([dataset], tmp_path / "bad", init=tiny_model, trainable="memory", **bad, **TRAIN)
+    with pytest.raises(ValueError, match="give --init"):
+        train_robotseg([dataset], tmp_path / "bad", trainable="memory", self_memory=True, **TRAIN)
 
 
 def test_the_shipped_checkpoint_loads_offline_with_its_record():

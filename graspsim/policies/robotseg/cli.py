@@ -43,8 +43,10 @@ _train_options = [
     click.option("--iou-loss", "iou_loss_weight", default=0.0, show_default=True, type=click.FloatRange(0.0),
                  help="Weight of the loss that teaches the decoder's predicted IoU the IoU its masks reach (video "
                       "mode then gates the memory by it). 0: off."),
-    click.option("--trainable", default="all", show_default=True, type=click.Choice(["all", "iou"]),
-                 help="all, or iou: only the decoder's IoU head trains (from --init; the masks stay the init's)."),
+    click.option("--trainable", default="all", show_default=True, type=click.Choice(["all", "iou", "memory"]),
+                 help="all; iou: only the decoder's IoU head trains (from --init; the masks stay the init's); "
+                      "memory: only the video memory's encoder trains (from --init, with --self-memory; every batch "
+                      "video frames after the first, automatic; image mode stays the init's)."),
     click.option("--zoom-only", is_flag=True,
                  help="Train the network of the gripper zoom's second pass alone, from --init (the first pass): "
                       "every picture a crop around the gripper, no prompt, no memory."),

@@ -103,7 +103,8 @@ def zoom_window(gripper: np.ndarray) -> tuple[int, int, int, int] | None:
 def predictor_for(checkpoint: str | Path | None = None) -> tuple["RobotSegPredictor", dict[str, Any]]:
     """``(RobotSegPredictor, metadata)`` of a checkpoint (None: the shipped one), with the gripper zoom on when
     the checkpoint was trained for it (metadata ``gripper_zoom`` > 0) and the memory gate on when its IoU head
-    was trained (metadata ``iou_head``); the zoom presence logit is the zoom network's own (its metadata
+    was trained (metadata ``iou_head``) unless the metadata's ``memory_gate`` says otherwise (a setting chosen on
+    validation, e.g. after the memory encoder was trained further); the zoom presence logit is the zoom network's own (its metadata
     ``zoom_presence_logit``: a threshold on that network's logits, gone when another network is attached)."""
     from graspsim.policies.robotseg.config import resolve_checkpoint
 
@@ -112,7 +113,7 @@ def predictor_for(checkpoint: str | Path | None = None) -> tuple["RobotSegPredic
     if meta.get("zoom_net"):  # a subdirectory of the checkpoint: the network of the zoom pass (--zoom-only)
         zoom_net, zoom_meta = load_net(resolve_checkpoint(checkpoint) / meta["zoom_net"])
     return RobotSegPredictor(net, gripper_zoom=float(meta.get("gripper_zoom") or 0) > 0 or zoom_net is not None,
-                             memory_gate=bool(meta.get("iou_head")), zoom_net=zoom_net,
+                             memory_gate=bool(meta.get("memory_gate", meta.get("iou_head"))), zoom_net=zoom_net,
                              zoom_fallback=meta.get("zoom_fallback_logit"),
                              zoom_presence=zoom_meta.get("zoom_presence_logit"),
                              robot_presence=meta.get("robot_presence_logit")), meta
@@ -156,7 +157,8 @@ class RobotSegPredictor:
     next frame remembers are the ones decoded alone. Why: a memory that is the previous frame's prediction
     carries its errors, and one that carried the previous *remembered* prediction fed them back frame after
     frame (``--self-memory`` trains on the network's memoryless prediction as memory: the same thing). Only for
-    checkpoints whose IoU head was trained (``--iou-loss`` / ``--trainable iou``; metadata ``iou_head``).
+    checkpoints whose IoU head was trained (``--iou-loss`` / ``--trainable iou``; metadata ``iou_head``), unless
+    their metadata's ``memory_gate`` is false.
     """
 
     def __init__(self, net: RobotSegNet, gripper_zoom: bool = False, memory_gate: bool = False,

@@ -74,7 +74,8 @@ def supervised_batch(bank: RobotBank, batch_size: int, rng: np.random.Generator,
                      zoom_only: bool = False, arm_crops: float = 0.0, first_pass_crops: float = 0.0,
                      windows: list[tuple[int, tuple[int, int, int, int]]] | None = None,
                      empty_window_crops: float = 0.0,
-                     empty_windows: list[tuple[int, tuple[int, int, int, int]]] | None = None) -> dict[str, Any]:
+                     empty_windows: list[tuple[int, tuple[int, int, int, int]]] | None = None,
+                     memory_frames: bool = False) -> dict[str, Any]:
     """A fully supervised batch: ``pixels`` (B, 3, S, S), ``targets`` (B, 3, S, S), ``mode``, and as the mode and
     memory draw say ``points`` (B, N, 2) + ``labels`` (B, N), ``boxes`` (B, 4), ``memory`` (B, 3, S/4, S/4).
     ``gripper_zoom``: the share of pictures showing a gripper replaced by a crop around it
@@ -88,10 +89,18 @@ def supervised_batch(bank: RobotBank, batch_size: int, rng: np.random.Generator,
     are crops around a random arm pixel instead (:func:`~.data.arm_crop`: windows that may hold no gripper), and a
     share ``first_pass_crops`` are a first pass's own zoom windows (``windows``: (picture index, window) pairs, from
     :func:`first_pass_windows`; :func:`~.data.window_crop`), whether or not they hold a gripper; of those a share
-    ``empty_window_crops`` are drawn from ``empty_windows`` (the windows that hold no gripper pixel) alone."""
+    ``empty_window_crops`` are drawn from ``empty_windows`` (the windows that hold no gripper pixel) alone.
+    ``memory_frames``: what video inference after the first frame sees, alone: every picture a video frame t > 0,
+    automatic prompt, always a memory (with ``self_memory`` the network's own prediction for frame t-1; no crops)."""
     labelled = bank.labelled() if labelled is None else labelled
+    later = ([i for i in labelled if bank.pictures[i].video is not None and bank.pictures[i].t > 0]
+             if memory_frames else [])
+    if memory_frames and not later:
+        raise ValueError("memory frames: the training data hold no video frame after a first one")
     if zoom_only:
         mode, with_memory = "auto", False
+    elif memory_frames:
+        mode, with_memory = "auto", True
     else:
         modes = list(MODE_PROBS)
         mode = modes[int(rng.choice(len(modes), p=np.array(list(MODE_PROBS.values()))))]
@@ -100,7 +109,8 @@ def supervised_batch(bank: RobotBank, batch_size: int, rng: np.random.Generator,
     out: dict[str, list] = {"pixels": [], "targets": [], "points": [], "boxes": [], "memory": [], "prev": [],
                             "prev_rows": []}
     for _ in range(batch_size):
-        pic = bank.pictures[_pick_picture(bank, labelled, rng)]
+        pic = bank.pictures[later[int(rng.integers(len(later)))] if memory_frames
+                            else _pick_picture(bank, labelled, rng)]
         while mode != "auto" and not pic.seg.any():  # nothing to click on (e.g. a frame with the arm out of view)
             pic = bank.pictures[_pick_picture(bank, labelled, rng)]
         seg, rgb, zoomed = pic.seg, pic.rgb, None
@@ -120,7 +130,7 @@ def supervised_batch(bank: RobotBank, batch_size: int, rng: np.random.Generator,
                 raise ValueError(f"--zoom-only: no gripper crop in {ZOOM_DRAWS} pictures drawn: the training "
                                  "pictures hardly show a gripper")
             rgb, seg = zoomed
-        elif gripper_zoom > 0 and pic.full_seg is not None and rng.random() < gripper_zoom:
+        elif gripper_zoom > 0 and not memory_frames and pic.full_seg is not None and rng.random() < gripper_zoom:
             zoomed = gripper_crop(pic.full_rgb, pic.full_seg, bank.size, rng)
             if zoomed is not None:
                 rgb, seg = zoomed
@@ -365,7 +375,10 @@ def train_robotseg(data_dirs: list[str | Path], out_dir: str | Path, *, config: 
     non-robot pixels get their own recolouring (:func:`~.data.draw_colour`). ``iou_loss_weight``: weight of
     :func:`iou_loss` (the decoder's predicted IoU learns the IoU its masks reach); ``trainable``: "all", or "iou":
     only the decoder's IoU head trains (needs ``init``; the masks stay the init's bit for bit, the loss is the
-    IoU loss alone), after which video mode gates the memory by the predicted IoU (metadata ``iou_head``).
+    IoU loss alone), after which video mode gates the memory by the predicted IoU (metadata ``iou_head``), or
+    "memory": only the video memory's encoder trains (needs ``init`` and ``self_memory``; every batch is what video
+    inference after the first frame sees, :func:`supervised_batch`'s ``memory_frames``; image mode stays the
+    init's bit for bit).
     ``zoom_only``: train the network of the gripper zoom's pass alone (needs ``init``, the first pass, which starts
     it and stays frozen beside it for the validation): every picture a gripper crop, automatic, no memory
     (:func:`supervised_batch`); :func:`attach_zoom_net` then ships it beside that first pass. ``gripper_weight``:
@@ -414,8 +427,12 @@ def train_robotseg(data_dirs: list[str | Path], out_dir: str | Path, *, config: 
     _set_share(settings, "scene_recolour", scene_recolour)
     if trainable not in TRAINABLE:
         raise ValueError(f"trainable must be one of {', '.join(TRAINABLE)}, got {trainable!r}")
-    if trainable == "iou" and init is None:
-        raise ValueError("trainable 'iou' trains the IoU head of a trained network: give --init")
+    if trainable in ("iou", "memory") and init is None:
+        raise ValueError(f"trainable {trainable!r} trains a part of a trained network: give --init")
+    if trainable == "memory" and (not self_memory or iou_loss_weight > 0 or gripper_zoom > 0 or label_efficient
+                                  or zoom_only):
+        raise ValueError("--trainable memory trains the memory encoder on what video inference gives it: it needs "
+                         "--self-memory, and takes no --iou-loss, --gripper-zoom, --label-efficient or --zoom-only")
     if trainable == "iou" and iou_loss_weight <= 0:
         iou_loss_weight = 1.0  # the IoU head alone has no other loss
     if iou_loss_weight < 0:
@@ -460,10 +477,12 @@ def train_robotseg(data_dirs: list[str | Path], out_dir: str | Path, *, config: 
     return train(out_dir, settings, build, loop, resume, log)
 
 
-#: What ``trainable`` may name: every weight, or the mask decoder's IoU head alone.
-TRAINABLE = ("all", "iou")
+#: What ``trainable`` may name: every weight, the mask decoder's IoU head alone, or the video memory's encoder alone.
+TRAINABLE = ("all", "iou", "memory")
 #: The IoU head's parameters (their names start so).
 IOU_HEAD = "sam.mask_decoder.iou_prediction_head."
+#: The memory encoder's parameters (likewise).
+MEMORY_ENCODER = "memory_encoder."
 
 
 #: Config fields that ``--config`` may set on top of an ``--init`` checkpoint: each adds a module that starts
@@ -524,9 +543,10 @@ def _stack(cfg: RobotSegConfig, settings: dict, loop, bank: RobotBank, val_views
             raise ValueError("--first-pass-crops: the first pass finds a gripper in none of the training pictures")
         empty_windows = [(i, (x0, y0, x1, y1)) for i, (x0, y0, x1, y1) in windows
                          if not (bank.pictures[i].full_seg[y0:y1, x0:x1] == 2).any()]
-    if only_iou:
+    only_memory = settings.get("trainable", "all") == "memory"
+    if only_iou or only_memory:
         for name, p in net.named_parameters():
-            p.requires_grad_(name.startswith(IOU_HEAD))
+            p.requires_grad_(name.startswith(IOU_HEAD if only_iou else MEMORY_ENCODER))
 
     def draw(rng: np.random.Generator):
         if le:
@@ -534,7 +554,7 @@ def _stack(cfg: RobotSegConfig, settings: dict, loop, bank: RobotBank, val_views
         return supervised_batch(bank, settings["batch_size"], rng, labelled, zoom, settings.get("self_memory", False),
                                 settings.get("scene_recolour", 0.0), zoom_only, settings.get("arm_crops", 0.0),
                                 settings.get("first_pass_crops", 0.0), windows,
-                                settings.get("empty_window_crops", 0.0), empty_windows)
+                                settings.get("empty_window_crops", 0.0), empty_windows, only_memory)
 
     def step(batch):
         if le:
