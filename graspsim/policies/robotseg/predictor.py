@@ -104,8 +104,9 @@ def predictor_for(checkpoint: str | Path | None = None) -> tuple["RobotSegPredic
     """``(RobotSegPredictor, metadata)`` of a checkpoint (None: the shipped one), with the gripper zoom on when
     the checkpoint was trained for it (metadata ``gripper_zoom`` > 0) and the memory gate on when its IoU head
     was trained (metadata ``iou_head``) unless the metadata's ``memory_gate`` says otherwise (a setting chosen on
-    validation, e.g. after the memory encoder was trained further); the zoom presence logit is the zoom network's own (its metadata
-    ``zoom_presence_logit``: a threshold on that network's logits, gone when another network is attached)."""
+    validation, e.g. after the memory encoder was trained further); the zoom presence logit is the zoom network's
+    own (its metadata ``zoom_presence_logit``: a threshold on that network's logits, gone when another network is
+    attached)."""
     from graspsim.policies.robotseg.config import resolve_checkpoint
 
     net, meta = load_net(checkpoint)
