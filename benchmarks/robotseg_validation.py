@@ -7,17 +7,22 @@ inference setting is adopted on these figures instead:
   video segmented in order with the previous frame's masks as memory (gated by the predicted IoU where the
   checkpoint's IoU head was trained; ``video_memory_ungated`` then says what the memory gives without the gate),
   and the same frames one by one;
-* ``view_whole_jf`` / ``view_gripper_j``: automatic-prompt whole J&F and gripper J on up to ``--views`` held-out
-  views of the ``--data`` datasets (evenly spread, as the training's own per-epoch validation picks them).
+* ``view_whole_jf`` / ``view_arm_jf`` / ``view_gripper_j``: automatic-prompt whole and arm J&F and gripper J on
+  up to ``--views`` held-out views of the ``--data`` datasets (evenly spread, as the training's own per-epoch
+  validation picks them).
 
 Usage::
 
     python benchmarks/robotseg_validation.py --model DIR --data D [--data D ...] --videos V [--videos V ...] \\
-        [--views 200] [--threads 2] [--zoom-fallback T] [--zoom-presence T] [--robot-presence T]
+        [--views 200] [--threads 2] [--zoom-fallback T] [--zoom-presence T] [--robot-presence T] \\
+        [--prompt auto|1-click|3-click|box] [--prompt-zoom on|off] [--box-margin M|none]
 
 ``--zoom-fallback T`` / ``--zoom-presence T`` / ``--robot-presence T`` score the views (and, the robot presence, the
 videos) with that zoom fallback / zoom presence / robot presence logit instead of the checkpoint's own
-(:class:`~graspsim.policies.robotseg.predictor.RobotSegPredictor`); ``none``: without one.
+(:class:`~graspsim.policies.robotseg.predictor.RobotSegPredictor`); ``none``: without one. ``--prompt
+1-click|3-click|box`` scores the views under that prompt mode (each part prompted from its own true mask, as
+``graspsim evaluate robot-masks``), with the gripper zoom under prompts on or off (``--prompt-zoom``) and the box cut
+(``--box-margin``) as given.
 
 Prints one JSON object.
 """
@@ -41,6 +46,13 @@ def main() -> None:
                         help="the zoom presence logit for the views (a number, or none) [default: the checkpoint's]")
     parser.add_argument("--robot-presence", default=None,
                         help="the robot presence logit (a number, or none) [default: the checkpoint's]")
+    parser.add_argument("--prompt", default="auto", choices=["auto", "1-click", "3-click", "box"],
+                        help="the prompt mode the views are scored under (the evaluation's protocol) [auto]")
+    parser.add_argument("--prompt-zoom", choices=["on", "off"], default=None,
+                        help="the gripper zoom under prompts [default: the predictor's]")
+    parser.add_argument("--box-margin", default=None,
+                        help="under a box prompt, cut the zoomed gripper to the box grown by this share of its "
+                             "sides (a number, or none) [default: the predictor's]")
     args = parser.parse_args()
     import numpy as np
     import torch
@@ -55,7 +67,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     predictor, _ = predictor_for(args.model)
     # each a number or none, over the checkpoint's own setting
-    for option in ("zoom_fallback", "zoom_presence", "robot_presence"):
+    if args.prompt_zoom is not None:
+        predictor.prompt_zoom = args.prompt_zoom == "on"
+    for option in ("zoom_fallback", "zoom_presence", "robot_presence", "box_margin"):
         given = getattr(args, option)
         if given is not None:
             try:
@@ -83,9 +97,10 @@ def main() -> None:
         result[key] = round(float(np.mean(per_video)), 4) if videos else None
     predictor.memory_gate = gate
     # the views: the training's own per-epoch validation (same picks, same scores), on more views
-    scores = score_views(predictor, validation_views(args.data, args.views) if args.data else [])
-    result.update(views=scores["val_views"],
+    scores = score_views(predictor, validation_views(args.data, args.views) if args.data else [], args.prompt)
+    result.update(prompt=args.prompt, views=scores["val_views"],
                   view_whole_jf=None if scores["val_whole_jf"] is None else round(scores["val_whole_jf"], 4),
+                  view_arm_jf=None if scores["val_arm_jf"] is None else round(scores["val_arm_jf"], 4),
                   view_gripper_j=None if scores["val_gripper_j"] is None else round(scores["val_gripper_j"], 4))
     print(json.dumps(result))
 

@@ -282,6 +282,65 @@ def test_gripper_zoom_replaces_the_gripper_inside_the_window_only():
     assert not zoomed.masks["whole"].any()  # only the gripper is replaced
 
 
+def test_prompted_zoom_window_and_box_cut_known_answers():
+    """A box on the gripper is taken as the gripper's box; a box on the robot keeps the first pass's gripper
+    inside it; a click picks the gripper component under it; the box cut grows the box by the margin."""
+    from graspsim.policies.robotseg.predictor import cut_to_box, prompted_zoom_window, zoom_window
+    from graspsim.policies.robotseg.prompts import MaskPrompt
+
+    gripper = np.zeros((240, 320), bool)
+    gripper[50:70, 100:120] = True  # component A, 20 x 20: zoom_window (80, 30, 140, 90)
+    gripper[150:160, 10:20] = True  # component B, 10 x 10, away from the arm
+    arm = np.zeros_like(gripper)
+    arm[70:200, 100:250] = True
+    masks = {"arm": arm, "gripper": gripper, "whole": arm | gripper}
+    no_clicks = (np.zeros((0, 2)), np.zeros(0, dtype=np.int64))
+    on_gripper = MaskPrompt(*no_clicks, np.array([105.0, 55.0, 115.0, 65.0]))  # 10 x 10: a 40 px window
+    assert prompted_zoom_window(on_gripper, masks) == (90, 40, 130, 80)
+    on_robot = MaskPrompt(*no_clicks, np.array([95.0, 45.0, 255.0, 205.0]))  # fits the whole robot: A inside it
+    assert prompted_zoom_window(on_robot, masks) == zoom_window(gripper) == (80, 30, 140, 90)
+    empty = {k: np.zeros_like(v) for k, v in masks.items()}  # nothing predicted: the box is the gripper's
+    assert prompted_zoom_window(on_robot, empty) == (55, 0, 295, 240)  # 3 x 160 > 240: the full height
+    click_b = MaskPrompt(np.array([[14.0, 154.0]]), np.ones(1, dtype=np.int64))
+    assert prompted_zoom_window(click_b, masks) == (0, 135, 40, 175)
+    click_off = MaskPrompt(np.array([[300.0, 10.0]]), np.ones(1, dtype=np.int64))  # on no gripper: as automatic
+    assert prompted_zoom_window(click_off, masks) == (80, 30, 140, 90)
+    assert prompted_zoom_window(click_b, empty) is None
+    cut = cut_to_box(np.ones((60, 80), bool), np.array([10.0, 10.0, 30.0, 20.0]), margin=0.1)
+    expect = np.zeros((60, 80), bool)
+    expect[9:21, 8:32] = True
+    assert np.array_equal(cut, expect)
+
+
+def test_a_prompt_steers_the_gripper_zoom_and_a_box_bounds_it():
+    """A network sure of a gripper everywhere (and of nothing else): a box on (20, 10)-(40, 30) of a 60x80 picture
+    is the gripper's box, the zoom window is the 60 px square around it shifted inside (0, 0)-(60, 60), and the
+    gripper is that window cut to the box grown by 8 %; without the cut, the window; without the prompt zoom,
+    the first pass's gripper (everywhere); a click zooms on the component under it (the whole picture's window)."""
+    from graspsim.policies.robotseg.predictor import RobotSegPredictor
+    from graspsim.policies.robotseg.prompts import MaskPrompt
+
+    net = _net(refine=4)
+    with torch.no_grad():
+        net.refiner.head[0].bias.copy_(torch.tensor([-50.0] * 4 + [50.0] * 4 + [-50.0] * 4))
+    rgb = np.zeros((60, 80, 3), np.uint8)
+    box = MaskPrompt(np.zeros((0, 2)), np.zeros(0, dtype=np.int64), np.array([20.0, 10.0, 40.0, 30.0]))
+    window = np.zeros((60, 80), bool)
+    window[0:60, 0:60] = True
+    cut = np.zeros((60, 80), bool)
+    cut[8:32, 18:42] = True
+    out = RobotSegPredictor(net, gripper_zoom=True).predict(rgb, box)
+    assert np.array_equal(out.masks["gripper"], cut) and not out.masks["whole"].any() and not out.masks["arm"].any()
+    uncut = RobotSegPredictor(net, gripper_zoom=True, box_margin=None).predict(rgb, box)
+    assert np.array_equal(uncut.masks["gripper"], window)
+    assert RobotSegPredictor(net, gripper_zoom=True, prompt_zoom=False).predict(rgb, box).masks["gripper"].all()
+    assert RobotSegPredictor(net).predict(rgb, box).masks["gripper"].all()  # no zoom at all: no cut either
+    click = MaskPrompt(np.array([[70.0, 50.0]]), np.ones(1, dtype=np.int64))
+    centred = np.zeros((60, 80), bool)
+    centred[0:60, 10:70] = True
+    assert np.array_equal(RobotSegPredictor(net, gripper_zoom=True).predict(rgb, click).masks["gripper"], centred)
+
+
 def test_zoom_fallback_opens_a_window_on_a_faint_gripper(tiny_model, tmp_path):
     """A first pass whose gripper logit is -1 everywhere (no gripper at 0) and a zoom network sure of one
     everywhere: no window and no gripper without the fallback; with a fallback below -1 the window is the centred

@@ -6,7 +6,8 @@ Protocol (one row per image or video frame, scored by :mod:`~.metrics` at the re
   zoom's second pass for a checkpoint trained with ``--gripper-zoom``).
 * **1-click / 3-click / box**: for each part (arm, gripper, whole) its prompt is derived from that part's
   true mask (:mod:`~.prompts`: the most interior click(s), the tight box); the model's output for that part
-  is scored (three decodes on one image encoding). A part with no visible pixel gets no prompt and an empty
+  is scored (three decodes on one image encoding, each with the gripper zoom steered by its prompt where the
+  checkpoint zooms: :func:`~.predictor.prompted_zoom_window`). A part with no visible pixel gets no prompt and an empty
   prediction (J = F = 1 on both sides, as DAVIS scores an empty pair; the same for the baseline).
 * **--baseline sam**: the shipped product SAM (clip_sam's, :func:`~graspsim.policies.clip_sam.models.load_any_sam`)
   given the same prompts, through clip_sam's own windowing (:func:`~graspsim.policies.clip_sam.segment.
@@ -69,24 +70,33 @@ class RobotSegScorer:
         self.has_memory = self.predictor.net.memory_encoder is not None
 
     def image(self, rgb, gt, mode: str, item: dict, memory=None):
-        """``(masks per part, logits to carry as memory)``."""
-        if mode == "auto":  # predict: the gripper zoom's second pass too, where the checkpoint has one
-            out = self.predictor.predict(rgb, None, memory)
-            return out.masks, out.logits
-        enc = self.predictor.encode(rgb)
-        masks, logits = {}, None
-        for part in OUTPUTS:
-            prompt = derive_prompt(gt[part], mode)
-            if prompt is None:
-                masks[part] = np.zeros_like(gt[part])
-                continue
-            out = self.predictor.decode(enc, prompt, memory)
-            masks[part] = out.masks[part]
-            if part == "whole" or logits is None:
-                logits = out.logits
-        if logits is None:  # nothing visible to prompt: let the next frame start from the automatic masks
-            logits = self.predictor.decode(enc, None, memory).logits
-        return masks, logits
+        """``(masks per part, logits to carry as memory)``: :func:`protocol_masks`."""
+        return protocol_masks(self.predictor, rgb, gt, mode, memory)
+
+
+def protocol_masks(predictor, rgb: np.ndarray, gt: dict[str, np.ndarray], mode: str,
+                   memory: np.ndarray | None = None) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The protocol's masks (module docstring) of a :class:`~.predictor.RobotSegPredictor` for one (H, W, 3)
+    picture: ``(part -> (H, W) bool, logits to carry as memory)``. Automatic: one :meth:`predict`; prompted: per
+    part its prompt from its true mask ``gt[part]`` and that part's output of :meth:`predict` (one encoding; the
+    gripper zoom where the predictor zooms under prompts), an invisible part empty."""
+    if mode == "auto":  # predict: the gripper zoom's second pass too, where the checkpoint has one
+        out = predictor.predict(rgb, None, memory)
+        return out.masks, out.logits
+    enc = predictor.encode(rgb)
+    masks, logits = {}, None
+    for part in OUTPUTS:
+        prompt = derive_prompt(gt[part], mode)
+        if prompt is None:
+            masks[part] = np.zeros_like(gt[part])
+            continue
+        out = predictor.predict(rgb, prompt, memory, encoded=enc)
+        masks[part] = out.masks[part]
+        if part == "whole" or logits is None:
+            logits = out.logits
+    if logits is None:  # nothing visible to prompt: let the next frame start from the automatic masks
+        logits = predictor.decode(enc, None, memory).logits
+    return masks, logits
 
 
 class SamBaseline:

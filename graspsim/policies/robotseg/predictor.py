@@ -89,15 +89,82 @@ def square_inside(cx: float, cy: float, side: float, height: int, width: int) ->
     return x0, y0, x0 + side, y0 + side
 
 
+def window_around(box: tuple[float, float, float, float], height: int, width: int) -> tuple[int, int, int, int]:
+    """``(x0, y0, x1, y1)`` (pixel edges) of the zoom window for a gripper box ``(x, y, w, h)`` pixels in a
+    ``height`` x ``width`` image: centred on the box, ``ZOOM_CONTEXT`` times its larger side (at least
+    ``ZOOM_MIN_SIDE``, at most the image's smaller side), shifted to lie inside."""
+    x, y, w, h = box
+    return square_inside(x + w / 2.0, y + h / 2.0, max(ZOOM_CONTEXT * max(w, h), ZOOM_MIN_SIDE), height, width)
+
+
 def zoom_window(gripper: np.ndarray) -> tuple[int, int, int, int] | None:
     """``(x0, y0, x1, y1)`` (pixel edges) of the square window the gripper zoom crops from an (H, W) bool first-pass
-    gripper mask, or None when the mask is empty: centred on :func:`gripper_box`, ``ZOOM_CONTEXT`` times the
-    box's larger side (at least ``ZOOM_MIN_SIDE``, at most the image's smaller side), shifted to lie inside."""
+    gripper mask, or None when the mask is empty: :func:`window_around` the mask's :func:`gripper_box`."""
     box = gripper_box(gripper)
-    if box is None:
+    return None if box is None else window_around(box, *gripper.shape)
+
+
+#: Under a box prompt the zoomed gripper is cut to the box grown by this share of its width / height on each side
+#: (the training boxes' own noise, up to 8 % of the sides): a box bounds the part it asks for.
+PROMPT_BOX_MARGIN = 0.08
+
+
+def _box_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """IoU of two ``(x0, y0, x1, y1)`` boxes (pixel edges)."""
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h
+    return float(w * h / union) if union > 0 else 0.0
+
+
+def prompted_zoom_window(prompt: MaskPrompt, masks: dict[str, np.ndarray]) -> tuple[int, int, int, int] | None:
+    """The gripper zoom's window ``(x0, y0, x1, y1)`` (pixel edges) under a prompt (image pixels), from the first
+    pass's prompted masks (part -> (H, W) bool), or None (no zoom).
+
+    * **box**: when the gripper is the part whose predicted mask's tight box fits the prompt's box best (IoU; a
+      first pass that marks no robot part at all counts as that too), the box asks for the gripper and is taken as
+      its box: the window :func:`window_around` it, as the zoom network's training crops are cut around the true
+      gripper (a first pass's gripper box is often 2-3 times too wide on small grippers). Otherwise (a box on the
+      arm or the whole robot) the window of the first pass's gripper pixels inside the box.
+    * **clicks**: the window of the first pass's gripper components under a click; when no click lands on the
+      gripper mask, of the whole gripper mask (as in automatic mode).
+    """
+    import cv2
+
+    from graspsim.policies.robotseg.prompts import box as tight_box
+
+    gripper = masks["gripper"]
+    height, width = gripper.shape
+    if prompt.box is not None:
+        x0, y0, x1, y1 = (float(v) for v in prompt.box)
+        fits = {part: (0.0 if tight_box(mask) is None else _box_iou(tight_box(mask), np.asarray(prompt.box)))
+                for part, mask in masks.items()}
+        if max(fits.values()) == 0.0 or max(fits, key=fits.get) == "gripper":
+            return window_around((x0, y0, x1 - x0, y1 - y0), height, width)
+        inside = np.zeros_like(gripper)
+        r0, r1 = max(0, int(np.floor(y0))), min(height, int(np.ceil(y1)))
+        c0, c1 = max(0, int(np.floor(x0))), min(width, int(np.ceil(x1)))
+        inside[r0:r1, c0:c1] = gripper[r0:r1, c0:c1]
+        return zoom_window(inside)
+    if not gripper.any():
         return None
-    x, y, w, h = box
-    return square_inside(x + w / 2.0, y + h / 2.0, max(ZOOM_CONTEXT * max(w, h), ZOOM_MIN_SIDE), *gripper.shape)
+    _, labels = cv2.connectedComponents(gripper.astype(np.uint8), connectivity=8)
+    rows = np.clip(np.round(prompt.points[:, 1]).astype(int), 0, height - 1)
+    cols = np.clip(np.round(prompt.points[:, 0]).astype(int), 0, width - 1)
+    hit = [k for k in np.unique(labels[rows, cols]) if k > 0]
+    return zoom_window(np.isin(labels, hit) if hit else gripper)
+
+
+def cut_to_box(mask: np.ndarray, box: np.ndarray, margin: float = PROMPT_BOX_MARGIN) -> np.ndarray:
+    """(H, W) bool: ``mask`` with every pixel outside ``box`` ``(x0, y0, x1, y1)`` (pixel edges), grown by
+    ``margin`` times its width / height on each side, cleared."""
+    x0, y0, x1, y1 = (float(v) for v in box)
+    gx, gy = margin * (x1 - x0), margin * (y1 - y0)
+    out = np.zeros_like(mask)
+    r0, r1 = max(0, int(np.floor(y0 - gy))), min(mask.shape[0], int(np.ceil(y1 + gy)))
+    c0, c1 = max(0, int(np.floor(x0 - gx))), min(mask.shape[1], int(np.ceil(x1 + gx)))
+    out[r0:r1, c0:c1] = mask[r0:r1, c0:c1]
+    return out
 
 
 def predictor_for(checkpoint: str | Path | None = None) -> tuple["RobotSegPredictor", dict[str, Any]]:
@@ -132,6 +199,11 @@ class RobotSegPredictor:
     with more crops: gripper J up, video J&F down), while a network that only ever sees gripper crops changes
     nothing but the gripper.
 
+    ``prompt_zoom`` (with ``gripper_zoom``): with a click or box prompt too, the zoom pass runs, its window steered
+    by the prompt (:func:`prompted_zoom_window`: a box on the gripper is the gripper's box); under a box prompt the
+    gripper is then cut to the box grown by ``box_margin`` of its sides (:func:`cut_to_box`; None: not cut). Why: a
+    prompt says where the part is, and without the zoom a prompted gripper came out below the automatic one.
+
     ``zoom_fallback``: a logit below 0; when the first pass's gripper mask is empty, the zoom window is taken from
     its gripper logits above this instead (None: no window, no gripper). Why: a gripper of a few dozen pixels is
     often seen only faintly by the first pass, and a zoom network trained on the first pass's own windows
@@ -164,10 +236,13 @@ class RobotSegPredictor:
 
     def __init__(self, net: RobotSegNet, gripper_zoom: bool = False, memory_gate: bool = False,
                  zoom_net: RobotSegNet | None = None, zoom_fallback: float | None = None,
-                 zoom_presence: float | None = None, robot_presence: float | None = None):
+                 zoom_presence: float | None = None, robot_presence: float | None = None,
+                 prompt_zoom: bool = True, box_margin: float | None = PROMPT_BOX_MARGIN):
         self.net = net.eval()
         self.size = int(net.image_size)
         self.gripper_zoom = bool(gripper_zoom)
+        self.prompt_zoom = bool(prompt_zoom)
+        self.box_margin = None if box_margin is None else float(box_margin)
         self.memory_gate = bool(memory_gate)
         self.zoom_net = zoom_net
         self.zoom_fallback = None if zoom_fallback is None else float(zoom_fallback)
@@ -179,7 +254,9 @@ class RobotSegPredictor:
         """The inference settings (class docstring) as plain values, for the records of what was measured."""
         return {"gripper_zoom": self.gripper_zoom, "zoom_net": self.zoom_net is not None,
                 "zoom_fallback": self.zoom_fallback, "zoom_presence": self.zoom_presence,
-                "robot_presence": self.robot_presence, "memory_gate": self.memory_gate}
+                "robot_presence": self.robot_presence, "memory_gate": self.memory_gate,
+                "prompt_zoom": self.gripper_zoom and self.prompt_zoom,
+                "box_margin": self.box_margin if (self.gripper_zoom and self.prompt_zoom) else None}
 
     def _pixels(self, rgb: np.ndarray) -> tuple[torch.Tensor, float]:
         boxed, scale = letterbox(np.asarray(rgb, dtype=np.uint8), self.size)
@@ -226,11 +303,12 @@ class RobotSegPredictor:
                           image_logits)
 
     def predict(self, rgb: np.ndarray, prompt: MaskPrompt | None = None,
-                memory: np.ndarray | None = None) -> RobotMasks:
-        """Robot masks of ``rgb`` (H, W, 3) uint8; see :meth:`decode` (and the class docstring's robot presence
-        and gripper zoom, automatic mode only, and memory gate; the memory the next frame takes stays the first
-        pass's)."""
-        encoded = self.encode(rgb)
+                memory: np.ndarray | None = None, encoded=None) -> RobotMasks:
+        """Robot masks of ``rgb`` (H, W, 3) uint8; see :meth:`decode` (and the class docstring's robot presence,
+        automatic mode only, gripper zoom, with a prompt too where ``prompt_zoom``, and memory gate; the memory
+        the next frame takes stays the first pass's). ``encoded``: :meth:`encode`'s output for ``rgb``, when
+        already at hand (several prompts on one picture)."""
+        encoded = self.encode(rgb) if encoded is None else encoded
         out = (self.gated(encoded, prompt, memory) if (self.memory_gate and memory is not None)
                else self.decode(encoded, prompt, memory))
         if (prompt is None and self.robot_presence is not None
@@ -241,11 +319,17 @@ class RobotSegPredictor:
             window = zoom_window(out.masks["gripper"])
             if window is None and self.zoom_fallback is not None:  # a gripper too faint to pass 0: let the zoom see
                 window = zoom_window(out.image_logits[1] > self.zoom_fallback)
-            if window is not None:
-                x0, y0, x1, y1 = window
-                gripper = np.zeros_like(out.masks["gripper"])
-                gripper[y0:y1, x0:x1] = self.zoomed_gripper(np.asarray(rgb)[y0:y1, x0:x1])
-                out.masks["gripper"] = gripper
+        elif self.gripper_zoom and self.prompt_zoom:
+            window = prompted_zoom_window(prompt, out.masks)
+        else:
+            window = None
+        if window is not None:
+            x0, y0, x1, y1 = window
+            gripper = np.zeros_like(out.masks["gripper"])
+            gripper[y0:y1, x0:x1] = self.zoomed_gripper(np.asarray(rgb)[y0:y1, x0:x1])
+            out.masks["gripper"] = gripper
+        if window is not None and prompt is not None and prompt.box is not None and self.box_margin is not None:
+            out.masks["gripper"] = cut_to_box(out.masks["gripper"], prompt.box, self.box_margin)
         return out
 
     def zoomed_gripper(self, crop: np.ndarray) -> np.ndarray:

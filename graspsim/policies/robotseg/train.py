@@ -327,17 +327,19 @@ def validate(net, views: list[dict], gripper_zoom: bool = False, zoom_net=None) 
                        views)
 
 
-def score_views(pred, views: list[dict]) -> dict[str, float | None]:
-    """Automatic-prompt scores of a :class:`~.predictor.RobotSegPredictor` (with whatever zoom and gates it has) on
-    ``views``: ``val_whole_jf``, ``val_arm_jf``, ``val_gripper_j`` (None without views), ``val_views``."""
+def score_views(pred, views: list[dict], mode: str = "auto") -> dict[str, float | None]:
+    """Scores of a :class:`~.predictor.RobotSegPredictor` (with whatever zoom and gates it has) on ``views`` under
+    the evaluation's protocol for prompt ``mode`` (:func:`~.evaluate.protocol_masks`): ``val_whole_jf``,
+    ``val_arm_jf``, ``val_gripper_j`` (None without views), ``val_views``."""
+    from graspsim.policies.robotseg.evaluate import protocol_masks
     from graspsim.policies.robotseg.metrics import boundary_f, part_masks, region_j
 
     if not views:
         return {"val_whole_jf": None, "val_arm_jf": None, "val_gripper_j": None, "val_views": 0}
     whole, arm, grip = [], [], []
     for v in views:
-        masks = pred.predict(v["rgb"]).masks
         gt = part_masks(v["robot_seg"])
+        masks, _ = protocol_masks(pred, v["rgb"], gt, mode)
         whole.append((region_j(masks["whole"], gt["whole"]) + boundary_f(masks["whole"], gt["whole"])) / 2)
         arm.append((region_j(masks["arm"], gt["arm"]) + boundary_f(masks["arm"], gt["arm"])) / 2)
         grip.append(region_j(masks["gripper"], gt["gripper"]))
