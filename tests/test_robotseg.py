@@ -637,8 +637,29 @@ def test_label_efficient_uses_only_first_frames(dataset, tmp_path):
     from graspsim.policies.robotseg.data import RobotBank
     from graspsim.policies.robotseg.train import train_robotseg
 
+    from graspsim.policies.robotseg.data import labelled_frame
+
+    seg = np.zeros((5, 6, 8), np.uint8)
+    assert labelled_frame(seg) == 0  # no robot in any frame: frame 0
+    seg[3, 2, 2], seg[4, 1, 1] = 2, 1
+    assert labelled_frame(seg) == 3  # the first frame that shows the robot (as VOS annotates where it appears)
     bank = RobotBank([dataset], "train", 64, label_efficient=True)
-    assert len(bank.videos) == 1 and bank.labelled() == [bank.videos[0][0]]  # frame 0's masks only
+    # the Panda's grasp video shows the robot from frame 0: frame 0's masks only
+    assert len(bank.videos) == 1 and bank.labelled() == [bank.videos[0][0]]
+    import dataclasses
+
+    from graspsim.policies.robotseg.data import targets
+    from graspsim.policies.robotseg.train import label_efficient_batch
+
+    moved = RobotBank([dataset], "train", 64, label_efficient=True)  # as if the robot appeared in frame 2
+    ids = moved.videos[0]
+    block = np.zeros((64, 64), np.uint8)
+    block[10:30, 20:40] = 1
+    moved.pictures[ids[0]] = dataclasses.replace(moved.pictures[ids[0]], seg=None)
+    moved.pictures[ids[2]] = dataclasses.replace(moved.pictures[ids[2]], seg=block)
+    batch = label_efficient_batch(moved, 4, np.random.default_rng(0))
+    expect = (targets(block), targets(block[:, ::-1]))
+    assert all(any(np.array_equal(t, e) for e in expect) for t in batch["targets"])
     assert all(bank.pictures[i].seg is None for i in bank.videos[0][1:])
     meta = train_robotseg([dataset], tmp_path / "le", label_efficient=True, epochs=1, seed=0, **TRAIN)
     assert meta["label_efficient"] and meta["labelled_pictures"] == 1

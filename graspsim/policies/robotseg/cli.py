@@ -19,8 +19,8 @@ _train_options = [
     click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
                  help="Checkpoint directory (model.safetensors + metadata.json; the run's state while it trains)."),
     click.option("--label-efficient", is_flag=True,
-                 help="Train from each video's first-frame masks only (cycle and consistency losses on the other "
-                      "frames) instead of every labelled view and frame."),
+                 help="Train from each video's first-frame masks only (the first frame showing the robot; cycle "
+                      "and consistency losses on the other frames) instead of every labelled view and frame."),
     *schedule_options(epochs=16, steps_per_epoch=100, lr=1e-3),
     click.option("--batch-size", default=8, show_default=True, type=click.IntRange(min=1),
                  help="Pictures (or first / later frame pairs with --label-efficient) per step."),

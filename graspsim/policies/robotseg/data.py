@@ -5,8 +5,10 @@ samples drawn from them (numpy + OpenCV; one ``numpy.random.Generator`` passed i
   directories, letterboxed to S x S (:func:`~.predictor.letterbox`; labels by nearest neighbour). Scenes
   whose seed is divisible by 10 are held out for validation (:func:`graspsim.data.reader.held_out_every`),
   the rest train. Views of an ``unseen`` embodiment (the xArm6) are never loaded for training.
-* **Label-efficient** (``label_efficient=True``): only the videos, and of each only frame 0's masks are
-  labels (the seed's "first-frame" supervision); the other frames are loaded as unlabelled pictures.
+* **Label-efficient** (``label_efficient=True``): only the videos, and of each only one frame's masks are
+  labels (the seed's "first-frame" supervision): the first frame that shows the robot (:func:`labelled_frame`;
+  as video object segmentation annotates an object where it first appears: a planned-motion video may start
+  with the robot above the camera's picture); the other frames are loaded as unlabelled pictures.
 * **Augmentation** (:func:`augment_colour`): per sample a random global hue rotation, saturation, brightness,
   contrast and, half the time, a recolouring of the robot's pixels alone (its own hue / saturation / value
   change), so that a robot is not learnt as "the white or the orange thing" (the held-out xArm6 is white and
@@ -59,6 +61,13 @@ def mask_logits(seg: np.ndarray, low: int) -> np.ndarray:
     t = targets(seg)
     small = np.stack([cv2.resize(c, (low, low), interpolation=cv2.INTER_AREA) for c in t])
     return (16.0 * (small - 0.5)).astype(np.float32)
+
+
+def labelled_frame(robot_seg: np.ndarray) -> int:
+    """The frame of a video whose masks the label-efficient variant keeps: the first of the (T, H, W) robot label
+    maps with a robot pixel (> 0), frame 0 when none has one."""
+    shown = np.flatnonzero(np.asarray(robot_seg).reshape(len(robot_seg), -1).any(axis=1))
+    return int(shown[0]) if shown.size else 0
 
 
 class RobotBank:
@@ -118,8 +127,9 @@ class RobotBank:
                 self.unseen_skipped += 1
                 continue
             ids = []
+            keep = labelled_frame(video["robot_seg"]) if self.label_efficient else None
             for t in range(len(video["rgb"])):
-                seg = video["robot_seg"][t] if (t == 0 or not self.label_efficient) else None
+                seg = video["robot_seg"][t] if (keep is None or t == keep) else None
                 ids.append(len(self.pictures))
                 self.pictures.append(self._picture(video["rgb"][t], seg, video["meta"]["embodiment"], seed,
                                                    len(self.videos), t))

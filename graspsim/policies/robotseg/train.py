@@ -8,12 +8,12 @@
   side. The targets are always all three masks. 40 % of batches carry a memory: for a video frame t > 0 the
   truth of frame t-1, otherwise this picture's truth moved and blurred (:func:`~.data.perturb_memory`).
   Pictures: views 70 %, video frames 30 % (when there are both). Colour augmentation and flips: :mod:`.data`.
-* **Label-efficient batches** (:func:`label_efficient_batch`): a video's labelled frame 0 and an unlabelled
-  frame t, with the same colour draw. The loss (:func:`label_efficient_loss`), after the seed's
-  first-frame training: supervised on frame 0; **cycle**: frame t is segmented with frame 0's truth as memory,
-  then frame 0 again with that prediction as memory, scored against frame 0's truth (the gradient goes
-  through frame t's prediction); **consistency**: frame t without memory is pulled towards frame t with memory
-  (its detached sigmoid).
+* **Label-efficient batches** (:func:`label_efficient_batch`): a video's labelled frame ("frame 0": the first
+  that shows the robot, :func:`~.data.labelled_frame`) and an unlabelled frame t, with the same colour draw.
+  The loss (:func:`label_efficient_loss`), after the seed's first-frame training: supervised on frame 0;
+  **cycle**: frame t is segmented with frame 0's truth as memory, then frame 0 again with that prediction as
+  memory, scored against frame 0's truth (the gradient goes through frame t's prediction); **consistency**:
+  frame t without memory is pulled towards frame t with memory (its detached sigmoid).
 * **Loss**: per output channel BCE + Dice on the logits upsampled to S x S, and on the refinement head's S x S
   logits when the network has one (:func:`output_loss`).
 * **Own memory** (``self_memory``): in memory batches a video frame t > 0 remembers the network's own (detached,
@@ -250,14 +250,17 @@ def supervised_loss(net, batch: dict[str, Any], iou_weight: float = 0.0, masks: 
 
 
 def label_efficient_batch(bank: RobotBank, batch_size: int, rng: np.random.Generator) -> dict[str, Any]:
-    """``first`` / ``later`` (B, 3, S, S) pixels of frame 0 and a random frame t > 0 of B videos (same colour
-    draw per pair), ``targets`` (B, 3, S, S) of frame 0, ``memory`` (B, 3, S/4, S/4) frame 0's truth as memory."""
+    """``first`` / ``later`` (B, 3, S, S) pixels of the labelled frame (:func:`~.data.labelled_frame`; "frame 0"
+    below) and a random other frame t of B videos (same colour draw per pair), ``targets`` (B, 3, S, S) of the
+    labelled frame, ``memory`` (B, 3, S/4, S/4) its truth as memory."""
     videos = [v for v in bank.videos if len(v) > 1]
     low = bank.size // 4
     first, later, tgt, mem = [], [], [], []
     for _ in range(batch_size):
         frames = videos[int(rng.integers(len(videos)))]
-        p0, pt = bank.pictures[frames[0]], bank.pictures[frames[int(rng.integers(1, len(frames)))]]
+        k = next(j for j, i in enumerate(frames) if bank.pictures[i].seg is not None)
+        others = frames[:k] + frames[k + 1:]
+        p0, pt = bank.pictures[frames[k]], bank.pictures[others[int(rng.integers(len(others)))]]
         jitter = draw_colour(rng)
         seg0 = p0.seg
         a, b = augment_colour(p0.rgb, seg0, jitter), augment_colour(pt.rgb, None, jitter)
