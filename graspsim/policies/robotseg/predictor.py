@@ -137,15 +137,11 @@ def prompted_zoom_window(prompt: MaskPrompt, masks: dict[str, np.ndarray]) -> tu
     height, width = gripper.shape
     if prompt.box is not None:
         x0, y0, x1, y1 = (float(v) for v in prompt.box)
-        fits = {part: (0.0 if tight_box(mask) is None else _box_iou(tight_box(mask), np.asarray(prompt.box)))
-                for part, mask in masks.items()}
+        boxes = {part: tight_box(mask) for part, mask in masks.items()}
+        fits = {part: 0.0 if b is None else _box_iou(b, np.asarray(prompt.box)) for part, b in boxes.items()}
         if max(fits.values()) == 0.0 or max(fits, key=fits.get) == "gripper":
             return window_around((x0, y0, x1 - x0, y1 - y0), height, width)
-        inside = np.zeros_like(gripper)
-        r0, r1 = max(0, int(np.floor(y0))), min(height, int(np.ceil(y1)))
-        c0, c1 = max(0, int(np.floor(x0))), min(width, int(np.ceil(x1)))
-        inside[r0:r1, c0:c1] = gripper[r0:r1, c0:c1]
-        return zoom_window(inside)
+        return zoom_window(cut_to_box(gripper, prompt.box, margin=0.0))
     if not gripper.any():
         return None
     _, labels = cv2.connectedComponents(gripper.astype(np.uint8), connectivity=8)
