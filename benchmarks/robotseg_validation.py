@@ -15,14 +15,14 @@ Usage::
 
     python benchmarks/robotseg_validation.py --model DIR --data D [--data D ...] --videos V [--videos V ...] \\
         [--views 200] [--threads 2] [--zoom-fallback T] [--zoom-presence T] [--robot-presence T] \\
-        [--prompt auto|1-click|3-click|box] [--prompt-zoom on|off] [--box-margin M|none]
+        [--prompt auto|1-click|3-click|box] [--prompt-zoom on|off] [--box-margin M|none] [--box-zoom-presence on|off]
 
 ``--zoom-fallback T`` / ``--zoom-presence T`` / ``--robot-presence T`` score the views (and, the robot presence, the
 videos) with that zoom fallback / zoom presence / robot presence logit instead of the checkpoint's own
 (:class:`~graspsim.policies.robotseg.predictor.RobotSegPredictor`); ``none``: without one. ``--prompt
 1-click|3-click|box`` scores the views under that prompt mode (each part prompted from its own true mask, as
-``graspsim evaluate robot-masks``), with the gripper zoom under prompts on or off (``--prompt-zoom``) and the box cut
-(``--box-margin``) as given.
+``graspsim evaluate robot-masks``), with the gripper zoom under prompts on or off (``--prompt-zoom``), the box cut
+(``--box-margin``) and the zoom presence gate under a box (``--box-zoom-presence``) as given.
 
 Prints one JSON object.
 """
@@ -53,6 +53,8 @@ def main() -> None:
     parser.add_argument("--box-margin", default=None,
                         help="under a box prompt, cut the zoomed gripper to the box grown by this share of its "
                              "sides (a number, or none) [default: the predictor's]")
+    parser.add_argument("--box-zoom-presence", choices=["on", "off"], default=None,
+                        help="the zoom presence gate under a box prompt too [default: the predictor's, off]")
     args = parser.parse_args()
     import numpy as np
     import torch
@@ -69,6 +71,8 @@ def main() -> None:
     # each a number or none, over the checkpoint's own setting
     if args.prompt_zoom is not None:
         predictor.prompt_zoom = args.prompt_zoom == "on"
+    if args.box_zoom_presence is not None:
+        predictor.box_zoom_presence = args.box_zoom_presence == "on"
     for option in ("zoom_fallback", "zoom_presence", "robot_presence", "box_margin"):
         given = getattr(args, option)
         if given is not None:

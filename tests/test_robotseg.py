@@ -392,6 +392,18 @@ def test_zoom_presence_empties_a_faint_zoom(tiny_model, tmp_path):
         out = RobotSegPredictor(sure, gripper_zoom=True, zoom_net=faint, zoom_presence=presence).predict(rgb)
         assert np.array_equal(out.masks["gripper"], expect), presence
         assert out.masks["whole"].sum() == 0 and out.masks["arm"].sum() == 0
+    # under a box the gate is off unless asked for (box_zoom_presence); a click keeps it
+    from graspsim.policies.robotseg.prompts import MaskPrompt
+
+    box = MaskPrompt(np.zeros((0, 2)), np.zeros(0, dtype=np.int64), np.array([20.0, 10.0, 40.0, 30.0]))
+    click = MaskPrompt(np.array([[30.0, 20.0]]), np.ones(1, dtype=np.int64))
+    boxed = RobotSegPredictor(sure, gripper_zoom=True, zoom_net=faint, zoom_presence=1.5, box_margin=None)
+    box_window = np.zeros((60, 80), bool)
+    box_window[0:60, 0:60] = True  # the 60 px square around the box, shifted inside the picture
+    assert np.array_equal(boxed.predict(rgb, box).masks["gripper"], box_window)
+    assert not boxed.predict(rgb, click).masks["gripper"].any()
+    boxed.box_zoom_presence = True
+    assert not boxed.predict(rgb, box).masks["gripper"].any() and boxed.settings()["box_zoom_presence"] is True
     shutil.copytree(tiny_model, tmp_path / "m")
     shutil.copytree(tiny_model, tmp_path / "m" / "zoom")
     main = {k: v for k, v in read_metadata(tmp_path / "m").items() if k != "sha256"}
