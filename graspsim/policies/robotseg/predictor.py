@@ -324,14 +324,14 @@ class RobotSegPredictor:
             window = prompted_zoom_window(prompt, out.masks)
         else:
             window = None
+        boxed = prompt is not None and prompt.box is not None
         if window is not None:
             x0, y0, x1, y1 = window
             gripper = np.zeros_like(out.masks["gripper"])
-            boxed = prompt is not None and prompt.box is not None
             gripper[y0:y1, x0:x1] = self.zoomed_gripper(np.asarray(rgb)[y0:y1, x0:x1],
                                                         gate=self.box_zoom_presence or not boxed)
             out.masks["gripper"] = gripper
-        if window is not None and prompt is not None and prompt.box is not None and self.box_margin is not None:
+        if window is not None and boxed and self.box_margin is not None:
             out.masks["gripper"] = cut_to_box(out.masks["gripper"], prompt.box, self.box_margin)
         return out
 
