@@ -49,6 +49,13 @@ def run_control_options() -> list:
     ]
 
 
+def device_option() -> list:
+    """``--device``: where a stack that can leave the CPU trains (:mod:`graspsim.learn.device`; robotseg so far)."""
+    return [click.option("--device", default="cpu", show_default=True,
+                         help="torch device to train on: cpu, cuda or cuda:N (needs a CUDA build of torch). A run "
+                              "may be resumed on another device (then not bit for bit).")]
+
+
 def parse_config_json(text: str | None) -> dict:
     """The ``--config`` JSON object as a dict (``{}`` when not given); UserError when it is not a JSON object."""
     if not text:

@@ -154,6 +154,63 @@ def test_run_directory_checks(tmp_path):
     assert train(fresh, {"kind": "toy"}, _toy_build(), _cfg(epochs=1))["finished"]
 
 
+def test_device_names_and_one_line_errors():
+    from graspsim.learn.device import from_numpy, module_device, resolve_device
+
+    assert resolve_device(None) == resolve_device("") == resolve_device(" cpu ") == torch.device("cpu")
+    with pytest.raises(ValueError, match="'tpu' is not a torch device; give cpu, cuda or cuda:N"):
+        resolve_device("tpu")
+    with pytest.raises(ValueError, match="training runs on cpu, cuda or cuda:N"):
+        resolve_device("meta")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="sees no CUDA device"):
+            resolve_device("cuda:0")
+    else:
+        with pytest.raises(ValueError, match="CUDA device"):
+            resolve_device(f"cuda:{torch.cuda.device_count()}")
+    a = np.arange(12.0).reshape(3, 4)[:, ::-1]  # not contiguous
+    assert torch.equal(from_numpy(a, torch.device("cpu")), torch.from_numpy(a.copy()))
+    assert module_device(torch.nn.Linear(2, 2).to("meta")).type == "meta"
+    assert module_device(torch.nn.ReLU()) == torch.device("cpu")
+
+
+def test_the_loop_moves_a_stack_to_its_device_or_refuses(tmp_path, monkeypatch):
+    """"meta" stands in for a GPU: the model is there before the first step, and a stack that does not say it can
+    leave the CPU is refused before anything is written."""
+    import graspsim.learn.device as device
+
+    monkeypatch.setattr(device, "resolve_device", lambda name: torch.device("meta"))
+    with pytest.raises(ValueError, match="trains on the CPU only, not --device cuda"):
+        train(tmp_path / "cpu-only", {"kind": "toy"}, _toy_build(), _cfg(device="cuda", name="toy"))
+    assert not any((tmp_path / "cpu-only").iterdir())
+    seen = {}
+
+    def build():
+        stack = _toy_build()()
+
+        def step(batch):
+            seen["model"] = module_device_of(stack.model)
+            raise Boom("stop at the first step")
+
+        stack.step, stack.devices, stack.extra_params = step, True, ()
+        return stack
+
+    from graspsim.learn.device import module_device as module_device_of
+
+    with pytest.raises(Boom):
+        train(tmp_path / "gpu", {"kind": "toy"}, build, _cfg(device="cuda"))
+    assert seen == {"model": torch.device("meta")}
+    # a stack with trainable tensors of its own outside the model (CLIP's bias in clip_sam) stays on the CPU
+    with pytest.raises(ValueError, match="trains on the CPU only"):
+        train(tmp_path / "extra", {"kind": "toy"}, lambda: Stack(**{**build().__dict__, "extra_params": [
+            torch.nn.Parameter(torch.zeros(()))]}), _cfg(device="cuda"))
+    # the device is a volatile setting: the run may be resumed on another one
+    assert json.loads((tmp_path / "gpu" / SETTINGS_FILE).read_text())["device"] == "cuda"
+    monkeypatch.undo()
+    meta = train(tmp_path / "gpu", {"kind": "toy"}, _toy_build(), _cfg(device="cpu"), resume=True)
+    assert meta["finished"]
+
+
 def test_samplers():
     seen = []
     s = EpochShuffle(10, 4, seed=3, make_batch=lambda idx, rng: list(idx))

@@ -29,10 +29,11 @@ class ChecksumError(CheckpointError):
 
 
 def save_weights(directory: Path, tensors: Mapping[str, Any]) -> None:
-    """Write ``tensors`` (name -> torch tensor, e.g. a ``state_dict()``) as ``directory/model.safetensors``."""
+    """Write ``tensors`` (name -> torch tensor on any device, e.g. a ``state_dict()``) as
+    ``directory/model.safetensors`` (CPU tensors: the file loads on any machine)."""
     from safetensors.torch import save_file
 
-    state = {k: v.detach().contiguous().clone() for k, v in tensors.items()}
+    state = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
     atomic_write(Path(directory) / WEIGHTS_FILE, lambda tmp: save_file(state, str(tmp)))
 
 

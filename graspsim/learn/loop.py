@@ -13,6 +13,11 @@ Run directory (:mod:`graspsim.runs`): ``train.json`` holds the stack's and the l
 an empty directory, a resumed one the same settings but :data:`VOLATILE` (the error names each differing key);
 resuming a finished run returns its metadata. ``max_minutes`` (this call's wall time): no epoch starts that the
 last one's duration says would end past it; the state is kept (``stopped_early``) for ``resume``.
+
+``device`` (:mod:`.device`; "cpu" unless a stack says it can train elsewhere, :attr:`Stack.devices`, and has no
+``extra_params``): the model is moved there before the optimiser is made; the state file holds its tensors as they
+are and loads onto whichever device the resumed run names (a volatile setting: a run started on a GPU may be finished on
+the CPU, bit for bit only on the same device), with the CUDA generator's state beside the CPU one's.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ STATE_FILE = "train_state.pt"
 SETTINGS_FILE = "train.json"
 METRICS_FILE = "metrics.jsonl"
 #: Settings a resumed run may change: they do not change the weights.
-VOLATILE = frozenset({"threads", "max_minutes", "progress"})
+VOLATILE = frozenset({"threads", "max_minutes", "progress", "device"})
 LAYOUT = RunLayout(config_name=SETTINGS_FILE, records_name=METRICS_FILE, key="epoch", volatile=VOLATILE,
                    what="training run", empty_for_new=True, resume_from_nothing=True)
 
@@ -51,11 +56,12 @@ class LoopConfig:
     threads: int | None = None
     progress: bool = True
     name: str = "train"
+    device: str = "cpu"
 
     def settings(self) -> dict[str, Any]:
         return {"epochs": self.epochs, "lr": self.lr, "seed": self.seed, "weight_decay": self.weight_decay,
                 "grad_clip": self.grad_clip, "threads": self.threads, "max_minutes": self.max_minutes,
-                "progress": self.progress}
+                "progress": self.progress, "device": self.device}
 
 
 @dataclass
@@ -81,7 +87,10 @@ class Stack:
     ``sampler``: :mod:`.sampling`; ``step(batch) -> {"loss": scalar tensor, parts...}`` (train mode);
     ``validate() -> {name: number}`` (eval mode); ``save(out_dir, progress) -> metadata`` writes
     ``out_dir/model.safetensors`` (+ files of its own). ``extra_params``: trainable tensors outside
-    ``model`` (optimised and kept in the state, not in the checkpoint).
+    ``model`` (optimised and kept in the state, not in the checkpoint). ``devices``: the stack's ``step`` and
+    ``validate`` put their tensors where the model is (:func:`.device.module_device`), so it may train on a
+    device other than the CPU; a stack without it (or with ``extra_params``) refuses a ``LoopConfig.device``
+    other than "cpu".
     """
 
     model: Any
@@ -90,6 +99,7 @@ class Stack:
     validate: Callable[[], dict]
     save: Callable[[Path, Progress], dict]
     extra_params: Sequence[Any] = ()
+    devices: bool = False
 
 
 def train(out_dir: str | Path, settings: dict, build: Callable[[], Stack], cfg: LoopConfig, resume: bool = False,
@@ -102,7 +112,10 @@ def train(out_dir: str | Path, settings: dict, build: Callable[[], Stack], cfg: 
     """
     import torch
 
+    from graspsim.learn.device import resolve_device
+
     out = Path(out_dir)
+    device = resolve_device(cfg.device)  # before anything is read or written: a wrong --device is one line
     full = {**settings, **cfg.settings()}
     check_run_dir(out, full, resume, LAYOUT)
     has_state = resume and (out / STATE_FILE).is_file()
@@ -113,6 +126,10 @@ def train(out_dir: str | Path, settings: dict, build: Callable[[], Stack], cfg: 
         torch.set_num_threads(int(cfg.threads))
     torch.manual_seed(cfg.seed)
     stack = build()
+    if device.type != "cpu":
+        if not stack.devices or stack.extra_params:  # a stack's own tensors outside the model stay on the CPU
+            raise ValueError(f"{cfg.name} trains on the CPU only, not --device {cfg.device}")
+        stack.model.to(device)
     atomic_write_json(out / SETTINGS_FILE, full)
     return _Run(out, stack, cfg, state, log).run()
 
@@ -135,6 +152,8 @@ class _Run:
             self.opt.load_state_dict(state["optimizer"])
             stack.sampler.load_state_dict(state["sampler"])
             torch.set_rng_state(state["torch_rng"])
+            if state.get("cuda_rng") is not None and self._device().type == "cuda":
+                torch.cuda.set_rng_state(state["cuda_rng"], self._device())
             self.epoch, self.step, self.wall_before = state["epoch"], state["step"], state["wall_s"]
             self.log(f"resuming {out} after epoch {self.epoch}")
         self.history = _sync_metrics(out, self.epoch)
@@ -195,6 +214,11 @@ class _Run:
         return {"epoch": self.epoch, "step": self.step, **{f"train_{k}": v / max(1, n) for k, v in sums.items()},
                 **self.stack.validate()}
 
+    def _device(self):
+        from graspsim.learn.device import module_device
+
+        return module_device(self.stack.model)
+
     def _checkpoint(self, finished: bool, stopped_early: bool, wall_s: float) -> dict:
         """The checkpoint (metadata.json last), then the state (removed once finished)."""
         import torch
@@ -208,9 +232,12 @@ class _Run:
             return meta
         buf = io.BytesIO()
         extra = [t.detach().clone() for t in self.stack.extra_params]
+        device = self._device()
         torch.save({"model": self.stack.model.state_dict(), "extra": extra,
                     "optimizer": self.opt.state_dict(), "sampler": self.stack.sampler.state_dict(),
-                    "torch_rng": torch.get_rng_state(), "epoch": self.epoch, "step": self.step, "wall_s": wall_s}, buf)
+                    "torch_rng": torch.get_rng_state(),
+                    "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+                    "epoch": self.epoch, "step": self.step, "wall_s": wall_s}, buf)
         atomic_write(self.out / STATE_FILE, lambda tmp: tmp.write_bytes(buf.getvalue()), durable=True)
         return meta
 

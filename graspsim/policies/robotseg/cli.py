@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from graspsim.clierror import UserError
-from graspsim.clitrain import apply_options, run_control_options, schedule_options, train_on_datasets
+from graspsim.clitrain import apply_options, device_option, run_control_options, schedule_options, train_on_datasets
 
 _train_options = [
     click.option("--data", "data", multiple=True, type=click.Path(file_okay=False, path_type=Path),
@@ -68,6 +68,7 @@ _train_options = [
     click.option("--gripper-weight", default=0.0, show_default=True, type=click.FloatRange(0.0),
                  help="Extra weight of the gripper output's loss (added to the three outputs' loss). 0: off."),
     *run_control_options(),
+    *device_option(),
 ]
 
 

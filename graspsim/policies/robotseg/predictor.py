@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from graspsim.learn.device import from_numpy, module_device
 from graspsim.policies.clip_sam.windows import SAM_MEAN, SAM_STD, normalise
 from graspsim.policies.robotseg.config import OUTPUTS, RobotSegConfig, resolve_checkpoint
 from graspsim.policies.robotseg.model import RobotSegNet
@@ -261,7 +262,7 @@ class RobotSegPredictor:
 
     def _pixels(self, rgb: np.ndarray) -> tuple[torch.Tensor, float]:
         boxed, scale = letterbox(np.asarray(rgb, dtype=np.uint8), self.size)
-        return torch.from_numpy(normalise(boxed, SAM_MEAN, SAM_STD))[None], scale
+        return from_numpy(normalise(boxed, SAM_MEAN, SAM_STD), module_device(self.net))[None], scale
 
     @torch.no_grad()
     def encode(self, rgb: np.ndarray) -> tuple[Any, float, tuple[int, int]]:
@@ -274,22 +275,25 @@ class RobotSegPredictor:
         """Masks from :meth:`encode`'s output, a prompt in image pixels (None: automatic) and ``memory`` (the
         previous frame's :attr:`RobotMasks.logits`, or None)."""
         features, scale, (h, w) = encoded
+        device = module_device(self.net)  # a network being trained on a GPU is validated there
         kw: dict[str, torch.Tensor] = {}
         if prompt is not None and len(prompt.points):
-            kw["points"] = torch.as_tensor((prompt.points + 0.5) * scale - 0.5, dtype=torch.float32)[None]
-            kw["labels"] = torch.as_tensor(prompt.labels, dtype=torch.long)[None]
+            points = (prompt.points + 0.5) * scale - 0.5
+            kw["points"] = torch.as_tensor(points, dtype=torch.float32, device=device)[None]
+            kw["labels"] = torch.as_tensor(prompt.labels, dtype=torch.long, device=device)[None]
         if prompt is not None and prompt.box is not None:
-            kw["boxes"] = torch.as_tensor(np.asarray(prompt.box) * scale - 0.5, dtype=torch.float32)[None]
+            box = np.asarray(prompt.box) * scale - 0.5
+            kw["boxes"] = torch.as_tensor(box, dtype=torch.float32, device=device)[None]
         if memory is not None:
-            kw["memory"] = torch.as_tensor(memory, dtype=torch.float32)[None]
+            kw["memory"] = torch.as_tensor(memory, dtype=torch.float32, device=device)[None]
         out = self.net.decode(features, **kw)
         logits = out["logits"]
         full = out["fine"] if "fine" in out else F.interpolate(logits, size=(self.size, self.size), mode="bilinear",
                                                                align_corners=False)
         nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
-        image_logits = F.interpolate(full[:, :, :nh, :nw], size=(h, w), mode="bilinear", align_corners=False)[0]
+        image_logits = F.interpolate(full[:, :, :nh, :nw], size=(h, w), mode="bilinear", align_corners=False)[0].cpu()
         masks = {part: (image_logits[i] > 0).numpy() for i, part in enumerate(OUTPUTS)}
-        return RobotMasks(masks, logits[0].numpy().astype(np.float32), out["iou"][0].numpy(),
+        return RobotMasks(masks, logits[0].cpu().numpy().astype(np.float32), out["iou"][0].cpu().numpy(),
                           image_logits.numpy())
 
     def gated(self, encoded, prompt: MaskPrompt | None, memory: np.ndarray) -> RobotMasks:

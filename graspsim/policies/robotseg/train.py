@@ -36,6 +36,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from graspsim.learn.device import from_numpy, module_device
 from graspsim.policies.clip_sam.windows import SAM_MEAN, SAM_STD, normalise
 from graspsim.policies.robotseg.config import RobotSegConfig
 from graspsim.policies.robotseg.data import (RobotBank, arm_crop, augment_colour, draw_colour, gripper_crop,
@@ -213,28 +214,29 @@ def iou_loss(out: dict[str, torch.Tensor], target: torch.Tensor) -> torch.Tensor
     return F.mse_loss(out["iou"], reached)
 
 
-def _prompt_kwargs(batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-    return {k: torch.from_numpy(np.ascontiguousarray(batch[k])) for k in ("points", "labels", "boxes", "memory")
-            if k in batch}
+def _prompt_kwargs(batch: dict[str, Any], device) -> dict[str, torch.Tensor]:
+    return {k: from_numpy(batch[k], device) for k in ("points", "labels", "boxes", "memory") if k in batch}
 
 
 def supervised_loss(net, batch: dict[str, Any], iou_weight: float = 0.0, masks: bool = True,
                     gripper_weight: float = 0.0) -> dict[str, torch.Tensor]:
     """:func:`output_loss` of a :func:`supervised_batch` (``masks`` False: left out, when only the IoU head
     trains) plus ``gripper_weight`` x the gripper output's alone plus ``iou_weight`` x :func:`iou_loss`; rows with
-    ``prev_rows`` take the network's own (detached, memoryless) prediction for their previous frame as memory."""
-    kwargs = _prompt_kwargs(batch)
+    ``prev_rows`` take the network's own (detached, memoryless) prediction for their previous frame as memory.
+    The batch's arrays go where ``net`` is (the CPU or a GPU)."""
+    device = module_device(net)
+    kwargs = _prompt_kwargs(batch, device)
     if "prev_pixels" in batch:
-        rows = torch.from_numpy(batch["prev_rows"])
+        rows = from_numpy(batch["prev_rows"], device)
         with torch.no_grad():
-            own = net(torch.from_numpy(batch["prev_pixels"][batch["prev_rows"]]))["logits"]
+            own = net(from_numpy(batch["prev_pixels"][batch["prev_rows"]], device))["logits"]
         memory = kwargs["memory"].clone()
         memory[rows] = own
         kwargs["memory"] = memory
-    out = net(torch.from_numpy(batch["pixels"]), **kwargs)
-    target = torch.from_numpy(batch["targets"])
+    out = net(from_numpy(batch["pixels"], device), **kwargs)
+    target = from_numpy(batch["targets"], device)
     parts: dict[str, torch.Tensor] = {}
-    loss = torch.zeros(())
+    loss = torch.zeros((), device=device)
     if masks:
         loss = output_loss(out, target)
         parts["mask"] = loss.detach()
@@ -277,11 +279,12 @@ def label_efficient_batch(bank: RobotBank, batch_size: int, rng: np.random.Gener
 def label_efficient_loss(net, batch: dict[str, Any], cycle_weight: float = 1.0,
                          consistency_weight: float = 0.5) -> dict[str, torch.Tensor]:
     """Supervised (frame 0) + cycle (0 -> t -> 0 through the memory) + consistency (frame t with / without)."""
-    target = torch.from_numpy(batch["targets"])
-    f0 = net.image_features(torch.from_numpy(batch["first"]))
-    ft = net.image_features(torch.from_numpy(batch["later"]))
+    device = module_device(net)
+    target = from_numpy(batch["targets"], device)
+    f0 = net.image_features(from_numpy(batch["first"], device))
+    ft = net.image_features(from_numpy(batch["later"], device))
     sup = output_loss(net.decode(f0), target)
-    forward = net.decode(ft, memory=torch.from_numpy(batch["memory"]))["logits"]
+    forward = net.decode(ft, memory=from_numpy(batch["memory"], device))["logits"]
     back = net.decode(f0, memory=forward)["logits"]
     cycle = mask_loss(back, target)
     alone = net.decode(ft)["logits"]
@@ -369,7 +372,7 @@ def train_robotseg(data_dirs: list[str | Path], out_dir: str | Path, *, config: 
                    zoom_init: str | Path | None = None,
                    zoom_scratch: bool = False, resume: bool = False,
                    max_minutes: float | None = None, threads: int | None = None, progress: bool = True,
-                   command: str | None = None, log=print) -> dict[str, Any]:
+                   device: str = "cpu", command: str | None = None, log=print) -> dict[str, Any]:
     """Train RobotSeg from scratch into ``out_dir`` on :mod:`graspsim.learn.loop` (AdamW, weight decay 0.05,
     warm-up over 10 % of the steps (at most 100) then cosine to 5 %, grad norm clipped at 1); returns the
     metadata. ``init``: a robotseg checkpoint whose weights (and config) start the run instead of random ones
@@ -399,6 +402,8 @@ def train_robotseg(data_dirs: list[str | Path], out_dir: str | Path, *, config: 
     weights, ``init`` only the frozen first pass its validation zooms behind (why: the zoom windows are ~40-240 px
     of the render, so a 256 px input mostly upsamples them; a 128 px input of a wider network sees the same pixels
     for about the same cost).
+    ``device``: where the networks train and validate ("cpu", "cuda", "cuda:N": :mod:`graspsim.learn.device`; a
+    volatile setting, so a run started on a GPU may be resumed on the CPU).
     Raises :class:`~graspsim.data.format.DatasetError` / ValueError for unusable data and
     :class:`~graspsim.runs.RunDirError` for a directory holding another run."""
     from graspsim.learn.loop import LoopConfig, train
@@ -471,7 +476,7 @@ def train_robotseg(data_dirs: list[str | Path], out_dir: str | Path, *, config: 
         settings["gripper_weight"] = float(gripper_weight)
     loop = LoopConfig(epochs=epochs, lr=lr, seed=seed, weight_decay=0.05, grad_clip=1.0,
                       schedule=warmup_cosine(min(100, max(1, epochs * steps_per_epoch // 10))),
-                      max_minutes=max_minutes, threads=threads, progress=progress, name="robotseg")
+                      max_minutes=max_minutes, threads=threads, progress=progress, name="robotseg", device=device)
 
     def build():
         bank = RobotBank(data_dirs, "train", cfg.image_size, label_efficient, keep_full=gripper_zoom > 0 or zoom_only)
@@ -538,9 +543,11 @@ def _stack(cfg: RobotSegConfig, settings: dict, loop, bank: RobotBank, val_views
     zoom_only, gripper_weight = bool(settings.get("zoom_only")), float(settings.get("gripper_weight", 0.0))
     first_pass = None
     if zoom_only:  # the init, frozen: the first pass whose gripper windows the validation zooms into
+        from graspsim.learn.device import resolve_device
         from graspsim.policies.robotseg.predictor import load_net
 
         first_pass, _ = load_net(settings["init"])
+        first_pass.to(resolve_device(loop.device))  # the loop moves `net`; this one is the stack's own
     windows, empty_windows = None, None
     if settings.get("first_pass_crops"):
         windows = first_pass_windows(first_pass, bank, labelled)
@@ -589,7 +596,7 @@ def _stack(cfg: RobotSegConfig, settings: dict, loop, bank: RobotBank, val_views
 
     return Stack(model=net, sampler=RunStream(settings["steps_per_epoch"], loop.seed, draw), step=step,
                  validate=lambda: (validate(first_pass, val_views, zoom_net=net) if zoom_only
-                                   else validate(net, val_views, gripper_zoom=zoom > 0)), save=save)
+                                   else validate(net, val_views, gripper_zoom=zoom > 0)), save=save, devices=True)
 
 
 def ship_checkpoint(src: str | Path, dst: str | Path | None = None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
