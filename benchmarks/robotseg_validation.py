@@ -6,7 +6,8 @@ inference setting is adopted on these figures instead:
 * ``video_memory`` / ``video_alone``: whole-robot J&F on the held-out videos of the ``--videos`` datasets, each
   video segmented in order with the previous frame's masks as memory (gated by the predicted IoU where the
   checkpoint's IoU head was trained; ``video_memory_ungated`` then says what the memory gives without the gate),
-  and the same frames one by one;
+  and the same frames one by one; ``video_memory_parts`` / ``video_alone_parts`` / ...: the same runs' arm, gripper
+  and whole J&F (``--memory-parts``: the parts the memory may serve, instead of the checkpoint's);
 * ``view_whole_jf`` / ``view_arm_jf`` / ``view_gripper_j``: automatic-prompt whole and arm J&F and gripper J on
   up to ``--views`` held-out views of the ``--data`` datasets (evenly spread, as the training's own per-epoch
   validation picks them).
@@ -15,7 +16,8 @@ Usage::
 
     python benchmarks/robotseg_validation.py --model DIR --data D [--data D ...] --videos V [--videos V ...] \\
         [--views 200] [--threads 2] [--zoom-fallback T] [--zoom-presence T] [--robot-presence T] \\
-        [--prompt auto|1-click|3-click|box] [--prompt-zoom on|off] [--box-margin M|none] [--box-zoom-presence on|off]
+        [--prompt auto|1-click|3-click|box] [--prompt-zoom on|off] [--box-margin M|none] [--box-zoom-presence on|off] \\
+        [--memory-parts all|whole|arm,whole|...]
 
 ``--zoom-fallback T`` / ``--zoom-presence T`` / ``--robot-presence T`` score the views (and, the robot presence, the
 videos) with that zoom fallback / zoom presence / robot presence logit instead of the checkpoint's own
@@ -55,12 +57,16 @@ def main() -> None:
                              "sides (a number, or none) [default: the predictor's]")
     parser.add_argument("--box-zoom-presence", choices=["on", "off"], default=None,
                         help="the zoom presence gate under a box prompt too [default: the predictor's, off]")
+    parser.add_argument("--memory-parts", default=None,
+                        help="the parts the video memory may serve: all, or a comma-separated list of arm, gripper, "
+                             "whole [default: the checkpoint's]")
     args = parser.parse_args()
     import numpy as np
     import torch
 
     from graspsim.data.reader import held_out_every
     from graspsim.data.robot_views_format import check_robot_videos, read_video
+    from graspsim.policies.robotseg.config import OUTPUTS
     from graspsim.policies.robotseg.evaluate import score_masks
     from graspsim.policies.robotseg.metrics import part_masks
     from graspsim.policies.robotseg.predictor import predictor_for
@@ -73,6 +79,11 @@ def main() -> None:
         predictor.prompt_zoom = args.prompt_zoom == "on"
     if args.box_zoom_presence is not None:
         predictor.box_zoom_presence = args.box_zoom_presence == "on"
+    if args.memory_parts is not None:
+        parts = OUTPUTS if args.memory_parts == "all" else tuple(p.strip() for p in args.memory_parts.split(","))
+        if not set(parts) <= set(OUTPUTS):
+            parser.error(f"--memory-parts takes all or a comma-separated list of {', '.join(OUTPUTS)}")
+        predictor.memory_parts = tuple(p for p in OUTPUTS if p in parts)
     for option in ("zoom_fallback", "zoom_presence", "robot_presence", "box_margin"):
         given = getattr(args, option)
         if given is not None:
@@ -92,13 +103,15 @@ def main() -> None:
         runs.append(("video_memory_ungated", True, False))
     for key, memory, gated in runs:
         predictor.memory_gate = gated
-        per_video = []
+        per_video = []  # (videos, 3) the arm / gripper / whole J&F of each video, its frames' mean
         for path in videos:
             video = read_video(path)
             out = predictor.predict_video(video["rgb"], use_memory=memory)
-            per_video.append(np.mean([score_masks(o.masks, part_masks(seg))["whole"]["JF"]
-                                      for o, seg in zip(out, video["robot_seg"])]))
-        result[key] = round(float(np.mean(per_video)), 4) if videos else None
+            scores = [score_masks(o.masks, part_masks(seg)) for o, seg in zip(out, video["robot_seg"])]
+            per_video.append([np.mean([s[part]["JF"] for s in scores]) for part in OUTPUTS])
+        mean = np.mean(per_video, axis=0) if videos else None
+        result[key] = round(float(mean[OUTPUTS.index("whole")]), 4) if videos else None
+        result[key + "_parts"] = ({part: round(float(v), 5) for part, v in zip(OUTPUTS, mean)} if videos else None)
     predictor.memory_gate = gate
     # the views: the training's own per-epoch validation (same picks, same scores), on more views
     scores = score_views(predictor, validation_views(args.data, args.views) if args.data else [], args.prompt)

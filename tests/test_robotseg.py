@@ -131,6 +131,37 @@ def test_video_memory_changes_the_second_frame_only():
         no_memory_net.predict(frames[1], memory=with_mem[0].logits)
 
 
+def test_memory_parts_leave_the_other_parts_as_in_image_mode(tmp_path):
+    """``memory_parts=("whole",)``: on a later frame the arm and the gripper are the memoryless decode's, the whole
+    robot the remembered one (no gate) or the one the IoU head rates higher (gate); from the metadata too."""
+    from graspsim.learn.checkpoint import save_weights, write_metadata
+    from graspsim.policies.robotseg.predictor import RobotSegPredictor, predictor_for
+
+    net = _net()
+    frames = np.random.default_rng(2).integers(0, 256, (2, 60, 80, 3), dtype=np.uint8)
+    every = RobotSegPredictor(net).predict_video(frames)
+    whole_only = RobotSegPredictor(net, memory_parts=("whole",))
+    assert whole_only.settings()["memory_parts"] == ["whole"]
+    video = whole_only.predict_video(frames)
+    enc = whole_only.encode(frames[1])
+    alone, remembered = whole_only.decode(enc), whole_only.decode(enc, memory=video[0].logits)
+    assert _changed(alone.image_logits, remembered.image_logits)  # the memory matters on this frame
+    assert np.array_equal(video[1].masks["whole"], remembered.masks["whole"])
+    assert np.array_equal(video[1].masks["whole"], every[1].masks["whole"])
+    for part in ("arm", "gripper"):
+        assert np.array_equal(video[1].masks[part], alone.masks[part])
+    assert np.array_equal(video[1].logits, alone.logits)  # what the next frame remembers: the memoryless decode
+    gated = RobotSegPredictor(net, memory_gate=True, memory_parts=("whole",)).predict_video(frames)
+    chosen = remembered if remembered.iou[2] > alone.iou[2] else alone
+    assert np.array_equal(gated[1].masks["whole"], chosen.masks["whole"])
+    assert np.array_equal(gated[1].masks["gripper"], alone.masks["gripper"])
+    with pytest.raises(ValueError, match="memory_parts: hand not among arm, gripper, whole"):
+        RobotSegPredictor(net, memory_parts=("whole", "hand"))
+    save_weights(tmp_path, net.state_dict())
+    write_metadata(tmp_path, {"config": RobotSegConfig.from_dict(TINY).to_dict(), "memory_parts": ["whole"]})
+    assert predictor_for(tmp_path)[0].memory_parts == ("whole",)
+
+
 def test_an_untrained_refiner_returns_the_coarse_masks_upsampled_and_learns():
     """The refinement head starts at zero (a refined network starts where the coarse one is), gives S x S logits,
     the predictor's masks are read from them, and the loss's gradient reaches the head."""

@@ -170,7 +170,7 @@ def predictor_for(checkpoint: str | Path | None = None) -> tuple["RobotSegPredic
     was trained (metadata ``iou_head``) unless the metadata's ``memory_gate`` says otherwise (a setting chosen on
     validation, e.g. after the memory encoder was trained further); the zoom presence logit is the zoom network's
     own (its metadata ``zoom_presence_logit``: a threshold on that network's logits, gone when another network is
-    attached)."""
+    attached); the parts the video memory serves are the metadata's ``memory_parts`` (all three without one)."""
     from graspsim.policies.robotseg.config import resolve_checkpoint
 
     net, meta = load_net(checkpoint)
@@ -181,7 +181,8 @@ def predictor_for(checkpoint: str | Path | None = None) -> tuple["RobotSegPredic
                              memory_gate=bool(meta.get("memory_gate", meta.get("iou_head"))), zoom_net=zoom_net,
                              zoom_fallback=meta.get("zoom_fallback_logit"),
                              zoom_presence=zoom_meta.get("zoom_presence_logit"),
-                             robot_presence=meta.get("robot_presence_logit")), meta
+                             robot_presence=meta.get("robot_presence_logit"),
+                             memory_parts=tuple(meta.get("memory_parts") or OUTPUTS)), meta
 
 
 class RobotSegPredictor:
@@ -231,13 +232,18 @@ class RobotSegPredictor:
     frame (``--self-memory`` trains on the network's memoryless prediction as memory: the same thing). Only for
     checkpoints whose IoU head was trained (``--iou-loss`` / ``--trainable iou``; metadata ``iou_head``), unless
     their metadata's ``memory_gate`` is false.
+
+    ``memory_parts``: the parts (of arm, gripper, whole) the memory may serve; the others are always taken from the
+    decode alone, so their masks (and the gripper zoom's window) are exactly what the frame gives in image mode.
+    Why: on validation videos the memory helped the whole robot and cost the arm and the gripper a little (rule
+    26, README). From the checkpoint's metadata (``memory_parts``; all three without one).
     """
 
     def __init__(self, net: RobotSegNet, gripper_zoom: bool = False, memory_gate: bool = False,
                  zoom_net: RobotSegNet | None = None, zoom_fallback: float | None = None,
                  zoom_presence: float | None = None, robot_presence: float | None = None,
                  prompt_zoom: bool = True, box_margin: float | None = PROMPT_BOX_MARGIN,
-                 box_zoom_presence: bool = False):
+                 box_zoom_presence: bool = False, memory_parts: tuple[str, ...] = OUTPUTS):
         self.net = net.eval()
         self.size = int(net.image_size)
         self.gripper_zoom = bool(gripper_zoom)
@@ -249,6 +255,10 @@ class RobotSegPredictor:
         self.zoom_presence = None if zoom_presence is None else float(zoom_presence)
         self.robot_presence = None if robot_presence is None else float(robot_presence)
         self.box_zoom_presence = bool(box_zoom_presence)
+        unknown = sorted(set(memory_parts) - set(OUTPUTS))
+        if unknown:
+            raise ValueError(f"memory_parts: {', '.join(unknown)} not among {', '.join(OUTPUTS)}")
+        self.memory_parts = tuple(p for p in OUTPUTS if p in memory_parts)
         self._zoom = self if zoom_net is None else RobotSegPredictor(zoom_net)
 
     def settings(self) -> dict[str, Any]:
@@ -257,6 +267,7 @@ class RobotSegPredictor:
                 "zoom_fallback": self.zoom_fallback, "zoom_presence": self.zoom_presence,
                 "box_zoom_presence": self.box_zoom_presence,
                 "robot_presence": self.robot_presence, "memory_gate": self.memory_gate,
+                "memory_parts": list(self.memory_parts),
                 "prompt_zoom": self.gripper_zoom and self.prompt_zoom,
                 "box_margin": self.box_margin if (self.gripper_zoom and self.prompt_zoom) else None}
 
@@ -298,10 +309,13 @@ class RobotSegPredictor:
 
     def gated(self, encoded, prompt: MaskPrompt | None, memory: np.ndarray) -> RobotMasks:
         """The class docstring's memory gate: per part the decode (alone / with ``memory``) whose predicted IoU is
-        higher; ``logits`` are those decoded alone, ``iou`` the chosen decodes'."""
+        higher (without the gate: the remembered one), of the ``memory_parts`` only; ``logits`` are those decoded
+        alone, ``iou`` the chosen decodes'."""
         alone = self.decode(encoded, prompt)
         remembered = self.decode(encoded, prompt, memory)
-        take = remembered.iou > alone.iou
+        take = np.array([part in self.memory_parts for part in OUTPUTS])
+        if self.memory_gate:
+            take &= remembered.iou > alone.iou
         masks = {part: (remembered if take[i] else alone).masks[part] for i, part in enumerate(OUTPUTS)}
         image_logits = np.stack([(remembered if take[i] else alone).image_logits[i] for i in range(len(OUTPUTS))])
         return RobotMasks(masks, alone.logits, np.where(take, remembered.iou, alone.iou).astype(np.float32),
@@ -314,7 +328,8 @@ class RobotSegPredictor:
         the next frame takes stays the first pass's). ``encoded``: :meth:`encode`'s output for ``rgb``, when
         already at hand (several prompts on one picture)."""
         encoded = self.encode(rgb) if encoded is None else encoded
-        out = (self.gated(encoded, prompt, memory) if (self.memory_gate and memory is not None)
+        some_parts = len(self.memory_parts) < len(OUTPUTS)
+        out = (self.gated(encoded, prompt, memory) if (memory is not None and (self.memory_gate or some_parts))
                else self.decode(encoded, prompt, memory))
         if (prompt is None and self.robot_presence is not None
                 and out.image_logits[OUTPUTS.index("whole")].max() < self.robot_presence):
