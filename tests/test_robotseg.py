@@ -131,6 +131,9 @@ def test_video_memory_changes_the_second_frame_only():
         no_memory_net.predict(frames[1], memory=with_mem[0].logits)
 
 
+OUTPUT_NAMES = ("arm", "gripper", "whole")
+
+
 def test_memory_parts_leave_the_other_parts_as_in_image_mode(tmp_path):
     """``memory_parts=("whole",)``: on a later frame the arm and the gripper are the memoryless decode's, the whole
     robot the remembered one (no gate) or the one the IoU head rates higher (gate); from the metadata too."""
@@ -155,6 +158,16 @@ def test_memory_parts_leave_the_other_parts_as_in_image_mode(tmp_path):
     chosen = remembered if remembered.iou[2] > alone.iou[2] else alone
     assert np.array_equal(gated[1].masks["whole"], chosen.masks["whole"])
     assert np.array_equal(gated[1].masks["gripper"], alone.masks["gripper"])
+    # the robot presence gate judges each part by the decode it came from: a threshold between the two decodes'
+    # largest whole-robot logits empties exactly the parts of the lower one (the other parts stay as in image mode)
+    low, high = sorted([alone.image_logits[2].max(), remembered.image_logits[2].max()])
+    assert high > low and all(d.masks[p].any() for d in (alone, remembered) for p in OUTPUT_NAMES)  # not vacuous
+    gate = RobotSegPredictor(net, memory_parts=("whole",), robot_presence=float(low + high) / 2)
+    frame1 = gate.predict(frames[1], memory=video[0].logits)
+    whole_kept = remembered.image_logits[2].max() > low
+    assert frame1.masks["whole"].any() == (whole_kept and remembered.masks["whole"].any())
+    for part in ("arm", "gripper"):
+        assert not frame1.masks[part].any() if whole_kept else np.array_equal(frame1.masks[part], alone.masks[part])
     with pytest.raises(ValueError, match="memory_parts: hand not among arm, gripper, whole"):
         RobotSegPredictor(net, memory_parts=("whole", "hand"))
     save_weights(tmp_path, net.state_dict())

@@ -43,12 +43,15 @@ def letterbox(image: np.ndarray, size: int, interpolation: str = "linear") -> tu
 class RobotMasks:
     """``masks``: part (``arm``, ``gripper``, ``whole``) -> (H, W) bool; ``logits`` (3, S/4, S/4) float32 (the
     memory the next video frame takes); ``iou`` (3,) the decoder's predicted IoU per part; ``image_logits``
-    (3, H, W) float32 the logits the masks are thresholded from (at 0), None where not kept."""
+    (3, H, W) float32 the logits the masks are thresholded from (at 0), None where not kept; ``robot_logit`` (3,)
+    per part the largest whole-robot logit of the decode that part was taken from (what the robot presence gate
+    reads; the three are equal unless the video memory served some parts only)."""
 
     masks: dict[str, np.ndarray]
     logits: np.ndarray
     iou: np.ndarray
     image_logits: np.ndarray | None = None
+    robot_logit: np.ndarray | None = None
 
 
 def load_net(checkpoint: str | Path | None = None) -> tuple[RobotSegNet, dict[str, Any]]:
@@ -222,7 +225,9 @@ class RobotSegPredictor:
     Why: a robot out of view (the KUKA starting upright above the scene camera, an arm returned between attempts)
     is a frame where any marked pixel is wrong (J = 0 against an empty truth, and product pixels lost to the pick
     loop's exclusion), and the network marks a few dozen faint pixels there while even a sliver of a visible robot
-    reaches a far higher logit. The memory the next frame takes is unchanged (the network's own logits). From the
+    reaches a far higher logit. The memory the next frame takes is unchanged (the network's own logits). With a
+    memory that serves some parts only (``memory_parts``), each part is judged by the decode it was taken from
+    (:attr:`RobotMasks.robot_logit`), so a part the memory does not serve is exactly its image-mode mask. From the
     checkpoint's metadata (``robot_presence_logit``, :func:`predictor_for`).
 
     ``memory_gate``: with a memory, the frame is decoded twice from one encoding, alone and with the memory, and
@@ -304,8 +309,10 @@ class RobotSegPredictor:
         nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
         image_logits = F.interpolate(full[:, :, :nh, :nw], size=(h, w), mode="bilinear", align_corners=False)[0].cpu()
         masks = {part: (image_logits[i] > 0).numpy() for i, part in enumerate(OUTPUTS)}
+        image_logits = image_logits.numpy()
+        robot = np.full(len(OUTPUTS), image_logits[OUTPUTS.index("whole")].max(), dtype=np.float32)
         return RobotMasks(masks, logits[0].cpu().numpy().astype(np.float32), out["iou"][0].cpu().numpy(),
-                          image_logits.numpy())
+                          image_logits, robot)
 
     def gated(self, encoded, prompt: MaskPrompt | None, memory: np.ndarray) -> RobotMasks:
         """The class docstring's memory gate: per part the decode (alone / with ``memory``) whose predicted IoU is
@@ -319,7 +326,7 @@ class RobotSegPredictor:
         masks = {part: (remembered if take[i] else alone).masks[part] for i, part in enumerate(OUTPUTS)}
         image_logits = np.stack([(remembered if take[i] else alone).image_logits[i] for i in range(len(OUTPUTS))])
         return RobotMasks(masks, alone.logits, np.where(take, remembered.iou, alone.iou).astype(np.float32),
-                          image_logits)
+                          image_logits, np.where(take, remembered.robot_logit, alone.robot_logit))
 
     def predict(self, rgb: np.ndarray, prompt: MaskPrompt | None = None,
                 memory: np.ndarray | None = None, encoded=None) -> RobotMasks:
@@ -331,10 +338,11 @@ class RobotSegPredictor:
         some_parts = len(self.memory_parts) < len(OUTPUTS)
         out = (self.gated(encoded, prompt, memory) if (memory is not None and (self.memory_gate or some_parts))
                else self.decode(encoded, prompt, memory))
-        if (prompt is None and self.robot_presence is not None
-                and out.image_logits[OUTPUTS.index("whole")].max() < self.robot_presence):
-            out.masks = {part: np.zeros_like(mask) for part, mask in out.masks.items()}
-            return out
+        if prompt is None and self.robot_presence is not None:  # per part: the decode it came from says
+            absent = [part for i, part in enumerate(OUTPUTS) if out.robot_logit[i] < self.robot_presence]
+            out.masks = {part: np.zeros_like(m) if part in absent else m for part, m in out.masks.items()}
+            if "gripper" in absent:
+                return out
         if self.gripper_zoom and prompt is None:
             window = zoom_window(out.masks["gripper"])
             if window is None and self.zoom_fallback is not None:  # a gripper too faint to pass 0: let the zoom see
