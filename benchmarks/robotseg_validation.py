@@ -69,7 +69,7 @@ def main() -> None:
     from graspsim.policies.robotseg.config import OUTPUTS
     from graspsim.policies.robotseg.evaluate import score_masks
     from graspsim.policies.robotseg.metrics import part_masks
-    from graspsim.policies.robotseg.predictor import predictor_for
+    from graspsim.policies.robotseg.predictor import memory_parts_of, predictor_for
     from graspsim.policies.robotseg.train import score_views, validation_views
 
     torch.set_num_threads(args.threads)
@@ -81,9 +81,10 @@ def main() -> None:
         predictor.box_zoom_presence = args.box_zoom_presence == "on"
     if args.memory_parts is not None:
         parts = OUTPUTS if args.memory_parts == "all" else tuple(p.strip() for p in args.memory_parts.split(","))
-        if not set(parts) <= set(OUTPUTS):
+        try:
+            predictor.memory_parts = memory_parts_of(parts)
+        except ValueError:
             parser.error(f"--memory-parts takes all or a comma-separated list of {', '.join(OUTPUTS)}")
-        predictor.memory_parts = tuple(p for p in OUTPUTS if p in parts)
     for option in ("zoom_fallback", "zoom_presence", "robot_presence", "box_margin"):
         given = getattr(args, option)
         if given is not None:

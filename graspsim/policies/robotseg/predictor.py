@@ -188,6 +188,15 @@ def predictor_for(checkpoint: str | Path | None = None) -> tuple["RobotSegPredic
                              memory_parts=tuple(meta.get("memory_parts") or OUTPUTS)), meta
 
 
+def memory_parts_of(parts) -> tuple[str, ...]:
+    """The parts the video memory may serve (:class:`RobotSegPredictor`'s ``memory_parts``), in :data:`OUTPUTS`
+    order; ValueError naming any that is not arm, gripper or whole."""
+    unknown = sorted(set(parts) - set(OUTPUTS))
+    if unknown:
+        raise ValueError(f"memory_parts: {', '.join(unknown)} not among {', '.join(OUTPUTS)}")
+    return tuple(p for p in OUTPUTS if p in parts)
+
+
 class RobotSegPredictor:
     """Robot masks of one image (:meth:`predict`) or a video (:meth:`predict_video`) with a :class:`RobotSegNet`.
 
@@ -260,10 +269,7 @@ class RobotSegPredictor:
         self.zoom_presence = None if zoom_presence is None else float(zoom_presence)
         self.robot_presence = None if robot_presence is None else float(robot_presence)
         self.box_zoom_presence = bool(box_zoom_presence)
-        unknown = sorted(set(memory_parts) - set(OUTPUTS))
-        if unknown:
-            raise ValueError(f"memory_parts: {', '.join(unknown)} not among {', '.join(OUTPUTS)}")
-        self.memory_parts = tuple(p for p in OUTPUTS if p in memory_parts)
+        self.memory_parts = memory_parts_of(memory_parts)
         self._zoom = self if zoom_net is None else RobotSegPredictor(zoom_net)
 
     def settings(self) -> dict[str, Any]:
