@@ -10,14 +10,19 @@ inference setting is adopted on these figures instead:
   and whole J&F (``--memory-parts``: the parts the memory may serve, instead of the checkpoint's);
 * ``view_whole_jf`` / ``view_arm_jf`` / ``view_gripper_j``: automatic-prompt whole and arm J&F and gripper J on
   up to ``--views`` held-out views of the ``--data`` datasets (evenly spread, as the training's own per-epoch
-  validation picks them).
+  validation picks them);
+* ``--true-window``: also ``view_gripper_j_true_window``, the gripper J when the zoom pass is given the window of
+  the *true* gripper (:func:`~graspsim.policies.robotseg.predictor.zoom_window` of the truth, no presence gate) and
+  no gripper is marked where none is visible: what the zoom network reaches when it is told where to look, the
+  ceiling of any better window or gate; with ``view_gripper_j_by_embodiment`` (automatic and true window, per
+  robot).
 
 Usage::
 
     python benchmarks/robotseg_validation.py --model DIR --data D [--data D ...] --videos V [--videos V ...] \\
         [--views 200] [--threads 2] [--zoom-fallback T] [--zoom-presence T] [--robot-presence T] \\
         [--prompt auto|1-click|3-click|box] [--prompt-zoom on|off] [--box-margin M|none] [--box-zoom-presence on|off] \\
-        [--memory-parts all|whole|arm,whole|...]
+        [--memory-parts all|whole|arm,whole|...] [--true-window]
 
 ``--zoom-fallback T`` / ``--zoom-presence T`` / ``--robot-presence T`` score the views (and, the robot presence, the
 videos) with that zoom fallback / zoom presence / robot presence logit instead of the checkpoint's own
@@ -60,7 +65,11 @@ def main() -> None:
     parser.add_argument("--memory-parts", default=None,
                         help="the parts the video memory may serve: all, or a comma-separated list of arm, gripper, "
                              "whole [default: the checkpoint's]")
+    parser.add_argument("--true-window", action="store_true",
+                        help="also score the zoom pass in the true gripper's window (automatic views only)")
     args = parser.parse_args()
+    if args.true_window and args.prompt != "auto":
+        parser.error("--true-window scores the automatic prompt's views; leave --prompt auto")
     import numpy as np
     import torch
 
@@ -68,8 +77,8 @@ def main() -> None:
     from graspsim.data.robot_views_format import check_robot_videos, read_video
     from graspsim.policies.robotseg.config import OUTPUTS
     from graspsim.policies.robotseg.evaluate import score_masks
-    from graspsim.policies.robotseg.metrics import part_masks
-    from graspsim.policies.robotseg.predictor import memory_parts_of, predictor_for
+    from graspsim.policies.robotseg.metrics import part_masks, region_j
+    from graspsim.policies.robotseg.predictor import memory_parts_of, predictor_for, zoom_window
     from graspsim.policies.robotseg.train import score_views, validation_views
 
     torch.set_num_threads(args.threads)
@@ -115,11 +124,29 @@ def main() -> None:
         result[key + "_parts"] = ({part: round(float(v), 5) for part, v in zip(OUTPUTS, mean)} if videos else None)
     predictor.memory_gate = gate
     # the views: the training's own per-epoch validation (same picks, same scores), on more views
-    scores = score_views(predictor, validation_views(args.data, args.views) if args.data else [], args.prompt)
+    views = validation_views(args.data, args.views) if args.data else []
+    scores = score_views(predictor, views, args.prompt)
     result.update(prompt=args.prompt, views=scores["val_views"],
                   view_whole_jf=None if scores["val_whole_jf"] is None else round(scores["val_whole_jf"], 4),
                   view_arm_jf=None if scores["val_arm_jf"] is None else round(scores["val_arm_jf"], 4),
                   view_gripper_j=None if scores["val_gripper_j"] is None else round(scores["val_gripper_j"], 4))
+    if args.true_window and views and predictor.gripper_zoom:
+        by_robot: dict[str, dict[str, list[float]]] = {}  # embodiment -> {"auto": [J], "true_window": [J]}
+        for view in views:
+            true = part_masks(view["robot_seg"])["gripper"]
+            told = np.zeros_like(true)
+            window = zoom_window(true)
+            if window is not None:  # else nothing is visible and nothing is marked
+                x0, y0, x1, y1 = window
+                told[y0:y1, x0:x1] = predictor.zoomed_gripper(view["rgb"][y0:y1, x0:x1], gate=False)
+            rows = by_robot.setdefault(view["meta"].get("embodiment", "?"), {"auto": [], "true_window": []})
+            rows["auto"].append(region_j(predictor.predict(view["rgb"]).masks["gripper"], true))
+            rows["true_window"].append(region_j(told, true))
+        result["view_gripper_j_true_window"] = round(float(np.mean(
+            [j for rows in by_robot.values() for j in rows["true_window"]])), 4)
+        result["view_gripper_j_by_embodiment"] = {
+            robot: {key: round(float(np.mean(js)), 4) for key, js in rows.items()} | {"views": len(rows["auto"])}
+            for robot, rows in sorted(by_robot.items())}
     print(json.dumps(result))
 
 
