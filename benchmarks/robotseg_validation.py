@@ -83,6 +83,8 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     predictor, _ = predictor_for(args.model)
+    if args.true_window and not predictor.gripper_zoom:
+        parser.error(f"--true-window scores the gripper zoom's pass, and {args.model} has none")
     # each a number or none, over the checkpoint's own setting
     if args.prompt_zoom is not None:
         predictor.prompt_zoom = args.prompt_zoom == "on"
@@ -130,7 +132,7 @@ def main() -> None:
                   view_whole_jf=None if scores["val_whole_jf"] is None else round(scores["val_whole_jf"], 4),
                   view_arm_jf=None if scores["val_arm_jf"] is None else round(scores["val_arm_jf"], 4),
                   view_gripper_j=None if scores["val_gripper_j"] is None else round(scores["val_gripper_j"], 4))
-    if args.true_window and views and predictor.gripper_zoom:
+    if args.true_window and views:  # per view and robot, so the automatic pass runs again beside score_views'
         by_robot: dict[str, dict[str, list[float]]] = {}  # embodiment -> {"auto": [J], "true_window": [J]}
         for view in views:
             true = part_masks(view["robot_seg"])["gripper"]
